@@ -1,0 +1,143 @@
+"""The Agent protocol and the vectorised helpers agents share.
+
+An agent needs ``act(obs)``; ``update(feedback)`` (online learning), ``retrain(log)``
+(batch learning on the platform's schedule) and ``state_dict``/``load_state_dict``
+(checkpoints) are optional. Every agent declares its scenario keys as a nested pydantic
+``Params`` model and is built as ``cls(params, ctx)`` with the world context.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from simlab.batch import Feedback, Log, Observation, Slates
+from simlab.rng import Stream
+from simlab.scenario import ParamsModel
+
+__all__ = ["Agent", "NoParams", "top_k", "random_slates", "ItemCounts"]
+
+
+class NoParams(ParamsModel):
+    """An agent without scenario keys."""
+
+
+class Agent:
+    """Base class of recommender agents.
+
+    Args:
+        params: the agent's validated ``Params``.
+        ctx: the world context (seed, sizes). Agents draw randomness through
+            ``simlab.rng`` streams named ``agent/<something>``.
+    """
+
+    # required in every subclass
+    Params: ClassVar[type[ParamsModel]] = NoParams
+    # optional
+    privileged: ClassVar[bool] = False
+    """True only for agents that read latent truth (the oracle); marked in outputs."""
+
+    def __init__(self, params: ParamsModel, ctx: Any) -> None:
+        self.params = params
+        self.ctx = ctx
+        self.seed = int(ctx.seed)
+
+    def act(self, obs: Observation) -> Slates:
+        """Return ``obs.slate_size`` distinct candidate items per served user."""
+        raise NotImplementedError(f"{type(self).__name__} must implement act()")
+
+    def update(self, feedback: Feedback) -> None:
+        """Learn online from one step of feedback (default: nothing)."""
+
+    def retrain(self, log: Log) -> None:
+        """Retrain on the platform's log window (default: nothing)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Learned state as plain data/arrays (default: empty)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (default: nothing to restore)."""
+
+
+def top_k(scores: np.ndarray, candidates: np.ndarray, k: int, shared: bool) -> np.ndarray:
+    """The ``k`` highest-scored candidates per user, best first.
+
+    Args:
+        scores: ``(C,)`` when ``shared`` (one score per candidate, same for all users) or
+            ``(B, C)``.
+        candidates: ``(B, C)`` candidate item ids.
+        k: slate size.
+        shared: whether every row of ``candidates`` is the same.
+
+    Returns:
+        ``(B, k)`` item ids.
+    """
+    if shared:
+        s = scores if scores.ndim == 1 else scores[0]
+        best = np.argsort(-s, kind="stable")[:k]
+        return np.broadcast_to(candidates[0, best], (candidates.shape[0], k))
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    idx = np.take_along_axis(part, order, axis=1)
+    return np.take_along_axis(candidates, idx, axis=1)
+
+
+def random_slates(stream: Stream, obs: Observation, rows: np.ndarray | None = None) -> np.ndarray:
+    """``(B, K)`` uniformly random distinct candidates per user (Floyd's sampling).
+
+    Draws are keyed by (user id, step), so a user's slate does not depend on who else is
+    served. The loop runs over the K slate positions, vectorised over users.
+    """
+    user_ids = obs.user_ids if rows is None else obs.user_ids[rows]
+    cands = obs.candidates if rows is None else obs.candidates[rows]
+    b, c = cands.shape
+    k = obs.slate_size
+    u = stream.uniform(user_ids, obs.step, size=2 * k)
+    chosen = np.empty((b, k), np.int64)
+    for n, j in enumerate(range(c - k, c)):
+        t = np.minimum(np.floor(u[:, n] * (j + 1)).astype(np.int64), j)
+        seen = (chosen[:, :n] == t[:, None]).any(axis=1)
+        chosen[:, n] = np.where(seen, j, t)
+    # Floyd's algorithm gives a uniform set; shuffle its order with the other k draws
+    order = np.argsort(u[:, k:], axis=1)
+    chosen = np.take_along_axis(chosen, order, axis=1)
+    return np.take_along_axis(cands, chosen, axis=1)
+
+
+class ItemCounts:
+    """Per-item counters indexed by item id, growing as new ids appear."""
+
+    def __init__(self, num_fields: int = 1) -> None:
+        self.values = np.zeros((num_fields, 1024), np.float64)
+
+    def _grow(self, max_id: int) -> None:
+        if max_id >= self.values.shape[1]:
+            size = max(max_id + 1, 2 * self.values.shape[1])
+            grown = np.zeros((self.values.shape[0], size), np.float64)
+            grown[:, : self.values.shape[1]] = self.values
+            self.values = grown
+
+    def add(self, field: int, item_ids: np.ndarray, weights: np.ndarray | None = None) -> None:
+        """Add ``weights`` (default 1) to ``field`` of each item id (repeats accumulate)."""
+        item_ids = np.asarray(item_ids).ravel()
+        if item_ids.size == 0:
+            return
+        self._grow(int(item_ids.max()))
+        w = None if weights is None else np.asarray(weights, np.float64).ravel()
+        self.values[field] += np.bincount(item_ids, weights=w, minlength=self.values.shape[1])[
+            : self.values.shape[1]
+        ]
+
+    def get(self, field: int, item_ids: np.ndarray) -> np.ndarray:
+        """Values of ``field`` for ``item_ids`` (0 for ids never counted)."""
+        item_ids = np.asarray(item_ids)
+        if item_ids.size:
+            self._grow(int(item_ids.max()))
+        return self.values[field][item_ids]
+
+    def clear(self) -> None:
+        """Reset every counter to 0."""
+        self.values[:] = 0

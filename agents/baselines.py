@@ -1,0 +1,115 @@
+"""Baseline agents: random, popularity (retrained from logs) and the oracle (upper bound)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from simlab.batch import Log, Observation, Slates, lookup_sorted
+from simlab.rng import Stream
+from simlab.scenario import ParamsModel
+
+from .base import Agent, random_slates, top_k
+
+__all__ = ["RandomAgent", "PopularityAgent", "OracleAgent"]
+
+
+class RandomAgent(Agent):
+    """Uniformly random distinct candidates for every user: the no-feedback-loop baseline."""
+
+    def __init__(self, params: ParamsModel, ctx: Any) -> None:
+        super().__init__(params, ctx)
+        self._stream = Stream(self.seed, "agent/random")
+
+    def act(self, obs: Observation) -> Slates:
+        """Random slates keyed by (user, step)."""
+        return Slates(obs.user_ids, random_slates(self._stream, obs))
+
+
+class PopularityAgent(Agent):
+    """Most-clicked items of the log window, retrained on the platform's schedule.
+
+    Until the first retrain every item scores 0 and the order is a per-step random
+    tie-break (shared by all users); the tie-break also orders items with equal counts.
+    """
+
+    class Params(ParamsModel):
+        """Scenario keys of the popularity agent."""
+
+        signal: Literal["clicks", "impressions", "engagement"] = Field(
+            "clicks",
+            description="What counts as popularity: clicks, impressions or engagement.",
+        )
+
+    def __init__(self, params: Params, ctx: Any) -> None:
+        super().__init__(params, ctx)
+        self._ids = np.zeros(0, np.int64)
+        self._counts = np.zeros(0, np.float64)
+        self._tiebreak = Stream(self.seed, "agent/popularity/tiebreak")
+
+    def retrain(self, log: Log) -> None:
+        """Count the chosen signal per item over the log window."""
+        sig = self.params.signal
+        if sig == "impressions":
+            ids = log.slates.ravel()
+            w = None
+        else:
+            clicked = log.clicked_pos >= 0
+            ids = log.clicked_items[clicked]
+            w = log.engagement[clicked] if sig == "engagement" else None
+        self._ids, inv = np.unique(ids, return_inverse=True)
+        self._counts = np.bincount(inv, weights=w, minlength=self._ids.shape[0]).astype(float)
+
+    def scores(self, item_ids: np.ndarray, step: int) -> np.ndarray:
+        """Popularity of ``item_ids`` plus a tie-break in [0, 0.5)."""
+        pos, known = lookup_sorted(self._ids, item_ids)
+        counts = np.where(known, self._counts[pos] if self._ids.size else 0.0, 0.0)
+        if self.params.signal != "engagement":
+            return counts + 0.5 * self._tiebreak.uniform(item_ids, step)
+        return counts + 1e-6 * self._tiebreak.uniform(item_ids, step)
+
+    def act(self, obs: Observation) -> Slates:
+        """Top items by popularity among each user's candidates."""
+        if obs.shared_candidates:
+            s = self.scores(obs.candidates[0], obs.step)
+        else:
+            s = self.scores(obs.candidates, obs.step)
+        return Slates(obs.user_ids, top_k(s, obs.candidates, obs.slate_size, obs.shared_candidates))
+
+    def state_dict(self) -> dict[str, Any]:
+        """Item ids and their counts."""
+        return {"ids": self._ids.copy(), "counts": self._counts.copy()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore item ids and counts."""
+        self._ids = np.asarray(state["ids"], np.int64)
+        self._counts = np.asarray(state["counts"], np.float64)
+
+
+class OracleAgent(Agent):
+    """PRIVILEGED upper bound: ranks candidates by each user's true expected utility.
+
+    It reads latent truth through the world's explicit ``Truth`` hook, which no other
+    agent receives. Its slates maximise each step's click probability under the logit
+    choice model (best item on top, where position bias is smallest); it is a myopic
+    upper bound for click-through rate, not a deployable recommender.
+    """
+
+    privileged = True
+
+    def __init__(self, params: ParamsModel, ctx: Any) -> None:
+        super().__init__(params, ctx)
+        self._truth = None
+
+    def bind_truth(self, truth: Any) -> None:
+        """Receive the privileged truth hook from the world."""
+        self._truth = truth
+
+    def act(self, obs: Observation) -> Slates:
+        """Top candidates by true utility."""
+        if self._truth is None:
+            raise RuntimeError("OracleAgent needs the world's truth hook (bind_truth)")
+        u = self._truth.utility(obs.step, obs.user_ids, obs.candidates)
+        return Slates(obs.user_ids, top_k(u, obs.candidates, obs.slate_size, shared=False))

@@ -1,0 +1,163 @@
+"""The platform: candidate retrieval, re-ranking, logging and the retrain schedule.
+
+Retrieval gives every served user either all live items (``max_candidates: 0`` or a small
+catalog; the candidate matrix is then a zero-copy broadcast view) or a cheap pre-selection:
+a per-step random permutation of the live items from which each user reads a window of
+``max_candidates`` consecutive entries at a personal random offset (distinct items, O(B*C)).
+
+The platform logs impressions and responses for ``log_window`` steps and keeps each user's
+recent clicks (the observation's history). Every ``retrain_every`` steps it snapshots the
+log; the agent is retrained on that snapshot and the new model serves from ``deploy_lag``
+steps later (the retrain call itself happens just before that step's ``act``, with the
+stale log, which is equivalent and keeps one model in memory).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from simlab.batch import PAD, Catalog, Feedback, Log, Observation, Slates
+from simlab.errors import AgentContractError
+from simlab.rng import Stream
+from simlab.scenario import PlatformSection
+from simlab.world import WorldContext
+
+__all__ = ["Platform"]
+
+
+class Platform:
+    """Serving, logging and retrain scheduling for one world.
+
+    Args:
+        section: the scenario's ``platform`` section.
+        ctx: the world context (``num_users`` set).
+        rerankers: built re-ranker instances, applied in order.
+    """
+
+    def __init__(self, section: PlatformSection, ctx: WorldContext, rerankers: list[Any]) -> None:
+        self.section = section
+        self.ctx = ctx
+        self.rerankers = rerankers
+        self.knows_source = section.knows_source
+        n, h = ctx.num_users, section.history_length
+        self._history = np.full((n, h), PAD, np.int64)
+        self._num_clicks = np.zeros(n, np.int64)
+        self._log: deque[tuple[Feedback, np.ndarray, np.ndarray]] = deque(maxlen=section.log_window)
+        self._pending: list[tuple[int, Log]] = []
+        self._perm = Stream(ctx.seed, "platform/retrieval_perm")
+        self._offset = Stream(ctx.seed, "platform/retrieval_offset")
+
+    # ---------------------------------------------------------------- serving
+    def depth(self, num_candidates: int) -> int:
+        """How many items the agent ranks: K, or the re-rank depth when re-rankers are on."""
+        k = self.section.slate_size
+        if not self.rerankers:
+            return k
+        return min(num_candidates, self.section.rerank_depth or 3 * k)
+
+    def candidates(self, t: int, user_ids: np.ndarray, catalog: Catalog) -> tuple[np.ndarray, bool]:
+        """``(B, C)`` candidate item ids and whether they are shared by every user."""
+        n, c = catalog.num_items, self.section.max_candidates
+        if n < self.section.slate_size:
+            raise AgentContractError(
+                f"step {t}: only {n} live items for slates of {self.section.slate_size}; "
+                "increase content.initial_items or content.items_per_step"
+            )
+        if c == 0 or n <= c:
+            return np.broadcast_to(catalog.item_ids, (user_ids.shape[0], n)), True
+        perm = catalog.item_ids[np.argsort(self._perm.uniform(catalog.item_ids, t))]
+        start = self._offset.integers(user_ids, t, n)
+        return perm[(start[:, None] + np.arange(c)) % n], False
+
+    def observe(
+        self, t: int, user_ids: np.ndarray, catalog: Catalog, user_features: np.ndarray
+    ) -> Observation:
+        """The observation for the users served at step ``t``."""
+        cands, shared = self.candidates(t, user_ids, catalog)
+        return Observation(
+            step=t,
+            user_ids=user_ids,
+            user_features=user_features,
+            history=self.history(user_ids),
+            candidates=cands,
+            catalog=catalog,
+            slate_size=self.depth(cands.shape[1]),
+            shared_candidates=shared,
+        )
+
+    def history(self, user_ids: np.ndarray) -> np.ndarray:
+        """``(B, H)`` most recent clicks first, ``PAD``-padded."""
+        h = self.section.history_length
+        n = self._num_clicks[user_ids][:, None]
+        idx = (n - 1 - np.arange(h)) % h
+        hist = self._history[user_ids[:, None], idx]
+        return np.where(np.arange(h) < n, hist, PAD)
+
+    def rerank(self, obs: Observation, ranked: Slates, catalog: Catalog) -> Slates:
+        """Apply the configured re-rankers and cut to K items."""
+        from simlab.world import _check_slates
+
+        k = self.section.slate_size
+        items = ranked.item_ids
+        for rr in self.rerankers:
+            items = rr.rerank(obs, items)
+        out = Slates(ranked.user_ids, np.ascontiguousarray(items[:, :k]))
+        if self.rerankers:
+            _check_slates(out, obs, k, catalog, "re-rankers")
+        return out
+
+    # ---------------------------------------------------------------- logging
+    def record(self, t: int, feedback: Feedback, catalog: Catalog) -> None:
+        """Log the step, update histories, notify re-rankers, schedule a retrain if due."""
+        shown = np.unique(feedback.slates)
+        feats = catalog.features[catalog.rows(shown)] if shown.size else catalog.features[:0]
+        self._log.append((feedback, shown, feats))
+        clicked = feedback.clicked
+        if clicked.any():
+            who = feedback.user_ids[clicked]
+            slot = self._num_clicks[who] % self.section.history_length
+            self._history[who, slot] = feedback.clicked_items[clicked]
+            self._num_clicks[who] += 1
+        for rr in self.rerankers:
+            rr.update(feedback)
+        if (t + 1) % self.section.retrain_every == 0:
+            self._pending.append((t + self.section.deploy_lag, self.log()))
+
+    def log(self) -> Log:
+        """The log window as one :class:`~simlab.batch.Log`."""
+        if not self._log:
+            k = self.section.slate_size
+            return Log(
+                step=np.zeros(0, np.int64),
+                user_ids=np.zeros(0, np.int64),
+                slates=np.zeros((0, k), np.int64),
+                clicked_pos=np.zeros(0, np.int64),
+                engagement=np.zeros(0, np.float32),
+                feature_ids=np.zeros(0, np.int64),
+                features=np.zeros((0, self.ctx.dim), np.float32),
+            )
+        fbs = [f for f, _, _ in self._log]
+        ids = np.concatenate([s for _, s, _ in self._log])
+        feats = np.concatenate([x for _, _, x in self._log])
+        # keep the most recent features of each item (the last occurrence)
+        rev_ids = ids[::-1]
+        uniq, first = np.unique(rev_ids, return_index=True)
+        return Log(
+            step=np.concatenate([np.full(f.user_ids.shape[0], f.step, np.int64) for f in fbs]),
+            user_ids=np.concatenate([f.user_ids for f in fbs]),
+            slates=np.concatenate([f.slates for f in fbs]),
+            clicked_pos=np.concatenate([f.clicked_pos for f in fbs]),
+            engagement=np.concatenate([f.engagement for f in fbs]),
+            feature_ids=uniq,
+            features=feats[::-1][first],
+        )
+
+    def deploy_due(self, t: int, agent: Any) -> None:
+        """Retrain ``agent`` on every log snapshot whose model is due to serve at step ``t``."""
+        due = [log for at, log in self._pending if at <= t]
+        self._pending = [(at, log) for at, log in self._pending if at > t]
+        for log in due:
+            agent.retrain(log)

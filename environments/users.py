@@ -1,0 +1,198 @@
+"""User populations: latent interests, slate choice, drift, fatigue, return and churn.
+
+:class:`LogitUserPopulation` is the reference model. Each user has a unit latent interest
+vector drawn as a mixture of topic centres. The utility of item ``i`` for user ``u`` is
+
+    U_ui = interest_weight * <x_u, e_i> + quality_weight * q_i
+           - fatigue_weight * F_u[topic_i] + source_preference * [i is AIGC]
+
+where ``e_i`` is the item's latent embedding and ``q_i`` its latent quality. A served user
+picks among the ``K`` slate items and a no-click option by multinomial logit with position
+bias (logit of slot ``k`` is ``U_ui / temperature - position_bias * log2(1 + k)``, the
+no-click option has ``no_click_utility / temperature``), sampled with Gumbel-max draws keyed
+by (user, step). The engagement of a click is ``sigmoid(U - no_click_utility + noise)``.
+
+After responding, interests drift toward the consumed item's embedding
+(``x <- normalize(x + drift_rate * (e - x))``; ``drift_rate = 0`` leaves them untouched),
+fatigue decays and grows with the topics shown, satisfaction is an exponential moving
+average of engagement, and a user whose satisfaction stays below ``churn_threshold`` for
+``churn_patience`` visits leaves for good. Each step a user who has not churned returns
+with a personal probability around ``return_prob``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+
+from simlab.batch import Feedback
+from simlab.rng import Stream
+from simlab.scenario import ParamsModel
+from simlab.world import WorldContext
+
+from .common import normalize_rows, topic_centres
+
+__all__ = ["LogitUserPopulation"]
+
+
+class LogitUserPopulation:
+    """Multinomial-logit users with drift, fatigue, return and churn (see module docstring).
+
+    Args:
+        params: :class:`LogitUserPopulation.Params`.
+        ctx: the world context.
+    """
+
+    class Params(ParamsModel):
+        """Scenario keys of the ``logit`` user model."""
+
+        num_users: int = Field(2000, gt=0, description="Population size.")
+        topic_concentration: float = Field(
+            3.0, ge=0, description="How peaked each user's topic mixture is (0 = uniform)."
+        )
+        feature_noise: float = Field(
+            0.5, ge=0, description="Noise on the observable user features (signup profile)."
+        )
+        return_prob: float = Field(0.8, gt=0, le=1, description="Mean per-step return probability.")
+        return_spread: float = Field(
+            0.2, ge=0, le=1, description="Spread of personal return probabilities around the mean."
+        )
+        interest_weight: float = Field(4.0, ge=0, description="Weight of interest match in utility.")
+        quality_weight: float = Field(1.0, ge=0, description="Weight of latent quality in utility.")
+        no_click_utility: float = Field(3.0, description="Utility of not clicking.")
+        temperature: float = Field(1.0, gt=0, description="Logit temperature of the choice.")
+        position_bias: float = Field(
+            0.3, ge=0, description="Logit penalty per log2(1 + slot) down the slate."
+        )
+        drift_rate: float = Field(
+            0.0, ge=0, le=1, description="Step of interests toward consumed items (0 = static)."
+        )
+        fatigue_weight: float = Field(
+            0.0, ge=0, description="Utility lost per unit of fatigue of a topic."
+        )
+        fatigue_decay: float = Field(0.8, ge=0, lt=1, description="Per-step decay of fatigue.")
+        source_preference: float = Field(
+            0.0, description="Utility added to AIGC items (0 = neutral)."
+        )
+        satisfaction_rate: float = Field(
+            0.2, gt=0, le=1, description="EMA rate of satisfaction from engagement."
+        )
+        churn_threshold: float = Field(
+            0.0, ge=0, le=1, description="Satisfaction below which a visit counts as poor (0 = never)."
+        )
+        churn_patience: int = Field(10, gt=0, description="Poor visits in a row before churning.")
+        engagement_noise: float = Field(0.3, ge=0, description="Noise on engagement logits.")
+
+    def __init__(self, params: LogitUserPopulation.Params, ctx: WorldContext) -> None:
+        self.params = p = params
+        self.ctx = ctx
+        self.num_users = p.num_users
+        seed, d = ctx.seed, ctx.dim
+        uid = np.arange(p.num_users)
+        centres = topic_centres(seed, ctx.num_topics, d, ctx.topic_spread)
+        logits = p.topic_concentration * Stream(seed, "users/mixture").normal(
+            uid, 0, size=ctx.num_topics
+        )
+        w = np.exp(logits - logits.max(axis=1, keepdims=True))
+        w /= w.sum(axis=1, keepdims=True)
+        self._initial = normalize_rows(w @ centres).astype(np.float32)
+        self._initial.setflags(write=False)
+        self._interest = self._initial.copy()
+        profile_noise = Stream(seed, "users/profile").normal(uid, 0, size=d) / np.sqrt(d)
+        self._features = (self._initial + p.feature_noise * profile_noise).astype(np.float32)
+        spread = Stream(seed, "users/return_propensity").uniform(uid, 0) - 0.5
+        self._return_prob = np.clip(p.return_prob + p.return_spread * spread, 0.01, 1.0)
+        self._fatigue = np.zeros((p.num_users, ctx.num_topics), np.float32)
+        self._satisfaction = np.full(p.num_users, 0.5, np.float32)
+        self._poor_visits = np.zeros(p.num_users, np.int64)
+        self.churned = np.zeros(p.num_users, bool)
+        self._uid = uid
+        self._arrive = Stream(seed, "users/arrival")
+        self._choice = Stream(seed, "users/choice")
+        self._engage = Stream(seed, "users/engagement")
+        k = np.arange(ctx.slate_size)
+        self._pos_bias = (-p.position_bias * np.log2(1.0 + k)).astype(np.float32)
+
+    # ---------------------------------------------------------------- protocol
+    def arrivals(self, t: int) -> np.ndarray:
+        """Ids of users who have not churned and return at step ``t``."""
+        here = self._arrive.uniform(self._uid, t) < self._return_prob
+        return self._uid[here & ~self.churned]
+
+    def observable_features(self, user_ids: np.ndarray) -> np.ndarray:
+        """``(B, d)`` noisy signup profile: initial interests plus fixed noise."""
+        return self._features[user_ids]
+
+    def interests(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(current, initial)`` interests, ``(num_users, d)``, read-only views."""
+        cur = self._interest.view()
+        cur.setflags(write=False)
+        return cur, self._initial
+
+    def _utility(self, user_ids: np.ndarray, rows: np.ndarray, items) -> np.ndarray:
+        """``(B, C)`` utility of item rows ``rows`` (B, C) for ``user_ids``."""
+        p = self.params
+        x = self._interest[user_ids]
+        match = np.einsum("bcd,bd->bc", items.latent[rows], x)
+        u = p.interest_weight * match + p.quality_weight * items.quality[rows]
+        if p.fatigue_weight:
+            u -= p.fatigue_weight * self._fatigue[user_ids[:, None], items.topic[rows]]
+        if p.source_preference:
+            u += p.source_preference * items.source[rows]
+        return u.astype(np.float32)
+
+    def expected_utility(self, t: int, user_ids: np.ndarray, item_ids: np.ndarray, items) -> np.ndarray:
+        """Noise-free utility ``(B, C)`` (privileged: only the oracle uses it)."""
+        p = self.params
+        if item_ids.strides[0] == 0:  # shared candidates: one matrix product
+            rows = items.rows(item_ids[0])
+            x = self._interest[user_ids]
+            u = p.interest_weight * (x @ items.latent[rows].T) + p.quality_weight * items.quality[rows]
+            if p.fatigue_weight:
+                u -= p.fatigue_weight * self._fatigue[user_ids][:, items.topic[rows]]
+            if p.source_preference:
+                u += p.source_preference * items.source[rows]
+            return u.astype(np.float32)
+        return self._utility(user_ids, items.rows(item_ids), items)
+
+    def respond(self, t: int, user_ids: np.ndarray, slates: np.ndarray, items) -> Feedback:
+        """Choose among slates (with a no-click option) and update latent state."""
+        p = self.params
+        b, k = slates.shape
+        rows = items.rows(slates)
+        util = self._utility(user_ids, rows, items)
+        logits = np.empty((b, k + 1), np.float32)
+        logits[:, 0] = p.no_click_utility / p.temperature
+        logits[:, 1:] = util / p.temperature + self._pos_bias[:k]
+        choice = np.argmax(logits + self._choice.gumbel(user_ids, t, size=k + 1), axis=1)
+        clicked_pos = choice.astype(np.int64) - 1
+        clicked = clicked_pos >= 0
+        u_click = np.take_along_axis(util, np.maximum(clicked_pos, 0)[:, None], axis=1)[:, 0]
+        noise = p.engagement_noise * self._engage.normal(user_ids, t)
+        engagement = np.where(
+            clicked, 1.0 / (1.0 + np.exp(-(u_click - p.no_click_utility + noise))), 0.0
+        ).astype(np.float32)
+        self._update_state(user_ids, rows, clicked_pos, engagement, items)
+        return Feedback(t, user_ids, slates, clicked_pos, engagement)
+
+    # ---------------------------------------------------------------- dynamics
+    def _update_state(self, user_ids, rows, clicked_pos, engagement, items) -> None:
+        p = self.params
+        clicked = clicked_pos >= 0
+        if p.drift_rate > 0 and clicked.any():
+            who = user_ids[clicked]
+            crow = rows[clicked, clicked_pos[clicked]]
+            x = self._interest[who]
+            self._interest[who] = normalize_rows(x + p.drift_rate * (items.latent[crow] - x))
+        if p.fatigue_weight:
+            self._fatigue *= p.fatigue_decay
+            flat = user_ids[:, None] * self.ctx.num_topics + items.topic[rows]
+            counts = np.bincount(flat.ravel(), minlength=self._fatigue.size)
+            self._fatigue += counts.reshape(self._fatigue.shape).astype(np.float32)
+        sat = self._satisfaction[user_ids]
+        sat = (1 - p.satisfaction_rate) * sat + p.satisfaction_rate * engagement
+        self._satisfaction[user_ids] = sat
+        if p.churn_threshold > 0:
+            poor = np.where(sat < p.churn_threshold, self._poor_visits[user_ids] + 1, 0)
+            self._poor_visits[user_ids] = poor
+            self.churned[user_ids[poor >= p.churn_patience]] = True

@@ -1,0 +1,224 @@
+"""The data that flows through one step of the loop, as struct-of-arrays dataclasses.
+
+Every array is a numpy array with a documented shape; ``__post_init__`` checks shapes so a
+model that returns the wrong thing fails at the boundary, not deep inside another model.
+Nothing here carries latent truth (true interests, true quality): that stays inside
+``simlab.environments``.
+
+Shapes use ``B`` = users served this step, ``K`` = slate size, ``C`` = candidates per user,
+``H`` = history length, ``N`` = live items, ``d`` = feature dimension.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Catalog", "Observation", "Slates", "Feedback", "Log", "PAD", "lookup_sorted"]
+
+PAD = -1
+"""Item id used to pad histories (and only histories)."""
+
+
+def lookup_sorted(sorted_ids: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of ``query`` ids (any shape) in the sorted array ``sorted_ids``.
+
+    Returns:
+        ``(pos, found)``: ``pos`` indexes ``sorted_ids`` (clipped, meaningful only where
+        ``found``), ``found`` says whether the id is present.
+
+    >>> pos, found = lookup_sorted(np.array([2, 5, 9]), np.array([5, 7]))
+    >>> pos.tolist(), found.tolist()
+    ([1, 2], [True, False])
+    """
+    query = np.asarray(query)
+    if sorted_ids.shape[0] == 0:
+        return np.zeros(query.shape, np.int64), np.zeros(query.shape, bool)
+    pos = np.minimum(np.searchsorted(sorted_ids, query), sorted_ids.shape[0] - 1)
+    return pos, sorted_ids[pos] == query
+
+
+def _check(name: str, arr: np.ndarray, shape: tuple, dtype_kind: str | None = None) -> None:
+    """Raise ``ValueError`` unless ``arr`` matches ``shape`` (``None`` = any size)."""
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"Expects `{name}` to be a numpy array, actual type: {type(arr).__name__}")
+    if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
+        want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"Expects `{name}` of shape {want}, actual shape: {arr.shape}")
+    if dtype_kind is not None and arr.dtype.kind not in dtype_kind:
+        raise ValueError(f"Expects `{name}` of dtype kind {dtype_kind!r}, actual dtype: {arr.dtype}")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The observable view of the live items, sorted by item id.
+
+    Attributes:
+        item_ids: ``(N,)`` int64, strictly increasing.
+        features: ``(N, d)`` float32 observable item embeddings.
+        creator: ``(N,)`` int64 creator id of each item.
+        age: ``(N,)`` int64 steps since publication.
+        source: ``(N,)`` int8 (0 = human, 1 = AIGC) only when the platform is configured to
+            know the source, else ``None``.
+    """
+
+    item_ids: np.ndarray
+    features: np.ndarray
+    creator: np.ndarray
+    age: np.ndarray
+    source: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = self.item_ids.shape[0] if isinstance(self.item_ids, np.ndarray) else None
+        _check("Catalog.item_ids", self.item_ids, (n,), "i")
+        _check("Catalog.features", self.features, (n, None), "f")
+        _check("Catalog.creator", self.creator, (n,), "i")
+        _check("Catalog.age", self.age, (n,), "i")
+        if self.source is not None:
+            _check("Catalog.source", self.source, (n,), "iu")
+
+    @property
+    def num_items(self) -> int:
+        """Number of live items ``N``."""
+        return int(self.item_ids.shape[0])
+
+    def rows(self, item_ids: np.ndarray) -> np.ndarray:
+        """Row index of each item id (any shape); raises ``KeyError`` for an id not live."""
+        item_ids = np.asarray(item_ids)
+        pos, found = lookup_sorted(self.item_ids, item_ids)
+        if not found.all():
+            bad = np.unique(item_ids[~found])[:10].tolist()
+            raise KeyError(f"item ids not in the live catalog: {bad}")
+        return pos
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What an agent sees when it acts at one step.
+
+    Attributes:
+        step: the step index ``t``.
+        user_ids: ``(B,)`` int64 ids of the users to serve, increasing.
+        user_features: ``(B, f)`` float32 observable user features.
+        history: ``(B, H)`` int64 recently clicked item ids, most recent first, padded
+            with ``PAD``.
+        candidates: ``(B, C)`` int64 candidate item ids per user (no padding, no duplicates
+            within a row). When ``shared_candidates`` is true every row is the same and the
+            array is a zero-copy broadcast view.
+        catalog: the observable catalog of live items.
+        slate_size: ``K``, the number of items to return per user.
+        shared_candidates: whether all users have the same candidates.
+    """
+
+    step: int
+    user_ids: np.ndarray
+    user_features: np.ndarray
+    history: np.ndarray
+    candidates: np.ndarray
+    catalog: Catalog
+    slate_size: int
+    shared_candidates: bool = False
+
+    def __post_init__(self) -> None:
+        b = self.user_ids.shape[0] if isinstance(self.user_ids, np.ndarray) else None
+        _check("Observation.user_ids", self.user_ids, (b,), "i")
+        _check("Observation.user_features", self.user_features, (b, None), "f")
+        _check("Observation.history", self.history, (b, None), "i")
+        _check("Observation.candidates", self.candidates, (b, None), "i")
+        if self.candidates.shape[1] < self.slate_size:
+            raise ValueError(
+                f"Expects at least slate_size={self.slate_size} candidates per user, "
+                f"actual: {self.candidates.shape[1]}"
+            )
+
+    @property
+    def num_users(self) -> int:
+        """Number of users served ``B``."""
+        return int(self.user_ids.shape[0])
+
+
+@dataclass(frozen=True)
+class Slates:
+    """The slates an agent returns: ``item_ids`` of shape ``(B, K)``, position 0 on top."""
+
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+
+    def __post_init__(self) -> None:
+        b = self.user_ids.shape[0] if isinstance(self.user_ids, np.ndarray) else None
+        _check("Slates.user_ids", self.user_ids, (b,), "i")
+        _check("Slates.item_ids", self.item_ids, (b, None), "i")
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """Users' responses to their slates at one step.
+
+    Attributes:
+        step: the step index.
+        user_ids: ``(B,)`` int64, increasing.
+        slates: ``(B, K)`` int64 item ids shown.
+        clicked_pos: ``(B,)`` int64 slate position clicked, ``-1`` for no click.
+        engagement: ``(B,)`` float32 engagement value (0 without a click).
+    """
+
+    step: int
+    user_ids: np.ndarray
+    slates: np.ndarray
+    clicked_pos: np.ndarray
+    engagement: np.ndarray
+
+    def __post_init__(self) -> None:
+        b = self.user_ids.shape[0] if isinstance(self.user_ids, np.ndarray) else None
+        _check("Feedback.user_ids", self.user_ids, (b,), "i")
+        _check("Feedback.slates", self.slates, (b, None), "i")
+        _check("Feedback.clicked_pos", self.clicked_pos, (b,), "i")
+        _check("Feedback.engagement", self.engagement, (b,), "f")
+
+    @property
+    def clicked(self) -> np.ndarray:
+        """``(B,)`` bool, whether each user clicked."""
+        return self.clicked_pos >= 0
+
+    @property
+    def clicked_items(self) -> np.ndarray:
+        """``(B,)`` int64 clicked item id, ``PAD`` where no click."""
+        pos = np.maximum(self.clicked_pos, 0)
+        items = np.take_along_axis(self.slates, pos[:, None], axis=1)[:, 0]
+        return np.where(self.clicked, items, PAD)
+
+
+@dataclass(frozen=True)
+class Log:
+    """The platform's log window: impressions and responses of recent steps, concatenated.
+
+    Attributes:
+        step: ``(M,)`` int64 step of each logged impression (one row per served user).
+        user_ids: ``(M,)`` int64.
+        slates: ``(M, K)`` int64 item ids shown.
+        clicked_pos: ``(M,)`` int64, ``-1`` for no click.
+        engagement: ``(M,)`` float32.
+        features: observable features of every item appearing in ``slates``, keyed by
+            ``feature_ids`` (sorted), so a model can learn about items that have retired.
+    """
+
+    step: np.ndarray
+    user_ids: np.ndarray
+    slates: np.ndarray
+    clicked_pos: np.ndarray
+    engagement: np.ndarray
+    feature_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    features: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+
+    @property
+    def num_rows(self) -> int:
+        """Number of logged impressions ``M``."""
+        return int(self.user_ids.shape[0])
+
+    @property
+    def clicked_items(self) -> np.ndarray:
+        """``(M,)`` clicked item id per row, ``PAD`` where no click."""
+        pos = np.maximum(self.clicked_pos, 0)
+        items = np.take_along_axis(self.slates, pos[:, None], axis=1)[:, 0]
+        return np.where(self.clicked_pos >= 0, items, PAD)

@@ -1,0 +1,59 @@
+"""All exceptions raised by simlab, in one place.
+
+Every error a user can cause (a bad scenario, an unknown model name, a corrupt run
+directory) is a :class:`SimlabError`; the CLI turns those into one clear line and exit
+code 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "SimlabError",
+    "ScenarioError",
+    "RegistryError",
+    "RunStoreError",
+    "AgentContractError",
+    "DependencyNotInstalled",
+    "did_you_mean",
+]
+
+
+class SimlabError(Exception):
+    """Base class of every error simlab raises on purpose."""
+
+
+class ScenarioError(SimlabError, ValueError):
+    """Raised when a scenario file or an override is missing, malformed or invalid."""
+
+
+class RegistryError(SimlabError, KeyError):
+    """Raised when a model, agent, re-ranker or metric name is not registered."""
+
+    def __str__(self) -> str:
+        # KeyError quotes its message; keep it readable.
+        return str(self.args[0]) if self.args else ""
+
+
+class RunStoreError(SimlabError):
+    """Raised when a run directory is missing, corrupt or half-written."""
+
+
+class AgentContractError(SimlabError, RuntimeError):
+    """Raised when an agent returns slates that break the protocol (shape, duplicates, items)."""
+
+
+class DependencyNotInstalled(SimlabError, ImportError):
+    """Raised when an optional dependency is needed but not installed; names the install command."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return ``" Did you mean 'x'?"`` for the closest choice, or an empty string.
+
+    >>> did_you_mean("popularty", ["random", "popularity"])
+    " Did you mean 'popularity'?"
+    """
+    matches = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.6)
+    return f" Did you mean '{matches[0]}'?" if matches else ""

@@ -1,0 +1,28 @@
+"""Per-step measurements: engagement, echo chamber, exposure fairness, source mix.
+
+Metric groups are registered in :mod:`simlab.registry` under ``metrics`` and selected by
+name in a scenario's ``metrics`` list.
+"""
+
+from simlab.metrics.base import Metric, StepSnapshot, safe_ratio
+from simlab.metrics.echo import DiversityMetric, HomogenizationMetric, InterestDriftMetric
+from simlab.metrics.engagement import EngagementMetric
+from simlab.metrics.fairness import ExposureMetric, exposure_counts, gini
+from simlab.metrics.source import SourceMetric
+
+__all__ = [
+    # protocol
+    "Metric",
+    "StepSnapshot",
+    "safe_ratio",
+    # groups
+    "EngagementMetric",
+    "ExposureMetric",
+    "SourceMetric",
+    "DiversityMetric",
+    "InterestDriftMetric",
+    "HomogenizationMetric",
+    # functions
+    "gini",
+    "exposure_counts",
+]

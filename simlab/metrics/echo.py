@@ -1,0 +1,129 @@
+"""Echo-chamber measures: intra-list diversity, interest drift and homogenization."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simlab.batch import lookup_sorted
+from simlab.metrics.base import Metric, StepSnapshot
+from simlab.rng import Stream
+
+__all__ = ["DiversityMetric", "InterestDriftMetric", "HomogenizationMetric", "jaccard_pairs"]
+
+
+class DiversityMetric(Metric):
+    """Intra-list diversity: mean over slates of the mean pairwise cosine distance
+    ``1 - cos(e_i, e_j)`` between the latent embeddings of the slate's items.
+
+    Embeddings are unit vectors, so the mean pairwise cosine of a slate is
+    ``(||sum_k e_k||^2 - K) / (K (K - 1))`` — O(B K d) with no K x K matrix.
+    """
+
+    name = "diversity"
+    columns = ("diversity/intra_list",)
+    summary = {"diversity/intra_list": "mean"}
+
+    def measure(self, snap: StepSnapshot) -> dict[str, float]:
+        """Mean intra-list cosine distance of the step's slates."""
+        slates = snap.feedback.slates
+        b, k = slates.shape
+        if b == 0 or k < 2:
+            return {"diversity/intra_list": float("nan")}
+        e = snap.items.latent[snap.items.rows(slates)]  # (B, K, d)
+        s = e.sum(axis=1)
+        mean_cos = ((s * s).sum(axis=1) - k) / (k * (k - 1))
+        return {"diversity/intra_list": float(1.0 - mean_cos.mean())}
+
+
+class InterestDriftMetric(Metric):
+    """Mean L2 distance of users' latent interests from their step-0 interests."""
+
+    name = "drift"
+    columns = ("echo/interest_drift",)
+    summary = {"echo/interest_drift": "last"}
+
+    def measure(self, snap: StepSnapshot) -> dict[str, float]:
+        """Mean ``||x_u(t) - x_u(0)||`` over the population."""
+        diff = snap.interests - snap.initial_interests
+        return {"echo/interest_drift": float(np.sqrt((diff * diff).sum(axis=1)).mean())}
+
+
+def jaccard_pairs(sets_a: list[set[int]], sets_b: list[set[int]]) -> np.ndarray:
+    """Reference Jaccard similarity of paired Python sets (for tests; 0 for two empty sets)."""
+    out = []
+    for a, b in zip(sets_a, sets_b):
+        union = len(a | b)
+        out.append(len(a & b) / union if union else 0.0)
+    return np.asarray(out)
+
+
+class HomogenizationMetric(Metric):
+    """Homogenization (Chaney et al. 2018): mean Jaccard similarity of the cumulative sets of
+    consumed (clicked) items over a fixed, deterministic sample of user pairs.
+
+    Pairs are drawn once per trial from the ``metrics/homogenization`` stream, so every
+    agent of a seed is measured on the same pairs. Pairs whose union is still empty count
+    as 0. The sets are kept as a sorted array of ``user << 32 | item`` keys and the
+    intersections are updated incrementally from each step's new consumptions, so a step
+    costs O(new clicks x pairs per user), not O(history).
+    """
+
+    name = "homogenization"
+    columns = ("echo/homogenization",)
+    summary = {"echo/homogenization": "last"}
+    max_pairs = 2000
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        n = int(ctx.num_users)
+        num_pairs = min(self.max_pairs, n * (n - 1) // 2) if n > 1 else 0
+        pid = np.arange(num_pairs)
+        s = Stream(ctx.seed, "metrics/homogenization")
+        a = s.integers(pid, 0, n)
+        b = s.integers(pid, 1, n - 1) if n > 1 else a
+        b = b + (b >= a)
+        self.pair_a, self.pair_b = a.astype(np.int64), b.astype(np.int64)
+        # pairs of each user, as a CSR-like index over both ends of every pair
+        ends = np.concatenate([self.pair_a, self.pair_b])
+        partner = np.concatenate([self.pair_b, self.pair_a])
+        pair_of = np.concatenate([pid, pid])
+        order = np.argsort(ends, kind="stable")
+        self._end_user, self._end_partner, self._end_pair = ends[order], partner[order], pair_of[order]
+        self._tracked = np.zeros(n, bool)
+        self._tracked[ends] = True
+        self._keys = np.zeros(0, np.int64)
+        self._size = np.zeros(n, np.int64)
+        self._inter = np.zeros(num_pairs, np.int64)
+
+    def measure(self, snap: StepSnapshot) -> dict[str, float]:
+        """Mean pairwise Jaccard of cumulative consumption after this step."""
+        if self._inter.shape[0] == 0:
+            return {"echo/homogenization": float("nan")}
+        fb = snap.feedback
+        clicked = fb.clicked
+        users = fb.user_ids[clicked]
+        items = fb.clicked_items[clicked]
+        keep = self._tracked[users]
+        new = np.unique((users[keep] << 32) | items[keep])
+        new = new[~lookup_sorted(self._keys, new)[1]]
+        if new.size:
+            old_keys = self._keys
+            new_user, new_item = new >> 32, new & 0xFFFFFFFF
+            np.add.at(self._size, new_user, 1)
+            lo = np.searchsorted(self._end_user, new_user, side="left")
+            hi = np.searchsorted(self._end_user, new_user, side="right")
+            reps = hi - lo
+            idx = np.repeat(lo - np.cumsum(reps) + reps, reps) + np.arange(reps.sum())
+            item_rep = np.repeat(new_item, reps)
+            user_rep = np.repeat(new_user, reps)
+            partner = self._end_partner[idx]
+            probe = (partner << 32) | item_rep
+            in_old = lookup_sorted(old_keys, probe)[1]
+            in_new = lookup_sorted(new, probe)[1]
+            # a consumption both users made this step is counted once, from the lower id
+            hit = in_old | (in_new & (user_rep < partner))
+            np.add.at(self._inter, self._end_pair[idx[hit]], 1)
+            self._keys = np.union1d(old_keys, new)
+        union = self._size[self.pair_a] + self._size[self.pair_b] - self._inter
+        jac = np.where(union > 0, self._inter / np.maximum(union, 1), 0.0)
+        return {"echo/homogenization": float(jac.mean())}

@@ -1,0 +1,26 @@
+"""Engagement: click-through rate, mean engagement and active users."""
+
+from __future__ import annotations
+
+from simlab.metrics.base import Metric, StepSnapshot, safe_ratio
+
+__all__ = ["EngagementMetric"]
+
+
+class EngagementMetric(Metric):
+    """Per step: ``ctr`` = clicks / served users; ``mean`` = mean engagement per served user
+    (0 for no click); ``users/active`` = served users."""
+
+    name = "engagement"
+    columns = ("engagement/ctr", "engagement/mean", "users/active")
+    summary = {"engagement/ctr": "mean", "engagement/mean": "mean", "users/active": "mean"}
+
+    def measure(self, snap: StepSnapshot) -> dict[str, float]:
+        """CTR, mean engagement and active users of the step."""
+        fb = snap.feedback
+        b = fb.user_ids.shape[0]
+        return {
+            "engagement/ctr": safe_ratio(fb.clicked.sum(), b),
+            "engagement/mean": safe_ratio(fb.engagement.sum(), b),
+            "users/active": b,
+        }

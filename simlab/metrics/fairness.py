@@ -1,0 +1,52 @@
+"""Exposure fairness: catalog coverage and the Gini coefficient of item exposure."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simlab.metrics.base import Metric, StepSnapshot, safe_ratio
+
+__all__ = ["gini", "exposure_counts", "ExposureMetric"]
+
+
+def gini(counts: np.ndarray) -> float:
+    """Gini coefficient of non-negative exposure counts (zeros included).
+
+    ``G = sum_j (2j - n - 1) c_(j) / (n * sum c)`` over counts sorted ascending,
+    ``j = 1..n``: 0 when every item gets the same exposure, ``(n-1)/n`` when one item gets
+    all of it; NaN when there is no exposure at all.
+
+    >>> gini(np.array([1, 1, 1, 1]))
+    0.0
+    >>> gini(np.array([0, 0, 0, 4]))
+    0.75
+    """
+    c = np.sort(np.asarray(counts, dtype=np.float64))
+    n, total = c.shape[0], c.sum()
+    if n == 0 or total == 0:
+        return float("nan")
+    j = np.arange(1, n + 1)
+    return float(((2 * j - n - 1) * c).sum() / (n * total))
+
+
+def exposure_counts(slates: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
+    """``(N,)`` number of times each live item (``item_ids``, sorted) appears in ``slates``."""
+    rows = np.searchsorted(item_ids, slates.ravel())
+    return np.bincount(rows, minlength=item_ids.shape[0])
+
+
+class ExposureMetric(Metric):
+    """Per step: ``coverage`` = share of live items shown at least once; ``gini`` = Gini of
+    the exposure counts over all live items (unexposed items count as 0)."""
+
+    name = "exposure"
+    columns = ("exposure/coverage", "exposure/gini")
+    summary = {"exposure/coverage": "mean", "exposure/gini": "mean"}
+
+    def measure(self, snap: StepSnapshot) -> dict[str, float]:
+        """Coverage and exposure Gini over the live catalog."""
+        counts = exposure_counts(snap.feedback.slates, snap.catalog.item_ids)
+        return {
+            "exposure/coverage": safe_ratio((counts > 0).sum(), counts.shape[0]),
+            "exposure/gini": gini(counts),
+        }

@@ -1,0 +1,28 @@
+"""Source mix: AIGC share of exposure and of production."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simlab.metrics.base import Metric, StepSnapshot, safe_ratio
+
+__all__ = ["SourceMetric"]
+
+
+class SourceMetric(Metric):
+    """Per step: ``aigc_exposure_share`` = AIGC items among all slate impressions;
+    ``aigc_production_share`` = AIGC items among the items published this step."""
+
+    name = "source"
+    columns = ("source/aigc_exposure_share", "source/aigc_production_share")
+    summary = {"source/aigc_exposure_share": "mean", "source/aigc_production_share": "mean"}
+
+    def measure(self, snap: StepSnapshot) -> dict[str, float]:
+        """AIGC shares of impressions and of new items."""
+        slates = snap.feedback.slates
+        src = snap.items.source[snap.items.rows(slates)] if slates.size else np.zeros(0)
+        new = snap.new_item_sources
+        return {
+            "source/aigc_exposure_share": safe_ratio(src.sum(), src.size),
+            "source/aigc_production_share": safe_ratio(new.sum(), new.size),
+        }

@@ -1,0 +1,127 @@
+"""Names -> classes for user models, content models, agents, re-rankers and metrics.
+
+The engine never imports a concrete model: it looks names up here. Built-in entries are
+lazy ``"module:Class"`` strings, imported on first use. Third-party classes are used
+either by registering them::
+
+    from simlab import registry
+    registry.register("agents", "my-agent", "my_package.recs:MyAgent")
+
+or directly in a scenario by their import path (``model: my_package.recs:MyAgent``).
+An unknown name gets a did-you-mean suggestion and the list of known names.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from simlab.errors import RegistryError, did_you_mean
+
+__all__ = ["KINDS", "register", "resolve", "names", "entry_point"]
+
+KINDS = ("users", "content", "agents", "rerankers", "metrics")
+
+_REGISTRY: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
+
+_BUILTINS: dict[str, dict[str, str]] = {
+    "users": {
+        "logit": "simlab.environments.users:LogitUserPopulation",
+    },
+    "content": {
+        "creators": "simlab.environments.content:CreatorEcosystem",
+    },
+    "agents": {
+        "random": "simlab.agents.baselines:RandomAgent",
+        "popularity": "simlab.agents.baselines:PopularityAgent",
+        "oracle": "simlab.agents.baselines:OracleAgent",
+        "epsilon-greedy": "simlab.agents.bandits:EpsilonGreedyAgent",
+        "mf": "simlab.agents.neural:MatrixFactorizationAgent",
+    },
+    "rerankers": {
+        "popularity-penalty": "simlab.agents.rerank:PopularityPenaltyReranker",
+    },
+    "metrics": {
+        "engagement": "simlab.metrics.engagement:EngagementMetric",
+        "exposure": "simlab.metrics.fairness:ExposureMetric",
+        "source": "simlab.metrics.source:SourceMetric",
+        "diversity": "simlab.metrics.echo:DiversityMetric",
+        "drift": "simlab.metrics.echo:InterestDriftMetric",
+        "homogenization": "simlab.metrics.echo:HomogenizationMetric",
+    },
+}
+for _kind, _entries in _BUILTINS.items():
+    _REGISTRY[_kind].update(_entries)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in _REGISTRY:
+        raise RegistryError(
+            f"unknown registry kind '{kind}'.{did_you_mean(kind, KINDS)} "
+            f"Allowed: {', '.join(KINDS)}"
+        )
+
+
+def register(kind: str, name: str, entry_point: str | type) -> None:
+    """Register ``entry_point`` (a class or ``"module:Class"``) under ``name`` in ``kind``."""
+    _check_kind(kind)
+    if not isinstance(name, str) or not name or ":" in name:
+        raise ValueError(f"Expects a registry name without ':', actual value: {name!r}")
+    if isinstance(entry_point, str) and ":" not in entry_point:
+        raise ValueError(
+            f"Expects entry_point as 'module:Class' or a class, actual value: {entry_point!r}"
+        )
+    _REGISTRY[kind][name] = entry_point
+
+
+def names(kind: str) -> list[str]:
+    """Sorted registered names of ``kind``."""
+    _check_kind(kind)
+    return sorted(_REGISTRY[kind])
+
+
+def entry_point(kind: str, name: str) -> str:
+    """The ``module:Class`` string of a registered name (or of a ``module:Class`` name)."""
+    resolved = resolve(kind, name)
+    return f"{resolved.__module__}:{resolved.__qualname__}"
+
+
+def _import(path: str, kind: str, name: str) -> type:
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise RegistryError(
+            f"{kind} '{name}': cannot import module '{module_name}' ({e})"
+        ) from e
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise RegistryError(f"{kind} '{name}': module '{module_name}' has no attribute '{attr}'")
+        obj = getattr(obj, part)
+    if not isinstance(obj, type):
+        raise RegistryError(f"{kind} '{name}': '{path}' is not a class")
+    return obj
+
+
+def resolve(kind: str, name: str) -> type:
+    """Return the class registered as ``name`` in ``kind`` (or imported from ``module:Class``).
+
+    Raises:
+        RegistryError: the name is unknown (with a did-you-mean suggestion) or the import fails.
+    """
+    _check_kind(kind)
+    if not isinstance(name, str):
+        raise RegistryError(f"Expects a {kind} name as a string, actual value: {name!r}")
+    entry = _REGISTRY[kind].get(name)
+    if entry is None:
+        if ":" in name:
+            return _import(name, kind, name)
+        raise RegistryError(
+            f"unknown {kind} model '{name}'.{did_you_mean(name, _REGISTRY[kind])} "
+            f"Allowed: {', '.join(names(kind))}, or 'module:Class' for your own class"
+        )
+    if isinstance(entry, str):
+        entry = _import(entry, kind, name)
+        _REGISTRY[kind][name] = entry
+    return entry

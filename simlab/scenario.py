@@ -1,0 +1,528 @@
+"""Scenario files: the pydantic schema, YAML loading, ``--set`` overrides and clear errors.
+
+A scenario describes one world (users, content, platform), the agents to compare in it,
+the seeds, an optional sweep grid, the metrics and where to write the run. Loading is
+two-phase: the top-level schema below is validated by pydantic, then every component
+section (``users``, ``content``, each agent and re-ranker) is resolved through
+:mod:`simlab.registry` and its own ``Params`` model validates the remaining keys.
+
+Every problem becomes a :class:`~simlab.errors.ScenarioError` whose lines read
+``<field path>: <what is wrong>, got <value>; <what is allowed>``; unknown keys and model
+names get a did-you-mean suggestion.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from simlab import registry
+from simlab.errors import RegistryError, ScenarioError, did_you_mean
+
+__all__ = [
+    "ParamsModel",
+    "Scenario",
+    "WorldSection",
+    "ComponentSpec",
+    "AgentSpec",
+    "PlatformSection",
+    "OutputSection",
+    "SweepPoint",
+    "load_scenario",
+    "parse_scenario",
+    "apply_overrides",
+    "parse_set",
+    "format_path",
+]
+
+
+class StrictModel(BaseModel):
+    """A schema section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+ParamsModel = StrictModel
+"""Base class for a component's ``Params``: a pydantic model that rejects unknown keys."""
+
+
+class WorldSection(StrictModel):
+    """The latent space shared by users and content."""
+
+    dim: int = Field(32, gt=0, le=4096, description="Dimension d of interest and item vectors.")
+    num_topics: int = Field(16, gt=0, description="Number of latent topics (cluster centres).")
+    topic_spread: float = Field(
+        1.0, gt=0, description="Scale of topic centres; larger = more separated topics."
+    )
+
+
+class ComponentSpec(BaseModel):
+    """A pluggable component: ``model`` names a registry entry, other keys are its params."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str = Field(description="Registered name, or 'module:Class' for your own class.")
+    _params: BaseModel | None = PrivateAttr(default=None)
+    _cls: type | None = PrivateAttr(default=None)
+
+    @property
+    def raw_params(self) -> dict[str, Any]:
+        """The keys other than ``model`` as written in the scenario."""
+        return dict(self.model_extra or {})
+
+    @property
+    def params(self) -> BaseModel:
+        """The validated params (after :func:`parse_scenario` resolved the component)."""
+        if self._params is None:
+            raise RuntimeError(f"component '{self.model}' has not been resolved")
+        return self._params
+
+    @property
+    def cls(self) -> type:
+        """The resolved class."""
+        if self._cls is None:
+            raise RuntimeError(f"component '{self.model}' has not been resolved")
+        return self._cls
+
+    def resolved(self) -> dict[str, Any]:
+        """``{"model": ..., **params with defaults}`` for the resolved scenario file."""
+        out: dict[str, Any] = {"model": self.model}
+        out.update(self.params.model_dump(mode="json"))
+        return out
+
+
+class AgentSpec(ComponentSpec):
+    """One agent to compare; ``name`` labels it in metrics (defaults to ``model``)."""
+
+    name: str | None = Field(None, description="Label in metrics and summaries.")
+
+    @property
+    def label(self) -> str:
+        """The agent's label: ``name`` or ``model``."""
+        return self.name or self.model
+
+    def resolved(self) -> dict[str, Any]:
+        """Like :meth:`ComponentSpec.resolved`, with the label."""
+        out = super().resolved()
+        out = {"model": out.pop("model"), "name": self.label, **out}
+        return out
+
+
+class PlatformSection(StrictModel):
+    """Retrieval, serving, logging and the retrain schedule."""
+
+    slate_size: int = Field(10, gt=0, description="K, items per slate.")
+    max_candidates: int = Field(
+        0,
+        ge=0,
+        description="Candidates per user; 0 = every live item. When the catalog is larger, "
+        "each user gets a cheap random pre-selection of this many live items.",
+    )
+    history_length: int = Field(20, gt=0, description="H, clicked items per user in observations.")
+    retrain_every: int = Field(5, gt=0, description="R, steps between retrains.")
+    deploy_lag: int = Field(
+        1, ge=1, description="D, a model retrained at the end of step t serves from step t + D."
+    )
+    log_window: int = Field(10, gt=0, description="Steps of impressions kept in the log.")
+    knows_source: bool = Field(
+        False, description="Whether agents see each item's source label (human/AIGC)."
+    )
+    rerankers: list[ComponentSpec] = Field(
+        default_factory=list, description="Interventions applied in order after the agent."
+    )
+    rerank_depth: int = Field(
+        0, ge=0, description="Items the agent ranks before re-ranking; 0 = 3 * slate_size."
+    )
+
+
+class OutputSection(StrictModel):
+    """Where and what the run writes."""
+
+    dir: str = Field("runs", description="Parent folder of run directories.")
+    events: bool = Field(False, description="Also write the impression/response event log.")
+    flush_seconds: float = Field(
+        2.0, ge=0, description="Seconds between Parquet flushes of buffered metric rows."
+    )
+
+
+def _default_metrics() -> list[str]:
+    return registry.names("metrics")
+
+
+class Scenario(StrictModel):
+    """A whole scenario file."""
+
+    name: str = Field(description="Scenario name; prefixes run ids.")
+    description: str = Field("", description="Free text.")
+    steps: int = Field(gt=0, le=10_000_000, description="Steps per trial.")
+    seeds: list[int] = Field(
+        default_factory=lambda: [0],
+        description="Seeds: an int N (seeds 0..N-1) or an explicit list of non-negative ints.",
+    )
+    world: WorldSection = Field(default_factory=WorldSection)
+    users: ComponentSpec = Field(default_factory=lambda: ComponentSpec(model="logit"))
+    content: ComponentSpec = Field(default_factory=lambda: ComponentSpec(model="creators"))
+    platform: PlatformSection = Field(default_factory=PlatformSection)
+    agents: list[AgentSpec] = Field(min_length=1, description="Agents to compare.")
+    metrics: list[str] = Field(default_factory=_default_metrics, description="Metric groups.")
+    sweep: dict[str, list[Any]] = Field(
+        default_factory=dict, description="Grid: field path -> list of values (cartesian product)."
+    )
+    output: OutputSection = Field(default_factory=OutputSection)
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
+            raise ValueError("must be letters, digits, '_', '.' or '-' (it prefixes run ids)")
+        return v
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _check_seeds(cls, v: Any) -> Any:
+        if isinstance(v, bool):
+            raise ValueError("expects a positive int N or a list of non-negative ints")
+        if isinstance(v, int):
+            if v <= 0:
+                raise ValueError("expects a positive number of seeds or a list of seeds")
+            return list(range(v))
+        if isinstance(v, list):
+            if not v:
+                raise ValueError("expects at least one seed")
+            if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in v):
+                raise ValueError("expects a list of non-negative ints")
+            if len(set(v)) != len(v):
+                raise ValueError("seeds must be distinct")
+            return v
+        raise ValueError("expects a positive int N or a list of non-negative ints")
+
+    @field_validator("sweep")
+    @classmethod
+    def _check_sweep(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in v.items():
+            if not values:
+                raise ValueError(f"sweep parameter '{key}' has an empty list of values")
+            if key.split(".")[0].split("[")[0] in ("sweep", "seeds", "name", "output"):
+                raise ValueError(f"sweep parameter '{key}' cannot be swept")
+        return v
+
+    def agent_labels(self) -> list[str]:
+        """Labels of the agents, in order."""
+        return [a.label for a in self.agents]
+
+    def resolved_dict(self) -> dict[str, Any]:
+        """The fully resolved scenario (every default filled in) as plain data."""
+        data = self.model_dump(mode="json", exclude={"users", "content", "agents", "platform"})
+        platform = self.platform.model_dump(mode="json", exclude={"rerankers"})
+        platform["rerankers"] = [r.resolved() for r in self.platform.rerankers]
+        out = {
+            "name": data.pop("name"),
+            "description": data.pop("description"),
+            "steps": data.pop("steps"),
+            "seeds": data.pop("seeds"),
+            "world": data.pop("world"),
+            "users": self.users.resolved(),
+            "content": self.content.resolved(),
+            "platform": platform,
+            "agents": [a.resolved() for a in self.agents],
+        }
+        out.update(data)
+        return out
+
+    def to_yaml(self) -> str:
+        """The resolved scenario as YAML (loads back to an equal scenario)."""
+        return yaml.safe_dump(self.resolved_dict(), sort_keys=False)
+
+
+# --------------------------------------------------------------------------------------
+# Paths and overrides
+# --------------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _parse_path(path: str) -> list[str | int]:
+    """``"agents[2].factors"`` or ``"agents.2.factors"`` -> ``["agents", 2, "factors"]``."""
+    if not path or path.startswith(".") or path.endswith(".") or ".." in path:
+        raise ScenarioError(f"--set: malformed field path '{path}'")
+    tokens: list[str | int] = []
+    pos = 0
+    for m in _TOKEN.finditer(path):
+        gap = path[pos : m.start()]
+        if gap not in ("", "."):
+            raise ScenarioError(f"--set: malformed field path '{path}'")
+        name, index = m.group(1), m.group(2)
+        tokens.append(int(index) if index is not None else (int(name) if name.isdigit() else name))
+        pos = m.end()
+    if pos != len(path):
+        raise ScenarioError(f"--set: malformed field path '{path}'")
+    return tokens
+
+
+def format_path(loc: Sequence[str | int]) -> str:
+    """``("agents", 2, "factors")`` -> ``"agents[2].factors"``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "<scenario>"
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    """Parse one ``path.to.field=value`` override; the value is read as YAML."""
+    if "=" not in item:
+        raise ScenarioError(f"--set '{item}': expected path.to.field=value")
+    path, _, text = item.partition("=")
+    path = path.strip()
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError as e:
+        raise ScenarioError(f"--set {path}: value '{text}' is not valid YAML ({e})") from e
+    _parse_path(path)
+    return path, value
+
+
+def set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``path`` in nested ``data`` (dicts and lists), creating missing mapping keys."""
+    tokens = _parse_path(path)
+    node: Any = data
+    for i, tok in enumerate(tokens):
+        last = i == len(tokens) - 1
+        where = format_path(tokens[: i + 1])
+        if isinstance(node, list):
+            if not isinstance(tok, int):
+                raise ScenarioError(f"{where}: '{format_path(tokens[:i])}' is a list; use an index")
+            if not -len(node) <= tok < len(node):
+                raise ScenarioError(
+                    f"{where}: index out of range; '{format_path(tokens[:i])}' has "
+                    f"{len(node)} entries"
+                )
+        elif isinstance(node, dict):
+            if isinstance(tok, int):
+                raise ScenarioError(f"{where}: '{format_path(tokens[:i])}' is a mapping, not a list")
+            if not last and tok not in node:
+                node[tok] = {}
+        else:
+            raise ScenarioError(
+                f"{where}: cannot set inside '{format_path(tokens[:i])}', which is "
+                f"{type(node).__name__} {node!r}"
+            )
+        if last:
+            node[tok] = value
+        else:
+            node = node[tok]
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str | tuple[str, Any]]) -> dict:
+    """Return a deep copy of ``data`` with ``--set`` overrides applied."""
+    out = copy.deepcopy(data)
+    for item in overrides:
+        path, value = parse_set(item) if isinstance(item, str) else item
+        set_path(out, path, value)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Error formatting
+# --------------------------------------------------------------------------------------
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _model_at(model: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """The pydantic model class that owns the last element of ``loc``."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(part)
+        if field is None:
+            return None
+        ann = field.annotation
+        args = getattr(ann, "__args__", ())
+        current = next(
+            (a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None
+        )
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _allowed_fields(model: type[BaseModel] | None) -> list[str]:
+    if model is None:
+        return []
+    return [n for n, f in model.model_fields.items() if not f.exclude]
+
+
+def _format_errors(
+    err: ValidationError, model: type[BaseModel], prefix: Sequence[str | int] = ()
+) -> list[str]:
+    lines = []
+    for e in err.errors():
+        loc = [p for p in e["loc"] if p not in ("function-after", "function-before")]
+        path = format_path([*prefix, *loc])
+        kind = e["type"]
+        msg = e["msg"].removeprefix("Value error, ")
+        if kind == "extra_forbidden":
+            allowed = _allowed_fields(_model_at(model, loc))
+            name = str(loc[-1])
+            lines.append(
+                f"{path}: unknown field '{name}'.{did_you_mean(name, allowed)} "
+                f"Allowed: {', '.join(allowed)}"
+            )
+        elif kind == "missing":
+            lines.append(f"{path}: required field is missing")
+        elif kind in ("model_type", "model_attributes_type", "dict_type"):
+            lines.append(f"{path}: expected a mapping of fields, got {_short(e.get('input'))}")
+        else:
+            lines.append(f"{path}: {msg}, got {_short(e.get('input'))}")
+    return lines
+
+
+# --------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------
+
+
+def _resolve_component(spec: ComponentSpec, kind: str, loc: list[str | int]) -> list[str]:
+    """Resolve ``spec.model`` in the registry and validate its params; return error lines."""
+    try:
+        cls = registry.resolve(kind, spec.model)
+    except RegistryError as e:
+        return [f"{format_path([*loc, 'model'])}: {e}"]
+    params_model = getattr(cls, "Params", None)
+    if params_model is None:
+        return [f"{format_path([*loc, 'model'])}: class {cls.__name__} declares no Params model"]
+    try:
+        spec._params = params_model.model_validate(spec.raw_params)
+    except ValidationError as e:
+        return _format_errors(e, params_model, loc)
+    spec._cls = cls
+    return []
+
+
+def _resolve_all(scenario: Scenario) -> list[str]:
+    errors = _resolve_component(scenario.users, "users", ["users"])
+    errors += _resolve_component(scenario.content, "content", ["content"])
+    for i, agent in enumerate(scenario.agents):
+        errors += _resolve_component(agent, "agents", ["agents", i])
+    for i, rr in enumerate(scenario.platform.rerankers):
+        errors += _resolve_component(rr, "rerankers", ["platform", "rerankers", i])
+    labels = scenario.agent_labels()
+    for i, label in enumerate(labels):
+        if labels.index(label) != i:
+            errors.append(
+                f"agents[{i}].name: duplicate agent label '{label}'; give each agent a unique name"
+            )
+    known = registry.names("metrics")
+    for i, name in enumerate(scenario.metrics):
+        if name not in known and ":" not in name:
+            errors.append(
+                f"metrics[{i}]: unknown metric '{name}'.{did_you_mean(name, known)} "
+                f"Allowed: {', '.join(known)}"
+            )
+    return errors
+
+
+def parse_scenario(
+    data: Any, overrides: Iterable[str | tuple[str, Any]] = (), source: str = "<scenario>"
+) -> Scenario:
+    """Validate scenario data (a mapping) with overrides; raise ``ScenarioError`` on any problem."""
+    if not isinstance(data, Mapping):
+        raise ScenarioError(
+            f"{source}: a scenario must be a mapping of fields, got {type(data).__name__}"
+        )
+    data = apply_overrides(dict(data), overrides)
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as e:
+        raise ScenarioError("\n".join(_format_errors(e, Scenario))) from None
+    errors = _resolve_all(scenario)
+    if errors:
+        raise ScenarioError("\n".join(errors))
+    if scenario.sweep:
+        for key, values in scenario.sweep.items():
+            for value in values:
+                try:
+                    point = apply_overrides(data, [(key, value)])
+                    point.pop("sweep", None)
+                    parse_scenario(point)
+                except ScenarioError as e:
+                    raise ScenarioError(f"sweep.{key}={value!r}: {e}") from None
+    return scenario
+
+
+def _read_yaml(path: Path) -> Any:
+    if not path.exists():
+        raise ScenarioError(f"{path}: scenario file not found")
+    if path.is_dir():
+        raise ScenarioError(f"{path}: is a directory, expected a scenario YAML file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScenarioError(f"{path}: cannot read scenario file ({e})") from e
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ScenarioError(f"{where}: YAML syntax error: {e.problem or e}") from None
+    except yaml.YAMLError as e:
+        raise ScenarioError(f"{path}: YAML syntax error: {e}") from None
+    if data is None:
+        raise ScenarioError(f"{path}: scenario file is empty")
+    return data
+
+
+def load_scenario(path: str | Path, overrides: Iterable[str | tuple[str, Any]] = ()) -> Scenario:
+    """Load, override and validate a scenario YAML file.
+
+    Args:
+        path: the YAML file.
+        overrides: ``"path.to.field=value"`` strings (as given to ``--set``) or
+            ``(path, value)`` pairs.
+
+    Raises:
+        ScenarioError: with one line per problem, each naming the field path.
+    """
+    path = Path(path)
+    data = _read_yaml(path)
+    try:
+        return parse_scenario(data, overrides, source=str(path))
+    except ScenarioError as e:
+        raise ScenarioError(f"{path}: " + str(e).replace("\n", f"\n{path}: ")) from None
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One point of the sweep grid: its values by field path and the scenario it gives."""
+
+    index: int
+    values: dict[str, Any]
+    scenario: Scenario
+
+
+def sweep_points(scenario: Scenario) -> list[SweepPoint]:
+    """The cartesian product of ``scenario.sweep`` (one point when there is no sweep)."""
+    if not scenario.sweep:
+        return [SweepPoint(0, {}, scenario)]
+    base = scenario.resolved_dict()
+    base.pop("sweep", None)
+    keys = list(scenario.sweep)
+    points = []
+    for i, combo in enumerate(itertools.product(*(scenario.sweep[k] for k in keys))):
+        values = dict(zip(keys, combo))
+        points.append(SweepPoint(i, values, parse_scenario(base, list(values.items()))))
+    return points

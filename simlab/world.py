@@ -1,0 +1,271 @@
+"""``World``: one closed loop of content, users, platform, agent and metrics.
+
+``World.step(t)`` runs the phases in the order DESIGN.md gives:
+
+1. ``content.step(t, last_exposure)`` — publish, retire, AIGC phase.
+2. ``users.arrivals(t)`` — which users are active (return/churn model).
+3. ``platform.observe(...)`` — candidates and what the platform may see (no latent truth).
+4. ``agent.act(obs)`` -> slates; ``platform.rerank`` applies configured interventions.
+5. ``users.respond(...)`` -> feedback; latent state updates (drift, fatigue, churn).
+6. ``agent.update(feedback)``; every ``retrain_every`` steps a retrain on the log window is
+   scheduled, and the retrained model serves from step ``t + deploy_lag``.
+7. ``metrics`` -> one row of numbers for step ``t``.
+
+The engine knows these phases, not any concrete model: components come from the registry
+through the scenario. This module also defines the protocols those components implement.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from simlab.batch import Catalog, Feedback, Log, Observation, Slates
+from simlab.errors import AgentContractError
+from simlab.metrics.base import Metric, StepSnapshot
+from simlab.scenario import Scenario
+
+__all__ = [
+    "WorldContext",
+    "UserModel",
+    "ContentModel",
+    "AgentProtocol",
+    "Truth",
+    "World",
+]
+
+
+@dataclass(frozen=True)
+class WorldContext:
+    """What every component is told about the world it lives in.
+
+    Attributes:
+        seed: the trial's seed; components draw randomness through ``simlab.rng`` with it.
+        dim: dimension of latent interest and item vectors.
+        num_topics: number of latent topics.
+        topic_spread: scale of topic centres.
+        steps: planned number of steps.
+        slate_size: K.
+        history_length: H.
+        num_users: size of the user population (0 until the users are built).
+    """
+
+    seed: int
+    dim: int
+    num_topics: int
+    topic_spread: float
+    steps: int
+    slate_size: int
+    history_length: int
+    num_users: int = 0
+
+    @classmethod
+    def from_scenario(cls, scenario: Scenario, seed: int) -> WorldContext:
+        """The context of one trial of ``scenario``."""
+        return cls(
+            seed=seed,
+            dim=scenario.world.dim,
+            num_topics=scenario.world.num_topics,
+            topic_spread=scenario.world.topic_spread,
+            steps=scenario.steps,
+            slate_size=scenario.platform.slate_size,
+            history_length=scenario.platform.history_length,
+        )
+
+
+@runtime_checkable
+class ContentModel(Protocol):
+    """A content ecosystem: publishes and retires items; holds their latent truth."""
+
+    def step(self, t: int, last_exposure: tuple[np.ndarray, np.ndarray] | None) -> None:
+        """Advance to step ``t``; ``last_exposure`` is ``(item_ids, counts)`` of step t-1."""
+
+    def catalog(self, knows_source: bool) -> Catalog:
+        """The observable catalog of live items."""
+
+    def latent(self) -> Any:
+        """The latent item table (embeddings, quality, source) for users and metrics."""
+
+    def new_item_sources(self) -> np.ndarray:
+        """``(P,)`` source (0 human, 1 AIGC) of the items published at the current step."""
+
+
+@runtime_checkable
+class UserModel(Protocol):
+    """A user population: arrivals, responses and latent state."""
+
+    num_users: int
+
+    def arrivals(self, t: int) -> np.ndarray:
+        """Increasing ids of the users active at step ``t``."""
+
+    def observable_features(self, user_ids: np.ndarray) -> np.ndarray:
+        """``(B, f)`` features the platform may see."""
+
+    def respond(self, t: int, user_ids: np.ndarray, slates: np.ndarray, items: Any) -> Feedback:
+        """Users' choices among their slates; updates latent state."""
+
+    def expected_utility(
+        self, t: int, user_ids: np.ndarray, item_ids: np.ndarray, items: Any
+    ) -> np.ndarray:
+        """``(B, C)`` noise-free utility of each item for each user (privileged)."""
+
+    def interests(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(current, initial)`` latent interest matrices, ``(num_users, d)`` each."""
+
+
+@runtime_checkable
+class AgentProtocol(Protocol):
+    """What the loop requires of an agent (``simlab.agents.base.Agent`` implements it)."""
+
+    def act(self, obs: Observation) -> Slates:
+        """Rank ``obs.slate_size`` candidate items for every user in ``obs``."""
+
+    def update(self, feedback: Feedback) -> None:
+        """Learn online from one step of feedback."""
+
+    def retrain(self, log: Log) -> None:
+        """Retrain from the platform's log window."""
+
+
+class Truth:
+    """The privileged hook through which the oracle agent reaches latent truth.
+
+    Only agents that declare ``privileged = True`` receive one (through ``bind_truth``);
+    it is the single, explicit door from agents to latent state.
+    """
+
+    def __init__(self, world: World) -> None:
+        self._world = world
+
+    def utility(self, t: int, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
+        """``(B, C)`` expected utility of ``item_ids[b, c]`` for ``user_ids[b]`` now."""
+        w = self._world
+        return w.users.expected_utility(t, user_ids, item_ids, w.content.latent())
+
+
+def _check_slates(slates: Slates, obs: Observation, k: int, catalog: Catalog, who: str) -> None:
+    """Cheap contract checks on an agent's or re-ranker's output."""
+    ids = slates.item_ids
+    if ids.shape != (obs.num_users, k):
+        raise AgentContractError(
+            f"{who} returned slates of shape {ids.shape}, expected {(obs.num_users, k)}"
+        )
+    if not np.array_equal(slates.user_ids, obs.user_ids):
+        raise AgentContractError(f"{who} returned slates for other users than it was asked")
+    if ids.size:
+        try:
+            catalog.rows(ids)
+        except KeyError as e:
+            raise AgentContractError(f"{who} returned {e.args[0]}") from None
+        if k > 1:
+            s = np.sort(ids, axis=1)
+            if (s[:, 1:] == s[:, :-1]).any():
+                raise AgentContractError(f"{who} returned a slate with a duplicate item")
+
+
+class World:
+    """One closed loop for one agent and one seed.
+
+    Args:
+        scenario: a resolved scenario (from :func:`simlab.scenario.load_scenario`).
+        agent_index: which of ``scenario.agents`` acts in this world.
+        seed: the trial seed. Worlds with the same seed and scenario see the same users,
+            creators and arrivals whatever the agent (common random numbers).
+    """
+
+    def __init__(self, scenario: Scenario, agent_index: int, seed: int) -> None:
+        from simlab import registry
+        from simlab.environments.platform import Platform
+
+        ctx = WorldContext.from_scenario(scenario, seed)
+        self.scenario = scenario
+        self.seed = seed
+        self.content = scenario.content.cls(scenario.content.params, ctx)
+        self.users = scenario.users.cls(scenario.users.params, ctx)
+        self.context = replace(ctx, num_users=int(self.users.num_users))
+        rerankers = [r.cls(r.params, self.context) for r in scenario.platform.rerankers]
+        self.platform = Platform(scenario.platform, self.context, rerankers)
+        spec = scenario.agents[agent_index]
+        self.agent_label = spec.label
+        self.agent = spec.cls(spec.params, self.context)
+        if getattr(self.agent, "privileged", False):
+            self.agent.bind_truth(Truth(self))
+        self.metrics: list[Metric] = [
+            registry.resolve("metrics", name)(self.context) for name in scenario.metrics
+        ]
+        self.t = 0
+        self._last_exposure: tuple[np.ndarray, np.ndarray] | None = None
+
+    def metric_columns(self) -> list[str]:
+        """The metric column names, in row order."""
+        return [c for m in self.metrics for c in m.columns]
+
+    def step(self, t: int) -> dict[str, float]:
+        """Run step ``t`` of the loop and return its metric row."""
+        # 1. content ---------------------------------------------------------------
+        self.content.step(t, self._last_exposure)
+        catalog = self.content.catalog(self.platform.knows_source)
+        # 2. arrivals --------------------------------------------------------------
+        active = self.users.arrivals(t)
+        # 3. observation (and retrains due now, so the new model serves from step t) --
+        self.platform.deploy_due(t, self.agent)
+        obs = self.platform.observe(t, active, catalog, self.users.observable_features(active))
+        # 4. act and re-rank -------------------------------------------------------
+        slates = self._serve(obs, catalog)
+        # 5. respond ---------------------------------------------------------------
+        feedback = self.users.respond(t, active, slates.item_ids, self.content.latent())
+        # 6. learn -----------------------------------------------------------------
+        if feedback.user_ids.size:
+            self.agent.update(feedback)
+        self.platform.record(t, feedback, catalog)
+        self._last_exposure = _exposure(feedback.slates)
+        # 7. measure ---------------------------------------------------------------
+        current, initial = self.users.interests()
+        snap = StepSnapshot(
+            step=t,
+            num_users=self.context.num_users,
+            feedback=feedback,
+            catalog=catalog,
+            items=self.content.latent(),
+            new_item_sources=self.content.new_item_sources(),
+            interests=current,
+            initial_interests=initial,
+        )
+        row: dict[str, float] = {}
+        for m in self.metrics:
+            row.update(m.observe(snap))
+        self.t = t + 1
+        return row
+
+    def _serve(self, obs: Observation, catalog: Catalog) -> Slates:
+        if obs.num_users == 0:
+            empty = np.zeros((0, self.context.slate_size), np.int64)
+            return Slates(obs.user_ids, empty)
+        depth = obs.slate_size
+        ranked = self.agent.act(obs)
+        _check_slates(ranked, obs, depth, catalog, f"agent '{self.agent_label}'")
+        return self.platform.rerank(obs, ranked, catalog)
+
+    def run(self, steps: int | None = None) -> Iterator[tuple[int, dict[str, float]]]:
+        """Yield ``(t, metric row)`` for ``steps`` more steps (default: the scenario's)."""
+        steps = self.scenario.steps - self.t if steps is None else steps
+        for _ in range(steps):
+            t = self.t
+            yield t, self.step(t)
+
+
+def _exposure(slates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(item_ids, counts)`` of the items in ``slates``."""
+    ids, counts = np.unique(slates, return_counts=True)
+    return ids, counts
+
+
+def finite_or_nan(x: float) -> float:
+    """``x`` as a float, NaN when it is not finite."""
+    x = float(x)
+    return x if math.isfinite(x) else float("nan")
