@@ -58,11 +58,16 @@ def train_bpr(
         neg: ``(epochs, M)`` negative item rows, one per click and epoch.
         params: initial ``P (U, f)``, ``W (d, f)``, ``Q (n, f)``, ``b (n,)`` arrays.
         item_features: ``(n, d)`` observable features of the log's items.
-        epochs, lr, l2, batch_size: optimisation settings.
+        epochs: passes over the clicks.
+        lr: Adam learning rate.
+        l2: L2 penalty on the vectors of each batch.
+        batch_size: clicks per optimisation step.
         seed_key: ``(seed, stream, step)`` of the generator that shuffles batches.
     """
     torch = _torch()
-    t = {k: torch.nn.Parameter(torch.from_numpy(np.array(v, np.float32))) for k, v in params.items()}
+    t = {
+        k: torch.nn.Parameter(torch.from_numpy(np.array(v, np.float32))) for k, v in params.items()
+    }
     feats = torch.from_numpy(np.asarray(item_features, np.float32))
     u_t, p_t = torch.from_numpy(users), torch.from_numpy(pos)
     n_t = torch.from_numpy(neg)
@@ -96,10 +101,10 @@ class MatrixFactorizationAgent(Agent):
         """Scenario keys of the mf agent."""
 
         factors: int = Field(16, gt=0, le=1024, description="Latent dimension f.")
-        epochs: int = Field(5, gt=0, description="Passes over the log window per retrain.")
+        epochs: int = Field(3, gt=0, description="Passes over the log window per retrain.")
         lr: float = Field(0.02, gt=0, description="Adam learning rate.")
         l2: float = Field(1e-4, ge=0, description="L2 penalty on user and item vectors.")
-        batch_size: int = Field(1024, gt=0, description="Clicks per optimisation step.")
+        batch_size: int = Field(2048, gt=0, description="Clicks per optimisation step.")
         init_scale: float = Field(0.1, gt=0, description="Std of the initial vectors.")
 
     def __init__(self, params: Params, ctx: Any) -> None:
@@ -152,7 +157,9 @@ class MatrixFactorizationAgent(Agent):
         self._num_retrains += 1
 
     # ------------------------------------------------------------------ serving
-    def item_vectors(self, item_ids: np.ndarray, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def item_vectors(
+        self, item_ids: np.ndarray, features: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``(n, f)`` vectors and ``(n,)`` biases of items (features-only when unseen)."""
         m = self._model
         v = features @ m["W"]
@@ -190,5 +197,7 @@ class MatrixFactorizationAgent(Agent):
         """Restore what :meth:`state_dict` returned."""
         self._num_retrains = int(state["num_retrains"])
         self._item_ids = np.asarray(state["item_ids"], np.int64)
-        model = {k.split(".", 1)[1]: np.asarray(v) for k, v in state.items() if k.startswith("model.")}
+        model = {
+            k.split(".", 1)[1]: np.asarray(v) for k, v in state.items() if k.startswith("model.")
+        }
         self._model = model or None

@@ -95,7 +95,9 @@ class CreatorEcosystem:
             1000, ge=0, description="Items live at step 0 (ages spread over the lifetime)."
         )
         lifetime: int = Field(50, gt=0, description="Steps an item stays live.")
-        creator_spread: float = Field(0.3, ge=0, description="Creator vector scatter around its topic.")
+        creator_spread: float = Field(
+            0.3, ge=0, description="Creator vector scatter around its topic."
+        )
         item_spread: float = Field(0.3, ge=0, description="Item scatter around its creator.")
         feature_noise: float = Field(
             0.3, ge=0, description="Noise between latent embedding and observable features."

@@ -57,7 +57,9 @@ class LogitUserPopulation:
         return_spread: float = Field(
             0.2, ge=0, le=1, description="Spread of personal return probabilities around the mean."
         )
-        interest_weight: float = Field(4.0, ge=0, description="Weight of interest match in utility.")
+        interest_weight: float = Field(
+            4.0, ge=0, description="Weight of interest match in utility."
+        )
         quality_weight: float = Field(1.0, ge=0, description="Weight of latent quality in utility.")
         no_click_utility: float = Field(3.0, description="Utility of not clicking.")
         temperature: float = Field(1.0, gt=0, description="Logit temperature of the choice.")
@@ -78,7 +80,10 @@ class LogitUserPopulation:
             0.2, gt=0, le=1, description="EMA rate of satisfaction from engagement."
         )
         churn_threshold: float = Field(
-            0.0, ge=0, le=1, description="Satisfaction below which a visit counts as poor (0 = never)."
+            0.0,
+            ge=0,
+            le=1,
+            description="Satisfaction below which a visit counts as poor (0 = never).",
         )
         churn_patience: int = Field(10, gt=0, description="Poor visits in a row before churning.")
         engagement_noise: float = Field(0.3, ge=0, description="Noise on engagement logits.")
@@ -141,13 +146,18 @@ class LogitUserPopulation:
             u += p.source_preference * items.source[rows]
         return u.astype(np.float32)
 
-    def expected_utility(self, t: int, user_ids: np.ndarray, item_ids: np.ndarray, items) -> np.ndarray:
+    def expected_utility(
+        self, t: int, user_ids: np.ndarray, item_ids: np.ndarray, items
+    ) -> np.ndarray:
         """Noise-free utility ``(B, C)`` (privileged: only the oracle uses it)."""
         p = self.params
         if item_ids.strides[0] == 0:  # shared candidates: one matrix product
             rows = items.rows(item_ids[0])
             x = self._interest[user_ids]
-            u = p.interest_weight * (x @ items.latent[rows].T) + p.quality_weight * items.quality[rows]
+            u = (
+                p.interest_weight * (x @ items.latent[rows].T)
+                + p.quality_weight * items.quality[rows]
+            )
             if p.fatigue_weight:
                 u -= p.fatigue_weight * self._fatigue[user_ids][:, items.topic[rows]]
             if p.source_preference:

@@ -43,11 +43,14 @@ def _check(name: str, arr: np.ndarray, shape: tuple, dtype_kind: str | None = No
     """Raise ``ValueError`` unless ``arr`` matches ``shape`` (``None`` = any size)."""
     if not isinstance(arr, np.ndarray):
         raise TypeError(f"Expects `{name}` to be a numpy array, actual type: {type(arr).__name__}")
-    if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
+    mismatch = any(s is not None and s != a for s, a in zip(shape, arr.shape, strict=False))
+    if arr.ndim != len(shape) or mismatch:
         want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
         raise ValueError(f"Expects `{name}` of shape {want}, actual shape: {arr.shape}")
     if dtype_kind is not None and arr.dtype.kind not in dtype_kind:
-        raise ValueError(f"Expects `{name}` of dtype kind {dtype_kind!r}, actual dtype: {arr.dtype}")
+        raise ValueError(
+            f"Expects `{name}` of dtype kind {dtype_kind!r}, actual dtype: {arr.dtype}"
+        )
 
 
 @dataclass(frozen=True)

@@ -91,13 +91,13 @@ def _import(path: str, kind: str, name: str) -> type:
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        raise RegistryError(
-            f"{kind} '{name}': cannot import module '{module_name}' ({e})"
-        ) from e
+        raise RegistryError(f"{kind} '{name}': cannot import module '{module_name}' ({e})") from e
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise RegistryError(f"{kind} '{name}': module '{module_name}' has no attribute '{attr}'")
+            raise RegistryError(
+                f"{kind} '{name}': module '{module_name}' has no attribute '{attr}'"
+            )
         obj = getattr(obj, part)
     if not isinstance(obj, type):
         raise RegistryError(f"{kind} '{name}': '{path}' is not a class")

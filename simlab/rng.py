@@ -41,8 +41,8 @@ __all__ = [
     "torch_generator",
 ]
 
-SeedLike = Union[int, np.integer]
-Shape = Union[int, Sequence[int]]
+SeedLike = Union[int, np.integer]  # noqa: UP007 - a runtime alias, kept 3.10-safe
+Shape = Union[int, Sequence[int]]  # noqa: UP007
 
 _MASK = (1 << 64) - 1
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -55,9 +55,13 @@ _INV_2_53 = 1.0 / (1 << 53)
 def check_seed(seed: object) -> int:
     """Return ``seed`` as an int, or raise ``TypeError``/``ValueError`` naming the bad value."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"Expects `seed` to be a non-negative int, actual type: {type(seed).__name__}")
+        raise TypeError(
+            f"Expects `seed` to be a non-negative int, actual type: {type(seed).__name__}"
+        )
     if not 0 <= int(seed) < 2**63:
-        raise ValueError(f"Expects `seed` to be a non-negative int below 2**63, actual value: {seed}")
+        raise ValueError(
+            f"Expects `seed` to be a non-negative int below 2**63, actual value: {seed}"
+        )
     return int(seed)
 
 

@@ -308,7 +308,9 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
                 )
         elif isinstance(node, dict):
             if isinstance(tok, int):
-                raise ScenarioError(f"{where}: '{format_path(tokens[:i])}' is a mapping, not a list")
+                raise ScenarioError(
+                    f"{where}: '{format_path(tokens[:i])}' is a mapping, not a list"
+                )
             if not last and tok not in node:
                 node[tok] = {}
         else:
@@ -523,6 +525,6 @@ def sweep_points(scenario: Scenario) -> list[SweepPoint]:
     keys = list(scenario.sweep)
     points = []
     for i, combo in enumerate(itertools.product(*(scenario.sweep[k] for k in keys))):
-        values = dict(zip(keys, combo))
+        values = dict(zip(keys, combo, strict=False))
         points.append(SweepPoint(i, values, parse_scenario(base, list(values.items()))))
     return points

@@ -200,6 +200,7 @@ class World:
         ]
         self.t = 0
         self._last_exposure: tuple[np.ndarray, np.ndarray] | None = None
+        self.last_feedback: Feedback | None = None
 
     def metric_columns(self) -> list[str]:
         """The metric column names, in row order."""
@@ -223,6 +224,7 @@ class World:
         if feedback.user_ids.size:
             self.agent.update(feedback)
         self.platform.record(t, feedback, catalog)
+        self.last_feedback = feedback
         self._last_exposure = _exposure(feedback.slates)
         # 7. measure ---------------------------------------------------------------
         current, initial = self.users.interests()

@@ -12,8 +12,10 @@ __all__ = ["DiversityMetric", "InterestDriftMetric", "HomogenizationMetric", "ja
 
 
 class DiversityMetric(Metric):
-    """Intra-list diversity: mean over slates of the mean pairwise cosine distance
-    ``1 - cos(e_i, e_j)`` between the latent embeddings of the slate's items.
+    """Intra-list diversity: mean pairwise cosine distance within slates.
+
+    Per slate, the mean of ``1 - cos(e_i, e_j)`` over pairs of its items' latent
+    embeddings; averaged over slates.
 
     Embeddings are unit vectors, so the mean pairwise cosine of a slate is
     ``(||sum_k e_k||^2 - K) / (K (K - 1))`` — O(B K d) with no K x K matrix.
@@ -51,15 +53,17 @@ class InterestDriftMetric(Metric):
 def jaccard_pairs(sets_a: list[set[int]], sets_b: list[set[int]]) -> np.ndarray:
     """Reference Jaccard similarity of paired Python sets (for tests; 0 for two empty sets)."""
     out = []
-    for a, b in zip(sets_a, sets_b):
+    for a, b in zip(sets_a, sets_b, strict=False):
         union = len(a | b)
         out.append(len(a & b) / union if union else 0.0)
     return np.asarray(out)
 
 
 class HomogenizationMetric(Metric):
-    """Homogenization (Chaney et al. 2018): mean Jaccard similarity of the cumulative sets of
-    consumed (clicked) items over a fixed, deterministic sample of user pairs.
+    """Homogenization (Chaney et al. 2018): mean Jaccard similarity of consumption.
+
+    The cumulative sets of consumed (clicked) items are compared over a fixed,
+    deterministic sample of user pairs.
 
     Pairs are drawn once per trial from the ``metrics/homogenization`` stream, so every
     agent of a seed is measured on the same pairs. Pairs whose union is still empty count
@@ -88,7 +92,11 @@ class HomogenizationMetric(Metric):
         partner = np.concatenate([self.pair_b, self.pair_a])
         pair_of = np.concatenate([pid, pid])
         order = np.argsort(ends, kind="stable")
-        self._end_user, self._end_partner, self._end_pair = ends[order], partner[order], pair_of[order]
+        self._end_user, self._end_partner, self._end_pair = (
+            ends[order],
+            partner[order],
+            pair_of[order],
+        )
         self._tracked = np.zeros(n, bool)
         self._tracked[ends] = True
         self._keys = np.zeros(0, np.int64)

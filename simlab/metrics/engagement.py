@@ -8,8 +8,11 @@ __all__ = ["EngagementMetric"]
 
 
 class EngagementMetric(Metric):
-    """Per step: ``ctr`` = clicks / served users; ``mean`` = mean engagement per served user
-    (0 for no click); ``users/active`` = served users."""
+    """Click-through rate, mean engagement and active users per step.
+
+    ``engagement/ctr`` = clicks / served users; ``engagement/mean`` = mean engagement per
+    served user (0 for no click); ``users/active`` = served users.
+    """
 
     name = "engagement"
     columns = ("engagement/ctr", "engagement/mean", "users/active")

@@ -36,8 +36,11 @@ def exposure_counts(slates: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
 
 
 class ExposureMetric(Metric):
-    """Per step: ``coverage`` = share of live items shown at least once; ``gini`` = Gini of
-    the exposure counts over all live items (unexposed items count as 0)."""
+    """Item exposure per step: coverage and Gini.
+
+    ``exposure/coverage`` = share of live items shown at least once; ``exposure/gini`` =
+    Gini of the exposure counts over all live items (unexposed items count as 0).
+    """
 
     name = "exposure"
     columns = ("exposure/coverage", "exposure/gini")

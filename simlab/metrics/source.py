@@ -10,8 +10,11 @@ __all__ = ["SourceMetric"]
 
 
 class SourceMetric(Metric):
-    """Per step: ``aigc_exposure_share`` = AIGC items among all slate impressions;
-    ``aigc_production_share`` = AIGC items among the items published this step."""
+    """AIGC shares of exposure and production per step.
+
+    ``source/aigc_exposure_share`` = AIGC items among all slate impressions;
+    ``source/aigc_production_share`` = AIGC items among the items published this step.
+    """
 
     name = "source"
     columns = ("source/aigc_exposure_share", "source/aigc_production_share")

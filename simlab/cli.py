@@ -1,0 +1,238 @@
+"""The ``simlab`` command: run, validate, list and show runs.
+
+Exit codes: 0 success; 1 a run failed inside a model (a bug: the traceback is shown);
+2 bad input (scenario, override, model name, run directory) with one clear line per
+problem; 130 interrupted (everything finished so far is kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from simlab.errors import SimlabError
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``simlab``."""
+    p = argparse.ArgumentParser(
+        prog="simlab", description="A laboratory for recommender-system feedback loops."
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a scenario: agents x seeds (x sweep grid)")
+    run.add_argument("scenario", help="scenario YAML file")
+    _add_overrides(run)
+    run.add_argument("--out", help="parent folder of run directories (default: output.dir)")
+    run.add_argument("--run-id", help="name of the run directory (default: generated)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    val = sub.add_parser("validate", help="check a scenario and print it fully resolved")
+    val.add_argument("scenario", help="scenario YAML file")
+    _add_overrides(val)
+    val.add_argument("--quiet", action="store_true", help="print only errors")
+
+    runs = sub.add_parser("runs", help="list run directories with their status")
+    runs.add_argument("--dir", default="runs", help="folder holding run directories")
+
+    show = sub.add_parser("show", help="summary of one run")
+    show.add_argument("run", help="run directory, or a run id under --dir")
+    show.add_argument("--dir", default="runs", help="folder holding run directories")
+    return p
+
+
+def _add_overrides(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a scenario field, e.g. --set users.num_users=500 (repeatable)",
+    )
+    p.add_argument("--seeds", type=int, help="number of seeds (seeds 0..N-1)")
+
+
+def _load(args: argparse.Namespace):
+    from simlab.scenario import load_scenario
+
+    overrides = list(args.overrides)
+    if args.seeds is not None:
+        overrides.append(("seeds", args.seeds))
+    return load_scenario(args.scenario, overrides)
+
+
+# ---------------------------------------------------------------------- commands
+def cmd_validate(args: argparse.Namespace, out: Console) -> int:
+    """``simlab validate``."""
+    scenario = _load(args)
+    if not args.quiet:
+        out.print(scenario.to_yaml(), markup=False, highlight=False, end="")
+    from simlab.runner import plan_trials
+
+    n = len(plan_trials(scenario))
+    out.print(f"[green]valid[/]: {args.scenario} ({n} trials x {scenario.steps} steps)")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace, out: Console) -> int:
+    """``simlab run``."""
+    from simlab.runner import plan_trials, run_scenario
+
+    scenario = _load(args)
+    trials = plan_trials(scenario)
+    total = len(trials) * scenario.steps
+    out.print(
+        f"simlab run [bold]{scenario.name}[/]: {len(scenario.agents)} agents x "
+        f"{len(scenario.seeds)} seeds"
+        + (
+            f" x {len(trials) // (len(scenario.agents) * len(scenario.seeds))} sweep points"
+            if scenario.sweep
+            else ""
+        )
+        + f", {scenario.steps} steps"
+    )
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=out,
+        disable=args.no_progress,
+        transient=False,
+    )
+    store = None
+    with progress:
+        task = progress.add_task("starting", total=total)
+
+        def on_step(trial, steps_done: int) -> None:
+            desc = f"trial {trial.index + 1}/{len(trials)} {trial.agent} seed={trial.seed}"
+            done = trial.index * scenario.steps + steps_done
+            progress.update(task, completed=done, description=desc)
+
+        try:
+            store = run_scenario(scenario, out_dir=args.out, progress=on_step, run_id=args.run_id)
+        except KeyboardInterrupt:
+            progress.stop()
+            out.print("[yellow]interrupted[/]: every finished step is kept in the run directory")
+            return EXIT_INTERRUPTED
+    _print_summary(store, out)
+    out.print(f"run directory: {store.path}")
+    return EXIT_OK
+
+
+def cmd_runs(args: argparse.Namespace, out: Console) -> int:
+    """``simlab runs``."""
+    from simlab.store import list_runs
+
+    runs = list_runs(args.dir)
+    if not runs:
+        out.print(f"no run directories under {args.dir}")
+        return EXIT_OK
+    table = Table(title=f"runs in {args.dir}")
+    for col in ("run", "status", "scenario", "agents", "seeds", "steps", "started"):
+        table.add_column(col)
+    colors = {"completed": "green", "running": "cyan", "failed": "red", "crashed": "red"}
+    for r in runs:
+        status = f"[{colors.get(r.status, 'yellow')}]{r.status}[/]"
+        if r.problem:
+            table.add_row(r.run_id, status, "", "", "", "", r.problem)
+            continue
+        table.add_row(
+            r.run_id,
+            status,
+            r.scenario,
+            ", ".join(r.agents),
+            str(len(r.seeds)),
+            f"{r.steps_done}/{r.steps_total}",
+            r.started,
+        )
+    out.print(table)
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace, out: Console) -> int:
+    """``simlab show``."""
+    from simlab.store import open_run
+
+    store = open_run(args.run, runs_dir=args.dir)
+    m = store.manifest
+    out.print(f"[bold]{m['run_id']}[/]  status: {store.status}  scenario: {m.get('scenario')}")
+    out.print(f"started {m.get('started')}  ended {m.get('ended') or '-'}  path {store.path}")
+    if m.get("error"):
+        out.print(f"error: {m['error']}", markup=False)
+    done = sum(int(t.get("steps_done", 0)) for t in m["trials"])
+    out.print(f"trials: {len(m['trials'])}, steps done: {done}")
+    _print_summary(store, out)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- summary
+def _fmt(mean: float, sd: float) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "-"
+    text = f"{mean:.4g}" if abs(mean) < 1000 else f"{mean:,.0f}"
+    if sd and not math.isnan(sd) and sd > 0:
+        text += f" ±{sd:.2g}"
+    return text
+
+
+def _print_summary(store, out: Console) -> None:
+    """One column per agent (and sweep point), one row per metric, mean ± sd over seeds."""
+    from simlab.store import summarize
+
+    df = store.read_metrics()
+    if df.empty:
+        out.print("no metric rows yet")
+        return
+    s = summarize(df, store.manifest)
+    sweep = [c for c in store.manifest.get("sweep_columns", []) if c in s.columns]
+    kinds = store.manifest.get("metric_summary", {})
+    table = Table(title="summary (mean over steps, or last step*, then mean ± sd over seeds)")
+    table.add_column("metric", no_wrap=True)
+    for _, row in s.iterrows():
+        label = str(row["agent"])
+        if sweep:
+            label += " [" + ", ".join(f"{c}={row[c]}" for c in sweep) + "]"
+        table.add_column(label, justify="right")
+    table.add_row("seeds", *[str(int(v)) for v in s["seeds"]])
+    table.add_row("steps", *[str(int(v)) for v in s["steps"]])
+    for c in store.manifest["metric_columns"]:
+        if c not in s.columns:
+            continue
+        name = c + ("*" if kinds.get(c) == "last" else "")
+        table.add_row(name, *[_fmt(r[c], r[f"{c} sd"]) for _, r in s.iterrows()])
+    out.print(table)
+
+
+# ---------------------------------------------------------------------- entry point
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``simlab`` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = Console()
+    err = Console(stderr=True, highlight=False)
+    commands = {"run": cmd_run, "validate": cmd_validate, "runs": cmd_runs, "show": cmd_show}
+    try:
+        return commands[args.command](args, out)
+    except SimlabError as e:
+        for line in str(e).splitlines() or [type(e).__name__]:
+            err.print(f"error: {line}", markup=False)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

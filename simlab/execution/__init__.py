@@ -1,0 +1,1 @@
+"""Execution backends: ``local`` (in-process); Ray actors come with the Ray backend."""
