@@ -96,18 +96,12 @@ class Platform:
         hist = self._history[user_ids[:, None], idx]
         return np.where(np.arange(h) < n, hist, PAD)
 
-    def rerank(self, obs: Observation, ranked: Slates, catalog: Catalog) -> Slates:
-        """Apply the configured re-rankers and cut to K items."""
-        from simlab.world import _check_slates
-
-        k = self.section.slate_size
+    def rerank(self, obs: Observation, ranked: Slates) -> Slates:
+        """Apply the configured re-rankers in order and cut to K items."""
         items = ranked.item_ids
         for rr in self.rerankers:
             items = rr.rerank(obs, items)
-        out = Slates(ranked.user_ids, np.ascontiguousarray(items[:, :k]))
-        if self.rerankers:
-            _check_slates(out, obs, k, catalog, "re-rankers")
-        return out
+        return Slates(ranked.user_ids, np.ascontiguousarray(items[:, : self.section.slate_size]))
 
     # ---------------------------------------------------------------- logging
     def record(self, t: int, feedback: Feedback, catalog: Catalog) -> None:

@@ -45,7 +45,8 @@ def _check(name: str, arr: np.ndarray, shape: tuple, dtype_kind: str | None = No
         raise TypeError(f"Expects `{name}` to be a numpy array, actual type: {type(arr).__name__}")
     mismatch = any(s is not None and s != a for s, a in zip(shape, arr.shape, strict=False))
     if arr.ndim != len(shape) or mismatch:
-        want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
+        dims = ["?" if s is None else str(s) for s in shape]
+        want = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
         raise ValueError(f"Expects `{name}` of shape {want}, actual shape: {arr.shape}")
     if dtype_kind is not None and arr.dtype.kind not in dtype_kind:
         raise ValueError(

@@ -77,7 +77,8 @@ def cmd_validate(args: argparse.Namespace, out: Console) -> int:
     """``simlab validate``."""
     scenario = _load(args)
     if not args.quiet:
-        out.print(scenario.to_yaml(), markup=False, highlight=False, end="")
+        # soft_wrap: Rich must not wrap long lines, or the printed YAML no longer parses.
+        out.print(scenario.to_yaml(), markup=False, highlight=False, soft_wrap=True, end="")
     from simlab.runner import plan_trials
 
     n = len(plan_trials(scenario))
@@ -221,7 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     out = Console()
-    err = Console(stderr=True, highlight=False)
+    # soft_wrap: an error stays on one line however narrow the terminal (or pipe) is.
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     commands = {"run": cmd_run, "validate": cmd_validate, "runs": cmd_runs, "show": cmd_show}
     try:
         return commands[args.command](args, out)

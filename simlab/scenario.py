@@ -166,16 +166,32 @@ class Scenario(StrictModel):
         default_factory=lambda: [0],
         description="Seeds: an int N (seeds 0..N-1) or an explicit list of non-negative ints.",
     )
-    world: WorldSection = Field(default_factory=WorldSection)
-    users: ComponentSpec = Field(default_factory=lambda: ComponentSpec(model="logit"))
-    content: ComponentSpec = Field(default_factory=lambda: ComponentSpec(model="creators"))
-    platform: PlatformSection = Field(default_factory=PlatformSection)
-    agents: list[AgentSpec] = Field(min_length=1, description="Agents to compare.")
+    world: WorldSection = Field(
+        default_factory=WorldSection, description="Latent space shared by users and content."
+    )
+    users: ComponentSpec = Field(
+        default_factory=lambda: ComponentSpec(model="logit"),
+        description="User model: `model` (a registered name) plus its parameters.",
+    )
+    content: ComponentSpec = Field(
+        default_factory=lambda: ComponentSpec(model="creators"),
+        description="Content model: `model` plus its parameters.",
+    )
+    platform: PlatformSection = Field(
+        default_factory=PlatformSection, description="Retrieval, serving, log, retraining."
+    )
+    agents: list[AgentSpec] = Field(
+        min_length=1,
+        description="Agents to compare: each `model` plus its parameters and an optional "
+        "`name` (label in metrics, default the model name).",
+    )
     metrics: list[str] = Field(default_factory=_default_metrics, description="Metric groups.")
     sweep: dict[str, list[Any]] = Field(
         default_factory=dict, description="Grid: field path -> list of values (cartesian product)."
     )
-    output: OutputSection = Field(default_factory=OutputSection)
+    output: OutputSection = Field(
+        default_factory=OutputSection, description="Where and what the run writes."
+    )
 
     @field_validator("name")
     @classmethod
@@ -191,7 +207,10 @@ class Scenario(StrictModel):
             raise ValueError("expects a positive int N or a list of non-negative ints")
         if isinstance(v, int):
             if v <= 0:
-                raise ValueError("expects a positive number of seeds or a list of seeds")
+                raise ValueError(
+                    "expects a positive number of seeds N (seeds 0..N-1) or a list of distinct "
+                    "non-negative ints"
+                )
             return list(range(v))
         if isinstance(v, list):
             if not v:
@@ -208,7 +227,9 @@ class Scenario(StrictModel):
     def _check_sweep(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
         for key, values in v.items():
             if not values:
-                raise ValueError(f"sweep parameter '{key}' has an empty list of values")
+                raise ValueError(
+                    f"sweep parameter '{key}' has an empty list of values; give at least one value"
+                )
             if key.split(".")[0].split("[")[0] in ("sweep", "seeds", "name", "output"):
                 raise ValueError(f"sweep parameter '{key}' cannot be swept")
         return v
@@ -286,7 +307,10 @@ def parse_set(item: str) -> tuple[str, Any]:
     try:
         value = yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError as e:
-        raise ScenarioError(f"--set {path}: value '{text}' is not valid YAML ({e})") from e
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ScenarioError(
+            f"--set {path}: value '{text}' is not valid YAML ({problem}); quote it to pass a string"
+        ) from None
     _parse_path(path)
     return path, value
 
@@ -312,6 +336,11 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
                     f"{where}: '{format_path(tokens[:i])}' is a mapping, not a list"
                 )
             if not last and tok not in node:
+                if isinstance(tokens[i + 1], int):
+                    raise ScenarioError(
+                        f"{where}: not set in the scenario, so it has no entries to index; "
+                        f"set the whole list instead, e.g. {where}=[...]"
+                    )
                 node[tok] = {}
         else:
             raise ScenarioError(
@@ -380,14 +409,19 @@ def _format_errors(
         if kind == "extra_forbidden":
             allowed = _allowed_fields(_model_at(model, loc))
             name = str(loc[-1])
-            lines.append(
-                f"{path}: unknown field '{name}'.{did_you_mean(name, allowed)} "
-                f"Allowed: {', '.join(allowed)}"
-            )
+            if allowed:
+                hint = f"{did_you_mean(name, allowed)} Allowed: {', '.join(allowed)}"
+            else:
+                hint = " This component takes no parameters."
+            lines.append(f"{path}: unknown field '{name}'.{hint}")
         elif kind == "missing":
             lines.append(f"{path}: required field is missing")
         elif kind in ("model_type", "model_attributes_type", "dict_type"):
             lines.append(f"{path}: expected a mapping of fields, got {_short(e.get('input'))}")
+        elif kind == "value_error" and isinstance(e.get("input"), Mapping):
+            # A check across a whole section: the message names the fields; the section's
+            # full contents would only bury it.
+            lines.append(f"{path}: {msg}")
         else:
             lines.append(f"{path}: {msg}, got {_short(e.get('input'))}")
     return lines
@@ -501,6 +535,11 @@ def load_scenario(path: str | Path, overrides: Iterable[str | tuple[str, Any]] =
     """
     path = Path(path)
     data = _read_yaml(path)
+    if not isinstance(data, Mapping):
+        raise ScenarioError(
+            f"{path}: the top level must be a mapping of scenario fields (name, steps, agents, "
+            f"...), got a {type(data).__name__}"
+        )
     try:
         return parse_scenario(data, overrides, source=str(path))
     except ScenarioError as e:

@@ -432,6 +432,14 @@ def open_run(path: str | Path, runs_dir: str | Path | None = None) -> RunStore:
     missing = [k for k in required if not isinstance(manifest, dict) or k not in manifest]
     if missing:
         raise RunStoreError(f"{mpath}: corrupt manifest, missing {', '.join(missing)}")
+    malformed = []
+    trials = manifest["trials"]
+    if not isinstance(trials, list) or not all(isinstance(t, dict) for t in trials):
+        malformed.append("trials (expected a list of trial records)")
+    if not isinstance(manifest["metric_columns"], list):
+        malformed.append("metric_columns (expected a list of column names)")
+    if malformed:
+        raise RunStoreError(f"{mpath}: corrupt manifest, malformed {'; '.join(malformed)}")
     return RunStore(p, manifest)
 
 

@@ -148,8 +148,10 @@ class Truth:
         return w.users.expected_utility(t, user_ids, item_ids, w.content.latent())
 
 
-def _check_slates(slates: Slates, obs: Observation, k: int, catalog: Catalog, who: str) -> None:
-    """Cheap contract checks on an agent's or re-ranker's output."""
+def _check_slates(
+    slates: Slates, obs: Observation, k: int, catalog: Catalog, who: str
+) -> np.ndarray:
+    """Cheap contract checks on an agent's or re-ranker's output; returns the slate rows."""
     ids = slates.item_ids
     if ids.shape != (obs.num_users, k):
         raise AgentContractError(
@@ -157,15 +159,15 @@ def _check_slates(slates: Slates, obs: Observation, k: int, catalog: Catalog, wh
         )
     if not np.array_equal(slates.user_ids, obs.user_ids):
         raise AgentContractError(f"{who} returned slates for other users than it was asked")
-    if ids.size:
-        try:
-            catalog.rows(ids)
-        except KeyError as e:
-            raise AgentContractError(f"{who} returned {e.args[0]}") from None
-        if k > 1:
-            s = np.sort(ids, axis=1)
-            if (s[:, 1:] == s[:, :-1]).any():
-                raise AgentContractError(f"{who} returned a slate with a duplicate item")
+    try:
+        rows = catalog.rows(ids)
+    except KeyError as e:
+        raise AgentContractError(f"{who} returned {e.args[0]}") from None
+    if ids.size and k > 1:
+        s = np.sort(rows, axis=1)
+        if (s[:, 1:] == s[:, :-1]).any():
+            raise AgentContractError(f"{who} returned a slate with a duplicate item")
+    return rows
 
 
 class World:
@@ -217,7 +219,7 @@ class World:
         self.platform.deploy_due(t, self.agent)
         obs = self.platform.observe(t, active, catalog, self.users.observable_features(active))
         # 4. act and re-rank -------------------------------------------------------
-        slates = self._serve(obs, catalog)
+        slates, rows = self._serve(obs, catalog)
         # 5. respond ---------------------------------------------------------------
         feedback = self.users.respond(t, active, slates.item_ids, self.content.latent())
         # 6. learn -----------------------------------------------------------------
@@ -237,6 +239,7 @@ class World:
             new_item_sources=self.content.new_item_sources(),
             interests=current,
             initial_interests=initial,
+            slate_rows=rows,
         )
         row: dict[str, float] = {}
         for m in self.metrics:
@@ -244,14 +247,17 @@ class World:
         self.t = t + 1
         return row
 
-    def _serve(self, obs: Observation, catalog: Catalog) -> Slates:
+    def _serve(self, obs: Observation, catalog: Catalog) -> tuple[Slates, np.ndarray]:
+        """The checked slates of the step and their rows in the catalog."""
         if obs.num_users == 0:
             empty = np.zeros((0, self.context.slate_size), np.int64)
-            return Slates(obs.user_ids, empty)
-        depth = obs.slate_size
+            return Slates(obs.user_ids, empty), empty
         ranked = self.agent.act(obs)
-        _check_slates(ranked, obs, depth, catalog, f"agent '{self.agent_label}'")
-        return self.platform.rerank(obs, ranked, catalog)
+        rows = _check_slates(ranked, obs, obs.slate_size, catalog, f"agent '{self.agent_label}'")
+        if not self.platform.rerankers:
+            return ranked, rows
+        slates = self.platform.rerank(obs, ranked)
+        return slates, _check_slates(slates, obs, self.context.slate_size, catalog, "re-rankers")
 
     def run(self, steps: int | None = None) -> Iterator[tuple[int, dict[str, float]]]:
         """Yield ``(t, metric row)`` for ``steps`` more steps (default: the scenario's)."""

@@ -33,6 +33,8 @@ class StepSnapshot:
         new_item_sources: ``(P,)`` sources (0 human, 1 AIGC) of items published this step.
         interests: ``(num_users, d)`` current latent interests.
         initial_interests: ``(num_users, d)`` interests at step 0.
+        slate_rows: ``(B, K)`` row of each slate item in ``catalog``/``items`` when the
+            world already computed it (else :meth:`rows` computes it).
     """
 
     step: int
@@ -43,6 +45,13 @@ class StepSnapshot:
     new_item_sources: np.ndarray
     interests: np.ndarray
     initial_interests: np.ndarray
+    slate_rows: np.ndarray | None = None
+
+    def rows(self) -> np.ndarray:
+        """``(B, K)`` rows of the slate items in the live item table."""
+        if self.slate_rows is not None:
+            return self.slate_rows
+        return self.catalog.rows(self.feedback.slates)
 
 
 class Metric:

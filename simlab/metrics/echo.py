@@ -31,7 +31,7 @@ class DiversityMetric(Metric):
         b, k = slates.shape
         if b == 0 or k < 2:
             return {"diversity/intra_list": float("nan")}
-        e = snap.items.latent[snap.items.rows(slates)]  # (B, K, d)
+        e = snap.items.latent[snap.rows()]  # (B, K, d)
         s = e.sum(axis=1)
         mean_cos = ((s * s).sum(axis=1) - k) / (k * (k - 1))
         return {"diversity/intra_list": float(1.0 - mean_cos.mean())}

@@ -29,10 +29,14 @@ def gini(counts: np.ndarray) -> float:
     return float(((2 * j - n - 1) * c).sum() / (n * total))
 
 
-def exposure_counts(slates: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
-    """``(N,)`` number of times each live item (``item_ids``, sorted) appears in ``slates``."""
-    rows = np.searchsorted(item_ids, slates.ravel())
-    return np.bincount(rows, minlength=item_ids.shape[0])
+def exposure_counts(slate_rows: np.ndarray, num_items: int) -> np.ndarray:
+    """``(N,)`` number of times each of ``num_items`` live items appears in the slates.
+
+    Args:
+        slate_rows: ``(B, K)`` row (into the live catalog) of every slate item.
+        num_items: ``N``, live items.
+    """
+    return np.bincount(slate_rows.ravel(), minlength=num_items)
 
 
 class ExposureMetric(Metric):
@@ -48,7 +52,7 @@ class ExposureMetric(Metric):
 
     def measure(self, snap: StepSnapshot) -> dict[str, float]:
         """Coverage and exposure Gini over the live catalog."""
-        counts = exposure_counts(snap.feedback.slates, snap.catalog.item_ids)
+        counts = exposure_counts(snap.rows(), snap.catalog.num_items)
         return {
             "exposure/coverage": safe_ratio((counts > 0).sum(), counts.shape[0]),
             "exposure/gini": gini(counts),

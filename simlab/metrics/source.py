@@ -23,7 +23,7 @@ class SourceMetric(Metric):
     def measure(self, snap: StepSnapshot) -> dict[str, float]:
         """AIGC shares of impressions and of new items."""
         slates = snap.feedback.slates
-        src = snap.items.source[snap.items.rows(slates)] if slates.size else np.zeros(0)
+        src = snap.items.source[snap.rows()] if slates.size else np.zeros(0)
         new = snap.new_item_sources
         return {
             "source/aigc_exposure_share": safe_ratio(src.sum(), src.size),

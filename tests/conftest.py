@@ -1,0 +1,62 @@
+"""Shared fixtures: small scenarios that run in a second or two."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from simlab.scenario import Scenario, parse_scenario
+
+SMALL: dict[str, Any] = {
+    "name": "small",
+    "steps": 30,
+    "seeds": 1,
+    "world": {"dim": 16, "num_topics": 8},
+    "users": {"model": "logit", "num_users": 300},
+    "content": {
+        "model": "creators",
+        "num_human_creators": 30,
+        "num_aigc_creators": 10,
+        "items_per_step": 10,
+        "initial_items": 200,
+        "lifetime": 20,
+    },
+    "platform": {"slate_size": 5, "retrain_every": 3, "log_window": 6},
+    "agents": [{"model": "random"}, {"model": "popularity"}],
+    "output": {"flush_seconds": 0.0},
+}
+
+
+def make_small(*overrides: tuple[str, Any] | str, **top: Any) -> Scenario:
+    """A small valid scenario; ``top`` replaces top-level keys, ``overrides`` are --set items."""
+    data = copy.deepcopy(SMALL)
+    data.update(top)
+    return parse_scenario(data, overrides)
+
+
+@pytest.fixture
+def small_scenario() -> Scenario:
+    """The default small scenario (random and popularity, one seed, 30 steps)."""
+    return make_small()
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One small local Ray instance for the whole test session (no dashboard, quiet)."""
+    import os
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    ray.init(
+        num_cpus=1,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="ERROR",
+        object_store_memory=100 * 1024 * 1024,
+        configure_logging=False,
+    )
+    yield ray
+    ray.shutdown()
