@@ -135,7 +135,8 @@ def main() -> int:
         return 0
     if new != text:
         print(
-            "README.md scenario reference is out of date: python scripts/scenario_reference.py --write"
+            "README.md scenario reference is out of date: "
+            "python scripts/scenario_reference.py --write"
         )
         return 1
     return 0
