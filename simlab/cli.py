@@ -201,8 +201,11 @@ def _print_summary(store, out: Console) -> None:
     kinds = store.manifest.get("metric_summary", {})
     table = Table(title="summary (mean over steps, or last step*, then mean ± sd over seeds)")
     table.add_column("metric", no_wrap=True)
+    privileged = set(store.manifest.get("privileged_agents", []))
     for _, row in s.iterrows():
         label = str(row["agent"])
+        if label in privileged:
+            label += " (privileged)"
         if sweep:
             label += " [" + ", ".join(f"{c}={row[c]}" for c in sweep) + "]"
         table.add_column(label, justify="right")

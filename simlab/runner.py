@@ -109,6 +109,11 @@ def run_scenario(
         run_id=run_id,
         metric_summary=metric_summary(scenario),
     )
+    # privileged agents (the oracle) read latent truth: mark them in every output
+    store.manifest["privileged_agents"] = [
+        a.label for a in scenario.agents if getattr(a.cls, "privileged", False)
+    ]
+    store.save_manifest()
     with _sigterm_as_interrupt():
         try:
             run_local(trials, store, progress)
