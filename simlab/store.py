@@ -483,7 +483,7 @@ def list_runs(parent: str | Path) -> list[RunSummary]:
         steps_total = _scenario_steps(p) * len(trials)
         out.append(
             RunSummary(
-                run_id=m["run_id"],
+                run_id=p.name,  # the folder name is what `simlab show` accepts
                 status=run.status,
                 scenario=str(m.get("scenario", "?")),
                 agents=list(m.get("agents", [])),

@@ -1,0 +1,143 @@
+"""The ``simlab`` command end to end: validate, run, runs and show on a tiny scenario."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import SMALL
+
+from simlab.cli import build_parser, main
+from simlab.scenario import load_scenario, parse_scenario
+
+AGENTS = [{"model": "random"}, {"model": "popularity"}, {"model": "mf", "factors": 4}]
+
+
+def _simlab(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    cmd = [sys.executable, "-m", "simlab", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.fixture(scope="module")
+def scenario_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small scenario file with three agents (steps are cut with --set)."""
+    data = copy.deepcopy(SMALL)
+    data["agents"] = AGENTS
+    path = tmp_path_factory.mktemp("cli") / "tiny.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def cli_run(scenario_file: Path) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``simlab run`` with --set steps=3 and --seeds 2, and its run directory."""
+    out = scenario_file.parent / "runs"
+    proc = _simlab(
+        "run", scenario_file, "--set", "steps=3", "--seeds", "2", "--out", out, "--run-id", "tiny"
+    )
+    return proc, out / "tiny"
+
+
+def test_validate_prints_resolved_scenario(scenario_file: Path):
+    """``simlab validate`` exits 0 and prints the resolved scenario as loadable YAML."""
+    proc = _simlab("validate", scenario_file, "--set", "users.drift_rate=0.1")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    body, _, last = proc.stdout.rstrip("\n").rpartition("\n")
+    assert last.startswith("valid: ") and "(3 trials x 30 steps)" in last
+    printed = parse_scenario(yaml.safe_load(body))
+    expected = load_scenario(scenario_file, ["users.drift_rate=0.1"])
+    assert printed.resolved_dict() == expected.resolved_dict()
+    assert "topic_spread: 1.0" in body  # a default the file does not set
+
+
+def test_validate_quiet(scenario_file: Path, capsys):
+    """``--quiet`` prints only the verdict line."""
+    assert main(["validate", str(scenario_file), "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("valid: ")
+
+
+def test_validate_long_lines_not_wrapped(scenario_file: Path, capsys):
+    """Long values are printed on one line, so the YAML still parses."""
+    name = "n" * 150
+    assert main(["validate", str(scenario_file), "--set", f"name={name}"]) == 0
+    body = capsys.readouterr().out.rstrip("\n").rpartition("\n")[0]
+    assert yaml.safe_load(body)["name"] == name
+
+
+def test_run_exits_zero_with_summary(cli_run):
+    """``simlab run`` on a tiny scenario exits 0 and prints a summary naming each agent."""
+    proc, run_dir = cli_run
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "3 agents x 2 seeds, 3 steps" in proc.stdout
+    table = proc.stdout[proc.stdout.index("summary") :]
+    for agent in ("random", "popularity", "mf"):
+        assert agent in table
+    assert "engagement/ctr" in table
+    assert f"run directory: {run_dir}" in proc.stdout
+
+
+def test_run_seeds_option(cli_run):
+    """``--seeds 2`` gives seeds 0 and 1 for every agent."""
+    _, run_dir = cli_run
+    m = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert m["status"] == "completed"
+    assert m["seeds"] == [0, 1]
+    assert len(m["trials"]) == 3 * 2
+    assert all(t["steps_done"] == 3 for t in m["trials"])
+    assert load_scenario(run_dir / "scenario.yaml").steps == 3
+
+
+def test_runs_lists_completed_run(cli_run):
+    """``simlab runs --dir`` lists the run as completed with its progress."""
+    _, run_dir = cli_run
+    proc = _simlab("runs", "--dir", run_dir.parent)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = [line for line in proc.stdout.splitlines() if "tiny" in line]
+    assert "completed" in row
+    assert "random, popularity, mf" in row
+    assert "18/18" in row
+
+
+def test_show_prints_summary(cli_run, capsys):
+    """``simlab show`` prints the status and the summary table."""
+    _, run_dir = cli_run
+    assert main(["show", "tiny", "--dir", str(run_dir.parent)]) == 0
+    out = capsys.readouterr().out
+    assert "status: completed" in out
+    assert "trials: 6, steps done: 18" in out
+    for agent in ("random", "popularity", "mf"):
+        assert agent in out[out.index("summary") :]
+
+
+def test_show_subprocess(cli_run):
+    """``simlab show`` works as a command on a run directory path."""
+    _, run_dir = cli_run
+    proc = _simlab("show", run_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert "status: completed" in proc.stdout
+    assert "summary" in proc.stdout
+
+
+def test_runs_empty_dir(tmp_path: Path, capsys):
+    """``simlab runs`` on a folder without runs says so."""
+    assert main(["runs", "--dir", str(tmp_path)]) == 0
+    assert "no run directories" in capsys.readouterr().out
+
+
+def test_parser_requires_command():
+    """The parser knows the four commands and needs one."""
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args([])
+    for cmd in ("run x.yaml", "validate x.yaml", "runs", "show r"):
+        assert parser.parse_args(cmd.split()).command == cmd.split()[0]
