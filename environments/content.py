@@ -92,7 +92,7 @@ class CreatorEcosystem:
         num_aigc_creators: int = Field(20, ge=0, description="AIGC creators.")
         items_per_step: int = Field(20, gt=0, description="Items published per step.")
         initial_items: int = Field(
-            1000, ge=0, description="Items live at step 0 (ages spread over the lifetime)."
+            1000, ge=0, description="Items live before step 0 (ages spread over the lifetime)."
         )
         lifetime: int = Field(50, gt=0, description="Steps an item stays live.")
         creator_spread: float = Field(
@@ -151,8 +151,10 @@ class CreatorEcosystem:
         self._next_id = 0
         self._new_sources = np.zeros(0, np.int8)
         self.t = -1
+        # the initial catalog is the state after step -1: ages 0..lifetime-1 at t = -1, so the
+        # oldest cohort retires at step 0 as step 0's items arrive and the size stays steady
         ages = np.arange(p.initial_items) % p.lifetime
-        self.items = self._publish(p.initial_items, published=-ages, share_step=0)
+        self.items = self._publish(p.initial_items, published=-1 - ages, share_step=0)
 
     # ------------------------------------------------------------------ schedule
     def aigc_share(self, t: int) -> float:
@@ -214,7 +216,7 @@ class CreatorEcosystem:
             item_ids=it.item_ids,
             features=it.features,
             creator=it.creator,
-            age=np.maximum(self.t, 0) - it.published,
+            age=self.t - it.published,
             source=it.source if knows_source else None,
         )
 

@@ -24,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from simlab.batch import Catalog, Feedback, Log, Observation, Slates
+from simlab.batch import Catalog, Feedback, Log, Observation, Slates, lookup_sorted
 from simlab.errors import AgentContractError
 from simlab.metrics.base import Metric, StepSnapshot
 from simlab.scenario import Scenario
@@ -167,7 +167,24 @@ def _check_slates(
         s = np.sort(rows, axis=1)
         if (s[:, 1:] == s[:, :-1]).any():
             raise AgentContractError(f"{who} returned a slate with a duplicate item")
+    if ids.size and not obs.shared_candidates:
+        outside = _outside_candidates(ids, obs.candidates)
+        if outside.any():
+            b, j = np.argwhere(outside)[0]
+            raise AgentContractError(
+                f"{who} returned item {ids[b, j]} for user {obs.user_ids[b]}, which is not "
+                "among the user's candidates"
+            )
     return rows
+
+
+def _outside_candidates(ids: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """``(B, K)`` whether ``ids[b, k]`` is missing from ``candidates[b]`` (O(B C log C))."""
+    lo = min(int(ids.min()), int(candidates.min()))
+    span = max(int(ids.max()), int(candidates.max())) - lo + 1
+    offset = np.arange(ids.shape[0], dtype=np.int64)[:, None] * span - lo
+    flat = (np.sort(candidates, axis=1) + offset).ravel()
+    return ~lookup_sorted(flat, ids + offset)[1]
 
 
 class World:

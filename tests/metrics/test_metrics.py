@@ -1,0 +1,393 @@
+"""Tests of simlab.metrics on hand-built snapshots, against hand and brute-force values."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from simlab.batch import Catalog, Feedback
+from simlab.environments.content import ItemTable
+from simlab.metrics import (
+    DiversityMetric,
+    EngagementMetric,
+    ExposureMetric,
+    HomogenizationMetric,
+    InterestDriftMetric,
+    SourceMetric,
+    StepSnapshot,
+    exposure_counts,
+    gini,
+)
+from simlab.metrics.echo import jaccard_pairs
+
+CTX = SimpleNamespace(seed=0, num_users=4)
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` scaled to unit norm."""
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def make_items(item_ids, source=None, latent=None, dim: int = 3, seed: int = 0) -> ItemTable:
+    """A latent item table for ``item_ids`` (random unit latents unless given)."""
+    ids = np.asarray(item_ids, np.int64)
+    n = ids.shape[0]
+    if latent is None:
+        latent = unit_rows(np.random.default_rng(seed).normal(size=(n, dim)))
+    latent = np.asarray(latent, np.float32)
+    return ItemTable(
+        item_ids=ids,
+        creator=np.zeros(n, np.int64),
+        source=np.zeros(n, np.int8) if source is None else np.asarray(source, np.int8),
+        topic=np.zeros(n, np.int64),
+        latent=latent,
+        features=latent.copy(),
+        quality=np.zeros(n, np.float32),
+        published=np.zeros(n, np.int64),
+    )
+
+
+def make_catalog(items: ItemTable) -> Catalog:
+    """The observable catalog of ``items``."""
+    return Catalog(
+        item_ids=items.item_ids,
+        features=items.features,
+        creator=items.creator,
+        age=np.zeros(items.item_ids.shape[0], np.int64),
+    )
+
+
+def make_feedback(user_ids, slates, clicked_pos, engagement=None, step: int = 0) -> Feedback:
+    """Feedback from plain lists."""
+    user_ids = np.asarray(user_ids, np.int64)
+    clicked_pos = np.asarray(clicked_pos, np.int64)
+    if engagement is None:
+        engagement = np.where(clicked_pos >= 0, 0.5, 0.0)
+    return Feedback(
+        step=step,
+        user_ids=user_ids,
+        slates=np.asarray(slates, np.int64).reshape(user_ids.shape[0], np.shape(slates)[-1]),
+        clicked_pos=clicked_pos,
+        engagement=np.asarray(engagement, np.float32),
+    )
+
+
+def make_snapshot(
+    feedback: Feedback,
+    items: ItemTable,
+    new_item_sources=(),
+    interests=None,
+    initial_interests=None,
+    num_users: int = 4,
+) -> StepSnapshot:
+    """A snapshot with zero interests unless given."""
+    dim = items.latent.shape[1]
+    zeros = np.zeros((num_users, dim), np.float32)
+    return StepSnapshot(
+        step=feedback.step,
+        num_users=num_users,
+        feedback=feedback,
+        catalog=make_catalog(items),
+        items=items,
+        new_item_sources=np.asarray(new_item_sources, np.int8),
+        interests=zeros if interests is None else interests,
+        initial_interests=zeros if initial_interests is None else initial_interests,
+    )
+
+
+# ----------------------------------------------------------------------------- gini
+
+
+def gini_by_mean_difference(counts: np.ndarray) -> float:
+    """Gini as mean absolute difference over twice the mean (the textbook definition)."""
+    c = np.asarray(counts, np.float64)
+    n = c.shape[0]
+    return float(np.abs(c[:, None] - c[None, :]).sum() / (2 * n * n * c.mean()))
+
+
+def test_gini_equal_exposure_is_zero():
+    """Equal exposure has Gini 0."""
+    assert gini(np.array([3, 3, 3, 3, 3])) == 0.0
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 10])
+def test_gini_one_item_gets_everything(n):
+    """When one of n items gets all exposure the Gini is (n - 1) / n."""
+    counts = np.zeros(n)
+    counts[n // 2] = 7
+    assert gini(counts) == pytest.approx((n - 1) / n)
+
+
+def test_gini_by_hand():
+    """Gini of [1, 2, 3, 4]: sum |xi - xj| = 20 over 2 * 16 * 2.5 = 80 gives 0.25."""
+    assert gini(np.array([1, 2, 3, 4])) == pytest.approx(0.25)
+    assert gini(np.array([4, 1, 3, 2])) == pytest.approx(0.25)
+    # [0, 0, 1, 3]: sum |xi - xj| = 2 * (0+1+3+1+3+2) = 20 over 2 * 16 * 1 = 32
+    assert gini(np.array([0, 3, 0, 1])) == pytest.approx(20 / 32)
+
+
+def test_gini_matches_mean_difference_definition():
+    """The sorted-rank formula equals the mean-absolute-difference definition on random counts."""
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        counts = rng.integers(0, 20, size=rng.integers(2, 40))
+        counts[0] += 1
+        assert gini(counts) == pytest.approx(gini_by_mean_difference(counts))
+
+
+@pytest.mark.parametrize("counts", [np.zeros(5), np.zeros(0)], ids=["no-exposure", "no-items"])
+def test_gini_without_exposure_is_nan(counts):
+    """No exposure at all (or no items) gives NaN."""
+    assert math.isnan(gini(counts))
+
+
+def test_exposure_counts():
+    """``exposure_counts`` counts every appearance of each live item row, zeros included."""
+    slate_rows = np.array([[1, 2], [2, 3], [2, 1]])
+    np.testing.assert_array_equal(exposure_counts(slate_rows, 5), [0, 2, 3, 1, 0])
+    empty = exposure_counts(np.zeros((0, 2), np.int64), 5)
+    np.testing.assert_array_equal(empty, np.zeros(5))
+
+
+def test_snapshot_rows_default_and_precomputed():
+    """``StepSnapshot.rows`` looks slate items up in the catalog unless rows were given."""
+    items = make_items([3, 8, 11, 20])
+    fb = make_feedback([0, 1], [[20, 3], [8, 11]], [-1, -1])
+    snap = make_snapshot(fb, items)
+    np.testing.assert_array_equal(snap.rows(), [[3, 0], [1, 2]])
+    given = np.array([[0, 1], [2, 3]])
+    assert dataclasses.replace(snap, slate_rows=given).rows() is given
+
+
+# ----------------------------------------------------------------------------- engagement
+
+
+def test_engagement_metric():
+    """CTR is clicks over served users, mean engagement is the sum over served users."""
+    items = make_items([1, 2, 3, 4])
+    fb = make_feedback(
+        [0, 1, 2, 3], [[1, 2], [3, 4], [2, 3], [4, 1]], [0, -1, 1, -1], [0.6, 0.0, 0.2, 0.0]
+    )
+    row = EngagementMetric(CTX).observe(make_snapshot(fb, items))
+    assert row["engagement/ctr"] == pytest.approx(0.5)
+    assert row["engagement/mean"] == pytest.approx(0.2)
+    assert row["users/active"] == 4
+
+
+def test_engagement_metric_without_users_is_nan():
+    """A step with no served users has NaN CTR and engagement and 0 active users."""
+    items = make_items([1, 2])
+    fb = make_feedback([], np.zeros((0, 2)), [], [])
+    metric = EngagementMetric(CTX)
+    row = metric.observe(make_snapshot(fb, items))
+    assert math.isnan(row["engagement/ctr"]) and math.isnan(row["engagement/mean"])
+    assert row["users/active"] == 0
+    assert metric.history == [row]
+
+
+# ----------------------------------------------------------------------------- exposure
+
+
+def test_exposure_metric_coverage_and_gini():
+    """Coverage is the share of live items shown; Gini is over all live items' counts."""
+    items = make_items([1, 2, 3, 4, 5])
+    fb = make_feedback([0, 1, 2], [[1, 2], [2, 3], [2, 1]], [-1, -1, -1])
+    row = ExposureMetric(CTX).measure(make_snapshot(fb, items))
+    assert row["exposure/coverage"] == pytest.approx(3 / 5)
+    assert row["exposure/gini"] == pytest.approx(gini(np.array([2, 3, 1, 0, 0])))
+    assert row["exposure/gini"] == pytest.approx(gini_by_mean_difference([2, 3, 1, 0, 0]))
+
+
+# ----------------------------------------------------------------------------- source
+
+
+def test_source_metric_shares():
+    """AIGC shares of impressions and of this step's new items."""
+    items = make_items([1, 2, 3, 4], source=[0, 1, 1, 0])
+    fb = make_feedback([0, 1, 2], [[1, 2], [3, 2], [4, 1]], [0, 0, 0])
+    snap = make_snapshot(fb, items, new_item_sources=[1, 0, 0, 0, 1])
+    row = SourceMetric(CTX).measure(snap)
+    assert row["source/aigc_exposure_share"] == pytest.approx(3 / 6)
+    assert row["source/aigc_production_share"] == pytest.approx(2 / 5)
+
+
+def test_source_metric_empty_is_nan():
+    """No impressions and no new items give NaN shares."""
+    items = make_items([1, 2], source=[1, 1])
+    fb = make_feedback([], np.zeros((0, 2)), [], [])
+    row = SourceMetric(CTX).measure(make_snapshot(fb, items, new_item_sources=[]))
+    assert math.isnan(row["source/aigc_exposure_share"])
+    assert math.isnan(row["source/aigc_production_share"])
+
+
+# ----------------------------------------------------------------------------- diversity
+
+
+def brute_force_diversity(slates: np.ndarray, items: ItemTable) -> float:
+    """Mean over slates of the mean pairwise cosine distance of their latent embeddings."""
+    per_slate = []
+    for slate in slates:
+        e = [items.latent[np.searchsorted(items.item_ids, i)].astype(np.float64) for i in slate]
+        d = [
+            1 - a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
+            for a, b in itertools.combinations(e, 2)
+        ]
+        per_slate.append(np.mean(d))
+    return float(np.mean(per_slate))
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_diversity_matches_brute_force(k):
+    """Intra-list diversity equals a brute-force mean pairwise cosine distance."""
+    rng = np.random.default_rng(k)
+    item_ids = np.arange(10, 40, 3)
+    items = make_items(item_ids, dim=6, seed=k)
+    slates = np.stack([rng.choice(item_ids, size=k, replace=False) for _ in range(7)])
+    fb = make_feedback(np.arange(7), slates, np.full(7, -1))
+    row = DiversityMetric(CTX).measure(make_snapshot(fb, items, num_users=7))
+    assert row["diversity/intra_list"] == pytest.approx(brute_force_diversity(slates, items))
+
+
+def test_diversity_by_hand():
+    """Orthogonal items have distance 1, identical directions 0, opposite 2."""
+    latent = np.array([[1, 0, 0], [0, 1, 0], [-1, 0, 0]], np.float32)
+    items = make_items([1, 2, 3], latent=latent)
+    fb = make_feedback([0, 1], [[1, 2], [1, 3]], [-1, -1])
+    row = DiversityMetric(CTX).measure(make_snapshot(fb, items))
+    assert row["diversity/intra_list"] == pytest.approx((1.0 + 2.0) / 2)
+
+
+def test_diversity_undefined_for_single_item_slates():
+    """Slates of one item (no pairs) give NaN."""
+    items = make_items([1, 2])
+    fb = make_feedback([0, 1], [[1], [2]], [0, -1])
+    assert math.isnan(
+        DiversityMetric(CTX).measure(make_snapshot(fb, items))["diversity/intra_list"]
+    )
+
+
+# ----------------------------------------------------------------------------- drift
+
+
+def test_interest_drift_by_hand():
+    """Interest drift is the mean L2 distance from step-0 interests over the population."""
+    initial = np.array([[1, 0], [0, 1], [1, 0]], np.float32)
+    current = np.array([[0, 1], [0, 1], [0.6, 0.8]], np.float32)
+    items = make_items([1], dim=2)
+    fb = make_feedback([0], [[1]], [-1])
+    snap = make_snapshot(fb, items, interests=current, initial_interests=initial, num_users=3)
+    want = (math.sqrt(2) + 0 + math.sqrt(0.4**2 + 0.8**2)) / 3
+    assert InterestDriftMetric(CTX).measure(snap)["echo/interest_drift"] == pytest.approx(want)
+
+
+# ----------------------------------------------------------------------------- homogenization
+
+
+class ReferenceHomogenization:
+    """Cumulative consumption sets per user, compared with :func:`jaccard_pairs`."""
+
+    def __init__(self, metric: HomogenizationMetric, num_users: int) -> None:
+        self.a, self.b = metric.pair_a, metric.pair_b
+        self.sets: list[set[int]] = [set() for _ in range(num_users)]
+
+    def observe(self, fb: Feedback) -> float:
+        """Add this step's clicks and return the mean Jaccard over the metric's pairs."""
+        for user, item in zip(fb.user_ids[fb.clicked], fb.clicked_items[fb.clicked], strict=True):
+            self.sets[int(user)].add(int(item))
+        sets_a = [self.sets[u] for u in self.a]
+        sets_b = [self.sets[u] for u in self.b]
+        return float(jaccard_pairs(sets_a, sets_b).mean())
+
+
+def test_homogenization_pairs_are_valid_and_deterministic():
+    """Pairs join two distinct users in range and depend only on the seed."""
+    ctx = SimpleNamespace(seed=3, num_users=50)
+    m1, m2 = HomogenizationMetric(ctx), HomogenizationMetric(ctx)
+    np.testing.assert_array_equal(m1.pair_a, m2.pair_a)
+    np.testing.assert_array_equal(m1.pair_b, m2.pair_b)
+    assert m1.pair_a.shape == (50 * 49 // 2,)
+    assert (m1.pair_a != m1.pair_b).all()
+    assert m1.pair_a.min() >= 0 and max(m1.pair_a.max(), m1.pair_b.max()) < 50
+    other = HomogenizationMetric(SimpleNamespace(seed=4, num_users=50))
+    assert not np.array_equal(m1.pair_a, other.pair_a)
+
+
+def test_homogenization_caps_pairs():
+    """At most ``max_pairs`` pairs are tracked in a large population."""
+    m = HomogenizationMetric(SimpleNamespace(seed=0, num_users=10_000))
+    assert m.pair_a.shape == (HomogenizationMetric.max_pairs,)
+
+
+def test_homogenization_single_user_is_nan():
+    """A population of one user has no pairs, so homogenization is NaN."""
+    items = make_items([1, 2])
+    m = HomogenizationMetric(SimpleNamespace(seed=0, num_users=1))
+    fb = make_feedback([0], [[1, 2]], [0])
+    assert math.isnan(m.measure(make_snapshot(fb, items, num_users=1))["echo/homogenization"])
+
+
+def test_homogenization_by_hand_same_item_same_step_and_repeats():
+    """Hand-checked Jaccard with a shared item in one step and repeated consumption."""
+    ctx = SimpleNamespace(seed=0, num_users=2)
+    m = HomogenizationMetric(ctx)
+    assert sorted({int(m.pair_a[0]), int(m.pair_b[0])}) == [0, 1]
+    items = make_items([1, 2, 3, 4, 5])
+
+    def step(clicks: list[int], t: int) -> float:
+        """Users 0 and 1 each see items [1..5] and click at ``clicks`` (-1: none)."""
+        fb = make_feedback([0, 1], [[1, 2, 3, 4, 5]] * 2, clicks, step=t)
+        return m.measure(make_snapshot(fb, items, num_users=2))["echo/homogenization"]
+
+    assert step([-1, -1], 0) == 0.0  # both empty: 0 by convention
+    assert step([0, 0], 1) == pytest.approx(1.0)  # {1} vs {1}: same item, same step
+    assert step([0, 1], 2) == pytest.approx(1 / 2)  # {1} vs {1, 2}: user 0 repeats item 1
+    assert step([1, -1], 3) == pytest.approx(1.0)  # {1, 2} vs {1, 2}
+    assert step([2, 2], 4) == pytest.approx(1.0)  # {1, 2, 3} vs {1, 2, 3}
+    assert step([3, 2], 5) == pytest.approx(3 / 4)  # {1, 2, 3, 4} vs {1, 2, 3}
+
+
+@pytest.mark.parametrize(
+    ("num_users", "num_items", "seed"),
+    [(2, 3, 0), (6, 4, 1), (12, 8, 2), (40, 15, 3), (70, 200, 4)],
+)
+def test_homogenization_matches_reference_sets(num_users, num_items, seed):
+    """The incremental metric equals Jaccard over Python sets after every step of random clicks.
+
+    Few items make collisions frequent: pair members consuming the same item in the same
+    step, users repeating items, and the same user in several pairs.
+    """
+    ctx = SimpleNamespace(seed=seed, num_users=num_users)
+    metric = HomogenizationMetric(ctx)
+    ref = ReferenceHomogenization(metric, num_users)
+    item_ids = np.arange(100, 100 + 7 * num_items, 7)  # sparse, non-contiguous ids
+    items = make_items(item_ids, seed=seed)
+    rng = np.random.default_rng(seed)
+    k = min(3, num_items)
+    for t in range(12):
+        served = np.flatnonzero(rng.random(num_users) < 0.7)
+        slates = np.array([rng.choice(item_ids, size=k, replace=False) for _ in served])
+        slates = slates.reshape(served.shape[0], k)
+        clicks = np.where(
+            rng.random(served.shape[0]) < 0.6, rng.integers(0, k, served.shape[0]), -1
+        )
+        fb = make_feedback(served, slates, clicks, step=t)
+        got = metric.measure(make_snapshot(fb, items, num_users=num_users))
+        assert got["echo/homogenization"] == pytest.approx(ref.observe(fb), abs=1e-12), f"t={t}"
+
+
+def test_homogenization_large_item_ids():
+    """Item ids near 2**31 are handled (keys pack user and item into one int64)."""
+    ctx = SimpleNamespace(seed=0, num_users=3)
+    metric = HomogenizationMetric(ctx)
+    ref = ReferenceHomogenization(metric, 3)
+    item_ids = np.array([5, 2**31 - 2, 2**31 + 7])
+    items = make_items(item_ids)
+    for t, clicks in enumerate(([0, 1, 2], [1, 1, 1], [2, 0, -1])):
+        fb = make_feedback([0, 1, 2], [item_ids] * 3, clicks, step=t)
+        got = metric.measure(make_snapshot(fb, items, num_users=3))["echo/homogenization"]
+        assert got == pytest.approx(ref.observe(fb))

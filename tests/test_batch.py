@@ -1,0 +1,198 @@
+"""Tests of simlab.batch: shape checks, catalog lookups and clicked items."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from simlab.batch import PAD, Catalog, Feedback, Log, Observation, Slates, lookup_sorted
+
+
+def make_catalog(item_ids=(2, 5, 9, 14), dim: int = 3) -> Catalog:
+    """A catalog of ``item_ids`` with zero features."""
+    ids = np.asarray(item_ids, np.int64)
+    n = ids.shape[0]
+    return Catalog(
+        item_ids=ids,
+        features=np.zeros((n, dim), np.float32),
+        creator=np.arange(n, dtype=np.int64),
+        age=np.zeros(n, np.int64),
+    )
+
+
+def make_observation(num_candidates: int = 4, slate_size: int = 2, **changes) -> Observation:
+    """A two-user observation over :func:`make_catalog`."""
+    cat = make_catalog()
+    fields = dict(
+        step=0,
+        user_ids=np.array([0, 1], np.int64),
+        user_features=np.zeros((2, 3), np.float32),
+        history=np.full((2, 4), PAD, np.int64),
+        candidates=np.broadcast_to(cat.item_ids[:num_candidates], (2, num_candidates)),
+        catalog=cat,
+        slate_size=slate_size,
+    )
+    fields.update(changes)
+    return Observation(**fields)
+
+
+def make_feedback(**changes) -> Feedback:
+    """Three users' feedback on slates of two items."""
+    fields = dict(
+        step=4,
+        user_ids=np.array([1, 3, 8], np.int64),
+        slates=np.array([[2, 5], [9, 14], [5, 9]], np.int64),
+        clicked_pos=np.array([1, -1, 0], np.int64),
+        engagement=np.array([0.7, 0.0, 0.4], np.float32),
+    )
+    fields.update(changes)
+    return Feedback(**fields)
+
+
+# ----------------------------------------------------------------------------- shape checks
+
+
+def test_valid_batches_build():
+    """Well-formed batches construct and report their sizes."""
+    obs = make_observation()
+    assert obs.num_users == 2
+    assert obs.catalog.num_items == 4
+    assert make_feedback().clicked.tolist() == [True, False, True]
+    slates = Slates(np.array([0, 1]), np.array([[2, 5], [5, 9]]))
+    assert slates.item_ids.shape == (2, 2)
+
+
+def test_slates_with_1d_item_ids_raise():
+    """Slates with 1-D item ids raise ValueError naming ``Slates.item_ids`` and the shape."""
+    with pytest.raises(ValueError, match=re.escape("`Slates.item_ids` of shape (2, ?)")):
+        Slates(np.array([0, 1]), np.array([2, 5]))
+
+
+def test_slates_with_wrong_number_of_rows_raise():
+    """Slates with more rows than users raise ValueError naming the field and actual shape."""
+    with pytest.raises(ValueError, match=re.escape("`Slates.item_ids` of shape (2, ?), actual")):
+        Slates(np.array([0, 1]), np.zeros((3, 2), np.int64))
+
+
+def test_slates_with_float_item_ids_raise():
+    """Float item ids raise ValueError naming the field and its dtype."""
+    with pytest.raises(ValueError, match=re.escape("`Slates.item_ids` of dtype kind 'i'")):
+        Slates(np.array([0, 1]), np.zeros((2, 2)))
+
+
+def test_non_array_field_raises_type_error():
+    """A list where an array is expected raises TypeError naming the field and type."""
+    with pytest.raises(TypeError, match=re.escape("`Slates.item_ids` to be a numpy array")):
+        Slates(np.array([0]), [[1, 2]])
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("slates", np.zeros((2, 2), np.int64)),
+        ("clicked_pos", np.array([0, -1], np.int64)),
+        ("engagement", np.zeros(4, np.float32)),
+    ],
+)
+def test_feedback_with_mismatched_lengths_raise(field, value):
+    """Feedback arrays whose length differs from ``user_ids`` raise ValueError naming the field."""
+    with pytest.raises(ValueError, match=re.escape(f"`Feedback.{field}` of shape (3")):
+        make_feedback(**{field: value})
+
+
+def test_feedback_with_int_engagement_raises():
+    """Integer engagement raises ValueError naming ``Feedback.engagement``."""
+    with pytest.raises(ValueError, match=re.escape("`Feedback.engagement` of dtype kind 'f'")):
+        make_feedback(engagement=np.zeros(3, np.int64))
+
+
+def test_observation_with_fewer_candidates_than_slate_size_raises():
+    """An observation with C < K raises ValueError naming slate_size and the candidate count."""
+    message = "Expects at least slate_size=3 candidates per user, actual: 2"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make_observation(num_candidates=2, slate_size=3)
+
+
+def test_observation_with_mismatched_history_raises():
+    """A history with another number of rows than users raises ValueError naming the field."""
+    with pytest.raises(ValueError, match=re.escape("`Observation.history` of shape (2, ?)")):
+        make_observation(history=np.full((3, 4), PAD, np.int64))
+
+
+def test_catalog_with_mismatched_features_raises():
+    """Catalog features with the wrong number of rows raise ValueError naming the field."""
+    with pytest.raises(ValueError, match=re.escape("`Catalog.features` of shape (2, ?)")):
+        Catalog(
+            item_ids=np.array([1, 2]),
+            features=np.zeros((3, 4), np.float32),
+            creator=np.zeros(2, np.int64),
+            age=np.zeros(2, np.int64),
+        )
+
+
+def test_catalog_source_checked_when_given():
+    """A source label array of the wrong length raises ValueError naming ``Catalog.source``."""
+    cat = make_catalog()
+    with pytest.raises(ValueError, match=re.escape("`Catalog.source` of shape (4,)")):
+        Catalog(cat.item_ids, cat.features, cat.creator, cat.age, source=np.zeros(3, np.int8))
+
+
+# ----------------------------------------------------------------------------- lookups
+
+
+def test_catalog_rows_finds_rows_for_any_shape():
+    """``Catalog.rows`` maps item ids (any shape) to their rows."""
+    cat = make_catalog()
+    np.testing.assert_array_equal(cat.rows(np.array([14, 2, 9])), [3, 0, 2])
+    np.testing.assert_array_equal(cat.rows(np.array([[5, 9], [2, 2]])), [[1, 2], [0, 0]])
+
+
+@pytest.mark.parametrize("bad", [7, 1, 100])
+def test_catalog_rows_unknown_id_raises_key_error(bad):
+    """An id not in the catalog (inside, below or above the range) raises KeyError naming it."""
+    cat = make_catalog()
+    with pytest.raises(KeyError, match=re.escape(f"not in the live catalog: [{bad}]")):
+        cat.rows(np.array([5, bad]))
+
+
+def test_lookup_sorted_found_and_missing():
+    """``lookup_sorted`` returns positions of present ids and flags missing ones."""
+    pos, found = lookup_sorted(np.array([2, 5, 9]), np.array([[9, 2], [3, 10]]))
+    assert found.tolist() == [[True, True], [False, False]]
+    assert pos[found].tolist() == [2, 0]
+    assert pos.shape == (2, 2)
+
+
+def test_lookup_sorted_on_empty_arrays():
+    """An empty sorted array finds nothing; an empty query returns empty results."""
+    pos, found = lookup_sorted(np.zeros(0, np.int64), np.array([[1, 2, 3]]))
+    assert pos.shape == (1, 3) and found.shape == (1, 3)
+    assert not found.any()
+    pos, found = lookup_sorted(np.array([1, 2]), np.zeros(0, np.int64))
+    assert pos.shape == (0,) and found.shape == (0,)
+    pos, found = lookup_sorted(np.zeros(0, np.int64), np.zeros(0, np.int64))
+    assert pos.shape == (0,) and found.shape == (0,)
+
+
+# ----------------------------------------------------------------------------- clicked items
+
+
+def test_feedback_clicked_items():
+    """``Feedback.clicked_items`` is the item at the clicked position, PAD for no click."""
+    assert make_feedback().clicked_items.tolist() == [5, PAD, 5]
+
+
+def test_log_clicked_items_and_num_rows():
+    """``Log.clicked_items`` is the item at each row's clicked position, PAD for no click."""
+    log = Log(
+        step=np.array([0, 0, 1, 1], np.int64),
+        user_ids=np.array([0, 1, 0, 1], np.int64),
+        slates=np.array([[4, 7, 1], [3, 2, 8], [9, 6, 5], [1, 0, 2]], np.int64),
+        clicked_pos=np.array([2, -1, 0, 1], np.int64),
+        engagement=np.array([0.2, 0.0, 0.9, 0.5], np.float32),
+    )
+    assert log.num_rows == 4
+    assert log.clicked_items.tolist() == [1, PAD, 9, 0]
+    assert log.feature_ids.shape == (0,)
