@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from simlab import registry
 from simlab.errors import RegistryError, ScenarioError, did_you_mean
@@ -44,10 +52,22 @@ __all__ = [
 ]
 
 
+_NUMBERS = (int, float, int | None, float | None)
+
+
 class StrictModel(BaseModel):
-    """A schema section: unknown keys are errors."""
+    """A schema section: unknown keys are errors, and a boolean is not a number."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _check_not_bool(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic would read `steps: true` as 1; YAML booleans are never meant as numbers
+        if isinstance(value, bool) and info.field_name is not None:
+            if cls.model_fields[info.field_name].annotation in _NUMBERS:
+                raise ValueError("expects a number, not a boolean")
+        return value
 
 
 ParamsModel = StrictModel
@@ -423,7 +443,8 @@ def _format_errors(
             # full contents would only bury it.
             lines.append(f"{path}: {msg}")
         else:
-            lines.append(f"{path}: {msg}, got {_short(e.get('input'))}")
+            got = "; got" if ", got" in msg else ", got"  # pydantic's text may say "got" already
+            lines.append(f"{path}: {msg}{got} {_short(e.get('input'))}")
     return lines
 
 

@@ -343,3 +343,31 @@ def test_bad_sweep(sweep, fragment: str):
     """A bad sweep names the parameter and what is wrong."""
     with pytest.raises(ScenarioError, match=re.escape(fragment)):
         make_small(sweep=sweep)
+
+
+@pytest.mark.parametrize(
+    "item, path",
+    [
+        ("steps=true", "steps"),
+        ("users.drift_rate=yes", "users.drift_rate"),
+        ("agents[1].factors=false", "agents[1].factors"),
+    ],
+)
+def test_boolean_is_not_a_number(item: str, path: str):
+    """A YAML boolean given for a number is an error naming the field, not 1 or 0."""
+    agents = [{"model": "random"}, {"model": "mf"}]
+    with pytest.raises(ScenarioError, match=re.escape(f"{path}: expects a number, not a boolean")):
+        make_small(item, agents=agents)
+
+
+def test_duplicate_yaml_key_is_an_error(tmp_path: Path):
+    """A key given twice in one mapping is reported with its line instead of silently dropped."""
+    path = tmp_path / "dup.yaml"
+    path.write_text("name: a\nsteps: 3\nagents: [{model: random}]\nsteps: 4\n")
+    with pytest.raises(
+        ScenarioError,
+        match=re.escape(
+            "dup.yaml:4:1: YAML syntax error: duplicate key 'steps' (first set on line 2)"
+        ),
+    ):
+        load_scenario(path)
