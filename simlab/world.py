@@ -17,7 +17,6 @@ through the scenario. This module also defines the protocols those components im
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
@@ -244,7 +243,7 @@ class World:
             self.agent.update(feedback)
         self.platform.record(t, feedback, catalog)
         self.last_feedback = feedback
-        self._last_exposure = _exposure(feedback.slates)
+        self._last_exposure = _exposure(rows, catalog)
         # 7. measure ---------------------------------------------------------------
         current, initial = self.users.interests()
         snap = StepSnapshot(
@@ -284,13 +283,8 @@ class World:
             yield t, self.step(t)
 
 
-def _exposure(slates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(item_ids, counts)`` of the items in ``slates``."""
-    ids, counts = np.unique(slates, return_counts=True)
-    return ids, counts
-
-
-def finite_or_nan(x: float) -> float:
-    """``x`` as a float, NaN when it is not finite."""
-    x = float(x)
-    return x if math.isfinite(x) else float("nan")
+def _exposure(rows: np.ndarray, catalog: Catalog) -> tuple[np.ndarray, np.ndarray]:
+    """``(item_ids, counts)`` of the items shown, from their catalog rows."""
+    counts = np.bincount(rows.ravel(), minlength=catalog.num_items)
+    shown = counts > 0
+    return catalog.item_ids[shown], counts[shown]
