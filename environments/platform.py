@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from simlab.batch import PAD, Catalog, Feedback, Log, Observation, Slates
-from simlab.errors import AgentContractError
+from simlab.errors import ScenarioError
 from simlab.rng import Stream
 from simlab.scenario import PlatformSection
 from simlab.world import WorldContext
@@ -62,9 +62,9 @@ class Platform:
         """``(B, C)`` candidate item ids and whether they are shared by every user."""
         n, c = catalog.num_items, self.section.max_candidates
         if n < self.section.slate_size:
-            raise AgentContractError(
-                f"step {t}: only {n} live items for slates of {self.section.slate_size}; "
-                "increase content.initial_items or content.items_per_step"
+            raise ScenarioError(
+                f"platform.slate_size: {self.section.slate_size} is more than the {n} live "
+                f"items at step {t}; increase content.initial_items or content.items_per_step"
             )
         if c == 0 or n <= c:
             return np.broadcast_to(catalog.item_ids, (user_ids.shape[0], n)), True

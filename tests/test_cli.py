@@ -141,3 +141,31 @@ def test_parser_requires_command():
         parser.parse_args([])
     for cmd in ("run x.yaml", "validate x.yaml", "runs", "show r"):
         assert parser.parse_args(cmd.split()).command == cmd.split()[0]
+
+
+def test_run_with_too_few_items_for_a_slate_is_a_usage_error(tmp_path, capsys):
+    """A catalog smaller than the slate stops the run with one clear line and exit code 2."""
+    from simlab.cli import main
+
+    quickstart = Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.yaml"
+    code = main(
+        [
+            "run",
+            str(quickstart),
+            "--set",
+            "content.initial_items=0",
+            "--set",
+            "platform.slate_size=30",
+            "--seeds",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ]
+    )
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2
+    assert err == [
+        "error: platform.slate_size: 30 is more than the 20 live items at step 0; "
+        "increase content.initial_items or content.items_per_step"
+    ]
