@@ -141,7 +141,9 @@ def cmd_runs(args: argparse.Namespace, out: Console) -> int:
         out.print(f"no run directories under {args.dir}")
         return EXIT_OK
     table = Table(title=f"runs in {args.dir}")
-    for col in ("run", "status", "scenario", "agents", "seeds", "steps", "started"):
+    # the run id is what `simlab show` takes: never cut it
+    table.add_column("run", no_wrap=True, min_width=max(len(r.run_id) for r in runs))
+    for col in ("status", "scenario", "agents", "seeds", "steps", "started (UTC)"):
         table.add_column(col)
     colors = {"completed": "green", "running": "cyan", "failed": "red", "crashed": "red"}
     for r in runs:
@@ -156,7 +158,7 @@ def cmd_runs(args: argparse.Namespace, out: Console) -> int:
             ", ".join(r.agents),
             str(len(r.seeds)),
             f"{r.steps_done}/{r.steps_total}",
-            r.started,
+            r.started.replace("T", " ")[:19],
         )
     out.print(table)
     return EXIT_OK
@@ -224,7 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``simlab`` command; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    out = Console()
+    # piped output (files, CI logs) is not cut to 80 columns
+    out = Console() if sys.stdout.isatty() else Console(width=160)
     # soft_wrap: an error stays on one line however narrow the terminal (or pipe) is.
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     commands = {"run": cmd_run, "validate": cmd_validate, "runs": cmd_runs, "show": cmd_show}
