@@ -36,6 +36,20 @@ def make_small(*overrides: tuple[str, Any] | str, **top: Any) -> Scenario:
     return parse_scenario(data, overrides)
 
 
+def record_acts(world) -> list:
+    """Wrap ``world.agent.act`` so every ``(obs, slates)`` pair is appended to the returned list."""
+    calls: list = []
+    act = world.agent.act
+
+    def recording_act(obs):
+        slates = act(obs)
+        calls.append((obs, slates))
+        return slates
+
+    world.agent.act = recording_act
+    return calls
+
+
 @pytest.fixture
 def small_scenario() -> Scenario:
     """The default small scenario (random and popularity, one seed, 30 steps)."""

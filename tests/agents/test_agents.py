@@ -6,7 +6,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from utils import AGENTS, LEARNING_AGENTS, AgentCase, record_acts
+from conftest import record_acts
+from utils import AGENTS, LEARNING_AGENTS, AgentCase
 
 from simlab.agents import (
     EpsilonGreedyAgent,

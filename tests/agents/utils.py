@@ -7,7 +7,6 @@ from typing import Any
 
 from conftest import make_small
 
-from simlab.batch import Observation, Slates
 from simlab.world import World
 
 
@@ -42,17 +41,3 @@ AGENTS: list[AgentCase] = [
 """Every built-in agent, with parameters that keep the tests fast."""
 
 LEARNING_AGENTS = [case for case in AGENTS if case.learns]
-
-
-def record_acts(world: World) -> list[tuple[Observation, Slates]]:
-    """Wrap ``world.agent.act`` so every ``(obs, slates)`` pair is appended to the returned list."""
-    calls: list[tuple[Observation, Slates]] = []
-    act = world.agent.act
-
-    def recording_act(obs: Observation) -> Slates:
-        slates = act(obs)
-        calls.append((obs, slates))
-        return slates
-
-    world.agent.act = recording_act
-    return calls

@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import make_small
+from conftest import make_small, record_acts
 
 from simlab import registry
 from simlab.agents import Agent
@@ -22,20 +22,6 @@ from simlab.world import World, WorldContext
 def small_world(*overrides, agent: str = "random", seed: int = 0, **top) -> World:
     """A small World with one agent and ``--set`` overrides."""
     return World(make_small(*overrides, agents=[{"model": agent}], **top), 0, seed)
-
-
-def record_acts(world: World) -> list[tuple[Observation, Slates]]:
-    """Record every ``(obs, slates)`` the world's agent sees and returns."""
-    calls: list[tuple[Observation, Slates]] = []
-    act = world.agent.act
-
-    def recording_act(obs: Observation) -> Slates:
-        slates = act(obs)
-        calls.append((obs, slates))
-        return slates
-
-    world.agent.act = recording_act
-    return calls
 
 
 def make_context(num_topics: int = 4, dim: int = 8, slate_size: int = 5) -> WorldContext:
