@@ -90,7 +90,9 @@ class CreatorEcosystem:
 
         num_human_creators: int = Field(100, gt=0, description="Human creators.")
         num_aigc_creators: int = Field(20, ge=0, description="AIGC creators.")
-        items_per_step: int = Field(20, gt=0, description="Items published per step.")
+        items_per_step: int = Field(
+            20, ge=0, description="Items published per step (0 = no new items)."
+        )
         initial_items: int = Field(
             1000, ge=0, description="Items live before step 0 (ages spread over the lifetime)."
         )
