@@ -56,10 +56,10 @@ class PopularityPenaltyReranker(Reranker):
     def rerank(self, obs: Observation, ranked: np.ndarray) -> np.ndarray:
         """Re-order each row by rank minus the exposure penalty."""
         _, length = ranked.shape
-        exp = self._exposure.get(0, ranked)
+        exp = self._exposure.get(0, ranked)  # (B, L)
         top = exp.max()
-        penalty = self.params.weight * exp / top if top > 0 else 0.0
-        score = -np.arange(length) / length - penalty
+        penalty = self.params.weight * exp / top if top > 0 else np.zeros_like(exp)
+        score = -np.arange(length) / length - penalty  # (B, L)
         order = np.argsort(-score, axis=1, kind="stable")
         return np.take_along_axis(ranked, order, axis=1)
 

@@ -104,7 +104,9 @@ def reference() -> str:
                     inner = getattr(ann, "__args__", (ann,))
                     for sub in inner:
                         if isinstance(sub, type) and issubclass(sub, BaseModel):
-                            out += ["", f"Each entry of `{prefix}{fname}`:", "", table(sub, "")]
+                            many = sub is not ann  # list[Model] rather than Model
+                            head = "Each entry of" if many else "Keys of the section"
+                            out += ["", f"{head} `{prefix}{fname}`:", "", table(sub, "")]
             out.append("")
     out.append("#### `metrics`")
     out.append("")

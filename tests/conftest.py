@@ -50,6 +50,17 @@ def record_acts(world) -> list:
     return calls
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Torch on one thread: on 2 shared cores, 2 threads make small models several times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def small_scenario() -> Scenario:
     """The default small scenario (random and popularity, one seed, 30 steps)."""

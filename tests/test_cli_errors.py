@@ -21,11 +21,12 @@ import pytest
 import yaml
 from conftest import SMALL
 
+from simlab import registry
 from simlab.cli import main
 
 BAD_DIR = Path(__file__).parent / "data" / "bad_scenarios"
 
-AGENT_NAMES = "Allowed: epsilon-greedy, mf, oracle, popularity, random"
+AGENT_NAMES = "Allowed: " + ", ".join(registry.names("agents"))
 METRIC_NAMES = "Allowed: diversity, drift, engagement, exposure, homogenization, source"
 TOP_FIELDS = "Allowed: name, description, steps, seeds, world, users, content, platform, agents"
 
@@ -98,7 +99,8 @@ BAD_FILES: dict[str, list[str]] = {
     "unknown_agent_param.yaml": [
         "agents[2].factor: unknown field 'factor'.",
         "Did you mean 'factors'?",
-        "Allowed: factors, epochs, lr, l2, batch_size, init_scale",
+        "Allowed: debias, propensity_power, min_propensity, factors, epochs, lr, l2, "
+        "batch_size, init_scale",
     ],
     "class_not_importable.yaml": [
         "agents[2].model: ",

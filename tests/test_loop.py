@@ -116,3 +116,21 @@ def test_personalised_agent_narrows_slates(results):
     mf = _mean(results, "mf", "diversity/intra_list")
     rnd = _mean(results, "random", "diversity/intra_list")
     assert (mf < rnd - 0.1).all(), (mf, rnd)
+
+
+def test_popularity_penalty_reranker_spreads_exposure():
+    """The popularity-penalty re-ranker rotates exposure: far more distinct items get shown."""
+
+    def shown(scenario) -> int:
+        world = World(scenario, 0, 0)
+        items = set()
+        for t in range(scenario.steps):
+            world.step(t)
+            items.update(np.unique(world.last_feedback.slates).tolist())
+        return len(items)
+
+    agents = [{"model": "popularity"}]
+    plain = make_small(steps=12, agents=agents)
+    rr = [{"model": "popularity-penalty", "weight": 2.0}]
+    penalised = make_small(("platform.rerankers", rr), steps=12, agents=agents)
+    assert shown(penalised) >= shown(plain) + 5

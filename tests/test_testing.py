@@ -61,11 +61,3 @@ def test_check_agent_rejects_broken_agents(cls, message):
             check_agent("broken-under-test")
     finally:
         registry._REGISTRY["agents"].pop("broken-under-test")
-
-
-@pytest.mark.parametrize(
-    "spec", ["random", "popularity", "oracle", "epsilon-greedy", {"model": "mf", "factors": 4}]
-)
-def test_builtin_agents_pass_check_agent(spec):
-    """Every built-in agent keeps the contract."""
-    check_agent(spec)

@@ -9,13 +9,8 @@ import pytest
 from conftest import record_acts
 from utils import AGENTS, LEARNING_AGENTS, AgentCase
 
-from simlab.agents import (
-    EpsilonGreedyAgent,
-    MatrixFactorizationAgent,
-    PopularityAgent,
-    random_slates,
-    top_k,
-)
+from simlab.agents import EpsilonGreedyAgent, PopularityAgent, random_slates, top_k
+from simlab.agents.neural import MatrixFactorizationAgent
 from simlab.batch import PAD, Catalog, Feedback, Log, Observation
 from simlab.rng import Stream
 
