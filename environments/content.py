@@ -6,6 +6,8 @@ for the step (e.g. human-dominated, then coexisting, then AIGC-dominated), and i
 is drawn among the creators of that source kind. An item's latent embedding scatters
 around its creator's vector; its observable features are the latent embedding plus noise;
 its latent quality is drawn once. Items retire when their age reaches ``lifetime``.
+:meth:`CreatorEcosystem.commission` lets outside code (strategic creators in
+``simlab.environments.gym.creators``) choose a creator's topic and have it publish.
 
 The latent :class:`ItemTable` is seen by users (to respond) and metrics (to measure);
 agents only ever see the observable :class:`~simlab.batch.Catalog`.
@@ -147,9 +149,10 @@ class CreatorEcosystem:
         )
         noise = Stream(ctx.seed, "content/creator_vec").normal(cid, 0, size=d)
         scale = ctx.topic_spread / np.sqrt(d)
-        self.creator_vec = (centres[self.creator_topic] + p.creator_spread * scale * noise).astype(
-            np.float32
-        )
+        self._centres = centres
+        self._creator_offset = p.creator_spread * scale * noise
+        self.creator_vec = (centres[self.creator_topic] + self._creator_offset).astype(np.float32)
+        self._commissioned: np.ndarray | None = None
         self._next_id = 0
         self._new_sources = np.zeros(0, np.int8)
         self.t = -1
@@ -166,21 +169,72 @@ class CreatorEcosystem:
                 return ph.aigc_share
         return self.params.phases[-1].aigc_share
 
+    # ------------------------------------------------------------------ steering hook
+    def commission(self, creator_ids: np.ndarray, topics: np.ndarray) -> None:
+        """Steer creators: at the next :meth:`step` each listed creator publishes one item.
+
+        This is the hook for strategic creators (``simlab.environments.gym.creators``). Creator
+        ``creator_ids[i]`` moves to topic ``topics[i]`` for good (its vector becomes that
+        topic's centre plus the creator's own fixed offset, so later background items by it
+        follow too) and publishes one item at the next step, on top of ``items_per_step``.
+        A creator listed ``m`` times publishes ``m`` items. Without a call, nothing changes.
+
+        Args:
+            creator_ids: ``(M,)`` creator ids in ``[0, num_creators)``.
+            topics: ``(M,)`` topic ids in ``[0, num_topics)``; equal for repeated creators.
+
+        Raises:
+            ValueError: on mismatched shapes, out-of-range ids, or one creator given two topics.
+        """
+        cids = np.asarray(creator_ids, np.int64).ravel()
+        tops = np.asarray(topics, np.int64).ravel()
+        num_creators, num_topics = self.creator_topic.shape[0], self.ctx.num_topics
+        if cids.shape != tops.shape:
+            raise ValueError(
+                f"Expects `creator_ids` and `topics` of one shape, actual shapes: "
+                f"{cids.shape} and {tops.shape}"
+            )
+        if cids.size and not (0 <= cids.min() and cids.max() < num_creators):
+            raise ValueError(
+                f"Expects `creator_ids` in [0, {num_creators}), actual values: {cids.tolist()}"
+            )
+        if tops.size and not (0 <= tops.min() and tops.max() < num_topics):
+            raise ValueError(
+                f"Expects `topics` in [0, {num_topics}), actual values: {tops.tolist()}"
+            )
+        uniq, first = np.unique(cids, return_index=True)
+        if not np.array_equal(tops, tops[first][np.searchsorted(uniq, cids)]):
+            raise ValueError("Expects one topic per creator in `commission`, got two for one")
+        self.creator_topic[uniq] = tops[first]
+        self.creator_vec[uniq] = (self._centres[tops[first]] + self._creator_offset[uniq]).astype(
+            np.float32
+        )
+        self._commissioned = cids
+
     # ------------------------------------------------------------------ publishing
-    def _publish(self, n: int, published: np.ndarray | int, share_step: int) -> ItemTable:
-        """Create ``n`` new items with consecutive ids."""
+    def _publish(
+        self,
+        n: int,
+        published: np.ndarray | int,
+        share_step: int,
+        creator: np.ndarray | None = None,
+    ) -> ItemTable:
+        """Create ``n`` new items with consecutive ids (by ``creator`` if given, else drawn)."""
         p, d, seed = self.params, self.ctx.dim, self.ctx.seed
         ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
         self._next_id += n
-        is_aigc = Stream(seed, "content/source").uniform(ids, 0) < self.aigc_share(share_step)
-        source = is_aigc.astype(np.int8)
-        num_h, num_a = p.num_human_creators, p.num_aigc_creators
-        pick = Stream(seed, "content/creator").uniform(ids, 0)
-        creator = np.where(
-            is_aigc,
-            num_h + np.floor(pick * max(num_a, 1)).astype(np.int64),
-            np.floor(pick * num_h).astype(np.int64),
-        )
+        if creator is not None:
+            source = self.creator_source[creator]
+        else:
+            is_aigc = Stream(seed, "content/source").uniform(ids, 0) < self.aigc_share(share_step)
+            source = is_aigc.astype(np.int8)
+            num_h, num_a = p.num_human_creators, p.num_aigc_creators
+            pick = Stream(seed, "content/creator").uniform(ids, 0)
+            creator = np.where(
+                is_aigc,
+                num_h + np.floor(pick * max(num_a, 1)).astype(np.int64),
+                np.floor(pick * num_h).astype(np.int64),
+            )
         scale = self.ctx.topic_spread / np.sqrt(d)
         noise = Stream(seed, "content/item_vec").normal(ids, 0, size=d)
         latent = normalize_rows(self.creator_vec[creator] + p.item_spread * scale * noise)
@@ -207,6 +261,12 @@ class CreatorEcosystem:
         self.t = t
         keep = (t - self.items.published) < self.params.lifetime
         new = self._publish(self.params.items_per_step, published=t, share_step=t)
+        if self._commissioned is not None:
+            extra = self._publish(
+                self._commissioned.shape[0], published=t, share_step=t, creator=self._commissioned
+            )
+            new = ItemTable.concat(new, extra)
+            self._commissioned = None
         self._new_sources = new.source
         self.items = ItemTable.concat(self.items.select(keep), new)
 

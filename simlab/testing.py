@@ -126,10 +126,7 @@ def _check_state_round_trip(world, scenario: Scenario, seed: int, who: str) -> N
     from simlab.world import Truth
 
     t = world.t
-    world.content.step(t, None)
-    catalog = world.content.catalog(world.platform.knows_source)
-    active = world.users.arrivals(t)
-    world.platform.deploy_due(t, world.agent)
+    catalog, active = world.begin(t)
     obs = world.platform.observe(t, active, catalog, world.users.observable_features(active))
     state = copy.deepcopy(world.agent.state_dict())
     spec = scenario.agents[0]

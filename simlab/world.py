@@ -226,20 +226,46 @@ class World:
 
     def step(self, t: int) -> dict[str, float]:
         """Run step ``t`` of the loop and return its metric row."""
+        catalog, active = self.begin(t)
+        obs = self.platform.observe(t, active, catalog, self.users.observable_features(active))
+        slates, rows = self._serve(obs, catalog)
+        return self.finish(t, slates, rows, catalog)
+
+    def begin(self, t: int) -> tuple[Catalog, np.ndarray]:
+        """Phases 1-3 of step ``t``: content, arrivals and retrains due.
+
+        Returns ``(catalog, active user ids)``. :meth:`step` is ``begin`` + serve +
+        :meth:`finish`; an outside policy (``simlab.environments.gym``) serves in between.
+        """
         # 1. content ---------------------------------------------------------------
         self.content.step(t, self._last_exposure)
         catalog = self.content.catalog(self.platform.knows_source)
         # 2. arrivals --------------------------------------------------------------
         active = self.users.arrivals(t)
-        # 3. observation (and retrains due now, so the new model serves from step t) --
+        # 3. retrains due now, so the new model serves from step t --------------------
         self.platform.deploy_due(t, self.agent)
-        obs = self.platform.observe(t, active, catalog, self.users.observable_features(active))
-        # 4. act and re-rank -------------------------------------------------------
-        slates, rows = self._serve(obs, catalog)
+        return catalog, active
+
+    def finish(
+        self, t: int, slates: Slates, rows: np.ndarray, catalog: Catalog, learn: bool = True
+    ) -> dict[str, float]:
+        """Phases 5-7 of step ``t``: respond, learn, record and measure.
+
+        Args:
+            t: the step.
+            slates: the served slates, ``(B, K)`` item ids for increasing user ids.
+            rows: ``(B, K)`` rows of those items in ``catalog``.
+            catalog: the step's catalog (from :meth:`begin`).
+            learn: whether the world's agent learns from the feedback (``False`` when an
+                outside policy served the slates).
+
+        Returns:
+            The metric row of step ``t``.
+        """
         # 5. respond ---------------------------------------------------------------
-        feedback = self.users.respond(t, active, slates.item_ids, self.content.latent())
+        feedback = self.users.respond(t, slates.user_ids, slates.item_ids, self.content.latent())
         # 6. learn -----------------------------------------------------------------
-        if feedback.user_ids.size:
+        if learn and feedback.user_ids.size:
             self.agent.update(feedback)
         self.platform.record(t, feedback, catalog)
         self.last_feedback = feedback

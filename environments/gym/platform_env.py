@@ -1,0 +1,134 @@
+"""``simlab/Platform-v0``: the policy is the platform and serves a whole population each step.
+
+The world is built from a scenario (population ``U = users.num_users``, default 32 in the
+gym defaults; see :mod:`simlab.environments.gym.sessions`), and every step the policy
+serves every visiting user, so it can target long-term ecosystem outcomes. Spaces
+(``C`` candidates, ``K`` slate size, ``H`` history length, ``f``/``d`` feature dims):
+
+* observation ``Dict(user=Box(U, f), history=Box(U, H, d), candidates=Box(U, C, d),
+  active=Box(0, 1, (U,)))``, float32: per-user features as in ``simlab/SlateRec-v0``, and
+  ``active`` = 1 for the users who visit this step;
+* action ``MultiDiscrete`` of shape ``(U, K)``, each entry in ``[0, C)``: one slate of
+  candidate indices per user; rows of inactive users are ignored; repeats within a slate
+  are replaced by the lowest-index unused candidate;
+* reward: the mean over visiting users of the click or engagement (``reward`` knob),
+  minus ``homogenization_weight * echo/homogenization`` minus ``gini_weight *
+  exposure/gini`` (the step's metric values, NaN counted as 0);
+* ``terminated`` when every user has churned; ``truncated`` after ``max_steps`` steps;
+* ``info``: the step's simlab metric row plus ``clicked`` and ``served`` ``(U,)`` arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from .sessions import (
+    EpisodeSeeds,
+    Overrides,
+    RewardKind,
+    WorldSessions,
+    build_scenario,
+    override_pairs,
+)
+
+__all__ = ["PlatformEnv"]
+
+PLATFORM_DEFAULTS: dict[str, Any] = {"users.num_users": 32}
+"""Population override of ``simlab/Platform-v0`` (before the caller's overrides)."""
+
+
+class PlatformEnv(gym.Env):
+    """The whole platform for a population (see the module docstring for the spaces).
+
+    Args:
+        scenario: a scenario YAML path (default ``scenarios/quickstart.yaml``).
+        scenario_data: an inline scenario mapping instead of a file.
+        overrides: scenario overrides, e.g. ``{"users.num_users": 100}``.
+        reward: ``"engagement"`` (default) or ``"click"`` (then the mean is the CTR).
+        homogenization_weight: weight of the ``echo/homogenization`` penalty (default 0).
+        gini_weight: weight of the ``exposure/gini`` penalty (default 0).
+        max_steps: step budget of an episode (default the scenario's ``steps``).
+
+    Seeding is as for ``simlab/SlateRec-v0``: ``reset(seed=s)`` builds the world of seed
+    ``s``, ``reset()`` the next world of the current stream.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(
+        self,
+        scenario: str | Path | None = None,
+        scenario_data: dict[str, Any] | None = None,
+        overrides: Overrides = None,
+        reward: str = "engagement",
+        homogenization_weight: float = 0.0,
+        gini_weight: float = 0.0,
+        max_steps: int | None = None,
+    ) -> None:
+        self.reward_kind = RewardKind.parse(reward)
+        for name, w in (
+            ("homogenization_weight", homogenization_weight),
+            ("gini_weight", gini_weight),
+        ):
+            if not math.isfinite(w):
+                raise ValueError(f"Expects `{name}` to be a finite float, actual value: {w}")
+        self.weights = {"echo/homogenization": homogenization_weight, "exposure/gini": gini_weight}
+        pairs = [*PLATFORM_DEFAULTS.items(), *override_pairs(overrides)]
+        self.scenario = build_scenario(scenario, scenario_data, pairs)
+        self.max_steps = self.scenario.steps if max_steps is None else int(max_steps)
+        if self.max_steps <= 0:
+            raise ValueError(f"Expects `max_steps` to be a positive int, actual value: {max_steps}")
+        self.sessions = WorldSessions(self.scenario, 0)
+        missing = [
+            k for k, w in self.weights.items() if w and k not in self.sessions.metric_columns
+        ]
+        if missing:
+            raise ValueError(f"A penalty weight needs the metric columns {missing} in the scenario")
+        s = self.sessions
+        box = {
+            k: spaces.Box(-np.inf, np.inf, shape=v.shape, dtype=np.float32)
+            for k, v in s.obs.items()
+        }
+        box["active"] = spaces.Box(0.0, 1.0, shape=(s.num_users,), dtype=np.float32)
+        self.observation_space = spaces.Dict(box)
+        self.action_space = spaces.MultiDiscrete(
+            np.full((s.num_users, s.slate_size), s.num_candidates)
+        )
+        self._seeds = EpisodeSeeds()
+        self._steps = 0
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        s = self.sessions
+        return {**s.obs, "active": s.served.astype(np.float32)}
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Start an episode in a fresh world (``seed`` reseeds, ``None`` continues)."""
+        super().reset(seed=seed)
+        self.sessions = WorldSessions(self.scenario, self._seeds.next(seed, self.np_random))
+        self._steps = 0
+        return self._obs(), {"served": self.sessions.served.copy()}
+
+    def step(
+        self, action: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Serve one slate per user (``(U, K)`` candidate indices) for one step."""
+        served = self.sessions.served.copy()
+        clicked, engagement, row = self.sessions.step(action)
+        self._steps += 1
+        value = clicked if self.reward_kind is RewardKind.CLICK else engagement
+        reward = float(value[served].mean()) if served.any() else 0.0
+        for col, w in self.weights.items():
+            if w and not math.isnan(row[col]):
+                reward -= w * row[col]
+        terminated = bool(self.sessions.churned.all())
+        truncated = self._steps >= self.max_steps and not terminated
+        info = {**row, "clicked": clicked, "served": served}
+        return self._obs(), reward, terminated, truncated, info
