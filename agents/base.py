@@ -13,10 +13,22 @@ from typing import Any, ClassVar
 import numpy as np
 
 from simlab.batch import Feedback, Log, Observation, Slates
+from simlab.errors import DependencyNotInstalled
 from simlab.rng import Stream
 from simlab.scenario import ParamsModel
 
-__all__ = ["Agent", "NoParams", "top_k", "random_slates", "ItemCounts"]
+__all__ = ["Agent", "NoParams", "top_k", "random_slates", "ItemCounts", "require_torch"]
+
+
+def require_torch(who: str):
+    """Import torch for the agent ``who``, or raise ``DependencyNotInstalled`` naming the fix."""
+    try:
+        import torch
+    except ImportError as e:  # pragma: no cover - torch is a declared dependency
+        raise DependencyNotInstalled(
+            f"{who} needs torch: pip install torch==2.13.0 (CPU build)"
+        ) from e
+    return torch
 
 
 class NoParams(ParamsModel):

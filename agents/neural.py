@@ -33,11 +33,10 @@ import numpy as np
 from pydantic import Field
 
 from simlab.batch import PAD, Log, Observation, Slates, lookup_sorted
-from simlab.errors import DependencyNotInstalled
 from simlab.rng import Stream, numpy_generator, torch_generator
 from simlab.scenario import ParamsModel
 
-from .base import Agent, random_slates
+from .base import Agent, random_slates, require_torch
 
 __all__ = [
     # agents
@@ -56,13 +55,7 @@ Debias = Literal["none", "ips", "snips"]
 
 
 def _torch():
-    try:
-        import torch
-    except ImportError as e:  # pragma: no cover - torch is a declared dependency
-        raise DependencyNotInstalled(
-            "the torch agents (mf, gru4rec) need torch: pip install torch==2.13.0 (CPU build)"
-        ) from e
-    return torch
+    return require_torch("the torch agents (mf, gru4rec)")
 
 
 # ----------------------------------------------------------------------------- debiasing

@@ -58,23 +58,16 @@ import numpy as np
 from pydantic import Field
 
 from simlab.batch import Log, Observation, Slates, lookup_sorted
-from simlab.errors import DependencyNotInstalled
 from simlab.rng import Stream, numpy_generator, torch_generator
 from simlab.scenario import ParamsModel
 
-from .base import Agent, random_slates, top_k
+from .base import Agent, random_slates, require_torch, top_k
 
 __all__ = ["SlateThompsonAgent", "ClickData", "Priors", "fit_map", "laplace_std"]
 
 
 def _torch():
-    try:
-        import torch
-    except ImportError as e:  # pragma: no cover - torch is a declared dependency
-        raise DependencyNotInstalled(
-            "the slate-ts agent needs torch: pip install torch==2.13.0 (CPU build)"
-        ) from e
-    return torch
+    return require_torch("the slate-ts agent")
 
 
 @dataclass(frozen=True)

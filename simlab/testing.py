@@ -17,7 +17,7 @@ import numpy as np
 from simlab.errors import AgentContractError
 from simlab.scenario import Scenario, parse_scenario
 
-__all__ = ["check_agent", "tiny_scenario"]
+__all__ = ["check_agent", "tiny_scenario", "record_acts"]
 
 _TINY: dict[str, Any] = {
     "name": "check",
@@ -45,11 +45,8 @@ def tiny_scenario(agent: dict[str, Any], *overrides: str | tuple[str, Any]) -> S
     return parse_scenario(data, overrides)
 
 
-def _trajectory(scenario: Scenario, seed: int, steps: int):
-    """Run a world; return it and every (obs, slates) the agent produced."""
-    from simlab.world import World
-
-    world = World(scenario, 0, seed)
+def record_acts(world) -> list:
+    """Wrap ``world.agent.act`` so every ``(obs, slates)`` pair is appended to the returned list."""
     calls: list = []
     act = world.agent.act
 
@@ -59,9 +56,18 @@ def _trajectory(scenario: Scenario, seed: int, steps: int):
         return slates
 
     world.agent.act = recording_act
+    return calls
+
+
+def _trajectory(scenario: Scenario, seed: int, steps: int):
+    """Run a world; return it and every (obs, slates) the agent produced."""
+    from simlab.world import World
+
+    world = World(scenario, 0, seed)
+    calls = record_acts(world)
     for t in range(steps):
         world.step(t)
-    world.agent.act = act
+    del world.agent.act  # back to the class's method
     return world, calls
 
 

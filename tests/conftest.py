@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from simlab.scenario import Scenario, parse_scenario
+from simlab.testing import record_acts  # noqa: F401 - tests import it from conftest
 
 SMALL: dict[str, Any] = {
     "name": "small",
@@ -34,20 +35,6 @@ def make_small(*overrides: tuple[str, Any] | str, **top: Any) -> Scenario:
     data = copy.deepcopy(SMALL)
     data.update(top)
     return parse_scenario(data, overrides)
-
-
-def record_acts(world) -> list:
-    """Wrap ``world.agent.act`` so every ``(obs, slates)`` pair is appended to the returned list."""
-    calls: list = []
-    act = world.agent.act
-
-    def recording_act(obs):
-        slates = act(obs)
-        calls.append((obs, slates))
-        return slates
-
-    world.agent.act = recording_act
-    return calls
 
 
 @pytest.fixture(scope="session", autouse=True)
