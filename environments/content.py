@@ -270,6 +270,36 @@ class CreatorEcosystem:
         self._new_sources = new.source
         self.items = ItemTable.concat(self.items.select(keep), new)
 
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        """The dynamic state: live items, creators' topics and vectors, id counter, step."""
+        return {
+            "items": dict(self.items.__dict__),
+            "creator_topic": self.creator_topic.copy(),
+            "creator_vec": self.creator_vec.copy(),
+            "next_id": self._next_id,
+            "new_sources": self._new_sources,
+            "t": self.t,
+            "commissioned": self._commissioned,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned (the creator counts must match)."""
+        if state["creator_topic"].shape != self.creator_topic.shape:
+            raise ValueError(
+                f"Expects {self.creator_topic.shape[0]} creators in the saved state, actual: "
+                f"{state['creator_topic'].shape[0]}"
+            )
+        if state["creator_vec"].shape != self.creator_vec.shape:
+            raise ValueError("the saved creator vectors have another dimension")
+        self.items = ItemTable(**state["items"])
+        self.creator_topic = state["creator_topic"].copy()
+        self.creator_vec = state["creator_vec"].copy()
+        self._next_id = int(state["next_id"])
+        self._new_sources = state["new_sources"]
+        self.t = int(state["t"])
+        self._commissioned = state["commissioned"]
+
     # ------------------------------------------------------------------ views
     def catalog(self, knows_source: bool) -> Catalog:
         """The observable catalog of live items."""

@@ -25,7 +25,52 @@ from simlab.rng import Stream
 from simlab.scenario import PlatformSection
 from simlab.world import WorldContext
 
-__all__ = ["Platform"]
+__all__ = ["Platform", "ClickHistory"]
+
+
+class ClickHistory:
+    """Each user's most recent clicks (what the observation's ``history`` shows).
+
+    Holds users ``lo..hi-1`` as ring buffers of ``H`` item ids; on Ray each user shard
+    keeps the histories of its own users.
+    """
+
+    def __init__(self, lo: int, hi: int, length: int) -> None:
+        self.lo, self.hi, self.length = lo, hi, length
+        self.clicks = np.full((hi - lo, length), PAD, np.int64)
+        self.num_clicks = np.zeros(hi - lo, np.int64)
+
+    def get(self, user_ids: np.ndarray) -> np.ndarray:
+        """``(B, H)`` most recent clicks first, ``PAD``-padded."""
+        h = self.length
+        loc = user_ids - self.lo
+        n = self.num_clicks[loc][:, None]
+        idx = (n - 1 - np.arange(h)) % h
+        hist = self.clicks[loc[:, None], idx]
+        return np.where(np.arange(h) < n, hist, PAD)
+
+    def record(self, feedback: Feedback) -> None:
+        """Append each clicking user's clicked item."""
+        clicked = feedback.clicked
+        if clicked.any():
+            who = feedback.user_ids[clicked] - self.lo
+            slot = self.num_clicks[who] % self.length
+            self.clicks[who, slot] = feedback.clicked_items[clicked]
+            self.num_clicks[who] += 1
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Per-user arrays (first axis: users ``lo..hi-1``)."""
+        return {"clicks": self.clicks.copy(), "num_clicks": self.num_clicks.copy()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        clicks, num = np.asarray(state["clicks"]), np.asarray(state["num_clicks"])
+        if clicks.shape != self.clicks.shape or num.shape != self.num_clicks.shape:
+            raise ValueError(
+                f"Expects click histories of shape {self.clicks.shape}, actual shape: "
+                f"{clicks.shape}"
+            )
+        self.clicks, self.num_clicks = clicks.astype(np.int64), num.astype(np.int64)
 
 
 class Platform:
@@ -35,6 +80,9 @@ class Platform:
         section: the scenario's ``platform`` section.
         ctx: the world context (``num_users`` set).
         rerankers: built re-ranker instances, applied in order.
+
+    The platform reads users' click histories through ``clicks`` (a :class:`ClickHistory`
+    the world's user side keeps up to date).
     """
 
     def __init__(self, section: PlatformSection, ctx: WorldContext, rerankers: list[Any]) -> None:
@@ -42,9 +90,7 @@ class Platform:
         self.ctx = ctx
         self.rerankers = rerankers
         self.knows_source = section.knows_source
-        n, h = ctx.num_users, section.history_length
-        self._history = np.full((n, h), PAD, np.int64)
-        self._num_clicks = np.zeros(n, np.int64)
+        self.clicks: ClickHistory | None = None
         self._log: deque[tuple[Feedback, np.ndarray, np.ndarray]] = deque(maxlen=section.log_window)
         self._pending: list[tuple[int, Log]] = []
         self._perm = Stream(ctx.seed, "platform/retrieval_perm")
@@ -73,15 +119,24 @@ class Platform:
         return perm[(start[:, None] + np.arange(c)) % n], False
 
     def observe(
-        self, t: int, user_ids: np.ndarray, catalog: Catalog, user_features: np.ndarray
+        self,
+        t: int,
+        user_ids: np.ndarray,
+        catalog: Catalog,
+        user_features: np.ndarray,
+        history: np.ndarray | None = None,
     ) -> Observation:
-        """The observation for the users served at step ``t``."""
+        """The observation for the users served at step ``t``.
+
+        ``history`` is the users' click histories when the caller already has them (user
+        shards send them with the arrivals); by default they are read from ``clicks``.
+        """
         cands, shared = self.candidates(t, user_ids, catalog)
         return Observation(
             step=t,
             user_ids=user_ids,
             user_features=user_features,
-            history=self.history(user_ids),
+            history=self.history(user_ids) if history is None else history,
             candidates=cands,
             catalog=catalog,
             slate_size=self.depth(cands.shape[1]),
@@ -90,11 +145,9 @@ class Platform:
 
     def history(self, user_ids: np.ndarray) -> np.ndarray:
         """``(B, H)`` most recent clicks first, ``PAD``-padded."""
-        h = self.section.history_length
-        n = self._num_clicks[user_ids][:, None]
-        idx = (n - 1 - np.arange(h)) % h
-        hist = self._history[user_ids[:, None], idx]
-        return np.where(np.arange(h) < n, hist, PAD)
+        if self.clicks is None:
+            raise RuntimeError("Platform.history needs the users' click histories (`clicks`)")
+        return self.clicks.get(user_ids)
 
     def rerank(self, obs: Observation, ranked: Slates) -> Slates:
         """Apply the configured re-rankers in order and cut to K items."""
@@ -104,17 +157,19 @@ class Platform:
         return Slates(ranked.user_ids, np.ascontiguousarray(items[:, : self.section.slate_size]))
 
     # ---------------------------------------------------------------- logging
-    def record(self, t: int, feedback: Feedback, catalog: Catalog) -> None:
-        """Log the step, update histories, notify re-rankers, schedule a retrain if due."""
-        shown = np.unique(feedback.slates)
+    def record(
+        self, t: int, feedback: Feedback, catalog: Catalog, shown: np.ndarray | None = None
+    ) -> None:
+        """Log the step, notify re-rankers, schedule a retrain if due.
+
+        ``shown`` is the sorted ids of the items shown at the step when the caller knows
+        them (from the user shards' exposure counts). Click histories are updated by the
+        user side, which owns them.
+        """
+        if shown is None:
+            shown = np.unique(feedback.slates)
         feats = catalog.features[catalog.rows(shown)] if shown.size else catalog.features[:0]
         self._log.append((feedback, shown, feats))
-        clicked = feedback.clicked
-        if clicked.any():
-            who = feedback.user_ids[clicked]
-            slot = self._num_clicks[who] % self.section.history_length
-            self._history[who, slot] = feedback.clicked_items[clicked]
-            self._num_clicks[who] += 1
         for rr in self.rerankers:
             rr.update(feedback)
         if (t + 1) % self.section.retrain_every == 0:

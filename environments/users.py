@@ -18,6 +18,12 @@ fatigue decays and grows with the topics shown, satisfaction is an exponential m
 average of engagement, and a user whose satisfaction stays below ``churn_threshold`` for
 ``churn_patience`` visits leaves for good. Each step a user who has not churned returns
 with a personal probability around ``return_prob``.
+
+Sharding: a population built with ``ctx.user_range = (lo, hi)`` holds only users
+``lo..hi-1`` (a user shard on Ray). Every draw is keyed by the global user id, so a user
+behaves the same whichever shard holds it. :meth:`LogitUserPopulation.state_dict` returns
+the dynamic per-user state (arrays whose first axis is the shard's users), so a checkpoint
+can be re-split over any number of shards.
 """
 
 from __future__ import annotations
@@ -93,7 +99,9 @@ class LogitUserPopulation:
         self.ctx = ctx
         self.num_users = p.num_users
         seed, d = ctx.seed, ctx.dim
-        uid = np.arange(p.num_users)
+        self.lo, self.hi = ctx.user_range or (0, p.num_users)
+        uid = np.arange(self.lo, self.hi)
+        n = uid.shape[0]
         centres = topic_centres(seed, ctx.num_topics, d, ctx.topic_spread)
         logits = p.topic_concentration * Stream(seed, "users/mixture").normal(
             uid, 0, size=ctx.num_topics
@@ -107,10 +115,10 @@ class LogitUserPopulation:
         self._features = (self._initial + p.feature_noise * profile_noise).astype(np.float32)
         spread = Stream(seed, "users/return_propensity").uniform(uid, 0) - 0.5
         self._return_prob = np.clip(p.return_prob + p.return_spread * spread, 0.01, 1.0)
-        self._fatigue = np.zeros((p.num_users, ctx.num_topics), np.float32)
-        self._satisfaction = np.full(p.num_users, 0.5, np.float32)
-        self._poor_visits = np.zeros(p.num_users, np.int64)
-        self.churned = np.zeros(p.num_users, bool)
+        self._fatigue = np.zeros((n, ctx.num_topics), np.float32)
+        self._satisfaction = np.full(n, 0.5, np.float32)
+        self._poor_visits = np.zeros(n, np.int64)
+        self.churned = np.zeros(n, bool)
         self._uid = uid
         self._arrive = Stream(seed, "users/arrival")
         self._choice = Stream(seed, "users/choice")
@@ -126,10 +134,10 @@ class LogitUserPopulation:
 
     def observable_features(self, user_ids: np.ndarray) -> np.ndarray:
         """``(B, d)`` noisy signup profile: initial interests plus fixed noise."""
-        return self._features[user_ids]
+        return self._features[user_ids - self.lo]
 
     def interests(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(current, initial)`` interests, ``(num_users, d)``, read-only views."""
+        """``(current, initial)`` interests of users ``lo..hi-1``, read-only views."""
         cur = self._interest.view()
         cur.setflags(write=False)
         return cur, self._initial
@@ -137,11 +145,12 @@ class LogitUserPopulation:
     def _utility(self, user_ids: np.ndarray, rows: np.ndarray, items) -> np.ndarray:
         """``(B, C)`` utility of item rows ``rows`` (B, C) for ``user_ids``."""
         p = self.params
-        x = self._interest[user_ids]
+        loc = user_ids - self.lo
+        x = self._interest[loc]
         match = np.einsum("bcd,bd->bc", items.latent[rows], x)
         u = p.interest_weight * match + p.quality_weight * items.quality[rows]
         if p.fatigue_weight:
-            u -= p.fatigue_weight * self._fatigue[user_ids[:, None], items.topic[rows]]
+            u -= p.fatigue_weight * self._fatigue[loc[:, None], items.topic[rows]]
         if p.source_preference:
             u += p.source_preference * items.source[rows]
         return u.astype(np.float32)
@@ -153,13 +162,14 @@ class LogitUserPopulation:
         p = self.params
         if item_ids.strides[0] == 0:  # shared candidates: one matrix product
             rows = items.rows(item_ids[0])
-            x = self._interest[user_ids]
+            loc = user_ids - self.lo
+            x = self._interest[loc]
             u = (
                 p.interest_weight * (x @ items.latent[rows].T)
                 + p.quality_weight * items.quality[rows]
             )
             if p.fatigue_weight:
-                u -= p.fatigue_weight * self._fatigue[user_ids][:, items.topic[rows]]
+                u -= p.fatigue_weight * self._fatigue[loc][:, items.topic[rows]]
             if p.source_preference:
                 u += p.source_preference * items.source[rows]
             return u.astype(np.float32)
@@ -189,6 +199,7 @@ class LogitUserPopulation:
     def _update_state(self, user_ids, rows, clicked_pos, engagement, items) -> None:
         p = self.params
         clicked = clicked_pos >= 0
+        user_ids = user_ids - self.lo  # local rows from here on
         if p.drift_rate > 0 and clicked.any():
             who = user_ids[clicked]
             crow = rows[clicked, clicked_pos[clicked]]
@@ -206,3 +217,22 @@ class LogitUserPopulation:
             poor = np.where(sat < p.churn_threshold, self._poor_visits[user_ids] + 1, 0)
             self._poor_visits[user_ids] = poor
             self.churned[user_ids[poor >= p.churn_patience]] = True
+
+    # ---------------------------------------------------------------- checkpoints
+    _STATE = ("_interest", "_fatigue", "_satisfaction", "_poor_visits", "churned")
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The dynamic per-user state of users ``lo..hi-1`` (first axis: those users)."""
+        return {name.lstrip("_"): getattr(self, name).copy() for name in self._STATE}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`state_dict` returned (for the same user range)."""
+        for name in self._STATE:
+            value = np.asarray(state[name.lstrip("_")])
+            current = getattr(self, name)
+            if value.shape != current.shape:
+                raise ValueError(
+                    f"Expects user state `{name.lstrip('_')}` of shape {current.shape}, "
+                    f"actual shape: {value.shape}"
+                )
+            setattr(self, name, value.astype(current.dtype, copy=True))

@@ -141,6 +141,28 @@ class Observation:
         """Number of users served ``B``."""
         return int(self.user_ids.shape[0])
 
+    def __reduce__(self):
+        # shared candidates are a (B, C) broadcast of one row: pickle (send to an actor)
+        # the row, not B copies of it
+        cands = self.candidates
+        if self.shared_candidates and cands.ndim == 2 and cands.shape[0] > 1:
+            cands = _Broadcast(np.ascontiguousarray(cands[0]), cands.shape[0])
+        args = (self.step, self.user_ids, self.user_features, self.history, cands)
+        return (_observation, (*args, self.catalog, self.slate_size, self.shared_candidates))
+
+
+class _Broadcast:
+    """A row to broadcast to ``n`` rows when unpickled."""
+
+    def __init__(self, row: np.ndarray, n: int) -> None:
+        self.row, self.n = row, n
+
+
+def _observation(step, user_ids, features, history, cands, catalog, k, shared) -> Observation:
+    if isinstance(cands, _Broadcast):
+        cands = np.broadcast_to(cands.row, (cands.n, cands.row.shape[0]))
+    return Observation(step, user_ids, features, history, cands, catalog, k, shared)
+
 
 @dataclass(frozen=True)
 class Slates:

@@ -1,4 +1,4 @@
-"""The ``simlab`` command: run, validate, list and show runs.
+"""The ``simlab`` command: run, resume, validate, list and show runs.
 
 Exit codes: 0 success; 1 a run failed inside a model (a bug: the traceback is shown);
 2 bad input (scenario, override, model name, run directory) with one clear line per
@@ -35,7 +35,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_overrides(run)
     run.add_argument("--out", help="parent folder of run directories (default: output.dir)")
     run.add_argument("--run-id", help="name of the run directory (default: generated)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--from",
+        dest="fork",
+        metavar="RUN@STEP",
+        help="fork: start every trial from RUN's checkpoint at STEP (with this scenario's "
+        "settings, e.g. an intervention switched on), copying RUN's earlier rows",
+    )
+    _add_execution(run)
+
+    resume = sub.add_parser("resume", help="continue a run that stopped, from its checkpoints")
+    resume.add_argument("run", help="run directory, or a run id under --dir")
+    resume.add_argument("--dir", default="runs", help="folder holding run directories")
+    resume.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_execution(resume)
 
     val = sub.add_parser("validate", help="check a scenario and print it fully resolved")
     val.add_argument("scenario", help="scenario YAML file")
@@ -63,12 +77,30 @@ def _add_overrides(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, help="number of seeds (seeds 0..N-1)")
 
 
+def _add_execution(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=["ray", "local"], help="override execution.backend")
+    p.add_argument(
+        "--address", help="Ray cluster: auto, ray://host:port or host:port (execution.address)"
+    )
+    p.add_argument("--shards", type=int, help="user shards per world (execution.shards)")
+
+
+def _execution_overrides(args: argparse.Namespace) -> list[tuple[str, object]]:
+    out: list[tuple[str, object]] = []
+    for flag, path in (("backend", "backend"), ("address", "address"), ("shards", "shards")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            out.append((f"execution.{path}", value))
+    return out
+
+
 def _load(args: argparse.Namespace):
     from simlab.scenario import load_scenario
 
     overrides = list(args.overrides)
     if args.seeds is not None:
         overrides.append(("seeds", args.seeds))
+    overrides += _execution_overrides(args)
     return load_scenario(args.scenario, overrides)
 
 
@@ -86,13 +118,53 @@ def cmd_validate(args: argparse.Namespace, out: Console) -> int:
     return EXIT_OK
 
 
+def _progress(disable: bool, out: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=out,
+        disable=disable,
+        transient=False,
+    )
+
+
+def _run_with_progress(
+    trials, steps: int, disable: bool, out: Console, start, done: dict[int, int] | None = None
+) -> object:
+    """Call ``start(on_step)`` with one progress line per trial; return its run store."""
+    progress = _progress(disable, out)
+    with progress:
+        tasks = {
+            t.info.index: progress.add_task(
+                f"trial {t.info.index + 1}/{len(trials)} {t.info.agent} seed={t.info.seed}"
+                + (f" {t.info.params}" if t.info.params else ""),
+                total=steps,
+                completed=(done or {}).get(t.info.index, 0),
+            )
+            for t in trials
+        }
+
+        def on_step(trial, steps_done: int) -> None:
+            progress.update(tasks[trial.index], completed=steps_done)
+
+        return start(on_step)
+
+
 def cmd_run(args: argparse.Namespace, out: Console) -> int:
     """``simlab run``."""
-    from simlab.runner import plan_trials, run_scenario
+    from simlab.runner import parse_fork, plan_trials, run_scenario
 
     scenario = _load(args)
+    fork = parse_fork(args.fork) if args.fork else None
     trials = plan_trials(scenario)
-    total = len(trials) * scenario.steps
+    ex = scenario.execution
+    where = (
+        "local"
+        if ex.backend == "local"
+        else f"ray ({ex.address or 'embedded'}, {ex.shards} shard{'s' if ex.shards > 1 else ''})"
+    )
     out.print(
         f"simlab run [bold]{scenario.name}[/]: {len(scenario.agents)} agents x "
         f"{len(scenario.seeds)} seeds"
@@ -101,32 +173,50 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
             if scenario.sweep
             else ""
         )
-        + f", {scenario.steps} steps"
+        + f", {scenario.steps} steps, {where}"
+        + (f", forked from {fork[0]} at step {fork[1]}" if fork else "")
     )
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=out,
-        disable=args.no_progress,
-        transient=False,
-    )
-    store = None
-    with progress:
-        task = progress.add_task("starting", total=total)
+    try:
+        store = _run_with_progress(
+            trials,
+            scenario.steps,
+            args.no_progress,
+            out,
+            lambda on_step: run_scenario(
+                scenario, out_dir=args.out, progress=on_step, run_id=args.run_id, fork=fork
+            ),
+        )
+    except KeyboardInterrupt:
+        out.print("[yellow]interrupted[/]: every finished step is kept in the run directory")
+        return EXIT_INTERRUPTED
+    _print_summary(store, out)
+    out.print(f"run directory: {store.path}")
+    return EXIT_OK
 
-        def on_step(trial, steps_done: int) -> None:
-            desc = f"trial {trial.index + 1}/{len(trials)} {trial.agent} seed={trial.seed}"
-            done = trial.index * scenario.steps + steps_done
-            progress.update(task, completed=done, description=desc)
 
-        try:
-            store = run_scenario(scenario, out_dir=args.out, progress=on_step, run_id=args.run_id)
-        except KeyboardInterrupt:
-            progress.stop()
-            out.print("[yellow]interrupted[/]: every finished step is kept in the run directory")
-            return EXIT_INTERRUPTED
+def cmd_resume(args: argparse.Namespace, out: Console) -> int:
+    """``simlab resume``."""
+    from simlab.runner import plan_trials, resume_run
+    from simlab.scenario import load_scenario
+    from simlab.store import open_run
+
+    store = open_run(args.run, runs_dir=args.dir)
+    overrides = _execution_overrides(args)
+    scenario = load_scenario(store.path / "scenario.yaml", overrides)
+    trials = plan_trials(scenario)
+    out.print(f"simlab resume [bold]{store.run_id}[/] ({store.status})")
+    try:
+        store = _run_with_progress(
+            trials,
+            scenario.steps,
+            args.no_progress,
+            out,
+            lambda on_step: resume_run(store.path, overrides, progress=on_step),
+            done={t["index"]: int(t.get("steps_done", 0)) for t in store.manifest["trials"]},
+        )
+    except KeyboardInterrupt:
+        out.print("[yellow]interrupted[/]: every finished step is kept in the run directory")
+        return EXIT_INTERRUPTED
     _print_summary(store, out)
     out.print(f"run directory: {store.path}")
     return EXIT_OK
@@ -230,7 +320,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Console() if sys.stdout.isatty() else Console(width=160)
     # soft_wrap: an error stays on one line however narrow the terminal (or pipe) is.
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    commands = {"run": cmd_run, "validate": cmd_validate, "runs": cmd_runs, "show": cmd_show}
+    commands = {
+        "run": cmd_run,
+        "resume": cmd_resume,
+        "validate": cmd_validate,
+        "runs": cmd_runs,
+        "show": cmd_show,
+    }
     try:
         return commands[args.command](args, out)
     except SimlabError as e:

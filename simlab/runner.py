@@ -1,4 +1,7 @@
-"""Trials = agents x seeds x sweep points, executed locally and streamed to a run store.
+"""Trials = agents x seeds x sweep points, executed locally or on Ray, streamed to a run store.
+
+Also resume (continue a stopped run from its checkpoints) and fork (start a new run from
+another run's checkpoint, possibly with changed settings).
 
 Common random numbers: every agent's world for seed ``s`` (at a sweep point) draws its
 users, creators, items and arrivals from the same keyed streams, so differences between
@@ -7,18 +10,31 @@ agents are differences of policy, not of luck.
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from simlab.errors import RunStoreError, SimlabError
 from simlab.scenario import Scenario, sweep_points
-from simlab.store import RunStore, TrialInfo
+from simlab.store import RunStore, TrialInfo, _now
 
-__all__ = ["Trial", "plan_trials", "run_scenario", "ProgressCallback", "metric_columns"]
+__all__ = [
+    "Trial",
+    "plan_trials",
+    "run_scenario",
+    "resume_run",
+    "parse_fork",
+    "execute",
+    "ProgressCallback",
+    "metric_columns",
+]
 
 ProgressCallback = Callable[[TrialInfo, int], None]
 """Called as ``callback(trial, steps_done)`` after every step."""
@@ -51,11 +67,23 @@ def metric_columns(scenario: Scenario) -> list[str]:
     return [c for name in scenario.metrics for c in registry.resolve("metrics", name).columns]
 
 
-def run_local(trials: list[Trial], store: RunStore, progress: ProgressCallback | None) -> None:
-    """Execute ``trials`` in this process (see :mod:`simlab.execution.local`)."""
-    from simlab.execution.local import run_trials
+def execute(
+    trials: list[Trial],
+    store: RunStore,
+    progress: ProgressCallback | None,
+    starts: dict[int, Any] | None = None,
+) -> None:
+    """Run ``trials`` on the scenario's backend (``execution.backend``)."""
+    if not trials:
+        return
+    if trials[0].scenario.execution.backend == "ray":
+        from simlab.execution.ray import run_trials as run_ray
 
-    run_trials(trials, store, progress)
+        run_ray(trials, store, progress, starts)
+    else:
+        from simlab.execution.local import run_trials as run_here
+
+        run_here(trials, store, progress, starts)
 
 
 def metric_summary(scenario: Scenario) -> dict[str, str]:
@@ -91,14 +119,25 @@ def run_scenario(
     out_dir: str | Path | None = None,
     progress: ProgressCallback | None = None,
     run_id: str | None = None,
+    fork: tuple[str | Path, int] | None = None,
 ) -> RunStore:
-    """Run every trial of ``scenario`` locally and return its run store.
+    """Run every trial of ``scenario`` and return its run store.
+
+    Args:
+        scenario: the resolved scenario; ``execution`` says where it runs.
+        out_dir: parent of the run directory (default ``output.dir``).
+        progress: called as ``progress(trial, steps_done)`` after every step.
+        run_id: the run directory's name (default: generated).
+        fork: ``(run directory, step)``: start every trial from that run's checkpoint at
+            ``step`` (trials are matched by agent label, seed and sweep values); the new
+            run's rows before ``step`` are copied from it. The settings may differ.
 
     The run's status ends ``completed``, ``failed`` (an exception, re-raised) or
     ``interrupted`` (Ctrl-C or SIGTERM, re-raised as ``KeyboardInterrupt``). Rows of every
     finished step are on disk whatever happens.
     """
     trials = plan_trials(scenario)
+    starts, copied = _fork_starts(scenario, trials, fork) if fork else ({}, {})
     store = RunStore.create(
         out_dir if out_dir is not None else scenario.output.dir,
         scenario.name,
@@ -113,10 +152,20 @@ def run_scenario(
     store.manifest["privileged_agents"] = [
         a.label for a in scenario.agents if getattr(a.cls, "privileged", False)
     ]
+    store.manifest["execution"] = scenario.execution.model_dump(mode="json")
+    if fork:
+        store.manifest["forked_from"] = {"run": str(Path(fork[0]).resolve()), "step": fork[1]}
+        for trial in trials:
+            _copy_rows(store, trial, copied[trial.info.index])
     store.save_manifest()
+    _execute_and_finish(trials, store, progress, starts)
+    return store
+
+
+def _execute_and_finish(trials, store: RunStore, progress, starts) -> None:
     with _sigterm_as_interrupt():
         try:
-            run_local(trials, store, progress)
+            execute(trials, store, progress, starts)
         except KeyboardInterrupt:
             store.finish("interrupted", "interrupted by the user or a signal")
             raise
@@ -124,4 +173,138 @@ def run_scenario(
             store.finish("failed", "".join(traceback.format_exception_only(type(e), e)).strip())
             raise
     store.finish("completed")
+
+
+# ---------------------------------------------------------------------- fork and resume
+def parse_fork(text: str) -> tuple[str, int]:
+    """``RUN@STEP`` -> ``(RUN, STEP)``, with a clear error for anything else."""
+    run, sep, step = text.rpartition("@")
+    if not sep or not run or not step.isdigit():
+        raise RunStoreError(f"--from: expects RUN@STEP (e.g. runs/my-run@100), got {text!r}")
+    return run, int(step)
+
+
+def _saved_scenario(path: Path) -> Scenario:
+    from simlab.scenario import load_scenario
+
+    try:
+        return load_scenario(path / "scenario.yaml")
+    except SimlabError as e:
+        raise RunStoreError(f"{path}: its scenario.yaml does not load ({e})") from None
+
+
+def _fork_starts(scenario: Scenario, trials: list[Trial], fork: tuple[str | Path, int]):
+    """Per new trial, the source run's checkpoint at the fork step and its earlier rows."""
+    from simlab.checkpoint import read_checkpoint
+    from simlab.store import open_run
+
+    source = open_run(fork[0], runs_dir=scenario.output.dir)
+    step = fork[1]
+    if step > scenario.steps:
+        raise RunStoreError(f"--from: step {step} is beyond this scenario's {scenario.steps} steps")
+    saved = _saved_scenario(source.path)
+    rows = source.read_metrics()
+    by_key = {
+        (t["agent"], t["seed"], _key(t.get("params", {}))): t["index"]
+        for t in source.manifest["trials"]
+    }
+    starts, copied = {}, {}
+    for trial in trials:
+        info = trial.info
+        src = by_key.get((info.agent, info.seed, _key(info.params)))
+        if src is None:
+            raise RunStoreError(
+                f"--from: {source.path} has no trial of agent '{info.agent}' with seed "
+                f"{info.seed}{f' at {info.params}' if info.params else ''}; a fork changes "
+                "settings, not which agents and seeds run"
+            )
+        starts[info.index] = (read_checkpoint(source.path, src, step), saved)
+        mine = rows[(rows["trial"] == src) & (rows["step"] < step)]
+        copied[info.index] = mine
+    return starts, copied
+
+
+def _key(params: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def _copy_rows(store: RunStore, trial: Trial, rows) -> None:
+    """Write a fork's inherited rows (steps before the fork) as the trial's first part."""
+    cols = [c for c in store.manifest["metric_columns"] if c in rows.columns]
+    writer = store.metrics_writer(trial.info, float("inf"))
+    for _, r in rows.sort_values("step").iterrows():
+        writer.add(int(r["step"]), {c: r[c] for c in cols})
+    writer.close()
+    store.manifest["trials"][trial.info.index]["steps_done"] = writer.steps_done
+
+
+def resume_run(
+    path: str | Path,
+    overrides: list[str | tuple[str, Any]] | None = None,
+    progress: ProgressCallback | None = None,
+    runs_dir: str | Path | None = None,
+) -> RunStore:
+    """Continue a run that stopped (crashed, killed, interrupted or failed).
+
+    Each unfinished trial restarts from its newest checkpoint at or before the rows on disk
+    (from step 0 without one, or from the fork point of a forked run); rows already written
+    are kept, not written twice. ``overrides`` may change ``execution.*`` only (e.g. resume
+    a Ray run locally).
+    """
+    from simlab.checkpoint import checkpoint_steps, read_checkpoint
+    from simlab.scenario import load_scenario
+    from simlab.store import open_run
+
+    store = open_run(path, runs_dir=runs_dir)
+    status = store.status
+    if status == "completed":
+        raise RunStoreError(f"{store.path}: the run is already completed; nothing to resume")
+    if status == "running":
+        raise RunStoreError(
+            f"{store.path}: the run is still running (pid {store.manifest.get('pid')} on "
+            f"{store.manifest.get('host')}); stop it first or wait"
+        )
+    bad = [
+        o
+        for o in overrides or []
+        if not str(o[0] if isinstance(o, tuple) else o).startswith("execution.")
+    ]
+    if bad:
+        raise RunStoreError(
+            f"resume: only execution.* settings may change, not {bad[0]!r}; to change other "
+            "settings fork the run instead: simlab run SCENARIO --from RUN@STEP --set ..."
+        )
+    scenario = load_scenario(store.path / "scenario.yaml", overrides or [])
+    trials = plan_trials(scenario)
+    records = store.manifest["trials"]
+    if [(t.info.agent, t.info.seed) for t in trials] != [(r["agent"], r["seed"]) for r in records]:
+        raise RunStoreError(f"{store.path}: manifest trials do not match its scenario.yaml")
+    store.recover()
+    rows = store.read_metrics()
+    fork = store.manifest.get("forked_from")
+    todo, starts = [], {}
+    for trial in trials:
+        i = trial.info.index
+        steps = sorted(rows.loc[rows["trial"] == i, "step"].tolist())
+        done = 0
+        while done < len(steps) and steps[done] == done:
+            done += 1
+        records[i]["steps_done"] = done
+        if done >= scenario.steps:
+            records[i]["status"] = "completed"
+            continue
+        todo.append(trial)
+        have = [s for s in checkpoint_steps(store.path, i) if s <= done]
+        if have:
+            starts[i] = (read_checkpoint(store.path, i, have[-1]), scenario)
+        elif fork:
+            forked = _fork_starts(scenario, [trial], (fork["run"], int(fork["step"])))[0]
+            starts[i] = forked[i]
+    store.manifest.update(status="running", pid=os.getpid(), host=socket.gethostname(), error=None)
+    store.manifest.setdefault("resumed", []).append(_now())
+    store.manifest["execution"] = scenario.execution.model_dump(mode="json")
+    store.save_manifest()
+    _execute_and_finish(todo, store, progress, starts)
     return store

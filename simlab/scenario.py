@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -170,6 +170,74 @@ class OutputSection(StrictModel):
     flush_seconds: float = Field(
         2.0, ge=0, description="Seconds between Parquet flushes of buffered metric rows."
     )
+    checkpoint_every: int = Field(
+        25,
+        ge=0,
+        description="Steps between checkpoints of each trial's world (0 = none); used by "
+        "`simlab resume`, fault recovery and `--from RUN@STEP` forks.",
+    )
+    keep_checkpoints: int = Field(
+        0, ge=0, description="Newest checkpoints kept per trial (0 = all, so any can be forked)."
+    )
+
+
+class AgentResources(StrictModel):
+    """Ray resources of the agent actor."""
+
+    num_cpus: float = Field(1.0, ge=0, description="CPUs reserved for the agent actor.")
+    num_gpus: float = Field(
+        0.0, ge=0, description="GPUs for the agent actor (1 puts a GPU model on a GPU worker)."
+    )
+
+
+class ExecutionSection(StrictModel):
+    """Where the trials run: in this process, or on Ray (embedded instance or a cluster)."""
+
+    backend: Literal["ray", "local"] = Field(
+        "ray",
+        description="`ray` (user shard and agent actors; an embedded local Ray instance "
+        "unless `address` is given) or `local` (everything in this process).",
+    )
+    address: str | None = Field(
+        None,
+        description="Ray cluster to join: `auto` (the cluster this machine belongs to), "
+        "`ray://host:port` (Ray Client) or `host:port` (a head node's GCS); none starts an "
+        "embedded local instance.",
+    )
+    shards: int = Field(1, ge=1, le=4096, description="User shards (actors) per world.")
+    shard_cpus: float = Field(1.0, gt=0, description="CPUs reserved for each user shard actor.")
+    agent_resources: AgentResources = Field(
+        default_factory=AgentResources, description="Ray resources of the agent actor."
+    )
+    placement: Literal["spread", "pack"] = Field(
+        "spread",
+        description="How a trial's actors are placed on a cluster: `spread` over nodes, or "
+        "`pack` onto as few nodes as possible.",
+    )
+    max_parallel_trials: int = Field(
+        0, ge=0, description="Trials running at once; 0 = as many as the cluster's CPUs allow."
+    )
+    max_restarts: int = Field(
+        3,
+        ge=0,
+        description="Times a trial is restored from its last checkpoint after a lost actor "
+        "before the run fails.",
+    )
+    object_store_mb: int = Field(
+        0,
+        ge=0,
+        description="Object store size of the embedded Ray instance in MiB (0 = 30% of "
+        "memory, capped at 2 GiB).",
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _check_address(cls, v: str | None) -> str | None:
+        if v is None or v == "auto":
+            return v
+        if re.fullmatch(r"(ray://)?[A-Za-z0-9_.\-\[\]:]+:\d{1,5}", v):
+            return v
+        raise ValueError("expects `auto`, `ray://host:port` or `host:port`")
 
 
 def _default_metrics() -> list[str]:
@@ -212,6 +280,10 @@ class Scenario(StrictModel):
     output: OutputSection = Field(
         default_factory=OutputSection, description="Where and what the run writes."
     )
+    execution: ExecutionSection = Field(
+        default_factory=ExecutionSection,
+        description="Backend (Ray or local), cluster address, shards and resources.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -250,7 +322,7 @@ class Scenario(StrictModel):
                 raise ValueError(
                     f"sweep parameter '{key}' has an empty list of values; give at least one value"
                 )
-            if key.split(".")[0].split("[")[0] in ("sweep", "seeds", "name", "output"):
+            if key.split(".")[0].split("[")[0] in ("sweep", "seeds", "name", "output", "execution"):
                 raise ValueError(f"sweep parameter '{key}' cannot be swept")
         return v
 

@@ -284,7 +284,8 @@ class RunStore:
         rows = self._journal_rows(parts)
         if rows:
             table = pa.Table.from_pylist(rows, schema=self.schema())
-            _write_parquet(table, self.path / METRICS / "part-recovered.parquet")
+            n = len(list((self.path / METRICS).glob("part-recovered-*.parquet")))
+            _write_parquet(table, self.path / METRICS / f"part-recovered-{n:04d}.parquet")
         for j in journals:
             j.unlink()
         return len(rows)
@@ -305,6 +306,17 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _next_seq(path: Path, trial: int) -> int:
+    """The first part number of ``trial`` not used by a part or journal in ``path``."""
+    used = [-1]
+    for folder, suffix in ((METRICS, ".parquet"), (JOURNAL, ".jsonl")):
+        for p in (path / folder).glob(f"part-{trial:05d}-*{suffix}"):
+            tail = p.name[len(f"part-{trial:05d}-") : -len(suffix)]
+            if tail.isdigit():
+                used.append(int(tail))
+    return max(used) + 1
+
+
 class MetricsWriter:
     """Streams one trial's metric rows: journal per step, Parquet part per flush."""
 
@@ -314,7 +326,7 @@ class MetricsWriter:
         self.flush_seconds = flush_seconds
         self.schema = store.schema()
         self._buffer: list[dict[str, Any]] = []
-        self._seq = 0
+        self._seq = _next_seq(store.path, trial.index)  # after parts of an earlier attempt
         self._last_flush = time.monotonic()
         self._journal = None
         self.steps_done = 0

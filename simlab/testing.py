@@ -35,6 +35,7 @@ _TINY: dict[str, Any] = {
     },
     "platform": {"slate_size": 4, "retrain_every": 3, "log_window": 4, "history_length": 5},
     "output": {"flush_seconds": 0.0},
+    "execution": {"backend": "local"},
 }
 
 

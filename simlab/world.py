@@ -26,6 +26,7 @@ import numpy as np
 from simlab.batch import Catalog, Feedback, Log, Observation, Slates, lookup_sorted
 from simlab.errors import AgentContractError
 from simlab.metrics.base import Metric, StepSnapshot
+from simlab.population import StepContent
 from simlab.scenario import Scenario
 
 __all__ = [
@@ -51,6 +52,8 @@ class WorldContext:
         slate_size: K.
         history_length: H.
         num_users: size of the user population (0 until the users are built).
+        user_range: ``(lo, hi)``: a user model built with it holds only users
+            ``lo..hi-1`` (one user shard); ``None`` means every user.
     """
 
     seed: int
@@ -61,6 +64,7 @@ class WorldContext:
     slate_size: int
     history_length: int
     num_users: int = 0
+    user_range: tuple[int, int] | None = None
 
     @classmethod
     def from_scenario(cls, scenario: Scenario, seed: int) -> WorldContext:
@@ -135,22 +139,26 @@ class Truth:
     """The privileged hook through which the oracle agent reaches latent truth.
 
     Only agents that declare ``privileged = True`` receive one (through ``bind_truth``);
-    it is the single, explicit door from agents to latent state.
+    it is the single, explicit door from agents to latent state. A pickled agent (a
+    checkpoint) drops it; the world binds a new one on restore.
     """
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World | None) -> None:
         self._world = world
+
+    def __reduce__(self):
+        return (Truth, (None,))
 
     def utility(self, t: int, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
         """``(B, C)`` expected utility of ``item_ids[b, c]`` for ``user_ids[b]`` now."""
         w = self._world
-        return w.users.expected_utility(t, user_ids, item_ids, w.content.latent())
+        if w is None:
+            raise RuntimeError("this Truth hook is not bound to a world (restored agent?)")
+        return w.population.expected_utility(t, user_ids, item_ids, w.content.latent())
 
 
-def _check_slates(
-    slates: Slates, obs: Observation, k: int, catalog: Catalog, who: str
-) -> np.ndarray:
-    """Cheap contract checks on an agent's or re-ranker's output; returns the slate rows."""
+def check_shape(slates: Slates, obs: Observation, k: int, who: str) -> None:
+    """The cheap half of the slate contract: shape and users (the rest is per user shard)."""
     ids = slates.item_ids
     if ids.shape != (obs.num_users, k):
         raise AgentContractError(
@@ -158,20 +166,39 @@ def _check_slates(
         )
     if not np.array_equal(slates.user_ids, obs.user_ids):
         raise AgentContractError(f"{who} returned slates for other users than it was asked")
+
+
+def check_rows(
+    ids: np.ndarray,
+    user_ids: np.ndarray,
+    candidates: np.ndarray | None,
+    catalog: Catalog,
+    who: str,
+) -> np.ndarray:
+    """The per-user half of the slate contract; returns the slate items' catalog rows.
+
+    Every item is live, no slate repeats an item and, with per-user ``candidates`` (None
+    when every user may get any live item), every item is among the user's candidates.
+    Slates that are one row broadcast to every user (a non-personalised ranking) are
+    checked once.
+    """
+    if ids.ndim == 2 and ids.shape[0] > 1 and ids.strides[0] == 0 and candidates is None:
+        return np.broadcast_to(check_rows(ids[:1], user_ids[:1], None, catalog, who), ids.shape)
     try:
         rows = catalog.rows(ids)
     except KeyError as e:
         raise AgentContractError(f"{who} returned {e.args[0]}") from None
+    k = ids.shape[1] if ids.ndim == 2 else 0
     if ids.size and k > 1:
         s = np.sort(rows, axis=1)
         if (s[:, 1:] == s[:, :-1]).any():
             raise AgentContractError(f"{who} returned a slate with a duplicate item")
-    if ids.size and not obs.shared_candidates:
-        outside = _outside_candidates(ids, obs.candidates)
+    if ids.size and candidates is not None:
+        outside = _outside_candidates(ids, candidates)
         if outside.any():
             b, j = np.argwhere(outside)[0]
             raise AgentContractError(
-                f"{who} returned item {ids[b, j]} for user {obs.user_ids[b]}, which is not "
+                f"{who} returned item {ids[b, j]} for user {user_ids[b]}, which is not "
                 "among the user's candidates"
             )
     return rows
@@ -186,6 +213,15 @@ def _outside_candidates(ids: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     return ~lookup_sorted(flat, ids + offset)[1]
 
 
+def _check_slates(
+    slates: Slates, obs: Observation, k: int, catalog: Catalog, who: str
+) -> np.ndarray:
+    """The whole slate contract at once; returns the slate rows."""
+    check_shape(slates, obs, k, who)
+    cands = None if obs.shared_candidates else obs.candidates
+    return check_rows(slates.item_ids, slates.user_ids, cands, catalog, who)
+
+
 class World:
     """One closed loop for one agent and one seed.
 
@@ -194,31 +230,60 @@ class World:
         agent_index: which of ``scenario.agents`` acts in this world.
         seed: the trial seed. Worlds with the same seed and scenario see the same users,
             creators and arrivals whatever the agent (common random numbers).
+        population: the user side; default every user in this process
+            (:class:`~simlab.population.LocalPopulation`). The Ray backend passes user
+            shard actors.
+        agent: the agent; default built from the scenario. The Ray backend passes a proxy
+            to an agent actor.
     """
 
-    def __init__(self, scenario: Scenario, agent_index: int, seed: int) -> None:
-        from simlab import registry
+    def __init__(
+        self,
+        scenario: Scenario,
+        agent_index: int,
+        seed: int,
+        population: Any | None = None,
+        agent: Any | None = None,
+    ) -> None:
         from simlab.environments.platform import Platform
+        from simlab.population import LocalPopulation
 
         ctx = WorldContext.from_scenario(scenario, seed)
         self.scenario = scenario
         self.seed = seed
+        self.agent_index = agent_index
         self.content = scenario.content.cls(scenario.content.params, ctx)
-        self.users = scenario.users.cls(scenario.users.params, ctx)
-        self.context = replace(ctx, num_users=int(self.users.num_users))
+        self.population = population if population is not None else LocalPopulation(scenario, seed)
+        self.context = replace(ctx, num_users=int(self.population.num_users))
         rerankers = [r.cls(r.params, self.context) for r in scenario.platform.rerankers]
         self.platform = Platform(scenario.platform, self.context, rerankers)
+        self.platform.clicks = getattr(self.population, "clicks", None)
         spec = scenario.agents[agent_index]
         self.agent_label = spec.label
-        self.agent = spec.cls(spec.params, self.context)
-        if getattr(self.agent, "privileged", False):
-            self.agent.bind_truth(Truth(self))
-        self.metrics: list[Metric] = [
-            registry.resolve("metrics", name)(self.context) for name in scenario.metrics
-        ]
+        if agent is None:
+            agent = spec.cls(spec.params, self.context)
+            if getattr(agent, "privileged", False):
+                agent.bind_truth(Truth(self))
+        self.agent = agent
+        self.metrics: list[Metric] = self._build_metrics(scenario.metrics)
         self.t = 0
         self._last_exposure: tuple[np.ndarray, np.ndarray] | None = None
+        self._content: StepContent | None = None
+        self._arrived: tuple[np.ndarray, np.ndarray] | None = None
         self.last_feedback: Feedback | None = None
+
+    def _build_metrics(self, names: list[str]) -> list[Metric]:
+        from simlab import registry
+
+        return [registry.resolve("metrics", name)(self.context) for name in names]
+
+    @property
+    def users(self) -> Any:
+        """The user model when every user lives in this process (local execution)."""
+        users = getattr(self.population, "users", None)
+        if users is None:
+            raise AttributeError("the users live in shard actors; use world.population")
+        return users
 
     def metric_columns(self) -> list[str]:
         """The metric column names, in row order."""
@@ -227,9 +292,11 @@ class World:
     def step(self, t: int) -> dict[str, float]:
         """Run step ``t`` of the loop and return its metric row."""
         catalog, active = self.begin(t)
-        obs = self.platform.observe(t, active, catalog, self.users.observable_features(active))
-        slates, rows = self._serve(obs, catalog)
-        return self.finish(t, slates, rows, catalog)
+        features, history = self._arrived
+        obs = self.platform.observe(t, active, catalog, features, history)
+        slates, who = self._serve(obs, catalog)
+        cands = None if obs.shared_candidates else obs.candidates
+        return self.finish(t, slates, catalog, candidates=cands, who=who)
 
     def begin(self, t: int) -> tuple[Catalog, np.ndarray]:
         """Phases 1-3 of step ``t``: content, arrivals and retrains due.
@@ -240,66 +307,83 @@ class World:
         # 1. content ---------------------------------------------------------------
         self.content.step(t, self._last_exposure)
         catalog = self.content.catalog(self.platform.knows_source)
-        # 2. arrivals --------------------------------------------------------------
-        active = self.users.arrivals(t)
+        self._content = StepContent(catalog, self.content.latent(), self.content.new_item_sources())
+        # 2. arrivals (with the features and histories the observation shows) -------
+        active, features, history = self.population.arrive(t, self._content)
+        self._arrived = (features, history)
         # 3. retrains due now, so the new model serves from step t --------------------
         self.platform.deploy_due(t, self.agent)
         return catalog, active
 
     def finish(
-        self, t: int, slates: Slates, rows: np.ndarray, catalog: Catalog, learn: bool = True
+        self,
+        t: int,
+        slates: Slates,
+        catalog: Catalog,
+        learn: bool = True,
+        candidates: np.ndarray | None = None,
+        who: str = "the policy",
     ) -> dict[str, float]:
         """Phases 5-7 of step ``t``: respond, learn, record and measure.
 
         Args:
             t: the step.
             slates: the served slates, ``(B, K)`` item ids for increasing user ids.
-            rows: ``(B, K)`` rows of those items in ``catalog``.
             catalog: the step's catalog (from :meth:`begin`).
             learn: whether the world's agent learns from the feedback (``False`` when an
                 outside policy served the slates).
+            candidates: ``(B, C)`` per-user candidates the slates must come from (None:
+                any live item).
+            who: who chose the slates, for contract errors.
 
         Returns:
             The metric row of step ``t``.
+
+        Raises:
+            AgentContractError: a slate has an item that is not live, a duplicate, or an
+                item outside the user's candidates (checked by the user side).
         """
-        # 5. respond ---------------------------------------------------------------
-        feedback = self.users.respond(t, slates.user_ids, slates.item_ids, self.content.latent())
+        content = self._content
+        # 5. respond (user side: checks, choices, latent updates, partial metrics) ------
+        feedback, parts, counts = self.population.respond(t, slates, content, candidates, who)
         # 6. learn -----------------------------------------------------------------
         if learn and feedback.user_ids.size:
             self.agent.update(feedback)
-        self.platform.record(t, feedback, catalog)
+        shown = counts > 0
+        self._last_exposure = (catalog.item_ids[shown], counts[shown])
+        self.platform.record(t, feedback, catalog, shown=catalog.item_ids[shown])
         self.last_feedback = feedback
-        self._last_exposure = _exposure(rows, catalog)
         # 7. measure ---------------------------------------------------------------
-        current, initial = self.users.interests()
         snap = StepSnapshot(
             step=t,
             num_users=self.context.num_users,
             feedback=feedback,
             catalog=catalog,
-            items=self.content.latent(),
-            new_item_sources=self.content.new_item_sources(),
-            interests=current,
-            initial_interests=initial,
-            slate_rows=rows,
+            items=content.items,
+            new_item_sources=content.new_item_sources,
+            interest_source=self.population.interests,
+            exposure=counts,
         )
         row: dict[str, float] = {}
-        for m in self.metrics:
-            row.update(m.observe(snap))
+        for name, m in zip(self.scenario.metrics, self.metrics, strict=True):
+            row.update(m.observe(snap, parts.get(name) if m.sharded() else None))
         self.t = t + 1
         return row
 
-    def _serve(self, obs: Observation, catalog: Catalog) -> tuple[Slates, np.ndarray]:
-        """The checked slates of the step and their rows in the catalog."""
+    def _serve(self, obs: Observation, catalog: Catalog) -> tuple[Slates, str]:
+        """The step's slates and who chose them last (their items are checked per shard)."""
+        who = f"agent '{self.agent_label}'"
         if obs.num_users == 0:
             empty = np.zeros((0, self.context.slate_size), np.int64)
-            return Slates(obs.user_ids, empty), empty
+            return Slates(obs.user_ids, empty), who
         ranked = self.agent.act(obs)
-        rows = _check_slates(ranked, obs, obs.slate_size, catalog, f"agent '{self.agent_label}'")
         if not self.platform.rerankers:
-            return ranked, rows
+            check_shape(ranked, obs, obs.slate_size, who)
+            return ranked, who
+        _check_slates(ranked, obs, obs.slate_size, catalog, who)  # before re-rankers see it
         slates = self.platform.rerank(obs, ranked)
-        return slates, _check_slates(slates, obs, self.context.slate_size, catalog, "re-rankers")
+        check_shape(slates, obs, self.context.slate_size, "re-rankers")
+        return slates, "re-rankers"
 
     def run(self, steps: int | None = None) -> Iterator[tuple[int, dict[str, float]]]:
         """Yield ``(t, metric row)`` for ``steps`` more steps (default: the scenario's)."""
@@ -308,9 +392,19 @@ class World:
             t = self.t
             yield t, self.step(t)
 
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint(self) -> dict[str, Any]:
+        """The world's state between steps, as picklable data (see :mod:`simlab.checkpoint`)."""
+        from simlab.checkpoint import capture
 
-def _exposure(rows: np.ndarray, catalog: Catalog) -> tuple[np.ndarray, np.ndarray]:
-    """``(item_ids, counts)`` of the items shown, from their catalog rows."""
-    counts = np.bincount(rows.ravel(), minlength=catalog.num_items)
-    shown = counts > 0
-    return catalog.item_ids[shown], counts[shown]
+        return capture(self)
+
+    def restore(self, state: dict[str, Any], saved: Scenario | None = None) -> None:
+        """Continue from ``state`` (from :meth:`checkpoint`), possibly under new settings.
+
+        ``saved`` is the scenario the checkpoint was taken under (default: this world's);
+        components whose settings changed are rebuilt and given the saved learned state.
+        """
+        from simlab.checkpoint import restore
+
+        restore(self, state, saved if saved is not None else self.scenario)

@@ -27,6 +27,7 @@ SMALL: dict[str, Any] = {
     "platform": {"slate_size": 5, "retrain_every": 3, "log_window": 6},
     "agents": [{"model": "random"}, {"model": "popularity"}],
     "output": {"flush_seconds": 0.0},
+    "execution": {"backend": "local"},
 }
 
 
@@ -62,13 +63,9 @@ def ray_local():
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
-    ray.init(
-        num_cpus=1,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level="ERROR",
-        object_store_memory=100 * 1024 * 1024,
-        configure_logging=False,
-    )
+    from simlab.execution.ray import local_instance_options
+
+    # 6 logical CPUs: a trial with 4 shards and its agent reserves 5
+    ray.init(**local_instance_options(num_cpus=6, object_store_mb=256))
     yield ray
     ray.shutdown()

@@ -161,6 +161,8 @@ def test_run_with_too_few_items_for_a_slate_is_a_usage_error(tmp_path, capsys):
             "--out",
             str(tmp_path),
             "--no-progress",
+            "--backend",
+            "local",
         ]
     )
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]

@@ -302,8 +302,9 @@ class WorldSessions:
         idx = dedupe_slates(act, self.num_candidates)
         active = self.user_ids[self.served]
         items = np.take_along_axis(self.candidate_ids[self.served], idx[self.served], axis=1)
-        rows = self.catalog.rows(items)
-        row = self.world.finish(self.t, Slates(active, items), rows, self.catalog, learn=False)
+        row = self.world.finish(
+            self.t, Slates(active, items), self.catalog, learn=False, who="the policy"
+        )
         fb = self.world.last_feedback
         clicked = np.zeros(self.num_users, bool)
         engagement = np.zeros(self.num_users, np.float32)

@@ -1,47 +1,74 @@
 """Local execution: every trial in this process, one after the other.
 
-Fastest for small worlds and tests; the Ray backend (execution/ray.py) runs the same
-trials with user shards and agent actors.
+Fastest for small worlds and tests; the Ray backend (:mod:`simlab.execution.ray`) runs the
+same trials with user shard actors and an agent actor. Both write a checkpoint every
+``output.checkpoint_every`` steps and can start a trial from one (resume and fork).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from simlab.checkpoint import checkpoint_steps, prune_checkpoints, write_checkpoint
 from simlab.store import RunStore
 from simlab.world import World
 
 if TYPE_CHECKING:
     from simlab.runner import ProgressCallback, Trial
+    from simlab.scenario import Scenario
 
 __all__ = ["run_trial", "run_trials"]
 
 
-def run_trial(trial: Trial, store: RunStore, progress: ProgressCallback | None = None) -> None:
-    """Run one trial to the end, streaming its rows (and events) to ``store``."""
+def run_trial(
+    trial: Trial,
+    store: RunStore,
+    progress: ProgressCallback | None = None,
+    start: tuple[dict[str, Any], Scenario] | None = None,
+) -> None:
+    """Run one trial to the end, streaming its rows, events and checkpoints to ``store``.
+
+    With ``start``, the world continues from that checkpoint; rows of steps already in the
+    store (``steps_done`` in the manifest) are not written again.
+    """
     sc = trial.scenario
     world = World(sc, trial.agent_index, trial.info.seed)
+    if start is not None:
+        world.restore(*start)
+    i = trial.info.index
     writer = store.metrics_writer(trial.info, sc.output.flush_seconds)
+    writer.steps_done = int(store.manifest["trials"][i].get("steps_done", 0))
     events = store.events_writer(trial.info, sc.output.flush_seconds) if sc.output.events else None
-    store.trial_status(trial.info.index, "running", 0)
+    store.trial_status(i, "running", writer.steps_done)
+    every = sc.output.checkpoint_every
     try:
-        for t in range(sc.steps):
+        for t in range(world.t, sc.steps):
             row = world.step(t)
-            writer.add(t, row)
-            if events is not None:
-                events.add(world.last_feedback)
+            if t >= writer.steps_done:
+                writer.add(t, row)
+                if events is not None:
+                    events.add(world.last_feedback)
             if progress is not None:
                 progress(trial.info, t + 1)
+            done = t + 1
+            if every and done % every == 0 and done < sc.steps:
+                if done not in checkpoint_steps(store.path, i):
+                    write_checkpoint(store.path, i, done, world.checkpoint())
+                    prune_checkpoints(store.path, i, sc.output.keep_checkpoints)
     finally:
         writer.close()
         if events is not None:
             events.close()
-    store.trial_status(trial.info.index, "completed", sc.steps)
+    store.trial_status(i, "completed", sc.steps)
 
 
 def run_trials(
-    trials: list[Trial], store: RunStore, progress: ProgressCallback | None = None
+    trials: list[Trial],
+    store: RunStore,
+    progress: ProgressCallback | None = None,
+    starts: dict[int, tuple[dict[str, Any], Scenario] | None] | None = None,
 ) -> None:
-    """Run ``trials`` sequentially."""
+    """Run ``trials`` sequentially (``starts``: per trial index, a checkpoint to start from)."""
+    starts = starts or {}
     for trial in trials:
-        run_trial(trial, store, progress)
+        run_trial(trial, store, progress, starts.get(trial.info.index))

@@ -3,11 +3,18 @@
 A metric is a class with a default ``name``, the ``columns`` it fills (``group/name`` keys),
 a stored ``history`` and one method, :meth:`Metric.measure`, returning one value per column
 for one step. Values that are undefined at a step (e.g. a share of zero items) are NaN.
+
+Metrics that read per-user latent state or do per-user work can instead implement the
+sharded form: :meth:`Metric.partial` computes sums, counts or histograms over one user
+shard's users (it must be stateless: it runs inside each shard), and :meth:`Metric.reduce`
+combines the shards' partials into the row. Locally the whole population is one shard; on
+Ray each user shard sends only its partials, never raw user state, so the row is the same
+up to float summation order.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -17,7 +24,6 @@ from simlab.batch import Catalog, Feedback
 __all__ = ["StepSnapshot", "Metric", "safe_ratio"]
 
 
-@dataclass(frozen=True)
 class StepSnapshot:
     """What metrics see after step ``t``: the step's feedback and read-only world state.
 
@@ -31,33 +37,94 @@ class StepSnapshot:
         catalog: the observable catalog at the step (``N`` live items).
         items: the latent item table (``item_ids``, ``source``, ``latent``, ``topic``, ...).
         new_item_sources: ``(P,)`` sources (0 human, 1 AIGC) of items published this step.
-        interests: ``(num_users, d)`` current latent interests.
+        interests: ``(num_users, d)`` current latent interests (of the shard's users in a
+            shard's snapshot).
         initial_interests: ``(num_users, d)`` interests at step 0.
         slate_rows: ``(B, K)`` row of each slate item in ``catalog``/``items`` when the
             world already computed it (else :meth:`rows` computes it).
+        exposure: ``(N,)`` impressions of each live item at the step (catalog order) when
+            the world already counted them (else :meth:`exposure_counts` counts them).
+
+    ``interest_source`` may stand in for the two interest matrices: a callable returning
+    ``(current, initial)``, called only if a metric reads them (on Ray it gathers them from
+    the user shards, which sharded metrics avoid).
     """
 
-    step: int
-    num_users: int
-    feedback: Feedback
-    catalog: Catalog
-    items: Any
-    new_item_sources: np.ndarray
-    interests: np.ndarray
-    initial_interests: np.ndarray
-    slate_rows: np.ndarray | None = None
+    __slots__ = (
+        "step",
+        "num_users",
+        "feedback",
+        "catalog",
+        "items",
+        "new_item_sources",
+        "slate_rows",
+        "exposure",
+        "_interests",
+        "_initial",
+        "_source",
+    )
+
+    def __init__(
+        self,
+        step: int,
+        num_users: int,
+        feedback: Feedback,
+        catalog: Catalog,
+        items: Any,
+        new_item_sources: np.ndarray,
+        interests: np.ndarray | None = None,
+        initial_interests: np.ndarray | None = None,
+        slate_rows: np.ndarray | None = None,
+        interest_source: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
+        exposure: np.ndarray | None = None,
+    ) -> None:
+        self.step = step
+        self.num_users = num_users
+        self.feedback = feedback
+        self.catalog = catalog
+        self.items = items
+        self.new_item_sources = new_item_sources
+        self.slate_rows = slate_rows
+        self.exposure = exposure
+        self._interests = interests
+        self._initial = initial_interests
+        self._source = interest_source
+
+    def _fetch(self) -> None:
+        if self._interests is None and self._source is not None:
+            self._interests, self._initial = self._source()
+            self._source = None
+
+    @property
+    def interests(self) -> np.ndarray:
+        """Current latent interests."""
+        self._fetch()
+        return self._interests
+
+    @property
+    def initial_interests(self) -> np.ndarray:
+        """Latent interests at step 0."""
+        self._fetch()
+        return self._initial
 
     def rows(self) -> np.ndarray:
         """``(B, K)`` rows of the slate items in the live item table."""
-        if self.slate_rows is not None:
-            return self.slate_rows
-        return self.catalog.rows(self.feedback.slates)
+        if self.slate_rows is None:
+            self.slate_rows = self.catalog.rows(self.feedback.slates)
+        return self.slate_rows
+
+    def exposure_counts(self) -> np.ndarray:
+        """``(N,)`` impressions of each live item at the step, in catalog order."""
+        if self.exposure is None:
+            self.exposure = np.bincount(self.rows().ravel(), minlength=self.catalog.num_items)
+        return self.exposure
 
 
 class Metric:
     """Base class of metric groups.
 
-    Subclasses set ``name`` and ``columns`` and implement :meth:`measure`.
+    Subclasses set ``name`` and ``columns`` and implement :meth:`measure`, or the sharded
+    pair :meth:`partial` and :meth:`reduce`.
     """
 
     # required in every subclass
@@ -72,11 +139,40 @@ class Metric:
 
     def measure(self, snap: StepSnapshot) -> dict[str, float]:
         """Return ``{column: value}`` for one step."""
+        if self.sharded():
+            return self.reduce([self.partial(snap)], snap)
         raise NotImplementedError(f"{type(self).__name__} must implement measure()")
 
-    def observe(self, snap: StepSnapshot) -> dict[str, float]:
-        """Measure one step, store it in ``history`` and return it."""
-        row = {c: float(v) for c, v in self.measure(snap).items()}
+    def partial(self, snap: StepSnapshot) -> dict[str, Any]:
+        """Sums, counts or histograms over the users of one shard (``snap`` covers them).
+
+        ``snap.feedback``, ``snap.slate_rows``, ``snap.interests`` and
+        ``snap.initial_interests`` hold only the shard's users; the catalog and items are
+        the whole step's. Must not keep state between calls.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement partial()")
+
+    def reduce(self, parts: list[dict[str, Any]], snap: StepSnapshot) -> dict[str, float]:
+        """Combine the shards' :meth:`partial` results (in shard order) into the row.
+
+        ``snap`` is the step's snapshot at the world level (all served users' feedback).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement reduce()")
+
+    @classmethod
+    def sharded(cls) -> bool:
+        """Whether the metric is computed from per-shard partials."""
+        return cls.partial is not Metric.partial
+
+    def observe(
+        self, snap: StepSnapshot, parts: list[dict[str, Any]] | None = None
+    ) -> dict[str, float]:
+        """Measure one step, store it in ``history`` and return it.
+
+        ``parts`` are the user shards' partials when the metric is sharded.
+        """
+        raw = self.reduce(parts, snap) if parts is not None else self.measure(snap)
+        row = {c: float(v) for c, v in raw.items()}
         self.history.append(row)
         return row
 

@@ -18,36 +18,53 @@ class DiversityMetric(Metric):
     embeddings; averaged over slates.
 
     Embeddings are unit vectors, so the mean pairwise cosine of a slate is
-    ``(||sum_k e_k||^2 - K) / (K (K - 1))`` — O(B K d) with no K x K matrix.
+    ``(||sum_k e_k||^2 - K) / (K (K - 1))`` — O(B K d) with no K x K matrix. Computed per
+    user shard (a sum over its slates) and reduced.
     """
 
     name = "diversity"
     columns = ("diversity/intra_list",)
     summary = {"diversity/intra_list": "mean"}
 
-    def measure(self, snap: StepSnapshot) -> dict[str, float]:
-        """Mean intra-list cosine distance of the step's slates."""
-        slates = snap.feedback.slates
-        b, k = slates.shape
+    def partial(self, snap: StepSnapshot) -> dict[str, float]:
+        """Sum of the shard's slates' mean cosine similarity, and their number."""
+        b, k = snap.feedback.slates.shape
         if b == 0 or k < 2:
-            return {"diversity/intra_list": float("nan")}
+            return {"cos_sum": 0.0, "slates": 0}
         e = snap.items.latent[snap.rows()]  # (B, K, d)
         s = e.sum(axis=1)
         mean_cos = ((s * s).sum(axis=1) - k) / (k * (k - 1))
-        return {"diversity/intra_list": float(1.0 - mean_cos.mean())}
+        return {"cos_sum": float(mean_cos.sum(dtype=np.float64)), "slates": b}
+
+    def reduce(self, parts: list[dict[str, float]], snap: StepSnapshot) -> dict[str, float]:
+        """``1 - (sum of mean cosines) / slates``; NaN without slates of 2+ items."""
+        n = sum(p["slates"] for p in parts)
+        if n == 0:
+            return {"diversity/intra_list": float("nan")}
+        return {"diversity/intra_list": 1.0 - sum(p["cos_sum"] for p in parts) / n}
 
 
 class InterestDriftMetric(Metric):
-    """Mean L2 distance of users' latent interests from their step-0 interests."""
+    """Mean L2 distance of users' latent interests from their step-0 interests.
+
+    Each user shard sums the distances of its users; the sums are reduced.
+    """
 
     name = "drift"
     columns = ("echo/interest_drift",)
     summary = {"echo/interest_drift": "last"}
 
-    def measure(self, snap: StepSnapshot) -> dict[str, float]:
-        """Mean ``||x_u(t) - x_u(0)||`` over the population."""
+    def partial(self, snap: StepSnapshot) -> dict[str, float]:
+        """Sum of ``||x_u(t) - x_u(0)||`` over the shard's users, and their number."""
         diff = snap.interests - snap.initial_interests
-        return {"echo/interest_drift": float(np.sqrt((diff * diff).sum(axis=1)).mean())}
+        dist = np.sqrt((diff * diff).sum(axis=1))
+        return {"sum": float(dist.sum(dtype=np.float64)), "users": dist.shape[0]}
+
+    def reduce(self, parts: list[dict[str, float]], snap: StepSnapshot) -> dict[str, float]:
+        """Mean ``||x_u(t) - x_u(0)||`` over the population."""
+        n = sum(p["users"] for p in parts)
+        total = sum(p["sum"] for p in parts)
+        return {"echo/interest_drift": total / n if n else float("nan")}
 
 
 def jaccard_pairs(sets_a: list[set[int]], sets_b: list[set[int]]) -> np.ndarray:

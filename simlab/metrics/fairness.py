@@ -52,7 +52,7 @@ class ExposureMetric(Metric):
 
     def measure(self, snap: StepSnapshot) -> dict[str, float]:
         """Coverage and exposure Gini over the live catalog."""
-        counts = exposure_counts(snap.rows(), snap.catalog.num_items)
+        counts = snap.exposure_counts()
         return {
             "exposure/coverage": safe_ratio((counts > 0).sum(), counts.shape[0]),
             "exposure/gini": gini(counts),

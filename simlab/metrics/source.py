@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from simlab.metrics.base import Metric, StepSnapshot, safe_ratio
 
 __all__ = ["SourceMetric"]
@@ -22,10 +20,10 @@ class SourceMetric(Metric):
 
     def measure(self, snap: StepSnapshot) -> dict[str, float]:
         """AIGC shares of impressions and of new items."""
-        slates = snap.feedback.slates
-        src = snap.items.source[snap.rows()] if slates.size else np.zeros(0)
+        counts = snap.exposure_counts()
+        aigc = int(counts[snap.items.source == 1].sum())
         new = snap.new_item_sources
         return {
-            "source/aigc_exposure_share": safe_ratio(src.sum(), src.size),
+            "source/aigc_exposure_share": safe_ratio(aigc, int(counts.sum())),
             "source/aigc_production_share": safe_ratio(new.sum(), new.size),
         }

@@ -42,6 +42,7 @@ def test_agent_runs_in_quickstart_by_name(name, tmp_path):
             "users.num_users=300",
             "steps=8",
             "seeds=1",
+            "execution.backend=local",
             ("agents", [_spec(name)]),
         ],
     )

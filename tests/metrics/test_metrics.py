@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 from types import SimpleNamespace
@@ -161,7 +160,27 @@ def test_snapshot_rows_default_and_precomputed():
     snap = make_snapshot(fb, items)
     np.testing.assert_array_equal(snap.rows(), [[3, 0], [1, 2]])
     given = np.array([[0, 1], [2, 3]])
-    assert dataclasses.replace(snap, slate_rows=given).rows() is given
+    snap.slate_rows = given
+    assert snap.rows() is given
+
+
+def test_snapshot_fetches_interests_only_when_read():
+    """An ``interest_source`` is called once, and only when a metric reads interests."""
+    items = make_items([3, 8])
+    fb = make_feedback([0], [[3, 8]], [0])
+    calls = []
+    cur, init = np.ones((4, 2), np.float32), np.zeros((4, 2), np.float32)
+
+    def source():
+        calls.append(1)
+        return cur, init
+
+    snap = StepSnapshot(
+        0, 4, fb, make_catalog(items), items, np.zeros(0, np.int8), interest_source=source
+    )
+    assert snap.rows().shape == (1, 2) and calls == []
+    assert snap.interests is cur and snap.initial_interests is init
+    assert calls == [1]
 
 
 # ----------------------------------------------------------------------------- engagement

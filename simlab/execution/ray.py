@@ -1,0 +1,644 @@
+"""Ray execution: user shard actors, a trial actor holding the agent, parallel trials.
+
+Per trial (one agent x seed x sweep point), in one placement group:
+
+- **user shards**: ``execution.shards`` actors (``shard_cpus`` each), each wrapping a plain
+  :class:`~simlab.population.UserShard` that owns a contiguous range of user ids;
+- **the trial actor**, with ``execution.agent_resources`` (``num_gpus: 1`` puts a GPU model
+  on a GPU worker): it holds the agent and runs the plain :class:`~simlab.world.World` loop
+  (content, platform, metrics) with a :class:`RayPopulation` in place of the local users.
+  The agent thus acts on observations without another hop, and the oracle's privileged
+  utility fans out to the shards like any other user call.
+
+Per step the trial actor puts the step's content in the object store once and makes one call
+per shard for the arrivals and one per shard for the responses (which return clicks,
+engagement and the sharded metrics' partial aggregates, never raw user state). Feedback
+reaches the agent in user-id order whatever the sharding, and every draw is keyed by (seed,
+stream, entity, step), so metrics equal the local backend's.
+
+The driver (:func:`run_trials`) runs as many trials at once as the cluster's resources (or
+``execution.max_parallel_trials``) allow, writes each metric row as its step finishes, writes
+checkpoints every ``output.checkpoint_every`` steps, and when an actor of a trial dies (a
+lost node, an out-of-memory kill, ``ray.kill``) restores the trial from its last checkpoint
+and goes on by itself, up to ``execution.max_restarts`` times. Model authors never write Ray
+code: the actors wrap the plain components.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from simlab.batch import Slates
+from simlab.errors import SimlabError
+from simlab.population import (
+    ShardSpec,
+    StepContent,
+    UserShard,
+    concat_states,
+    population_size,
+    respond_feedback,
+    shard_bounds,
+    split_state,
+)
+
+if TYPE_CHECKING:
+    from simlab.runner import ProgressCallback, Trial
+    from simlab.scenario import ExecutionSection, Scenario
+    from simlab.store import RunStore
+
+__all__ = [
+    "ClusterError",
+    "WorkerLost",
+    "init_ray",
+    "trial_demand",
+    "RayPopulation",
+    "run_trials",
+    "actor_name",
+]
+
+NAMESPACE = "simlab"
+
+
+class ClusterError(SimlabError):
+    """Ray cannot be started or reached, or it lacks the resources a trial needs."""
+
+
+class WorkerLost(Exception):
+    """An actor of a trial died; the trial is restored from its last checkpoint."""
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError as e:  # pragma: no cover - ray is a declared dependency
+        raise ClusterError("execution.backend: ray needs Ray: pip install 'ray>=2.30'") from e
+    return ray
+
+
+# ---------------------------------------------------------------------- start-up
+def trial_demand(ex: ExecutionSection) -> dict[str, float]:
+    """Ray resources one trial reserves (its shards and its agent)."""
+    gpus = ex.agent_resources.num_gpus
+    out = {"CPU": ex.shards * ex.shard_cpus + ex.agent_resources.num_cpus}
+    if gpus:
+        out["GPU"] = gpus
+    return out
+
+
+def local_instance_options(num_cpus: int, object_store_mb: int = 0) -> dict[str, Any]:
+    """``ray.init`` keywords for a quiet embedded instance (runs, tests, benchmarks).
+
+    No dashboard, no worker logs on the console, a modest object store, and the driver's
+    own code folders (those outside the Python installation: the working directory, a
+    test folder) on the workers' ``PYTHONPATH``, so ``model: my_module:MyAgent`` classes
+    import in actors as they do here.
+    """
+    installed = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    paths = [
+        os.path.abspath(p or ".")
+        for p in sys.path
+        if not any(os.path.realpath(p or ".").startswith(i) for i in installed)
+        and os.path.isdir(p or ".")
+    ]
+    env = {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))} if paths else {}
+    return {
+        "num_cpus": num_cpus,
+        "include_dashboard": False,
+        "object_store_memory": (object_store_mb or _default_store_mb()) * 1024 * 1024,
+        "runtime_env": {"env_vars": env} if env else None,
+        "log_to_driver": False,
+        "logging_level": "ERROR",
+        "configure_logging": False,
+    }
+
+
+def init_ray(ex: ExecutionSection) -> bool:
+    """Connect to Ray as ``ex`` says; return True when this call started it.
+
+    An existing connection (``ray.init`` done by the caller, e.g. a test session) is used as
+    it is. Without ``address`` an embedded local instance starts quietly: no dashboard, no
+    worker logs on the console, a modest object store, at least as many logical CPUs as one
+    trial reserves (a trial's actors take turns within a step, so a small machine can still
+    run one trial with several shards).
+    """
+    ray = _ray()
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        if ex.address is not None:
+            ray.init(
+                address=ex.address,
+                namespace=NAMESPACE,
+                log_to_driver=False,
+                logging_level="ERROR",
+                configure_logging=False,
+            )
+        else:
+            # an embedded instance is private to this process: no token needed
+            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+            cpus = max(os.cpu_count() or 1, int(np.ceil(trial_demand(ex)["CPU"])))
+            ray.init(namespace=NAMESPACE, **local_instance_options(cpus, ex.object_store_mb))
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        where = f"the Ray cluster at {ex.address!r}" if ex.address else "a local Ray instance"
+        raise ClusterError(f"execution.address: cannot connect to {where} ({e})") from None
+    return True
+
+
+def _default_store_mb() -> int:
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        total = 8 << 30
+    return int(min(2048, max(256, 0.3 * total / (1 << 20))))
+
+
+def _check_capacity(ex: ExecutionSection) -> int:
+    """How many trials fit at once; a clear error when not even one does."""
+    ray = _ray()
+    have = ray.cluster_resources()
+    need = trial_demand(ex)
+    gpus = ex.agent_resources.num_gpus
+    for res, amount in need.items():
+        if have.get(res, 0.0) + 1e-9 < amount:
+            raise ClusterError(
+                f"execution: one trial needs {amount:g} {res} ({ex.shards} shards x "
+                f"{ex.shard_cpus:g} CPU + agent {ex.agent_resources.num_cpus:g} CPU"
+                f"{f', {gpus:g} GPU' if gpus else ''}) but the Ray cluster has "
+                f"{have.get(res, 0.0):g}; lower execution.shards, execution.shard_cpus or "
+                "execution.agent_resources, or add nodes"
+            )
+    fits = min(int(have.get(res, 0.0) // amount) for res, amount in need.items() if amount > 0)
+    return max(1, fits)
+
+
+def actor_name(run_id: str, trial: int, role: str, incarnation: int) -> str:
+    """Name of a trial's actor (``role``: ``shard-<k>``, ``agent`` or ``trial``)."""
+    return f"{run_id}/trial={trial}/{role}/{incarnation}"
+
+
+# ---------------------------------------------------------------------- actors
+class _ShardActor:
+    """A user shard in an actor; it keeps the step's content for the oracle's utility."""
+
+    def __init__(self, spec: ShardSpec, lo: int, hi: int) -> None:
+        # a model's error while building is raised by the first call, with its own type
+        self.error: BaseException | None = None
+        try:
+            self.shard = UserShard(spec, lo, hi)
+        except Exception as e:  # noqa: BLE001 - re-raised by arrive()
+            self.error = e
+        self.content: StepContent | None = None
+
+    def arrive(self, t: int, content: StepContent):
+        if self.error is not None:
+            raise self.error
+        self.content = content
+        return self.shard.arrive(t)
+
+    def respond(self, t, user_ids, slates, content, candidates, who):
+        return self.shard.respond(t, user_ids, slates, content, candidates, who)
+
+    def expected_utility(self, t, user_ids, item_ids, shared_n):
+        if shared_n is not None:
+            item_ids = np.broadcast_to(item_ids, (shared_n, item_ids.shape[0]))
+        return self.shard.expected_utility(t, user_ids, item_ids, self.content.items)
+
+    def interests(self):
+        return self.shard.interests()
+
+    def state_dict(self):
+        return self.shard.state_dict()
+
+    def load_state_dict(self, state) -> None:
+        self.shard.load_state_dict(state)
+
+    def node_id(self) -> str:
+        return _ray().get_runtime_context().get_node_id()
+
+
+def _compact(a: np.ndarray) -> np.ndarray:
+    """A slate array to send: a broadcast of one row stays a broadcast (one row pickled)."""
+    if a.ndim == 2 and a.shape[0] > 1 and a.strides[0] == 0:
+        return _BroadcastRows(np.ascontiguousarray(a[0]), a.shape[0])  # type: ignore[return-value]
+    return a
+
+
+class _BroadcastRows:
+    """Pickles as one row; unpickles as a read-only ``(n, K)`` broadcast view of it."""
+
+    def __init__(self, row: np.ndarray, n: int) -> None:
+        self.row, self.n = row, n
+
+    def __reduce__(self):
+        return (np.broadcast_to, (self.row, (self.n, self.row.shape[0])))
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _slices(user_ids: np.ndarray, bounds: list[tuple[int, int]]) -> list[slice]:
+    """Per shard, the slice of the increasing ``user_ids`` it owns."""
+    cuts = np.searchsorted(user_ids, [hi for _, hi in bounds[:-1]])
+    edges = [0, *cuts.tolist(), user_ids.shape[0]]
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def _lost(fn: Callable) -> Callable:
+    """Turn a dead actor into :class:`WorkerLost` (the driver then restores the trial)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from ray.exceptions import RayActorError
+
+        try:
+            return fn(*args, **kwargs)
+        except RayActorError as e:
+            if getattr(e, "actor_init_failed", False):
+                raise ClusterError(f"an actor could not start: {_first_line(e)}") from None
+            raise WorkerLost(f"{type(e).__name__}: {_first_line(e)}") from None
+
+    return wrapper
+
+
+class RayPopulation:
+    """The world's user side as shard actors (one call per shard per phase)."""
+
+    def __init__(self, shards: list, bounds: list[tuple[int, int]], num_users: int) -> None:
+        self.shards, self.bounds, self.num_users = shards, bounds, num_users
+        self._content_ref = None
+
+    @_lost
+    def arrive(self, t: int, content: StepContent):
+        """Arrivals from every shard (the content is put in the object store once)."""
+        ray = _ray()
+        self._content_ref = ray.put(content)  # once per step, read by every shard
+        parts = ray.get([s.arrive.remote(t, self._content_ref) for s in self.shards])
+        ids, feats, hist = zip(*parts, strict=True)
+        return np.concatenate(ids), np.concatenate(feats), np.concatenate(hist)
+
+    @_lost
+    def respond(self, t, slates: Slates, content: StepContent, candidates=None, who="the policy"):
+        """Each shard checks and responds to its users' slates; results joined in id order."""
+        ray = _ray()
+        ref = self._content_ref if self._content_ref is not None else ray.put(content)
+        ids, items = slates.user_ids, slates.item_ids
+        refs = []
+        for shard, sl in zip(self.shards, _slices(ids, self.bounds), strict=True):
+            cands = None if candidates is None else candidates[sl]
+            refs.append(shard.respond.remote(t, ids[sl], _compact(items[sl]), ref, cands, who))
+        out = ray.get(refs)
+        self._content_ref = None
+        clicked = np.concatenate([o[0] for o in out])
+        engagement = np.concatenate([o[1] for o in out])
+        exposure = np.sum([o[2] for o in out], axis=0)
+        partials: dict[str, list] = {}
+        for o in out:
+            for name, part in o[3].items():
+                partials.setdefault(name, []).append(part)
+        return respond_feedback(t, slates, clicked, engagement), partials, exposure
+
+    @_lost
+    def expected_utility(self, t, user_ids, item_ids, items):
+        """Noise-free utility from the shards (the oracle's privileged hook)."""
+        ray = _ray()
+        shared = item_ids.ndim == 2 and item_ids.shape[0] > 1 and item_ids.strides[0] == 0
+        refs = []
+        for shard, sl in zip(self.shards, _slices(user_ids, self.bounds), strict=True):
+            if sl.stop > sl.start:
+                ids = item_ids[0] if shared else item_ids[sl]
+                n = sl.stop - sl.start if shared else None
+                refs.append(shard.expected_utility.remote(t, user_ids[sl], ids, n))
+        if not refs:
+            return np.zeros((0, item_ids.shape[1]), np.float32)
+        return np.concatenate(ray.get(refs))
+
+    @_lost
+    def interests(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every user's interests, gathered (only for metrics that are not sharded)."""
+        parts = _ray().get([s.interests.remote() for s in self.shards])
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    @_lost
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The population's per-user state, joined from the shards."""
+        return concat_states(_ray().get([s.state_dict.remote() for s in self.shards]))
+
+    @_lost
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Split the population's per-user state over the shards."""
+        parts = split_state(state, self.bounds)
+        _ray().get([s.load_state_dict.remote(p) for s, p in zip(self.shards, parts, strict=True)])
+
+
+class _TrialActor:
+    """Runs one world's loop, holding the agent, with user shard actors in the trial's group."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        agent_index: int,
+        seed: int,
+        names: list[str],
+        pg,
+        restore: tuple[dict, Scenario] | None,
+    ) -> None:
+        self.error: BaseException | None = None
+        try:
+            self._build(scenario, agent_index, seed, names, pg, restore)
+        except Exception as e:  # noqa: BLE001 - re-raised by start(), with its own type
+            self.error = e
+
+    def _build(self, scenario, agent_index, seed, names, pg, restore) -> None:
+        ray = _ray()
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        from simlab.world import World
+
+        # arrays from the object store are read-only views; agents only read their inputs,
+        # so torch.from_numpy's warning about non-writable arrays is noise here
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        ex = scenario.execution
+        n = population_size(scenario)
+        self.bounds = shard_bounds(n, ex.shards)
+        spec = ShardSpec.of(scenario, seed)
+        shard_cls = ray.remote(_ShardActor)
+        self.shards = [
+            shard_cls.options(
+                num_cpus=ex.shard_cpus,
+                name=names[k],
+                namespace=NAMESPACE,
+                max_restarts=0,
+                scheduling_strategy=PlacementGroupSchedulingStrategy(
+                    pg, placement_group_bundle_index=k
+                ),
+            ).remote(spec, lo, hi)
+            for k, (lo, hi) in enumerate(self.bounds)
+        ]
+        population = RayPopulation(self.shards, self.bounds, n)
+        self.world = World(scenario, agent_index, seed, population)
+        self.events = scenario.output.events
+        if restore is not None:
+            _lost(self.world.restore)(*restore)
+
+    def start(self) -> int:
+        """The step this trial continues at (0, or a restored checkpoint's step)."""
+        if self.error is not None:
+            raise self.error
+        return self.world.t
+
+    @_lost
+    def step(self, t: int):
+        """Run step ``t``; return its row (and feedback when events are logged)."""
+        row = self.world.step(t)
+        return row, (self.world.last_feedback if self.events else None)
+
+    @_lost
+    def checkpoint(self) -> dict:
+        """The world's checkpoint state."""
+        return self.world.checkpoint()
+
+    def placement(self) -> dict[str, Any]:
+        """Node ids of the shards and of this actor (where the agent runs)."""
+        ray = _ray()
+        return {
+            "shards": ray.get([s.node_id.remote() for s in self.shards]),
+            "agent": ray.get_runtime_context().get_node_id(),
+        }
+
+
+# ---------------------------------------------------------------------- driver
+@dataclass
+class _Running:
+    """Driver-side bookkeeping of one trial in flight."""
+
+    trial: Trial
+    writer: Any
+    events: Any
+    pg: Any
+    actor: Any = None
+    incarnation: int = 0
+    restarts: int = 0
+    next_step: int = 0
+    ref: Any = None
+    kind: str = "step"
+
+
+def _pg_for(ex: ExecutionSection):
+    from ray.util.placement_group import placement_group
+
+    bundles = [{"CPU": ex.shard_cpus} for _ in range(ex.shards)]
+    res = ex.agent_resources
+    agent_bundle = {k: v for k, v in (("CPU", res.num_cpus), ("GPU", res.num_gpus)) if v}
+    agent_index = None
+    if agent_bundle:
+        agent_index = len(bundles)
+        bundles.append(agent_bundle)
+    strategy = "SPREAD" if ex.placement == "spread" else "PACK"
+    return placement_group(bundles, strategy=strategy), agent_index
+
+
+def run_trials(
+    trials: list[Trial],
+    store: RunStore,
+    progress: ProgressCallback | None = None,
+    starts: dict[int, tuple[dict, Scenario] | None] | None = None,
+) -> None:
+    """Run ``trials`` on Ray, streaming rows and checkpoints to ``store``.
+
+    Args:
+        trials: the trials to run (they share one scenario's ``execution`` section).
+        store: the run directory.
+        progress: called as ``progress(trial, steps_done)`` after every step.
+        starts: per trial index, ``(checkpoint state, scenario it was taken under)`` to
+            continue from (resume and fork); missing or ``None`` starts at step 0.
+    """
+    if not trials:
+        return
+    ray = _ray()
+    ex = trials[0].scenario.execution
+    started = init_ray(ex)
+    try:
+        fits = _check_capacity(ex)
+        limit = min(len(trials), ex.max_parallel_trials or fits)
+        _drive(ray, trials, store, progress, starts or {}, limit)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _drive(ray, trials, store, progress, starts, limit) -> None:
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    from simlab.checkpoint import checkpoint_steps, prune_checkpoints, read_checkpoint
+
+    queue = list(trials)
+    running: dict[Any, _Running] = {}  # in-flight ref -> trial
+
+    def launch(r: _Running, restore) -> None:
+        sc, i = r.trial.scenario, r.trial.info.index
+        names = [
+            actor_name(store.run_id, i, f"shard-{k}", r.incarnation)
+            for k in range(sc.execution.shards)
+        ]
+        pg, agent_bundle = r.pg
+        res = sc.execution.agent_resources
+        opts: dict[str, Any] = {
+            "num_cpus": res.num_cpus,
+            "name": actor_name(store.run_id, i, "trial", r.incarnation),
+            "namespace": NAMESPACE,
+            "max_restarts": 0,
+        }
+        if res.num_gpus:
+            opts["num_gpus"] = res.num_gpus
+        if agent_bundle is not None:
+            opts["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+                pg, placement_group_bundle_index=agent_bundle
+            )
+        actor_cls = ray.remote(_TrialActor).options(**opts)
+        r.actor = actor_cls.remote(sc, r.trial.agent_index, r.trial.info.seed, names, pg, restore)
+        r.ref, r.kind = r.actor.start.remote(), "start"
+        running[r.ref] = r
+
+    def recover(r: _Running, reason: str) -> None:
+        ex = r.trial.scenario.execution
+        r.restarts += 1
+        if r.restarts > ex.max_restarts:
+            raise ClusterError(
+                f"trial {r.trial.info.index} ({r.trial.info.agent}, seed {r.trial.info.seed}) "
+                f"lost an actor {r.restarts} times (execution.max_restarts="
+                f"{ex.max_restarts}); last: {reason}"
+            )
+        ray.kill(r.actor, no_restart=True)
+        r.incarnation += 1
+        record = store.manifest["trials"][r.trial.info.index]
+        record["restarts"] = r.restarts
+        record["last_restart"] = reason
+        store.save_manifest()
+        done = r.writer.steps_done
+        steps = [s for s in checkpoint_steps(store.path, r.trial.info.index) if s <= done]
+        restore = None
+        if steps:
+            restore = (read_checkpoint(store.path, r.trial.info.index, steps[-1]), r.trial.scenario)
+        else:
+            restore = starts.get(r.trial.info.index)
+        launch(r, restore)
+
+    def start_next() -> None:
+        trial = queue.pop(0)
+        sc = trial.scenario
+        writer = store.metrics_writer(trial.info, sc.output.flush_seconds)
+        events = (
+            store.events_writer(trial.info, sc.output.flush_seconds) if sc.output.events else None
+        )
+        r = _Running(trial, writer, events, _pg_for(sc.execution))
+        writer.steps_done = store.manifest["trials"][trial.info.index].get("steps_done", 0)
+        store.trial_status(trial.info.index, "running", writer.steps_done)
+        launch(r, starts.get(trial.info.index))
+
+    def close(r: _Running) -> None:
+        r.writer.close()
+        if r.events is not None:
+            r.events.close()
+        from ray.util.placement_group import remove_placement_group
+
+        ray.kill(r.actor, no_restart=True)
+        remove_placement_group(r.pg[0])
+
+    try:
+        while queue or running:
+            while queue and len(running) < limit:
+                start_next()
+            ready, _ = ray.wait(list(running), num_returns=1)
+            r = running.pop(ready[0])
+            sc = r.trial.scenario
+            try:
+                result = ray.get(ready[0])
+            except Exception as e:  # noqa: BLE001 - sorted below: lost actor or model error
+                if _is_lost(e):
+                    recover(r, str(e).splitlines()[0] if str(e) else type(e).__name__)
+                    continue
+                close(r)
+                raise _unwrap(e) from None
+            if r.kind == "start":
+                r.next_step = int(result)
+                r.ref, r.kind = r.actor.placement.remote(), "placement"
+                running[r.ref] = r
+                continue
+            if r.kind == "placement":
+                # where the shards and the agent run, for `simlab show` and cluster checks
+                store.manifest["trials"][r.trial.info.index]["placement"] = result
+                store.save_manifest()
+            elif r.kind == "checkpoint":
+                from simlab.checkpoint import write_checkpoint
+
+                write_checkpoint(store.path, r.trial.info.index, r.next_step, result)
+                prune_checkpoints(store.path, r.trial.info.index, sc.output.keep_checkpoints)
+            else:
+                row, feedback = result
+                t = r.next_step
+                if t >= r.writer.steps_done:  # steps replayed after a restore are on disk
+                    r.writer.add(t, row)
+                    if r.events is not None and feedback is not None:
+                        r.events.add(feedback)
+                r.next_step = t + 1
+                if progress is not None:
+                    progress(r.trial.info, r.next_step)
+                every = sc.output.checkpoint_every
+                due = every and r.next_step % every == 0 and r.next_step < sc.steps
+                if due and r.next_step not in checkpoint_steps(store.path, r.trial.info.index):
+                    r.ref, r.kind = r.actor.checkpoint.remote(), "checkpoint"
+                    running[r.ref] = r
+                    continue
+            if r.next_step >= sc.steps:
+                close(r)
+                store.trial_status(r.trial.info.index, "completed", sc.steps)
+                continue
+            r.ref, r.kind = r.actor.step.remote(r.next_step), "step"
+            running[r.ref] = r
+    except BaseException:
+        for r in running.values():
+            try:
+                close(r)
+            except Exception:  # noqa: BLE001, S110 - best effort on the way out
+                pass
+        raise
+
+
+def _is_lost(e: BaseException) -> bool:
+    """Whether ``e`` says an actor died (not that a model raised, nor that one never started)."""
+    from ray.exceptions import RayActorError, RayTaskError
+
+    if isinstance(e, RayTaskError):
+        e = e.cause
+    if isinstance(e, RayActorError) and getattr(e, "actor_init_failed", False):
+        return False
+    return isinstance(e, (RayActorError, WorkerLost))
+
+
+def _unwrap(e: BaseException) -> BaseException:
+    """The model's own exception out of Ray's wrapper (so the CLI shows its message)."""
+    from ray.exceptions import RayActorError, RayTaskError
+
+    if isinstance(e, RayTaskError) and isinstance(e.cause, BaseException):
+        e = e.cause
+    if isinstance(e, RayActorError):  # failed to start: its creation error, in one line
+        return ClusterError(f"an actor could not start: {_first_line(e)}")
+    return e
+
+
+def placement_of(run_id: str, trial: int, incarnation: int = 0) -> dict[str, Any]:
+    """Node ids of a running trial's shard and agent actors (for tests and diagnostics)."""
+    ray = _ray()
+    actor = ray.get_actor(actor_name(run_id, trial, "trial", incarnation), namespace=NAMESPACE)
+    return ray.get(actor.placement.remote())

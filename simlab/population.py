@@ -1,0 +1,270 @@
+"""The user side of a world: user shards and the population that fans out to them.
+
+A :class:`UserShard` owns a contiguous range of user ids: their user model (latent
+interests, fatigue, churn), their click histories and the user-side (sharded) metrics.
+The world talks to the users only through a population with four calls per step —
+:meth:`LocalPopulation.arrive` and :meth:`LocalPopulation.respond` — so the same
+:class:`~simlab.world.World` runs with every user in this process (:class:`LocalPopulation`,
+one shard) or with the shards in Ray actors (``simlab.execution.ray.RayPopulation``).
+
+Shards return what the step needs and nothing more: arrivals with their features and
+histories, then clicks, engagement and the sharded metrics' partial aggregates. Their
+state is a dict of per-user arrays (first axis: the shard's users), so a checkpoint is the
+concatenation over shards and can be split again over any number of shards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from simlab.batch import Catalog, Feedback, Slates
+from simlab.errors import ScenarioError
+from simlab.metrics.base import StepSnapshot
+from simlab.scenario import Scenario
+
+__all__ = [
+    "StepContent",
+    "ShardSpec",
+    "UserShard",
+    "LocalPopulation",
+    "population_size",
+    "shard_bounds",
+    "split_state",
+    "concat_states",
+]
+
+
+@dataclass(frozen=True)
+class StepContent:
+    """What user shards need of one step's content (put in the object store once on Ray)."""
+
+    catalog: Catalog
+    items: Any
+    new_item_sources: np.ndarray
+
+
+def population_size(scenario: Scenario) -> int:
+    """The number of users of ``scenario`` (its user model's ``num_users``)."""
+    n = getattr(scenario.users.params, "num_users", None)
+    if not isinstance(n, int) or n <= 0:
+        raise ScenarioError(
+            f"users.model: {scenario.users.model!r} declares no positive `num_users` in its "
+            "Params; simlab needs the population size to split users into shards"
+        )
+    return n
+
+
+def shard_bounds(num_users: int, shards: int) -> list[tuple[int, int]]:
+    """``shards`` contiguous ``(lo, hi)`` id ranges covering ``0..num_users-1`` evenly."""
+    edges = np.linspace(0, num_users, max(1, min(shards, num_users)) + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def split_state(state: dict[str, np.ndarray], bounds: list[tuple[int, int]]) -> list[dict]:
+    """Per-user state of the whole population, cut into the shards' ranges."""
+    return [{k: v[lo:hi] for k, v in state.items()} for lo, hi in bounds]
+
+
+def concat_states(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The shards' per-user states (in id order) joined into the population's."""
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    """What a user shard is built from: the parts of a scenario the user side needs.
+
+    (Shipping only these to shard actors keeps them from importing the agents' modules.)
+    """
+
+    users: Any
+    ctx: Any
+    history_length: int
+    metrics: tuple[str, ...]
+
+    @classmethod
+    def of(cls, scenario: Scenario, seed: int) -> ShardSpec:
+        """The shard spec of one trial of ``scenario``."""
+        from simlab.world import WorldContext
+
+        ctx = replace(
+            WorldContext.from_scenario(scenario, seed), num_users=population_size(scenario)
+        )
+        return cls(scenario.users, ctx, scenario.platform.history_length, tuple(scenario.metrics))
+
+
+class UserShard:
+    """Users ``lo..hi-1`` of one world: user model, click histories, sharded metrics.
+
+    Args:
+        spec: the trial's :class:`ShardSpec`.
+        lo, hi: the id range.
+    """
+
+    def __init__(self, spec: ShardSpec, lo: int, hi: int) -> None:
+        from simlab import registry
+        from simlab.environments.platform import ClickHistory
+
+        self.num_users = spec.ctx.num_users
+        self.lo, self.hi = lo, hi
+        ctx = replace(spec.ctx, user_range=(lo, hi))
+        self.users = spec.users.cls(spec.users.params, ctx)
+        self.clicks = ClickHistory(lo, hi, spec.history_length)
+        self.metrics = {}
+        for name in spec.metrics:
+            cls = registry.resolve("metrics", name)
+            if cls.sharded():
+                self.metrics[name] = cls(ctx)
+
+    def arrive(self, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(user ids, features, click histories)`` of the shard's users active at ``t``."""
+        ids = self.users.arrivals(t)
+        return ids, self.users.observable_features(ids), self.clicks.get(ids)
+
+    def respond(
+        self,
+        t: int,
+        user_ids: np.ndarray,
+        slates: np.ndarray,
+        content: StepContent,
+        candidates: np.ndarray | None = None,
+        who: str = "the policy",
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Check the shard's slates, then its users respond to them.
+
+        Args:
+            t: the step.
+            user_ids: ``(B,)`` the shard's served users, increasing.
+            slates: ``(B, K)`` their slates.
+            content: the step's content.
+            candidates: ``(B, C)`` per-user candidates the slates must come from, or None.
+            who: who chose the slates, for contract errors.
+
+        Returns:
+            ``(clicked_pos, engagement, exposure, partials)``: ``exposure`` counts each live
+            item's impressions (``(N,)``, catalog order) and ``partials`` maps each sharded
+            metric's name to its partial aggregate over these users.
+        """
+        from simlab.world import check_rows
+
+        rows = check_rows(slates, user_ids, candidates, content.catalog, who)
+        fb = self.users.respond(t, user_ids, slates, content.items)
+        self.clicks.record(fb)
+        current, initial = self.users.interests()
+        snap = StepSnapshot(
+            step=t,
+            num_users=self.num_users,
+            feedback=fb,
+            catalog=content.catalog,
+            items=content.items,
+            new_item_sources=content.new_item_sources,
+            interests=current,
+            initial_interests=initial,
+            slate_rows=rows,
+        )
+        parts = {name: m.partial(snap) for name, m in self.metrics.items()}
+        exposure = np.bincount(rows.ravel(), minlength=content.catalog.num_items)
+        return fb.clicked_pos, fb.engagement, exposure, parts
+
+    def expected_utility(
+        self, t: int, user_ids: np.ndarray, item_ids: np.ndarray, items: Any
+    ) -> np.ndarray:
+        """Noise-free utility (the oracle's privileged hook)."""
+        return self.users.expected_utility(t, user_ids, item_ids, items)
+
+    def interests(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(current, initial)`` interests of the shard's users."""
+        return self.users.interests()
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Per-user dynamic state: the user model's and the click histories."""
+        state = _require_state(self.users, "users")
+        out = {f"users/{k}": v for k, v in state.items()}
+        out.update({f"clicks/{k}": v for k, v in self.clicks.state_dict().items()})
+        return out
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`state_dict` returned (for this shard's range)."""
+        self.users.load_state_dict(
+            {k.split("/", 1)[1]: v for k, v in state.items() if k.startswith("users/")}
+        )
+        self.clicks.load_state_dict(
+            {k.split("/", 1)[1]: v for k, v in state.items() if k.startswith("clicks/")}
+        )
+
+
+def _require_state(component: Any, kind: str) -> dict[str, np.ndarray]:
+    fn = getattr(component, "state_dict", None)
+    if fn is None or not hasattr(component, "load_state_dict"):
+        raise ScenarioError(
+            f"{kind}.model: {type(component).__name__} has no state_dict()/load_state_dict(), "
+            "so its state cannot be checkpointed; implement them or set "
+            "output.checkpoint_every: 0"
+        )
+    return fn()
+
+
+def respond_feedback(t: int, slates: Slates, clicked_pos, engagement) -> Feedback:
+    """The step's :class:`Feedback` from the served slates and the users' responses."""
+    return Feedback(t, slates.user_ids, slates.item_ids, clicked_pos, engagement)
+
+
+class LocalPopulation:
+    """Every user in this process, as one shard."""
+
+    def __init__(self, scenario: Scenario, seed: int) -> None:
+        n = population_size(scenario)
+        self.num_users = n
+        self.shard = UserShard(ShardSpec.of(scenario, seed), 0, n)
+
+    @property
+    def users(self) -> Any:
+        """The user model (all users)."""
+        return self.shard.users
+
+    @property
+    def clicks(self) -> Any:
+        """The click histories (all users)."""
+        return self.shard.clicks
+
+    def arrive(self, t: int, content: StepContent) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Active users at ``t`` with their features and histories."""
+        return self.shard.arrive(t)
+
+    def respond(
+        self,
+        t: int,
+        slates: Slates,
+        content: StepContent,
+        candidates: np.ndarray | None = None,
+        who: str = "the policy",
+    ) -> tuple[Feedback, dict[str, list[Any]], np.ndarray]:
+        """``(feedback, partials per sharded metric (one per shard), impressions per item)``."""
+        cp, eng, counts, parts = self.shard.respond(
+            t, slates.user_ids, slates.item_ids, content, candidates, who
+        )
+        return respond_feedback(t, slates, cp, eng), {k: [v] for k, v in parts.items()}, counts
+
+    def expected_utility(
+        self, t: int, user_ids: np.ndarray, item_ids: np.ndarray, items: Any
+    ) -> np.ndarray:
+        """Noise-free utility (privileged)."""
+        return self.shard.expected_utility(t, user_ids, item_ids, items)
+
+    def interests(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(current, initial)`` interests of every user."""
+        return self.shard.interests()
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Per-user state of the population."""
+        return self.shard.state_dict()
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore the population's per-user state."""
+        self.shard.load_state_dict(state)
+
+    def close(self) -> None:
+        """Nothing to release locally."""
