@@ -93,6 +93,33 @@ def trial_demand(ex: ExecutionSection) -> dict[str, float]:
     return out
 
 
+def _code_paths() -> list[str]:
+    """The driver's code folders for workers.
+
+    Those are the ``sys.path`` entries outside the Python installation, minus any that would
+    shadow an already imported package (a source checkout of simlab next to an installed
+    simlab, say).
+    """
+    installed = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    out = []
+    for entry in sys.path:
+        path = os.path.realpath(entry or ".")
+        if not os.path.isdir(path) or any(path.startswith(i) for i in installed):
+            continue
+        if any(_shadows(path, name) for name in os.listdir(path)):
+            continue
+        out.append(path)
+    return list(dict.fromkeys(out))
+
+
+def _shadows(path: str, name: str) -> bool:
+    module = sys.modules.get(name)
+    where = getattr(module, "__file__", None)
+    if module is None or where is None or not os.path.isdir(os.path.join(path, name)):
+        return False
+    return not os.path.realpath(where).startswith(os.path.join(path, name) + os.sep)
+
+
 def local_instance_options(num_cpus: int, object_store_mb: int = 0) -> dict[str, Any]:
     """``ray.init`` keywords for a quiet embedded instance (runs, tests, benchmarks).
 
@@ -101,14 +128,7 @@ def local_instance_options(num_cpus: int, object_store_mb: int = 0) -> dict[str,
     test folder) on the workers' ``PYTHONPATH``, so ``model: my_module:MyAgent`` classes
     import in actors as they do here.
     """
-    installed = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
-    paths = [
-        os.path.abspath(p or ".")
-        for p in sys.path
-        if not any(os.path.realpath(p or ".").startswith(i) for i in installed)
-        and os.path.isdir(p or ".")
-    ]
-    env = {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))} if paths else {}
+    env = {"PYTHONPATH": os.pathsep.join(_code_paths())} if _code_paths() else {}
     return {
         "num_cpus": num_cpus,
         "include_dashboard": False,
@@ -247,6 +267,12 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
+def _start_failure(e: BaseException) -> str:
+    """Why an actor failed to start: the last line of its creation error (the exception)."""
+    lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+    return lines[-1] if lines else type(e).__name__
+
+
 def _slices(user_ids: np.ndarray, bounds: list[tuple[int, int]]) -> list[slice]:
     """Per shard, the slice of the increasing ``user_ids`` it owns."""
     cuts = np.searchsorted(user_ids, [hi for _, hi in bounds[:-1]])
@@ -265,7 +291,7 @@ def _lost(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except RayActorError as e:
             if getattr(e, "actor_init_failed", False):
-                raise ClusterError(f"an actor could not start: {_first_line(e)}") from None
+                raise ClusterError(f"an actor could not start: {_start_failure(e)}") from None
             raise WorkerLost(f"{type(e).__name__}: {_first_line(e)}") from None
 
     return wrapper
@@ -633,7 +659,7 @@ def _unwrap(e: BaseException) -> BaseException:
     if isinstance(e, RayTaskError) and isinstance(e.cause, BaseException):
         e = e.cause
     if isinstance(e, RayActorError):  # failed to start: its creation error, in one line
-        return ClusterError(f"an actor could not start: {_first_line(e)}")
+        return ClusterError(f"an actor could not start: {_start_failure(e)}")
     return e
 
 
