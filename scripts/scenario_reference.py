@@ -19,7 +19,14 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from simlab import registry
-from simlab.scenario import OutputSection, PlatformSection, Scenario, WorldSection
+from simlab.scenario import (
+    AgentResources,
+    ExecutionSection,
+    OutputSection,
+    PlatformSection,
+    Scenario,
+    WorldSection,
+)
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 START, END = "<!-- scenario-reference:start -->", "<!-- scenario-reference:end -->"
@@ -80,6 +87,8 @@ def reference() -> str:
     out += ["#### `world`", "", table(WorldSection, "world."), ""]
     out += ["#### `platform`", "", table(PlatformSection, "platform."), ""]
     out += ["#### `output`", "", table(OutputSection, "output."), ""]
+    resources = table(AgentResources, "execution.agent_resources.").split("\n", 2)[2]
+    out += ["#### `execution`", "", table(ExecutionSection, "execution.") + "\n" + resources, ""]
     sections = [
         ("users", "users", "users."),
         ("content", "content", "content."),

@@ -182,11 +182,16 @@ class OutputSection(StrictModel):
 
 
 class AgentResources(StrictModel):
-    """Ray resources of the agent actor."""
+    """Ray resources of the trial actor that holds the agent."""
 
-    num_cpus: float = Field(1.0, ge=0, description="CPUs reserved for the agent actor.")
+    num_cpus: float = Field(
+        1.0, ge=0, description="CPUs reserved for the actor that holds the agent."
+    )
     num_gpus: float = Field(
-        0.0, ge=0, description="GPUs for the agent actor (1 puts a GPU model on a GPU worker)."
+        0.0,
+        ge=0,
+        description="GPUs for the actor that holds the agent (1 puts a GPU model such as "
+        "`generative` on a GPU worker).",
     )
 
 
@@ -195,8 +200,9 @@ class ExecutionSection(StrictModel):
 
     backend: Literal["ray", "local"] = Field(
         "ray",
-        description="`ray` (user shard and agent actors; an embedded local Ray instance "
-        "unless `address` is given) or `local` (everything in this process).",
+        description="`ray` (user shard actors plus a trial actor holding the agent; an "
+        "embedded local Ray instance unless `address` is given) or `local` (everything in "
+        "this process).",
     )
     address: str | None = Field(
         None,
@@ -207,12 +213,14 @@ class ExecutionSection(StrictModel):
     shards: int = Field(1, ge=1, le=4096, description="User shards (actors) per world.")
     shard_cpus: float = Field(1.0, gt=0, description="CPUs reserved for each user shard actor.")
     agent_resources: AgentResources = Field(
-        default_factory=AgentResources, description="Ray resources of the agent actor."
+        default_factory=AgentResources,
+        description="Ray resources of the trial actor that holds the agent (every trial).",
     )
-    placement: Literal["spread", "pack"] = Field(
-        "spread",
-        description="How a trial's actors are placed on a cluster: `spread` over nodes, or "
-        "`pack` onto as few nodes as possible.",
+    placement: Literal["pack", "spread"] = Field(
+        "pack",
+        description="How a trial's actors are placed on a cluster: `pack` onto as few nodes "
+        "as possible (arrays pass without network copies), or `spread` over nodes (for "
+        "populations larger than one node's memory).",
     )
     max_parallel_trials: int = Field(
         0, ge=0, description="Trials running at once; 0 = as many as the cluster's CPUs allow."

@@ -171,3 +171,39 @@ def test_run_with_too_few_items_for_a_slate_is_a_usage_error(tmp_path, capsys):
         "error: platform.slate_size: 30 is more than the 20 live items at step 0; "
         "increase content.initial_items or content.items_per_step"
     ]
+
+
+def test_execution_flags_override_the_scenario(scenario_file: Path):
+    """``--backend``, ``--address`` and ``--shards`` land in ``execution``."""
+    from simlab.cli import _execution_overrides
+
+    args = build_parser().parse_args(
+        ["run", str(scenario_file), "--backend", "ray", "--address", "auto", "--shards", "3"]
+    )
+    sc = load_scenario(scenario_file, _execution_overrides(args))
+    assert (sc.execution.backend, sc.execution.address, sc.execution.shards) == ("ray", "auto", 3)
+
+
+def test_fork_and_resume_from_the_command_line(scenario_file: Path, tmp_path: Path, capsys):
+    """``run --from RUN@STEP`` forks; ``resume`` continues a stopped run; bad input exits 2."""
+    out = tmp_path / "runs"
+    common = ["--out", str(out), "--no-progress", "--set", "output.checkpoint_every=4"]
+    assert main(["run", str(scenario_file), "--set", "steps=8", "--run-id", "a", *common]) == 0
+    fork = ["run", str(scenario_file), "--set", "steps=8", "--run-id", "b", "--from"]
+    assert main([*fork, f"{out / 'a'}@4", *common]) == 0
+    assert "forked from" in capsys.readouterr().out
+    forked = json.loads((out / "b" / "manifest.json").read_text())
+    assert forked["forked_from"]["step"] == 4 and forked["status"] == "completed"
+    # a missing checkpoint and a malformed --from are one clear line each
+    assert main([*fork[:-2], "c", "--from", f"{out / 'a'}@3", *common]) == 2
+    assert "no checkpoint at step 3; checkpoints exist at steps [4]" in capsys.readouterr().err
+    assert main([*fork[:-2], "d", "--from", "nowhere", *common]) == 2
+    assert "expects RUN@STEP" in capsys.readouterr().err
+    # resume: a completed run is refused; an interrupted one finishes
+    assert main(["resume", str(out / "a"), "--no-progress"]) == 2
+    assert "already completed" in capsys.readouterr().err
+    manifest = json.loads((out / "a" / "manifest.json").read_text())
+    manifest["status"] = "interrupted"
+    (out / "a" / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["resume", "a", "--dir", str(out), "--no-progress"]) == 0
+    assert "simlab resume a (interrupted)" in capsys.readouterr().out

@@ -132,6 +132,22 @@ BAD_FILES: dict[str, list[str]] = {
     ],
     "section_not_mapping.yaml": ["users: expected a mapping of fields, got 'logit'"],
     "bad_name.yaml": ["name: must be letters, digits, '_', '.' or '-'", "got 'my run'"],
+    "execution_unknown_backend.yaml": ["execution.backend: ", "'ray' or 'local'", "got 'spark'"],
+    "execution_bad_address.yaml": [
+        "execution.address: expects `auto`, `ray://host:port` or `host:port`",
+        "got 'my-cluster'",
+    ],
+    "execution_zero_shards.yaml": ["execution.shards: ", "greater than or equal to 1", "got 0"],
+    "execution_negative_gpus.yaml": [
+        "execution.agent_resources.num_gpus: ",
+        "greater than or equal to 0",
+        "got -1",
+    ],
+    "execution_unknown_key.yaml": [
+        "execution.shard: unknown field 'shard'.",
+        "Did you mean 'shards'?",
+        "Allowed: backend, address, shards,",
+    ],
 }
 
 # --set mistakes named in the brief, run through a real subprocess: extra args -> fragments.

@@ -1,0 +1,153 @@
+"""User shards: a sharded population behaves like one, and sharded metrics reduce exactly.
+
+These run in one process: several :class:`UserShard` objects over contiguous id ranges
+stand in for the Ray shard actors, which wrap the same class.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import make_small
+
+from simlab.batch import Slates
+from simlab.errors import AgentContractError, ScenarioError
+from simlab.metrics.base import StepSnapshot
+from simlab.metrics.echo import DiversityMetric, InterestDriftMetric
+from simlab.population import (
+    LocalPopulation,
+    ShardSpec,
+    StepContent,
+    UserShard,
+    concat_states,
+    population_size,
+    shard_bounds,
+    split_state,
+)
+from simlab.world import World
+
+
+def test_shard_bounds_cover_the_population_evenly():
+    """Contiguous, non-overlapping ranges covering every id; never more shards than users."""
+    assert shard_bounds(10, 3) == [(0, 3), (3, 7), (7, 10)]
+    assert shard_bounds(2, 4) == [(0, 1), (1, 2)]
+    for n, k in [(1000, 1), (1000, 7), (5, 5)]:
+        b = shard_bounds(n, k)
+        assert b[0][0] == 0 and b[-1][1] == n
+        assert all(hi == lo for (_, hi), (lo, _) in zip(b[:-1], b[1:], strict=True))
+        sizes = [hi - lo for lo, hi in b]
+        assert max(sizes) - min(sizes) <= 1
+
+
+def _step_content(world: World, t: int) -> StepContent:
+    world.content.step(t, None)
+    catalog = world.content.catalog(False)
+    return StepContent(catalog, world.content.latent(), world.content.new_item_sources())
+
+
+def test_shards_respond_like_the_whole_population():
+    """Three shards give the same arrivals, features, clicks and state as one population."""
+    sc = make_small("users.drift_rate=0.1", "users.fatigue_weight=0.3", "platform.history_length=4")
+    world = World(sc, 1, seed=5)
+    whole = LocalPopulation(sc, 5)
+    spec = ShardSpec.of(sc, 5)
+    shards = [UserShard(spec, lo, hi) for lo, hi in shard_bounds(population_size(sc), 3)]
+    for t in range(4):
+        content = _step_content(world, t)
+        ids, feats, hist = whole.arrive(t, content)
+        parts = [s.arrive(t) for s in shards]
+        np.testing.assert_array_equal(ids, np.concatenate([p[0] for p in parts]))
+        np.testing.assert_array_equal(feats, np.concatenate([p[1] for p in parts]))
+        np.testing.assert_array_equal(hist, np.concatenate([p[2] for p in parts]))
+        items = content.catalog.item_ids[:5]
+        slates = Slates(ids, np.broadcast_to(items, (ids.shape[0], 5)))
+        fb, _, counts = whole.respond(t, slates, content)
+        clicked, exposure = [], 0
+        for s, (lo, hi) in zip(shards, shard_bounds(population_size(sc), 3), strict=True):
+            mine = (ids >= lo) & (ids < hi)
+            cp, _, ex, _ = s.respond(t, ids[mine], slates.item_ids[mine], content)
+            clicked.append(cp)
+            exposure = exposure + ex
+        np.testing.assert_array_equal(fb.clicked_pos, np.concatenate(clicked))
+        np.testing.assert_array_equal(counts, exposure)
+    state = concat_states([s.state_dict() for s in shards])
+    for key, value in whole.state_dict().items():
+        np.testing.assert_array_equal(value, state[key], err_msg=key)
+
+
+def test_state_re_splits_over_another_shard_count():
+    """A population's state split over 4 shards and joined again is unchanged."""
+    sc = make_small()
+    pop = LocalPopulation(sc, 0)
+    state = pop.state_dict()
+    bounds = shard_bounds(population_size(sc), 4)
+    shards = [UserShard(ShardSpec.of(sc, 0), lo, hi) for lo, hi in bounds]
+    for shard, part in zip(shards, split_state(state, bounds), strict=True):
+        shard.load_state_dict(part)
+    joined = concat_states([s.state_dict() for s in shards])
+    assert joined.keys() == state.keys()
+    for k in state:
+        np.testing.assert_array_equal(joined[k], state[k])
+    with pytest.raises(ValueError, match="Expects user state `interest` of shape"):
+        shards[0].load_state_dict(split_state(state, shard_bounds(population_size(sc), 2))[0])
+
+
+def test_slate_contract_is_checked_on_the_user_side():
+    """Items outside the catalog, duplicates and items outside per-user candidates fail."""
+    sc = make_small()
+    world = World(sc, 0, 0)
+    content = _step_content(world, 0)
+    shard = UserShard(ShardSpec.of(sc, 0), 0, population_size(sc))
+    ids = np.array([0, 1])
+    live = content.catalog.item_ids
+    with pytest.raises(AgentContractError, match="agent 'x' returned item ids not in the live"):
+        shard.respond(0, ids, np.array([[live[0], 10**9]] * 2), content, who="agent 'x'")
+    with pytest.raises(AgentContractError, match="duplicate item"):
+        shard.respond(0, ids, np.array([[live[0], live[0]]] * 2), content)
+    cands = np.array([[live[0], live[1]], [live[2], live[3]]])
+    with pytest.raises(AgentContractError, match=f"item {live[0]} for user 1, which is not"):
+        shard.respond(0, ids, np.array([[live[0], live[1]]] * 2), content, candidates=cands)
+
+
+def _snapshot(interests, initial, latent, slates):
+    from types import SimpleNamespace
+
+    from simlab.batch import Feedback
+
+    b = slates.shape[0]
+    fb = Feedback(0, np.arange(b), slates, np.full(b, -1), np.zeros(b, np.float32))
+    items = SimpleNamespace(latent=latent)
+    return StepSnapshot(
+        0, interests.shape[0], fb, None, items, np.zeros(0), interests, initial, slate_rows=slates
+    )
+
+
+def test_sharded_metrics_reduce_to_the_whole_population_value():
+    """Drift and diversity from per-shard partials equal the hand-computed whole value."""
+    interests = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], np.float32)
+    initial = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]], np.float32)
+    latent = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]], np.float32)
+    slates = np.array([[0, 1], [0, 2], [1, 2]])
+    # by hand: drift = (0 + sqrt(2) + sqrt(0.16 + 0.64)) / 3; diversity = 1 - mean cos
+    # of the slates' pairs: cos(0,1)=0, cos(0,2)=1, cos(1,2)=0 -> 1 - 1/3
+    drift = (0 + np.sqrt(2) + np.sqrt(0.8)) / 3
+    for metric, column, expected in [
+        (InterestDriftMetric(None), "echo/interest_drift", drift),
+        (DiversityMetric(None), "diversity/intra_list", 2 / 3),
+    ]:
+        whole = metric.measure(_snapshot(interests, initial, latent, slates))[column]
+        parts = [
+            metric.partial(_snapshot(interests[s], initial[s], latent, slates[s]))
+            for s in (slice(0, 1), slice(1, 3))
+        ]
+        split = metric.reduce(parts, None)[column]
+        assert whole == pytest.approx(expected, rel=1e-6)
+        assert split == pytest.approx(whole, rel=1e-12)
+
+
+def test_population_size_must_be_declared():
+    """A user model without ``num_users`` cannot be sharded: a clear error."""
+    sc = make_small()
+    object.__setattr__(sc.users, "_params", sc.users.params.model_copy(update={"num_users": 0}))
+    with pytest.raises(ScenarioError, match="declares no positive `num_users`"):
+        population_size(sc)
