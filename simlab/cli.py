@@ -130,9 +130,23 @@ def _progress(disable: bool, out: Console) -> Progress:
     )
 
 
+def _run_and_summarize(
+    trials, steps: int, disable: bool, out: Console, start, done: dict[int, int] | None = None
+) -> int:
+    """Run ``start(on_step)`` with one progress line per trial, then print the summary."""
+    try:
+        store = _run_with_progress(trials, steps, disable, out, start, done)
+    except KeyboardInterrupt:
+        out.print("[yellow]interrupted[/]: every finished step is kept in the run directory")
+        return EXIT_INTERRUPTED
+    _print_summary(store, out)
+    out.print(f"run directory: {store.path}")
+    return EXIT_OK
+
+
 def _run_with_progress(
     trials, steps: int, disable: bool, out: Console, start, done: dict[int, int] | None = None
-) -> object:
+):
     """Call ``start(on_step)`` with one progress line per trial; return its run store."""
     progress = _progress(disable, out)
     with progress:
@@ -176,22 +190,15 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
         + f", {scenario.steps} steps, {where}"
         + (f", forked from {fork[0]} at step {fork[1]}" if fork else "")
     )
-    try:
-        store = _run_with_progress(
-            trials,
-            scenario.steps,
-            args.no_progress,
-            out,
-            lambda on_step: run_scenario(
-                scenario, out_dir=args.out, progress=on_step, run_id=args.run_id, fork=fork
-            ),
-        )
-    except KeyboardInterrupt:
-        out.print("[yellow]interrupted[/]: every finished step is kept in the run directory")
-        return EXIT_INTERRUPTED
-    _print_summary(store, out)
-    out.print(f"run directory: {store.path}")
-    return EXIT_OK
+    return _run_and_summarize(
+        trials,
+        scenario.steps,
+        args.no_progress,
+        out,
+        lambda on_step: run_scenario(
+            scenario, out_dir=args.out, progress=on_step, run_id=args.run_id, fork=fork
+        ),
+    )
 
 
 def cmd_resume(args: argparse.Namespace, out: Console) -> int:
@@ -205,21 +212,14 @@ def cmd_resume(args: argparse.Namespace, out: Console) -> int:
     scenario = load_scenario(store.path / "scenario.yaml", overrides)
     trials = plan_trials(scenario)
     out.print(f"simlab resume [bold]{store.run_id}[/] ({store.status})")
-    try:
-        store = _run_with_progress(
-            trials,
-            scenario.steps,
-            args.no_progress,
-            out,
-            lambda on_step: resume_run(store.path, overrides, progress=on_step),
-            done={t["index"]: int(t.get("steps_done", 0)) for t in store.manifest["trials"]},
-        )
-    except KeyboardInterrupt:
-        out.print("[yellow]interrupted[/]: every finished step is kept in the run directory")
-        return EXIT_INTERRUPTED
-    _print_summary(store, out)
-    out.print(f"run directory: {store.path}")
-    return EXIT_OK
+    return _run_and_summarize(
+        trials,
+        scenario.steps,
+        args.no_progress,
+        out,
+        lambda on_step: resume_run(store.path, overrides, progress=on_step),
+        done={t["index"]: int(t.get("steps_done", 0)) for t in store.manifest["trials"]},
+    )
 
 
 def cmd_runs(args: argparse.Namespace, out: Console) -> int:
@@ -266,6 +266,21 @@ def cmd_show(args: argparse.Namespace, out: Console) -> int:
         out.print(f"error: {m['error']}", markup=False)
     done = sum(int(t.get("steps_done", 0)) for t in m["trials"])
     out.print(f"trials: {len(m['trials'])}, steps done: {done}")
+    ex = m.get("execution")
+    if ex:
+        where = ex.get("address") or "embedded" if ex.get("backend") == "ray" else ""
+        shards = f", {ex.get('shards')} shards" if ex.get("backend") == "ray" else ""
+        out.print(f"execution: {ex.get('backend')} {where}{shards}".rstrip(), markup=False)
+    if m.get("forked_from"):
+        f = m["forked_from"]
+        out.print(f"forked from {f['run']} at step {f['step']}", markup=False)
+    for t in m["trials"]:
+        if t.get("restarts"):
+            out.print(
+                f"trial {t['index']} restored {t['restarts']}x after a lost actor "
+                f"(last: {t.get('last_restart', '?')})",
+                markup=False,
+            )
     _print_summary(store, out)
     return EXIT_OK
 

@@ -96,7 +96,7 @@ def _killer(role: str, at: int, run_id: str):
 
 
 @pytest.mark.parametrize("role", ["shard-1", "trial"])
-def test_a_killed_actor_is_recovered_from_the_last_checkpoint(ray_local, role, tmp_path):
+def test_a_killed_actor_is_recovered_from_the_last_checkpoint(ray_local, role, tmp_path, capsys):
     """Acceptance: kill a shard (or the actor holding the agent) mid-run.
 
     The run restores itself from its last checkpoint and ends with the uninterrupted
@@ -117,6 +117,13 @@ def test_a_killed_actor_is_recovered_from_the_last_checkpoint(ray_local, role, t
     assert sorted(df["step"]) == list(range(20))  # no step lost, none written twice
     assert_same_metrics(df, reference.read_metrics(), store.manifest["metric_columns"])
     assert checkpoint_steps(store.path, 0) == [5, 10, 15]
+    from simlab.cli import main
+
+    capsys.readouterr()
+    assert main(["show", str(store.path)]) == 0
+    shown = capsys.readouterr().out
+    assert "execution: ray embedded, 2 shards" in shown
+    assert "trial 0 restored 1x after a lost actor" in shown
 
 
 def test_rows_stream_to_the_store_as_steps_finish(ray_local, tmp_path):
