@@ -41,6 +41,7 @@ __all__ = [
     "read_checkpoint",
     "checkpoint_steps",
     "prune_checkpoints",
+    "due_checkpoint",
 ]
 
 FORMAT = 1
@@ -198,6 +199,12 @@ def read_checkpoint(run_path: Path, trial: int, step: int) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise RunStoreError(f"{path}: not a simlab checkpoint of format {FORMAT}")
     return state
+
+
+def due_checkpoint(output: Any, done: int, steps: int) -> bool:
+    """Whether a checkpoint is due after ``done`` steps (every C steps, never at the end)."""
+    every = output.checkpoint_every
+    return bool(every) and done % every == 0 and done < steps
 
 
 def prune_checkpoints(run_path: Path, trial: int, keep: int) -> None:

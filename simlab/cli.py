@@ -1,4 +1,4 @@
-"""The ``simlab`` command: run, resume, validate, list and show runs.
+"""The ``simlab`` command: run, resume, validate, list and show runs, open the dashboard.
 
 Exit codes: 0 success; 1 a run failed inside a model (a bug: the traceback is shown);
 2 bad input (scenario, override, model name, run directory) with one clear line per
@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("scenario", help="scenario YAML file")
     _add_overrides(val)
     val.add_argument("--quiet", action="store_true", help="print only errors")
+
+    dash = sub.add_parser("dashboard", help="open the Streamlit dashboard over run directories")
+    dash.add_argument("--runs", default="runs", help="folder holding run directories")
+    dash.add_argument("--port", type=int, default=8501, help="port to serve on")
+    dash.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: all)")
 
     runs = sub.add_parser("runs", help="list run directories with their status")
     runs.add_argument("--dir", default="runs", help="folder holding run directories")
@@ -222,6 +227,46 @@ def cmd_resume(args: argparse.Namespace, out: Console) -> int:
     )
 
 
+def cmd_dashboard(args: argparse.Namespace, out: Console) -> int:
+    """``simlab dashboard``: serve the Streamlit app over ``--runs`` until interrupted."""
+    import importlib.util
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from simlab.errors import DependencyNotInstalled
+
+    if importlib.util.find_spec("streamlit") is None or importlib.util.find_spec("plotly") is None:
+        raise DependencyNotInstalled(
+            "simlab dashboard needs streamlit and plotly: pip install 'simlab[dashboard]'"
+        )
+    if not 0 < args.port < 65536:
+        raise SimlabError(f"--port: expects a port in 1..65535, got {args.port}")
+    spec = importlib.util.find_spec("simlab.dashboard")
+    app = Path(spec.origin).with_name("app.py")  # type: ignore[union-attr]
+    env = {**os.environ, "SIMLAB_RUNS": str(Path(args.runs).resolve())}
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.port",
+        str(args.port),
+        "--server.address",
+        args.host,
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    out.print(f"simlab dashboard over {env['SIMLAB_RUNS']}: http://{args.host}:{args.port}")
+    try:
+        return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
 def cmd_runs(args: argparse.Namespace, out: Console) -> int:
     """``simlab runs``."""
     from simlab.store import list_runs
@@ -339,6 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": cmd_run,
         "resume": cmd_resume,
         "validate": cmd_validate,
+        "dashboard": cmd_dashboard,
         "runs": cmd_runs,
         "show": cmd_show,
     }

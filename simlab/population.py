@@ -179,6 +179,10 @@ class UserShard:
         """``(current, initial)`` interests of the shard's users."""
         return self.users.interests()
 
+    def sample_interests(self, user_ids: np.ndarray) -> np.ndarray:
+        """Current interests of some of the shard's users (global ids)."""
+        return self.users.interests()[0][user_ids - self.lo]
+
     def state_dict(self) -> dict[str, np.ndarray]:
         """Per-user dynamic state: the user model's and the click histories."""
         state = _require_state(self.users, "users")
@@ -257,6 +261,10 @@ class LocalPopulation:
     def interests(self) -> tuple[np.ndarray, np.ndarray]:
         """``(current, initial)`` interests of every user."""
         return self.shard.interests()
+
+    def sample_interests(self, user_ids: np.ndarray) -> np.ndarray:
+        """Current interests of the given users."""
+        return self.shard.sample_interests(user_ids)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Per-user state of the population."""

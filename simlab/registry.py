@@ -52,6 +52,7 @@ _BUILTINS: dict[str, dict[str, str]] = {
     "metrics": {
         "engagement": "simlab.metrics.engagement:EngagementMetric",
         "exposure": "simlab.metrics.fairness:ExposureMetric",
+        "creators": "simlab.metrics.fairness:CreatorMetric",
         "source": "simlab.metrics.source:SourceMetric",
         "diversity": "simlab.metrics.echo:DiversityMetric",
         "drift": "simlab.metrics.echo:InterestDriftMetric",

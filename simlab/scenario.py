@@ -179,6 +179,15 @@ class OutputSection(StrictModel):
     keep_checkpoints: int = Field(
         0, ge=0, description="Newest checkpoints kept per trial (0 = all, so any can be forked)."
     )
+    snapshot_every: int = Field(
+        10,
+        ge=0,
+        description="Steps between snapshots of sampled users' interests and item exposure "
+        "(for the dashboard's Users and Lorenz views; 0 = none).",
+    )
+    snapshot_users: int = Field(
+        500, gt=0, description="Users in each snapshot (evenly spaced ids, the same every time)."
+    )
 
 
 class AgentResources(StrictModel):

@@ -271,6 +271,7 @@ class World:
         self._content: StepContent | None = None
         self._arrived: tuple[np.ndarray, np.ndarray] | None = None
         self.last_feedback: Feedback | None = None
+        self.last_exposure_counts: np.ndarray | None = None
 
     def _build_metrics(self, names: list[str]) -> list[Metric]:
         from simlab import registry
@@ -349,6 +350,7 @@ class World:
         # 6. learn -----------------------------------------------------------------
         if learn and feedback.user_ids.size:
             self.agent.update(feedback)
+        self.last_exposure_counts = counts
         shown = counts > 0
         self._last_exposure = (catalog.item_ids[shown], counts[shown])
         self.platform.record(t, feedback, catalog, shown=catalog.item_ids[shown])

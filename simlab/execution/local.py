@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from simlab.checkpoint import checkpoint_steps, prune_checkpoints, write_checkpoint
+from simlab.checkpoint import (
+    checkpoint_steps,
+    due_checkpoint,
+    prune_checkpoints,
+    write_checkpoint,
+)
+from simlab.snapshots import capture_snapshot, due_snapshot, snapshot_steps, write_snapshot
 from simlab.store import RunStore
 from simlab.world import World
 
@@ -40,7 +46,7 @@ def run_trial(
     writer.steps_done = int(store.manifest["trials"][i].get("steps_done", 0))
     events = store.events_writer(trial.info, sc.output.flush_seconds) if sc.output.events else None
     store.trial_status(i, "running", writer.steps_done)
-    every = sc.output.checkpoint_every
+    out = sc.output
     try:
         for t in range(world.t, sc.steps):
             row = world.step(t)
@@ -51,10 +57,11 @@ def run_trial(
             if progress is not None:
                 progress(trial.info, t + 1)
             done = t + 1
-            if every and done % every == 0 and done < sc.steps:
-                if done not in checkpoint_steps(store.path, i):
-                    write_checkpoint(store.path, i, done, world.checkpoint())
-                    prune_checkpoints(store.path, i, sc.output.keep_checkpoints)
+            if due_snapshot(out, done) and done not in snapshot_steps(store.path, i):
+                write_snapshot(store.path, i, done, capture_snapshot(world, out.snapshot_users))
+            if due_checkpoint(out, done, sc.steps) and done not in checkpoint_steps(store.path, i):
+                write_checkpoint(store.path, i, done, world.checkpoint())
+                prune_checkpoints(store.path, i, out.keep_checkpoints)
     finally:
         writer.close()
         if events is not None:

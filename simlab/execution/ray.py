@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from simlab.batch import Slates
+from simlab.checkpoint import due_checkpoint
 from simlab.errors import SimlabError
 from simlab.population import (
     ShardSpec,
@@ -48,6 +49,7 @@ from simlab.population import (
     shard_bounds,
     split_state,
 )
+from simlab.snapshots import due_snapshot
 
 if TYPE_CHECKING:
     from simlab.runner import ProgressCallback, Trial
@@ -235,6 +237,9 @@ class _ShardActor:
     def interests(self):
         return self.shard.interests()
 
+    def sample_interests(self, user_ids):
+        return self.shard.sample_interests(user_ids)
+
     def state_dict(self):
         return self.shard.state_dict()
 
@@ -356,6 +361,15 @@ class RayPopulation:
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     @_lost
+    def sample_interests(self, user_ids: np.ndarray) -> np.ndarray:
+        """Current interests of the given users (increasing ids), from their shards."""
+        refs = [
+            shard.sample_interests.remote(user_ids[sl])
+            for shard, sl in zip(self.shards, _slices(user_ids, self.bounds), strict=True)
+        ]
+        return np.concatenate(_ray().get(refs))
+
+    @_lost
     def state_dict(self) -> dict[str, np.ndarray]:
         """The population's per-user state, joined from the shards."""
         return concat_states(_ray().get([s.state_dict.remote() for s in self.shards]))
@@ -434,6 +448,13 @@ class _TrialActor:
         """The world's checkpoint state."""
         return self.world.checkpoint()
 
+    @_lost
+    def snapshot(self, size: int) -> dict:
+        """A snapshot of sampled users' interests and the last step's exposure."""
+        from simlab.snapshots import capture_snapshot
+
+        return capture_snapshot(self.world, size)
+
     def placement(self) -> dict[str, Any]:
         """Node ids of the shards and of this actor (where the agent runs)."""
         ray = _ray()
@@ -506,7 +527,13 @@ def run_trials(
 def _drive(ray, trials, store, progress, starts, limit) -> None:
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-    from simlab.checkpoint import checkpoint_steps, prune_checkpoints, read_checkpoint
+    from simlab.checkpoint import (
+        checkpoint_steps,
+        prune_checkpoints,
+        read_checkpoint,
+        write_checkpoint,
+    )
+    from simlab.snapshots import write_snapshot
 
     queue = list(trials)
     running: dict[Any, _Running] = {}  # in-flight ref -> trial
@@ -601,15 +628,16 @@ def _drive(ray, trials, store, progress, starts, limit) -> None:
                 r.ref, r.kind = r.actor.placement.remote(), "placement"
                 running[r.ref] = r
                 continue
+            i = r.trial.info.index
             if r.kind == "placement":
                 # where the shards and the agent run, for `simlab show` and cluster checks
-                store.manifest["trials"][r.trial.info.index]["placement"] = result
+                store.manifest["trials"][i]["placement"] = result
                 store.save_manifest()
             elif r.kind == "checkpoint":
-                from simlab.checkpoint import write_checkpoint
-
-                write_checkpoint(store.path, r.trial.info.index, r.next_step, result)
-                prune_checkpoints(store.path, r.trial.info.index, sc.output.keep_checkpoints)
+                write_checkpoint(store.path, i, r.next_step, result)
+                prune_checkpoints(store.path, i, sc.output.keep_checkpoints)
+            elif r.kind == "snapshot":
+                write_snapshot(store.path, i, r.next_step, result)
             else:
                 row, feedback = result
                 t = r.next_step
@@ -620,17 +648,12 @@ def _drive(ray, trials, store, progress, starts, limit) -> None:
                 r.next_step = t + 1
                 if progress is not None:
                     progress(r.trial.info, r.next_step)
-                every = sc.output.checkpoint_every
-                due = every and r.next_step % every == 0 and r.next_step < sc.steps
-                if due and r.next_step not in checkpoint_steps(store.path, r.trial.info.index):
-                    r.ref, r.kind = r.actor.checkpoint.remote(), "checkpoint"
-                    running[r.ref] = r
-                    continue
-            if r.next_step >= sc.steps:
+            call = _after(r, store.path) if r.kind != "placement" else None
+            if call is None and r.next_step >= sc.steps:
                 close(r)
-                store.trial_status(r.trial.info.index, "completed", sc.steps)
+                store.trial_status(i, "completed", sc.steps)
                 continue
-            r.ref, r.kind = r.actor.step.remote(r.next_step), "step"
+            r.ref, r.kind = call or (r.actor.step.remote(r.next_step), "step")
             running[r.ref] = r
     except BaseException:
         for r in running.values():
@@ -639,6 +662,20 @@ def _drive(ray, trials, store, progress, starts, limit) -> None:
             except Exception:  # noqa: BLE001, S110 - best effort on the way out
                 pass
         raise
+
+
+def _after(r: _Running, run_path) -> tuple[Any, str] | None:
+    """The snapshot or checkpoint due after the step just finished (in that order), if any."""
+    from simlab.checkpoint import checkpoint_steps
+    from simlab.snapshots import snapshot_steps
+
+    out, done, i = r.trial.scenario.output, r.next_step, r.trial.info.index
+    if r.kind == "step" and due_snapshot(out, done) and done not in snapshot_steps(run_path, i):
+        return r.actor.snapshot.remote(out.snapshot_users), "snapshot"
+    if r.kind in ("step", "snapshot") and due_checkpoint(out, done, r.trial.scenario.steps):
+        if done not in checkpoint_steps(run_path, i):
+            return r.actor.checkpoint.remote(), "checkpoint"
+    return None
 
 
 def _is_lost(e: BaseException) -> bool:

@@ -7,7 +7,7 @@ name in a scenario's ``metrics`` list.
 from simlab.metrics.base import Metric, StepSnapshot, safe_ratio
 from simlab.metrics.echo import DiversityMetric, HomogenizationMetric, InterestDriftMetric
 from simlab.metrics.engagement import EngagementMetric
-from simlab.metrics.fairness import ExposureMetric, exposure_counts, gini
+from simlab.metrics.fairness import CreatorMetric, ExposureMetric, exposure_counts, gini
 from simlab.metrics.source import SourceMetric
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     # groups
     "EngagementMetric",
     "ExposureMetric",
+    "CreatorMetric",
     "SourceMetric",
     "DiversityMetric",
     "InterestDriftMetric",

@@ -6,7 +6,7 @@ import numpy as np
 
 from simlab.metrics.base import Metric, StepSnapshot, safe_ratio
 
-__all__ = ["gini", "exposure_counts", "ExposureMetric"]
+__all__ = ["gini", "exposure_counts", "ExposureMetric", "CreatorMetric"]
 
 
 def gini(counts: np.ndarray) -> float:
@@ -57,3 +57,22 @@ class ExposureMetric(Metric):
             "exposure/coverage": safe_ratio((counts > 0).sum(), counts.shape[0]),
             "exposure/gini": gini(counts),
         }
+
+
+class CreatorMetric(Metric):
+    """Active creators by kind: creators with at least one live item.
+
+    ``creators/active_human`` and ``creators/active_aigc`` count the distinct creators of
+    the live items, by the creator's source.
+    """
+
+    name = "creators"
+    columns = ("creators/active_human", "creators/active_aigc")
+    summary = {"creators/active_human": "mean", "creators/active_aigc": "mean"}
+
+    def measure(self, snap: StepSnapshot) -> dict[str, float]:
+        """Distinct creators of live items, human and AIGC."""
+        items = snap.items
+        key = np.unique(items.creator.astype(np.int64) * 2 + items.source.astype(np.int64))
+        aigc = int((key % 2).sum())
+        return {"creators/active_human": key.shape[0] - aigc, "creators/active_aigc": aigc}

@@ -233,6 +233,31 @@ def test_source_metric_shares():
     row = SourceMetric(CTX).measure(snap)
     assert row["source/aigc_exposure_share"] == pytest.approx(3 / 6)
     assert row["source/aigc_production_share"] == pytest.approx(2 / 5)
+    # clicks: user 0 clicked 1 (human), user 1 clicked 3 (AIGC), user 2 clicked 4 (human)
+    assert row["source/aigc_click_share"] == pytest.approx(1 / 3)
+
+
+def test_source_click_share_counts_only_clicks():
+    """Users who do not click do not count; no click at all gives NaN."""
+    items = make_items([1, 2, 3], source=[1, 0, 1])
+    fb = make_feedback([0, 1, 2], [[1, 2], [2, 3], [3, 1]], [0, -1, 1])
+    row = SourceMetric(CTX).measure(make_snapshot(fb, items))
+    assert row["source/aigc_click_share"] == pytest.approx(1.0)  # items 1 and 1: both AIGC
+    none = make_feedback([0], [[1, 2]], [-1])
+    assert math.isnan(
+        SourceMetric(CTX).measure(make_snapshot(none, items))["source/aigc_click_share"]
+    )
+
+
+def test_creator_metric_counts_creators_with_live_items():
+    """Distinct creators of the live items, by kind."""
+    from simlab.metrics import CreatorMetric
+
+    items = make_items([1, 2, 3, 4, 5], source=[0, 0, 1, 1, 0])
+    items.creator = np.array([7, 7, 9, 9, 8])  # creators 7 and 8 human, 9 AIGC
+    fb = make_feedback([0], [[1, 2]], [-1])
+    row = CreatorMetric(CTX).measure(make_snapshot(fb, items))
+    assert row == {"creators/active_human": 2, "creators/active_aigc": 1}
 
 
 def test_source_metric_empty_is_nan():
