@@ -17,6 +17,7 @@ SOURCES = {
     "simlab": ROOT / "simlab",
     "simlab/agents": ROOT / "agents",
     "simlab/environments": ROOT / "environments",
+    "simlab/dashboard": ROOT / "dashboard",
 }
 
 
@@ -25,7 +26,7 @@ def _expected_modules() -> set[str]:
     for prefix, folder in SOURCES.items():
         for f in folder.rglob("*.py"):
             rel = f.relative_to(folder)
-            if rel.parts[0] in ("agents", "environments") and prefix == "simlab":
+            if rel.parts[0] in ("agents", "environments", "dashboard") and prefix == "simlab":
                 continue  # not a real subfolder of simlab/
             out.add(f"{prefix}/{rel.as_posix()}")
     return out
@@ -41,10 +42,28 @@ def test_imports_use_the_simlab_namespace():
     assert "agents" not in sys.modules or not hasattr(sys.modules["agents"], "RandomAgent")
 
 
+def test_a_source_checkout_imports_without_an_install():
+    """From the checkout alone on sys.path, simlab finds agents/ and environments/ beside it.
+
+    (A Ray worker may import simlab that way: Ray puts the driver's directory on its path.)
+    """
+    code = (
+        "import sys;"
+        "sys.meta_path = [f for f in sys.meta_path if 'editable' not in repr(f).lower()];"
+        f"sys.path.insert(0, {str(ROOT)!r});"
+        "import simlab.environments.users as u, simlab.agents.baselines as b;"
+        "print(u.__file__); print(b.__file__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    users, baselines = out.stdout.split()
+    assert Path(users) == ROOT / "environments" / "users.py"
+    assert Path(baselines) == ROOT / "agents" / "baselines.py"
+
+
 def test_wheel_contains_every_module_and_imports(tmp_path):
     """A built wheel holds every source module under simlab/ and imports from a venv."""
     src = tmp_path / "src"
-    for name in ("pyproject.toml", "README.md", "simlab", "agents", "environments"):
+    for name in ("pyproject.toml", "README.md", "simlab", "agents", "environments", "dashboard"):
         p = ROOT / name
         if p.is_dir():
             shutil.copytree(p, src / name, ignore=shutil.ignore_patterns("__pycache__"))
