@@ -46,7 +46,6 @@ __all__ = [
 
 FORMAT = 1
 CHECKPOINTS = "checkpoints"
-_NAME = re.compile(r"^step=(\d+)\.pkl$")
 
 
 # ---------------------------------------------------------------------- capture/restore
@@ -169,13 +168,17 @@ def write_checkpoint(run_path: Path, trial: int, step: int, state: dict[str, Any
     return path
 
 
-def checkpoint_steps(run_path: Path, trial: int) -> list[int]:
-    """Steps at which ``trial`` has a checkpoint, increasing."""
-    folder = _folder(run_path, trial)
+def steps_in(folder: Path, suffix: str) -> list[int]:
+    """The ``t`` of every ``step=<t><suffix>`` file in ``folder``, increasing."""
     if not folder.is_dir():
         return []
-    steps = [int(m.group(1)) for p in folder.iterdir() if (m := _NAME.match(p.name))]
-    return sorted(steps)
+    name = re.compile(rf"^step=(\d+){re.escape(suffix)}$")
+    return sorted(int(m.group(1)) for p in folder.iterdir() if (m := name.match(p.name)))
+
+
+def checkpoint_steps(run_path: Path, trial: int) -> list[int]:
+    """Steps at which ``trial`` has a checkpoint, increasing."""
+    return steps_in(_folder(run_path, trial), ".pkl")
 
 
 def read_checkpoint(run_path: Path, trial: int, step: int) -> dict[str, Any]:

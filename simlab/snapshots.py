@@ -15,7 +15,6 @@ and draws the exposure Lorenz curve. Files are written to a temporary name and r
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +35,6 @@ __all__ = [
 ]
 
 SNAPSHOTS = "snapshots"
-_NAME = re.compile(r"^step=(\d+)\.npz$")
 
 
 def sample_users(num_users: int, size: int) -> np.ndarray:
@@ -85,10 +83,9 @@ def write_snapshot(run_path: Path, trial: int, step: int, arrays: dict[str, np.n
 
 def snapshot_steps(run_path: Path, trial: int) -> list[int]:
     """Steps at which ``trial`` has a snapshot, increasing."""
-    folder = _folder(run_path, trial)
-    if not folder.is_dir():
-        return []
-    return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _NAME.match(p.name)))
+    from simlab.checkpoint import steps_in
+
+    return steps_in(_folder(run_path, trial), ".npz")
 
 
 def read_snapshot(run_path: Path, trial: int, step: int) -> dict[str, np.ndarray]:
