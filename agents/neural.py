@@ -33,6 +33,7 @@ import numpy as np
 from pydantic import Field
 
 from simlab.batch import PAD, Log, Observation, Slates, lookup_sorted
+from simlab.errors import ScenarioError
 from simlab.rng import Stream, numpy_generator, torch_generator
 from simlab.scenario import ParamsModel
 
@@ -151,8 +152,14 @@ def train_bpr(
     seed_key: tuple[int, str, int],
     weights: np.ndarray | None = None,
     self_normalize: bool = False,
+    rewrite_features: np.ndarray | None = None,
+    invariance: float = 0.0,
 ) -> dict[str, np.ndarray]:
     """Fit BPR ``-log sigmoid(s(u, pos) - s(u, neg))`` with Adam; return the new params.
+
+    With ``rewrite_features`` and ``invariance > 0`` the loss adds Zhou et al.'s black-box
+    source-debiasing term ``invariance * mean |s(u, i) - s(u, R(i))|`` over the batch's
+    positive and negative items, ``R(i)`` being item ``i`` with its rewrite's features.
 
     Args:
         users: ``(M,)`` user index of each click.
@@ -167,12 +174,17 @@ def train_bpr(
         seed_key: ``(seed, stream, step)`` of the generator that shuffles batches.
         weights: ``(M,)`` per-click loss weights (inverse propensities), or ``None``.
         self_normalize: divide a batch's weighted loss by its weight sum (SNIPS), not size.
+        rewrite_features: ``(n, d)`` features of each item's rewrite, or ``None``.
+        invariance: weight of the invariance term.
     """
     torch = _torch()
     t = {
         k: torch.nn.Parameter(torch.from_numpy(np.array(v, np.float32))) for k, v in params.items()
     }
     feats = torch.from_numpy(np.asarray(item_features, np.float32))
+    shift = None  # R(f_i) - f_i: what a rewrite changes in each item's features
+    if rewrite_features is not None and invariance > 0:
+        shift = torch.from_numpy(np.asarray(rewrite_features, np.float32)) - feats
     u_t, p_t = torch.from_numpy(users), torch.from_numpy(pos)
     n_t = torch.from_numpy(neg)
     w_t = None if weights is None else torch.from_numpy(np.asarray(weights, np.float32))
@@ -196,6 +208,10 @@ def train_bpr(
             reg = l2 * ((pu**2).sum() + (qi**2).sum() + (qj**2).sum())
             nll = -torch.nn.functional.logsigmoid(x)
             loss = _weighted_mean(nll, None if w_t is None else w_t[idx], self_normalize)
+            if shift is not None:  # s(u, R(i)) - s(u, i) = <p_u, (R(f_i) - f_i) W>
+                dw = shift @ t["W"]
+                gap = torch.cat([(pu * emb(i, dw)).sum(1), (pu * emb(j, dw)).sum(1)])
+                loss = loss + invariance * gap.abs().mean()
             opt.zero_grad()
             (loss + reg / idx.shape[0]).backward()
             opt.step()
@@ -291,6 +307,18 @@ class MatrixFactorizationAgent(_HybridItemAgent):
         l2: float = Field(1e-4, ge=0, description="L2 penalty on user and item vectors.")
         batch_size: int = Field(2048, gt=0, description="Clicks per optimisation step.")
         init_scale: float = Field(0.1, gt=0, description="Std of the initial vectors.")
+        source_debias: float = Field(
+            0.0,
+            ge=0,
+            description="Weight of Zhou et al.'s black-box invariance term |s(u,i) - "
+            "s(u,R(i))|, R the content's rewrite function (0 = off).",
+        )
+
+    _rewriter: Any = None
+
+    def bind_rewriter(self, rewriter: Any) -> None:
+        """Receive the content model's black-box rewrite function (used by source_debias)."""
+        self._rewriter = rewriter
 
     def _init_params(self, num_items: int, dim_features: int) -> dict[str, np.ndarray]:
         p, f = self.params, self.params.factors
@@ -332,9 +360,22 @@ class MatrixFactorizationAgent(_HybridItemAgent):
             seed_key=(self.seed, "agent/mf/batches", self._num_retrains),
             weights=click_weights(log, items, self.params),
             self_normalize=self.params.debias == "snips",
+            rewrite_features=self._rewritten(log),
+            invariance=self.params.source_debias,
         )
         self._item_ids = log.feature_ids.copy()
         self._num_retrains += 1
+
+    def _rewritten(self, log: Log) -> np.ndarray | None:
+        """Features of the log items' rewrites when source debiasing is on."""
+        if self.params.source_debias <= 0:
+            return None
+        if self._rewriter is None:
+            raise ScenarioError(
+                "agents: mf's source_debias needs the content model's rewrite function "
+                "(the `creators` content model has one); set source_debias: 0"
+            )
+        return self._rewriter(log.feature_ids, log.features)
 
     def act(self, obs: Observation) -> Slates:
         """Top candidates by ``<p_u, v_i> + b_i``; random before the first retrain."""

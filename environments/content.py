@@ -2,10 +2,29 @@
 
 Each creator has a topic and a topic vector; each step the ecosystem publishes
 ``items_per_step`` items. An item is AIGC with the probability the phase schedule gives
-for the step (e.g. human-dominated, then coexisting, then AIGC-dominated), and its creator
-is drawn among the creators of that source kind. An item's latent embedding scatters
-around its creator's vector; its observable features are the latent embedding plus noise;
-its latent quality is drawn once. Items retire when their age reaches ``lifetime``.
+for the step (e.g. human-dominated, then coexisting, then AIGC-dominated; a phase's
+``ramp`` moves the share linearly from the previous phase's over its first steps), and its
+creator is drawn among the *active* creators of that source kind. An item's latent
+embedding scatters around its creator's vector; its observable features are the latent
+embedding plus noise; its latent quality is drawn once. Items retire when their age reaches
+``lifetime``.
+
+The source-bias mechanisms (Zhou et al., "Source Echo Chamber"), each a knob:
+
+- **Rewrites.** A share ``rewrite_share`` of AIGC items rewrite a popular live human item
+  (picked with probability proportional to its impressions at the last step): same topic,
+  latent embedding and quality up to ``rewrite_noise``; ``ItemTable.original`` names the
+  rewritten item (-1 otherwise). AIGC is cheap: the phase share fixes how much of the
+  production is AIGC, and the fewer AIGC creators each publish correspondingly more.
+- **Style.** Every AIGC item's *observable* features carry a shared style direction ``s``
+  (a fixed unit vector of the seed) times ``style_magnitude``: ``features = latent + noise
+  + style_magnitude * s``. Users' utility uses the latent embedding only, so they do not
+  value the style (``users.source_preference``, default 0, is the separate knob for users
+  who do). A content-based scorer that builds user vectors from clicked items' features can
+  latch onto ``s``: the more AIGC a user clicked, the more AIGC it is shown.
+- **Creator economics** (:mod:`simlab.environments.creator_pool`): creators whose items get
+  fewer than ``exit_threshold`` impressions for ``exit_patience`` steps in a row exit; each
+  step ``creators_per_step`` new creators enter, AIGC with the phase's probability.
 :meth:`CreatorEcosystem.commission` lets outside code (strategic creators in
 ``simlab.environments.gym.creators``) choose a creator's topic and have it publish.
 
@@ -20,12 +39,13 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import Field, model_validator
 
-from simlab.batch import Catalog
+from simlab.batch import Catalog, lookup_sorted
 from simlab.rng import Stream
 from simlab.scenario import ParamsModel
 from simlab.world import WorldContext
 
 from .common import normalize_rows, topic_centres
+from .creator_pool import CreatorPool, CreatorTable
 
 __all__ = ["Phase", "ItemTable", "CreatorEcosystem"]
 
@@ -39,6 +59,12 @@ class Phase(ParamsModel):
         None, gt=0, description="Last step (exclusive) of the phase; omit on the last phase."
     )
     aigc_share: float = Field(ge=0.0, le=1.0, description="Share of new items that are AIGC.")
+    ramp: int = Field(
+        0,
+        ge=0,
+        description="Steps over which the share moves linearly from the previous phase's "
+        "share to this one's, from the phase's start (0 = a step change).",
+    )
 
 
 @dataclass
@@ -54,6 +80,7 @@ class ItemTable:
         features: ``(N, d)`` float32 observable embeddings.
         quality: ``(N,)`` float32 latent quality.
         published: ``(N,)`` int64 publication step (negative for the initial catalog).
+        original: ``(N,)`` int64 id of the human item an AIGC rewrite copies, else -1.
     """
 
     item_ids: np.ndarray
@@ -64,6 +91,11 @@ class ItemTable:
     features: np.ndarray
     quality: np.ndarray
     published: np.ndarray
+    original: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.original is None:
+            self.original = np.full(self.item_ids.shape[0], -1, np.int64)
 
     def rows(self, item_ids: np.ndarray) -> np.ndarray:
         """Row index of each (live) item id, any shape."""
@@ -113,6 +145,32 @@ class CreatorEcosystem:
             min_length=1,
             description="AIGC share schedule, in increasing order of `until`.",
         )
+        style_magnitude: float = Field(
+            0.0,
+            ge=0,
+            description="Length of the shared style direction added to AIGC items' observable "
+            "features (users' utility ignores it; 0 = no style).",
+        )
+        rewrite_share: float = Field(
+            0.0,
+            ge=0,
+            le=1,
+            description="Share of AIGC items that rewrite a popular live human item (same "
+            "topic, embedding and quality up to rewrite_noise).",
+        )
+        rewrite_noise: float = Field(
+            0.1, ge=0, description="Scatter of a rewrite's embedding and quality."
+        )
+        exit_threshold: float = Field(
+            0.0,
+            ge=0,
+            description="Impressions per step below which a creator's step counts as low "
+            "(0 = creators never exit).",
+        )
+        exit_patience: int = Field(10, gt=0, description="Low steps in a row before exiting.")
+        creators_per_step: int = Field(
+            0, ge=0, description="New creators entering each step (AIGC with the phase share)."
+        )
 
         @model_validator(mode="after")
         def _check_phases(self) -> CreatorEcosystem.Params:
@@ -129,10 +187,15 @@ class CreatorEcosystem:
                         f"than phases[{i - 1}].until={prev}"
                     )
                 prev = ph.until
-            if self.num_aigc_creators == 0 and any(p.aigc_share > 0 for p in self.phases):
+            entry = self.creators_per_step > 0
+            if (
+                self.num_aigc_creators == 0
+                and not entry
+                and any(p.aigc_share > 0 for p in self.phases)
+            ):
                 raise ValueError(
                     "num_aigc_creators is 0 but a phase has aigc_share > 0; add AIGC creators "
-                    "or set every aigc_share to 0"
+                    "(or creators_per_step) or set every aigc_share to 0"
                 )
             return self
 
@@ -141,33 +204,55 @@ class CreatorEcosystem:
         self.ctx = ctx
         p, d = params, ctx.dim
         centres = topic_centres(ctx.seed, ctx.num_topics, d, ctx.topic_spread)
-        num_creators = p.num_human_creators + p.num_aigc_creators
-        cid = np.arange(num_creators)
-        self.creator_source = (cid >= p.num_human_creators).astype(np.int8)
-        self.creator_topic = Stream(ctx.seed, "content/creator_topic").integers(
-            cid, 0, ctx.num_topics
-        )
-        noise = Stream(ctx.seed, "content/creator_vec").normal(cid, 0, size=d)
         scale = ctx.topic_spread / np.sqrt(d)
-        self._centres = centres
-        self._creator_offset = p.creator_spread * scale * noise
-        self.creator_vec = (centres[self.creator_topic] + self._creator_offset).astype(np.float32)
+        self.pool = CreatorPool(
+            ctx.seed, centres, p.creator_spread * scale, p.num_human_creators, p.num_aigc_creators
+        )
+        style = Stream(ctx.seed, "content/style").normal(np.zeros(1, np.int64), 0, size=d)[0]
+        self.style = (style / np.linalg.norm(style)).astype(np.float32)
         self._commissioned: np.ndarray | None = None
         self._next_id = 0
         self._new_sources = np.zeros(0, np.int8)
+        self._popular: tuple[np.ndarray, np.ndarray] | None = None  # human items, impressions
         self.t = -1
         # the initial catalog is the state after step -1: ages 0..lifetime-1 at t = -1, so the
         # oldest cohort retires at step 0 as step 0's items arrive and the size stays steady
         ages = np.arange(p.initial_items) % p.lifetime
         self.items = self._publish(p.initial_items, published=-1 - ages, share_step=0)
 
+    # ------------------------------------------------------------------ creators
+    @property
+    def creator_source(self) -> np.ndarray:
+        """``(C,)`` source of every creator ever seen (0 human, 1 AIGC)."""
+        return self.pool.source
+
+    @property
+    def creator_topic(self) -> np.ndarray:
+        """``(C,)`` topic of every creator."""
+        return self.pool.topic
+
+    @property
+    def creator_vec(self) -> np.ndarray:
+        """``(C, d)`` creator vectors."""
+        return self.pool.vec
+
+    def creators(self) -> CreatorTable:
+        """Who is active, entered and exited (for metrics)."""
+        return self.pool.table()
+
     # ------------------------------------------------------------------ schedule
     def aigc_share(self, t: int) -> float:
-        """The AIGC share of new items at step ``t`` under the phase schedule."""
-        for ph in self.params.phases:
-            if ph.until is None or t < ph.until:
-                return ph.aigc_share
-        return self.params.phases[-1].aigc_share
+        """The AIGC share of new items at step ``t`` under the phase schedule (with ramps)."""
+        phases, start = self.params.phases, 0
+        for i, ph in enumerate(phases):
+            if ph.until is None or t < ph.until or i == len(phases) - 1:
+                if i == 0 or ph.ramp == 0:
+                    return ph.aigc_share
+                prev = phases[i - 1].aigc_share
+                frac = min(1.0, (t - start + 1) / ph.ramp)
+                return prev + (ph.aigc_share - prev) * frac
+            start = ph.until
+        return phases[-1].aigc_share
 
     # ------------------------------------------------------------------ steering hook
     def commission(self, creator_ids: np.ndarray, topics: np.ndarray) -> None:
@@ -205,10 +290,7 @@ class CreatorEcosystem:
         uniq, first = np.unique(cids, return_index=True)
         if not np.array_equal(tops, tops[first][np.searchsorted(uniq, cids)]):
             raise ValueError("Expects one topic per creator in `commission`, got two for one")
-        self.creator_topic[uniq] = tops[first]
-        self.creator_vec[uniq] = (self._centres[tops[first]] + self._creator_offset[uniq]).astype(
-            np.float32
-        )
+        self.pool.move(uniq, tops[first])
         self._commissioned = cids
 
     # ------------------------------------------------------------------ publishing
@@ -219,46 +301,85 @@ class CreatorEcosystem:
         share_step: int,
         creator: np.ndarray | None = None,
     ) -> ItemTable:
-        """Create ``n`` new items with consecutive ids (by ``creator`` if given, else drawn)."""
+        """Create up to ``n`` new items with increasing ids.
+
+        Their creators are ``creator`` if given, else drawn among the active creators of each
+        item's source; an item whose source has no active creator is not published.
+        """
         p, d, seed = self.params, self.ctx.dim, self.ctx.seed
         ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
         self._next_id += n
-        if creator is not None:
-            source = self.creator_source[creator]
-        else:
+        published = np.broadcast_to(np.asarray(published, np.int64), (n,))
+        if creator is None:
             is_aigc = Stream(seed, "content/source").uniform(ids, 0) < self.aigc_share(share_step)
-            source = is_aigc.astype(np.int8)
-            num_h, num_a = p.num_human_creators, p.num_aigc_creators
             pick = Stream(seed, "content/creator").uniform(ids, 0)
-            creator = np.where(
-                is_aigc,
-                num_h + np.floor(pick * max(num_a, 1)).astype(np.int64),
-                np.floor(pick * num_h).astype(np.int64),
-            )
+            creator = np.full(n, -1, np.int64)
+            for src, mask in ((0, ~is_aigc), (1, is_aigc)):
+                pool = self.pool.active_of(src)
+                if pool.size:
+                    creator[mask] = pool[np.floor(pick[mask] * pool.size).astype(np.int64)]
+            keep = creator >= 0
+            ids, creator, published = ids[keep], creator[keep], published[keep]
+        source = self.pool.source[creator]
         scale = self.ctx.topic_spread / np.sqrt(d)
         noise = Stream(seed, "content/item_vec").normal(ids, 0, size=d)
-        latent = normalize_rows(self.creator_vec[creator] + p.item_spread * scale * noise)
+        latent = normalize_rows(self.pool.vec[creator] + p.item_spread * scale * noise)
+        quality = p.quality_mean + p.quality_std * Stream(seed, "content/quality").normal(ids, 0)
+        topic = self.pool.topic[creator]
+        original = np.full(ids.shape[0], -1, np.int64)
+        if p.rewrite_share > 0 and self._popular is not None:
+            latent, quality, topic, original = self._rewrite(ids, source, latent, quality, topic)
         fnoise = Stream(seed, "content/features").normal(ids, 0, size=d)
         features = latent + p.feature_noise * fnoise / np.sqrt(d)
-        quality = p.quality_mean + p.quality_std * Stream(seed, "content/quality").normal(ids, 0)
+        if p.style_magnitude:
+            features = features + p.style_magnitude * source[:, None] * self.style
         return ItemTable(
             item_ids=ids,
             creator=creator,
             source=source,
-            topic=self.creator_topic[creator],
+            topic=topic,
             latent=latent.astype(np.float32),
             features=features.astype(np.float32),
             quality=quality.astype(np.float32),
-            published=np.broadcast_to(np.asarray(published, np.int64), (n,)).copy(),
+            published=published.copy(),
+            original=original,
         )
 
-    def step(self, t: int, last_exposure: tuple[np.ndarray, np.ndarray] | None) -> None:
-        """Retire items that reached their lifetime, then publish this step's items.
+    def _rewrite(self, ids, source, latent, quality, topic):
+        """Turn a share of the new AIGC items into rewrites of popular live human items."""
+        p, d, seed = self.params, self.ctx.dim, self.ctx.seed
+        human_ids, weight = self._popular
+        draw = Stream(seed, "content/rewrite").uniform(ids, 0, size=2)
+        is_rw = (source == 1) & (draw[:, 0] < p.rewrite_share) & (human_ids.size > 0)
+        if not is_rw.any():
+            return latent, quality, topic, np.full(ids.shape[0], -1, np.int64)
+        cdf = np.cumsum(weight) / weight.sum()
+        pick = np.minimum(np.searchsorted(cdf, draw[is_rw, 1], side="right"), cdf.size - 1)
+        orig_rows = self.items.rows(human_ids[pick])
+        noise = Stream(seed, "content/rewrite_vec").normal(ids[is_rw], 0, size=d + 1)
+        scale = self.ctx.topic_spread / np.sqrt(d)
+        latent = latent.copy()
+        latent[is_rw] = normalize_rows(
+            self.items.latent[orig_rows] + p.rewrite_noise * scale * noise[:, :d]
+        )
+        quality = quality.copy()
+        quality[is_rw] = (
+            self.items.quality[orig_rows] + p.rewrite_noise * p.quality_std * noise[:, d]
+        )
+        topic = topic.copy()
+        topic[is_rw] = self.items.topic[orig_rows]
+        original = np.full(ids.shape[0], -1, np.int64)
+        original[is_rw] = human_ids[pick]
+        return latent, quality, topic, original
 
-        ``last_exposure`` is accepted for creators that react to exposure; these creators
-        publish at a constant rate regardless.
+    def step(self, t: int, last_exposure: tuple[np.ndarray, np.ndarray] | None) -> None:
+        """Creators exit and enter, items retire, then this step's items are published.
+
+        ``last_exposure`` (item ids and impressions at step t-1) drives creator exits and
+        which human items are popular enough to be rewritten.
         """
         self.t = t
+        self._react(t, last_exposure)
         keep = (t - self.items.published) < self.params.lifetime
         new = self._publish(self.params.items_per_step, published=t, share_step=t)
         if self._commissioned is not None:
@@ -270,33 +391,64 @@ class CreatorEcosystem:
         self._new_sources = new.source
         self.items = ItemTable.concat(self.items.select(keep), new)
 
+    def _react(self, t: int, last_exposure: tuple[np.ndarray, np.ndarray] | None) -> None:
+        """Creator exits and entries, and the popular human items, from last step's exposure."""
+        p = self.params
+        items = self.items
+        counts = np.zeros(items.item_ids.shape[0])
+        if last_exposure is not None and last_exposure[0].size:
+            shown_ids, shown_counts = last_exposure
+            pos, found = lookup_sorted(items.item_ids, shown_ids)
+            counts[pos[found]] = shown_counts[found]
+        if p.exit_threshold > 0 and last_exposure is not None:
+            per_creator = self.pool.exposure(items.creator, counts)
+            self.pool.settle(t, per_creator, p.exit_threshold, p.exit_patience)
+        self.pool.enter(t, p.creators_per_step, self.aigc_share(t))
+        if p.rewrite_share > 0:
+            human = items.source == 0
+            weight = counts[human] if counts[human].sum() > 0 else np.ones(int(human.sum()))
+            self._popular = (items.item_ids[human], weight)
+
+    # ------------------------------------------------------------------ black-box rewriter
+    def rewrite_features(self, item_ids: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """The observable features of an "LLM rewrite" of each item (a black box for agents).
+
+        A rewrite carries the AIGC style once more and fresh feature noise:
+        ``features + style_magnitude * s + feature_noise * z / sqrt(d)``, ``z`` keyed by the
+        item id. Human items become AIGC-like copies, AIGC items re-rewritten copies. This
+        is what Zhou et al.'s black-box debiasing needs — a rewrite function, no source
+        labels — and exposes no latent truth.
+        """
+        p, d = self.params, self.ctx.dim
+        z = Stream(self.ctx.seed, "content/llm_rewrite").normal(np.asarray(item_ids), 0, size=d)
+        out = features + p.style_magnitude * self.style + p.feature_noise * z / np.sqrt(d)
+        return out.astype(np.float32)
+
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
         """The dynamic state: live items, creators' topics and vectors, id counter, step."""
         return {
             "items": dict(self.items.__dict__),
-            "creator_topic": self.creator_topic.copy(),
-            "creator_vec": self.creator_vec.copy(),
+            "pool": {k: v.copy() for k, v in vars(self.pool).items() if isinstance(v, np.ndarray)},
             "next_id": self._next_id,
             "new_sources": self._new_sources,
+            "popular": self._popular,
             "t": self.t,
             "commissioned": self._commissioned,
         }
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore what :meth:`state_dict` returned (the creator counts must match)."""
-        if state["creator_topic"].shape != self.creator_topic.shape:
-            raise ValueError(
-                f"Expects {self.creator_topic.shape[0]} creators in the saved state, actual: "
-                f"{state['creator_topic'].shape[0]}"
-            )
-        if state["creator_vec"].shape != self.creator_vec.shape:
+        """Restore what :meth:`state_dict` returned (same dimension)."""
+        pool = state["pool"]
+        if pool["vec"].shape[1] != self.pool.vec.shape[1]:
             raise ValueError("the saved creator vectors have another dimension")
+        for key, value in pool.items():
+            if key != "centres":
+                setattr(self.pool, key, value.copy())
         self.items = ItemTable(**state["items"])
-        self.creator_topic = state["creator_topic"].copy()
-        self.creator_vec = state["creator_vec"].copy()
         self._next_id = int(state["next_id"])
         self._new_sources = state["new_sources"]
+        self._popular = state["popular"]
         self.t = int(state["t"])
         self._commissioned = state["commissioned"]
 

@@ -95,7 +95,7 @@ def restore(world: World, state: dict[str, Any], saved: Scenario) -> None:
     ``saved`` is the scenario the checkpoint was taken under; components whose settings
     differ from ``world.scenario`` are rebuilt and given the saved learned state.
     """
-    from simlab.world import Truth
+    from simlab.world import Truth, bind_rewriter, reranker_specs
 
     if state.get("format") != FORMAT:
         raise RunStoreError(
@@ -121,8 +121,9 @@ def restore(world: World, state: dict[str, Any], saved: Scenario) -> None:
     world.platform._log.clear()
     world.platform._log.extend(plat["log"])
     world.platform._pending = list(plat["pending"])
-    old_specs = saved.platform.rerankers
-    for i, spec in enumerate(new.platform.rerankers):
+    saved_index = _agent_index(saved, world.agent_label)
+    old_specs = reranker_specs(saved, saved_index) if saved_index is not None else []
+    for i, spec in enumerate(reranker_specs(new, world.agent_index)):
         if i < len(old_specs) and _same(spec, old_specs[i]):
             world.platform.rerankers[i] = plat["rerankers"][i]
     # agent
@@ -132,6 +133,7 @@ def restore(world: World, state: dict[str, Any], saved: Scenario) -> None:
         agent = _transfer(agent, spec.cls(spec.params, world.context), f"agent '{spec.label}'")
     if getattr(agent, "privileged", False):
         agent.bind_truth(Truth(world))
+    bind_rewriter(agent, world)
     world.agent = agent
     # metrics keep their running state (e.g. cumulative consumption); new ones start fresh
     saved_metrics = state["metrics"]
@@ -142,11 +144,16 @@ def restore(world: World, state: dict[str, Any], saved: Scenario) -> None:
     world._last_exposure = state["last_exposure"]
 
 
-def _find_agent(scenario: Scenario, label: str):
-    for spec in scenario.agents:
+def _agent_index(scenario: Scenario, label: str) -> int | None:
+    for i, spec in enumerate(scenario.agents):
         if spec.label == label:
-            return spec
+            return i
     return None
+
+
+def _find_agent(scenario: Scenario, label: str):
+    i = _agent_index(scenario, label)
+    return None if i is None else scenario.agents[i]
 
 
 # ---------------------------------------------------------------------- files

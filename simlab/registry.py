@@ -48,15 +48,23 @@ _BUILTINS: dict[str, dict[str, str]] = {
     },
     "rerankers": {
         "popularity-penalty": "simlab.agents.rerank:PopularityPenaltyReranker",
+        "calibration": "simlab.agents.rerank:CalibrationReranker",
+        "mmr": "simlab.agents.rerank:MMRReranker",
+        "xquad": "simlab.agents.rerank:XQuADReranker",
+        "fair": "simlab.agents.rerank:FairReranker",
+        "exploration-floor": "simlab.agents.rerank:ExplorationFloorReranker",
+        "style-removal": "simlab.agents.rerank:StyleRemovalReranker",
     },
     "metrics": {
         "engagement": "simlab.metrics.engagement:EngagementMetric",
         "exposure": "simlab.metrics.fairness:ExposureMetric",
-        "creators": "simlab.metrics.fairness:CreatorMetric",
+        "item_fairness": "simlab.metrics.fairness:ItemFairnessMetric",
+        "creators": "simlab.metrics.creators:CreatorMetric",
         "source": "simlab.metrics.source:SourceMetric",
         "diversity": "simlab.metrics.echo:DiversityMetric",
         "drift": "simlab.metrics.echo:InterestDriftMetric",
         "homogenization": "simlab.metrics.echo:HomogenizationMetric",
+        "topics": "simlab.metrics.topics:TopicMetric",
     },
 }
 for _kind, _entries in _BUILTINS.items():

@@ -122,6 +122,11 @@ class AgentSpec(ComponentSpec):
     """One agent to compare; ``name`` labels it in metrics (defaults to ``model``)."""
 
     name: str | None = Field(None, description="Label in metrics and summaries.")
+    rerankers: list[ComponentSpec] = Field(
+        default_factory=list,
+        description="Interventions for this agent only, applied in order after "
+        "`platform.rerankers` (e.g. `[{model: calibration}, {model: fair, protected: aigc}]`).",
+    )
 
     @property
     def label(self) -> str:
@@ -129,9 +134,11 @@ class AgentSpec(ComponentSpec):
         return self.name or self.model
 
     def resolved(self) -> dict[str, Any]:
-        """Like :meth:`ComponentSpec.resolved`, with the label."""
+        """Like :meth:`ComponentSpec.resolved`, with the label and its re-rankers."""
         out = super().resolved()
         out = {"model": out.pop("model"), "name": self.label, **out}
+        if self.rerankers:
+            out["rerankers"] = [r.resolved() for r in self.rerankers]
         return out
 
 
@@ -564,6 +571,8 @@ def _resolve_all(scenario: Scenario) -> list[str]:
     errors += _resolve_component(scenario.content, "content", ["content"])
     for i, agent in enumerate(scenario.agents):
         errors += _resolve_component(agent, "agents", ["agents", i])
+        for j, rr in enumerate(agent.rerankers):
+            errors += _resolve_component(rr, "rerankers", ["agents", i, "rerankers", j])
     for i, rr in enumerate(scenario.platform.rerankers):
         errors += _resolve_component(rr, "rerankers", ["platform", "rerankers", i])
     labels = scenario.agent_labels()

@@ -157,6 +157,37 @@ class Truth:
         return w.population.expected_utility(t, user_ids, item_ids, w.content.latent())
 
 
+class Rewriter:
+    """The content model's black-box rewrite function, for agents that debias by source.
+
+    ``rewriter(item_ids, features)`` returns the observable features of a rewrite of each
+    item (see ``CreatorEcosystem.rewrite_features``); like :class:`Truth`, a pickled agent
+    drops it and the world binds a new one on restore.
+    """
+
+    def __init__(self, world: World | None) -> None:
+        self._world = world
+
+    def __reduce__(self):
+        return (Rewriter, (None,))
+
+    def __call__(self, item_ids: np.ndarray, features: np.ndarray) -> np.ndarray:
+        if self._world is None:
+            raise RuntimeError("this rewriter is not bound to a world (restored agent?)")
+        return self._world.content.rewrite_features(item_ids, features)
+
+
+def bind_rewriter(agent: Any, world: World) -> None:
+    """Give ``agent`` the world's rewriter when it asks for one (``bind_rewriter``)."""
+    if hasattr(agent, "bind_rewriter") and hasattr(world.content, "rewrite_features"):
+        agent.bind_rewriter(Rewriter(world))
+
+
+def reranker_specs(scenario: Scenario, agent_index: int) -> list[Any]:
+    """The re-rankers of one agent's world: the platform's, then the agent's own."""
+    return [*scenario.platform.rerankers, *scenario.agents[agent_index].rerankers]
+
+
 def check_shape(slates: Slates, obs: Observation, k: int, who: str) -> None:
     """The cheap half of the slate contract: shape and users (the rest is per user shard)."""
     ids = slates.item_ids
@@ -255,7 +286,8 @@ class World:
         self.content = scenario.content.cls(scenario.content.params, ctx)
         self.population = population if population is not None else LocalPopulation(scenario, seed)
         self.context = replace(ctx, num_users=int(self.population.num_users))
-        rerankers = [r.cls(r.params, self.context) for r in scenario.platform.rerankers]
+        specs = reranker_specs(scenario, agent_index)
+        rerankers = [r.cls(r.params, self.context) for r in specs]
         self.platform = Platform(scenario.platform, self.context, rerankers)
         self.platform.clicks = getattr(self.population, "clicks", None)
         spec = scenario.agents[agent_index]
@@ -264,6 +296,7 @@ class World:
             agent = spec.cls(spec.params, self.context)
             if getattr(agent, "privileged", False):
                 agent.bind_truth(Truth(self))
+            bind_rewriter(agent, self)
         self.agent = agent
         self.metrics: list[Metric] = self._build_metrics(scenario.metrics)
         self.t = 0
@@ -365,6 +398,7 @@ class World:
             new_item_sources=content.new_item_sources,
             interest_source=self.population.interests,
             exposure=counts,
+            creators=self.content.creators() if hasattr(self.content, "creators") else None,
         )
         row: dict[str, float] = {}
         for name, m in zip(self.scenario.metrics, self.metrics, strict=True):

@@ -27,7 +27,10 @@ from simlab.cli import main
 BAD_DIR = Path(__file__).parent / "data" / "bad_scenarios"
 
 AGENT_NAMES = "Allowed: " + ", ".join(registry.names("agents"))
-METRIC_NAMES = "Allowed: creators, diversity, drift, engagement, exposure, homogenization, source"
+METRIC_NAMES = (
+    "Allowed: creators, diversity, drift, engagement, exposure, homogenization, "
+    "item_fairness, source, topics"
+)
 TOP_FIELDS = "Allowed: name, description, steps, seeds, world, users, content, platform, agents"
 
 BAD_FILES: dict[str, list[str]] = {

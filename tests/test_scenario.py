@@ -173,7 +173,7 @@ def test_defaults_filled_in():
     assert data["platform"]["deploy_lag"] == 1
     assert data["platform"]["rerankers"] == []
     assert data["users"]["drift_rate"] == 0.0
-    assert data["content"]["phases"] == [{"until": None, "aigc_share": 0.0}]
+    assert data["content"]["phases"] == [{"until": None, "aigc_share": 0.0, "ramp": 0}]
     assert data["agents"][0] == {"model": "random", "name": "random"}
     assert data["agents"][1] == {"model": "popularity", "name": "popularity", "signal": "clicks"}
     assert data["metrics"] == registry.names("metrics")

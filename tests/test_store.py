@@ -25,12 +25,16 @@ from simlab.scenario import load_scenario
 from simlab.store import ID_COLUMNS, RunStore, TrialInfo, list_runs, open_run, read_metrics
 
 STEPS = 6
+AIGC = (("content.phases", [{"aigc_share": 0.5}]), "content.rewrite_share=0.5")
 
 
 @pytest.fixture(scope="module")
 def completed(tmp_path_factory: pytest.TempPathFactory) -> RunStore:
-    """A finished run: two agents x two seeds x STEPS steps."""
-    sc = make_small(steps=STEPS, seeds=2)
+    """A finished run: two agents x two seeds x STEPS steps.
+
+    AIGC and rewrites are on, so every source measure is defined.
+    """
+    sc = make_small(*AIGC, steps=STEPS, seeds=2)
     return run_scenario(sc, out_dir=tmp_path_factory.mktemp("runs"), run_id="done")
 
 
@@ -47,7 +51,7 @@ def test_run_directory_layout(completed: RunStore):
 def test_scenario_yaml_loads_back(completed: RunStore):
     """scenario.yaml is the fully resolved scenario and validates again."""
     sc = load_scenario(completed.path / "scenario.yaml")
-    assert sc.resolved_dict() == make_small(steps=STEPS, seeds=2).resolved_dict()
+    assert sc.resolved_dict() == make_small(*AIGC, steps=STEPS, seeds=2).resolved_dict()
 
 
 def test_manifest(completed: RunStore):

@@ -55,7 +55,7 @@ from typing import Any, Literal
 import numpy as np
 from gymnasium import spaces
 
-from simlab.environments.gym.sessions import episode_seed
+from simlab.environments.gym.sessions import episode_seed, info_row
 from simlab.errors import DependencyNotInstalled, ScenarioError, did_you_mean
 from simlab.rng import check_seed
 from simlab.scenario import Scenario, load_scenario, parse_scenario
@@ -282,7 +282,7 @@ class CreatorsParallelEnv(ParallelEnv):
                 "exposure": int(exposure[i]),
                 "clicks": int(clicks[i]),
                 "topic": int(topics[i]),
-                "metrics": row,
+                "metrics": info_row(row),
             }
             for i, a in enumerate(agents)
         }

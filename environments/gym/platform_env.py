@@ -34,6 +34,7 @@ from .sessions import (
     RewardKind,
     WorldSessions,
     build_scenario,
+    info_row,
     override_pairs,
 )
 
@@ -130,5 +131,5 @@ class PlatformEnv(gym.Env):
                 reward -= w * row[col]
         terminated = bool(self.sessions.churned.all())
         truncated = self._steps >= self.max_steps and not terminated
-        info = {**row, "clicked": clicked, "served": served}
+        info = {**info_row(row), "clicked": clicked, "served": served}
         return self._obs(), reward, terminated, truncated, info

@@ -83,6 +83,14 @@ class RewardKind(str, Enum):
             raise ValueError(f"Expects `reward` in {valid}, actual value: {value!r}") from None
 
 
+def info_row(row: Mapping[str, float]) -> dict[str, float | None]:
+    """A metric row for an env's ``info``: undefined (NaN) values become ``None``.
+
+    (NaN never equals itself, so NaN in ``info`` would fail Gymnasium's determinism checks.)
+    """
+    return {k: None if isinstance(v, float) and v != v else v for k, v in row.items()}
+
+
 def override_pairs(overrides: Overrides) -> list[str | tuple[str, Any]]:
     """Overrides as a list of ``"path=value"`` strings or ``(path, value)`` pairs."""
     if overrides is None:

@@ -15,7 +15,7 @@ and ``world`` sections):
   (``reward="engagement"``, the default), 0 without a click or a visit;
 * ``terminated`` when the user churns; ``truncated`` after ``max_steps`` steps (default the
   scenario's ``steps``);
-* ``info``: the simlab metric row of the step (``group/name`` keys, NaN where undefined)
+* ``info``: the simlab metric row of the step (``group/name`` keys, None where undefined)
   plus ``clicked`` and ``served``.
 """
 
@@ -30,7 +30,14 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector.utils import batch_space
 
-from .sessions import EpisodeSeeds, Overrides, RewardKind, WorldSessions, build_scenario
+from .sessions import (
+    EpisodeSeeds,
+    Overrides,
+    RewardKind,
+    WorldSessions,
+    build_scenario,
+    info_row,
+)
 
 try:  # gymnasium >= 1.1 declares the autoreset mode; 1.0 has only next-step autoreset
     from gymnasium.vector import AutoresetMode
@@ -140,7 +147,7 @@ class SlateRecEnv(_ScenarioEnvMixin, gym.Env):
         reward = float(self._rewards(clicked, engagement)[0])
         terminated = bool(self.sessions.churned[0])
         truncated = self._steps >= self.max_steps and not terminated
-        info = {**row, "clicked": bool(clicked[0]), "served": served}
+        info = {**info_row(row), "clicked": bool(clicked[0]), "served": served}
         return self._obs(), reward, terminated, truncated, info
 
 
@@ -234,7 +241,7 @@ class SlateRecVectorEnv(_ScenarioEnvMixin, gym.vector.VectorEnv):
         n = self.num_envs
         info: dict[str, Any] = {}
         if row is not None:
-            for k, v in row.items():
+            for k, v in info_row(row).items():
                 info[k] = np.full(n, v)
                 info["_" + k] = np.ones(n, bool)
         if arrays is not None:

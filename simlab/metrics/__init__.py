@@ -5,10 +5,12 @@ name in a scenario's ``metrics`` list.
 """
 
 from simlab.metrics.base import Metric, StepSnapshot, safe_ratio
+from simlab.metrics.creators import CreatorMetric
 from simlab.metrics.echo import DiversityMetric, HomogenizationMetric, InterestDriftMetric
 from simlab.metrics.engagement import EngagementMetric
-from simlab.metrics.fairness import CreatorMetric, ExposureMetric, exposure_counts, gini
+from simlab.metrics.fairness import ExposureMetric, ItemFairnessMetric, exposure_counts, gini
 from simlab.metrics.source import SourceMetric
+from simlab.metrics.topics import TopicMetric
 
 __all__ = [
     # protocol
@@ -19,10 +21,12 @@ __all__ = [
     "EngagementMetric",
     "ExposureMetric",
     "CreatorMetric",
+    "ItemFairnessMetric",
     "SourceMetric",
     "DiversityMetric",
     "InterestDriftMetric",
     "HomogenizationMetric",
+    "TopicMetric",
     # functions
     "gini",
     "exposure_counts",

@@ -44,6 +44,8 @@ class StepSnapshot:
             world already computed it (else :meth:`rows` computes it).
         exposure: ``(N,)`` impressions of each live item at the step (catalog order) when
             the world already counted them (else :meth:`exposure_counts` counts them).
+        creators: the content model's creator table (``source``, ``active``, ``entered``,
+            ``exited`` per creator ever seen) when it has one, else None.
 
     ``interest_source`` may stand in for the two interest matrices: a callable returning
     ``(current, initial)``, called only if a metric reads them (on Ray it gathers them from
@@ -59,6 +61,7 @@ class StepSnapshot:
         "new_item_sources",
         "slate_rows",
         "exposure",
+        "creators",
         "_interests",
         "_initial",
         "_source",
@@ -77,6 +80,7 @@ class StepSnapshot:
         slate_rows: np.ndarray | None = None,
         interest_source: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
         exposure: np.ndarray | None = None,
+        creators: Any = None,
     ) -> None:
         self.step = step
         self.num_users = num_users
@@ -86,6 +90,7 @@ class StepSnapshot:
         self.new_item_sources = new_item_sources
         self.slate_rows = slate_rows
         self.exposure = exposure
+        self.creators = creators
         self._interests = interests
         self._initial = initial_interests
         self._source = interest_source

@@ -1,38 +1,137 @@
-"""Source mix: AIGC share of exposure and of production."""
+"""Source mix and source bias: AIGC shares, the source-bias ratio, llm_ratio, relative delta.
+
+Shares per step: ``source/aigc_exposure_share`` = AIGC impressions / impressions;
+``source/aigc_production_share`` = AIGC items / items published this step;
+``source/aigc_click_share`` = clicks on AIGC items / clicks; ``source/aigc_catalog_share`` =
+AIGC items / live items.
+
+Source bias (Zhou et al., "Source Echo Chamber"):
+
+- ``source/bias_ratio`` = exposure share / production share (1 = exposure in proportion to
+  what is produced; above 1 = AIGC over-exposed); NaN while nothing AIGC is produced.
+- ``source/llm_ratio``: over paired copies — an AIGC rewrite and the live human item it
+  copies (``ItemTable.original``) — in one user's slate, the share of pairs whose AIGC copy
+  the agent ranks higher. A pair counts when at least one copy is in the slate; the shown
+  copy ranks higher than an unshown one, else the higher slot wins. 0.5 = no preference.
+- ``source/relative_delta`` = (E_human - E_aigc) / mean(E_human, E_aigc), with E the
+  position-discounted exposure per live item of the source (each impression at slot k,
+  from 0, weighs 1/log2(k + 2), the DCG discount). Negative = ranked in favour of AIGC.
+
+The per-slate sums (discounted exposure, pairs) are computed per user shard and reduced.
+"""
 
 from __future__ import annotations
 
+import numpy as np
+
+from simlab.batch import lookup_sorted
 from simlab.metrics.base import Metric, StepSnapshot, safe_ratio
 
 __all__ = ["SourceMetric"]
 
 
 class SourceMetric(Metric):
-    """AIGC shares of exposure and production per step.
-
-    ``source/aigc_exposure_share`` = AIGC items among all slate impressions;
-    ``source/aigc_production_share`` = AIGC items among the items published this step;
-    ``source/aigc_click_share`` = AIGC items among the clicked items.
-    """
+    """AIGC shares and source-bias measures per step (see the module docstring)."""
 
     name = "source"
     columns = (
         "source/aigc_exposure_share",
         "source/aigc_production_share",
         "source/aigc_click_share",
+        "source/aigc_catalog_share",
+        "source/bias_ratio",
+        "source/llm_ratio",
+        "source/relative_delta",
     )
     summary = {c: "mean" for c in columns}
 
-    def measure(self, snap: StepSnapshot) -> dict[str, float]:
-        """AIGC shares of impressions and of new items."""
+    def partial(self, snap: StepSnapshot) -> dict[str, float]:
+        """Discounted exposure by source and AIGC-first pairs over the shard's slates."""
+        slates = snap.feedback.slates
+        b, k = slates.shape
+        if b == 0:
+            return {"dexp_human": 0.0, "dexp_aigc": 0.0, "aigc_first": 0, "pairs": 0}
+        items = snap.items
+        rows = snap.rows()
+        src = items.source[rows]
+        w = 1.0 / np.log2(np.arange(k) + 2.0)
+        dexp_aigc = float((w * (src == 1)).sum(dtype=np.float64))
+        dexp_human = float((w * (src == 0)).sum(dtype=np.float64))
+        aigc_first, pairs = _pair_order(items, rows, slates)
+        return {
+            "dexp_human": dexp_human,
+            "dexp_aigc": dexp_aigc,
+            "aigc_first": aigc_first,
+            "pairs": pairs,
+        }
+
+    def reduce(self, parts: list[dict[str, float]], snap: StepSnapshot) -> dict[str, float]:
+        """Shares from the step's exposure counts and clicks; bias measures from the parts."""
         counts = snap.exposure_counts()
-        aigc = int(counts[snap.items.source == 1].sum())
+        source = snap.items.source
+        aigc = int(counts[source == 1].sum())
         new = snap.new_item_sources
         fb = snap.feedback
         clicked = fb.clicked_items[fb.clicked]
-        click_src = snap.items.source[snap.catalog.rows(clicked)] if clicked.size else clicked
+        click_src = source[snap.catalog.rows(clicked)] if clicked.size else clicked
+        exposure_share = safe_ratio(aigc, int(counts.sum()))
+        production_share = safe_ratio(new.sum(), new.size)
+        live_aigc = int((source == 1).sum())
+        live_human = int(source.shape[0]) - live_aigc
+        e_h = safe_ratio(sum(p["dexp_human"] for p in parts), live_human)
+        e_a = safe_ratio(sum(p["dexp_aigc"] for p in parts), live_aigc)
+        both = e_h + e_a
         return {
-            "source/aigc_exposure_share": safe_ratio(aigc, int(counts.sum())),
-            "source/aigc_production_share": safe_ratio(new.sum(), new.size),
+            "source/aigc_exposure_share": exposure_share,
+            "source/aigc_production_share": production_share,
             "source/aigc_click_share": safe_ratio(int(click_src.sum()), clicked.size),
+            "source/aigc_catalog_share": safe_ratio(live_aigc, source.shape[0]),
+            "source/bias_ratio": safe_ratio(exposure_share, production_share),
+            "source/llm_ratio": safe_ratio(
+                sum(p["aigc_first"] for p in parts), sum(p["pairs"] for p in parts)
+            ),
+            "source/relative_delta": (e_h - e_a) / (both / 2) if both > 0 else float("nan"),
         }
+
+
+def _pair_order(items, rows: np.ndarray, slates: np.ndarray) -> tuple[int, int]:
+    """``(pairs whose AIGC copy ranks higher, pairs)`` in the slates (see llm_ratio)."""
+    original = items.original
+    live_pair = original >= 0
+    if not live_pair.any():
+        return 0, 0
+    # live (original, rewrite) pairs whose original is live too
+    rw_ids = items.item_ids[live_pair]
+    orig_ids = original[live_pair]
+    keep = lookup_sorted(items.item_ids, orig_ids)[1]
+    rw_ids, orig_ids = rw_ids[keep], orig_ids[keep]
+    if rw_ids.size == 0:
+        return 0, 0
+    b, k = slates.shape
+    user = np.repeat(np.arange(b, dtype=np.int64), k)
+    flat = np.ascontiguousarray(slates).ravel()
+    pos = np.tile(np.arange(k, dtype=np.int64), b)
+    span = int(max(flat.max(), orig_ids.max())) + 1
+    keys = user * span + flat
+    order = np.argsort(keys, kind="stable")
+    skeys, spos = keys[order], pos[order]
+    # AIGC side: every shown rewrite of a live original
+    src = original[rows].ravel()
+    shown_rw = src >= 0
+    shown_rw &= lookup_sorted(items.item_ids, np.maximum(src, 0))[1]
+    a_user, a_pos, a_orig = user[shown_rw], pos[shown_rw], src[shown_rw]
+    at, found = lookup_sorted(skeys, a_user * span + a_orig)
+    aigc_first = int((~found | (spos[at] > a_pos)).sum())
+    pairs = int(shown_rw.sum())
+    # human side: shown originals whose live rewrite is not in the same slate
+    by_orig = np.argsort(orig_ids, kind="stable")
+    o_sorted, r_sorted = orig_ids[by_orig], rw_ids[by_orig]
+    lo = np.searchsorted(o_sorted, flat, side="left")
+    hi = np.searchsorted(o_sorted, flat, side="right")
+    reps = hi - lo
+    if reps.sum():
+        idx = np.repeat(lo - np.cumsum(reps) + reps, reps) + np.arange(reps.sum())
+        h_user = np.repeat(user, reps)
+        missing = ~lookup_sorted(skeys, h_user * span + r_sorted[idx])[1]
+        pairs += int(missing.sum())
+    return aigc_first, pairs

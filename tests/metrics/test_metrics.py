@@ -255,9 +255,35 @@ def test_creator_metric_counts_creators_with_live_items():
 
     items = make_items([1, 2, 3, 4, 5], source=[0, 0, 1, 1, 0])
     items.creator = np.array([7, 7, 9, 9, 8])  # creators 7 and 8 human, 9 AIGC
-    fb = make_feedback([0], [[1, 2]], [-1])
+    fb = make_feedback([0, 1], [[1, 2], [1, 3]], [-1, -1])
     row = CreatorMetric(CTX).measure(make_snapshot(fb, items))
-    assert row == {"creators/active_human": 2, "creators/active_aigc": 1}
+    assert row["creators/active_human"] == 2 and row["creators/active_aigc"] == 1
+    # impressions per creator: 7 -> 3 (items 1, 2, 1), 8 -> 0, 9 -> 1 (item 3)
+    assert row["creators/exposure_gini"] == pytest.approx(gini_by_mean_difference([3, 0, 1]))
+    assert math.isnan(row["creators/survival"])  # no creator table: survival unknown
+
+
+def test_creator_metric_with_a_creator_table():
+    """Exited creators are not active; survival = active / ever seen."""
+    from simlab.environments.creator_pool import CreatorTable
+    from simlab.metrics import CreatorMetric
+
+    items = make_items([1, 2, 3], source=[0, 1, 0])
+    items.creator = np.array([0, 2, 3])
+    table = CreatorTable(
+        source=np.array([0, 0, 1, 0], np.int8),
+        active=np.array([True, False, True, True]),
+        entered=np.array([-1, -1, -1, 4]),
+        exited=np.array([-1, 6, -1, -1]),
+    )
+    fb = make_feedback([0], [[1, 2]], [-1])
+    snap = make_snapshot(fb, items)
+    snap.creators = table
+    row = CreatorMetric(CTX).measure(snap)
+    assert (row["creators/active_human"], row["creators/active_aigc"]) == (2, 1)
+    assert row["creators/survival"] == pytest.approx(3 / 4)
+    # active creators 0, 2, 3 got 1, 1, 0 impressions
+    assert row["creators/exposure_gini"] == pytest.approx(gini_by_mean_difference([1, 1, 0]))
 
 
 def test_source_metric_empty_is_nan():

@@ -60,7 +60,9 @@ def test_info_carries_credit_and_metrics():
     assert rewards["creator_1"] == infos["creator_1"]["exposure"]
     assert infos["creator_0"]["clicks"] <= infos["creator_0"]["exposure"]
     assert infos["creator_0"]["metrics"]
-    assert all(np.isfinite(v) for v in infos["creator_0"]["metrics"].values() if v is not None)
+    metrics = infos["creator_0"]["metrics"]
+    assert np.isfinite(metrics["engagement/ctr"]) and np.isfinite(metrics["exposure/gini"])
+    assert not any(np.isinf(v) for v in metrics.values() if v is not None)  # NaN = undefined
 
 
 def test_favoured_topic_earns_more_exposure():

@@ -1,0 +1,214 @@
+"""Topic-level echo-chamber measures: interest entropy, degeneracy, calibration, filter bubble.
+
+All four columns are read off one snapshot: the live items' latent embeddings and topics,
+the users' latent interests (current and at step 0) and the served slates.
+
+**Topic centres and topic mixes.** At step ``t`` let ``T`` be the topics with at least one
+live item (``K = |T|``; topics with no live item are skipped). A topic's centre is the
+normalised mean latent embedding of its live items::
+
+    c_k = m_k / ||m_k||,    m_k = mean_{i live, topic_i = k} e_i        (k in T)
+
+(``e_i`` are the items' unit latent vectors; a zero mean gives a zero centre.) A user's
+topic mix is a softmax of the similarities of her interest to the centres::
+
+    p_u(k) = exp(tau <x_u, c_k>) / sum_{j in T} exp(tau <x_u, c_j>),    tau = temperature
+
+Why a softmax of similarities: latent interests are unit vectors built as normalised
+mixtures of topic centres, not distributions over topics, so a user's topic mix is not
+stored anywhere. Her cosine similarity to each centre tracks her mixture weights (the more
+of a centre she mixes in, the closer she is to it), and the softmax turns it into a
+distribution that is smooth in ``x_u`` (an arg-max would jump), strictly positive (so the
+KL below is finite) and that sharpens with ``temperature`` (``tau = 5`` spans odds of at
+most ``e^10`` between two topics).
+
+**Columns** (``U`` = all users; a served user ``u`` has a slate ``L_u`` of ``n`` items; a
+user shard sums over its own users, the reduce divides):
+
+- ``echo/interest_entropy``: mean over *all* users (the population, served or not) of the
+  normalised entropy ``H(p_u) / log K`` with ``H(p) = -sum_k p(k) log p(k)`` (1 = uniform
+  over the present topics, 0 = one topic). NaN when fewer than 2 topics are present.
+- ``echo/interest_degeneracy``: ``|| mean_{u in U} x_u(t) - mean_{u in U} x_u(0) ||_2``,
+  the drift of the population's mean interest vector: Jiang et al.'s (AIES 2019)
+  ``||mu_t - mu_0||`` at the population level (the per-user mean distance is
+  ``echo/interest_drift``). Shards send the sums of their current and initial interests.
+- ``echo/calibration_kl``: mean over served users of ``KL(p_u || q~_u) = sum_k p_u(k)
+  log(p_u(k) / q~_u(k))`` (natural log), where ``q_u(k) = |{i in L_u: topic_i = k}| / n``
+  is the slate's topic mix and ``q~_u = (1 - a) q_u + a p_u`` with ``a = 0.01`` keeps it
+  finite (Steck, RecSys 2018). 0 when a slate mirrors the user's mix.
+- ``echo/filter_bubble``: share of slate items, over all served users' slates, whose topic
+  is the user's top topic ``argmax_k p_u(k)`` (the first one on a tie).
+
+The last two are NaN without served users (or with empty slates); entropy, calibration and
+filter bubble are NaN with no live item, degeneracy without users.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from simlab.metrics.base import Metric, StepSnapshot
+
+__all__ = ["TopicMetric", "topic_centres_of", "topic_mix"]
+
+
+def topic_centres_of(topic: np.ndarray, latent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Present topics and their unit centres: the normalised mean latent of each topic.
+
+    Args:
+        topic: ``(N,)`` topic of each live item.
+        latent: ``(N, d)`` latent item embeddings.
+
+    Returns:
+        ``(present, centres)``: ``(K,)`` sorted topic ids with a live item, and
+        ``(K, d)`` float64 unit centres (a zero row where a topic's mean is zero).
+    """
+    present, inverse = np.unique(topic, return_inverse=True)
+    sums = np.zeros((present.shape[0], latent.shape[1]), np.float64)
+    np.add.at(sums, inverse.ravel(), latent.astype(np.float64))
+    # the mean has the direction of the sum, so normalising the sum gives the same centre
+    norm = np.linalg.norm(sums, axis=1, keepdims=True)
+    return present, sums / np.where(norm > 0, norm, 1.0)
+
+
+def topic_mix(interests: np.ndarray, centres: np.ndarray, temperature: float) -> np.ndarray:
+    """Log topic mixes ``log p_u(k)``: a log-softmax of ``temperature * <x_u, c_k>``.
+
+    Args:
+        interests: ``(num_users, d)`` latent interests.
+        centres: ``(K, d)`` topic centres.
+        temperature: the softmax's inverse temperature ``tau``.
+
+    Returns:
+        ``(num_users, K)`` float64 log-probabilities (exact, no ``log(0)``).
+    """
+    logits = temperature * (interests.astype(np.float64) @ centres.T)
+    logits -= logits.max(axis=1, keepdims=True)
+    return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+
+
+class TopicMetric(Metric):
+    """Topic-level echo-chamber measures (see the module docstring for the formulas).
+
+    Sharded: each user shard sums entropies, interests, KLs and top-topic hits over its own
+    users; :meth:`reduce` divides. On a shard ``ctx.user_range = (lo, hi)`` and the
+    snapshot's interests are rows ``lo..hi-1``, so a served user ``u``'s row is ``u - lo``.
+    """
+
+    name = "topics"
+    columns = (
+        "echo/interest_entropy",
+        "echo/interest_degeneracy",
+        "echo/calibration_kl",
+        "echo/filter_bubble",
+    )
+    summary = {
+        "echo/interest_entropy": "last",
+        "echo/interest_degeneracy": "last",
+        "echo/calibration_kl": "mean",
+        "echo/filter_bubble": "mean",
+    }
+    # inverse temperature of the softmax over interest-centre similarities
+    temperature = 5.0
+    # Steck's smoothing weight of the user's mix in the slate's mix
+    calibration_alpha = 0.01
+
+    def _first_user(self) -> int:
+        """The global id of the shard's first user (0 when the metric holds all users)."""
+        user_range = getattr(self.ctx, "user_range", None)
+        return int(user_range[0]) if user_range else 0
+
+    def partial(self, snap: StepSnapshot) -> dict[str, Any]:
+        """Sums and counts over the shard's users (``snap`` holds only them).
+
+        Returns:
+            ``entropy_sum`` / ``entropy_users`` (normalised entropies of all users),
+            ``current_sum`` / ``initial_sum`` (``(d,)`` float64 interest sums) and
+            ``users``, ``kl_sum`` / ``served`` (served users' calibration KL) and
+            ``bubble_hits`` / ``slate_items`` (slate items in the user's top topic).
+        """
+        current = np.asarray(snap.interests, np.float64)
+        initial = np.asarray(snap.initial_interests, np.float64)
+        out: dict[str, Any] = {
+            "entropy_sum": 0.0,
+            "entropy_users": 0,
+            "current_sum": current.sum(axis=0),
+            "initial_sum": initial.sum(axis=0),
+            "users": int(current.shape[0]),
+            "kl_sum": 0.0,
+            "served": 0,
+            "bubble_hits": 0,
+            "slate_items": 0,
+        }
+        items = snap.items
+        if items.topic.shape[0] == 0:
+            return out
+        present, centres = topic_centres_of(items.topic, items.latent)
+        num_topics = present.shape[0]
+        log_p = topic_mix(current, centres, self.temperature)  # (U, K)
+        if num_topics >= 2:
+            p = np.exp(log_p)
+            entropy = -(p * log_p).sum(axis=1) / np.log(num_topics)
+            out["entropy_sum"] = float(entropy.sum())
+            out["entropy_users"] = int(entropy.shape[0])
+        out.update(self._slate_sums(snap, present, log_p[self._served_rows(snap)]))
+        return out
+
+    def _served_rows(self, snap: StepSnapshot) -> np.ndarray:
+        """``(B,)`` rows of the served users in the shard's interest matrices."""
+        return np.asarray(snap.feedback.user_ids, np.int64) - self._first_user()
+
+    def _slate_sums(self, snap: StepSnapshot, present: np.ndarray, log_p: np.ndarray) -> dict:
+        """Calibration KL and top-topic hits of the served users' slates.
+
+        Args:
+            snap: the shard's snapshot.
+            present: ``(K,)`` the present topics.
+            log_p: ``(B, K)`` the served users' log topic mixes.
+        """
+        b, n = snap.feedback.slates.shape
+        if b == 0 or n == 0:
+            return {}
+        slot_topic = np.searchsorted(present, snap.items.topic[snap.rows()])  # (B, n)
+        p = np.exp(log_p)
+        q = np.zeros_like(p)
+        users = np.arange(b)
+        for s in range(n):  # one item per user and slot, so the fancy += does not collide
+            q[users, slot_topic[:, s]] += 1.0
+        q /= n
+        a = self.calibration_alpha
+        q_smooth = (1.0 - a) * q + a * p
+        # q~ >= a p > 0 wherever p > 0; a p that underflows to 0 adds 0 (0 log 0 = 0)
+        with np.errstate(divide="ignore"):
+            log_q = np.log(q_smooth)
+        terms = np.where(p > 0, p * (log_p - np.where(p > 0, log_q, 0.0)), 0.0)
+        top = p.argmax(axis=1)
+        return {
+            "kl_sum": float(terms.sum()),
+            "served": int(b),
+            "bubble_hits": int((slot_topic == top[:, None]).sum()),
+            "slate_items": int(b * n),
+        }
+
+    def reduce(self, parts: list[dict[str, Any]], snap: StepSnapshot) -> dict[str, float]:
+        """Divide the shards' sums: means per user, share per slate item, norm of the drift."""
+        nan = float("nan")
+
+        def total(key: str) -> Any:
+            return sum(part[key] for part in parts)
+
+        users = total("users")
+        drift = (total("current_sum") - total("initial_sum")) / users if users else None
+        entropy_users, served, slate_items = (
+            total("entropy_users"),
+            total("served"),
+            total("slate_items"),
+        )
+        return {
+            "echo/interest_entropy": total("entropy_sum") / entropy_users if entropy_users else nan,
+            "echo/interest_degeneracy": float(np.linalg.norm(drift)) if users else nan,
+            "echo/calibration_kl": total("kl_sum") / served if served else nan,
+            "echo/filter_bubble": total("bubble_hits") / slate_items if slate_items else nan,
+        }
