@@ -169,6 +169,22 @@ class PlatformSection(StrictModel):
     )
 
 
+class MeasuresSection(StrictModel):
+    """How often and on how much the expensive (pairwise) measures are computed."""
+
+    pairwise_every: int = Field(
+        1,
+        gt=0,
+        description="Steps between pairwise measures (echo/homogenization); NaN on the "
+        "steps between.",
+    )
+    pairwise_pairs: int = Field(
+        2000,
+        gt=0,
+        description="User pairs in the deterministic sample of pairwise measures.",
+    )
+
+
 class OutputSection(StrictModel):
     """Where and what the run writes."""
 
@@ -298,6 +314,10 @@ class Scenario(StrictModel):
         "`name` (label in metrics, default the model name).",
     )
     metrics: list[str] = Field(default_factory=_default_metrics, description="Metric groups.")
+    measures: MeasuresSection = Field(
+        default_factory=MeasuresSection,
+        description="Cadence and sample size of the expensive (pairwise) measures.",
+    )
     sweep: dict[str, list[Any]] = Field(
         default_factory=dict, description="Grid: field path -> list of values (cartesian product)."
     )

@@ -54,6 +54,8 @@ class WorldContext:
         num_users: size of the user population (0 until the users are built).
         user_range: ``(lo, hi)``: a user model built with it holds only users
             ``lo..hi-1`` (one user shard); ``None`` means every user.
+        pairwise_every: steps between pairwise measures (``measures.pairwise_every``).
+        pairwise_pairs: user pairs they sample (``measures.pairwise_pairs``).
     """
 
     seed: int
@@ -65,6 +67,8 @@ class WorldContext:
     history_length: int
     num_users: int = 0
     user_range: tuple[int, int] | None = None
+    pairwise_every: int = 1
+    pairwise_pairs: int = 2000
 
     @classmethod
     def from_scenario(cls, scenario: Scenario, seed: int) -> WorldContext:
@@ -77,6 +81,8 @@ class WorldContext:
             steps=scenario.steps,
             slate_size=scenario.platform.slate_size,
             history_length=scenario.platform.history_length,
+            pairwise_every=scenario.measures.pairwise_every,
+            pairwise_pairs=scenario.measures.pairwise_pairs,
         )
 
 

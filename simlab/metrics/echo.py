@@ -82,8 +82,11 @@ class HomogenizationMetric(Metric):
     The cumulative sets of consumed (clicked) items are compared over a fixed,
     deterministic sample of user pairs.
 
-    Pairs are drawn once per trial from the ``metrics/homogenization`` stream, so every
-    agent of a seed is measured on the same pairs. Pairs whose union is still empty count
+    Pairs (``measures.pairwise_pairs``, default 2,000) are drawn once per trial from the
+    ``metrics/homogenization`` stream, so every agent of a seed is measured on the same
+    pairs. With ``measures.pairwise_every = N`` the consumptions are gathered every step
+    but folded in and measured every N steps (NaN in between; the summary takes the last
+    measured value). Pairs whose union is still empty count
     as 0. The sets are kept as a sorted array of ``user << 32 | item`` keys and the
     intersections are updated incrementally from each step's new consumptions, so a step
     costs O(new clicks x pairs per user), not O(history).
@@ -97,7 +100,10 @@ class HomogenizationMetric(Metric):
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
         n = int(ctx.num_users)
-        num_pairs = min(self.max_pairs, n * (n - 1) // 2) if n > 1 else 0
+        self.every = int(getattr(ctx, "pairwise_every", 1))
+        self._pending: list[np.ndarray] = []
+        cap = int(getattr(ctx, "pairwise_pairs", self.max_pairs))
+        num_pairs = min(cap, n * (n - 1) // 2) if n > 1 else 0
         pid = np.arange(num_pairs)
         s = Stream(ctx.seed, "metrics/homogenization")
         a = s.integers(pid, 0, n)
@@ -129,7 +135,11 @@ class HomogenizationMetric(Metric):
         users = fb.user_ids[clicked]
         items = fb.clicked_items[clicked]
         keep = self._tracked[users]
-        new = np.unique((users[keep] << 32) | items[keep])
+        self._pending.append((users[keep] << 32) | items[keep])
+        if (snap.step + 1) % self.every:
+            return {"echo/homogenization": float("nan")}
+        new = np.unique(np.concatenate(self._pending))
+        self._pending = []
         new = new[~lookup_sorted(self._keys, new)[1]]
         if new.size:
             old_keys = self._keys

@@ -461,3 +461,29 @@ def test_homogenization_large_item_ids():
         fb = make_feedback([0, 1, 2], [item_ids] * 3, clicks, step=t)
         got = metric.measure(make_snapshot(fb, items, num_users=3))["echo/homogenization"]
         assert got == pytest.approx(ref.observe(fb))
+
+
+def test_pairwise_measures_every_n_steps_match_every_step():
+    """With measures.pairwise_every = 3, homogenization is measured every third step.
+
+    It is NaN in between and equals the every-step value on measured steps;
+    ``pairwise_pairs`` sets the sample size.
+    """
+    from conftest import make_small
+
+    from simlab.world import World
+
+    def series(*over):
+        world = World(make_small(*over, "users.drift_rate=0.1", steps=9), 1, 0)
+        return [world.step(t)["echo/homogenization"] for t in range(9)], world
+
+    every, _ = series()
+    third, _ = series("measures.pairwise_every=3")
+    for t in range(9):
+        if (t + 1) % 3:
+            assert math.isnan(third[t])
+        else:
+            assert third[t] == pytest.approx(every[t], rel=1e-12)
+    _, small = series("measures.pairwise_pairs=50")
+    homog = next(m for m in small.metrics if m.name == "homogenization")
+    assert homog.pair_a.shape == (50,)
