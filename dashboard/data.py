@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from simlab.report import t_quantile
 from simlab.store import RunStore, open_run
 
 __all__ = [
@@ -47,13 +48,6 @@ __all__ = [
 ]
 
 KEY_COLUMNS = ("run_id", "trial", "agent", "seed", "step")
-
-# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom.
-_T975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
 
 
 # ---------------------------------------------------------------------- phases
@@ -171,17 +165,6 @@ def missing_columns(df: pd.DataFrame, wanted: list[str]) -> list[str]:
 
 
 # ---------------------------------------------------------------------- aggregation
-def t_quantile(dof: int) -> float:
-    """The 0.975 quantile of Student's t with ``dof`` degrees of freedom (1.96 beyond 30).
-
-    >>> t_quantile(1), t_quantile(100)
-    (12.706, 1.96)
-    """
-    if dof < 1:
-        return float("nan")
-    return _T975[dof - 1] if dof <= len(_T975) else 1.96
-
-
 def aggregate_over_seeds(df: pd.DataFrame, metric: str, by: str = "series") -> pd.DataFrame:
     """Mean and a 95% interval over seeds of ``metric`` per ``by`` group and step.
 

@@ -8,7 +8,6 @@ problem; 130 interrupted (everything finished so far is kept).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Sequence
 
@@ -67,6 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="summary of one run")
     show.add_argument("run", help="run directory, or a run id under --dir")
     show.add_argument("--dir", default="runs", help="folder holding run directories")
+
+    report = sub.add_parser(
+        "report", help="table and PNG plots of a run's key metrics over time (intervals over seeds)"
+    )
+    report.add_argument("run", help="run directory, or a run id under --dir")
+    report.add_argument("--dir", default="runs", help="folder holding run directories")
+    report.add_argument("--out", help="folder for the report's files (default: <run>/report)")
+    report.add_argument(
+        "--metrics", nargs="+", metavar="METRIC", help="metric columns to report (default: key set)"
+    )
     return p
 
 
@@ -330,14 +339,33 @@ def cmd_show(args: argparse.Namespace, out: Console) -> int:
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace, out: Console) -> int:
+    """``simlab report``: print the report's table and where its files are."""
+    from simlab.report import build_report
+
+    rep = build_report(args.run, out_dir=args.out, metrics=args.metrics, runs_dir=args.dir)
+    # one column per agent (and sweep point), one row per metric, as in `simlab show`
+    table = Table(title="report (mean over steps, or last step*, then mean ± sd over seeds)")
+    table.add_column("metric", no_wrap=True)
+    labels = rep.row_labels()
+    for label in labels:
+        table.add_column(label, justify="right")
+    table.add_row("seeds", *[str(int(v)) for v in rep.summary["seeds"]])
+    for m in rep.metrics:
+        name = m + ("*" if rep.kinds.get(m) == "last" else "")
+        table.add_row(name, *[rep.cell(i, m) for i in range(len(labels))])
+    out.print(table)
+    if rep.oracle:
+        out.print(f"echo/homogenization_vs_oracle: minus {rep.oracle}'s, same seed and step")
+    out.print(f"report: {rep.markdown} ({len(rep.figures)} plots, summary.csv)", markup=False)
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------- summary
 def _fmt(mean: float, sd: float) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "-"
-    text = f"{mean:.4g}" if abs(mean) < 1000 else f"{mean:,.0f}"
-    if sd and not math.isnan(sd) and sd > 0:
-        text += f" ±{sd:.2g}"
-    return text
+    from simlab.report import format_mean_sd
+
+    return format_mean_sd(mean, sd)
 
 
 def _print_summary(store, out: Console) -> None:
@@ -387,6 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "dashboard": cmd_dashboard,
         "runs": cmd_runs,
         "show": cmd_show,
+        "report": cmd_report,
     }
     try:
         return commands[args.command](args, out)

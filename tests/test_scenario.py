@@ -25,7 +25,7 @@ from simlab.scenario import (
     sweep_points,
 )
 
-SCENARIOS = sorted((Path(__file__).parents[1] / "scenarios").glob("*.yaml"))
+SCENARIOS = sorted((Path(__file__).parents[1] / "scenarios").rglob("*.yaml"))
 THREE_AGENTS = [{"model": "random"}, {"model": "popularity"}, {"model": "mf"}]
 
 

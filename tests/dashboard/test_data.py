@@ -42,7 +42,7 @@ def test_phase_spans_cover_steps_and_cut_at_the_end():
 
 
 def test_aggregate_two_seeds_mean_and_t_interval():
-    """Two seeds 1 and 3: mean 2, sd sqrt(2), half-width t(1) * sd / sqrt(2) = 12.706."""
+    """Two seeds 1 and 3: mean 2, sd sqrt(2), half-width t(1) * sd / sqrt(2) = 12.7062."""
     df = pd.DataFrame(
         {
             "series": ["a", "a", "a", "a", "b"],
@@ -54,8 +54,8 @@ def test_aggregate_two_seeds_mean_and_t_interval():
     assert out[["series", "step"]].values.tolist() == [["a", 0], ["a", 1], ["b", 0]]
     first = out.iloc[0]
     assert first["mean"] == pytest.approx(2.0)
-    assert first["lo"] == pytest.approx(2.0 - 12.706)
-    assert first["hi"] == pytest.approx(2.0 + 12.706)
+    assert first["lo"] == pytest.approx(2.0 - 12.7062)
+    assert first["hi"] == pytest.approx(2.0 + 12.7062)
     assert first["n"] == 2
     # one value (the other is NaN, left out) or one seed: the interval collapses to the mean
     assert out.iloc[1][["mean", "lo", "hi", "n"]].tolist() == [5.0, 5.0, 5.0, 1]
@@ -63,10 +63,10 @@ def test_aggregate_two_seeds_mean_and_t_interval():
 
 
 def test_aggregate_three_seeds_uses_t_with_two_dof():
-    """Seeds 0, 3, 6: mean 3, sd 3, half-width 4.303 * 3 / sqrt(3)."""
+    """Seeds 0, 3, 6: mean 3, sd 3, half-width 4.3027 * 3 / sqrt(3)."""
     df = pd.DataFrame({"series": ["x"] * 3, "step": [2] * 3, "m": [0.0, 3.0, 6.0]})
     row = data.aggregate_over_seeds(df, "m").iloc[0]
-    assert row["hi"] - row["mean"] == pytest.approx(4.303 * 3 / math.sqrt(3))
+    assert row["hi"] - row["mean"] == pytest.approx(4.3027 * 3 / math.sqrt(3))
 
 
 def test_aggregate_missing_metric_gives_empty_frame():
@@ -77,9 +77,9 @@ def test_aggregate_missing_metric_gives_empty_frame():
 
 def test_t_quantile_table():
     """Known quantiles of Student's t at 0.975."""
-    assert data.t_quantile(1) == 12.706
-    assert data.t_quantile(10) == 2.228
-    assert data.t_quantile(1000) == 1.96
+    assert data.t_quantile(1) == pytest.approx(12.7062)
+    assert data.t_quantile(10) == pytest.approx(2.2281)
+    assert data.t_quantile(1000) == pytest.approx(1.962, abs=1e-3)
     assert math.isnan(data.t_quantile(0))
 
 

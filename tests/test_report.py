@@ -1,0 +1,133 @@
+"""Tests of ``simlab.report`` and ``simlab report`` on a small real run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from simlab.cli import main
+from simlab.errors import RegistryError, RunStoreError
+from simlab.report import DERIVED_HOMOGENIZATION, build_report, t_quantile
+from simlab.runner import run_scenario
+from simlab.scenario import parse_scenario
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A real run: popularity and the oracle, 2 seeds, 200 users, 8 steps."""
+    scenario = parse_scenario(
+        {
+            "name": "report-test",
+            "steps": 8,
+            "seeds": 2,
+            "world": {"dim": 8, "num_topics": 4},
+            "users": {"model": "logit", "num_users": 200, "drift_rate": 0.05},
+            "content": {
+                "model": "creators",
+                "items_per_step": 10,
+                "initial_items": 100,
+                "phases": [{"until": 4, "aigc_share": 0.0}, {"aigc_share": 0.5}],
+            },
+            "platform": {"slate_size": 5, "retrain_every": 2},
+            "agents": [{"model": "popularity", "name": "pop"}, {"model": "oracle"}],
+            "execution": {"backend": "local"},
+            "output": {"checkpoint_every": 0},
+        }
+    )
+    store = run_scenario(scenario, out_dir=tmp_path_factory.mktemp("runs"))
+    return store.path
+
+
+def _last_homogenization(df, agent: str) -> np.ndarray:
+    """Per seed (sorted), the agent's homogenization at its last step."""
+    g = df[df["agent"] == agent].sort_values(["seed", "step"])
+    return g.groupby("seed")["echo/homogenization"].last().to_numpy()
+
+
+def test_derived_oracle_column_is_difference_of_means(run_dir, tmp_path):
+    """The derived column equals mean(agent) - mean(oracle) of last-step homogenization."""
+    from simlab.store import read_metrics
+
+    rep = build_report(run_dir, out_dir=tmp_path)
+    assert rep.oracle == "oracle"
+    assert DERIVED_HOMOGENIZATION in rep.metrics
+    df = read_metrics(run_dir)
+    pop, orc = _last_homogenization(df, "pop"), _last_homogenization(df, "oracle")
+    row = rep.summary.set_index("agent")
+    assert row.loc["pop", DERIVED_HOMOGENIZATION] == pytest.approx(pop.mean() - orc.mean())
+    assert row.loc["pop", f"{DERIVED_HOMOGENIZATION} sd"] == pytest.approx((pop - orc).std())
+    assert row.loc["oracle", DERIVED_HOMOGENIZATION] == 0.0
+    assert row.loc["pop", "seeds"] == 2
+    assert pop.mean() != orc.mean()  # the check is not vacuous
+
+
+def test_figures_are_png_files(run_dir, tmp_path):
+    """One valid, non-empty PNG per reported metric, plus report.md and summary.csv."""
+    rep = build_report(run_dir, out_dir=tmp_path)
+    assert "engagement/ctr" in rep.metrics and "source/bias_ratio" in rep.metrics
+    assert len(rep.figures) == len(rep.metrics)
+    for path in rep.figures:
+        data = path.read_bytes()
+        assert data[:8] == PNG_SIGNATURE and len(data) > 1000, path
+    assert (tmp_path / "engagement_ctr.png") in rep.figures
+    md = rep.markdown.read_text(encoding="utf-8")
+    assert "oracle (privileged)" in md and "](engagement_ctr.png)" in md
+    assert rep.csv.read_text(encoding="utf-8").startswith("agent,")
+
+
+def test_default_folder_and_metric_selection(run_dir):
+    """Without --out the report goes to <run>/report; --metrics picks and orders columns."""
+    rep = build_report(run_dir, metrics=["exposure/gini", "echo/homogenization"])
+    assert rep.out_dir == run_dir / "report"
+    assert rep.metrics == ["exposure/gini", "echo/homogenization", DERIVED_HOMOGENIZATION]
+    assert sorted(p.name for p in (run_dir / "report").glob("*.png")) == [
+        "echo_homogenization.png",
+        "echo_homogenization_vs_oracle.png",
+        "exposure_gini.png",
+    ]
+
+
+def test_unknown_metric_is_named(run_dir, tmp_path):
+    """An unknown metric raises RegistryError with a suggestion."""
+    with pytest.raises(RegistryError, match="Did you mean 'engagement/ctr'"):
+        build_report(run_dir, out_dir=tmp_path, metrics=["engagement/ctrr"])
+
+
+def test_corrupt_run_raises(tmp_path):
+    """A corrupt manifest or a missing directory raises RunStoreError."""
+    bad = tmp_path / "bad-run"
+    bad.mkdir()
+    (bad / "manifest.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(RunStoreError, match="corrupt manifest"):
+        build_report(bad)
+    with pytest.raises(RunStoreError, match="no such run directory"):
+        build_report(tmp_path / "missing")
+
+
+def test_t_quantile():
+    """t(0.975) matches tables at small and large degrees of freedom."""
+    assert t_quantile(1) == pytest.approx(12.706, abs=1e-3)
+    assert t_quantile(30) == pytest.approx(2.042, abs=1e-3)
+    assert t_quantile(40) == pytest.approx(2.021, abs=1e-3)
+    assert t_quantile(120) == pytest.approx(1.980, abs=1e-3)
+    assert np.isnan(t_quantile(0))
+
+
+def test_cli_report_exit_codes(run_dir, tmp_path, capsys):
+    """`simlab report` prints the table and exits 0; a corrupt run exits 2 with one line."""
+    out = tmp_path / "rep"
+    assert main(["report", run_dir.name, "--dir", str(run_dir.parent), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert DERIVED_HOMOGENIZATION in text and "oracle (privileged)" in text
+    assert (out / "report.md").exists()
+    bad = tmp_path / "bad-run"
+    bad.mkdir()
+    (bad / "manifest.json").write_text(json.dumps({"run_id": "x"}), encoding="utf-8")
+    assert main(["report", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "corrupt manifest" in err and "Traceback" not in err
+    assert main(["report", run_dir.name, "--dir", str(run_dir.parent), "--metrics", "nope"]) == 2
