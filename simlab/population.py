@@ -148,7 +148,7 @@ class UserShard:
             item's impressions (``(N,)``, catalog order) and ``partials`` maps each sharded
             metric's name to its partial aggregate over these users.
         """
-        from simlab.world import check_rows
+        from simlab.contract import check_rows
 
         rows = check_rows(slates, user_ids, candidates, content.catalog, who)
         fb = self.users.respond(t, user_ids, slates, content.items)

@@ -23,8 +23,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from simlab.batch import Catalog, Feedback, Log, Observation, Slates, lookup_sorted
-from simlab.errors import AgentContractError
+from simlab.batch import Catalog, Feedback, Log, Observation, Slates
+from simlab.contract import _check_slates, check_shape
 from simlab.metrics.base import Metric, StepSnapshot
 from simlab.population import StepContent
 from simlab.scenario import Scenario
@@ -192,71 +192,6 @@ def bind_rewriter(agent: Any, world: World) -> None:
 def reranker_specs(scenario: Scenario, agent_index: int) -> list[Any]:
     """The re-rankers of one agent's world: the platform's, then the agent's own."""
     return [*scenario.platform.rerankers, *scenario.agents[agent_index].rerankers]
-
-
-def check_shape(slates: Slates, obs: Observation, k: int, who: str) -> None:
-    """The cheap half of the slate contract: shape and users (the rest is per user shard)."""
-    ids = slates.item_ids
-    if ids.shape != (obs.num_users, k):
-        raise AgentContractError(
-            f"{who} returned slates of shape {ids.shape}, expected {(obs.num_users, k)}"
-        )
-    if not np.array_equal(slates.user_ids, obs.user_ids):
-        raise AgentContractError(f"{who} returned slates for other users than it was asked")
-
-
-def check_rows(
-    ids: np.ndarray,
-    user_ids: np.ndarray,
-    candidates: np.ndarray | None,
-    catalog: Catalog,
-    who: str,
-) -> np.ndarray:
-    """The per-user half of the slate contract; returns the slate items' catalog rows.
-
-    Every item is live, no slate repeats an item and, with per-user ``candidates`` (None
-    when every user may get any live item), every item is among the user's candidates.
-    Slates that are one row broadcast to every user (a non-personalised ranking) are
-    checked once.
-    """
-    if ids.ndim == 2 and ids.shape[0] > 1 and ids.strides[0] == 0 and candidates is None:
-        return np.broadcast_to(check_rows(ids[:1], user_ids[:1], None, catalog, who), ids.shape)
-    try:
-        rows = catalog.rows(ids)
-    except KeyError as e:
-        raise AgentContractError(f"{who} returned {e.args[0]}") from None
-    k = ids.shape[1] if ids.ndim == 2 else 0
-    if ids.size and k > 1:
-        s = np.sort(rows, axis=1)
-        if (s[:, 1:] == s[:, :-1]).any():
-            raise AgentContractError(f"{who} returned a slate with a duplicate item")
-    if ids.size and candidates is not None:
-        outside = _outside_candidates(ids, candidates)
-        if outside.any():
-            b, j = np.argwhere(outside)[0]
-            raise AgentContractError(
-                f"{who} returned item {ids[b, j]} for user {user_ids[b]}, which is not "
-                "among the user's candidates"
-            )
-    return rows
-
-
-def _outside_candidates(ids: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """``(B, K)`` whether ``ids[b, k]`` is missing from ``candidates[b]`` (O(B C log C))."""
-    lo = min(int(ids.min()), int(candidates.min()))
-    span = max(int(ids.max()), int(candidates.max())) - lo + 1
-    offset = np.arange(ids.shape[0], dtype=np.int64)[:, None] * span - lo
-    flat = (np.sort(candidates, axis=1) + offset).ravel()
-    return ~lookup_sorted(flat, ids + offset)[1]
-
-
-def _check_slates(
-    slates: Slates, obs: Observation, k: int, catalog: Catalog, who: str
-) -> np.ndarray:
-    """The whole slate contract at once; returns the slate rows."""
-    check_shape(slates, obs, k, who)
-    cands = None if obs.shared_candidates else obs.candidates
-    return check_rows(slates.item_ids, slates.user_ids, cands, catalog, who)
 
 
 class World:

@@ -8,7 +8,8 @@ from simlab.metrics.base import Metric, StepSnapshot, safe_ratio
 from simlab.metrics.creators import CreatorMetric
 from simlab.metrics.echo import DiversityMetric, HomogenizationMetric, InterestDriftMetric
 from simlab.metrics.engagement import EngagementMetric
-from simlab.metrics.fairness import ExposureMetric, ItemFairnessMetric, exposure_counts, gini
+from simlab.metrics.fairness import ExposureMetric, exposure_counts, gini
+from simlab.metrics.item_fairness import ItemFairnessMetric
 from simlab.metrics.source import SourceMetric
 from simlab.metrics.topics import TopicMetric
 

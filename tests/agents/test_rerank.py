@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 
 from simlab.agents.rerank import (
-    CalibrationReranker,
     ExplorationFloorReranker,
-    FairReranker,
     MMRReranker,
     PopularityPenaltyReranker,
     StyleRemovalReranker,
+)
+from simlab.agents.rerank_groups import (
+    CalibrationReranker,
+    FairReranker,
     XQuADReranker,
     binom_cdf,
     fair_quotas,
@@ -320,10 +322,10 @@ def test_style_removal_demotes_aigc_items_carrying_the_planted_style():
 
 # ---------------------------------------------------------------------------- in a world
 WORLD_CASES = [
-    ("calibration", {"model": "simlab.agents.rerank:CalibrationReranker"}),
+    ("calibration", {"model": "simlab.agents.rerank_groups:CalibrationReranker"}),
     ("mmr", {"model": "simlab.agents.rerank:MMRReranker"}),
-    ("xquad", {"model": "simlab.agents.rerank:XQuADReranker", "groups": "source"}),
-    ("fair", {"model": "simlab.agents.rerank:FairReranker"}),
+    ("xquad", {"model": "simlab.agents.rerank_groups:XQuADReranker", "groups": "source"}),
+    ("fair", {"model": "simlab.agents.rerank_groups:FairReranker"}),
     ("exploration-floor", {"model": "simlab.agents.rerank:ExplorationFloorReranker"}),
     ("style-removal", {"model": "simlab.agents.rerank:StyleRemovalReranker", "weight": 1.0}),
 ]

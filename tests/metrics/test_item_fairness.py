@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from test_metrics import make_feedback, make_items, make_snapshot
 
-from simlab.metrics.fairness import (
+from simlab.metrics.item_fairness import (
     ItemFairnessMetric,
     entropy,
     entropy_corrected,

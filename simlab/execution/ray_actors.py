@@ -1,0 +1,325 @@
+"""The Ray actors of one trial: user shards, the trial actor, and the population proxy.
+
+- ``_ShardActor`` wraps a plain :class:`~simlab.population.UserShard` (a contiguous range of
+  user ids and their state);
+- :class:`RayPopulation` stands in for the local population inside the world: one call per
+  shard per phase of the step, the step's content put in the object store once;
+- ``_TrialActor`` holds the agent and runs the plain :class:`~simlab.world.World` loop with
+  a :class:`RayPopulation`, in the trial's placement group.
+
+The driver that schedules trials, writes rows and checkpoints and recovers lost actors is
+:mod:`simlab.execution.ray`.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from simlab.batch import Slates
+from simlab.errors import SimlabError
+from simlab.population import (
+    ShardSpec,
+    StepContent,
+    UserShard,
+    concat_states,
+    population_size,
+    respond_feedback,
+    shard_bounds,
+    split_state,
+)
+
+if TYPE_CHECKING:
+    from simlab.scenario import Scenario
+
+__all__ = [
+    "NAMESPACE",
+    "ClusterError",
+    "WorkerLost",
+    "RayPopulation",
+    "actor_name",
+]
+
+NAMESPACE = "simlab"
+
+
+class ClusterError(SimlabError):
+    """Ray cannot be started or reached, or it lacks the resources a trial needs."""
+
+
+class WorkerLost(Exception):
+    """An actor of a trial died; the trial is restored from its last checkpoint."""
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError as e:  # pragma: no cover - ray is a declared dependency
+        raise ClusterError("execution.backend: ray needs Ray: pip install 'ray>=2.30'") from e
+    return ray
+
+
+def actor_name(run_id: str, trial: int, role: str, incarnation: int) -> str:
+    """Name of a trial's actor (``role``: ``shard-<k>``, ``agent`` or ``trial``)."""
+    return f"{run_id}/trial={trial}/{role}/{incarnation}"
+
+
+# ---------------------------------------------------------------------- actors
+class _ShardActor:
+    """A user shard in an actor; it keeps the step's content for the oracle's utility."""
+
+    def __init__(self, spec: ShardSpec, lo: int, hi: int) -> None:
+        # a model's error while building is raised by the first call, with its own type
+        self.error: BaseException | None = None
+        try:
+            self.shard = UserShard(spec, lo, hi)
+        except Exception as e:  # noqa: BLE001 - re-raised by arrive()
+            self.error = e
+        self.content: StepContent | None = None
+
+    def arrive(self, t: int, content: StepContent):
+        if self.error is not None:
+            raise self.error
+        self.content = content
+        return self.shard.arrive(t)
+
+    def respond(self, t, user_ids, slates, content, candidates, who):
+        return self.shard.respond(t, user_ids, slates, content, candidates, who)
+
+    def expected_utility(self, t, user_ids, item_ids, shared_n):
+        if shared_n is not None:
+            item_ids = np.broadcast_to(item_ids, (shared_n, item_ids.shape[0]))
+        return self.shard.expected_utility(t, user_ids, item_ids, self.content.items)
+
+    def interests(self):
+        return self.shard.interests()
+
+    def sample_interests(self, user_ids):
+        return self.shard.sample_interests(user_ids)
+
+    def state_dict(self):
+        return self.shard.state_dict()
+
+    def load_state_dict(self, state) -> None:
+        self.shard.load_state_dict(state)
+
+    def node_id(self) -> str:
+        return _ray().get_runtime_context().get_node_id()
+
+
+def _compact(a: np.ndarray) -> np.ndarray:
+    """A slate array to send: a broadcast of one row stays a broadcast (one row pickled)."""
+    if a.ndim == 2 and a.shape[0] > 1 and a.strides[0] == 0:
+        return _BroadcastRows(np.ascontiguousarray(a[0]), a.shape[0])  # type: ignore[return-value]
+    return a
+
+
+class _BroadcastRows:
+    """Pickles as one row; unpickles as a read-only ``(n, K)`` broadcast view of it."""
+
+    def __init__(self, row: np.ndarray, n: int) -> None:
+        self.row, self.n = row, n
+
+    def __reduce__(self):
+        return (np.broadcast_to, (self.row, (self.n, self.row.shape[0])))
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _start_failure(e: BaseException) -> str:
+    """Why an actor failed to start: the last line of its creation error (the exception)."""
+    lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+    return lines[-1] if lines else type(e).__name__
+
+
+def _slices(user_ids: np.ndarray, bounds: list[tuple[int, int]]) -> list[slice]:
+    """Per shard, the slice of the increasing ``user_ids`` it owns."""
+    cuts = np.searchsorted(user_ids, [hi for _, hi in bounds[:-1]])
+    edges = [0, *cuts.tolist(), user_ids.shape[0]]
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def _lost(fn: Callable) -> Callable:
+    """Turn a dead actor into :class:`WorkerLost` (the driver then restores the trial)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from ray.exceptions import RayActorError
+
+        try:
+            return fn(*args, **kwargs)
+        except RayActorError as e:
+            if getattr(e, "actor_init_failed", False):
+                raise ClusterError(f"an actor could not start: {_start_failure(e)}") from None
+            raise WorkerLost(f"{type(e).__name__}: {_first_line(e)}") from None
+
+    return wrapper
+
+
+class RayPopulation:
+    """The world's user side as shard actors (one call per shard per phase)."""
+
+    def __init__(self, shards: list, bounds: list[tuple[int, int]], num_users: int) -> None:
+        self.shards, self.bounds, self.num_users = shards, bounds, num_users
+        self._content_ref = None
+
+    @_lost
+    def arrive(self, t: int, content: StepContent):
+        """Arrivals from every shard (the content is put in the object store once)."""
+        ray = _ray()
+        self._content_ref = ray.put(content)  # once per step, read by every shard
+        parts = ray.get([s.arrive.remote(t, self._content_ref) for s in self.shards])
+        ids, feats, hist = zip(*parts, strict=True)
+        return np.concatenate(ids), np.concatenate(feats), np.concatenate(hist)
+
+    @_lost
+    def respond(self, t, slates: Slates, content: StepContent, candidates=None, who="the policy"):
+        """Each shard checks and responds to its users' slates; results joined in id order."""
+        ray = _ray()
+        ref = self._content_ref if self._content_ref is not None else ray.put(content)
+        ids, items = slates.user_ids, slates.item_ids
+        refs = []
+        for shard, sl in zip(self.shards, _slices(ids, self.bounds), strict=True):
+            cands = None if candidates is None else candidates[sl]
+            refs.append(shard.respond.remote(t, ids[sl], _compact(items[sl]), ref, cands, who))
+        out = ray.get(refs)
+        self._content_ref = None
+        clicked = np.concatenate([o[0] for o in out])
+        engagement = np.concatenate([o[1] for o in out])
+        exposure = np.sum([o[2] for o in out], axis=0)
+        partials: dict[str, list] = {}
+        for o in out:
+            for name, part in o[3].items():
+                partials.setdefault(name, []).append(part)
+        return respond_feedback(t, slates, clicked, engagement), partials, exposure
+
+    @_lost
+    def expected_utility(self, t, user_ids, item_ids, items):
+        """Noise-free utility from the shards (the oracle's privileged hook)."""
+        ray = _ray()
+        shared = item_ids.ndim == 2 and item_ids.shape[0] > 1 and item_ids.strides[0] == 0
+        refs = []
+        for shard, sl in zip(self.shards, _slices(user_ids, self.bounds), strict=True):
+            if sl.stop > sl.start:
+                ids = item_ids[0] if shared else item_ids[sl]
+                n = sl.stop - sl.start if shared else None
+                refs.append(shard.expected_utility.remote(t, user_ids[sl], ids, n))
+        if not refs:
+            return np.zeros((0, item_ids.shape[1]), np.float32)
+        return np.concatenate(ray.get(refs))
+
+    @_lost
+    def interests(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every user's interests, gathered (only for metrics that are not sharded)."""
+        parts = _ray().get([s.interests.remote() for s in self.shards])
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    @_lost
+    def sample_interests(self, user_ids: np.ndarray) -> np.ndarray:
+        """Current interests of the given users (increasing ids), from their shards."""
+        refs = [
+            shard.sample_interests.remote(user_ids[sl])
+            for shard, sl in zip(self.shards, _slices(user_ids, self.bounds), strict=True)
+        ]
+        return np.concatenate(_ray().get(refs))
+
+    @_lost
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The population's per-user state, joined from the shards."""
+        return concat_states(_ray().get([s.state_dict.remote() for s in self.shards]))
+
+    @_lost
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Split the population's per-user state over the shards."""
+        parts = split_state(state, self.bounds)
+        _ray().get([s.load_state_dict.remote(p) for s, p in zip(self.shards, parts, strict=True)])
+
+
+class _TrialActor:
+    """Runs one world's loop, holding the agent, with user shard actors in the trial's group."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        agent_index: int,
+        seed: int,
+        names: list[str],
+        pg,
+        restore: tuple[dict, Scenario] | None,
+    ) -> None:
+        self.error: BaseException | None = None
+        try:
+            self._build(scenario, agent_index, seed, names, pg, restore)
+        except Exception as e:  # noqa: BLE001 - re-raised by start(), with its own type
+            self.error = e
+
+    def _build(self, scenario, agent_index, seed, names, pg, restore) -> None:
+        ray = _ray()
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        from simlab.world import World
+
+        # arrays from the object store are read-only views; agents only read their inputs,
+        # so torch.from_numpy's warning about non-writable arrays is noise here
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        ex = scenario.execution
+        n = population_size(scenario)
+        self.bounds = shard_bounds(n, ex.shards)
+        spec = ShardSpec.of(scenario, seed)
+        shard_cls = ray.remote(_ShardActor)
+        self.shards = [
+            shard_cls.options(
+                num_cpus=ex.shard_cpus,
+                name=names[k],
+                namespace=NAMESPACE,
+                max_restarts=0,
+                scheduling_strategy=PlacementGroupSchedulingStrategy(
+                    pg, placement_group_bundle_index=k
+                ),
+            ).remote(spec, lo, hi)
+            for k, (lo, hi) in enumerate(self.bounds)
+        ]
+        population = RayPopulation(self.shards, self.bounds, n)
+        self.world = World(scenario, agent_index, seed, population)
+        self.events = scenario.output.events
+        if restore is not None:
+            _lost(self.world.restore)(*restore)
+
+    def start(self) -> int:
+        """The step this trial continues at (0, or a restored checkpoint's step)."""
+        if self.error is not None:
+            raise self.error
+        return self.world.t
+
+    @_lost
+    def step(self, t: int):
+        """Run step ``t``; return its row (and feedback when events are logged)."""
+        row = self.world.step(t)
+        return row, (self.world.last_feedback if self.events else None)
+
+    @_lost
+    def checkpoint(self) -> dict:
+        """The world's checkpoint state."""
+        return self.world.checkpoint()
+
+    @_lost
+    def snapshot(self, size: int) -> dict:
+        """A snapshot of sampled users' interests and the last step's exposure."""
+        from simlab.snapshots import capture_snapshot
+
+        return capture_snapshot(self.world, size)
+
+    def placement(self) -> dict[str, Any]:
+        """Node ids of the shards and of this actor (where the agent runs)."""
+        ray = _ray()
+        return {
+            "shards": ray.get([s.node_id.remote() for s in self.shards]),
+            "agent": ray.get_runtime_context().get_node_id(),
+        }
