@@ -15,7 +15,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Catalog", "Observation", "Slates", "Feedback", "Log", "PAD", "lookup_sorted"]
+__all__ = [
+    "Catalog",
+    "Observation",
+    "Slates",
+    "Feedback",
+    "Log",
+    "PAD",
+    "lookup_sorted",
+    "is_row_broadcast",
+    "compact_rows",
+]
 
 PAD = -1
 """Item id used to pad histories (and only histories)."""
@@ -144,24 +154,31 @@ class Observation:
     def __reduce__(self):
         # shared candidates are a (B, C) broadcast of one row: pickle (send to an actor)
         # the row, not B copies of it
-        cands = self.candidates
-        if self.shared_candidates and cands.ndim == 2 and cands.shape[0] > 1:
-            cands = _Broadcast(np.ascontiguousarray(cands[0]), cands.shape[0])
-        args = (self.step, self.user_ids, self.user_features, self.history, cands)
-        return (_observation, (*args, self.catalog, self.slate_size, self.shared_candidates))
+        args = (self.step, self.user_ids, self.user_features, self.history)
+        rest = (self.catalog, self.slate_size, self.shared_candidates)
+        return (Observation, (*args, compact_rows(self.candidates), *rest))
 
 
-class _Broadcast:
-    """A row to broadcast to ``n`` rows when unpickled."""
+def is_row_broadcast(a: np.ndarray) -> bool:
+    """Whether ``a`` is a ``(B, C)`` zero-copy broadcast of one row (``B > 1``)."""
+    return a.ndim == 2 and a.shape[0] > 1 and a.strides[0] == 0
+
+
+class BroadcastRows:
+    """Pickles as one row; unpickles as the read-only ``(n, C)`` broadcast view of it."""
 
     def __init__(self, row: np.ndarray, n: int) -> None:
         self.row, self.n = row, n
 
+    def __reduce__(self):
+        return (np.broadcast_to, (self.row, (self.n, self.row.shape[0])))
 
-def _observation(step, user_ids, features, history, cands, catalog, k, shared) -> Observation:
-    if isinstance(cands, _Broadcast):
-        cands = np.broadcast_to(cands.row, (cands.n, cands.row.shape[0]))
-    return Observation(step, user_ids, features, history, cands, catalog, k, shared)
+
+def compact_rows(a: np.ndarray) -> np.ndarray | BroadcastRows:
+    """``a`` ready to pickle: a broadcast of one row is sent as that row only."""
+    if is_row_broadcast(a):
+        return BroadcastRows(np.ascontiguousarray(a[0]), a.shape[0])
+    return a
 
 
 @dataclass(frozen=True)

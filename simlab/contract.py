@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simlab.batch import Catalog, Observation, Slates, lookup_sorted
+from simlab.batch import Catalog, Observation, Slates, is_row_broadcast, lookup_sorted
 from simlab.errors import AgentContractError
 
 __all__ = ["check_shape", "check_rows"]
@@ -41,7 +41,7 @@ def check_rows(
     Slates that are one row broadcast to every user (a non-personalised ranking) are
     checked once.
     """
-    if ids.ndim == 2 and ids.shape[0] > 1 and ids.strides[0] == 0 and candidates is None:
+    if is_row_broadcast(ids) and candidates is None:
         return np.broadcast_to(check_rows(ids[:1], user_ids[:1], None, catalog, who), ids.shape)
     try:
         rows = catalog.rows(ids)

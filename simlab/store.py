@@ -329,7 +329,10 @@ class MetricsWriter:
         self._seq = _next_seq(store.path, trial.index)  # after parts of an earlier attempt
         self._last_flush = time.monotonic()
         self._journal = None
-        self.steps_done = 0
+        # steps already on disk (a resumed or restored trial continues after them)
+        trials = store.manifest.get("trials", [])
+        record = trials[trial.index] if 0 <= trial.index < len(trials) else {}
+        self.steps_done = int(record.get("steps_done", 0))
 
     def _name(self) -> str:
         return f"part-{self.trial.index:05d}-{self._seq:06d}"

@@ -43,7 +43,6 @@ def run_trial(
         world.restore(*start)
     i = trial.info.index
     writer = store.metrics_writer(trial.info, sc.output.flush_seconds)
-    writer.steps_done = int(store.manifest["trials"][i].get("steps_done", 0))
     events = store.events_writer(trial.info, sc.output.flush_seconds) if sc.output.events else None
     store.trial_status(i, "running", writer.steps_done)
     out = sc.output

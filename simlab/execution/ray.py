@@ -39,6 +39,7 @@ from simlab.execution.ray_actors import (
     ClusterError,
     RayPopulation,
     WorkerLost,
+    _first_line,
     _ray,
     _start_failure,
     _TrialActor,
@@ -61,7 +62,6 @@ __all__ = [
     "run_trials",
     "actor_name",
     "local_instance_options",
-    "placement_of",
 ]
 
 
@@ -313,7 +313,6 @@ def _drive(ray, trials, store, progress, starts, limit) -> None:
             store.events_writer(trial.info, sc.output.flush_seconds) if sc.output.events else None
         )
         r = _Running(trial, writer, events, _pg_for(sc.execution))
-        writer.steps_done = store.manifest["trials"][trial.info.index].get("steps_done", 0)
         store.trial_status(trial.info.index, "running", writer.steps_done)
         launch(r, starts.get(trial.info.index))
 
@@ -337,7 +336,7 @@ def _drive(ray, trials, store, progress, starts, limit) -> None:
                 result = ray.get(ready[0])
             except Exception as e:  # noqa: BLE001 - sorted below: lost actor or model error
                 if _is_lost(e):
-                    recover(r, str(e).splitlines()[0] if str(e) else type(e).__name__)
+                    recover(r, _first_line(e))
                     continue
                 close(r)
                 raise _unwrap(e) from None
@@ -416,10 +415,3 @@ def _unwrap(e: BaseException) -> BaseException:
     if isinstance(e, RayActorError):  # failed to start: its creation error, in one line
         return ClusterError(f"an actor could not start: {_start_failure(e)}")
     return e
-
-
-def placement_of(run_id: str, trial: int, incarnation: int = 0) -> dict[str, Any]:
-    """Node ids of a running trial's shard and agent actors (for tests and diagnostics)."""
-    ray = _ray()
-    actor = ray.get_actor(actor_name(run_id, trial, "trial", incarnation), namespace=NAMESPACE)
-    return ray.get(actor.placement.remote())

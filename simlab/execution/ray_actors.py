@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from simlab.batch import Slates
+from simlab.batch import Slates, compact_rows
 from simlab.errors import SimlabError
 from simlab.population import (
     ShardSpec,
@@ -90,9 +90,7 @@ class _ShardActor:
     def respond(self, t, user_ids, slates, content, candidates, who):
         return self.shard.respond(t, user_ids, slates, content, candidates, who)
 
-    def expected_utility(self, t, user_ids, item_ids, shared_n):
-        if shared_n is not None:
-            item_ids = np.broadcast_to(item_ids, (shared_n, item_ids.shape[0]))
+    def expected_utility(self, t, user_ids, item_ids):
         return self.shard.expected_utility(t, user_ids, item_ids, self.content.items)
 
     def interests(self):
@@ -109,23 +107,6 @@ class _ShardActor:
 
     def node_id(self) -> str:
         return _ray().get_runtime_context().get_node_id()
-
-
-def _compact(a: np.ndarray) -> np.ndarray:
-    """A slate array to send: a broadcast of one row stays a broadcast (one row pickled)."""
-    if a.ndim == 2 and a.shape[0] > 1 and a.strides[0] == 0:
-        return _BroadcastRows(np.ascontiguousarray(a[0]), a.shape[0])  # type: ignore[return-value]
-    return a
-
-
-class _BroadcastRows:
-    """Pickles as one row; unpickles as a read-only ``(n, K)`` broadcast view of it."""
-
-    def __init__(self, row: np.ndarray, n: int) -> None:
-        self.row, self.n = row, n
-
-    def __reduce__(self):
-        return (np.broadcast_to, (self.row, (self.n, self.row.shape[0])))
 
 
 def _first_line(e: BaseException) -> str:
@@ -188,7 +169,7 @@ class RayPopulation:
         refs = []
         for shard, sl in zip(self.shards, _slices(ids, self.bounds), strict=True):
             cands = None if candidates is None else candidates[sl]
-            refs.append(shard.respond.remote(t, ids[sl], _compact(items[sl]), ref, cands, who))
+            refs.append(shard.respond.remote(t, ids[sl], compact_rows(items[sl]), ref, cands, who))
         out = ray.get(refs)
         self._content_ref = None
         clicked = np.concatenate([o[0] for o in out])
@@ -204,13 +185,11 @@ class RayPopulation:
     def expected_utility(self, t, user_ids, item_ids, items):
         """Noise-free utility from the shards (the oracle's privileged hook)."""
         ray = _ray()
-        shared = item_ids.ndim == 2 and item_ids.shape[0] > 1 and item_ids.strides[0] == 0
-        refs = []
-        for shard, sl in zip(self.shards, _slices(user_ids, self.bounds), strict=True):
-            if sl.stop > sl.start:
-                ids = item_ids[0] if shared else item_ids[sl]
-                n = sl.stop - sl.start if shared else None
-                refs.append(shard.expected_utility.remote(t, user_ids[sl], ids, n))
+        refs = [
+            shard.expected_utility.remote(t, user_ids[sl], compact_rows(item_ids[sl]))
+            for shard, sl in zip(self.shards, _slices(user_ids, self.bounds), strict=True)
+            if sl.stop > sl.start
+        ]
         if not refs:
             return np.zeros((0, item_ids.shape[1]), np.float32)
         return np.concatenate(ray.get(refs))
