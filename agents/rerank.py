@@ -293,14 +293,18 @@ class ExplorationFloorReranker(Reranker):
 
 # ---------------------------------------------------------------------------- source debiasing
 class StyleRemovalReranker(Reranker):
-    """Demote items that carry the shared AIGC "style" in their observable features.
+    """Take the shared AIGC "style" direction out of the agent's scores.
 
     The style direction is estimated on the step's live catalog as ``v = mean(f | AIGC) -
-    mean(f | human)`` (labels required: ``platform.knows_source: true``). Each listed item is
-    re-scored ``s_j - weight * z_j``, with ``s_j = 1 - j / L`` its rank relevance and ``z_j``
-    its projection on ``v / |v|`` standardised over the user's list, and the list is sorted
-    by that score. This approximates removing the style from the agent's scores, which the
-    platform does not pass to re-rankers. A catalog without both sources keeps the order.
+    mean(f | human)`` (labels required: ``platform.knows_source: true``). When the agent
+    can score given features (it has ``score(obs, item_ids, features)``, e.g. two-tower),
+    each listed item is re-scored with the projection of its features on ``v / |v|``
+    removed, and the list is sorted by those scores: exactly the agent's ranking with the
+    style direction gone. Otherwise (scores not available) each item is re-scored
+    ``s_j - weight * z_j``, with ``s_j = 1 - j / L`` its rank relevance and ``z_j`` its
+    projection on ``v / |v|`` standardised over the user's list -- a fixed penalty that
+    does not know how much the agent used the style, so it can over- or under-correct.
+    A catalog without both sources keeps the order.
 
     A label-free estimate is not implemented: the style is shared by all AIGC items, so it
     is constant within a creator and vanishes from deviations around creator means.
@@ -310,11 +314,20 @@ class StyleRemovalReranker(Reranker):
         """Scenario keys of the style-removal re-ranker."""
 
         weight: float = Field(
-            0.25, ge=0, description="Penalty per standard deviation of style projection."
+            0.25,
+            ge=0,
+            description="Without agent scores only: penalty per standard deviation of style "
+            "projection.",
         )
 
+    _scorer: Any = None
+
+    def bind_scorer(self, scorer: Any) -> None:
+        """Receive the agent's ``score(obs, item_ids, features)`` (the world binds it)."""
+        self._scorer = scorer
+
     def rerank(self, obs: Observation, ranked: np.ndarray) -> np.ndarray:
-        """Sort each list by rank relevance minus the standardised style projection."""
+        """Sort each list by style-free agent scores (or rank relevance minus style)."""
         source = source_labels(obs, "StyleRemovalReranker")
         feats = obs.catalog.features.astype(np.float64)
         aigc = source == 1
@@ -324,11 +337,17 @@ class StyleRemovalReranker(Reranker):
         size = np.linalg.norm(style)
         if size == 0:
             return ranked
-        proj = (feats @ (style / size))[obs.catalog.rows(ranked)]  # (B, L)
-        std = proj.std(axis=1, keepdims=True)
-        z = np.where(
-            std > 0, (proj - proj.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1), 0
-        )
-        score = rank_relevance(ranked.shape[1]) - self.params.weight * z
+        unit = style / size
+        listed = feats[obs.catalog.rows(ranked)]  # (B, L, d)
+        proj = listed @ unit  # (B, L)
+        if self._scorer is not None:
+            cleaned = (listed - proj[..., None] * unit).astype(np.float32)
+            score = np.asarray(self._scorer(obs, ranked, cleaned))
+        else:
+            std = proj.std(axis=1, keepdims=True)
+            z = np.where(
+                std > 0, (proj - proj.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1), 0
+            )
+            score = rank_relevance(ranked.shape[1]) - self.params.weight * z
         order = np.argsort(-score, axis=1, kind="stable")
         return np.take_along_axis(ranked, order, axis=1)

@@ -44,6 +44,7 @@ _BUILTINS: dict[str, dict[str, str]] = {
         "slate-ts": "simlab.agents.slate_ts:SlateThompsonAgent",
         "mf": "simlab.agents.neural:MatrixFactorizationAgent",
         "gru4rec": "simlab.agents.neural:GRU4RecAgent",
+        "two-tower": "simlab.agents.two_tower:TwoTowerAgent",
         "generative": "simlab.agents.generative:SemanticIDAgent",
     },
     "rerankers": {

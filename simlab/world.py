@@ -238,6 +238,10 @@ class World:
             if getattr(agent, "privileged", False):
                 agent.bind_truth(Truth(self))
             bind_rewriter(agent, self)
+        if hasattr(agent, "score"):
+            for rr in rerankers:
+                if hasattr(rr, "bind_scorer"):
+                    rr.bind_scorer(agent.score)
         self.agent = agent
         self.metrics: list[Metric] = self._build_metrics(scenario.metrics)
         self.t = 0

@@ -57,11 +57,12 @@ def test_homogenization_mf_vs_oracle_and_random(tmp_path):
 
 
 def test_source_bias_escalation_and_debiasing(tmp_path):
-    """Hybrid MF over-exposes AIGC in the human-dominated phase, more with each retrain.
+    """A two-tower agent over-exposes AIGC in the human-dominated phase, more with each retrain.
 
-    The style-removal re-ranker brings the bias ratio back toward 1 there, at a small
-    click-through cost. (Across phases the gap does not grow at this size: in the
-    AIGC-dominated phase MF's AIGC exposure share falls below the production share.)
+    Both source debiasers (the invariance term and the style-removal re-ranker) bring the
+    bias ratio back toward 1 there, at a small click-through cost. (Across phases the gap
+    does not grow at this size: from the coexisting phase on, the plain agent's AIGC
+    exposure share falls below the production share.)
     """
     phases = [
         {"until": 20, "aigc_share": 0.1},
@@ -71,6 +72,7 @@ def test_source_bias_escalation_and_debiasing(tmp_path):
     overrides = [("users.num_users", 300), ("steps", 60), ("content.phases", phases)]
     df = _run("source_bias", overrides, tmp_path)
     exp, prod = "source/aigc_exposure_share", "source/aigc_production_share"
+    plain, debiased = "two-tower", ("two-tower-invariance", "two-tower-style-removed")
 
     def gap(agent: str, lo: int, hi: int) -> pd.Series:
         return _per_seed(df, agent, exp, "mean", lo, hi) - _per_seed(
@@ -78,17 +80,16 @@ def test_source_bias_escalation_and_debiasing(tmp_path):
         )
 
     # first retraining rounds (steps 0-9) vs later rounds (10-19) of the human-dominated phase
-    _beyond_noise(gap("mf", 10, 20), "mf exposure - production share, steps 10-19")
-    _beyond_noise(gap("mf", 10, 20) - gap("mf", 0, 10), "mf gap growth over rounds")
-    ratio = {
-        a: _per_seed(df, a, "source/bias_ratio", "mean", 10, 20) for a in ("mf", "mf-debiased")
-    }
+    _beyond_noise(gap(plain, 10, 20), "two-tower exposure - production share, steps 10-19")
+    _beyond_noise(gap(plain, 10, 20) - gap(plain, 0, 10), "two-tower gap growth over rounds")
+    ratio = {a: _per_seed(df, a, "source/bias_ratio", "mean", 10, 20) for a in (plain, *debiased)}
     off = {a: np.abs(np.log(r)) for a, r in ratio.items()}
-    _beyond_noise(off["mf"] - off["mf-debiased"], "|log bias ratio| mf - debiased, steps 10-19")
-    ctr = {a: _per_seed(df, a, "engagement/ctr", "mean") for a in ("mf", "mf-debiased")}
-    cost = float((ctr["mf"] - ctr["mf-debiased"]).mean())
-    print(f"click-through cost of debiasing (whole run): {cost:.4f}")
-    assert cost < 0.03
+    ctr = {a: _per_seed(df, a, "engagement/ctr", "mean") for a in (plain, *debiased)}
+    for a in debiased:
+        _beyond_noise(off[plain] - off[a], f"|log bias ratio| two-tower - {a}, steps 10-19")
+        cost = float((ctr[plain] - ctr[a]).mean())
+        print(f"click-through cost of {a} (whole run): {cost:.4f}")
+        assert cost < 0.03
 
 
 def test_in_slate_thompson_vs_greedy(tmp_path):
@@ -109,10 +110,13 @@ def test_style_is_what_biases_a_content_based_agent(tmp_path):
     """Style magnitude 0 (and no rewrites): hybrid MF shows no source bias.
 
     Its AIGC exposure share stays within seed noise of the production share; with style
-    it exceeds it.
+    it exceeds it. (Hybrid MF reads item features through a learned map; the two-tower
+    agent's gap at this size is too noisy from seed to seed to tell: with style its sign
+    is set by the first retrains.)
     """
     base = [("users.num_users", 300), ("steps", 20), ("content.phases", [{"aigc_share": 0.3}])]
-    base.append(("content.rewrite_share", 0.0))
+    base += [("content.rewrite_share", 0.0), ("content.num_aigc_creators", 40)]
+    base.append(("agents", [{"model": "mf", "factors": 16}]))
     exp, prod = "source/aigc_exposure_share", "source/aigc_production_share"
     gaps = {}
     for style in (0.0, 1.0):

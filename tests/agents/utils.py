@@ -37,6 +37,7 @@ AGENTS: list[AgentCase] = [
     AgentCase("oracle", {"model": "oracle"}),
     AgentCase("epsilon-greedy", {"model": "epsilon-greedy", "epsilon": 0.3}, learns=True),
     AgentCase("mf", {"model": "mf", "factors": 8, "epochs": 2}, learns=True),
+    AgentCase("two-tower", {"model": "two-tower", "factors": 8, "epochs": 2}, learns=True),
 ]
 """Every built-in agent, with parameters that keep the tests fast."""
 
