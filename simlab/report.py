@@ -47,6 +47,7 @@ KEY_METRICS: tuple[str, ...] = (
     "source/aigc_production_share",
     "source/bias_ratio",
     "source/llm_ratio",
+    "source/user_polarization",
 )
 """Metrics reported by default (those the run has)."""
 

@@ -60,16 +60,18 @@ def test_source_bias_escalation_and_debiasing(tmp_path):
     """A two-tower agent over-exposes AIGC in the human-dominated phase, more with each retrain.
 
     Both source debiasers (the invariance term and the style-removal re-ranker) bring the
-    bias ratio back toward 1 there, at a small click-through cost. (Across phases the gap
-    does not grow at this size: from the coexisting phase on, the plain agent's AIGC
-    exposure share falls below the production share.)
+    bias ratio back toward 1 there, and in every phase they undo the per-user source echo
+    chamber (users who clicked AIGC shown AIGC, the others human: source/user_polarization),
+    at a small click-through cost. (Across phases the aggregate gap does not grow: from the
+    coexisting phase on, the plain agent's AIGC exposure share falls below the production
+    share -- polarized users hit a ceiling of all-AIGC slates, the others lose AIGC.)
     """
     phases = [
         {"until": 20, "aigc_share": 0.1},
         {"until": 40, "aigc_share": 0.5, "ramp": 5},
         {"aigc_share": 0.85, "ramp": 5},
     ]
-    overrides = [("users.num_users", 300), ("steps", 60), ("content.phases", phases)]
+    overrides = [("users.num_users", 500), ("steps", 60), ("content.phases", phases)]
     df = _run("source_bias", overrides, tmp_path)
     exp, prod = "source/aigc_exposure_share", "source/aigc_production_share"
     plain, debiased = "two-tower", ("two-tower-invariance", "two-tower-style-removed")
@@ -85,8 +87,13 @@ def test_source_bias_escalation_and_debiasing(tmp_path):
     ratio = {a: _per_seed(df, a, "source/bias_ratio", "mean", 10, 20) for a in (plain, *debiased)}
     off = {a: np.abs(np.log(r)) for a, r in ratio.items()}
     ctr = {a: _per_seed(df, a, "engagement/ctr", "mean") for a in (plain, *debiased)}
+    pol = "source/user_polarization"
     for a in debiased:
         _beyond_noise(off[plain] - off[a], f"|log bias ratio| two-tower - {a}, steps 10-19")
+        # the per-user source echo chamber, in every phase
+        for lo, hi in ((5, 20), (25, 40), (45, 60)):
+            diff = _per_seed(df, plain, pol, "mean", lo, hi) - _per_seed(df, a, pol, "mean", lo, hi)
+            _beyond_noise(diff, f"user polarization two-tower - {a}, steps {lo}-{hi - 1}")
         cost = float((ctr[plain] - ctr[a]).mean())
         print(f"click-through cost of {a} (whole run): {cost:.4f}")
         assert cost < 0.03

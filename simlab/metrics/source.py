@@ -16,6 +16,11 @@ Source bias (Zhou et al., "Source Echo Chamber"):
 - ``source/relative_delta`` = (E_human - E_aigc) / mean(E_human, E_aigc), with E the
   position-discounted exposure per live item of the source (each impression at slot k,
   from 0, weighs 1/log2(k + 2), the DCG discount). Negative = ranked in favour of AIGC.
+- ``source/user_polarization`` = Var_u(a_u) / (p (1 - p)), with ``a_u`` the AIGC share of
+  served user u's slate and ``p`` its mean over users: 0 = every user sees the same source
+  mix, 1 = every user sees one source only, about 1/K for slates drawn at random. A
+  per-user source echo chamber (users who clicked AIGC are shown AIGC, the others human)
+  raises it even when the aggregate exposure share matches production.
 
 The per-slate sums (discounted exposure, pairs) are computed per user shard and reduced.
 """
@@ -42,6 +47,7 @@ class SourceMetric(Metric):
         "source/bias_ratio",
         "source/llm_ratio",
         "source/relative_delta",
+        "source/user_polarization",
     )
     summary = {c: "mean" for c in columns}
 
@@ -50,7 +56,15 @@ class SourceMetric(Metric):
         slates = snap.feedback.slates
         b, k = slates.shape
         if b == 0:
-            return {"dexp_human": 0.0, "dexp_aigc": 0.0, "aigc_first": 0, "pairs": 0}
+            return {
+                "dexp_human": 0.0,
+                "dexp_aigc": 0.0,
+                "aigc_first": 0,
+                "pairs": 0,
+                "users": 0,
+                "share_sum": 0.0,
+                "share_sq": 0.0,
+            }
         items = snap.items
         rows = snap.rows()
         src = items.source[rows]
@@ -58,11 +72,15 @@ class SourceMetric(Metric):
         dexp_aigc = float((w * (src == 1)).sum(dtype=np.float64))
         dexp_human = float((w * (src == 0)).sum(dtype=np.float64))
         aigc_first, pairs = _pair_order(items, rows, slates)
+        share = (src == 1).mean(axis=1, dtype=np.float64)
         return {
             "dexp_human": dexp_human,
             "dexp_aigc": dexp_aigc,
             "aigc_first": aigc_first,
             "pairs": pairs,
+            "users": b,
+            "share_sum": float(share.sum()),
+            "share_sq": float((share**2).sum()),
         }
 
     def reduce(self, parts: list[dict[str, float]], snap: StepSnapshot) -> dict[str, float]:
@@ -81,6 +99,10 @@ class SourceMetric(Metric):
         e_h = safe_ratio(sum(p["dexp_human"] for p in parts), live_human)
         e_a = safe_ratio(sum(p["dexp_aigc"] for p in parts), live_aigc)
         both = e_h + e_a
+        n = sum(p["users"] for p in parts)
+        mean = safe_ratio(sum(p["share_sum"] for p in parts), n)
+        var = safe_ratio(sum(p["share_sq"] for p in parts), n) - mean**2
+        spread = mean * (1 - mean)
         return {
             "source/aigc_exposure_share": exposure_share,
             "source/aigc_production_share": production_share,
@@ -91,6 +113,7 @@ class SourceMetric(Metric):
                 sum(p["aigc_first"] for p in parts), sum(p["pairs"] for p in parts)
             ),
             "source/relative_delta": (e_h - e_a) / (both / 2) if both > 0 else float("nan"),
+            "source/user_polarization": max(var, 0.0) / spread if spread > 0 else float("nan"),
         }
 
 

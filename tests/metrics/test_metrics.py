@@ -237,6 +237,29 @@ def test_source_metric_shares():
     assert row["source/aigc_click_share"] == pytest.approx(1 / 3)
 
 
+def test_source_user_polarization_by_hand():
+    """Var over users of their slates' AIGC share, over p (1 - p); 1 when sources segregate."""
+    items = make_items([1, 2, 3, 4], source=[0, 1, 1, 0])
+    # slate AIGC shares a_u: 1/2, 1, 0 -> mean 1/2, variance (0 + 1/4 + 1/4) / 3 = 1/6
+    fb = make_feedback([0, 1, 2], [[1, 2], [3, 2], [4, 1]], [-1, -1, -1])
+    row = SourceMetric(CTX).measure(make_snapshot(fb, items))
+    assert row["source/user_polarization"] == pytest.approx((1 / 6) / (1 / 4))
+    # every user sees one source only -> 1; every user the same mix -> 0
+    split = make_feedback([0, 1], [[2, 3], [1, 4]], [-1, -1])
+    assert SourceMetric(CTX).measure(make_snapshot(split, items))[
+        "source/user_polarization"
+    ] == pytest.approx(1.0)
+    same = make_feedback([0, 1], [[1, 2], [3, 4]], [-1, -1])
+    assert SourceMetric(CTX).measure(make_snapshot(same, items))[
+        "source/user_polarization"
+    ] == pytest.approx(0.0)
+    # one source in every slate: p (1 - p) = 0 -> NaN
+    human = make_feedback([0], [[1, 4]], [-1])
+    assert math.isnan(
+        SourceMetric(CTX).measure(make_snapshot(human, items))["source/user_polarization"]
+    )
+
+
 def test_source_click_share_counts_only_clicks():
     """Users who do not click do not count; no click at all gives NaN."""
     items = make_items([1, 2, 3], source=[1, 0, 1])
