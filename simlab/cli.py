@@ -1,5 +1,7 @@
 """The ``simlab`` command: run, resume, validate, list and show runs, open the dashboard.
 
+``simlab extras NAME`` creates a peer simulator's separate environment (RecSim NG, T-RECS).
+
 Exit codes: 0 success; 1 a run failed inside a model (a bug: the traceback is shown);
 2 bad input (scenario, override, model name, run directory) with one clear line per
 problem; 130 interrupted (everything finished so far is kept).
@@ -76,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--metrics", nargs="+", metavar="METRIC", help="metric columns to report (default: key set)"
     )
+
+    extras = sub.add_parser(
+        "extras", help="create a separate environment for a peer simulator (recsim-ng, trecs)"
+    )
+    extras.add_argument("name", help="recsim-ng or trecs")
+    extras.add_argument("--force", action="store_true", help="recreate even when ready")
     return p
 
 
@@ -399,6 +407,15 @@ def _print_summary(store, out: Console) -> None:
     out.print(table)
 
 
+def cmd_extras(args: argparse.Namespace, out: Console) -> int:
+    """``simlab extras NAME``: create (or reuse) a peer simulator's environment."""
+    from simlab.extras import ensure
+
+    python = ensure(args.name, force=args.force, log=out.print)
+    out.print(f"python: {python}")
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------- entry point
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``simlab`` command; returns the exit code."""
@@ -416,6 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "runs": cmd_runs,
         "show": cmd_show,
         "report": cmd_report,
+        "extras": cmd_extras,
     }
     try:
         return commands[args.command](args, out)

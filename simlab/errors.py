@@ -17,6 +17,7 @@ __all__ = [
     "RunStoreError",
     "AgentContractError",
     "DependencyNotInstalled",
+    "PeerSimulatorError",
     "did_you_mean",
 ]
 
@@ -47,6 +48,10 @@ class AgentContractError(SimlabError, RuntimeError):
 
 class DependencyNotInstalled(SimlabError, ImportError):
     """Raised when an optional dependency is needed but not installed; names the install command."""
+
+
+class PeerSimulatorError(SimlabError, RuntimeError):
+    """Raised when a peer simulator's worker (RecSim NG) fails a request, crashes or hangs."""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

@@ -27,9 +27,13 @@ _REGISTRY: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
 _BUILTINS: dict[str, dict[str, str]] = {
     "users": {
         "logit": "simlab.environments.users:LogitUserPopulation",
+        "interest-evolution": "simlab.environments.interest_evolution:InterestEvolutionUsers",
+        "recsim-ng": "simlab.environments.recsim_ng.population:RecSimNGUsers",
     },
     "content": {
         "creators": "simlab.environments.content:CreatorEcosystem",
+        "recsim-corpus": "simlab.environments.interest_evolution:RecSimCorpus",
+        "recsim-ng-corpus": "simlab.environments.recsim_ng.population:RecSimNGCorpus",
     },
     "agents": {
         "random": "simlab.agents.baselines:RandomAgent",

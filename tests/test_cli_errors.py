@@ -55,7 +55,7 @@ BAD_FILES: dict[str, list[str]] = {
     "unknown_user_model.yaml": [
         "users.model: unknown users model 'logitt'.",
         "Did you mean 'logit'?",
-        "Allowed: logit",
+        "Allowed: interest-evolution, logit, recsim-ng",
     ],
     "unknown_metric.yaml": [
         "metrics[1]: unknown metric 'exposur'.",
