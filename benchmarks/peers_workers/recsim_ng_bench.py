@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import resource
-import sys
 import time
+
+from _common import dist_version, emit
 
 
 def build_network(users: int, docs: int, slate: int, topics: int, history: int):
@@ -107,17 +107,8 @@ def run(args: argparse.Namespace) -> dict:
         "first_call_s": first_s,
         "mean_cumulative_reward": reward,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        "versions": {"tensorflow": tf.__version__, "recsim_ng": _version("recsim-ng")},
+        "versions": {"tensorflow": tf.__version__, "recsim_ng": dist_version("recsim-ng")},
     }
-
-
-def _version(dist: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def main() -> None:
@@ -135,12 +126,7 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     record = run(args)
-    text = json.dumps(record)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
-    else:
-        sys.stdout.write(text + "\n")
+    emit(record, args.out)
 
 
 if __name__ == "__main__":

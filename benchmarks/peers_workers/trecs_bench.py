@@ -22,11 +22,11 @@ and interacting (T-RECS serves every user every step).
 from __future__ import annotations
 
 import argparse
-import json
 import resource
-import sys
 import time
 import warnings
+
+from _common import dist_version, emit
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> dict:
         "train_share": refit[0] / steady_s,
         "reward_per_user_step": float(chosen.mean()),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        "versions": {"trecs": getattr(trecs, "__version__", _version("trecs"))},
+        "versions": {"trecs": getattr(trecs, "__version__", dist_version("trecs"))},
     }
 
 
@@ -89,15 +89,6 @@ def _timed(obj: object, method: str) -> list[float]:
     return spent
 
 
-def _version(dist: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def main() -> None:
     """Parse arguments, run, write the JSON record (to ``--out`` or stdout)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -112,12 +103,7 @@ def main() -> None:
     args = ap.parse_args()
     warnings.filterwarnings("ignore")  # "No measurements are currently defined"
     record = run(args)
-    text = json.dumps(record)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
-    else:
-        sys.stdout.write(text + "\n")
+    emit(record, args.out)
 
 
 if __name__ == "__main__":
