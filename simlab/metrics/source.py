@@ -62,8 +62,9 @@ class SourceMetric(Metric):
                 "aigc_first": 0,
                 "pairs": 0,
                 "users": 0,
-                "share_sum": 0.0,
-                "share_sq": 0.0,
+                "aigc_sum": 0,
+                "aigc_sq": 0,
+                "slots": k,
             }
         items = snap.items
         rows = snap.rows()
@@ -72,15 +73,17 @@ class SourceMetric(Metric):
         dexp_aigc = float((w * (src == 1)).sum(dtype=np.float64))
         dexp_human = float((w * (src == 0)).sum(dtype=np.float64))
         aigc_first, pairs = _pair_order(items, rows, slates)
-        share = (src == 1).mean(axis=1, dtype=np.float64)
+        # integer per-user AIGC counts: sums are exact, so any sharding gives the same value
+        count = (src == 1).sum(axis=1, dtype=np.int64)
         return {
             "dexp_human": dexp_human,
             "dexp_aigc": dexp_aigc,
             "aigc_first": aigc_first,
             "pairs": pairs,
             "users": b,
-            "share_sum": float(share.sum()),
-            "share_sq": float((share**2).sum()),
+            "aigc_sum": int(count.sum()),
+            "aigc_sq": int((count**2).sum()),
+            "slots": k,
         }
 
     def reduce(self, parts: list[dict[str, float]], snap: StepSnapshot) -> dict[str, float]:
@@ -100,8 +103,12 @@ class SourceMetric(Metric):
         e_a = safe_ratio(sum(p["dexp_aigc"] for p in parts), live_aigc)
         both = e_h + e_a
         n = sum(p["users"] for p in parts)
-        mean = safe_ratio(sum(p["share_sum"] for p in parts), n)
-        var = safe_ratio(sum(p["share_sq"] for p in parts), n) - mean**2
+        k = max((p["slots"] for p in parts), default=0)
+        s1 = sum(p["aigc_sum"] for p in parts)
+        s2 = sum(p["aigc_sq"] for p in parts)
+        # Var(a_u) with a_u = count_u / K, from exact integer sums: (n s2 - s1^2) / (n K)^2
+        var = safe_ratio(n * s2 - s1 * s1, (n * k) ** 2)
+        mean = safe_ratio(s1, n * k)
         spread = mean * (1 - mean)
         return {
             "source/aigc_exposure_share": exposure_share,
