@@ -57,6 +57,8 @@ _UNSEEN = 1e6
 """Score offset that puts never-shown items ahead of every UCB1 index."""
 _USER_BLOCK = 1024
 """Users per block when the linear bandits build ``(block, d, d)`` matrices."""
+_CACHE_BLOCK = 32
+"""Users per piece while building those matrices (the piece's passes stay in cache)."""
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -365,7 +367,12 @@ def pair_features(user_features: np.ndarray, item_features: np.ndarray) -> np.nd
     u = np.asarray(user_features, np.float64)
     v = np.asarray(item_features, np.float64)
     u, v = np.broadcast_arrays(u, v)
-    return np.concatenate([u * v, v, np.ones(v.shape[:-1] + (1,))], axis=-1)
+    d = v.shape[-1]
+    x = np.empty(v.shape[:-1] + (2 * d + 1,))
+    np.multiply(u, v, out=x[..., :d])
+    x[..., d : 2 * d] = v
+    x[..., 2 * d] = 1.0
+    return x
 
 
 def _linear_scores(theta: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -380,9 +387,9 @@ def _linear_scores(theta: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarra
     theta = np.atleast_2d(theta)
     w = theta[:, :d] * u + theta[:, d : 2 * d]  # (B, d): theta_a * u + theta_b
     bias = theta[:, 2 * d, None]
-    if v.ndim == 2:
-        return w @ v.T + bias
-    return np.einsum("bcd,bd->bc", v, w) + bias
+    out = w @ v.T if v.ndim == 2 else np.einsum("bcd,bd->bc", v, w)
+    out += bias
+    return out
 
 
 def _quadratic(m: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -392,7 +399,7 @@ def _quadratic(m: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     l_u^T v + m_11`` where ``Q_u = (u u^T) * m_aa + diag(u) m_ab + m_ba diag(u) + m_bb`` and
     ``l_u = 2 (u * m_a1 + m_b1)``. The ``(B, d, d)`` matrices ``Q_u`` replace a ``(B, C, D)``
     array of pair features; they are built for ``_USER_BLOCK`` users at a time to bound
-    memory.
+    memory, into scratch arrays reused from block to block.
 
     Args:
         m: ``(D, D)`` symmetric matrix.
@@ -405,21 +412,30 @@ def _quadratic(m: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     shared = v.ndim == 2
     if shared:
         vv = (v[:, :, None] * v[:, None, :]).reshape(v.shape[0], d * d).T  # (d*d, C)
-        out = lin @ v.T + m[2 * d, 2 * d]
+        out = lin @ v.T
     else:
-        out = np.einsum("bci,bi->bc", v, lin) + m[2 * d, 2 * d]
+        out = np.einsum("bci,bi->bc", v, lin)
+    out += m[2 * d, 2 * d]
+    # per-block scratch, reused: (block, d, d) matrices, a term of them, the block's forms
+    q = np.empty((min(_USER_BLOCK, b_), d, d))
+    term = np.empty((min(_CACHE_BLOCK, b_), d, d))
+    forms = np.empty((q.shape[0], out.shape[1])) if shared else None
     for start in range(0, b_, _USER_BLOCK):  # blocks of users, each block vectorised
         blk = slice(start, start + _USER_BLOCK)
-        ub = u[blk]
-        q = ub[:, :, None] * ub[:, None, :]  # (block, d, d), built in place
-        q *= maa
-        q += ub[:, :, None] * mab
-        q += mab.T * ub[:, None, :]
-        q += mbb
+        n = min(_USER_BLOCK, b_ - start)
+        qb = q[:n]
+        for sub in range(0, n, _CACHE_BLOCK):  # (block, d, d), built in cache-sized pieces
+            end = min(sub + _CACHE_BLOCK, n)
+            us, qs, ts = u[start + sub : start + end], qb[sub:end], term[: end - sub]
+            np.multiply(us[:, :, None], us[:, None, :], out=qs)
+            qs *= maa
+            qs += np.multiply(us[:, :, None], mab, out=ts)
+            qs += np.multiply(mab.T, us[:, None, :], out=ts)
+            qs += mbb
         if shared:
-            out[blk] += q.reshape(-1, d * d) @ vv
+            out[blk] += np.matmul(qb.reshape(n, d * d), vv, out=forms[:n])
         else:
-            out[blk] += np.einsum("bcj,bcj->bc", v[blk] @ q, v[blk])
+            out[blk] += np.einsum("bcj,bcj->bc", v[blk] @ qb, v[blk])
     return out
 
 
@@ -491,8 +507,8 @@ class _LinearBandit(Agent):
     def _finish(self, obs: Observation, scores: np.ndarray) -> Slates:
         """Slates from ``(B, C)`` scores plus a tiny per-(item, step) tie-break."""
         cands = obs.candidates[0] if obs.shared_candidates else obs.candidates
-        s = scores + 1e-9 * self._tiebreak.uniform(cands, obs.step)
-        return Slates(obs.user_ids, top_k(s, obs.candidates, obs.slate_size, shared=False))
+        scores += 1e-9 * self._tiebreak.uniform(cands, obs.step)  # scores: ours to change
+        return Slates(obs.user_ids, top_k(scores, obs.candidates, obs.slate_size, shared=False))
 
     def state_dict(self) -> dict[str, Any]:
         """``A`` and ``b`` (empty before the first act) and the last step's context."""
@@ -537,8 +553,16 @@ class LinUCBAgent(_LinearBandit):
         """``(B, C)`` upper confidence bounds of the candidates (keeps the step's context)."""
         u, v = self._prepare(obs)
         theta, a_inv, _ = self.solve()
-        width = np.sqrt(np.maximum(_quadratic(a_inv, u, v), 0.0))
-        return _linear_scores(theta, u, v) + self.params.alpha * width
+        scores = _linear_scores(theta, u, v)
+        if self.params.alpha == 0:  # no exploration bonus: skip its (B, C, D^2) forms
+            scores += 0.0  # (what adding 0 * width gives: -0.0 becomes 0.0)
+            return scores
+        width = _quadratic(a_inv, u, v)
+        np.maximum(width, 0.0, out=width)
+        np.sqrt(width, out=width)
+        width *= self.params.alpha
+        scores += width
+        return scores
 
     def act(self, obs: Observation) -> Slates:
         """Top candidates by upper confidence bound."""

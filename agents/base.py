@@ -17,7 +17,15 @@ from simlab.errors import DependencyNotInstalled
 from simlab.rng import Stream
 from simlab.scenario import ParamsModel
 
-__all__ = ["Agent", "NoParams", "top_k", "random_slates", "ItemCounts", "require_torch"]
+__all__ = [
+    "Agent",
+    "NoParams",
+    "top_k",
+    "top_indices",
+    "random_slates",
+    "ItemCounts",
+    "require_torch",
+]
 
 
 def require_torch(who: str):
@@ -90,11 +98,55 @@ def top_k(scores: np.ndarray, candidates: np.ndarray, k: int, shared: bool) -> n
         s = scores if scores.ndim == 1 else scores[0]
         best = np.argsort(-s, kind="stable")[:k]
         return np.broadcast_to(candidates[0, best], (candidates.shape[0], k))
+    return np.take_along_axis(candidates, top_indices(scores, k), axis=1)
+
+
+_TORCH_TOPK_MIN = 1 << 14
+"""Score matrices with fewer entries rank in numpy (torch's call overhead dominates)."""
+
+
+def top_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    """``(B, k)`` column indices of the ``k`` highest scores of each row, best first.
+
+    Exactly what ``argpartition`` then a stable ``argsort`` of the chosen scores give
+    (:func:`_top_indices_numpy`). Large matrices are ranked by ``torch.topk`` (several times
+    faster); a row whose top ``k + 1`` scores hold a tie or a NaN — where that order is not
+    unique, or where torch orders NaN otherwise — is ranked by numpy, so every row gets
+    numpy's answer.
+    """
+    b, c = scores.shape
+    if scores.size < _TORCH_TOPK_MIN or scores.dtype.kind not in "fi" or k > c:
+        return _top_indices_numpy(scores, k)
+    torch = require_torch("top_k")
+    s = np.ascontiguousarray(scores)
+    if not s.flags.writeable:  # torch wants a writable buffer (it does not write to it)
+        s = s.copy()
+    # on one intra-op thread: torch's idle worker threads spin for a while after a parallel
+    # call and slow the next BLAS call down (a GEMM right after a 2-thread topk ran ~2x
+    # slower on 2 cores); the agent's own torch setting is restored at once
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        vals, idx = torch.topk(torch.from_numpy(s), min(k + 1, c), dim=1)
+    finally:
+        torch.set_num_threads(threads)
+    vals, idx = vals.numpy(), idx.numpy()
+    unsure = (vals[:, 1:] == vals[:, :-1]).any(axis=1)
+    if vals.dtype.kind == "f":
+        unsure |= np.isnan(vals).any(axis=1)
+    out = idx[:, :k]
+    if unsure.any():
+        rows = np.flatnonzero(unsure)
+        out[rows] = _top_indices_numpy(scores[rows], k)
+    return out
+
+
+def _top_indices_numpy(scores: np.ndarray, k: int) -> np.ndarray:
+    """:func:`top_indices` by ``argpartition`` and a stable ``argsort`` (the reference)."""
     part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     part_scores = np.take_along_axis(scores, part, axis=1)
     order = np.argsort(-part_scores, axis=1, kind="stable")
-    idx = np.take_along_axis(part, order, axis=1)
-    return np.take_along_axis(candidates, idx, axis=1)
+    return np.take_along_axis(part, order, axis=1)
 
 
 def random_slates(stream: Stream, obs: Observation, rows: np.ndarray | None = None) -> np.ndarray:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from simlab.batch import Log, Observation, Slates, lookup_sorted
+from simlab.batch import PAD, Log, Observation, Slates, lookup_sorted
 from simlab.rng import Stream
 from simlab.scenario import ParamsModel
 
@@ -53,14 +53,10 @@ class PopularityAgent(Agent):
         """Count the chosen signal per item over the log window."""
         sig = self.params.signal
         if sig == "impressions":
-            ids = log.slates.ravel()
-            w = None
-        else:
-            clicked = log.clicked_pos >= 0
-            ids = log.clicked_items[clicked]
-            w = log.engagement[clicked] if sig == "engagement" else None
-        self._ids, inv = np.unique(ids, return_inverse=True)
-        self._counts = np.bincount(inv, weights=w, minlength=self._ids.shape[0]).astype(float)
+            self._ids, self._counts = _count_by_id(log.slates.ravel(), None)
+        else:  # the clicked item of every row, PAD (skipped) where no click
+            w = log.engagement if sig == "engagement" else None
+            self._ids, self._counts = _count_by_id(log.clicked_items, w, skip_pad=True)
 
     def scores(self, item_ids: np.ndarray, step: int) -> np.ndarray:
         """Popularity of ``item_ids`` plus a tie-break in [0, 0.5)."""
@@ -86,6 +82,31 @@ class PopularityAgent(Agent):
         """Restore item ids and counts."""
         self._ids = np.asarray(state["ids"], np.int64)
         self._counts = np.asarray(state["counts"], np.float64)
+
+
+def _count_by_id(
+    ids: np.ndarray, weights: np.ndarray | None, skip_pad: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(sorted distinct ids, float64 sum of weights (default 1) per id)``.
+
+    What ``np.unique`` and ``np.bincount`` over its inverse give (each sum adds in the order
+    of ``ids``), by counting over the id range instead of sorting when the range is small.
+    With ``skip_pad`` the entries equal to ``PAD`` (and their weights) are left out.
+    """
+    low = PAD if skip_pad else 0
+    if ids.size and ids.min() >= low and int(ids.max()) <= 4 * ids.size + 65536:
+        shifted = ids + 1 if skip_pad else ids  # PAD counts in bin 0, dropped below
+        seen = np.bincount(shifted)
+        sums = seen if weights is None else np.bincount(shifted, weights=weights)
+        if skip_pad:
+            seen, sums = seen[1:], sums[1:]
+        uniq = np.flatnonzero(seen)
+        return uniq, sums[uniq].astype(float)
+    if skip_pad:
+        keep = ids != PAD
+        ids, weights = ids[keep], None if weights is None else weights[keep]
+    uniq, inv = np.unique(ids, return_inverse=True)
+    return uniq, np.bincount(inv, weights=weights, minlength=uniq.shape[0]).astype(float)
 
 
 class OracleAgent(Agent):

@@ -121,7 +121,9 @@ WARMUP = 2
 # ============================================================================ simlab agent
 
 
-def iterated_logit_draws(scores: np.ndarray, u: np.ndarray) -> np.ndarray:
+def iterated_logit_draws(
+    scores: np.ndarray, u: np.ndarray, work: np.ndarray | None = None
+) -> np.ndarray:
     """``K`` draws without replacement by multinomial logit, by inverse CDF, per row.
 
     Draw ``j`` picks column ``i`` with probability ``exp(s_i) / sum exp(s_m)`` over the
@@ -133,6 +135,8 @@ def iterated_logit_draws(scores: np.ndarray, u: np.ndarray) -> np.ndarray:
     Args:
         scores: ``(B, C)`` logits.
         u: ``(B, K)`` uniforms on (0, 1), ``K <= C``.
+        work: optional float32 scratch of shape ``(B, nblocks * size)`` for the weights,
+            reused from call to call (fresh memory is slow to touch the first time).
 
     Returns:
         ``(B, K)`` distinct column indices per row, in draw order.
@@ -145,25 +149,44 @@ def iterated_logit_draws(scores: np.ndarray, u: np.ndarray) -> np.ndarray:
     k = u.shape[1]
     size = max(1, int(np.ceil(np.sqrt(c))))
     nblocks = -(-c // size)
-    w = np.zeros((b, nblocks * size), np.float32)
+    width = nblocks * size
+    if work is None or work.shape != (b, width) or work.dtype != np.float32:
+        w = np.zeros((b, width), np.float32)
+    else:
+        w = work
+        w[:, c:] = 0.0  # the padding weighs nothing
     np.subtract(scores, scores.max(axis=1, keepdims=True), out=w[:, :c])
     np.exp(w[:, :c], out=w[:, :c])
     blocks = w.reshape(b, nblocks, size).sum(axis=2, dtype=np.float64)  # (B, nblocks)
+    # every block of every row as a row of a strided view: a block is one contiguous copy
+    block_rows = np.lib.stride_tricks.as_strided(
+        w, shape=(b * width - size + 1, size), strides=(w.itemsize, w.itemsize), writeable=False
+    )
     rows = np.arange(b)
     chosen = np.empty((b, k), np.int64)
+    # cumulative sums run along the short axes column by column over all rows, in
+    # (blocks, B) and (size, B) layouts: the same additions in the same order as cumsum
+    blocks_t = np.ascontiguousarray(blocks.T)  # (nblocks, B)
+    cum = np.empty_like(blocks_t)
+    run = np.empty((size, b))
     for j in range(k):  # slate positions, vectorised over rows
-        cum = np.cumsum(blocks, axis=1)
-        x = u[:, j] * cum[:, -1]
-        blk = np.minimum((cum <= x[:, None]).sum(axis=1), nblocks - 1)
-        x -= cum[rows, blk] - blocks[rows, blk]  # position inside the block
+        cum[0] = blocks_t[0]
+        for i in range(1, nblocks):
+            np.add(cum[i - 1], blocks_t[i], out=cum[i])
+        x = u[:, j] * cum[-1]
+        blk = np.minimum((cum <= x).sum(axis=0), nblocks - 1)
+        x -= cum[blk, rows] - blocks_t[blk, rows]  # position inside the block
         cols = blk[:, None] * size + np.arange(size)  # (B, size)
-        inner = w[rows[:, None], cols].astype(np.float64)
+        inner = block_rows[rows * width + blk * size].astype(np.float64)  # w[rows, cols]
         for m in range(j):  # columns drawn earlier in this block weigh nothing now
             inner[cols == chosen[:, m, None]] = 0.0
-        pos = np.minimum((np.cumsum(inner, axis=1) <= x[:, None]).sum(axis=1), size - 1)
+        run[0] = inner[:, 0]
+        for i in range(1, size):
+            np.add(run[i - 1], inner[:, i], out=run[i])
+        pos = np.minimum((run <= x).sum(axis=0), size - 1)
         chosen[:, j] = blk * size + pos
         inner[rows, pos] = 0.0
-        blocks[rows, blk] = inner.sum(axis=1)  # re-summed, not subtracted: no cancellation
+        blocks_t[blk, rows] = inner.sum(axis=1)  # re-summed, not subtracted: no cancellation
     srt = np.sort(chosen, axis=1)
     bad = (srt[:, 1:] == srt[:, :-1]).any(axis=1) | (srt[:, -1] >= c)
     if bad.any():  # float rounding at an edge of vanishing mass: the top K instead
@@ -214,6 +237,17 @@ class RecSimCFAgent(Agent):
         self._ctime = np.zeros((ctx.num_users, p.history_length), np.float32)
         self._weights: dict[str, np.ndarray] | None = None
         self._draws = Stream(self.seed, "agent/recsim-cf/slate")
+        self._work: dict[str, np.ndarray] = {}  # scratch reused from step to step
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_work": {}}
+
+    def _scratch(self, name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+        """A scratch array kept between steps (touching fresh memory is slow)."""
+        a = self._work.get(name)
+        if a is None or a.shape != shape or a.dtype != dtype:
+            a = self._work[name] = np.zeros(shape, dtype)
+        return a
 
     def _build(self, num_docs: int) -> dict[str, np.ndarray]:
         """Random weights like Keras' initialisers (truncated normal embeddings, Glorot)."""
@@ -250,7 +284,9 @@ class RecSimCFAgent(Agent):
             self._weights = self._build(int(cat.item_ids.max()) + 1)
         w = self._weights
         b = obs.user_ids.shape[0]
-        feats = w["doc"][self._docs[obs.user_ids]]  # (B, H, embed_dim + 1), one gather
+        # (B, H, embed_dim + 1): one gather, into a scratch array
+        feats = self._scratch("feats", (b, p.history_length, w["doc"].shape[1]), np.float32)
+        np.take(w["doc"], self._docs[obs.user_ids], axis=0, out=feats)
         feats[..., -1] = self._ctime[obs.user_ids]  # [embedding, consumed time] per slot
         h = feats.reshape(b, -1) @ w["w1"]  # Keras Dense: zero bias at initialisation
         h = np.where(h > 0, h, p.leaky_slope * h)
@@ -267,7 +303,10 @@ class RecSimCFAgent(Agent):
         k = obs.slate_size
         if self.params.sample:
             u = self._draws.uniform(obs.user_ids, obs.step, size=k)
-            idx = iterated_logit_draws(s, u)
+            c = s.shape[1]
+            size = max(1, int(np.ceil(np.sqrt(c))))
+            work = self._scratch("weights", (s.shape[0], -(-c // size) * size), np.float32)
+            idx = iterated_logit_draws(s, u, work)
         else:
             import torch  # torch.topk is several times faster than numpy's argpartition
 

@@ -47,12 +47,13 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import Field
 
-from simlab.batch import Catalog, Feedback
+from simlab.batch import Catalog, Feedback, is_row_broadcast
 from simlab.errors import ScenarioError
 from simlab.rng import Stream
 from simlab.scenario import ParamsModel
 from simlab.world import WorldContext
 
+from .common import Scratch, slate_rows
 from .content import ItemTable
 
 __all__ = [
@@ -72,6 +73,16 @@ def squash(y: np.ndarray, max_affinity: float) -> np.ndarray:
     (0.0, 0.99917)
     """
     return 4.0 * max_affinity * (0.5 * np.tanh(0.5 * y / max_affinity))
+
+
+def _squash_into(y: np.ndarray, max_affinity: float, out: np.ndarray) -> np.ndarray:
+    """:func:`squash` of ``y`` written into ``out`` (may be ``y``), the same operations in order."""
+    np.multiply(y, 0.5, out=out)
+    out /= max_affinity
+    np.tanh(out, out=out)
+    out *= 0.5
+    out *= 4.0 * max_affinity
+    return out
 
 
 def topic_means(num_topics: int, trashy_share: float, lo: float, hi: float) -> np.ndarray:
@@ -301,6 +312,7 @@ class InterestEvolutionUsers:
         self._choice = Stream(ctx.seed, "users/choice")
         self._noise = Stream(ctx.seed, "users/interest_noise")
         self._zeros = np.zeros((0, ctx.dim), np.float32)
+        self._scratch = Scratch()
 
     # ---------------------------------------------------------------- protocol
     def arrivals(self, t: int) -> np.ndarray:
@@ -395,28 +407,80 @@ class InterestEvolutionUsers:
             )
         b, k = slates.shape
         loc = self._rows_of(user_ids)
-        rows = items.rows(slates)
+        rows = slate_rows(items, slates)
         x = self._interest[loc]
-        f = items.latent[rows]  # (B, K, d)
-        cum = np.cumsum(self._weights(x, f), axis=1)
-        u = self._choice.uniform(user_ids, t) * cum[:, -1]
-        choice = np.minimum((cum <= u[:, None]).sum(axis=1), k)  # k = no choice
+        choice = self._choose(t, user_ids, x, rows, items)  # k = no choice
         clicked = choice < k
         slot = np.minimum(choice, k - 1)
         clicked_pos = np.where(clicked, choice, -1)
-        crow = np.take_along_axis(rows, slot[:, None], axis=1)[:, 0]
+        crow = rows[0, slot] if is_row_broadcast(rows) else rows[np.arange(b), slot]
         q = items.quality[crow].astype(np.float64)
         consumed = np.where(clicked, length[crow] / (1.0 + np.exp(q)), 0.0)  # sigmoid(-q) * L
         y = x
         if p.interest_step_size and clicked.any():
-            fc = np.take_along_axis(f, slot[:, None, None], axis=1)[:, 0]
+            fc = items.latent[crow]  # (B, d) the chosen (or last) document's features
             y = x + (p.interest_step_size * q * clicked)[:, None] * (fc - x)
         if p.interest_update_noise and clicked.any():
             z = self._noise.normal(user_ids[clicked], t, size=x.shape[1])
             y = y.copy() if y is x else y
             y[clicked] += p.interest_update_noise * z
-        self._interest[loc] = squash(y, p.max_user_affinity)
+        if isinstance(loc, slice):  # the whole shard: squash straight into the interests
+            _squash_into(y, p.max_user_affinity, self._interest)
+        else:
+            self._interest[loc] = squash(y, p.max_user_affinity)
         return Feedback(t, user_ids, slates, clicked_pos, consumed.astype(np.float32))
+
+    def _choose(
+        self, t: int, user_ids: np.ndarray, x: np.ndarray, rows: np.ndarray, items: RecSimItems
+    ) -> np.ndarray:
+        """``(B,)`` chosen slot of each user, ``K`` for no choice (inverse-CDF draws).
+
+        Computes what ``cumsum(_weights(x, latent[rows]))`` and one uniform per user give,
+        with the same float64 operations in the same order (so the same choices), but slot
+        by slot over all users — ``(K + 1, B)`` arrays — and without gathering the ``(B, K,
+        d)`` slate features; a slate shared by every user (``rows`` a row broadcast) is
+        looked up once. Settings where a row's weights may underflow, and ``d > 16``, take
+        the general path.
+        """
+        p = self.params
+        b, k = rows.shape
+        d = x.shape[1]
+        if d > 16 or b == 0:
+            return self._choose_general(t, user_ids, x, rows, items)
+        bias = p.position_bias * np.arange(k)
+        top = max(p.no_click_mass, p.affinity_offset + float(bias.max()))
+        shared = is_row_broadcast(rows)
+        r = rows[0][:, None] if shared else rows.T  # (K, 1) or (K, B)
+        w = self._scratch.get("weights", (k + 1, b))
+        dist, tmp = w[:k], self._scratch.get("term", (k, b))
+        for j in range(d):  # squared distances summed over the (few) dimensions
+            col = np.ascontiguousarray(items.latent[:, j])[r]  # (K, B) or (K, 1) float32
+            np.subtract(col, x[:, j], out=tmp if j else dist)
+            if j:
+                np.square(tmp, out=tmp)
+                dist += tmp
+            else:
+                np.square(dist, out=dist)
+        np.sqrt(dist, out=dist)
+        np.subtract((p.affinity_offset - top + bias)[:, None], dist, out=dist)
+        w[k] = p.no_click_mass - top
+        np.exp(w, out=w)
+        if w[k, 0] < 1e-200:  # rows may underflow (extreme settings): the general path
+            return self._choose_general(t, user_ids, x, rows, items)
+        for j in range(1, k + 1):  # the cumulative sum, as np.cumsum adds (in order)
+            np.add(w[j - 1], w[j], out=w[j])
+        u = self._choice.uniform(user_ids, t)
+        u *= w[k]
+        return np.minimum((w <= u).sum(axis=0), k)
+
+    def _choose_general(
+        self, t: int, user_ids: np.ndarray, x: np.ndarray, rows: np.ndarray, items: RecSimItems
+    ) -> np.ndarray:
+        """:meth:`_choose` for any settings, from the ``(B, K, d)`` slate features."""
+        k = rows.shape[1]
+        cum = np.cumsum(self._weights(x, items.latent[rows]), axis=1)
+        u = self._choice.uniform(user_ids, t) * cum[:, -1]
+        return np.minimum((cum <= u[:, None]).sum(axis=1), k)
 
     # ---------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, np.ndarray]:

@@ -14,12 +14,13 @@ stale log, which is equivalent and keeps one model in memory).
 
 from __future__ import annotations
 
+import weakref
 from collections import deque
 from typing import Any
 
 import numpy as np
 
-from simlab.batch import PAD, Catalog, Feedback, Log, Observation, Slates
+from simlab.batch import PAD, Catalog, Deferred, Feedback, Log, Observation, Slates
 from simlab.errors import ScenarioError
 from simlab.rng import Stream
 from simlab.scenario import PlatformSection
@@ -31,32 +32,75 @@ __all__ = ["Platform", "ClickHistory"]
 class ClickHistory:
     """Each user's most recent clicks (what the observation's ``history`` shows).
 
-    Holds users ``lo..hi-1`` as ring buffers of ``H`` item ids; on Ray each user shard
-    keeps the histories of its own users.
+    Holds users ``lo..hi-1``; on Ray each user shard keeps the histories of its own users.
+    Each user's row is a ring buffer of ``H`` item ids written backwards (click ``c`` goes to
+    column ``H - 1 - c % H``) and mirrored into a second copy of the ring (columns
+    ``H..2H-1``), so the ``H`` most recent clicks, most recent first, are always the ``H``
+    consecutive entries that start at the latest click: :meth:`get` copies one contiguous
+    window per user instead of gathering and re-ordering ``H`` scattered entries.
+
+    :meth:`deferred` hands out histories that are built only if read; any still referenced
+    are built before the buffers change, so they always show the clicks at the time.
     """
 
     def __init__(self, lo: int, hi: int, length: int) -> None:
         self.lo, self.hi, self.length = lo, hi, length
-        self.clicks = np.full((hi - lo, length), PAD, np.int64)
+        self._buf = np.full((hi - lo, 2 * length), PAD, np.int64)  # (users, 2H), see above
         self.num_clicks = np.zeros(hi - lo, np.int64)
+        self._pending: list[weakref.ref] = []  # deferred histories not built yet
+
+    def _starts(self, loc: np.ndarray) -> np.ndarray:
+        """Flat index in ``_buf`` of the latest click of each local user ``loc`` (B,)."""
+        h = self.length
+        first = (h - self.num_clicks[loc] % h) % h  # the column of the latest click
+        first += loc * (2 * h)
+        return first
 
     def get(self, user_ids: np.ndarray) -> np.ndarray:
         """``(B, H)`` most recent clicks first, ``PAD``-padded."""
         h = self.length
-        loc = user_ids - self.lo
-        n = self.num_clicks[loc][:, None]
-        idx = (n - 1 - np.arange(h)) % h
-        hist = self.clicks[loc[:, None], idx]
-        return np.where(np.arange(h) < n, hist, PAD)
+        n = self._buf.size
+        # one window of H consecutive entries per user: rows of a strided view of the buffer
+        windows = np.lib.stride_tricks.as_strided(
+            self._buf, shape=(max(n - h + 1, 0), h), strides=(8, 8), writeable=False
+        )
+        return windows[self._starts(np.asarray(user_ids) - self.lo)]
+
+    def deferred(self, user_ids: np.ndarray) -> Deferred:
+        """:meth:`get` of ``user_ids`` as a :class:`~simlab.batch.Deferred`: built if read."""
+        d = Deferred(lambda: self.get(user_ids))
+        self._pending.append(weakref.ref(d))
+        return d
+
+    def _settle(self) -> None:
+        """Build the deferred histories still referenced: their clicks are about to change."""
+        for ref in self._pending:
+            d = ref()
+            if d is not None:
+                d.resolve()
+        self._pending.clear()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_pending": []}  # weak references do not pickle
 
     def record(self, feedback: Feedback) -> None:
         """Append each clicking user's clicked item."""
-        clicked = feedback.clicked
-        if clicked.any():
-            who = feedback.user_ids[clicked] - self.lo
-            slot = self.num_clicks[who] % self.length
-            self.clicks[who, slot] = feedback.clicked_items[clicked]
+        self._settle()
+        chose = np.flatnonzero(feedback.clicked_pos >= 0)
+        if chose.size:
+            h = self.length
+            who = feedback.user_ids[chose] - self.lo
+            items = feedback.slates[chose, feedback.clicked_pos[chose]]
+            flat = who * (2 * h) + (h - 1 - self.num_clicks[who] % h)
+            buf = self._buf.reshape(-1)
+            buf[flat] = items
+            buf[flat + h] = items
             self.num_clicks[who] += 1
+
+    @property
+    def clicks(self) -> np.ndarray:
+        """``(users, H)`` the ring buffers in write order (click ``c`` in column ``c % H``)."""
+        return self._buf[:, self.length - 1 :: -1]
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Per-user arrays (first axis: users ``lo..hi-1``)."""
@@ -65,12 +109,15 @@ class ClickHistory:
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Restore what :meth:`state_dict` returned."""
         clicks, num = np.asarray(state["clicks"]), np.asarray(state["num_clicks"])
-        if clicks.shape != self.clicks.shape or num.shape != self.num_clicks.shape:
+        expected = (self._buf.shape[0], self.length)
+        if clicks.shape != expected or num.shape != self.num_clicks.shape:
             raise ValueError(
-                f"Expects click histories of shape {self.clicks.shape}, actual shape: "
-                f"{clicks.shape}"
+                f"Expects click histories of shape {expected}, actual shape: {clicks.shape}"
             )
-        self.clicks, self.num_clicks = clicks.astype(np.int64), num.astype(np.int64)
+        self._settle()
+        ring = clicks.astype(np.int64)[:, ::-1]
+        self._buf = np.concatenate([ring, ring], axis=1)
+        self.num_clicks = num.astype(np.int64)
 
 
 class Platform:
@@ -188,21 +235,13 @@ class Platform:
                 feature_ids=np.zeros(0, np.int64),
                 features=np.zeros((0, self.ctx.dim), np.float32),
             )
-        fbs = [f for f, _, _ in self._log]
         ids = np.concatenate([s for _, s, _ in self._log])
         feats = np.concatenate([x for _, _, x in self._log])
         # keep the most recent features of each item (the last occurrence)
         rev_ids = ids[::-1]
         uniq, first = np.unique(rev_ids, return_index=True)
-        return Log(
-            step=np.concatenate([np.full(f.user_ids.shape[0], f.step, np.int64) for f in fbs]),
-            user_ids=np.concatenate([f.user_ids for f in fbs]),
-            slates=np.concatenate([f.slates for f in fbs]),
-            clicked_pos=np.concatenate([f.clicked_pos for f in fbs]),
-            engagement=np.concatenate([f.engagement for f in fbs]),
-            feature_ids=uniq,
-            features=feats[::-1][first],
-        )
+        # the per-user arrays are joined only if the agent reads them (Log.of_steps)
+        return Log.of_steps([f for f, _, _ in self._log], uniq, feats[::-1][first])
 
     def deploy_due(self, t: int, agent: Any) -> None:
         """Retrain ``agent`` on every log snapshot whose model is due to serve at step ``t``."""

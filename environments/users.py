@@ -31,12 +31,12 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from simlab.batch import Feedback
+from simlab.batch import Feedback, is_row_broadcast
 from simlab.rng import Stream
 from simlab.scenario import ParamsModel
 from simlab.world import WorldContext
 
-from .common import normalize_rows, topic_centres
+from .common import normalize_rows, slate_rows, topic_centres
 
 __all__ = ["LogitUserPopulation"]
 
@@ -136,6 +136,13 @@ class LogitUserPopulation:
         """``(B, d)`` noisy signup profile: initial interests plus fixed noise."""
         return self._features[user_ids - self.lo]
 
+    def _rows_of(self, user_ids: np.ndarray) -> slice | np.ndarray:
+        """Local rows of ``user_ids``: a slice (no copy) when they are the whole shard."""
+        n = self.hi - self.lo
+        if user_ids.shape[0] == n and n and user_ids[0] == self.lo and user_ids[-1] == self.hi - 1:
+            return slice(None)  # increasing, unique ids spanning the range: all of them
+        return user_ids - self.lo
+
     def interests(self) -> tuple[np.ndarray, np.ndarray]:
         """``(current, initial)`` interests of users ``lo..hi-1``, read-only views."""
         cur = self._interest.view()
@@ -143,17 +150,23 @@ class LogitUserPopulation:
         return cur, self._initial
 
     def _utility(self, user_ids: np.ndarray, rows: np.ndarray, items) -> np.ndarray:
-        """``(B, C)`` utility of item rows ``rows`` (B, C) for ``user_ids``."""
+        """``(B, C)`` utility of item rows ``rows`` (B, C) for ``user_ids``.
+
+        When ``rows`` is one row broadcast to every user (a shared slate), the items' arrays
+        are read once and broadcast (the same values: no ``(B, C, d)`` gather).
+        """
         p = self.params
         loc = user_ids - self.lo
-        x = self._interest[loc]
-        match = np.einsum("bcd,bd->bc", items.latent[rows], x)
-        u = p.interest_weight * match + p.quality_weight * items.quality[rows]
+        x = self._interest[self._rows_of(user_ids)]
+        r = rows[:1] if is_row_broadcast(rows) else rows
+        lat = items.latent[r]
+        match = np.einsum("bcd,bd->bc", np.broadcast_to(lat, rows.shape + lat.shape[2:]), x)
+        u = p.interest_weight * match + p.quality_weight * items.quality[r]
         if p.fatigue_weight:
-            u -= p.fatigue_weight * self._fatigue[loc[:, None], items.topic[rows]]
+            u -= p.fatigue_weight * self._fatigue[loc[:, None], items.topic[r]]
         if p.source_preference:
-            u += p.source_preference * items.source[rows]
-        return u.astype(np.float32)
+            u += p.source_preference * items.source[r]
+        return u.astype(np.float32, copy=False)
 
     def expected_utility(
         self, t: int, user_ids: np.ndarray, item_ids: np.ndarray, items
@@ -179,15 +192,19 @@ class LogitUserPopulation:
         """Choose among slates (with a no-click option) and update latent state."""
         p = self.params
         b, k = slates.shape
-        rows = items.rows(slates)
+        rows = slate_rows(items, slates)
         util = self._utility(user_ids, rows, items)
-        logits = np.empty((b, k + 1), np.float32)
-        logits[:, 0] = p.no_click_utility / p.temperature
-        logits[:, 1:] = util / p.temperature + self._pos_bias[:k]
-        choice = np.argmax(logits + self._choice.gumbel(user_ids, t, size=k + 1), axis=1)
+        # float32 logits (no click first: no_click_utility / temperature, then the slate's
+        # util / temperature + position bias) plus Gumbel noise, added in float64
+        noisy = self._choice.gumbel(user_ids, t, size=k + 1)
+        noisy[:, 0] += np.float32(p.no_click_utility / p.temperature)
+        logits = np.divide(util, p.temperature)
+        logits += self._pos_bias[:k]
+        noisy[:, 1:] += logits
+        choice = np.argmax(noisy, axis=1)
         clicked_pos = choice.astype(np.int64) - 1
         clicked = clicked_pos >= 0
-        u_click = np.take_along_axis(util, np.maximum(clicked_pos, 0)[:, None], axis=1)[:, 0]
+        u_click = util[np.arange(b), np.maximum(clicked_pos, 0)]
         noise = p.engagement_noise * self._engage.normal(user_ids, t)
         engagement = np.where(
             clicked, 1.0 / (1.0 + np.exp(-(u_click - p.no_click_utility + noise))), 0.0

@@ -11,12 +11,14 @@ Shapes use ``B`` = users served this step, ``K`` = slate size, ``C`` = candidate
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import cached_property
 
 import numpy as np
 
 __all__ = [
     "Catalog",
+    "Deferred",
     "Observation",
     "Slates",
     "Feedback",
@@ -107,6 +109,68 @@ class Catalog:
         return pos
 
 
+class Deferred:
+    """An array computed on first use, at most once (e.g. an observation's ``history``).
+
+    The user side hands the observation its click histories as a ``Deferred`` so that a
+    step whose agent never reads ``obs.history`` never builds them. Whoever owns the data it
+    reads must :meth:`resolve` every ``Deferred`` still referenced before changing that data
+    (see ``ClickHistory``), so a late read still sees the values at the time of the step.
+
+    >>> d = Deferred(lambda: np.arange(3))
+    >>> d.resolve().tolist(), d.resolved
+    ([0, 1, 2], True)
+    """
+
+    __slots__ = ("_fn", "_value", "__weakref__")
+
+    def __init__(self, fn) -> None:
+        self._fn = fn
+        self._value: np.ndarray | None = None
+
+    @property
+    def resolved(self) -> bool:
+        """Whether the array has been computed."""
+        return self._fn is None
+
+    def resolve(self) -> np.ndarray:
+        """The array (computed now if it was not yet)."""
+        if self._fn is not None:
+            self._value, self._fn = self._fn(), None
+        return self._value
+
+
+class _DeferredField:
+    """A dataclass field that may be given as a :class:`Deferred`, resolved when first read.
+
+    (A data descriptor: the dataclass ``__init__`` stores through :meth:`__set__` and every
+    read goes through :meth:`__get__`; it has no class-level default, so the field stays
+    required.) ``check`` is ``(shape after the first axis, dtype kinds)``: a resolved
+    array must have ``obj.num_users`` rows and that shape.
+    """
+
+    def __init__(self, check: tuple[tuple, str] | None = None) -> None:
+        self._spec = check
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            raise AttributeError(self._name)  # no default value
+        value = obj.__dict__[self._name]
+        if isinstance(value, Deferred):
+            value = value.resolve()
+            if self._spec is not None:
+                shape = (obj.num_users, *self._spec[0])
+                _check(f"{type(obj).__name__}.{self._name}", value, shape, self._spec[1])
+            obj.__dict__[self._name] = value
+        return value
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self._name] = value
+
+
 @dataclass(frozen=True)
 class Observation:
     """What an agent sees when it acts at one step.
@@ -116,7 +180,7 @@ class Observation:
         user_ids: ``(B,)`` int64 ids of the users to serve, increasing.
         user_features: ``(B, f)`` float32 observable user features.
         history: ``(B, H)`` int64 recently clicked item ids, most recent first, padded
-            with ``PAD``.
+            with ``PAD``. It may be given as a :class:`Deferred`, built when first read.
         candidates: ``(B, C)`` int64 candidate item ids per user (no padding, no duplicates
             within a row). When ``shared_candidates`` is true every row is the same and the
             array is a zero-copy broadcast view.
@@ -128,7 +192,7 @@ class Observation:
     step: int
     user_ids: np.ndarray
     user_features: np.ndarray
-    history: np.ndarray
+    history: np.ndarray = _DeferredField(((None,), "i"))  # type: ignore[assignment]
     candidates: np.ndarray
     catalog: Catalog
     slate_size: int
@@ -138,7 +202,8 @@ class Observation:
         b = self.user_ids.shape[0] if isinstance(self.user_ids, np.ndarray) else None
         _check("Observation.user_ids", self.user_ids, (b,), "i")
         _check("Observation.user_features", self.user_features, (b, None), "f")
-        _check("Observation.history", self.history, (b, None), "i")
+        if not isinstance(self.__dict__["history"], Deferred):  # else checked when read
+            _check("Observation.history", self.history, (b, None), "i")
         _check("Observation.candidates", self.candidates, (b, None), "i")
         if self.candidates.shape[1] < self.slate_size:
             raise ValueError(
@@ -224,12 +289,12 @@ class Feedback:
         """``(B,)`` bool, whether each user clicked."""
         return self.clicked_pos >= 0
 
-    @property
+    @cached_property
     def clicked_items(self) -> np.ndarray:
-        """``(B,)`` int64 clicked item id, ``PAD`` where no click."""
-        pos = np.maximum(self.clicked_pos, 0)
-        items = np.take_along_axis(self.slates, pos[:, None], axis=1)[:, 0]
-        return np.where(self.clicked, items, PAD)
+        """``(B,)`` int64 clicked item id, ``PAD`` where no click (computed once, read-only)."""
+        items = _clicked_items(self.slates, self.clicked_pos)
+        items.setflags(write=False)  # shared by every reader of this feedback
+        return items
 
 
 @dataclass(frozen=True)
@@ -244,15 +309,49 @@ class Log:
         engagement: ``(M,)`` float32.
         features: observable features of every item appearing in ``slates``, keyed by
             ``feature_ids`` (sorted), so a model can learn about items that have retired.
+
+    The first five may be given as :class:`Deferred` arrays, built when first read (see
+    :meth:`of_steps`); a pickled log carries them built.
     """
 
-    step: np.ndarray
-    user_ids: np.ndarray
-    slates: np.ndarray
-    clicked_pos: np.ndarray
-    engagement: np.ndarray
+    step: np.ndarray = _DeferredField()  # type: ignore[assignment]
+    user_ids: np.ndarray = _DeferredField()  # type: ignore[assignment]
+    slates: np.ndarray = _DeferredField()  # type: ignore[assignment]
+    clicked_pos: np.ndarray = _DeferredField()  # type: ignore[assignment]
+    engagement: np.ndarray = _DeferredField()  # type: ignore[assignment]
     feature_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     features: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+
+    @classmethod
+    def of_steps(
+        cls, feedback: list[Feedback], feature_ids: np.ndarray, features: np.ndarray
+    ) -> Log:
+        """The log of several steps' feedback (in order), each array joined when first read.
+
+        An agent that reads only some of the arrays (popularity counts read the clicks)
+        does not pay for joining the others, and :attr:`clicked_items` is joined from each
+        step's clicked items without joining the ``(M, K)`` slates.
+        """
+        steps = list(feedback)
+
+        def joined(part) -> Deferred:
+            return Deferred(lambda: np.concatenate([part(f) for f in steps]))
+
+        log = cls(
+            step=joined(lambda f: np.full(f.user_ids.shape[0], f.step, np.int64)),
+            user_ids=joined(lambda f: f.user_ids),
+            slates=joined(lambda f: f.slates),
+            clicked_pos=joined(lambda f: f.clicked_pos),
+            engagement=joined(lambda f: f.engagement),
+            feature_ids=feature_ids,
+            features=features,
+        )
+        log.__dict__["_clicked_items"] = joined(lambda f: f.clicked_items)
+        return log
+
+    def __reduce__(self):
+        # the arrays, built: a Deferred (a closure) does not pickle
+        return (Log, tuple(getattr(self, f.name) for f in fields(self)))
 
     @property
     def num_rows(self) -> int:
@@ -262,6 +361,15 @@ class Log:
     @property
     def clicked_items(self) -> np.ndarray:
         """``(M,)`` clicked item id per row, ``PAD`` where no click."""
-        pos = np.maximum(self.clicked_pos, 0)
-        items = np.take_along_axis(self.slates, pos[:, None], axis=1)[:, 0]
-        return np.where(self.clicked_pos >= 0, items, PAD)
+        joined = self.__dict__.get("_clicked_items")
+        if joined is not None:
+            return joined.resolve()
+        return _clicked_items(self.slates, self.clicked_pos)
+
+
+def _clicked_items(slates: np.ndarray, clicked_pos: np.ndarray) -> np.ndarray:
+    """``(B,)`` the item at ``clicked_pos`` of each slate row, ``PAD`` where it is -1."""
+    chose = np.flatnonzero(clicked_pos >= 0)
+    out = np.full(clicked_pos.shape[0], PAD, slates.dtype)
+    out[chose] = slates[chose, clicked_pos[chose]]
+    return out

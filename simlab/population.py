@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from simlab.batch import Catalog, Feedback, Slates
+from simlab.batch import Catalog, Deferred, Feedback, Slates, is_row_broadcast
 from simlab.errors import ScenarioError
 from simlab.metrics.base import StepSnapshot
 from simlab.scenario import Scenario
@@ -119,10 +119,17 @@ class UserShard:
             if cls.sharded():
                 self.metrics[name] = cls(ctx)
 
-    def arrive(self, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(user ids, features, click histories)`` of the shard's users active at ``t``."""
+    def arrive(
+        self, t: int, defer_history: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | Deferred]:
+        """``(user ids, features, click histories)`` of the shard's users active at ``t``.
+
+        With ``defer_history`` the histories are a :class:`~simlab.batch.Deferred`, built
+        only if something reads them before the next clicks are recorded.
+        """
         ids = self.users.arrivals(t)
-        return ids, self.users.observable_features(ids), self.clicks.get(ids)
+        hist = self.clicks.deferred(ids) if defer_history else self.clicks.get(ids)
+        return ids, self.users.observable_features(ids), hist
 
     def respond(
         self,
@@ -166,7 +173,11 @@ class UserShard:
             slate_rows=rows,
         )
         parts = {name: m.partial(snap) for name, m in self.metrics.items()}
-        exposure = np.bincount(rows.ravel(), minlength=content.catalog.num_items)
+        n = content.catalog.num_items
+        if is_row_broadcast(rows):  # one slate shown to every user
+            exposure = np.bincount(rows[0], minlength=n) * rows.shape[0]
+        else:
+            exposure = np.bincount(rows.ravel(), minlength=n)
         return fb.clicked_pos, fb.engagement, exposure, parts
 
     def expected_utility(
@@ -234,9 +245,11 @@ class LocalPopulation:
         """The click histories (all users)."""
         return self.shard.clicks
 
-    def arrive(self, t: int, content: StepContent) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Active users at ``t`` with their features and histories."""
-        return self.shard.arrive(t)
+    def arrive(
+        self, t: int, content: StepContent, defer_history: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | Deferred]:
+        """Active users at ``t`` with their features and histories (see ``UserShard.arrive``)."""
+        return self.shard.arrive(t, defer_history)
 
     def respond(
         self,

@@ -83,6 +83,27 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
+_S11, _S27, _S30, _S31 = (np.uint64(v) for v in (11, 27, 30, 31))
+
+
+def _mix_inplace(x: np.ndarray, tmp: np.ndarray) -> np.ndarray:
+    """:func:`_mix` of ``x`` in place (``tmp``: scratch of the same shape); returns ``x``."""
+    np.right_shift(x, _S30, out=tmp)
+    x ^= tmp
+    x *= _M1
+    np.right_shift(x, _S27, out=tmp)
+    x ^= tmp
+    x *= _M2
+    np.right_shift(x, _S31, out=tmp)
+    x ^= tmp
+    return x
+
+
+def _scalar_if_0d(a: np.ndarray) -> np.ndarray:
+    """A 0-d result as a numpy scalar (what numpy's own operators return for one draw)."""
+    return a[()] if a.ndim == 0 else a
+
+
 def _as_shape(size: Shape) -> tuple[int, ...]:
     return (int(size),) if isinstance(size, (int, np.integer)) else tuple(int(s) for s in size)
 
@@ -116,22 +137,48 @@ class Stream:
 
     def bits(self, ids: np.ndarray | Sequence[int], step: int, size: Shape = ()) -> np.ndarray:
         """Raw 64-bit draws, shape ``ids.shape + size``, dtype uint64."""
-        ids_u = np.asarray(ids, dtype=np.int64).astype(np.uint64)
+        return _scalar_if_0d(self._bits(ids, step, size)[0])
+
+    def _bits(
+        self, ids: np.ndarray | Sequence[int], step: int, size: Shape
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(bits, scratch)``: :meth:`bits` and a spare array of its shape and item size.
+
+        The hashing runs in place (two arrays of the output's size in all, not one per
+        operation): the same values as the formula ``_mix(_mix(ids * G + key) ^ step_key)``
+        then ``_mix(h + counter * G)``.
+        """
+        h = np.asarray(ids, dtype=np.int64).astype(np.uint64)
         shape = _as_shape(size)
         n = math.prod(shape)
         step_key = np.uint64((self._key ^ ((int(step) * _STEP_SALT) & _MASK)) & _MASK)
         with np.errstate(over="ignore"):
-            h = _mix(_mix(ids_u * _GOLDEN + np.uint64(self._key)) ^ step_key)
+            tmp = np.empty_like(h)
+            h *= _GOLDEN
+            h += np.uint64(self._key)
+            _mix_inplace(h, tmp)
+            h ^= step_key
+            _mix_inplace(h, tmp)
             if n == 1 and shape == ():
-                return _mix(h + _GOLDEN)
+                h += _GOLDEN
+                return _mix_inplace(h, tmp), tmp
             counters = np.arange(1, n + 1, dtype=np.uint64) * _GOLDEN
-            out = _mix(h[..., None] + counters)
-        return out.reshape(ids_u.shape + shape)
+            out = np.empty(h.shape + (n,), np.uint64)
+            np.add(h[..., None], counters, out=out)
+            tmp = np.empty_like(out)
+            _mix_inplace(out, tmp)
+        full = h.shape + shape
+        return out.reshape(full), tmp.reshape(full)
 
     def uniform(self, ids: np.ndarray | Sequence[int], step: int, size: Shape = ()) -> np.ndarray:
         """Uniform draws on the open interval (0, 1), float64."""
-        b = self.bits(ids, step, size)
-        return ((b >> np.uint64(11)).astype(np.float64) + 0.5) * _INV_2_53
+        b, spare = self._bits(ids, step, size)
+        b >>= _S11  # 53 random bits: exact as int64 and as float64
+        out = spare.view(np.float64)
+        np.copyto(out, b.view(np.int64), casting="unsafe")
+        out += 0.5
+        out *= _INV_2_53
+        return _scalar_if_0d(out)
 
     def normal(
         self,
@@ -143,12 +190,28 @@ class Stream:
     ) -> np.ndarray:
         """Normal draws (Box-Muller over two uniforms per value)."""
         u = self.uniform(ids, step, _as_shape(size) + (2,))
-        z = np.sqrt(-2.0 * np.log(u[..., 0])) * np.cos(2.0 * np.pi * u[..., 1])
-        return loc + scale * z
+        if u.ndim == 1:  # one draw: numpy scalars
+            return loc + scale * (np.sqrt(-2.0 * np.log(u[0])) * np.cos(2.0 * np.pi * u[1]))
+        z = np.log(u[..., 0])
+        z *= -2.0
+        np.sqrt(z, out=z)
+        c = np.multiply(u[..., 1], 2.0 * np.pi)
+        np.cos(c, out=c)
+        z *= c
+        z *= scale
+        z += loc
+        return z
 
     def gumbel(self, ids: np.ndarray | Sequence[int], step: int, size: Shape = ()) -> np.ndarray:
         """Standard Gumbel draws, ``-log(-log(U))``."""
-        return -np.log(-np.log(self.uniform(ids, step, size)))
+        g = self.uniform(ids, step, size)
+        if not isinstance(g, np.ndarray):  # one draw: a numpy scalar
+            return -np.log(-np.log(g))
+        np.log(g, out=g)
+        np.negative(g, out=g)
+        np.log(g, out=g)
+        np.negative(g, out=g)
+        return g
 
     def integers(
         self, ids: np.ndarray | Sequence[int], step: int, high: int | np.ndarray, size: Shape = ()

@@ -272,9 +272,12 @@ class World:
         """Run step ``t`` of the loop and return its metric row."""
         catalog, active = self.begin(t)
         features, history = self._arrived
+        self._arrived = None
         obs = self.platform.observe(t, active, catalog, features, history)
         slates, who = self._serve(obs, catalog)
         cands = None if obs.shared_candidates else obs.candidates
+        # a deferred history that nothing kept is never built (see ClickHistory.deferred)
+        del obs, history
         return self.finish(t, slates, catalog, candidates=cands, who=who)
 
     def begin(self, t: int) -> tuple[Catalog, np.ndarray]:
@@ -288,7 +291,7 @@ class World:
         catalog = self.content.catalog(self.platform.knows_source)
         self._content = StepContent(catalog, self.content.latent(), self.content.new_item_sources())
         # 2. arrivals (with the features and histories the observation shows) -------
-        active, features, history = self.population.arrive(t, self._content)
+        active, features, history = self.population.arrive(t, self._content, defer_history=True)
         self._arrived = (features, history)
         # 3. retrains due now, so the new model serves from step t --------------------
         self.platform.deploy_due(t, self.agent)

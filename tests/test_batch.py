@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
 import re
 
 import numpy as np
 import pytest
 
-from simlab.batch import PAD, Catalog, Feedback, Log, Observation, Slates, lookup_sorted
+from simlab.batch import (
+    PAD,
+    Catalog,
+    Deferred,
+    Feedback,
+    Log,
+    Observation,
+    Slates,
+    lookup_sorted,
+)
 
 
 def make_catalog(item_ids=(2, 5, 9, 14), dim: int = 3) -> Catalog:
@@ -196,3 +207,65 @@ def test_log_clicked_items_and_num_rows():
     assert log.num_rows == 4
     assert log.clicked_items.tolist() == [1, PAD, 9, 0]
     assert log.feature_ids.shape == (0,)
+
+
+def test_feedback_clicked_items_are_computed_once_and_read_only():
+    """The clicked items of a feedback are cached and cannot be changed through it."""
+    fb = make_feedback()
+    assert fb.clicked_items is fb.clicked_items
+    with pytest.raises(ValueError, match="read-only"):
+        fb.clicked_items[0] = 3
+
+
+# ----------------------------------------------------------------------------- deferred arrays
+
+
+def test_observation_history_may_be_deferred():
+    """A deferred history is built on first read (once), checked, and pickled built."""
+    calls = []
+
+    def build():
+        calls.append(1)
+        return np.full((2, 4), 7, np.int64)
+
+    obs = make_observation(history=Deferred(build))
+    assert calls == []
+    assert obs.history.tolist() == [[7] * 4] * 2 and obs.history.shape == (2, 4)
+    assert calls == [1]
+    again = pickle.loads(pickle.dumps(make_observation(history=Deferred(build))))
+    assert isinstance(again.__dict__["history"], np.ndarray)
+    assert dataclasses.replace(obs, slate_size=1).history.shape == (2, 4)
+
+
+def test_deferred_history_of_the_wrong_shape_raises_when_read():
+    """A deferred history is shape-checked when it is built."""
+    obs = make_observation(history=Deferred(lambda: np.zeros((3, 4), np.int64)))
+    with pytest.raises(
+        ValueError, match=re.escape("Expects `Observation.history` of shape (2, ?)")
+    ):
+        _ = obs.history
+
+
+def test_observation_history_stays_required():
+    """``history`` still has no default."""
+    with pytest.raises(TypeError, match="history"):
+        Observation(0, np.zeros(1, np.int64), np.zeros((1, 1), np.float32))
+
+
+def test_log_of_steps_equals_the_joined_arrays():
+    """``Log.of_steps`` joins each array when read, as concatenating the steps gives."""
+    steps = [
+        make_feedback(),
+        make_feedback(step=5, slates=np.broadcast_to(np.array([9, 2]), (3, 2))),
+    ]
+    log = Log.of_steps(steps, np.array([2, 5]), np.zeros((2, 3), np.float32))
+    assert isinstance(log.__dict__["slates"], Deferred)
+    assert log.clicked_items.tolist() == [5, PAD, 5, 2, PAD, 9]
+    assert isinstance(log.__dict__["slates"], Deferred)  # clicked items joined per step
+    np.testing.assert_array_equal(log.step, [4, 4, 4, 5, 5, 5])
+    np.testing.assert_array_equal(log.slates, np.concatenate([f.slates for f in steps]))
+    np.testing.assert_array_equal(log.engagement, np.concatenate([f.engagement for f in steps]))
+    assert log.num_rows == 6
+    plain = pickle.loads(pickle.dumps(Log.of_steps(steps, log.feature_ids, log.features)))
+    assert type(plain) is Log and isinstance(plain.__dict__["user_ids"], np.ndarray)
+    np.testing.assert_array_equal(plain.clicked_items, log.clicked_items)

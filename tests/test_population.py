@@ -151,3 +151,28 @@ def test_population_size_must_be_declared():
     object.__setattr__(sc.users, "_params", sc.users.params.model_copy(update={"num_users": 0}))
     with pytest.raises(ScenarioError, match="declares no positive `num_users`"):
         population_size(sc)
+
+
+def test_shared_slates_give_the_partials_of_their_copies():
+    """A broadcast slate gives the responses, exposure and sharded partials of its copies."""
+    sc = make_small("users.drift_rate=0.1")
+    world = World(sc, 0, seed=3)
+    pops = [LocalPopulation(sc, 3), LocalPopulation(sc, 3)]
+    rng = np.random.default_rng(1)
+    for t in range(3):
+        content = _step_content(world, t)
+        ids = pops[0].arrive(t, content)[0]
+        pops[1].arrive(t, content)
+        slate = rng.choice(content.catalog.item_ids, 5, replace=False)
+        shared = Slates(ids, np.broadcast_to(slate, (ids.size, 5)))
+        copied = Slates(ids, np.tile(slate, (ids.size, 1)))
+        (fa, pa, ca), (fb, pb, cb) = (
+            pops[0].respond(t, shared, content),
+            pops[1].respond(t, copied, content),
+        )
+        np.testing.assert_array_equal(fa.clicked_pos, fb.clicked_pos)
+        np.testing.assert_array_equal(ca, cb)
+        assert pa.keys() == pb.keys() and pa
+        for name in pa:
+            for key, value in pa[name][0].items():
+                np.testing.assert_array_equal(value, pb[name][0][key], err_msg=f"{name}/{key}")

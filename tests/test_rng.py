@@ -324,3 +324,46 @@ def test_torch_generator_deterministic_and_distinct():
     assert not torch.equal(
         a, torch.randperm(100, generator=torch_generator(1, "agent/mf/batches", 1))
     )
+
+
+# ----------------------------------------------------------------------------- in-place hashing
+
+
+def _reference_bits(s: Stream, ids, step: int, size) -> np.ndarray:
+    """The counter hash written out as a formula (one temporary array per operation)."""
+    ids_u = np.asarray(ids, dtype=np.int64).astype(np.uint64)
+    shape = rng._as_shape(size)
+    step_key = np.uint64((s._key ^ ((int(step) * rng._STEP_SALT) & rng._MASK)) & rng._MASK)
+    with np.errstate(over="ignore"):
+        h = rng._mix(rng._mix(ids_u * rng._GOLDEN + np.uint64(s._key)) ^ step_key)
+        if shape == ():
+            return rng._mix(h + rng._GOLDEN)
+        counters = np.arange(1, math.prod(shape) + 1, dtype=np.uint64) * rng._GOLDEN
+        return rng._mix(h[..., None] + counters).reshape(ids_u.shape + shape)
+
+
+@pytest.mark.parametrize("size", [(), (1,), (6,), (5, 2)])
+@pytest.mark.parametrize(
+    "ids", [np.arange(3000), np.array([7, 2**40, 5]), np.arange(12).reshape(3, 4)]
+)
+def test_in_place_draws_equal_the_formulas_bit_for_bit(ids, size):
+    """bits/uniform/normal/gumbel (hashed in place) equal their formulas exactly."""
+    s = Stream(11, "users/choice")
+    b = _reference_bits(s, ids, 9, size)
+    u = ((b >> np.uint64(11)).astype(np.float64) + 0.5) * rng._INV_2_53
+    np.testing.assert_array_equal(s.bits(ids, 9, size), b)
+    np.testing.assert_array_equal(s.uniform(ids, 9, size).view(np.uint64), u.view(np.uint64))
+    g = -np.log(-np.log(u))
+    np.testing.assert_array_equal(s.gumbel(ids, 9, size).view(np.uint64), g.view(np.uint64))
+    u2 = s.uniform(ids, 9, rng._as_shape(size) + (2,))
+    z = 0.5 + 2.0 * (np.sqrt(-2.0 * np.log(u2[..., 0])) * np.cos(2.0 * np.pi * u2[..., 1]))
+    got = s.normal(ids, 9, size, loc=0.5, scale=2.0)
+    np.testing.assert_array_equal(got.view(np.uint64), z.view(np.uint64))
+
+
+def test_single_draws_are_numpy_scalars():
+    """A 0-d id gives numpy scalars, as numpy's own operators return."""
+    s = Stream(1, "x")
+    for draw in (s.bits(np.array(3), 0), s.uniform(np.array(3), 0), s.gumbel(np.array(3), 0)):
+        assert isinstance(draw, np.generic)
+    assert isinstance(s.normal(np.array(3), 0), np.floating)

@@ -152,8 +152,11 @@ class RayPopulation:
         self._content_ref = None
 
     @_lost
-    def arrive(self, t: int, content: StepContent):
-        """Arrivals from every shard (the content is put in the object store once)."""
+    def arrive(self, t: int, content: StepContent, defer_history: bool = False):
+        """Arrivals from every shard (the content is put in the object store once).
+
+        The shards send the histories with the arrivals, so ``defer_history`` changes nothing.
+        """
         ray = _ray()
         self._content_ref = ray.put(content)  # once per step, read by every shard
         parts = ray.get([s.arrive.remote(t, self._content_ref) for s in self.shards])

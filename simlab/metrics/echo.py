@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simlab.batch import lookup_sorted
+from simlab.batch import is_row_broadcast, lookup_sorted
 from simlab.metrics.base import Metric, StepSnapshot
 from simlab.rng import Stream
 
@@ -31,9 +31,17 @@ class DiversityMetric(Metric):
         b, k = snap.feedback.slates.shape
         if b == 0 or k < 2:
             return {"cos_sum": 0.0, "slates": 0}
-        e = snap.items.latent[snap.rows()]  # (B, K, d)
-        s = e.sum(axis=1)
+        rows = snap.rows()
+        shared = is_row_broadcast(rows)  # one slate for every user: measure it once
+        latent = snap.items.latent
+        # sum of each slate's embeddings, added slot by slot (as a sum over the slate axis
+        # of the (B, K, d) gathered embeddings adds), without that (B, K, d) array
+        s = latent[rows[:1, 0] if shared else rows[:, 0]].copy()
+        for j in range(1, k):
+            s += latent[rows[:1, j] if shared else rows[:, j]]
         mean_cos = ((s * s).sum(axis=1) - k) / (k * (k - 1))
+        if shared:
+            mean_cos = np.full(b, mean_cos[0], mean_cos.dtype)
         return {"cos_sum": float(mean_cos.sum(dtype=np.float64)), "slates": b}
 
     def reduce(self, parts: list[dict[str, float]], snap: StepSnapshot) -> dict[str, float]:
@@ -158,7 +166,8 @@ class HomogenizationMetric(Metric):
             # a consumption both users made this step is counted once, from the lower id
             hit = in_old | (in_new & (user_rep < partner))
             np.add.at(self._inter, self._end_pair[idx[hit]], 1)
-            self._keys = np.union1d(old_keys, new)
+            # union of two sorted, disjoint key sets: insert, no re-sort
+            self._keys = np.insert(old_keys, np.searchsorted(old_keys, new), new)
         union = self._size[self.pair_a] + self._size[self.pair_b] - self._inter
         jac = np.where(union > 0, self._inter / np.maximum(union, 1), 0.0)
         return {"echo/homogenization": float(jac.mean())}

@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from simlab.batch import is_row_broadcast
 from simlab.metrics.base import Metric, StepSnapshot
 
 __all__ = ["TopicMetric", "topic_centres_of", "topic_mix"]
@@ -66,8 +67,12 @@ def topic_centres_of(topic: np.ndarray, latent: np.ndarray) -> tuple[np.ndarray,
         ``(K, d)`` float64 unit centres (a zero row where a topic's mean is zero).
     """
     present, inverse = np.unique(topic, return_inverse=True)
-    sums = np.zeros((present.shape[0], latent.shape[1]), np.float64)
-    np.add.at(sums, inverse.ravel(), latent.astype(np.float64))
+    inverse = inverse.ravel()
+    lat = latent.astype(np.float64)
+    # per-topic sums in item order, one dimension at a time (what np.add.at adds, faster)
+    sums = np.empty((present.shape[0], latent.shape[1]), np.float64)
+    for j in range(latent.shape[1]):
+        sums[:, j] = np.bincount(inverse, weights=lat[:, j], minlength=present.shape[0])
     # the mean has the direction of the sum, so normalising the sum gives the same centre
     norm = np.linalg.norm(sums, axis=1, keepdims=True)
     return present, sums / np.where(norm > 0, norm, 1.0)
@@ -84,9 +89,13 @@ def topic_mix(interests: np.ndarray, centres: np.ndarray, temperature: float) ->
     Returns:
         ``(num_users, K)`` float64 log-probabilities (exact, no ``log(0)``).
     """
-    logits = temperature * (interests.astype(np.float64) @ centres.T)
+    logits = interests.astype(np.float64, copy=False) @ centres.T
+    logits *= temperature
     logits -= logits.max(axis=1, keepdims=True)
-    return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    norm = np.exp(logits).sum(axis=1, keepdims=True)
+    np.log(norm, out=norm)
+    logits -= norm
+    return logits
 
 
 class TopicMetric(Metric):
@@ -148,35 +157,52 @@ class TopicMetric(Metric):
         present, centres = topic_centres_of(items.topic, items.latent)
         num_topics = present.shape[0]
         log_p = topic_mix(current, centres, self.temperature)  # (U, K)
+        served = self._served_rows(snap)
+        p_served = None
         if num_topics >= 2:
             p = np.exp(log_p)
             entropy = -(p * log_p).sum(axis=1) / np.log(num_topics)
             out["entropy_sum"] = float(entropy.sum())
             out["entropy_users"] = int(entropy.shape[0])
-        out.update(self._slate_sums(snap, present, log_p[self._served_rows(snap)]))
+            p_served = p[served]
+        out.update(self._slate_sums(snap, present, log_p[served], p_served))
         return out
 
     def _served_rows(self, snap: StepSnapshot) -> np.ndarray:
         """``(B,)`` rows of the served users in the shard's interest matrices."""
         return np.asarray(snap.feedback.user_ids, np.int64) - self._first_user()
 
-    def _slate_sums(self, snap: StepSnapshot, present: np.ndarray, log_p: np.ndarray) -> dict:
+    def _slate_sums(
+        self,
+        snap: StepSnapshot,
+        present: np.ndarray,
+        log_p: np.ndarray,
+        p: np.ndarray | None = None,
+    ) -> dict:
         """Calibration KL and top-topic hits of the served users' slates.
 
         Args:
             snap: the shard's snapshot.
             present: ``(K,)`` the present topics.
             log_p: ``(B, K)`` the served users' log topic mixes.
+            p: ``exp(log_p)`` when already computed.
         """
         b, n = snap.feedback.slates.shape
         if b == 0 or n == 0:
             return {}
-        slot_topic = np.searchsorted(present, snap.items.topic[snap.rows()])  # (B, n)
-        p = np.exp(log_p)
-        q = np.zeros_like(p)
-        users = np.arange(b)
-        for s in range(n):  # one item per user and slot, so the fancy += does not collide
-            q[users, slot_topic[:, s]] += 1.0
+        rows = snap.rows()
+        if is_row_broadcast(rows):  # one slate for every user: its topics once
+            slot_topic = np.broadcast_to(
+                np.searchsorted(present, snap.items.topic[rows[0]]), (b, n)
+            )
+        else:
+            slot_topic = np.searchsorted(present, snap.items.topic[rows])  # (B, n)
+        if p is None:
+            p = np.exp(log_p)
+        # slate items per (user, topic): exact small counts, as adding 1.0 per item gives
+        k = p.shape[1]
+        flat = (np.arange(b)[:, None] * k + slot_topic).ravel()
+        q = np.bincount(flat, minlength=b * k).reshape(b, k).astype(np.float64)
         q /= n
         a = self.calibration_alpha
         q_smooth = (1.0 - a) * q + a * p

@@ -10,6 +10,8 @@ from conftest import record_acts
 from utils import AGENTS, LEARNING_AGENTS, AgentCase
 
 from simlab.agents import EpsilonGreedyAgent, PopularityAgent, random_slates, top_k
+from simlab.agents.base import _top_indices_numpy, top_indices
+from simlab.agents.baselines import _count_by_id
 from simlab.agents.neural import MatrixFactorizationAgent
 from simlab.batch import PAD, Catalog, Feedback, Log, Observation
 from simlab.rng import Stream
@@ -228,10 +230,60 @@ def test_top_k_all_candidates():
     np.testing.assert_array_equal(top_k(scores, cands, 3, shared=False), [[5, 6, 4], [9, 7, 8]])
 
 
+def _scores_with_ties(kind: int, rng: np.random.Generator) -> np.ndarray:
+    """(B, C) scores: distinct, many ties, NaNs, integer ties or signed zeros and infinities."""
+    shape = (int(rng.integers(1, 200)), int(rng.integers(120, 400)))
+    if kind == 0:
+        return rng.random(shape)
+    if kind == 1:
+        return rng.integers(0, 4, shape).astype(np.float64)
+    if kind == 2:
+        s = rng.random(shape).astype(np.float32)
+        s[rng.random(shape) < 0.02] = np.nan
+        return s
+    if kind == 3:
+        return rng.integers(-2, 3, shape)
+    s = np.round(rng.random(shape), 2)
+    s[:, ::7], s[:, ::11], s[rng.random(shape) < 0.02] = -0.0, 0.0, np.inf
+    return s
+
+
+@pytest.mark.parametrize("kind", range(5))
+def test_top_indices_equal_numpy_ranking_with_ties_and_nan(kind):
+    """torch-ranked top indices equal argpartition + stable argsort, ties and NaN included."""
+    rng = np.random.default_rng(kind)
+    for _ in range(20):
+        scores = _scores_with_ties(kind, rng)
+        k = int(rng.integers(1, 12))
+        np.testing.assert_array_equal(top_indices(scores, k), _top_indices_numpy(scores, k))
+
+
 # ----------------------------------------------------------------------------- popularity
 
 
 CTX = SimpleNamespace(seed=0, num_users=10)
+
+
+@pytest.mark.parametrize("high", [7, 500, 10**7])
+def test_count_by_id_equals_unique_and_bincount(high):
+    """Counting over the id range gives np.unique's ids and bincount's sums, bit for bit."""
+    rng = np.random.default_rng(high)
+    ids = rng.integers(0, high, 3000)
+    for weights in (None, rng.random(3000).astype(np.float32)):
+        uniq, inv = np.unique(ids, return_inverse=True)
+        sums = np.bincount(inv, weights=weights, minlength=uniq.shape[0]).astype(float)
+        got_ids, got_sums = _count_by_id(ids, weights)
+        np.testing.assert_array_equal(got_ids, uniq)
+        np.testing.assert_array_equal(got_sums.view(np.uint64), sums.view(np.uint64))
+        # PAD entries (rows without a click) are skipped with their weights
+        padded = np.where(rng.random(3000) < 0.3, PAD, ids)
+        keep = padded != PAD
+        uniq, inv = np.unique(padded[keep], return_inverse=True)
+        w = None if weights is None else weights[keep]
+        sums = np.bincount(inv, weights=w, minlength=uniq.shape[0]).astype(float)
+        got_ids, got_sums = _count_by_id(padded, weights, skip_pad=True)
+        np.testing.assert_array_equal(got_ids, uniq)
+        np.testing.assert_array_equal(got_sums.view(np.uint64), sums.view(np.uint64))
 
 
 def popularity_log() -> Log:

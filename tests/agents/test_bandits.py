@@ -248,6 +248,7 @@ def test_linucb_beats_ucb1_when_rewards_are_linear(seed):
 def test_linucb_scores_equal_the_explicit_formula(shared, monkeypatch):
     """LinUCB's factorised scores equal theta^T x + alpha*sqrt(x^T A^-1 x) on explicit x."""
     monkeypatch.setattr(bandits, "_USER_BLOCK", 4)  # 6 users: two blocks
+    monkeypatch.setattr(bandits, "_CACHE_BLOCK", 3)  # built in pieces of 3, then 1
     g = np.random.default_rng(5)
     cat = make_catalog(np.arange(30, 40), g.normal(size=(10, 4)))
     feats = g.normal(size=(6, 4)).astype(np.float32)  # as the agent observes them
@@ -268,6 +269,26 @@ def test_linucb_scores_equal_the_explicit_formula(shared, monkeypatch):
     theta = np.linalg.solve(a, b)
     ucb = x @ theta + 0.7 * np.sqrt(np.einsum("bci,ij,bcj->bc", x, np.linalg.inv(a), x))
     np.testing.assert_allclose(agent.scores(obs), ucb, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_linucb_without_exploration_skips_the_bonus_exactly(shared):
+    """With alpha 0 the scores are the linear scores plus 0 * bonus, bit for bit."""
+    g = np.random.default_rng(6)
+    cat = make_catalog(np.arange(30, 40), g.normal(size=(10, 4)))
+    feats = g.normal(size=(6, 4)).astype(np.float32)
+    agent = make_agent("linucb", alpha=0.0)
+    for t in range(2):
+        slates = agent.act(make_obs(cat, np.arange(6), feats, t, slate_size=3)).item_ids
+        agent.update(make_feedback(t, np.arange(6), slates, np.arange(6) % 4 - 1))
+    cands = None if shared else np.stack([g.permutation(cat.item_ids)[:5] for _ in range(6)])
+    obs = make_obs(cat, np.arange(6), feats, 2, slate_size=2, candidates=cands)
+    got = agent.scores(obs)
+    u, v = agent._prepare(obs)
+    theta, a_inv, _ = agent.solve()
+    bonus = np.sqrt(np.maximum(bandits._quadratic(a_inv, u, v), 0.0))
+    want = bandits._linear_scores(theta, u, v) + 0.0 * bonus
+    np.testing.assert_array_equal(got.view(np.uint64), want.view(np.uint64))
 
 
 @pytest.mark.parametrize("seed", SEEDS)

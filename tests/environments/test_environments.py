@@ -477,3 +477,27 @@ def test_agent_breaking_the_contract_raises(agent, message, overrides):
     world = small_world(*overrides, agent=f"{__name__}:{agent}")
     with pytest.raises(AgentContractError, match=re.escape(message)):
         world.step(0)
+
+
+def test_shared_slates_respond_like_the_same_slates_per_user():
+    """Logit users shown one broadcast slate respond and update as with its copies."""
+    sc = make_small(
+        "users.drift_rate=0.1",
+        "users.fatigue_weight=0.3",
+        "users.source_preference=0.5",
+        "users.churn_threshold=0.3",
+    )
+    worlds = [World(sc, 0, seed=2), World(sc, 0, seed=2)]
+    rng = np.random.default_rng(0)
+    for t in range(4):
+        for w in worlds:
+            w.content.step(t, None)
+        items = worlds[0].content.latent()
+        ids = worlds[0].users.arrivals(t)
+        slate = rng.choice(items.item_ids, 5, replace=False)
+        fa = worlds[0].users.respond(t, ids, np.broadcast_to(slate, (ids.size, 5)), items)
+        fb = worlds[1].users.respond(t, ids, np.tile(slate, (ids.size, 1)), items)
+        np.testing.assert_array_equal(fa.clicked_pos, fb.clicked_pos)
+        np.testing.assert_array_equal(fa.engagement, fb.engagement)
+        for k, v in worlds[0].users.state_dict().items():
+            np.testing.assert_array_equal(v, worlds[1].users.state_dict()[k])

@@ -344,3 +344,40 @@ def test_world_checkpoint_restores_users_and_corpus():
     restored.restore(state)
     assert [restored.step(t) for t in range(3, 7)] == rows
     assert rows[0]["echo/interest_drift"] > 0  # interests did evolve before the checkpoint
+
+
+# ----------------------------------------------------------------------------- fast paths
+
+
+@pytest.mark.parametrize("num_topics", [2, 3])
+@pytest.mark.parametrize("params", [{}, {"position_bias": -0.3, "no_click_mass": 1.5}])
+def test_slot_by_slot_choices_equal_the_general_path(num_topics, params):
+    """The (K + 1, B) choice draws equal cumsum(_weights) draws exactly, shared or not."""
+    rng = np.random.default_rng(num_topics)
+    u = users(300, context(num_topics, slate_size=4), **params)
+    docs = table(rng.normal(size=(40, num_topics)), rng.normal(size=40))
+    ids = np.arange(300)
+    x = u._interest
+    per_user = rng.permuted(np.tile(np.arange(40), (300, 1)), axis=1)[:, :4]
+    shared = np.broadcast_to(np.array([5, 0, 33, 12]), (300, 4))
+    for t, rows in enumerate([per_user, shared, per_user[::2]]):
+        who = ids[: rows.shape[0]]
+        np.testing.assert_array_equal(
+            u._choose(t, who, x[: rows.shape[0]], rows, docs),
+            u._choose_general(t, who, x[: rows.shape[0]], rows, docs),
+        )
+
+
+def test_shared_slates_respond_like_the_same_slates_per_user():
+    """A slate broadcast to every user gives the responses and state of its copies."""
+    rng = np.random.default_rng(3)
+    docs = table(rng.normal(size=(30, 2)), rng.normal(size=30))
+    a, b = users(200, interest_update_noise=0.2), users(200, interest_update_noise=0.2)
+    ids = np.arange(200)
+    for t in range(4):
+        slate = rng.choice(30, 2, replace=False)
+        fa = a.respond(t, ids, np.broadcast_to(slate, (200, 2)), docs)
+        fb = b.respond(t, ids, np.tile(slate, (200, 1)), docs)
+        np.testing.assert_array_equal(fa.clicked_pos, fb.clicked_pos)
+        np.testing.assert_array_equal(fa.engagement, fb.engagement)
+        np.testing.assert_array_equal(a.state_dict()["interest"], b.state_dict()["interest"])
