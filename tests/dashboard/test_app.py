@@ -283,7 +283,8 @@ def test_launch_invalid_scenario_shows_simlab_validate_errors(tmp_path, monkeypa
     """Validation errors are exactly the lines `simlab validate` prints for the same file."""
     runs = tmp_path / "runs"
     at = open_app(runs, monkeypatch, "Launch")
-    assert at.selectbox(key="launch-scenario").options == ["echo_chamber.yaml", "quickstart.yaml"]
+    options = at.selectbox(key="launch-scenario").options
+    assert options == ["echo_chamber.yaml", "quickstart.yaml", "recsim_ng.yaml"]
     editor = at.text_area(key="launch-yaml-echo_chamber.yaml")
     assert "name:" in editor.value
     editor.set_value(INVALID_YAML)
