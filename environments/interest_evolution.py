@@ -58,6 +58,7 @@ from .content import ItemTable
 
 __all__ = [
     "RecSimItems",
+    "StaticCorpus",
     "RecSimCorpus",
     "InterestEvolutionUsers",
     "squash",
@@ -158,7 +159,54 @@ def _check_dims(ctx: WorldContext, who: str) -> None:
         )
 
 
-class RecSimCorpus:
+class StaticCorpus:
+    """A content model whose documents never change: the protocol around a fixed table.
+
+    A subclass builds its :class:`RecSimItems` and passes them to :meth:`_freeze`.
+    """
+
+    items: RecSimItems
+
+    def _freeze(self, items: RecSimItems) -> None:
+        self.items = items
+        for arr in items.__dict__.values():
+            arr.setflags(write=False)
+        self._no_new = np.zeros(0, np.int8)
+        self.t = -1
+
+    def step(self, t: int, last_exposure: tuple[np.ndarray, np.ndarray] | None) -> None:
+        """Nothing changes: the corpus is static."""
+        self.t = t
+
+    def catalog(self, knows_source: bool) -> Catalog:
+        """Every document with its features (``source`` all human when the platform knows it)."""
+        it = self.items
+        return Catalog(
+            item_ids=it.item_ids,
+            features=it.features,
+            creator=it.creator,
+            age=self.t - it.published,
+            source=it.source if knows_source else None,
+        )
+
+    def latent(self) -> RecSimItems:
+        """The documents (users and metrics only)."""
+        return self.items
+
+    def new_item_sources(self) -> np.ndarray:
+        """No document is published after the start: ``(0,)``."""
+        return self._no_new
+
+    def state_dict(self) -> dict[str, int]:
+        """The step (the documents are a function of the seed)."""
+        return {"t": self.t}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.t = int(state["t"])
+
+
+class RecSimCorpus(StaticCorpus):
     """RecSim NG's static corpus of topic, quality and length (see the module docstring).
 
     Args:
@@ -204,52 +252,19 @@ class RecSimCorpus:
         quality = means[topic] + p.doc_quality_std * Stream(seed, "content/quality").normal(ids, 0)
         noise = Stream(seed, "content/features").normal(ids, 0, size=t_num)
         feats = (np.eye(t_num)[topic] + p.doc_feature_std * noise).astype(np.float32)
-        self.items = RecSimItems(
-            item_ids=ids,
-            creator=ids.copy(),
-            source=np.zeros(p.num_docs, np.int8),
-            topic=topic,
-            latent=feats,
-            features=feats,
-            quality=quality.astype(np.float32),
-            published=np.full(p.num_docs, -1, np.int64),
-            length=np.full(p.num_docs, p.doc_length, np.float32),
+        self._freeze(
+            RecSimItems(
+                item_ids=ids,
+                creator=ids.copy(),
+                source=np.zeros(p.num_docs, np.int8),
+                topic=topic,
+                latent=feats,
+                features=feats,
+                quality=quality.astype(np.float32),
+                published=np.full(p.num_docs, -1, np.int64),
+                length=np.full(p.num_docs, p.doc_length, np.float32),
+            )
         )
-        for arr in self.items.__dict__.values():
-            arr.setflags(write=False)
-        self._no_new = np.zeros(0, np.int8)
-        self.t = -1
-
-    def step(self, t: int, last_exposure: tuple[np.ndarray, np.ndarray] | None) -> None:
-        """Nothing changes: RecSim NG's corpus is static."""
-        self.t = t
-
-    def catalog(self, knows_source: bool) -> Catalog:
-        """Every document with its features (``source`` all human when the platform knows it)."""
-        it = self.items
-        return Catalog(
-            item_ids=it.item_ids,
-            features=it.features,
-            creator=it.creator,
-            age=self.t - it.published,
-            source=it.source if knows_source else None,
-        )
-
-    def latent(self) -> RecSimItems:
-        """The corpus (users and metrics only)."""
-        return self.items
-
-    def new_item_sources(self) -> np.ndarray:
-        """No document is ever published after the start: ``(0,)``."""
-        return self._no_new
-
-    def state_dict(self) -> dict:
-        """The step (the corpus itself is a function of the seed)."""
-        return {"t": self.t}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore what :meth:`state_dict` returned."""
-        self.t = int(state["t"])
 
 
 class InterestEvolutionUsers:

@@ -36,13 +36,13 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from simlab.batch import Catalog, Feedback, is_row_broadcast
+from simlab.batch import Feedback, is_row_broadcast
 from simlab.errors import ScenarioError
 from simlab.rng import Stream
 from simlab.scenario import ParamsModel
 from simlab.world import WorldContext
 
-from ..interest_evolution import RecSimItems
+from ..interest_evolution import RecSimItems, StaticCorpus
 from .bridge import Session, WorkerProcess, shared_worker
 
 __all__ = ["RecSimNGUsers", "RecSimNGCorpus"]
@@ -251,7 +251,7 @@ class RecSimNGUsers:
         self._interest = np.array(state["interest.state"], np.float32)
 
 
-class RecSimNGCorpus:
+class RecSimNGCorpus(StaticCorpus):
     """RecSim NG's static corpus, drawn by RecSim NG's ``CorpusWithTopicAndQuality``.
 
     The documents are drawn once, in the worker, by RecSim NG's own ``initial_state`` (70%
@@ -302,49 +302,16 @@ class RecSimNGCorpus:
         }
         docs = _worker(p).request(header, noise)[1]
         feats = docs["doc_features"].astype(np.float32)
-        self.items = RecSimItems(
-            item_ids=ids,
-            creator=ids.copy(),
-            source=np.zeros(p.num_docs, np.int8),
-            topic=docs["doc_topic"].astype(np.int64),
-            latent=feats,
-            features=feats,
-            quality=docs["doc_quality"].astype(np.float32),
-            published=np.full(p.num_docs, -1, np.int64),
-            length=docs["doc_length"].astype(np.float32),
+        self._freeze(
+            RecSimItems(
+                item_ids=ids,
+                creator=ids.copy(),
+                source=np.zeros(p.num_docs, np.int8),
+                topic=docs["doc_topic"].astype(np.int64),
+                latent=feats,
+                features=feats,
+                quality=docs["doc_quality"].astype(np.float32),
+                published=np.full(p.num_docs, -1, np.int64),
+                length=docs["doc_length"].astype(np.float32),
+            )
         )
-        for arr in self.items.__dict__.values():
-            arr.setflags(write=False)
-        self._no_new = np.zeros(0, np.int8)
-        self.t = -1
-
-    def step(self, t: int, last_exposure: tuple[np.ndarray, np.ndarray] | None) -> None:
-        """Nothing changes: the corpus is static."""
-        self.t = t
-
-    def catalog(self, knows_source: bool) -> Catalog:
-        """Every document with its features (``source`` all human when the platform knows it)."""
-        it = self.items
-        return Catalog(
-            item_ids=it.item_ids,
-            features=it.features,
-            creator=it.creator,
-            age=self.t - it.published,
-            source=it.source if knows_source else None,
-        )
-
-    def latent(self) -> RecSimItems:
-        """The documents (users and metrics only)."""
-        return self.items
-
-    def new_item_sources(self) -> np.ndarray:
-        """No document is published after the start: ``(0,)``."""
-        return self._no_new
-
-    def state_dict(self) -> dict[str, int]:
-        """The step (the documents are a function of the seed)."""
-        return {"t": self.t}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        """Restore what :meth:`state_dict` returned."""
-        self.t = int(state["t"])
