@@ -59,6 +59,7 @@ from .content import ItemTable
 __all__ = [
     "RecSimItems",
     "StaticCorpus",
+    "CorpusParams",
     "RecSimCorpus",
     "InterestEvolutionUsers",
     "squash",
@@ -206,6 +207,21 @@ class StaticCorpus:
         self.t = int(state["t"])
 
 
+class CorpusParams(ParamsModel):
+    """Scenario keys shared by RecSim NG's corpus models (native and RecSim NG's own)."""
+
+    num_docs: int = Field(100, gt=0, description="Documents in the (static) corpus.")
+    topic_min_utility: float = Field(
+        -1.0, le=0, description="Mean quality of the worst trashy topic."
+    )
+    topic_max_utility: float = Field(
+        1.0, ge=0, description="Mean quality of the best nutritious topic."
+    )
+    doc_length: float = Field(
+        2.0, gt=0, description="Length of every document (consumed time = share * length)."
+    )
+
+
 class RecSimCorpus(StaticCorpus):
     """RecSim NG's static corpus of topic, quality and length (see the module docstring).
 
@@ -214,16 +230,9 @@ class RecSimCorpus(StaticCorpus):
         ctx: the world context; ``world.dim`` must equal ``world.num_topics``.
     """
 
-    class Params(ParamsModel):
+    class Params(CorpusParams):
         """Scenario keys of the ``recsim-corpus`` content model (RecSim NG's defaults)."""
 
-        num_docs: int = Field(100, gt=0, description="Documents in the (static) corpus.")
-        topic_min_utility: float = Field(
-            -1.0, le=0, description="Mean quality of the worst trashy topic."
-        )
-        topic_max_utility: float = Field(
-            1.0, ge=0, description="Mean quality of the best nutritious topic."
-        )
         trashy_share: float = Field(
             0.7,
             ge=0,
@@ -236,9 +245,6 @@ class RecSimCorpus(StaticCorpus):
         )
         doc_feature_std: float = Field(
             0.7, ge=0, description="Std of the noise on a document's one-hot topic features."
-        )
-        doc_length: float = Field(
-            2.0, gt=0, description="Length of every document (consumed time = share * length)."
         )
 
     def __init__(self, params: RecSimCorpus.Params, ctx: WorldContext) -> None:

@@ -42,7 +42,7 @@ from simlab.rng import Stream
 from simlab.scenario import ParamsModel
 from simlab.world import WorldContext
 
-from ..interest_evolution import RecSimItems, StaticCorpus
+from ..interest_evolution import CorpusParams, RecSimItems, StaticCorpus
 from .bridge import Session, WorkerProcess, shared_worker
 
 __all__ = ["RecSimNGUsers", "RecSimNGCorpus"]
@@ -265,19 +265,8 @@ class RecSimNGCorpus(StaticCorpus):
         ctx: the world context; ``world.dim`` must equal ``world.num_topics``.
     """
 
-    class Params(_WorkerParams):
+    class Params(CorpusParams, _WorkerParams):
         """Scenario keys of the ``recsim-ng-corpus`` content model (RecSim NG's defaults)."""
-
-        num_docs: int = Field(100, gt=0, description="Documents in the (static) corpus.")
-        topic_min_utility: float = Field(
-            -1.0, le=0, description="Mean quality of the worst trashy topic."
-        )
-        topic_max_utility: float = Field(
-            1.0, ge=0, description="Mean quality of the best nutritious topic."
-        )
-        doc_length: float = Field(
-            2.0, gt=0, description="Length of every document (RecSim NG's video_length)."
-        )
 
     def __init__(self, params: RecSimNGCorpus.Params, ctx: WorldContext) -> None:
         _check_dims(ctx, "content.model 'recsim-ng-corpus'")
