@@ -46,6 +46,7 @@ KEY_METRICS: tuple[str, ...] = (
     "source/aigc_exposure_share",
     "source/aigc_production_share",
     "source/bias_ratio",
+    "source/bias_log_odds",
     "source/llm_ratio",
     "source/user_polarization",
 )

@@ -8,7 +8,15 @@ AIGC items / live items.
 Source bias (Zhou et al., "Source Echo Chamber"):
 
 - ``source/bias_ratio`` = exposure share / production share (1 = exposure in proportion to
-  what is produced; above 1 = AIGC over-exposed); NaN while nothing AIGC is produced.
+  what is produced; above 1 = AIGC over-exposed); NaN while nothing AIGC is produced. It
+  cannot exceed ``1 / production share``: when AIGC is 85% of production, 1.18 means
+  nearly every impression is AIGC.
+- ``source/bias_log_odds`` = the log odds ratio of exposure against production,
+  ``log[(A + 1/2) / (H + 1/2)] - log[(a + 1/2) / (h + 1/2)]`` with ``A``, ``H`` the AIGC and
+  human impressions and ``a``, ``h`` the AIGC and human items published at the step (the
+  1/2 is Haldane's correction); 0 = in proportion, > 0 = AIGC over-exposed. Unlike the
+  ratio it has no ceiling, so source bias can be compared across phases whose production
+  shares differ. NaN while nothing AIGC is produced.
 - ``source/llm_ratio``: over paired copies — an AIGC rewrite and the live human item it
   copies (``ItemTable.original``) — in one user's slate, the share of pairs whose AIGC copy
   the agent ranks higher. A pair counts when at least one copy is in the slate; the shown
@@ -45,6 +53,7 @@ class SourceMetric(Metric):
         "source/aigc_click_share",
         "source/aigc_catalog_share",
         "source/bias_ratio",
+        "source/bias_log_odds",
         "source/llm_ratio",
         "source/relative_delta",
         "source/user_polarization",
@@ -116,12 +125,27 @@ class SourceMetric(Metric):
             "source/aigc_click_share": safe_ratio(int(click_src.sum()), clicked.size),
             "source/aigc_catalog_share": safe_ratio(live_aigc, source.shape[0]),
             "source/bias_ratio": safe_ratio(exposure_share, production_share),
+            "source/bias_log_odds": _log_odds_ratio(
+                aigc, int(counts.sum()) - aigc, int(new.sum()), int(new.size - new.sum())
+            ),
             "source/llm_ratio": safe_ratio(
                 sum(p["aigc_first"] for p in parts), sum(p["pairs"] for p in parts)
             ),
             "source/relative_delta": (e_h - e_a) / (both / 2) if both > 0 else float("nan"),
             "source/user_polarization": max(var, 0.0) / spread if spread > 0 else float("nan"),
         }
+
+
+def _log_odds_ratio(aigc_shown: int, human_shown: int, aigc_new: int, human_new: int) -> float:
+    """Log odds ratio of AIGC in exposure vs production (Haldane-corrected); NaN if no AIGC new.
+
+    >>> round(_log_odds_ratio(30, 70, 10, 90), 3)
+    1.316
+    """
+    if aigc_new == 0:
+        return float("nan")
+    shown = np.log((aigc_shown + 0.5) / (human_shown + 0.5))
+    return float(shown - np.log((aigc_new + 0.5) / (human_new + 0.5)))
 
 
 def _pair_order(items, rows: np.ndarray, slates: np.ndarray) -> tuple[int, int]:

@@ -237,6 +237,29 @@ def test_source_metric_shares():
     assert row["source/aigc_click_share"] == pytest.approx(1 / 3)
 
 
+def test_source_bias_log_odds_by_hand():
+    """Haldane-corrected log odds ratio of exposure vs production; no ceiling, unlike the ratio."""
+    items = make_items([1, 2, 3, 4], source=[0, 1, 1, 0])
+    fb = make_feedback([0, 1, 2], [[1, 2], [3, 2], [4, 1]], [0, 0, 0])
+    # impressions: AIGC 3 (items 2, 3, 2), human 3; new items: 2 AIGC, 3 human
+    row = SourceMetric(CTX).measure(make_snapshot(fb, items, new_item_sources=[1, 0, 0, 0, 1]))
+    expected = math.log(3.5 / 3.5) - math.log(2.5 / 3.5)
+    assert row["source/bias_log_odds"] == pytest.approx(expected)
+    assert row["source/bias_ratio"] == pytest.approx((3 / 6) / (2 / 5))
+    # production 4 AIGC of 5: the ratio is capped at 1.25, the log odds keeps growing
+    all_aigc = make_feedback([0, 1, 2], [[2, 3], [3, 2], [2, 3]], [0, 0, 0])
+    mostly = make_feedback([0, 1, 2], [[2, 3], [3, 2], [2, 1]], [0, 0, 0])  # 5 of 6 AIGC
+    new = [1, 1, 1, 1, 0]
+    top = SourceMetric(CTX).measure(make_snapshot(all_aigc, items, new_item_sources=new))
+    less = SourceMetric(CTX).measure(make_snapshot(mostly, items, new_item_sources=new))
+    assert top["source/bias_ratio"] == pytest.approx(1.25)
+    assert top["source/bias_log_odds"] == pytest.approx(math.log(6.5 / 0.5) - math.log(4.5 / 1.5))
+    assert top["source/bias_log_odds"] > less["source/bias_log_odds"] > 0
+    # nothing AIGC produced: NaN, as the ratio
+    none = SourceMetric(CTX).measure(make_snapshot(fb, items, new_item_sources=[0, 0]))
+    assert math.isnan(none["source/bias_log_odds"]) and math.isnan(none["source/bias_ratio"])
+
+
 def test_source_user_polarization_by_hand():
     """Var over users of their slates' AIGC share, over p (1 - p); 1 when sources segregate."""
     items = make_items([1, 2, 3, 4], source=[0, 1, 1, 0])
