@@ -22,6 +22,14 @@ The source-bias mechanisms (Zhou et al., "Source Echo Chamber"), each a knob:
   value the style (``users.source_preference``, default 0, is the separate knob for users
   who do). A content-based scorer that builds user vectors from clicked items' features can
   latch onto ``s``: the more AIGC a user clicked, the more AIGC it is shown.
+- **Encoder anisotropy.** Every item's observable features, human ones included, carry
+  ``anisotropy * s`` on top: the content encoder's embeddings share a common direction, and
+  AIGC text lies further along it (``features = latent + noise + (anisotropy +
+  style_magnitude * [AIGC]) * s``). A user vector built from clicked features then leans
+  toward ``s`` whatever the user clicked, so a similarity scorer ranks AIGC higher for
+  every user -- Zhou et al.'s finding that a neural recommender favours AIGC even when
+  trained on human content only -- and leans further the more AIGC the user clicked. With
+  ``style_magnitude`` 0 the common part is the same for every item and ranks nothing.
 - **Creator economics** (:mod:`simlab.environments.creator_pool`): creators whose items get
   fewer than ``exit_threshold`` impressions for ``exit_patience`` steps in a row exit; each
   step ``creators_per_step`` new creators enter, AIGC with the phase's probability.
@@ -150,6 +158,13 @@ class CreatorEcosystem:
             ge=0,
             description="Length of the shared style direction added to AIGC items' observable "
             "features (users' utility ignores it; 0 = no style).",
+        )
+        anisotropy: float = Field(
+            0.0,
+            ge=0,
+            description="Length along the style direction that every item's observable "
+            "features carry, human items included (a content encoder whose embeddings share "
+            "a common direction that AIGC text lies further along; 0 = none).",
         )
         rewrite_share: float = Field(
             0.0,
@@ -331,8 +346,9 @@ class CreatorEcosystem:
             latent, quality, topic, original = self._rewrite(ids, source, latent, quality, topic)
         fnoise = Stream(seed, "content/features").normal(ids, 0, size=d)
         features = latent + p.feature_noise * fnoise / np.sqrt(d)
-        if p.style_magnitude:
-            features = features + p.style_magnitude * source[:, None] * self.style
+        if p.style_magnitude or p.anisotropy:
+            along = p.anisotropy + p.style_magnitude * source[:, None]
+            features = features + along * self.style
         return ItemTable(
             item_ids=ids,
             creator=creator,

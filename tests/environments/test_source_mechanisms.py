@@ -75,6 +75,27 @@ def test_style_is_in_aigc_features_only_and_users_ignore_it():
     )
 
 
+def test_anisotropy_shifts_every_item_along_the_style_direction():
+    """Anisotropy adds ``anisotropy * s`` to every item's features, human ones too.
+
+    On top of it AIGC items carry the style; latent truth is untouched.
+    """
+    base = [*ECON, _phases({"aigc_share": 0.5}), "content.style_magnitude=0.5"]
+    plain = World(make_small(*base, steps=3), 0, 0)
+    tilted = World(make_small(*base, "content.anisotropy=0.3", steps=3), 0, 0)
+    for w in (plain, tilted):
+        w.step(0)
+    a, b = plain.content.latent(), tilted.content.latent()
+    np.testing.assert_array_equal(a.latent, b.latent)
+    assert (b.source == 0).any() and (b.source == 1).any()
+    want = np.broadcast_to(0.3 * tilted.content.style, b.features.shape)
+    np.testing.assert_allclose(b.features - a.features, want, atol=1e-5)
+    # the AIGC-human offset along s is the style alone: anisotropy 0.3 + style 0.5 vs 0.3
+    along = b.features @ tilted.content.style - b.latent @ tilted.content.style
+    gap = along[b.source == 1].mean() - along[b.source == 0].mean()
+    assert gap == pytest.approx(0.5, abs=0.1)
+
+
 def test_rewrites_copy_popular_human_items():
     """Rewrites keep the original's topic, embedding and quality up to noise.
 
