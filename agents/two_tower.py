@@ -9,6 +9,13 @@ A user *is* their history, so whatever the clicked items share -- a topic, or th
 favours items that share it: the channel through which a content-based recommender
 can escalate source bias (Zhou et al., "Source Echo Chamber", SIGIR 2025).
 
+``towers: shared`` puts user and item in one space, as Zhou et al.'s recommenders over a
+pretrained text encoder do: one map ``W`` reads clicked and candidate features alike,
+``e_u = m_u W + p_u P``, ``v_i = f_i W``, and there is no content prior. ``init: identity``
+starts ``W`` as the identity, so the untrained model is content similarity ``<m_u, f_i>``
+(the encoder's own geometry), and ``warm_start: false`` re-initialises every retrain, as
+Zhou et al.'s feedback loop re-initialises its recommender every round.
+
 Every retrain fits BPR on the clicks of the platform's log window. The history of a
 training click is the mean features of the same user's up to ``history_length`` previous
 clicks *in the window*; serving reads the platform's ``obs.history``. Negatives are drawn
@@ -96,6 +103,24 @@ class TwoTowerAgent(Agent):
         l2: float = Field(1e-4, ge=0, description="L2 penalty on the batch's tower outputs.")
         batch_size: int = Field(2048, gt=0, description="Clicks per optimisation step.")
         init_scale: float = Field(0.1, gt=0, description="Std of the initial tower weights.")
+        towers: Literal["separate", "shared"] = Field(
+            "separate",
+            description="separate: a user tower A and an item tower B plus a content prior "
+            "w; shared: one map W reads clicked and candidate features alike (e_u = m_u W + "
+            "p_u P, v_i = f_i W, no prior), user and item in one space as in Zhou et al.'s "
+            "recommenders over a pretrained text encoder.",
+        )
+        warm_start: bool = Field(
+            True,
+            description="Start each retrain from the last model (false: from the initial "
+            "maps, as Zhou et al.'s loop re-initialises the recommender every round).",
+        )
+        init: Literal["random", "identity"] = Field(
+            "random",
+            description="Initial feature maps: random (std init_scale), or the identity on "
+            "the first min(dim, factors) coordinates -- the model starts as content "
+            "similarity <m_u, f_i> (a pretrained encoder's geometry) and is fine-tuned.",
+        )
         source_debias: float = Field(
             0.0,
             ge=0,
@@ -198,15 +223,18 @@ class TwoTowerAgent(Agent):
 
     # ------------------------------------------------------------------ training
     def _init_params(self, d: int, p: int) -> dict[str, np.ndarray]:
-        if self._model is not None:
-            return dict(self._model)
+        if self._model is not None and self.params.warm_start:
+            keep = ("A", "w") if self.params.towers == "shared" else ("A", "B", "w")
+            return {k: self._model[k] for k in keep}
         gen = numpy_generator(self.seed, "agent/two-tower/init", 0)
         f, s = self.params.factors, self.params.init_scale
-        return {
-            "A": gen.normal(0, s, (d + p, f)),
-            "B": gen.normal(0, s, (d, f)),
-            "w": np.zeros(d),
-        }
+        a = gen.normal(0, s, (d + p, f))
+        b = gen.normal(0, s, (d, f))
+        if self.params.init == "identity":
+            a[:d] = b = np.eye(d, f)
+        if self.params.towers == "shared":  # the item map is the user map's feature block
+            return {"A": np.concatenate([b, a[d:]]), "w": np.zeros(d)}
+        return {"A": a, "B": b, "w": np.zeros(d)}
 
     def _negatives(self, log: Log, steps: np.ndarray) -> np.ndarray:
         """``(epochs, M)`` negative item ids for clicks made at ``steps``.
@@ -291,7 +319,10 @@ class TwoTowerAgent(Agent):
         neg_t = torch.from_numpy(neg)
         sp = None if shift_pos is None else torch.from_numpy(shift_pos)
         sn = None if shift_neg is None else torch.from_numpy(shift_neg)
-        opt = torch.optim.Adam(list(t.values()), lr=p.lr)
+        shared = p.towers == "shared"
+        if shared:  # one map for both sides, no content prior
+            t["w"].requires_grad_(False)
+        opt = torch.optim.Adam([v for v in t.values() if v.requires_grad], lr=p.lr)
         gen = torch_generator(self.seed, "agent/two-tower/batches", self._num_retrains)
         m = xu.shape[0]
         for epoch in range(p.epochs):
@@ -300,8 +331,9 @@ class TwoTowerAgent(Agent):
                 idx = order[start : start + p.batch_size]
                 j = neg_t[epoch, idx]
                 e = xu[idx] @ t["A"]
+                item_map = t["A"][:d] if shared else t["B"]
                 fi, fj = fp[idx], pool[j]
-                vi, vj = fi @ t["B"], fj @ t["B"]
+                vi, vj = fi @ item_map, fj @ item_map
                 x = (e * (vi - vj)).sum(1) + (fi - fj) @ t["w"]
                 loss = -torch.nn.functional.logsigmoid(x).mean()
                 loss = loss + p.l2 * ((e**2).sum() + (vi**2).sum() + (vj**2).sum()) / idx.shape[0]
@@ -309,15 +341,18 @@ class TwoTowerAgent(Agent):
                     di, dj = sp[idx], sn[j]
                     gap = torch.cat(
                         [
-                            (e * (di @ t["B"])).sum(1) + di @ t["w"],
-                            (e * (dj @ t["B"])).sum(1) + dj @ t["w"],
+                            (e * (di @ item_map)).sum(1) + di @ t["w"],
+                            (e * (dj @ item_map)).sum(1) + dj @ t["w"],
                         ]
                     )
                     loss = loss + p.source_debias * gap.abs().mean()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-        return {k: v.detach().numpy().copy() for k, v in t.items()}
+        out = {k: v.detach().numpy().copy() for k, v in t.items()}
+        if shared:
+            out["B"] = out["A"][:d].copy()
+        return out
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:

@@ -59,6 +59,64 @@ def test_two_tower_ranks_items_like_the_users_history():
     assert (group_of_item[swapped] == group_of_user[::-1, None]).mean() >= 0.95
 
 
+def test_shared_towers_learn_one_map_and_no_prior():
+    """``towers: shared``: the item map is the user map's feature block; w stays zero."""
+    catalog, log, group_of_user, group_of_item = aligned_world()
+    params = TwoTowerAgent.Params(factors=4, epochs=30, lr=0.05, batch_size=256, towers="shared")
+    agent = TwoTowerAgent(params, CTX)
+    own = np.where(group_of_user[:, None], np.flatnonzero(group_of_item)[:3], np.arange(3))
+    agent.act(obs_with_history(catalog, own, step=0))
+    agent.retrain(log)
+    m = agent._model
+    np.testing.assert_array_equal(m["B"], m["A"][: CTX.dim])
+    assert not m["w"].any()
+    before = m["A"].copy()
+    agent.retrain(log)  # warm start from the shared map, which keeps moving
+    assert not np.allclose(agent._model["A"], before)
+    np.testing.assert_array_equal(agent._model["B"], agent._model["A"][: CTX.dim])
+    slates = agent.act(obs_with_history(catalog, own, step=1)).item_ids
+    assert (group_of_item[slates] == group_of_user[:, None]).mean() >= 0.95
+
+
+@pytest.mark.parametrize("towers", ["separate", "shared"])
+def test_identity_init_starts_as_content_similarity(towers):
+    """``init: identity``: the untrained maps score <m_u, f_i> plus the profile term."""
+    agent = TwoTowerAgent(TwoTowerAgent.Params(factors=4, init="identity", towers=towers), CTX)
+    m = agent._init_params(4, 2)
+    np.testing.assert_array_equal(m["A"][:4], np.eye(4))
+    if towers == "separate":
+        np.testing.assert_array_equal(m["B"], np.eye(4))
+    feats = np.random.default_rng(1).normal(size=(6, 4)).astype(np.float32)
+    catalog = make_catalog(np.arange(6), feats, dim=4)
+    history = np.array([[0, 1, PAD], [2, PAD, PAD]])
+    obs = obs_with_history(catalog, history, step=0)
+    obs.user_features[:] = [[1.0, -2.0], [0.5, 0.0]]
+    agent.act(obs)  # remembers the catalog's features; random slates before training
+    agent._model = {**m, "B": m["A"][:4]} if towers == "shared" else m
+    mean = np.stack([feats[[0, 1]].mean(0), feats[2]])
+    got = agent.score(obs, np.tile(np.arange(6), (2, 1)))
+    profile = obs.user_features @ m["A"][4:]
+    np.testing.assert_allclose(got, (mean + profile) @ feats.T, rtol=1e-4, atol=1e-5)
+    assert np.abs(mean @ feats.T).max() > 0.5  # the similarity term is not trivially zero
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_warm_start_carries_the_last_model_over(warm):
+    """``warm_start: false``: a retrain's result does not depend on what earlier ones learned."""
+    catalog, log, group_of_user, group_of_item = aligned_world()
+    _, other, _, _ = aligned_world(seed=1)
+    own = np.where(group_of_user[:, None], np.flatnonzero(group_of_item)[:3], np.arange(3))
+    models = []
+    for first in (log, other):
+        params = TwoTowerAgent.Params(factors=4, epochs=5, lr=0.05, warm_start=warm)
+        agent = TwoTowerAgent(params, CTX)
+        agent.act(obs_with_history(catalog, own, step=0))
+        agent.retrain(first)  # differs between the two agents
+        agent.retrain(log)  # the same second retrain
+        models.append(agent._model["A"])
+    assert np.array_equal(models[0], models[1]) != warm
+
+
 def test_catalog_negatives_come_from_the_catalog_of_the_clicks_step():
     """Clicks at step 0 draw negatives from step 0's catalog, step 1's from step 1's."""
     agent = TwoTowerAgent(TwoTowerAgent.Params(epochs=4), CTX)
