@@ -50,18 +50,23 @@ def test_ramps_move_the_share_linearly():
     assert got == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 0.8, 0.8])
 
 
+def _first_items(base: list, knob: str):
+    """Items after one step of two worlds, without and with ``knob``; same latent truth."""
+    worlds = [World(make_small(*base, *extra, steps=3), 0, 0) for extra in ([], [knob])]
+    for w in worlds:
+        w.step(0)
+    a, b = (w.content.latent() for w in worlds)
+    np.testing.assert_array_equal(a.latent, b.latent)
+    return worlds, a, b
+
+
 def test_style_is_in_aigc_features_only_and_users_ignore_it():
     """Style shifts AIGC items' observable features along one direction only.
 
     Latent truth and users' utility are the same with and without it.
     """
     base = [*ECON, _phases({"aigc_share": 0.5})]
-    plain = World(make_small(*base, steps=3), 0, 0)
-    styled = World(make_small(*base, "content.style_magnitude=2.0", steps=3), 0, 0)
-    for w in (plain, styled):
-        w.step(0)
-    a, b = plain.content.latent(), styled.content.latent()
-    np.testing.assert_array_equal(a.latent, b.latent)
+    (plain, styled), a, b = _first_items(base, "content.style_magnitude=2.0")
     shift = b.features - a.features
     aigc = b.source == 1
     np.testing.assert_allclose(shift[~aigc], 0.0, atol=1e-6)
@@ -81,12 +86,7 @@ def test_anisotropy_shifts_every_item_along_the_style_direction():
     On top of it AIGC items carry the style; latent truth is untouched.
     """
     base = [*ECON, _phases({"aigc_share": 0.5}), "content.style_magnitude=0.5"]
-    plain = World(make_small(*base, steps=3), 0, 0)
-    tilted = World(make_small(*base, "content.anisotropy=0.3", steps=3), 0, 0)
-    for w in (plain, tilted):
-        w.step(0)
-    a, b = plain.content.latent(), tilted.content.latent()
-    np.testing.assert_array_equal(a.latent, b.latent)
+    (_, tilted), a, b = _first_items(base, "content.anisotropy=0.3")
     assert (b.source == 0).any() and (b.source == 1).any()
     want = np.broadcast_to(0.3 * tilted.content.style, b.features.shape)
     np.testing.assert_allclose(b.features - a.features, want, atol=1e-5)
