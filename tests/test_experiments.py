@@ -109,12 +109,23 @@ def test_source_bias_escalation_and_debiasing(tmp_path):
 
 
 def test_in_slate_thompson_vs_greedy(tmp_path):
-    """In-slate TS keeps more diversity and coverage than greedy at no worse click-through."""
+    """In-slate TS keeps more diversity across users and more coverage than greedy.
+
+    Diversity across users is homogenization (Chaney et al.: mean Jaccard similarity of the
+    users' consumed sets), lower is more diverse; click-through is no worse. (Within-slate
+    diversity is not part of the claim: it is higher in the first rounds at this size but
+    equal by the last step, and slightly lower over the full-size run; see the README.)
+    """
     df = _run("ts_exploration", [("users.num_users", 300), ("steps", 30)], tmp_path)
     ts, gr = "ts-in-slate", "ts-greedy"
-    for metric in ("diversity/intra_list", "exposure/coverage"):
-        diff = _per_seed(df, ts, metric, "mean") - _per_seed(df, gr, metric, "mean")
-        _beyond_noise(diff, f"{metric} in-slate - greedy")
+    homog = "echo/homogenization"
+    measured = df.dropna(subset=[homog])
+    diff = _per_seed(measured, gr, homog, "mean") - _per_seed(measured, ts, homog, "mean")
+    _beyond_noise(diff, "homogenization greedy - in-slate")
+    cov = _per_seed(df, ts, "exposure/coverage", "mean") - _per_seed(
+        df, gr, "exposure/coverage", "mean"
+    )
+    _beyond_noise(cov, "exposure/coverage in-slate - greedy")
     # equal or better: the CTR difference is not negative beyond seed noise
     d = _per_seed(df, ts, "engagement/ctr", "mean") - _per_seed(df, gr, "engagement/ctr", "mean")
     se = float(d.std(ddof=1) / np.sqrt(len(d)))
