@@ -16,7 +16,7 @@ Source bias (Zhou et al., "Source Echo Chamber"):
   human impressions and ``a``, ``h`` the AIGC and human items published at the step (the
   1/2 is Haldane's correction); 0 = in proportion, > 0 = AIGC over-exposed. Unlike the
   ratio it has no ceiling, so source bias can be compared across phases whose production
-  shares differ. NaN while nothing AIGC is produced.
+  shares differ. NaN while nothing AIGC is produced or nothing is shown.
 - ``source/llm_ratio``: over paired copies — an AIGC rewrite and the live human item it
   copies (``ItemTable.original``) — in one user's slate, the share of pairs whose AIGC copy
   the agent ranks higher. A pair counts when at least one copy is in the slate; the shown
@@ -137,12 +137,14 @@ class SourceMetric(Metric):
 
 
 def _log_odds_ratio(aigc_shown: int, human_shown: int, aigc_new: int, human_new: int) -> float:
-    """Log odds ratio of AIGC in exposure vs production (Haldane-corrected); NaN if no AIGC new.
+    """Log odds ratio of AIGC in exposure vs production (Haldane-corrected).
+
+    NaN when nothing AIGC was published or nothing was shown, as the bias ratio.
 
     >>> round(_log_odds_ratio(30, 70, 10, 90), 3)
     1.316
     """
-    if aigc_new == 0:
+    if aigc_new == 0 or aigc_shown + human_shown == 0:
         return float("nan")
     shown = np.log((aigc_shown + 0.5) / (human_shown + 0.5))
     return float(shown - np.log((aigc_new + 0.5) / (human_new + 0.5)))

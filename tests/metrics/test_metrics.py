@@ -339,6 +339,9 @@ def test_source_metric_empty_is_nan():
     row = SourceMetric(CTX).measure(make_snapshot(fb, items, new_item_sources=[]))
     assert math.isnan(row["source/aigc_exposure_share"])
     assert math.isnan(row["source/aigc_production_share"])
+    # AIGC published but nothing shown: no bias to measure
+    row = SourceMetric(CTX).measure(make_snapshot(fb, items, new_item_sources=[1, 0]))
+    assert math.isnan(row["source/bias_ratio"]) and math.isnan(row["source/bias_log_odds"])
 
 
 # ----------------------------------------------------------------------------- diversity
