@@ -55,7 +55,7 @@ from simlab.world import WorldContext
 from .common import normalize_rows, topic_centres
 from .creator_pool import CreatorPool, CreatorTable
 
-__all__ = ["Phase", "ItemTable", "CreatorEcosystem"]
+__all__ = ["Phase", "ItemTable", "CreatorEcosystem", "observable_catalog"]
 
 HUMAN, AIGC = 0, 1
 
@@ -117,6 +117,17 @@ class ItemTable:
     def concat(a: ItemTable, b: ItemTable) -> ItemTable:
         """Rows of ``a`` then rows of ``b`` (ids of ``b`` must all be larger)."""
         return ItemTable(**{k: np.concatenate([v, b.__dict__[k]]) for k, v in a.__dict__.items()})
+
+
+def observable_catalog(items: ItemTable, t: int, knows_source: bool) -> Catalog:
+    """What agents see of ``items`` at step ``t``: ids, features, creators, ages (and sources)."""
+    return Catalog(
+        item_ids=items.item_ids,
+        features=items.features,
+        creator=items.creator,
+        age=t - items.published,
+        source=items.source if knows_source else None,
+    )
 
 
 class CreatorEcosystem:
@@ -471,14 +482,7 @@ class CreatorEcosystem:
     # ------------------------------------------------------------------ views
     def catalog(self, knows_source: bool) -> Catalog:
         """The observable catalog of live items."""
-        it = self.items
-        return Catalog(
-            item_ids=it.item_ids,
-            features=it.features,
-            creator=it.creator,
-            age=self.t - it.published,
-            source=it.source if knows_source else None,
-        )
+        return observable_catalog(self.items, self.t, knows_source)
 
     def latent(self) -> ItemTable:
         """The latent item table (users and metrics only)."""

@@ -43,6 +43,7 @@ Differences from RecSim NG (distributional equality, not bit equality):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pydantic import Field
@@ -54,14 +55,16 @@ from simlab.scenario import ParamsModel
 from simlab.world import WorldContext
 
 from .common import Scratch, slate_rows
-from .content import ItemTable
+from .content import ItemTable, observable_catalog
 
 __all__ = [
     "RecSimItems",
     "StaticCorpus",
     "CorpusParams",
     "RecSimCorpus",
+    "AllUsersEachStep",
     "InterestEvolutionUsers",
+    "check_dims",
     "squash",
     "topic_means",
     "distances",
@@ -151,7 +154,8 @@ def distances(x: np.ndarray, f: np.ndarray) -> np.ndarray:
     return np.sqrt(acc, out=acc)
 
 
-def _check_dims(ctx: WorldContext, who: str) -> None:
+def check_dims(ctx: WorldContext, who: str) -> None:
+    """RecSim NG's models need ``world.dim == world.num_topics``; a ScenarioError otherwise."""
     if ctx.dim != ctx.num_topics:
         raise ScenarioError(
             f"{who}: document features and interests live in R^num_topics, so world.dim must "
@@ -181,14 +185,7 @@ class StaticCorpus:
 
     def catalog(self, knows_source: bool) -> Catalog:
         """Every document with its features (``source`` all human when the platform knows it)."""
-        it = self.items
-        return Catalog(
-            item_ids=it.item_ids,
-            features=it.features,
-            creator=it.creator,
-            age=self.t - it.published,
-            source=it.source if knows_source else None,
-        )
+        return observable_catalog(self.items, self.t, knows_source)
 
     def latent(self) -> RecSimItems:
         """The documents (users and metrics only)."""
@@ -248,7 +245,7 @@ class RecSimCorpus(StaticCorpus):
         )
 
     def __init__(self, params: RecSimCorpus.Params, ctx: WorldContext) -> None:
-        _check_dims(ctx, "content.model 'recsim-corpus'")
+        check_dims(ctx, "content.model 'recsim-corpus'")
         self.params = p = params
         self.ctx = ctx
         t_num, seed = ctx.num_topics, ctx.seed
@@ -273,7 +270,49 @@ class RecSimCorpus(StaticCorpus):
         )
 
 
-class InterestEvolutionUsers:
+class AllUsersEachStep:
+    """Population protocol pieces shared by the RecSim NG-style users.
+
+    Every user of the shard arrives every step, the platform observes nothing of them, and
+    their interests are ``_interest`` (current) and ``_initial``. Subclasses call
+    :meth:`_bind` first and then set ``_interest`` and ``_initial``.
+    """
+
+    ctx: WorldContext
+    _uid: np.ndarray
+    _interest: np.ndarray
+    _initial: np.ndarray
+    _zeros: np.ndarray | None = None
+
+    def _bind(self, params: Any, ctx: WorldContext, model: str) -> None:
+        """Check the dimensions and take the shard's users ``lo..hi-1`` (all without a range)."""
+        check_dims(ctx, model)
+        self.params = params
+        self.ctx = ctx
+        self.num_users = params.num_users
+        self.lo, self.hi = ctx.user_range or (0, params.num_users)
+        self._uid = np.arange(self.lo, self.hi, dtype=np.int64)
+
+    def arrivals(self, t: int) -> np.ndarray:
+        """Every user of the shard, every step."""
+        return self._uid
+
+    def observable_features(self, user_ids: np.ndarray) -> np.ndarray:
+        """``(B, d)`` zeros: RecSim NG's interest-evolution user shows the platform nothing."""
+        b = user_ids.shape[0]
+        if self._zeros is None or self._zeros.shape[0] < b:
+            self._zeros = np.zeros((b, self.ctx.dim), np.float32)
+            self._zeros.setflags(write=False)
+        return self._zeros[:b]
+
+    def interests(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(current, initial)`` interests of users ``lo..hi-1``, read-only views."""
+        cur = self._interest.view()
+        cur.setflags(write=False)
+        return cur, self._initial
+
+
+class InterestEvolutionUsers(AllUsersEachStep):
     """RecSim NG's interest-evolution users (see the module docstring).
 
     Args:
@@ -320,39 +359,17 @@ class InterestEvolutionUsers:
         )
 
     def __init__(self, params: InterestEvolutionUsers.Params, ctx: WorldContext) -> None:
-        _check_dims(ctx, "users.model 'interest-evolution'")
-        self.params = p = params
-        self.ctx = ctx
-        self.num_users = p.num_users
-        self.lo, self.hi = ctx.user_range or (0, p.num_users)
-        self._uid = np.arange(self.lo, self.hi, dtype=np.int64)
+        self._bind(params, ctx, "users.model 'interest-evolution'")
+        p = params
         draw = Stream(ctx.seed, "users/interest").normal(self._uid, 0, size=ctx.dim)
         self._initial = p.initial_interest_scale * draw
         self._initial.setflags(write=False)
         self._interest = self._initial.copy()
         self._choice = Stream(ctx.seed, "users/choice")
         self._noise = Stream(ctx.seed, "users/interest_noise")
-        self._zeros = np.zeros((0, ctx.dim), np.float32)
         self._scratch = Scratch()
 
     # ---------------------------------------------------------------- protocol
-    def arrivals(self, t: int) -> np.ndarray:
-        """Every user of the shard, every step."""
-        return self._uid
-
-    def observable_features(self, user_ids: np.ndarray) -> np.ndarray:
-        """``(B, d)`` zeros: RecSim NG's interest-evolution user shows the platform nothing."""
-        if self._zeros.shape[0] < user_ids.shape[0]:
-            self._zeros = np.zeros((user_ids.shape[0], self.ctx.dim), np.float32)
-            self._zeros.setflags(write=False)
-        return self._zeros[: user_ids.shape[0]]
-
-    def interests(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(current, initial)`` interests of users ``lo..hi-1``, read-only views."""
-        cur = self._interest.view()
-        cur.setflags(write=False)
-        return cur, self._initial
-
     def expected_utility(
         self, t: int, user_ids: np.ndarray, item_ids: np.ndarray, items: RecSimItems
     ) -> np.ndarray:

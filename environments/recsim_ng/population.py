@@ -42,22 +42,19 @@ from simlab.rng import Stream
 from simlab.scenario import ParamsModel
 from simlab.world import WorldContext
 
-from ..interest_evolution import CorpusParams, RecSimItems, StaticCorpus
+from ..interest_evolution import (
+    AllUsersEachStep,
+    CorpusParams,
+    RecSimItems,
+    StaticCorpus,
+    check_dims,
+)
 from .bridge import Session, WorkerProcess, shared_worker
 
 __all__ = ["RecSimNGUsers", "RecSimNGCorpus"]
 
 #: The doc fields a session is sent (RecSim NG's slate document fields).
 _DOC_FIELDS = ("doc_id", "doc_topic", "doc_quality", "doc_features", "doc_length")
-
-
-def _check_dims(ctx: WorldContext, who: str) -> None:
-    if ctx.dim != ctx.num_topics:
-        raise ScenarioError(
-            f"{who}: RecSim NG's interests and document features live in R^num_topics, so "
-            f"world.dim must equal world.num_topics; got world.dim={ctx.dim}, "
-            f"world.num_topics={ctx.num_topics} (RecSim NG's default is 2 and 2)"
-        )
 
 
 class _WorkerParams(ParamsModel):
@@ -76,7 +73,7 @@ def _worker(params: _WorkerParams) -> WorkerProcess:
     return shared_worker(threads=params.threads, startup_timeout=params.startup_timeout)
 
 
-class RecSimNGUsers:
+class RecSimNGUsers(AllUsersEachStep):
     """RecSim NG's interest-evolution users, run by RecSim NG (see the module docstring).
 
     Args:
@@ -117,12 +114,8 @@ class RecSimNGUsers:
         )
 
     def __init__(self, params: RecSimNGUsers.Params, ctx: WorldContext) -> None:
-        _check_dims(ctx, "users.model 'recsim-ng'")
-        self.params = p = params
-        self.ctx = ctx
-        self.num_users = p.num_users
-        self.lo, self.hi = ctx.user_range or (0, p.num_users)
-        self._uid = np.arange(self.lo, self.hi, dtype=np.int64)
+        self._bind(params, ctx, "users.model 'recsim-ng'")
+        p = params
         z = Stream(ctx.seed, "users/interest").normal(self._uid, 0, size=ctx.num_topics)
         header = {
             "num_users": int(self._uid.shape[0]),
@@ -142,7 +135,6 @@ class RecSimNGUsers:
         self._noise = Stream(ctx.seed, "users/interest_noise")
         self._docs: Any = None  # the items object last sent, and its arrays
         self._sent: dict[str, np.ndarray] | None = None
-        self._zeros = np.zeros((0, ctx.dim), np.float32)
 
     def __reduce__(self):
         raise TypeError(
@@ -151,23 +143,6 @@ class RecSimNGUsers:
         )
 
     # ---------------------------------------------------------------- protocol
-    def arrivals(self, t: int) -> np.ndarray:
-        """Every user of the shard, every step (RecSim NG serves all users)."""
-        return self._uid
-
-    def observable_features(self, user_ids: np.ndarray) -> np.ndarray:
-        """``(B, d)`` zeros: RecSim NG's user observation is empty."""
-        if self._zeros.shape[0] < user_ids.shape[0]:
-            self._zeros = np.zeros((user_ids.shape[0], self.ctx.dim), np.float32)
-            self._zeros.setflags(write=False)
-        return self._zeros[: user_ids.shape[0]]
-
-    def interests(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(current, initial)`` RecSim NG interest states of users ``lo..hi-1`` (read-only)."""
-        cur = self._interest.view()
-        cur.setflags(write=False)
-        return cur, self._initial
-
     def _send_docs(self, items: Any) -> None:
         """Send the document table to the worker unless it already has this one."""
         if items is self._docs:
@@ -269,7 +244,7 @@ class RecSimNGCorpus(StaticCorpus):
         """Scenario keys of the ``recsim-ng-corpus`` content model (RecSim NG's defaults)."""
 
     def __init__(self, params: RecSimNGCorpus.Params, ctx: WorldContext) -> None:
-        _check_dims(ctx, "content.model 'recsim-ng-corpus'")
+        check_dims(ctx, "content.model 'recsim-ng-corpus'")
         self.params = p = params
         self.ctx = ctx
         ids = np.arange(p.num_docs, dtype=np.int64)
