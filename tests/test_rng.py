@@ -367,3 +367,94 @@ def test_single_draws_are_numpy_scalars():
     for draw in (s.bits(np.array(3), 0), s.uniform(np.array(3), 0), s.gumbel(np.array(3), 0)):
         assert isinstance(draw, np.generic)
     assert isinstance(s.normal(np.array(3), 0), np.floating)
+
+
+# ----------------------------------------------------------------- gamma, Dirichlet, Beta
+
+
+@pytest.mark.parametrize("shape", [0.005, 0.05, 0.5, 1.0, 3.0, 80.0, 2.5e7])
+def test_gamma_draws_pass_ks_against_scipy(shape):
+    """Gamma(shape) draws (logs exponentiated) follow scipy's gamma CDF, tiny shapes included."""
+    from scipy.special import gammainc
+
+    logs = Stream(4, "test/gamma").log_gamma(IDS, 0, np.array([shape]))[:, 0]
+    assert np.isfinite(logs).all()
+
+    def log_cdf(x):  # P(log G <= x); below e^-700 the series' first term, x^a / Gamma(a + 1)
+        tiny = np.exp(np.minimum(shape * x - math.lgamma(shape + 1), 0.0))
+        return np.where(x < -700, tiny, gammainc(shape, np.exp(np.maximum(x, -700))))
+
+    # on the log scale: a tiny shape's draws underflow as numbers, not as logs
+    assert ks_statistic(logs, log_cdf) < ks_critical(N)
+
+
+def test_gamma_rejects_bad_shapes():
+    """Shapes must be positive and finite."""
+    s = Stream(0, "test/gamma")
+    for bad in ([0.0], [-1.0], [np.inf], [np.nan]):
+        with pytest.raises(ValueError, match="positive finite gamma shapes"):
+            s.log_gamma(IDS[:3], 0, np.array(bad))
+
+
+@pytest.mark.parametrize("alpha", [[0.01, 0.02, 0.03], [1.0, 1.0, 1.0], [5.0, 0.5, 20.0]])
+def test_dirichlet_moments(alpha):
+    """Dirichlet rows lie on the simplex with mean alpha/sum and the Dirichlet variance."""
+    a = np.array(alpha)
+    x = Stream(1, "test/dirichlet").dirichlet(IDS, 0, a)
+    np.testing.assert_allclose(x.sum(axis=1), 1.0, atol=1e-12)
+    assert (x >= 0).all()
+    a0 = a.sum()
+    mean = a / a0
+    var = mean * (1 - mean) / (a0 + 1)
+    np.testing.assert_allclose(x.mean(axis=0), mean, atol=4 * np.sqrt(var / N).max())
+    np.testing.assert_allclose(x.var(axis=0), var, rtol=0.1)
+
+
+def test_dirichlet_per_entity_concentrations_and_batch_invariance():
+    """Per-row concentrations are honoured and a row does not depend on the batch."""
+    s = Stream(2, "test/dirichlet")
+    alpha = np.array([[100.0, 1.0], [1.0, 100.0]])
+    x = s.dirichlet([7, 8], 0, alpha)
+    assert x[0, 0] > 0.9 and x[1, 1] > 0.9
+    shared = np.array([0.3, 0.3, 0.4])
+    np.testing.assert_array_equal(
+        s.dirichlet([5, 9, 1], 3, shared)[1], s.dirichlet([9], 3, shared)[0]
+    )
+
+
+@pytest.mark.parametrize(("mean", "sd"), [(0.05, 1e-5), (0.3, 0.1), (0.98, 1e-5), (0.5, 0.2)])
+def test_beta_prime_has_the_requested_mean_and_sd(mean, sd):
+    """Chaney's Beta'(mu, sd): a Beta with that mean and standard deviation (KS vs scipy)."""
+    from scipy import stats
+
+    a, b = rng.beta_prime_params(np.array(mean), sd)
+    assert stats.beta.mean(a, b) == pytest.approx(mean, rel=1e-9)
+    assert stats.beta.std(a, b) == pytest.approx(sd, rel=1e-6)
+    draws = Stream(3, "test/beta").beta(IDS, 0, a, b)
+    assert ks_statistic(draws, lambda x: stats.beta.cdf(x, a, b)) < ks_critical(N)
+
+
+@pytest.mark.parametrize(
+    ("mean", "sd", "match"),
+    [
+        (0.0, 0.1, r"means in \(0, 1\)"),
+        (1.2, 0.1, r"means in \(0, 1\)"),
+        (0.5, 0.0, "positive"),
+        (0.01, 0.2, "sd\\*\\*2 < mean"),
+    ],
+)
+def test_beta_prime_params_refuse_impossible_requests(mean, sd, match):
+    """A mean outside (0, 1), a non-positive sd or a variance no Beta has is refused."""
+    with pytest.raises(ValueError, match=match):
+        rng.beta_prime_params(np.array(mean), sd)
+
+
+def test_gamma_dirichlet_beta_golden_values():
+    """Pinned draws: a change of these streams is a deliberate, versioned change."""
+    s = Stream(0, "golden")
+    np.testing.assert_allclose(
+        s.log_gamma([0, 1], 0, np.array([0.5, 2.0])),
+        [[-5.104343135235358, 0.8019062711395728], [-2.0968839866372906, -0.05401075866007687]],
+        rtol=1e-9,
+    )
+    np.testing.assert_allclose(s.beta([3], 1, 2.0, 5.0), [0.2768454570559974], rtol=1e-9)
