@@ -58,6 +58,8 @@ METRICS = "metrics.parquet"
 JOURNAL = "metrics.journal"
 EVENTS = "events"
 FINAL_STATUSES = ("completed", "failed", "interrupted")
+MANIFEST_INTERVAL = 0.5
+"""Seconds between rewrites of the manifest for trial status updates."""
 
 
 def _now() -> str:
@@ -104,13 +106,18 @@ def _pid_alive(pid: int) -> bool:
 
 @dataclass(frozen=True)
 class TrialInfo:
-    """One trial of a run: an agent, a seed and a sweep point."""
+    """One trial of a run: an agent, a seed and a sweep point.
+
+    ``warmup`` is the number of steps before the first retrained model serves
+    (``PlatformSection.warmup_steps``): summaries over steps leave them out.
+    """
 
     index: int
     agent: str
     seed: int
     point: int
     params: dict[str, Any]
+    warmup: int = 0
 
 
 class RunStore:
@@ -122,6 +129,7 @@ class RunStore:
     def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
         self.path = path
         self.manifest = manifest
+        self._saved_at = 0.0  # monotonic time of the last manifest write
 
     # ------------------------------------------------------------------ creation
     @classmethod
@@ -173,6 +181,7 @@ class RunStore:
                     "seed": t.seed,
                     "point": t.point,
                     "params": t.params,
+                    "warmup": t.warmup,
                     "status": "pending",
                     "steps_done": 0,
                 }
@@ -186,6 +195,7 @@ class RunStore:
     def save_manifest(self) -> None:
         """Rewrite ``manifest.json`` atomically."""
         _atomic_write(self.path / MANIFEST, json.dumps(self.manifest, indent=2, default=str))
+        self._saved_at = time.monotonic()
 
     @property
     def run_id(self) -> str:
@@ -193,12 +203,18 @@ class RunStore:
         return str(self.manifest["run_id"])
 
     def trial_status(self, index: int, status: str, steps_done: int | None = None) -> None:
-        """Record a trial's status (and steps done) in the manifest."""
+        """Record a trial's status (and steps done) in the manifest.
+
+        The file is rewritten at most every :data:`MANIFEST_INTERVAL` seconds (a run of
+        thousands of short trials would otherwise spend its time rewriting it); the status
+        of the run (:meth:`finish`) is always written, with every trial's latest state.
+        """
         trial = self.manifest["trials"][index]
         trial["status"] = status
         if steps_done is not None:
             trial["steps_done"] = int(steps_done)
-        self.save_manifest()
+        if time.monotonic() - self._saved_at >= MANIFEST_INTERVAL:
+            self.save_manifest()
 
     def finish(self, status: str, error: str | None = None) -> None:
         """Mark the run ``completed``, ``failed`` or ``interrupted``."""
@@ -515,10 +531,11 @@ def list_runs(parent: str | Path) -> list[RunSummary]:
 def summarize(df, manifest: dict[str, Any]):
     """Per agent (and sweep point): each metric summarised over steps, then over seeds.
 
-    A metric's step summary is its mean over steps, or its last value for cumulative
-    measures (``metric_summary`` in the manifest says which). Returns a DataFrame with one
-    row per (agent, sweep point) and, per metric, ``<metric>`` (mean over seeds) and
-    ``<metric> sd`` (standard deviation over seeds).
+    A metric's step summary is its mean over the steps after the trial's warm-up (the steps
+    before its first retrained model serves, ``warmup`` in the manifest's trial records), or
+    its last value for cumulative measures (``metric_summary`` in the manifest says which).
+    Returns a DataFrame with one row per (agent, sweep point) and, per metric, ``<metric>``
+    (mean over seeds) and ``<metric> sd`` (standard deviation over seeds).
     """
     import pandas as pd
 
@@ -527,17 +544,20 @@ def summarize(df, manifest: dict[str, Any]):
     sweep = [c for c in manifest.get("sweep_columns", []) if c in df.columns]
     if df.empty:
         return pd.DataFrame(columns=["agent", *sweep, "seeds", "steps", *metrics])
+    warmup = {int(t["index"]): int(t.get("warmup", 0)) for t in manifest.get("trials", [])}
     per_trial = []
-    for _trial, g in df.groupby("trial", sort=True):
+    for trial, g in df.groupby("trial", sort=True):
         g = g.sort_values("step")
         row = {"agent": g["agent"].iloc[0], "seed": g["seed"].iloc[0], "steps": len(g)}
         row.update({c: g[c].iloc[0] for c in sweep})
+        after = g["step"] >= warmup.get(int(trial), 0)
         for c in metrics:
-            col = g[c].dropna()
+            last = kinds.get(c) == "last"
+            col = (g[c] if last else g.loc[after, c]).dropna()
             if col.empty:
                 row[c] = float("nan")
             else:
-                row[c] = col.iloc[-1] if kinds.get(c) == "last" else col.mean()
+                row[c] = col.iloc[-1] if last else col.mean()
         per_trial.append(row)
     trials = pd.DataFrame(per_trial)
     order = list(dict.fromkeys(trials["agent"]))

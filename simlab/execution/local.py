@@ -15,6 +15,8 @@ from simlab.checkpoint import (
     prune_checkpoints,
     write_checkpoint,
 )
+from simlab.execution.pool import run_pool, worker_count
+from simlab.execution.threads import ThreadLimit
 from simlab.snapshots import capture_snapshot, due_snapshot, snapshot_steps, write_snapshot
 from simlab.store import RunStore
 from simlab.world import World
@@ -38,9 +40,17 @@ def run_trial(
     store (``steps_done`` in the manifest) are not written again.
     """
     sc = trial.scenario
-    world = World(sc, trial.agent_index, trial.info.seed)
-    if start is not None:
-        world.restore(*start)
+    with ThreadLimit(sc.execution.threads) as threads:
+        world = World(sc, trial.agent_index, trial.info.seed)
+        threads.settle()  # the agent may have imported torch
+        if start is not None:
+            world.restore(*start)
+        _run_world(trial, world, store, progress)
+
+
+def _run_world(trial: Trial, world: World, store: RunStore, progress) -> None:
+    """Step ``world`` to the end, streaming its rows, events, snapshots and checkpoints."""
+    sc = trial.scenario
     i = trial.info.index
     writer = store.metrics_writer(trial.info, sc.output.flush_seconds)
     events = store.events_writer(trial.info, sc.output.flush_seconds) if sc.output.events else None
@@ -74,7 +84,17 @@ def run_trials(
     progress: ProgressCallback | None = None,
     starts: dict[int, tuple[dict[str, Any], Scenario] | None] | None = None,
 ) -> None:
-    """Run ``trials`` sequentially (``starts``: per trial index, a checkpoint to start from)."""
+    """Run ``trials`` (``starts``: per trial index, a checkpoint to start from).
+
+    One after the other in this process, or side by side on ``execution.workers`` processes
+    (:mod:`simlab.execution.pool`).
+    """
     starts = starts or {}
+    if not trials:
+        return
+    workers = worker_count(trials[0].scenario.execution.workers, len(trials))
+    if workers > 1:
+        run_pool(trials, store, progress, starts, workers)
+        return
     for trial in trials:
         run_trial(trial, store, progress, starts.get(trial.info.index))

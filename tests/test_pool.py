@@ -1,0 +1,79 @@
+"""Local trials on several processes (execution.workers) and the threads of each process."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import make_small
+
+from simlab.execution.pool import worker_count
+from simlab.execution.threads import ThreadLimit
+from simlab.runner import run_scenario
+
+
+def _metrics(store) -> pd.DataFrame:
+    df = store.read_metrics().drop(columns=["run_id"])
+    return df.sort_values(["trial", "step"]).reset_index(drop=True)
+
+
+def test_workers_give_the_same_rows_as_one_process(tmp_path):
+    """Two processes and one give identical rows, every trial completed, progress reported."""
+    sc = make_small("seeds=3", "steps=12", "platform.max_candidates=40", agents=[
+        {"model": "random"}, {"model": "popularity"}, {"model": "mf", "factors": 4},
+    ])  # fmt: skip
+    one = run_scenario(sc, out_dir=tmp_path / "one")
+    seen: dict[int, int] = {}
+    two = run_scenario(
+        sc.model_copy(update={"execution": sc.execution.model_copy(update={"workers": 2})}),
+        out_dir=tmp_path / "two",
+        progress=lambda info, steps: seen.__setitem__(info.index, steps),
+    )
+    pd.testing.assert_frame_equal(_metrics(one), _metrics(two))
+    assert two.status == "completed"
+    assert [t["status"] for t in two.manifest["trials"]] == ["completed"] * 9
+    assert seen == {i: 12 for i in range(9)}
+
+
+def test_a_failing_trial_in_a_worker_fails_the_run_with_its_message(tmp_path):
+    """A model error in a worker process stops the run, marked failed, with the error."""
+    sc = make_small(
+        "seeds=2", "execution.workers=2",
+        agents=[{"model": "tests_pool_helpers:Broken"}],
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="broken on purpose"):
+        run_scenario(sc, out_dir=tmp_path)
+    run = next(tmp_path.iterdir())
+    assert '"status": "failed"' in (run / "manifest.json").read_text()
+
+
+@pytest.mark.parametrize(
+    ("workers", "trials", "expected"), [(1, 9, 1), (3, 9, 3), (8, 2, 2), (0, 100, None)]
+)
+def test_worker_count(workers, trials, expected):
+    """0 means one per CPU; never more processes than trials."""
+    import os
+
+    want = expected if expected is not None else min(os.cpu_count() or 1, trials)
+    assert worker_count(workers, trials) == want
+
+
+def test_thread_limit_sets_and_restores_blas_and_torch_threads():
+    """Inside the block numeric libraries use the limit; outside, what they had."""
+    import torch
+    from threadpoolctl import threadpool_info
+
+    outside = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        blas_before = [p["num_threads"] for p in threadpool_info()]
+        with ThreadLimit(1):
+            assert torch.get_num_threads() == 1
+            assert all(p["num_threads"] == 1 for p in threadpool_info())
+            np.ones((50, 50)) @ np.ones((50, 50))
+        assert torch.get_num_threads() == 2
+        assert [p["num_threads"] for p in threadpool_info()] == blas_before
+        with ThreadLimit(0):  # 0: the libraries' own setting
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(outside)
