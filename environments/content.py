@@ -107,16 +107,16 @@ class ItemTable:
 
     def rows(self, item_ids: np.ndarray) -> np.ndarray:
         """Row index of each (live) item id, any shape."""
-        return np.searchsorted(self.item_ids, item_ids)
+        return lookup_sorted(self.item_ids, item_ids)[0]
 
     def select(self, mask: np.ndarray) -> ItemTable:
         """The rows where ``mask`` is true."""
-        return ItemTable(**{k: v[mask] for k, v in self.__dict__.items()})
+        return type(self)(**{k: v[mask] for k, v in self.__dict__.items()})
 
     @staticmethod
     def concat(a: ItemTable, b: ItemTable) -> ItemTable:
         """Rows of ``a`` then rows of ``b`` (ids of ``b`` must all be larger)."""
-        return ItemTable(**{k: np.concatenate([v, b.__dict__[k]]) for k, v in a.__dict__.items()})
+        return type(a)(**{k: np.concatenate([v, b.__dict__[k]]) for k, v in a.__dict__.items()})
 
 
 def observable_catalog(items: ItemTable, t: int, knows_source: bool) -> Catalog:

@@ -120,6 +120,14 @@ class ClickHistory:
         self.num_clicks = num.astype(np.int64)
 
 
+def _latest_features(window: list) -> tuple[np.ndarray, np.ndarray]:
+    """``(sorted ids, features)`` of the items of a log window, each item's latest features."""
+    ids = np.concatenate([s for _, s, _ in window])
+    feats = np.concatenate([x for _, _, x in window])
+    uniq, first = np.unique(ids[::-1], return_index=True)  # the last occurrence of each
+    return uniq, feats[::-1][first]
+
+
 class Platform:
     """Serving, logging and retrain scheduling for one world.
 
@@ -142,28 +150,111 @@ class Platform:
         self._pending: list[tuple[int, Log]] = []
         self._perm = Stream(ctx.seed, "platform/retrieval_perm")
         self._offset = Stream(ctx.seed, "platform/retrieval_offset")
+        self._startup = Stream(ctx.seed, "platform/startup")
 
     # ---------------------------------------------------------------- serving
+    def slate_width(self, num_candidates: int) -> int:
+        """K: the slate size, or every candidate with ``slate_size: 0``."""
+        return self.section.slate_size or num_candidates
+
     def depth(self, num_candidates: int) -> int:
         """How many items the agent ranks: K, or the re-rank depth when re-rankers are on."""
-        k = self.section.slate_size
-        if not self.rerankers:
+        k = self.slate_width(num_candidates)
+        if not self.rerankers or not self.section.slate_size:
             return k
         return min(num_candidates, self.section.rerank_depth or 3 * k)
 
-    def candidates(self, t: int, user_ids: np.ndarray, catalog: Catalog) -> tuple[np.ndarray, bool]:
-        """``(B, C)`` candidate item ids and whether they are shared by every user."""
-        n, c = catalog.num_items, self.section.max_candidates
-        if n < self.section.slate_size:
+    def in_startup(self, t: int) -> bool:
+        """Whether step ``t`` is a start-up step (the platform serves random rankings)."""
+        return t < self.section.startup_steps
+
+    def candidates(
+        self,
+        t: int,
+        user_ids: np.ndarray,
+        catalog: Catalog,
+        consumed: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, bool]:
+        """``(B, C)`` candidate item ids and whether they are shared by every user.
+
+        Args:
+            t: the step.
+            user_ids: ``(B,)`` the served users.
+            catalog: the live items.
+            consumed: with no repeat consumption, each user's consumed live items as
+                ``(indptr (B + 1,), items)``; they are left out of the user's candidates.
+        """
+        sec = self.section
+        n, c, k = catalog.num_items, sec.max_candidates, sec.slate_size
+        if self.in_startup(t) and sec.startup_candidates == "new":
+            new = catalog.item_ids[catalog.age == 0]
+            if new.shape[0] < max(k, 1):
+                raise ScenarioError(
+                    f"platform.startup_candidates: 'new' serves the items published at the step, "
+                    f"but step {t} published {new.shape[0]}, fewer than slate_size {k}; raise "
+                    "content.items_per_step or use startup_candidates: all"
+                )
+            return np.broadcast_to(new, (user_ids.shape[0], new.shape[0])), True
+        if n < max(k, 1):
             raise ScenarioError(
-                f"platform.slate_size: {self.section.slate_size} is more than the {n} live "
+                f"platform.slate_size: {k} is more than the {n} live "
                 f"items at step {t}; increase content.initial_items or content.items_per_step"
             )
+        most = int(np.diff(consumed[0]).max(initial=0)) if consumed is not None else 0
+        if most:
+            return self._unconsumed(t, user_ids, catalog, consumed, most), False
         if c == 0 or n <= c:
             return np.broadcast_to(catalog.item_ids, (user_ids.shape[0], n)), True
         perm = catalog.item_ids[np.argsort(self._perm.uniform(catalog.item_ids, t))]
         start = self._offset.integers(user_ids, t, n)
         return perm[(start[:, None] + np.arange(c)) % n], False
+
+    def _unconsumed(
+        self,
+        t: int,
+        user_ids: np.ndarray,
+        catalog: Catalog,
+        consumed: tuple[np.ndarray, np.ndarray],
+        most: int,
+    ) -> np.ndarray:
+        """Candidates without each user's consumed items (``most``: the largest count).
+
+        Each user reads a window of the step's random permutation of the live items from a
+        personal offset (as without the rule), ``most`` entries longer, drops the consumed
+        items in it and keeps the first ``C`` others: ``C = max_candidates``, or every live
+        item but ``most`` when ``max_candidates`` is 0 (a user who consumed fewer loses a
+        random few). O(B (C + most)), no loop over users.
+        """
+        n, c, k = catalog.num_items, self.section.max_candidates, self.section.slate_size
+        width = n if c == 0 or c + most >= n else c + most
+        size = n - most if c == 0 else min(c, n - most)
+        if size < max(k, 1):
+            raise ScenarioError(
+                f"platform.exclude_consumed: at step {t} a user has consumed {most} of the {n} "
+                f"live items, leaving {n - most}, fewer than slate_size {k}; publish more "
+                "items (content.items_per_step) or lower platform.slate_size"
+            )
+        order = np.argsort(self._perm.uniform(catalog.item_ids, t))
+        place = np.empty(n, np.int64)
+        place[order] = np.arange(n)  # each catalog row's position in the permutation
+        start = self._offset.integers(user_ids, t, n)
+        indptr, items = consumed
+        owner = np.repeat(np.arange(user_ids.shape[0]), np.diff(indptr))
+        at = (place[catalog.rows(items)] - start[owner]) % n  # position in the user's window
+        inside = at < width
+        keep = np.ones((user_ids.shape[0], width), bool)
+        keep[owner[inside], at[inside]] = False
+        dropped = np.bincount(owner[inside], minlength=user_ids.shape[0])
+        if (dropped != width - size).any():  # rows with more than `size` left: the first
+            keep &= np.cumsum(keep, axis=1, dtype=np.int32) <= size
+        window = catalog.item_ids[order][(start[:, None] + np.arange(width)) % n]
+        return window[keep].reshape(user_ids.shape[0], size)
+
+    def startup_slates(self, obs: Observation, k: int) -> Slates:
+        """The top ``k`` of a uniformly random ranking of each user's candidates (start-up)."""
+        u = self._startup.uniform(obs.user_ids, obs.step, size=obs.candidates.shape[1])
+        order = np.argsort(u, axis=1, kind="stable")[:, :k]
+        return Slates(obs.user_ids, np.take_along_axis(obs.candidates, order, axis=1))
 
     def observe(
         self,
@@ -172,13 +263,15 @@ class Platform:
         catalog: Catalog,
         user_features: np.ndarray,
         history: np.ndarray | None = None,
+        consumed: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> Observation:
         """The observation for the users served at step ``t``.
 
         ``history`` is the users' click histories when the caller already has them (user
         shards send them with the arrivals); by default they are read from ``clicks``.
+        ``consumed`` is each user's consumed live items (no repeat consumption).
         """
-        cands, shared = self.candidates(t, user_ids, catalog)
+        cands, shared = self.candidates(t, user_ids, catalog, consumed)
         return Observation(
             step=t,
             user_ids=user_ids,
@@ -201,7 +294,8 @@ class Platform:
         items = ranked.item_ids
         for rr in self.rerankers:
             items = rr.rerank(obs, items)
-        return Slates(ranked.user_ids, np.ascontiguousarray(items[:, : self.section.slate_size]))
+        k = self.section.slate_size or items.shape[1]
+        return Slates(ranked.user_ids, np.ascontiguousarray(items[:, :k]))
 
     # ---------------------------------------------------------------- logging
     def record(
@@ -219,7 +313,7 @@ class Platform:
         self._log.append((feedback, shown, feats))
         for rr in self.rerankers:
             rr.update(feedback)
-        if (t + 1) % self.section.retrain_every == 0:
+        if self.section.retrain_due(t):
             self._pending.append((t + self.section.deploy_lag, self.log()))
 
     def log(self) -> Log:
@@ -235,13 +329,13 @@ class Platform:
                 feature_ids=np.zeros(0, np.int64),
                 features=np.zeros((0, self.ctx.dim), np.float32),
             )
-        ids = np.concatenate([s for _, s, _ in self._log])
-        feats = np.concatenate([x for _, _, x in self._log])
-        # keep the most recent features of each item (the last occurrence)
-        rev_ids = ids[::-1]
-        uniq, first = np.unique(rev_ids, return_index=True)
-        # the per-user arrays are joined only if the agent reads them (Log.of_steps)
-        return Log.of_steps([f for f, _, _ in self._log], uniq, feats[::-1][first])
+        window = list(self._log)
+        # the per-user arrays and the item features are joined only if the agent reads
+        # them (an agent that never looks at features does not pay for them)
+        table = Deferred(lambda: _latest_features(window))
+        ids = Deferred(lambda: table.resolve()[0])
+        feats = Deferred(lambda: table.resolve()[1])
+        return Log.of_steps([f for f, _, _ in window], ids, feats)
 
     def deploy_due(self, t: int, agent: Any) -> None:
         """Retrain ``agent`` on every log snapshot whose model is due to serve at step ``t``."""

@@ -11,7 +11,7 @@ Shapes use ``B`` = users served this step, ``K`` = slate size, ``C`` = candidate
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from functools import cached_property
 
 import numpy as np
@@ -36,6 +36,9 @@ PAD = -1
 def lookup_sorted(sorted_ids: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Positions of ``query`` ids (any shape) in the sorted array ``sorted_ids``.
 
+    ``sorted_ids`` must be strictly increasing (ids); when they are consecutive the
+    positions are computed by subtraction instead of a binary search.
+
     Returns:
         ``(pos, found)``: ``pos`` indexes ``sorted_ids`` (clipped, meaningful only where
         ``found``), ``found`` says whether the id is present.
@@ -45,9 +48,16 @@ def lookup_sorted(sorted_ids: np.ndarray, query: np.ndarray) -> tuple[np.ndarray
     ([1, 2], [True, False])
     """
     query = np.asarray(query)
-    if sorted_ids.shape[0] == 0:
+    n = sorted_ids.shape[0]
+    if n == 0:
         return np.zeros(query.shape, np.int64), np.zeros(query.shape, bool)
-    pos = np.minimum(np.searchsorted(sorted_ids, query), sorted_ids.shape[0] - 1)
+    lo = sorted_ids[0]
+    if sorted_ids[n - 1] - lo == n - 1 and sorted_ids.dtype.kind in "iu":
+        # consecutive ids (a catalog whose items retire in publication order): arithmetic
+        pos = query - lo
+        found = (pos >= 0) & (pos < n)
+        return np.clip(pos, 0, n - 1).astype(np.int64, copy=False), found
+    pos = np.minimum(np.searchsorted(sorted_ids, query), n - 1)
     return pos, sorted_ids[pos] == query
 
 
@@ -149,15 +159,20 @@ class _DeferredField:
     array must have ``obj.num_users`` rows and that shape.
     """
 
-    def __init__(self, check: tuple[tuple, str] | None = None) -> None:
+    def __init__(
+        self, check: tuple[tuple, str] | None = None, default: Deferred | None = None
+    ) -> None:
         self._spec = check
+        self._default = default  # built once, shared read-only by instances that use it
 
     def __set_name__(self, owner: type, name: str) -> None:
         self._name = name
 
     def __get__(self, obj, owner=None):
-        if obj is None:
-            raise AttributeError(self._name)  # no default value
+        if obj is None:  # the dataclass asks for the field's default
+            if self._default is None:
+                raise AttributeError(self._name)  # no default value: a required field
+            return self._default
         value = obj.__dict__[self._name]
         if isinstance(value, Deferred):
             value = value.resolve()
@@ -297,6 +312,15 @@ class Feedback:
         return items
 
 
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+_EMPTY_IDS = Deferred(lambda: _read_only(np.zeros(0, np.int64)))
+_EMPTY_FEATURES = Deferred(lambda: _read_only(np.zeros((0, 0), np.float32)))
+
+
 @dataclass(frozen=True)
 class Log:
     """The platform's log window: impressions and responses of recent steps, concatenated.
@@ -304,13 +328,14 @@ class Log:
     Attributes:
         step: ``(M,)`` int64 step of each logged impression (one row per served user).
         user_ids: ``(M,)`` int64.
-        slates: ``(M, K)`` int64 item ids shown.
+        slates: ``(M, K)`` int64 item ids shown (with ``platform.slate_size: 0`` the steps'
+            slates differ in width: narrower ones are ``PAD``-padded to the widest).
         clicked_pos: ``(M,)`` int64, ``-1`` for no click.
         engagement: ``(M,)`` float32.
         features: observable features of every item appearing in ``slates``, keyed by
             ``feature_ids`` (sorted), so a model can learn about items that have retired.
 
-    The first five may be given as :class:`Deferred` arrays, built when first read (see
+    Every array may be given as a :class:`Deferred`, built when first read (see
     :meth:`of_steps`); a pickled log carries them built.
     """
 
@@ -319,12 +344,15 @@ class Log:
     slates: np.ndarray = _DeferredField()  # type: ignore[assignment]
     clicked_pos: np.ndarray = _DeferredField()  # type: ignore[assignment]
     engagement: np.ndarray = _DeferredField()  # type: ignore[assignment]
-    feature_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    features: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    feature_ids: np.ndarray = _DeferredField(default=_EMPTY_IDS)  # type: ignore[assignment]
+    features: np.ndarray = _DeferredField(default=_EMPTY_FEATURES)  # type: ignore[assignment]
 
     @classmethod
     def of_steps(
-        cls, feedback: list[Feedback], feature_ids: np.ndarray, features: np.ndarray
+        cls,
+        feedback: list[Feedback],
+        feature_ids: np.ndarray | Deferred,
+        features: np.ndarray | Deferred,
     ) -> Log:
         """The log of several steps' feedback (in order), each array joined when first read.
 
@@ -337,10 +365,18 @@ class Log:
         def joined(part) -> Deferred:
             return Deferred(lambda: np.concatenate([part(f) for f in steps]))
 
+        width = max((f.slates.shape[1] for f in steps), default=0)
+
+        def padded(f: Feedback) -> np.ndarray:  # slates of every candidate vary in width
+            extra = width - f.slates.shape[1]
+            return (
+                np.pad(f.slates, ((0, 0), (0, extra)), constant_values=PAD) if extra else f.slates
+            )
+
         log = cls(
             step=joined(lambda f: np.full(f.user_ids.shape[0], f.step, np.int64)),
             user_ids=joined(lambda f: f.user_ids),
-            slates=joined(lambda f: f.slates),
+            slates=joined(padded),
             clicked_pos=joined(lambda f: f.clicked_pos),
             engagement=joined(lambda f: f.engagement),
             feature_ids=feature_ids,

@@ -95,7 +95,7 @@ def restore(world: World, state: dict[str, Any], saved: Scenario) -> None:
     ``saved`` is the scenario the checkpoint was taken under; components whose settings
     differ from ``world.scenario`` are rebuilt and given the saved learned state.
     """
-    from simlab.world import Truth, bind_rewriter, reranker_specs
+    from simlab.world import bind_hooks, reranker_specs
 
     if state.get("format") != FORMAT:
         raise RunStoreError(
@@ -131,9 +131,7 @@ def restore(world: World, state: dict[str, Any], saved: Scenario) -> None:
     agent = state["agent"]
     if old_spec is None or not _same(spec, old_spec):
         agent = _transfer(agent, spec.cls(spec.params, world.context), f"agent '{spec.label}'")
-    if getattr(agent, "privileged", False):
-        agent.bind_truth(Truth(world))
-    bind_rewriter(agent, world)
+    bind_hooks(agent, world)
     world.agent = agent
     # metrics keep their running state (e.g. cumulative consumption); new ones start fresh
     saved_metrics = state["metrics"]

@@ -206,7 +206,7 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
         f"{len(scenario.seeds)} seeds"
         + (
             f" x {len(trials) // (len(scenario.agents) * len(scenario.seeds))} sweep points"
-            if scenario.sweep
+            if scenario.sweep or scenario.variants
             else ""
         )
         + f", {scenario.steps} steps, {where}"

@@ -47,20 +47,48 @@ def check_rows(
         rows = catalog.rows(ids)
     except KeyError as e:
         raise AgentContractError(f"{who} returned {e.args[0]}") from None
-    k = ids.shape[1] if ids.ndim == 2 else 0
-    if ids.size and k > 1:
+    if not ids.size:
+        return rows
+    b, k = ids.shape
+    n = catalog.num_items
+    outside = None
+    if k * _DENSE_RATIO >= n and b * n <= _DENSE_CELLS:
+        # long slates (every candidate ranked): one (B, N) tally instead of sorting rows
+        outside = _tally(rows, None if candidates is None else catalog.rows(candidates), n)
+        if outside is None:
+            raise AgentContractError(f"{who} returned a slate with a duplicate item")
+    else:
         s = np.sort(rows, axis=1)
         if (s[:, 1:] == s[:, :-1]).any():
             raise AgentContractError(f"{who} returned a slate with a duplicate item")
-    if ids.size and candidates is not None:
-        outside = _outside_candidates(ids, candidates)
-        if outside.any():
-            b, j = np.argwhere(outside)[0]
-            raise AgentContractError(
-                f"{who} returned item {ids[b, j]} for user {user_ids[b]}, which is not "
-                "among the user's candidates"
-            )
+        if candidates is not None:
+            outside = _outside_candidates(ids, candidates)
+    if outside is not None and outside.any():
+        b, j = np.argwhere(outside)[0]
+        raise AgentContractError(
+            f"{who} returned item {ids[b, j]} for user {user_ids[b]}, which is not "
+            "among the user's candidates"
+        )
     return rows
+
+
+_DENSE_RATIO = 8
+"""Slates at least 1/8 of the catalog long are checked by a tally, not by sorting."""
+_DENSE_CELLS = 1 << 24
+"""Largest users x items tally (16 MiB of bytes)."""
+
+
+def _tally(rows: np.ndarray, cand_rows: np.ndarray | None, n: int) -> np.ndarray | None:
+    """O(B (K + N)): None if a row repeats an item, else ``(B, K)`` items outside candidates."""
+    b = rows.shape[0]
+    flat = (np.arange(b, dtype=np.int64)[:, None] * n + rows).ravel()
+    if np.bincount(flat, minlength=b * n).max() > 1:
+        return None
+    if cand_rows is None:
+        return np.zeros(rows.shape, bool)
+    allowed = np.zeros(b * n, bool)
+    allowed[(np.arange(b, dtype=np.int64)[:, None] * n + cand_rows).ravel()] = True
+    return ~allowed[flat].reshape(rows.shape)
 
 
 def _outside_candidates(ids: np.ndarray, candidates: np.ndarray) -> np.ndarray:

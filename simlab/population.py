@@ -16,16 +16,18 @@ concatenation over shards and can be split again over any number of shards.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from simlab.batch import Catalog, Deferred, Feedback, Slates, is_row_broadcast
+from simlab.batch import PAD, Catalog, Deferred, Feedback, Slates, is_row_broadcast, lookup_sorted
 from simlab.errors import ScenarioError
+from simlab.keysets import PairSet
 from simlab.metrics.base import StepSnapshot
 from simlab.scenario import Scenario
 
 __all__ = [
+    "Arrivals",
     "StepContent",
     "ShardSpec",
     "UserShard",
@@ -44,6 +46,10 @@ class StepContent:
     catalog: Catalog
     items: Any
     new_item_sources: np.ndarray
+
+
+_PRUNE_EVERY = 16
+"""Steps between forgetting consumed items that are no longer live."""
 
 
 def population_size(scenario: Scenario) -> int:
@@ -69,8 +75,66 @@ def split_state(state: dict[str, np.ndarray], bounds: list[tuple[int, int]]) -> 
 
 
 def concat_states(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """The shards' per-user states (in id order) joined into the population's."""
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    """The shards' per-user states (in id order) joined into the population's.
+
+    Per-user lists stored as ``PAD``-padded integer rows (consumed items) may be padded to
+    different widths by different shards: they are padded to the widest.
+    """
+    out = {}
+    for k in parts[0]:
+        arrays = [p[k] for p in parts]
+        if arrays[0].ndim == 2 and arrays[0].dtype.kind == "i":
+            width = max(a.shape[1] for a in arrays)
+            arrays = [
+                np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=PAD) for a in arrays
+            ]
+        out[k] = np.concatenate(arrays)
+    return out
+
+
+class Arrivals(NamedTuple):
+    """One step's arriving users, as a user shard (or the whole population) returns them.
+
+    Attributes:
+        user_ids: ``(B,)`` increasing ids.
+        features: ``(B, f)`` observable features.
+        history: ``(B, H)`` click histories (or a :class:`~simlab.batch.Deferred` of them).
+        consumed: with no repeat consumption, ``(indptr (B + 1,), items)``: each user's
+            consumed items that are live, in CSR form; None otherwise.
+    """
+
+    user_ids: np.ndarray
+    features: np.ndarray
+    history: np.ndarray | Deferred
+    consumed: tuple[np.ndarray, np.ndarray] | None
+
+
+def live_items_of(
+    pairs: PairSet, user_ids: np.ndarray, live: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(indptr, items)``: each user's items in ``pairs`` that are in ``live`` (sorted ids)."""
+    indptr, items = pairs.items_of(user_ids)
+    keep = lookup_sorted(live, items)[1]
+    if keep.all():
+        return indptr, items
+    counts = np.bincount(
+        np.repeat(np.arange(indptr.shape[0] - 1), np.diff(indptr))[keep],
+        minlength=indptr.shape[0] - 1,
+    )
+    out = np.zeros_like(indptr)
+    np.cumsum(counts, out=out[1:])
+    return out, items[keep]
+
+
+def join_csr(
+    parts: list[tuple[np.ndarray, np.ndarray] | None],
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The CSR lists of consecutive user ranges joined into one (None if the parts are)."""
+    if not parts or parts[0] is None:
+        return None
+    offsets = np.cumsum([0] + [p[0][-1] for p in parts[:-1]])
+    indptr = np.concatenate([[0]] + [p[0][1:] + off for p, off in zip(parts, offsets, strict=True)])
+    return indptr.astype(np.int64), np.concatenate([p[1] for p in parts])
 
 
 @dataclass(frozen=True)
@@ -84,6 +148,7 @@ class ShardSpec:
     ctx: Any
     history_length: int
     metrics: tuple[str, ...]
+    exclude_consumed: bool = False
 
     @classmethod
     def of(cls, scenario: Scenario, seed: int) -> ShardSpec:
@@ -93,7 +158,9 @@ class ShardSpec:
         ctx = replace(
             WorldContext.from_scenario(scenario, seed), num_users=population_size(scenario)
         )
-        return cls(scenario.users, ctx, scenario.platform.history_length, tuple(scenario.metrics))
+        plat = scenario.platform
+        metrics = tuple(scenario.metrics)
+        return cls(scenario.users, ctx, plat.history_length, metrics, plat.exclude_consumed)
 
 
 class UserShard:
@@ -113,6 +180,8 @@ class UserShard:
         ctx = replace(spec.ctx, user_range=(lo, hi))
         self.users = spec.users.cls(spec.users.params, ctx)
         self.clicks = ClickHistory(lo, hi, spec.history_length)
+        # with no repeat consumption: every (user, item) the shard's users clicked
+        self.consumed = PairSet() if spec.exclude_consumed else None
         self.metrics = {}
         for name in spec.metrics:
             cls = registry.resolve("metrics", name)
@@ -120,16 +189,25 @@ class UserShard:
                 self.metrics[name] = cls(ctx)
 
     def arrive(
-        self, t: int, defer_history: bool = False
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | Deferred]:
-        """``(user ids, features, click histories)`` of the shard's users active at ``t``.
+        self, t: int, defer_history: bool = False, live: np.ndarray | None = None
+    ) -> Arrivals:
+        """The shard's users active at ``t``: ids, features, histories, consumed items.
 
         With ``defer_history`` the histories are a :class:`~simlab.batch.Deferred`, built
-        only if something reads them before the next clicks are recorded.
+        only if something reads them before the next clicks are recorded. With no repeat
+        consumption, ``consumed`` lists each arriving user's consumed items among ``live``
+        (the sorted live item ids); it is None otherwise.
         """
         ids = self.users.arrivals(t)
         hist = self.clicks.deferred(ids) if defer_history else self.clicks.get(ids)
-        return ids, self.users.observable_features(ids), hist
+        consumed = None
+        if self.consumed is not None:
+            if live is None:
+                raise ValueError("no repeat consumption needs the live item ids at arrival")
+            if t % _PRUNE_EVERY == 0:  # forget items that retired: they cannot come back
+                self.consumed.retain_items(live)
+            consumed = live_items_of(self.consumed, ids, live)
+        return Arrivals(ids, self.users.observable_features(ids), hist, consumed)
 
     def respond(
         self,
@@ -160,6 +238,9 @@ class UserShard:
         rows = check_rows(slates, user_ids, candidates, content.catalog, who)
         fb = self.users.respond(t, user_ids, slates, content.items)
         self.clicks.record(fb)
+        if self.consumed is not None:
+            chose = fb.clicked
+            self.consumed.add(fb.user_ids[chose], fb.clicked_items[chose])
         current, initial = self.users.interests()
         snap = StepSnapshot(
             step=t,
@@ -190,6 +271,16 @@ class UserShard:
         """``(current, initial)`` interests of the shard's users."""
         return self.users.interests()
 
+    def social_graph(self) -> Any:
+        """The users' social network over the whole population (user models that have one)."""
+        fn = getattr(self.users, "social_graph", None)
+        if fn is None:
+            raise ScenarioError(
+                f"users.model: {type(self.users).__name__} has no social graph, which an agent "
+                "needs (social-filtering); use a user model with one, such as `chaney`"
+            )
+        return fn()
+
     def sample_interests(self, user_ids: np.ndarray) -> np.ndarray:
         """Current interests of some of the shard's users (global ids)."""
         return self.users.interests()[0][user_ids - self.lo]
@@ -199,6 +290,8 @@ class UserShard:
         state = _require_state(self.users, "users")
         out = {f"users/{k}": v for k, v in state.items()}
         out.update({f"clicks/{k}": v for k, v in self.clicks.state_dict().items()})
+        if self.consumed is not None:
+            out["consumed/items"] = self.consumed.to_padded(np.arange(self.lo, self.hi))
         return out
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
@@ -209,6 +302,11 @@ class UserShard:
         self.clicks.load_state_dict(
             {k.split("/", 1)[1]: v for k, v in state.items() if k.startswith("clicks/")}
         )
+        if self.consumed is not None:
+            padded = state.get("consumed/items")
+            if padded is None:
+                raise ValueError("the saved state has no consumed items (exclude_consumed)")
+            self.consumed = PairSet.from_padded(np.arange(self.lo, self.hi), padded)
 
 
 def _require_state(component: Any, kind: str) -> dict[str, np.ndarray]:
@@ -245,11 +343,9 @@ class LocalPopulation:
         """The click histories (all users)."""
         return self.shard.clicks
 
-    def arrive(
-        self, t: int, content: StepContent, defer_history: bool = False
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | Deferred]:
+    def arrive(self, t: int, content: StepContent, defer_history: bool = False) -> Arrivals:
         """Active users at ``t`` with their features and histories (see ``UserShard.arrive``)."""
-        return self.shard.arrive(t, defer_history)
+        return self.shard.arrive(t, defer_history, content.catalog.item_ids)
 
     def respond(
         self,
@@ -274,6 +370,10 @@ class LocalPopulation:
     def interests(self) -> tuple[np.ndarray, np.ndarray]:
         """``(current, initial)`` interests of every user."""
         return self.shard.interests()
+
+    def social_graph(self) -> Any:
+        """The users' social network (see ``UserShard.social_graph``)."""
+        return self.shard.social_graph()
 
     def sample_interests(self, user_ids: np.ndarray) -> np.ndarray:
         """Current interests of the given users."""

@@ -55,7 +55,10 @@ def plan_trials(scenario: Scenario) -> list[Trial]:
     for point in sweep_points(scenario):
         for a, spec in enumerate(point.scenario.agents):
             for seed in point.scenario.seeds:
-                info = TrialInfo(len(trials), spec.label, seed, point.index, dict(point.values))
+                warmup = point.scenario.platform.warmup_steps()
+                info = TrialInfo(
+                    len(trials), spec.label, seed, point.index, dict(point.values), warmup
+                )
                 trials.append(Trial(info, a, point.scenario))
     return trials
 
@@ -144,7 +147,7 @@ def run_scenario(
         scenario.to_yaml(),
         [t.info for t in trials],
         metric_columns(scenario),
-        sweep_columns=list(scenario.sweep),
+        sweep_columns=scenario.sweep_columns(),
         run_id=run_id,
         metric_summary=metric_summary(scenario),
     )

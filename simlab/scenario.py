@@ -145,7 +145,13 @@ class AgentSpec(ComponentSpec):
 class PlatformSection(StrictModel):
     """Retrieval, serving, logging and the retrain schedule."""
 
-    slate_size: int = Field(10, gt=0, description="K, items per slate.")
+    slate_size: int = Field(
+        10,
+        ge=0,
+        description="K, items per slate; 0 = every candidate, ranked (as in Chaney et al., "
+        "where users see the whole ranked catalog; the user model must accept slates of any "
+        "length, as `chaney` does).",
+    )
     max_candidates: int = Field(
         0,
         ge=0,
@@ -167,6 +173,38 @@ class PlatformSection(StrictModel):
     rerank_depth: int = Field(
         0, ge=0, description="Items the agent ranks before re-ranking; 0 = 3 * slate_size."
     )
+    exclude_consumed: bool = Field(
+        False,
+        description="No repeat consumption: an item a user clicked is never among that "
+        "user's candidates again (each user shard keeps its users' consumed items).",
+    )
+    startup_steps: int = Field(
+        0,
+        ge=0,
+        description="Start-up steps: the platform serves uniformly random rankings of "
+        "`startup_candidates` (agents learn from their feedback but do not rank) and the "
+        "first retrain comes after them; retrains then follow every `retrain_every` steps.",
+    )
+    startup_candidates: Literal["all", "new"] = Field(
+        "all",
+        description="Candidates during start-up: `all` (the usual retrieval) or `new` (only "
+        "the items published at the step, as Chaney et al.'s start-up shows each step's new "
+        "items in random order).",
+    )
+
+    def retrain_due(self, t: int) -> bool:
+        """Whether the log is snapshotted for a retrain at the end of step ``t``."""
+        done = t + 1 - self.startup_steps
+        return done >= 0 and done % self.retrain_every == 0
+
+    def warmup_steps(self) -> int:
+        """Steps before the first retrained model serves (excluded from summaries).
+
+        The first snapshot is taken at the end of step ``startup_steps - 1`` (with a
+        start-up) or ``retrain_every - 1``, and its model serves ``deploy_lag`` steps later.
+        """
+        first = self.startup_steps - 1 if self.startup_steps else self.retrain_every - 1
+        return first + self.deploy_lag
 
 
 class MeasuresSection(StrictModel):
@@ -257,6 +295,21 @@ class ExecutionSection(StrictModel):
     max_parallel_trials: int = Field(
         0, ge=0, description="Trials running at once; 0 = as many as the cluster's CPUs allow."
     )
+    workers: int = Field(
+        1,
+        ge=0,
+        le=1024,
+        description="Local backend: processes running trials side by side (0 = one per CPU); "
+        "every trial's rows are the same whatever the number.",
+    )
+    threads: int = Field(
+        1,
+        ge=0,
+        le=1024,
+        description="BLAS and torch threads per trial process (0 = the libraries' default). "
+        "One thread per process, and more processes for more cores, avoids spinning thread "
+        "pools that slow numeric code down several times on a busy machine.",
+    )
     max_restarts: int = Field(
         3,
         ge=0,
@@ -280,8 +333,13 @@ class ExecutionSection(StrictModel):
         raise ValueError("expects `auto`, `ray://host:port` or `host:port`")
 
 
+_NOT_SWEPT = ("sweep", "seeds", "name", "output", "execution")
+"""Top-level fields a sweep or a variant may not change."""
+
+
 def _default_metrics() -> list[str]:
-    return registry.names("metrics")
+    names = registry.names("metrics")
+    return [n for n in names if getattr(registry.resolve("metrics", n), "on_by_default", True)]
 
 
 class Scenario(StrictModel):
@@ -320,6 +378,12 @@ class Scenario(StrictModel):
     )
     sweep: dict[str, list[Any]] = Field(
         default_factory=dict, description="Grid: field path -> list of values (cartesian product)."
+    )
+    variants: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Named variants of the world, each a mapping of field path -> value "
+        "(e.g. `repeated: {platform.startup_steps: 10, platform.retrain_every: 1}`); every "
+        "variant runs every agent, seed and sweep point, with a `variant` column in the rows.",
     )
     output: OutputSection = Field(
         default_factory=OutputSection, description="Where and what the run writes."
@@ -366,9 +430,26 @@ class Scenario(StrictModel):
                 raise ValueError(
                     f"sweep parameter '{key}' has an empty list of values; give at least one value"
                 )
-            if key.split(".")[0].split("[")[0] in ("sweep", "seeds", "name", "output", "execution"):
+            if key.split(".")[0].split("[")[0] in _NOT_SWEPT + ("variants",):
                 raise ValueError(f"sweep parameter '{key}' cannot be swept")
         return v
+
+    @field_validator("variants")
+    @classmethod
+    def _check_variants(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, overrides in v.items():
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+                raise ValueError(f"variant name {name!r} must be letters, digits, '_', '.' or '-'")
+            if not overrides:
+                raise ValueError(f"variant '{name}' changes nothing; give at least one field")
+            for key in overrides:
+                if key.split(".")[0].split("[")[0] in _NOT_SWEPT + ("variants",):
+                    raise ValueError(f"variant '{name}': '{key}' cannot be changed by a variant")
+        return v
+
+    def sweep_columns(self) -> list[str]:
+        """The columns that identify a sweep point: ``variant`` (with variants), sweep paths."""
+        return (["variant"] if self.variants else []) + list(self.sweep)
 
     def agent_labels(self) -> list[str]:
         """Labels of the agents, in order."""
@@ -601,12 +682,50 @@ def _resolve_all(scenario: Scenario) -> list[str]:
             errors.append(
                 f"agents[{i}].name: duplicate agent label '{label}'; give each agent a unique name"
             )
+    errors += _cross_checks(scenario)
     known = registry.names("metrics")
     for i, name in enumerate(scenario.metrics):
         if name not in known and ":" not in name:
             errors.append(
                 f"metrics[{i}]: unknown metric '{name}'.{did_you_mean(name, known)} "
                 f"Allowed: {', '.join(known)}"
+            )
+    return errors
+
+
+def _cross_checks(scenario: Scenario) -> list[str]:
+    """Rules across sections: what the platform's settings and the agents need of the users."""
+    errors = []
+    plat, users = scenario.platform, scenario.users
+    users_cls = users._cls
+    if plat.slate_size == 0:
+        if users_cls is not None and not getattr(users_cls, "any_slate_size", False):
+            errors.append(
+                f"platform.slate_size: 0 (every candidate, ranked) needs a user model that "
+                f"accepts slates of any length, such as `chaney`; users.model '{users.model}' "
+                "expects exactly slate_size items"
+            )
+        if plat.rerank_depth:
+            errors.append(
+                f"platform.rerank_depth: {plat.rerank_depth} has no effect with slate_size 0 "
+                "(agents rank every candidate); set it to 0"
+            )
+    needs = getattr(users_cls, "content_needs", None)
+    content_cls = scenario.content._cls
+    if needs and content_cls is not None and needs not in getattr(content_cls, "provides", ()):
+        errors.append(
+            f"content.model: users.model '{users.model}' needs items with {needs}, which "
+            f"content.model '{scenario.content.model}' does not publish (use `chaney-items`)"
+        )
+    for i, agent in enumerate(scenario.agents):
+        cls = agent._cls
+        if cls is None or users_cls is None:
+            continue
+        if getattr(cls, "needs_social_graph", False) and not hasattr(users_cls, "social_graph"):
+            errors.append(
+                f"agents[{i}].model: '{agent.model}' recommends from the users' social graph, "
+                f"which users.model '{users.model}' does not have; use a user model with a "
+                "social graph, such as `chaney`"
             )
     return errors
 
@@ -627,16 +746,23 @@ def parse_scenario(
     errors = _resolve_all(scenario)
     if errors:
         raise ScenarioError("\n".join(errors))
-    if scenario.sweep:
-        for key, values in scenario.sweep.items():
-            for value in values:
-                try:
-                    point = apply_overrides(data, [(key, value)])
-                    point.pop("sweep", None)
-                    parse_scenario(point)
-                except ScenarioError as e:
-                    raise ScenarioError(f"sweep.{key}={value!r}: {e}") from None
+    for key, values in scenario.sweep.items():
+        for value in values:
+            _check_point(data, [(key, value)], f"sweep.{key}={value!r}")
+    for name, overrides in scenario.variants.items():
+        _check_point(data, list(overrides.items()), f"variants.{name}")
     return scenario
+
+
+def _check_point(data: Mapping, overrides: list[tuple[str, Any]], where: str) -> None:
+    """Validate the scenario ``data`` gives with ``overrides`` (a sweep value, a variant)."""
+    try:
+        point = apply_overrides(data, overrides)
+        point.pop("sweep", None)
+        point.pop("variants", None)
+        parse_scenario(point)
+    except ScenarioError as e:
+        raise ScenarioError(f"{where}: {e}") from None
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -717,14 +843,24 @@ class SweepPoint:
 
 
 def sweep_points(scenario: Scenario) -> list[SweepPoint]:
-    """The cartesian product of ``scenario.sweep`` (one point when there is no sweep)."""
-    if not scenario.sweep:
+    """Every variant times the cartesian product of ``scenario.sweep`` (one point without).
+
+    A point's ``values`` are its ``variant`` name (with variants) and its sweep values, by
+    field path: the run's sweep columns (:meth:`Scenario.sweep_columns`).
+    """
+    if not scenario.sweep and not scenario.variants:
         return [SweepPoint(0, {}, scenario)]
     base = scenario.resolved_dict()
     base.pop("sweep", None)
+    base.pop("variants", None)
     keys = list(scenario.sweep)
+    variants: list[tuple[str | None, dict[str, Any]]] = list(scenario.variants.items())
     points = []
-    for i, combo in enumerate(itertools.product(*(scenario.sweep[k] for k in keys))):
-        values = dict(zip(keys, combo, strict=False))
-        points.append(SweepPoint(i, values, parse_scenario(base, list(values.items()))))
+    for name, overrides in variants or [(None, {})]:
+        for combo in itertools.product(*(scenario.sweep[k] for k in keys)):
+            values = dict(zip(keys, combo, strict=True))
+            changes = [*overrides.items(), *values.items()]
+            if name is not None:
+                values = {"variant": name, **values}
+            points.append(SweepPoint(len(points), values, parse_scenario(base, changes)))
     return points

@@ -39,6 +39,16 @@ _TINY: dict[str, Any] = {
 }
 
 
+_SOCIAL_WORLD: tuple[tuple[str, Any], ...] = (
+    ("users", {"model": "chaney", "num_users": 120}),
+    (
+        "content",
+        {"model": "chaney-items", "items_per_step": 6, "initial_items": 60, "lifetime": 10},
+    ),
+)
+"""The tiny world's users and content for agents that need a social graph."""
+
+
 def tiny_scenario(agent: dict[str, Any], *overrides: str | tuple[str, Any]) -> Scenario:
     """A tiny valid scenario (120 users, ~60 items, slate 4) with one agent."""
     data = copy.deepcopy(_TINY)
@@ -112,8 +122,12 @@ def check_agent(
     for the same seed; ``state_dict``/``load_state_dict`` round trip (a fresh agent loaded
     with the state acts like the original on the next observation).
     """
+    from simlab import registry
+
     spec = {"model": agent} if isinstance(agent, str) else dict(agent)
     who = f"agent '{spec.get('name') or spec['model']}'"
+    if getattr(registry.resolve("agents", spec["model"]), "needs_social_graph", False):
+        overrides = (*_SOCIAL_WORLD, *overrides)  # users with a social network
     shared = tiny_scenario(spec, *overrides)
     per_user = tiny_scenario(spec, "platform.max_candidates=20", *overrides)
     for scenario in (shared, per_user):
@@ -130,7 +144,7 @@ def check_agent(
 
 def _check_state_round_trip(world, scenario: Scenario, seed: int, who: str) -> None:
     """A fresh agent loaded with ``state_dict()`` acts like the original on the next step."""
-    from simlab.world import Truth
+    from simlab.world import bind_hooks
 
     t = world.t
     catalog, active = world.begin(t)
@@ -138,9 +152,8 @@ def _check_state_round_trip(world, scenario: Scenario, seed: int, who: str) -> N
     state = copy.deepcopy(world.agent.state_dict())
     spec = scenario.agents[0]
     fresh = spec.cls(spec.params, world.context)
-    if getattr(fresh, "privileged", False):
-        fresh.bind_truth(Truth(world))
     fresh.load_state_dict(state)
+    bind_hooks(fresh, world)  # as a restored checkpoint: state first, then the world's hooks
     expected = world.agent.act(obs).item_ids
     got = fresh.act(obs).item_ids
     if not np.array_equal(expected, got):

@@ -189,6 +189,20 @@ def bind_rewriter(agent: Any, world: World) -> None:
         agent.bind_rewriter(Rewriter(world))
 
 
+def bind_hooks(agent: Any, world: World) -> None:
+    """Give a newly built ``agent`` the world's hooks it asks for.
+
+    The truth hook to privileged agents (the oracle), the content's black-box rewriter
+    (``bind_rewriter``) and the users' social graph (``bind_social_graph``). A restored
+    agent (a checkpoint, a fork) gets them again through this function.
+    """
+    if getattr(agent, "privileged", False):
+        agent.bind_truth(Truth(world))
+    bind_rewriter(agent, world)
+    if hasattr(agent, "bind_social_graph"):
+        agent.bind_social_graph(world.population.social_graph())
+
+
 def reranker_specs(scenario: Scenario, agent_index: int) -> list[Any]:
     """The re-rankers of one agent's world: the platform's, then the agent's own."""
     return [*scenario.platform.rerankers, *scenario.agents[agent_index].rerankers]
@@ -235,9 +249,7 @@ class World:
         self.agent_label = spec.label
         if agent is None:
             agent = spec.cls(spec.params, self.context)
-            if getattr(agent, "privileged", False):
-                agent.bind_truth(Truth(self))
-            bind_rewriter(agent, self)
+            bind_hooks(agent, self)
         if hasattr(agent, "score"):
             for rr in rerankers:
                 if hasattr(rr, "bind_scorer"):
@@ -271,9 +283,9 @@ class World:
     def step(self, t: int) -> dict[str, float]:
         """Run step ``t`` of the loop and return its metric row."""
         catalog, active = self.begin(t)
-        features, history = self._arrived
+        features, history, consumed = self._arrived
         self._arrived = None
-        obs = self.platform.observe(t, active, catalog, features, history)
+        obs = self.platform.observe(t, active, catalog, features, history, consumed)
         slates, who = self._serve(obs, catalog)
         cands = None if obs.shared_candidates else obs.candidates
         # a deferred history that nothing kept is never built (see ClickHistory.deferred)
@@ -291,8 +303,10 @@ class World:
         catalog = self.content.catalog(self.platform.knows_source)
         self._content = StepContent(catalog, self.content.latent(), self.content.new_item_sources())
         # 2. arrivals (with the features and histories the observation shows) -------
-        active, features, history = self.population.arrive(t, self._content, defer_history=True)
-        self._arrived = (features, history)
+        active, features, history, consumed = self.population.arrive(
+            t, self._content, defer_history=True
+        )
+        self._arrived = (features, history, consumed)
         # 3. retrains due now, so the new model serves from step t --------------------
         self.platform.deploy_due(t, self.agent)
         return catalog, active
@@ -347,6 +361,7 @@ class World:
             interest_source=self.population.interests,
             exposure=counts,
             creators=self.content.creators() if hasattr(self.content, "creators") else None,
+            agent_users=getattr(self.agent, "user_representation", None),
         )
         row: dict[str, float] = {}
         for name, m in zip(self.scenario.metrics, self.metrics, strict=True):
@@ -357,16 +372,18 @@ class World:
     def _serve(self, obs: Observation, catalog: Catalog) -> tuple[Slates, str]:
         """The step's slates and who chose them last (their items are checked per shard)."""
         who = f"agent '{self.agent_label}'"
+        width = self.platform.slate_width(obs.candidates.shape[1])
         if obs.num_users == 0:
-            empty = np.zeros((0, self.context.slate_size), np.int64)
-            return Slates(obs.user_ids, empty), who
+            return Slates(obs.user_ids, np.zeros((0, width), np.int64)), who
+        if self.platform.in_startup(obs.step):
+            return self.platform.startup_slates(obs, width), "the platform's start-up"
         ranked = self.agent.act(obs)
         if not self.platform.rerankers:
             check_shape(ranked, obs, obs.slate_size, who)
             return ranked, who
         _check_slates(ranked, obs, obs.slate_size, catalog, who)  # before re-rankers see it
         slates = self.platform.rerank(obs, ranked)
-        check_shape(slates, obs, self.context.slate_size, "re-rankers")
+        check_shape(slates, obs, width, "re-rankers")
         return slates, "re-rankers"
 
     def run(self, steps: int | None = None) -> Iterator[tuple[int, dict[str, float]]]:

@@ -20,6 +20,7 @@ from simlab.population import (
     StepContent,
     UserShard,
     concat_states,
+    join_csr,
     population_size,
     shard_bounds,
     split_state,
@@ -45,20 +46,37 @@ def _step_content(world: World, t: int) -> StepContent:
     return StepContent(catalog, world.content.latent(), world.content.new_item_sources())
 
 
-def test_shards_respond_like_the_whole_population():
-    """Three shards give the same arrivals, features, clicks and state as one population."""
-    sc = make_small("users.drift_rate=0.1", "users.fatigue_weight=0.3", "platform.history_length=4")
+@pytest.mark.parametrize("exclude", [False, True])
+def test_shards_respond_like_the_whole_population(exclude):
+    """Three shards give the same arrivals, features, clicks and state as one population.
+
+    With no repeat consumption, also the same consumed items at arrival.
+    """
+    sc = make_small(
+        "users.drift_rate=0.1",
+        "users.fatigue_weight=0.3",
+        "platform.history_length=4",
+        f"platform.exclude_consumed={str(exclude).lower()}",
+    )
     world = World(sc, 1, seed=5)
     whole = LocalPopulation(sc, 5)
     spec = ShardSpec.of(sc, 5)
     shards = [UserShard(spec, lo, hi) for lo, hi in shard_bounds(population_size(sc), 3)]
     for t in range(4):
         content = _step_content(world, t)
-        ids, feats, hist = whole.arrive(t, content)
-        parts = [s.arrive(t) for s in shards]
+        ids, feats, hist, consumed = whole.arrive(t, content)
+        live = content.catalog.item_ids
+        parts = [s.arrive(t, live=live) for s in shards]
         np.testing.assert_array_equal(ids, np.concatenate([p[0] for p in parts]))
         np.testing.assert_array_equal(feats, np.concatenate([p[1] for p in parts]))
         np.testing.assert_array_equal(hist, np.concatenate([p[2] for p in parts]))
+        joined = join_csr([p.consumed for p in parts])
+        if exclude:
+            np.testing.assert_array_equal(consumed[0], joined[0])
+            np.testing.assert_array_equal(consumed[1], joined[1])
+            assert t == 0 or consumed[1].size > 0
+        else:
+            assert consumed is None and joined is None
         items = content.catalog.item_ids[:5]
         slates = Slates(ids, np.broadcast_to(items, (ids.shape[0], 5)))
         fb, _, counts = whole.respond(t, slates, content)

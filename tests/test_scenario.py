@@ -175,8 +175,15 @@ def test_defaults_filled_in():
     assert data["users"]["drift_rate"] == 0.0
     assert data["content"]["phases"] == [{"until": None, "aigc_share": 0.0, "ramp": 0}]
     assert data["agents"][0] == {"model": "random", "name": "random"}
-    assert data["agents"][1] == {"model": "popularity", "name": "popularity", "signal": "clicks"}
-    assert data["metrics"] == registry.names("metrics")
+    assert data["agents"][1] == {
+        "model": "popularity",
+        "name": "popularity",
+        "signal": "clicks",
+        "cumulative": False,
+    }
+    # every metric group that is on by default (the opt-in ones are left out)
+    on = [m for m in registry.names("metrics") if registry.resolve("metrics", m).on_by_default]
+    assert data["metrics"] == on and "homogenization_nn" not in on
     assert data["sweep"] == {}
     assert data["output"]["events"] is False
     assert set(data["users"]) == {"model", *LogitUserPopulation.Params.model_fields}
@@ -257,7 +264,7 @@ def test_agent_labels():
 def test_every_schema_problem_reported():
     """All top-level schema problems come back together, one line each."""
     with pytest.raises(ScenarioError) as info:
-        make_small("platform.slate_size=0", "world.dimm=3", steps=0)
+        make_small("platform.slate_size=-1", "world.dimm=3", steps=0)
     lines = str(info.value).splitlines()
     assert len(lines) == 3
     assert any(line.startswith("steps: ") for line in lines)

@@ -23,10 +23,12 @@ import numpy as np
 from simlab.batch import Slates, compact_rows
 from simlab.errors import SimlabError
 from simlab.population import (
+    Arrivals,
     ShardSpec,
     StepContent,
     UserShard,
     concat_states,
+    join_csr,
     population_size,
     respond_feedback,
     shard_bounds,
@@ -85,7 +87,7 @@ class _ShardActor:
         if self.error is not None:
             raise self.error
         self.content = content
-        return self.shard.arrive(t)
+        return self.shard.arrive(t, live=content.catalog.item_ids)
 
     def respond(self, t, user_ids, slates, content, candidates, who):
         return self.shard.respond(t, user_ids, slates, content, candidates, who)
@@ -95,6 +97,9 @@ class _ShardActor:
 
     def interests(self):
         return self.shard.interests()
+
+    def social_graph(self):
+        return self.shard.social_graph()
 
     def sample_interests(self, user_ids):
         return self.shard.sample_interests(user_ids)
@@ -160,8 +165,10 @@ class RayPopulation:
         ray = _ray()
         self._content_ref = ray.put(content)  # once per step, read by every shard
         parts = ray.get([s.arrive.remote(t, self._content_ref) for s in self.shards])
-        ids, feats, hist = zip(*parts, strict=True)
-        return np.concatenate(ids), np.concatenate(feats), np.concatenate(hist)
+        ids, feats, hist, consumed = zip(*parts, strict=True)
+        return Arrivals(
+            np.concatenate(ids), np.concatenate(feats), np.concatenate(hist), join_csr(consumed)
+        )
 
     @_lost
     def respond(self, t, slates: Slates, content: StepContent, candidates=None, who="the policy"):
@@ -202,6 +209,11 @@ class RayPopulation:
         """Every user's interests, gathered (only for metrics that are not sharded)."""
         parts = _ray().get([s.interests.remote() for s in self.shards])
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    @_lost
+    def social_graph(self):
+        """The users' social network (every shard can draw it; the first one does)."""
+        return _ray().get(self.shards[0].social_graph.remote())
 
     @_lost
     def sample_interests(self, user_ids: np.ndarray) -> np.ndarray:

@@ -46,6 +46,9 @@ class StepSnapshot:
             the world already counted them (else :meth:`exposure_counts` counts them).
         creators: the content model's creator table (``source``, ``active``, ``entered``,
             ``exited`` per creator ever seen) when it has one, else None.
+        agent_users: a callable returning the agent's own representation of every user
+            (``(num_users, r)``, dense or ``scipy.sparse``) when the agent has one
+            (``user_representation()``), else None; read-only.
 
     ``interest_source`` may stand in for the two interest matrices: a callable returning
     ``(current, initial)``, called only if a metric reads them (on Ray it gathers them from
@@ -62,6 +65,7 @@ class StepSnapshot:
         "slate_rows",
         "exposure",
         "creators",
+        "agent_users",
         "_interests",
         "_initial",
         "_source",
@@ -81,6 +85,7 @@ class StepSnapshot:
         interest_source: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
         exposure: np.ndarray | None = None,
         creators: Any = None,
+        agent_users: Callable[[], Any] | None = None,
     ) -> None:
         self.step = step
         self.num_users = num_users
@@ -91,6 +96,7 @@ class StepSnapshot:
         self.slate_rows = slate_rows
         self.exposure = exposure
         self.creators = creators
+        self.agent_users = agent_users
         self._interests = interests
         self._initial = initial_interests
         self._source = interest_source
@@ -137,6 +143,8 @@ class Metric:
     columns: ClassVar[tuple[str, ...]]
     # optional: how `simlab run`/`show` summarise a column over steps ("mean" or "last")
     summary: ClassVar[dict[str, str]] = {}
+    # optional: whether a scenario without a `metrics` list measures this group
+    on_by_default: ClassVar[bool] = True
 
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
