@@ -12,6 +12,7 @@ from simlab.rng import Stream
 from simlab.scenario import ParamsModel
 
 from .base import Agent, random_slates, top_k
+from .cumulative import rank_known_first
 
 __all__ = ["RandomAgent", "PopularityAgent", "OracleAgent"]
 
@@ -42,21 +43,38 @@ class PopularityAgent(Agent):
             "clicks",
             description="What counts as popularity: clicks, impressions or engagement.",
         )
+        cumulative: bool = Field(
+            False,
+            description="Count over every step logged since the start (each step once), as "
+            "Chaney et al.'s popularity recommender, instead of over the log window.",
+        )
 
     def __init__(self, params: Params, ctx: Any) -> None:
         super().__init__(params, ctx)
         self._ids = np.zeros(0, np.int64)
         self._counts = np.zeros(0, np.float64)
+        self._seen = -1  # with `cumulative`, the last logged step counted
         self._tiebreak = Stream(self.seed, "agent/popularity/tiebreak")
 
     def retrain(self, log: Log) -> None:
-        """Count the chosen signal per item over the log window."""
+        """Count the chosen signal per item over the log window (or since the start)."""
         sig = self.params.signal
+        rows = None
+        if self.params.cumulative and log.num_rows:
+            rows = np.flatnonzero(log.step > self._seen)
+            self._seen = max(self._seen, int(log.step.max()))
         if sig == "impressions":
-            self._ids, self._counts = _count_by_id(log.slates.ravel(), None)
+            slates = log.slates if rows is None else log.slates[rows]
+            ids, counts = _count_by_id(slates.ravel(), None, skip_pad=True)
         else:  # the clicked item of every row, PAD (skipped) where no click
             w = log.engagement if sig == "engagement" else None
-            self._ids, self._counts = _count_by_id(log.clicked_items, w, skip_pad=True)
+            clicked = log.clicked_items
+            if rows is not None:
+                clicked, w = clicked[rows], None if w is None else w[rows]
+            ids, counts = _count_by_id(clicked, w, skip_pad=True)
+        if self.params.cumulative:
+            ids, counts = _add_counts(self._ids, self._counts, ids, counts)
+        self._ids, self._counts = ids, counts
 
     def scores(self, item_ids: np.ndarray, step: int) -> np.ndarray:
         """Popularity of ``item_ids`` plus a tie-break in [0, 0.5)."""
@@ -75,13 +93,23 @@ class PopularityAgent(Agent):
         return Slates(obs.user_ids, top_k(s, obs.candidates, obs.slate_size, obs.shared_candidates))
 
     def state_dict(self) -> dict[str, Any]:
-        """Item ids and their counts."""
-        return {"ids": self._ids.copy(), "counts": self._counts.copy()}
+        """Item ids, their counts and the last step counted."""
+        return {"ids": self._ids.copy(), "counts": self._counts.copy(), "seen": self._seen}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore item ids and counts."""
+        """Restore item ids, counts and the last step counted."""
         self._ids = np.asarray(state["ids"], np.int64)
         self._counts = np.asarray(state["counts"], np.float64)
+        self._seen = int(state.get("seen", -1))
+
+
+def _add_counts(ids_a, counts_a, ids_b, counts_b) -> tuple[np.ndarray, np.ndarray]:
+    """The sum of two ``(sorted ids, counts)`` tables."""
+    ids = np.union1d(ids_a, ids_b)
+    out = np.zeros(ids.shape[0])
+    out[np.searchsorted(ids, ids_a)] += counts_a
+    out[np.searchsorted(ids, ids_b)] += counts_b
+    return ids, out
 
 
 def _count_by_id(
@@ -120,17 +148,45 @@ class OracleAgent(Agent):
 
     privileged = True
 
+    class Params(ParamsModel):
+        """Scenario keys of the oracle."""
+
+        known_items: Literal["all", "trained"] = Field(
+            "all",
+            description="`all`: rank every candidate by true utility each step; `trained`: "
+            "rank only items published up to the data of its last retrain, newer ones last "
+            "in random order (Chaney et al.'s ideal recommender, 'trained' like the others).",
+        )
+
     def __init__(self, params: ParamsModel, ctx: Any) -> None:
         super().__init__(params, ctx)
         self._truth = None
+        self._horizon = -1
+        self._tiebreak = Stream(self.seed, "agent/oracle/tiebreak")
 
     def bind_truth(self, truth: Any) -> None:
         """Receive the privileged truth hook from the world."""
         self._truth = truth
+
+    def retrain(self, log: Log) -> None:
+        """Note the last step of the data (what ``known_items: trained`` ranks)."""
+        if log.num_rows:
+            self._horizon = max(self._horizon, int(log.step.max()))
 
     def act(self, obs: Observation) -> Slates:
         """Top candidates by true utility."""
         if self._truth is None:
             raise RuntimeError("OracleAgent needs the world's truth hook (bind_truth)")
         u = self._truth.utility(obs.step, obs.user_ids, obs.candidates)
+        if self.params.known_items == "trained":
+            ranked = rank_known_first(u, obs, self._horizon, self._tiebreak)
+            return Slates(obs.user_ids, ranked)
         return Slates(obs.user_ids, top_k(u, obs.candidates, obs.slate_size, shared=False))
+
+    def state_dict(self) -> dict[str, Any]:
+        """The last step of the data."""
+        return {"horizon": self._horizon}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the last step of the data."""
+        self._horizon = int(state.get("horizon", -1))

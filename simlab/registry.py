@@ -29,11 +29,13 @@ _BUILTINS: dict[str, dict[str, str]] = {
         "logit": "simlab.environments.users:LogitUserPopulation",
         "interest-evolution": "simlab.environments.interest_evolution:InterestEvolutionUsers",
         "recsim-ng": "simlab.environments.recsim_ng.population:RecSimNGUsers",
+        "chaney": "simlab.environments.chaney:ChaneyUsers",
     },
     "content": {
         "creators": "simlab.environments.content:CreatorEcosystem",
         "recsim-corpus": "simlab.environments.interest_evolution:RecSimCorpus",
         "recsim-ng-corpus": "simlab.environments.recsim_ng.population:RecSimNGCorpus",
+        "chaney-items": "simlab.environments.chaney:ChaneyItems",
     },
     "agents": {
         "random": "simlab.agents.baselines:RandomAgent",
@@ -50,6 +52,9 @@ _BUILTINS: dict[str, dict[str, str]] = {
         "gru4rec": "simlab.agents.neural:GRU4RecAgent",
         "two-tower": "simlab.agents.two_tower:TwoTowerAgent",
         "generative": "simlab.agents.generative:SemanticIDAgent",
+        "content-filtering": "simlab.agents.content_filtering:ContentFilteringAgent",
+        "implicit-mf": "simlab.agents.implicit_mf:ImplicitMFAgent",
+        "social-filtering": "simlab.agents.social_filtering:SocialFilteringAgent",
     },
     "rerankers": {
         "popularity-penalty": "simlab.agents.rerank:PopularityPenaltyReranker",
@@ -59,6 +64,7 @@ _BUILTINS: dict[str, dict[str, str]] = {
         "fair": "simlab.agents.rerank_groups:FairReranker",
         "exploration-floor": "simlab.agents.rerank:ExplorationFloorReranker",
         "style-removal": "simlab.agents.rerank:StyleRemovalReranker",
+        "interleave-new": "simlab.agents.interleave:InterleaveNewReranker",
     },
     "metrics": {
         "engagement": "simlab.metrics.engagement:EngagementMetric",
@@ -69,6 +75,7 @@ _BUILTINS: dict[str, dict[str, str]] = {
         "diversity": "simlab.metrics.echo:DiversityMetric",
         "drift": "simlab.metrics.echo:InterestDriftMetric",
         "homogenization": "simlab.metrics.echo:HomogenizationMetric",
+        "homogenization_nn": "simlab.metrics.homogenization_nn:NNHomogenizationMetric",
         "topics": "simlab.metrics.topics:TopicMetric",
     },
 }

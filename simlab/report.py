@@ -11,11 +11,13 @@
   ``mean ± t(0.975, n - 1) · sd / sqrt(n)`` over the ``n`` seeds (Student t);
 - ``report.md``: the table and the figures.
 
-When the run has an agent whose model is ``oracle``, the derived column
-``echo/homogenization_vs_oracle`` is an agent's ``echo/homogenization`` minus the oracle's,
-paired by seed, step (and sweep point), then summarised like homogenization (last step). This
-is the homogenization measure of Chaney et al. (RecSys 2018): homogenization relative to the
-ideal recommender.
+When the run has an agent whose model is ``oracle`` (the ideal recommender), derived columns
+compare every agent with it, paired by seed, sweep point and step (:mod:`simlab.paired`),
+and are summarised like their source: ``echo/homogenization_vs_oracle`` and
+``echo/homogenization_nn_vs_oracle`` (homogenization over random and nearest-neighbour pairs
+minus the oracle's) and ``engagement/mean_rel_oracle`` (``(x - oracle) / oracle`` of the mean
+engagement: with Chaney's users, the relative utility of the consumed items). These are the
+measures of Chaney et al. (RecSys 2018), relative to the ideal recommender.
 
 Plots are drawn with matplotlib's Agg canvas directly (no ``pyplot``), so building a report
 changes no global state and needs no display.
@@ -33,14 +35,23 @@ from typing import Any
 import numpy as np
 
 from simlab.errors import RegistryError, RunStoreError
+from simlab.paired import Paired, add_paired
 from simlab.store import RunStore, open_run, summarize
 
-__all__ = ["ReportResult", "build_report", "KEY_METRICS", "DERIVED_HOMOGENIZATION", "t_quantile"]
+__all__ = [
+    "ReportResult",
+    "build_report",
+    "KEY_METRICS",
+    "DERIVED",
+    "DERIVED_HOMOGENIZATION",
+    "t_quantile",
+]
 
 KEY_METRICS: tuple[str, ...] = (
     "engagement/ctr",
     "engagement/mean",
     "echo/homogenization",
+    "echo/homogenization_nn",
     "diversity/intra_list",
     "exposure/coverage",
     "source/aigc_exposure_share",
@@ -52,10 +63,15 @@ KEY_METRICS: tuple[str, ...] = (
 )
 """Metrics reported by default (those the run has)."""
 
-DERIVED_HOMOGENIZATION = "echo/homogenization_vs_oracle"
-"""Derived column: an agent's homogenization minus the oracle's (same seed, step)."""
+DERIVED: tuple[Paired, ...] = (
+    Paired("echo/homogenization", "echo/homogenization_vs_oracle"),
+    Paired("echo/homogenization_nn", "echo/homogenization_nn_vs_oracle"),
+    Paired("engagement/mean", "engagement/mean_rel_oracle", "relative"),
+)
+"""Columns derived against the oracle (same seed, sweep point and step) when a run has one."""
 
-_HOMOGENIZATION = "echo/homogenization"
+DERIVED_HOMOGENIZATION = DERIVED[0].name
+"""Derived column: an agent's homogenization minus the oracle's (same seed, step)."""
 
 # t(0.975, df) for df = 1..30; beyond, a Cornish-Fisher expansion is within 1e-4.
 _T975 = (
@@ -156,8 +172,8 @@ def build_report(
         run_path: the run directory, or a run id under ``runs_dir``.
         out_dir: where to write (default ``<run>/report/``).
         metrics: metric columns to report (default: :data:`KEY_METRICS` that the run has).
-            The derived column ``echo/homogenization_vs_oracle`` is added whenever
-            homogenization is reported and the run has an oracle agent.
+            Each derived column (:data:`DERIVED`) is added whenever its source is
+            reported and the run has an oracle agent.
         runs_dir: folder to look ``run_path`` up in when it is not a path.
 
     Returns:
@@ -178,10 +194,12 @@ def build_report(
     kinds = {c: str(store.manifest.get("metric_summary", {}).get(c, "mean")) for c in columns}
     sweep = [c for c in store.manifest.get("sweep_columns", []) if c in df.columns]
     oracle = _oracle_label(store)
-    if oracle is not None and _HOMOGENIZATION in chosen and oracle in set(df["agent"]):
-        df = _add_vs_oracle(df, oracle, sweep)
-        chosen.insert(chosen.index(_HOMOGENIZATION) + 1, DERIVED_HOMOGENIZATION)
-        kinds[DERIVED_HOMOGENIZATION] = kinds.get(_HOMOGENIZATION, "last")
+    derived = [d for d in DERIVED if d.metric in chosen]
+    if oracle is not None and derived and oracle in set(df["agent"]):
+        df = add_paired(df, oracle, derived, ["seed", *sweep, "step"])
+        for d in derived:
+            chosen.insert(chosen.index(d.metric) + 1, d.name)
+            kinds[d.name] = kinds.get(d.metric, "mean")
     manifest = {
         "metric_columns": chosen,
         "metric_summary": {c: kinds.get(c, "mean") for c in chosen},
@@ -202,6 +220,8 @@ def build_report(
         privileged=list(store.manifest.get("privileged_agents", [])),
         oracle=oracle,
     )
+    warmup = {int(r["index"]): int(r.get("warmup", 0)) for r in store.manifest["trials"]}
+    df["_warmup"] = df["trial"].map(warmup).fillna(0)
     result.figures = [_plot_metric(df, c, result, out) for c in chosen]
     result.csv = out / "summary.csv"
     result.summary.to_csv(result.csv, index=False)
@@ -213,7 +233,8 @@ def build_report(
 # ---------------------------------------------------------------------- helpers
 def _check_metrics(metrics: Sequence[str], columns: list[str]) -> list[str]:
     """The requested metrics, in order, deduplicated; unknown names raise RegistryError."""
-    allowed = [*columns, DERIVED_HOMOGENIZATION]
+    sources = {d.name: d.metric for d in DERIVED if d.metric in columns}
+    allowed = [*columns, *sources]
     out: list[str] = []
     for m in metrics:
         if m not in allowed:
@@ -221,10 +242,9 @@ def _check_metrics(metrics: Sequence[str], columns: list[str]) -> list[str]:
             hint = f"Did you mean '{close[0]}'? " if close else ""
             raise RegistryError(
                 f"--metrics: '{m}' is not a metric column of this run. {hint}"
-                f"Allowed: {', '.join(columns)}"
+                f"Allowed: {', '.join(allowed)}"
             )
-        if m == DERIVED_HOMOGENIZATION:
-            m = _HOMOGENIZATION  # the derived column comes with homogenization
+        m = sources.get(m, m)  # a derived column comes with its source
         if m not in out:
             out.append(m)
     return out
@@ -246,17 +266,6 @@ def _oracle_label(store: RunStore) -> str | None:
         return "oracle" if "oracle" in labels else None
 
 
-def _add_vs_oracle(df, oracle: str, sweep: list[str]):
-    """Add the derived column: homogenization minus the oracle's at the same seed and step."""
-    keys = ["seed", *sweep, "step"]
-    ref = df.loc[df["agent"] == oracle, [*keys, _HOMOGENIZATION]].rename(
-        columns={_HOMOGENIZATION: "_oracle"}
-    )
-    merged = df.merge(ref, on=keys, how="left", sort=False)
-    merged[DERIVED_HOMOGENIZATION] = merged[_HOMOGENIZATION] - merged["_oracle"]
-    return merged.drop(columns="_oracle")
-
-
 def _series(df, metric: str, keys: list[str]):
     """Per group of ``keys`` and step: mean, sd and count over seeds (NaNs left out)."""
     g = df.groupby([*keys, "step"], sort=False, dropna=False)[metric]
@@ -265,52 +274,60 @@ def _series(df, metric: str, keys: list[str]):
 
 
 def _plot_metric(df, metric: str, result: ReportResult, out: Path) -> Path:
-    """One PNG: mean over seeds per step per agent, with a shaded 95% t interval."""
+    """One PNG: mean over seeds per step per agent, with a shaded 95% t interval.
+
+    With sweep points (or variants) each has its own panel, side by side; the warm-up
+    steps (before the first retrained model serves, left out of the summaries) are shaded
+    grey in each panel.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    keys = ["agent", *result.sweep_columns]
-    stats = _series(df, metric, keys)
-    fig = Figure(figsize=(7, 4), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    order = list(dict.fromkeys(df["agent"]))
-    groups = sorted(
-        stats.groupby(keys, sort=False, dropna=False), key=lambda kv: order.index(_first(kv[0]))
+    sweep = result.sweep_columns
+    facets = (
+        [(k if isinstance(k, tuple) else (k,), g) for k, g in df.groupby(sweep, sort=False)]
+        if sweep
+        else [((), df)]
     )
-    for key, g in groups:
-        key = key if isinstance(key, tuple) else (key,)
-        label = str(key[0]) + (
-            " [" + ", ".join(f"{c}={v}" for c, v in zip(keys[1:], key[1:], strict=True)) + "]"
-            if len(key) > 1
-            else ""
-        )
-        steps = g["step"].to_numpy()
-        mean = g["mean"].to_numpy(dtype=float)
-        n = g["count"].to_numpy()
-        sd = g["std"].to_numpy(dtype=float)
-        half = np.array([t_quantile(int(k) - 1) for k in n]) * sd / np.sqrt(np.maximum(n, 1))
-        (line,) = ax.plot(steps, mean, label=label, linewidth=1.5)
-        ok = np.isfinite(half)
-        if ok.any():
-            ax.fill_between(
-                steps, mean - np.where(ok, half, 0), mean + np.where(ok, half, 0),
-                where=ok, color=line.get_color(), alpha=0.2, linewidth=0,
-            )  # fmt: skip
+    fig = Figure(figsize=(7 * min(len(facets), 3) ** 0.8, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    order = list(dict.fromkeys(df["agent"]))
+    colours = {a: f"C{i % 10}" for i, a in enumerate(order)}
     kind = "cumulative" if result.kinds.get(metric) == "last" else "per step"
-    ax.set_title(f"{metric} ({kind}; mean over seeds, 95% t interval)", fontsize=10)
-    ax.set_xlabel("step")
-    ax.set_ylabel(metric)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    for n, (key, part) in enumerate(facets):
+        ax = fig.add_subplot(1, len(facets), n + 1)
+        stats = _series(part, metric, ["agent"])
+        for agent, g in sorted(
+            stats.groupby("agent", sort=False), key=lambda kv: order.index(kv[0])
+        ):
+            steps = g["step"].to_numpy()
+            mean = g["mean"].to_numpy(dtype=float)
+            k = g["count"].to_numpy()
+            sd = g["std"].to_numpy(dtype=float)
+            half = np.array([t_quantile(int(c) - 1) for c in k]) * sd / np.sqrt(np.maximum(k, 1))
+            label = str(agent) + (" (privileged)" if agent in result.privileged else "")
+            ax.plot(steps, mean, label=label, linewidth=1.5, color=colours[agent])
+            ok = np.isfinite(half)
+            if ok.any():
+                ax.fill_between(
+                    steps, mean - np.where(ok, half, 0), mean + np.where(ok, half, 0),
+                    where=ok, color=colours[agent], alpha=0.2, linewidth=0,
+                )  # fmt: skip
+        warm = int(part["_warmup"].max()) if "_warmup" in part else 0
+        if warm > 0:
+            ax.axvspan(-0.5, warm - 0.5, color="0.85", zorder=0, linewidth=0)
+        where = ", ".join(f"{c}={v}" for c, v in zip(sweep, key, strict=True))
+        ax.set_title(f"{where}" if where else metric, fontsize=9)
+        ax.set_xlabel("step (grey: warm-up)" if warm > 0 else "step")
+        ax.set_ylabel(metric)
+        ax.grid(True, alpha=0.3)
+        if n == 0:
+            ax.legend(fontsize=7)
+    fig.suptitle(f"{metric} ({kind}; mean over seeds, 95% t interval)", fontsize=10)
     fig.tight_layout()
     path = out / (metric.replace("/", "_") + ".png")
     fig.savefig(path, format="png")
     return path
-
-
-def _first(key: Any) -> Any:
-    return key[0] if isinstance(key, tuple) else key
 
 
 def _markdown(result: ReportResult, store: RunStore) -> str:
@@ -331,12 +348,15 @@ def _markdown(result: ReportResult, store: RunStore) -> str:
         name = m + ("*" if result.kinds.get(m) == "last" else "")
         cells = [result.cell(i, m) for i in range(len(labels))]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    if result.oracle and DERIVED_HOMOGENIZATION in result.metrics:
-        lines += [
-            "",
-            f"`{DERIVED_HOMOGENIZATION}`: homogenization minus that of `{result.oracle}` "
-            "(same seed and step).",
-        ]
+    for d in DERIVED:
+        if result.oracle and d.name in result.metrics:
+            o = f"`{result.oracle}`'s"
+            what = (
+                f"`{d.metric}` minus {o}"
+                if d.kind == "difference"
+                else f"(`{d.metric}` minus {o}) / {o}"
+            )
+            lines += ["", f"`{d.name}`: {what}, at the same seed, sweep point and step."]
     lines += ["", "## Figures", ""]
     lines += [f"![{m}]({p.name})" for m, p in zip(result.metrics, result.figures, strict=True)]
     return "\n".join(lines) + "\n"

@@ -27,10 +27,8 @@ from simlab.cli import main
 BAD_DIR = Path(__file__).parent / "data" / "bad_scenarios"
 
 AGENT_NAMES = "Allowed: " + ", ".join(registry.names("agents"))
-METRIC_NAMES = (
-    "Allowed: creators, diversity, drift, engagement, exposure, homogenization, "
-    "item_fairness, source, topics"
-)
+METRIC_NAMES = "Allowed: " + ", ".join(registry.names("metrics"))
+USER_MODELS = "Allowed: " + ", ".join(registry.names("users"))
 TOP_FIELDS = "Allowed: name, description, steps, seeds, world, users, content, platform, agents"
 
 BAD_FILES: dict[str, list[str]] = {
@@ -55,7 +53,7 @@ BAD_FILES: dict[str, list[str]] = {
     "unknown_user_model.yaml": [
         "users.model: unknown users model 'logitt'.",
         "Did you mean 'logit'?",
-        "Allowed: interest-evolution, logit, recsim-ng",
+        USER_MODELS,
     ],
     "unknown_metric.yaml": [
         "metrics[1]: unknown metric 'exposur'.",

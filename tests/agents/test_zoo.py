@@ -33,6 +33,15 @@ def test_agent_passes_check_agent(name):
     check_agent(_spec(name))
 
 
+# agents that need users with a social network run in Chaney et al.'s users and items
+WORLDS = {
+    "social-filtering": [
+        ("users", {"model": "chaney", "num_users": 300}),
+        ("content", {"model": "chaney-items", "initial_items": 200}),
+    ],
+}
+
+
 @pytest.mark.parametrize("name", registry.names("agents"))
 def test_agent_runs_in_quickstart_by_name(name, tmp_path):
     """The quickstart scenario runs with the agent named in YAML and produces finite CTR."""
@@ -40,6 +49,7 @@ def test_agent_runs_in_quickstart_by_name(name, tmp_path):
         QUICKSTART,
         [
             "users.num_users=300",
+            *WORLDS.get(name, []),
             "steps=8",
             "seeds=1",
             "execution.backend=local",

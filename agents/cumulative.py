@@ -1,0 +1,174 @@
+"""What Chaney et al.'s recommenders keep between retrains, and how they rank.
+
+T-RECS's replication of Chaney et al. (RecSys 2018) trains every recommender on its whole
+interaction history (not a recent window) and ranks only the items it was trained with: an
+item published after the model's data (a "new" item) scores minus infinity, so it is seen
+only where the platform interleaves it (``interleave-new``). This module holds the pieces
+those recommenders share:
+
+- :class:`CumulativeLog`: every ``(user, item)`` consumption of the platform logs the agent
+  was retrained on, each logged step taken once however the log windows overlap, and the
+  last step of the data (the model's *horizon*);
+- :class:`ItemBook`: the observable features and publication step of every item the agent
+  has seen (in a log or a catalog), indexed by item id;
+- :func:`rank_known_first`: rank by score with the items newer than the horizon last, in a
+  random order, and exact ties broken at random (keyed by user and step).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from simlab.batch import Log, Observation, lookup_sorted
+from simlab.rng import Stream
+
+__all__ = ["CumulativeLog", "ItemBook", "rank_known_first"]
+
+
+class CumulativeLog:
+    """Every consumption in the logs an agent was retrained on (each step once).
+
+    Attributes:
+        users: ``(M,)`` int64 user of each consumption, in log order.
+        items: ``(M,)`` int64 consumed item.
+        horizon: the last logged step ingested (-1 before any data).
+    """
+
+    def __init__(self) -> None:
+        self.users = np.zeros(0, np.int64)
+        self.items = np.zeros(0, np.int64)
+        self.horizon = -1
+
+    def ingest(self, log: Log) -> None:
+        """Add the consumptions of the log's steps after :attr:`horizon`."""
+        if log.num_rows == 0:
+            return
+        steps = log.step
+        new = (steps > self.horizon) & (log.clicked_pos >= 0)
+        self.users = np.concatenate([self.users, log.user_ids[new]])
+        self.items = np.concatenate([self.items, log.clicked_items[new]])
+        self.horizon = max(self.horizon, int(steps.max()))
+
+    def counts(self, user_index: np.ndarray, item_index: np.ndarray, shape: tuple[int, int]):
+        """``scipy.sparse.csr_matrix`` of consumption counts, ``(users, items)``.
+
+        ``user_index``/``item_index`` map each consumption to its row and column.
+        """
+        from scipy import sparse
+
+        data = np.ones(user_index.shape[0])
+        return sparse.csr_matrix((data, (user_index, item_index)), shape=shape)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The consumptions and the horizon."""
+        return {"users": self.users.copy(), "items": self.items.copy(), "horizon": self.horizon}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.users = np.asarray(state["users"], np.int64)
+        self.items = np.asarray(state["items"], np.int64)
+        self.horizon = int(state["horizon"])
+
+
+class ItemBook:
+    """Features and publication steps of every item seen, by id (increasing).
+
+    Attributes:
+        ids: ``(N,)`` int64 item ids.
+        features: ``(N, d)`` float64 observable features.
+        published: ``(N,)`` int64 publication step (``-1`` for items seen only in a log,
+            which were published no later than the log).
+    """
+
+    def __init__(self, dim: int) -> None:
+        self.ids = np.zeros(0, np.int64)
+        self.features = np.zeros((0, dim))
+        self.published = np.zeros(0, np.int64)
+
+    def add(self, ids: np.ndarray, features: np.ndarray, published: np.ndarray) -> None:
+        """Add items not seen yet (features of items already held are kept)."""
+        fresh = ~lookup_sorted(self.ids, ids)[1]
+        if not fresh.any():
+            return
+        ids = np.concatenate([self.ids, ids[fresh]])
+        order = np.argsort(ids, kind="stable")
+        self.ids = ids[order]
+        self.features = np.concatenate([self.features, features[fresh]])[order]
+        self.published = np.concatenate([self.published, published[fresh]])[order]
+
+    def add_log(self, log: Log) -> None:
+        """Add the items of a log (publication unknown: -1)."""
+        self.add(log.feature_ids, log.features, np.full(log.feature_ids.shape[0], -1))
+
+    def add_catalog(self, obs: Observation) -> None:
+        """Add the live items of an observation's catalog, with their publication steps."""
+        cat = obs.catalog
+        self.add(cat.item_ids, cat.features, obs.step - cat.age)
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """Row of each item id (any shape; every id must have been seen)."""
+        return np.searchsorted(self.ids, ids)
+
+    def known(self, horizon: int) -> np.ndarray:
+        """Rows of the items published no later than ``horizon``."""
+        return np.flatnonzero(self.published <= horizon)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Ids, features and publication steps."""
+        return {
+            "ids": self.ids.copy(),
+            "features": self.features.copy(),
+            "published": self.published.copy(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.ids = np.asarray(state["ids"], np.int64)
+        self.features = np.asarray(state["features"], np.float64)
+        self.published = np.asarray(state["published"], np.int64)
+
+
+def rank_known_first(
+    scores: np.ndarray,
+    obs: Observation,
+    horizon: int | None,
+    tiebreak: Stream,
+) -> np.ndarray:
+    """``(B, K)`` the ``obs.slate_size`` best candidates per user, best first.
+
+    Candidates published after ``horizon`` (None: no horizon) come after every other, in a
+    random order; among the rest, higher score first and exact ties in a random order. The
+    random order is keyed by (user, step).
+
+    Args:
+        scores: ``(B, C)`` scores of ``obs.candidates``.
+        obs: the observation.
+        horizon: the last step of the model's data, or None.
+        tiebreak: the agent's tie-break stream.
+    """
+    cands = obs.candidates
+    c = cands.shape[1]
+    u = tiebreak.uniform(obs.user_ids, obs.step, size=c)
+    key = -np.asarray(scores, np.float64)  # ascending key: best first
+    if horizon is not None:
+        published = obs.step - obs.catalog.age[obs.catalog.rows(cands)]
+        # after every finite score, in the order of the draws
+        key = np.where(published > horizon, _LAST * (1.0 + u), key)
+    order = np.argsort(key, axis=1)
+    ranked = np.take_along_axis(key, order, axis=1)
+    changes = ranked[:, 1:] != ranked[:, :-1]
+    tied = ~changes.all(axis=1)
+    if tied.any():  # exact ties (e.g. a user the model knows nothing of): by the draws
+        rows = np.flatnonzero(tied)
+        # runs of equal keys get consecutive integers; + a draw in (0, 1) orders each run
+        group = np.zeros((rows.shape[0], c))
+        np.cumsum(changes[rows], axis=1, out=group[:, 1:])
+        group += np.take_along_axis(u[rows], order[rows], axis=1)
+        order[rows] = np.take_along_axis(order[rows], np.argsort(group, axis=1), axis=1)
+    return np.take_along_axis(cands, order[:, : obs.slate_size], axis=1)
+
+
+_LAST = 1e300
+"""Keys of items after the horizon (``-score`` of a finite score is far smaller)."""

@@ -1,0 +1,362 @@
+"""Chaney, Stewart & Engelhardt's world (RecSys 2018), as replicated by T-RECS.
+
+Two components, chosen from YAML and usable with simlab's other mechanisms:
+
+- :class:`ChaneyItems` (content ``chaney-items``): each step publishes ``items_per_step``
+  items whose attributes are ``beta_i ~ Dirichlet(mu_alpha)``, with the per-seed hyper-prior
+  ``mu_alpha = attribute_scale * Dirichlet(attribute_concentration * 1_K)`` (0.1 and 100 in
+  the paper, ``K = world.dim`` attributes). Items never retire by default. The observable
+  features are the attributes themselves (the paper's content filtering knows them).
+- :class:`ChaneyUsers` (users ``chaney``): preferences ``theta_u ~ Dirichlet(mu_rho)``,
+  ``mu_rho = preference_scale * Dirichlet(1_K)`` (10 in the paper). The true utility of an
+  item is ``V_ui ~ Beta'(theta_u . beta_i, sigma)`` and the utility a user knows is
+  ``P_ui = V_ui * eta_ui`` with ``eta_ui ~ Beta'(known_utility, sigma)`` (0.98, sigma = 1e-5),
+  where ``Beta'(mu, s)`` is the Beta distribution with mean ``mu`` and standard deviation
+  ``s`` (:func:`simlab.rng.beta_prime_params`). Every step every user consumes exactly one
+  item of the ranked list shown: ``argmax_r r**attention_exp * P_u(item at rank r)`` with
+  ``attention_exp = -0.8`` (no no-click option). Preferences are static. The engagement
+  of a consumption is its true utility ``V``, so ``engagement/mean`` is the mean utility of
+  the consumed items, Chaney's utility measure.
+
+Repeat consumption is ruled out by the platform (``platform.exclude_consumed: true``), and
+the paper's protocol (whole ranked catalog, start-up steps showing the new items, new items
+interleaved at random positions) by ``platform.slate_size: 0``,
+``platform.startup_steps``/``startup_candidates: new`` and the ``interleave-new`` re-ranker:
+see ``scenarios/experiments/chaney.yaml``.
+
+Every draw is keyed: ``theta`` by user id, ``beta`` by item id, ``V`` and ``eta`` by the
+``(user, item)`` pair, so a user's utilities do not depend on sharding or on which other
+users or items exist. ``V`` and ``P`` are computed once per pair, when an item is first
+shown to a shard's users, and kept (``num_users x items_published x 16`` bytes per world).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from simlab.batch import Catalog, Feedback, lookup_sorted
+from simlab.rng import Stream, beta_prime_params
+from simlab.scenario import ParamsModel
+from simlab.world import WorldContext
+
+from .common import normalize_rows
+from .content import ItemTable, observable_catalog
+from .social_graph import SocialGraphParams, social_graph
+
+__all__ = ["ChaneyItems", "ChaneyUsers", "ChaneyItemTable"]
+
+_PAIR_SHIFT = np.int64(32)
+
+
+@dataclass
+class ChaneyItemTable(ItemTable):
+    """An :class:`~simlab.environments.content.ItemTable` with Chaney's item attributes.
+
+    Attributes:
+        attributes: ``(N, K)`` float64 ``beta_i`` on the simplex (``latent`` is their unit
+            vector, for simlab's generic measures).
+    """
+
+    attributes: np.ndarray | None = None
+
+
+class ChaneyItems:
+    """Items with Dirichlet attributes published at a fixed rate (see module docstring).
+
+    Args:
+        params: :class:`ChaneyItems.Params`.
+        ctx: the world context (``dim`` is the number of attributes ``K``).
+    """
+
+    provides: ClassVar[tuple[str, ...]] = ("attributes",)
+
+    class Params(ParamsModel):
+        """Scenario keys of the ``chaney-items`` content model."""
+
+        items_per_step: int = Field(10, gt=0, description="New items published per step.")
+        initial_items: int = Field(0, ge=0, description="Items live before step 0.")
+        attribute_scale: float = Field(
+            0.1, gt=0, description="Scale of the attribute hyper-prior mu_alpha (0.1 in Chaney)."
+        )
+        attribute_concentration: float = Field(
+            100.0,
+            gt=0,
+            description="Concentration of the Dirichlet mu_alpha is drawn from (100 in Chaney).",
+        )
+        lifetime: int = Field(
+            0, ge=0, description="Steps an item stays live; 0 = items never retire (Chaney)."
+        )
+
+    def __init__(self, params: ChaneyItems.Params, ctx: WorldContext) -> None:
+        self.params = params
+        self.ctx = ctx
+        k = ctx.dim
+        prior = Stream(ctx.seed, "content/attribute_prior").dirichlet(
+            np.zeros(1, np.int64), 0, np.full(k, params.attribute_concentration)
+        )[0]
+        self.mu_alpha = params.attribute_scale * prior
+        self._draw = Stream(ctx.seed, "content/attributes")
+        self._next_id = 0
+        self.t = -1
+        self.items = self._publish(params.initial_items, published=-1)
+        self._new_sources = np.zeros(0, np.int8)
+
+    def _publish(self, n: int, published: int) -> ChaneyItemTable:
+        ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
+        self._next_id += n
+        attrs = self._draw.dirichlet(ids, 0, self.mu_alpha) if n else np.zeros((0, self.ctx.dim))
+        topic = attrs.argmax(axis=1).astype(np.int64)
+        return ChaneyItemTable(
+            item_ids=ids,
+            creator=topic.copy(),
+            source=np.zeros(n, np.int8),
+            topic=topic,
+            latent=normalize_rows(attrs).astype(np.float32),
+            features=attrs.astype(np.float32),
+            quality=np.zeros(n, np.float32),
+            published=np.full(n, published, np.int64),
+            attributes=attrs,
+        )
+
+    def step(self, t: int, last_exposure: tuple[np.ndarray, np.ndarray] | None) -> None:
+        """Retire items past their lifetime (if any), then publish this step's items."""
+        self.t = t
+        items = self.items
+        if self.params.lifetime:
+            items = items.select(t - items.published < self.params.lifetime)
+        new = self._publish(self.params.items_per_step, published=t)
+        self._new_sources = new.source
+        self.items = ChaneyItemTable.concat(items, new)
+
+    def catalog(self, knows_source: bool) -> Catalog:
+        """The observable catalog (features = attributes)."""
+        return observable_catalog(self.items, self.t, knows_source)
+
+    def latent(self) -> ChaneyItemTable:
+        """The item table (users and metrics only)."""
+        return self.items
+
+    def new_item_sources(self) -> np.ndarray:
+        """Sources of this step's items (all human)."""
+        return self._new_sources
+
+    def state_dict(self) -> dict:
+        """The live items, the id counter and the step."""
+        return {"items": dict(self.items.__dict__), "next_id": self._next_id, "t": self.t}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.items = ChaneyItemTable(**state["items"])
+        self._next_id = int(state["next_id"])
+        self.t = int(state["t"])
+
+
+class _DrawMemo:
+    """The utility draws of recent worlds in this process, shared by worlds of one seed.
+
+    ``V`` and ``eta`` are keyed draws: for one seed, user range and user settings they are
+    the same in every world whatever its agent, so a process running the trials of one seed
+    one after the other draws them once. Items are matched by id *and* attributes (a world
+    with other item settings draws its own). At most ``size`` keys are kept.
+    """
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        # key -> (ids (n,) increasing, attributes (n, K), V (users, n), eta (users, n))
+        self._tables: OrderedDict[tuple, tuple[np.ndarray, ...]] = OrderedDict()
+
+    def get(self, key: tuple, ids: np.ndarray, attrs: np.ndarray):
+        """``(V, eta)`` columns for ``ids`` if every one is held with these attributes."""
+        table = self._tables.get(key)
+        if table is None:
+            return None, None
+        self._tables.move_to_end(key)
+        held, held_attrs, v, eta = table
+        pos, found = lookup_sorted(held, ids)
+        if not found.all() or not np.array_equal(held_attrs[pos], attrs):
+            return None, None
+        return v[:, pos], eta[:, pos]
+
+    def put(self, key: tuple, ids: np.ndarray, attrs, v: np.ndarray, eta: np.ndarray) -> None:
+        """Hold the draws of items ``ids`` (replacing those of the same ids)."""
+        table = self._tables.get(key)
+        if table is not None:
+            held, held_attrs, held_v, held_eta = table
+            keep = ~lookup_sorted(ids, held)[1]  # ``ids`` increasing (np.unique)
+            ids = np.concatenate([held[keep], ids])
+            attrs = np.concatenate([held_attrs[keep], attrs])
+            v = np.concatenate([held_v[:, keep], v], axis=1)
+            eta = np.concatenate([held_eta[:, keep], eta], axis=1)
+        order = np.argsort(ids, kind="stable")
+        self._tables[key] = (ids[order], attrs[order], v[:, order], eta[:, order])
+        self._tables.move_to_end(key)
+        while len(self._tables) > self.size:
+            self._tables.popitem(last=False)
+
+
+_MEMO = _DrawMemo()
+
+
+class ChaneyUsers:
+    """Users with Dirichlet preferences who consume one item per step (module docstring).
+
+    Args:
+        params: :class:`ChaneyUsers.Params`.
+        ctx: the world context; ``ctx.user_range`` selects a shard of users.
+    """
+
+    any_slate_size: ClassVar[bool] = True
+    """Accepts slates of any length (``platform.slate_size: 0``)."""
+    content_needs: ClassVar[str] = "attributes"
+    """Needs items with attributes on the simplex (content ``chaney-items``)."""
+
+    class Params(ParamsModel):
+        """Scenario keys of the ``chaney`` user model."""
+
+        num_users: int = Field(100, gt=0, description="Population size (100 in Chaney).")
+        preference_scale: float = Field(
+            10.0, gt=0, description="Scale of the preference hyper-prior mu_rho (10 in Chaney)."
+        )
+        sigma: float = Field(
+            1e-5,
+            gt=0,
+            lt=0.5,
+            description="Standard deviation of the Beta' utility draws (1e-5 in Chaney); "
+            "capped at half the largest a Beta of the draw's mean allows.",
+        )
+        known_utility: float = Field(
+            0.98,
+            gt=0,
+            lt=1,
+            description="Mean share of the true utility users know, eta (0.98 in Chaney).",
+        )
+        attention_exp: float = Field(
+            -0.8,
+            le=0,
+            description="Users choose argmax rank**attention_exp * known utility (-0.8).",
+        )
+        feature_noise: float = Field(
+            0.5, ge=0, description="Noise on the observable user features (preferences + noise)."
+        )
+        social_graph: SocialGraphParams = Field(
+            default_factory=SocialGraphParams,
+            description="The users' social network (what `social-filtering` recommends from).",
+        )
+
+        @model_validator(mode="after")
+        def _check_graph_size(self) -> ChaneyUsers.Params:
+            self.social_graph.check_size(self.num_users)
+            return self
+
+    def __init__(self, params: ChaneyUsers.Params, ctx: WorldContext) -> None:
+        self.params = p = params
+        self.ctx = ctx
+        self.num_users = p.num_users
+        self.lo, self.hi = ctx.user_range or (0, p.num_users)
+        self._uid = np.arange(self.lo, self.hi, dtype=np.int64)
+        self.theta = self.preferences(self._uid)
+        noise = Stream(ctx.seed, "users/profile").normal(self._uid, 0, size=ctx.dim)
+        self._features = (self.theta + p.feature_noise * noise / np.sqrt(ctx.dim)).astype(
+            np.float32
+        )
+        self._utility = Stream(ctx.seed, "users/utility")
+        self._known = Stream(ctx.seed, "users/known_fraction")
+        self._eta = beta_prime_params(np.array(p.known_utility), p.sigma)
+        # worlds of one seed (every agent, every variant) draw the same utilities
+        self._memo_key = (ctx.seed, ctx.dim, self.lo, self.hi, p.preference_scale, p.sigma,
+                          p.known_utility)  # fmt: skip
+        self._ids = np.zeros(0, np.int64)  # item ids with cached utilities, increasing
+        self._v = np.zeros((self._uid.shape[0], 0))  # (users, items) true utility V
+        self._p = np.zeros((self._uid.shape[0], 0))  # (users, items) known utility P
+
+    def preferences(self, user_ids: np.ndarray) -> np.ndarray:
+        """``(B, K)`` preferences ``theta_u`` of any users (keyed draws; for any shard)."""
+        ctx, p = self.ctx, self.params
+        prior = Stream(ctx.seed, "users/preference_prior").dirichlet(
+            np.zeros(1, np.int64), 0, np.ones(ctx.dim)
+        )[0]
+        return Stream(ctx.seed, "users/preferences").dirichlet(
+            user_ids, 0, p.preference_scale * prior
+        )
+
+    # ---------------------------------------------------------------- utilities
+    def _cache(self, item_ids: np.ndarray, items: ChaneyItemTable) -> np.ndarray:
+        """Columns of ``item_ids`` (any shape) in the utility cache, adding new items."""
+        pos, found = lookup_sorted(self._ids, item_ids)
+        if found.all():
+            return pos
+        new = np.unique(item_ids[~found])
+        if new.size:
+            attrs = items.attributes[items.rows(new)]
+            v, eta = _MEMO.get(self._memo_key, new, attrs)
+            if v is None:
+                v, eta = self._draw(new, attrs)
+                _MEMO.put(self._memo_key, new, attrs, v, eta)
+            ids = np.concatenate([self._ids, new])
+            order = np.argsort(ids, kind="stable")
+            self._ids = ids[order]
+            self._v = np.concatenate([self._v, v], axis=1)[:, order]
+            self._p = np.concatenate([self._p, v * eta], axis=1)[:, order]
+        return lookup_sorted(self._ids, item_ids)[0]
+
+    def _draw(self, new: np.ndarray, attrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(V, eta)`` of the shard's users for items ``new`` (attributes ``attrs``)."""
+        mu = np.clip(self.theta @ attrs.T, 1e-9, 1.0 - 1e-9)  # (users, new)
+        sd = np.minimum(self.params.sigma, 0.5 * np.sqrt(mu * (1.0 - mu)))
+        pairs = (self._uid[:, None] << _PAIR_SHIFT) | new[None, :]
+        v = self._utility.beta(pairs, 0, *beta_prime_params(mu, sd))
+        return v, self._known.beta(pairs, 0, *self._eta)
+
+    def _rows(self, user_ids: np.ndarray) -> np.ndarray:
+        return np.asarray(user_ids) - self.lo
+
+    # ---------------------------------------------------------------- protocol
+    def arrivals(self, t: int) -> np.ndarray:
+        """Every user, every step."""
+        return self._uid
+
+    def observable_features(self, user_ids: np.ndarray) -> np.ndarray:
+        """``(B, K)`` preferences plus fixed noise."""
+        return self._features[self._rows(user_ids)]
+
+    def respond(
+        self, t: int, user_ids: np.ndarray, slates: np.ndarray, items: ChaneyItemTable
+    ) -> Feedback:
+        """Each user consumes the item maximising ``rank**attention_exp * P``."""
+        b, k = slates.shape
+        cols = self._cache(np.asarray(slates), items)
+        rows = self._rows(user_ids)[:, None]
+        weight = np.arange(1, k + 1, dtype=np.float64) ** self.params.attention_exp
+        choice = np.argmax(self._p[rows, cols] * weight, axis=1)
+        engagement = self._v[rows[:, 0], np.take_along_axis(cols, choice[:, None], 1)[:, 0]]
+        return Feedback(t, user_ids, slates, choice.astype(np.int64), engagement.astype(np.float32))
+
+    def expected_utility(
+        self, t: int, user_ids: np.ndarray, item_ids: np.ndarray, items: ChaneyItemTable
+    ) -> np.ndarray:
+        """``(B, C)`` true utility ``V`` (privileged: the ideal recommender ranks by it)."""
+        cols = self._cache(np.asarray(item_ids), items)
+        return self._v[self._rows(user_ids)[:, None], cols].astype(np.float32)
+
+    def interests(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(current, initial)`` preferences of the shard's users (static: the same)."""
+        theta = self.theta.view()
+        theta.setflags(write=False)
+        return theta, theta
+
+    def social_graph(self):
+        """The users' social network over every user (see :mod:`.social_graph`)."""
+        all_ids = np.arange(self.params.num_users, dtype=np.int64)
+        return social_graph(self.params.social_graph, self.preferences(all_ids), self.ctx.seed)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """No dynamic state (preferences are static; utilities are keyed draws)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Nothing to restore."""

@@ -1,0 +1,231 @@
+"""Chaney et al.'s world: items, users, choice by rank-weighted known utility, social graph."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import make_small
+
+from simlab.batch import Catalog
+from simlab.environments.chaney import ChaneyItems, ChaneyUsers
+from simlab.environments.social_graph import SocialGraphParams, social_graph
+from simlab.errors import ScenarioError
+from simlab.world import World, WorldContext
+
+CTX = WorldContext(
+    seed=3,
+    dim=6,
+    num_topics=6,
+    topic_spread=1.0,
+    steps=20,
+    slate_size=0,
+    history_length=5,
+    num_users=40,
+)
+
+
+def _users(ctx=CTX, **params) -> ChaneyUsers:
+    return ChaneyUsers(ChaneyUsers.Params(num_users=ctx.num_users, **params), ctx)
+
+
+def _items(ctx=CTX, steps: int = 3, **params) -> ChaneyItems:
+    items = ChaneyItems(ChaneyItems.Params(**params), ctx)
+    for t in range(steps):
+        items.step(t, None)
+    return items
+
+
+def test_items_publish_dirichlet_attributes_at_a_fixed_rate_and_never_retire():
+    """items_per_step items a step with simplex attributes; none retires without a lifetime."""
+    items = _items(steps=7, items_per_step=4)
+    table = items.latent()
+    assert table.item_ids.tolist() == list(range(28))
+    np.testing.assert_allclose(table.attributes.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(table.features, table.attributes.astype(np.float32))
+    np.testing.assert_allclose(np.linalg.norm(table.latent, axis=1), 1.0, rtol=1e-6)
+    assert table.published.tolist() == np.repeat(np.arange(7), 4).tolist()
+    cat = items.catalog(False)
+    assert isinstance(cat, Catalog) and cat.age.tolist() == (6 - table.published).tolist()
+    short = _items(steps=7, items_per_step=4, lifetime=2)
+    assert short.latent().published.min() == 5
+
+
+def test_item_attributes_are_keyed_by_id_and_follow_the_hyper_prior():
+    """An item's attributes do not depend on how many items a step publishes; mean = mu_alpha."""
+    a = _items(steps=6, items_per_step=5).latent()
+    b = _items(steps=3, items_per_step=10).latent()
+    np.testing.assert_array_equal(a.attributes, b.attributes)
+    many = ChaneyItems(ChaneyItems.Params(initial_items=20000), CTX)
+    mu = many.mu_alpha
+    assert mu.sum() == pytest.approx(0.1)  # attribute_scale * a point of the simplex
+    np.testing.assert_allclose(many.latent().attributes.mean(axis=0), mu / mu.sum(), atol=0.02)
+
+
+def test_preferences_are_keyed_by_user_whatever_the_shard():
+    """A shard holding users 10..19 has the same preferences and utilities as the whole."""
+    whole = _users()
+    part = ChaneyUsers(
+        ChaneyUsers.Params(num_users=40), WorldContext(**{**CTX.__dict__, "user_range": (10, 20)})
+    )
+    np.testing.assert_array_equal(part.theta, whole.theta[10:20])
+    items = _items().latent()
+    ids = np.broadcast_to(items.item_ids[:8], (10, 8))
+    np.testing.assert_array_equal(
+        part.expected_utility(0, np.arange(10, 20), ids, items),
+        whole.expected_utility(0, np.arange(10, 20), ids, items),
+    )
+
+
+def test_utility_is_a_tight_beta_around_preference_dot_attributes():
+    """V ~ Beta'(theta . beta, 1e-5): within a few sigma of the dot product; P = V * eta."""
+    users = _users()
+    items = _items(steps=5).latent()
+    uid = np.arange(40)
+    ids = np.broadcast_to(items.item_ids, (40, items.item_ids.shape[0]))
+    v = users.expected_utility(0, uid, ids, items).astype(np.float64)
+    mu = np.clip(users.theta @ items.attributes.T, 1e-9, 1 - 1e-9)
+    sd = np.minimum(1e-5, 0.5 * np.sqrt(mu * (1 - mu)))
+    z = (v - mu) / sd
+    assert np.abs(z[mu > 1e-3]).max() < 6  # float32 V: only where the mean is not tiny
+    cols = users._cache(ids, items)
+    eta = users._p[:, cols[0]] / users._v[:, cols[0]]
+    assert np.abs(eta - 0.98).max() < 6e-5
+
+
+def _hand_choice(p_row: np.ndarray, exp: float) -> int:
+    return int(np.argmax([p * (r + 1) ** exp for r, p in enumerate(p_row)]))
+
+
+@pytest.mark.parametrize("exp", [-0.8, 0.0, -3.0])
+def test_choice_is_the_argmax_of_rank_weighted_known_utility(exp):
+    """Each user consumes exactly one item: argmax_r r^exp * P at rank r; engagement is V."""
+    users = _users(attention_exp=exp)
+    items = _items(steps=4).latent()
+    rng = np.random.default_rng(0)
+    slates = np.stack([rng.permutation(items.item_ids)[:9] for _ in range(40)])
+    fb = users.respond(5, np.arange(40), slates, items)
+    assert (fb.clicked_pos >= 0).all()
+    cols = users._cache(slates, items)
+    for u in range(40):
+        want = _hand_choice(users._p[u, cols[u]], exp)
+        assert fb.clicked_pos[u] == want
+        assert fb.engagement[u] == np.float32(users._v[u, cols[u, want]])
+
+
+def test_users_arrive_every_step_and_keep_their_preferences():
+    """Every user is served every step; preferences (the interests) never change."""
+    users = _users()
+    items = _items().latent()
+    before = users.interests()[0].copy()
+    for t in range(3):
+        assert users.arrivals(t).tolist() == list(range(40))
+        users.respond(t, np.arange(40), np.broadcast_to(items.item_ids[:5], (40, 5)), items)
+    np.testing.assert_array_equal(users.interests()[0], before)
+    assert users.state_dict() == {}
+
+
+# ----------------------------------------------------------------------------- social graph
+
+
+def _prefs(n=60, seed=0):
+    return np.random.default_rng(seed).dirichlet(np.full(6, 0.4), size=n)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_covariance_graph_is_the_largest_threshold_leaving_nobody_alone(seed):
+    """Edges where covariance >= c*, c* = min_u max_{v != u} cov: nobody alone, c* maximal."""
+    prefs = _prefs(seed=seed)
+    adj = social_graph(SocialGraphParams(), prefs, 0).toarray()
+    cov = np.cov(prefs)
+    np.fill_diagonal(cov, -np.inf)
+    c_star = cov.max(axis=1).min()
+    np.testing.assert_array_equal(adj > 0, cov >= c_star)
+    assert (adj.sum(axis=1) >= 1).all() and (np.diag(adj) == 0).all()
+    np.testing.assert_array_equal(adj, adj.T)
+    above = cov > c_star  # any higher threshold leaves someone without a friend
+    assert not above.any(axis=1).all()
+
+
+@pytest.mark.parametrize("kind", ["knn", "random"])
+def test_knn_and_random_graphs(kind):
+    """knn: each user links its k most similar; random: k draws; both symmetric, no loops."""
+    prefs = _prefs()
+    adj = social_graph(SocialGraphParams(kind=kind, neighbours=4), prefs, 7).toarray()
+    assert (adj.sum(axis=1) >= 4).all() and (np.diag(adj) == 0).all()
+    np.testing.assert_array_equal(adj, adj.T)
+    if kind == "knn":
+        cov = np.cov(prefs)
+        np.fill_diagonal(cov, -np.inf)
+        top = np.argsort(-cov, axis=1)[:, :4]
+        assert adj[np.arange(60)[:, None], top].all()
+    else:  # keyed by seed: the same graph again, another graph for another seed
+        again = social_graph(SocialGraphParams(kind=kind, neighbours=4), prefs, 7).toarray()
+        other = social_graph(SocialGraphParams(kind=kind, neighbours=4), prefs, 8).toarray()
+        np.testing.assert_array_equal(adj, again)
+        assert (adj != other).any()
+
+
+@pytest.mark.parametrize(
+    ("params", "users", "match"),
+    [
+        ({"kind": "covariance"}, 20_001, "at most 20000 users"),
+        ({"kind": "knn", "neighbours": 5}, 5, "below num_users"),
+        ({"kind": "random"}, 1, "at least 2 users"),
+    ],
+)
+def test_impossible_graphs_are_refused(params, users, match):
+    """Sizes a graph cannot be drawn for get a clear error naming the limit."""
+    with pytest.raises(ValueError, match=match):
+        SocialGraphParams(**params).check_size(users)
+
+
+def test_chaney_scenario_errors_name_the_field():
+    """Mixing chaney users with content lacking attributes, or a too-large graph, is refused."""
+    with pytest.raises(
+        ScenarioError, match="content.model: users.model 'chaney' needs items with attributes"
+    ):
+        make_small(("users", {"model": "chaney", "num_users": 50}), "platform.slate_size=0")
+    with pytest.raises(ScenarioError, match="users: .*at most 20000 users"):
+        make_small(
+            ("users", {"model": "chaney", "num_users": 30000}),
+            ("content", {"model": "chaney-items"}),
+        )
+    with pytest.raises(ScenarioError, match="platform.slate_size: 0 .* needs a user model"):
+        make_small("platform.slate_size=0")
+    with pytest.raises(
+        ScenarioError, match="agents\\[0\\].model: 'social-filtering' recommends from"
+    ):
+        make_small(agents=[{"model": "social-filtering"}])
+
+
+def test_a_chaney_world_runs_with_simlab_agents():
+    """Chaney's users and items mix with simlab's agents and platform (a fixed slate size)."""
+    sc = make_small(
+        ("users", {"model": "chaney", "num_users": 50}),
+        ("content", {"model": "chaney-items", "initial_items": 40}),
+        agents=[{"model": "mf", "factors": 4}],
+    )
+    world = World(sc, 0, 0)
+    rows = [world.step(t) for t in range(6)]
+    assert all(r["engagement/ctr"] == 1.0 for r in rows)  # Chaney's users always consume
+    assert 0 < rows[-1]["engagement/mean"] < 1
+
+
+def test_worlds_of_one_seed_share_draws_and_other_items_get_their_own():
+    """Drawn or taken from the process's memo, the same utilities; other items drawn afresh."""
+    from simlab.environments import chaney
+
+    items = _items(steps=4).latent()
+    ids = np.broadcast_to(items.item_ids, (40, items.item_ids.shape[0]))
+    chaney._MEMO._tables.clear()
+    first = _users().expected_utility(0, np.arange(40), ids, items)
+    assert chaney._MEMO._tables  # held for the next world of the seed
+    again = _users().expected_utility(0, np.arange(40), ids, items)
+    np.testing.assert_array_equal(first, again)
+    chaney._MEMO._tables.clear()
+    fresh = _users().expected_utility(0, np.arange(40), ids, items)
+    np.testing.assert_array_equal(first, fresh)
+    other = _items(steps=4, attribute_scale=0.5).latent()  # same ids, other attributes
+    mu = np.clip(_users().theta @ other.attributes.T, 1e-9, 1)
+    got = _users().expected_utility(0, np.arange(40), ids, other).astype(float)
+    assert np.abs(got - mu)[mu > 1e-3].max() < 1e-3  # drawn around the new attributes
