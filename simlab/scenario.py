@@ -46,6 +46,7 @@ __all__ = [
     "SweepPoint",
     "load_scenario",
     "parse_scenario",
+    "read_scenario_data",
     "apply_overrides",
     "parse_set",
     "format_path",
@@ -659,6 +660,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 )
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep)
+
+
+def read_scenario_data(path: str | Path) -> Any:
+    """The parsed YAML of a scenario file, unvalidated (duplicate keys are errors)."""
+    return _read_yaml(Path(path))
 
 
 def _read_yaml(path: Path) -> Any:

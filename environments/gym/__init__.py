@@ -19,14 +19,8 @@ from __future__ import annotations
 from gymnasium.envs.registration import register, registry
 
 from .platform_env import PlatformEnv
-from .sessions import (
-    DEFAULT_SCENARIO,
-    GYM_DEFAULTS,
-    RewardKind,
-    WorldSessions,
-    build_scenario,
-    dedupe_slates,
-)
+from .scenarios import DEFAULT_SCENARIO, GYM_DEFAULTS, build_scenario
+from .sessions import RewardKind, StepResult, WorldSessions, dedupe_slates
 from .slate import SlateRecEnv, SlateRecVectorEnv
 
 __all__ = [
@@ -36,6 +30,7 @@ __all__ = [
     "PlatformEnv",
     # building blocks
     "WorldSessions",
+    "StepResult",
     "RewardKind",
     "build_scenario",
     "dedupe_slates",
