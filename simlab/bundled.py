@@ -1,4 +1,4 @@
-"""Scenario files shipped with simlab (``scenarios/`` in a checkout, ``simlab.scenarios`` installed).
+"""Scenario files shipped with simlab: `scenarios/` in a checkout, `simlab.scenarios` installed.
 
 A bundled scenario is named by its path under ``scenarios/`` without ``.yaml``:
 ``quickstart``, ``recsim_ng``, ``experiments/homogenization``. :func:`scenario_path` turns

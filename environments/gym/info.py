@@ -53,7 +53,9 @@ def session_infos(sessions: WorldSessions, result: StepResult | None) -> dict[st
     Metric values are plain floats (the row is the world's, shared by every session).
     """
     n, k = sessions.num_sessions, sessions.slate_size
-    values, defined = _metric_dicts(sessions.metric_columns, None if result is None else result.metrics)
+    values, defined = _metric_dicts(
+        sessions.metric_columns, None if result is None else result.metrics
+    )
     if result is None:
         result = StepResult(
             served=np.zeros(n, bool),

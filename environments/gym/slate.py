@@ -56,7 +56,9 @@ def session_spaces(sessions: WorldSessions) -> tuple[spaces.Dict, spaces.MultiDi
 
 def _check_render_mode(render_mode: str | None) -> str | None:
     if render_mode is not None and render_mode not in RENDER_MODES:
-        raise ValueError(f"Expects `render_mode` in {RENDER_MODES} or None, actual: {render_mode!r}")
+        raise ValueError(
+            f"Expects `render_mode` in {RENDER_MODES} or None, actual: {render_mode!r}"
+        )
     return render_mode
 
 
