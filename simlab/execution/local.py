@@ -15,6 +15,7 @@ from simlab.checkpoint import (
     prune_checkpoints,
     write_checkpoint,
 )
+from simlab.logged import scenario_logging_policy
 from simlab.snapshots import capture_snapshot, due_snapshot, snapshot_steps, write_snapshot
 from simlab.store import RunStore
 from simlab.world import World
@@ -43,7 +44,10 @@ def run_trial(
         world.restore(*start)
     i = trial.info.index
     writer = store.metrics_writer(trial.info, sc.output.flush_seconds)
-    events = store.events_writer(trial.info, sc.output.flush_seconds) if sc.output.events else None
+    events = None
+    if sc.output.events:
+        kind = scenario_logging_policy(sc, trial.agent_index)
+        events = store.events_writer(trial.info, sc.output.flush_seconds, kind)
     store.trial_status(i, "running", writer.steps_done)
     out = sc.output
     try:
@@ -52,7 +56,7 @@ def run_trial(
             if t >= writer.steps_done:
                 writer.add(t, row)
                 if events is not None:
-                    events.add(world.last_feedback)
+                    events.add(world.last_feedback, world.last_logged)
             if progress is not None:
                 progress(trial.info, t + 1)
             done = t + 1
