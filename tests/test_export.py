@@ -39,7 +39,7 @@ def logged_run(tmp_path_factory) -> Path:
 
 
 def test_parquet_round_trip(logged_run, tmp_path):
-    """pyarrow reads back every impression with its features, reward and propensity."""
+    """Pyarrow reads back every impression with its features, reward and propensity."""
     (path,) = export_run(logged_run, "parquet", out=tmp_path, reward="click")
     table = pq.read_table(path)
     meta = json.loads(table.schema.metadata[b"simlab"])
