@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 import ray.rllib  # noqa: F401 - declared in the `rl` extra; fail loudly if missing
 
@@ -126,3 +128,27 @@ def test_rllib_uses_the_native_vector_env(ray_local):
     runners = result[ENV_RUNNER_RESULTS]
     assert runners[NUM_ENV_STEPS_SAMPLED_LIFETIME] >= 200
     assert math.isfinite(runners["episode_return_mean"])
+
+
+@pytest.mark.slow
+def test_multi_agent_creators_example_trains(ray_local):
+    """The creators' multi-agent example trains one iteration and evaluates both policies."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[3] / "examples" / "train_creators_rllib.py"
+    spec = importlib.util.spec_from_file_location("train_creators_rllib", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    example.register_creators_env()
+    env_config = {"num_creators": 2, "max_steps": 10}
+    algo = example.ppo_config(env_config).build_algo()
+    try:
+        result = algo.train()
+        learned = example.evaluate(algo, env_config, seeds=[1], learned=True)
+        random = example.evaluate(algo, env_config, seeds=[1], learned=False)
+    finally:
+        algo.stop()
+    assert result["env_runners"]["num_env_steps_sampled_lifetime"] >= 400
+    assert set(result["env_runners"]["agent_episode_returns_mean"]) == {"creator_0", "creator_1"}
+    assert learned >= 0 and random >= 0 and np.isfinite(learned + random)
