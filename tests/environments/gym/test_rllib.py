@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 import pytest
 import ray.rllib  # noqa: F401 - declared in the `rl` extra; fail loudly if missing
 
