@@ -415,17 +415,17 @@ class EventsWriter:
         b, k = feedback.slates.shape
         pos = np.tile(np.arange(k, dtype=np.int64), b)
         chunk = {
-                "step": np.full(b * k, feedback.step, np.int64),
-                "user_id": np.repeat(feedback.user_ids, k),
-                "position": pos,
-                "item_id": np.ascontiguousarray(feedback.slates).ravel(),
-                "clicked": np.repeat(feedback.clicked_pos, k) == pos,
-                "engagement": np.where(
-                    np.repeat(feedback.clicked_pos, k) == pos,
-                    np.repeat(feedback.engagement, k),
-                    0.0,
-                ).astype(np.float32),
-            }
+            "step": np.full(b * k, feedback.step, np.int64),
+            "user_id": np.repeat(feedback.user_ids, k),
+            "position": pos,
+            "item_id": np.ascontiguousarray(feedback.slates).ravel(),
+            "clicked": np.repeat(feedback.clicked_pos, k) == pos,
+            "engagement": np.where(
+                np.repeat(feedback.clicked_pos, k) == pos,
+                np.repeat(feedback.engagement, k),
+                0.0,
+            ).astype(np.float32),
+        }
         if logged is not None:
             chunk["propensity"] = np.ascontiguousarray(logged.propensity, np.float64).ravel()
             chunk["user_features"] = np.repeat(logged.user_features, k, axis=0)
@@ -440,9 +440,7 @@ class EventsWriter:
         if not self._chunks:
             return
         cols = {k: np.concatenate([c[k] for c in self._chunks]) for k in self._chunks[0]}
-        arrays = {
-            k: _fixed_lists(v) if v.ndim == 2 else pa.array(v) for k, v in cols.items()
-        }
+        arrays = {k: _fixed_lists(v) if v.ndim == 2 else pa.array(v) for k, v in cols.items()}
         _write_parquet(pa.table(arrays), self.folder / f"part-{self._seq:06d}.parquet")
         self._chunks = []
         self._seq += 1

@@ -96,9 +96,9 @@ def stack_vector_info(batch: dict[str, Any], rows: np.ndarray | None = None) -> 
 
     Args:
         batch: :func:`session_infos` of the step.
-        rows: ``(N,)`` bool, sessions whose info is the reset info instead (being reset);
-            their entries come from ``reset`` (taken from ``batch`` already) — only used to
-            blank their metrics, as a freshly reset single env reports none.
+        rows: ``(N,)`` bool, sessions restarting at this step (next-step autoreset): their
+            info is a reset info, so their metrics are blanked (0.0, undefined) as a freshly
+            reset single env reports none; their slate fields already say "not served".
     """
     n = batch["served"].shape[0]
     out: dict[str, Any] = {}

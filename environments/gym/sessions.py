@@ -191,7 +191,7 @@ class WorldSessions:
 
     Attributes:
         obs: the current observation: ``user`` ``(N, f)``, ``history`` ``(N, H, d)`` (zeros
-            pad), ``candidates`` ``(N, C)`` x ``d``, all float32.
+            pad), ``candidates`` ``(N, C, d)``, all float32.
         served: ``(N,)`` bool, whose current user visits at the current step.
         user_ids: ``(N,)`` int64, the current user of each session.
         candidate_ids: ``(N, C)`` int64 item ids behind ``obs["candidates"]``.
