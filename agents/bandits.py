@@ -35,7 +35,7 @@ from simlab.batch import Feedback, Observation, Slates, lookup_sorted
 from simlab.rng import Stream
 from simlab.scenario import ParamsModel
 
-from .base import Agent, ItemCounts, random_slates, top_k
+from .base import Agent, ItemCounts, random_slates, top_k, uniform_propensities
 
 __all__ = [
     "EpsilonGreedyAgent",
@@ -170,16 +170,25 @@ class EpsilonGreedyAgent(_CountingAgent):
         imps = self._counts.get(_IMPRESSIONS, item_ids)
         return (clicks + p.prior_clicks) / (imps + p.prior_impressions)
 
+    logging_policy = "sampled"
+
     def act(self, obs: Observation) -> Slates:
         """Greedy slates, replaced by random ones for exploring users."""
         cands = obs.candidates[0] if obs.shared_candidates else obs.candidates
         s = self.estimates(cands) + 1e-9 * self._tiebreak.uniform(cands, obs.step)
         slates = top_k(s, obs.candidates, obs.slate_size, obs.shared_candidates)
+        self._greedy = slates
         explore = self._explore.uniform(obs.user_ids, obs.step) < self.params.epsilon
         if explore.any():
             slates = np.array(slates)
             slates[explore] = random_slates(self._random, obs, rows=np.flatnonzero(explore))
         return Slates(obs.user_ids, slates)
+
+    def propensities(self, obs: Observation, slates: Slates) -> np.ndarray:
+        """``(1 - epsilon) * [greedy slot] + epsilon / C`` per slot of the served slates."""
+        eps = self.params.epsilon
+        greedy = np.asarray(self._greedy) == slates.item_ids
+        return (1.0 - eps) * greedy + eps * uniform_propensities(obs)
 
 
 class UCB1Agent(_CountingAgent):
@@ -308,6 +317,8 @@ class ThompsonSamplingAgent(_CountingAgent):
     draw. The Beta draw is exact: a ratio of two Marsaglia-Tsang gamma draws made from keyed
     normals and uniforms (see :func:`beta_logit_draws`).
     """
+
+    logging_policy = "unknown"  # posterior sampling: no closed-form slate probability
 
     class Params(ParamsModel):
         """Scenario keys of the Thompson sampling agent."""
@@ -578,6 +589,8 @@ class LinearThompsonAgent(_LinearBandit):
     """
 
     _stream = "agent/linear-ts"
+
+    logging_policy = "unknown"  # posterior sampling: no closed-form slate probability
 
     class Params(ParamsModel):
         """Scenario keys of the linear Thompson sampling agent."""

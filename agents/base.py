@@ -23,6 +23,8 @@ __all__ = [
     "top_k",
     "top_indices",
     "random_slates",
+    "uniform_propensities",
+    "RandomUntilTrainedMixin",
     "ItemCounts",
     "require_torch",
 ]
@@ -57,6 +59,11 @@ class Agent:
     # optional
     privileged: ClassVar[bool] = False
     """True only for agents that read latent truth (the oracle); marked in outputs."""
+    logging_policy: ClassVar[str] = "deterministic"
+    """How the agent's slates are drawn, for the propensities of the event log:
+    ``deterministic`` (a function of the observation: propensity 1), ``sampled`` (it draws
+    slates and :meth:`propensities` gives their probabilities) or ``unknown`` (it draws slates
+    without a closed-form probability, e.g. posterior sampling: logged as NaN)."""
 
     def __init__(self, params: ParamsModel, ctx: Any) -> None:
         self.params = params
@@ -72,6 +79,15 @@ class Agent:
 
     def retrain(self, log: Log) -> None:
         """Retrain on the platform's log window (default: nothing)."""
+
+    def propensities(self, obs: Observation, slates: Slates) -> np.ndarray | None:
+        """``(B, K)`` probability that the last :meth:`act` put each slate item in its slot.
+
+        Called right after :meth:`act` on the same ``obs``, before any learning, by agents
+        whose ``logging_policy`` is ``sampled``; the default (``None``) means 1 for a
+        deterministic agent and NaN for an ``unknown`` one.
+        """
+        return None
 
     def state_dict(self) -> dict[str, Any]:
         """Learned state as plain data/arrays (default: empty)."""
@@ -172,6 +188,36 @@ def random_slates(stream: Stream, obs: Observation, rows: np.ndarray | None = No
     order = np.argsort(u[:, k:], axis=1)
     chosen = np.take_along_axis(chosen, order, axis=1)
     return np.take_along_axis(cands, chosen, axis=1)
+
+
+def uniform_propensities(obs: Observation, random: bool | np.ndarray = True) -> np.ndarray:
+    """``(B, K)`` slot propensities of :func:`random_slates` (``1 / C``), or 1 where not random.
+
+    A uniformly random ordered slate of ``K`` distinct items out of ``C`` candidates puts a
+    given candidate in a given slot with probability ``1 / C``.
+
+    Args:
+        obs: the observation the slates were drawn for (``C`` candidates per user).
+        random: whether the slates were random: one bool, or ``(B,)`` per user.
+    """
+    b, c = obs.candidates.shape
+    rnd = np.broadcast_to(np.asarray(random, bool), (b,))
+    return np.where(rnd[:, None], 1.0 / c, 1.0) * np.ones((1, obs.slate_size))
+
+
+class RandomUntilTrainedMixin:
+    """Propensities of agents that serve :func:`random_slates` until their first retrain.
+
+    Such an agent keeps its model in ``self._model`` (``None`` before the first retrain):
+    its slates are uniformly random (``1 / C`` per slot) until then and a deterministic
+    top-K (1) after.
+    """
+
+    logging_policy: ClassVar[str] = "sampled"
+
+    def propensities(self, obs: Observation, slates: Slates) -> np.ndarray:
+        """``(B, K)``: ``1 / C`` before the first retrain, 1 after."""
+        return uniform_propensities(obs, getattr(self, "_model", None) is None)
 
 
 class ItemCounts:

@@ -11,7 +11,7 @@ from simlab.batch import PAD, Log, Observation, Slates, lookup_sorted
 from simlab.rng import Stream
 from simlab.scenario import ParamsModel
 
-from .base import Agent, random_slates, top_k
+from .base import Agent, random_slates, top_k, uniform_propensities
 from .cumulative import rank_known_first
 
 __all__ = ["RandomAgent", "PopularityAgent", "OracleAgent"]
@@ -24,9 +24,15 @@ class RandomAgent(Agent):
         super().__init__(params, ctx)
         self._stream = Stream(self.seed, "agent/random")
 
+    logging_policy = "sampled"
+
     def act(self, obs: Observation) -> Slates:
         """Random slates keyed by (user, step)."""
         return Slates(obs.user_ids, random_slates(self._stream, obs))
+
+    def propensities(self, obs: Observation, slates: Slates) -> np.ndarray:
+        """``1 / C`` in every slot (a uniformly random ordered slate)."""
+        return uniform_propensities(obs)
 
 
 class PopularityAgent(Agent):

@@ -43,7 +43,7 @@ from simlab.errors import DependencyNotInstalled, ScenarioError
 from simlab.rng import Stream, numpy_generator, torch_generator
 from simlab.scenario import ParamsModel
 
-from .base import Agent, random_slates
+from .base import Agent, RandomUntilTrainedMixin, random_slates
 
 try:
     import torch
@@ -593,7 +593,7 @@ def _codes_of(items: np.ndarray, tables: list[tuple[np.ndarray, np.ndarray]]) ->
     return out
 
 
-class SemanticIDAgent(Agent):
+class SemanticIDAgent(RandomUntilTrainedMixin, Agent):
     """Semantic-ID generative retrieval: residual k-means codes, transformer, trie beam search.
 
     See the module docstring. Before its first retrain it serves random slates.

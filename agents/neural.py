@@ -37,7 +37,7 @@ from simlab.errors import ScenarioError
 from simlab.rng import Stream, numpy_generator, torch_generator
 from simlab.scenario import ParamsModel
 
-from .base import Agent, random_slates, require_torch
+from .base import Agent, RandomUntilTrainedMixin, random_slates, require_torch
 
 __all__ = [
     # agents
@@ -221,7 +221,7 @@ def train_bpr(
 # ----------------------------------------------------------------------------- shared serving
 
 
-class _HybridItemAgent(Agent):
+class _HybridItemAgent(RandomUntilTrainedMixin, Agent):
     """Shared by the torch agents: hybrid item vectors, top-K serving and the state dict.
 
     A subclass sets ``_model`` (arrays ``W (d, f)``, ``Q (n, f)``, ``b (n,)`` and its own)

@@ -242,6 +242,8 @@ class SlateThompsonAgent(Agent):
         ctx: the world context (``seed``, ``num_users``).
     """
 
+    logging_policy = "unknown"  # posterior sampling: no closed-form slate probability
+
     class Params(ParamsModel):
         """Scenario keys of the slate-ts agent."""
 

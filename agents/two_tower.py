@@ -42,7 +42,7 @@ from simlab.errors import ScenarioError
 from simlab.rng import Stream, numpy_generator, torch_generator
 from simlab.scenario import ParamsModel
 
-from .base import Agent, random_slates, require_torch
+from .base import Agent, RandomUntilTrainedMixin, random_slates, require_torch
 
 __all__ = ["TwoTowerAgent", "history_means"]
 
@@ -80,7 +80,7 @@ def history_means(
     return means.astype(np.float32), count
 
 
-class TwoTowerAgent(Agent):
+class TwoTowerAgent(RandomUntilTrainedMixin, Agent):
     """Content-based two-tower model retrained with BPR (see module docstring).
 
     Before its first retrain it serves random slates.

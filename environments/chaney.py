@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from simlab.batch import Catalog, Feedback, lookup_sorted
 from simlab.rng import Stream, beta_prime_params
@@ -247,11 +247,6 @@ class ChaneyUsers:
             default_factory=SocialGraphParams,
             description="The users' social network (what `social-filtering` recommends from).",
         )
-
-        @model_validator(mode="after")
-        def _check_graph_size(self) -> ChaneyUsers.Params:
-            self.social_graph.check_size(self.num_users)
-            return self
 
     def __init__(self, params: ChaneyUsers.Params, ctx: WorldContext) -> None:
         self.params = p = params

@@ -17,7 +17,8 @@ After responding, interests drift toward the consumed item's embedding
 fatigue decays and grows with the topics shown, satisfaction is an exponential moving
 average of engagement, and a user whose satisfaction stays below ``churn_threshold`` for
 ``churn_patience`` visits leaves for good. Each step a user who has not churned returns
-with a personal probability around ``return_prob``.
+with a personal probability around ``return_prob``, moved by ``satisfaction_return *
+(satisfaction - 0.5)`` (satisfied users come back more often; off by default).
 
 Sharding: a population built with ``ctx.user_range = (lo, hi)`` holds only users
 ``lo..hi-1`` (a user shard on Ray). Every draw is keyed by the global user id, so a user
@@ -92,6 +93,13 @@ class LogitUserPopulation:
             description="Satisfaction below which a visit counts as poor (0 = never).",
         )
         churn_patience: int = Field(10, gt=0, description="Poor visits in a row before churning.")
+        satisfaction_return: float = Field(
+            0.0,
+            ge=0,
+            description="How satisfaction moves the return probability: each step it is the "
+            "personal return probability + satisfaction_return * (satisfaction - 0.5), "
+            "clipped to [0.01, 1] (0 = return does not depend on satisfaction).",
+        )
         engagement_noise: float = Field(0.3, ge=0, description="Noise on engagement logits.")
 
     def __init__(self, params: LogitUserPopulation.Params, ctx: WorldContext) -> None:
@@ -129,7 +137,11 @@ class LogitUserPopulation:
     # ---------------------------------------------------------------- protocol
     def arrivals(self, t: int) -> np.ndarray:
         """Ids of users who have not churned and return at step ``t``."""
-        here = self._arrive.uniform(self._uid, t) < self._return_prob
+        prob = self._return_prob
+        if self.params.satisfaction_return:
+            shift = self.params.satisfaction_return * (self._satisfaction - 0.5)
+            prob = np.clip(prob + shift, 0.01, 1.0)
+        here = self._arrive.uniform(self._uid, t) < prob
         return self._uid[here & ~self.churned]
 
     def observable_features(self, user_ids: np.ndarray) -> np.ndarray:

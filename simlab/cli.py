@@ -1,6 +1,7 @@
 """The ``simlab`` command: run, resume, validate, list and show runs, open the dashboard.
 
-``simlab extras NAME`` creates a peer simulator's separate environment (RecSim NG, T-RECS).
+``simlab extras NAME`` creates a peer simulator's separate environment (RecSim NG, T-RECS);
+``simlab export RUN --format F`` writes a run's event log as an offline dataset.
 
 Exit codes: 0 success; 1 a run failed inside a model (a bug: the traceback is shown);
 2 bad input (scenario, override, model name, run directory) with one clear line per
@@ -80,10 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     extras = sub.add_parser(
-        "extras", help="create a separate environment for a peer simulator (recsim-ng, trecs)"
+        "extras",
+        help="create a separate environment (recsim-ng, trecs, gym-latest, obp)",
     )
-    extras.add_argument("name", help="recsim-ng or trecs")
+    extras.add_argument("name", help="recsim-ng, trecs, gym-latest or obp")
     extras.add_argument("--force", action="store_true", help="recreate even when ready")
+
+    from simlab.export import add_export_parser
+
+    add_export_parser(sub)
     return p
 
 
@@ -416,6 +422,13 @@ def cmd_extras(args: argparse.Namespace, out: Console) -> int:
     return EXIT_OK
 
 
+def _cmd_export(args: argparse.Namespace, out: Console) -> int:
+    """``simlab export``: see :mod:`simlab.export`."""
+    from simlab.export import cmd_export
+
+    return cmd_export(args, out)
+
+
 # ---------------------------------------------------------------------- entry point
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``simlab`` command; returns the exit code."""
@@ -434,6 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "show": cmd_show,
         "report": cmd_report,
         "extras": cmd_extras,
+        "export": _cmd_export,
     }
     try:
         return commands[args.command](args, out)

@@ -1,9 +1,15 @@
-"""Separate Python environments for peer simulators (RecSim NG, T-RECS).
+"""Separate Python environments for peer simulators and libraries that cannot live beside simlab's.
 
 RecSim NG needs an old TensorFlow stack (TF 2.15, numpy 1.26, scipy 1.10, gym 0.23) that
 cannot live beside simlab's own dependencies, so it gets its own virtual environment;
 simlab talks to it through a worker process that exchanges plain numpy arrays
 (:mod:`simlab.environments.recsim_ng`). T-RECS gets one too, for the peer benchmarks.
+
+Two more see simlab's own packages (``--system-site-packages``) and add or replace a few:
+``gym-latest`` holds the newest Gymnasium 1.x (``ray[rllib]`` pins an older one in the main
+environment) to run the Gymnasium env tests against, and ``obp`` holds Open Bandit Pipeline
+(whose pins, numpy 1.23 and Python < 3.11, cannot be installed beside simlab; its code runs
+on simlab's numpy and pandas) to load ``simlab export --format obp`` datasets.
 
 ``simlab extras recsim-ng`` (or :func:`ensure`) creates an environment once; it is reused
 while its pinned requirements are unchanged. The environments live under
@@ -25,7 +31,17 @@ from pathlib import Path
 
 from simlab.errors import DependencyNotInstalled, did_you_mean
 
-__all__ = ["EXTRAS", "NO_DEPS", "envs_dir", "env_dir", "python_of", "is_ready", "ensure", "require"]
+__all__ = [
+    "EXTRAS",
+    "NO_DEPS",
+    "SYSTEM_SITE",
+    "envs_dir",
+    "env_dir",
+    "python_of",
+    "is_ready",
+    "ensure",
+    "require",
+]
 
 #: name -> pinned requirements. The RecSim NG pins are the set whose own test suite passes
 #: (a plain ``pip install recsim-ng`` imports with errors: TFP 0.25 wants tf_keras, edward2
@@ -54,8 +70,19 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     ),
 }
 
-#: name -> packages installed after :data:`EXTRAS` ``[name]`` with ``pip install --no-deps``.
-NO_DEPS: dict[str, tuple[str, ...]] = {"trecs": ("trecs==0.2.1",)}
+EXTRAS["gym-latest"] = ("gymnasium==1.4.0",)
+# obp's own dependencies that simlab lacks; obp itself comes after, without its strict pins
+EXTRAS["obp"] = ("scikit-learn==1.9.1", "seaborn==0.13.2", "tqdm==4.70.1")
+
+#: name -> packages installed after :data:`EXTRAS` ``[name]`` with ``pip install --no-deps``
+#: (and ``--ignore-requires-python`` for obp, which declares Python < 3.11 only).
+NO_DEPS: dict[str, tuple[str, ...]] = {
+    "trecs": ("trecs==0.2.1",),
+    "obp": ("--ignore-requires-python", "obp==0.5.7"),
+}
+
+#: extras that see the main environment's packages (``--system-site-packages``).
+SYSTEM_SITE = frozenset({"gym-latest", "obp"})
 
 _MARKER = "simlab-extra.json"
 
@@ -89,6 +116,8 @@ def python_of(name: str) -> Path:
 def _fingerprint(name: str) -> str:
     version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
     spec = "\n".join((version, *EXTRAS[name], "--no-deps", *NO_DEPS.get(name, ())))
+    if name in SYSTEM_SITE:
+        spec += "\n--system-site-packages"
     return hashlib.sha256(spec.encode()).hexdigest()[:16]
 
 
@@ -130,7 +159,12 @@ def ensure(name: str, *, force: bool = False, log: Callable[[str], None] | None 
         start = time.perf_counter()
         (target / _MARKER).unlink(missing_ok=True)
         if force or not python_of(name).exists():
-            venv.EnvBuilder(with_pip=True, clear=force, symlinks=os.name != "nt").create(target)
+            venv.EnvBuilder(
+                with_pip=True,
+                clear=force,
+                symlinks=os.name != "nt",
+                system_site_packages=name in SYSTEM_SITE,
+            ).create(target)
         _pip(name, list(EXTRAS[name]))
         if NO_DEPS.get(name):
             _pip(name, ["--no-deps", *NO_DEPS[name]])

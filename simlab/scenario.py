@@ -46,6 +46,7 @@ __all__ = [
     "SweepPoint",
     "load_scenario",
     "parse_scenario",
+    "read_scenario_data",
     "apply_overrides",
     "parse_set",
     "format_path",
@@ -727,6 +728,13 @@ def _cross_checks(scenario: Scenario) -> list[str]:
                 f"which users.model '{users.model}' does not have; use a user model with a "
                 "social graph, such as `chaney`"
             )
+    graph = getattr(users._params, "social_graph", None)
+    wanted = any(getattr(a._cls, "needs_social_graph", False) for a in scenario.agents)
+    if graph is not None and wanted:  # the graph is drawn: can it be, for these users?
+        try:
+            graph.check_size(users.params.num_users)
+        except ValueError as e:
+            errors.append(f"users.social_graph: {e}")
     return errors
 
 
@@ -785,6 +793,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 )
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep)
+
+
+def read_scenario_data(path: str | Path) -> Any:
+    """The parsed YAML of a scenario file, unvalidated (duplicate keys are errors)."""
+    return _read_yaml(Path(path))
 
 
 def _read_yaml(path: Path) -> Any:

@@ -227,8 +227,18 @@ class RunStore:
         """A writer for one trial's metric rows."""
         return MetricsWriter(self, trial, flush_seconds)
 
-    def events_writer(self, trial: TrialInfo, flush_seconds: float) -> EventsWriter:
-        """A writer for one trial's impression/response events."""
+    def events_writer(
+        self, trial: TrialInfo, flush_seconds: float, logging_policy: str | None = None
+    ) -> EventsWriter:
+        """A writer for one trial's impression/response events.
+
+        ``logging_policy`` (``sampled``, ``deterministic`` or ``unknown``, see
+        :mod:`simlab.logged`) is recorded in the trial's manifest entry: it says what the
+        ``propensity`` column holds.
+        """
+        if logging_policy is not None:
+            self.manifest["trials"][trial.index]["logging_policy"] = logging_policy
+            self.save_manifest()
         return EventsWriter(self.path / EVENTS / f"trial={trial.index}", flush_seconds)
 
     # ------------------------------------------------------------------ reading
@@ -393,8 +403,20 @@ class MetricsWriter:
             self._journal = None
 
 
+def _fixed_lists(values: np.ndarray) -> pa.FixedSizeListArray:
+    """``(n, m)`` values as a fixed-size list column of ``m`` entries per row."""
+    flat = pa.array(np.ascontiguousarray(values).ravel())
+    return pa.FixedSizeListArray.from_arrays(flat, values.shape[1])
+
+
 class EventsWriter:
-    """Buffers impressions and responses and writes them as Parquet parts."""
+    """Buffers impressions and responses and writes them as Parquet parts.
+
+    One row per impression: ``step``, ``user_id``, ``position``, ``item_id``, ``clicked``,
+    ``engagement`` and, when the step's :class:`~simlab.logged.LoggedContext` is given,
+    ``propensity`` (float64), ``user_features`` (``f`` float32) and ``item_features``
+    (``d`` float32) as fixed-size lists.
+    """
 
     def __init__(self, folder: Path, flush_seconds: float) -> None:
         self.folder = folder
@@ -404,24 +426,27 @@ class EventsWriter:
         self._seq = 0
         self._last_flush = time.monotonic()
 
-    def add(self, feedback) -> None:
-        """Buffer one step's feedback as one row per impression."""
+    def add(self, feedback, logged=None) -> None:
+        """Buffer one step's feedback (and its logged context) as one row per impression."""
         b, k = feedback.slates.shape
         pos = np.tile(np.arange(k, dtype=np.int64), b)
-        self._chunks.append(
-            {
-                "step": np.full(b * k, feedback.step, np.int64),
-                "user_id": np.repeat(feedback.user_ids, k),
-                "position": pos,
-                "item_id": np.ascontiguousarray(feedback.slates).ravel(),
-                "clicked": np.repeat(feedback.clicked_pos, k) == pos,
-                "engagement": np.where(
-                    np.repeat(feedback.clicked_pos, k) == pos,
-                    np.repeat(feedback.engagement, k),
-                    0.0,
-                ).astype(np.float32),
-            }
-        )
+        chunk = {
+            "step": np.full(b * k, feedback.step, np.int64),
+            "user_id": np.repeat(feedback.user_ids, k),
+            "position": pos,
+            "item_id": np.ascontiguousarray(feedback.slates).ravel(),
+            "clicked": np.repeat(feedback.clicked_pos, k) == pos,
+            "engagement": np.where(
+                np.repeat(feedback.clicked_pos, k) == pos,
+                np.repeat(feedback.engagement, k),
+                0.0,
+            ).astype(np.float32),
+        }
+        if logged is not None:
+            chunk["propensity"] = np.ascontiguousarray(logged.propensity, np.float64).ravel()
+            chunk["user_features"] = np.repeat(logged.user_features, k, axis=0)
+            chunk["item_features"] = logged.item_features.reshape(b * k, -1)
+        self._chunks.append(chunk)
         if time.monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
 
@@ -431,7 +456,8 @@ class EventsWriter:
         if not self._chunks:
             return
         cols = {k: np.concatenate([c[k] for c in self._chunks]) for k in self._chunks[0]}
-        _write_parquet(pa.table(cols), self.folder / f"part-{self._seq:06d}.parquet")
+        arrays = {k: _fixed_lists(v) if v.ndim == 2 else pa.array(v) for k, v in cols.items()}
+        _write_parquet(pa.table(arrays), self.folder / f"part-{self._seq:06d}.parquet")
         self._chunks = []
         self._seq += 1
 

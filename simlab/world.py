@@ -261,6 +261,7 @@ class World:
         self._content: StepContent | None = None
         self._arrived: tuple[np.ndarray, np.ndarray] | None = None
         self.last_feedback: Feedback | None = None
+        self.last_logged: Any = None
         self.last_exposure_counts: np.ndarray | None = None
 
     def _build_metrics(self, names: list[str]) -> list[Metric]:
@@ -287,6 +288,12 @@ class World:
         self._arrived = None
         obs = self.platform.observe(t, active, catalog, features, history, consumed)
         slates, who = self._serve(obs, catalog)
+        if self.scenario.output.events:  # what the event log keeps besides the feedback
+            from simlab.logged import logged_context
+
+            self.last_logged = logged_context(
+                self.agent, self.platform.rerankers, obs, slates, catalog
+            )
         cands = None if obs.shared_candidates else obs.candidates
         # a deferred history that nothing kept is never built (see ClickHistory.deferred)
         del obs, history

@@ -47,7 +47,8 @@ def test_ready_only_with_the_current_pins(envs):
 
 def test_unknown_extra_is_a_clear_error(envs, capsys):
     """An unknown name lists the known ones, in the API and in the CLI (exit 2)."""
-    with pytest.raises(DependencyNotInstalled, match=r"expected one of \['recsim-ng', 'trecs'\]"):
+    known = r"expected one of \['gym-latest', 'obp', 'recsim-ng', 'trecs'\]"
+    with pytest.raises(DependencyNotInstalled, match=known):
         extras.env_dir("recsim")
     assert main(["extras", "trec"]) == 2
     err = capsys.readouterr().err

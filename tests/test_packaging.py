@@ -1,7 +1,12 @@
-"""Packaging: the simlab namespace maps agents/ and environments/, in a wheel and on Ray."""
+"""Packaging: simlab maps agents/, environments/ and scenarios/, in a wheel and on Ray.
+
+The wheel test installs the built wheel in a fresh virtual environment and makes every
+registered Gymnasium env from its default scenario, which must come from inside the wheel.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -63,7 +68,8 @@ def test_a_source_checkout_imports_without_an_install():
 def test_wheel_contains_every_module_and_imports(tmp_path):
     """A built wheel holds every source module under simlab/ and imports from a venv."""
     src = tmp_path / "src"
-    for name in ("pyproject.toml", "README.md", "simlab", "agents", "environments", "dashboard"):
+    parts = ("pyproject.toml", "README.md", "simlab", "agents", "environments", "dashboard")
+    for name in (*parts, "scenarios"):
         p = ROOT / name
         if p.is_dir():
             shutil.copytree(p, src / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -80,6 +86,9 @@ def test_wheel_contains_every_module_and_imports(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     missing = _expected_modules() - names
     assert not missing, f"modules missing from the wheel: {sorted(missing)}"
+    yamls = {p.relative_to(ROOT).as_posix() for p in (ROOT / "scenarios").rglob("*.yaml")}
+    missing = {f"simlab/{y}" for y in yamls} - names
+    assert not missing, f"bundled scenarios missing from the wheel: {sorted(missing)}"
 
     env = tmp_path / "venv"
     venv.EnvBuilder(system_site_packages=True, with_pip=True).create(env)
@@ -91,13 +100,30 @@ def test_wheel_contains_every_module_and_imports(tmp_path):
     )
     code = (
         "import simlab, simlab.agents.baselines as b, simlab.environments.users as u;"
-        "print(simlab.__file__); print(b.PopularityAgent.__module__)"
+        "print(simlab.__file__); print(b.PopularityAgent.__module__)\n"
+        # every registered env, from its default (bundled) scenario, through gym.make
+        "import gymnasium as gym, simlab.environments.gym as g\n"
+        "for env_id in g.ENV_IDS:\n"
+        "    env = gym.make(env_id, max_steps=2)\n"
+        "    env.reset(seed=0)\n"
+        "    env.step(env.action_space.sample())\n"
+        "    print(env_id, type(env.unwrapped).__module__)\n"
+        "from simlab.bundled import scenario_path\n"
+        "print(scenario_path('recsim_ng'))"
     )
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the wheel, not a tree
     out = subprocess.run(
-        [str(py), "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path
+        [str(py), "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path, env=clean
     ).stdout.split()
     assert out[0].startswith(str(env)), out
     assert out[1] == "simlab.agents.baselines"
+    assert out[2:6] == [
+        "simlab/SlateRec-v0",
+        "simlab.environments.gym.slate",
+        "simlab/Platform-v0",
+        "simlab.environments.gym.platform_env",
+    ]
+    assert out[6].startswith(str(env)) and out[6].endswith("recsim_ng.yaml"), out
 
 
 def test_ray_workers_unpickle_simlab_classes(ray_local):

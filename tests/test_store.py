@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
@@ -410,3 +411,54 @@ def test_runs_lists_corrupt_directories(corrupt_runs: Path):
     assert status == {
         name: ["corrupt"] for name in CORRUPTIONS if name.startswith(("manifest", "no-manifest"))
     }
+
+
+@pytest.mark.parametrize(
+    ("agent", "kind"),
+    [
+        ({"model": "random"}, "sampled"),
+        ({"model": "epsilon-greedy", "epsilon": 0.3}, "sampled"),
+        ({"model": "mf", "factors": 4}, "sampled"),
+        ({"model": "popularity"}, "deterministic"),
+        ({"model": "ucb1"}, "deterministic"),
+        ({"model": "thompson"}, "unknown"),
+        (
+            {"model": "random", "rerankers": [{"model": "popularity-penalty", "weight": 1.0}]},
+            "unknown",
+        ),
+    ],
+    ids=["random", "eps-greedy", "mf", "popularity", "ucb1", "thompson", "re-ranked"],
+)
+def test_events_log_features_and_propensities(tmp_path: Path, agent, kind):
+    """The log keeps the context features and the logging policy's slot propensities."""
+    from simlab.world import World
+
+    sc = make_small("output.events=true", "platform.max_candidates=40", steps=8, agents=[agent])
+    store = run_scenario(sc, out_dir=tmp_path)
+    assert store.manifest["trials"][0]["logging_policy"] == kind
+    ev = pd.read_parquet(store.path / "events")
+    prop = ev["propensity"].to_numpy()
+    c, eps = 40, agent.get("epsilon", 0.0)
+    if kind == "deterministic":
+        assert (prop == 1.0).all()
+    elif kind == "unknown":
+        assert np.isnan(prop).all()
+    elif agent["model"] == "epsilon-greedy":  # greedy slot: 1 - eps + eps / C, else eps / C
+        assert set(np.round(prop, 9)) == {round(eps / c, 9), round(1 - eps + eps / c, 9)}
+    elif agent["model"] == "mf":  # random before the first retrain, top-K after
+        per_step = ev.groupby("step")["propensity"].agg(["min", "max"])
+        assert (per_step["min"] == per_step["max"]).all()
+        values = per_step["min"].to_numpy()
+        switch = int(np.argmax(values == 1.0))
+        assert 0 < switch and (values[:switch] == 1 / c).all() and (values[switch:] == 1).all()
+    else:
+        assert (prop == 1 / c).all()
+    world = World(sc, 0, sc.seeds[0])
+    users = np.stack(ev["user_features"].to_numpy())
+    want = world.users.observable_features(ev["user_id"].to_numpy())
+    np.testing.assert_allclose(users, want, rtol=1e-6)
+    items = np.stack(ev["item_features"].to_numpy())
+    assert items.shape == (len(ev), sc.world.dim)
+    first = ev.groupby("item_id").head(1).index  # an item's features never change
+    lookup = dict(zip(ev.loc[first, "item_id"], items[first], strict=True))
+    np.testing.assert_array_equal(items, np.stack([lookup[i] for i in ev["item_id"]]))

@@ -55,7 +55,7 @@ from typing import Any, Literal
 import numpy as np
 from gymnasium import spaces
 
-from simlab.environments.gym.sessions import episode_seed, info_row
+from simlab.environments.gym.sessions import episode_seed
 from simlab.errors import DependencyNotInstalled, ScenarioError, did_you_mean
 from simlab.rng import check_seed
 from simlab.scenario import Scenario, load_scenario, parse_scenario
@@ -114,6 +114,11 @@ def _build_scenario(
         "Expects `scenario` to be a path, a mapping, a Scenario or None, actual type: "
         f"{type(scenario).__name__}"
     )
+
+
+def info_row(row: Mapping[str, float]) -> dict[str, float | None]:
+    """A metric row for ``info``: undefined (NaN) values become ``None`` (NaN != NaN)."""
+    return {k: None if isinstance(v, float) and v != v else v for k, v in row.items()}
 
 
 def _agent_index(scenario: Scenario, platform_agent: int | str) -> int:

@@ -6,65 +6,41 @@ scenario's agent, picks the slates. Each env step runs the world's own phases �
 responses, the platform's log and histories, the metrics) — so users, content and metrics
 are the simulator's components, never a second implementation.
 
-Every user of the world is one session: the world's population is the batch (1 for
-``simlab/SlateRec-v0``, ``num_envs`` for its vector env, ``num_users`` for
-``simlab/Platform-v0``). There are no background users. Observations are arrays over all
-users; a user who does not visit at a step (the scenario's return model; the gym defaults
-make every user visit every step) gets a zero reward and their action is ignored.
+The world holds ``N * R`` users for ``N`` sessions (``R = users_per_session``): session
+``i`` is served by user ``i`` first, and when that user's episode ends (churn, or the
+env's step budget) by user ``i + N``, then ``i + 2N``, ... — a fresh user of the same,
+already running world. Users who are not (yet) the current user of a session are never
+served. ``R = 1`` and ``N`` = the population for ``simlab/SlateRec-v0`` (one user) and
+``simlab/Platform-v0`` (every user); the native vector env uses ``R > 1`` for its
+per-session autoreset. A user who does not visit at a step (the scenario's return model)
+gets a zero reward and their action is ignored.
 
-Shapes: ``N`` users, ``C`` candidates per user (``platform.max_candidates``), ``K`` slate
-size, ``H`` history length, ``f`` user-feature and ``d`` item-feature dimensions.
+Shapes: ``N`` sessions, ``C`` candidates per user (``platform.max_candidates``, or every
+live item when that is 0 and the catalog size never changes), ``K`` slate size, ``H``
+history length, ``f`` user-feature and ``d`` item-feature dimensions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from simlab.batch import PAD, Slates
 from simlab.errors import ScenarioError
 from simlab.rng import Stream, check_seed
-from simlab.scenario import Scenario, load_scenario, parse_scenario
+from simlab.scenario import Scenario
 from simlab.world import World
 
 __all__ = [
-    "DEFAULT_SCENARIO",
-    "GYM_DEFAULTS",
     "RewardKind",
+    "StepResult",
     "WorldSessions",
-    "build_scenario",
     "dedupe_slates",
     "episode_seed",
     "EpisodeSeeds",
-    "override_pairs",
 ]
-
-DEFAULT_SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "quickstart.yaml"
-"""The scenario used when neither ``scenario`` nor ``scenario_data`` is given."""
-
-GYM_DEFAULTS: dict[str, Any] = {
-    "world.dim": 16,
-    "world.num_topics": 8,
-    "users.return_prob": 1.0,
-    "users.return_spread": 0.0,
-    "content.initial_items": 200,
-    "content.items_per_step": 4,
-    "content.lifetime": 50,
-    "platform.slate_size": 5,
-    "platform.max_candidates": 20,
-    "platform.history_length": 10,
-}
-"""Small-world overrides applied to the scenario before the caller's ``overrides``.
-
-Every user visits every step (``return_prob: 1``), so an env step is one visit; the caller's
-overrides win over these.
-"""
-
-Overrides = Mapping[str, Any] | Iterable[str | tuple[str, Any]] | None
 
 
 class RewardKind(str, Enum):
@@ -81,54 +57,6 @@ class RewardKind(str, Enum):
         except ValueError:
             valid = [k.value for k in cls]
             raise ValueError(f"Expects `reward` in {valid}, actual value: {value!r}") from None
-
-
-def info_row(row: Mapping[str, float]) -> dict[str, float | None]:
-    """A metric row for an env's ``info``: undefined (NaN) values become ``None``.
-
-    (NaN never equals itself, so NaN in ``info`` would fail Gymnasium's determinism checks.)
-    """
-    return {k: None if isinstance(v, float) and v != v else v for k, v in row.items()}
-
-
-def override_pairs(overrides: Overrides) -> list[str | tuple[str, Any]]:
-    """Overrides as a list of ``"path=value"`` strings or ``(path, value)`` pairs."""
-    if overrides is None:
-        return []
-    if isinstance(overrides, Mapping):
-        return list(overrides.items())
-    if isinstance(overrides, str):
-        return [overrides]
-    return list(overrides)
-
-
-def build_scenario(
-    scenario: str | Path | None = None,
-    scenario_data: Mapping[str, Any] | None = None,
-    overrides: Overrides = None,
-    forced: Overrides = None,
-) -> Scenario:
-    """The scenario of a gym env: file or inline data, then gym defaults, overrides, ``forced``.
-
-    Args:
-        scenario: a scenario YAML path (default :data:`DEFAULT_SCENARIO`).
-        scenario_data: an inline scenario mapping instead of a file.
-        overrides: ``{"path.to.field": value}``, ``"path=value"`` strings or pairs.
-        forced: overrides the env itself needs (population size, a placeholder agent).
-
-    Raises:
-        ValueError: if both ``scenario`` and ``scenario_data`` are given.
-        ScenarioError: on any invalid field, naming its path.
-    """
-    if scenario is not None and scenario_data is not None:
-        raise ValueError("Expects at most one of `scenario` and `scenario_data`, got both")
-    # the scenario's agents are not used (the policy serves), so a cheap placeholder replaces
-    # them: the world still needs one to build, and it never learns or retrains anything
-    pairs = [*GYM_DEFAULTS.items(), *override_pairs(overrides), ("agents", [{"model": "random"}])]
-    pairs += override_pairs(forced)
-    if scenario_data is not None:
-        return parse_scenario(scenario_data, pairs, source="<scenario_data>")
-    return load_scenario(DEFAULT_SCENARIO if scenario is None else scenario, pairs)
 
 
 def episode_seed(base_seed: int, episode: int) -> int:
@@ -211,45 +139,87 @@ class _FeatureTable:
         new = item_ids >= self.known
         if not new.any():
             return
-        top = int(item_ids[-1]) + 1
+        top = int(item_ids.max()) + 1
         if top > self.table.shape[0]:
             grown = np.zeros((max(top, 2 * self.table.shape[0]), self.table.shape[1]), np.float32)
             grown[: self.known] = self.table[: self.known]
             self.table = grown
         self.table[item_ids[new]] = features[new]
-        self.known = top
+        self.known = max(self.known, top)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one :meth:`WorldSessions.step` did, per session (``N`` sessions, ``K`` slots).
+
+    Attributes:
+        served: ``(N,)`` bool, the session's user visited and got the slate.
+        slate: ``(N, K)`` int64 candidate indices actually served (repeats replaced), -1 in
+            rows not served.
+        slate_items: ``(N, K)`` int64 item ids actually served, -1 in rows not served.
+        clicked_position: ``(N,)`` int64 slot of the click, -1 for none.
+        engagement: ``(N, K)`` float32 engagement per slot (0 except the clicked slot).
+        metrics: the step's metric row (``group/name`` -> float, NaN where undefined).
+    """
+
+    served: np.ndarray
+    slate: np.ndarray
+    slate_items: np.ndarray
+    clicked_position: np.ndarray
+    engagement: np.ndarray
+    metrics: dict[str, float]
+
+    @property
+    def clicked(self) -> np.ndarray:
+        """``(N,)`` bool, the session's user clicked."""
+        return self.clicked_position >= 0
+
+    @property
+    def total_engagement(self) -> np.ndarray:
+        """``(N,)`` float32 engagement of the click (0 without one)."""
+        return self.engagement.sum(axis=1)
 
 
 class WorldSessions:
-    """One world whose every user is a session served by an outside policy.
+    """One world whose users serve ``N`` sessions of an outside policy (module docstring).
 
     Args:
-        scenario: a resolved scenario (:func:`build_scenario`); ``platform.max_candidates``
-            must be positive so that ``C`` is fixed.
+        scenario: a resolved scenario (:func:`~simlab.environments.gym.scenarios.build_scenario`)
+            whose ``users.num_users`` is ``N * users_per_session``.
         seed: the world seed.
+        users_per_session: ``R``, users each session goes through before the world is spent.
 
     Attributes:
         obs: the current observation: ``user`` ``(N, f)``, ``history`` ``(N, H, d)`` (zeros
             pad), ``candidates`` ``(N, C, d)``, all float32.
-        served: ``(N,)`` bool, which users visit at the current step.
+        served: ``(N,)`` bool, whose current user visits at the current step.
+        user_ids: ``(N,)`` int64, the current user of each session.
         candidate_ids: ``(N, C)`` int64 item ids behind ``obs["candidates"]``.
     """
 
-    def __init__(self, scenario: Scenario, seed: int) -> None:
+    def __init__(self, scenario: Scenario, seed: int, users_per_session: int = 1) -> None:
         self.world = World(scenario, 0, check_seed(seed))
-        sec = scenario.platform
-        if sec.max_candidates <= 0:
-            raise ScenarioError(
-                "platform.max_candidates: the gym envs need a fixed number of candidates, "
-                f"got {sec.max_candidates}; set a positive value such as 20"
+        total = self.world.context.num_users
+        if users_per_session < 1 or total % users_per_session:
+            raise ValueError(
+                f"Expects `users_per_session` to divide the population {total}, "
+                f"actual value: {users_per_session}"
             )
-        self.num_users = self.world.context.num_users
-        self.num_candidates = sec.max_candidates
+        self.num_sessions = total // users_per_session
+        self.users_per_session = users_per_session
+        sec = scenario.platform
+        self.num_candidates = sec.max_candidates if sec.max_candidates > 0 else 0
         self.slate_size = sec.slate_size
-        self.user_ids = np.arange(self.num_users, dtype=np.int64)
+        self.user_ids = np.arange(self.num_sessions, dtype=np.int64)
+        self.generation = np.zeros(self.num_sessions, np.int64)
         self._items = _FeatureTable(self.world.context.dim)
         self.t = 0
         self._begin()
+
+    @property
+    def num_users(self) -> int:
+        """``N``, the number of sessions (the batch)."""
+        return self.num_sessions
 
     @property
     def metric_columns(self) -> list[str]:
@@ -258,21 +228,46 @@ class WorldSessions:
 
     @property
     def churned(self) -> np.ndarray:
-        """``(N,)`` bool, users who have left for good (none if the user model has no churn)."""
-        return getattr(self.world.users, "churned", np.zeros(self.num_users, bool))
+        """``(N,)`` bool, the session's current user has left for good."""
+        churned = getattr(self.world.users, "churned", None)
+        if churned is None:  # a user model without churn
+            return np.zeros(self.num_sessions, bool)
+        return np.asarray(churned)[self.user_ids]
+
+    def exhausted(self, sessions: np.ndarray) -> bool:
+        """Whether any of ``sessions`` (a bool mask or indices) has no fresh user left."""
+        return bool((self.generation[sessions] + 1 >= self.users_per_session).any())
+
+    def next_users(self, sessions: np.ndarray) -> None:
+        """Give ``sessions`` (a bool mask or indices) their next, fresh user.
+
+        Takes effect from the next step's observation: call between :meth:`step` calls.
+        """
+        if self.exhausted(sessions):
+            raise RuntimeError("a session has no fresh user left; build a new world")
+        self.generation[sessions] += 1
+        self.user_ids = self.generation * self.num_sessions + np.arange(self.num_sessions)
+        self._observe()
 
     def _begin(self) -> None:
         """Run the world's phases up to serving for step ``self.t``; build the observation."""
-        w, t = self.world, self.t
-        self.catalog, active = w.begin(t)
+        self.catalog, self._active = self.world.begin(self.t)
         self._items.add(self.catalog.item_ids, self.catalog.features)
-        self.served = np.zeros(self.num_users, bool)
-        self.served[active] = True
+        self._observe()
+
+    def _observe(self) -> None:
+        """The observation of the sessions' current users at the current step."""
+        w, t = self.world, self.t
+        self.served = np.isin(self.user_ids, self._active, assume_unique=True)
         cands, _ = w.platform.candidates(t, self.user_ids, self.catalog)
+        if not self.num_candidates:
+            self.num_candidates = cands.shape[1]  # every live item (max_candidates: 0)
         if cands.shape[1] != self.num_candidates:
             raise ScenarioError(
-                f"platform.max_candidates: {self.num_candidates} is more than the "
-                f"{cands.shape[1]} live items at step {t}; increase content.initial_items"
+                f"platform.max_candidates: the gym envs need a fixed number of candidates "
+                f"per user, {self.num_candidates}, but step {t} has {cands.shape[1]} (live "
+                f"items: {self.catalog.num_items}); set platform.max_candidates to at most "
+                "the number of live items, e.g. overrides={'platform.max_candidates': 20}"
             )
         self.candidate_ids = np.ascontiguousarray(cands)
         hist = w.platform.history(self.user_ids)
@@ -284,40 +279,46 @@ class WorldSessions:
             "candidates": self._items.table[self.candidate_ids],
         }
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    def step(self, action: np.ndarray, skip: np.ndarray | None = None) -> StepResult:
         """Serve the slates ``action`` picks and advance the world one step.
 
         Args:
             action: ``(N, K)`` candidate indices; repeats are replaced
-                (:func:`dedupe_slates`); rows of users who do not visit are ignored.
+                (:func:`dedupe_slates`); rows of sessions not served are ignored.
+            skip: ``(N,)`` bool, sessions not to serve this step (being reset).
 
         Returns:
-            ``(clicked, engagement, row)``: ``(N,)`` bool and ``(N,)`` float32 (False and 0
-            for users not served) and the step's metric row.
+            The :class:`StepResult` of the step.
 
         Raises:
             ValueError: on a wrongly shaped action or an index outside ``[0, C)``.
         """
         act = np.asarray(action)
-        want = (self.num_users, self.slate_size)
-        if act.shape != want:
-            raise ValueError(f"Expects an action of shape {want}, actual shape: {act.shape}")
+        n, k = self.num_sessions, self.slate_size
+        if act.shape != (n, k):
+            raise ValueError(f"Expects an action of shape {(n, k)}, actual shape: {act.shape}")
         if act.size and (act.min() < 0 or act.max() >= self.num_candidates):
             raise ValueError(
                 f"Expects candidate indices in [0, {self.num_candidates}), actual range: "
                 f"[{act.min()}, {act.max()}]"
             )
+        served = self.served if skip is None else self.served & ~skip
         idx = dedupe_slates(act, self.num_candidates)
-        active = self.user_ids[self.served]
-        items = np.take_along_axis(self.candidate_ids[self.served], idx[self.served], axis=1)
-        row = self.world.finish(
-            self.t, Slates(active, items), self.catalog, learn=False, who="the policy"
+        rows = np.flatnonzero(served)
+        order = rows[np.argsort(self.user_ids[rows], kind="stable")]  # increasing user ids
+        items = np.take_along_axis(self.candidate_ids[order], idx[order], axis=1)
+        metrics = self.world.finish(
+            self.t, Slates(self.user_ids[order], items), self.catalog, learn=False, who="the policy"
         )
         fb = self.world.last_feedback
-        clicked = np.zeros(self.num_users, bool)
-        engagement = np.zeros(self.num_users, np.float32)
-        clicked[active] = fb.clicked
-        engagement[active] = fb.engagement
+        slate = np.full((n, k), -1, np.int64)
+        slate_items = np.full((n, k), -1, np.int64)
+        clicked_position = np.full(n, -1, np.int64)
+        engagement = np.zeros((n, k), np.float32)
+        slate[order], slate_items[order] = idx[order], items
+        clicked_position[order] = fb.clicked_pos
+        hit = order[fb.clicked_pos >= 0]
+        engagement[hit, clicked_position[hit]] = fb.engagement[fb.clicked_pos >= 0]
         self.t += 1
         self._begin()
-        return clicked, engagement, row
+        return StepResult(served, slate, slate_items, clicked_position, engagement, metrics)

@@ -1,12 +1,12 @@
 """``simlab/SlateRec-v0``: one user's session, and its natively batched vector env.
 
-The world is built from a scenario with a population of one user (:class:`SlateRecEnv`)
-or ``num_envs`` users (:class:`SlateRecVectorEnv`); each user is one session served by the
-policy (see :mod:`simlab.environments.gym.sessions`). Spaces (``H`` history length, ``C``
-candidates, ``K`` slate size, ``d`` feature dimension, from the scenario's ``platform``
-and ``world`` sections):
+The world is built from a scenario (:mod:`simlab.environments.gym.scenarios`) with a
+population of one user (:class:`SlateRecEnv`) or ``num_envs * users_per_session`` users
+(:class:`SlateRecVectorEnv`); each session is served by the policy (see
+:mod:`simlab.environments.gym.sessions`). Spaces (``H`` history length, ``C`` candidates,
+``K`` slate size, ``f``/``d`` user/item feature dimensions, from the scenario):
 
-* observation ``Dict(user=Box(d,), history=Box(H, d), candidates=Box(C, d))``, float32,
+* observation ``Dict(user=Box(f,), history=Box(H, d), candidates=Box(C, d))``, float32,
   unbounded: the user's observable features, the features of their ``H`` most recent clicks
   (most recent first, zeros pad) and of the ``C`` candidate items;
 * action ``MultiDiscrete([C] * K)``: candidate indices, slot 0 on top. A repeated index is
@@ -15,8 +15,8 @@ and ``world`` sections):
   (``reward="engagement"``, the default), 0 without a click or a visit;
 * ``terminated`` when the user churns; ``truncated`` after ``max_steps`` steps (default the
   scenario's ``steps``);
-* ``info``: the simlab metric row of the step (``group/name`` keys, None where undefined)
-  plus ``clicked`` and ``served``.
+* ``info``: the same keys at reset and step (:mod:`simlab.environments.gym.info`): the
+  executed slate, the clicked position, engagement per slot and the step's metrics.
 """
 
 from __future__ import annotations
@@ -30,14 +30,9 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector.utils import batch_space
 
-from .sessions import (
-    EpisodeSeeds,
-    Overrides,
-    RewardKind,
-    WorldSessions,
-    build_scenario,
-    info_row,
-)
+from .info import RENDER_MODES, render_sessions, session_infos, single_info, stack_vector_info
+from .scenarios import Overrides, build_scenario
+from .sessions import EpisodeSeeds, RewardKind, StepResult, WorldSessions
 
 try:  # gymnasium >= 1.1 declares the autoreset mode; 1.0 has only next-step autoreset
     from gymnasium.vector import AutoresetMode
@@ -59,8 +54,16 @@ def session_spaces(sessions: WorldSessions) -> tuple[spaces.Dict, spaces.MultiDi
     return spaces.Dict(obs), action
 
 
+def _check_render_mode(render_mode: str | None) -> str | None:
+    if render_mode is not None and render_mode not in RENDER_MODES:
+        raise ValueError(
+            f"Expects `render_mode` in {RENDER_MODES} or None, actual: {render_mode!r}"
+        )
+    return render_mode
+
+
 class _ScenarioEnvMixin:
-    """Scenario, seeding and episode bookkeeping shared by the SlateRec envs."""
+    """Scenario, seeding, rewards and rendering shared by the SlateRec envs."""
 
     def _setup(
         self,
@@ -70,49 +73,66 @@ class _ScenarioEnvMixin:
         overrides: Overrides,
         reward: str,
         max_steps: int | None,
+        users_per_session: int = 1,
     ) -> None:
         self.reward_kind = RewardKind.parse(reward)
+        self.users_per_session = users_per_session
         self.scenario = build_scenario(
-            scenario, scenario_data, overrides, forced={"users.num_users": num_users}
+            scenario,
+            scenario_data,
+            overrides,
+            forced={"users.num_users": num_users * users_per_session},
         )
         # homogenization compares pairs of users: undefined (NaN) for one user
-        if num_users == 1 and "homogenization" in self.scenario.metrics:
+        if num_users * users_per_session == 1 and "homogenization" in self.scenario.metrics:
             names = [m for m in self.scenario.metrics if m != "homogenization"]
             self.scenario = self.scenario.model_copy(update={"metrics": names})
         self.max_steps = self.scenario.steps if max_steps is None else int(max_steps)
         if self.max_steps <= 0:
             raise ValueError(f"Expects `max_steps` to be a positive int, actual value: {max_steps}")
         self._seeds = EpisodeSeeds()
-        self.sessions = WorldSessions(self.scenario, 0)
+        self.sessions = WorldSessions(self.scenario, 0, users_per_session)
+        self._last: StepResult | None = None
 
     def _next_world(self, seed: int | None, rng: np.random.Generator) -> None:
         """Build the next episode's world: ``seed`` reseeds, ``None`` continues the stream."""
-        self.sessions = WorldSessions(self.scenario, self._seeds.next(seed, rng))
-        self._steps = 0
+        world_seed = self._seeds.next(seed, rng)
+        self.sessions = WorldSessions(self.scenario, world_seed, self.users_per_session)
+        self._last = None
 
-    def _rewards(self, clicked: np.ndarray, engagement: np.ndarray) -> np.ndarray:
+    def _rewards(self, result: StepResult) -> np.ndarray:
         """``(N,)`` float32 rewards under the reward knob."""
         if self.reward_kind is RewardKind.CLICK:
-            return clicked.astype(np.float32)
-        return engagement.astype(np.float32)
+            return result.clicked.astype(np.float32)
+        return result.total_engagement.astype(np.float32)
+
+    def _render_text(self, rows: list[int], title: str) -> str | None:
+        text = render_sessions(self.sessions, self._last, rows, title)
+        if self.render_mode == "human":
+            print(text)
+            return None
+        return text
 
 
 class SlateRecEnv(_ScenarioEnvMixin, gym.Env):
     """One user's session in a simlab world (see the module docstring for the spaces).
 
     Args:
-        scenario: a scenario YAML path (default ``scenarios/quickstart.yaml``).
+        scenario: a scenario YAML path or bundled name (default: the bundled ``quickstart``
+            with the small gym defaults, ``GYM_DEFAULTS``).
         scenario_data: an inline scenario mapping instead of a file.
         overrides: scenario overrides, ``{"platform.slate_size": 3}`` or ``"path=value"``
-            strings, applied after the small gym defaults (``GYM_DEFAULTS``).
+            strings; keys a model does not take are dropped only when they are defaults.
         reward: ``"engagement"`` (default) or ``"click"``.
         max_steps: step budget of an episode (default the scenario's ``steps``).
+        render_mode: ``"ansi"`` (``render()`` returns a text view of the last slate and
+            choice), ``"human"`` (prints it) or None.
 
     ``reset(seed=s)`` builds the world of seed ``s`` (the same world ``simlab run`` builds
     for seed ``s``); ``reset()`` builds the next world of the current seed stream.
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}
+    metadata: dict[str, Any] = {"render_modes": RENDER_MODES, "render_fps": 4}
 
     def __init__(
         self,
@@ -121,7 +141,9 @@ class SlateRecEnv(_ScenarioEnvMixin, gym.Env):
         overrides: Overrides = None,
         reward: str = "engagement",
         max_steps: int | None = None,
+        render_mode: str | None = None,
     ) -> None:
+        self.render_mode = _check_render_mode(render_mode)
         self._setup(1, scenario, scenario_data, overrides, reward, max_steps)
         self.observation_space, self.action_space = session_spaces(self.sessions)
         self._steps = 0
@@ -135,44 +157,61 @@ class SlateRecEnv(_ScenarioEnvMixin, gym.Env):
         """Start a session in a fresh world (see the class docstring for seeding)."""
         super().reset(seed=seed)
         self._next_world(seed, self.np_random)
-        return self._obs(), {"served": bool(self.sessions.served[0])}
+        self._steps = 0
+        return self._obs(), single_info(session_infos(self.sessions, None))
 
     def step(
         self, action: np.ndarray
     ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """Serve the slate ``action`` (candidate indices) to the user for one step."""
-        served = bool(self.sessions.served[0])
-        clicked, engagement, row = self.sessions.step(np.asarray(action)[None, :])
+        result = self.sessions.step(np.asarray(action)[None, :])
+        self._last = result
         self._steps += 1
-        reward = float(self._rewards(clicked, engagement)[0])
+        reward = float(self._rewards(result)[0])
         terminated = bool(self.sessions.churned[0])
         truncated = self._steps >= self.max_steps and not terminated
-        info = {**info_row(row), "clicked": bool(clicked[0]), "served": served}
+        info = single_info(session_infos(self.sessions, result))
         return self._obs(), reward, terminated, truncated, info
+
+    def render(self) -> str | None:
+        """The text view of the last served slate and the user's choice (``render_mode``)."""
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi'")
+            return None
+        return self._render_text([0], "simlab/SlateRec-v0")
 
 
 class SlateRecVectorEnv(_ScenarioEnvMixin, gym.vector.VectorEnv):
-    """``num_envs`` SlateRec sessions stepped as one numpy batch: the users of one world.
+    """``num_envs`` SlateRec sessions stepped as one numpy batch: users of one world.
 
-    Sub-env ``i`` is user ``i`` of a world with ``num_envs`` users; every draw about that
-    user is keyed by ``(seed, i)`` (:mod:`simlab.rng`), so it does not depend on the
-    other sessions' random draws. The sessions share the world's catalog, so they are
+    Session ``i`` is served by user ``i`` of a world of ``num_envs * users_per_session``
+    users; every draw about a user is keyed by ``(seed, user id)`` (:mod:`simlab.rng`), so it
+    does not depend on the other sessions. The sessions share the world's catalog: they are
     independent users of one platform, not independent worlds.
 
-    Episodes are synchronised: when any session ends (its user churns), the other sessions
-    are truncated at the same step, and at the next step (gymnasium's next-step autoreset,
-    actions ignored, reward 0) every sub-env restarts in the next world of the seed stream.
+    Autoreset is per session (gymnasium's next-step mode): when session ``i``'s user churns
+    (``terminated``) or reaches ``max_steps`` (``truncated``), only that session ends; at the
+    next step its action is ignored, its reward is 0 and it restarts with a fresh user of
+    the same world (user ``i + num_envs``, then ``i + 2 num_envs``, ...). When a session has
+    used all its ``users_per_session`` users, every session is truncated at that step and
+    the next step starts all of them in the next world of the seed stream.
 
     Args:
         num_envs: number of sessions ``N``.
-        scenario: a scenario YAML path (default ``scenarios/quickstart.yaml``).
+        scenario: a scenario YAML path or bundled name (as for :class:`SlateRecEnv`).
         scenario_data: an inline scenario mapping instead of a file.
         overrides: scenario overrides (as for :class:`SlateRecEnv`).
         reward: ``"engagement"`` (default) or ``"click"``.
-        max_steps: step budget of an episode (default the scenario's ``steps``).
+        max_steps: step budget of one session's episode (default the scenario's ``steps``).
+        users_per_session: users each session goes through in one world (default 4).
+        render_mode: ``"ansi"`` or ``"human"`` (the first four sessions), or None.
     """
 
-    metadata: dict[str, Any] = {"render_modes": [], "autoreset_mode": _NEXT_STEP}
+    metadata: dict[str, Any] = {
+        "render_modes": RENDER_MODES,
+        "render_fps": 4,
+        "autoreset_mode": _NEXT_STEP,
+    }
 
     def __init__(
         self,
@@ -182,17 +221,24 @@ class SlateRecVectorEnv(_ScenarioEnvMixin, gym.vector.VectorEnv):
         overrides: Overrides = None,
         reward: str = "engagement",
         max_steps: int | None = None,
+        users_per_session: int = 4,
+        render_mode: str | None = None,
     ) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs <= 0:
-            raise ValueError(f"Expects `num_envs` to be a positive int, actual value: {num_envs}")
-        self.num_envs = num_envs
-        self._setup(num_envs, scenario, scenario_data, overrides, reward, max_steps)
+        for name, v in (("num_envs", num_envs), ("users_per_session", users_per_session)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+                raise ValueError(f"Expects `{name}` to be a positive int, actual value: {v!r}")
+        self.num_envs = int(num_envs)
+        self.render_mode = _check_render_mode(render_mode)
+        self._setup(
+            self.num_envs, scenario, scenario_data, overrides, reward, max_steps, users_per_session
+        )
         self.single_observation_space, self.single_action_space = session_spaces(self.sessions)
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._np_random, _ = seeding.np_random()
-        self._steps = 0
-        self._autoreset = False
+        self._steps = np.zeros(self.num_envs, np.int64)
+        self._autoreset = np.zeros(self.num_envs, bool)
+        self._rollover = False
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -206,45 +252,42 @@ class SlateRecVectorEnv(_ScenarioEnvMixin, gym.vector.VectorEnv):
         if seed is not None:
             self._np_random, _ = seeding.np_random(int(seed))
         self._next_world(seed, self._np_random)
-        self._autoreset = False
-        return dict(self.sessions.obs), self._info(None, None)
+        self._steps[:] = 0
+        self._autoreset[:] = False
+        self._rollover = False
+        return dict(self.sessions.obs), stack_vector_info(session_infos(self.sessions, None))
 
     def step(
         self, actions: np.ndarray
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Serve ``(N, K)`` slates of candidate indices, one per session."""
         n = self.num_envs
-        if self._autoreset:
+        if self._rollover:  # a session ran out of users: every session restarts
             obs, info = self.reset()
             zeros = np.zeros(n, bool)
             return obs, np.zeros(n, np.float32), zeros, zeros.copy(), info
-        served = self.sessions.served.copy()
-        clicked, engagement, row = self.sessions.step(actions)
+        restarting = self._autoreset.copy()
+        result = self.sessions.step(np.asarray(actions), skip=restarting)
+        self._last = result
+        rewards = self._rewards(result)
         self._steps += 1
-        terminated = self.sessions.churned.copy()
-        ended = terminated.any() or self._steps >= self.max_steps
-        truncated = ~terminated if ended else np.zeros(n, bool)
-        self._autoreset = bool(ended)
-        info = self._info(row, (clicked, served))
-        return (
-            dict(self.sessions.obs),
-            self._rewards(clicked, engagement),
-            terminated,
-            truncated,
-            info,
-        )
+        if restarting.any():
+            self.sessions.next_users(restarting)
+            self._steps[restarting] = 0
+        terminated = self.sessions.churned & ~restarting
+        truncated = (self._steps >= self.max_steps) & ~terminated & ~restarting
+        ended = terminated | truncated
+        if ended.any() and self.sessions.exhausted(ended):
+            truncated = ~terminated & ~restarting  # the world is spent: all sessions end
+            self._rollover = True
+        self._autoreset = terminated | truncated
+        info = stack_vector_info(session_infos(self.sessions, result), restarting)
+        return dict(self.sessions.obs), rewards, terminated, truncated, info
 
-    def _info(
-        self, row: dict[str, float] | None, arrays: tuple[np.ndarray, np.ndarray] | None
-    ) -> dict[str, Any]:
-        """Vector ``info``: each metric broadcast to ``(N,)`` plus ``clicked``/``served``."""
-        n = self.num_envs
-        info: dict[str, Any] = {}
-        if row is not None:
-            for k, v in info_row(row).items():
-                info[k] = np.full(n, v)
-                info["_" + k] = np.ones(n, bool)
-        if arrays is not None:
-            info["clicked"], info["served"] = arrays
-            info["_clicked"] = info["_served"] = np.ones(n, bool)
-        return info
+    def render(self) -> str | None:
+        """The text view of the first four sessions' last slates and choices."""
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi'")
+            return None
+        rows = list(range(min(4, self.num_envs)))
+        return self._render_text(rows, f"simlab/SlateRec-v0 vector x{self.num_envs}")

@@ -17,6 +17,7 @@ from simlab.checkpoint import (
 )
 from simlab.execution.pool import run_pool, worker_count
 from simlab.execution.threads import ThreadLimit
+from simlab.logged import scenario_logging_policy
 from simlab.snapshots import capture_snapshot, due_snapshot, snapshot_steps, write_snapshot
 from simlab.store import RunStore
 from simlab.world import World
@@ -53,7 +54,10 @@ def _run_world(trial: Trial, world: World, store: RunStore, progress) -> None:
     sc = trial.scenario
     i = trial.info.index
     writer = store.metrics_writer(trial.info, sc.output.flush_seconds)
-    events = store.events_writer(trial.info, sc.output.flush_seconds) if sc.output.events else None
+    events = None
+    if sc.output.events:
+        kind = scenario_logging_policy(sc, trial.agent_index)
+        events = store.events_writer(trial.info, sc.output.flush_seconds, kind)
     store.trial_status(i, "running", writer.steps_done)
     out = sc.output
     try:
@@ -62,7 +66,7 @@ def _run_world(trial: Trial, world: World, store: RunStore, progress) -> None:
             if t >= writer.steps_done:
                 writer.add(t, row)
                 if events is not None:
-                    events.add(world.last_feedback)
+                    events.add(world.last_feedback, world.last_logged)
             if progress is not None:
                 progress(trial.info, t + 1)
             done = t + 1

@@ -309,9 +309,12 @@ def _drive(ray, trials, store, progress, starts, limit) -> None:
         trial = queue.pop(0)
         sc = trial.scenario
         writer = store.metrics_writer(trial.info, sc.output.flush_seconds)
-        events = (
-            store.events_writer(trial.info, sc.output.flush_seconds) if sc.output.events else None
-        )
+        events = None
+        if sc.output.events:
+            from simlab.logged import scenario_logging_policy
+
+            kind = scenario_logging_policy(sc, trial.agent_index)
+            events = store.events_writer(trial.info, sc.output.flush_seconds, kind)
         r = _Running(trial, writer, events, _pg_for(sc.execution))
         store.trial_status(trial.info.index, "running", writer.steps_done)
         launch(r, starts.get(trial.info.index))
@@ -361,7 +364,7 @@ def _drive(ray, trials, store, progress, starts, limit) -> None:
                 if t >= r.writer.steps_done:  # steps replayed after a restore are on disk
                     r.writer.add(t, row)
                     if r.events is not None and feedback is not None:
-                        r.events.add(feedback)
+                        r.events.add(*feedback)  # (feedback, logged context)
                 r.next_step = t + 1
                 if progress is not None:
                     progress(r.trial.info, r.next_step)

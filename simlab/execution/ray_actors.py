@@ -294,9 +294,10 @@ class _TrialActor:
 
     @_lost
     def step(self, t: int):
-        """Run step ``t``; return its row (and feedback when events are logged)."""
+        """Run step ``t``; return its row (and feedback, logged context when events are logged)."""
         row = self.world.step(t)
-        return row, (self.world.last_feedback if self.events else None)
+        w = self.world
+        return row, ((w.last_feedback, w.last_logged) if self.events else None)
 
     @_lost
     def checkpoint(self) -> dict:

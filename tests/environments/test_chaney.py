@@ -185,11 +185,16 @@ def test_chaney_scenario_errors_name_the_field():
         ScenarioError, match="content.model: users.model 'chaney' needs items with attributes"
     ):
         make_small(("users", {"model": "chaney", "num_users": 50}), "platform.slate_size=0")
-    with pytest.raises(ScenarioError, match="users: .*at most 20000 users"):
+    with pytest.raises(ScenarioError, match="users.social_graph: .*at most 20000 users"):
         make_small(
             ("users", {"model": "chaney", "num_users": 30000}),
             ("content", {"model": "chaney-items"}),
+            agents=[{"model": "social-filtering"}],
         )
+    # without an agent that draws it, the graph's limits do not apply
+    make_small(
+        ("users", {"model": "chaney", "num_users": 30000}), ("content", {"model": "chaney-items"})
+    )
     with pytest.raises(ScenarioError, match="platform.slate_size: 0 .* needs a user model"):
         make_small("platform.slate_size=0")
     with pytest.raises(

@@ -12,7 +12,12 @@ from gymnasium.utils.env_checker import check_env
 import simlab.environments.gym as simgym
 from simlab.environments.gym import PlatformEnv, SlateRecEnv, SlateRecVectorEnv, dedupe_slates
 
-TINY = {"users.num_users": 4, "content.initial_items": 60, "platform.max_candidates": 8}
+TINY = {
+    "users.num_users": 4,
+    "users.churn_threshold": 0.0,
+    "content.initial_items": 60,
+    "platform.max_candidates": 8,
+}
 CHURNY = {"users.churn_threshold": 0.9, "users.churn_patience": 2}
 
 
@@ -72,7 +77,8 @@ def test_vector_entry_point_spaces_and_shapes():
     obs, rew, term, trunc, info = envs.step(envs.action_space.sample())
     assert obs in envs.observation_space
     assert rew.shape == term.shape == trunc.shape == (6,) and rew.dtype == np.float32
-    assert info["engagement/ctr"].shape == (6,) and info["_engagement/ctr"].all()
+    assert info["metrics"]["engagement/ctr"].shape == (6,) and info["_metrics"].all()
+    assert info["slate_items"].shape == (6, 5) and info["_slate_items"].all()
 
 
 def test_vector_sub_env_matches_single_env():
@@ -89,6 +95,7 @@ def test_vector_sub_env_matches_single_env():
         obs, rew, _, _, info = envs.step(a[None, :])
         assert same({k: v[0] for k, v in obs.items()}, step[0])
         assert rew[0] == step[1] and info["clicked"][0] == step[4]["clicked"]
+        assert info["slate_items"][0].tolist() == step[4]["slate_items"].tolist()
 
 
 def test_vector_sessions_keyed_by_user():
@@ -125,11 +132,11 @@ def test_info_has_metric_columns():
     env.reset(seed=0)
     info = env.step(env.action_space.sample())[4]
     cols = env.unwrapped.sessions.metric_columns
-    assert cols and set(cols) <= set(info) and "echo/homogenization" not in cols
-    assert {"clicked", "served"} <= set(info)
+    assert cols and list(info["metrics"]) == cols and "echo/homogenization" not in cols
+    assert list(info["metrics_defined"]) == cols and info["metrics_defined"]["engagement/ctr"]
     p = PlatformEnv(overrides=TINY)
     p.reset(seed=0)
-    assert "echo/homogenization" in p.step(p.action_space.sample())[4]
+    assert "echo/homogenization" in p.step(p.action_space.sample())[4]["metrics"]
 
 
 def test_reward_knob_click_vs_engagement():
@@ -139,7 +146,8 @@ def test_reward_knob_click_vs_engagement():
     for (_, rc, _, _, ic), (_, re, _, _, ie) in zip(click, engage, strict=True):
         assert ic["clicked"] == ie["clicked"]
         assert rc == float(ic["clicked"])
-        assert re == pytest.approx(ie["engagement/mean"]) and (re > 0) == ic["clicked"]
+        assert re == pytest.approx(ie["metrics"]["engagement/mean"]) and (re > 0) == ic["clicked"]
+        assert re == pytest.approx(float(ie["engagement"].sum()))
     assert any(ic["clicked"] for *_, ic in click)
     with pytest.raises(ValueError, match=r"Expects `reward` in \['click', 'engagement'\]"):
         SlateRecEnv(reward="clicks")
@@ -175,18 +183,43 @@ def test_terminates_on_churn():
     assert term and not trunc
 
 
-def test_vector_autoreset_after_churn():
-    """When a session churns the others truncate, and the next step restarts all of them."""
-    envs = SlateRecVectorEnv(4, overrides={**TINY, **CHURNY}, max_steps=50)
+def test_vector_autoreset_is_per_session():
+    """One session's churn ends only that session; it restarts with a fresh user next step."""
+    churn_some = {"users.churn_threshold": 0.25, "users.churn_patience": 3}
+    envs = SlateRecVectorEnv(6, overrides={**TINY, **churn_some}, max_steps=50)
     envs.reset(seed=0)
+    envs.action_space.seed(1)
     for _ in range(50):
         _, _, term, trunc, _ = envs.step(envs.action_space.sample())
-        if term.any():
+        if term.any() and not term.all():
             break
-    assert term.any() and (term ^ trunc).all()
-    obs, rew, term, trunc, _ = envs.step(envs.action_space.sample())
+    assert term.any() and not term.all() and not trunc.any()
+    before = envs.sessions.user_ids.copy()
+    steps_before = envs._steps.copy()
+    obs, rew, term2, trunc2, info = envs.step(envs.action_space.sample())
+    assert obs in envs.observation_space
+    assert (rew[term] == 0).all() and not term2[term].any() and not trunc2[term].any()
+    assert (info["slate"][term] == -1).all() and not info["served"][term].any()
+    assert (envs.sessions.user_ids[term] == before[term] + 6).all()
+    assert (envs.sessions.user_ids[~term] == before[~term]).all()
+    assert (envs._steps[term] == 0).all() and (envs._steps[~term] == steps_before[~term] + 1).all()
+    assert not envs.sessions.churned[term].any()
+    assert info["served"][~term].all()
+
+
+def test_vector_rolls_over_when_a_session_runs_out_of_users():
+    """With one user per session, the first end truncates all; the next step restarts all."""
+    envs = SlateRecVectorEnv(4, overrides=TINY, max_steps=3, users_per_session=1)
+    envs.reset(seed=0)
+    for _ in range(2):
+        _, _, term, trunc, _ = envs.step(envs.action_space.sample())
+        assert not term.any() and not trunc.any()
+    _, _, term, trunc, _ = envs.step(envs.action_space.sample())
+    assert trunc.all()
+    first_world = envs.sessions
+    _, rew, term, trunc, _ = envs.step(envs.action_space.sample())
     assert not rew.any() and not term.any() and not trunc.any()
-    assert obs in envs.observation_space and not envs.sessions.churned.any()
+    assert envs.sessions is not first_world and envs.sessions.t == 0
 
 
 def test_platform_penalties_lower_the_reward():
@@ -194,7 +227,8 @@ def test_platform_penalties_lower_the_reward():
     plain = rollout(PlatformEnv(overrides=TINY), 1, 4)[1:]
     pen = rollout(PlatformEnv(overrides=TINY, gini_weight=0.5, homogenization_weight=2.0), 1, 4)
     for (_, r0, *_), (_, r1, _, _, info) in zip(plain, pen[1:], strict=True):
-        want = r0 - 0.5 * info["exposure/gini"] - 2.0 * info["echo/homogenization"]
+        m = info["metrics"]
+        want = r0 - 0.5 * m["exposure/gini"] - 2.0 * m["echo/homogenization"]
         assert r1 == pytest.approx(want)
 
 

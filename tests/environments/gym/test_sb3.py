@@ -40,3 +40,25 @@ def test_sb3_ppo_multi_input_policy():
         total += float(reward)
         done = terminated or truncated
     assert math.isfinite(total)
+
+
+def test_sb3_ppo_trains_platform_env():
+    """PPO trains on ``simlab/Platform-v0``: the flat MultiDiscrete action over all users."""
+    env = gym.make("simlab/Platform-v0", max_steps=10, overrides={"users.num_users": 4})
+    check_env(env.unwrapped, warn=False)
+    model = PPO(
+        "MultiInputPolicy",
+        env,
+        n_steps=64,
+        batch_size=32,
+        n_epochs=1,
+        policy_kwargs={"net_arch": [32]},
+        seed=0,
+        device="cpu",
+    )
+    model.learn(total_timesteps=128)
+    obs, _ = env.reset(seed=1)
+    action, _ = model.predict(obs, deterministic=True)
+    assert env.action_space.contains(np.asarray(action)) and action.shape == (4 * 5,)
+    _, reward, *_ = env.step(action)
+    assert math.isfinite(reward)

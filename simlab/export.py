@@ -1,0 +1,307 @@
+"""``simlab export RUN --format minari|obp|parquet``: a run's event log as an offline dataset.
+
+The run must have been made with ``output.events: true``: its event log holds, per
+impression, the context the agent saw (user features, the served item's features), the
+action (the item and its slot), the user's response and the logging policy's propensity
+(:mod:`simlab.logged`). Each format keeps all of it (``R`` impressions, ``K`` slots,
+``f``/``d`` user/item feature dimensions):
+
+* ``parquet``: ``events.parquet``, one row per impression: ``trial``, ``agent``, ``seed``,
+  ``step``, ``user_id``, ``position``, ``item_id``, ``clicked``, ``engagement``, ``reward``,
+  ``propensity``, ``user_features`` (``f``) and ``item_features`` (``d``) lists; the schema
+  metadata says each trial's logging policy and the reward.
+* ``obp``: per trial, ``trial=<i>/bandit_feedback.npz`` with the keys of Open Bandit
+  Pipeline's ``BanditFeedback`` in its position-based form (one round per impression, as
+  in the Open Bandit Dataset): ``n_rounds``, ``n_actions``, ``action`` (R,), ``position``
+  (R,), ``reward`` (R,), ``pscore`` (R,), ``context`` (R, f), ``action_context`` (A, d),
+  plus ``item_id`` (A,) mapping actions to simlab item ids, ``step`` and ``user_id``
+  (R,); and ``meta.json``. ``obp.ope.OffPolicyEvaluation(bandit_feedback=dict(np.load(...)))``
+  takes it.
+* ``minari``: per trial, a Minari dataset ``simlab/<run>-trial<i>-v0`` in the output folder
+  (set ``MINARI_DATASETS_PATH`` to it, then ``minari.load_dataset(id)``): one episode per
+  user, a step per visit; observation = the user features ``(f,)``, action = the served
+  item ids ``(K,)``, reward, and infos ``propensity`` ``(K,)``, ``clicked_position``,
+  ``engagement`` ``(K,)``, ``item_features`` ``(K, d)`` and ``step`` (the first info, for
+  the episode's start, has no slate: ``propensity`` NaN, ``clicked_position`` -1). The log
+  has no observation after a user's last visit, so an episode's final observation repeats
+  its last one, and episodes end by truncation.
+
+Propensities: agents that sample their slates log them (``logging_policy: sampled``);
+deterministic agents log 1.0 (``deterministic``); agents that sample without a closed form,
+and re-ranked slates, log NaN (``unknown``). Every format records which.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from simlab.errors import DependencyNotInstalled, RunStoreError
+from simlab.logged import LOGGING_POLICIES
+from simlab.store import EVENTS, open_run
+
+__all__ = ["FORMATS", "REWARDS", "export_run", "read_events"]
+
+FORMATS = ("parquet", "obp", "minari")
+"""Export formats."""
+
+REWARDS = ("engagement", "click")
+"""What the exported reward is: the click's engagement (0 without a click) or the click."""
+
+_NEEDED = ("propensity", "user_features", "item_features")
+
+
+def read_events(run: str | Path, runs_dir: str | Path | None = None) -> tuple[Any, pd.DataFrame]:
+    """``(store, events)`` of a run, with ``trial``, ``agent``, ``seed`` and ``logging_policy``.
+
+    Raises:
+        RunStoreError: the run has no event log, or one written before features and
+            propensities were logged.
+    """
+    store = open_run(run, runs_dir)
+    folder = store.path / EVENTS
+    if not folder.is_dir() or not any(folder.rglob("*.parquet")):
+        raise RunStoreError(
+            f"{store.path}: no event log to export; run the scenario with "
+            "`--set output.events=true`"
+        )
+    events = pd.read_parquet(folder)
+    missing = [c for c in _NEEDED if c not in events.columns]
+    if missing:
+        raise RunStoreError(
+            f"{store.path}: the event log has no {', '.join(missing)} (written by an older "
+            "simlab); run the scenario again to export it"
+        )
+    events["trial"] = events["trial"].astype(np.int64)
+    trials = {t["index"]: t for t in store.manifest["trials"]}
+    events["agent"] = events["trial"].map(lambda i: trials[i]["agent"])
+    events["seed"] = events["trial"].map(lambda i: int(trials[i]["seed"]))
+    events["logging_policy"] = events["trial"].map(
+        lambda i: trials[i].get("logging_policy", "unknown")
+    )
+    order = ["trial", "step", "user_id", "position"]
+    return store, events.sort_values(order, kind="stable").reset_index(drop=True)
+
+
+def _policies(events: pd.DataFrame) -> dict[str, str]:
+    """Trial index -> logging policy (as strings, for JSON)."""
+    firsts = events.groupby("trial")["logging_policy"].first()
+    return {str(k): v for k, v in firsts.items()}
+
+
+def export_run(
+    run: str | Path,
+    fmt: str,
+    out: str | Path | None = None,
+    runs_dir: str | Path | None = None,
+    reward: str = "engagement",
+) -> list[Path]:
+    """Export a run's event log (see the module docstring); returns the written paths.
+
+    Args:
+        run: the run directory, or a run id under ``runs_dir``.
+        fmt: one of :data:`FORMATS`.
+        out: the output folder (default ``<run>/export/<fmt>``).
+        runs_dir: where run ids are looked up.
+        reward: one of :data:`REWARDS`.
+
+    Raises:
+        ValueError: an unknown format or reward.
+        RunStoreError: the run has no (complete) event log.
+        DependencyNotInstalled: ``minari`` is missing for the Minari format.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"Expects `format` in {list(FORMATS)}, actual value: {fmt!r}")
+    if reward not in REWARDS:
+        raise ValueError(f"Expects `reward` in {list(REWARDS)}, actual value: {reward!r}")
+    store, events = read_events(run, runs_dir)
+    events["reward"] = (
+        events["engagement"].astype(np.float64)
+        if reward == "engagement"
+        else events["clicked"].astype(np.float64)
+    )
+    folder = Path(out) if out is not None else store.path / "export" / fmt
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = {"parquet": _parquet, "obp": _obp, "minari": _minari}[fmt]
+    return writer(store, events, folder, reward)
+
+
+def _parquet(store, events: pd.DataFrame, folder: Path, reward: str) -> list[Path]:
+    cols = [
+        "trial", "agent", "seed", "step", "user_id", "position", "item_id", "clicked",
+        "engagement", "reward", "propensity", "user_features", "item_features",
+    ]  # fmt: skip
+    table = pa.Table.from_pandas(events[cols], preserve_index=False)
+    meta = {
+        "run_id": store.run_id,
+        "reward": reward,
+        "logging_policy": _policies(events),
+        "logging_policies": LOGGING_POLICIES,
+    }
+    table = table.replace_schema_metadata({"simlab": json.dumps(meta)})
+    path = folder / "events.parquet"
+    pq.write_table(table, path)
+    return [path]
+
+
+def _obp(store, events: pd.DataFrame, folder: Path, reward: str) -> list[Path]:
+    paths = []
+    for trial, ev in events.groupby("trial", sort=True):
+        item_ids, action = np.unique(ev["item_id"].to_numpy(), return_inverse=True)
+        first = ev.drop_duplicates("item_id").set_index("item_id")["item_features"]
+        sub = folder / f"trial={trial}"
+        sub.mkdir(exist_ok=True)
+        path = sub / "bandit_feedback.npz"
+        np.savez(
+            path,
+            n_rounds=np.int64(len(ev)),
+            n_actions=np.int64(item_ids.size),
+            action=action.astype(np.int64),
+            position=ev["position"].to_numpy(np.int64),
+            reward=ev["reward"].to_numpy(np.float64),
+            pscore=ev["propensity"].to_numpy(np.float64),
+            context=np.stack(ev["user_features"].to_numpy()).astype(np.float64),
+            action_context=np.stack(first.loc[item_ids].to_numpy()).astype(np.float64),
+            item_id=item_ids.astype(np.int64),
+            step=ev["step"].to_numpy(np.int64),
+            user_id=ev["user_id"].to_numpy(np.int64),
+        )
+        policy = ev["logging_policy"].iloc[0]
+        meta = {
+            "run_id": store.run_id,
+            "trial": int(trial),
+            "agent": ev["agent"].iloc[0],
+            "seed": int(ev["seed"].iloc[0]),
+            "reward": reward,
+            "len_list": int(ev["position"].max()) + 1,
+            "logging_policy": policy,
+            "pscore": LOGGING_POLICIES[policy]
+            + "; a per-slot marginal (the position-based form of the Open Bandit Dataset)",
+        }
+        (sub / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        paths += [path, sub / "meta.json"]
+    return paths
+
+
+def _minari(store, events: pd.DataFrame, folder: Path, reward: str) -> list[Path]:
+    import os
+
+    try:
+        import minari
+        from gymnasium import spaces
+        from minari.data_collector import EpisodeBuffer
+    except ImportError as e:
+        raise DependencyNotInstalled(
+            "exporting to Minari needs minari: pip install 'minari[create,arrow]>=0.5.4'"
+        ) from e
+    before = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(folder.resolve())
+    paths = []
+    try:
+        for trial, ev in events.groupby("trial", sort=True):
+            dataset_id = f"simlab/{_minari_name(store.run_id)}-trial{trial}-v0"
+            buffers, obs_space, act_space = _episodes(ev, EpisodeBuffer, spaces)
+            minari.create_dataset_from_buffers(
+                dataset_id=dataset_id,
+                buffer=buffers,
+                observation_space=obs_space,
+                action_space=act_space,
+                algorithm_name=f"simlab agent {ev['agent'].iloc[0]}",
+                author="simlab",
+                author_email="n/a",
+                code_permalink="n/a",
+                description=(
+                    f"simlab run {store.run_id}, trial {trial} (seed {ev['seed'].iloc[0]}): one "
+                    f"episode per user; reward = {reward}; propensities: "
+                    f"{LOGGING_POLICIES[ev['logging_policy'].iloc[0]]}"
+                ),
+                data_format="arrow",
+            )
+            paths.append(folder / dataset_id)
+    finally:
+        if before is None:
+            os.environ.pop("MINARI_DATASETS_PATH", None)
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = before
+    return paths
+
+
+def _minari_name(run_id: str) -> str:
+    """A run id as a Minari dataset name (letters, digits, ``_`` and ``-``)."""
+    return "".join(c if c.isalnum() or c in "_-" else "_" for c in run_id).strip("-") or "run"
+
+
+def _episodes(ev: pd.DataFrame, buffer_cls, spaces) -> tuple[list, Any, Any]:
+    """One ``EpisodeBuffer`` per user of one trial's events, and the dataset's spaces."""
+    k = int(ev["position"].max()) + 1
+    f = len(ev["user_features"].iloc[0])
+    d = len(ev["item_features"].iloc[0])
+    top = int(ev["item_id"].max()) + 1
+    obs_space = spaces.Box(-np.inf, np.inf, (f,), np.float32)
+    act_space = spaces.Box(0, top, (k,), np.int64)
+    buffers = []
+    for n, (_, u) in enumerate(ev.groupby("user_id", sort=True)):
+        visits = u.groupby("step", sort=True)
+        steps = np.array(list(visits.groups), np.int64)
+        t = steps.size
+        users = np.stack(visits["user_features"].first().to_numpy()).astype(np.float32)
+        clicked = u["clicked"].to_numpy().reshape(t, k)
+        engagement = u["engagement"].to_numpy(np.float32).reshape(t, k)
+        pos = np.where(clicked.any(axis=1), clicked.argmax(axis=1), -1).astype(np.int64)
+        # 1-D infos as lists: minari 0.5's Arrow storage cannot read 1-D arrays back
+        infos = {
+            "step": [-1, *steps.tolist()],
+            "propensity": np.concatenate(
+                [np.full((1, k), np.nan), u["propensity"].to_numpy().reshape(t, k)]
+            ),
+            "clicked_position": [-1, *pos.tolist()],
+            "engagement": np.concatenate([np.zeros((1, k), np.float32), engagement]),
+            "item_features": np.concatenate(
+                [
+                    np.zeros((1, k, d), np.float32),
+                    np.stack(u["item_features"].to_numpy()).reshape(t, k, d).astype(np.float32),
+                ]
+            ),
+        }
+        rewards = u["reward"].to_numpy().reshape(t, k).sum(axis=1)
+        buffers.append(
+            buffer_cls(
+                id=n,
+                observations=np.concatenate([users, users[-1:]]),
+                actions=u["item_id"].to_numpy(np.int64).reshape(t, k),
+                rewards=list(rewards),
+                terminations=[False] * t,
+                truncations=[False] * (t - 1) + [True],
+                infos=infos,
+            )
+        )
+    return buffers, obs_space, act_space
+
+
+# ---------------------------------------------------------------------- command line
+def add_export_parser(sub: Any) -> None:
+    """Add ``simlab export`` to the CLI's subparsers."""
+    p = sub.add_parser(
+        "export",
+        help="write a run's event log as an offline dataset (Minari, Open Bandit Pipeline, "
+        "Parquet) with features, actions, rewards and propensities",
+    )
+    p.add_argument("run", help="run directory (made with output.events: true), or a run id")
+    p.add_argument("--format", required=True, choices=FORMATS, help="dataset format")
+    p.add_argument("--out", help="output folder (default: <run>/export/<format>)")
+    p.add_argument("--reward", default="engagement", choices=REWARDS, help="the reward")
+    p.add_argument("--dir", default="runs", help="folder holding run directories")
+
+
+def cmd_export(args: Any, out: Any) -> int:
+    """``simlab export RUN --format F``: write the dataset and list what was written."""
+    paths = export_run(args.run, args.format, out=args.out, runs_dir=args.dir, reward=args.reward)
+    for p in paths:
+        out.print(str(p), markup=False, soft_wrap=True)
+    return 0

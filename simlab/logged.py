@@ -1,0 +1,87 @@
+"""What the event log records about each served slate besides the feedback.
+
+For offline learning and off-policy evaluation a log needs the context the logging policy
+saw and the probability with which it chose what it served. :func:`logged_context` takes
+them from the step's observation and the agent (``B`` served users, ``K`` slots, ``f``/``d``
+user/item feature dimensions):
+
+* ``user_features`` ``(B, f)`` float32: the observable user features the agent saw;
+* ``item_features`` ``(B, K, d)`` float32: the observable features of the served items;
+* ``propensity`` ``(B, K)`` float64: the probability that the logging policy put the item
+  in that slot, given the observation (a per-slot marginal, the position-based form that
+  Open Bandit Pipeline's slate estimators take). Agents that sample report it
+  (``logging_policy = "sampled"``, :meth:`~simlab.agents.base.Agent.propensities`);
+  deterministic agents get 1.0; agents that sample without a closed form, and slates that
+  re-rankers changed, get NaN.
+
+:func:`logging_policy` names which of the three a trial's propensities are; the run's
+manifest records it per trial.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from simlab.batch import Catalog, Observation, Slates
+
+__all__ = [
+    "LoggedContext",
+    "logged_context",
+    "logging_policy",
+    "scenario_logging_policy",
+    "LOGGING_POLICIES",
+]
+
+LOGGING_POLICIES = {
+    "sampled": "the agent samples its slates and reports their probabilities",
+    "deterministic": "the agent is deterministic given its observation: propensity 1.0",
+    "unknown": "the agent samples without a closed-form probability, or re-rankers changed "
+    "its slates: propensity NaN",
+}
+"""Kinds of logged propensities, with what each means."""
+
+
+@dataclass(frozen=True)
+class LoggedContext:
+    """Context and propensities of one step's served slates (see the module docstring)."""
+
+    user_features: np.ndarray
+    item_features: np.ndarray
+    propensity: np.ndarray
+
+
+def logging_policy(agent: Any, rerankers: list[Any]) -> str:
+    """``sampled``, ``deterministic`` or ``unknown`` for ``agent`` followed by ``rerankers``."""
+    if rerankers:
+        return "unknown"
+    kind = getattr(agent, "logging_policy", "deterministic")
+    return kind if kind in LOGGING_POLICIES else "unknown"
+
+
+def scenario_logging_policy(scenario: Any, agent_index: int) -> str:
+    """:func:`logging_policy` of a scenario's agent, from its class (no world needed)."""
+    from simlab.world import reranker_specs
+
+    return logging_policy(scenario.agents[agent_index].cls, reranker_specs(scenario, agent_index))
+
+
+def logged_context(
+    agent: Any, rerankers: list[Any], obs: Observation, slates: Slates, catalog: Catalog
+) -> LoggedContext:
+    """The :class:`LoggedContext` of ``slates``, served for ``obs`` (call right after acting)."""
+    b, k = slates.item_ids.shape
+    kind = logging_policy(agent, rerankers)
+    prop = None
+    if kind == "sampled" and b:
+        prop = agent.propensities(obs, slates)
+    if prop is None:
+        prop = np.full((b, k), 1.0 if kind == "deterministic" else np.nan)
+    rows = catalog.rows(slates.item_ids.ravel())
+    return LoggedContext(
+        user_features=np.asarray(obs.user_features, np.float32),
+        item_features=np.asarray(catalog.features[rows], np.float32).reshape(b, k, -1),
+        propensity=np.asarray(prop, np.float64).reshape(b, k),
+    )
