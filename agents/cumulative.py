@@ -140,7 +140,8 @@ def rank_known_first(
 
     Candidates published after ``horizon`` (None: no horizon) come after every other, in a
     random order; among the rest, higher score first and exact ties in a random order. The
-    random order is keyed by (user, step).
+    random order is keyed by (user, item, step), drawn only where it decides something (the
+    items after the horizon, and the rows that have ties).
 
     Args:
         scores: ``(B, C)`` scores of ``obs.candidates``.
@@ -149,25 +150,33 @@ def rank_known_first(
         tiebreak: the agent's tie-break stream.
     """
     cands = obs.candidates
-    c = cands.shape[1]
-    u = tiebreak.uniform(obs.user_ids, obs.step, size=c)
+    b, c = cands.shape
     key = -np.asarray(scores, np.float64)  # ascending key: best first
     if horizon is not None:
-        published = obs.step - obs.catalog.age[obs.catalog.rows(cands)]
-        # after every finite score, in the order of the draws
-        key = np.where(published > horizon, _LAST * (1.0 + u), key)
+        cat = obs.catalog
+        late = (obs.step - cat.age) > horizon  # (N,) per live item
+        if late.any():
+            unknown = late[cat.rows(cands)]
+            at = np.nonzero(unknown)
+            draw = tiebreak.uniform(_pair_ids(obs.user_ids[at[0]], cands[at]), obs.step)
+            key[at] = _LAST * (1.0 + draw)  # after every finite score, in a random order
     order = np.argsort(key, axis=1)
     ranked = np.take_along_axis(key, order, axis=1)
     changes = ranked[:, 1:] != ranked[:, :-1]
-    tied = ~changes.all(axis=1)
-    if tied.any():  # exact ties (e.g. a user the model knows nothing of): by the draws
-        rows = np.flatnonzero(tied)
+    tied = np.flatnonzero(~changes.all(axis=1))
+    if tied.size:  # exact ties (e.g. a user the model knows nothing of): by the draws
         # runs of equal keys get consecutive integers; + a draw in (0, 1) orders each run
-        group = np.zeros((rows.shape[0], c))
-        np.cumsum(changes[rows], axis=1, out=group[:, 1:])
-        group += np.take_along_axis(u[rows], order[rows], axis=1)
-        order[rows] = np.take_along_axis(order[rows], np.argsort(group, axis=1), axis=1)
+        group = np.zeros((tied.shape[0], c))
+        np.cumsum(changes[tied], axis=1, out=group[:, 1:])
+        items = np.take_along_axis(cands[tied], order[tied], axis=1)
+        group += tiebreak.uniform(_pair_ids(obs.user_ids[tied][:, None], items), obs.step)
+        order[tied] = np.take_along_axis(order[tied], np.argsort(group, axis=1), axis=1)
     return np.take_along_axis(cands, order[:, : obs.slate_size], axis=1)
+
+
+def _pair_ids(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Keys of (user, item) pairs for keyed draws (users below 2**31, items below 2**32)."""
+    return (np.asarray(users, np.int64) << 32) | np.asarray(items, np.int64)
 
 
 _LAST = 1e300

@@ -223,7 +223,9 @@ class Platform:
         personal offset (as without the rule), ``most`` entries longer, drops the consumed
         items in it and keeps the first ``C`` others: ``C = max_candidates``, or every live
         item but ``most`` when ``max_candidates`` is 0 (a user who consumed fewer loses a
-        random few). O(B (C + most)), no loop over users.
+        random few). O(B (C + most)), no loop over users. When ``max_candidates`` is 0 and
+        every user consumed as many live items, nobody loses one: each row is the catalog,
+        in id order, without the user's consumed items.
         """
         n, c, k = catalog.num_items, self.section.max_candidates, self.section.slate_size
         width = n if c == 0 or c + most >= n else c + most
@@ -234,11 +236,16 @@ class Platform:
                 f"live items, leaving {n - most}, fewer than slate_size {k}; publish more "
                 "items (content.items_per_step) or lower platform.slate_size"
             )
+        indptr, items = consumed
+        if c == 0 and (np.diff(indptr) == most).all():
+            # every user consumed as many live items: each row is the catalog without them
+            keep = np.ones((user_ids.shape[0], n), bool)
+            keep[np.repeat(np.arange(user_ids.shape[0]), most), catalog.rows(items)] = False
+            return np.broadcast_to(catalog.item_ids, keep.shape)[keep].reshape(-1, size)
         order = np.argsort(self._perm.uniform(catalog.item_ids, t))
         place = np.empty(n, np.int64)
         place[order] = np.arange(n)  # each catalog row's position in the permutation
         start = self._offset.integers(user_ids, t, n)
-        indptr, items = consumed
         owner = np.repeat(np.arange(user_ids.shape[0]), np.diff(indptr))
         at = (place[catalog.rows(items)] - start[owner]) % n  # position in the user's window
         inside = at < width

@@ -54,9 +54,11 @@ def lookup_sorted(sorted_ids: np.ndarray, query: np.ndarray) -> tuple[np.ndarray
     lo = sorted_ids[0]
     if sorted_ids[n - 1] - lo == n - 1 and sorted_ids.dtype.kind in "iu":
         # consecutive ids (a catalog whose items retire in publication order): arithmetic
-        pos = query - lo
-        found = (pos >= 0) & (pos < n)
-        return np.clip(pos, 0, n - 1).astype(np.int64, copy=False), found
+        pos = np.subtract(query, lo, dtype=np.int64)
+        found = pos.view(np.uint64) < n  # a negative position wraps to a huge one
+        if not found.all():
+            np.clip(pos, 0, n - 1, out=pos)
+        return pos, found
     pos = np.minimum(np.searchsorted(sorted_ids, query), n - 1)
     return pos, sorted_ids[pos] == query
 

@@ -139,6 +139,9 @@ def run_scenario(
     ``interrupted`` (Ctrl-C or SIGTERM, re-raised as ``KeyboardInterrupt``). Rows of every
     finished step are on disk whatever happens.
     """
+    from simlab.execution.pool import check_not_bootstrapping
+
+    check_not_bootstrapping()
     trials = plan_trials(scenario)
     starts, copied = _fork_starts(scenario, trials, fork) if fork else ({}, {})
     store = RunStore.create(
@@ -257,9 +260,11 @@ def resume_run(
     a Ray run locally).
     """
     from simlab.checkpoint import checkpoint_steps, read_checkpoint
+    from simlab.execution.pool import check_not_bootstrapping
     from simlab.scenario import load_scenario
     from simlab.store import open_run
 
+    check_not_bootstrapping()
     store = open_run(path, runs_dir=runs_dir)
     status = store.status
     if status == "completed":

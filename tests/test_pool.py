@@ -77,3 +77,35 @@ def test_thread_limit_sets_and_restores_blas_and_torch_threads():
             assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(outside)
+
+
+def test_an_unguarded_script_gets_the_fix_not_a_run_per_worker(tmp_path):
+    """A script that starts a run at import, with workers, stops with the guard to add."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "unguarded.py"
+    runs = tmp_path / "runs"
+    script.write_text(
+        "from conftest import make_small\n"
+        "from simlab.runner import run_scenario\n"
+        f"run_scenario(make_small('seeds=2', 'execution.workers=2'), out_dir={str(runs)!r})\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode != 0
+    assert 'if __name__ == "__main__":' in out.stderr
+    assert len(list(runs.iterdir())) == 1  # the parent's run only
+
+
+def test_a_worker_that_dies_fails_the_run_with_its_exit_code(tmp_path):
+    """A worker process killed mid-trial stops the run (no hang), naming the exit code."""
+    from simlab.execution.pool import WorkerFailure
+
+    sc = make_small("seeds=2", "execution.workers=2", agents=[{"model": "tests_pool_helpers:Dies"}])
+    with pytest.raises(WorkerFailure, match="exited with code 3"):
+        run_scenario(sc, out_dir=tmp_path)

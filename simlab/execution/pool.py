@@ -1,15 +1,18 @@
 """Local execution on several processes: whole trials side by side (``execution.workers``).
 
 Each worker process (started with ``spawn``, so it shares no thread pools or locks with
-this one) runs whole trials with :func:`simlab.execution.local.run_trial`, writing the
-trial's own files in the run directory (metric parts and journal, events, checkpoints,
-snapshots) as the in-process backend does. The manifest belongs to this process: workers
-send the trials' status changes and progress through a queue, and this process records
-them. A trial's rows do not depend on the process that ran it, so a run gives the same
-metrics with any number of workers.
+this one) takes trials from a queue and runs each with
+:func:`simlab.execution.local.run_trial`, writing the trial's own files in the run
+directory (metric parts and journal, events, checkpoints, snapshots) as the in-process
+backend does. The manifest belongs to this process: workers send the trials' status
+changes, progress and outcome through a message queue, and this process records them. A
+trial's rows do not depend on the process that ran it, so a run gives the same metrics with
+any number of workers.
 
-A failure inside a trial stops the run with that trial's exception; Ctrl-C or SIGTERM stops
-every worker (the rows of finished steps are on disk, as always).
+A failure inside a trial stops the run with that trial's exception (its traceback from the
+worker attached); a worker that dies (killed, or unable to start) stops it with the exit
+code; Ctrl-C or SIGTERM stops every worker. The rows of finished steps are on disk, as
+always.
 """
 
 from __future__ import annotations
@@ -19,21 +22,48 @@ import os
 import queue
 import signal
 import time
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from simlab.errors import SimlabError
 from simlab.store import RunStore
 
 if TYPE_CHECKING:
     from simlab.runner import ProgressCallback, Trial
     from simlab.scenario import Scenario
 
-__all__ = ["run_pool", "worker_count"]
+__all__ = ["run_pool", "worker_count", "check_not_bootstrapping", "WorkerFailure"]
 
 _PROGRESS_EVERY = 0.25
 """Seconds between a worker's progress messages for one trial (the last step always)."""
 
-_queue: Any = None  # the worker's end of the message queue (set by _init)
+_GUARD = 'if __name__ == "__main__":'
+
+
+class WorkerFailure(RuntimeError):
+    """A worker process died before finishing its trials (killed, or unable to start)."""
+
+
+class _RemoteTraceback(Exception):
+    """The traceback of an exception raised in a worker process (its ``__cause__``)."""
+
+    def __str__(self) -> str:
+        return "\n" + self.args[0]
+
+
+def check_not_bootstrapping() -> None:
+    """Refuse to start a run inside a worker process that is importing the user's script.
+
+    Worker processes are spawned: each imports the parent's main script again. A script
+    that starts a run at import (no ``if __name__ == "__main__":`` guard) would start one
+    run per worker; this stops that with the fix, as Python's own check does for processes.
+    """
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise SimlabError(
+            "a worker process (execution.workers) is importing your script and the script "
+            f"starts a run when imported; put the run under `{_GUARD}`"
+        )
 
 
 def worker_count(workers: int, trials: int) -> int:
@@ -44,34 +74,50 @@ def worker_count(workers: int, trials: int) -> int:
 class _WorkerStore(RunStore):
     """The run store as a worker sees it: files written here, manifest changes sent home."""
 
+    def __init__(self, path: Path, manifest: dict, messages: Any) -> None:
+        super().__init__(path, manifest)
+        self._messages = messages
+
     def save_manifest(self) -> None:
         """The manifest is the parent's to write."""
 
     def trial_status(self, index: int, status: str, steps_done: int | None = None) -> None:
         """Send the status change to the parent."""
-        _queue.put(("status", index, status, steps_done))
+        self._messages.put(("status", index, status, steps_done))
 
 
-def _init(q: Any) -> None:
-    global _queue
-    _queue = q
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers
-
-
-def _run_one(trial: Trial, path: str, manifest: dict, start: tuple | None) -> int:
+def _worker(tasks: Any, messages: Any, path: str, manifest: dict) -> None:
+    """A worker's loop: run trials from ``tasks`` until a ``None``."""
     from simlab.execution.local import run_trial
 
-    store = _WorkerStore(Path(path), manifest)
-    last = [0.0]
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers
+    store = _WorkerStore(Path(path), manifest, messages)
+    while (task := tasks.get()) is not None:
+        trial, start = task
+        last = [0.0]
 
-    def on_step(info, steps: int) -> None:
-        now = time.monotonic()
-        if steps >= trial.scenario.steps or now - last[0] >= _PROGRESS_EVERY:
-            last[0] = now
-            _queue.put(("progress", info.index, steps))
+        def on_step(info, steps: int, trial=trial, last=last) -> None:
+            now = time.monotonic()
+            if steps >= trial.scenario.steps or now - last[0] >= _PROGRESS_EVERY:
+                last[0] = now
+                messages.put(("progress", info.index, steps))
 
-    run_trial(trial, store, on_step, start)
-    return trial.info.index
+        try:
+            run_trial(trial, store, on_step, start)
+        except BaseException as e:  # noqa: BLE001 - sent to the parent, which re-raises it
+            messages.put(("error", trial.info.index, _picklable(e), traceback.format_exc()))
+            return
+        messages.put(("done", trial.info.index))
+
+
+def _picklable(e: BaseException) -> BaseException:
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(e))
+        return e
+    except Exception:  # noqa: BLE001 - an exception that does not travel
+        return RuntimeError(f"{type(e).__name__}: {e}")
 
 
 def run_pool(
@@ -83,44 +129,56 @@ def run_pool(
 ) -> None:
     """Run ``trials`` on ``workers`` processes, recording their status in ``store``."""
     ctx = multiprocessing.get_context("spawn")
-    messages = ctx.Queue()
-    by_index = {t.info.index: t for t in trials}
-    pool = ctx.Pool(workers, initializer=_init, initargs=(messages,))
+    tasks, messages = ctx.Queue(), ctx.Queue()
     # seed by seed: a worker running several worlds of one seed reuses what they share
     order = sorted(trials, key=lambda t: (t.info.seed, t.info.point, t.info.index))
+    for t in order:
+        tasks.put((t, starts.get(t.info.index)))
+    for _ in range(workers):
+        tasks.put(None)
+    args = (tasks, messages, str(store.path), store.manifest)
+    procs = [ctx.Process(target=_worker, args=args, daemon=True) for _ in range(workers)]
+    by_index = {t.info.index: t for t in trials}
+    remaining = set(by_index)
     try:
-        pending = [
-            pool.apply_async(
-                _run_one, (t, str(store.path), store.manifest, starts.get(t.info.index))
-            )
-            for t in order
-        ]
-        while pending:
-            _drain(messages, store, progress, by_index, wait=0.05)
-            for result in [r for r in pending if r.ready()]:
-                pending.remove(result)
-                result.get()  # a trial's exception stops the run
-        _drain(messages, store, progress, by_index, wait=0.0)
-        pool.close()
-        pool.join()
+        for p in procs:
+            p.start()
+        while remaining:
+            try:
+                msg = messages.get(timeout=0.2)
+            except queue.Empty:
+                _check_alive(procs)
+                continue
+            _handle(msg, store, progress, by_index, remaining)
     finally:
-        pool.terminate()
-        _drain(messages, store, progress, by_index, wait=0.0)
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            p.join(timeout=5)
         store.save_manifest()
 
 
-def _drain(messages, store: RunStore, progress, by_index: dict, wait: float) -> None:
-    """Record the workers' messages (waiting up to ``wait`` seconds for the first)."""
-    block = wait > 0
-    while True:
-        try:
-            msg = messages.get(timeout=wait) if block else messages.get_nowait()
-        except (queue.Empty, OSError, ValueError):
-            return
-        block = False
-        if msg[0] == "status":
-            _, index, status, steps = msg
-            store.trial_status(index, status, steps)
-        elif progress is not None:
-            _, index, steps = msg
-            progress(by_index[index].info, steps)
+def _handle(msg: tuple, store: RunStore, progress, by_index: dict, remaining: set) -> None:
+    """Record one worker message; re-raise a trial's exception."""
+    kind, index = msg[0], msg[1]
+    if kind == "status":
+        store.trial_status(index, msg[2], msg[3])
+    elif kind == "progress":
+        if progress is not None:
+            progress(by_index[index].info, msg[2])
+    elif kind == "done":
+        remaining.discard(index)
+    else:  # "error"
+        raise msg[2] from _RemoteTraceback(msg[3])
+
+
+def _check_alive(procs: list) -> None:
+    """Raise :class:`WorkerFailure` when a worker has died (its trials cannot finish)."""
+    for p in procs:
+        if p.exitcode not in (None, 0):
+            raise WorkerFailure(
+                f"a worker process exited with code {p.exitcode} before its trials were done "
+                f"(killed, out of memory, or it could not start: a script that runs simlab "
+                f"must do so under `{_GUARD}`)"
+            )

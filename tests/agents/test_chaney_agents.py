@@ -210,7 +210,7 @@ def test_rank_known_first_orders_by_score_then_draws():
     tb = Stream(0, "t")
     scores = np.array([[0.5, 0.9, 0.5, 0.5, 0.99, 0.1]])
     got = rank_known_first(scores, obs, 4, tb)[0].tolist()
-    u = tb.uniform(np.array([3]), 5, size=n)[0]
+    u = tb.uniform((3 << 32) | np.arange(n), 5)  # keyed by (user, item) and step
     ties = sorted([0, 2, 3], key=lambda i: u[i])
     # items 4 and 5 were published after the horizon: last, in the order of their draws,
     # whatever their scores (item 4 has the highest)
