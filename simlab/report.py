@@ -7,8 +7,11 @@
   (mean over steps, or the last step for cumulative metrics, as :func:`simlab.store.summarize`
   does) as mean and sd over seeds;
 - one PNG per key metric (``engagement_ctr.png`` for ``engagement/ctr``): one line per agent
-  (and sweep point), the mean over seeds at each step, and a shaded 95% interval
-  ``mean ± t(0.975, n - 1) · sd / sqrt(n)`` over the ``n`` seeds (Student t);
+  (and sweep point), the mean over seeds at each step, and a shaded interval over the seeds
+  chosen by ``interval`` (``se``: ±1 standard error, the default; ``sd``; ``t``: the 95%
+  Student-t interval; ``seeds``: every seed's line instead of a band), clipped to the
+  metric's declared range, after an optional ``smooth``-ing of each trial's curve (EMA or
+  rolling mean; see :mod:`simlab.intervals`). Fewer than 3 seeds are flagged;
 - ``report.md``: the table and the figures.
 
 When the run has an agent whose model is ``oracle``, the derived column
@@ -30,9 +33,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from simlab.errors import RegistryError, RunStoreError
+from simlab.errors import RegistryError, RunStoreError, SimlabError
+from simlab.intervals import (
+    DEFAULT_INTERVAL,
+    INTERVALS,
+    Smoothing,
+    aggregate,
+    check_interval,
+    difference_range,
+    few_seeds_note,
+    metric_ranges,
+    smooth_frame,
+    t_quantile,
+)
 from simlab.store import RunStore, open_run, summarize
 
 __all__ = ["ReportResult", "build_report", "KEY_METRICS", "DERIVED_HOMOGENIZATION", "t_quantile"]
@@ -57,32 +70,6 @@ DERIVED_HOMOGENIZATION = "echo/homogenization_vs_oracle"
 
 _HOMOGENIZATION = "echo/homogenization"
 
-# t(0.975, df) for df = 1..30; beyond, a Cornish-Fisher expansion is within 1e-4.
-_T975 = (
-    12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
-    2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860,
-    2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423,
-)  # fmt: skip
-
-
-def t_quantile(df: int) -> float:
-    """The 0.975 quantile of Student's t with ``df`` degrees of freedom (NaN for ``df < 1``).
-
-    >>> round(t_quantile(4), 3), round(t_quantile(1000), 3)
-    (2.776, 1.962)
-    """
-    if df < 1:
-        return float("nan")
-    if df <= len(_T975):
-        return _T975[df - 1]
-    z = 1.959964
-    return (
-        z
-        + (z**3 + z) / (4 * df)
-        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3)
-    )
-
 
 @dataclass
 class ReportResult:
@@ -102,6 +89,9 @@ class ReportResult:
         figures: the PNG files, one per metric.
         markdown: ``report.md``.
         csv: ``summary.csv``.
+        interval: the interval kind of the figures (a key of ``simlab.intervals.INTERVALS``).
+        smoothing: how each trial's curve was smoothed before the figures' means.
+        note: the warning about series with fewer than 3 seeds, or None.
     """
 
     run_path: Path
@@ -115,6 +105,9 @@ class ReportResult:
     figures: list[Path] = field(default_factory=list)
     markdown: Path | None = None
     csv: Path | None = None
+    interval: str = DEFAULT_INTERVAL
+    smoothing: Smoothing = field(default_factory=Smoothing)
+    note: str | None = None
 
     def row_labels(self) -> list[str]:
         """A label per summary row: the agent, privileged marked, and its sweep values."""
@@ -149,6 +142,8 @@ def build_report(
     out_dir: str | Path | None = None,
     metrics: Sequence[str] | None = None,
     runs_dir: str | Path | None = None,
+    interval: str = DEFAULT_INTERVAL,
+    smooth: str | Smoothing | None = None,
 ) -> ReportResult:
     """Summarise a run and write its table, CSV, markdown and one PNG per key metric.
 
@@ -159,6 +154,10 @@ def build_report(
             The derived column ``echo/homogenization_vs_oracle`` is added whenever
             homogenization is reported and the run has an oracle agent.
         runs_dir: folder to look ``run_path`` up in when it is not a path.
+        interval: the figures' interval over seeds: ``se`` (default), ``sd``, ``t`` or
+            ``seeds`` (see :mod:`simlab.intervals`).
+        smooth: ``off`` (default), ``ema[:WEIGHT]`` or ``rolling[:WINDOW]``: smoothing of each
+            trial's curve in the figures (the summary table is never smoothed).
 
     Returns:
         The :class:`ReportResult`.
@@ -166,7 +165,13 @@ def build_report(
     Raises:
         RunStoreError: the run directory is missing or corrupt, or has no metric rows.
         RegistryError: a requested metric is not a column of the run.
+        SimlabError: an unknown interval or a malformed smoothing.
     """
+    try:
+        check_interval(interval)
+        smoothing = smooth if isinstance(smooth, Smoothing) else Smoothing.parse(smooth, "smooth")
+    except ValueError as e:
+        raise SimlabError(str(e)) from None
     store = open_run(run_path, runs_dir=runs_dir)
     df = store.read_metrics()
     if df.empty:
@@ -201,8 +206,16 @@ def build_report(
         sweep_columns=sweep,
         privileged=list(store.manifest.get("privileged_agents", [])),
         oracle=oracle,
+        interval=interval,
+        smoothing=smoothing,
     )
-    result.figures = [_plot_metric(df, c, result, out) for c in chosen]
+    ranges = metric_ranges(store.manifest)
+    ranges[DERIVED_HOMOGENIZATION] = difference_range(ranges.get(_HOMOGENIZATION))
+    labels = result.row_labels()
+    seeds = {k: int(n) for k, n in zip(labels, result.summary["seeds"], strict=True)}
+    result.note = few_seeds_note(seeds, interval)
+    plotted = smooth_frame(df, chosen, smoothing, by=["trial"])
+    result.figures = [_plot_metric(plotted, c, result, out, ranges.get(c)) for c in chosen]
     result.csv = out / "summary.csv"
     result.summary.to_csv(result.csv, index=False)
     result.markdown = out / "report.md"
@@ -257,20 +270,13 @@ def _add_vs_oracle(df, oracle: str, sweep: list[str]):
     return merged.drop(columns="_oracle")
 
 
-def _series(df, metric: str, keys: list[str]):
-    """Per group of ``keys`` and step: mean, sd and count over seeds (NaNs left out)."""
-    g = df.groupby([*keys, "step"], sort=False, dropna=False)[metric]
-    stats = g.agg(["mean", "std", "count"]).reset_index()
-    return stats.sort_values([*keys, "step"], kind="stable")
-
-
-def _plot_metric(df, metric: str, result: ReportResult, out: Path) -> Path:
-    """One PNG: mean over seeds per step per agent, with a shaded 95% t interval."""
+def _plot_metric(df, metric: str, result: ReportResult, out: Path, value_range=None) -> Path:
+    """One PNG: mean over seeds per step per agent, with the chosen interval (or seed lines)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     keys = ["agent", *result.sweep_columns]
-    stats = _series(df, metric, keys)
+    stats = aggregate(df, metric, keys, result.interval, value_range)
     fig = Figure(figsize=(7, 4), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -286,23 +292,31 @@ def _plot_metric(df, metric: str, result: ReportResult, out: Path) -> Path:
             else ""
         )
         steps = g["step"].to_numpy()
-        mean = g["mean"].to_numpy(dtype=float)
-        n = g["count"].to_numpy()
-        sd = g["std"].to_numpy(dtype=float)
-        half = np.array([t_quantile(int(k) - 1) for k in n]) * sd / np.sqrt(np.maximum(n, 1))
-        (line,) = ax.plot(steps, mean, label=label, linewidth=1.5)
-        ok = np.isfinite(half)
-        if ok.any():
+        (line,) = ax.plot(steps, g["mean"].to_numpy(dtype=float), label=label, linewidth=1.5)
+        if result.interval == "seeds":
+            mine = (df[keys[0]] == key[0]).to_numpy()
+            for c, v in zip(keys[1:], key[1:], strict=True):
+                mine &= (df[c] == v).to_numpy()
+            for _, trial in df[mine].groupby("trial", sort=True):
+                ax.plot(trial["step"], trial[metric], color=line.get_color(), lw=0.6, alpha=0.45)
+        elif (g["hi"] > g["lo"]).any():
             ax.fill_between(
-                steps, mean - np.where(ok, half, 0), mean + np.where(ok, half, 0),
-                where=ok, color=line.get_color(), alpha=0.2, linewidth=0,
+                steps, g["lo"].to_numpy(dtype=float), g["hi"].to_numpy(dtype=float),
+                color=line.get_color(), alpha=0.2, linewidth=0,
             )  # fmt: skip
     kind = "cumulative" if result.kinds.get(metric) == "last" else "per step"
-    ax.set_title(f"{metric} ({kind}; mean over seeds, 95% t interval)", fontsize=10)
+    how = INTERVALS[result.interval]
+    if result.smoothing.active:
+        how += f"; {result.smoothing.label()}"
+    ax.set_title(f"{metric} ({kind})\nmean over seeds, {how}", fontsize=9)
+    if result.note:
+        ax.text(0.01, 0.01, "fewer than 3 seeds: read the interval with care",
+                transform=ax.transAxes, fontsize=8, color="darkred")  # fmt: skip
     ax.set_xlabel("step")
     ax.set_ylabel(metric)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    if groups:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     path = out / (metric.replace("/", "_") + ".png")
     fig.savefig(path, format="png")
@@ -320,8 +334,12 @@ def _markdown(result: ReportResult, store: RunStore) -> str:
         f"# Report of run `{store.run_id}`",
         "",
         f"Scenario `{store.manifest.get('scenario')}`, status {store.status}. Each cell: the "
-        "metric's mean over steps (or its last step, marked *), then mean ± sd over seeds.",
+        "metric's mean over steps (or its last step, marked *), then mean ± sd over seeds. "
+        f"Figures: mean over seeds with {INTERVALS[result.interval]}"
+        + (f", {result.smoothing.label()}" if result.smoothing.active else "")
+        + ", bands clipped to each metric's range.",
         "",
+        *([f"**Note.** {result.note}", ""] if result.note else []),
         "| metric | " + " | ".join(labels) + " |",
         "|---|" + "---:|" * len(labels),
         "| seeds | " + " | ".join(str(int(v)) for v in result.summary["seeds"]) + " |",
