@@ -92,6 +92,8 @@ class ReportResult:
         interval: the interval kind of the figures (a key of ``simlab.intervals.INTERVALS``).
         smoothing: how each trial's curve was smoothed before the figures' means.
         note: the warning about series with fewer than 3 seeds, or None.
+        bands: per metric, what its figure plots: one row per agent (and sweep point) and
+            step with ``mean``, ``lo``, ``hi``, ``sd`` and ``n`` (``simlab.intervals.aggregate``).
     """
 
     run_path: Path
@@ -108,6 +110,7 @@ class ReportResult:
     interval: str = DEFAULT_INTERVAL
     smoothing: Smoothing = field(default_factory=Smoothing)
     note: str | None = None
+    bands: dict[str, Any] = field(default_factory=dict)
 
     def row_labels(self) -> list[str]:
         """A label per summary row: the agent, privileged marked, and its sweep values."""
@@ -277,6 +280,7 @@ def _plot_metric(df, metric: str, result: ReportResult, out: Path, value_range=N
 
     keys = ["agent", *result.sweep_columns]
     stats = aggregate(df, metric, keys, result.interval, value_range)
+    result.bands[metric] = stats
     fig = Figure(figsize=(7, 4), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
