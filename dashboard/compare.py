@@ -190,7 +190,7 @@ def page_compare(ctx: Context) -> None:
     for group, metrics in metric_groups(chosen):
         label = f"{group} ({len(metrics)} metric{'s' if len(metrics) != 1 else ''})"
         with st.expander(label, expanded=True):
-            cols = st.columns(ncols)
+            cols = st.columns(min(ncols, len(metrics)))  # a lone chart takes the full width
             for k, metric in enumerate(metrics):
-                with cols[k % ncols]:
+                with cols[k % len(cols)]:
                     metric_chart(runs, frame, metric, ctx, layout, baseline)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from simlab import intervals
 from simlab.dashboard import data, runmeta
 from simlab.dashboard.compare import metric_chart
 from simlab.dashboard.views import Context, load
@@ -56,6 +57,10 @@ def page_live(ctx: Context, refresh_seconds: float) -> None:
     default = [m for m in ("engagement/ctr",) if m in available] or available[:1]
     ss["live-metrics"] = kept if kept or wanted == [] else default
     metrics = st.multiselect("Metrics", available, key="live-metrics")
+    seeds = len(run.store.manifest.get("seeds", [])) or int(run.metrics["seed"].nunique())
+    note = intervals.few_seeds_note({run.label: seeds}, ctx.interval)
+    if note:
+        st.warning(note)
     running = run.store.status == "running"
     if running:
         st.caption(f"Refreshing every {refresh_seconds:g} s while the run is running (sidebar).")

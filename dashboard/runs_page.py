@@ -1,9 +1,9 @@
 """The Runs page: the hub. Every run in a table; select rows to compare; name and tag runs.
 
-Columns: run id, name and tags (from ``<run>/labels.json``), status, scenario, agents,
-seeds, trial-steps done, duration, start time, the scenario settings (``--set`` and sweep
-values) that differ between the selected runs, and the key metrics per agent (mean over
-steps, or the last step for cumulative ones, then over seeds). A search box (run id, name,
+Columns: run id, name (from ``<run>/labels.json``), status, scenario, agents, seeds, the
+scenario settings (``--set`` and sweep values) that differ between the selected runs, the key
+metrics per agent (mean over steps, or the last step for cumulative ones, then over seeds),
+trial-steps done, duration, start time and tags. A search box (run id, name,
 tag, scenario, agent) and status and scenario filters narrow the table. Selecting rows
 selects those runs for every page (the sidebar's list follows); runs hidden by a filter
 stay selected.
@@ -87,8 +87,10 @@ def runs_table(runs: Sequence[RunSummary], selected: Sequence[str], labels: dict
             )
         row.update(_key_metrics(r))
         rows.append(row)
-    columns = ["run", "name", "tags", "status", "scenario", "agents", "seeds", "steps done",
-               "duration", "started", *(f"set: {p}" for p in differing), *KEY_METRICS]  # fmt: skip
+    # what tells runs apart first: settings that differ, then key metrics, then bookkeeping
+    columns = ["run", "name", "status", "scenario", "agents", "seeds",
+               *(f"set: {p}" for p in differing), *KEY_METRICS, "steps done", "duration",
+               "started", "tags"]  # fmt: skip
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -152,7 +154,7 @@ def page_runs(ctx: Context) -> None:
     if not visible:
         st.info("No run matches the search and filters.")
     config = {
-        "run": st.column_config.TextColumn(width="large", pinned=True),
+        "run": st.column_config.TextColumn(pinned=True),  # widths fit the content
     }
     st.dataframe(
         table,
@@ -167,9 +169,9 @@ def page_runs(ctx: Context) -> None:
     st.caption(
         f"{len(visible)} of {len(ctx.runs)} run{'s' if len(ctx.runs) != 1 else ''} shown, "
         f"{n_sel} selected under `{ctx.runs_dir}`. Click rows (the left edge) to select runs "
-        "for Compare, Ecosystem, Users and Live. With two or more selected, the `set:` columns "
-        "are the scenario settings (`--set`, sweep) in which they differ; the last columns are "
-        "key metrics per agent (mean over steps and seeds)."
+        "for Compare, Ecosystem, Users and Live. With two or more selected, `set:` columns show "
+        "the scenario settings (`--set`, sweep) in which they differ; then come key metrics per "
+        "agent (mean over steps, or the last step, then over seeds)."
     )
     for r in ctx.runs:
         if r.problem:

@@ -290,6 +290,11 @@ def cmd_dashboard(args: argparse.Namespace, out: Console) -> int:
         "true",
         "--browser.gatherUsageStats",
         "false",
+        # a research tool, not an app under development: no deploy button, no file watcher
+        "--client.toolbarMode",
+        "minimal",
+        "--server.fileWatcherType",
+        "none",
     ]
     out.print(f"simlab dashboard over {env['SIMLAB_RUNS']}: http://{args.host}:{args.port}")
     try:

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import socket
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,13 @@ def two_runs(tmp_path: Path, base_run: Path, ramp_run: Path) -> Path:
     parent.mkdir()
     shutil.copytree(base_run, parent / base_run.name)
     shutil.copytree(ramp_run, parent / ramp_run.name)
+    # both may have started in the same second: make the base run a day older
+    path = parent / base_run.name / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    for key in ("created", "started", "ended"):
+        stamp = datetime.fromisoformat(manifest[key]) - timedelta(days=1)
+        manifest[key] = stamp.isoformat(timespec="seconds")
+    path.write_text(json.dumps(manifest), encoding="utf-8")
     return parent
 
 

@@ -54,6 +54,7 @@ def test_live_counts_trial_steps_and_follows_new_rows(tmp_path, base_run, monkey
     assert trials["steps done"].tolist() == [5, 5, 5, 5]
     assert trials["state"].tolist() == ["running"] * 4
     assert any("Refreshing every 3 s" in c.value for c in at.caption)
+    assert [w.value for w in at.warning][0].startswith("Fewer than 3 seeds: live-run (2 seeds)")
     time.sleep(1.1)  # the rate is measured between refreshes at least a second apart
     write_steps(run, range(5, 7))
     at.run()
