@@ -197,3 +197,24 @@ def test_live_page_counts_trial_steps_of_a_running_run(site, chromium, tmp_path)
         page.screenshot(path=str(tmp_path / "live.png"), full_page=True)
     finally:
         page.close()
+
+
+def test_live_refreshes_a_running_run_and_not_a_finished_one(site, chromium, base_run):
+    """The 'updated' time moves while a run is running and stays put once it has ended."""
+    url, live = site
+    stamps = {}
+    for run in (live.name, base_run.name):
+        page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        try:
+            page.goto(f"{url}/?page=Live&live={run}")
+            status = page.locator('[data-testid="stMarkdownContainer"]', has_text="updated")
+            status.first.wait_for()
+            first = re.search(r"updated (\d\d:\d\d:\d\d)", status.first.inner_text()).group(1)
+            page.wait_for_timeout(4_500)  # the sidebar's default refresh period is 3 s
+            later = re.search(r"updated (\d\d:\d\d:\d\d)", status.first.inner_text()).group(1)
+            stamps[run] = (first, later)
+        finally:
+            page.close()
+    assert stamps[live.name][0] != stamps[live.name][1]
+    assert stamps[base_run.name][0] == stamps[base_run.name][1]
