@@ -136,13 +136,14 @@ class Metric:
     # required in every subclass
     name: ClassVar[str]
     columns: ClassVar[tuple[str, ...]]
-    # optional: how `simlab run`/`show` summarise a column over steps ("mean" or "last")
-    summary: ClassVar[dict[str, str]] = {}
     # the range of each column's values, (low, high) with None for an unbounded side, e.g.
     # {"engagement/ctr": (0.0, 1.0), "users/active": (0.0, None)}. `simlab run` writes them
     # to the manifest (`metric_ranges`); the dashboard and `simlab report` clip interval
     # bands to them. A column without a declared range is never clipped.
     ranges: ClassVar[dict[str, tuple[float | None, float | None]]] = {}
+
+    # optional: how `simlab run`/`show` summarise a column over steps ("mean" or "last")
+    summary: ClassVar[dict[str, str]] = {}
 
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
