@@ -1,25 +1,28 @@
 """Plotly figures of the dashboard, built from frames that ``simlab.dashboard.data`` made.
 
 Every figure is a plain ``plotly.graph_objects.Figure``; the pages show it with
-``st.plotly_chart`` and :data:`PLOTLY_CONFIG`, whose modebar camera button downloads a PNG.
+``st.plotly_chart`` and :func:`plotly_config`, whose modebar camera button downloads a PNG.
+A metric chart is one or several :class:`Panel` s (one per run when runs are faceted), each
+with its own phase shading; colours and line styles come from ``simlab.dashboard.style``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from simlab.dashboard.data import PhaseSpan
+from simlab.dashboard.style import PALETTE, phase_color, rgba
 
 __all__ = [
-    "PLOTLY_CONFIG",
-    "PHASE_COLORS",
+    "Panel",
     "plotly_config",
+    "shade_phases",
     "metric_figure",
     "share_figure",
     "creators_figure",
@@ -27,12 +30,8 @@ __all__ = [
     "projection_figure",
 ]
 
-PALETTE = qualitative.Plotly
-PHASE_COLORS = {
-    "human-dominated": "rgba(44, 160, 44, 0.10)",
-    "coexisting": "rgba(255, 187, 0, 0.14)",
-    "AIGC-dominated": "rgba(148, 103, 189, 0.14)",
-}
+Style = tuple[str, str]
+"""``(colour, dash)`` of one series."""
 
 
 def plotly_config(filename: str) -> dict:
@@ -43,78 +42,144 @@ def plotly_config(filename: str) -> dict:
     }
 
 
-PLOTLY_CONFIG = plotly_config("simlab")
+@dataclass
+class Panel:
+    """One panel of a metric chart.
 
+    Attributes:
+        title: the panel's title (the run, when runs are faceted; else empty).
+        agg: ``simlab.intervals.aggregate`` rows with ``series``: step, mean, lo, hi, n.
+        spans: the phase spans shaded behind it.
+        seeds: per-trial rows (``series``, ``trial``, ``seed``, ``step``, ``value``) to draw
+            every seed's line, or None.
+    """
 
-def _rgba(color: str, alpha: float) -> str:
-    h = color.lstrip("#")
-    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
-    return f"rgba({r}, {g}, {b}, {alpha})"
+    title: str
+    agg: pd.DataFrame
+    spans: Sequence[PhaseSpan]
+    seeds: pd.DataFrame | None = None
 
 
 def shade_phases(fig: go.Figure, spans: Sequence[PhaseSpan], row: int | None = None) -> None:
-    """Shade each phase span with its colour and label it at the top."""
+    """Shade each phase by its AIGC share, draw ramps step by step, mark the boundaries.
+
+    A ramp's steps get the colour of the share at each step; a dotted line marks the start
+    of every phase but the first; each phase is labelled at its top left.
+    """
+    where = {"row": row, "col": 1} if row is not None else {}
     for span in spans:
-        kwargs = {"row": row, "col": "all"} if row is not None else {}
-        fig.add_vrect(
-            x0=span.start - 0.5,
-            x1=span.end - 0.5,
-            fillcolor=PHASE_COLORS[span.name],
-            line_width=0,
-            layer="below",
-            annotation_text=f"{span.name} ({span.aigc_share:.0%} AIGC)",
-            annotation_position="top left",
-            annotation_font_size=10,
-            **kwargs,
-        )
+        ramp_end = min(span.start + span.ramp, span.end)
+        pieces = [(s, s + 1, span.share_at(s)) for s in range(span.start, ramp_end)]
+        if ramp_end < span.end:
+            pieces.append((ramp_end, span.end, span.aigc_share))
+        for k, (x0, x1, share) in enumerate(pieces):
+            label = (
+                {}
+                if k
+                else {
+                    "annotation_text": span.label,
+                    "annotation_position": "top left",
+                    "annotation_font_size": 10,
+                }
+            )
+            fig.add_vrect(
+                x0=x0 - 0.5,
+                x1=x1 - 0.5,
+                fillcolor=phase_color(share),
+                line_width=0,
+                layer="below",
+                **label,
+                **where,
+            )
+        if span.start > 0:
+            fig.add_vline(
+                x=span.start - 0.5, line_dash="dot", line_color="grey", line_width=1, **where
+            )
 
 
-def metric_figure(agg: pd.DataFrame, metric: str, spans: Sequence[PhaseSpan]) -> go.Figure:
-    """One line per series (mean over seeds) with its 95% interval band and phase shading.
+def _band(g: pd.DataFrame, series: str, color: str) -> go.Scatter:
+    steps = g["step"].tolist()
+    return go.Scatter(
+        x=steps + steps[::-1],
+        y=g["hi"].tolist() + g["lo"].tolist()[::-1],
+        fill="toself",
+        fillcolor=rgba(color, 0.18),
+        line={"width": 0},
+        hoverinfo="skip",
+        legendgroup=series,
+        showlegend=False,
+        name=f"{series} interval",
+    )
+
+
+def metric_figure(
+    panels: Sequence[Panel],
+    metric: str,
+    styles: Mapping[str, Style],
+    how: str,
+    y_title: str | None = None,
+) -> go.Figure:
+    """One line per series (mean over seeds) with its interval band or seed lines, per panel.
 
     Args:
-        agg: from ``aggregate_over_seeds(..., by="series")``: series, step, mean, lo, hi, n.
-        metric: the column name (the y-axis title).
-        spans: phase spans to shade.
+        panels: one per facet (one panel: a plain chart).
+        metric: the metric (the chart title).
+        styles: ``(colour, dash)`` per series.
+        how: what the band is, e.g. ``±1 standard error`` (the subtitle).
+        y_title: the y-axis title (default: ``metric``).
     """
-    fig = go.Figure()
-    for i, (series, g) in enumerate(agg.groupby("series", sort=False)):
-        color = PALETTE[i % len(PALETTE)]
-        steps = g["step"].tolist()
-        if (g["hi"] > g["lo"]).any():
+    rows = len(panels)
+    if rows > 1:
+        fig = make_subplots(
+            rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.14 / rows + 0.04,
+            subplot_titles=[p.title for p in panels],
+        )  # fmt: skip
+    else:
+        fig = go.Figure()
+    in_legend: set[str] = set()
+    for r, panel in enumerate(panels, start=1):
+        where = {"row": r, "col": 1} if rows > 1 else {}
+        for series, g in panel.agg.groupby("series", sort=False):
+            series = str(series)
+            color, dash = styles.get(series, (PALETTE[0], "solid"))
+            if (g["hi"] > g["lo"]).any():
+                fig.add_trace(_band(g, series, color), **where)
+            if panel.seeds is not None:
+                mine = panel.seeds[panel.seeds["series"] == series]
+                for (_, seed), t in mine.groupby(["trial", "seed"], sort=True):
+                    fig.add_trace(
+                        go.Scatter(
+                            x=t["step"], y=t["value"], mode="lines", legendgroup=series,
+                            line={"color": color, "dash": dash, "width": 0.8}, opacity=0.45,
+                            showlegend=False, name=f"{series} seed {seed}",
+                            hovertemplate=f"seed {seed}, step %{{x}}: %{{y:.4g}}<extra></extra>",
+                        ),
+                        **where,
+                    )  # fmt: skip
             fig.add_trace(
                 go.Scatter(
-                    x=steps + steps[::-1],
-                    y=g["hi"].tolist() + g["lo"].tolist()[::-1],
-                    fill="toself",
-                    fillcolor=_rgba(color, 0.2),
-                    line={"width": 0},
-                    hoverinfo="skip",
-                    legendgroup=str(series),
-                    showlegend=False,
-                    name=f"{series} 95% interval",
-                )
+                    x=g["step"],
+                    y=g["mean"],
+                    mode="lines",
+                    line={"color": color, "dash": dash, "width": 2},
+                    name=series,
+                    legendgroup=series,
+                    showlegend=series not in in_legend,
+                    customdata=g[["lo", "hi", "n"]].to_numpy(),
+                    hovertemplate="step %{x}: %{y:.4g} [%{customdata[0]:.4g}, "
+                    "%{customdata[1]:.4g}] over %{customdata[2]} seeds",
+                ),
+                **where,
             )
-        fig.add_trace(
-            go.Scatter(
-                x=steps,
-                y=g["mean"],
-                mode="lines",
-                line={"color": color},
-                name=str(series),
-                legendgroup=str(series),
-                customdata=g[["lo", "hi", "n"]].to_numpy(),
-                hovertemplate="step %{x}: %{y:.4g} [%{customdata[0]:.4g}, %{customdata[1]:.4g}]"
-                " over %{customdata[2]} seeds",
-            )
-        )
-    shade_phases(fig, spans)
+            in_legend.add(series)
+        shade_phases(fig, panel.spans, r if rows > 1 else None)
+    fig.update_xaxes(title_text="step", row=rows if rows > 1 else None)
+    fig.update_yaxes(title_text=y_title or metric)
     fig.update_layout(
-        title=f"{metric} (mean and 95% interval over seeds)",
-        xaxis_title="step",
-        yaxis_title=metric,
-        margin={"t": 60, "b": 40},
-        legend={"orientation": "h", "y": -0.2},
+        title={"text": f"{metric}<br><sup>mean over seeds, {how}</sup>"},
+        height=max(340, 230 * rows + 120) + 22 * len(in_legend),
+        margin={"t": 70 if rows == 1 else 95, "b": 40, "l": 60, "r": 20},
+        legend={"orientation": "h", "y": -0.12 if rows == 1 else -0.06, "yanchor": "top"},
     )
     return fig
 
@@ -157,16 +222,19 @@ def share_figure(shares: pd.DataFrame, spans: Sequence[PhaseSpan]) -> go.Figure:
     return fig
 
 
-def creators_figure(creators: pd.DataFrame, spans: Sequence[PhaseSpan]) -> go.Figure:
-    """Active creators by kind: per series, human solid and AIGC dashed.
+def creators_figure(
+    creators: pd.DataFrame, spans: Sequence[PhaseSpan], colors: Mapping[str, str]
+) -> go.Figure:
+    """Active creators (not exited) by kind: per series, human solid and AIGC dashed.
 
     Args:
         creators: columns series, step, ``human``, ``AIGC`` (mean over seeds).
         spans: phase spans to shade.
+        colors: colour per series (its agent's).
     """
     fig = go.Figure()
     for i, (series, g) in enumerate(creators.groupby("series", sort=False)):
-        color = PALETTE[i % len(PALETTE)]
+        color = colors.get(str(series), PALETTE[i % len(PALETTE)])
         for kind, dash in (("human", "solid"), ("AIGC", "dash")):
             if kind in g:
                 fig.add_trace(
@@ -180,7 +248,7 @@ def creators_figure(creators: pd.DataFrame, spans: Sequence[PhaseSpan]) -> go.Fi
                 )
     shade_phases(fig, spans)
     fig.update_layout(
-        title="Creators with at least one live item",
+        title="Active creators (not exited), by kind; mean over seeds",
         xaxis_title="step",
         yaxis_title="creators",
         margin={"t": 60, "b": 40},
@@ -188,8 +256,14 @@ def creators_figure(creators: pd.DataFrame, spans: Sequence[PhaseSpan]) -> go.Fi
     return fig
 
 
-def lorenz_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray, float]]) -> go.Figure:
-    """Exposure Lorenz curves, one per ``(label, x, y, gini)``, plus the line of equality."""
+def lorenz_figure(
+    curves: Sequence[tuple[str, np.ndarray, np.ndarray, float]],
+    colors: Sequence[str] | None = None,
+) -> go.Figure:
+    """Exposure Lorenz curves, one per ``(label, x, y, gini)``, plus the line of equality.
+
+    ``colors`` gives each curve's colour (its agent's); by default the palette in order.
+    """
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(
@@ -203,7 +277,7 @@ def lorenz_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray, float]]) -
                 x=x,
                 y=y,
                 mode="lines",
-                line={"color": PALETTE[i % len(PALETTE)], "shape": "linear"},
+                line={"color": colors[i] if colors else PALETTE[i % len(PALETTE)]},
                 name=f"{label} (Gini {g:.3f})",
             )
         )

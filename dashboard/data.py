@@ -1,20 +1,21 @@
-"""Pure data logic of the dashboard: aggregations, phases, Lorenz curves and projections.
+"""Pure data logic of the dashboard: phases, runs, metric frames, progress, Lorenz, PCA.
 
 Nothing here imports Streamlit or Plotly, so every function is unit-tested on numbers
-worked out by hand. The pages (``simlab.dashboard.views``) read a run through
-``simlab.store`` (:func:`load_run`), reduce it with the functions below and plot the
-result with ``simlab.dashboard.charts``.
+worked out by hand. The pages read a run through ``simlab.store`` (:func:`load_run`),
+reduce it with the functions below and plot the result with ``simlab.dashboard.charts``.
 
-Data flow: ``RunStore.read_metrics()`` gives one row per trial x step; the Compare page
-turns it into mean and a 95% interval over seeds per agent and step
-(:func:`aggregate_over_seeds`); ``scenario.yaml``'s ``content.phases`` give the shaded
-phase spans (:func:`phase_spans`); snapshots give the Lorenz curve (:func:`lorenz`) and
-the 2-D projection of user interests (:func:`fit_pca`, :func:`project`).
+Data flow of a metric chart: ``RunStore.read_metrics()`` gives one row per trial x step;
+:func:`metric_frame` stacks the selected runs (tagging each row with its run and series),
+smooths each trial's curve and, on request, turns every agent's rows into differences to
+a baseline agent paired by run, seed, sweep point and step; ``simlab.intervals.aggregate``
+then gives the mean and the chosen interval over seeds, clipped to the metric's range.
+``scenario.yaml``'s ``content.phases`` give the shaded phase spans (:func:`phase_spans`); snapshots
+give the Lorenz curve (:func:`lorenz`) and the 2-D projection of user interests
+(:func:`fit_pca`, :func:`project`). Run metadata (labels, progress) is in ``runmeta``.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from simlab.report import t_quantile
+from simlab import intervals
+from simlab.dashboard import runmeta
 from simlab.store import RunStore, open_run
 
 __all__ = [
@@ -36,10 +38,7 @@ __all__ = [
     "load_run",
     "series_labels",
     "missing_columns",
-    # aggregation
-    "t_quantile",
-    "aggregate_over_seeds",
-    "steps_done_per_trial",
+    "metric_frame",
     # exposure and users
     "lorenz",
     "gini",
@@ -53,12 +52,32 @@ KEY_COLUMNS = ("run_id", "trial", "agent", "seed", "step")
 # ---------------------------------------------------------------------- phases
 @dataclass(frozen=True)
 class PhaseSpan:
-    """Steps ``[start, end)`` of one content phase, named by its AIGC share."""
+    """Steps ``[start, end)`` of one content phase.
+
+    ``ramp`` steps from ``start`` move the AIGC share linearly from ``from_share`` (the
+    previous phase's) to ``aigc_share``, as the content model does.
+    """
 
     start: int
     end: int
     name: str
     aigc_share: float
+    index: int = 0
+    ramp: int = 0
+    from_share: float = 0.0
+
+    @property
+    def label(self) -> str:
+        """``coexisting 30%`` (distinct for distinct shares), with the ramp when there is one."""
+        text = f"{self.name} {self.aigc_share:.0%}"
+        return text + (f" (ramp {self.ramp})" if self.ramp else "")
+
+    def share_at(self, step: int) -> float:
+        """The AIGC share of new items at ``step`` inside this span (the ramp included)."""
+        if not self.ramp:
+            return self.aigc_share
+        frac = min(1.0, (step - self.start + 1) / self.ramp)
+        return self.from_share + (self.aigc_share - self.from_share) * frac
 
 
 def phase_name(aigc_share: float) -> str:
@@ -73,23 +92,27 @@ def phase_name(aigc_share: float) -> str:
 
 
 def phase_spans(phases: list[dict[str, Any]] | None, steps: int) -> list[PhaseSpan]:
-    """The step spans of ``content.phases`` (each ``{until, aigc_share}``), cut at ``steps``.
+    """The step spans of ``content.phases`` (each ``{until, aigc_share, ramp}``) over ``steps``.
 
     Phase k covers steps from the previous ``until`` (or 0) up to its own ``until``
-    (exclusive; ``None`` = to the end). Empty spans are dropped.
+    (exclusive). The last phase lasts to the end whatever its ``until`` says, as in the
+    content model. Empty spans are dropped; a ramp may run past its span's end.
 
-    >>> phase_spans([{"until": 4, "aigc_share": 0.0}, {"aigc_share": 0.8}], 10)[1]
-    PhaseSpan(start=4, end=10, name='AIGC-dominated', aigc_share=0.8)
+    >>> phase_spans([{"until": 4, "aigc_share": 0.0}, {"aigc_share": 0.8}], 10)[1].label
+    'AIGC-dominated 80%'
     """
     spans: list[PhaseSpan] = []
-    start = 0
-    for phase in phases or []:
+    phases = [p for p in phases or [] if isinstance(p, dict)]
+    start, previous = 0, 0.0
+    for k, phase in enumerate(phases):
         until = phase.get("until")
-        end = steps if until is None else min(int(until), steps)
+        last = k == len(phases) - 1
+        end = steps if until is None or last else min(int(until), steps)
         share = float(phase.get("aigc_share", 0.0))
+        ramp = int(phase.get("ramp") or 0) if k else 0
         if end > start:
-            spans.append(PhaseSpan(start, end, phase_name(share), share))
-        start = max(start, end)
+            spans.append(PhaseSpan(start, end, phase_name(share), share, k, ramp, previous))
+        start, previous = max(start, end), share
         if start >= steps:
             break
     return spans
@@ -98,16 +121,22 @@ def phase_spans(phases: list[dict[str, Any]] | None, steps: int) -> list[PhaseSp
 # ---------------------------------------------------------------------- runs
 @dataclass
 class LoadedRun:
-    """A run read for plotting: its store, metric rows and resolved scenario."""
+    """A run read for plotting: its store, metric rows, resolved scenario and labels."""
 
     store: RunStore
     metrics: pd.DataFrame
     scenario: dict[str, Any]
+    labels: dict[str, Any]
 
     @property
     def run_id(self) -> str:
         """The run directory's name."""
         return self.store.path.name
+
+    @property
+    def label(self) -> str:
+        """The display name given on the Runs page, else the run id."""
+        return str(self.labels.get("name") or self.run_id)
 
     @property
     def steps(self) -> int:
@@ -127,14 +156,22 @@ class LoadedRun:
         """Sweep parameter columns of the rows."""
         return [c for c in self.store.manifest.get("sweep_columns", []) if c in self.metrics]
 
-    def phases(self) -> list[PhaseSpan]:
-        """The content phases of the run's scenario as step spans."""
+    @property
+    def ranges(self) -> dict[str, intervals.ValueRange]:
+        """Declared value ranges of the metric columns (see ``simlab.intervals``)."""
+        return intervals.metric_ranges(self.store.manifest)
+
+    def phases(self, steps: int | None = None) -> list[PhaseSpan]:
+        """The content phases of the run's scenario as spans over ``steps`` (default: its own)."""
         content = self.scenario.get("content") or {}
-        return phase_spans(content.get("phases"), self.steps)
+        return phase_spans(content.get("phases"), self.steps if steps is None else steps)
 
 
 def load_run(path: str | Path) -> LoadedRun:
-    """Open a run directory and read its metrics and scenario.
+    """Open a run directory and read its metrics, scenario and labels.
+
+    The rows' ``run_id`` is set to the directory's name (a copied run keeps the original
+    id in its rows), so runs are told apart by folder, as everywhere in the dashboard.
 
     Raises:
         RunStoreError: a missing, corrupt or half-written run (from ``simlab.store``).
@@ -142,13 +179,14 @@ def load_run(path: str | Path) -> LoadedRun:
     """
     store = open_run(path)
     metrics = store.read_metrics()
+    metrics["run_id"] = store.path.name
     scenario_file = store.path / "scenario.yaml"
     scenario = {}
     if scenario_file.exists():
         scenario = yaml.safe_load(scenario_file.read_text(encoding="utf-8")) or {}
     if not isinstance(scenario, dict):
         scenario = {}
-    return LoadedRun(store, metrics, scenario)
+    return LoadedRun(store, metrics, scenario, runmeta.read_labels(store.path))
 
 
 def series_labels(df: pd.DataFrame, sweep_columns: list[str], run_prefix: str = "") -> pd.Series:
@@ -164,46 +202,43 @@ def missing_columns(df: pd.DataFrame, wanted: list[str]) -> list[str]:
     return [c for c in wanted if c not in df.columns or df[c].isna().all()]
 
 
-# ---------------------------------------------------------------------- aggregation
-def aggregate_over_seeds(df: pd.DataFrame, metric: str, by: str = "series") -> pd.DataFrame:
-    """Mean and a 95% interval over seeds of ``metric`` per ``by`` group and step.
+def metric_frame(
+    runs: list[LoadedRun],
+    metrics: list[str],
+    smoothing: intervals.Smoothing | None = None,
+    baseline: str | None = None,
+) -> pd.DataFrame:
+    """The selected runs' rows, ready for ``simlab.intervals.aggregate``.
 
-    The interval is the Student-t confidence interval of the mean,
-    ``mean ± t(n-1) * sd / sqrt(n)`` with the sample sd (ddof=1) over the ``n`` seeds that
-    have a value at that step; with one seed it collapses to the mean. NaN values are
-    left out.
-
-    Returns:
-        One row per (``by``, step) with columns ``by``, ``step``, ``mean``, ``lo``, ``hi``
-        and ``n`` (seeds counted), in the order the groups first appear.
+    Every row gets ``run_id`` (its folder), ``series`` (``[run: ]agent[ sweep=value]``, the
+    run named only when several runs are shown) and ``variant`` (the sweep point's rank
+    within its agent, 0 without a sweep). Each trial's curve is smoothed; with a
+    ``baseline`` agent every other agent's values become differences to the baseline's at
+    the same run, seed, sweep point and step, and the baseline's own rows are dropped (a
+    run without the baseline agent contributes nothing).
     """
-    cols = [by, "step", "mean", "lo", "hi", "n"]
-    if df.empty or metric not in df.columns:
-        return pd.DataFrame(columns=cols)
-    values = df[[by, "step", metric]].dropna(subset=[metric])
-    grouped = values.groupby([by, "step"], sort=False)[metric]
-    out = grouped.agg(mean="mean", sd="std", n="count").reset_index()
-    half = [
-        0.0 if n < 2 else t_quantile(int(n) - 1) * sd / math.sqrt(n)
-        for sd, n in zip(out["sd"], out["n"], strict=True)
-    ]
-    out["lo"] = out["mean"] - half
-    out["hi"] = out["mean"] + half
-    order = {k: i for i, k in enumerate(dict.fromkeys(df[by]))}
-    out = out.sort_values([by, "step"], key=lambda s: s.map(order) if s.name == by else s)
-    return out[cols].reset_index(drop=True)
-
-
-def steps_done_per_trial(df: pd.DataFrame) -> pd.DataFrame:
-    """Per trial: agent, seed and steps done (newest step + 1) from the metric rows."""
-    cols = ["trial", "agent", "seed", "steps done"]
-    if df.empty:
-        return pd.DataFrame(columns=cols)
-    out = df.groupby("trial", sort=True).agg(
-        agent=("agent", "first"), seed=("seed", "first"), last=("step", "max")
-    )
-    out["steps done"] = out["last"].astype(int) + 1
-    return out.reset_index()[cols]
+    frames = []
+    for run in runs:
+        df = run.metrics
+        cols = [c for c in metrics if c in df.columns]
+        keep = [*KEY_COLUMNS, *run.sweep_columns, *cols]
+        df = df[[c for c in dict.fromkeys(keep) if c in df.columns]].copy()
+        df = intervals.smooth_frame(df, cols, smoothing or intervals.Smoothing(), by=["trial"])
+        if baseline is not None:
+            if baseline not in set(df["agent"]):
+                continue
+            keys = ["seed", *run.sweep_columns, "step"]
+            df = intervals.paired_difference(df, cols, baseline, keys)
+        prefix = f"{run.label}: " if len(runs) > 1 else ""
+        df["series"] = series_labels(df, run.sweep_columns, prefix)
+        df["variant"] = 0
+        if run.sweep_columns:  # rank of the sweep point within its agent: a shade per point
+            point = df[run.sweep_columns].astype(str).agg("|".join, axis=1)
+            df["variant"] = point.groupby(df["agent"]).transform(
+                lambda s: pd.factorize(s, sort=True)[0]
+            )
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 # ---------------------------------------------------------------------- exposure and users

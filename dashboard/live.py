@@ -1,36 +1,33 @@
-"""The Live and Launch pages: follow a running run, and start a small one from a scenario.
+"""The Live page: follow a run while ``simlab run`` writes it.
 
-Live re-reads a run every few seconds inside an ``st.fragment(run_every=...)``, so only
-that part of the page refreshes while ``simlab run`` writes rows (``read_metrics`` merges
-Parquet parts and the journal, so rows appear as each step finishes).
-
-Launch edits a scenario's YAML, validates it with ``simlab.scenario.load_scenario`` (the
-messages are exactly ``simlab validate``'s, ``error: ...`` per line) and starts
-``python -m simlab run`` in the background, in its own session, writing to the runs folder.
+The page re-reads the run every few seconds inside an ``st.fragment(run_every=...)``, so
+only that part refreshes while rows arrive (``read_metrics`` merges Parquet parts and the
+journal, so rows appear as each step finishes). It shows the trial-steps done of the total
+(every trial's newest step + 1, summed: the rows are the truth, the manifest's counts lag
+behind), the trials queued, running and done, the rate in trial-steps per second and the
+time left, and charts of metrics picked from the run's metric list. A run that is not
+``running`` is drawn once and not refreshed; when a followed run ends the page redraws
+itself without the timer.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
-import simlab
-from simlab.dashboard import charts, data
-from simlab.dashboard.views import Context, show_figure
-from simlab.errors import SimlabError
-from simlab.scenario import Scenario, load_scenario
+from simlab import intervals
+from simlab.dashboard import data, runmeta
+from simlab.dashboard.compare import metric_chart
+from simlab.dashboard.views import Context, load
 
-__all__ = ["page_live", "page_launch", "validate_text", "scenario_files", "start_run"]
+__all__ = ["page_live", "RATE_WINDOW_S"]
 
-LAUNCH_DIR = ".launch"  # under the runs folder; list_runs skips dot-folders
+RATE_WINDOW_S = 30.0
+"""The rate is measured over the observations of the last this many seconds."""
 
 
-# ---------------------------------------------------------------------- Live
 def page_live(ctx: Context, refresh_seconds: float) -> None:
     """Pick a run (a running one by default) and re-read it every ``refresh_seconds``."""
     st.header("Live")
@@ -38,123 +35,81 @@ def page_live(ctx: Context, refresh_seconds: float) -> None:
     if not readable:
         st.info(f"No readable runs under {ctx.runs_dir}.")
         return
+    ss = st.session_state
     ids = [r.run_id for r in readable]
-    running = [r.run_id for r in readable if r.status == "running"]
-    selected = [r.run_id for r in ctx.selected if r.run_id in ids]
-    default = (running or selected or ids)[0]
-    run_id = st.selectbox("Run", ids, index=ids.index(default), key="live-run")
-    path = readable[ids.index(run_id)].path
-    metric = st.text_input("Metric", "engagement/ctr", key="live-metric")
-    st.caption(f"Refreshing every {refresh_seconds:g} s (change it in the sidebar).")
-    panel = st.fragment(_live_panel, run_every=refresh_seconds)
-    panel(path, metric)
-
-
-def _live_panel(path: Path, metric: str) -> None:
+    if ss.get("live-run") not in ids:
+        running = [r.run_id for r in readable if r.status == "running"]
+        selected = [r.run_id for r in ctx.selected if r.run_id in ids]
+        ss["live-run"] = (running or selected or ids)[0]
+    names = {r: ctx.labels.get(r, {}).get("name") for r in ids}
+    run_id = st.selectbox(
+        "Run", ids, key="live-run", format_func=lambda r: f"{names[r]} ({r})" if names[r] else r
+    )
+    summary = readable[ids.index(run_id)]
     try:
-        run = data.load_run(path)
+        run = load(summary.path)
+    except Exception as e:  # a run being written may be caught half-way
+        st.error(f"Run {run_id} cannot be read: {e}")
+        return
+    available = run.metric_columns
+    wanted = ss.get("live-metrics")
+    kept = [m for m in wanted or [] if m in available]
+    default = [m for m in ("engagement/ctr",) if m in available] or available[:1]
+    ss["live-metrics"] = kept if kept or wanted == [] else default
+    metrics = st.multiselect("Metrics", available, key="live-metrics")
+    seeds = len(run.store.manifest.get("seeds", [])) or int(run.metrics["seed"].nunique())
+    note = intervals.few_seeds_note({run.label: seeds}, ctx.interval)
+    if note:
+        st.warning(note)
+    running = run.store.status == "running"
+    if running:
+        st.caption(f"Refreshing every {refresh_seconds:g} s while the run is running (sidebar).")
+    else:
+        st.caption(f"The run is {run.store.status}: its final state, not refreshed.")
+    panel = st.fragment(_live_panel, run_every=refresh_seconds if running else None)
+    panel(summary.path, metrics, ctx, running)
+
+
+def _live_panel(path: Path, metrics: list[str], ctx: Context, was_running: bool) -> None:
+    try:
+        run = load(path)
     except Exception as e:  # a run being written may be caught half-way
         st.error(f"Run {path.name} cannot be read: {e}")
         return
-    df = run.metrics
-    per_trial = data.steps_done_per_trial(df)
-    newest = int(per_trial["steps done"].max()) if len(per_trial) else 0
-    st.markdown(
-        f"**{run.run_id}**: status `{run.store.status}`, steps done: {newest} of {run.steps} "
-        f"(updated {time.strftime('%H:%M:%S')})"
+    status = run.store.status
+    progress = runmeta.run_progress(run.metrics, run.store.manifest["trials"], run.steps)
+    now = time.time()
+    samples = [
+        s
+        for s in st.session_state.get(f"_live-samples-{run.run_id}", [])
+        if now - s[0] <= RATE_WINDOW_S and s[1] <= progress.done
+    ] + [(now, progress.done)]
+    st.session_state[f"_live-samples-{run.run_id}"] = samples
+    share = progress.done / progress.total if progress.total else 0.0
+    line = (
+        f"**{run.label}**: status `{status}`, **{progress.done:,} of {progress.total:,} "
+        f"trial-steps done** ({share:.0%}); trials: {progress.queued} queued, "
+        f"{progress.running} running, {progress.finished} done"
     )
-    st.table(per_trial.set_index("trial"))
-    if metric not in df.columns:
-        st.warning(f"Run {run.run_id} has no metric {metric}.")
-        return
-    frame = df.assign(series=data.series_labels(df, run.sweep_columns))
-    agg = data.aggregate_over_seeds(frame, metric, by="series")
-    if not agg.empty:
-        fig = charts.metric_figure(agg, metric, run.phases())
-        show_figure(fig, agg, f"{run.run_id}-live", "live")
-
-
-# ---------------------------------------------------------------------- Launch
-def scenario_files() -> list[Path]:
-    """Shipped scenarios (the source checkout's ``scenarios/``) and ``./scenarios/*.yaml``."""
-    roots = [Path(simlab.__file__).resolve().parent.parent / "scenarios", Path("scenarios")]
-    found: dict[Path, Path] = {}
-    for root in roots:
-        for p in sorted(root.glob("*.yaml")) if root.is_dir() else []:
-            found.setdefault(p.resolve(), p.resolve())
-    return sorted(found.values(), key=lambda p: p.name)
-
-
-def validate_text(text: str, path: Path) -> tuple[Scenario | None, list[str]]:
-    """Write ``text`` to ``path`` and validate it as ``simlab validate path`` would.
-
-    Returns:
-        ``(scenario, [])`` when valid, else ``(None, lines)`` with one ``error: ...`` line
-        per problem, exactly as ``simlab validate`` prints them.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    try:
-        return load_scenario(path), []
-    except SimlabError as e:
-        return None, [f"error: {line}" for line in str(e).splitlines() or [type(e).__name__]]
-
-
-def start_run(path: Path, runs_dir: Path) -> subprocess.Popen:
-    """Start ``python -m simlab run path --out runs_dir --no-progress`` in the background.
-
-    Its output goes to ``<runs_dir>/.launch/<scenario>-<time>.log``.
-    """
-    log_dir = runs_dir / LAUNCH_DIR
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log = log_dir / f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    with open(log, "w", encoding="utf-8") as f:
-        return subprocess.Popen(
-            [sys.executable, "-m", "simlab", "run", str(path), "--out", str(runs_dir),
-             "--no-progress"],
-            stdout=f,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-
-
-def page_launch(ctx: Context) -> None:
-    """Pick or edit a scenario, validate it and start a small run in the background."""
-    st.header("Launch")
-    files = scenario_files()
-    names = [p.name for p in files]
-    name = st.selectbox("Scenario", names, key="launch-scenario") if names else None
-    original = files[names.index(name)].read_text(encoding="utf-8") if name else ""
-    text = st.text_area("Scenario YAML", original, height=420, key=f"launch-yaml-{name}")
-    target = ctx.runs_dir / LAUNCH_DIR / (name or "scenario.yaml")
-    st.caption(f"Saved to `{target}` when validated or started.")
-    col_validate, col_start = st.columns(2)
-    validate = col_validate.button("Validate", key="launch-validate")
-    start = col_start.button("Start run", key="launch-start", type="primary")
-    if validate or start:
-        scenario, errors = validate_text(text, target)
-        if errors:
-            st.error(f"{target.name} is not a valid scenario ({len(errors)} problems):")
-            st.code("\n".join(errors), language=None)
-            return
-        assert scenario is not None
-        from simlab.runner import plan_trials
-
-        n = len(plan_trials(scenario))
-        st.success(f"valid: {target} ({n} trials x {scenario.steps} steps)")
-        if start:
-            proc = start_run(target, ctx.runs_dir)
-            st.session_state.setdefault("launched", []).append(proc.pid)
-            st.success(
-                f"Started `simlab run` (pid {proc.pid}) writing to {ctx.runs_dir}; "
-                "the run appears on the Runs page."
-            )
-    launched = st.session_state.get("launched", [])
-    if launched:
-        st.caption("Started from this page: pid " + ", ".join(map(str, launched)))
-    frame = pd.DataFrame(
-        {"run": [r.run_id for r in ctx.runs[:5]], "status": [r.status for r in ctx.runs[:5]]}
-    )
-    if len(frame):
-        st.caption("Newest runs")
-        st.table(frame.set_index("run"))
+    if status == "running":
+        rate, eta = runmeta.rate_and_eta(
+            samples, progress.total, run.store.manifest.get("started"), now
+        )
+        line += (
+            f"; {rate:,.1f} trial-steps/s, about {runmeta.format_seconds(eta)} left"
+            if rate
+            else "; rate: measuring"
+        )
+    st.markdown(line + f" (updated {time.strftime('%H:%M:%S')})")
+    st.progress(min(share, 1.0))
+    st.dataframe(progress.per_trial, hide_index=True)
+    if metrics:
+        frame = data.metric_frame([run], metrics, ctx.smoothing)
+        cols = st.columns(min(2, len(metrics)))
+        for k, metric in enumerate(metrics):
+            with cols[k % len(cols)]:
+                metric_chart([run], frame, metric, ctx, key="live-")
+    else:
+        st.info("Choose one or more metrics.")
+    if was_running and status != "running":
+        st.rerun()  # the run ended: redraw the page once, without the timer

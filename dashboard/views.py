@@ -1,14 +1,17 @@
-"""The Runs, Compare, Ecosystem and Users pages.
+"""Page plumbing (context, cached loading, figures with CSV) and the Ecosystem and Users pages.
 
-Each page takes a :class:`Context` (the runs folder, every run found there and the runs
-selected in the sidebar). A run that cannot be read — a corrupt manifest, a half-written
-metrics part, a damaged snapshot, anything else — becomes an ``st.error`` naming that run;
-the rest of the page still renders.
+Each page takes a :class:`Context` (the runs folder, every run found there, the runs
+selected in the sidebar, their labels, the agent colours and the interval and smoothing
+choices). A run that cannot be read — a corrupt manifest, a half-written metrics part, a
+damaged snapshot, anything else — becomes an ``st.error`` naming that run; the rest of the
+page still renders. Runs are read through :func:`load`, cached until a file of the run
+directory changes, so a finished run is not re-read on every interaction.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +20,13 @@ import streamlit as st
 
 from simlab import snapshots
 from simlab.dashboard import charts, data
+from simlab.dashboard.style import PALETTE
+from simlab.intervals import DEFAULT_INTERVAL, Smoothing
 from simlab.store import RunSummary
 
-__all__ = ["Context", "load_selected", "show_figure", "page_runs", "page_compare",
-           "page_ecosystem", "page_users"]  # fmt: skip
+__all__ = ["Context", "load", "load_selected", "show_figure", "safe_name", "page_ecosystem",
+           "page_users"]  # fmt: skip
 
-DEFAULT_METRICS = ("engagement/ctr", "exposure/gini", "source/aigc_exposure_share")
 SHARE_COLUMNS = {
     "production": "source/aigc_production_share",
     "exposure": "source/aigc_exposure_share",
@@ -33,11 +37,59 @@ CREATOR_COLUMNS = {"human": "creators/active_human", "AIGC": "creators/active_ai
 
 @dataclass
 class Context:
-    """What every page gets: the runs folder, the runs in it and the sidebar's selection."""
+    """What every page gets: the runs folder, its runs, the selection and the view choices.
+
+    Attributes:
+        runs_dir: the runs folder.
+        runs: every run directory in it, newest first.
+        selected: the runs selected in the sidebar (or on the Runs page), in that order.
+        labels: display name and tags per run id (``labels.json``).
+        colors: colour per agent label, the same on every page.
+        interval: the interval over seeds (``simlab.intervals.INTERVALS``).
+        smoothing: how each trial's curve is smoothed.
+    """
 
     runs_dir: Path
     runs: list[RunSummary]
     selected: list[RunSummary]
+    labels: dict[str, dict] = field(default_factory=dict)
+    colors: dict[str, str] = field(default_factory=dict)
+    interval: str = DEFAULT_INTERVAL
+    smoothing: Smoothing = field(default_factory=Smoothing)
+
+    def color(self, agent: str) -> str:
+        """The agent's colour (a palette colour for an agent of no listed run)."""
+        return self.colors.get(agent, PALETTE[len(self.colors) % len(PALETTE)])
+
+
+def signature(path: Path) -> tuple:
+    """What changes when a run directory changes: its files' names, sizes and times."""
+    sig: list = []
+    for name in ("manifest.json", "labels.json", "scenario.yaml"):
+        try:
+            st_ = (path / name).stat()
+            sig.append((name, st_.st_mtime_ns, st_.st_size))
+        except OSError:
+            sig.append((name, None))
+    for folder in ("metrics.parquet", "metrics.journal"):
+        try:
+            entries = sorted(
+                (e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(path / folder)
+            )
+        except OSError:
+            entries = []
+        sig.append((folder, tuple(entries)))
+    return tuple(sig)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _load_cached(path: str, sig: tuple) -> data.LoadedRun:
+    return data.load_run(path)
+
+
+def load(path: Path) -> data.LoadedRun:
+    """``data.load_run(path)``, cached until one of the run's files changes."""
+    return _load_cached(str(path), signature(Path(path)))
 
 
 def load_selected(ctx: Context) -> list[data.LoadedRun]:
@@ -48,11 +100,11 @@ def load_selected(ctx: Context) -> list[data.LoadedRun]:
             st.error(f"Run {summary.run_id} cannot be read: {summary.problem}")
             continue
         try:
-            loaded.append(data.load_run(summary.path))
+            loaded.append(load(summary.path))
         except Exception as e:  # any failure of one run must not break the page
             st.error(f"Run {summary.run_id} cannot be read: {e}")
     if not ctx.selected:
-        st.info("Select one or more runs in the sidebar.")
+        st.info("Select one or more runs in the sidebar or on the Runs page.")
     return loaded
 
 
@@ -68,77 +120,20 @@ def show_figure(fig, frame: pd.DataFrame, name: str, key: str) -> None:
     )
 
 
-def _safe_name(text: str) -> str:
+def safe_name(text: str) -> str:
+    """``text`` with every character but letters, digits, ``-`` and ``_`` replaced by ``_``."""
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text)
-
-
-# ---------------------------------------------------------------------- Runs
-def page_runs(ctx: Context) -> None:
-    """Every run directory with status, scenario, agents, seeds, steps done and start time."""
-    st.header("Runs")
-    st.caption(f"Run directories under `{ctx.runs_dir}`. Select runs in the sidebar.")
-    if not ctx.runs:
-        st.info(f"No run directories under {ctx.runs_dir}. Start one with `simlab run` or Launch.")
-        return
-    table = pd.DataFrame(
-        {
-            "run": [r.run_id for r in ctx.runs],
-            "status": [r.status for r in ctx.runs],
-            "scenario": [r.scenario for r in ctx.runs],
-            "agents": [", ".join(r.agents) for r in ctx.runs],
-            "seeds": [", ".join(map(str, r.seeds)) for r in ctx.runs],
-            "steps done": [f"{r.steps_done} / {r.steps_total}" for r in ctx.runs],
-            "started": [r.started for r in ctx.runs],
-            "selected": [r in ctx.selected for r in ctx.runs],
-        }
-    )
-    st.dataframe(table, hide_index=True, key="runs-table")
-    for r in ctx.runs:
-        if r.problem:
-            st.error(f"Run {r.run_id} is corrupt: {r.problem}")
-
-
-# ---------------------------------------------------------------------- Compare
-def _with_series(runs: list[data.LoadedRun]) -> pd.DataFrame:
-    frames = []
-    for run in runs:
-        df = run.metrics.copy()
-        prefix = f"{run.run_id}: " if len(runs) > 1 else ""
-        df["series"] = data.series_labels(df, run.sweep_columns, prefix)
-        frames.append(df)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def page_compare(ctx: Context) -> None:
-    """Any metric over time: one line per agent, mean and 95% interval over seeds, phases."""
-    st.header("Compare")
-    runs = load_selected(ctx)
-    if not runs:
-        return
-    available = list(dict.fromkeys(c for run in runs for c in run.metric_columns))
-    default = [m for m in DEFAULT_METRICS if m in available] or available[:1]
-    chosen = st.multiselect("Metrics", available, default=default, key="compare-metrics")
-    spans = runs[0].phases()
-    if len(runs) > 1:
-        st.caption(f"Phases shaded from {runs[0].run_id}.")
-    frame = _with_series(runs)
-    for metric in chosen:
-        for run in runs:
-            if metric in data.missing_columns(run.metrics, [metric]):
-                st.warning(f"Run {run.run_id} has no values for {metric}.")
-        agg = data.aggregate_over_seeds(frame, metric, by="series")
-        if agg.empty:
-            continue
-        fig = charts.metric_figure(agg, metric, spans)
-        show_figure(fig, agg.rename(columns={"mean": metric}), _safe_name(metric), metric)
-    if not chosen:
-        st.info("Choose one or more metrics.")
 
 
 # ---------------------------------------------------------------------- Ecosystem
 def _pick_run(runs: list[data.LoadedRun], key: str) -> data.LoadedRun:
     ids = [r.run_id for r in runs]
-    chosen = st.selectbox("Run", ids, key=key) if len(runs) > 1 else ids[0]
+    if len(runs) == 1:
+        return runs[0]
+    if st.session_state.get(key) not in ids:
+        st.session_state[key] = ids[0]
+    labels = {r.run_id: r.label for r in runs}
+    chosen = st.selectbox("Run", ids, key=key, format_func=lambda r: labels[r])
     return runs[ids.index(chosen)]
 
 
@@ -174,10 +169,19 @@ def page_ecosystem(ctx: Context) -> None:
         st.warning(f"Run {run.run_id} lacks creator counts ({', '.join(missing)}).")
     else:
         creators = _mean_by_step(df, CREATOR_COLUMNS, ["series"])
-        fig = charts.creators_figure(creators, spans)
+        agent_of = dict(zip(df["series"], df["agent"], strict=False))
+        colors = {s: ctx.color(agent_of[s]) for s in creators["series"].unique()}
+        fig = charts.creators_figure(creators, spans, colors)
         show_figure(fig, creators, f"{run.run_id}-creators", "creators")
     st.subheader("Exposure Lorenz curve")
-    _lorenz_section(run)
+    _lorenz_section(run, ctx)
+
+
+def _trial_agents(run: data.LoadedRun) -> dict[int, str]:
+    return {
+        int(t.get("index", i)): str(t.get("agent", "?"))
+        for i, t in enumerate(run.store.manifest["trials"])
+    }
 
 
 def _trial_labels(run: data.LoadedRun) -> dict[int, str]:
@@ -187,8 +191,9 @@ def _trial_labels(run: data.LoadedRun) -> dict[int, str]:
     }
 
 
-def _lorenz_section(run: data.LoadedRun) -> None:
+def _lorenz_section(run: data.LoadedRun, ctx: Context) -> None:
     labels = _trial_labels(run)
+    agents = _trial_agents(run)
     steps_by_trial = {t: snapshots.snapshot_steps(run.store.path, t) for t in labels}
     steps = sorted({s for v in steps_by_trial.values() for s in v})
     if not steps:
@@ -199,7 +204,7 @@ def _lorenz_section(run: data.LoadedRun) -> None:
         if len(steps) > 1
         else steps[0]
     )
-    curves, rows = [], []
+    curves, rows, colors = [], [], []
     for trial, label in labels.items():
         if step not in steps_by_trial[trial]:
             continue
@@ -210,10 +215,12 @@ def _lorenz_section(run: data.LoadedRun) -> None:
             continue
         x, y = data.lorenz(snap["exposure"])
         curves.append((label, x, y, data.gini(snap["exposure"])))
+        colors.append(ctx.color(agents[trial]))
         rows.append(pd.DataFrame({"trial": trial, "label": label, "items share": x,
                                   "impressions share": y}))  # fmt: skip
     if curves:
-        show_figure(charts.lorenz_figure(curves), pd.concat(rows), f"{run.run_id}-lorenz", "lorenz")
+        fig = charts.lorenz_figure(curves, colors)
+        show_figure(fig, pd.concat(rows), f"{run.run_id}-lorenz", "lorenz")
 
 
 # ---------------------------------------------------------------------- Users

@@ -1,42 +1,42 @@
-"""Make the README's dashboard screenshots (Compare and Ecosystem) in headless Chromium.
+"""Make the README's dashboard screenshots (Runs, Compare, Ecosystem) in headless Chromium.
 
 Usage::
 
-    python scripts/dashboard_screenshots.py                 # a fresh quickstart run, docs/*.png
-    python scripts/dashboard_screenshots.py --runs runs     # the newest run of an existing folder
+    python scripts/dashboard_screenshots.py                 # the quickstart, as a newcomer runs it
+    python scripts/dashboard_screenshots.py --runs runs     # the runs of an existing folder
 
-Without ``--runs`` it runs ``scenarios/quickstart.yaml`` (500 users, 4 seeds, snapshots every 20
-steps) into a temporary folder. Then it serves ``simlab dashboard`` on 127.0.0.1, opens
-the pages in the system Chromium (``/usr/bin/chromium``, the Debian package, through
-Playwright, the same setup as ``tests/dashboard/test_browser.py``) and writes
+Without ``--runs`` it runs ``simlab run scenarios/quickstart.yaml`` exactly as the README's
+first command does (no overrides: 1,000 users, 5 seeds, 100 steps) into a temporary folder.
+Then it serves ``simlab dashboard`` on 127.0.0.1, opens each page as a newcomer first sees
+it (the newest run selected, the default metrics, standard-error bands) in the system
+Chromium (``/usr/bin/chromium``, the Debian package, through Playwright, the same setup as
+``tests/dashboard/test_browser.py``) and writes ``docs/dashboard-runs.png``,
 ``docs/dashboard-compare.png`` and ``docs/dashboard-ecosystem.png``.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = {"Compare": "dashboard-compare.png", "Ecosystem": "dashboard-ecosystem.png"}
+PAGES = {
+    "Runs": "dashboard-runs.png",
+    "Compare": "dashboard-compare.png",
+    "Ecosystem": "dashboard-ecosystem.png",
+}
 
 
-def make_demo_run(parent: Path) -> Path:
-    """Run the quickstart scenario (smaller population, with snapshots) under ``parent``."""
-    from simlab.runner import run_scenario
-    from simlab.scenario import load_scenario
-
-    overrides = [
-        ("users.num_users", 500),
-        ("seeds", 4),
-        ("output.snapshot_every", 20),
-        ("output.checkpoint_every", 0),
-        ("execution.backend", "local"),
-    ]
-    scenario = load_scenario(ROOT / "scenarios" / "quickstart.yaml", overrides)
-    return run_scenario(scenario, out_dir=parent).path
+def make_quickstart_run(parent: Path) -> Path:
+    """``simlab run scenarios/quickstart.yaml --out parent``, as the README's first command."""
+    cmd = [sys.executable, "-m", "simlab", "run", str(ROOT / "scenarios" / "quickstart.yaml"),
+           "--out", str(parent), "--no-progress"]  # fmt: skip
+    subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    (run,) = [p for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return run
 
 
 def capture(runs: Path, out: Path, width: int = 1400, height: int = 1100) -> list[Path]:
@@ -53,8 +53,11 @@ def capture(runs: Path, out: Path, width: int = 1400, height: int = 1100) -> lis
             for name, file in PAGES.items():
                 page = browser.open_page(chromium, url, name)
                 page.set_viewport_size({"width": width, "height": height})
-                browser.wait_for_chart(page)
-                page.wait_for_timeout(1500)  # let Plotly finish its layout transitions
+                if name == "Runs":
+                    page.locator('[data-testid="stDataFrame"]').first.wait_for()
+                else:
+                    browser.wait_for_chart(page)
+                page.wait_for_timeout(2500)  # let Plotly and the grid finish their layout
                 page.screenshot(path=str(out / file))
                 written.append(out / file)
                 page.close()
@@ -78,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         runs = args.runs
         if runs is None:
             runs = Path(tmp) / "runs"
-            print(f"running the quickstart into {make_demo_run(runs)}")
+            runs.mkdir()
+            print(f"ran the quickstart into {make_quickstart_run(runs)}")
         for path in capture(runs, args.out):
             print(f"wrote {path}")
     return 0

@@ -79,6 +79,20 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--metrics", nargs="+", metavar="METRIC", help="metric columns to report (default: key set)"
     )
+    report.add_argument(
+        "--interval",
+        default="se",
+        metavar="KIND",
+        help="band over seeds in the plots: se (±1 standard error, default), sd (±1 standard "
+        "deviation), t (95%% Student t) or seeds (every seed's line)",
+    )
+    report.add_argument(
+        "--smooth",
+        default="off",
+        metavar="SPEC",
+        help="smooth each trial's curve in the plots: off (default), ema[:WEIGHT] "
+        "(0 <= WEIGHT < 1, default 0.6) or rolling[:WINDOW] (steps, default 5)",
+    )
 
     extras = sub.add_parser(
         "extras",
@@ -282,6 +296,11 @@ def cmd_dashboard(args: argparse.Namespace, out: Console) -> int:
         "true",
         "--browser.gatherUsageStats",
         "false",
+        # a research tool, not an app under development: no deploy button, no file watcher
+        "--client.toolbarMode",
+        "minimal",
+        "--server.fileWatcherType",
+        "none",
     ]
     out.print(f"simlab dashboard over {env['SIMLAB_RUNS']}: http://{args.host}:{args.port}")
     try:
@@ -355,9 +374,28 @@ def cmd_show(args: argparse.Namespace, out: Console) -> int:
 
 def cmd_report(args: argparse.Namespace, out: Console) -> int:
     """``simlab report``: print the report's table and where its files are."""
+    from simlab.intervals import Smoothing, check_interval
     from simlab.report import build_report
 
-    rep = build_report(args.run, out_dir=args.out, metrics=args.metrics, runs_dir=args.dir)
+    problems = []
+    try:
+        check_interval(args.interval, "--interval")
+    except ValueError as e:
+        problems.append(str(e))
+    try:
+        smoothing = Smoothing.parse(args.smooth, "--smooth")
+    except ValueError as e:
+        problems.append(str(e))
+    if problems:
+        raise SimlabError("\n".join(problems))
+    rep = build_report(
+        args.run,
+        out_dir=args.out,
+        metrics=args.metrics,
+        runs_dir=args.dir,
+        interval=args.interval,
+        smooth=smoothing,
+    )
     # one column per agent (and sweep point), one row per metric, as in `simlab show`
     table = Table(title="report (mean over steps, or last step*, then mean ± sd over seeds)")
     table.add_column("metric", no_wrap=True)
@@ -371,6 +409,8 @@ def cmd_report(args: argparse.Namespace, out: Console) -> int:
     out.print(table)
     if rep.oracle:
         out.print(f"echo/homogenization_vs_oracle: minus {rep.oracle}'s, same seed and step")
+    if rep.note:
+        out.print(f"note: {rep.note}", markup=False)
     out.print(f"report: {rep.markdown} ({len(rep.figures)} plots, summary.csv)", markup=False)
     return EXIT_OK
 

@@ -7,8 +7,11 @@
   (mean over steps, or the last step for cumulative metrics, as :func:`simlab.store.summarize`
   does) as mean and sd over seeds;
 - one PNG per key metric (``engagement_ctr.png`` for ``engagement/ctr``): one line per agent
-  (and sweep point), the mean over seeds at each step, and a shaded 95% interval
-  ``mean ± t(0.975, n - 1) · sd / sqrt(n)`` over the ``n`` seeds (Student t);
+  (and sweep point), the mean over seeds at each step, and a shaded interval over the seeds
+  chosen by ``interval`` (``se``: ±1 standard error, the default; ``sd``; ``t``: the 95%
+  Student-t interval; ``seeds``: every seed's line instead of a band), clipped to the
+  metric's declared range, after an optional ``smooth``-ing of each trial's curve (EMA or
+  rolling mean; see :mod:`simlab.intervals`). Fewer than 3 seeds are flagged;
 - ``report.md``: the table and the figures.
 
 When the run has an agent whose model is ``oracle`` (the ideal recommender), derived columns
@@ -32,9 +35,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from simlab.errors import RegistryError, RunStoreError
+from simlab.errors import RegistryError, RunStoreError, SimlabError
+from simlab.intervals import (
+    DEFAULT_INTERVAL,
+    INTERVALS,
+    Smoothing,
+    aggregate,
+    check_interval,
+    difference_range,
+    few_seeds_note,
+    metric_ranges,
+    smooth_frame,
+    t_quantile,
+)
 from simlab.paired import Paired, add_paired
 from simlab.store import RunStore, open_run, summarize
 
@@ -73,32 +86,6 @@ DERIVED: tuple[Paired, ...] = (
 DERIVED_HOMOGENIZATION = DERIVED[0].name
 """Derived column: an agent's homogenization minus the oracle's (same seed, step)."""
 
-# t(0.975, df) for df = 1..30; beyond, a Cornish-Fisher expansion is within 1e-4.
-_T975 = (
-    12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
-    2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860,
-    2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423,
-)  # fmt: skip
-
-
-def t_quantile(df: int) -> float:
-    """The 0.975 quantile of Student's t with ``df`` degrees of freedom (NaN for ``df < 1``).
-
-    >>> round(t_quantile(4), 3), round(t_quantile(1000), 3)
-    (2.776, 1.962)
-    """
-    if df < 1:
-        return float("nan")
-    if df <= len(_T975):
-        return _T975[df - 1]
-    z = 1.959964
-    return (
-        z
-        + (z**3 + z) / (4 * df)
-        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3)
-    )
-
 
 @dataclass
 class ReportResult:
@@ -118,6 +105,11 @@ class ReportResult:
         figures: the PNG files, one per metric.
         markdown: ``report.md``.
         csv: ``summary.csv``.
+        interval: the interval kind of the figures (a key of ``simlab.intervals.INTERVALS``).
+        smoothing: how each trial's curve was smoothed before the figures' means.
+        note: the warning about series with fewer than 3 seeds, or None.
+        bands: per metric, what its figure plots: one row per agent (and sweep point) and
+            step with ``mean``, ``lo``, ``hi``, ``sd`` and ``n`` (``simlab.intervals.aggregate``).
     """
 
     run_path: Path
@@ -131,6 +123,10 @@ class ReportResult:
     figures: list[Path] = field(default_factory=list)
     markdown: Path | None = None
     csv: Path | None = None
+    interval: str = DEFAULT_INTERVAL
+    smoothing: Smoothing = field(default_factory=Smoothing)
+    note: str | None = None
+    bands: dict[str, Any] = field(default_factory=dict)
 
     def row_labels(self) -> list[str]:
         """A label per summary row: the agent, privileged marked, and its sweep values."""
@@ -165,6 +161,8 @@ def build_report(
     out_dir: str | Path | None = None,
     metrics: Sequence[str] | None = None,
     runs_dir: str | Path | None = None,
+    interval: str = DEFAULT_INTERVAL,
+    smooth: str | Smoothing | None = None,
 ) -> ReportResult:
     """Summarise a run and write its table, CSV, markdown and one PNG per key metric.
 
@@ -175,6 +173,10 @@ def build_report(
             Each derived column (:data:`DERIVED`) is added whenever its source is
             reported and the run has an oracle agent.
         runs_dir: folder to look ``run_path`` up in when it is not a path.
+        interval: the figures' interval over seeds: ``se`` (default), ``sd``, ``t`` or
+            ``seeds`` (see :mod:`simlab.intervals`).
+        smooth: ``off`` (default), ``ema[:WEIGHT]`` or ``rolling[:WINDOW]``: smoothing of each
+            trial's curve in the figures (the summary table is never smoothed).
 
     Returns:
         The :class:`ReportResult`.
@@ -182,7 +184,13 @@ def build_report(
     Raises:
         RunStoreError: the run directory is missing or corrupt, or has no metric rows.
         RegistryError: a requested metric is not a column of the run.
+        SimlabError: an unknown interval or a malformed smoothing.
     """
+    try:
+        check_interval(interval)
+        smoothing = smooth if isinstance(smooth, Smoothing) else Smoothing.parse(smooth, "smooth")
+    except ValueError as e:
+        raise SimlabError(str(e)) from None
     store = open_run(run_path, runs_dir=runs_dir)
     df = store.read_metrics()
     if df.empty:
@@ -219,10 +227,20 @@ def build_report(
         sweep_columns=sweep,
         privileged=list(store.manifest.get("privileged_agents", [])),
         oracle=oracle,
+        interval=interval,
+        smoothing=smoothing,
     )
     warmup = {int(r["index"]): int(r.get("warmup", 0)) for r in store.manifest["trials"]}
     df["_warmup"] = df["trial"].map(warmup).fillna(0)
-    result.figures = [_plot_metric(df, c, result, out) for c in chosen]
+    ranges = metric_ranges(store.manifest)
+    for d in DERIVED:  # a difference of two values in [lo, hi]; a ratio is not clipped
+        if d.kind == "difference" and difference_range(ranges.get(d.metric)):
+            ranges[d.name] = difference_range(ranges.get(d.metric))
+    labels = result.row_labels()
+    seeds = {k: int(n) for k, n in zip(labels, result.summary["seeds"], strict=True)}
+    result.note = few_seeds_note(seeds, interval)
+    plotted = smooth_frame(df, chosen, smoothing, by=["trial"])
+    result.figures = [_plot_metric(plotted, c, result, out, ranges.get(c)) for c in chosen]
     result.csv = out / "summary.csv"
     result.summary.to_csv(result.csv, index=False)
     result.markdown = out / "report.md"
@@ -266,19 +284,12 @@ def _oracle_label(store: RunStore) -> str | None:
         return "oracle" if "oracle" in labels else None
 
 
-def _series(df, metric: str, keys: list[str]):
-    """Per group of ``keys`` and step: mean, sd and count over seeds (NaNs left out)."""
-    g = df.groupby([*keys, "step"], sort=False, dropna=False)[metric]
-    stats = g.agg(["mean", "std", "count"]).reset_index()
-    return stats.sort_values([*keys, "step"], kind="stable")
-
-
-def _plot_metric(df, metric: str, result: ReportResult, out: Path) -> Path:
-    """One PNG: mean over seeds per step per agent, with a shaded 95% t interval.
+def _plot_metric(df, metric: str, result: ReportResult, out: Path, value_range=None) -> Path:
+    """One PNG: mean over seeds per step per agent, with the chosen interval (or seed lines).
 
     With sweep points (or variants) each has its own panel, side by side; the warm-up
     steps (before the first retrained model serves, left out of the summaries) are shaded
-    grey in each panel.
+    grey in each panel. Bands are clipped to ``value_range``.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -294,24 +305,23 @@ def _plot_metric(df, metric: str, result: ReportResult, out: Path) -> Path:
     order = list(dict.fromkeys(df["agent"]))
     colours = {a: f"C{i % 10}" for i, a in enumerate(order)}
     kind = "cumulative" if result.kinds.get(metric) == "last" else "per step"
+    result.bands[metric] = aggregate(df, metric, ["agent", *sweep], result.interval, value_range)
     for n, (key, part) in enumerate(facets):
         ax = fig.add_subplot(1, len(facets), n + 1)
-        stats = _series(part, metric, ["agent"])
+        stats = aggregate(part, metric, ["agent"], result.interval, value_range)
         for agent, g in sorted(
             stats.groupby("agent", sort=False), key=lambda kv: order.index(kv[0])
         ):
             steps = g["step"].to_numpy()
-            mean = g["mean"].to_numpy(dtype=float)
-            k = g["count"].to_numpy()
-            sd = g["std"].to_numpy(dtype=float)
-            half = np.array([t_quantile(int(c) - 1) for c in k]) * sd / np.sqrt(np.maximum(k, 1))
             label = str(agent) + (" (privileged)" if agent in result.privileged else "")
-            ax.plot(steps, mean, label=label, linewidth=1.5, color=colours[agent])
-            ok = np.isfinite(half)
-            if ok.any():
+            ax.plot(steps, g["mean"], label=label, linewidth=1.5, color=colours[agent])
+            if result.interval == "seeds":
+                for _, trial in part[part["agent"] == agent].groupby("trial", sort=True):
+                    ax.plot(trial["step"], trial[metric], color=colours[agent], lw=0.6, alpha=0.45)
+            elif (g["hi"] > g["lo"]).any():
                 ax.fill_between(
-                    steps, mean - np.where(ok, half, 0), mean + np.where(ok, half, 0),
-                    where=ok, color=colours[agent], alpha=0.2, linewidth=0,
+                    steps, g["lo"].to_numpy(dtype=float), g["hi"].to_numpy(dtype=float),
+                    color=colours[agent], alpha=0.2, linewidth=0,
                 )  # fmt: skip
         warm = int(part["_warmup"].max()) if "_warmup" in part else 0
         if warm > 0:
@@ -321,9 +331,15 @@ def _plot_metric(df, metric: str, result: ReportResult, out: Path) -> Path:
         ax.set_xlabel("step (grey: warm-up)" if warm > 0 else "step")
         ax.set_ylabel(metric)
         ax.grid(True, alpha=0.3)
-        if n == 0:
+        if n == 0 and len(stats):
             ax.legend(fontsize=7)
-    fig.suptitle(f"{metric} ({kind}; mean over seeds, 95% t interval)", fontsize=10)
+        if n == 0 and result.note:
+            ax.text(0.01, 0.01, "fewer than 3 seeds: read the interval with care",
+                    transform=ax.transAxes, fontsize=7, color="darkred")  # fmt: skip
+    how = INTERVALS[result.interval]
+    if result.smoothing.active:
+        how += f"; {result.smoothing.label()}"
+    fig.suptitle(f"{metric} ({kind}; mean over seeds, {how})", fontsize=10)
     fig.tight_layout()
     path = out / (metric.replace("/", "_") + ".png")
     fig.savefig(path, format="png")
@@ -337,8 +353,12 @@ def _markdown(result: ReportResult, store: RunStore) -> str:
         f"# Report of run `{store.run_id}`",
         "",
         f"Scenario `{store.manifest.get('scenario')}`, status {store.status}. Each cell: the "
-        "metric's mean over steps (or its last step, marked *), then mean ± sd over seeds.",
+        "metric's mean over steps (or its last step, marked *), then mean ± sd over seeds. "
+        f"Figures: mean over seeds with {INTERVALS[result.interval]}"
+        + (f", {result.smoothing.label()}" if result.smoothing.active else "")
+        + ", bands clipped to each metric's range.",
         "",
+        *([f"**Note.** {result.note}", ""] if result.note else []),
         "| metric | " + " | ".join(labels) + " |",
         "|---|" + "---:|" * len(labels),
         "| seeds | " + " | ".join(str(int(v)) for v in result.summary["seeds"]) + " |",

@@ -34,6 +34,7 @@ __all__ = [
     "execute",
     "ProgressCallback",
     "metric_columns",
+    "metric_ranges",
 ]
 
 ProgressCallback = Callable[[TrialInfo, int], None]
@@ -100,6 +101,20 @@ def metric_summary(scenario: Scenario) -> dict[str, str]:
     return out
 
 
+def metric_ranges(scenario: Scenario) -> dict[str, list[float | None]]:
+    """The declared ``[low, high]`` range of each metric column that declares one."""
+    from simlab import registry
+
+    out: dict[str, list[float | None]] = {}
+    for name in scenario.metrics:
+        cls = registry.resolve("metrics", name)
+        for c in cls.columns:
+            r = cls.value_range(c) if hasattr(cls, "value_range") else None
+            if r is not None:
+                out[c] = [None if v is None else float(v) for v in r]
+    return out
+
+
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """Turn SIGTERM into KeyboardInterrupt so a terminated run is closed cleanly."""
@@ -159,6 +174,7 @@ def run_scenario(
         a.label for a in scenario.agents if getattr(a.cls, "privileged", False)
     ]
     store.manifest["execution"] = scenario.execution.model_dump(mode="json")
+    store.manifest["metric_ranges"] = metric_ranges(scenario)
     if fork:
         store.manifest["forked_from"] = {"run": str(Path(fork[0]).resolve()), "step": fork[1]}
         for trial in trials:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from simlab.cli import main
-from simlab.errors import RegistryError, RunStoreError
+from simlab.errors import RegistryError, RunStoreError, SimlabError
 from simlab.report import DERIVED_HOMOGENIZATION, build_report, t_quantile
 from simlab.runner import run_scenario
 from simlab.scenario import parse_scenario
@@ -131,3 +131,82 @@ def test_cli_report_exit_codes(run_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "corrupt manifest" in err and "Traceback" not in err
     assert main(["report", run_dir.name, "--dir", str(run_dir.parent), "--metrics", "nope"]) == 2
+
+
+# ---------------------------------------------------------------------- intervals and smoothing
+def _by_hand(run_dir, metric: str, agent: str):
+    """Per step: mean, sample sd and seeds of ``metric`` for ``agent``."""
+    from simlab.store import read_metrics
+
+    df = read_metrics(run_dir)
+    g = df[df["agent"] == agent].groupby("step")[metric]
+    return g.mean().to_numpy(), g.std().to_numpy(), g.count().to_numpy()
+
+
+@pytest.mark.parametrize(
+    ("interval", "factor"),
+    [("se", lambda n: 1 / np.sqrt(n)), ("sd", lambda n: np.ones_like(n, dtype=float)),
+     ("t", lambda n: np.array([t_quantile(int(k) - 1) for k in n]) / np.sqrt(n))],
+)  # fmt: skip
+def test_figure_bands_follow_the_interval_and_are_clipped(run_dir, tmp_path, interval, factor):
+    """The plotted band is mean ± the chosen half-width, clipped to the share's [0, 1]."""
+    metric = "source/aigc_exposure_share"
+    rep = build_report(run_dir, out_dir=tmp_path, metrics=[metric], interval=interval)
+    band = rep.bands[metric]
+    oracle = band[band["agent"] == "oracle"]
+    mean, sd, n = _by_hand(run_dir, metric, "oracle")
+    half = sd * factor(n)
+    np.testing.assert_allclose(oracle["mean"], mean, atol=1e-12)
+    np.testing.assert_allclose(oracle["lo"], np.maximum(mean - half, 0.0), atol=1e-12)
+    np.testing.assert_allclose(oracle["hi"], np.minimum(mean + half, 1.0), atol=1e-12)
+    if interval == "t":
+        assert (mean + half > 1.0).any() or (mean - half < 0.0).any()  # clipping did happen
+    md = rep.markdown.read_text(encoding="utf-8")
+    assert {"se": "±1 standard error", "sd": "±1 standard deviation",
+            "t": "95% Student-t interval"}[interval] in md  # fmt: skip
+
+
+def test_every_seed_interval_and_smoothing(run_dir, tmp_path):
+    """'seeds' plots no band; smoothing averages each seed's smoothed curve."""
+    from simlab.store import read_metrics
+
+    metric = "engagement/ctr"
+    rep = build_report(run_dir, out_dir=tmp_path, metrics=[metric], interval="seeds",
+                       smooth="rolling:3")  # fmt: skip
+    pop = rep.bands[metric][rep.bands[metric]["agent"] == "pop"]
+    assert (pop["lo"] == pop["mean"]).all() and (pop["hi"] == pop["mean"]).all()
+    df = read_metrics(run_dir)
+    df = df[df["agent"] == "pop"].sort_values(["seed", "step"])
+    rolled = df.groupby("seed")[metric].transform(lambda s: s.rolling(3, min_periods=1).mean())
+    np.testing.assert_allclose(pop["mean"], rolled.groupby(df["step"]).mean(), atol=1e-12)
+    assert "rolling mean of 3 steps" in rep.markdown.read_text(encoding="utf-8")
+    # the summary table is never smoothed
+    plain = build_report(run_dir, out_dir=tmp_path / "plain", metrics=[metric])
+    assert rep.summary[metric].tolist() == plain.summary[metric].tolist()
+
+
+def test_few_seeds_are_flagged(run_dir, tmp_path):
+    """Two seeds: a note in the result and report.md naming every series."""
+    rep = build_report(run_dir, out_dir=tmp_path, metrics=["engagement/ctr"])
+    assert rep.note and "pop (2 seeds)" in rep.note and "oracle (privileged) (2 seeds)" in rep.note
+    assert f"**Note.** {rep.note}" in rep.markdown.read_text(encoding="utf-8")
+
+
+def test_bad_interval_and_smoothing_are_usage_errors(run_dir, tmp_path, capsys):
+    """One `error:` line per bad flag, exit 2, nothing written."""
+    args = ["report", str(run_dir), "--out", str(tmp_path / "r"), "--interval", "ci",
+            "--smooth", "ema:1.5"]  # fmt: skip
+    assert main(args) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert err == [
+        "error: --interval: unknown interval 'ci'. Allowed: se, sd, t, seeds (standard error, "
+        "standard deviation, Student t, every seed's line)",
+        "error: --smooth: EMA weight 1.5 is outside [0, 1). Allowed: off, ema[:WEIGHT] with "
+        "0 <= WEIGHT < 1, or rolling[:WINDOW] with WINDOW >= 1",
+    ]
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(SimlabError, match="smooth: unknown smoothing 'gauss'"):
+        build_report(run_dir, out_dir=tmp_path, smooth="gauss")
+    assert main(["report", str(run_dir), "--out", str(tmp_path / "ok"), "--interval", "t",
+                 "--smooth", "ema:0.5"]) == 0  # fmt: skip
+    assert "note: Fewer than 3 seeds" in capsys.readouterr().out

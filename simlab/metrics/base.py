@@ -1,8 +1,9 @@
 """The metric protocol and the read-only snapshot a metric measures.
 
 A metric is a class with a default ``name``, the ``columns`` it fills (``group/name`` keys),
-a stored ``history`` and one method, :meth:`Metric.measure`, returning one value per column
-for one step. Values that are undefined at a step (e.g. a share of zero items) are NaN.
+the ``ranges`` their values can take, a stored ``history`` and one method,
+:meth:`Metric.measure`, returning one value per column for one step. Values that are
+undefined at a step (e.g. a share of zero items) are NaN.
 
 Metrics that read per-user latent state or do per-user work can instead implement the
 sharded form: :meth:`Metric.partial` computes sums, counts or histograms over one user
@@ -141,6 +142,12 @@ class Metric:
     # required in every subclass
     name: ClassVar[str]
     columns: ClassVar[tuple[str, ...]]
+    # the range of each column's values, (low, high) with None for an unbounded side, e.g.
+    # {"engagement/ctr": (0.0, 1.0), "users/active": (0.0, None)}. `simlab run` writes them
+    # to the manifest (`metric_ranges`); the dashboard and `simlab report` clip interval
+    # bands to them. A column without a declared range is never clipped.
+    ranges: ClassVar[dict[str, tuple[float | None, float | None]]] = {}
+
     # optional: how `simlab run`/`show` summarise a column over steps ("mean" or "last")
     summary: ClassVar[dict[str, str]] = {}
     # optional: whether a scenario without a `metrics` list measures this group
@@ -171,6 +178,11 @@ class Metric:
         ``snap`` is the step's snapshot at the world level (all served users' feedback).
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement reduce()")
+
+    @classmethod
+    def value_range(cls, column: str) -> tuple[float | None, float | None] | None:
+        """The declared ``(low, high)`` range of ``column``, or None when it declares none."""
+        return cls.ranges.get(column)
 
     @classmethod
     def sharded(cls) -> bool:

@@ -30,6 +30,12 @@ class CreatorMetric(Metric):
         "creators/survival",
     )
     summary = {c: "mean" for c in columns}
+    ranges = {
+        "creators/active_human": (0.0, None),
+        "creators/active_aigc": (0.0, None),
+        "creators/exposure_gini": (0.0, 1.0),
+        "creators/survival": (0.0, 1.0),
+    }
 
     def measure(self, snap: StepSnapshot) -> dict[str, float]:
         """Active creators by kind, creator exposure Gini and survival."""

@@ -25,6 +25,8 @@ class DiversityMetric(Metric):
     name = "diversity"
     columns = ("diversity/intra_list",)
     summary = {"diversity/intra_list": "mean"}
+    # 1 - cos of unit vectors: 0 (identical) to 2 (opposite)
+    ranges = {"diversity/intra_list": (0.0, 2.0)}
 
     def partial(self, snap: StepSnapshot) -> dict[str, float]:
         """Sum of the shard's slates' mean cosine similarity, and their number."""
@@ -61,6 +63,7 @@ class InterestDriftMetric(Metric):
     name = "drift"
     columns = ("echo/interest_drift",)
     summary = {"echo/interest_drift": "last"}
+    ranges = {"echo/interest_drift": (0.0, None)}
 
     def partial(self, snap: StepSnapshot) -> dict[str, float]:
         """Sum of ``||x_u(t) - x_u(0)||`` over the shard's users, and their number."""
@@ -103,6 +106,7 @@ class HomogenizationMetric(Metric):
     name = "homogenization"
     columns = ("echo/homogenization",)
     summary = {"echo/homogenization": "last"}
+    ranges = {"echo/homogenization": (0.0, 1.0)}
     max_pairs = 2000
 
     def __init__(self, ctx) -> None:

@@ -17,6 +17,13 @@ class EngagementMetric(Metric):
     name = "engagement"
     columns = ("engagement/ctr", "engagement/mean", "users/active")
     summary = {"engagement/ctr": "mean", "engagement/mean": "mean", "users/active": "mean"}
+    # engagement per click depends on the user model (a sigmoid in `logit`, watch time in
+    # `interest-evolution`): only its sign is known
+    ranges = {
+        "engagement/ctr": (0.0, 1.0),
+        "engagement/mean": (0.0, None),
+        "users/active": (0.0, None),
+    }
 
     def measure(self, snap: StepSnapshot) -> dict[str, float]:
         """CTR, mean engagement and active users of the step."""

@@ -53,6 +53,7 @@ class ExposureMetric(Metric):
     name = "exposure"
     columns = ("exposure/coverage", "exposure/gini")
     summary = {"exposure/coverage": "mean", "exposure/gini": "mean"}
+    ranges = {"exposure/coverage": (0.0, 1.0), "exposure/gini": (0.0, 1.0)}
 
     def measure(self, snap: StepSnapshot) -> dict[str, float]:
         """Coverage and exposure Gini over the live catalog."""

@@ -85,6 +85,7 @@ class NNHomogenizationMetric(Metric):
     name = "homogenization_nn"
     columns = ("echo/homogenization_nn", "echo/nn_by_agent")
     summary = {"echo/homogenization_nn": "last", "echo/nn_by_agent": "last"}
+    ranges = {"echo/homogenization_nn": (0.0, 1.0), "echo/nn_by_agent": (0.0, 1.0)}
     on_by_default = False  # a similarity row per sampled user: opt in by name
 
     def __init__(self, ctx: Any) -> None:

@@ -450,6 +450,8 @@ class ItemFairnessMetric(Metric):
         "fairness/fsat_corrected",
     )
     summary = dict.fromkeys(columns, "mean")
+    # every measure lies in [0, 1] except corrected FSat, which can fall below 0 (see README)
+    ranges = {**dict.fromkeys(columns, (0.0, 1.0)), "fairness/fsat_corrected": (None, 1.0)}
 
     def measure(self, snap: StepSnapshot) -> dict[str, float]:
         """The nine measures of the step's exposure counts."""

@@ -59,6 +59,17 @@ class SourceMetric(Metric):
         "source/user_polarization",
     )
     summary = {c: "mean" for c in columns}
+    ranges = {
+        "source/aigc_exposure_share": (0.0, 1.0),
+        "source/aigc_production_share": (0.0, 1.0),
+        "source/aigc_click_share": (0.0, 1.0),
+        "source/aigc_catalog_share": (0.0, 1.0),
+        "source/bias_ratio": (0.0, None),
+        "source/bias_log_odds": (None, None),  # a log odds ratio: unbounded both ways
+        "source/llm_ratio": (0.0, 1.0),
+        "source/relative_delta": (-2.0, 2.0),  # (a - b) / mean(a, b) of non-negatives
+        "source/user_polarization": (0.0, 1.0),
+    }
 
     def partial(self, snap: StepSnapshot) -> dict[str, float]:
         """Discounted exposure by source and AIGC-first pairs over the shard's slates."""

@@ -119,6 +119,12 @@ class TopicMetric(Metric):
         "echo/calibration_kl": "mean",
         "echo/filter_bubble": "mean",
     }
+    ranges = {
+        "echo/interest_entropy": (0.0, 1.0),
+        "echo/interest_degeneracy": (0.0, None),
+        "echo/calibration_kl": (0.0, None),
+        "echo/filter_bubble": (0.0, 1.0),
+    }
     # inverse temperature of the softmax over interest-centre similarities
     temperature = 5.0
     # Steck's smoothing weight of the user's mix in the slate's mix

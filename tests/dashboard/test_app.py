@@ -1,67 +1,36 @@
-"""AppTest tests of every dashboard page over a real run, corrupt runs and bad scenarios."""
+"""AppTest tests of the Runs hub, the URL state and the Ecosystem and Users pages."""
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
-import time
-from pathlib import Path
 
 import dash_fixtures
-import numpy as np
 import pytest
-import yaml
-from dash_fixtures import APP, DASHBOARD_SCENARIO, make_live_run, write_steps
-from streamlit.testing.v1 import AppTest
-
-from simlab import cli
-from simlab.store import list_runs
+from dash_fixtures import figures, open_app, select_runs, trace, trace_names, values
 
 base_run = dash_fixtures.base_run
+ramp_run = dash_fixtures.ramp_run
 runs_dir = dash_fixtures.runs_dir
-
-TIMEOUT = 60
-
-
-def open_app(runs: Path, monkeypatch: pytest.MonkeyPatch, page: str = "Runs") -> AppTest:
-    """The app over ``runs`` (through ``SIMLAB_RUNS``), switched to ``page``."""
-    monkeypatch.setenv("SIMLAB_RUNS", str(runs))
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
-    assert not at.exception, [e.value for e in at.exception]
-    if page != "Runs":
-        at.sidebar.radio(key="page").set_value(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+two_runs = dash_fixtures.two_runs
 
 
-def figures(at: AppTest) -> list[dict]:
-    """The Plotly figure specs of the page's charts."""
-    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+def table(at) -> object:
+    """The Runs table indexed by run id."""
+    return at.dataframe(key="runs-table").value.set_index("run")
 
 
-def values(array: list | dict) -> list:
-    """A trace's array as a list (Plotly sends numpy arrays base64-encoded as ``bdata``)."""
-    if isinstance(array, dict):
-        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
-    return list(array)
-
-
-def trace_names(fig: dict) -> list[str]:
-    """Names of a figure's visible traces."""
-    return [t.get("name") for t in fig["data"]]
-
-
-def select_runs(at: AppTest, ids: list[str]) -> AppTest:
-    """Select ``ids`` in the sidebar and rerun."""
-    at.sidebar.multiselect(key="runs-selected").set_value(ids).run()
+def click_rows(at, rows: list[int]):
+    """Select table rows as a click in the browser does, and rerun."""
+    at.session_state["runs-table"] = {"selection": {"rows": rows, "columns": [], "cells": []}}
+    at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
 
 # ---------------------------------------------------------------------- Runs
 def test_runs_page_lists_every_run(runs_dir, base_run, monkeypatch):
-    """Runs lists status, scenario, agents, seeds, steps done; the corrupt run says why."""
+    """Runs lists status, scenario, agents, seeds, steps, duration, key metrics; errors."""
     at = open_app(runs_dir, monkeypatch)
     assert at.sidebar.radio(key="page").options == [
         "Runs",
@@ -71,20 +40,26 @@ def test_runs_page_lists_every_run(runs_dir, base_run, monkeypatch):
         "Live",
         "Launch",
     ]
-    table = at.dataframe[0].value.set_index("run")
-    row = table.loc[base_run.name]
+    row = table(at).loc[base_run.name]
     assert row["status"] == "completed"
     assert row["scenario"] == "dash"
     assert row["agents"] == "random, popularity"
     assert row["seeds"] == "0, 1"
     assert row["steps done"] == "48 / 48"
-    assert row["started"]
-    assert table.loc["zz-garbage-manifest", "status"] == "corrupt"
+    assert row["duration"].endswith(" s") and row["started"]
+    assert (
+        row["engagement/ctr"].startswith("random 0.")
+        and " · popularity 0." in row["engagement/ctr"]
+    )
+    assert row["exposure/gini"].count("·") == 1
+    assert table(at).loc["zz-garbage-manifest", "status"] == "corrupt"
     errors = [e.value for e in at.error]
     assert len(errors) == 1 and "zz-garbage-manifest" in errors[0]
     assert "corrupt manifest" in errors[0]
-    # the newest readable run is selected by default
+    # the newest readable run is selected by default, and shown selected in the table
     assert at.sidebar.multiselect(key="runs-selected").value == [base_run.name]
+    ids = table(at).index.tolist()
+    assert at.session_state["runs-table"]["selection"]["rows"] == [ids.index(base_run.name)]
 
 
 def test_empty_runs_folder_says_so(tmp_path, monkeypatch):
@@ -97,78 +72,180 @@ def test_empty_runs_folder_says_so(tmp_path, monkeypatch):
         assert at.info
 
 
-# ---------------------------------------------------------------------- Compare
-def test_compare_plots_each_metric_per_agent_with_phases(runs_dir, monkeypatch):
-    """One chart per chosen metric, a line and a band per agent, three phases shaded."""
-    at = open_app(runs_dir, monkeypatch, "Compare")
-    metrics = at.multiselect(key="compare-metrics")
-    assert "creators/active_aigc" in metrics.options
-    assert metrics.value == ["engagement/ctr", "exposure/gini", "source/aigc_exposure_share"]
-    metrics.set_value(["engagement/ctr"]).run()
-    (fig,) = figures(at)
-    assert trace_names(fig) == [
-        "random 95% interval",
-        "random",
-        "popularity 95% interval",
-        "popularity",
+def test_selecting_table_rows_selects_runs_everywhere(two_runs, base_run, ramp_run, monkeypatch):
+    """Clicking rows sets the sidebar's selection; the sidebar's selection shows in the table."""
+    at = open_app(two_runs, monkeypatch)
+    ids = table(at).index.tolist()
+    assert ids == [ramp_run.name, base_run.name]  # newest first
+    click_rows(at, [0, 1])
+    assert at.sidebar.multiselect(key="runs-selected").value == ids
+    click_rows(at, [1])
+    assert at.sidebar.multiselect(key="runs-selected").value == [base_run.name]
+    select_runs(at, [ramp_run.name])
+    assert at.session_state["runs-table"]["selection"]["rows"] == [0]
+    # a run hidden by the search stays selected while rows are clicked
+    at.text_input(key="runs-search").set_value("ramp").run()
+    assert table(at).index.tolist() == [ramp_run.name]
+    select_runs(at, [base_run.name, ramp_run.name])
+    click_rows(at, [])
+    assert at.sidebar.multiselect(key="runs-selected").value == [base_run.name]
+    at.sidebar.radio(key="page").set_value("Compare").run()
+    assert [f["layout"]["title"]["text"].split("<")[0] for f in figures(at)][:1] == [
+        "engagement/ctr"
     ]
-    assert values(fig["data"][1]["x"]) == list(range(12))
-    labels = [a["text"] for a in fig["layout"]["annotations"]]
-    assert labels == [
-        "human-dominated (0% AIGC)",
-        "coexisting (30% AIGC)",
-        "AIGC-dominated (80% AIGC)",
-    ]
-    spans = [(s["x0"], s["x1"]) for s in fig["layout"]["shapes"]]
-    assert spans == [(-0.5, 3.5), (3.5, 7.5), (7.5, 11.5)]
-    assert fig["layout"]["yaxis"]["title"]["text"] == "engagement/ctr"
-    (button,) = at.get("download_button")
-    assert button.proto.label == "Download CSV"
-    assert not at.error and not at.warning
 
 
-def test_compare_with_corrupt_runs_shows_errors_not_a_crash(runs_dir, base_run, monkeypatch):
-    """Selecting a garbage manifest and a half-written part gives two errors, the good run plots."""
-    at = open_app(runs_dir, monkeypatch, "Compare")
-    select_runs(at, [base_run.name, "zz-garbage-manifest", "zz-half-written"])
-    errors = sorted(e.value for e in at.error)
-    assert len(errors) == 2
-    assert errors[0].startswith("Run zz-garbage-manifest cannot be read: ")
-    assert "corrupt manifest" in errors[0]
-    assert errors[1].startswith("Run zz-half-written cannot be read: ")
-    assert "corrupt metrics part" in errors[1]
-    assert len(figures(at)) == 3
-    select_runs(at, ["zz-half-written"])
-    assert len(at.error) == 1 and not figures(at)
-    for page in ("Ecosystem", "Users"):
-        at.sidebar.radio(key="page").set_value(page).run()
-        assert not at.exception
-        assert [e.value for e in at.error] == [errors[1]]
-    at.sidebar.radio(key="page").set_value("Live").run()
-    at.selectbox(key="live-run").set_value("zz-half-written").run()
+def test_differing_settings_columns_follow_the_selection(two_runs, base_run, ramp_run, monkeypatch):
+    """With two runs selected, `set:` columns show the scenario values that differ."""
+    at = open_app(two_runs, monkeypatch)
+    assert not [c for c in table(at).columns if c.startswith("set: ")]
+    select_runs(at, [base_run.name, ramp_run.name])
+    t = table(at)
+    settings = [c for c in t.columns if c.startswith("set: ")]
+    assert "set: steps" in settings and "set: seeds" in settings
+    assert "set: name" not in settings and "set: users.num_users" not in settings
+    assert t.loc[base_run.name, "set: steps"] == "12" and t.loc[ramp_run.name, "set: steps"] == "16"
+    assert t.loc[ramp_run.name, "set: seeds"] == "[0, 1, 2]"
+    assert t.loc[ramp_run.name, "set: content.phases[1].ramp"] == "4"
+    assert t.loc[base_run.name, "set: content.phases[1].ramp"] == "0"
+    assert t.loc[ramp_run.name, "set: agents[1].model"] == "oracle"
+
+
+@pytest.mark.parametrize(
+    ("widget", "value", "expected"),
+    [
+        ("runs-search", "ramp", "ramp"),
+        ("runs-search", "RANDOM popularity", "base"),  # every word, any case
+        ("runs-search", "oracle", "ramp"),
+        ("runs-search", "nothing-like-this", None),
+        ("runs-status", ["corrupt"], "corrupt"),
+        ("runs-scenario", ["dash"], "base"),
+    ],
+)
+def test_search_and_filters(runs_dir, ramp_run, base_run, monkeypatch, widget, value, expected):
+    """Search matches id, scenario and agents by every word; filters by status and scenario."""
+    shutil.copytree(ramp_run, runs_dir / ramp_run.name)
+    at = open_app(runs_dir, monkeypatch)
+    if widget == "runs-search":
+        at.text_input(key=widget).set_value(value).run()
+    else:
+        at.multiselect(key=widget).set_value(value).run()
+    shown = table(at).index.tolist()
+    wanted = {
+        "ramp": [ramp_run.name],
+        "base": [base_run.name, "zz-half-written"],
+        "corrupt": ["zz-garbage-manifest"],
+        None: [],
+    }[expected]
+    assert sorted(shown) == sorted(wanted)
     assert not at.exception
-    assert "corrupt metrics part" in at.error[0].value
 
 
-def test_compare_two_runs_and_a_missing_metric(runs_dir, base_run, monkeypatch):
-    """Two runs give a line per run and agent; a run without a metric gets a warning."""
-    other = runs_dir / "older-run"
-    shutil.copytree(base_run, other)
-    manifest = json.loads((other / "manifest.json").read_text())
-    manifest["metric_columns"].append("diversity/intra_list")
-    (other / "manifest.json").write_text(json.dumps(manifest))
-    at = open_app(runs_dir, monkeypatch, "Compare")
-    select_runs(at, [base_run.name, "older-run"])
-    at.multiselect(key="compare-metrics").set_value(["engagement/ctr", "diversity/intra_list"])
-    at.run()
-    names = [n for n in trace_names(figures(at)[0]) if "interval" not in n]
-    assert names == [f"{base_run.name}: random", f"{base_run.name}: popularity",
-                     "older-run: random", "older-run: popularity"]  # fmt: skip
-    warnings = [w.value for w in at.warning]
-    assert warnings == [
-        f"Run {base_run.name} has no values for diversity/intra_list.",
-        "Run older-run has no values for diversity/intra_list.",
-    ]
+def test_name_and_tags_are_stored_in_the_run_directory(two_runs, base_run, monkeypatch):
+    """Saving a name and tags writes labels.json; every page shows the name; search finds tags."""
+    at = open_app(two_runs, monkeypatch)
+    at.selectbox(key="label-run").set_value(base_run.name).run()
+    at.text_input(key=f"label-name-{base_run.name}").set_value("baseline world")
+    at.text_input(key=f"label-tags-{base_run.name}").set_value("paper, fig-2,paper")
+    at.button(key="label-save").click().run()
+    assert not at.exception and not at.error
+    stored = json.loads((two_runs / base_run.name / "labels.json").read_text())
+    assert stored == {"name": "baseline world", "tags": ["paper", "fig-2"]}
+    assert any("Saved the name and tags" in s.value for s in at.success)
+    row = table(at).loc[base_run.name]
+    assert (row["name"], row["tags"]) == ("baseline world", "paper, fig-2")
+    at.text_input(key="runs-search").set_value("fig-2").run()
+    assert table(at).index.tolist() == [base_run.name]
+    # a fresh session (another browser) sees the name too, in legends and the sidebar
+    ids = sorted(p.name for p in two_runs.iterdir())
+    other = open_app(two_runs, monkeypatch, "Compare", {"runs": ids})
+    assert "baseline world: random" in trace_names(figures(other)[0])
+    options = other.sidebar.multiselect(key="runs-selected").options
+    assert f"baseline world ({base_run.name})" in options
+
+
+# ---------------------------------------------------------------------- URL state
+def test_a_shared_url_reproduces_the_view(two_runs, base_run, ramp_run, monkeypatch):
+    """Page, runs, metrics, interval, smoothing, baseline and layout come from the URL."""
+    query = {
+        "page": "Compare",
+        "runs": [ramp_run.name, base_run.name],
+        "metrics": ["exposure/gini", "engagement/ctr"],
+        "interval": "sd",
+        "smooth": "rolling:3",
+        "baseline": "popularity",
+        "layout": ramp_run.name,
+        "cols": "1",
+    }
+    at = open_app(two_runs, monkeypatch, "Compare", query)
+    assert at.sidebar.radio(key="page").value == "Compare"
+    assert at.sidebar.multiselect(key="runs-selected").value == [ramp_run.name, base_run.name]
+    assert at.multiselect(key="compare-metrics").value == ["exposure/gini", "engagement/ctr"]
+    assert at.sidebar.radio(key="interval").value == "sd"
+    assert at.sidebar.selectbox(key="smooth-method").value == "rolling"
+    assert at.sidebar.number_input(key="smooth-window").value == 3
+    assert at.selectbox(key="baseline").value == "popularity"
+    assert at.selectbox(key="phase-layout").value == ramp_run.name
+    fig = figures(at)[0]
+    assert "standard deviation; rolling mean of 3 steps" in fig["layout"]["title"]["text"]
+    assert sorted(trace_names(fig)) == sorted(
+        [f"{ramp_run.name}: oracle", f"{ramp_run.name}: oracle interval",
+         f"{base_run.name}: random", f"{base_run.name}: random interval"]
+    )  # fmt: skip
+    # the app writes the same view back into the URL (defaults left out)
+    assert at.query_params == {k: v for k, v in query.items()}
+
+
+def test_the_url_follows_every_choice(two_runs, base_run, ramp_run, monkeypatch):
+    """Changing widgets rewrites the URL; values of pages not shown stay in it."""
+    at = open_app(two_runs, monkeypatch, "Compare")
+    assert at.query_params == {"page": "Compare", "runs": ramp_run.name,
+                               "metrics": ["engagement/ctr", "exposure/gini",
+                                           "source/aigc_exposure_share"]}  # fmt: skip
+    at.sidebar.radio(key="interval").set_value("t").run()
+    at.sidebar.selectbox(key="smooth-method").set_value("ema").run()
+    at.sidebar.slider(key="smooth-weight").set_value(0.8).run()
+    at.multiselect(key="compare-metrics").set_value(["exposure/coverage"]).run()
+    assert at.query_params["interval"] == "t"
+    assert at.query_params["smooth"] == "ema:0.8"
+    assert at.query_params["metrics"] == "exposure/coverage"
+    at.sidebar.radio(key="page").set_value("Runs").run()
+    assert at.query_params["metrics"] == "exposure/coverage" and "page" not in at.query_params
+    at.sidebar.radio(key="page").set_value("Compare").run()
+    assert at.multiselect(key="compare-metrics").value == ["exposure/coverage"]
+    assert at.sidebar.radio(key="interval").value == "t"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"runs": ["no-such-run"], "page": "Compare"},
+        {"interval": "ci", "page": "Compare"},
+        {"smooth": "ema:4", "page": "Compare"},
+        {"metrics": ["no/metric"], "page": "Compare"},
+        {"page": "Nowhere"},
+        {"baseline": "nobody", "layout": "gone", "page": "Compare"},
+    ],
+)
+def test_a_stale_or_hand_edited_url_falls_back_to_defaults(two_runs, monkeypatch, query):
+    """Unknown runs, metrics, agents or values in the URL are dropped, never an error."""
+    page = query["page"] if query["page"] != "Nowhere" else "Runs"
+    at = open_app(two_runs, monkeypatch, page, query)
+    assert not at.exception and not at.error
+    assert at.sidebar.radio(key="page").value == page
+    if "runs" in query:
+        assert at.sidebar.multiselect(key="runs-selected").value == []
+        assert any("Select one or more runs" in i.value for i in at.info)
+    elif page == "Compare":
+        assert at.sidebar.radio(key="interval").value == "se"
+        assert at.sidebar.selectbox(key="smooth-method").value == "off"
+        assert at.multiselect(key="compare-metrics").value == [
+            "engagement/ctr",
+            "exposure/gini",
+            "source/aigc_exposure_share",
+        ]
+        assert at.selectbox(key="baseline").value == ""
+        assert figures(at)
 
 
 # ---------------------------------------------------------------------- Ecosystem
@@ -190,6 +267,7 @@ def test_ecosystem_shares_creators_and_lorenz(runs_dir, monkeypatch):
         "popularity: human",
         "popularity: AIGC",
     ]
+    assert creators["layout"]["title"]["text"].startswith("Active creators (not exited)")
     assert at.select_slider(key="lorenz-step").options == ["4", "8", "12"]
     assert at.select_slider(key="lorenz-step").value == 12
     names = trace_names(lorenz)
@@ -200,6 +278,30 @@ def test_ecosystem_shares_creators_and_lorenz(runs_dir, monkeypatch):
     at.select_slider(key="lorenz-step").set_value(4).run()
     assert not at.exception and len(figures(at)) == 3
     assert len(at.get("download_button")) == 3
+
+
+def test_agent_colours_are_the_same_on_every_page_and_run(
+    two_runs, base_run, ramp_run, monkeypatch
+):
+    """An agent has one colour in both runs on Compare, and in creators and Lorenz curves."""
+    at = open_app(two_runs, monkeypatch, "Compare")
+    select_runs(at, [base_run.name, ramp_run.name])
+    fig = figures(at)[0]
+    pop_base = trace(fig, f"{base_run.name}: popularity")["line"]["color"]
+    pop_ramp = trace(fig, f"{ramp_run.name}: popularity")["line"]["color"]
+    random = trace(fig, f"{base_run.name}: random")["line"]["color"]
+    oracle = trace(fig, f"{ramp_run.name}: oracle")["line"]["color"]
+    assert pop_base == pop_ramp and len({pop_base, random, oracle}) == 3
+    at.sidebar.radio(key="page").set_value("Ecosystem").run()
+    for run_id in (base_run.name, ramp_run.name):
+        at.selectbox(key="eco-run").set_value(run_id).run()
+        _, creators, lorenz = figures(at)
+        assert trace(creators, "popularity: human")["line"]["color"] == pop_base
+        assert trace(creators, "popularity: AIGC")["line"]["color"] == pop_base
+        pops = [t for t in lorenz["data"] if t["name"].startswith("popularity seed")]
+        assert pops and {t["line"]["color"] for t in pops} == {pop_base}
+    oracle_lorenz = [t for t in lorenz["data"] if t["name"].startswith("oracle seed")]
+    assert {t["line"]["color"] for t in oracle_lorenz} == {oracle}
 
 
 def test_ecosystem_without_creator_columns_or_snapshots(runs_dir, base_run, monkeypatch):
@@ -249,90 +351,3 @@ def test_users_without_snapshots_says_so(runs_dir, base_run, monkeypatch):
     select_runs(at, ["bare-run"])
     assert any("output.snapshot_every" in i.value for i in at.info)
     assert not figures(at)
-
-
-# ---------------------------------------------------------------------- Live
-def test_live_shows_new_steps_as_rows_arrive(tmp_path, base_run, monkeypatch):
-    """Rows written while the page is open appear on the next refresh."""
-    runs = tmp_path / "runs"
-    run = make_live_run(base_run, runs / "live-run", keep_steps=5)
-    at = open_app(runs, monkeypatch, "Live")
-    assert at.selectbox(key="live-run").value == "live-run"
-    text = at.markdown[0].value
-    assert "status `running`" in text and "steps done: 5 of 12" in text
-    assert at.table[0].value["steps done"].tolist() == [5, 5, 5, 5]
-    write_steps(run, range(5, 7))
-    at.run()
-    assert "steps done: 7 of 12" in at.markdown[0].value
-    assert at.table[0].value["steps done"].tolist() == [7, 7, 7, 7]
-    (fig,) = figures(at)
-    assert values(fig["data"][1]["x"]) == list(range(7))
-
-
-# ---------------------------------------------------------------------- Launch
-INVALID_YAML = """\
-name: broken
-steps: 0
-seeds: -1
-agents:
-  - model: popularity
-"""
-
-
-def test_launch_invalid_scenario_shows_simlab_validate_errors(tmp_path, monkeypatch, capsys):
-    """Validation errors are exactly the lines `simlab validate` prints for the same file."""
-    runs = tmp_path / "runs"
-    at = open_app(runs, monkeypatch, "Launch")
-    options = at.selectbox(key="launch-scenario").options
-    assert options == ["echo_chamber.yaml", "quickstart.yaml", "recsim_ng.yaml"]
-    editor = at.text_area(key="launch-yaml-echo_chamber.yaml")
-    assert "name:" in editor.value
-    editor.set_value(INVALID_YAML)
-    at.button(key="launch-validate").click().run()
-    assert not at.exception
-    assert "not a valid scenario" in at.error[0].value
-    shown = at.code[0].value.splitlines()
-    saved = runs / ".launch" / "echo_chamber.yaml"
-    assert saved.read_text() == INVALID_YAML
-    assert cli.main(["validate", str(saved)]) != 0
-    printed = [line for line in capsys.readouterr().err.splitlines() if line]
-    assert shown == printed
-    assert len(shown) == 2 and all(line.startswith(f"error: {saved}: ") for line in shown)
-    assert "steps:" in shown[0] and "seeds:" in shown[1]
-
-
-def test_launch_yaml_syntax_error(tmp_path, monkeypatch):
-    """A YAML syntax error names the line, as `simlab validate` does."""
-    at = open_app(tmp_path / "runs", monkeypatch, "Launch")
-    at.text_area(key="launch-yaml-echo_chamber.yaml").set_value("name: [oops\n")
-    at.button(key="launch-start").click().run()
-    assert not at.exception and at.error
-    assert "YAML syntax error" in at.code[0].value
-    assert not list_runs(tmp_path / "runs")  # nothing was started
-
-
-def test_launch_starts_a_run_that_appears_in_runs(tmp_path, monkeypatch):
-    """A valid edited scenario starts `simlab run` in the background; Runs lists it."""
-    runs = tmp_path / "runs"
-    tiny = dict(DASHBOARD_SCENARIO, name="launched", steps=3, seeds=1)
-    tiny["agents"] = [{"model": "random"}]
-    at = open_app(runs, monkeypatch, "Launch")
-    at.selectbox(key="launch-scenario").set_value("quickstart.yaml").run()
-    at.text_area(key="launch-yaml-quickstart.yaml").set_value(yaml.safe_dump(tiny))
-    at.button(key="launch-start").click().run()
-    assert not at.exception and not at.error
-    assert [s.value for s in at.success][0].startswith("valid: ")
-    assert "Started `simlab run`" in at.success[1].value
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        found = [r for r in list_runs(runs) if r.scenario == "launched"]
-        if found and found[0].status == "completed":
-            break
-        time.sleep(0.5)
-    else:
-        log = "\n".join(p.read_text() for p in (runs / ".launch").glob("*.log"))
-        pytest.fail(f"the launched run did not complete in time; log:\n{log}")
-    at.sidebar.radio(key="page").set_value("Runs").run()
-    table = at.dataframe[0].value.set_index("run")
-    assert table.loc[found[0].run_id, "status"] == "completed"
-    assert table.loc[found[0].run_id, "steps done"] == "3 / 3"

@@ -23,12 +23,12 @@ def test_phase_name_thresholds():
     ]
 
 
-def test_phase_spans_cover_steps_and_cut_at_the_end():
-    """Spans run from the previous ``until`` to their own; null runs to the end."""
+def test_phase_spans_cover_steps_and_the_last_phase_lasts_to_the_end():
+    """Spans run from the previous ``until`` to their own; the last one to the end, always."""
     phases = [
         {"until": 4, "aigc_share": 0.0},
         {"until": 8, "aigc_share": 0.3},
-        {"until": None, "aigc_share": 0.8},
+        {"until": 10, "aigc_share": 0.8},  # the content model keeps it after step 10
     ]
     spans = data.phase_spans(phases, 12)
     assert [(s.start, s.end, s.name) for s in spans] == [
@@ -39,48 +39,34 @@ def test_phase_spans_cover_steps_and_cut_at_the_end():
     short = data.phase_spans(phases, 6)
     assert [(s.start, s.end) for s in short] == [(0, 4), (4, 6)]
     assert data.phase_spans(None, 10) == []
+    assert [s.end for s in data.phase_spans(phases, 30)] == [4, 8, 30]
 
 
-def test_aggregate_two_seeds_mean_and_t_interval():
-    """Two seeds 1 and 3: mean 2, sd sqrt(2), half-width t(1) * sd / sqrt(2) = 12.7062."""
-    df = pd.DataFrame(
-        {
-            "series": ["a", "a", "a", "a", "b"],
-            "step": [0, 0, 1, 1, 0],
-            "m": [1.0, 3.0, 5.0, float("nan"), 7.0],
-        }
-    )
-    out = data.aggregate_over_seeds(df, "m")
-    assert out[["series", "step"]].values.tolist() == [["a", 0], ["a", 1], ["b", 0]]
-    first = out.iloc[0]
-    assert first["mean"] == pytest.approx(2.0)
-    assert first["lo"] == pytest.approx(2.0 - 12.7062)
-    assert first["hi"] == pytest.approx(2.0 + 12.7062)
-    assert first["n"] == 2
-    # one value (the other is NaN, left out) or one seed: the interval collapses to the mean
-    assert out.iloc[1][["mean", "lo", "hi", "n"]].tolist() == [5.0, 5.0, 5.0, 1]
-    assert out.iloc[2][["mean", "lo", "hi"]].tolist() == [7.0, 7.0, 7.0]
+def test_phase_labels_differ_when_shares_differ():
+    """Two coexisting phases with different shares get different labels."""
+    spans = data.phase_spans([{"until": 3, "aigc_share": 0.3}, {"aigc_share": 0.5}], 6)
+    assert [s.label for s in spans] == ["coexisting 30%", "coexisting 50%"]
 
 
-def test_aggregate_three_seeds_uses_t_with_two_dof():
-    """Seeds 0, 3, 6: mean 3, sd 3, half-width 4.3027 * 3 / sqrt(3)."""
-    df = pd.DataFrame({"series": ["x"] * 3, "step": [2] * 3, "m": [0.0, 3.0, 6.0]})
-    row = data.aggregate_over_seeds(df, "m").iloc[0]
-    assert row["hi"] - row["mean"] == pytest.approx(4.3027 * 3 / math.sqrt(3))
+def test_phase_ramp_matches_the_content_model():
+    """A ramp moves the share linearly from the previous phase's, as CreatorEcosystem does."""
+    from simlab.environments.content import CreatorEcosystem
 
-
-def test_aggregate_missing_metric_gives_empty_frame():
-    """A metric that is not a column gives no rows, not an error."""
-    df = pd.DataFrame({"series": ["x"], "step": [0], "m": [1.0]})
-    assert data.aggregate_over_seeds(df, "nope").empty
-
-
-def test_t_quantile_table():
-    """Known quantiles of Student's t at 0.975."""
-    assert data.t_quantile(1) == pytest.approx(12.7062)
-    assert data.t_quantile(10) == pytest.approx(2.2281)
-    assert data.t_quantile(1000) == pytest.approx(1.962, abs=1e-3)
-    assert math.isnan(data.t_quantile(0))
+    raw = [{"until": 3, "aigc_share": 0.1}, {"until": 9, "aigc_share": 0.9, "ramp": 4},
+           {"aigc_share": 0.5, "ramp": 20}]  # fmt: skip
+    spans = data.phase_spans(raw, 12)
+    assert [(s.start, s.end, s.ramp, s.from_share) for s in spans] == [
+        (0, 3, 0, 0.0),
+        (3, 9, 4, 0.1),
+        (9, 12, 20, 0.9),  # the run ends during the ramp
+    ]
+    assert spans[1].label == "AIGC-dominated 90% (ramp 4)"
+    params = CreatorEcosystem.Params(phases=raw)
+    model = CreatorEcosystem.__new__(CreatorEcosystem)
+    model.params = params
+    for span in spans:
+        for step in range(span.start, span.end):
+            assert span.share_at(step) == pytest.approx(model.aigc_share(step)), step
 
 
 def test_lorenz_of_one_item_taking_everything():
@@ -127,15 +113,6 @@ def test_pca_sign_is_fixed():
     _, b = data.fit_pca(-x)
     np.testing.assert_allclose(a, b, atol=1e-9)
     assert (a[np.arange(2), np.abs(a).argmax(axis=1)] > 0).all()
-
-
-def test_steps_done_per_trial():
-    """Steps done is the newest step + 1 of each trial."""
-    df = pd.DataFrame(
-        {"trial": [0, 0, 1], "agent": ["r", "r", "p"], "seed": [0, 0, 1], "step": [0, 1, 0]}
-    )
-    out = data.steps_done_per_trial(df)
-    assert out.values.tolist() == [[0, "r", 0, 2], [1, "p", 1, 1]]
 
 
 def test_series_labels_and_missing_columns():
