@@ -46,6 +46,8 @@ class ClickHistory:
     def __init__(self, lo: int, hi: int, length: int) -> None:
         self.lo, self.hi, self.length = lo, hi, length
         self._buf = np.full((hi - lo, 2 * length), PAD, np.int64)  # (users, 2H), see above
+        # the clicked items' topics, in the same layout (Steck's calibration reads them)
+        self._topics = np.full((hi - lo, 2 * length), PAD, np.int64)
         self.num_clicks = np.zeros(hi - lo, np.int64)
         self._pending: list[weakref.ref] = []  # deferred histories not built yet
 
@@ -58,11 +60,18 @@ class ClickHistory:
 
     def get(self, user_ids: np.ndarray) -> np.ndarray:
         """``(B, H)`` most recent clicks first, ``PAD``-padded."""
+        return self._windows(self._buf, user_ids)
+
+    def topics(self, user_ids: np.ndarray) -> np.ndarray:
+        """``(B, H)`` topics of the most recent clicks first, ``PAD`` where none (or unknown)."""
+        return self._windows(self._topics, user_ids)
+
+    def _windows(self, buf: np.ndarray, user_ids: np.ndarray) -> np.ndarray:
         h = self.length
-        n = self._buf.size
+        n = buf.size
         # one window of H consecutive entries per user: rows of a strided view of the buffer
         windows = np.lib.stride_tricks.as_strided(
-            self._buf, shape=(max(n - h + 1, 0), h), strides=(8, 8), writeable=False
+            buf, shape=(max(n - h + 1, 0), h), strides=(8, 8), writeable=False
         )
         return windows[self._starts(np.asarray(user_ids) - self.lo)]
 
@@ -83,8 +92,8 @@ class ClickHistory:
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_pending": []}  # weak references do not pickle
 
-    def record(self, feedback: Feedback) -> None:
-        """Append each clicking user's clicked item."""
+    def record(self, feedback: Feedback, topics: np.ndarray | None = None) -> None:
+        """Append each clicking user's clicked item (and its topic: ``(B,)``, per user)."""
         self._settle()
         chose = np.flatnonzero(feedback.clicked_pos >= 0)
         if chose.size:
@@ -92,9 +101,11 @@ class ClickHistory:
             who = feedback.user_ids[chose] - self.lo
             items = feedback.slates[chose, feedback.clicked_pos[chose]]
             flat = who * (2 * h) + (h - 1 - self.num_clicks[who] % h)
-            buf = self._buf.reshape(-1)
-            buf[flat] = items
-            buf[flat + h] = items
+            topics = PAD if topics is None else topics[chose]
+            for buf, values in ((self._buf, items), (self._topics, topics)):
+                buf = buf.reshape(-1)
+                buf[flat] = values
+                buf[flat + h] = values
             self.num_clicks[who] += 1
 
     @property
@@ -104,19 +115,31 @@ class ClickHistory:
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Per-user arrays (first axis: users ``lo..hi-1``)."""
-        return {"clicks": self.clicks.copy(), "num_clicks": self.num_clicks.copy()}
+        topics = self._topics[:, self.length - 1 :: -1].copy()
+        return {
+            "clicks": self.clicks.copy(),
+            "num_clicks": self.num_clicks.copy(),
+            "topics": topics,
+        }
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Restore what :meth:`state_dict` returned."""
+        """Restore what :meth:`state_dict` returned (no topics in older states: unknown)."""
         clicks, num = np.asarray(state["clicks"]), np.asarray(state["num_clicks"])
         expected = (self._buf.shape[0], self.length)
         if clicks.shape != expected or num.shape != self.num_clicks.shape:
             raise ValueError(
                 f"Expects click histories of shape {expected}, actual shape: {clicks.shape}"
             )
+        topics = np.asarray(state.get("topics", np.full(expected, PAD)))
+        if topics.shape != expected:
+            raise ValueError(
+                f"Expects click topics of shape {expected}, actual shape: {topics.shape}"
+            )
         self._settle()
         ring = clicks.astype(np.int64)[:, ::-1]
         self._buf = np.concatenate([ring, ring], axis=1)
+        ring = topics.astype(np.int64)[:, ::-1]
+        self._topics = np.concatenate([ring, ring], axis=1)
         self.num_clicks = num.astype(np.int64)
 
 

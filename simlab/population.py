@@ -236,8 +236,12 @@ class UserShard:
         from simlab.contract import check_rows
 
         rows = check_rows(slates, user_ids, candidates, content.catalog, who)
+        history_topics = self.clicks.topics(user_ids)  # before this step's clicks
         fb = self.users.respond(t, user_ids, slates, content.items)
-        self.clicks.record(fb)
+        chose = np.flatnonzero(fb.clicked)
+        topics = np.full(user_ids.shape[0], -1, np.int64)
+        topics[chose] = content.items.topic[rows[chose, fb.clicked_pos[chose]]]
+        self.clicks.record(fb, topics)
         if self.consumed is not None:
             chose = fb.clicked
             self.consumed.add(fb.user_ids[chose], fb.clicked_items[chose])
@@ -252,6 +256,7 @@ class UserShard:
             interests=current,
             initial_interests=initial,
             slate_rows=rows,
+            history_topics=history_topics,
         )
         parts = {name: m.partial(snap) for name, m in self.metrics.items()}
         n = content.catalog.num_items

@@ -47,6 +47,8 @@ class StepSnapshot:
             the world already counted them (else :meth:`exposure_counts` counts them).
         creators: the content model's creator table (``source``, ``active``, ``entered``,
             ``exited`` per creator ever seen) when it has one, else None.
+        history_topics: ``(B, H)`` topics of each served user's last ``H`` clicks before the
+            step, most recent first, ``PAD`` where none (a user shard's snapshot only).
         agent_users: a callable returning the agent's own representation of every user
             (``(num_users, r)``, dense or ``scipy.sparse``) when the agent has one
             (``user_representation()``), else None; read-only.
@@ -67,6 +69,7 @@ class StepSnapshot:
         "exposure",
         "creators",
         "agent_users",
+        "history_topics",
         "_interests",
         "_initial",
         "_source",
@@ -87,6 +90,7 @@ class StepSnapshot:
         exposure: np.ndarray | None = None,
         creators: Any = None,
         agent_users: Callable[[], Any] | None = None,
+        history_topics: np.ndarray | None = None,
     ) -> None:
         self.step = step
         self.num_users = num_users
@@ -98,6 +102,7 @@ class StepSnapshot:
         self.exposure = exposure
         self.creators = creators
         self.agent_users = agent_users
+        self.history_topics = history_topics
         self._interests = interests
         self._initial = initial_interests
         self._source = interest_source

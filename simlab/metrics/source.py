@@ -11,12 +11,18 @@ Source bias (Zhou et al., "Source Echo Chamber"):
   what is produced; above 1 = AIGC over-exposed); NaN while nothing AIGC is produced. It
   cannot exceed ``1 / production share``: when AIGC is 85% of production, 1.18 means
   nearly every impression is AIGC.
-- ``source/bias_log_odds`` = the log odds ratio of exposure against production,
-  ``log[(A + 1/2) / (H + 1/2)] - log[(a + 1/2) / (h + 1/2)]`` with ``A``, ``H`` the AIGC and
-  human impressions and ``a``, ``h`` the AIGC and human items published at the step (the
-  1/2 is Haldane's correction); 0 = in proportion, > 0 = AIGC over-exposed. Unlike the
-  ratio it has no ceiling, so source bias can be compared across phases whose production
-  shares differ. NaN while nothing AIGC is produced or nothing is shown.
+- ``source/bias_log_odds`` = the log odds ratio of exposure against the *live catalog*
+  the agent ranks, ``log[(A + 1/2) / (H + 1/2)] - log[(a + 1/2) / (h + 1/2)]`` with ``A``,
+  ``H`` the AIGC and human impressions and ``a``, ``h`` the AIGC and human live items (the
+  1/2 is Haldane's correction); 0 = in proportion to what can be shown (a uniformly random
+  agent reads 0 in expectation), > 0 = AIGC over-exposed. Unlike the ratio it has no
+  ceiling, so source bias can be compared across phases whose shares differ. NaN while no
+  AIGC item is live or nothing is shown. Per-step values near saturation are
+  heavy-tailed: ``simlab report`` also pools the counts over each phase
+  (``source/aigc_impressions``, ``source/human_impressions``, ``source/aigc_live``,
+  ``source/human_live``) before taking the log odds.
+- ``source/bias_log_odds_production``: the same against the items *published* at the step
+  (a catalog whose make-up lags production reads non-zero even for a random agent).
 - ``source/llm_ratio``: over paired copies — an AIGC rewrite and the live human item it
   copies (``ItemTable.original``) — in one user's slate, the share of pairs whose AIGC copy
   the agent ranks higher. A pair counts when at least one copy is in the slate; the shown
@@ -40,7 +46,7 @@ import numpy as np
 from simlab.batch import lookup_sorted
 from simlab.metrics.base import Metric, StepSnapshot, safe_ratio
 
-__all__ = ["SourceMetric"]
+__all__ = ["SourceMetric", "log_odds_ratio"]
 
 
 class SourceMetric(Metric):
@@ -54,6 +60,11 @@ class SourceMetric(Metric):
         "source/aigc_catalog_share",
         "source/bias_ratio",
         "source/bias_log_odds",
+        "source/bias_log_odds_production",
+        "source/aigc_impressions",
+        "source/human_impressions",
+        "source/aigc_live",
+        "source/human_live",
         "source/llm_ratio",
         "source/relative_delta",
         "source/user_polarization",
@@ -66,6 +77,11 @@ class SourceMetric(Metric):
         "source/aigc_catalog_share": (0.0, 1.0),
         "source/bias_ratio": (0.0, None),
         "source/bias_log_odds": (None, None),  # a log odds ratio: unbounded both ways
+        "source/bias_log_odds_production": (None, None),
+        "source/aigc_impressions": (0.0, None),
+        "source/human_impressions": (0.0, None),
+        "source/aigc_live": (0.0, None),
+        "source/human_live": (0.0, None),
         "source/llm_ratio": (0.0, 1.0),
         "source/relative_delta": (-2.0, 2.0),  # (a - b) / mean(a, b) of non-negatives
         "source/user_polarization": (0.0, 1.0),
@@ -111,6 +127,7 @@ class SourceMetric(Metric):
         counts = snap.exposure_counts()
         source = snap.items.source
         aigc = int(counts[source == 1].sum())
+        human = int(counts.sum()) - aigc
         new = snap.new_item_sources
         fb = snap.feedback
         clicked = fb.clicked_items[fb.clicked]
@@ -136,9 +153,14 @@ class SourceMetric(Metric):
             "source/aigc_click_share": safe_ratio(int(click_src.sum()), clicked.size),
             "source/aigc_catalog_share": safe_ratio(live_aigc, source.shape[0]),
             "source/bias_ratio": safe_ratio(exposure_share, production_share),
-            "source/bias_log_odds": _log_odds_ratio(
-                aigc, int(counts.sum()) - aigc, int(new.sum()), int(new.size - new.sum())
+            "source/bias_log_odds": _log_odds_ratio(aigc, human, live_aigc, live_human),
+            "source/bias_log_odds_production": _log_odds_ratio(
+                aigc, human, int(new.sum()), int(new.size - new.sum())
             ),
+            "source/aigc_impressions": aigc,
+            "source/human_impressions": human,
+            "source/aigc_live": live_aigc,
+            "source/human_live": live_human,
             "source/llm_ratio": safe_ratio(
                 sum(p["aigc_first"] for p in parts), sum(p["pairs"] for p in parts)
             ),
@@ -147,18 +169,24 @@ class SourceMetric(Metric):
         }
 
 
-def _log_odds_ratio(aigc_shown: int, human_shown: int, aigc_new: int, human_new: int) -> float:
-    """Log odds ratio of AIGC in exposure vs production (Haldane-corrected).
+def log_odds_ratio(aigc_shown: float, human_shown: float, aigc_ref: float, human_ref: float):
+    """Log odds ratio of AIGC in exposure vs a reference (live catalog, production).
 
-    NaN when nothing AIGC was published or nothing was shown, as the bias ratio.
+    Haldane-corrected (1/2 added to each count); NaN when the reference has no AIGC or
+    nothing was shown. Counts may be arrays (pooled or per seed).
 
-    >>> round(_log_odds_ratio(30, 70, 10, 90), 3)
+    >>> round(log_odds_ratio(30, 70, 10, 90), 3)
     1.316
     """
-    if aigc_new == 0 or aigc_shown + human_shown == 0:
-        return float("nan")
-    shown = np.log((aigc_shown + 0.5) / (human_shown + 0.5))
-    return float(shown - np.log((aigc_new + 0.5) / (human_new + 0.5)))
+    a, h = np.asarray(aigc_shown, float), np.asarray(human_shown, float)
+    ra, rh = np.asarray(aigc_ref, float), np.asarray(human_ref, float)
+    with np.errstate(invalid="ignore"):
+        out = np.log((a + 0.5) / (h + 0.5)) - np.log((ra + 0.5) / (rh + 0.5))
+    out = np.where((ra == 0) | (a + h == 0), np.nan, out)
+    return float(out) if out.ndim == 0 else out
+
+
+_log_odds_ratio = log_odds_ratio
 
 
 def _pair_order(items, rows: np.ndarray, slates: np.ndarray) -> tuple[int, int]:

@@ -32,10 +32,16 @@ user shard sums over its own users, the reduce divides):
   the drift of the population's mean interest vector: Jiang et al.'s (AIES 2019)
   ``||mu_t - mu_0||`` at the population level (the per-user mean distance is
   ``echo/interest_drift``). Shards send the sums of their current and initial interests.
-- ``echo/calibration_kl``: mean over served users of ``KL(p_u || q~_u) = sum_k p_u(k)
-  log(p_u(k) / q~_u(k))`` (natural log), where ``q_u(k) = |{i in L_u: topic_i = k}| / n``
-  is the slate's topic mix and ``q~_u = (1 - a) q_u + a p_u`` with ``a = 0.01`` keeps it
-  finite (Steck, RecSys 2018). 0 when a slate mirrors the user's mix.
+- ``echo/calibration_kl``: Steck's miscalibration (RecSys 2018): mean over served users
+  with a click history of ``KL(h_u || q~_u) = sum_k h_u(k) log(h_u(k) / q~_u(k))``
+  (natural log), where ``h_u(k)`` is the share of topic ``k`` among the user's last ``H``
+  clicks before the step (uniform weights, all ``world.num_topics`` topics),
+  ``q_u(k) = |{i in L_u: topic_i = k}| / n`` is the slate's topic mix and
+  ``q~_u = (1 - a) q_u + a h_u`` with ``a = 0.01`` keeps it finite. 0 when a slate
+  mirrors what the user consumed; NaN when no served user has a history.
+- ``echo/interest_calibration_kl``: the same divergence against the user's latent topic mix,
+  ``KL(p_u || (1 - a) q_u + a p_u)`` over the present topics (how far the slate is from
+  what the user is *interested in*, which the platform does not observe).
 - ``echo/filter_bubble``: share of slate items, over all served users' slates, whose topic
   is the user's top topic ``argmax_k p_u(k)`` (the first one on a tie).
 
@@ -111,18 +117,21 @@ class TopicMetric(Metric):
         "echo/interest_entropy",
         "echo/interest_degeneracy",
         "echo/calibration_kl",
+        "echo/interest_calibration_kl",
         "echo/filter_bubble",
     )
     summary = {
         "echo/interest_entropy": "last",
         "echo/interest_degeneracy": "last",
         "echo/calibration_kl": "mean",
+        "echo/interest_calibration_kl": "mean",
         "echo/filter_bubble": "mean",
     }
     ranges = {
         "echo/interest_entropy": (0.0, 1.0),
         "echo/interest_degeneracy": (0.0, None),
         "echo/calibration_kl": (0.0, None),
+        "echo/interest_calibration_kl": (0.0, None),
         "echo/filter_bubble": (0.0, 1.0),
     }
     # inverse temperature of the softmax over interest-centre similarities
@@ -156,10 +165,13 @@ class TopicMetric(Metric):
             "served": 0,
             "bubble_hits": 0,
             "slate_items": 0,
+            "steck_sum": 0.0,
+            "steck_users": 0,
         }
         items = snap.items
         if items.topic.shape[0] == 0:
             return out
+        out.update(self._steck(snap))
         present, centres = topic_centres_of(items.topic, items.latent)
         num_topics = present.shape[0]
         log_p = topic_mix(current, centres, self.temperature)  # (U, K)
@@ -173,6 +185,33 @@ class TopicMetric(Metric):
             p_served = p[served]
         out.update(self._slate_sums(snap, present, log_p[served], p_served))
         return out
+
+    def _steck(self, snap: StepSnapshot) -> dict[str, Any]:
+        """Steck's KL of the served users' slates against their click histories' topics."""
+        hist = snap.history_topics
+        b, n = snap.feedback.slates.shape
+        if hist is None or b == 0 or n == 0:
+            return {}
+        # every topic id that can occur: the world's, or what the data holds
+        k = max(int(getattr(self.ctx, "num_topics", 0)), int(hist.max()) + 1)
+        k = max(k, int(snap.items.topic.max()) + 1)
+        users = np.arange(b)[:, None]
+        known = hist >= 0
+        h = np.bincount((users * k + np.where(known, hist, 0))[known], minlength=b * k)
+        h = h.reshape(b, k).astype(np.float64)
+        count = h.sum(axis=1)
+        has = count > 0
+        if not has.any():
+            return {}
+        h = h[has] / count[has, None]
+        slate_topic = snap.items.topic[snap.rows()[has]]  # (B', n)
+        flat = (np.arange(h.shape[0])[:, None] * k + slate_topic).ravel()
+        q = np.bincount(flat, minlength=h.size).reshape(h.shape) / n
+        a = self.calibration_alpha
+        q_smooth = (1.0 - a) * q + a * h
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.where(h > 0, h * np.log(np.where(h > 0, h / q_smooth, 1.0)), 0.0)
+        return {"steck_sum": float(terms.sum()), "steck_users": int(h.shape[0])}
 
     def _served_rows(self, snap: StepSnapshot) -> np.ndarray:
         """``(B,)`` rows of the served users in the shard's interest matrices."""
@@ -238,9 +277,11 @@ class TopicMetric(Metric):
             total("served"),
             total("slate_items"),
         )
+        steck = sum(part.get("steck_users", 0) for part in parts)
         return {
             "echo/interest_entropy": total("entropy_sum") / entropy_users if entropy_users else nan,
             "echo/interest_degeneracy": float(np.linalg.norm(drift)) if users else nan,
-            "echo/calibration_kl": total("kl_sum") / served if served else nan,
+            "echo/calibration_kl": total("steck_sum") / steck if steck else nan,
+            "echo/interest_calibration_kl": total("kl_sum") / served if served else nan,
             "echo/filter_bubble": total("bubble_hits") / slate_items if slate_items else nan,
         }

@@ -238,13 +238,13 @@ def test_source_metric_shares():
 
 
 def test_source_bias_log_odds_by_hand():
-    """Haldane-corrected log odds ratio of exposure vs production; no ceiling, unlike the ratio."""
+    """Haldane-corrected log odds ratios of exposure vs production; no ceiling, unlike the ratio."""
     items = make_items([1, 2, 3, 4], source=[0, 1, 1, 0])
     fb = make_feedback([0, 1, 2], [[1, 2], [3, 2], [4, 1]], [0, 0, 0])
     # impressions: AIGC 3 (items 2, 3, 2), human 3; new items: 2 AIGC, 3 human
     row = SourceMetric(CTX).measure(make_snapshot(fb, items, new_item_sources=[1, 0, 0, 0, 1]))
     expected = math.log(3.5 / 3.5) - math.log(2.5 / 3.5)
-    assert row["source/bias_log_odds"] == pytest.approx(expected)
+    assert row["source/bias_log_odds_production"] == pytest.approx(expected)
     assert row["source/bias_ratio"] == pytest.approx((3 / 6) / (2 / 5))
     # production 4 AIGC of 5: the ratio is capped at 1.25, the log odds keeps growing
     all_aigc = make_feedback([0, 1, 2], [[2, 3], [3, 2], [2, 3]], [0, 0, 0])
@@ -253,11 +253,57 @@ def test_source_bias_log_odds_by_hand():
     top = SourceMetric(CTX).measure(make_snapshot(all_aigc, items, new_item_sources=new))
     less = SourceMetric(CTX).measure(make_snapshot(mostly, items, new_item_sources=new))
     assert top["source/bias_ratio"] == pytest.approx(1.25)
-    assert top["source/bias_log_odds"] == pytest.approx(math.log(6.5 / 0.5) - math.log(4.5 / 1.5))
-    assert top["source/bias_log_odds"] > less["source/bias_log_odds"] > 0
+    got = top["source/bias_log_odds_production"]
+    assert got == pytest.approx(math.log(6.5 / 0.5) - math.log(4.5 / 1.5))
+    assert got > less["source/bias_log_odds_production"] > 0
     # nothing AIGC produced: NaN, as the ratio
     none = SourceMetric(CTX).measure(make_snapshot(fb, items, new_item_sources=[0, 0]))
-    assert math.isnan(none["source/bias_log_odds"]) and math.isnan(none["source/bias_ratio"])
+    assert math.isnan(none["source/bias_log_odds_production"]) and math.isnan(
+        none["source/bias_ratio"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("sources", "slates", "expected"),
+    [
+        # live 2 AIGC / 2 human; shown 3 / 3: in proportion
+        ([0, 1, 1, 0], [[1, 2], [3, 2], [4, 1]], math.log(3.5 / 3.5) - math.log(2.5 / 2.5)),
+        # shown only AIGC
+        ([0, 1, 1, 0], [[2, 3], [3, 2], [2, 3]], math.log(6.5 / 0.5) - math.log(2.5 / 2.5)),
+        # live 1 AIGC / 3 human, shown 3 AIGC / 3 human: over-exposed
+        ([0, 1, 0, 0], [[1, 2], [3, 2], [4, 2]], math.log(3.5 / 3.5) - math.log(1.5 / 3.5)),
+        # live 3 AIGC / 1 human, shown 2 AIGC / 4 human: under-exposed
+        ([0, 1, 1, 1], [[1, 2], [1, 3], [1, 4]], math.log(3.5 / 3.5) - math.log(3.5 / 1.5)),
+        # no AIGC live: NaN
+        ([0, 0, 0, 0], [[1, 2], [3, 4], [1, 4]], float("nan")),
+    ],
+)
+def test_source_bias_against_the_live_catalog_by_hand(sources, slates, expected):
+    """log[(A + 1/2)/(H + 1/2)] - log[(a + 1/2)/(h + 1/2)] over impressions and live items."""
+    items = make_items([1, 2, 3, 4], source=sources)
+    fb = make_feedback([0, 1, 2], slates, [0, 0, 0])
+    row = SourceMetric(CTX).measure(make_snapshot(fb, items, new_item_sources=[1, 0]))
+    shown = np.array(slates).ravel()
+    aigc = int(np.isin(shown, np.array([1, 2, 3, 4])[np.array(sources) == 1]).sum())
+    assert row["source/aigc_impressions"] == aigc and row["source/human_impressions"] == 6 - aigc
+    assert row["source/aigc_live"] == sum(sources) and row["source/human_live"] == 4 - sum(sources)
+    if math.isnan(expected):
+        assert math.isnan(row["source/bias_log_odds"])
+    else:
+        assert row["source/bias_log_odds"] == pytest.approx(expected)
+
+
+def test_a_random_agent_reads_no_bias_against_the_catalog():
+    """Random slates read about 0 against the catalog; against production, the difference."""
+    rng = np.random.default_rng(0)
+    ids = np.arange(1, 201)
+    sources = (rng.random(200) < 0.3).astype(int)  # 30% of the live catalog is AIGC
+    items = make_items(ids.tolist(), source=sources.tolist())
+    slates = np.stack([rng.choice(ids, 10, replace=False) for _ in range(3000)])
+    fb = make_feedback(list(range(3000)), slates.tolist(), [0] * 3000)
+    row = SourceMetric(CTX).measure(make_snapshot(fb, items, new_item_sources=[1] * 5 + [0] * 5))
+    assert abs(row["source/bias_log_odds"]) < 0.05
+    assert row["source/bias_log_odds_production"] < -0.7  # 30% shown against 50% produced
 
 
 def test_source_user_polarization_by_hand():

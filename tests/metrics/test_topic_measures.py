@@ -13,7 +13,7 @@ from simlab.environments.content import ItemTable
 from simlab.metrics.base import StepSnapshot
 from simlab.metrics.topics import TopicMetric, topic_centres_of, topic_mix
 
-ENTROPY, DEGENERACY, KL, BUBBLE = TopicMetric.columns
+ENTROPY, DEGENERACY, STECK, KL, BUBBLE = TopicMetric.columns
 LOCAL = SimpleNamespace(user_range=None)
 
 
@@ -34,7 +34,9 @@ def make_items(topic, latent) -> ItemTable:
     )
 
 
-def make_snapshot(items, user_ids, slates, interests, initial, num_users=None) -> StepSnapshot:
+def make_snapshot(
+    items, user_ids, slates, interests, initial, num_users=None, history_topics=None
+) -> StepSnapshot:
     """A snapshot of the served ``user_ids`` with ``slates`` (item ids) over ``items``."""
     user_ids = np.asarray(user_ids, np.int64)
     slates = np.asarray(slates, np.int64)
@@ -58,6 +60,7 @@ def make_snapshot(items, user_ids, slates, interests, initial, num_users=None) -
         new_item_sources=np.zeros(0, np.int8),
         interests=interests,
         initial_interests=np.asarray(initial, np.float32),
+        history_topics=None if history_topics is None else np.asarray(history_topics, np.int64),
         slate_rows=catalog.rows(slates),
     )
 
@@ -134,6 +137,47 @@ def test_calibration_kl_by_hand():
     assert row[KL] == pytest.approx(0.7656786652690261, rel=1e-6)
 
 
+def test_steck_calibration_against_the_click_history_by_hand():
+    """Steck's KL(h_u || 0.99 q_u + 0.01 h_u) with h_u the topics of the user's history.
+
+    u0 clicked topics (0, 0, 1) -> h0 = (2/3, 1/3, 0, 0); slate topics (0, 0) -> q = (1, 0,
+    0, 0): KL0 = 2/3 log((2/3) / (0.99 + 0.01 * 2/3)) + 1/3 log((1/3) / (0.01/3)).
+    u2 clicked (3) -> h2 = (0, 0, 0, 1); slate topics (1, 3) -> q = (0, .5, 0, .5):
+    KL2 = log(1 / (0.495 + 0.01)). u1 has no history: left out of the mean.
+    """
+    kl0 = (2 / 3) * math.log((2 / 3) / (0.99 + 0.01 * 2 / 3)) + (1 / 3) * math.log(100)
+    kl2 = math.log(1 / (0.495 + 0.01))
+    base = hand_snapshot()
+    users = base.feedback.user_ids.tolist()
+    hist = {0: [0, 0, 1, -1], 1: [-1, -1, -1, -1], 2: [3, -1, -1, -1]}
+    slates = base.feedback.slates
+    snap = make_snapshot(
+        ITEMS,
+        users + [1],
+        np.concatenate([slates, slates[:1]]),
+        INTERESTS,
+        INITIAL,
+        history_topics=[hist[u] for u in users] + [hist[1]],
+    )
+    row = TopicMetric(LOCAL).measure(snap)
+    assert row[STECK] == pytest.approx((kl0 + kl2) / 2, rel=1e-9)
+    none = make_snapshot(ITEMS, [1], slates[:1], INTERESTS, INITIAL, history_topics=[hist[1]])
+    assert math.isnan(TopicMetric(LOCAL).measure(none)[STECK])
+
+
+def test_steck_calibration_is_zero_when_slates_mirror_the_history():
+    """A slate whose topic mix equals the history's mix has KL 0; a different one more."""
+    snap = make_snapshot(
+        ITEMS, [0], [[10, 11]], INTERESTS, INITIAL, history_topics=[[0, 0, -1, -1]]
+    )
+    same_topic = TopicMetric(LOCAL).measure(snap)[STECK]  # items 10, 11 are topic 0
+    other = make_snapshot(
+        ITEMS, [0], [[12, 13]], INTERESTS, INITIAL, history_topics=[[0, 0, -1, -1]]
+    )
+    assert same_topic == pytest.approx(0.0, abs=1e-12)
+    assert TopicMetric(LOCAL).measure(other)[STECK] > 1.0
+
+
 def test_filter_bubble_by_hand():
     """u0's top topic is 0 (both slate items), u2's is 1 (one of two): 3 of 4 items."""
     row = TopicMetric(LOCAL).measure(hand_snapshot())
@@ -173,13 +217,17 @@ def test_shards_reduce_to_the_one_snapshot_row():
     rng, items, current, initial = random_world(1, 10, 30)
     served = np.array([1, 3, 4, 6])
     slates = np.stack([rng.choice(items.item_ids, 3, replace=False) for _ in served])
-    whole = TopicMetric(LOCAL).measure(make_snapshot(items, served, slates, current, initial))
+    hist = rng.integers(-1, 5, (4, 6))  # topics of the users' last clicks, -1 = none
+    whole = TopicMetric(LOCAL).measure(
+        make_snapshot(items, served, slates, current, initial, history_topics=hist)
+    )
     parts = []
     for lo, hi in [(0, 4), (4, 7), (7, 10)]:
         mine = (served >= lo) & (served < hi)
         snap = make_snapshot(
-            items, served[mine], slates[mine], current[lo:hi], initial[lo:hi], num_users=10
-        )
+            items, served[mine], slates[mine], current[lo:hi], initial[lo:hi], num_users=10,
+            history_topics=hist[mine],
+        )  # fmt: skip
         parts.append(TopicMetric(SimpleNamespace(user_range=(lo, hi))).partial(snap))
     split = TopicMetric(LOCAL).reduce(parts, None)
     assert split.keys() == whole.keys()
@@ -227,7 +275,8 @@ def test_runs_in_a_small_world(monkeypatch):
     world = World(make_small("users.drift_rate=0.1", steps=5, metrics=["topics", "drift"]), 0, 0)
     rows = [row for _, row in world.run()]
     assert len(rows) == 5
-    for row in rows:
+    assert np.isnan(rows[0][STECK])  # nobody has a click history before the first step
+    for row in rows[1:]:
         assert set(TopicMetric.columns) <= row.keys()
         assert all(np.isfinite(row[c]) for c in TopicMetric.columns), row
         assert 0 <= row[ENTROPY] <= 1 and 0 <= row[BUBBLE] <= 1 and row[KL] >= 0
@@ -272,5 +321,8 @@ def test_user_shards_of_a_real_world_reduce_to_the_whole(monkeypatch):
             parts.append(s.respond(t, ids[mine], slates.item_ids[mine], content)[3]["topics"])
         expected, split = metric.reduce([one], None), metric.reduce(parts, None)
         for column, value in expected.items():
+            if column == STECK and t == 0:  # no click history yet
+                assert np.isnan(value) and np.isnan(split[column])
+                continue
             assert np.isfinite(value), column
             assert split[column] == pytest.approx(value, rel=1e-12), column
