@@ -127,6 +127,19 @@ class TwoTowerAgent(RandomUntilTrainedMixin, Agent):
             description="Weight of Zhou et al.'s black-box invariance term |s(u,i) - "
             "s(u,R(i))|, R the content's rewrite function (0 = off).",
         )
+        frozen: bool = Field(
+            False,
+            description="Never retrained: serves its initial maps from the first step (with "
+            "init: identity, content similarity <m_u, f_i>) -- a control that separates "
+            "what retraining adds from what the users' histories do.",
+        )
+        history_frozen_at: int | None = Field(
+            None,
+            ge=0,
+            description="Score users with their click history as of this step (the last one "
+            "served at or before it), not their live history: a control that cuts the loop "
+            "through users' histories (None = live histories).",
+        )
 
     _rewriter: Any = None
 
@@ -141,6 +154,8 @@ class TwoTowerAgent(RandomUntilTrainedMixin, Agent):
         # the live catalog's ids at each recent served step, for per-step negatives
         self._catalogs: dict[int, np.ndarray] = {}
         self._profile_store = np.zeros((ctx.num_users, 0), np.float32)
+        # with history_frozen_at: each user's history as last served by that step
+        self._frozen_history: np.ndarray | None = None
 
     def bind_rewriter(self, rewriter: Any) -> None:
         """Receive the content model's black-box rewrite function (used by source_debias)."""
@@ -157,7 +172,9 @@ class TwoTowerAgent(RandomUntilTrainedMixin, Agent):
         """Drop catalogs older than the log window and features of items no longer needed."""
         first = int(log.step.min())
         self._catalogs = {k: v for k, v in self._catalogs.items() if k >= first}
-        keep = np.unique(np.concatenate([log.feature_ids, *self._catalogs.values()]))
+        held = [] if self._frozen_history is None else [self._frozen_history.ravel()]
+        keep = np.unique(np.concatenate([log.feature_ids, *self._catalogs.values(), *held]))
+        keep = keep[keep != PAD]
         pos, found = lookup_sorted(self._known_ids, keep)
         self._known_ids, self._known_feats = keep[found], self._known_feats[pos[found]]
 
@@ -169,29 +186,54 @@ class TwoTowerAgent(RandomUntilTrainedMixin, Agent):
         out[found] = self._known_feats[pos[found]]
         return out, found
 
-    def user_inputs(self, obs: Observation) -> np.ndarray:
-        """``(B, d + p)`` user-tower inputs: mean recent-click features and the profile."""
+    def _history(self, obs: Observation) -> np.ndarray:
+        """``(B, H')`` the click histories the user tower reads (live, or frozen at a step)."""
         hist = obs.history[:, : self.params.history_length]
-        feats, found = self._features_of(hist)
+        at = self.params.history_frozen_at
+        if at is None:
+            return hist
+        if self._frozen_history is None:
+            self._frozen_history = np.full((self.ctx.num_users, hist.shape[1]), PAD, np.int64)
+        if obs.step <= at:
+            self._frozen_history[obs.user_ids] = hist
+        return self._frozen_history[obs.user_ids]
+
+    def user_inputs(self, obs: Observation, transform: Any = None) -> np.ndarray:
+        """``(B, d + p)`` user-tower inputs: mean recent-click features and the profile.
+
+        ``transform`` maps feature vectors (``(..., d)`` -> ``(..., d)``) before they are
+        averaged, as a re-ranker that edits features (``isotropy``) needs on both towers.
+        """
+        feats, found = self._features_of(self._history(obs))
+        if transform is not None:
+            feats = np.where(found[..., None], transform(feats), 0.0)
         count = found.sum(axis=1, keepdims=True)
         mean = feats.sum(axis=1) / np.maximum(count, 1)
         return np.concatenate([mean, obs.user_features], axis=1).astype(np.float32)
 
     # ------------------------------------------------------------------ serving
     def score(
-        self, obs: Observation, item_ids: np.ndarray, features: np.ndarray | None = None
+        self,
+        obs: Observation,
+        item_ids: np.ndarray,
+        features: np.ndarray | None = None,
+        transform: Any = None,
     ) -> np.ndarray:
         """``(B, L)`` scores of items ``item_ids`` (B, L) for the served users.
 
         ``features`` (B, L, d) replaces the items' catalog features (e.g. with a direction
-        removed); both towers read them. Before the first retrain every score is 0.
+        removed); ``transform`` (a map of feature vectors) is applied to every feature the
+        model reads, the clicked items' in the user tower and the listed items'. Before the
+        first retrain every score is 0.
         """
         if self._model is None:
             return np.zeros(item_ids.shape, np.float32)
         m = self._model
         if features is None:
             features = obs.catalog.features[obs.catalog.rows(item_ids)]
-        users = self.user_inputs(obs) @ m["A"]
+        if transform is not None:
+            features = transform(features)
+        users = self.user_inputs(obs, transform) @ m["A"]
         v = features @ m["B"]
         return (np.einsum("bf,blf->bl", users, v) + features @ m["w"]).astype(np.float32)
 
@@ -205,6 +247,8 @@ class TwoTowerAgent(RandomUntilTrainedMixin, Agent):
                 (self.ctx.num_users, obs.user_features.shape[1]), np.float32
             )
         self._profile_store[obs.user_ids] = obs.user_features
+        if self._model is None and self.params.frozen:  # the initial maps, for good
+            self._model = self._initial_model(cat.features.shape[1], obs.user_features.shape[1])
         if self._model is None:
             return Slates(obs.user_ids, random_slates(self._random, obs))
         torch = _torch()
@@ -236,6 +280,13 @@ class TwoTowerAgent(RandomUntilTrainedMixin, Agent):
             return {"A": np.concatenate([b, a[d:]]), "w": np.zeros(d)}
         return {"A": a, "B": b, "w": np.zeros(d)}
 
+    def _initial_model(self, d: int, p: int) -> dict[str, np.ndarray]:
+        """The initial maps as a servable model (``frozen``)."""
+        model = {k: np.asarray(v, np.float32) for k, v in self._init_params(d, p).items()}
+        if self.params.towers == "shared":
+            model["B"] = model["A"][:d].copy()
+        return model
+
     def _negatives(self, log: Log, steps: np.ndarray) -> np.ndarray:
         """``(epochs, M)`` negative item ids for clicks made at ``steps``.
 
@@ -264,6 +315,11 @@ class TwoTowerAgent(RandomUntilTrainedMixin, Agent):
     def retrain(self, log: Log) -> None:
         """Fit BPR on the log window's clicks, each with its in-window history."""
         clicked = log.clicked_pos >= 0
+        if self.params.frozen:  # never trained: only keep what histories need
+            if log.feature_ids.size:
+                self._remember(log.feature_ids, log.features)
+                self._forget(log)
+            return
         if not clicked.any() or log.feature_ids.size < 2:
             return
         self._remember(log.feature_ids, log.features)
@@ -364,6 +420,7 @@ class TwoTowerAgent(RandomUntilTrainedMixin, Agent):
             "catalog_steps": np.array(sorted(self._catalogs), np.int64),
             "catalogs": [self._catalogs[k] for k in sorted(self._catalogs)],
             "profile_store": self._profile_store.copy(),
+            "frozen_history": None if self._frozen_history is None else self._frozen_history.copy(),
         }
         if self._model is not None:
             state.update({f"model.{k}": v for k, v in self._model.items()})
@@ -382,3 +439,5 @@ class TwoTowerAgent(RandomUntilTrainedMixin, Agent):
             k.split(".", 1)[1]: np.asarray(v) for k, v in state.items() if k.startswith("model.")
         }
         self._model = model or None
+        frozen = state.get("frozen_history")
+        self._frozen_history = None if frozen is None else np.asarray(frozen, np.int64).copy()

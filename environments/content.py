@@ -43,6 +43,7 @@ agents only ever see the observable :class:`~simlab.batch.Catalog`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -52,6 +53,7 @@ from simlab.rng import Stream
 from simlab.scenario import ParamsModel
 from simlab.world import WorldContext
 
+from .adoption import Adoption, AdoptionParams
 from .common import normalize_rows, topic_centres
 from .creator_pool import CreatorPool, CreatorTable
 
@@ -197,9 +199,31 @@ class CreatorEcosystem:
         creators_per_step: int = Field(
             0, ge=0, description="New creators entering each step (AIGC with the phase share)."
         )
+        production: Literal["schedule", "adoption"] = Field(
+            "schedule",
+            description="`schedule`: the AIGC share of new items follows `phases`; "
+            "`adoption`: creators choose AIGC or human work from the reward each earns "
+            "per item (`adoption`), so the share emerges (`phases` must be left out).",
+        )
+        adoption: AdoptionParams = Field(
+            default_factory=AdoptionParams,
+            description="How creators adopt AIGC, with `production: adoption`.",
+        )
+        aigc_quality_gap: float = Field(
+            0.0,
+            ge=0,
+            description="Latent quality AIGC items lack next to human ones (a trade-off users "
+            "feel through quality_weight; 0 = none).",
+        )
 
         @model_validator(mode="after")
         def _check_phases(self) -> CreatorEcosystem.Params:
+            default = [Phase(aigc_share=0.0)]
+            if self.production == "adoption" and self.phases != default:
+                raise ValueError(
+                    "production: adoption lets creators choose what they produce, so `phases` "
+                    "(a schedule of AIGC shares) must be left out (null in a variant)"
+                )
             prev = None
             for i, ph in enumerate(self.phases):
                 if ph.until is None and i != len(self.phases) - 1:
@@ -234,6 +258,10 @@ class CreatorEcosystem:
         self.pool = CreatorPool(
             ctx.seed, centres, p.creator_spread * scale, p.num_human_creators, p.num_aigc_creators
         )
+        self.adoption = Adoption(p.adoption, ctx.seed) if p.production == "adoption" else None
+        if self.adoption is not None:  # every creator chooses; the initial kinds do not apply
+            self.pool.source = self.adoption.initial_modes(np.arange(self.pool.num_creators))
+        self._clicks: tuple[np.ndarray, np.ndarray] | None = None  # last step's clicked items
         style = Stream(ctx.seed, "content/style").normal(np.zeros(1, np.int64), 0, size=d)[0]
         self.style = (style / np.linalg.norm(style)).astype(np.float32)
         self._commissioned: np.ndarray | None = None
@@ -336,7 +364,14 @@ class CreatorEcosystem:
         ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
         self._next_id += n
         published = np.broadcast_to(np.asarray(published, np.int64), (n,))
-        if creator is None:
+        if creator is None and self.adoption is not None:
+            # every active creator alike; an item's source is its creator's current mode
+            pick = Stream(seed, "content/creator").uniform(ids, 0)
+            pool = np.flatnonzero(self.pool.active)
+            creator = pool[np.floor(pick * pool.size).astype(np.int64)] if pool.size else pool
+            if not pool.size:
+                ids, published = ids[:0], published[:0]
+        elif creator is None:
             is_aigc = Stream(seed, "content/source").uniform(ids, 0) < self.aigc_share(share_step)
             pick = Stream(seed, "content/creator").uniform(ids, 0)
             creator = np.full(n, -1, np.int64)
@@ -351,6 +386,7 @@ class CreatorEcosystem:
         noise = Stream(seed, "content/item_vec").normal(ids, 0, size=d)
         latent = normalize_rows(self.pool.vec[creator] + p.item_spread * scale * noise)
         quality = p.quality_mean + p.quality_std * Stream(seed, "content/quality").normal(ids, 0)
+        quality = quality - p.aigc_quality_gap * source
         topic = self.pool.topic[creator]
         original = np.full(ids.shape[0], -1, np.int64)
         if p.rewrite_share > 0 and self._popular is not None:
@@ -430,11 +466,29 @@ class CreatorEcosystem:
         if p.exit_threshold > 0 and last_exposure is not None:
             per_creator = self.pool.exposure(items.creator, counts)
             self.pool.settle(t, per_creator, p.exit_threshold, p.exit_patience)
-        self.pool.enter(t, p.creators_per_step, self.aigc_share(t))
+        entered = self.pool.enter(t, p.creators_per_step, self.aigc_share(t))
+        if self.adoption is not None:
+            if last_exposure is not None:  # last step's rewards, then this step's revisions
+                reward = counts if p.adoption.signal == "impressions" else self._clicked(items)
+                self.adoption.observe(items.source, reward)
+            self.pool.source = self.adoption.revise(t, self.pool.source, self.pool.active)
+            self.pool.source[entered] = self.adoption.choose(entered, self.adoption.delta)
         if p.rewrite_share > 0:
             human = items.source == 0
             weight = counts[human] if counts[human].sum() > 0 else np.ones(int(human.sum()))
             self._popular = (items.item_ids[human], weight)
+
+    def record_clicks(self, item_ids: np.ndarray) -> None:
+        """The step's clicked items (one entry per click), for a click reward signal."""
+        self._clicks = np.unique(item_ids, return_counts=True)
+
+    def _clicked(self, items: ItemTable) -> np.ndarray:
+        """``(N,)`` the last step's clicks of each live item."""
+        out = np.zeros(items.item_ids.shape[0])
+        if self._clicks is not None and self._clicks[0].size:
+            pos, found = lookup_sorted(items.item_ids, self._clicks[0])
+            out[pos[found]] = self._clicks[1][found]
+        return out
 
     # ------------------------------------------------------------------ black-box rewriter
     def rewrite_features(self, item_ids: np.ndarray, features: np.ndarray) -> np.ndarray:
@@ -462,6 +516,8 @@ class CreatorEcosystem:
             "popular": self._popular,
             "t": self.t,
             "commissioned": self._commissioned,
+            "clicks": self._clicks,
+            "adoption": None if self.adoption is None else self.adoption.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -478,6 +534,9 @@ class CreatorEcosystem:
         self._popular = state["popular"]
         self.t = int(state["t"])
         self._commissioned = state["commissioned"]
+        self._clicks = state.get("clicks")
+        if self.adoption is not None and state.get("adoption") is not None:
+            self.adoption.load_state_dict(state["adoption"])
 
     # ------------------------------------------------------------------ views
     def catalog(self, knows_source: bool) -> Catalog:

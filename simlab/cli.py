@@ -87,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
         "deviation), t (95%% Student t) or seeds (every seed's line)",
     )
     report.add_argument(
+        "--baseline",
+        metavar="AGENT",
+        help="agent the pooled tables' paired differences are taken against (default: the "
+        "first agent)",
+    )
+    report.add_argument(
         "--smooth",
         default="off",
         metavar="SPEC",
@@ -395,6 +401,7 @@ def cmd_report(args: argparse.Namespace, out: Console) -> int:
         runs_dir=args.dir,
         interval=args.interval,
         smooth=smoothing,
+        baseline=args.baseline,
     )
     # one column per agent (and sweep point), one row per metric, as in `simlab show`
     table = Table(title="report (mean over steps, or last step*, then mean ± sd over seeds)")
@@ -411,6 +418,8 @@ def cmd_report(args: argparse.Namespace, out: Console) -> int:
         out.print(f"echo/homogenization_vs_oracle: minus {rep.oracle}'s, same seed and step")
     if rep.note:
         out.print(f"note: {rep.note}", markup=False)
+    for name in rep.tables:
+        out.print(f"{name}: pooled per window in report.md and {name.replace(' ', '_')}.csv")
     out.print(f"report: {rep.markdown} ({len(rep.figures)} plots, summary.csv)", markup=False)
     return EXIT_OK
 

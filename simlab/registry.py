@@ -65,6 +65,7 @@ _BUILTINS: dict[str, dict[str, str]] = {
         "exploration-floor": "simlab.agents.rerank:ExplorationFloorReranker",
         "style-removal": "simlab.agents.rerank:StyleRemovalReranker",
         "interleave-new": "simlab.agents.interleave:InterleaveNewReranker",
+        "isotropy": "simlab.agents.isotropy:IsotropyReranker",
     },
     "metrics": {
         "engagement": "simlab.metrics.engagement:EngagementMetric",

@@ -50,6 +50,7 @@ from simlab.intervals import (
 )
 from simlab.paired import Paired, add_paired
 from simlab.store import RunStore, open_run, summarize
+from simlab.windows import window_tables
 
 __all__ = [
     "ReportResult",
@@ -110,6 +111,9 @@ class ReportResult:
         note: the warning about series with fewer than 3 seeds, or None.
         bands: per metric, what its figure plots: one row per agent (and sweep point) and
             step with ``mean``, ``lo``, ``hi``, ``sd`` and ``n`` (``simlab.intervals.aggregate``).
+        tables: measures pooled over windows of the run (:func:`simlab.windows.window_tables`:
+            source bias per phase, tipping point), each also written as a CSV.
+        baseline: the agent the pooled tables' paired differences are taken against.
     """
 
     run_path: Path
@@ -127,6 +131,8 @@ class ReportResult:
     smoothing: Smoothing = field(default_factory=Smoothing)
     note: str | None = None
     bands: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, Any] = field(default_factory=dict)
+    baseline: str | None = None
 
     def row_labels(self) -> list[str]:
         """A label per summary row: the agent, privileged marked, and its sweep values."""
@@ -163,6 +169,7 @@ def build_report(
     runs_dir: str | Path | None = None,
     interval: str = DEFAULT_INTERVAL,
     smooth: str | Smoothing | None = None,
+    baseline: str | None = None,
 ) -> ReportResult:
     """Summarise a run and write its table, CSV, markdown and one PNG per key metric.
 
@@ -177,6 +184,8 @@ def build_report(
             ``seeds`` (see :mod:`simlab.intervals`).
         smooth: ``off`` (default), ``ema[:WEIGHT]`` or ``rolling[:WINDOW]``: smoothing of each
             trial's curve in the figures (the summary table is never smoothed).
+        baseline: the agent the pooled tables' paired differences are taken against
+            (default: the first agent).
 
     Returns:
         The :class:`ReportResult`.
@@ -241,6 +250,18 @@ def build_report(
     result.note = few_seeds_note(seeds, interval)
     plotted = smooth_frame(df, chosen, smoothing, by=["trial"])
     result.figures = [_plot_metric(plotted, c, result, out, ranges.get(c)) for c in chosen]
+    agents = list(dict.fromkeys(df["agent"]))
+    if baseline is not None and baseline not in agents:
+        close = difflib.get_close_matches(baseline, agents, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise RegistryError(
+            f"--baseline: '{baseline}' is not an agent of this run.{hint} Allowed: "
+            + ", ".join(agents)
+        )
+    result.baseline = baseline or agents[0]
+    result.tables = window_tables(df, store.path, store.manifest, sweep, result.baseline)
+    for name, table in result.tables.items():
+        table.to_csv(out / (name.replace(" ", "_") + ".csv"), index=False)
     result.csv = out / "summary.csv"
     result.summary.to_csv(result.csv, index=False)
     result.markdown = out / "report.md"
@@ -377,6 +398,32 @@ def _markdown(result: ReportResult, store: RunStore) -> str:
                 else f"(`{d.metric}` minus {o}) / {o}"
             )
             lines += ["", f"`{d.name}`: {what}, at the same seed, sweep point and step."]
+    lines += _table_lines(result)
     lines += ["", "## Figures", ""]
     lines += [f"![{m}]({p.name})" for m, p in zip(result.metrics, result.figures, strict=True)]
     return "\n".join(lines) + "\n"
+
+
+def _table_lines(result: ReportResult) -> list[str]:
+    """Markdown of the pooled tables: value and difference to the baseline, ± 95% t."""
+    lines: list[str] = []
+    for name, table in result.tables.items():
+        keys = [c for c in ("agent", *result.sweep_columns, "window") if c in table.columns]
+        extra = ["tipped"] if "tipped" in table.columns else []
+        lines += [
+            "",
+            f"## {name[0].upper() + name[1:]}",
+            "",
+            "Per trial pooled over the window, then mean ± 95% Student-t half-width over "
+            f"seeds; `vs {result.baseline}`: the paired difference (same seed).",
+            "",
+            "| " + " | ".join([*keys, "value", f"vs {result.baseline}", "seeds", *extra]) + " |",
+            "|" + "---|" * len(keys) + "---:|---:|---:|" + "---:|" * len(extra),
+        ]
+        for _, r in table.iterrows():
+            diff = format_mean_sd(r.get("diff", float("nan")), r.get("diff ±", float("nan")))
+            cells = [str(r[k]) for k in keys]
+            cells += [format_mean_sd(r["value"], r["value ±"]), diff, str(int(r["value n"]))]
+            cells += [str(int(r[e])) for e in extra]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines

@@ -383,7 +383,8 @@ class Scenario(StrictModel):
     variants: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Named variants of the world, each a mapping of field path -> value "
-        "(e.g. `repeated: {platform.startup_steps: 10, platform.retrain_every: 1}`); every "
+        "(e.g. `repeated: {platform.startup_steps: 10, platform.retrain_every: 1}`; `{}` = the "
+        "scenario as written; a `null` value removes a field, so its default applies); every "
         "variant runs every agent, seed and sweep point, with a `variant` column in the rows.",
     )
     output: OutputSection = Field(
@@ -441,8 +442,6 @@ class Scenario(StrictModel):
         for name, overrides in v.items():
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
                 raise ValueError(f"variant name {name!r} must be letters, digits, '_', '.' or '-'")
-            if not overrides:
-                raise ValueError(f"variant '{name}' changes nothing; give at least one field")
             for key in overrides:
                 if key.split(".")[0].split("[")[0] in _NOT_SWEPT + ("variants",):
                     raise ValueError(f"variant '{name}': '{key}' cannot be changed by a variant")
@@ -534,7 +533,11 @@ def parse_set(item: str) -> tuple[str, Any]:
 
 
 def set_path(data: dict[str, Any], path: str, value: Any) -> None:
-    """Set ``path`` in nested ``data`` (dicts and lists), creating missing mapping keys."""
+    """Set ``path`` in nested ``data`` (dicts and lists), creating missing mapping keys.
+
+    A ``None`` value (YAML ``null``) for a mapping key removes the key, so the field's
+    default applies (every field whose default is not ``None`` rejects ``None`` anyway).
+    """
     tokens = _parse_path(path)
     node: Any = data
     for i, tok in enumerate(tokens):
@@ -565,7 +568,9 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
                 f"{where}: cannot set inside '{format_path(tokens[:i])}', which is "
                 f"{type(node).__name__} {node!r}"
             )
-        if last:
+        if last and value is None and isinstance(node, dict):
+            node.pop(tok, None)  # null removes the field: its default applies
+        elif last:
             node[tok] = value
         else:
             node = node[tok]
@@ -777,8 +782,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """A safe YAML loader that rejects a key repeated in one mapping (YAML keeps the last)."""
 
     def construct_mapping(self, node, deep=False):  # noqa: D102 - PyYAML hook
+        # the mapping's own keys: those a merge (`<<: *anchor`) brings may be overridden
+        own = [k for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"]
+        if isinstance(node, yaml.MappingNode):
+            self.flatten_mapping(node)
         seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
+        for key_node in own:
             key = self.construct_object(key_node, deep=deep)
             try:
                 first = seen.get(key)

@@ -349,6 +349,8 @@ class World:
         content = self._content
         # 5. respond (user side: checks, choices, latent updates, partial metrics) ------
         feedback, parts, counts = self.population.respond(t, slates, content, candidates, who)
+        if hasattr(self.content, "record_clicks"):  # creators who react to clicks
+            self.content.record_clicks(feedback.clicked_items[feedback.clicked])
         # 6. learn -----------------------------------------------------------------
         if learn and feedback.user_ids.size:
             self.agent.update(feedback)

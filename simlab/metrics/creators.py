@@ -14,7 +14,9 @@ class CreatorMetric(Metric):
     """Creators by kind, how unequal their exposure is, and how many survive.
 
     With a creator table (the ``creators`` content model): ``creators/active_human`` and
-    ``creators/active_aigc`` count active creators (not exited) of each kind;
+    ``creators/active_aigc`` count active creators (not exited) of each kind (with
+    ``production: adoption`` a creator's kind is its current mode), ``creators/aigc_share``
+    the AIGC share of them (what production follows: its passing 1/2 is the *tipping point*);
     ``creators/exposure_gini`` is the Gini of the step's impressions per active creator
     (items' impressions summed by creator, creators without impressions count 0);
     ``creators/survival`` = active creators / creators ever seen. Without one (another
@@ -26,6 +28,7 @@ class CreatorMetric(Metric):
     columns = (
         "creators/active_human",
         "creators/active_aigc",
+        "creators/aigc_share",
         "creators/exposure_gini",
         "creators/survival",
     )
@@ -33,6 +36,7 @@ class CreatorMetric(Metric):
     ranges = {
         "creators/active_human": (0.0, None),
         "creators/active_aigc": (0.0, None),
+        "creators/aigc_share": (0.0, 1.0),
         "creators/exposure_gini": (0.0, 1.0),
         "creators/survival": (0.0, 1.0),
     }
@@ -57,6 +61,7 @@ class CreatorMetric(Metric):
         return {
             "creators/active_human": int(active.sum()) - aigc,
             "creators/active_aigc": aigc,
+            "creators/aigc_share": safe_ratio(aigc, int(active.sum())),
             "creators/exposure_gini": gini(per_creator[active]),
             "creators/survival": survival,
         }

@@ -1,0 +1,222 @@
+"""Measures pooled over windows of a run: source bias per phase, and the tipping point.
+
+Per-step log odds near saturation are heavy-tailed (a step that shows a handful of human
+items reads a huge value), so ``simlab report`` also *pools*: per trial and window it sums
+the impression and live-item counts of the window's steps (``source/aigc_impressions``,
+``source/human_impressions``, ``source/aigc_live``, ``source/human_live``) and takes the log
+odds of the sums (:func:`simlab.metrics.source.log_odds_ratio`). Then, per agent and sweep
+point (or variant), the mean over seeds with a 95% Student-t interval, and the paired
+difference to a baseline agent (the same seed's value subtracted first).
+
+**Windows** come from the sweep point's own scenario: each phase of ``content.phases`` from
+the end of its ramp to its ``until`` (the last to the end of the run), with the warm-up
+steps (before the first retrained model serves) left out. Content without phases
+(``production: adoption``, Chaney's items) is cut into quarters after the warm-up.
+
+**Tipping point** (with ``creators/aigc_share``, the AIGC share of the active creators, which
+production follows under ``production: adoption``): the first step after the warm-up at
+which it exceeds 1/2; a trial that never tips counts as the run's length (a lower bound), and
+the table says how many tipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simlab.intervals import t_quantile
+from simlab.metrics.source import log_odds_ratio
+
+__all__ = [
+    "Window",
+    "windows_of",
+    "pooled_bias",
+    "tipping_points",
+    "summarise_over_seeds",
+    "window_tables",
+]
+
+COUNTS = (
+    "source/aigc_impressions",
+    "source/human_impressions",
+    "source/aigc_live",
+    "source/human_live",
+)
+"""The count columns pooled per window."""
+
+SHARE = "creators/aigc_share"
+
+
+@dataclass(frozen=True)
+class Window:
+    """A named range of steps ``[start, end)``."""
+
+    name: str
+    start: int
+    end: int
+
+
+def windows_of(scenario: Any) -> list[Window]:
+    """The windows of one sweep point's scenario (see the module docstring)."""
+    steps = int(scenario.steps)
+    warm = scenario.platform.warmup_steps()
+    params = scenario.content.params
+    phases = getattr(params, "phases", None)
+    if phases and getattr(params, "production", "schedule") == "schedule" and len(phases) > 1:
+        out, start = [], 0
+        for i, ph in enumerate(phases):
+            end = steps if ph.until is None or i == len(phases) - 1 else min(ph.until, steps)
+            lo = max(start + ph.ramp, warm)
+            if lo < end:
+                out.append(Window(f"phase {i + 1} (AIGC {ph.aigc_share:g})", lo, end))
+            start = end
+        if out:
+            return out
+    edges = np.linspace(warm, steps, 5).round().astype(int)
+    return [
+        Window(f"steps {a}-{b - 1}", int(a), int(b))
+        for a, b in zip(edges[:-1], edges[1:], strict=True)
+        if b > a
+    ]
+
+
+def pooled_bias(df, windows: Sequence[Window]):
+    """Per trial and window: the log odds of the window's summed counts (a DataFrame)."""
+    import pandas as pd
+
+    rows = []
+    for w in windows:
+        part = df[(df["step"] >= w.start) & (df["step"] < w.end)]
+        sums = part.groupby("trial")[list(COUNTS)].sum()
+        value = log_odds_ratio(*(sums[c].to_numpy() for c in COUNTS))
+        rows.append(pd.DataFrame({"trial": sums.index, "window": w.name, "value": value}))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def tipping_points(df, steps: int, warmup: dict[int, int]):
+    """Per trial: the first step after the warm-up with an AIGC creator share above 1/2.
+
+    Returns a DataFrame with ``trial``, ``value`` (that step, or ``steps`` if never) and
+    ``tipped``.
+    """
+    import pandas as pd
+
+    after = df[df["step"] >= df["trial"].map(warmup).fillna(0)]
+    over = after[after[SHARE] > 0.5].groupby("trial")["step"].min()
+    trials = np.sort(df["trial"].unique())
+    first = over.reindex(trials)
+    return pd.DataFrame(
+        {
+            "trial": trials,
+            "value": first.fillna(steps).to_numpy(),
+            "tipped": first.notna().to_numpy(),
+        }
+    )
+
+
+def summarise_over_seeds(per_trial, trials, keys: Sequence[str], baseline: str | None):
+    """Mean, 95% t interval and paired difference to ``baseline`` per group of ``keys``.
+
+    Args:
+        per_trial: rows with ``trial``, ``value`` (and any extra key such as ``window``).
+        trials: the run's trials (``trial``, ``agent``, ``seed`` and the sweep columns).
+        keys: grouping columns (``agent``, the sweep columns, ``window``).
+        baseline: the agent whose same-seed value is subtracted for ``diff`` (None: none).
+    """
+    import pandas as pd
+
+    merged = per_trial.merge(trials, on="trial")
+    group = [k for k in keys if k != "agent"]
+    if baseline is not None and baseline in set(merged["agent"]):
+        base = merged[merged["agent"] == baseline][[*group, "seed", "value"]]
+        merged = merged.merge(
+            base.rename(columns={"value": "_base"}), on=[*group, "seed"], how="left"
+        )
+        merged["_diff"] = merged["value"] - merged["_base"]
+    out = []
+    for key, g in merged.groupby(list(keys), sort=False, dropna=False):
+        row = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        row.update(_mean_ci(g["value"], "value"))
+        if "_diff" in g:
+            row.update(_mean_ci(g["_diff"], "diff"))
+        if "tipped" in g:
+            row["tipped"] = int(g["tipped"].sum())
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def _mean_ci(values, name: str) -> dict[str, float]:
+    x = np.asarray(values, float)
+    x = x[np.isfinite(x)]
+    n = x.shape[0]
+    half = t_quantile(n - 1) * x.std(ddof=1) / np.sqrt(n) if n > 1 else float("nan")
+    return {name: float(x.mean()) if n else float("nan"), f"{name} ±": float(half), f"{name} n": n}
+
+
+def windows_by_point(run_path: Path, sweep: Sequence[str]) -> dict[tuple, list[Window]]:
+    """Windows per sweep point of a run (key: the point's sweep values, in column order)."""
+    from simlab.scenario import load_scenario, sweep_points
+
+    scenario = load_scenario(Path(run_path) / "scenario.yaml")
+    out = {}
+    for point in sweep_points(scenario):
+        out[tuple(point.values.get(c) for c in sweep)] = windows_of(point.scenario)
+    return out
+
+
+def window_tables(df, run_path: Path, manifest: dict, sweep: Sequence[str], baseline: str | None):
+    """The report's pooled tables of a run: ``{name: DataFrame}`` (empty when not measured).
+
+    ``source bias by window``: per agent, sweep point and window, the pooled log odds
+    (``value``) and its paired difference to ``baseline`` (``diff``), each with a 95% t
+    interval (``±``) over the seeds (``n``). ``tipping point``: per agent and sweep point
+    with adoption, the mean tipping step (censored at the run's length) and how many tipped.
+    """
+    import pandas as pd
+
+    tables: dict[str, Any] = {}
+    trials = pd.DataFrame(
+        [{"trial": t["index"], "agent": t["agent"], "seed": t["seed"], **t.get("params", {})}
+         for t in manifest["trials"]]
+    )  # fmt: skip
+    keys = ["agent", *sweep]
+    by_point = windows_by_point(run_path, sweep)
+    point_of = {
+        int(r.trial): tuple(getattr(r, c) if c in trials else None for c in sweep)
+        for r in trials.itertuples()
+    } if sweep else {}  # fmt: skip
+    if all(c in df.columns for c in COUNTS):
+        parts = []
+        for point, windows in by_point.items():
+            mine = [t for t, p in point_of.items() if p == point] if sweep else None
+            part = df if mine is None else df[df["trial"].isin(mine)]
+            parts.append(pooled_bias(part, windows))
+        pooled = pd.concat(parts, ignore_index=True)
+        tables["source bias by window"] = summarise_over_seeds(
+            pooled, trials, [*keys, "window"], baseline
+        )
+    if SHARE in df.columns:
+        adoption = _adoption_points(run_path, sweep)
+        if adoption:
+            warm = {int(t["index"]): int(t.get("warmup", 0)) for t in manifest["trials"]}
+            mine = [t for t, p in point_of.items() if p in adoption] if sweep else None
+            part = df if mine is None else df[df["trial"].isin(mine)]
+            tips = tipping_points(part, int(part["step"].max()) + 1, warm)
+            tables["tipping point"] = summarise_over_seeds(tips, trials, keys, baseline)
+    return tables
+
+
+def _adoption_points(run_path: Path, sweep: Sequence[str]) -> set[tuple]:
+    """The sweep points whose content production is ``adoption``."""
+    from simlab.scenario import load_scenario, sweep_points
+
+    scenario = load_scenario(Path(run_path) / "scenario.yaml")
+    return {
+        tuple(p.values.get(c) for c in sweep)
+        for p in sweep_points(scenario)
+        if getattr(p.scenario.content.params, "production", None) == "adoption"
+    }
