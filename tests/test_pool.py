@@ -109,3 +109,45 @@ def test_a_worker_that_dies_fails_the_run_with_its_exit_code(tmp_path):
     sc = make_small("seeds=2", "execution.workers=2", agents=[{"model": "tests_pool_helpers:Dies"}])
     with pytest.raises(WorkerFailure, match="exited with code 3"):
         run_scenario(sc, out_dir=tmp_path)
+
+
+def test_workers_of_a_killed_run_stop(tmp_path):
+    """SIGKILL of the run's process: its workers stop too instead of running on alone."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    script = tmp_path / "run.py"
+    script.write_text(
+        "from conftest import make_small\n"
+        "from simlab.runner import run_scenario\n"
+        "if __name__ == '__main__':\n"
+        "    sc = make_small('seeds=40', 'steps=200', 'execution.workers=2')\n"
+        f"    run_scenario(sc, out_dir={str(tmp_path / 'runs')!r})\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    proc = subprocess.Popen([sys.executable, str(script)], env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(tmp_path.glob("runs/*/metrics.journal/*")):
+        time.sleep(0.5)
+    children = subprocess.run(
+        ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+    ).stdout.split()
+    assert len(children) >= 2  # the workers (and the queue's helper)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(4)  # a worker notices within a second of finishing its step or waiting
+    alive = [
+        c
+        for c in children
+        if Path(f"/proc/{c}").exists()
+        and "zombie" not in Path(f"/proc/{c}/status").read_text().lower()
+    ]
+    deadline = time.monotonic() + 60
+    while alive and time.monotonic() < deadline:
+        time.sleep(1)
+        alive = [c for c in alive if Path(f"/proc/{c}").exists()]
+    assert not alive, f"workers still running after their run was killed: {alive}"

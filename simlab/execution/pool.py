@@ -92,7 +92,14 @@ def _worker(tasks: Any, messages: Any, path: str, manifest: dict) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers
     store = _WorkerStore(Path(path), manifest, messages)
-    while (task := tasks.get()) is not None:
+    parent = multiprocessing.parent_process()
+    while parent is None or parent.is_alive():  # a killed run's workers do not run on alone
+        try:
+            task = tasks.get(timeout=1.0)
+        except queue.Empty:
+            continue
+        if task is None:
+            return
         trial, start = task
         last = [0.0]
 
