@@ -195,7 +195,7 @@ def _saved_scenario(path: Path) -> Scenario:
 
 def _fork_starts(scenario: Scenario, trials: list[Trial], fork: tuple[str | Path, int]):
     """Per new trial, the source run's checkpoint at the fork step and its earlier rows."""
-    from simlab.checkpoint import read_checkpoint
+    from simlab.checkpoint import expected_of, read_checkpoint
     from simlab.store import open_run
 
     source = open_run(fork[0], runs_dir=scenario.output.dir)
@@ -218,7 +218,8 @@ def _fork_starts(scenario: Scenario, trials: list[Trial], fork: tuple[str | Path
                 f"{info.seed}{f' at {info.params}' if info.params else ''}; a fork changes "
                 "settings, not which agents and seeds run"
             )
-        starts[info.index] = (read_checkpoint(source.path, src, step), saved)
+        expect = expected_of(source.manifest, src)
+        starts[info.index] = (read_checkpoint(source.path, src, step, expect), saved)
         mine = rows[(rows["trial"] == src) & (rows["step"] < step)]
         copied[info.index] = mine
     return starts, copied
@@ -253,7 +254,7 @@ def resume_run(
     are kept, not written twice. ``overrides`` may change ``execution.*`` only (e.g. resume
     a Ray run locally).
     """
-    from simlab.checkpoint import checkpoint_steps, read_checkpoint
+    from simlab.checkpoint import expected_of, newest_checkpoint
     from simlab.scenario import load_scenario
     from simlab.store import open_run
 
@@ -296,9 +297,9 @@ def resume_run(
             records[i]["status"] = "completed"
             continue
         todo.append(trial)
-        have = [s for s in checkpoint_steps(store.path, i) if s <= done]
-        if have:
-            starts[i] = (read_checkpoint(store.path, i, have[-1]), scenario)
+        found = newest_checkpoint(store.path, i, done, expected_of(store.manifest, i))
+        if found:
+            starts[i] = (found[1], scenario)
         elif fork:
             forked = _fork_starts(scenario, [trial], (fork["run"], int(fork["step"])))[0]
             starts[i] = forked[i]

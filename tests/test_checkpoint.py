@@ -8,7 +8,6 @@ settings keeps the steps before it and then departs.
 from __future__ import annotations
 
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import pytest
 import yaml
 from conftest import SMALL, make_small
 
-from simlab.checkpoint import checkpoint_steps, read_checkpoint, write_checkpoint
+from simlab.checkpoint import checkpoint_meta, checkpoint_steps, read_checkpoint, write_checkpoint
 from simlab.cli import main
 from simlab.errors import RunStoreError, ScenarioError
 from simlab.runner import parse_fork, resume_run, run_scenario
@@ -46,8 +45,8 @@ def _rows(world: World, steps: range) -> list[dict[str, float]]:
     ],
     ids=lambda a: a["model"],
 )
-def test_restored_world_continues_exactly(agent):
-    """Checkpoint after 9 steps, pickle, restore into a fresh world: steps 9.. are identical."""
+def test_restored_world_continues_exactly(agent, tmp_path):
+    """Checkpoint after 9 steps, write and read the file, restore: steps 9.. are identical."""
     sc = make_small(
         "users.drift_rate=0.05",
         "users.fatigue_weight=0.5",
@@ -59,7 +58,9 @@ def test_restored_world_continues_exactly(agent):
     expected = _rows(straight, range(18))
     first = World(sc, 0, 3)
     _rows(first, range(9))
-    state = pickle.loads(pickle.dumps(first.checkpoint()))
+    meta = checkpoint_meta("r", 0, "a", 3, {}, 9)
+    write_checkpoint(tmp_path, 0, 9, first.checkpoint(), meta)
+    state = read_checkpoint(tmp_path, 0, 9)
     again = World(sc, 0, 3)
     again.restore(state)
     assert again.t == 9
@@ -69,16 +70,18 @@ def test_restored_world_continues_exactly(agent):
 
 def test_checkpoint_files_are_atomic_and_listed(tmp_path):
     """Checkpoints are listed by step; a missing step names the steps that exist."""
-    write_checkpoint(tmp_path, 0, 10, {"format": 1, "t": 10})
-    write_checkpoint(tmp_path, 0, 5, {"format": 1, "t": 5})
-    (tmp_path / "checkpoints" / "trial=0" / ".step=15.pkl.tmp-1").write_bytes(b"half")
+    for t in (10, 5):
+        write_checkpoint(
+            tmp_path, 0, t, {"format": 2, "t": t}, checkpoint_meta("r", 0, "a", 0, {}, t)
+        )
+    (tmp_path / "checkpoints" / "trial=0" / ".step=15.ckpt.tmp-1").write_bytes(b"half")
     assert checkpoint_steps(tmp_path, 0) == [5, 10]
     assert read_checkpoint(tmp_path, 0, 10)["t"] == 10
     with pytest.raises(
         RunStoreError, match=r"no checkpoint at step 7; checkpoints exist at steps \[5, 10\]"
     ):
         read_checkpoint(tmp_path, 0, 7)
-    (tmp_path / "checkpoints" / "trial=0" / "step=5.pkl").write_bytes(b"not a pickle")
+    (tmp_path / "checkpoints" / "trial=0" / "step=5.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(RunStoreError, match="corrupt checkpoint"):
         read_checkpoint(tmp_path, 0, 5)
 
@@ -197,7 +200,7 @@ def kill_then_resume(tmp_path: Path, scenario: Path, extra: list[str]) -> tuple[
     )
     run = out / "killed"
     try:
-        _wait_for(lambda: (run / "checkpoints" / "trial=0" / "step=10.pkl").exists())
+        _wait_for(lambda: (run / "checkpoints" / "trial=0" / "step=10.ckpt").exists())
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:

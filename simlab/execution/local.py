@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from simlab.checkpoint import (
     checkpoint_steps,
     due_checkpoint,
+    meta_for,
     prune_checkpoints,
     write_checkpoint,
 )
@@ -59,7 +60,8 @@ def run_trial(
             if due_snapshot(out, done) and done not in snapshot_steps(store.path, i):
                 write_snapshot(store.path, i, done, capture_snapshot(world, out.snapshot_users))
             if due_checkpoint(out, done, sc.steps) and done not in checkpoint_steps(store.path, i):
-                write_checkpoint(store.path, i, done, world.checkpoint())
+                meta = meta_for(store.manifest, i, done)
+                write_checkpoint(store.path, i, done, world.checkpoint(), meta)
                 prune_checkpoints(store.path, i, out.keep_checkpoints)
     finally:
         writer.close()

@@ -246,9 +246,10 @@ def _drive(ray, trials, store, progress, starts, limit) -> None:
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
     from simlab.checkpoint import (
-        checkpoint_steps,
+        expected_of,
+        meta_for,
+        newest_checkpoint,
         prune_checkpoints,
-        read_checkpoint,
         write_checkpoint,
     )
     from simlab.snapshots import write_snapshot
@@ -296,13 +297,11 @@ def _drive(ray, trials, store, progress, starts, limit) -> None:
         record["restarts"] = r.restarts
         record["last_restart"] = reason
         store.save_manifest()
-        done = r.writer.steps_done
-        steps = [s for s in checkpoint_steps(store.path, r.trial.info.index) if s <= done]
-        restore = None
-        if steps:
-            restore = (read_checkpoint(store.path, r.trial.info.index, steps[-1]), r.trial.scenario)
-        else:
-            restore = starts.get(r.trial.info.index)
+        i = r.trial.info.index
+        found = newest_checkpoint(
+            store.path, i, r.writer.steps_done, expected_of(store.manifest, i)
+        )
+        restore = (found[1], r.trial.scenario) if found else starts.get(i)
         launch(r, restore)
 
     def start_next() -> None:
@@ -351,7 +350,8 @@ def _drive(ray, trials, store, progress, starts, limit) -> None:
                 store.manifest["trials"][i]["placement"] = result
                 store.save_manifest()
             elif r.kind == "checkpoint":
-                write_checkpoint(store.path, i, r.next_step, result)
+                meta = meta_for(store.manifest, i, r.next_step)
+                write_checkpoint(store.path, i, r.next_step, result, meta)
                 prune_checkpoints(store.path, i, sc.output.keep_checkpoints)
             elif r.kind == "snapshot":
                 write_snapshot(store.path, i, r.next_step, result)
