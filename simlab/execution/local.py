@@ -51,9 +51,10 @@ def run_trial(
         for t in range(world.t, sc.steps):
             row = world.step(t)
             if t >= writer.steps_done:
-                writer.add(t, row)
+                # events first: a step whose metric row is on disk has its events too
                 if events is not None:
                     events.add(world.last_feedback)
+                writer.add(t, row)
             if progress is not None:
                 progress(trial.info, t + 1)
             done = t + 1

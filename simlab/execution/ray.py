@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from simlab.checkpoint import due_checkpoint
+from simlab.execution.connect import probe_address
 from simlab.execution.ray_actors import (
     NAMESPACE,
     ClusterError,
@@ -45,6 +46,7 @@ from simlab.execution.ray_actors import (
     _TrialActor,
     actor_name,
 )
+from simlab.signals import reinstall as reinstall_signal_handlers
 from simlab.snapshots import due_snapshot
 
 if TYPE_CHECKING:
@@ -135,6 +137,8 @@ def init_ray(ex: ExecutionSection) -> bool:
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if ex.address is not None:
+        probe_address(ex.address, ex.connect_timeout, ClusterError)
     try:
         if ex.address is not None:
             ray.init(
@@ -152,6 +156,9 @@ def init_ray(ex: ExecutionSection) -> bool:
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = f"the Ray cluster at {ex.address!r}" if ex.address else "a local Ray instance"
         raise ClusterError(f"execution.address: cannot connect to {where} ({e})") from None
+    finally:
+        # ray.init replaces the SIGTERM handler with one that exits with status 15
+        reinstall_signal_handlers()
     return True
 
 
@@ -359,9 +366,10 @@ def _drive(ray, trials, store, progress, starts, limit) -> None:
                 row, feedback = result
                 t = r.next_step
                 if t >= r.writer.steps_done:  # steps replayed after a restore are on disk
-                    r.writer.add(t, row)
+                    # events first: a step whose metric row is on disk has its events too
                     if r.events is not None and feedback is not None:
                         r.events.add(feedback)
+                    r.writer.add(t, row)
                 r.next_step = t + 1
                 if progress is not None:
                     progress(r.trial.info, r.next_step)

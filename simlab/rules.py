@@ -1,0 +1,118 @@
+"""The built-in cross-field rules of a scenario, checked at validate time.
+
+Each rule gets a validated scenario (components resolved) and returns error lines naming
+the field, its value, the other field it conflicts with and what is allowed. They run on
+the scenario and on every sweep point, so a point that makes an invalid world is named. A
+new rule is a function decorated with :func:`simlab.validation.rule`.
+
+A content model may define a classmethod ``min_live_items(params, steps) -> int`` (the
+fewest items live at any step); without one the catalog size is derived from the usual
+fields (``num_docs``, or ``initial_items``, ``items_per_step`` and ``lifetime``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+from simlab.memory import memory_errors
+from simlab.validation import rule
+
+__all__ = ["min_live_items", "cuda_available"]
+
+
+def min_live_items(content: Any, steps: int) -> int | None:
+    """The fewest items live at any of ``steps`` steps, when the content model says."""
+    hook = getattr(content.cls, "min_live_items", None)
+    if callable(hook):
+        return int(hook(content.params, steps))
+    p = content.params
+    if getattr(p, "num_docs", None) is not None:
+        return int(p.num_docs)
+    if not all(hasattr(p, k) for k in ("initial_items", "items_per_step", "lifetime")):
+        return None
+    n, per, life = int(p.initial_items), int(p.items_per_step), int(p.lifetime)
+    q, r = divmod(n, life)
+
+    def live(t: int) -> int:
+        # initial items have ages 0..life-1 at step -1; the one of age a retires at life-1-a
+        m = life - 2 - t
+        initial = (m + 1) * q + min(m + 1, r) if m >= 0 else 0
+        return initial + per * min(t + 1, life)
+
+    last = steps - 1
+    kinks = {0, last, life - 2 - r, life - 1 - r, life - 2, life - 1}
+    return min(live(t) for t in kinks if 0 <= t <= last)
+
+
+@rule
+def _slate_fits(scenario: Any) -> list[str]:
+    plat = scenario.platform
+    k = plat.slate_size
+    if not k:  # 0 = every candidate (where the schema allows it)
+        return []
+    out = []
+    if plat.max_candidates and k > plat.max_candidates:
+        out.append(
+            f"platform.slate_size: {k} is more than the {plat.max_candidates} candidates per "
+            f"user (platform.max_candidates); raise max_candidates (0 = every live item) or "
+            "lower slate_size"
+        )
+    live = min_live_items(scenario.content, scenario.steps)
+    if live is not None and k > live:
+        out.append(
+            f"platform.slate_size: {k} is more than the {live} items live at some step of the "
+            f"run (content model '{scenario.content.model}'); lower slate_size or grow the "
+            "catalog (e.g. content.initial_items, content.items_per_step, content.lifetime)"
+        )
+    return out
+
+
+@rule
+def _rerank_depth(scenario: Any) -> list[str]:
+    plat = scenario.platform
+    depth, k = plat.rerank_depth, plat.slate_size
+    if depth and k and depth < k:
+        return [
+            f"platform.rerank_depth: {depth} is less than platform.slate_size={k}; re-rankers "
+            f"need at least the slate's {k} ranked items (0 = 3 * slate_size)"
+        ]
+    return []
+
+
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA device (imports torch: called only when a GPU is asked for)."""
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+@rule
+def _gpu_present(scenario: Any) -> list[str]:
+    out = []
+    ex = scenario.execution
+    gpus = ex.agent_resources.num_gpus
+    # an embedded Ray instance has the GPUs of this machine; a cluster's are not known here
+    if gpus and ex.backend == "ray" and ex.address is None and not cuda_available():
+        out.append(
+            f"execution.agent_resources.num_gpus: {gpus:g} GPU asked for, but this machine has "
+            "no CUDA device for the embedded Ray instance; set it to 0 (agents then run on "
+            "CPU) or give execution.address of a cluster with GPUs"
+        )
+    for i, agent in enumerate(scenario.agents):
+        if getattr(agent.params, "device", None) == "cuda" and not cuda_available():
+            out.append(
+                f"agents[{i}].device: 'cuda' but torch finds no CUDA device; use 'auto' (CUDA "
+                "when available, else CPU) or 'cpu'"
+            )
+    return out
+
+
+@rule
+def _memory(scenario: Any) -> list[str]:
+    from simlab.validation import MAX_TRIALS
+
+    trials = len(scenario.agents) * len(scenario.seeds)
+    return memory_errors(scenario, min(trials, MAX_TRIALS))
