@@ -101,6 +101,7 @@ def run_scenario(
     progress: ProgressCallback | None = None,
     run_id: str | None = None,
     fork: tuple[str | Path, int] | None = None,
+    trust_code: bool = False,
 ) -> RunStore:
     """Run every trial of ``scenario`` and return its run store.
 
@@ -112,6 +113,8 @@ def run_scenario(
         fork: ``(run directory, step)``: start every trial from that run's checkpoint at
             ``step`` (trials are matched by agent label, seed and sweep values); the new
             run's rows before ``step`` are copied from it. The settings may differ.
+        trust_code: let the fork source's ``scenario.yaml`` import ``module:Class`` entries
+            outside simlab (importing runs their code; off for a directory from elsewhere).
 
     The run directory's manifest is written (status ``starting``) before anything heavy is
     imported or allocated, and the process holds the directory's lock until the end. The
@@ -120,7 +123,7 @@ def run_scenario(
     are on disk whatever happens.
     """
     trials = plan_trials(scenario)
-    plan = _fork_plan(scenario, trials, fork) if fork else None
+    plan = _fork_plan(scenario, trials, fork, trust_code) if fork else None
     store = RunStore.create(
         out_dir if out_dir is not None else scenario.output.dir,
         scenario.name,
@@ -178,11 +181,13 @@ def parse_fork(text: str) -> tuple[str, int]:
     return run, int(step)
 
 
-def _saved_scenario(path: Path) -> Scenario:
+def _saved_scenario(path: Path, trust_code: bool) -> Scenario:
     from simlab.scenario import load_scenario
+    from simlab.validation import foreign_code
 
     try:
-        return load_scenario(path / "scenario.yaml")
+        with foreign_code(trust_code):
+            return load_scenario(path / "scenario.yaml")
     except SimlabError as e:
         raise RunStoreError(f"{path}: its scenario.yaml does not load ({e})") from None
 
@@ -197,7 +202,12 @@ class _ForkPlan:
     sources: dict[int, int]  # new trial index -> source trial index
 
 
-def _fork_plan(scenario: Scenario, trials: list[Trial], fork: tuple[str | Path, int]) -> _ForkPlan:
+def _fork_plan(
+    scenario: Scenario,
+    trials: list[Trial],
+    fork: tuple[str | Path, int],
+    trust_code: bool = False,
+) -> _ForkPlan:
     """Match every new trial to a source trial with a checkpoint at the fork step (cheap)."""
     from simlab.checkpoint import checkpoint_steps, read_checkpoint
     from simlab.store import open_run
@@ -206,7 +216,7 @@ def _fork_plan(scenario: Scenario, trials: list[Trial], fork: tuple[str | Path, 
     step = fork[1]
     if step > scenario.steps:
         raise RunStoreError(f"--from: step {step} is beyond this scenario's {scenario.steps} steps")
-    saved = _saved_scenario(source.path)
+    saved = _saved_scenario(source.path, trust_code)
     by_key = {
         (t["agent"], t["seed"], _key(t.get("params", {}))): t["index"]
         for t in source.manifest["trials"]
@@ -263,13 +273,15 @@ def resume_run(
     overrides: list[str | tuple[str, Any]] | None = None,
     progress: ProgressCallback | None = None,
     runs_dir: str | Path | None = None,
+    trust_code: bool = False,
 ) -> RunStore:
     """Continue a run that stopped (crashed, killed, interrupted or failed).
 
     Each unfinished trial restarts from its newest checkpoint at or before the rows on disk
     (from step 0 without one, or from the fork point of a forked run); rows already written
     are kept, not written twice. ``overrides`` may change ``execution.*`` only (e.g. resume
-    a Ray run locally).
+    a Ray run locally). ``trust_code`` lets the run's ``scenario.yaml`` import
+    ``module:Class`` entries outside simlab (importing runs their code).
     """
     from simlab.store import open_run
 
@@ -290,7 +302,7 @@ def resume_run(
     try:
         # re-read under the lock: the manifest may have changed while we waited for it
         store = _locked_reopen(store)
-        scenario, trials, todo, starts = _resume_plan(store, overrides or [])
+        scenario, trials, todo, starts = _resume_plan(store, overrides or [], trust_code)
     except BaseException:
         store.release()
         raise
@@ -317,13 +329,15 @@ def _locked_reopen(store: RunStore) -> RunStore:
     return fresh
 
 
-def _resume_plan(store: RunStore, overrides: list[str | tuple[str, Any]]):
+def _resume_plan(store: RunStore, overrides: list[str | tuple[str, Any]], trust_code: bool):
     """Clean up after the stopped process and find where each unfinished trial continues."""
     from simlab.checkpoint import expected_of, newest_checkpoint
     from simlab.events import recover_events
     from simlab.scenario import load_scenario
+    from simlab.validation import foreign_code
 
-    scenario = load_scenario(store.path / "scenario.yaml", overrides)
+    with foreign_code(trust_code):
+        scenario = load_scenario(store.path / "scenario.yaml", overrides)
     trials = plan_trials(scenario)
     records = store.manifest["trials"]
     if [(t.info.agent, t.info.seed) for t in trials] != [(r["agent"], r["seed"]) for r in records]:
@@ -349,6 +363,6 @@ def _resume_plan(store: RunStore, overrides: list[str | tuple[str, Any]]):
         if found:
             starts[i] = (found[1], scenario)
         elif fork:
-            plan = _fork_plan(scenario, [trial], (fork["run"], int(fork["step"])))
+            plan = _fork_plan(scenario, [trial], (fork["run"], int(fork["step"])), trust_code)
             starts[i] = _fork_load(plan, [trial])[0][i]
     return scenario, trials, todo, starts

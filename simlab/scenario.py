@@ -551,7 +551,7 @@ def _sweep_errors(data: dict[str, Any], sweep: dict[str, list[Any]], base: list[
     plain = {k: v for k, v in data.items() if k != "sweep"}
     for key, values in sweep.items():
         per_value: list[list[str]] = []
-        for n, value in enumerate(values):
+        for value in values:
             try:
                 point = apply_overrides(plain, [(key, value)])
             except ScenarioError as e:

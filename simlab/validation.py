@@ -19,9 +19,11 @@ Every line reads ``<field path>: <what is wrong>, got <value>; <what is allowed>
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -40,6 +42,8 @@ __all__ = [
     "check_caps",
     "check_protocol",
     "resolve_component",
+    "resolve_kind",
+    "foreign_code",
     "raw_component_errors",
     "rule",
     "cross_field_errors",
@@ -233,6 +237,24 @@ def _check_class_path(name: str) -> str | None:
     return None
 
 
+_foreign_code = contextvars.ContextVar("simlab_foreign_code", default=True)
+
+
+@contextlib.contextmanager
+def foreign_code(allowed: bool) -> Iterator[None]:
+    """Whether ``module:Class`` entries outside simlab may be imported within the block.
+
+    A run directory's ``scenario.yaml`` may come from someone else: importing a module it
+    names runs that module's code, so ``simlab resume`` and ``--from`` load it with
+    ``foreign_code(False)`` unless the user passes ``--trust-code``.
+    """
+    token = _foreign_code.set(allowed)
+    try:
+        yield
+    finally:
+        _foreign_code.reset(token)
+
+
 def resolve_kind(kind: str, name: Any) -> type:
     """``registry.resolve`` with the path's form checked first and the protocol after.
 
@@ -244,6 +266,13 @@ def resolve_kind(kind: str, name: Any) -> type:
         problem = _check_class_path(name)
         if problem:
             raise RegistryError(problem)
+        foreign = ":" in name and not name.startswith("simlab.")
+        if foreign and name not in registry.names(kind) and not _foreign_code.get():
+            raise RegistryError(
+                f"{short(name)} names code outside simlab in a run directory's scenario; "
+                "importing it would run that code, so pass --trust-code if you trust "
+                "where the run directory came from"
+            )
     cls = registry.resolve(kind, name)
     problem = check_protocol(cls, kind)
     if problem:
