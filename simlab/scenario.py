@@ -345,8 +345,10 @@ class Scenario(StrictModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
-            raise ValueError("must be letters, digits, '_', '.' or '-' (it prefixes run ids)")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", v):
+            raise ValueError(
+                "must be at most 100 letters, digits, '_', '.' or '-' (it prefixes run ids)"
+            )
         return v
 
     @field_validator("seeds", mode="before")

@@ -193,20 +193,10 @@ PROTOCOLS: dict[str, tuple[str, tuple[str, ...]]] = {
 def _missing_members(cls: type, members: tuple[str, ...]) -> list[str]:
     out = []
     for name in members:
-        attr = getattr(cls, name, None)
-        if attr is None:
-            out.append(name)
-            continue
+        owner = next((b for b in cls.__mro__ if name in vars(b)), None)
         # a base class's hook that raises NotImplementedError is not an implementation
-        base = next((b for b in cls.__mro__[1:] if getattr(b, name, None) is attr), None)
-        if (
-            base is not None
-            and base.__module__.startswith("simlab")
-            and base.__name__
-            in (
-                "Agent",
-                "Reranker",
-            )
+        if owner is None or (
+            owner.__module__.startswith("simlab") and owner.__name__ in ("Agent", "Reranker")
         ):
             out.append(name)
     return out

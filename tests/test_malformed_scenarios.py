@@ -1,0 +1,550 @@
+"""Malformed scenarios, one class of bad input per test, many cases each.
+
+Every case must end in a :class:`~simlab.errors.ScenarioError` whose lines name the field
+path, the value and what is allowed; none may raise anything else, hang or allocate the
+world. The number fields are enumerated from every registered component's ``Params`` (and
+the top-level sections), so a field added later is covered without a new case here.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import typing
+from typing import Any
+
+import annotated_types as at
+import pytest
+from conftest import SMALL
+from pydantic import BaseModel
+
+from simlab import registry
+from simlab.errors import ScenarioError
+from simlab.params import is_number_annotation
+from simlab.scenario import Scenario, load_scenario, parse_scenario
+from simlab.validation import MAX_SEEDS, MAX_SWEEP_VALUES, MAX_TRIALS, foreign_code
+
+SLOTS = {"users": ["users"], "content": ["content"], "agents": ["agents", 0]}
+SLOTS["rerankers"] = ["platform", "rerankers", 0]
+SKIP_SECTIONS = {"users", "content", "agents", "sweep", "seeds", "metrics"}
+
+
+def _errors(data: Any, *overrides) -> list[str]:
+    """The error lines of parsing ``data``; fails the test if it parses or raises otherwise."""
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(data, overrides)
+    return str(info.value).splitlines()
+
+
+def _base() -> dict[str, Any]:
+    return copy.deepcopy(SMALL)
+
+
+def _fields(model: type[BaseModel], prefix: list) -> list[tuple[list, Any]]:
+    """``(path, FieldInfo)`` of every number field of ``model`` and its nested sections."""
+    out = []
+    for name, info in model.model_fields.items():
+        ann = info.annotation
+        nested = [a for a in (ann, *typing.get_args(ann)) if isinstance(a, type)]
+        sub = next((a for a in nested if issubclass(a, BaseModel)), None)
+        if is_number_annotation(ann):
+            out.append(([*prefix, name], info))
+        elif sub is not None and typing.get_origin(ann) is None:
+            out += _fields(sub, [*prefix, name])
+    return out
+
+
+def _number_fields() -> list[tuple[str, list, Any]]:
+    """Every number field: of the top-level sections, and of every registered component."""
+    out = []
+    for name, info in Scenario.model_fields.items():
+        if name in SKIP_SECTIONS:
+            continue
+        if is_number_annotation(info.annotation):
+            out.append(("scenario", [name], info))
+        sub = info.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            out += [("scenario", p, i) for p, i in _fields(sub, [name])]
+    for kind, slot in SLOTS.items():
+        for model in registry.names(kind):
+            params = registry.resolve(kind, model).Params
+            out += [(f"{kind}:{model}", [*slot, *p], i) for p, i in _fields(params, [])]
+    return out
+
+
+NUMBER_FIELDS = _number_fields()
+
+
+def _put(data: dict[str, Any], owner: str, path: list, value: Any) -> str:
+    """Set ``path`` to ``value`` in ``data`` with the owning component in its slot."""
+    if owner != "scenario":
+        kind, model = owner.split(":")
+        if kind == "agents":
+            data["agents"] = [{"model": model}]
+        elif kind == "rerankers":
+            data["platform"]["rerankers"] = [{"model": model}]
+        else:
+            data[kind] = {"model": model}
+    node = data
+    for part in path[:-1]:
+        node = node[part] if isinstance(part, int) else node.setdefault(part, {})
+    node[path[-1]] = value
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+def _ids(cases):
+    return [f"{owner}:{'.'.join(map(str, path))}" for owner, path, _ in cases]
+
+
+def test_every_registered_component_has_number_fields_enumerated():
+    """The enumeration really covers the components (a guard against an empty parametrize)."""
+    owners = {owner for owner, _, _ in NUMBER_FIELDS}
+    assert len(NUMBER_FIELDS) > 100
+    for kind in SLOTS:
+        for model in registry.names(kind):
+            params = registry.resolve(kind, model).Params
+            if _fields(params, []):
+                assert f"{kind}:{model}" in owners
+
+
+# ---------------------------------------------------------------------- NaN and infinities
+@pytest.mark.parametrize("owner, path, info", NUMBER_FIELDS, ids=_ids(NUMBER_FIELDS))
+def test_non_finite_numbers_are_refused_in_every_number_field(owner, path, info):
+    """NaN, inf and -inf in any number field: an error naming the field and the value."""
+    for value in (math.nan, math.inf, -math.inf):
+        data = _base()
+        where = _put(data, owner, path, value)
+        lines = _errors(data)
+        mine = [x for x in lines if x.startswith(f"{where}: ")]
+        assert mine, (where, lines)
+        assert any(repr(value) in x or "finite" in x for x in mine), mine
+
+
+# ---------------------------------------------------------------------- strings for numbers
+@pytest.mark.parametrize("owner, path, info", NUMBER_FIELDS, ids=_ids(NUMBER_FIELDS))
+def test_strings_are_refused_in_every_number_field(owner, path, info):
+    """A quoted number or a word in a number field: refused, never converted."""
+    for value, hint in (("5", "remove the quotes"), ("many", "got 'many'")):
+        data = _base()
+        where = _put(data, owner, path, value)
+        mine = [x for x in _errors(data) if x.startswith(f"{where}: ")]
+        assert mine and "not a string" in mine[0] or "expects a" in mine[0], mine
+        assert hint in mine[0], mine
+
+
+# ---------------------------------------------------------------------- out of range
+def _outside(info) -> list[float]:
+    """Values just outside a field's declared bounds."""
+    out = []
+    for m in info.metadata:
+        if isinstance(m, at.Gt):
+            out += [m.gt, m.gt - 1]
+        elif isinstance(m, at.Ge):
+            out.append(m.ge - 1 if info.annotation in (int, int | None) else m.ge - 0.5)
+        elif isinstance(m, at.Lt):
+            out.append(m.lt)
+        elif isinstance(m, at.Le):
+            out.append(m.le + 1 if info.annotation in (int, int | None) else m.le + 0.5)
+    return out
+
+
+BOUNDED = [c for c in NUMBER_FIELDS if _outside(c[2])]
+
+
+@pytest.mark.parametrize("owner, path, info", BOUNDED, ids=_ids(BOUNDED))
+def test_sizes_and_probabilities_out_of_range_are_refused(owner, path, info):
+    """Zero or negative sizes, probabilities above 1, every bound of every field."""
+    for value in _outside(info):
+        data = _base()
+        where = _put(data, owner, path, value)
+        mine = [x for x in _errors(data) if x.startswith(f"{where}: ")]
+        assert mine, (where, value)
+        assert f"got {value!r}" in mine[0] or repr(value) in mine[0], mine
+
+
+def test_bounded_fields_include_sizes_and_probabilities():
+    """The range cases cover the usual kinds: sizes (> 0) and probabilities (<= 1)."""
+    names = {".".join(map(str, p)) for _, p, _ in BOUNDED}
+    assert {"users.num_users", "users.return_prob", "steps", "platform.slate_size"} <= names
+    assert len(BOUNDED) > 80
+
+
+# ---------------------------------------------------------------------- lists for maps
+SHAPES = [
+    ({"users": ["logit"]}, "users: expected a mapping of fields, got ['logit']"),
+    ({"world": [16, 8]}, "world: expected a mapping of fields"),
+    ({"platform": 5}, "platform: expected a mapping of fields, got 5"),
+    ({"execution": "local"}, "execution: expected a mapping of fields, got 'local'"),
+    ({"output": [{"dir": "x"}]}, "output: expected a mapping of fields"),
+    ({"measures": True}, "measures: expected a mapping of fields, got True"),
+    ({"sweep": [["steps", [1, 2]]]}, "sweep: "),
+    ({"agents": {"model": "random"}}, "agents: "),
+    ({"metrics": "engagement"}, "metrics: "),
+    ({"seeds": {"a": 1}}, "seeds: "),
+    ({"content": {"model": "creators", "phases": {"aigc_share": 0.5}}}, "content.phases: "),
+    ({"agents": [["random"]]}, "agents[0]: expected a mapping of fields"),
+    ({"agents": ["random"]}, "agents[0]: expected a mapping of fields, got 'random'"),
+    ({"name": ["a"]}, "name: "),
+    ({"steps": [5]}, "steps: "),
+    ({"platform": {"rerankers": {"model": "mmr"}}}, "platform.rerankers: "),
+]
+
+
+@pytest.mark.parametrize("change, fragment", SHAPES, ids=[str(c)[:40] for c, _ in SHAPES])
+def test_wrong_container_shapes_are_refused(change, fragment):
+    """A list where a mapping belongs (and the reverse) names the field and what it got."""
+    data = {**_base(), **change}
+    assert any(x.startswith(fragment) for x in _errors(data)), _errors(data)
+
+
+# ---------------------------------------------------------------------- sizes that cannot fit
+HUGE = [
+    ("users.num_users=1000000000", "users.num_users: the run needs about"),
+    ("content.initial_items=20000000000", "content: the run needs about"),
+    (("users.num_users", 10_000_000), "GiB of memory"),
+    ("measures.pairwise_pairs=1000000000000", "GiB of memory"),
+]
+
+
+@pytest.mark.parametrize("override, fragment", HUGE, ids=[str(o)[:30] for o, _ in HUGE])
+def test_worlds_that_cannot_fit_are_refused_before_allocating(override, fragment):
+    """The estimate and the machine's memory are named; nothing is allocated (it is fast)."""
+    data = _base()
+    extra = []
+    if override == ("users.num_users", 10_000_000):
+        extra = ["world.dim=4096", "platform.max_candidates=100"]
+    if "pairwise" in str(override):
+        extra = ["users.num_users=50000000"]
+    start = time.monotonic()
+    lines = _errors(data, override, *extra)
+    assert time.monotonic() - start < 10
+    assert any(fragment in x and "this machine has" in x for x in lines), lines
+    assert all(len(x) < 600 for x in lines)
+
+
+def test_seed_and_sweep_caps_are_checked_before_building():
+    """Seeds, sweep values and grids over the caps are refused at once, naming the cap."""
+    cases = [
+        ({"seeds": 10**12}, f"seeds: 1000000000000 seeds is more than the {MAX_SEEDS:,}"),
+        ({"seeds": list(range(MAX_SEEDS + 1))}, "seeds: 10,001 seeds is more than"),
+        ({"sweep": {"users.drift_rate": [0.1] * (MAX_SWEEP_VALUES + 1)}}, "1,001 values"),
+        (
+            {
+                "sweep": {
+                    f"users.{k}": [0.1, 0.2, 0.3, 0.4]
+                    for k in (
+                        "drift_rate",
+                        "fatigue_weight",
+                        "engagement_noise",
+                        "feature_noise",
+                        "quality_weight",
+                        "interest_weight",
+                        "source_preference",
+                    )
+                }
+            },
+            f"more than the {MAX_TRIALS:,} allowed in one run",
+        ),
+        ({"seeds": 2**63}, "seeds: "),
+        ({"seeds": [2**63]}, "below 2**63"),
+    ]
+    for change, fragment in cases:
+        start = time.monotonic()
+        lines = _errors({**_base(), **change})
+        assert time.monotonic() - start < 10, change
+        assert any(fragment in x for x in lines), (fragment, lines)
+
+
+def test_huge_values_are_never_echoed_in_full():
+    """A megabyte-long value is cut in the message."""
+    for change in ({"name": "x" * 10**6}, {"steps": "9" * 10**5}, {"descripton": "y" * 10**6}):
+        lines = _errors({**_base(), **change})
+        assert lines and all(len(x) < 1000 for x in lines), [len(x) for x in lines]
+
+
+# ---------------------------------------------------------------------- all errors at once
+def test_every_problem_is_reported_at_once():
+    """A missing top-level field does not hide component, metric or agent errors."""
+    data = _base()
+    del data["steps"]
+    data["users"] = {"model": "logit", "drift_rat": 0.1}
+    data["agents"] = [{"model": "popularty"}, {"model": "mf", "factor": 3}]
+    data["metrics"] = ["engagement", "exposur"]
+    data["platform"]["rerankers"] = [{"model": "mmr", "lambda_": 2}]
+    lines = _errors(data)
+    for fragment in (
+        "steps: required field is missing",
+        "users.drift_rat: unknown field 'drift_rat'. Did you mean 'drift_rate'?",
+        "agents[0].model: unknown agents model 'popularty'. Did you mean 'popularity'?",
+        "agents[1].factor: unknown field 'factor'. Did you mean 'factors'?",
+        "metrics[1]: unknown metric 'exposur'. Did you mean 'exposure'?",
+        "platform.rerankers[0].lambda_: unknown field",
+    ):
+        assert any(x.startswith(fragment) for x in lines), (fragment, lines)
+    assert len(lines) == len(set(lines))
+
+
+def test_every_bad_sweep_value_is_reported_with_its_point():
+    """Each bad sweep value and each bad combination is named; good ones are not."""
+    data = _base()
+    data["sweep"] = {"steps": [0, 5, -1], "users.num_userz": [1, 2]}
+    lines = _errors(data)
+    assert any(x.startswith("sweep.steps=0: steps: ") for x in lines), lines
+    assert any(x.startswith("sweep.steps=-1: steps: ") for x in lines), lines
+    assert not any(x.startswith("sweep.steps=5") for x in lines)
+    assert sum(x.startswith("sweep.users.num_userz: ") for x in lines) == 1, lines
+
+
+# ---------------------------------------------------------------------- cross-field rules
+CROSS = [
+    (
+        ["platform.max_candidates=3", "platform.slate_size=5"],
+        "platform.slate_size: 5 is more than the 3 candidates per user (platform.max_candidates)",
+    ),
+    (
+        ["content.initial_items=3", "content.items_per_step=3", "platform.slate_size=7"],
+        "platform.slate_size: 7 is more than the 6 items live",
+    ),
+    (
+        ["content.initial_items=200", "content.items_per_step=0", "content.lifetime=20"],
+        "platform.slate_size: 5 is more than the 0 items live at some step",
+    ),
+    (
+        [
+            "platform.rerank_depth=3",
+            "platform.slate_size=5",
+            ("platform.rerankers", [{"model": "mmr"}]),
+        ],
+        "platform.rerank_depth: 3 is less than platform.slate_size=5",
+    ),
+]
+
+
+@pytest.mark.parametrize("overrides, fragment", CROSS, ids=[f[:30] for _, f in CROSS])
+def test_cross_field_rules_at_validate_time(overrides, fragment):
+    """Slate vs candidates and catalog, re-rank depth vs slate: refused before any run."""
+    lines = _errors(_base(), *overrides)
+    assert any(x.startswith(fragment) for x in lines), lines
+
+
+def test_cross_field_rules_accept_what_fits():
+    """The same fields within their limits pass (the rules are not over-eager)."""
+    parse_scenario(_base(), ["platform.max_candidates=5", "platform.slate_size=5"])
+    parse_scenario(_base(), ["platform.rerank_depth=5", "platform.slate_size=5"])
+    parse_scenario(_base(), ["content.initial_items=5", "content.items_per_step=5"])
+
+
+def test_a_sweep_point_that_breaks_a_rule_is_named():
+    """Each value alone is fine; one combination is not, and the error names it."""
+    data = _base()
+    data["sweep"] = {"platform.slate_size": [3, 8], "platform.max_candidates": [5, 10]}
+    lines = _errors(data)
+    assert lines == [
+        "sweep point {platform.slate_size=8, platform.max_candidates=5}: platform.slate_size: "
+        "8 is more than the 5 candidates per user (platform.max_candidates); raise "
+        "max_candidates (0 = every live item) or lower slate_size"
+    ]
+
+
+def test_gpu_asked_for_without_cuda(monkeypatch):
+    """A GPU for the embedded Ray instance, or device: cuda, on a machine without CUDA."""
+    from simlab import rules
+
+    monkeypatch.setattr(rules, "cuda_available", lambda: False)
+    lines = _errors(_base(), "execution.backend=ray", "execution.agent_resources.num_gpus=1")
+    assert any(x.startswith("execution.agent_resources.num_gpus: 1 GPU asked for") for x in lines)
+    data = _base()
+    data["agents"] = [{"model": "generative", "device": "cuda"}]
+    lines = _errors(data)
+    assert any(x.startswith("agents[0].device: 'cuda' but torch finds no CUDA") for x in lines)
+    # on a cluster the GPUs are not this machine's: no error
+    parse_scenario(
+        _base(),
+        ["execution.backend=ray", "execution.address=auto", "execution.agent_resources.num_gpus=1"],
+    )
+
+
+# ---------------------------------------------------------------------- module:Class entries
+CLASS_PATHS = [
+    ("agents", ":RandomAgent", "malformed class path"),
+    ("agents", "simlab.agents.baselines:", "malformed class path"),
+    ("agents", "a:b:c", "malformed class path"),
+    ("agents", "1bad.mod:X", "malformed class path"),
+    ("agents", "simlab..agents:X", "malformed class path"),
+    ("agents", "my mod:X", "malformed class path"),
+    ("agents", "../../etc:Passwd", "malformed class path"),
+    ("agents", "no_such_package_xyz.recs:Agent", "cannot import module 'no_such_package_xyz.recs'"),
+    ("agents", "simlab.agents.baselines:NoSuch", "has no attribute 'NoSuch'"),
+    ("agents", "os.path:join", "is not a class"),
+    (
+        "agents",
+        "simlab.environments.users:LogitUserPopulation",
+        "is not an agent: it lacks act(); it looks like a user model",
+    ),
+    (
+        "agents",
+        "simlab.agents.rerank:MMRReranker",
+        "is not an agent: it lacks act(); it looks like a re-ranker",
+    ),
+    ("agents", "simlab.agents.base:Agent", "is not an agent: it lacks act()"),
+    (
+        "rerankers",
+        "simlab.agents.baselines:PopularityAgent",
+        "is not a re-ranker: it lacks rerank(); it looks like an agent",
+    ),
+    ("users", "simlab.agents.baselines:RandomAgent", "is not a user model"),
+    ("content", "simlab.environments.users:LogitUserPopulation", "is not a content model"),
+    (
+        "users",
+        "simlab.environments.content:CreatorEcosystem",
+        "is not a user model: it lacks arrivals(), respond(), observable_features(), "
+        "interests(); it looks like a content model",
+    ),
+]
+
+
+@pytest.mark.parametrize("kind, path, fragment", CLASS_PATHS, ids=[p for _, p, _ in CLASS_PATHS])
+def test_class_paths_are_checked_against_their_kind(kind, path, fragment):
+    """Malformed, missing or wrong-kind classes are refused at validate time."""
+    data = _base()
+    if kind == "agents":
+        data["agents"] = [{"model": path}]
+        where = "agents[0].model"
+    elif kind == "rerankers":
+        data["platform"]["rerankers"] = [{"model": path}]
+        where = "platform.rerankers[0].model"
+    else:
+        data[kind] = {"model": path}
+        where = f"{kind}.model"
+    lines = _errors(data)
+    mine = [x for x in lines if x.startswith(f"{where}: ")]
+    assert mine and fragment in mine[0], lines
+
+
+def test_metric_class_paths_are_checked():
+    """A ``module:Class`` metric is imported (the user asked) and must be a metric."""
+    data = _base()
+    data["metrics"] = ["engagement", "simlab.agents.baselines:RandomAgent", "x:"]
+    lines = _errors(data)
+    assert any(x.startswith("metrics[1]: ") and "is not a metric" in x for x in lines), lines
+    assert any(x.startswith("metrics[2]: malformed class path") for x in lines), lines
+    data["metrics"] = ["simlab.metrics.engagement:EngagementMetric"]
+    parse_scenario(data)
+
+
+def test_a_module_that_fails_on_import_is_a_clean_error(tmp_path, monkeypatch):
+    """A user module raising (not ImportError) while imported gives one error line."""
+    (tmp_path / "broken_recs_mod.py").write_text("raise ValueError('boom at import')\n")
+    (tmp_path / "syntax_recs_mod.py").write_text("def f(:\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for module, fragment in (("broken_recs_mod", "boom at import"), ("syntax_recs_mod", "Syntax")):
+        data = _base()
+        data["agents"] = [{"model": f"{module}:Agent"}]
+        lines = _errors(data)
+        assert any(x.startswith("agents[0].model: ") and fragment in x for x in lines), lines
+
+
+def test_foreign_code_is_not_imported_when_not_trusted(tmp_path, monkeypatch):
+    """With foreign_code(False) a module outside simlab is refused before it is imported."""
+    marker = tmp_path / "imported.txt"
+    (tmp_path / "evil_recs_mod.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\nclass Agent:\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    data = _base()
+    data["agents"] = [{"model": "evil_recs_mod:Agent"}]
+    with foreign_code(False):
+        lines = _errors(data)
+    assert any("pass --trust-code" in x for x in lines), lines
+    assert not marker.exists()
+
+
+# ---------------------------------------------------------------------- YAML
+YAML_CASES = [
+    ("steps: 1:30\n", "'1:30' is the base-60 number 90 in YAML 1.1"),
+    ("steps: 010\n", "'010' is octal (8) in YAML 1.1"),
+    ("steps: 1_000\n", "'1_000' uses '_' digit separators"),
+    ("steps: 5\nsteps: 6\n", "duplicate key 'steps' (first set on line"),
+    ("steps: [5\n", "YAML syntax error"),
+    ("steps: !!python/object:os.system ls\n", "YAML syntax error"),
+    (
+        "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+        + "".join(
+            f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n"
+            for p, c in zip("abcdefg", "bcdefgh", strict=True)
+        ),
+        "aliases expand to more than",
+    ),
+    ("steps: " + "[" * 3000 + "]" * 3000 + "\n", "YAML nested too deeply"),
+]
+
+
+@pytest.mark.parametrize("text, fragment", YAML_CASES, ids=[f[:20] for _, f in YAML_CASES])
+def test_yaml_surprises_and_abuse_are_refused(tmp_path, text, fragment):
+    """YAML 1.1 readings, duplicate keys, object tags, alias bombs and deep nesting."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert fragment in str(info.value), str(info.value)
+
+
+def test_yaml_merge_keys_and_yaml_12_scalars(tmp_path):
+    """``<<:`` merges (with local overrides); 1e-3 is a float; yes/no stay strings."""
+    path = tmp_path / "merge.yaml"
+    path.write_text(
+        "name: merged\nsteps: 4\nexecution: {backend: local}\n"
+        "agents:\n  - &mf {model: mf, factors: 4, epochs: 1, name: a}\n"
+        "  - <<: *mf\n    name: b\n    lr: 1e-3\n"
+        "output: {events: yes}\n"
+    )
+    sc = load_scenario(path)
+    assert [a.label for a in sc.agents] == ["a", "b"]
+    assert sc.agents[1].params.lr == pytest.approx(0.001)
+    assert sc.agents[1].params.factors == 4
+    assert sc.output.events is True
+
+
+def test_oversized_scenario_file_is_refused(tmp_path):
+    """A file over the size limit is refused before it is parsed."""
+    path = tmp_path / "huge.yaml"
+    path.write_bytes(b"# " + b"x" * (11 << 20) + b"\nname: a\n")
+    with pytest.raises(ScenarioError, match="a scenario is at most 10 MiB"):
+        load_scenario(path)
+
+
+def test_strings_for_numbers_in_yaml_and_set(tmp_path):
+    """Quoted numbers from a file and from --set are refused; plain ones pass."""
+    path = tmp_path / "q.yaml"
+    path.write_text(_yaml({**_base(), "steps": "30"}))
+    with pytest.raises(ScenarioError, match=r"steps: expects an integer, not a string"):
+        load_scenario(path)
+    with pytest.raises(ScenarioError, match=r"users.num_users: expects an integer, not a string"):
+        load_scenario(path, ["steps=30", "users.num_users='300'"])
+    assert load_scenario(path, ["steps=30"]).steps == 30
+
+
+def _yaml(data: dict[str, Any]) -> str:
+    """``data`` as YAML text."""
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def test_validation_takes_no_time_for_valid_scenarios():
+    """The checks do not slow a normal scenario down (well under a second)."""
+    start = time.monotonic()
+    for _ in range(20):
+        parse_scenario(_base())
+    assert (time.monotonic() - start) / 20 < 0.5
+
+
+def test_saved_scenarios_round_trip_through_the_strict_loader(tmp_path):
+    """A resolved scenario written by simlab loads back unchanged (no YAML 1.1 trap)."""
+    sc = parse_scenario(_base(), ["users.drift_rate=1e-5", "description=no"])
+    path = tmp_path / "saved.yaml"
+    path.write_text(sc.to_yaml())
+    again = load_scenario(path)
+    assert again.resolved_dict() == sc.resolved_dict()
+    assert again.description == "no"
