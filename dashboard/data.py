@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from simlab.errors import RunStoreError
 from simlab.report import t_quantile
 from simlab.store import RunStore, open_run
 
@@ -137,15 +138,18 @@ def load_run(path: str | Path) -> LoadedRun:
     """Open a run directory and read its metrics and scenario.
 
     Raises:
-        RunStoreError: a missing, corrupt or half-written run (from ``simlab.store``).
-        yaml.YAMLError, OSError: an unreadable ``scenario.yaml`` (the pages show any error).
+        RunStoreError: a missing, corrupt or half-written run (from ``simlab.store``), or an
+            unreadable ``scenario.yaml`` (the pages show the message).
     """
     store = open_run(path)
     metrics = store.read_metrics()
     scenario_file = store.path / "scenario.yaml"
     scenario = {}
-    if scenario_file.exists():
-        scenario = yaml.safe_load(scenario_file.read_text(encoding="utf-8")) or {}
+    if scenario_file.is_file():
+        try:
+            scenario = yaml.safe_load(scenario_file.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, OSError, UnicodeDecodeError, RecursionError) as e:
+            raise RunStoreError(f"{scenario_file}: unreadable scenario ({e})") from None
     if not isinstance(scenario, dict):
         scenario = {}
     return LoadedRun(store, metrics, scenario)
