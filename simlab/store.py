@@ -188,8 +188,9 @@ class RunStore:
         store = cls(path, manifest)
         store.lock.acquire()
         try:
-            store.save_manifest()
+            # the scenario first: a directory with a manifest can always be resumed
             _atomic_write(path / SCENARIO, scenario_yaml)
+            store.save_manifest()
             (path / METRICS).mkdir(exist_ok=True)
             (path / JOURNAL).mkdir(exist_ok=True)
             manifest["versions"] = _versions()
@@ -371,7 +372,8 @@ def _make_run_dir(parent: Path, path: Path) -> None:
     except FileExistsError:
         leftovers = {p.name for p in path.iterdir()} if path.is_dir() else None
         # killed between mkdir and the manifest: nothing was written yet, so reuse it
-        if leftovers is None or not leftovers <= {".lock", METRICS, JOURNAL} or (is_locked(path)):
+        allowed = {".lock", SCENARIO, METRICS, JOURNAL}
+        if leftovers is None or not leftovers <= allowed or is_locked(path):
             raise RunStoreError(f"{path}: run directory already exists") from None
     except OSError as e:
         raise RunStoreError(f"{path}: cannot create run directory ({e.strerror or e})") from e
