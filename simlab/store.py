@@ -84,9 +84,11 @@ def _versions() -> dict[str, str]:
     import pydantic
 
     import simlab
+    from simlab.rng import STREAM_VERSION
 
     out = {
         "simlab": simlab.__version__,
+        "simlab_rng": str(STREAM_VERSION),
         "python": platform.python_version(),
         "numpy": numpy.__version__,
         "pandas": pandas.__version__,
