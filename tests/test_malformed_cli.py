@@ -59,7 +59,10 @@ FLAGS = [
     (["validate", "{sc}", "--seeds", "100000000000"], "seeds: 100000000000 seeds is more than"),
     (["run", "{sc}", "--out", "{tmp}", "--shards", "0"], "execution.shards: "),
     (["run", "{sc}", "--out", "{tmp}", "--shards", "5000"], "execution.shards: "),
-    (["run", "{sc}", "--out", "{tmp}", "--address", "my-cluster"], "execution.address: expects `auto`"),
+    (
+        ["run", "{sc}", "--out", "{tmp}", "--address", "my-cluster"],
+        "execution.address: expects `auto`",
+    ),
     (["run", "{sc}", "--out", "{tmp}", "--address", "host:99999"], "port 1..65535"),
     (["validate", "{sc}", "--set", "steps=.nan"], "steps: "),
     (["validate", "{sc}", "--set", "users.drift_rate=.inf"], "users.drift_rate: "),
