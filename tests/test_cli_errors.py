@@ -134,7 +134,7 @@ BAD_FILES: dict[str, list[str]] = {
         "Did you mean 'popularity-penalty'?",
     ],
     "section_not_mapping.yaml": ["users: expected a mapping of fields, got 'logit'"],
-    "bad_name.yaml": ["name: must be letters, digits, '_', '.' or '-'", "got 'my run'"],
+    "bad_name.yaml": ["name: must be at most 100 letters, digits, '_', '.' or '-'", "got 'my run'"],
     "execution_unknown_backend.yaml": ["execution.backend: ", "'ray' or 'local'", "got 'spark'"],
     "execution_bad_address.yaml": [
         "execution.address: expects `auto`, `ray://host:port` or `host:port`",
