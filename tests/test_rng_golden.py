@@ -69,6 +69,40 @@ GOLDEN = {
         ],
         [13317879912224724274, 6539243125055167529, 4376265241370553803],
     ),
+    "normal_scalar": (lambda: rng.Stream(0, "x").normal(5, 3), 1.9075119618891494),
+    "normal_loc_scale": (
+        lambda: rng.Stream(0, "x").normal([5, 6], 3, loc=2.0, scale=3.0),
+        [7.722535885667448, 3.503745196101689],
+    ),
+    "normal_scalar_loc_scale": (
+        lambda: rng.Stream(0, "x").normal(5, 3, loc=-1.0, scale=0.5),
+        -0.0462440190554253,
+    ),
+    "gumbel_scalar": (lambda: rng.Stream(0, "x").gumbel(5, 3), -0.9815693998481186),
+    "uniform_scalar": (lambda: rng.Stream(0, "x").uniform(5, 3), 0.06934639459098374),
+    "uniform_one_id_list": (lambda: rng.Stream(0, "x").uniform([5], 3), [0.06934639459098374]),
+    "categorical_2d": (
+        lambda: rng.Stream(3, "y").categorical([[0, 1], [2, 3]], 2, np.array([0.1, 0.2, 0.7])),
+        [[1, 2], [1, 2]],
+    ),
+    "categorical_rows": (
+        lambda: rng.Stream(3, "y").categorical(
+            [0, 1], 2, np.array([[0.5, 0.5, 0.0], [0.0, 0.1, 0.9]])
+        ),
+        [0, 2],
+    ),
+    "integers_per_entity": (
+        lambda: rng.Stream(3, "y").integers([0, 1, 2], 2, np.array([2, 1000, 2**40])),
+        [0, 399, 203232668389],
+    ),
+    "numpy_generator_default_step": (
+        lambda: rng.numpy_generator(1, "train").bit_generator.random_raw(2),
+        [16945136283850084521, 14908950895195069871],
+    ),
+    "torch_generator_default_step": (
+        lambda: rng.torch_generator(1, "train").initial_seed(),
+        4688985007886970692,
+    ),
 }
 
 
@@ -83,6 +117,22 @@ def test_golden_draws(name: str):
     draw, expected = GOLDEN[name]
     got = np.asarray(draw())
     np.testing.assert_array_equal(got, np.asarray(expected, dtype=got.dtype))
+
+
+@pytest.mark.parametrize("rows", [1, 3, 5])
+def test_categorical_refuses_probs_of_another_number_of_rows(rows: int):
+    """Per-row probabilities must have one row per id (fewer or more is an error)."""
+    with pytest.raises(ValueError, match="Expects `probs` of shape"):
+        rng.Stream(3, "y").categorical([0, 1, 2, 3], 2, np.full((rows, 3), 1 / 3))
+
+
+def test_scalar_draws_are_numpy_scalars_equal_to_the_array_draws():
+    """A single id gives a numpy scalar equal to the same id's draw in an array."""
+    s = rng.Stream(0, "x")
+    for method in (s.uniform, s.normal, s.gumbel):
+        one, many = method(5, 3), method([4, 5], 3)
+        assert np.ndim(one) == 0 and isinstance(one, np.floating)
+        assert one == many[1]
 
 
 def test_golden_world_draws():
