@@ -5,9 +5,12 @@ the field, its value, the other field it conflicts with and what is allowed. The
 the scenario and on every sweep point, so a point that makes an invalid world is named. A
 new rule is a function decorated with :func:`simlab.validation.rule`.
 
-A content model may define a classmethod ``min_live_items(params, steps) -> int`` (the
-fewest items live at any step); without one the catalog size is derived from the usual
-fields (``num_docs``, or ``initial_items``, ``items_per_step`` and ``lifetime``).
+Components join in with two optional classmethods: ``check_scenario(params, scenario) ->
+list[str]`` (their own rules, e.g. RecSim's models need ``world.dim == world.num_topics``; a
+line that does not start with a top-level field is prefixed with the component's path), and
+for content models ``min_live_items(params, steps) -> int`` (the fewest items live at any
+step; without it the catalog size comes from the usual fields: ``num_docs``, or
+``initial_items``, ``items_per_step`` and ``lifetime``).
 """
 
 from __future__ import annotations
@@ -108,6 +111,47 @@ def _gpu_present(scenario: Any) -> list[str]:
                 "when available, else CPU) or 'cpu'"
             )
     return out
+
+
+def _components(scenario: Any):
+    """``(path, spec)`` of every component of a resolved scenario."""
+    yield "users", scenario.users
+    yield "content", scenario.content
+    for i, agent in enumerate(scenario.agents):
+        yield f"agents[{i}]", agent
+        for j, rr in enumerate(agent.rerankers):
+            yield f"agents[{i}].rerankers[{j}]", rr
+    for j, rr in enumerate(scenario.platform.rerankers):
+        yield f"platform.rerankers[{j}]", rr
+
+
+@rule
+def _component_rules(scenario: Any) -> list[str]:
+    """Each component's own rule: a classmethod ``check_scenario(params, scenario)``."""
+    sections = tuple(type(scenario).model_fields)
+    out = []
+    for path, spec in _components(scenario):
+        hook = getattr(spec.cls, "check_scenario", None)
+        if callable(hook):
+            for line in hook(spec.params, scenario):
+                # a line that names no top-level field is about the component itself
+                head = line.split(":", 1)[0].split(".", 1)[0].split("[", 1)[0]
+                out.append(line if head in sections else f"{path}: {line}")
+    return out
+
+
+@rule
+def _rewrites_available(scenario: Any) -> list[str]:
+    """Source debiasing by rewrites needs a content model with a rewrite function."""
+    if hasattr(scenario.content.cls, "rewrite_features"):
+        return []
+    return [
+        f"agents[{i}].source_debias: {a.params.source_debias:g} needs the content model's "
+        f"rewrite function, which content.model '{scenario.content.model}' lacks; use "
+        "content.model: creators or set source_debias: 0"
+        for i, a in enumerate(scenario.agents)
+        if (getattr(a.params, "source_debias", 0) or 0) > 0
+    ]
 
 
 @rule

@@ -548,3 +548,31 @@ def test_saved_scenarios_round_trip_through_the_strict_loader(tmp_path):
     again = load_scenario(path)
     assert again.resolved_dict() == sc.resolved_dict()
     assert again.description == "no"
+
+
+COMPONENT_RULES = [
+    (
+        [("users", {"model": "interest-evolution"}), ("content", {"model": "recsim-corpus"})],
+        "content.model: document features and interests live in R^num_topics, so world.dim "
+        "must equal world.num_topics; got world.dim=16, world.num_topics=8",
+    ),
+    (
+        [("users", {"model": "interest-evolution"}), "world.num_topics=16"],
+        "users.model: 'interest-evolution' users consume documents with a `length`",
+    ),
+    (
+        [
+            ("content", {"model": "recsim-corpus"}),
+            "world.num_topics=16",
+            ("agents", [{"model": "mf", "source_debias": 1.0}]),
+        ],
+        "agents[0].source_debias: 1 needs the content model's rewrite function",
+    ),
+]
+
+
+@pytest.mark.parametrize("overrides, fragment", COMPONENT_RULES, ids=["dims", "length", "rewrite"])
+def test_component_rules_at_validate_time(overrides, fragment):
+    """Rules that components declare (``check_scenario``) run at validate time."""
+    lines = _errors(_base(), *overrides)
+    assert any(x.startswith(fragment) for x in lines), lines
