@@ -326,7 +326,9 @@ class Scenario(StrictModel):
         description="Agents to compare: each `model` plus its parameters and an optional "
         "`name` (label in metrics, default the model name).",
     )
-    metrics: list[str] = Field(default_factory=_default_metrics, description="Metric groups.")
+    metrics: list[str] = Field(
+        default_factory=_default_metrics, min_length=1, description="Metric groups."
+    )
     measures: MeasuresSection = Field(
         default_factory=MeasuresSection,
         description="Cadence and sample size of the expensive (pairwise) measures.",
@@ -375,6 +377,14 @@ class Scenario(StrictModel):
             return v
         raise ValueError("expects a positive int N or a list of non-negative ints")
 
+    @field_validator("metrics")
+    @classmethod
+    def _check_metrics(cls, v: list[str]) -> list[str]:
+        twice = sorted({m for m in v if v.count(m) > 1})
+        if twice:
+            raise ValueError(f"each metric group at most once; listed twice: {', '.join(twice)}")
+        return v
+
     @field_validator("sweep")
     @classmethod
     def _check_sweep(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
@@ -382,6 +392,13 @@ class Scenario(StrictModel):
             if not values:
                 raise ValueError(
                     f"sweep parameter '{key}' has an empty list of values; give at least one value"
+                )
+            seen = [repr(x) for x in values]
+            twice = sorted({x for x in seen if seen.count(x) > 1})
+            if twice:
+                raise ValueError(
+                    f"sweep parameter '{key}' lists {', '.join(twice)[:60]} more than once; "
+                    "each value makes one point"
                 )
             if key.split(".")[0].split("[")[0] in ("sweep", "seeds", "name", "output", "execution"):
                 raise ValueError(f"sweep parameter '{key}' cannot be swept")

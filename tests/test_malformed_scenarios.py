@@ -576,3 +576,15 @@ def test_component_rules_at_validate_time(overrides, fragment):
     """Rules that components declare (``check_scenario``) run at validate time."""
     lines = _errors(_base(), *overrides)
     assert any(x.startswith(fragment) for x in lines), lines
+
+
+def test_lists_that_would_give_meaningless_runs_are_refused():
+    """No metric at all, a metric twice, a sweep value twice: refused, not run."""
+    cases = [
+        ({"metrics": []}, "metrics: List should have at least 1 item"),
+        ({"metrics": ["engagement", "exposure", "engagement"]}, "listed twice: engagement"),
+        ({"sweep": {"users.num_users": [100, 100]}}, "lists 100 more than once"),
+    ]
+    for change, fragment in cases:
+        lines = _errors({**_base(), **change})
+        assert any(fragment in x for x in lines), (fragment, lines)
