@@ -165,7 +165,8 @@ class Stream:
             _mix_inplace(h, tmp)
             h ^= step_key
             _mix_inplace(h, tmp)
-            if n == 1 and shape == ():
+            # a fast path for one draw per id: the same values as the general path below
+            if n == 1 and shape == ():  # pragma: no mutate
                 h += _GOLDEN
                 return _mix_inplace(h, tmp), tmp
             counters = np.arange(1, n + 1, dtype=np.uint64) * _GOLDEN

@@ -99,6 +99,11 @@ GOLDEN = {
         lambda: rng.numpy_generator(1, "train").bit_generator.random_raw(2),
         [16945136283850084521, 14908950895195069871],
     ),
+    "torch_generator_top_bit": (
+        # the stream key of step 1 has its top bit set: the seed is the key's low 63 bits
+        lambda: rng.torch_generator(1, "train", 1).initial_seed(),
+        7198452981451946248,
+    ),
     "torch_generator_default_step": (
         lambda: rng.torch_generator(1, "train").initial_seed(),
         4688985007886970692,
