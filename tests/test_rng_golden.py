@@ -91,6 +91,14 @@ GOLDEN = {
         ),
         [0, 2],
     ),
+    "categorical_2d_rows": (
+        lambda: rng.Stream(3, "y").categorical(
+            [[0, 1], [2, 3]],
+            2,
+            np.array([[[0.6, 0.3, 0.1], [0.1, 0.1, 0.8]], [[0.2, 0.2, 0.6], [0.9, 0.05, 0.05]]]),
+        ),
+        [[0, 2], [0, 0]],
+    ),
     "integers_per_entity": (
         lambda: rng.Stream(3, "y").integers([0, 1, 2], 2, np.array([2, 1000, 2**40])),
         [0, 399, 203232668389],
