@@ -536,3 +536,12 @@ def test_pairwise_measures_every_n_steps_match_every_step():
     _, small = series("measures.pairwise_pairs=50")
     homog = next(m for m in small.metrics if m.name == "homogenization")
     assert homog.pair_a.shape == (50,)
+
+
+def test_gini_is_nan_without_exposure_and_exact_for_tiny_inputs():
+    """No items or no exposure: NaN, returned without a 0/0 (found by mutation testing)."""
+    with np.errstate(all="raise"):
+        assert math.isnan(gini(np.zeros(0)))
+        assert math.isnan(gini(np.zeros(4)))
+        assert gini(np.array([0, 1])) == pytest.approx(0.5)
+        assert gini(np.array([1])) == 0.0
