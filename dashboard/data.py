@@ -26,6 +26,7 @@ import yaml
 
 from simlab import intervals
 from simlab.dashboard import runmeta
+from simlab.errors import RunStoreError
 from simlab.store import RunStore, open_run
 
 __all__ = [
@@ -174,16 +175,19 @@ def load_run(path: str | Path) -> LoadedRun:
     id in its rows), so runs are told apart by folder, as everywhere in the dashboard.
 
     Raises:
-        RunStoreError: a missing, corrupt or half-written run (from ``simlab.store``).
-        yaml.YAMLError, OSError: an unreadable ``scenario.yaml`` (the pages show any error).
+        RunStoreError: a missing, corrupt or half-written run (from ``simlab.store``), or an
+            unreadable ``scenario.yaml`` (the pages show the message).
     """
     store = open_run(path)
     metrics = store.read_metrics()
     metrics["run_id"] = store.path.name
     scenario_file = store.path / "scenario.yaml"
     scenario = {}
-    if scenario_file.exists():
-        scenario = yaml.safe_load(scenario_file.read_text(encoding="utf-8")) or {}
+    if scenario_file.is_file():
+        try:
+            scenario = yaml.safe_load(scenario_file.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, OSError, UnicodeDecodeError, RecursionError) as e:
+            raise RunStoreError(f"{scenario_file}: unreadable scenario ({e})") from None
     if not isinstance(scenario, dict):
         scenario = {}
     return LoadedRun(store, metrics, scenario, runmeta.read_labels(store.path))

@@ -164,6 +164,17 @@ def check_dims(ctx: WorldContext, who: str) -> None:
         )
 
 
+def _dim_errors(scenario: Any, where: str) -> list[str]:
+    world = scenario.world
+    if world.dim == world.num_topics:
+        return []
+    return [
+        f"{where}: document features and interests live in R^num_topics, so world.dim must "
+        f"equal world.num_topics; got world.dim={world.dim}, world.num_topics="
+        f"{world.num_topics} (RecSim NG's default is 2 and 2)"
+    ]
+
+
 class StaticCorpus:
     """A content model whose documents never change: the protocol around a fixed table.
 
@@ -171,6 +182,11 @@ class StaticCorpus:
     """
 
     items: RecSimItems
+
+    @classmethod
+    def check_scenario(cls, params: Any, scenario: Any) -> list[str]:
+        """Validate-time rule: RecSim's documents need ``world.dim == world.num_topics``."""
+        return _dim_errors(scenario, "content.model")
 
     def _freeze(self, items: RecSimItems) -> None:
         self.items = items
@@ -283,6 +299,18 @@ class AllUsersEachStep:
     _interest: np.ndarray
     _initial: np.ndarray
     _zeros: np.ndarray | None = None
+
+    @classmethod
+    def check_scenario(cls, params: Any, scenario: Any) -> list[str]:
+        """Validate-time rules: ``world.dim == world.num_topics``; documents with a length."""
+        out = _dim_errors(scenario, "users.model")
+        if not issubclass(scenario.content.cls, StaticCorpus):
+            out.append(
+                f"users.model: '{scenario.users.model}' users consume documents with a `length` "
+                f"(RecSim's corpus); content.model '{scenario.content.model}' has none; use "
+                "content.model: recsim-corpus (or recsim-ng-corpus)"
+            )
+        return out
 
     def _bind(self, params: Any, ctx: WorldContext, model: str) -> None:
         """Check the dimensions and take the shard's users ``lo..hi-1`` (all without a range)."""

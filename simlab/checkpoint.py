@@ -2,32 +2,43 @@
 
 A checkpoint taken after ``t`` steps holds everything the loop needs to continue at step
 ``t``: the users' per-user state (interests, fatigue, churn, click histories; one array per
-field over the whole population, whatever the sharding), the content ecosystem, the
-platform's log window, pending retrains and re-rankers, the agent, the metrics' running
+field over the whole population, whatever the sharding), the content ecosystem's state, the
+platform's log window and pending retrains, the re-rankers', the agent's and the metrics'
 state and the last step's exposure. Randomness needs no state: every draw is keyed by
 (seed, stream, entity, step).
 
-Restoring under the scenario the checkpoint was taken with gives back the same objects,
-so the continued run is identical to an uninterrupted one. Under changed settings (a
-fork: ``simlab run ... --from RUN@STEP --set ...``) each component whose settings changed is
-built anew from the new scenario and handed the saved *learned* state through
-``load_state_dict`` (the user model and content ecosystem implement it; agents do through
-:class:`~simlab.agents.base.Agent`); re-rankers and metrics that are new start fresh.
+Every component's part is its ``state_dict()`` (re-rankers and metrics without one get
+:func:`simlab.state.component_state`), and restoring builds every component anew from the
+scenario and hands it that state through ``load_state_dict``. Under the scenario the
+checkpoint was taken with, the continued run is identical to an uninterrupted one. Under
+changed settings (a fork: ``simlab run ... --from RUN@STEP --set ...``) a changed component
+gets the saved *learned* state the same way; re-rankers and metrics that are new start fresh.
 
-On disk a checkpoint is ``<run>/checkpoints/trial=<i>/step=<t>.pkl``, a pickle written to a
-temporary name and renamed, so a kill never leaves a half-written checkpoint. Pickles
-execute code when loaded: only restore checkpoints of runs you trust (your own).
+On disk a checkpoint is ``<run>/checkpoints/trial=<i>/step=<t>.ckpt``, a data-only file
+(:mod:`simlab.state`: JSON and ``.npy`` arrays in a zip, read without pickle), so loading a
+checkpoint from someone else's run directory cannot execute code. Its ``meta.json`` records
+the run, trial, agent, seed, sweep point and step, and loading checks them. It is written to
+a temporary name, synced and renamed, so a kill never leaves a half-written checkpoint; a
+damaged newest checkpoint is skipped (with a warning) for the one before it on resume.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import pickle
 import re
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from simlab.errors import RunStoreError, ScenarioError
+from simlab.errors import RunStoreError, ScenarioError, SimlabWarning
+from simlab.state import (
+    StateFormatError,
+    component_state,
+    load_component_state,
+    read_tree,
+    write_tree,
+)
 
 if TYPE_CHECKING:
     from simlab.scenario import Scenario
@@ -39,30 +50,62 @@ __all__ = [
     "restore",
     "write_checkpoint",
     "read_checkpoint",
+    "newest_checkpoint",
+    "checkpoint_meta",
+    "meta_for",
+    "expected_of",
     "checkpoint_steps",
     "prune_checkpoints",
     "due_checkpoint",
 ]
 
-FORMAT = 1
+FORMAT = 2
+"""Format 1 was a pickle (refused: loading one could run code); 2 is data-only."""
 CHECKPOINTS = "checkpoints"
+SUFFIX = ".ckpt"
 
 
 # ---------------------------------------------------------------------- capture/restore
+def _platform_state(platform: Any) -> dict[str, Any]:
+    """The platform's log window and pending retrains, as arrays."""
+    from dataclasses import fields
+
+    def feedback(f: Any) -> dict[str, Any]:
+        return {k.name: getattr(f, k.name) for k in fields(f)}
+
+    return {
+        "log": [
+            {"feedback": feedback(f), "shown": shown, "features": feats}
+            for f, shown, feats in platform._log
+        ],
+        "pending": [(int(at), feedback(log)) for at, log in platform._pending],
+    }
+
+
+def _load_platform(platform: Any, state: dict[str, Any]) -> None:
+    from simlab.batch import Feedback, Log
+
+    platform._log.clear()
+    for entry in state["log"]:
+        platform._log.append((Feedback(**entry["feedback"]), entry["shown"], entry["features"]))
+    platform._pending = [(int(at), Log(**log)) for at, log in state["pending"]]
+
+
 def capture(world: World) -> dict[str, Any]:
-    """The state of ``world`` between steps (after ``world.t`` steps)."""
+    """The state of ``world`` between steps (after ``world.t`` steps), as a data-only tree."""
+    rerankers = world.platform.rerankers
     return {
         "format": FORMAT,
         "t": world.t,
         "users": world.population.state_dict(),
-        "content": world.content,
-        "platform": {
-            "log": list(world.platform._log),
-            "pending": list(world.platform._pending),
-            "rerankers": list(world.platform.rerankers),
+        "content": component_state(world.content, "content"),
+        "platform": _platform_state(world.platform),
+        "rerankers": [component_state(r, f"rerankers[{i}]") for i, r in enumerate(rerankers)],
+        "agent": component_state(world.agent, "agent"),
+        "metrics": {
+            name: component_state(m, f"metrics.{name}")
+            for name, m in zip(world.scenario.metrics, world.metrics, strict=True)
         },
-        "agent": world.agent,
-        "metrics": dict(zip(world.scenario.metrics, world.metrics, strict=True)),
         "last_exposure": world._last_exposure,
     }
 
@@ -73,34 +116,30 @@ def _same(a: Any, b: Any) -> bool:
     )
 
 
-def _transfer(old: Any, new: Any, what: str) -> Any:
-    """``new`` loaded with ``old``'s learned state (``state_dict``/``load_state_dict``)."""
-    if not (hasattr(old, "state_dict") and hasattr(new, "load_state_dict")):
-        raise ScenarioError(
-            f"{what}: {type(new).__name__} has no state_dict()/load_state_dict(), so it cannot "
-            "continue from a checkpoint under changed settings; keep its settings unchanged"
-        )
+def _load(component: Any, state: Any, what: str, changed: bool) -> None:
+    """Load ``state`` into a freshly built component; a clear error when it does not fit."""
     try:
-        new.load_state_dict(old.state_dict())
-    except Exception as e:  # shapes or keys that the new settings no longer accept
-        raise ScenarioError(
-            f"{what}: the checkpoint's state does not fit the changed settings ({e})"
-        ) from None
-    return new
+        load_component_state(component, state)
+    except Exception as e:  # shapes or keys that the component does not accept
+        if changed:
+            raise ScenarioError(
+                f"{what}: the checkpoint's state does not fit the changed settings ({e})"
+            ) from None
+        raise RunStoreError(f"{what}: the checkpoint's state does not load ({e})") from None
 
 
 def restore(world: World, state: dict[str, Any], saved: Scenario) -> None:
     """Put ``world`` (freshly built from its scenario) in the checkpointed ``state``.
 
     ``saved`` is the scenario the checkpoint was taken under; components whose settings
-    differ from ``world.scenario`` are rebuilt and given the saved learned state.
+    differ from ``world.scenario`` are given the saved learned state as well, and new
+    re-rankers and metrics start fresh.
     """
-    from simlab.world import bind_hooks, reranker_specs
+    from simlab.world import reranker_specs
 
-    if state.get("format") != FORMAT:
-        raise RunStoreError(
-            f"checkpoint format {state.get('format')!r} is not supported (expected {FORMAT})"
-        )
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise RunStoreError(f"checkpoint format {found!r} is not supported (expected {FORMAT})")
     new = world.scenario
     if new.world.model_dump() != saved.world.model_dump():
         raise ScenarioError(
@@ -109,37 +148,30 @@ def restore(world: World, state: dict[str, Any], saved: Scenario) -> None:
         )
     try:
         world.population.load_state_dict(state["users"])
-    except (ValueError, KeyError) as e:
+    except (ValueError, KeyError, TypeError) as e:
         raise ScenarioError(f"users: the checkpoint's user state does not fit ({e})") from None
-    # content
-    if _same(new.content, saved.content):
-        world.content = state["content"]
-    else:
-        world.content = _transfer(state["content"], world.content, "content")
-    # platform: log window and pending retrains; re-rankers whose spec is unchanged
-    plat = state["platform"]
-    world.platform._log.clear()
-    world.platform._log.extend(plat["log"])
-    world.platform._pending = list(plat["pending"])
+    _load(world.content, state["content"], "content", not _same(new.content, saved.content))
+    try:
+        _load_platform(world.platform, state["platform"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise RunStoreError(f"platform: the checkpoint's log does not load ({e})") from None
+    # re-rankers whose spec is unchanged continue; changed or new ones start fresh
     saved_index = _agent_index(saved, world.agent_label)
     old_specs = reranker_specs(saved, saved_index) if saved_index is not None else []
     for i, spec in enumerate(reranker_specs(new, world.agent_index)):
         if i < len(old_specs) and _same(spec, old_specs[i]):
-            world.platform.rerankers[i] = plat["rerankers"][i]
-    # agent
+            _load(world.platform.rerankers[i], state["rerankers"][i], f"rerankers[{i}]", False)
     spec, old_spec = new.agents[world.agent_index], _find_agent(saved, world.agent_label)
-    agent = state["agent"]
-    if old_spec is None or not _same(spec, old_spec):
-        agent = _transfer(agent, spec.cls(spec.params, world.context), f"agent '{spec.label}'")
-    bind_hooks(agent, world)
-    world.agent = agent
+    changed = old_spec is None or not _same(spec, old_spec)
+    _load(world.agent, state["agent"], f"agent '{spec.label}'", changed)
     # metrics keep their running state (e.g. cumulative consumption); new ones start fresh
     saved_metrics = state["metrics"]
     for i, name in enumerate(new.metrics):
         if name in saved_metrics:
-            world.metrics[i] = saved_metrics[name]
+            _load(world.metrics[i], saved_metrics[name], f"metrics.{name}", False)
     world.t = int(state["t"])
-    world._last_exposure = state["last_exposure"]
+    exposure = state["last_exposure"]
+    world._last_exposure = None if exposure is None else tuple(exposure)
 
 
 def _agent_index(scenario: Scenario, label: str) -> int | None:
@@ -159,17 +191,58 @@ def _folder(run_path: Path, trial: int) -> Path:
     return Path(run_path) / CHECKPOINTS / f"trial={trial}"
 
 
-def write_checkpoint(run_path: Path, trial: int, step: int, state: dict[str, Any]) -> Path:
-    """Write ``state`` as the checkpoint of ``trial`` after ``step`` steps (atomically)."""
+def checkpoint_meta(
+    run_id: str, trial: int, agent: str, seed: int, params: dict[str, Any], step: int
+) -> dict[str, Any]:
+    """What a checkpoint records about itself (checked when it is loaded)."""
+    return {
+        "format": FORMAT,
+        "run_id": run_id,
+        "trial": int(trial),
+        "agent": agent,
+        "seed": int(seed),
+        "params": json.loads(json.dumps(params, default=str)),
+        "step": int(step),
+    }
+
+
+def expected_of(manifest: dict[str, Any], trial: int) -> dict[str, Any]:
+    """What the checkpoints of ``trial`` of the run with ``manifest`` must record."""
+    record = manifest["trials"][trial]
+    return {
+        "run_id": manifest["run_id"],
+        "agent": record["agent"],
+        "seed": record["seed"],
+        "params": record.get("params", {}),
+    }
+
+
+def meta_for(manifest: dict[str, Any], trial: int, step: int) -> dict[str, Any]:
+    """:func:`checkpoint_meta` of ``trial`` of the run with ``manifest`` after ``step`` steps."""
+    e = expected_of(manifest, trial)
+    return checkpoint_meta(e["run_id"], trial, e["agent"], e["seed"], e["params"], step)
+
+
+def write_checkpoint(
+    run_path: Path, trial: int, step: int, state: dict[str, Any], meta: dict[str, Any]
+) -> Path:
+    """Write ``state`` as the checkpoint of ``trial`` after ``step`` steps (atomically).
+
+    ``meta`` is :func:`checkpoint_meta` of the trial; its step must be ``step``.
+    """
+    if meta.get("step") != step or meta.get("trial") != trial:
+        raise ValueError(f"checkpoint meta {meta} does not match trial {trial}, step {step}")
     folder = _folder(run_path, trial)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"step={step}.pkl"
-    tmp = folder / f".step={step}.pkl.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    path = folder / f"step={step}{SUFFIX}"
+    tmp = folder / f".step={step}{SUFFIX}.tmp-{os.getpid()}"
+    try:
+        write_tree(tmp, state, meta)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -183,30 +256,80 @@ def steps_in(folder: Path, suffix: str) -> list[int]:
 
 def checkpoint_steps(run_path: Path, trial: int) -> list[int]:
     """Steps at which ``trial`` has a checkpoint, increasing."""
-    return steps_in(_folder(run_path, trial), ".pkl")
+    return steps_in(_folder(run_path, trial), SUFFIX)
 
 
-def read_checkpoint(run_path: Path, trial: int, step: int) -> dict[str, Any]:
-    """Load the checkpoint of ``trial`` after ``step`` steps.
+def _missing(run_path: Path, trial: int, step: int) -> RunStoreError:
+    have = checkpoint_steps(run_path, trial)
+    legacy = steps_in(_folder(run_path, trial), ".pkl")
+    note = (
+        f"; it has pickle checkpoints of an older simlab at steps {legacy}, which are not "
+        "loaded because unpickling a file can run code"
+        if legacy
+        else ""
+    )
+    return RunStoreError(
+        f"{run_path}: trial {trial} has no checkpoint at step {step}; checkpoints exist "
+        f"at steps {have or 'none (output.checkpoint_every was 0 or no step was reached)'}" + note
+    )
+
+
+def read_checkpoint(
+    run_path: Path, trial: int, step: int, expect: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Load the checkpoint of ``trial`` after ``step`` steps, reading data only.
+
+    Args:
+        run_path: the run directory.
+        trial: the trial index.
+        step: steps done when it was taken.
+        expect: what its meta must say (``run_id``, ``agent``, ``seed``, ``params``: the
+            trial's record in the manifest); ``trial`` and ``step`` are always checked.
 
     Raises:
-        RunStoreError: it is missing (the message lists the steps that exist) or corrupt.
+        RunStoreError: it is missing (the message lists the steps that exist), damaged, not
+            data-only, or of another run, trial, agent, seed, sweep point or step.
     """
-    path = _folder(run_path, trial) / f"step={step}.pkl"
-    if not path.exists():
-        have = checkpoint_steps(run_path, trial)
-        raise RunStoreError(
-            f"{run_path}: trial {trial} has no checkpoint at step {step}; checkpoints exist "
-            f"at steps {have or 'none (output.checkpoint_every was 0 or no step was reached)'}"
-        )
+    path = _folder(run_path, trial) / f"step={step}{SUFFIX}"
+    if not path.is_file():
+        raise _missing(run_path, trial, step)
     try:
-        with open(path, "rb") as f:
-            state = pickle.load(f)
-    except Exception as e:  # unpickling raises many types for a damaged file
-        raise RunStoreError(f"{path}: corrupt checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        meta, state = read_tree(path)
+    except StateFormatError as e:
+        raise RunStoreError(f"corrupt checkpoint: {e}") from None
+    want = {**(expect or {}), "trial": trial, "step": step}
+    if "params" in want:
+        want["params"] = json.loads(json.dumps(want["params"], default=str))
+    if meta.get("format") != FORMAT:
         raise RunStoreError(f"{path}: not a simlab checkpoint of format {FORMAT}")
+    wrong = [f"{k} {meta.get(k)!r} (expected {v!r})" for k, v in want.items() if meta.get(k) != v]
+    if wrong:
+        raise RunStoreError(f"{path}: checkpoint of another trial: it records {', '.join(wrong)}")
+    if not isinstance(state, dict) or state.get("t") != step:
+        raise RunStoreError(f"{path}: corrupt checkpoint (its state is not of step {step})")
     return state
+
+
+def newest_checkpoint(
+    run_path: Path, trial: int, at_most: int, expect: dict[str, Any] | None = None
+) -> tuple[int, dict[str, Any]] | None:
+    """``(step, state)`` of the newest loadable checkpoint at or before ``at_most``.
+
+    A damaged checkpoint is skipped for the one before it, with a :class:`SimlabWarning`;
+    one of another run or trial is an error (it was put there, not cut by a crash).
+    """
+    for step in reversed([s for s in checkpoint_steps(run_path, trial) if s <= at_most]):
+        try:
+            return step, read_checkpoint(run_path, trial, step, expect)
+        except RunStoreError as e:
+            if "corrupt checkpoint" not in str(e):
+                raise
+            warnings.warn(
+                f"trial {trial}: {e}; falling back to the previous checkpoint",
+                SimlabWarning,
+                stacklevel=2,
+            )
+    return None
 
 
 def due_checkpoint(output: Any, done: int, steps: int) -> bool:
@@ -220,4 +343,4 @@ def prune_checkpoints(run_path: Path, trial: int, keep: int) -> None:
     if keep <= 0:
         return
     for step in checkpoint_steps(run_path, trial)[:-keep]:
-        (_folder(run_path, trial) / f"step={step}.pkl").unlink(missing_ok=True)
+        (_folder(run_path, trial) / f"step={step}{SUFFIX}").unlink(missing_ok=True)

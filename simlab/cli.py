@@ -12,125 +12,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from simlab.errors import SimlabError
+from simlab.cli_parser import build_parser
+from simlab.errors import SimlabError, SimlabWarning
+from simlab.signals import interrupts_as_keyboard
 
 __all__ = ["main", "build_parser"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``simlab``."""
-    p = argparse.ArgumentParser(
-        prog="simlab", description="A laboratory for recommender-system feedback loops."
-    )
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    run = sub.add_parser("run", help="run a scenario: agents x seeds (x sweep grid)")
-    run.add_argument("scenario", help="scenario YAML file")
-    _add_overrides(run)
-    run.add_argument("--out", help="parent folder of run directories (default: output.dir)")
-    run.add_argument("--run-id", help="name of the run directory (default: generated)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
-    run.add_argument(
-        "--from",
-        dest="fork",
-        metavar="RUN@STEP",
-        help="fork: start every trial from RUN's checkpoint at STEP (with this scenario's "
-        "settings, e.g. an intervention switched on), copying RUN's earlier rows",
-    )
-    _add_execution(run)
-
-    resume = sub.add_parser("resume", help="continue a run that stopped, from its checkpoints")
-    resume.add_argument("run", help="run directory, or a run id under --dir")
-    resume.add_argument("--dir", default="runs", help="folder holding run directories")
-    resume.add_argument("--no-progress", action="store_true", help="no progress bars")
-    _add_execution(resume)
-
-    val = sub.add_parser("validate", help="check a scenario and print it fully resolved")
-    val.add_argument("scenario", help="scenario YAML file")
-    _add_overrides(val)
-    val.add_argument("--quiet", action="store_true", help="print only errors")
-
-    dash = sub.add_parser("dashboard", help="open the Streamlit dashboard over run directories")
-    dash.add_argument("--runs", default="runs", help="folder holding run directories")
-    dash.add_argument("--port", type=int, default=8501, help="port to serve on")
-    dash.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: all)")
-
-    runs = sub.add_parser("runs", help="list run directories with their status")
-    runs.add_argument("--dir", default="runs", help="folder holding run directories")
-
-    show = sub.add_parser("show", help="summary of one run")
-    show.add_argument("run", help="run directory, or a run id under --dir")
-    show.add_argument("--dir", default="runs", help="folder holding run directories")
-
-    report = sub.add_parser(
-        "report", help="table and PNG plots of a run's key metrics over time (intervals over seeds)"
-    )
-    report.add_argument("run", help="run directory, or a run id under --dir")
-    report.add_argument("--dir", default="runs", help="folder holding run directories")
-    report.add_argument("--out", help="folder for the report's files (default: <run>/report)")
-    report.add_argument(
-        "--metrics", nargs="+", metavar="METRIC", help="metric columns to report (default: key set)"
-    )
-    report.add_argument(
-        "--interval",
-        default="se",
-        metavar="KIND",
-        help="band over seeds in the plots: se (±1 standard error, default), sd (±1 standard "
-        "deviation), t (95%% Student t) or seeds (every seed's line)",
-    )
-    report.add_argument(
-        "--baseline",
-        metavar="AGENT",
-        help="agent the pooled tables' paired differences are taken against (default: the "
-        "first agent)",
-    )
-    report.add_argument(
-        "--smooth",
-        default="off",
-        metavar="SPEC",
-        help="smooth each trial's curve in the plots: off (default), ema[:WEIGHT] "
-        "(0 <= WEIGHT < 1, default 0.6) or rolling[:WINDOW] (steps, default 5)",
-    )
-
-    extras = sub.add_parser(
-        "extras",
-        help="create a separate environment (recsim-ng, trecs, gym-latest, obp)",
-    )
-    extras.add_argument("name", help="recsim-ng, trecs, gym-latest or obp")
-    extras.add_argument("--force", action="store_true", help="recreate even when ready")
-
-    from simlab.export import add_export_parser
-
-    add_export_parser(sub)
-    return p
-
-
-def _add_overrides(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="PATH=VALUE",
-        help="override a scenario field, e.g. --set users.num_users=500 (repeatable)",
-    )
-    p.add_argument("--seeds", type=int, help="number of seeds (seeds 0..N-1)")
-
-
-def _add_execution(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=["ray", "local"], help="override execution.backend")
-    p.add_argument(
-        "--address", help="Ray cluster: auto, ray://host:port or host:port (execution.address)"
-    )
-    p.add_argument("--shards", type=int, help="user shards per world (execution.shards)")
 
 
 def _execution_overrides(args: argparse.Namespace) -> list[tuple[str, object]]:
@@ -244,7 +139,12 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
         args.no_progress,
         out,
         lambda on_step: run_scenario(
-            scenario, out_dir=args.out, progress=on_step, run_id=args.run_id, fork=fork
+            scenario,
+            out_dir=args.out,
+            progress=on_step,
+            run_id=args.run_id,
+            fork=fork,
+            trust_code=args.trust_code,
         ),
     )
 
@@ -254,10 +154,12 @@ def cmd_resume(args: argparse.Namespace, out: Console) -> int:
     from simlab.runner import plan_trials, resume_run
     from simlab.scenario import load_scenario
     from simlab.store import open_run
+    from simlab.validation import foreign_code
 
     store = open_run(args.run, runs_dir=args.dir)
     overrides = _execution_overrides(args)
-    scenario = load_scenario(store.path / "scenario.yaml", overrides)
+    with foreign_code(args.trust_code):
+        scenario = load_scenario(store.path / "scenario.yaml", overrides)
     trials = plan_trials(scenario)
     out.print(f"simlab resume [bold]{store.run_id}[/] ({store.status})")
     return _run_and_summarize(
@@ -265,7 +167,9 @@ def cmd_resume(args: argparse.Namespace, out: Console) -> int:
         scenario.steps,
         args.no_progress,
         out,
-        lambda on_step: resume_run(store.path, overrides, progress=on_step),
+        lambda on_step: resume_run(
+            store.path, overrides, progress=on_step, trust_code=args.trust_code
+        ),
         done={t["index"]: int(t.get("steps_done", 0)) for t in store.manifest["trials"]},
     )
 
@@ -283,8 +187,9 @@ def cmd_dashboard(args: argparse.Namespace, out: Console) -> int:
         raise DependencyNotInstalled(
             "simlab dashboard needs streamlit and plotly: pip install 'simlab[dashboard]'"
         )
-    if not 0 < args.port < 65536:
-        raise SimlabError(f"--port: expects a port in 1..65535, got {args.port}")
+    runs_dir = Path(args.runs)
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise SimlabError(f"--runs: {args.runs} is a file, not a folder of run directories")
     spec = importlib.util.find_spec("simlab.dashboard")
     app = Path(spec.origin).with_name("app.py")  # type: ignore[union-attr]
     env = {**os.environ, "SIMLAB_RUNS": str(Path(args.runs).resolve())}
@@ -499,7 +404,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "export": _cmd_export,
     }
     try:
-        return commands[args.command](args, out)
+        with interrupts_as_keyboard(), warnings.catch_warnings():
+            warnings.simplefilter("always", SimlabWarning)
+            warnings.showwarning = _warning_printer(err)
+            return commands[args.command](args, out)
     except SimlabError as e:
         for line in str(e).splitlines() or [type(e).__name__]:
             err.print(f"error: {line}", markup=False)
@@ -507,6 +415,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return EXIT_INTERRUPTED
+
+
+def _warning_printer(err: Console):
+    """``warnings.showwarning`` printing simlab's warnings as ``warning:`` lines."""
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, SimlabWarning):
+            err.print(f"warning: {message}", markup=False)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,6 +18,7 @@ __all__ = [
     "AgentContractError",
     "DependencyNotInstalled",
     "PeerSimulatorError",
+    "SimlabWarning",
     "did_you_mean",
 ]
 
@@ -52,6 +53,10 @@ class DependencyNotInstalled(SimlabError, ImportError):
 
 class PeerSimulatorError(SimlabError, RuntimeError):
     """Raised when a peer simulator's worker (RecSim NG) fails a request, crashes or hangs."""
+
+
+class SimlabWarning(UserWarning):
+    """Warned when simlab goes on past a problem (a damaged checkpoint skipped, a YAML surprise)."""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

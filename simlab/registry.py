@@ -122,6 +122,11 @@ def _import(path: str, kind: str, name: str) -> type:
         module = importlib.import_module(module_name)
     except ImportError as e:
         raise RegistryError(f"{kind} '{name}': cannot import module '{module_name}' ({e})") from e
+    except Exception as e:  # noqa: BLE001 - the module itself fails while it is imported
+        raise RegistryError(
+            f"{kind} '{name}': importing module '{module_name}' failed "
+            f"({type(e).__name__}: {str(e)[:200]})"
+        ) from e
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):

@@ -29,6 +29,7 @@ from typing import Union
 import numpy as np
 
 __all__ = [
+    "STREAM_VERSION",
     "SeedLike",
     "Stream",
     "check_seed",
@@ -44,6 +45,11 @@ __all__ = [
 
 SeedLike = Union[int, np.integer]  # noqa: UP007 - a runtime alias, kept 3.10-safe
 Shape = Union[int, Sequence[int]]  # noqa: UP007
+
+STREAM_VERSION = 1
+"""Version of the stream layout (hash constants, key derivation, counters). Any change that
+alters a single draw bumps it; ``tests/test_rng_golden.py`` pins the draws of this version,
+and run manifests record it (``versions.simlab_rng``)."""
 
 _MASK = (1 << 64) - 1
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -160,7 +166,8 @@ class Stream:
             _mix_inplace(h, tmp)
             h ^= step_key
             _mix_inplace(h, tmp)
-            if n == 1 and shape == ():
+            # a fast path for one draw per id: the same values as the general path below
+            if n == 1 and shape == ():  # pragma: no mutate
                 h += _GOLDEN
                 return _mix_inplace(h, tmp), tmp
             counters = np.arange(1, n + 1, dtype=np.uint64) * _GOLDEN

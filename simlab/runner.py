@@ -11,18 +11,16 @@ agents are differences of policy, not of luck.
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import threading
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from simlab.errors import RunStoreError, SimlabError
 from simlab.scenario import Scenario, sweep_points
+from simlab.signals import interrupts_as_keyboard
 from simlab.store import RunStore, TrialInfo, _now
 
 __all__ = [
@@ -115,29 +113,13 @@ def metric_ranges(scenario: Scenario) -> dict[str, list[float | None]]:
     return out
 
 
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt so a terminated run is closed cleanly."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run_scenario(
     scenario: Scenario,
     out_dir: str | Path | None = None,
     progress: ProgressCallback | None = None,
     run_id: str | None = None,
     fork: tuple[str | Path, int] | None = None,
+    trust_code: bool = False,
 ) -> RunStore:
     """Run every trial of ``scenario`` and return its run store.
 
@@ -149,16 +131,20 @@ def run_scenario(
         fork: ``(run directory, step)``: start every trial from that run's checkpoint at
             ``step`` (trials are matched by agent label, seed and sweep values); the new
             run's rows before ``step`` are copied from it. The settings may differ.
+        trust_code: let the fork source's ``scenario.yaml`` import ``module:Class`` entries
+            outside simlab (importing runs their code; off for a directory from elsewhere).
 
-    The run's status ends ``completed``, ``failed`` (an exception, re-raised) or
-    ``interrupted`` (Ctrl-C or SIGTERM, re-raised as ``KeyboardInterrupt``). Rows of every
-    finished step are on disk whatever happens.
+    The run directory's manifest is written (status ``starting``) before anything heavy is
+    imported or allocated, and the process holds the directory's lock until the end. The
+    status ends ``completed``, ``failed`` (an exception, re-raised) or ``interrupted``
+    (Ctrl-C or SIGTERM, re-raised as ``KeyboardInterrupt``). Rows of every finished step
+    are on disk whatever happens.
     """
     from simlab.execution.pool import check_not_bootstrapping
 
     check_not_bootstrapping()
     trials = plan_trials(scenario)
-    starts, copied = _fork_starts(scenario, trials, fork) if fork else ({}, {})
+    plan = _fork_plan(scenario, trials, fork, trust_code) if fork else None
     store = RunStore.create(
         out_dir if out_dir is not None else scenario.output.dir,
         scenario.name,
@@ -169,24 +155,32 @@ def run_scenario(
         run_id=run_id,
         metric_summary=metric_summary(scenario),
     )
-    # privileged agents (the oracle) read latent truth: mark them in every output
-    store.manifest["privileged_agents"] = [
-        a.label for a in scenario.agents if getattr(a.cls, "privileged", False)
-    ]
-    store.manifest["execution"] = scenario.execution.model_dump(mode="json")
-    store.manifest["metric_ranges"] = metric_ranges(scenario)
-    if fork:
-        store.manifest["forked_from"] = {"run": str(Path(fork[0]).resolve()), "step": fork[1]}
+
+    def prepare() -> dict[int, Any]:
+        # privileged agents (the oracle) read latent truth: mark them in every output
+        store.manifest["privileged_agents"] = [
+            a.label for a in scenario.agents if getattr(a.cls, "privileged", False)
+        ]
+        store.manifest["execution"] = scenario.execution.model_dump(mode="json")
+        store.manifest["metric_ranges"] = metric_ranges(scenario)
+        if plan is None:
+            return {}
+        starts, copied = _fork_load(plan, trials)
+        store.manifest["forked_from"] = {"run": str(plan.source.path.resolve()), "step": plan.step}
         for trial in trials:
             _copy_rows(store, trial, copied[trial.info.index])
-    store.save_manifest()
-    _execute_and_finish(trials, store, progress, starts)
+        return starts
+
+    _execute_and_finish(trials, store, progress, prepare)
     return store
 
 
-def _execute_and_finish(trials, store: RunStore, progress, starts) -> None:
-    with _sigterm_as_interrupt():
+def _execute_and_finish(trials, store: RunStore, progress, prepare) -> None:
+    """``prepare()`` (returns the starts), then execute; the run ends finished and unlocked."""
+    with interrupts_as_keyboard():
         try:
+            starts = prepare()
+            store.start()
             execute(trials, store, progress, starts)
         except KeyboardInterrupt:
             store.finish("interrupted", "interrupted by the user or a signal")
@@ -194,7 +188,10 @@ def _execute_and_finish(trials, store: RunStore, progress, starts) -> None:
         except BaseException as e:
             store.finish("failed", "".join(traceback.format_exception_only(type(e), e)).strip())
             raise
-    store.finish("completed")
+        else:
+            store.finish("completed")
+        finally:
+            store.release()
 
 
 # ---------------------------------------------------------------------- fork and resume
@@ -206,31 +203,47 @@ def parse_fork(text: str) -> tuple[str, int]:
     return run, int(step)
 
 
-def _saved_scenario(path: Path) -> Scenario:
+def _saved_scenario(path: Path, trust_code: bool) -> Scenario:
     from simlab.scenario import load_scenario
+    from simlab.validation import foreign_code
 
     try:
-        return load_scenario(path / "scenario.yaml")
+        with foreign_code(trust_code):
+            return load_scenario(path / "scenario.yaml")
     except SimlabError as e:
         raise RunStoreError(f"{path}: its scenario.yaml does not load ({e})") from None
 
 
-def _fork_starts(scenario: Scenario, trials: list[Trial], fork: tuple[str | Path, int]):
-    """Per new trial, the source run's checkpoint at the fork step and its earlier rows."""
-    from simlab.checkpoint import read_checkpoint
+@dataclass(frozen=True)
+class _ForkPlan:
+    """The source of a fork, checked before the new run directory is created."""
+
+    source: RunStore
+    step: int
+    saved: Scenario
+    sources: dict[int, int]  # new trial index -> source trial index
+
+
+def _fork_plan(
+    scenario: Scenario,
+    trials: list[Trial],
+    fork: tuple[str | Path, int],
+    trust_code: bool = False,
+) -> _ForkPlan:
+    """Match every new trial to a source trial with a checkpoint at the fork step (cheap)."""
+    from simlab.checkpoint import checkpoint_steps, read_checkpoint
     from simlab.store import open_run
 
     source = open_run(fork[0], runs_dir=scenario.output.dir)
     step = fork[1]
     if step > scenario.steps:
         raise RunStoreError(f"--from: step {step} is beyond this scenario's {scenario.steps} steps")
-    saved = _saved_scenario(source.path)
-    rows = source.read_metrics()
+    saved = _saved_scenario(source.path, trust_code)
     by_key = {
         (t["agent"], t["seed"], _key(t.get("params", {}))): t["index"]
         for t in source.manifest["trials"]
     }
-    starts, copied = {}, {}
+    sources = {}
     for trial in trials:
         info = trial.info
         src = by_key.get((info.agent, info.seed, _key(info.params)))
@@ -240,9 +253,24 @@ def _fork_starts(scenario: Scenario, trials: list[Trial], fork: tuple[str | Path
                 f"{info.seed}{f' at {info.params}' if info.params else ''}; a fork changes "
                 "settings, not which agents and seeds run"
             )
-        starts[info.index] = (read_checkpoint(source.path, src, step), saved)
-        mine = rows[(rows["trial"] == src) & (rows["step"] < step)]
-        copied[info.index] = mine
+        if step not in checkpoint_steps(source.path, src):
+            read_checkpoint(source.path, src, step)  # raises, naming the steps that exist
+        sources[info.index] = src
+    return _ForkPlan(source, step, saved, sources)
+
+
+def _fork_load(plan: _ForkPlan, trials: list[Trial]):
+    """Per new trial, the source run's checkpoint at the fork step and its earlier rows."""
+    from simlab.checkpoint import expected_of, read_checkpoint
+
+    rows = plan.source.read_metrics()
+    starts, copied = {}, {}
+    for trial in trials:
+        src = plan.sources[trial.info.index]
+        expect = expected_of(plan.source.manifest, src)
+        state = read_checkpoint(plan.source.path, src, plan.step, expect)
+        starts[trial.info.index] = (state, plan.saved)
+        copied[trial.info.index] = rows[(rows["trial"] == src) & (rows["step"] < plan.step)]
     return starts, copied
 
 
@@ -267,29 +295,23 @@ def resume_run(
     overrides: list[str | tuple[str, Any]] | None = None,
     progress: ProgressCallback | None = None,
     runs_dir: str | Path | None = None,
+    trust_code: bool = False,
 ) -> RunStore:
     """Continue a run that stopped (crashed, killed, interrupted or failed).
 
     Each unfinished trial restarts from its newest checkpoint at or before the rows on disk
     (from step 0 without one, or from the fork point of a forked run); rows already written
     are kept, not written twice. ``overrides`` may change ``execution.*`` only (e.g. resume
-    a Ray run locally).
+    a Ray run locally). ``trust_code`` lets the run's ``scenario.yaml`` import
+    ``module:Class`` entries outside simlab (importing runs their code).
     """
-    from simlab.checkpoint import checkpoint_steps, read_checkpoint
     from simlab.execution.pool import check_not_bootstrapping
-    from simlab.scenario import load_scenario
     from simlab.store import open_run
 
     check_not_bootstrapping()
     store = open_run(path, runs_dir=runs_dir)
-    status = store.status
-    if status == "completed":
+    if store.manifest["status"] == "completed":
         raise RunStoreError(f"{store.path}: the run is already completed; nothing to resume")
-    if status == "running":
-        raise RunStoreError(
-            f"{store.path}: the run is still running (pid {store.manifest.get('pid')} on "
-            f"{store.manifest.get('host')}); stop it first or wait"
-        )
     bad = [
         o
         for o in overrides or []
@@ -300,11 +322,51 @@ def resume_run(
             f"resume: only execution.* settings may change, not {bad[0]!r}; to change other "
             "settings fork the run instead: simlab run SCENARIO --from RUN@STEP --set ..."
         )
-    scenario = load_scenario(store.path / "scenario.yaml", overrides or [])
+    store.lock.acquire()  # refuses while another process runs or resumes this run
+    try:
+        # re-read under the lock: the manifest may have changed while we waited for it
+        store = _locked_reopen(store)
+        scenario, trials, todo, starts = _resume_plan(store, overrides or [], trust_code)
+    except BaseException:
+        store.release()
+        raise
+
+    def prepare() -> dict[int, Any]:
+        store.manifest.update(pid=os.getpid(), host=socket.gethostname(), error=None)
+        store.manifest.setdefault("resumed", []).append(_now())
+        store.manifest["execution"] = scenario.execution.model_dump(mode="json")
+        store.save_manifest()
+        return starts
+
+    _execute_and_finish(todo, store, progress, prepare)
+    return store
+
+
+def _locked_reopen(store: RunStore) -> RunStore:
+    """The run re-read from disk, keeping the lock ``store`` holds."""
+    from simlab.store import open_run
+
+    fresh = open_run(store.path)
+    fresh.lock = store.lock
+    if fresh.manifest["status"] == "completed":
+        raise RunStoreError(f"{store.path}: the run is already completed; nothing to resume")
+    return fresh
+
+
+def _resume_plan(store: RunStore, overrides: list[str | tuple[str, Any]], trust_code: bool):
+    """Clean up after the stopped process and find where each unfinished trial continues."""
+    from simlab.checkpoint import expected_of, newest_checkpoint
+    from simlab.events import recover_events
+    from simlab.scenario import load_scenario
+    from simlab.validation import foreign_code
+
+    with foreign_code(trust_code):
+        scenario = load_scenario(store.path / "scenario.yaml", overrides)
     trials = plan_trials(scenario)
     records = store.manifest["trials"]
     if [(t.info.agent, t.info.seed) for t in trials] != [(r["agent"], r["seed"]) for r in records]:
         raise RunStoreError(f"{store.path}: manifest trials do not match its scenario.yaml")
+    store.clean_temporary()
     store.recover()
     rows = store.read_metrics()
     fork = store.manifest.get("forked_from")
@@ -316,19 +378,15 @@ def resume_run(
         while done < len(steps) and steps[done] == done:
             done += 1
         records[i]["steps_done"] = done
+        recover_events(store.events_folder(i), done)
         if done >= scenario.steps:
             records[i]["status"] = "completed"
             continue
         todo.append(trial)
-        have = [s for s in checkpoint_steps(store.path, i) if s <= done]
-        if have:
-            starts[i] = (read_checkpoint(store.path, i, have[-1]), scenario)
+        found = newest_checkpoint(store.path, i, done, expected_of(store.manifest, i))
+        if found:
+            starts[i] = (found[1], scenario)
         elif fork:
-            forked = _fork_starts(scenario, [trial], (fork["run"], int(fork["step"])))[0]
-            starts[i] = forked[i]
-    store.manifest.update(status="running", pid=os.getpid(), host=socket.gethostname(), error=None)
-    store.manifest.setdefault("resumed", []).append(_now())
-    store.manifest["execution"] = scenario.execution.model_dump(mode="json")
-    store.save_manifest()
-    _execute_and_finish(todo, store, progress, starts)
-    return store
+            plan = _fork_plan(scenario, [trial], (fork["run"], int(fork["step"])), trust_code)
+            starts[i] = _fork_load(plan, [trial])[0][i]
+    return scenario, trials, todo, starts

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import itertools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,12 +28,27 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
-    ValidationInfo,
     field_validator,
 )
 
-from simlab import registry
-from simlab.errors import RegistryError, ScenarioError, did_you_mean
+from simlab import (
+    registry,
+    rules,  # noqa: F401 - registers the built-in cross-field rules
+)
+from simlab.errors import ScenarioError
+from simlab.params import StrictModel
+from simlab.validation import (
+    MAX_SEEDS,
+    check_caps,
+    cross_field_errors,
+    format_errors,
+    format_path,
+    metric_errors,
+    raw_component_errors,
+    resolve_component,
+    short,
+)
+from simlab.yaml_io import load_yaml, read_yaml_file
 
 __all__ = [
     "ParamsModel",
@@ -51,24 +66,6 @@ __all__ = [
     "parse_set",
     "format_path",
 ]
-
-
-_NUMBERS = (int, float, int | None, float | None)
-
-
-class StrictModel(BaseModel):
-    """A schema section: unknown keys are errors, and a boolean is not a number."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _check_not_bool(cls, value: Any, info: ValidationInfo) -> Any:
-        # pydantic would read `steps: true` as 1; YAML booleans are never meant as numbers
-        if isinstance(value, bool) and info.field_name is not None:
-            if cls.model_fields[info.field_name].annotation in _NUMBERS:
-                raise ValueError("expects a number, not a boolean")
-        return value
 
 
 ParamsModel = StrictModel
@@ -256,11 +253,12 @@ class AgentResources(StrictModel):
     """Ray resources of the trial actor that holds the agent."""
 
     num_cpus: float = Field(
-        1.0, ge=0, description="CPUs reserved for the actor that holds the agent."
+        1.0, ge=0, le=1024, description="CPUs reserved for the actor that holds the agent."
     )
     num_gpus: float = Field(
         0.0,
         ge=0,
+        le=64,
         description="GPUs for the actor that holds the agent (1 puts a GPU model such as "
         "`generative` on a GPU worker).",
     )
@@ -282,7 +280,9 @@ class ExecutionSection(StrictModel):
         "embedded local instance.",
     )
     shards: int = Field(1, ge=1, le=4096, description="User shards (actors) per world.")
-    shard_cpus: float = Field(1.0, gt=0, description="CPUs reserved for each user shard actor.")
+    shard_cpus: float = Field(
+        1.0, gt=0, le=1024, description="CPUs reserved for each user shard actor."
+    )
     agent_resources: AgentResources = Field(
         default_factory=AgentResources,
         description="Ray resources of the trial actor that holds the agent (every trial).",
@@ -294,7 +294,10 @@ class ExecutionSection(StrictModel):
         "populations larger than one node's memory).",
     )
     max_parallel_trials: int = Field(
-        0, ge=0, description="Trials running at once; 0 = as many as the cluster's CPUs allow."
+        0,
+        ge=0,
+        le=100_000,
+        description="Trials running at once; 0 = as many as the cluster's CPUs allow.",
     )
     workers: int = Field(
         1,
@@ -314,14 +317,23 @@ class ExecutionSection(StrictModel):
     max_restarts: int = Field(
         3,
         ge=0,
+        le=1000,
         description="Times a trial is restored from its last checkpoint after a lost actor "
         "before the run fails.",
     )
     object_store_mb: int = Field(
         0,
         ge=0,
+        le=1 << 22,
         description="Object store size of the embedded Ray instance in MiB (0 = 30% of "
         "memory, capped at 2 GiB).",
+    )
+    connect_timeout: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Seconds to wait for the Ray cluster at `address` to answer before the "
+        "run fails (exit code 2).",
     )
 
     @field_validator("address")
@@ -329,9 +341,10 @@ class ExecutionSection(StrictModel):
     def _check_address(cls, v: str | None) -> str | None:
         if v is None or v == "auto":
             return v
-        if re.fullmatch(r"(ray://)?[A-Za-z0-9_.\-\[\]:]+:\d{1,5}", v):
+        m = re.fullmatch(r"(ray://)?[A-Za-z0-9_.\-\[\]:]+:(\d{1,5})", v)
+        if m and 0 < int(m.group(2)) < 65536:
             return v
-        raise ValueError("expects `auto`, `ray://host:port` or `host:port`")
+        raise ValueError("expects `auto`, `ray://host:port` or `host:port` (port 1..65535)")
 
 
 _NOT_SWEPT = ("sweep", "seeds", "name", "output", "execution")
@@ -372,7 +385,9 @@ class Scenario(StrictModel):
         description="Agents to compare: each `model` plus its parameters and an optional "
         "`name` (label in metrics, default the model name).",
     )
-    metrics: list[str] = Field(default_factory=_default_metrics, description="Metric groups.")
+    metrics: list[str] = Field(
+        default_factory=_default_metrics, min_length=1, description="Metric groups."
+    )
     measures: MeasuresSection = Field(
         default_factory=MeasuresSection,
         description="Cadence and sample size of the expensive (pairwise) measures.",
@@ -398,8 +413,10 @@ class Scenario(StrictModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
-            raise ValueError("must be letters, digits, '_', '.' or '-' (it prefixes run ids)")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", v):
+            raise ValueError(
+                "must be at most 100 letters, digits, '_', '.' or '-' (it prefixes run ids)"
+            )
         return v
 
     @field_validator("seeds", mode="before")
@@ -408,6 +425,8 @@ class Scenario(StrictModel):
         if isinstance(v, bool):
             raise ValueError("expects a positive int N or a list of non-negative ints")
         if isinstance(v, int):
+            if v > MAX_SEEDS:
+                raise ValueError(f"expects at most {MAX_SEEDS:,} seeds")
             if v <= 0:
                 raise ValueError(
                     "expects a positive number of seeds N (seeds 0..N-1) or a list of distinct "
@@ -417,12 +436,20 @@ class Scenario(StrictModel):
         if isinstance(v, list):
             if not v:
                 raise ValueError("expects at least one seed")
-            if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in v):
-                raise ValueError("expects a list of non-negative ints")
+            if any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**63 for s in v):
+                raise ValueError("expects a list of non-negative ints below 2**63")
             if len(set(v)) != len(v):
                 raise ValueError("seeds must be distinct")
             return v
         raise ValueError("expects a positive int N or a list of non-negative ints")
+
+    @field_validator("metrics")
+    @classmethod
+    def _check_metrics(cls, v: list[str]) -> list[str]:
+        twice = sorted({m for m in v if v.count(m) > 1})
+        if twice:
+            raise ValueError(f"each metric group at most once; listed twice: {', '.join(twice)}")
+        return v
 
     @field_validator("sweep")
     @classmethod
@@ -431,6 +458,13 @@ class Scenario(StrictModel):
             if not values:
                 raise ValueError(
                     f"sweep parameter '{key}' has an empty list of values; give at least one value"
+                )
+            seen = [repr(x) for x in values]
+            twice = sorted({x for x in seen if seen.count(x) > 1})
+            if twice:
+                raise ValueError(
+                    f"sweep parameter '{key}' lists {', '.join(twice)[:60]} more than once; "
+                    "each value makes one point"
                 )
             if key.split(".")[0].split("[")[0] in _NOT_SWEPT + ("variants",):
                 raise ValueError(f"sweep parameter '{key}' cannot be swept")
@@ -504,17 +538,6 @@ def _parse_path(path: str) -> list[str | int]:
     return tokens
 
 
-def format_path(loc: Sequence[str | int]) -> str:
-    """``("agents", 2, "factors")`` -> ``"agents[2].factors"``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "<scenario>"
-
-
 def parse_set(item: str) -> tuple[str, Any]:
     """Parse one ``path.to.field=value`` override; the value is read as YAML."""
     if "=" not in item:
@@ -522,11 +545,12 @@ def parse_set(item: str) -> tuple[str, Any]:
     path, _, text = item.partition("=")
     path = path.strip()
     try:
-        value = yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError as e:
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        value = load_yaml(text, "value") if text.strip() else ""
+    except ScenarioError as e:
+        problem = str(e).removeprefix("value").lstrip(":0123456789 ")
         raise ScenarioError(
-            f"--set {path}: value '{text}' is not valid YAML ({problem}); quote it to pass a string"
+            f"--set {path}: value '{short(text)[1:-1]}' is not valid YAML ({problem}); "
+            "quote it to pass a string"
         ) from None
     _parse_path(path)
     return path, value
@@ -586,246 +610,124 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str | tuple[str, A
 
 
 # --------------------------------------------------------------------------------------
-# Error formatting
-# --------------------------------------------------------------------------------------
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _model_at(model: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
-    """The pydantic model class that owns the last element of ``loc``."""
-    current: Any = model
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return None
-        field = current.model_fields.get(part)
-        if field is None:
-            return None
-        ann = field.annotation
-        args = getattr(ann, "__args__", ())
-        current = next(
-            (a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None
-        )
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
-
-
-def _allowed_fields(model: type[BaseModel] | None) -> list[str]:
-    if model is None:
-        return []
-    return [n for n, f in model.model_fields.items() if not f.exclude]
-
-
-def _format_errors(
-    err: ValidationError, model: type[BaseModel], prefix: Sequence[str | int] = ()
-) -> list[str]:
-    lines = []
-    for e in err.errors():
-        loc = [p for p in e["loc"] if p not in ("function-after", "function-before")]
-        path = format_path([*prefix, *loc])
-        kind = e["type"]
-        msg = e["msg"].removeprefix("Value error, ")
-        if kind == "extra_forbidden":
-            allowed = _allowed_fields(_model_at(model, loc))
-            name = str(loc[-1])
-            if allowed:
-                hint = f"{did_you_mean(name, allowed)} Allowed: {', '.join(allowed)}"
-            else:
-                hint = " This component takes no parameters."
-            lines.append(f"{path}: unknown field '{name}'.{hint}")
-        elif kind == "missing":
-            lines.append(f"{path}: required field is missing")
-        elif kind in ("model_type", "model_attributes_type", "dict_type"):
-            lines.append(f"{path}: expected a mapping of fields, got {_short(e.get('input'))}")
-        elif kind == "value_error" and isinstance(e.get("input"), Mapping):
-            # A check across a whole section: the message names the fields; the section's
-            # full contents would only bury it.
-            lines.append(f"{path}: {msg}")
-        else:
-            got = "; got" if ", got" in msg else ", got"  # pydantic's text may say "got" already
-            lines.append(f"{path}: {msg}{got} {_short(e.get('input'))}")
-    return lines
-
-
-# --------------------------------------------------------------------------------------
 # Loading
 # --------------------------------------------------------------------------------------
 
 
-def _resolve_component(spec: ComponentSpec, kind: str, loc: list[str | int]) -> list[str]:
-    """Resolve ``spec.model`` in the registry and validate its params; return error lines."""
-    try:
-        cls = registry.resolve(kind, spec.model)
-    except RegistryError as e:
-        return [f"{format_path([*loc, 'model'])}: {e}"]
-    params_model = getattr(cls, "Params", None)
-    if params_model is None:
-        return [f"{format_path([*loc, 'model'])}: class {cls.__name__} declares no Params model"]
-    try:
-        spec._params = params_model.model_validate(spec.raw_params)
-    except ValidationError as e:
-        return _format_errors(e, params_model, loc)
-    spec._cls = cls
-    return []
-
-
 def _resolve_all(scenario: Scenario) -> list[str]:
-    errors = _resolve_component(scenario.users, "users", ["users"])
-    errors += _resolve_component(scenario.content, "content", ["content"])
+    errors = resolve_component(scenario.users, "users", ["users"])
+    errors += resolve_component(scenario.content, "content", ["content"])
     for i, agent in enumerate(scenario.agents):
-        errors += _resolve_component(agent, "agents", ["agents", i])
+        errors += resolve_component(agent, "agents", ["agents", i])
         for j, rr in enumerate(agent.rerankers):
-            errors += _resolve_component(rr, "rerankers", ["agents", i, "rerankers", j])
+            errors += resolve_component(rr, "rerankers", ["agents", i, "rerankers", j])
     for i, rr in enumerate(scenario.platform.rerankers):
-        errors += _resolve_component(rr, "rerankers", ["platform", "rerankers", i])
+        errors += resolve_component(rr, "rerankers", ["platform", "rerankers", i])
     labels = scenario.agent_labels()
     for i, label in enumerate(labels):
         if labels.index(label) != i:
             errors.append(
                 f"agents[{i}].name: duplicate agent label '{label}'; give each agent a unique name"
             )
-    errors += _cross_checks(scenario)
     known = registry.names("metrics")
     for i, name in enumerate(scenario.metrics):
-        if name not in known and ":" not in name:
-            errors.append(
-                f"metrics[{i}]: unknown metric '{name}'.{did_you_mean(name, known)} "
-                f"Allowed: {', '.join(known)}"
-            )
+        errors += metric_errors(i, name, known)
     return errors
 
 
-def _cross_checks(scenario: Scenario) -> list[str]:
-    """Rules across sections: what the platform's settings and the agents need of the users."""
-    errors = []
-    plat, users = scenario.platform, scenario.users
-    users_cls = users._cls
-    if plat.slate_size == 0:
-        if users_cls is not None and not getattr(users_cls, "any_slate_size", False):
-            errors.append(
-                f"platform.slate_size: 0 (every candidate, ranked) needs a user model that "
-                f"accepts slates of any length, such as `chaney`; users.model '{users.model}' "
-                "expects exactly slate_size items"
-            )
-        if plat.rerank_depth:
-            errors.append(
-                f"platform.rerank_depth: {plat.rerank_depth} has no effect with slate_size 0 "
-                "(agents rank every candidate); set it to 0"
-            )
-    needs = getattr(users_cls, "content_needs", None)
-    content_cls = scenario.content._cls
-    if needs and content_cls is not None and needs not in getattr(content_cls, "provides", ()):
-        errors.append(
-            f"content.model: users.model '{users.model}' needs items with {needs}, which "
-            f"content.model '{scenario.content.model}' does not publish (use `chaney-items`)"
-        )
-    for i, agent in enumerate(scenario.agents):
-        cls = agent._cls
-        if cls is None or users_cls is None:
+def _validate(data: dict[str, Any]) -> tuple[Scenario | None, list[str]]:
+    """The scenario of ``data`` (None if invalid) and every problem found in it."""
+    errors = check_caps(data)
+    try:
+        scenario: Scenario | None = Scenario.model_validate(data)
+    except ValidationError as e:
+        scenario = None
+        errors += format_errors(e, Scenario)
+        errors += raw_component_errors(data, errors)
+    if scenario is not None:
+        errors += _resolve_all(scenario)
+        if not errors:
+            errors += cross_field_errors(scenario)
+    return (scenario if not errors else None), errors
+
+
+def _sweep_errors(data: dict[str, Any], sweep: dict[str, list[Any]], base: list[str]) -> list[str]:
+    """Problems of the sweep: each value alone, then each point whose values are all fine."""
+    errors, bad = [], set()
+    plain = {k: v for k, v in data.items() if k != "sweep"}
+    for key, values in sweep.items():
+        per_value: list[list[str]] = []
+        for value in values:
+            try:
+                point = apply_overrides(plain, [(key, value)])
+            except ScenarioError as e:
+                per_value = [[str(e)]] * len(values)
+                break
+            per_value.append([x for x in _validate(point)[1] if x not in base])
+        # a problem of every value is the field's (an unknown path): reported once
+        common = set.intersection(*(set(lines) for lines in per_value)) if per_value else set()
+        errors += [f"sweep.{key}: {x}" for x in dict.fromkeys(per_value[0]) if x in common]
+        for n, lines in enumerate(per_value):
+            if lines:
+                bad.add((key, n))
+            value = short(values[n])
+            errors += [f"sweep.{key}={value}: {x}" for x in lines if x not in common]
+    if errors or base:
+        return errors
+    keys = list(sweep)
+    for combo in itertools.product(*(range(len(sweep[k])) for k in keys)):
+        if len(keys) < 2 or any((k, n) in bad for k, n in zip(keys, combo, strict=True)):
             continue
-        if getattr(cls, "needs_social_graph", False) and not hasattr(users_cls, "social_graph"):
-            errors.append(
-                f"agents[{i}].model: '{agent.model}' recommends from the users' social graph, "
-                f"which users.model '{users.model}' does not have; use a user model with a "
-                "social graph, such as `chaney`"
-            )
-    graph = getattr(users._params, "social_graph", None)
-    wanted = any(getattr(a._cls, "needs_social_graph", False) for a in scenario.agents)
-    if graph is not None and wanted:  # the graph is drawn: can it be, for these users?
-        try:
-            graph.check_size(users.params.num_users)
-        except ValueError as e:
-            errors.append(f"users.social_graph: {e}")
+        values = [(k, sweep[k][n]) for k, n in zip(keys, combo, strict=True)]
+        lines = _validate(apply_overrides(plain, values))[1]
+        name = ", ".join(f"{k}={short(v)}" for k, v in values)
+        errors += [f"sweep point {{{name}}}: {x}" for x in lines]
     return errors
 
 
 def parse_scenario(
     data: Any, overrides: Iterable[str | tuple[str, Any]] = (), source: str = "<scenario>"
 ) -> Scenario:
-    """Validate scenario data (a mapping) with overrides; raise ``ScenarioError`` on any problem."""
+    """Validate scenario data (a mapping) with overrides; raise ``ScenarioError`` on any problem.
+
+    Every problem is reported at once, one line each: schema errors, component errors (even
+    when a top-level field is missing), caps, cross-field rules and sweep points.
+    """
     if not isinstance(data, Mapping):
         raise ScenarioError(
             f"{source}: a scenario must be a mapping of fields, got {type(data).__name__}"
         )
     data = apply_overrides(dict(data), overrides)
-    try:
-        scenario = Scenario.model_validate(data)
-    except ValidationError as e:
-        raise ScenarioError("\n".join(_format_errors(e, Scenario))) from None
-    errors = _resolve_all(scenario)
-    if errors:
-        raise ScenarioError("\n".join(errors))
-    for key, values in scenario.sweep.items():
-        for value in values:
-            _check_point(data, [(key, value)], f"sweep.{key}={value!r}")
-    for name, overrides in scenario.variants.items():
-        _check_point(data, list(overrides.items()), f"variants.{name}")
+    scenario, errors = _validate(data)
+    sweep = data.get("sweep")
+    if isinstance(sweep, Mapping) and sweep and all(isinstance(v, list) for v in sweep.values()):
+        if "sweep" in data and not any(x.startswith("sweep") for x in errors):
+            errors += _sweep_errors(data, dict(sweep), errors)
+    variants = data.get("variants")
+    if isinstance(variants, Mapping) and not errors:
+        errors += _variant_errors(data, variants)
+    if errors or scenario is None:
+        raise ScenarioError("\n".join(dict.fromkeys(errors)))
     return scenario
 
 
-def _check_point(data: Mapping, overrides: list[tuple[str, Any]], where: str) -> None:
-    """Validate the scenario ``data`` gives with ``overrides`` (a sweep value, a variant)."""
-    try:
-        point = apply_overrides(data, overrides)
-        point.pop("sweep", None)
-        point.pop("variants", None)
-        parse_scenario(point)
-    except ScenarioError as e:
-        raise ScenarioError(f"{where}: {e}") from None
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe YAML loader that rejects a key repeated in one mapping (YAML keeps the last)."""
-
-    def construct_mapping(self, node, deep=False):  # noqa: D102 - PyYAML hook
-        # the mapping's own keys: those a merge (`<<: *anchor`) brings may be overridden
-        own = [k for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"]
-        if isinstance(node, yaml.MappingNode):
-            self.flatten_mapping(node)
-        seen: dict[Any, int] = {}
-        for key_node in own:
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                first = seen.get(key)
-            except TypeError:
-                continue  # an unhashable key: PyYAML reports it itself
-            if first is not None:
-                raise yaml.constructor.ConstructorError(
-                    None,
-                    None,
-                    f"duplicate key '{key}' (first set on line {first})",
-                    key_node.start_mark,
-                )
-            seen[key] = key_node.start_mark.line + 1
-        return super().construct_mapping(node, deep)
+def _variant_errors(data: dict[str, Any], variants: Mapping[str, Any]) -> list[str]:
+    """Problems of each variant: the scenario it gives, validated (sweep values left out)."""
+    plain = {k: v for k, v in data.items() if k not in ("sweep", "variants")}
+    errors = []
+    for name, overrides in variants.items():
+        try:
+            point = apply_overrides(plain, list(dict(overrides).items()))
+        except ScenarioError as e:
+            errors.append(f"variants.{name}: {e}")
+            continue
+        errors += [f"variants.{name}: {x}" for x in _validate(point)[1]]
+    return errors
 
 
 def read_scenario_data(path: str | Path) -> Any:
-    """The parsed YAML of a scenario file, unvalidated (duplicate keys are errors)."""
-    return _read_yaml(Path(path))
-
-
-def _read_yaml(path: Path) -> Any:
-    if not path.exists():
-        raise ScenarioError(f"{path}: scenario file not found")
-    if path.is_dir():
-        raise ScenarioError(f"{path}: is a directory, expected a scenario YAML file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ScenarioError(f"{path}: cannot read scenario file ({e})") from e
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ScenarioError(f"{where}: YAML syntax error: {e.problem or e}") from None
-    except yaml.YAMLError as e:
-        raise ScenarioError(f"{path}: YAML syntax error: {e}") from None
+    """The parsed YAML of a scenario file, unvalidated (see :mod:`simlab.yaml_io`)."""
+    data = read_yaml_file(Path(path))
     if data is None:
         raise ScenarioError(f"{path}: scenario file is empty")
     return data
@@ -843,7 +745,9 @@ def load_scenario(path: str | Path, overrides: Iterable[str | tuple[str, Any]] =
         ScenarioError: with one line per problem, each naming the field path.
     """
     path = Path(path)
-    data = _read_yaml(path)
+    data = read_yaml_file(path)
+    if data is None:
+        raise ScenarioError(f"{path}: scenario file is empty")
     if not isinstance(data, Mapping):
         raise ScenarioError(
             f"{path}: the top level must be a mapping of scenario fields (name, steps, agents, "

@@ -13,8 +13,11 @@ Every finished step is appended to the trial's journal at once, and buffered row
 a Parquet part every ``flush_seconds`` and when the trial ends. A run killed mid-way thus
 keeps every finished step: :func:`read_metrics` merges the parts with any journal rows not
 yet in a part, and :meth:`RunStore.recover` folds them into Parquet. Status is
-``running``, ``completed``, ``failed`` or ``interrupted``; a ``running`` run whose process
-is gone is reported as ``crashed``.
+``starting`` (the manifest is written before any heavy import or allocation), ``running``,
+``completed``, ``failed`` or ``interrupted``; a ``starting`` or ``running`` run whose writer
+no longer holds the directory's lock (:mod:`simlab.runlock`) is reported as ``crashed``.
+A directory read from disk is checked first (:mod:`simlab.manifest`), so a damaged one gives
+a :class:`~simlab.errors.RunStoreError` naming the file.
 """
 
 from __future__ import annotations
@@ -32,11 +35,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from simlab.errors import RunStoreError
+from simlab.events import EventsWriter
+from simlab.manifest import (
+    EVENTS,
+    JOURNAL,
+    MANIFEST,
+    METRICS,
+    SCENARIO,
+    check_layout,
+    check_manifest,
+)
+from simlab.rows import MetricsWriter, read_journal, write_parquet
+from simlab.runlock import RunLock, is_locked
 
 __all__ = [
     "RunStore",
@@ -52,11 +66,6 @@ __all__ = [
 ]
 
 ID_COLUMNS = ("run_id", "trial", "agent", "seed", "step")
-MANIFEST = "manifest.json"
-SCENARIO = "scenario.yaml"
-METRICS = "metrics.parquet"
-JOURNAL = "metrics.journal"
-EVENTS = "events"
 FINAL_STATUSES = ("completed", "failed", "interrupted")
 MANIFEST_INTERVAL = 0.5
 """Seconds between rewrites of the manifest for trial status updates."""
@@ -78,9 +87,11 @@ def _versions() -> dict[str, str]:
     import pydantic
 
     import simlab
+    from simlab.rng import STREAM_VERSION
 
     out = {
         "simlab": simlab.__version__,
+        "simlab_rng": str(STREAM_VERSION),
         "python": platform.python_version(),
         "numpy": numpy.__version__,
         "pandas": pandas.__version__,
@@ -130,6 +141,7 @@ class RunStore:
         self.path = path
         self.manifest = manifest
         self._saved_at = 0.0  # monotonic time of the last manifest write
+        self.lock = RunLock(path)
 
     # ------------------------------------------------------------------ creation
     @classmethod
@@ -144,31 +156,28 @@ class RunStore:
         run_id: str | None = None,
         metric_summary: dict[str, str] | None = None,
     ) -> RunStore:
-        """Create ``<parent>/<run-id>/`` with the scenario and a ``running`` manifest."""
+        """Create ``<parent>/<run-id>/``, take its lock and write a ``starting`` manifest.
+
+        The manifest is written first, before anything heavy is imported or allocated, so a
+        run killed in its first second is still a run directory (``crashed``, resumable).
+        The caller marks it ``running`` and later finishes it.
+        """
         parent = Path(parent)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         run_id = run_id or f"{scenario_name}-{stamp}-{secrets.token_hex(2)}"
         path = parent / run_id
-        try:
-            path.mkdir(parents=True, exist_ok=False)
-        except FileExistsError:
-            raise RunStoreError(f"{path}: run directory already exists") from None
-        except OSError as e:
-            raise RunStoreError(f"{path}: cannot create run directory ({e})") from e
-        (path / METRICS).mkdir()
-        (path / JOURNAL).mkdir()
-        _atomic_write(path / SCENARIO, scenario_yaml)
+        _make_run_dir(parent, path)
         manifest = {
             "run_id": run_id,
             "scenario": scenario_name,
-            "status": "running",
+            "status": "starting",
             "created": _now(),
             "started": _now(),
             "ended": None,
             "error": None,
             "pid": os.getpid(),
             "host": socket.gethostname(),
-            "versions": _versions(),
+            "versions": {},
             "agents": sorted({t.agent for t in trials}, key=[t.agent for t in trials].index),
             "seeds": sorted({t.seed for t in trials}),
             "sweep_columns": list(sweep_columns),
@@ -189,8 +198,28 @@ class RunStore:
             ],
         }
         store = cls(path, manifest)
-        store.save_manifest()
+        store.lock.acquire()
+        try:
+            # the scenario first: a directory with a manifest can always be resumed
+            _atomic_write(path / SCENARIO, scenario_yaml)
+            store.save_manifest()
+            (path / METRICS).mkdir(exist_ok=True)
+            (path / JOURNAL).mkdir(exist_ok=True)
+            manifest["versions"] = _versions()
+            store.save_manifest()
+        except BaseException:
+            store.lock.release()
+            raise
         return store
+
+    def start(self) -> None:
+        """Mark the run ``running`` (its trials are about to execute)."""
+        self.manifest["status"] = "running"
+        self.save_manifest()
+
+    def release(self) -> None:
+        """Drop the run directory's lock (after :meth:`finish`, or when giving up)."""
+        self.lock.release()
 
     def save_manifest(self) -> None:
         """Rewrite ``manifest.json`` atomically."""
@@ -217,11 +246,14 @@ class RunStore:
             self.save_manifest()
 
     def finish(self, status: str, error: str | None = None) -> None:
-        """Mark the run ``completed``, ``failed`` or ``interrupted``."""
+        """Mark the run ``completed``, ``failed`` or ``interrupted`` and drop its lock."""
         if status not in FINAL_STATUSES:
             raise ValueError(f"Expects a final status in {FINAL_STATUSES}, actual value: {status}")
         self.manifest.update(status=status, ended=_now(), error=error)
-        self.save_manifest()
+        try:
+            self.save_manifest()
+        finally:
+            self.release()
 
     def metrics_writer(self, trial: TrialInfo, flush_seconds: float) -> MetricsWriter:
         """A writer for one trial's metric rows."""
@@ -239,14 +271,45 @@ class RunStore:
         if logging_policy is not None:
             self.manifest["trials"][trial.index]["logging_policy"] = logging_policy
             self.save_manifest()
-        return EventsWriter(self.path / EVENTS / f"trial={trial.index}", flush_seconds)
+        return EventsWriter(self.events_folder(trial.index), flush_seconds)
+
+    def events_folder(self, trial: int) -> Path:
+        """The folder of one trial's event log."""
+        return self.path / EVENTS / f"trial={trial}"
+
+    def clean_temporary(self) -> int:
+        """Remove the temporary files of writes cut by a kill; return how many.
+
+        Only the process holding the run's lock may call this (no write is in flight).
+        """
+        if not self.lock.held:
+            raise RuntimeError("clean_temporary needs the run's lock")
+        removed = 0
+        for folder, _dirs, files in os.walk(self.path):
+            for name in files:
+                if name.startswith(".") and ".tmp" in name:
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(folder, name))
+                        removed += 1
+        return removed
 
     # ------------------------------------------------------------------ reading
     @property
     def status(self) -> str:
-        """Manifest status; ``crashed`` for a ``running`` run whose process has gone."""
+        """Manifest status; ``crashed`` for a started run whose writer has gone.
+
+        The directory's lock decides (:func:`simlab.runlock.is_locked`); runs written before
+        the lock existed fall back to the recorded pid on this host.
+        """
         status = str(self.manifest.get("status"))
-        if status == "running" and self.manifest.get("host") == socket.gethostname():
+        if status not in ("starting", "running"):
+            return status
+        if self.lock.held:
+            return status
+        locked = is_locked(self.path)
+        if locked is not None:
+            return status if locked else "crashed"
+        if self.manifest.get("host") == socket.gethostname():
             pid = self.manifest.get("pid")
             if isinstance(pid, int) and not _pid_alive(pid):
                 return "crashed"
@@ -264,7 +327,13 @@ class RunStore:
         trials = self.manifest["trials"]
         for col in self.manifest.get("sweep_columns", []):
             values = [t["params"].get(col) for t in trials]
-            fields.append(pa.field(col, pa.array(values).type))
+            try:
+                fields.append(pa.field(col, pa.array(values).type))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as e:
+                raise RunStoreError(
+                    f"{self.path / MANIFEST}: corrupt manifest, sweep column {col!r} has "
+                    f"values of mixed types in trials[].params ({e})"
+                ) from None
         fields += [pa.field(c, pa.float64()) for c in self.manifest["metric_columns"]]
         return pa.schema(fields)
 
@@ -274,29 +343,34 @@ class RunStore:
         parts = sorted((self.path / METRICS).glob("part-*.parquet"))
         tables = []
         for part in parts:
+            if not part.is_file():
+                raise RunStoreError(f"{part}: expected a Parquet file, found a folder")
             try:
                 tables.append(pq.read_table(part, schema=schema))
             except Exception as e:  # pyarrow raises several types for a damaged file
                 raise RunStoreError(f"{part}: corrupt metrics part ({e})") from e
         rows = self._journal_rows({p.stem for p in parts})
         if rows:
-            tables.append(pa.Table.from_pylist(rows, schema=schema))
+            tables.append(self._rows_table(rows))
         if not tables:
             return schema.empty_table().to_pandas()
         df = pa.concat_tables(tables).to_pandas()
         return df.sort_values(["trial", "step"], kind="stable").reset_index(drop=True)
+
+    def _rows_table(self, rows: list[dict[str, Any]]) -> pa.Table:
+        try:
+            return pa.Table.from_pylist(rows, schema=self.schema())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as e:
+            raise RunStoreError(
+                f"{self.path / JOURNAL}: a journal row does not fit the metrics table ({e})"
+            ) from None
 
     def _journal_rows(self, done_parts: set[str]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         for j in sorted((self.path / JOURNAL).glob("part-*.jsonl")):
             if j.stem in done_parts:
                 continue  # flushed, the journal was just not removed yet
-            with open(j, encoding="utf-8") as f:
-                for line in f:
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError:
-                        break  # a line cut by a kill: everything before it is intact
+            rows.extend(read_journal(j))
         for r in rows:
             for k, v in r.items():
                 if v is None and k in self.manifest["metric_columns"]:
@@ -309,194 +383,70 @@ class RunStore:
         journals = sorted((self.path / JOURNAL).glob("part-*.jsonl"))
         rows = self._journal_rows(parts)
         if rows:
-            table = pa.Table.from_pylist(rows, schema=self.schema())
+            table = self._rows_table(rows)
             n = len(list((self.path / METRICS).glob("part-recovered-*.parquet")))
-            _write_parquet(table, self.path / METRICS / f"part-recovered-{n:04d}.parquet")
+            write_parquet(table, self.path / METRICS / f"part-recovered-{n:04d}.parquet")
         for j in journals:
             j.unlink()
         return len(rows)
 
 
-def _write_parquet(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        return v if np.isfinite(v) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def _next_seq(path: Path, trial: int) -> int:
-    """The first part number of ``trial`` not used by a part or journal in ``path``."""
-    used = [-1]
-    for folder, suffix in ((METRICS, ".parquet"), (JOURNAL, ".jsonl")):
-        for p in (path / folder).glob(f"part-{trial:05d}-*{suffix}"):
-            tail = p.name[len(f"part-{trial:05d}-") : -len(suffix)]
-            if tail.isdigit():
-                used.append(int(tail))
-    return max(used) + 1
-
-
-class MetricsWriter:
-    """Streams one trial's metric rows: journal per step, Parquet part per flush."""
-
-    def __init__(self, store: RunStore, trial: TrialInfo, flush_seconds: float) -> None:
-        self.store = store
-        self.trial = trial
-        self.flush_seconds = flush_seconds
-        self.schema = store.schema()
-        self._buffer: list[dict[str, Any]] = []
-        self._seq = _next_seq(store.path, trial.index)  # after parts of an earlier attempt
-        self._last_flush = time.monotonic()
-        self._journal = None
-        # steps already on disk (a resumed or restored trial continues after them)
-        trials = store.manifest.get("trials", [])
-        record = trials[trial.index] if 0 <= trial.index < len(trials) else {}
-        self.steps_done = int(record.get("steps_done", 0))
-
-    def _name(self) -> str:
-        return f"part-{self.trial.index:05d}-{self._seq:06d}"
-
-    def add(self, step: int, metrics: dict[str, float]) -> None:
-        """Append one finished step's row."""
-        t = self.trial
-        row = {"run_id": self.store.run_id, "trial": t.index, "agent": t.agent, "seed": t.seed}
-        row["step"] = int(step)
-        row.update(t.params)
-        row.update({k: _clean(v) for k, v in metrics.items()})
-        if self._journal is None:
-            self._journal = open(self.store.path / JOURNAL / f"{self._name()}.jsonl", "a")  # noqa: SIM115
-        self._journal.write(json.dumps(row) + "\n")
-        self._journal.flush()
-        self._buffer.append(row)
-        self.steps_done = int(step) + 1
-        if time.monotonic() - self._last_flush >= self.flush_seconds:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write buffered rows as a Parquet part and drop their journal."""
-        self._last_flush = time.monotonic()
-        if not self._buffer:
-            return
-        name = self._name()
-        table = pa.Table.from_pylist(self._buffer, schema=self.schema)
-        _write_parquet(table, self.store.path / METRICS / f"{name}.parquet")
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
-        (self.store.path / JOURNAL / f"{name}.jsonl").unlink(missing_ok=True)
-        self._buffer = []
-        self._seq += 1
-        self.store.trial_status(self.trial.index, "running", self.steps_done)
-
-    def close(self) -> None:
-        """Flush what is left."""
-        self.flush()
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
-
-
-def _fixed_lists(values: np.ndarray) -> pa.FixedSizeListArray:
-    """``(n, m)`` values as a fixed-size list column of ``m`` entries per row."""
-    flat = pa.array(np.ascontiguousarray(values).ravel())
-    return pa.FixedSizeListArray.from_arrays(flat, values.shape[1])
-
-
-class EventsWriter:
-    """Buffers impressions and responses and writes them as Parquet parts.
-
-    One row per impression: ``step``, ``user_id``, ``position``, ``item_id``, ``clicked``,
-    ``engagement`` and, when the step's :class:`~simlab.logged.LoggedContext` is given,
-    ``propensity`` (float64), ``user_features`` (``f`` float32) and ``item_features``
-    (``d`` float32) as fixed-size lists.
-    """
-
-    def __init__(self, folder: Path, flush_seconds: float) -> None:
-        self.folder = folder
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.flush_seconds = flush_seconds
-        self._chunks: list[dict[str, np.ndarray]] = []
-        self._seq = 0
-        self._last_flush = time.monotonic()
-
-    def add(self, feedback, logged=None) -> None:
-        """Buffer one step's feedback (and its logged context) as one row per impression."""
-        b, k = feedback.slates.shape
-        pos = np.tile(np.arange(k, dtype=np.int64), b)
-        chunk = {
-            "step": np.full(b * k, feedback.step, np.int64),
-            "user_id": np.repeat(feedback.user_ids, k),
-            "position": pos,
-            "item_id": np.ascontiguousarray(feedback.slates).ravel(),
-            "clicked": np.repeat(feedback.clicked_pos, k) == pos,
-            "engagement": np.where(
-                np.repeat(feedback.clicked_pos, k) == pos,
-                np.repeat(feedback.engagement, k),
-                0.0,
-            ).astype(np.float32),
-        }
-        if logged is not None:
-            chunk["propensity"] = np.ascontiguousarray(logged.propensity, np.float64).ravel()
-            chunk["user_features"] = np.repeat(logged.user_features, k, axis=0)
-            chunk["item_features"] = logged.item_features.reshape(b * k, -1)
-        self._chunks.append(chunk)
-        if time.monotonic() - self._last_flush >= self.flush_seconds:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write buffered events as one Parquet part."""
-        self._last_flush = time.monotonic()
-        if not self._chunks:
-            return
-        cols = {k: np.concatenate([c[k] for c in self._chunks]) for k in self._chunks[0]}
-        arrays = {k: _fixed_lists(v) if v.ndim == 2 else pa.array(v) for k, v in cols.items()}
-        _write_parquet(pa.table(arrays), self.folder / f"part-{self._seq:06d}.parquet")
-        self._chunks = []
-        self._seq += 1
-
-    def close(self) -> None:
-        """Flush what is left."""
-        self.flush()
+def _make_run_dir(parent: Path, path: Path) -> None:
+    """Create a new run directory (reusing one that a kill left without a manifest)."""
+    if parent.exists() and not parent.is_dir():
+        raise RunStoreError(f"{parent}: the output folder is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=False)
+        return
+    except FileExistsError:
+        leftovers = {p.name for p in path.iterdir()} if path.is_dir() else None
+        # killed between mkdir and the manifest: nothing was written yet, so reuse it
+        allowed = {".lock", SCENARIO, METRICS, JOURNAL}
+        if leftovers is None or not leftovers <= allowed or is_locked(path):
+            raise RunStoreError(f"{path}: run directory already exists") from None
+    except OSError as e:
+        raise RunStoreError(f"{path}: cannot create run directory ({e.strerror or e})") from e
+    if not os.access(path, os.W_OK):
+        raise RunStoreError(f"{path}: run directory is not writable")
 
 
 # ---------------------------------------------------------------------- reading runs
 def open_run(path: str | Path, runs_dir: str | Path | None = None) -> RunStore:
     """Open a run directory (a path, or a run id under ``runs_dir``) for reading.
 
+    The manifest's schema and the directory's layout are checked first.
+
     Raises:
-        RunStoreError: the directory is missing or is not a readable run.
+        RunStoreError: the directory is missing or is not a readable run; the message has one
+            line per problem, each naming the file.
     """
+    text = str(path)
+    if "\x00" in text:
+        raise RunStoreError(f"{text!r}: a path cannot contain a NUL byte")
     p = Path(path)
-    if not p.exists() and runs_dir is not None and (Path(runs_dir) / str(path)).exists():
-        p = Path(runs_dir) / str(path)
-    if not p.is_dir():
-        raise RunStoreError(f"{path}: no such run directory")
-    mpath = p / MANIFEST
-    if not mpath.exists():
-        raise RunStoreError(f"{p}: not a run directory (no {MANIFEST})")
     try:
+        if not p.exists() and runs_dir is not None and (Path(runs_dir) / text).exists():
+            p = Path(runs_dir) / text
+        if not p.is_dir():
+            if p.exists():
+                raise RunStoreError(f"{path}: is a file, not a run directory")
+            raise RunStoreError(f"{path}: no such run directory")
+        mpath = p / MANIFEST
+        if not mpath.exists():
+            raise RunStoreError(f"{p}: not a run directory (no {MANIFEST})")
+        if not mpath.is_file():
+            raise RunStoreError(f"{mpath}: expected a file, found a folder")
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise RunStoreError(f"{mpath}: corrupt manifest ({e})") from None
-    required = ("run_id", "status", "trials", "metric_columns")
-    missing = [k for k in required if not isinstance(manifest, dict) or k not in manifest]
-    if missing:
-        raise RunStoreError(f"{mpath}: corrupt manifest, missing {', '.join(missing)}")
-    malformed = []
-    trials = manifest["trials"]
-    if not isinstance(trials, list) or not all(isinstance(t, dict) for t in trials):
-        malformed.append("trials (expected a list of trial records)")
-    if not isinstance(manifest["metric_columns"], list):
-        malformed.append("metric_columns (expected a list of column names)")
-    if malformed:
-        raise RunStoreError(f"{mpath}: corrupt manifest, malformed {'; '.join(malformed)}")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        where = p / MANIFEST if p.is_dir() else p
+        raise RunStoreError(f"{where}: corrupt manifest ({type(e).__name__}: {e})") from None
+    problems = check_manifest(manifest)
+    if problems:
+        # the historical one-line form: "corrupt manifest, missing a, b; malformed c (...)"
+        raise RunStoreError(f"{mpath}: corrupt manifest, " + "; ".join(problems))
+    layout = check_layout(p)
+    if layout:
+        raise RunStoreError("\n".join(layout))
     return RunStore(p, manifest)
 
 
@@ -524,16 +474,23 @@ class RunSummary:
 def list_runs(parent: str | Path) -> list[RunSummary]:
     """Every run directory under ``parent``, newest first; corrupt ones say what is wrong."""
     parent = Path(parent)
+    if parent.exists() and not parent.is_dir():
+        raise RunStoreError(f"{parent}: is a file, not a folder of run directories")
     if not parent.is_dir():
         return []
     out = []
-    for p in sorted(parent.iterdir()):
+    try:
+        entries = sorted(parent.iterdir())
+    except OSError as e:
+        raise RunStoreError(f"{parent}: cannot list run directories ({e})") from None
+    for p in entries:
         if not p.is_dir() or p.name.startswith("."):
             continue
         try:
             run = open_run(p)
         except RunStoreError as e:
-            out.append(RunSummary(p.name, "corrupt", "?", [], [], 0, 0, "", p, str(e)))
+            problem = str(e).replace("\n", "; ")
+            out.append(RunSummary(p.name, "corrupt", "?", [], [], 0, 0, "", p, problem))
             continue
         m = run.manifest
         trials = m["trials"]

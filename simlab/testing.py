@@ -119,8 +119,9 @@ def check_agent(
 
     Checks: slate shape ``(B, K)``; no repeated item in a slate; only the user's
     candidates, with shared candidates and with a per-user pre-selection; identical slates
-    for the same seed; ``state_dict``/``load_state_dict`` round trip (a fresh agent loaded
-    with the state acts like the original on the next observation).
+    for the same seed; ``state_dict``/``load_state_dict`` round trip through the data-only
+    checkpoint format (a fresh agent loaded with the state acts like the original on the
+    next observation; a state holding anything but arrays, tensors and plain values fails).
     """
     from simlab import registry
 
@@ -142,6 +143,18 @@ def check_agent(
         _check_state_round_trip(world, scenario, seed, who)
 
 
+def _through_checkpoint(state: Any, who: str) -> Any:
+    """``state`` as a checkpoint gives it back: data only (:mod:`simlab.state`), copied."""
+    from simlab.state import StateFormatError, decode, encode
+
+    arrays: list[np.ndarray] = []
+    try:
+        tree = encode(state, arrays, "state_dict()")
+    except StateFormatError as e:
+        raise AgentContractError(f"{who}: {e}") from None
+    return decode(tree, [a.copy() for a in arrays])
+
+
 def _check_state_round_trip(world, scenario: Scenario, seed: int, who: str) -> None:
     """A fresh agent loaded with ``state_dict()`` acts like the original on the next step."""
     from simlab.world import bind_hooks
@@ -149,7 +162,7 @@ def _check_state_round_trip(world, scenario: Scenario, seed: int, who: str) -> N
     t = world.t
     catalog, active = world.begin(t)
     obs = world.platform.observe(t, active, catalog, world.users.observable_features(active))
-    state = copy.deepcopy(world.agent.state_dict())
+    state = _through_checkpoint(world.agent.state_dict(), who)
     spec = scenario.agents[0]
     fresh = spec.cls(spec.params, world.context)
     fresh.load_state_dict(state)

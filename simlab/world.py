@@ -404,7 +404,7 @@ class World:
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> dict[str, Any]:
-        """The world's state between steps, as picklable data (see :mod:`simlab.checkpoint`)."""
+        """The world's state between steps, as a data-only tree (see :mod:`simlab.checkpoint`)."""
         from simlab.checkpoint import capture
 
         return capture(self)

@@ -8,7 +8,6 @@ settings keeps the steps before it and then departs.
 from __future__ import annotations
 
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import pytest
 import yaml
 from conftest import SMALL, make_small
 
-from simlab.checkpoint import checkpoint_steps, read_checkpoint, write_checkpoint
+from simlab.checkpoint import checkpoint_meta, checkpoint_steps, read_checkpoint, write_checkpoint
 from simlab.cli import main
 from simlab.errors import RunStoreError, ScenarioError
 from simlab.runner import parse_fork, resume_run, run_scenario
@@ -46,8 +45,8 @@ def _rows(world: World, steps: range) -> list[dict[str, float]]:
     ],
     ids=lambda a: a["model"],
 )
-def test_restored_world_continues_exactly(agent):
-    """Checkpoint after 9 steps, pickle, restore into a fresh world: steps 9.. are identical."""
+def test_restored_world_continues_exactly(agent, tmp_path):
+    """Checkpoint after 9 steps, write and read the file, restore: steps 9.. are identical."""
     sc = make_small(
         "users.drift_rate=0.05",
         "users.fatigue_weight=0.5",
@@ -59,7 +58,9 @@ def test_restored_world_continues_exactly(agent):
     expected = _rows(straight, range(18))
     first = World(sc, 0, 3)
     _rows(first, range(9))
-    state = pickle.loads(pickle.dumps(first.checkpoint()))
+    meta = checkpoint_meta("r", 0, "a", 3, {}, 9)
+    write_checkpoint(tmp_path, 0, 9, first.checkpoint(), meta)
+    state = read_checkpoint(tmp_path, 0, 9)
     again = World(sc, 0, 3)
     again.restore(state)
     assert again.t == 9
@@ -69,16 +70,18 @@ def test_restored_world_continues_exactly(agent):
 
 def test_checkpoint_files_are_atomic_and_listed(tmp_path):
     """Checkpoints are listed by step; a missing step names the steps that exist."""
-    write_checkpoint(tmp_path, 0, 10, {"format": 1, "t": 10})
-    write_checkpoint(tmp_path, 0, 5, {"format": 1, "t": 5})
-    (tmp_path / "checkpoints" / "trial=0" / ".step=15.pkl.tmp-1").write_bytes(b"half")
+    for t in (10, 5):
+        write_checkpoint(
+            tmp_path, 0, t, {"format": 2, "t": t}, checkpoint_meta("r", 0, "a", 0, {}, t)
+        )
+    (tmp_path / "checkpoints" / "trial=0" / ".step=15.ckpt.tmp-1").write_bytes(b"half")
     assert checkpoint_steps(tmp_path, 0) == [5, 10]
     assert read_checkpoint(tmp_path, 0, 10)["t"] == 10
     with pytest.raises(
         RunStoreError, match=r"no checkpoint at step 7; checkpoints exist at steps \[5, 10\]"
     ):
         read_checkpoint(tmp_path, 0, 7)
-    (tmp_path / "checkpoints" / "trial=0" / "step=5.pkl").write_bytes(b"not a pickle")
+    (tmp_path / "checkpoints" / "trial=0" / "step=5.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(RunStoreError, match="corrupt checkpoint"):
         read_checkpoint(tmp_path, 0, 5)
 
@@ -197,7 +200,7 @@ def kill_then_resume(tmp_path: Path, scenario: Path, extra: list[str]) -> tuple[
     )
     run = out / "killed"
     try:
-        _wait_for(lambda: (run / "checkpoints" / "trial=0" / "step=10.pkl").exists())
+        _wait_for(lambda: (run / "checkpoints" / "trial=0" / "step=10.ckpt").exists())
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -239,3 +242,145 @@ def test_kill_the_run_process_then_resume_gives_the_same_metrics(tmp_path):
     assert len(a) == len(b) == 2 * 40
     cols = resumed.manifest["metric_columns"]
     pd.testing.assert_frame_equal(a[["trial", "step", *cols]], b[["trial", "step", *cols]])
+
+
+RERANKERS = [
+    {"model": m}
+    for m in ("popularity-penalty", "mmr", "exploration-floor", "calibration", "xquad", "fair")
+]
+
+
+def _every_agent() -> list[dict]:
+    from simlab import registry
+
+    extra = {"mf": {"factors": 4, "epochs": 1}, "gru4rec": {"factors": 8, "epochs": 1}}
+    return [{"model": m, **extra.get(m, {})} for m in registry.names("agents")]
+
+
+def _chaney_world(*extra):
+    """Chaney's users and items with no repeat consumption, every candidate ranked."""
+    return (
+        ("users", {"model": "chaney", "num_users": 60}),
+        ("content", {"model": "chaney-items", "items_per_step": 8, "initial_items": 20}),
+        "platform.exclude_consumed=true",
+        *extra,
+    )
+
+
+@pytest.mark.parametrize("agent", _every_agent(), ids=lambda a: a["model"])
+def test_every_component_continues_exactly_from_a_data_only_checkpoint(agent, tmp_path):
+    """Every registered agent, with every re-ranker and metric on, restores bit for bit.
+
+    The checkpoint goes through the file (JSON and .npy only), so a component whose state
+    is incomplete, or is not data, fails here. Agents that recommend from the users' social
+    graph run in Chaney's world (the only users with one).
+    """
+    from simlab import registry
+
+    if getattr(registry.resolve("agents", agent["model"]), "needs_social_graph", False):
+        world = _chaney_world(("platform.rerankers", RERANKERS[:3]))
+    else:
+        world = (
+            "users.drift_rate=0.05",
+            "users.fatigue_weight=0.5",
+            "users.churn_threshold=0.3",
+            ("content.phases", [{"aigc_share": 0.5}]),
+            ("platform.rerankers", RERANKERS),
+        )
+    sc = make_small(*world, agents=[agent], steps=12)
+    straight = World(sc, 0, 3)
+    expected = _rows(straight, range(12))
+    first = World(sc, 0, 3)
+    _rows(first, range(7))
+    write_checkpoint(tmp_path, 0, 7, first.checkpoint(), checkpoint_meta("r", 0, "a", 3, {}, 7))
+    again = World(sc, 0, 3)
+    again.restore(read_checkpoint(tmp_path, 0, 7))
+    np.testing.assert_equal(_rows(again, range(7, 12)), expected[7:])
+
+
+@pytest.mark.parametrize(
+    "users, content",
+    [
+        ({"model": "interest-evolution", "num_users": 200}, {"model": "recsim-corpus"}),
+        ({"model": "logit", "num_users": 200}, {"model": "creators", "rewrite_share": 0.5}),
+    ],
+    ids=["interest-evolution", "creators-rewrites"],
+)
+def test_other_world_models_continue_exactly(users, content, tmp_path):
+    """The other user and content models restore bit for bit too."""
+    sc = make_small(
+        "world.dim=8",
+        ("users", users),
+        (
+            "content",
+            {
+                **content,
+                **({"phases": [{"aigc_share": 0.5}]} if "rewrite_share" in content else {}),
+            },
+        ),
+        agents=[{"model": "popularity"}],
+        steps=10,
+    )
+    expected = _rows(World(sc, 0, 1), range(10))
+    first = World(sc, 0, 1)
+    _rows(first, range(5))
+    write_checkpoint(tmp_path, 0, 5, first.checkpoint(), checkpoint_meta("r", 0, "a", 1, {}, 5))
+    again = World(sc, 0, 1)
+    again.restore(read_checkpoint(tmp_path, 0, 5))
+    np.testing.assert_equal(_rows(again, range(5, 10)), expected[5:])
+
+
+def test_state_that_is_not_data_is_refused_when_written(tmp_path):
+    """A component whose state holds an object fails at write time, naming the path."""
+    from simlab.state import StateFormatError
+
+    class Thing:
+        pass
+
+    with pytest.raises(StateFormatError, match=r"state\.agent\.model\.w: a .*Thing cannot be"):
+        write_checkpoint(
+            tmp_path,
+            0,
+            1,
+            {"agent": {"model": {"w": Thing()}}},
+            checkpoint_meta("r", 0, "a", 0, {}, 1),
+        )
+    assert not list((tmp_path / "checkpoints" / "trial=0").iterdir())
+
+
+@pytest.mark.parametrize("slate", [0, 6])
+def test_chaney_protocol_continues_exactly(slate, tmp_path):
+    """Chaney's protocol resumes bit for bit.
+
+    No repeat consumption (consumed items per user), every candidate or a fixed slate,
+    start-up, interleaving, Chaney's recommenders and nearest-neighbour pairs.
+    """
+    agents = [
+        {"model": "oracle", "known_items": "trained"},
+        {"model": "content-filtering"},
+        {"model": "implicit-mf", "warm_start": True, "iterations": 3},
+        {"model": "social-filtering"},
+        {"model": "popularity", "cumulative": True},
+    ]
+    sc = make_small(
+        *_chaney_world(
+            f"platform.slate_size={slate}",
+            "platform.startup_steps=3",
+            "platform.startup_candidates=new",
+            "platform.retrain_every=1",
+            "platform.log_window=3",
+            ("platform.rerankers", [{"model": "interleave-new"}]),
+        ),
+        agents=agents,
+        metrics=["engagement", "homogenization", "homogenization_nn"],
+        steps=12,
+    )
+    for a in range(len(agents)):
+        expected = _rows(World(sc, a, 2), range(12))
+        first = World(sc, a, 2)
+        _rows(first, range(7))
+        folder = tmp_path / str(a)
+        write_checkpoint(folder, 0, 7, first.checkpoint(), checkpoint_meta("r", 0, "a", 2, {}, 7))
+        again = World(sc, a, 2)
+        again.restore(read_checkpoint(folder, 0, 7))
+        np.testing.assert_equal(_rows(again, range(7, 12)), expected[7:])

@@ -42,7 +42,7 @@ BAD_FILES: dict[str, list[str]] = {
         "Did you mean 'drift_rate'?",
         "Allowed: num_users,",
     ],
-    "wrong_type.yaml": ["users.num_users: ", "valid integer", "got 'many'"],
+    "wrong_type.yaml": ["users.num_users: expects an integer, got 'many'"],
     "negative_size.yaml": ["users.num_users: ", "greater than 0", "got -5"],
     "zero_steps.yaml": ["steps: ", "greater than 0", "got 0"],
     "unknown_agent_model.yaml": [
@@ -117,7 +117,7 @@ BAD_FILES: dict[str, list[str]] = {
         "give at least one value",
     ],
     "sweep_unknown_field.yaml": [
-        "sweep.users.num_userz=100: users.num_userz: unknown field 'num_userz'.",
+        "sweep.users.num_userz: users.num_userz: unknown field 'num_userz'.",
         "Did you mean 'num_users'?",
     ],
     "sweep_invalid_value.yaml": ["sweep.steps=0: steps: ", "greater than 0", "got 0"],
@@ -132,7 +132,7 @@ BAD_FILES: dict[str, list[str]] = {
         "Did you mean 'popularity-penalty'?",
     ],
     "section_not_mapping.yaml": ["users: expected a mapping of fields, got 'logit'"],
-    "bad_name.yaml": ["name: must be letters, digits, '_', '.' or '-'", "got 'my run'"],
+    "bad_name.yaml": ["name: must be at most 100 letters, digits, '_', '.' or '-'", "got 'my run'"],
     "execution_unknown_backend.yaml": ["execution.backend: ", "'ray' or 'local'", "got 'spark'"],
     "execution_bad_address.yaml": [
         "execution.address: expects `auto`, `ray://host:port` or `host:port`",

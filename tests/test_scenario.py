@@ -356,7 +356,7 @@ def test_bad_sweep(sweep, fragment: str):
     "item, path",
     [
         ("steps=true", "steps"),
-        ("users.drift_rate=yes", "users.drift_rate"),
+        ("users.drift_rate=True", "users.drift_rate"),
         ("agents[1].factors=false", "agents[1].factors"),
     ],
 )

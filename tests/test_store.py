@@ -322,9 +322,9 @@ CORRUPTIONS = {
     ),
     "manifest-bad-trials": (
         _manifest_bad_trials,
-        "manifest.json: corrupt manifest, malformed trials (expected a list of trial records)",
+        "manifest.json: corrupt manifest, malformed trials (expected a list, got 'four')",
     ),
-    "manifest-not-object": (_manifest_not_object, "corrupt manifest, missing run_id, status"),
+    "manifest-not-object": (_manifest_not_object, "corrupt manifest, expected a JSON object"),
     "no-manifest": (_no_manifest, "not a run directory (no manifest.json)"),
     "truncated-part": (_truncated_part, ": corrupt metrics part ("),
 }

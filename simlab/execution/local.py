@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from simlab.checkpoint import (
     checkpoint_steps,
     due_checkpoint,
+    meta_for,
     prune_checkpoints,
     write_checkpoint,
 )
@@ -64,16 +65,18 @@ def _run_world(trial: Trial, world: World, store: RunStore, progress) -> None:
         for t in range(world.t, sc.steps):
             row = world.step(t)
             if t >= writer.steps_done:
-                writer.add(t, row)
+                # events first: a step whose metric row is on disk has its events too
                 if events is not None:
                     events.add(world.last_feedback, world.last_logged)
+                writer.add(t, row)
             if progress is not None:
                 progress(trial.info, t + 1)
             done = t + 1
             if due_snapshot(out, done) and done not in snapshot_steps(store.path, i):
                 write_snapshot(store.path, i, done, capture_snapshot(world, out.snapshot_users))
             if due_checkpoint(out, done, sc.steps) and done not in checkpoint_steps(store.path, i):
-                write_checkpoint(store.path, i, done, world.checkpoint())
+                meta = meta_for(store.manifest, i, done)
+                write_checkpoint(store.path, i, done, world.checkpoint(), meta)
                 prune_checkpoints(store.path, i, out.keep_checkpoints)
     finally:
         writer.close()

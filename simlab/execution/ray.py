@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from simlab.checkpoint import due_checkpoint
+from simlab.execution.connect import probe_address
 from simlab.execution.ray_actors import (
     NAMESPACE,
     ClusterError,
@@ -45,6 +46,7 @@ from simlab.execution.ray_actors import (
     _TrialActor,
     actor_name,
 )
+from simlab.signals import reinstall as reinstall_signal_handlers
 from simlab.snapshots import due_snapshot
 
 if TYPE_CHECKING:
@@ -135,6 +137,8 @@ def init_ray(ex: ExecutionSection) -> bool:
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if ex.address is not None:
+        probe_address(ex.address, ex.connect_timeout, ClusterError)
     try:
         if ex.address is not None:
             ray.init(
@@ -152,6 +156,9 @@ def init_ray(ex: ExecutionSection) -> bool:
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = f"the Ray cluster at {ex.address!r}" if ex.address else "a local Ray instance"
         raise ClusterError(f"execution.address: cannot connect to {where} ({e})") from None
+    finally:
+        # ray.init replaces the SIGTERM handler with one that exits with status 15
+        reinstall_signal_handlers()
     return True
 
 
@@ -246,9 +253,10 @@ def _drive(ray, trials, store, progress, starts, limit) -> None:
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
     from simlab.checkpoint import (
-        checkpoint_steps,
+        expected_of,
+        meta_for,
+        newest_checkpoint,
         prune_checkpoints,
-        read_checkpoint,
         write_checkpoint,
     )
     from simlab.snapshots import write_snapshot
@@ -296,13 +304,11 @@ def _drive(ray, trials, store, progress, starts, limit) -> None:
         record["restarts"] = r.restarts
         record["last_restart"] = reason
         store.save_manifest()
-        done = r.writer.steps_done
-        steps = [s for s in checkpoint_steps(store.path, r.trial.info.index) if s <= done]
-        restore = None
-        if steps:
-            restore = (read_checkpoint(store.path, r.trial.info.index, steps[-1]), r.trial.scenario)
-        else:
-            restore = starts.get(r.trial.info.index)
+        i = r.trial.info.index
+        found = newest_checkpoint(
+            store.path, i, r.writer.steps_done, expected_of(store.manifest, i)
+        )
+        restore = (found[1], r.trial.scenario) if found else starts.get(i)
         launch(r, restore)
 
     def start_next() -> None:
@@ -354,7 +360,8 @@ def _drive(ray, trials, store, progress, starts, limit) -> None:
                 store.manifest["trials"][i]["placement"] = result
                 store.save_manifest()
             elif r.kind == "checkpoint":
-                write_checkpoint(store.path, i, r.next_step, result)
+                meta = meta_for(store.manifest, i, r.next_step)
+                write_checkpoint(store.path, i, r.next_step, result, meta)
                 prune_checkpoints(store.path, i, sc.output.keep_checkpoints)
             elif r.kind == "snapshot":
                 write_snapshot(store.path, i, r.next_step, result)
@@ -362,9 +369,10 @@ def _drive(ray, trials, store, progress, starts, limit) -> None:
                 row, feedback = result
                 t = r.next_step
                 if t >= r.writer.steps_done:  # steps replayed after a restore are on disk
-                    r.writer.add(t, row)
+                    # events first: a step whose metric row is on disk has its events too
                     if r.events is not None and feedback is not None:
                         r.events.add(*feedback)  # (feedback, logged context)
+                    r.writer.add(t, row)
                 r.next_step = t + 1
                 if progress is not None:
                     progress(r.trial.info, r.next_step)

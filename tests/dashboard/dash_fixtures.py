@@ -22,6 +22,7 @@ import pytest
 from conftest import SMALL
 from streamlit.testing.v1 import AppTest
 
+from simlab.runlock import RunLock
 from simlab.runner import run_scenario
 from simlab.scenario import parse_scenario
 from simlab.store import TrialInfo, open_run
@@ -125,6 +126,10 @@ def runs_dir(tmp_path: Path, base_run: Path) -> Path:
     return parent
 
 
+_LIVE_LOCKS: list[RunLock] = []
+"""Locks held for the live runs of the test session (released when the process ends)."""
+
+
 def make_live_run(source: Path, dest: Path, keep_steps: int) -> Path:
     """Copy ``source`` to ``dest`` as a ``running`` run holding only its first ``keep_steps``.
 
@@ -142,6 +147,10 @@ def make_live_run(source: Path, dest: Path, keep_steps: int) -> Path:
     for trial in manifest["trials"]:
         trial.update(status="running", steps_done=keep_steps)
     (dest / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    # a live run's writer holds the directory's lock (that, not the pid, says "running")
+    lock = RunLock(dest)
+    lock.acquire()
+    _LIVE_LOCKS.append(lock)
     return dest
 
 

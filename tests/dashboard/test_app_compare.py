@@ -273,17 +273,17 @@ def test_metrics_grid_grouped_by_prefix(runs_dir, base_run, monkeypatch):
         "engagement (2 metrics)",
         "echo (1 metric)",
         "exposure (2 metrics)",
-        "source (9 metrics)",
-        "creators (4 metrics)",
+        "source (14 metrics)",
+        "creators (5 metrics)",
         "users (1 metric)",
     ]
     # source/llm_ratio is NaN throughout (no rewrites): a warning instead of an empty chart
-    assert len(figures(at)) == 18
+    assert len(figures(at)) == 24
     assert [w.value for w in at.warning if "no values" in w.value] == [
         f"Run {base_run.name} has no values for source/llm_ratio."
     ]
     source = at.expander[3]
-    assert len(source.get("plotly_chart")) == 8
+    assert len(source.get("plotly_chart")) == 13
     assert len(source.columns) == 2  # two charts per row by default
     at.selectbox(key="grid-cols").set_value("3").run()
     assert len(at.expander[3].columns) == 3

@@ -582,3 +582,50 @@ def test_pairwise_measures_every_n_steps_match_every_step():
     _, small = series("measures.pairwise_pairs=50")
     homog = next(m for m in small.metrics if m.name == "homogenization")
     assert homog.pair_a.shape == (50,)
+
+
+def test_gini_is_nan_without_exposure_and_exact_for_tiny_inputs():
+    """No items or no exposure: NaN, returned without a 0/0 (found by mutation testing)."""
+    with np.errstate(all="raise"):
+        assert math.isnan(gini(np.zeros(0)))
+        assert math.isnan(gini(np.zeros(4)))
+        assert gini(np.array([0, 1])) == pytest.approx(0.5)
+        assert gini(np.array([1])) == 0.0
+
+
+def test_creator_counts_without_a_creator_table_are_exact():
+    """Distinct creators of live items by source, and the Gini over them (no creator table)."""
+    from simlab.metrics.creators import CreatorMetric
+
+    items = make_items([10, 11, 12, 13, 14], source=[0, 1, 1, 0, 1])
+    items.creator[:] = [0, 2, 2, 5, 7]
+    # user 0 sees items 10, 11; user 1 sees 11, 13; item 14 (creator 7) is never shown
+    fb = make_feedback([0, 1], [[10, 11], [11, 13]], [-1, -1])
+    row = CreatorMetric(CTX).measure(make_snapshot(fb, items))
+    assert row["creators/active_human"] == 2  # creators 0 and 5
+    assert row["creators/active_aigc"] == 2  # creators 2 and 7
+    # exposure per active creator (0, 2, 5, 7): 1, 2, 1, 0
+    assert row["creators/exposure_gini"] == pytest.approx(gini(np.array([1, 2, 1, 0])))
+    assert math.isnan(row["creators/survival"])
+
+
+def test_creator_counts_from_the_creator_table_are_exact():
+    """With a creator table: active by source from it, survival = active / ever seen."""
+    from simlab.metrics.creators import CreatorMetric
+
+    items = make_items([10, 11, 12])
+    items.creator[:] = [0, 1, 3]
+    table = SimpleNamespace(
+        num_creators=6,
+        active=np.array([True, True, False, True, True, True]),
+        source=np.array([0, 1, 0, 1, 1, 0]),
+    )
+    fb = make_feedback([0], [[10, 12]], [-1])
+    snap = make_snapshot(fb, items)
+    snap.creators = table
+    row = CreatorMetric(CTX).measure(snap)
+    assert row["creators/active_aigc"] == 3  # creators 1, 3, 4
+    assert row["creators/active_human"] == 2  # creators 0, 5
+    assert row["creators/survival"] == pytest.approx(5 / 6)
+    # exposure of active creators 0, 1, 3, 4, 5: 1, 0, 1, 0, 0
+    assert row["creators/exposure_gini"] == pytest.approx(gini(np.array([1, 0, 1, 0, 0])))

@@ -1,0 +1,223 @@
+"""Reading scenario YAML safely, with YAML 1.2's plain scalars and no YAML 1.1 surprises.
+
+:class:`ScenarioLoader` is PyYAML's safe loader (it builds only plain data: no tags that
+construct objects) with these changes:
+
+- **YAML 1.2 scalars.** ``true``/``false`` are booleans, but ``yes``, ``no``, ``on`` and
+  ``off`` are strings (a boolean field still accepts them; ``country: no`` stays ``'no'``);
+  ``1e-3`` is a float (YAML 1.1 reads it as a string); ``0o17`` and ``0x1F`` are octal and
+  hex; dates stay strings.
+- **YAML 1.1 surprises are refused**, naming the line: ``1:30`` (YAML 1.1: the base-60
+  number 90), ``010`` (YAML 1.1: octal 8) and ``1_000`` (digit separators); quote the value
+  for a string or write the number plainly.
+- **Duplicate keys** in one mapping are errors (YAML keeps the last silently); **merge
+  keys** (``<<: *defaults``) work, and keys written next to a merge override it.
+- **Bounded size**: a file over 10 MiB, aliases that expand to more than 1,000,000 values
+  (a "billion laughs" document) and nesting deeper than the parser allows are refused.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from simlab.errors import ScenarioError
+
+__all__ = ["ScenarioLoader", "load_yaml", "read_yaml_file", "MAX_FILE_BYTES", "MAX_NODES"]
+
+MAX_FILE_BYTES = 10 << 20
+MAX_NODES = 1_000_000
+
+_SURPRISES = {
+    "tag:simlab,2024:sexagesimal": (
+        "is the base-60 number {value} in YAML 1.1 and a string in YAML 1.2; quote it "
+        "('{text}') for a string or write the number {value}"
+    ),
+    "tag:simlab,2024:leading-zero": (
+        "is octal ({value}) in YAML 1.1 and decimal in YAML 1.2; write it without the "
+        "leading zero, or as 0o{octal} for octal"
+    ),
+    "tag:simlab,2024:digit-separator": (
+        "uses '_' digit separators, which only YAML 1.1 reads as a number; write {plain}"
+    ),
+}
+
+
+class YamlValueError(yaml.MarkedYAMLError):
+    """A plain scalar whose meaning differs between YAML 1.1 and 1.2 (refused)."""
+
+
+class ScenarioLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 scalars, refused 1.1 surprises and unique keys."""
+
+    yaml_implicit_resolvers: dict = {}
+
+    def construct_mapping(self, node, deep=False):  # noqa: D102 - PyYAML hook
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base`: its keys may be overridden next to it
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:
+                continue  # an unhashable key: PyYAML reports it itself
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key '{key}' (first set on line {first})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+    def get_single_node(self):  # noqa: D102 - PyYAML hook
+        node = super().get_single_node()
+        if node is not None:
+            _check_expansion(node)
+        return node
+
+    def construct_yaml_int(self, node):  # noqa: D102 - PyYAML hook
+        text = self.construct_scalar(node).replace("+", "")
+        return int(text, 0) if text.lstrip("-")[:2].lower() in ("0o", "0x") else int(text)
+
+    def construct_surprise(self, node):  # noqa: D102 - PyYAML hook
+        text = self.construct_scalar(node)
+        plain = text.replace("_", "")
+        value: Any = plain
+        if node.tag.endswith("sexagesimal"):
+            sign = -1 if plain.startswith("-") else 1
+            value = 0
+            for part in plain.lstrip("+-").split(":"):
+                value = value * 60 + float(part)
+            value = sign * (int(value) if value == int(value) else value)
+        elif node.tag.endswith("leading-zero"):
+            value = int(plain, 8) if set(plain.lstrip("+-")) <= set("01234567") else plain
+        message = _SURPRISES[node.tag].format(
+            value=value, text=text, plain=plain, octal=plain.lstrip("+-0") or "0"
+        )
+        raise YamlValueError(None, None, f"'{text}' {message}", node.start_mark)
+
+
+def _resolvers() -> None:
+    base = yaml.SafeLoader.yaml_implicit_resolvers
+    dropped = {
+        "tag:yaml.org,2002:bool",
+        "tag:yaml.org,2002:int",
+        "tag:yaml.org,2002:float",
+        "tag:yaml.org,2002:timestamp",
+    }
+    table: dict = {}
+    for first, entries in base.items():
+        kept = [(tag, rx) for tag, rx in entries if tag not in dropped]
+        if kept:
+            table[first] = kept
+    ScenarioLoader.yaml_implicit_resolvers = table
+    add = ScenarioLoader.add_implicit_resolver
+    signs = list("-+0123456789")
+    add(
+        "tag:simlab,2024:sexagesimal",
+        re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$"),
+        signs,
+    )
+    add("tag:simlab,2024:leading-zero", re.compile(r"^[-+]?0[0-9_]+$"), signs)
+    add(
+        "tag:simlab,2024:digit-separator",
+        re.compile(r"^[-+]?(?:[0-9]+_[0-9_]*|[0-9]*\.[0-9]*_[0-9_]*)(?:[eE][-+]?[0-9]+)?$"),
+        signs + ["."],
+    )
+    add(
+        "tag:yaml.org,2002:bool",
+        re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+        list("tTfF"),
+    )
+    add("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), signs)
+    add(
+        "tag:yaml.org,2002:float",
+        re.compile(
+            r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+            r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+        ),
+        [*signs, "."],
+    )
+
+
+_resolvers()
+ScenarioLoader.add_constructor("tag:yaml.org,2002:int", ScenarioLoader.construct_yaml_int)
+for _tag in _SURPRISES:
+    ScenarioLoader.add_constructor(_tag, ScenarioLoader.construct_surprise)
+
+
+def _check_expansion(root) -> None:
+    """Refuse a document whose aliases expand to more than ``MAX_NODES`` values."""
+    sizes: dict[int, int] = {}
+    stack = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        if done:
+            sizes[id(node)] = min(1 + sum(sizes[id(c)] for c in children), MAX_NODES + 1)
+            if sizes[id(node)] > MAX_NODES:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"its aliases expand to more than {MAX_NODES:,} values; a scenario is "
+                    "far smaller (a 'billion laughs' document?)",
+                    node.start_mark,
+                )
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """Parse ``text`` with :class:`ScenarioLoader`; errors name ``source`` and the line.
+
+    Raises:
+        ScenarioError: a syntax error, a duplicate key, a YAML 1.1 surprise, or a document
+            too large or too deep.
+    """
+    try:
+        return yaml.load(text, Loader=ScenarioLoader)  # noqa: S506 - a SafeLoader subclass
+    except YamlValueError as e:
+        raise ScenarioError(f"{_where(source, e)}: {e.problem}") from None
+    except yaml.MarkedYAMLError as e:
+        raise ScenarioError(f"{_where(source, e)}: YAML syntax error: {e.problem or e}") from None
+    except yaml.YAMLError as e:
+        raise ScenarioError(f"{source}: YAML syntax error: {e}") from None
+    except RecursionError:
+        raise ScenarioError(f"{source}: YAML nested too deeply for a scenario") from None
+
+
+def _where(source: str, e: yaml.MarkedYAMLError) -> str:
+    mark = e.problem_mark
+    return f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+
+
+def read_yaml_file(path: Path) -> Any:
+    """Read and parse a scenario file (at most :data:`MAX_FILE_BYTES`); None when empty."""
+    if not path.exists():
+        raise ScenarioError(f"{path}: scenario file not found")
+    if path.is_dir():
+        raise ScenarioError(f"{path}: is a directory, expected a scenario YAML file")
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ScenarioError(
+                f"{path}: scenario file is {size / (1 << 20):.1f} MiB; a scenario is at most "
+                f"{MAX_FILE_BYTES >> 20} MiB"
+            )
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScenarioError(f"{path}: cannot read scenario file ({e})") from e
+    return load_yaml(text, str(path))
