@@ -52,12 +52,26 @@ class Panel:
         spans: the phase spans shaded behind it.
         seeds: per-trial rows (``series``, ``trial``, ``seed``, ``step``, ``value``) to draw
             every seed's line, or None.
+        warmup: steps before the first retrained model serves, shaded grey (0: none).
     """
 
     title: str
     agg: pd.DataFrame
     spans: Sequence[PhaseSpan]
     seeds: pd.DataFrame | None = None
+    warmup: int = 0
+
+
+def shade_warmup(fig: go.Figure, warmup: int, row: int | None = None) -> None:
+    """Shade the warm-up steps (before the first retrained model serves) grey, labelled."""
+    if warmup <= 0:
+        return
+    where = {"row": row, "col": 1} if row is not None else {}
+    fig.add_vrect(
+        x0=-0.5, x1=warmup - 0.5, fillcolor="rgba(120,120,120,0.22)", line_width=0, name="warm-up",
+        layer="below", annotation_text="warm-up", annotation_position="bottom left",
+        annotation_font_size=10, **where,
+    )  # fmt: skip
 
 
 def shade_phases(fig: go.Figure, spans: Sequence[PhaseSpan], row: int | None = None) -> None:
@@ -173,6 +187,7 @@ def metric_figure(
             )
             in_legend.add(series)
         shade_phases(fig, panel.spans, r if rows > 1 else None)
+        shade_warmup(fig, panel.warmup, r if rows > 1 else None)
     fig.update_xaxes(title_text="step", row=rows if rows > 1 else None)
     fig.update_yaxes(title_text=y_title or metric)
     fig.update_layout(

@@ -97,7 +97,7 @@ def metric_chart(
             seeds = seeds.rename(columns={metric: "value"})
         title = run.label if facet else ""
         spans = run.phases() if facet else run.phases(steps)
-        panels.append(charts.Panel(title, agg, spans, seeds))
+        panels.append(charts.Panel(title, agg, spans, seeds, run.warmup))
     if not panels:
         return
     how = intervals.INTERVALS[ctx.interval]

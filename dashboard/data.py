@@ -162,6 +162,16 @@ class LoadedRun:
         """Declared value ranges of the metric columns (see ``simlab.intervals``)."""
         return intervals.metric_ranges(self.store.manifest)
 
+    @property
+    def warmup(self) -> int:
+        """Steps before the first retrained model serves (the longest over the run's trials).
+
+        Summaries leave them out; charts shade them. 0 for runs written before trials
+        recorded it.
+        """
+        trials = self.store.manifest.get("trials") or []
+        return max((int(t.get("warmup", 0) or 0) for t in trials), default=0)
+
     def phases(self, steps: int | None = None) -> list[PhaseSpan]:
         """The content phases of the run's scenario as spans over ``steps`` (default: its own)."""
         content = self.scenario.get("content") or {}

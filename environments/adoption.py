@@ -3,9 +3,11 @@
 With ``content.production: adoption`` the AIGC share of new items is not a schedule: each
 creator produces in its current *mode* (human or AIGC), and modes change with what the
 platform rewards. Every step the market signal is the reward per live item of each source
-over the last ``window`` steps (impressions, or clicks with ``signal: clicks``),
-Laplace-smoothed, ``r_s = (R_s + 1) / (N_s + 1)`` with ``R_s`` the source's total reward and
-``N_s`` its live item-steps; ``Delta = log r_AIGC - log r_human``. A share ``revise_rate``
+over the last ``window`` steps (impressions, or clicks with ``signal: clicks``), shrunk
+toward the pooled rate by one pseudo item-step, ``r_s = (R_s + r) / (N_s + 1)`` with ``R_s``
+the source's total reward, ``N_s`` its live item-steps and ``r = (R_AIGC + R_human) /
+(N_AIGC + N_human)``; ``Delta = log r_AIGC - log r_human`` (0 when nothing earned anything,
+and exactly 0 when both sources earn the same per item). A share ``revise_rate``
 of the active creators reconsiders (keyed draws per creator and step) and chooses AIGC when
 
     sensitivity * Delta + logit(baseline_share) + e_c > 0,
@@ -99,7 +101,11 @@ class Adoption:
             )
         )
         r_a, r_h, n_a, n_h = (sum(x) for x in zip(*self._history, strict=True))
-        self.delta = float(np.log((r_a + 1) / (n_a + 1)) - np.log((r_h + 1) / (n_h + 1)))
+        if r_a + r_h <= 0 or n_a + n_h == 0:
+            self.delta = 0.0
+            return
+        pooled = (r_a + r_h) / (n_a + n_h)
+        self.delta = float(np.log((r_a + pooled) / (n_a + 1)) - np.log((r_h + pooled) / (n_h + 1)))
 
     def revise(self, t: int, modes: np.ndarray, active: np.ndarray) -> np.ndarray:
         """``modes`` after step ``t``'s revisions of the active creators (a new array)."""

@@ -226,8 +226,17 @@ def phase_rects(fig: dict, xref: str = "x") -> list[tuple[float, float]]:
     return [
         (s["x0"], s["x1"])
         for s in fig["layout"].get("shapes", [])
-        if s["type"] == "rect" and s.get("xref", "x") == xref
+        if s["type"] == "rect" and s.get("xref", "x") == xref and s.get("name") != "warm-up"
     ]
+
+
+def warmup_rects(fig: dict) -> dict[str, tuple[float, float]]:
+    """``{xref: (x0, x1)}`` of the warm-up rectangles of a figure."""
+    return {
+        s.get("xref", "x"): (s["x0"], s["x1"])
+        for s in fig["layout"].get("shapes", [])
+        if s["type"] == "rect" and s.get("name") == "warm-up"
+    }
 
 
 def phase_labels(fig: dict) -> list[str]:

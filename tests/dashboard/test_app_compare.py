@@ -18,6 +18,7 @@ from dash_fixtures import (
     trace,
     trace_names,
     values,
+    warmup_rects,
 )
 
 from simlab.intervals import t_quantile
@@ -155,7 +156,9 @@ def test_two_runs_each_with_its_own_phases(two_runs, base_run, ramp_run, monkeyp
         "human-dominated 0%", "coexisting 30%", "AIGC-dominated 80%",
         "human-dominated 0%", "coexisting 50% (ramp 4)", "AIGC-dominated 100%",
     ]  # fmt: skip
-    rects = [s for s in fig["layout"]["shapes"] if s["type"] == "rect"]
+    rects = [
+        s for s in fig["layout"]["shapes"] if s["type"] == "rect" and s.get("name") != "warm-up"
+    ]
     fills = [s["fillcolor"] for s in rects if s["xref"] == "x2"]
     # the ramp climbs 0.125, 0.25, 0.375, 0.5 (its last step has the phase's share): 6 shades
     assert len(fills) == 7 and len(set(fills)) == 6 and fills[4] == fills[5]
@@ -163,13 +166,36 @@ def test_two_runs_each_with_its_own_phases(two_runs, base_run, ramp_run, monkeyp
     assert len(set(base_fills)) == 3
     boundaries = sorted(s["x0"] for s in fig["layout"]["shapes"] if s["type"] == "line")
     assert boundaries == [2.5, 3.5, 7.5, 9.5]
-    titles = [a["text"] for a in fig["layout"]["annotations"] if "%" not in a["text"]]
+    titles = [
+        a["text"]
+        for a in fig["layout"]["annotations"]
+        if "%" not in a["text"] and a["text"] != "warm-up"
+    ]
     assert titles == [base_run.name, ramp_run.name]
     # one dash per run, one colour per agent
     assert trace(fig, f"{base_run.name}: popularity")["line"]["dash"] == "solid"
     assert trace(fig, f"{ramp_run.name}: popularity")["line"]["dash"] == "dash"
     assert trace(fig, f"{ramp_run.name}: oracle")["xaxis"] == "x2"
     assert values(trace(fig, f"{ramp_run.name}: oracle")["x"]) == list(range(16))
+
+
+@pytest.mark.parametrize("warmups", [(3, 0), (0, 5), (2, 7)])
+def test_warm_up_steps_are_shaded_per_run(two_runs, base_run, ramp_run, monkeypatch, warmups):
+    """Each run's panel shades its own warm-up (before the first retrained model serves)."""
+    for run, warm in zip((base_run, ramp_run), warmups, strict=True):
+        path = two_runs / run.name / "manifest.json"
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        for t in manifest["trials"]:
+            t["warmup"] = warm
+        path.write_text(json.dumps(manifest), encoding="utf-8")
+    at = compare(two_runs, monkeypatch, ["engagement/ctr"], runs=[base_run.name, ramp_run.name])
+    (fig,) = figures(at)
+    expected = {
+        xref: (-0.5, warm - 0.5) for xref, warm in zip(("x", "x2"), warmups, strict=True) if warm
+    }
+    assert warmup_rects(fig) == expected
+    labels = [a["text"] for a in fig["layout"]["annotations"] if a["text"] == "warm-up"]
+    assert len(labels) == len(expected)
 
 
 @pytest.mark.parametrize(("reference", "spans"), [("ramp", RAMP_SPANS), ("base", None)])

@@ -14,6 +14,7 @@ import pytest
 from dash_fixtures import make_live_run, write_steps
 
 from simlab.dashboard import browser
+from simlab.dashboard.data import load_run
 from simlab.store import list_runs
 
 base_run = dash_fixtures.base_run
@@ -62,7 +63,9 @@ def chromium(site) -> Iterator:
 
 # the charts' Plotly layout, read from the page: phase rectangles per x axis, labels, traces
 CHART_STATE = """sel => [...document.querySelectorAll(sel)].map(gd => ({
-    rects: (gd.layout.shapes || []).filter(s => s.type === 'rect')
+    rects: (gd.layout.shapes || []).filter(s => s.type === 'rect' && s.name !== 'warm-up')
+        .map(s => [s.xref || 'x', s.x0, s.x1]),
+    warmups: (gd.layout.shapes || []).filter(s => s.type === 'rect' && s.name === 'warm-up')
         .map(s => [s.xref || 'x', s.x0, s.x1]),
     labels: (gd.layout.annotations || []).map(a => a.text),
     traces: gd.data.map(t => t.name),
@@ -143,6 +146,12 @@ def test_two_runs_selected_in_the_table_show_both_phase_sets(site, chromium, ram
         axis = {ids[1]: "x", ids[2]: "x2"}
         assert [r[1:] for r in first["rects"] if r[0] == axis[ramp_run.name]] == ramp
         assert [r[1:] for r in first["rects"] if r[0] == axis[base_run.name]] == base
+        # each panel also shades its run's warm-up (steps before the first retrained model)
+        warm = {run.name: load_run(run).warmup for run in (ramp_run, base_run)}
+        assert any(warm.values())
+        assert sorted(first["warmups"]) == sorted(
+            [axis[name], -0.5, w - 0.5] for name, w in warm.items() if w
+        )
         for label in ("coexisting 50% (ramp 4)", "coexisting 30%", "AIGC-dominated 100%"):
             assert label in first["labels"]
             expect(page.get_by_text(label).first).to_be_visible()
