@@ -308,25 +308,63 @@ def cmd_report(args: argparse.Namespace, out: Console) -> int:
         smooth=smoothing,
         baseline=args.baseline,
     )
-    # one column per agent (and sweep point), one row per metric, as in `simlab show`
-    table = Table(title="report (mean over steps, or last step*, then mean ± sd over seeds)")
-    table.add_column("metric", no_wrap=True)
-    labels = rep.row_labels()
-    for label in labels:
-        table.add_column(label, justify="right")
-    table.add_row("seeds", *[str(int(v)) for v in rep.summary["seeds"]])
-    for m in rep.metrics:
-        name = m + ("*" if rep.kinds.get(m) == "last" else "")
-        table.add_row(name, *[rep.cell(i, m) for i in range(len(labels))])
-    out.print(table)
+    # per sweep point: one column per agent, one row per metric, as in `simlab show`
+    for point, rows in rep.groups():
+        title = "report (mean over steps, or last step*, then mean ± sd over seeds)"
+        table = Table(title=title + (f"\n{point}" if point else ""))
+        table.add_column("metric", no_wrap=True)
+        for i in rows:
+            table.add_column(rep.agent_label(i), justify="right", overflow="fold")
+        table.add_row("seeds", *[str(int(rep.summary["seeds"].iloc[i])) for i in rows])
+        for m in rep.metrics:
+            name = m + ("*" if rep.kinds.get(m) == "last" else "")
+            table.add_row(name, *[rep.cell(i, m) for i in rows])
+        out.print(table)
+    for name, pooled in rep.tables.items():
+        _print_pooled(out, name, pooled, rep.sweep_columns, rep.baseline)
     if rep.oracle:
         out.print(f"echo/homogenization_vs_oracle: minus {rep.oracle}'s, same seed and step")
     if rep.note:
         out.print(f"note: {rep.note}", markup=False)
     for name in rep.tables:
-        out.print(f"{name}: pooled per window in report.md and {name.replace(' ', '_')}.csv")
+        out.print(f"{name}: also in report.md and {name.replace(' ', '_')}.csv", markup=False)
     out.print(f"report: {rep.markdown} ({len(rep.figures)} plots, summary.csv)", markup=False)
     return EXIT_OK
+
+
+def _print_pooled(out: Console, name: str, pooled, sweep: list[str], baseline) -> None:
+    """A pooled table (``simlab.windows``) per sweep point: agents x windows, ± 95% t."""
+    from simlab.report import format_mean_sd
+
+    if pooled.empty:
+        return
+    sweep = [c for c in sweep if c in pooled.columns]
+    windows = "window" in pooled.columns
+    groups = pooled.groupby(sweep, sort=False) if sweep else [((), pooled)]
+    for key, part in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        point = ", ".join(f"{c}={v}" for c, v in zip(sweep, key, strict=True))
+        how = "mean ± 95% t over seeds" + (f" (paired diff. to {baseline})" if baseline else "")
+        table = Table(title=f"{name}: {how}" + (f"\n{point}" if point else ""))
+        table.add_column("agent", no_wrap=True)
+        cols = list(dict.fromkeys(part["window"])) if windows else ["value"]
+        for c in cols:
+            table.add_column(c, justify="right", overflow="fold")
+        if "tipped" in part.columns:
+            table.add_column("tipped", justify="right")
+        for agent, rows in part.groupby("agent", sort=False):
+            by = {r["window"] if windows else "value": r for _, r in rows.iterrows()}
+            cells = []
+            for c in cols:
+                r = by[c]
+                text = format_mean_sd(r["value"], r["value ±"])
+                if baseline and agent != baseline and "diff" in r:
+                    text += f" ({format_mean_sd(r['diff'], r['diff ±'])})"
+                cells.append(text)
+            if "tipped" in part.columns:
+                cells.append(f"{int(rows['tipped'].iloc[0])}/{int(rows['value n'].iloc[0])}")
+            table.add_row(str(agent), *cells)
+        out.print(table)
 
 
 # ---------------------------------------------------------------------- summary

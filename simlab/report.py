@@ -146,6 +146,25 @@ class ReportResult:
             labels.append(label)
         return labels
 
+    def groups(self) -> list[tuple[str, list[int]]]:
+        """The summary rows grouped by sweep point: ``[(point label, row indices)]``.
+
+        One group (label ``""``) without sweep columns; tables print one per group, the
+        agents as columns, so a run with many variants stays readable.
+        """
+        if not self.sweep_columns:
+            return [("", list(range(len(self.summary))))]
+        out: dict[str, list[int]] = {}
+        for i, (_, row) in enumerate(self.summary.iterrows()):
+            label = ", ".join(f"{c}={row[c]}" for c in self.sweep_columns)
+            out.setdefault(label, []).append(i)
+        return list(out.items())
+
+    def agent_label(self, row_index: int) -> str:
+        """The agent of a summary row, ``(privileged)`` marked (no sweep values)."""
+        label = str(self.summary.iloc[row_index]["agent"])
+        return label + (" (privileged)" if label in self.privileged else "")
+
     def cell(self, row_index: int, metric: str) -> str:
         """``mean ±sd`` of one metric in one summary row, as printed."""
         row = self.summary.iloc[row_index]
@@ -368,8 +387,7 @@ def _plot_metric(df, metric: str, result: ReportResult, out: Path, value_range=N
 
 
 def _markdown(result: ReportResult, store: RunStore) -> str:
-    """``report.md``: the run, the table (metrics as rows) and the figures."""
-    labels = result.row_labels()
+    """``report.md``: the run, a table per sweep point (metrics as rows) and the figures."""
     lines = [
         f"# Report of run `{store.run_id}`",
         "",
@@ -380,15 +398,24 @@ def _markdown(result: ReportResult, store: RunStore) -> str:
         + ", bands clipped to each metric's range.",
         "",
         *([f"**Note.** {result.note}", ""] if result.note else []),
-        "| metric | " + " | ".join(labels) + " |",
-        "|---|" + "---:|" * len(labels),
-        "| seeds | " + " | ".join(str(int(v)) for v in result.summary["seeds"]) + " |",
-        "| steps | " + " | ".join(str(int(v)) for v in result.summary["steps"]) + " |",
     ]
-    for m in result.metrics:
-        name = m + ("*" if result.kinds.get(m) == "last" else "")
-        cells = [result.cell(i, m) for i in range(len(labels))]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for point, rows in result.groups():
+        if point:
+            lines += [f"### {point}", ""]
+        lines += [
+            "| metric | " + " | ".join(result.agent_label(i) for i in rows) + " |",
+            "|---|" + "---:|" * len(rows),
+            "| seeds | "
+            + " | ".join(str(int(result.summary["seeds"].iloc[i])) for i in rows)
+            + " |",
+            "| steps | "
+            + " | ".join(str(int(result.summary["steps"].iloc[i])) for i in rows)
+            + " |",
+        ]
+        for m in result.metrics:
+            name = m + ("*" if result.kinds.get(m) == "last" else "")
+            lines.append(f"| {name} | " + " | ".join(result.cell(i, m) for i in rows) + " |")
+        lines.append("")
     for d in DERIVED:
         if result.oracle and d.name in result.metrics:
             o = f"`{result.oracle}`'s"
@@ -410,12 +437,20 @@ def _table_lines(result: ReportResult) -> list[str]:
     for name, table in result.tables.items():
         keys = [c for c in ("agent", *result.sweep_columns, "window") if c in table.columns]
         extra = ["tipped"] if "tipped" in table.columns else []
+        how = (
+            "Per trial pooled over the window (summed counts, then the log odds)"
+            if "window" in table.columns
+            else "Per trial, the first step after the warm-up at which the AIGC share of "
+            "active creators exceeds 1/2; a trial that never tips counts as the run's "
+            "length (so the mean is a lower bound when not all tipped; `tipped` counts those "
+            "that did)"
+        )
         lines += [
             "",
             f"## {name[0].upper() + name[1:]}",
             "",
-            "Per trial pooled over the window, then mean ± 95% Student-t half-width over "
-            f"seeds; `vs {result.baseline}`: the paired difference (same seed).",
+            f"{how}, then mean ± 95% Student-t half-width over seeds; `vs {result.baseline}`: "
+            "the paired difference (same seed).",
             "",
             "| " + " | ".join([*keys, "value", f"vs {result.baseline}", "seeds", *extra]) + " |",
             "|" + "---|" * len(keys) + "---:|---:|---:|" + "---:|" * len(extra),

@@ -531,7 +531,8 @@ def summarize(df, manifest: dict[str, Any]):
     per_trial = []
     for trial, g in df.groupby("trial", sort=True):
         g = g.sort_values("step")
-        row = {"agent": g["agent"].iloc[0], "seed": g["seed"].iloc[0], "steps": len(g)}
+        row = {"trial": trial, "agent": g["agent"].iloc[0], "seed": g["seed"].iloc[0]}
+        row["steps"] = len(g)
         row.update({c: g[c].iloc[0] for c in sweep})
         after = g["step"] >= warmup.get(int(trial), 0)
         for c in metrics:
@@ -556,8 +557,15 @@ def summarize(df, manifest: dict[str, Any]):
             row[f"{c} sd"] = g[c].std(ddof=0)
         out.append(row)
     res = pd.DataFrame(out)
+    # agents, then sweep points, in the scenario's order (the trials' order)
     res["_o"] = res["agent"].map(order.index)
-    return res.sort_values(["_o", *sweep], kind="stable").drop(columns="_o").reset_index(drop=True)
+    keys = ["_o"]
+    for i, c in enumerate(sweep):
+        seen = list(dict.fromkeys(trials.sort_values("trial")[c]))
+        res[f"_s{i}"] = res[c].map({v: j for j, v in enumerate(seen)})
+        keys.append(f"_s{i}")
+    res = res.sort_values(keys, kind="stable")
+    return res.drop(columns=keys).reset_index(drop=True)
 
 
 def _scenario_steps(path: Path) -> int:

@@ -210,3 +210,56 @@ def test_bad_interval_and_smoothing_are_usage_errors(run_dir, tmp_path, capsys):
     assert main(["report", str(run_dir), "--out", str(tmp_path / "ok"), "--interval", "t",
                  "--smooth", "ema:0.5"]) == 0  # fmt: skip
     assert "note: Fewer than 3 seeds" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------- variants, pooled tables
+@pytest.fixture(scope="module")
+def variant_run(tmp_path_factory):
+    """Two agents x two variants (a phase schedule; creators adopting AIGC), 3 seeds."""
+    from conftest import make_small
+
+    scenario = make_small(
+        ("content.phases", [{"until": 6, "aigc_share": 0.1}, {"aigc_share": 0.6, "ramp": 2}]),
+        ("content.adoption", {"baseline_share": 0.4, "sensitivity": 2.0, "revise_rate": 0.3}),
+        ("variants", {"sched": {}, "adopt": {"content.production": "adoption",
+                                             "content.phases": None}}),
+        ("metrics", ["engagement", "source", "creators"]),
+        ("agents", [{"model": "popularity", "name": "pop"}, {"model": "random"}]),
+        ("output.checkpoint_every", 0),
+        steps=14,
+        seeds=3,
+    )  # fmt: skip
+    return run_scenario(scenario, out_dir=tmp_path_factory.mktemp("runs")).path
+
+
+def test_report_has_a_table_per_variant_and_pooled_tables(variant_run, tmp_path, capsys):
+    """One summary table per sweep point (agents as columns); pooled windows per point."""
+    import pandas as pd
+
+    rep = build_report(variant_run, out_dir=tmp_path / "r", baseline="random")
+    md = rep.markdown.read_text(encoding="utf-8")
+    for point in ("variant=sched", "variant=adopt"):
+        section = md.split(f"### {point}\n\n", 1)[1]
+        header = section.splitlines()[0]
+        assert header == "| metric | pop | random |"
+    assert [g[0] for g in rep.groups()] == ["variant=sched", "variant=adopt"]
+    bias = pd.read_csv(tmp_path / "r" / "source_bias_by_window.csv")
+    windows = {v: list(dict.fromkeys(g["window"])) for v, g in bias.groupby("variant")}
+    warm = 3  # retrain_every 3, deploy_lag 1: the first model serves at step 3
+    assert windows["sched"] == ["phase 1 (AIGC 0.1)", "phase 2 (AIGC 0.6)"]
+    # without phases: quarters of the steps after the warm-up, in order, covering them all
+    spans = [tuple(int(x) for x in w.split()[1].split("-")) for w in windows["adopt"]]
+    assert len(spans) == 4
+    assert [s for a, b in spans for s in range(a, b + 1)] == list(range(warm, 14))
+    assert (bias[bias["agent"] == "random"]["diff"] == 0).all()
+    tips = pd.read_csv(tmp_path / "r" / "tipping_point.csv")
+    assert set(tips["variant"]) == {"adopt"} and set(tips["agent"]) == {"pop", "random"}
+    assert ((tips["value"] >= warm) & (tips["value"] <= 14)).all()
+    assert "counts as the run's length" in md and "lower bound" in md
+    assert (
+        main(["report", str(variant_run), "--out", str(tmp_path / "c"), "--baseline", "random"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert out.count("variant=sched") >= 2 and out.count("variant=adopt") >= 3
+    assert "tipping point" in out and "/3" in out
