@@ -87,24 +87,42 @@ def _run_and_summarize(
     return EXIT_OK
 
 
+MAX_PROGRESS_LINES = 24
+"""Above this many trials, progress is one line per agent and sweep point (then one in all)."""
+
+
 def _run_with_progress(
     trials, steps: int, disable: bool, out: Console, start, done: dict[int, int] | None = None
 ):
-    """Call ``start(on_step)`` with one progress line per trial; return its run store."""
+    """Call ``start(on_step)`` with progress lines (see ``MAX_PROGRESS_LINES``); its store."""
     progress = _progress(disable, out)
+    done = dict(done or {})
+    seen = {t.info.index: done.get(t.info.index, 0) for t in trials}
+    many = len(trials) > MAX_PROGRESS_LINES
+    groups: dict[str, list[int]] = {}
+    for t in trials:
+        params = f" {t.info.params}" if t.info.params else ""
+        key = (
+            f"{t.info.agent}{params}"
+            if many
+            else f"trial {t.info.index + 1}/{len(trials)} {t.info.agent} seed={t.info.seed}{params}"
+        )
+        groups.setdefault(key, []).append(t.info.index)
+    if len(groups) > MAX_PROGRESS_LINES:
+        groups = {"all trials": [t.info.index for t in trials]}
     with progress:
-        tasks = {
-            t.info.index: progress.add_task(
-                f"trial {t.info.index + 1}/{len(trials)} {t.info.agent} seed={t.info.seed}"
-                + (f" {t.info.params}" if t.info.params else ""),
-                total=steps,
-                completed=(done or {}).get(t.info.index, 0),
+        task_of = {}
+        for label, members in groups.items():
+            if len(members) > 1:
+                label += f" ({len(members)} trials)"
+            task = progress.add_task(
+                label, total=steps * len(members), completed=sum(seen[i] for i in members)
             )
-            for t in trials
-        }
+            task_of.update(dict.fromkeys(members, task))
 
         def on_step(trial, steps_done: int) -> None:
-            progress.update(tasks[trial.index], completed=steps_done)
+            progress.advance(task_of[trial.index], steps_done - seen[trial.index])
+            seen[trial.index] = steps_done
 
         return start(on_step)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
 import os
 import subprocess
@@ -207,3 +208,47 @@ def test_fork_and_resume_from_the_command_line(scenario_file: Path, tmp_path: Pa
     (out / "a" / "manifest.json").write_text(json.dumps(manifest))
     assert main(["resume", "a", "--dir", str(out), "--no-progress"]) == 0
     assert "simlab resume a (interrupted)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("agents", "seeds", "points"),
+    [(2, 3, 1), (3, 8, 1), (6, 400, 2), (30, 1, 1), (5, 10, 30), (1, 25, 1)],
+)
+def test_progress_lines_stay_few_for_many_trials(monkeypatch, agents, seeds, points):
+    """Up to 24 trials: a line each; more: a line per agent and point; too many: one line."""
+    from types import SimpleNamespace
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from simlab import cli
+
+    held = []
+
+    def fake_progress(disable, out):
+        held.append(Progress(console=Console(file=io.StringIO()), disable=True))
+        return held[-1]
+
+    monkeypatch.setattr(cli, "_progress", fake_progress)
+    trials = [
+        SimpleNamespace(info=SimpleNamespace(index=i, agent=f"a{a}", seed=s,
+                                             params={"variant": f"v{p}"} if points > 1 else {}))
+        for i, (a, s, p) in enumerate(
+            (a, s, p) for p in range(points) for a in range(agents) for s in range(seeds)
+        )
+    ]  # fmt: skip
+    done = {0: 4}
+
+    def start(on_step):
+        for t in trials:
+            for k in range(done.get(t.info.index, 0) + 1, 11):
+                on_step(SimpleNamespace(index=t.info.index), k)
+        return "store"
+
+    assert cli._run_with_progress(trials, 10, True, None, start, done) == "store"
+    tasks = held[0].tasks
+    expected = len(trials) if len(trials) <= cli.MAX_PROGRESS_LINES else agents * points
+    expected = expected if expected <= cli.MAX_PROGRESS_LINES else 1
+    assert len(tasks) == expected
+    assert sum(t.total for t in tasks) == 10 * len(trials)
+    assert all(t.completed == t.total for t in tasks)  # resumed steps counted once
