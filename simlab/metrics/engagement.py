@@ -28,7 +28,7 @@ class EngagementMetric(Metric):
     def measure(self, snap: StepSnapshot) -> dict[str, float]:
         """CTR, mean engagement and active users of the step."""
         fb = snap.feedback
-        b = fb.user_ids.shape[0]
+        b = len(fb.user_ids)
         return {
             "engagement/ctr": safe_ratio(fb.clicked.sum(), b),
             "engagement/mean": safe_ratio(fb.engagement.sum(), b),

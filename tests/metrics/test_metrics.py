@@ -209,6 +209,29 @@ def test_engagement_metric_without_users_is_nan():
     assert metric.history == [row]
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_engagement_values_stay_in_the_declared_ranges_and_reach_their_bounds(seed):
+    """Every step lies in ``ranges``; each finite bound is reached (the bounds are tight)."""
+    rng = np.random.default_rng(seed)
+    items = make_items([1, 2, 3, 4])
+    metric = EngagementMetric(CTX)
+    rows = []
+    for b in (0, 1, 3, 7):
+        for kind in ("none", "all", "some"):
+            clicked = {"none": np.full(b, -1), "all": np.zeros(b, np.int64)}.get(
+                kind, rng.integers(-1, 2, b)
+            )
+            engagement = np.where(clicked >= 0, rng.uniform(0, 2, b), 0.0)
+            slates = rng.integers(1, 5, (b, 2))
+            rows.append(metric.observe(make_snapshot(make_feedback(
+                np.arange(b), slates, clicked, engagement), items)))  # fmt: skip
+    for col, (lo, hi) in metric.ranges.items():
+        values = np.array([r[col] for r in rows], float)
+        values = values[~np.isnan(values)]
+        assert lo is None or (values >= lo).all() and values.min() == lo, col
+        assert hi is None or (values <= hi).all() and values.max() == hi, col
+
+
 # ----------------------------------------------------------------------------- exposure
 
 
