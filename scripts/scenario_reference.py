@@ -168,9 +168,7 @@ def reference() -> str:
 
 def docs_page(ref: str) -> str:
     """The documentation site's page: the header, then the reference one heading level up."""
-    body = "\n".join(
-        line[2:] if line.startswith("#### ") else line for line in ref.splitlines()
-    )
+    body = "\n".join(line[2:] if line.startswith("#### ") else line for line in ref.splitlines())
     return DOCS_HEADER + body + "\n"
 
 
@@ -206,7 +204,7 @@ def main() -> int:
         else:
             stale.append(path.relative_to(ROOT).as_posix())
     for name in stale:
-        print(f"{name}: scenario reference is out of date: python scripts/scenario_reference.py --write")
+        print(f"{name}: scenario reference out of date: run scripts/scenario_reference.py --write")
     return 1 if stale else 0
 
 
