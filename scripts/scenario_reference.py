@@ -202,7 +202,7 @@ def main() -> int:
         if args.write:
             path.write_text(new, encoding="utf-8")
         else:
-            stale.append(path.relative_to(ROOT).as_posix())
+            stale.append(path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path)
     for name in stale:
         print(f"{name}: scenario reference out of date: run scripts/scenario_reference.py --write")
     return 1 if stale else 0
