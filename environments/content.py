@@ -42,97 +42,31 @@ agents only ever see the observable :class:`~simlab.batch.Catalog`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import numpy as np
-from pydantic import Field, model_validator
 
 from simlab.batch import Catalog, lookup_sorted
 from simlab.rng import Stream
-from simlab.scenario import ParamsModel
 from simlab.world import WorldContext
 
-from .adoption import Adoption, AdoptionParams
-from .common import normalize_rows, topic_centres
+from .adoption import Adoption
+from .common import topic_centres
+from .content_params import CreatorEcosystemParams, Phase
+from .content_publish import Publisher
 from .creator_pool import CreatorPool, CreatorTable
+from .items import ItemTable, observable_catalog
 
-__all__ = ["Phase", "ItemTable", "CreatorEcosystem", "observable_catalog"]
+__all__ = [
+    "Phase",
+    "ItemTable",
+    "CreatorEcosystem",
+    "CreatorEcosystemParams",
+    "observable_catalog",
+]
 
 HUMAN, AIGC = 0, 1
 
 
-class Phase(ParamsModel):
-    """One phase of the AIGC schedule: ``aigc_share`` of new items until step ``until``."""
-
-    until: int | None = Field(
-        None, gt=0, description="Last step (exclusive) of the phase; omit on the last phase."
-    )
-    aigc_share: float = Field(ge=0.0, le=1.0, description="Share of new items that are AIGC.")
-    ramp: int = Field(
-        0,
-        ge=0,
-        description="Steps over which the share moves linearly from the previous phase's "
-        "share to this one's, from the phase's start (0 = a step change).",
-    )
-
-
-@dataclass
-class ItemTable:
-    """Latent truth about the live items, sorted by id (struct of arrays, ``N`` rows).
-
-    Attributes:
-        item_ids: ``(N,)`` int64.
-        creator: ``(N,)`` int64.
-        source: ``(N,)`` int8, 0 = human, 1 = AIGC.
-        topic: ``(N,)`` int64 the creator's topic.
-        latent: ``(N, d)`` float32 unit-norm latent embeddings (what users' utility uses).
-        features: ``(N, d)`` float32 observable embeddings.
-        quality: ``(N,)`` float32 latent quality.
-        published: ``(N,)`` int64 publication step (negative for the initial catalog).
-        original: ``(N,)`` int64 id of the human item an AIGC rewrite copies, else -1.
-    """
-
-    item_ids: np.ndarray
-    creator: np.ndarray
-    source: np.ndarray
-    topic: np.ndarray
-    latent: np.ndarray
-    features: np.ndarray
-    quality: np.ndarray
-    published: np.ndarray
-    original: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        if self.original is None:
-            self.original = np.full(self.item_ids.shape[0], -1, np.int64)
-
-    def rows(self, item_ids: np.ndarray) -> np.ndarray:
-        """Row index of each (live) item id, any shape."""
-        return lookup_sorted(self.item_ids, item_ids)[0]
-
-    def select(self, mask: np.ndarray) -> ItemTable:
-        """The rows where ``mask`` is true."""
-        return type(self)(**{k: v[mask] for k, v in self.__dict__.items()})
-
-    @staticmethod
-    def concat(a: ItemTable, b: ItemTable) -> ItemTable:
-        """Rows of ``a`` then rows of ``b`` (ids of ``b`` must all be larger)."""
-        return type(a)(**{k: np.concatenate([v, b.__dict__[k]]) for k, v in a.__dict__.items()})
-
-
-def observable_catalog(items: ItemTable, t: int, knows_source: bool) -> Catalog:
-    """What agents see of ``items`` at step ``t``: ids, features, creators, ages (and sources)."""
-    return Catalog(
-        item_ids=items.item_ids,
-        features=items.features,
-        creator=items.creator,
-        age=t - items.published,
-        source=items.source if knows_source else None,
-    )
-
-
-class CreatorEcosystem:
+class CreatorEcosystem(Publisher):
     """Human and AIGC creators publishing items on a phase schedule.
 
     Args:
@@ -140,114 +74,7 @@ class CreatorEcosystem:
         ctx: the world context (seed, latent space).
     """
 
-    class Params(ParamsModel):
-        """Scenario keys of the ``creators`` content model."""
-
-        num_human_creators: int = Field(100, gt=0, description="Human creators.")
-        num_aigc_creators: int = Field(20, ge=0, description="AIGC creators.")
-        items_per_step: int = Field(
-            20, ge=0, description="Items published per step (0 = no new items)."
-        )
-        initial_items: int = Field(
-            1000, ge=0, description="Items live before step 0 (ages spread over the lifetime)."
-        )
-        lifetime: int = Field(50, gt=0, description="Steps an item stays live.")
-        creator_spread: float = Field(
-            0.3, ge=0, description="Creator vector scatter around its topic."
-        )
-        item_spread: float = Field(0.3, ge=0, description="Item scatter around its creator.")
-        feature_noise: float = Field(
-            0.3, ge=0, description="Noise between latent embedding and observable features."
-        )
-        quality_mean: float = Field(0.0, description="Mean latent quality.")
-        quality_std: float = Field(0.5, ge=0, description="Std of latent quality.")
-        phases: list[Phase] = Field(
-            default_factory=lambda: [Phase(aigc_share=0.0)],
-            min_length=1,
-            description="AIGC share schedule, in increasing order of `until`.",
-        )
-        style_magnitude: float = Field(
-            0.0,
-            ge=0,
-            description="Length of the shared style direction added to AIGC items' observable "
-            "features (users' utility ignores it; 0 = no style).",
-        )
-        anisotropy: float = Field(
-            0.0,
-            ge=0,
-            description="Length along the style direction that every item's observable "
-            "features carry, human items included (a content encoder whose embeddings share "
-            "a common direction that AIGC text lies further along; 0 = none).",
-        )
-        rewrite_share: float = Field(
-            0.0,
-            ge=0,
-            le=1,
-            description="Share of AIGC items that rewrite a popular live human item (same "
-            "topic, embedding and quality up to rewrite_noise).",
-        )
-        rewrite_noise: float = Field(
-            0.1, ge=0, description="Scatter of a rewrite's embedding and quality."
-        )
-        exit_threshold: float = Field(
-            0.0,
-            ge=0,
-            description="Impressions per step below which a creator's step counts as low "
-            "(0 = creators never exit).",
-        )
-        exit_patience: int = Field(10, gt=0, description="Low steps in a row before exiting.")
-        creators_per_step: int = Field(
-            0, ge=0, description="New creators entering each step (AIGC with the phase share)."
-        )
-        production: Literal["schedule", "adoption"] = Field(
-            "schedule",
-            description="`schedule`: the AIGC share of new items follows `phases`; "
-            "`adoption`: creators choose AIGC or human work from the reward each earns "
-            "per item (`adoption`), so the share emerges (`phases` must be left out).",
-        )
-        adoption: AdoptionParams = Field(
-            default_factory=AdoptionParams,
-            description="How creators adopt AIGC, with `production: adoption`.",
-        )
-        aigc_quality_gap: float = Field(
-            0.0,
-            ge=0,
-            description="Latent quality AIGC items lack next to human ones (a trade-off users "
-            "feel through quality_weight; 0 = none).",
-        )
-
-        @model_validator(mode="after")
-        def _check_phases(self) -> CreatorEcosystem.Params:
-            default = [Phase(aigc_share=0.0)]
-            if self.production == "adoption" and self.phases != default:
-                raise ValueError(
-                    "production: adoption lets creators choose what they produce, so `phases` "
-                    "(a schedule of AIGC shares) must be left out (null in a variant)"
-                )
-            prev = None
-            for i, ph in enumerate(self.phases):
-                if ph.until is None and i != len(self.phases) - 1:
-                    raise ValueError(
-                        f"phases[{i}] has no `until` but is not the last phase; only the last "
-                        "phase may omit `until`"
-                    )
-                if ph.until is not None and prev is not None and ph.until <= prev:
-                    raise ValueError(
-                        f"phases out of order: phases[{i}].until={ph.until} must be greater "
-                        f"than phases[{i - 1}].until={prev}"
-                    )
-                prev = ph.until
-            entry = self.creators_per_step > 0
-            if (
-                self.num_aigc_creators == 0
-                and not entry
-                and any(p.aigc_share > 0 for p in self.phases)
-            ):
-                raise ValueError(
-                    "num_aigc_creators is 0 but a phase has aigc_share > 0; add AIGC creators "
-                    "(or creators_per_step) or set every aigc_share to 0"
-                )
-            return self
+    Params = CreatorEcosystemParams
 
     def __init__(self, params: CreatorEcosystem.Params, ctx: WorldContext) -> None:
         self.params = params
@@ -346,94 +173,6 @@ class CreatorEcosystem:
             raise ValueError("Expects one topic per creator in `commission`, got two for one")
         self.pool.move(uniq, tops[first])
         self._commissioned = cids
-
-    # ------------------------------------------------------------------ publishing
-    def _publish(
-        self,
-        n: int,
-        published: np.ndarray | int,
-        share_step: int,
-        creator: np.ndarray | None = None,
-    ) -> ItemTable:
-        """Create up to ``n`` new items with increasing ids.
-
-        Their creators are ``creator`` if given, else drawn among the active creators of each
-        item's source; an item whose source has no active creator is not published.
-        """
-        p, d, seed = self.params, self.ctx.dim, self.ctx.seed
-        ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
-        self._next_id += n
-        published = np.broadcast_to(np.asarray(published, np.int64), (n,))
-        if creator is None and self.adoption is not None:
-            # every active creator alike; an item's source is its creator's current mode
-            pick = Stream(seed, "content/creator").uniform(ids, 0)
-            pool = np.flatnonzero(self.pool.active)
-            creator = pool[np.floor(pick * pool.size).astype(np.int64)] if pool.size else pool
-            if not pool.size:
-                ids, published = ids[:0], published[:0]
-        elif creator is None:
-            is_aigc = Stream(seed, "content/source").uniform(ids, 0) < self.aigc_share(share_step)
-            pick = Stream(seed, "content/creator").uniform(ids, 0)
-            creator = np.full(n, -1, np.int64)
-            for src, mask in ((0, ~is_aigc), (1, is_aigc)):
-                pool = self.pool.active_of(src)
-                if pool.size:
-                    creator[mask] = pool[np.floor(pick[mask] * pool.size).astype(np.int64)]
-            keep = creator >= 0
-            ids, creator, published = ids[keep], creator[keep], published[keep]
-        source = self.pool.source[creator]
-        scale = self.ctx.topic_spread / np.sqrt(d)
-        noise = Stream(seed, "content/item_vec").normal(ids, 0, size=d)
-        latent = normalize_rows(self.pool.vec[creator] + p.item_spread * scale * noise)
-        quality = p.quality_mean + p.quality_std * Stream(seed, "content/quality").normal(ids, 0)
-        quality = quality - p.aigc_quality_gap * source
-        topic = self.pool.topic[creator]
-        original = np.full(ids.shape[0], -1, np.int64)
-        if p.rewrite_share > 0 and self._popular is not None:
-            latent, quality, topic, original = self._rewrite(ids, source, latent, quality, topic)
-        fnoise = Stream(seed, "content/features").normal(ids, 0, size=d)
-        features = latent + p.feature_noise * fnoise / np.sqrt(d)
-        if p.style_magnitude or p.anisotropy:
-            along = p.anisotropy + p.style_magnitude * source[:, None]
-            features = features + along * self.style
-        return ItemTable(
-            item_ids=ids,
-            creator=creator,
-            source=source,
-            topic=topic,
-            latent=latent.astype(np.float32),
-            features=features.astype(np.float32),
-            quality=quality.astype(np.float32),
-            published=published.copy(),
-            original=original,
-        )
-
-    def _rewrite(self, ids, source, latent, quality, topic):
-        """Turn a share of the new AIGC items into rewrites of popular live human items."""
-        p, d, seed = self.params, self.ctx.dim, self.ctx.seed
-        human_ids, weight = self._popular
-        draw = Stream(seed, "content/rewrite").uniform(ids, 0, size=2)
-        is_rw = (source == 1) & (draw[:, 0] < p.rewrite_share) & (human_ids.size > 0)
-        if not is_rw.any():
-            return latent, quality, topic, np.full(ids.shape[0], -1, np.int64)
-        cdf = np.cumsum(weight) / weight.sum()
-        pick = np.minimum(np.searchsorted(cdf, draw[is_rw, 1], side="right"), cdf.size - 1)
-        orig_rows = self.items.rows(human_ids[pick])
-        noise = Stream(seed, "content/rewrite_vec").normal(ids[is_rw], 0, size=d + 1)
-        scale = self.ctx.topic_spread / np.sqrt(d)
-        latent = latent.copy()
-        latent[is_rw] = normalize_rows(
-            self.items.latent[orig_rows] + p.rewrite_noise * scale * noise[:, :d]
-        )
-        quality = quality.copy()
-        quality[is_rw] = (
-            self.items.quality[orig_rows] + p.rewrite_noise * p.quality_std * noise[:, d]
-        )
-        topic = topic.copy()
-        topic[is_rw] = self.items.topic[orig_rows]
-        original = np.full(ids.shape[0], -1, np.int64)
-        original[is_rw] = human_ids[pick]
-        return latent, quality, topic, original
 
     def step(self, t: int, last_exposure: tuple[np.ndarray, np.ndarray] | None) -> None:
         """Creators exit and enter, items retire, then this step's items are published.
