@@ -42,7 +42,7 @@ from simlab.rng import Stream
 from simlab.scenario import ParamsModel
 from simlab.world import WorldContext
 
-from ..interest_evolution import (
+from ..recsim_common import (
     AllUsersEachStep,
     CorpusParams,
     RecSimItems,
