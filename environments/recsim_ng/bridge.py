@@ -36,7 +36,7 @@ import numpy as np
 
 from simlab.errors import PeerSimulatorError
 
-from .worker import PROTOCOL, read_message, write_message
+from .framing import PROTOCOL, read_message, write_message
 
 __all__ = ["RecSimNGError", "WorkerProcess", "Session", "shared_worker", "close_shared"]
 
