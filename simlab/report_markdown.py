@@ -1,0 +1,90 @@
+"""The report's ``report.md``: a table per sweep point, the pooled tables and the figures.
+
+Part of :mod:`simlab.report`.
+"""
+
+from __future__ import annotations
+
+from simlab.intervals import INTERVALS
+from simlab.report_result import DERIVED, ReportResult, format_mean_sd
+from simlab.store import RunStore
+
+__all__: list[str] = []
+
+
+def _markdown(result: ReportResult, store: RunStore) -> str:
+    """``report.md``: the run, a table per sweep point (metrics as rows) and the figures."""
+    lines = [
+        f"# Report of run `{store.run_id}`",
+        "",
+        f"Scenario `{store.manifest.get('scenario')}`, status {store.status}. Each cell: the "
+        "metric's mean over steps (or its last step, marked *), then mean ± sd over seeds. "
+        f"Figures: mean over seeds with {INTERVALS[result.interval]}"
+        + (f", {result.smoothing.label()}" if result.smoothing.active else "")
+        + ", bands clipped to each metric's range.",
+        "",
+        *([f"**Note.** {result.note}", ""] if result.note else []),
+    ]
+    for point, rows in result.groups():
+        if point:
+            lines += [f"### {point}", ""]
+        lines += [
+            "| metric | " + " | ".join(result.agent_label(i) for i in rows) + " |",
+            "|---|" + "---:|" * len(rows),
+            "| seeds | "
+            + " | ".join(str(int(result.summary["seeds"].iloc[i])) for i in rows)
+            + " |",
+            "| steps | "
+            + " | ".join(str(int(result.summary["steps"].iloc[i])) for i in rows)
+            + " |",
+        ]
+        for m in result.metrics:
+            name = m + ("*" if result.kinds.get(m) == "last" else "")
+            lines.append(f"| {name} | " + " | ".join(result.cell(i, m) for i in rows) + " |")
+        lines.append("")
+    for d in DERIVED:
+        if result.oracle and d.name in result.metrics:
+            o = f"`{result.oracle}`'s"
+            what = (
+                f"`{d.metric}` minus {o}"
+                if d.kind == "difference"
+                else f"(`{d.metric}` minus {o}) / {o}"
+            )
+            lines += ["", f"`{d.name}`: {what}, at the same seed, sweep point and step."]
+    lines += _table_lines(result)
+    lines += ["", "## Figures", ""]
+    lines += [f"![{m}]({p.name})" for m, p in zip(result.metrics, result.figures, strict=True)]
+    return "\n".join(lines) + "\n"
+
+
+def _table_lines(result: ReportResult) -> list[str]:
+    """Markdown of the pooled tables: value and difference to the baseline, ± 95% t."""
+    lines: list[str] = []
+    for name, table in result.tables.items():
+        keys = [c for c in ("agent", *result.sweep_columns, "window") if c in table.columns]
+        extra = ["tipped"] if "tipped" in table.columns else []
+        how = (
+            "Per trial pooled over the window (summed counts, then the log odds)"
+            if "window" in table.columns
+            else "Per trial, the first step after the warm-up at which the AIGC share of "
+            "active creators exceeds 1/2; a trial that never tips counts as the run's "
+            "length (so the mean is a lower bound when not all tipped; `tipped` counts those "
+            "that did)"
+        )
+        lines += [
+            "",
+            f"## {name[0].upper() + name[1:]}",
+            "",
+            f"{how}, then mean ± 95% Student-t half-width over seeds; `vs {result.baseline}`: "
+            "the paired difference (same seed).",
+            "",
+            "| " + " | ".join([*keys, "value", f"vs {result.baseline}", "seeds", *extra]) + " |",
+            "|" + "---|" * len(keys) + "---:|---:|---:|" + "---:|" * len(extra),
+        ]
+        for _, r in table.iterrows():
+            diff = format_mean_sd(r.get("diff", float("nan")), r.get("diff ±", float("nan")))
+            cells = [str(r[k]) for k in keys]
+            cells += [format_mean_sd(r["value"], r["value ±"]), diff, str(int(r["value n"]))]
+            cells += [str(int(r[e])) for e in extra]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines

@@ -1,0 +1,142 @@
+"""What a report computes: the reported metrics, the derived columns and :class:`ReportResult`.
+
+The data half of :mod:`simlab.report`, shared by its build, figures and markdown (and by
+``simlab report``'s tables in :mod:`simlab.cli_runs`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simlab.intervals import DEFAULT_INTERVAL, Smoothing
+from simlab.paired import Paired
+
+__all__ = [
+    "ReportResult",
+    "KEY_METRICS",
+    "DERIVED",
+    "DERIVED_HOMOGENIZATION",
+    "format_mean_sd",
+]
+
+KEY_METRICS: tuple[str, ...] = (
+    "engagement/ctr",
+    "engagement/mean",
+    "echo/homogenization",
+    "echo/homogenization_nn",
+    "diversity/intra_list",
+    "exposure/coverage",
+    "source/aigc_exposure_share",
+    "source/aigc_production_share",
+    "source/bias_ratio",
+    "source/bias_log_odds",
+    "source/llm_ratio",
+    "source/user_polarization",
+)
+"""Metrics reported by default (those the run has)."""
+
+DERIVED: tuple[Paired, ...] = (
+    Paired("echo/homogenization", "echo/homogenization_vs_oracle"),
+    Paired("echo/homogenization_nn", "echo/homogenization_nn_vs_oracle"),
+    Paired("engagement/mean", "engagement/mean_rel_oracle", "relative"),
+)
+"""Columns derived against the oracle (same seed, sweep point and step) when a run has one."""
+
+DERIVED_HOMOGENIZATION = DERIVED[0].name
+"""Derived column: an agent's homogenization minus the oracle's (same seed, step)."""
+
+
+@dataclass
+class ReportResult:
+    """What :func:`build_report` computed and wrote.
+
+    Attributes:
+        run_path: the run directory.
+        out_dir: the folder holding the report's files.
+        metrics: the reported metric columns, in order (the derived column included).
+        summary: one row per agent (and sweep point): ``agent``, the sweep columns, ``seeds``,
+            ``steps``, and per metric ``<metric>`` (mean over seeds of the step summary) and
+            ``<metric> sd`` (sd over seeds, ddof 0 as in ``simlab show``).
+        kinds: per metric, ``"mean"`` (mean over steps) or ``"last"`` (last step).
+        sweep_columns: the run's sweep columns.
+        privileged: labels of privileged agents (the oracle).
+        oracle: label of the agent whose model is ``oracle``, or None.
+        figures: the PNG files, one per metric.
+        markdown: ``report.md``.
+        csv: ``summary.csv``.
+        interval: the interval kind of the figures (a key of ``simlab.intervals.INTERVALS``).
+        smoothing: how each trial's curve was smoothed before the figures' means.
+        note: the warning about series with fewer than 3 seeds, or None.
+        bands: per metric, what its figure plots: one row per agent (and sweep point) and
+            step with ``mean``, ``lo``, ``hi``, ``sd`` and ``n`` (``simlab.intervals.aggregate``).
+        tables: measures pooled over windows of the run (:func:`simlab.windows.window_tables`:
+            source bias per phase, tipping point), each also written as a CSV.
+        baseline: the agent the pooled tables' paired differences are taken against.
+    """
+
+    run_path: Path
+    out_dir: Path
+    metrics: list[str]
+    summary: Any
+    kinds: dict[str, str]
+    sweep_columns: list[str] = field(default_factory=list)
+    privileged: list[str] = field(default_factory=list)
+    oracle: str | None = None
+    figures: list[Path] = field(default_factory=list)
+    markdown: Path | None = None
+    csv: Path | None = None
+    interval: str = DEFAULT_INTERVAL
+    smoothing: Smoothing = field(default_factory=Smoothing)
+    note: str | None = None
+    bands: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, Any] = field(default_factory=dict)
+    baseline: str | None = None
+
+    def row_labels(self) -> list[str]:
+        """A label per summary row: the agent, privileged marked, and its sweep values."""
+        labels = []
+        for _, row in self.summary.iterrows():
+            label = str(row["agent"])
+            if label in self.privileged:
+                label += " (privileged)"
+            if self.sweep_columns:
+                label += " [" + ", ".join(f"{c}={row[c]}" for c in self.sweep_columns) + "]"
+            labels.append(label)
+        return labels
+
+    def groups(self) -> list[tuple[str, list[int]]]:
+        """The summary rows grouped by sweep point: ``[(point label, row indices)]``.
+
+        One group (label ``""``) without sweep columns; tables print one per group, the
+        agents as columns, so a run with many variants stays readable.
+        """
+        if not self.sweep_columns:
+            return [("", list(range(len(self.summary))))]
+        out: dict[str, list[int]] = {}
+        for i, (_, row) in enumerate(self.summary.iterrows()):
+            label = ", ".join(f"{c}={row[c]}" for c in self.sweep_columns)
+            out.setdefault(label, []).append(i)
+        return list(out.items())
+
+    def agent_label(self, row_index: int) -> str:
+        """The agent of a summary row, ``(privileged)`` marked (no sweep values)."""
+        label = str(self.summary.iloc[row_index]["agent"])
+        return label + (" (privileged)" if label in self.privileged else "")
+
+    def cell(self, row_index: int, metric: str) -> str:
+        """``mean ±sd`` of one metric in one summary row, as printed."""
+        row = self.summary.iloc[row_index]
+        return format_mean_sd(row[metric], row[f"{metric} sd"])
+
+
+def format_mean_sd(mean: float, sd: float) -> str:
+    """``"0.1234 ±0.005"``; ``"-"`` for NaN; the ``±`` part only for a positive sd."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "-"
+    text = f"{mean:.4g}" if abs(mean) < 1000 else f"{mean:,.0f}"
+    if sd and not math.isnan(sd) and sd > 0:
+        text += f" ±{sd:.2g}"
+    return text
