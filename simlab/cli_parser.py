@@ -14,7 +14,9 @@ from typing import NoReturn
 
 __all__ = ["build_parser", "SimlabArgumentParser", "run_id_arg", "path_arg"]
 
-EXIT_USAGE = 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+"""Exit codes of ``simlab`` (see :mod:`simlab.cli`)."""
+
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+=-]{0,199}$")
 
 

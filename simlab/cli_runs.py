@@ -1,0 +1,201 @@
+"""``simlab runs``, ``show`` and ``report``: the commands that read run directories.
+
+Part of :mod:`simlab.cli`, with the summary table that ``simlab run`` prints at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.table import Table
+
+from simlab.cli_parser import EXIT_OK
+from simlab.errors import SimlabError
+
+__all__ = ["cmd_runs", "cmd_show", "cmd_report"]
+
+
+def cmd_runs(args: argparse.Namespace, out: Console) -> int:
+    """``simlab runs``."""
+    from simlab.store import list_runs
+
+    runs = list_runs(args.dir)
+    if not runs:
+        out.print(f"no run directories under {args.dir}")
+        return EXIT_OK
+    table = Table(title=f"runs in {args.dir}")
+    # the run id is what `simlab show` takes: never cut it
+    table.add_column("run", no_wrap=True, min_width=max(len(r.run_id) for r in runs))
+    for col in ("status", "scenario", "agents", "seeds", "steps", "started (UTC)"):
+        table.add_column(col)
+    colors = {"completed": "green", "running": "cyan", "failed": "red", "crashed": "red"}
+    for r in runs:
+        status = f"[{colors.get(r.status, 'yellow')}]{r.status}[/]"
+        if r.problem:
+            table.add_row(r.run_id, status, "", "", "", "", r.problem)
+            continue
+        table.add_row(
+            r.run_id,
+            status,
+            r.scenario,
+            ", ".join(r.agents),
+            str(len(r.seeds)),
+            f"{r.steps_done}/{r.steps_total}",
+            r.started.replace("T", " ")[:19],
+        )
+    out.print(table)
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace, out: Console) -> int:
+    """``simlab show``."""
+    from simlab.store import open_run
+
+    store = open_run(args.run, runs_dir=args.dir)
+    m = store.manifest
+    out.print(f"[bold]{m['run_id']}[/]  status: {store.status}  scenario: {m.get('scenario')}")
+    out.print(f"started {m.get('started')}  ended {m.get('ended') or '-'}  path {store.path}")
+    if m.get("error"):
+        out.print(f"error: {m['error']}", markup=False)
+    done = sum(int(t.get("steps_done", 0)) for t in m["trials"])
+    out.print(f"trials: {len(m['trials'])}, steps done: {done}")
+    ex = m.get("execution")
+    if ex:
+        where = ex.get("address") or "embedded" if ex.get("backend") == "ray" else ""
+        shards = f", {ex.get('shards')} shards" if ex.get("backend") == "ray" else ""
+        out.print(f"execution: {ex.get('backend')} {where}{shards}".rstrip(), markup=False)
+    if m.get("forked_from"):
+        f = m["forked_from"]
+        out.print(f"forked from {f['run']} at step {f['step']}", markup=False)
+    for t in m["trials"]:
+        if t.get("restarts"):
+            out.print(
+                f"trial {t['index']} restored {t['restarts']}x after a lost actor "
+                f"(last: {t.get('last_restart', '?')})",
+                markup=False,
+            )
+    _print_summary(store, out)
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace, out: Console) -> int:
+    """``simlab report``: print the report's table and where its files are."""
+    from simlab.intervals import Smoothing, check_interval
+    from simlab.report import build_report
+
+    problems = []
+    try:
+        check_interval(args.interval, "--interval")
+    except ValueError as e:
+        problems.append(str(e))
+    try:
+        smoothing = Smoothing.parse(args.smooth, "--smooth")
+    except ValueError as e:
+        problems.append(str(e))
+    if problems:
+        raise SimlabError("\n".join(problems))
+    rep = build_report(
+        args.run,
+        out_dir=args.out,
+        metrics=args.metrics,
+        runs_dir=args.dir,
+        interval=args.interval,
+        smooth=smoothing,
+        baseline=args.baseline,
+    )
+    # per sweep point: one column per agent, one row per metric, as in `simlab show`
+    for point, rows in rep.groups():
+        title = "report (mean over steps, or last step*, then mean ± sd over seeds)"
+        table = Table(title=title + (f"\n{point}" if point else ""))
+        table.add_column("metric", no_wrap=True)
+        for i in rows:
+            table.add_column(rep.agent_label(i), justify="right", overflow="fold")
+        table.add_row("seeds", *[str(int(rep.summary["seeds"].iloc[i])) for i in rows])
+        for m in rep.metrics:
+            name = m + ("*" if rep.kinds.get(m) == "last" else "")
+            table.add_row(name, *[rep.cell(i, m) for i in rows])
+        out.print(table)
+    for name, pooled in rep.tables.items():
+        _print_pooled(out, name, pooled, rep.sweep_columns, rep.baseline)
+    if rep.oracle:
+        out.print(f"echo/homogenization_vs_oracle: minus {rep.oracle}'s, same seed and step")
+    if rep.note:
+        out.print(f"note: {rep.note}", markup=False)
+    for name in rep.tables:
+        out.print(f"{name}: also in report.md and {name.replace(' ', '_')}.csv", markup=False)
+    out.print(f"report: {rep.markdown} ({len(rep.figures)} plots, summary.csv)", markup=False)
+    return EXIT_OK
+
+
+def _print_pooled(out: Console, name: str, pooled, sweep: list[str], baseline) -> None:
+    """A pooled table (``simlab.windows``) per sweep point: agents x windows, ± 95% t."""
+    from simlab.report import format_mean_sd
+
+    if pooled.empty:
+        return
+    sweep = [c for c in sweep if c in pooled.columns]
+    windows = "window" in pooled.columns
+    groups = pooled.groupby(sweep, sort=False) if sweep else [((), pooled)]
+    for key, part in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        point = ", ".join(f"{c}={v}" for c, v in zip(sweep, key, strict=True))
+        how = "mean ± 95% t over seeds" + (f" (paired diff. to {baseline})" if baseline else "")
+        table = Table(title=f"{name}: {how}" + (f"\n{point}" if point else ""))
+        table.add_column("agent", no_wrap=True)
+        cols = list(dict.fromkeys(part["window"])) if windows else ["value"]
+        for c in cols:
+            table.add_column(c, justify="right", overflow="fold")
+        if "tipped" in part.columns:
+            table.add_column("tipped", justify="right")
+        for agent, rows in part.groupby("agent", sort=False):
+            by = {r["window"] if windows else "value": r for _, r in rows.iterrows()}
+            cells = []
+            for c in cols:
+                r = by[c]
+                text = format_mean_sd(r["value"], r["value ±"])
+                if baseline and agent != baseline and "diff" in r:
+                    text += f" ({format_mean_sd(r['diff'], r['diff ±'])})"
+                cells.append(text)
+            if "tipped" in part.columns:
+                cells.append(f"{int(rows['tipped'].iloc[0])}/{int(rows['value n'].iloc[0])}")
+            table.add_row(str(agent), *cells)
+        out.print(table)
+
+
+# ---------------------------------------------------------------------- summary
+def _fmt(mean: float, sd: float) -> str:
+    from simlab.report import format_mean_sd
+
+    return format_mean_sd(mean, sd)
+
+
+def _print_summary(store, out: Console) -> None:
+    """One column per agent (and sweep point), one row per metric, mean ± sd over seeds."""
+    from simlab.store import summarize
+
+    df = store.read_metrics()
+    if df.empty:
+        out.print("no metric rows yet")
+        return
+    s = summarize(df, store.manifest)
+    sweep = [c for c in store.manifest.get("sweep_columns", []) if c in s.columns]
+    kinds = store.manifest.get("metric_summary", {})
+    table = Table(title="summary (mean over steps, or last step*, then mean ± sd over seeds)")
+    table.add_column("metric", no_wrap=True)
+    privileged = set(store.manifest.get("privileged_agents", []))
+    for _, row in s.iterrows():
+        label = str(row["agent"])
+        if label in privileged:
+            label += " (privileged)"
+        if sweep:
+            label += " [" + ", ".join(f"{c}={row[c]}" for c in sweep) + "]"
+        table.add_column(label, justify="right")
+    table.add_row("seeds", *[str(int(v)) for v in s["seeds"]])
+    table.add_row("steps", *[str(int(v)) for v in s["steps"]])
+    for c in store.manifest["metric_columns"]:
+        if c not in s.columns:
+            continue
+        name = c + ("*" if kinds.get(c) == "last" else "")
+        table.add_row(name, *[_fmt(r[c], r[f"{c} sd"]) for _, r in s.iterrows()])
+    out.print(table)

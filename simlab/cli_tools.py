@@ -1,0 +1,79 @@
+"""``simlab dashboard``, ``extras`` and ``export``: the commands that hand over to other tools.
+
+Part of :mod:`simlab.cli`: the Streamlit app, a peer simulator's separate environment
+(:mod:`simlab.extras`) and the offline-dataset export (:mod:`simlab.export`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.console import Console
+
+from simlab.cli_parser import EXIT_OK
+from simlab.errors import SimlabError
+
+__all__ = ["cmd_dashboard", "cmd_extras"]
+
+
+def cmd_dashboard(args: argparse.Namespace, out: Console) -> int:
+    """``simlab dashboard``: serve the Streamlit app over ``--runs`` until interrupted."""
+    import importlib.util
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from simlab.errors import DependencyNotInstalled
+
+    if importlib.util.find_spec("streamlit") is None or importlib.util.find_spec("plotly") is None:
+        raise DependencyNotInstalled(
+            "simlab dashboard needs streamlit and plotly: pip install 'simlab[dashboard]'"
+        )
+    runs_dir = Path(args.runs)
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise SimlabError(f"--runs: {args.runs} is a file, not a folder of run directories")
+    spec = importlib.util.find_spec("simlab.dashboard")
+    app = Path(spec.origin).with_name("app.py")  # type: ignore[union-attr]
+    env = {**os.environ, "SIMLAB_RUNS": str(Path(args.runs).resolve())}
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.port",
+        str(args.port),
+        "--server.address",
+        args.host,
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        # a research tool, not an app under development: no deploy button, no file watcher
+        "--client.toolbarMode",
+        "minimal",
+        "--server.fileWatcherType",
+        "none",
+    ]
+    out.print(f"simlab dashboard over {env['SIMLAB_RUNS']}: http://{args.host}:{args.port}")
+    try:
+        return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def cmd_extras(args: argparse.Namespace, out: Console) -> int:
+    """``simlab extras NAME``: create (or reuse) a peer simulator's environment."""
+    from simlab.extras import ensure
+
+    python = ensure(args.name, force=args.force, log=out.print)
+    out.print(f"python: {python}")
+    return EXIT_OK
+
+
+def _cmd_export(args: argparse.Namespace, out: Console) -> int:
+    """``simlab export``: see :mod:`simlab.export`."""
+    from simlab.export import cmd_export
+
+    return cmd_export(args, out)
