@@ -39,16 +39,13 @@ stochastic ELBO optimisation.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from simlab.rng import torch_generator
 
 from .base import require_torch
-
-if TYPE_CHECKING:
-    from .slate_ts import SlateThompsonAgent
 
 __all__ = ["ClickData", "Priors", "fit_map", "laplace_std"]
 
@@ -112,7 +109,7 @@ def _logits(torch: Any, t: dict[str, Any], data: dict[str, Any], rows: Any) -> t
 def fit_map(
     data: ClickData,
     init: dict[str, np.ndarray],
-    params: SlateThompsonAgent.Params,
+    params: Any,
     priors: Priors,
     seed_key: tuple[int, str, int],
 ) -> dict[str, np.ndarray]:
@@ -126,7 +123,8 @@ def fit_map(
         data: the log window (see :class:`ClickData`).
         init: initial ``A (d_u, f)``, ``W (d, f)``, ``P (U, f)``, ``delta (n, f)``,
             ``c (n,)``, ``b0 (1,)`` and ``pos (K,)``.
-        params: the agent's parameters (epochs, learning rate, batch size, ``l2``).
+        params: the agent's ``SlateThompsonAgent.Params`` (epochs, learning rate, batch
+            size, ``l2``, ``learn_position_bias``).
         priors: prior standard deviations of the item and user parameters.
         seed_key: ``(seed, stream, step)`` of the generator that shuffles batches.
 
