@@ -58,6 +58,21 @@ EXTRA_TESTS = {
         "tests/environments/test_source_mechanisms.py",
         "tests/environments/test_content_commission.py",
     ],
+    "environments/items.py": [
+        "tests/environments/test_environments.py",
+        "tests/environments/test_source_mechanisms.py",
+        "tests/environments/test_content_commission.py",
+    ],
+    "environments/content_params.py": [
+        "tests/environments/test_environments.py",
+        "tests/environments/test_source_mechanisms.py",
+        "tests/environments/test_content_commission.py",
+    ],
+    "environments/content_publish.py": [
+        "tests/environments/test_environments.py",
+        "tests/environments/test_source_mechanisms.py",
+        "tests/environments/test_content_commission.py",
+    ],
     "environments/creator_pool.py": [
         "tests/environments/test_environments.py",
         "tests/environments/test_content_commission.py",
@@ -65,6 +80,8 @@ EXTRA_TESTS = {
     "environments/common.py": ["tests/environments/test_environments.py"],
     "environments/platform.py": ["tests/environments/test_platform.py"],
     "environments/interest_evolution.py": ["tests/environments/test_interest_evolution.py"],
+    "environments/interest_evolution_choice.py": ["tests/environments/test_interest_evolution.py"],
+    "environments/recsim_common.py": ["tests/environments/test_interest_evolution.py"],
     "environments/gym": ["tests/environments/gym/test_gym_envs.py"],
     "agents/bandits.py": ["tests/agents/test_bandits.py", "tests/agents/test_bandit_posteriors.py"],
     "agents/baselines.py": ["tests/agents/test_agents.py"],
@@ -77,7 +94,15 @@ EXTRA_TESTS = {
         "tests/agents/test_slate_ts.py",
         "tests/agents/test_bandit_posteriors.py",
     ],
+    "agents/slate_ts_model.py": [
+        "tests/agents/test_slate_ts.py",
+        "tests/agents/test_bandit_posteriors.py",
+    ],
     "agents/generative.py": ["tests/agents/test_generative.py"],
+    "agents/generative_quantiser.py": ["tests/agents/test_generative.py"],
+    "agents/generative_model.py": ["tests/agents/test_generative.py"],
+    "agents/generative_decoding.py": ["tests/agents/test_generative.py"],
+    "agents/generative_params.py": ["tests/agents/test_generative.py"],
 }
 
 
