@@ -171,7 +171,7 @@ def _fmt(mean: float, sd: float) -> str:
 
 
 def _print_summary(store, out: Console) -> None:
-    """One column per agent (and sweep point), one row per metric, mean ± sd over seeds."""
+    """A table per sweep point: one column per agent, one row per metric, mean ± sd."""
     from simlab.store import summarize
 
     df = store.read_metrics()
@@ -181,21 +181,23 @@ def _print_summary(store, out: Console) -> None:
     s = summarize(df, store.manifest)
     sweep = [c for c in store.manifest.get("sweep_columns", []) if c in s.columns]
     kinds = store.manifest.get("metric_summary", {})
-    table = Table(title="summary (mean over steps, or last step*, then mean ± sd over seeds)")
-    table.add_column("metric", no_wrap=True)
     privileged = set(store.manifest.get("privileged_agents", []))
-    for _, row in s.iterrows():
-        label = str(row["agent"])
-        if label in privileged:
-            label += " (privileged)"
-        if sweep:
-            label += " [" + ", ".join(f"{c}={row[c]}" for c in sweep) + "]"
-        table.add_column(label, justify="right")
-    table.add_row("seeds", *[str(int(v)) for v in s["seeds"]])
-    table.add_row("steps", *[str(int(v)) for v in s["steps"]])
-    for c in store.manifest["metric_columns"]:
-        if c not in s.columns:
-            continue
-        name = c + ("*" if kinds.get(c) == "last" else "")
-        table.add_row(name, *[_fmt(r[c], r[f"{c} sd"]) for _, r in s.iterrows()])
-    out.print(table)
+    # one table per sweep point (variant), the agents as columns
+    points = s.groupby(sweep, sort=False, dropna=False) if sweep else [((), s)]
+    for key, part in points:
+        key = key if isinstance(key, tuple) else (key,)
+        point = ", ".join(f"{c}={v}" for c, v in zip(sweep, key, strict=True))
+        title = "summary (mean over steps, or last step*, then mean ± sd over seeds)"
+        table = Table(title=title + (f"\n{point}" if point else ""))
+        table.add_column("metric", no_wrap=True)
+        for agent in part["agent"]:
+            label = str(agent) + (" (privileged)" if agent in privileged else "")
+            table.add_column(label, justify="right", overflow="fold")
+        table.add_row("seeds", *[str(int(v)) for v in part["seeds"]])
+        table.add_row("steps", *[str(int(v)) for v in part["steps"]])
+        for c in store.manifest["metric_columns"]:
+            if c not in part.columns:
+                continue
+            name = c + ("*" if kinds.get(c) == "last" else "")
+            table.add_row(name, *[_fmt(r[c], r[f"{c} sd"]) for _, r in part.iterrows()])
+        out.print(table)
