@@ -38,15 +38,22 @@ comparison). ``--recsim-agents``/``--trecs-agents`` choose the rows' agents (any
 agent, or ``recsim-cf``). ``--profile`` adds the simlab runs' top functions (ms per step);
 ``--threads N`` caps BLAS/TensorFlow threads in every run (the rates of small-matrix BLAS
 calls suffer badly when a core is busy with something else); ``--json`` keeps every record.
-Every measurement runs ``--repeats`` times (default 2, each in a fresh process) and the
-fastest run counts: on a shared machine other work only slows a run down. Inside a RecSim
-NG run of up to 200k user-steps the timed ``execute`` is also repeated three times (the
+Every measurement runs ``--repeats`` times (default 3), each in a fresh process, and the
+runs of one pair and scale are interleaved (peer, simlab agent, ..., peer, simlab agent,
+...) so load from other work falls on every side alike. The table gives each side's median
+rate (the headline ratio is median over median) and its fastest run (the minimum time: the
+least disturbed run), and every run records the 1-minute load average when it started.
+RecSim NG's ``execute(H)`` serves every user ``H + 1`` slates (its initial value holds a
+first slate and response) and is counted so; it is also run with one thread (TensorFlow
+and BLAS) and the ratio is taken against the faster of its two settings. simlab runs as
+``simlab run`` does, with ``execution.threads`` (1 by default) BLAS/torch threads. Inside a
+RecSim NG run of up to 200k user-steps the timed ``execute`` is repeated three times (the
 fastest counts). T-RECS runs one warm-up step and ``--trecs-steps`` timed steps; simlab at
 least five for a steadier rate.
 
     python benchmarks/peers.py [--quick] [--scales small large] [--steps N] [--trecs-steps N]
         [--recsim-agents recsim-cf popularity] [--trecs-agents linucb popularity]
-        [--repeats 2] [--threads N] [--profile] [--json FILE]
+        [--repeats 3] [--threads N] [--profile] [--json FILE]
 """
 
 from __future__ import annotations
@@ -377,6 +384,7 @@ def simlab_worker(spec: dict[str, Any]) -> dict[str, Any]:
     under cProfile, whose top functions by own time join the record).
     """
     from simlab import registry
+    from simlab.execution.threads import ThreadLimit
     from simlab.scenario import parse_scenario
     from simlab.world import World
 
@@ -385,8 +393,12 @@ def simlab_worker(spec: dict[str, Any]) -> dict[str, Any]:
     steps, warmup = int(spec["steps"]), int(spec["warmup"])
     build = recsim_scenario if spec["pair"] == "recsim-ng" else trecs_scenario
     scenario = parse_scenario(build(scale, warmup + steps, spec["agent"]))
+    load = os.getloadavg()[0]
     t1 = time.perf_counter()
+    # as `simlab run` does: execution.threads BLAS/torch threads, settled once built
+    limit = ThreadLimit(scenario.execution.threads).__enter__()
     world = World(scenario, 0, seed=int(spec.get("seed", 0)))
+    limit.settle()  # the agent may have imported torch
     for t in range(warmup):
         world.step(t)
     profiler = None
@@ -410,6 +422,8 @@ def simlab_worker(spec: dict[str, Any]) -> dict[str, Any]:
         "steps": steps,
         "setup_s": t2 - t1,
         "reward_per_user_step": engagement / max(user_steps, 1),
+        "load_average": load,
+        "threads": scenario.execution.threads,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     }
     if profiler is not None:
@@ -532,7 +546,11 @@ def trecs_cmd(python: Path, scale: Scale, steps: int) -> list[str]:
 
 @dataclass
 class Row:
-    """One line of the table: a peer run and a simlab run of the same workload."""
+    """One line of the table: the peer's runs and simlab's runs of the same workload.
+
+    ``peer`` and ``simlab`` are summaries (:func:`summarise`) of interleaved repeats;
+    ``peer_1t`` is the peer with one thread (RecSim NG only; ``None`` otherwise).
+    """
 
     pair: str
     scale: str
@@ -540,30 +558,61 @@ class Row:
     agent: str
     peer: dict[str, Any]
     simlab: dict[str, Any]
+    peer_1t: dict[str, Any] | None = None
 
     @property
     def label(self) -> str:
         """``pair / simlab agent``."""
         return f"{self.pair} / {self.agent}"
 
+    def _peers(self) -> list[dict[str, Any]]:
+        return [p for p in (self.peer, self.peer_1t) if p is not None]
+
     @property
     def ratio(self) -> float:
-        """The simlab rate over the peer's (user-steps/s)."""
-        return self.simlab["user_steps_per_s"] / self.peer["user_steps_per_s"]
+        """The simlab median rate over the faster peer setting's median (user-steps/s)."""
+        return self.simlab["user_steps_per_s"] / max(p["user_steps_per_s"] for p in self._peers())
+
+    @property
+    def ratio_best(self) -> float:
+        """The simlab fastest run over the peer's fastest run (any thread setting)."""
+        best = max(p.get("best_rate", p["user_steps_per_s"]) for p in self._peers())
+        return self.simlab.get("best_rate", self.simlab["user_steps_per_s"]) / best
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One record of a measurement's repeats: the median run, with every run's rate.
+
+    ``user_steps_per_s`` is the median rate (the headline), ``best_rate`` the fastest run
+    (the least disturbed one on a shared machine: the minimum time), ``all_rates`` and
+    ``load_averages`` every run's rate and the 1-minute load average when it started.
+    """
+    order = sorted(runs, key=lambda r: r["user_steps_per_s"])
+    rates = [r["user_steps_per_s"] for r in order]
+    record = dict(order[(len(order) - 1) // 2])
+    record["user_steps_per_s"] = float(np.median(rates))
+    record["best_rate"] = rates[-1]
+    record["all_rates"] = [r["user_steps_per_s"] for r in runs]
+    record["load_averages"] = [r.get("load_average", float("nan")) for r in runs]
+    return record
 
 
 def format_table(rows: list[Row]) -> str:
-    """The result table: rates, ratio and peak memory of every pair, scale and agent."""
+    """The result table: median and best rates, ratios and peak memory of every row."""
     head = (
-        f"{'pair / simlab agent':<24}{'scale':<30}{'peer u-s/s':>12}{'simlab u-s/s':>14}"
-        f"{'simlab/peer':>13}{'peer MB':>9}{'simlab MB':>11}"
+        f"{'pair / simlab agent':<24}{'scale':<30}{'peer med':>11}{'peer 1t':>10}"
+        f"{'simlab med':>12}{'simlab best':>12}{'ratio med':>10}{'ratio best':>11}"
+        f"{'peer MB':>9}{'simlab MB':>10}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
+        one = f"{r.peer_1t['user_steps_per_s']:>10,.0f}" if r.peer_1t else f"{'-':>10}"
         lines.append(
-            f"{r.label:<24}{r.scale + ' ' + r.sizes:<30}{r.peer['user_steps_per_s']:>12,.0f}"
-            f"{r.simlab['user_steps_per_s']:>14,.0f}{r.ratio:>12.1f}x"
-            f"{r.peer['peak_rss_mb']:>9.0f}{r.simlab['peak_rss_mb']:>11.0f}"
+            f"{r.label:<24}{r.scale + ' ' + r.sizes:<30}{r.peer['user_steps_per_s']:>11,.0f}"
+            f"{one}{r.simlab['user_steps_per_s']:>12,.0f}"
+            f"{r.simlab.get('best_rate', r.simlab['user_steps_per_s']):>12,.0f}"
+            f"{r.ratio:>9.1f}x{r.ratio_best:>10.1f}x"
+            f"{r.peer['peak_rss_mb']:>9.0f}{r.simlab['peak_rss_mb']:>10.0f}"
         )
     return "\n".join(lines)
 
@@ -611,7 +660,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="simlab agents of the T-RECS pair",
     )
     ap.add_argument(
-        "--repeats", type=int, default=2, help="runs of each measurement; the fastest counts"
+        "--repeats", type=int, default=3, help="interleaved runs of each measurement (median)"
     )
     ap.add_argument("--threads", type=int, default=None, help="cap BLAS/TF threads per run")
     ap.add_argument("--profile", action="store_true", help="profile the simlab runs")
@@ -632,54 +681,70 @@ def _sizes(users: int, items: int, slate: int, what: str, tail: str) -> str:
     return f"{u} u/{items} {what}/K={slate}/{tail}"
 
 
-def best_of(repeats: int, cmd: list[str], timeout: float, env: dict[str, str]) -> dict[str, Any]:
-    """The record of the fastest of ``repeats`` runs of ``cmd``, with every run's rate.
+def interleaved(
+    repeats: int, jobs: dict[str, tuple[list[str], dict[str, str]]], timeout: float
+) -> dict[str, dict[str, Any]]:
+    """Each job's :func:`summarise` record of ``repeats`` interleaved runs in fresh processes.
 
-    On a shared machine other work only ever slows a run down, so the fastest run is the
-    least disturbed one (the reasoning of ``timeit``).
+    The jobs run a, b, c, a, b, c, ...
+
+    Interleaving spreads a burst of load from other work over every job alike, so the ratio
+    of two medians compares runs made under the same conditions.
     """
-    runs = [run_child(cmd, timeout, env) for _ in range(repeats)]
-    best = max(runs, key=lambda r: r["user_steps_per_s"])
-    best["all_rates"] = [r["user_steps_per_s"] for r in runs]
-    return best
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in jobs}
+    for i in range(repeats):
+        for name, (cmd, env) in jobs.items():
+            record = run_child(cmd, timeout, env)
+            runs[name].append(record)
+            _progress(
+                f"  {name} #{i + 1}: {record['user_steps_per_s']:,.0f} user-steps/s "
+                f"(load {record.get('load_average', float('nan')):.2f})"
+            )
+    return {name: summarise(r) for name, r in runs.items()}
 
 
 def run_pairs(args: argparse.Namespace, pythons: dict[str, Path]) -> list[Row]:
-    """Every pair at every scale, peer first; progress lines as it goes."""
+    """Every pair at every scale, its jobs interleaved; progress lines as it goes."""
     presets = QUICK if args.quick else SCALES
     env = child_env(args.threads)
+    one = child_env(1)
     n = args.repeats
     rows: list[Row] = []
-
-    def simlab_rows(pair: str, sc: Scale, name: str, sizes: str, agents, steps, peer) -> None:
-        for agent in agents:
-            mine = best_of(n, simlab_cmd(pair, sc, agent, steps, args.profile), args.timeout, env)
-            _progress(f"  simlab {agent}: {_rates(mine)} user-steps/s")
-            rows.append(Row(pair, name, sizes, agent, peer, mine))
-
     for name in args.scales:
         sc = presets[name]
         if "recsim-ng" in pythons:
             steps = args.steps or sc.steps
             sizes = _sizes(sc.users, sc.docs, sc.slate, "d", f"{steps} st")
             _progress(f"RecSim NG interest evolution, {name}: {sizes}")
-            peer = best_of(n, recsim_cmd(pythons["recsim-ng"], sc, steps), args.timeout, env)
-            peer["reward_per_user_step"] = peer["mean_cumulative_reward"] / steps
-            _progress(f"  recsim-ng: {_rates(peer)} user-steps/s")
-            simlab_rows("recsim-ng", sc, name, sizes, args.recsim_agents, steps, peer)
+            cmd = recsim_cmd(pythons["recsim-ng"], sc, steps)
+            jobs = {"recsim-ng": (cmd, env)}
+            if args.threads != 1:
+                jobs["recsim-ng 1 thread"] = (cmd, one)
+            for agent in args.recsim_agents:
+                jobs[agent] = (simlab_cmd("recsim-ng", sc, agent, steps, args.profile), env)
+            got = interleaved(n, jobs, args.timeout)
+            peer = got["recsim-ng"]
+            for record in (peer, got.get("recsim-ng 1 thread")):
+                if record is not None:
+                    record["reward_per_user_step"] = record["mean_cumulative_reward"] / steps
+            for agent in args.recsim_agents:
+                rows.append(
+                    Row("recsim-ng", name, sizes, agent, peer, got[agent],
+                        got.get("recsim-ng 1 thread"))
+                )  # fmt: skip
         if "trecs" in pythons:
             steps = args.trecs_steps or sc.trecs_steps
             sizes = _sizes(sc.trecs_users, sc.trecs_items, sc.trecs_slate, "i", f"A={ATTRIBUTES}")
             _progress(f"T-RECS ContentFiltering, {name}: {sizes}, {steps} timed steps")
-            peer = best_of(n, trecs_cmd(pythons["trecs"], sc, steps), args.timeout, env)
-            _progress(f"  trecs: {_rates(peer)} user-steps/s")
+            jobs = {"trecs": (trecs_cmd(pythons["trecs"], sc, steps), env)}
             # simlab steps are cheap: time at least 5 for a steadier rate
-            simlab_rows("trecs", sc, name, sizes, args.trecs_agents, max(steps, 5), peer)
+            for agent in args.trecs_agents:
+                cmd = simlab_cmd("trecs", sc, agent, max(steps, 5), args.profile)
+                jobs[agent] = (cmd, env)
+            got = interleaved(n, jobs, args.timeout)
+            for agent in args.trecs_agents:
+                rows.append(Row("trecs", name, sizes, agent, got["trecs"], got[agent]))
     return rows
-
-
-def _rates(record: dict[str, Any]) -> str:
-    return " / ".join(f"{rate:,.0f}" for rate in record["all_rates"])
 
 
 def _progress(line: str) -> None:
@@ -708,6 +773,11 @@ def main(argv: list[str] | None = None) -> None:
         f"{os.getloadavg()[0]:.1f} at end; {time.perf_counter() - start:.0f} s in all"
     )
     print(format_table(rows))
+    print(
+        "med: median of the interleaved runs; best: the fastest run; ratio med: simlab's "
+        "median over the faster peer setting's median (RecSim NG: default threads or 1 "
+        "thread); loads at each run's start are in --json."
+    )
     print(
         "popularity (simlab's cheapest agent, item click counts) shows the ceiling of simlab's "
         "loop at a size; it is not an equal-work comparison."
