@@ -135,15 +135,12 @@ def iterated_logit_draws(
 
     Draw ``j`` picks column ``i`` with probability ``exp(s_i) / sum exp(s_m)`` over the
     columns not drawn yet (RecSim NG's ``IteratedMultinomialLogitChoiceModel``), from the
-    uniform ``u[:, j]``. The columns are cut into about ``sqrt(C)`` blocks: a draw finds its
-    block from the block masses (less what was drawn), then its column inside the block, so
-    a row costs one pass to sum the blocks and ``O(K sqrt(C))`` per draw, not ``O(K C)``.
+    uniform ``u[:, j]``. This is the numpy front end of :func:`logit_draws_`.
 
     Args:
         scores: ``(B, C)`` logits.
         u: ``(B, K)`` uniforms on (0, 1), ``K <= C``.
-        work: optional float32 scratch of shape ``(B, nblocks * size)`` for the weights,
-            reused from call to call (fresh memory is slow to touch the first time).
+        work: unused (kept for callers of the former sampler).
 
     Returns:
         ``(B, K)`` distinct column indices per row, in draw order.
@@ -152,53 +149,99 @@ def iterated_logit_draws(
     >>> iterated_logit_draws(s, np.array([[0.5, 0.5, 0.99]])).tolist()
     [[1, 3, 2]]
     """
+    import torch
+
+    del work
     b, c = scores.shape
-    k = u.shape[1]
+    w = torch.zeros((b, block_width(c)), dtype=torch.float32)
+    w[:, :c] = torch.from_numpy(np.asarray(scores, dtype=np.float32))
+    u_t = torch.from_numpy(np.ascontiguousarray(u, np.float64))
+    return logit_draws_(w, c, u_t).numpy()
+
+
+def block_width(c: int) -> int:
+    """Columns of the :func:`logit_draws_` buffer for ``c`` columns (padded to whole blocks).
+
+    About ``sqrt(c)`` blocks of ``ceil(sqrt(c))`` columns each.
+    """
     size = max(1, int(np.ceil(np.sqrt(c))))
-    nblocks = -(-c // size)
-    width = nblocks * size
-    if work is None or work.shape != (b, width) or work.dtype != np.float32:
-        w = np.zeros((b, width), np.float32)
-    else:
-        w = work
-        w[:, c:] = 0.0  # the padding weighs nothing
-    np.subtract(scores, scores.max(axis=1, keepdims=True), out=w[:, :c])
-    np.exp(w[:, :c], out=w[:, :c])
-    blocks = w.reshape(b, nblocks, size).sum(axis=2, dtype=np.float64)  # (B, nblocks)
-    # every block of every row as a row of a strided view: a block is one contiguous copy
-    block_rows = np.lib.stride_tricks.as_strided(
-        w, shape=(b * width - size + 1, size), strides=(w.itemsize, w.itemsize), writeable=False
-    )
-    rows = np.arange(b)
-    chosen = np.empty((b, k), np.int64)
-    # cumulative sums run along the short axes column by column over all rows, in
-    # (blocks, B) and (size, B) layouts: the same additions in the same order as cumsum
-    blocks_t = np.ascontiguousarray(blocks.T)  # (nblocks, B)
-    cum = np.empty_like(blocks_t)
-    run = np.empty((size, b))
-    for j in range(k):  # slate positions, vectorised over rows
-        cum[0] = blocks_t[0]
-        for i in range(1, nblocks):
-            np.add(cum[i - 1], blocks_t[i], out=cum[i])
-        x = u[:, j] * cum[-1]
-        blk = np.minimum((cum <= x).sum(axis=0), nblocks - 1)
-        x -= cum[blk, rows] - blocks_t[blk, rows]  # position inside the block
-        cols = blk[:, None] * size + np.arange(size)  # (B, size)
-        inner = block_rows[rows * width + blk * size].astype(np.float64)  # w[rows, cols]
-        for m in range(j):  # columns drawn earlier in this block weigh nothing now
-            inner[cols == chosen[:, m, None]] = 0.0
-        run[0] = inner[:, 0]
-        for i in range(1, size):
-            np.add(run[i - 1], inner[:, i], out=run[i])
-        pos = np.minimum((run <= x).sum(axis=0), size - 1)
-        chosen[:, j] = blk * size + pos
-        inner[rows, pos] = 0.0
-        blocks_t[blk, rows] = inner.sum(axis=1)  # re-summed, not subtracted: no cancellation
-    srt = np.sort(chosen, axis=1)
-    bad = (srt[:, 1:] == srt[:, :-1]).any(axis=1) | (srt[:, -1] >= c)
-    if bad.any():  # float rounding at an edge of vanishing mass: the top K instead
-        chosen[bad] = np.argsort(-scores[bad], axis=1, kind="stable")[:, :k]
+    return -(-c // size) * size
+
+
+def logit_draws_(w: Any, c: int, u: Any) -> Any:
+    """Iterated multinomial-logit draws from the logits in ``w[:, :c]`` (``w`` overwritten).
+
+    ``w`` is a ``(B, block_width(c))`` float32 tensor whose first ``c`` columns hold the
+    logits; it is overwritten by the weights ``exp(s - max)`` (padding: 0). The columns are
+    cut into about ``sqrt(C)`` blocks: a draw finds its block from the block masses (float64
+    sums, less what was drawn), then its column inside that block from the block's running
+    sum, and the column's weight is set to 0 and its block re-summed (not subtracted: no
+    cancellation). Float32 weights and in-block sums (TensorFlow's categorical sampler works
+    in float32); the block masses and targets in float64. A row costs one pass over its
+    ``C`` columns and ``O(K sqrt(C))`` per slate, never ``K`` passes; every step is a
+    batched torch call over all rows.
+
+    Args:
+        w: ``(B, W)`` float32 buffer, logits in the first ``c`` columns (overwritten).
+        c: number of real columns.
+        u: ``(B, K)`` float64 uniforms on (0, 1), ``K <= c``.
+
+    Returns:
+        ``(B, K)`` int64 tensor of distinct column indices per row, in draw order.
+    """
+    import torch
+
+    b, width = w.shape
+    size = max(1, int(np.ceil(np.sqrt(c))))
+    nblocks = width // size
+    k = u.shape[1]
+    real = w[:, :c]
+    real.sub_(real.amax(dim=1, keepdim=True)).exp_()
+    w[:, c:] = 0.0  # the padding weighs nothing
+    w3 = w.view(b, nblocks, size)
+    # float32 block masses (sums of ~sqrt(C) weights), float64 from here on: the mass left
+    # of a block is a difference of running sums
+    blocks = w3.sum(dim=2).double()  # (B, nblocks)
+    chosen = torch.empty((b, k), dtype=torch.int64)
+    for j in range(k):
+        bcum = blocks.cumsum(dim=1)  # (B, nblocks)
+        x = u[:, j : j + 1] * bcum[:, -1:]  # (B, 1)
+        blk = torch.searchsorted(bcum, x, right=True).clamp_(max=nblocks - 1)  # (B, 1)
+        x -= bcum.gather(1, blk) - blocks.gather(1, blk)  # position inside the block
+        inner = w3.gather(1, blk.unsqueeze(2).expand(b, 1, size))[:, 0]  # (B, size)
+        pos = torch.searchsorted(inner.cumsum(dim=1), x.float(), right=True)
+        pos.clamp_(max=size - 1)
+        col = blk * size + pos  # (B, 1)
+        chosen[:, j] = col[:, 0]
+        w.scatter_(1, col, 0.0)
+        inner.scatter_(1, pos, 0.0)
+        blocks.scatter_(1, blk, inner.sum(dim=1, keepdim=True).double())
+    if k > 1 or c < width:
+        srt = chosen.sort(dim=1).values
+        bad = (srt[:, 1:] == srt[:, :-1]).any(dim=1) | (srt[:, -1] >= c)
+        if bool(bad.any()):  # float rounding at an edge of vanishing mass: redraw greedily
+            for r in bad.nonzero()[:, 0].tolist():  # rare rows only
+                chosen[r] = _greedy_row(w[r, :c], chosen[r], c)
     return chosen
+
+
+def _greedy_row(weights: Any, drawn: Any, c: int) -> Any:
+    """A row's draws made distinct: drawn valid columns kept, the rest by highest weight."""
+    import torch
+
+    out, seen = [], set()
+    for col in drawn.tolist():
+        if col < c and col not in seen:
+            out.append(col)
+            seen.add(col)
+    order = torch.argsort(weights, descending=True, stable=True).tolist()
+    for col in order:
+        if len(out) == drawn.shape[0]:
+            break
+        if col not in seen:
+            out.append(col)
+            seen.add(col)
+    return torch.tensor(out, dtype=torch.int64)
 
 
 class RecSimCFAgent(Agent):
@@ -244,17 +287,10 @@ class RecSimCFAgent(Agent):
         self._ctime = np.zeros((ctx.num_users, p.history_length), np.float32)
         self._weights: dict[str, np.ndarray] | None = None
         self._draws = Stream(self.seed, "agent/recsim-cf/slate")
-        self._work: dict[str, np.ndarray] = {}  # scratch reused from step to step
+        self._torch: dict[str, Any] | None = None  # torch views, rebuilt after unpickling
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_work": {}}
-
-    def _scratch(self, name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
-        """A scratch array kept between steps (touching fresh memory is slow)."""
-        a = self._work.get(name)
-        if a is None or a.shape != shape or a.dtype != dtype:
-            a = self._work[name] = np.zeros(shape, dtype)
-        return a
+        return {**self.__dict__, "_torch": None}
 
     def _build(self, num_docs: int) -> dict[str, np.ndarray]:
         """Random weights like Keras' initialisers (truncated normal embeddings, Glorot)."""
@@ -283,40 +319,98 @@ class RecSimCFAgent(Agent):
             "w2": glorot(p.hidden, p.embed_dim),
         }
 
+    def _torch_weights(self, num_docs: int) -> dict[str, Any]:
+        """The weights as torch tensors, the first dense layer folded into the documents.
+
+        ``[embedding, time]`` of history slot ``h`` times the slot's rows of ``w1`` is, for
+        the embedding part, a row of ``slot_doc[h] = doc_embedding @ w1[h rows]``: the first
+        layer is a sum of ``H`` gathered rows (an ``embedding_bag``) plus ``time @ w1_time``,
+        the same function as the flattened ``(B, H * (E + 1)) @ w1`` product.
+        """
+        import torch
+
+        if self._weights is None:
+            self._weights = self._build(num_docs)
+        if self._torch is None:
+            p, w = self.params, self._weights
+            e = p.embed_dim
+            w1 = w["w1"].reshape(p.history_length, e + 1, p.hidden)  # (H, E + 1, hidden)
+            slot_doc = np.einsum("ne,heo->hno", w["doc"][:, :e], w1[:, :e])  # (H, N + 1, hidden)
+            self._torch = {
+                "slot_doc": torch.from_numpy(slot_doc.reshape(-1, p.hidden).copy()),
+                "w1_time": torch.from_numpy(np.ascontiguousarray(w1[:, e])),  # (H, hidden)
+                "w2": torch.from_numpy(w["w2"]),
+                "proposal": torch.from_numpy(w["proposal"]),
+                "num_rows": slot_doc.shape[1],
+            }
+        return self._torch
+
+    def _users(self, obs: Observation) -> Any:
+        """``(B, embed_dim)`` float32 tensor: the user embeddings of the served users."""
+        import torch
+        import torch.nn.functional as F
+
+        p = self.params
+        tw = self._torch_weights(int(obs.catalog.item_ids.max()) + 1)
+        n = tw["num_rows"]
+        slots = torch.from_numpy(self._docs[obs.user_ids])  # (B, H) document ids, 0 = none
+        slots += torch.arange(p.history_length) * n  # row of slot h's table
+        h = F.embedding_bag(slots, tw["slot_doc"], mode="sum")  # (B, hidden)
+        h.addmm_(torch.from_numpy(self._ctime[obs.user_ids]), tw["w1_time"])
+        h = F.leaky_relu(h, p.leaky_slope)
+        return h @ tw["w2"]
+
     def scores(self, obs: Observation) -> np.ndarray:
         """``(B, C)`` scores of every candidate document for every served user."""
-        p = self.params
-        cat = obs.catalog
-        if self._weights is None:
-            self._weights = self._build(int(cat.item_ids.max()) + 1)
-        w = self._weights
-        b = obs.user_ids.shape[0]
-        # (B, H, embed_dim + 1): one gather, into a scratch array
-        feats = self._scratch("feats", (b, p.history_length, w["doc"].shape[1]), np.float32)
-        np.take(w["doc"], self._docs[obs.user_ids], axis=0, out=feats)
-        feats[..., -1] = self._ctime[obs.user_ids]  # [embedding, consumed time] per slot
-        h = feats.reshape(b, -1) @ w["w1"]  # Keras Dense: zero bias at initialisation
-        h = np.where(h > 0, h, p.leaky_slope * h)
-        users = h @ w["w2"]
+        users = self._users(obs)
+        tw = self._torch
         cands = obs.candidates[0] if obs.shared_candidates else obs.candidates
-        docs = w["proposal"][cands + 1]  # simlab document i is RecSim NG document i + 1
+        docs = tw["proposal"][np.asarray(cands) + 1]  # simlab document i is RecSim NG's i + 1
         if obs.shared_candidates:
-            return users @ docs.T
-        return np.einsum("bd,bcd->bc", users, docs)
+            return (users @ docs.T).numpy()
+        return (users.unsqueeze(1) * docs).sum(-1).numpy()
 
     def act(self, obs: Observation) -> Slates:
-        """Slates drawn by iterated multinomial logit over the scores (or their top K)."""
-        s = self.scores(obs)
-        k = obs.slate_size
-        if self.params.sample:
-            u = self._draws.uniform(obs.user_ids, obs.step, size=k)
-            c = s.shape[1]
-            size = max(1, int(np.ceil(np.sqrt(c))))
-            work = self._scratch("weights", (s.shape[0], -(-c // size) * size), np.float32)
-            idx = iterated_logit_draws(s, u, work)
-        else:
-            import torch  # torch.topk is several times faster than numpy's argpartition
+        """Slates drawn by iterated multinomial logit over the scores (or their top K).
 
+        Users are scored and their slates drawn in blocks of :attr:`BLOCK` rows, so a
+        block's ``(rows, C)`` scores stay in cache from the product to the draws.
+        """
+        import torch
+
+        k = obs.slate_size
+        if not obs.shared_candidates:
+            return self._slates(obs, self.scores(obs), k)
+        users = self._users(obs)
+        c = obs.candidates.shape[1]
+        width = block_width(c)
+        docs_t = torch.zeros((users.shape[1], width), dtype=torch.float32)  # (E, W) padded
+        docs_t[:, :c] = self._torch["proposal"][obs.candidates[0] + 1].T
+        b = users.shape[0]
+        u = torch.from_numpy(self._draws.uniform(obs.user_ids, obs.step, size=k))
+        idx = torch.empty((b, k), dtype=torch.int64)
+        rows = max(1, min(b, self.BLOCK * 512 // max(c, 1)))
+        buf = torch.empty((rows, width), dtype=torch.float32)
+        for lo in range(0, b, rows):
+            hi = min(b, lo + rows)
+            s = torch.mm(users[lo:hi], docs_t, out=buf[: hi - lo])
+            if self.params.sample:
+                idx[lo:hi] = logit_draws_(s, c, u[lo:hi])
+            else:
+                idx[lo:hi] = torch.topk(s[:, :c], k, dim=1).indices
+        return Slates(obs.user_ids, obs.candidates[0][idx.numpy()])
+
+    BLOCK = 1024
+    """Rows per block at 512 candidates (fewer rows for more candidates): 2 MB of scores
+    stay in cache from the product to the draws."""
+
+    def _slates(self, obs: Observation, s: np.ndarray, k: int) -> Slates:
+        """Slates from ``(B, C)`` per-user-candidate scores (the unshared case)."""
+        import torch
+
+        if self.params.sample:
+            idx = iterated_logit_draws(s, self._draws.uniform(obs.user_ids, obs.step, size=k))
+        else:
             idx = torch.topk(torch.from_numpy(s), k, dim=1).indices.numpy()
         return Slates(obs.user_ids, np.take_along_axis(obs.candidates, idx, axis=1))
 
