@@ -81,8 +81,10 @@ def test_thread_limit_sets_and_restores_blas_and_torch_threads():
 
 @pytest.mark.parametrize("threads,env", [(1, None), (1, "3"), (0, None), (0, "2")])
 def test_a_library_imported_inside_the_limit_starts_limited(threads, env):
-    """torch imported lazily within ThreadLimit (an agent's first step) gets its threads; the
-    thread variables are as before once the block ends."""
+    """Torch imported lazily inside ThreadLimit (an agent's first step) gets its threads.
+
+    The thread variables are as before once the block ends.
+    """
     import os
     import subprocess
     import sys
