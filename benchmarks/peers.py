@@ -189,19 +189,49 @@ def logit_draws_(w: Any, c: int, u: Any) -> Any:
     Returns:
         ``(B, K)`` int64 tensor of distinct column indices per row, in draw order.
     """
-    import torch
+    return draw_from_blocks(w, logit_weights_(w, c), c, u)
 
+
+def logit_weights_(w: Any, c: int) -> Any:
+    """Weights ``exp(s - max)`` in place of the logits in ``w[:, :c]``; the block masses.
+
+    Args:
+        w: ``(B, block_width(c))`` float32 logits in the first ``c`` columns (overwritten;
+            the padding becomes 0).
+        c: number of real columns.
+
+    Returns:
+        ``(B, nblocks)`` float64 masses of the blocks of ``ceil(sqrt(c))`` columns (float32
+        sums of a block's weights).
+    """
     b, width = w.shape
     size = max(1, int(np.ceil(np.sqrt(c))))
-    nblocks = width // size
-    k = u.shape[1]
     real = w[:, :c]
     real.sub_(real.amax(dim=1, keepdim=True)).exp_()
     w[:, c:] = 0.0  # the padding weighs nothing
+    return w.view(b, width // size, size).sum(dim=2).double()
+
+
+def draw_from_blocks(w: Any, blocks: Any, c: int, u: Any) -> Any:
+    """The draws of :func:`logit_draws_` from weights ``w`` and block masses ``blocks``.
+
+    Args:
+        w: ``(B, W)`` float32 weights (from :func:`logit_weights_`; drawn columns are set
+            to 0).
+        blocks: ``(B, nblocks)`` float64 block masses (updated as columns are drawn).
+        c: number of real columns.
+        u: ``(B, K)`` float64 uniforms on (0, 1).
+
+    Returns:
+        ``(B, K)`` int64 tensor of distinct column indices per row, in draw order.
+    """
+    import torch
+
+    b, width = w.shape
+    nblocks = blocks.shape[1]
+    size = width // nblocks
+    k = u.shape[1]
     w3 = w.view(b, nblocks, size)
-    # float32 block masses (sums of ~sqrt(C) weights), float64 from here on: the mass left
-    # of a block is a difference of running sums
-    blocks = w3.sum(dim=2).double()  # (B, nblocks)
     chosen = torch.empty((b, k), dtype=torch.int64)
     for j in range(k):
         bcum = blocks.cumsum(dim=1)  # (B, nblocks)
@@ -388,21 +418,36 @@ class RecSimCFAgent(Agent):
         docs_t[:, :c] = self._torch["proposal"][obs.candidates[0] + 1].T
         b = users.shape[0]
         u = torch.from_numpy(self._draws.uniform(obs.user_ids, obs.step, size=k))
-        idx = torch.empty((b, k), dtype=torch.int64)
         rows = max(1, min(b, self.BLOCK * 512 // max(c, 1)))
-        buf = torch.empty((rows, width), dtype=torch.float32)
-        for lo in range(0, b, rows):
+        buf = self._buffer((b, width))  # the whole step's weights, reused step to step
+        if not self.params.sample:
+            idx = torch.empty((b, k), dtype=torch.int64)
+        else:
+            nblocks = width // max(1, int(np.ceil(np.sqrt(c))))
+            blocks = torch.empty((b, nblocks), dtype=torch.float64)
+        for lo in range(0, b, rows):  # scores and weights block by block, in cache
             hi = min(b, lo + rows)
-            s = torch.mm(users[lo:hi], docs_t, out=buf[: hi - lo])
+            s = torch.mm(users[lo:hi], docs_t, out=buf[lo:hi])
             if self.params.sample:
-                idx[lo:hi] = logit_draws_(s, c, u[lo:hi])
+                blocks[lo:hi] = logit_weights_(s, c)
             else:
                 idx[lo:hi] = torch.topk(s[:, :c], k, dim=1).indices
+        if self.params.sample:  # the draws over all rows at once: few batched calls
+            idx = draw_from_blocks(buf, blocks, c, u)
         return Slates(obs.user_ids, obs.candidates[0][idx.numpy()])
 
     BLOCK = 1024
     """Rows per block at 512 candidates (fewer rows for more candidates): 2 MB of scores
     stay in cache from the product to the draws."""
+
+    def _buffer(self, shape: tuple[int, int]) -> Any:
+        """A float32 scratch tensor of ``shape`` kept between steps (fresh memory is slow)."""
+        import torch
+
+        buf = self._torch.get("buffer")
+        if buf is None or buf.shape[1] != shape[1] or buf.shape[0] < shape[0]:
+            buf = self._torch["buffer"] = torch.empty(shape, dtype=torch.float32)
+        return buf[: shape[0]]
 
     def _slates(self, obs: Observation, s: np.ndarray, k: int) -> Slates:
         """Slates from ``(B, C)`` per-user-candidate scores (the unshared case)."""
