@@ -112,8 +112,8 @@ def run_cell(agent: str, users: int, cands: int, args: argparse.Namespace) -> di
 
 def _cell(rec: dict[str, Any]) -> str:
     if "skip" in rec:
-        return f"{'-':>10}{'-':>8}"
-    return f"{rec['rate']:>10,.0f}{rec['peak_mb']:>8.0f}"
+        return f"{'-':>18}{'-':>7}"
+    return f"{rec['rate']:>18,.0f}{rec['peak_mb']:>7.0f}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         f"per cell; load average {load:.1f}"
     )
     records = []
-    head = "".join(f"{f'{u // 1000}k u: u-s/s':>10}{'MB':>8}" for u in users)
+    head = "".join(f"{f'{u // 1000}k users u-s/s':>18}{'MB':>7}" for u in users)
     for agent in agents:
         if agent in NEEDS_OTHER_WORLD:
             print(f"\n{agent}: not run ({NEEDS_OTHER_WORLD[agent]})")
