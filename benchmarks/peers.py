@@ -403,8 +403,10 @@ class RecSimCFAgent(Agent):
     def act(self, obs: Observation) -> Slates:
         """Slates drawn by iterated multinomial logit over the scores (or their top K).
 
-        Users are scored and their slates drawn in blocks of :attr:`BLOCK` rows, so a
-        block's ``(rows, C)`` scores stay in cache from the product to the draws.
+        Users are scored and their scores turned into softmax weights and block masses in
+        blocks of :attr:`BLOCK` rows (a block's ``(rows, C)`` scores stay in cache from the
+        product to the masses), into one ``(B, W)`` buffer reused from step to step; then
+        every user's slate is drawn by a few batched calls over all rows.
         """
         import torch
 
@@ -438,7 +440,7 @@ class RecSimCFAgent(Agent):
 
     BLOCK = 1024
     """Rows per block at 512 candidates (fewer rows for more candidates): 2 MB of scores
-    stay in cache from the product to the draws."""
+    stay in cache from the product to the block masses."""
 
     def _buffer(self, shape: tuple[int, int]) -> Any:
         """A float32 scratch tensor of ``shape`` kept between steps (fresh memory is slow)."""
