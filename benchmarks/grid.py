@@ -72,21 +72,22 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     steps, warmup = int(spec["steps"]), int(spec["warmup"])
     sc = scenario(spec["agent"], int(spec["users"]), int(spec["candidates"]), warmup + steps)
-    limit = ThreadLimit(sc.execution.threads).__enter__()
-    world = World(sc, 0, seed=0)
-    limit.settle()
-    for t in range(warmup):
-        world.step(t)
-    n = 0
-    start = time.perf_counter()
-    for t in range(warmup, warmup + steps):
-        n += int(world.step(t)["users/active"])
-    seconds = time.perf_counter() - start
-    return {
-        "rate": n / seconds,
-        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        "load": os.getloadavg()[0],
-    }
+    # as `simlab run` does; restored on return (the worker may run in-process)
+    with ThreadLimit(sc.execution.threads) as limit:
+        world = World(sc, 0, seed=0)
+        limit.settle()
+        for t in range(warmup):
+            world.step(t)
+        n = 0
+        start = time.perf_counter()
+        for t in range(warmup, warmup + steps):
+            n += int(world.step(t)["users/active"])
+        seconds = time.perf_counter() - start
+        return {
+            "rate": n / seconds,
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            "load": os.getloadavg()[0],
+        }
 
 
 def run_cell(agent: str, users: int, cands: int, args: argparse.Namespace) -> dict[str, Any]:

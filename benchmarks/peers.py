@@ -408,41 +408,41 @@ def simlab_worker(spec: dict[str, Any]) -> dict[str, Any]:
     scenario = parse_scenario(build(scale, warmup + steps, spec["agent"]))
     load = os.getloadavg()[0]
     t1 = time.perf_counter()
-    # as `simlab run` does: execution.threads BLAS/torch threads, settled once built
-    limit = ThreadLimit(scenario.execution.threads).__enter__()
-    world = World(scenario, 0, seed=int(spec.get("seed", 0)))
-    limit.settle()  # the agent may have imported torch
-    for t in range(warmup):
-        world.step(t)
-    profiler = None
-    if spec.get("profile"):
-        import cProfile
+    # as `simlab run` does; restored on return (the worker may run in-process)
+    with ThreadLimit(scenario.execution.threads) as limit:
+        world = World(scenario, 0, seed=int(spec.get("seed", 0)))
+        limit.settle()  # the agent may have imported torch
+        for t in range(warmup):
+            world.step(t)
+        profiler = None
+        if spec.get("profile"):
+            import cProfile
 
-        profiler = cProfile.Profile()
-        profiler.enable()
-    t2 = time.perf_counter()
-    user_steps, engagement = 0, 0.0
-    for t in range(warmup, warmup + steps):
-        row = world.step(t)
-        user_steps += int(row["users/active"])
-        engagement += float(row["engagement/mean"]) * int(row["users/active"])
-    timed = time.perf_counter() - t2
-    record = {
-        "side": "simlab",
-        "agent": spec["agent"],
-        "user_steps_per_s": user_steps / timed,
-        "steady_s": timed,
-        "steps": steps,
-        "setup_s": t2 - t1,
-        "reward_per_user_step": engagement / max(user_steps, 1),
-        "load_average": load,
-        "threads": scenario.execution.threads,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-    }
-    if profiler is not None:
-        profiler.disable()
-        record["profile"] = _top_functions(profiler, steps)
-    return record
+            profiler = cProfile.Profile()
+            profiler.enable()
+        t2 = time.perf_counter()
+        user_steps, engagement = 0, 0.0
+        for t in range(warmup, warmup + steps):
+            row = world.step(t)
+            user_steps += int(row["users/active"])
+            engagement += float(row["engagement/mean"]) * int(row["users/active"])
+        timed = time.perf_counter() - t2
+        record = {
+            "side": "simlab",
+            "agent": spec["agent"],
+            "user_steps_per_s": user_steps / timed,
+            "steady_s": timed,
+            "steps": steps,
+            "setup_s": t2 - t1,
+            "reward_per_user_step": engagement / max(user_steps, 1),
+            "load_average": load,
+            "threads": scenario.execution.threads,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        }
+        if profiler is not None:
+            profiler.disable()
+            record["profile"] = _top_functions(profiler, steps)
+        return record
 
 
 def _top_functions(profiler: Any, steps: int, n: int = 12) -> list[list[Any]]:

@@ -185,21 +185,22 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         from throughput import reference_scenario
 
         scenario = reference_scenario(REF["users"], warmup + steps, [name])
-    limit = ThreadLimit(scenario.execution.threads).__enter__()
-    world = World(scenario, 0, seed=0)
-    limit.settle()
-    for t in range(warmup):
-        world.step(t)
-    n = 0
-    start = time.perf_counter()
-    for t in range(warmup, warmup + steps):
-        n += int(world.step(t)["users/active"])
-    seconds = time.perf_counter() - start
-    return {
-        "rate": n / seconds,
-        "load": os.getloadavg()[0],
-        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-    }
+    # as `simlab run` does; restored on return (the worker may run in-process)
+    with ThreadLimit(scenario.execution.threads) as limit:
+        world = World(scenario, 0, seed=0)
+        limit.settle()
+        for t in range(warmup):
+            world.step(t)
+        n = 0
+        start = time.perf_counter()
+        for t in range(warmup, warmup + steps):
+            n += int(world.step(t)["users/active"])
+        seconds = time.perf_counter() - start
+        return {
+            "rate": n / seconds,
+            "load": os.getloadavg()[0],
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        }
 
 
 def measure(name: str, steps: int, warmup: int) -> dict[str, Any]:

@@ -36,6 +36,18 @@ def test_grid_cell_runs_a_world_and_reports_rate_and_memory(agent):
     assert rec["rate"] > 0 and rec["peak_mb"] > 0
 
 
+def test_an_in_process_cell_leaves_the_thread_settings_as_they_were():
+    """The worker limits threads as `simlab run` does and restores them when it returns."""
+    import os
+
+    import torch
+
+    keys = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    before = ({k: os.environ.get(k) for k in keys}, torch.get_num_threads())
+    grid.worker({"agent": "mf", "users": 100, "candidates": 30, "steps": 1, "warmup": 1})
+    assert ({k: os.environ.get(k) for k in keys}, torch.get_num_threads()) == before
+
+
 @pytest.mark.parametrize("users,cands,max_gb", [(100_000, 10_000, 2.0), (10_000, 10_000, 0.1)])
 def test_grid_skips_cells_whose_scores_do_not_fit(users, cands, max_gb):
     """A cell over --max-gb is skipped with its size named, without starting a process."""
