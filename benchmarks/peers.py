@@ -38,15 +38,22 @@ comparison). ``--recsim-agents``/``--trecs-agents`` choose the rows' agents (any
 agent, or ``recsim-cf``). ``--profile`` adds the simlab runs' top functions (ms per step);
 ``--threads N`` caps BLAS/TensorFlow threads in every run (the rates of small-matrix BLAS
 calls suffer badly when a core is busy with something else); ``--json`` keeps every record.
-Every measurement runs ``--repeats`` times (default 2, each in a fresh process) and the
-fastest run counts: on a shared machine other work only slows a run down. Inside a RecSim
-NG run of up to 200k user-steps the timed ``execute`` is also repeated three times (the
+Every measurement runs ``--repeats`` times (default 3), each in a fresh process, and the
+runs of one pair and scale are interleaved (peer, simlab agent, ..., peer, simlab agent,
+...) so load from other work falls on every side alike. The table gives each side's median
+rate (the headline ratio is median over median) and its fastest run (the minimum time: the
+least disturbed run), and every run records the 1-minute load average when it started.
+RecSim NG's ``execute(H)`` serves every user ``H + 1`` slates (its initial value holds a
+first slate and response) and is counted so; it is also run with one thread (TensorFlow
+and BLAS) and the ratio is taken against the faster of its two settings. simlab runs as
+``simlab run`` does, with ``execution.threads`` (1 by default) BLAS/torch threads. Inside a
+RecSim NG run of up to 200k user-steps the timed ``execute`` is repeated three times (the
 fastest counts). T-RECS runs one warm-up step and ``--trecs-steps`` timed steps; simlab at
 least five for a steadier rate.
 
     python benchmarks/peers.py [--quick] [--scales small large] [--steps N] [--trecs-steps N]
         [--recsim-agents recsim-cf popularity] [--trecs-agents linucb popularity]
-        [--repeats 2] [--threads N] [--profile] [--json FILE]
+        [--repeats 3] [--threads N] [--profile] [--json FILE]
 """
 
 from __future__ import annotations
@@ -72,6 +79,24 @@ from simlab.rng import Stream, numpy_generator
 from simlab.scenario import ParamsModel
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from peers_sampler import (  # noqa: E402 - after the path
+    block_width,
+    draw_from_blocks,
+    iterated_logit_draws,
+    logit_draws_,
+    logit_weights_,
+)
+
+__all__ = [
+    "RecSimCFAgent",
+    "block_width",
+    "draw_from_blocks",
+    "iterated_logit_draws",
+    "logit_draws_",
+    "logit_weights_",
+]
 WORKERS = HERE / "peers_workers"
 ATTRIBUTES = 32
 """T-RECS ``num_attributes`` = simlab ``world.dim`` of the T-RECS pair."""
@@ -121,79 +146,6 @@ WARMUP = 2
 # ============================================================================ simlab agent
 
 
-def iterated_logit_draws(
-    scores: np.ndarray, u: np.ndarray, work: np.ndarray | None = None
-) -> np.ndarray:
-    """``K`` draws without replacement by multinomial logit, by inverse CDF, per row.
-
-    Draw ``j`` picks column ``i`` with probability ``exp(s_i) / sum exp(s_m)`` over the
-    columns not drawn yet (RecSim NG's ``IteratedMultinomialLogitChoiceModel``), from the
-    uniform ``u[:, j]``. The columns are cut into about ``sqrt(C)`` blocks: a draw finds its
-    block from the block masses (less what was drawn), then its column inside the block, so
-    a row costs one pass to sum the blocks and ``O(K sqrt(C))`` per draw, not ``O(K C)``.
-
-    Args:
-        scores: ``(B, C)`` logits.
-        u: ``(B, K)`` uniforms on (0, 1), ``K <= C``.
-        work: optional float32 scratch of shape ``(B, nblocks * size)`` for the weights,
-            reused from call to call (fresh memory is slow to touch the first time).
-
-    Returns:
-        ``(B, K)`` distinct column indices per row, in draw order.
-
-    >>> s = np.array([[0.0, 50.0, 0.0, 49.0, -9.0]])
-    >>> iterated_logit_draws(s, np.array([[0.5, 0.5, 0.99]])).tolist()
-    [[1, 3, 2]]
-    """
-    b, c = scores.shape
-    k = u.shape[1]
-    size = max(1, int(np.ceil(np.sqrt(c))))
-    nblocks = -(-c // size)
-    width = nblocks * size
-    if work is None or work.shape != (b, width) or work.dtype != np.float32:
-        w = np.zeros((b, width), np.float32)
-    else:
-        w = work
-        w[:, c:] = 0.0  # the padding weighs nothing
-    np.subtract(scores, scores.max(axis=1, keepdims=True), out=w[:, :c])
-    np.exp(w[:, :c], out=w[:, :c])
-    blocks = w.reshape(b, nblocks, size).sum(axis=2, dtype=np.float64)  # (B, nblocks)
-    # every block of every row as a row of a strided view: a block is one contiguous copy
-    block_rows = np.lib.stride_tricks.as_strided(
-        w, shape=(b * width - size + 1, size), strides=(w.itemsize, w.itemsize), writeable=False
-    )
-    rows = np.arange(b)
-    chosen = np.empty((b, k), np.int64)
-    # cumulative sums run along the short axes column by column over all rows, in
-    # (blocks, B) and (size, B) layouts: the same additions in the same order as cumsum
-    blocks_t = np.ascontiguousarray(blocks.T)  # (nblocks, B)
-    cum = np.empty_like(blocks_t)
-    run = np.empty((size, b))
-    for j in range(k):  # slate positions, vectorised over rows
-        cum[0] = blocks_t[0]
-        for i in range(1, nblocks):
-            np.add(cum[i - 1], blocks_t[i], out=cum[i])
-        x = u[:, j] * cum[-1]
-        blk = np.minimum((cum <= x).sum(axis=0), nblocks - 1)
-        x -= cum[blk, rows] - blocks_t[blk, rows]  # position inside the block
-        cols = blk[:, None] * size + np.arange(size)  # (B, size)
-        inner = block_rows[rows * width + blk * size].astype(np.float64)  # w[rows, cols]
-        for m in range(j):  # columns drawn earlier in this block weigh nothing now
-            inner[cols == chosen[:, m, None]] = 0.0
-        run[0] = inner[:, 0]
-        for i in range(1, size):
-            np.add(run[i - 1], inner[:, i], out=run[i])
-        pos = np.minimum((run <= x).sum(axis=0), size - 1)
-        chosen[:, j] = blk * size + pos
-        inner[rows, pos] = 0.0
-        blocks_t[blk, rows] = inner.sum(axis=1)  # re-summed, not subtracted: no cancellation
-    srt = np.sort(chosen, axis=1)
-    bad = (srt[:, 1:] == srt[:, :-1]).any(axis=1) | (srt[:, -1] >= c)
-    if bad.any():  # float rounding at an edge of vanishing mass: the top K instead
-        chosen[bad] = np.argsort(-scores[bad], axis=1, kind="stable")[:, :k]
-    return chosen
-
-
 class RecSimCFAgent(Agent):
     """A numpy port of RecSim NG's stock ``CollabFilteringRecommender`` (untrained).
 
@@ -237,17 +189,10 @@ class RecSimCFAgent(Agent):
         self._ctime = np.zeros((ctx.num_users, p.history_length), np.float32)
         self._weights: dict[str, np.ndarray] | None = None
         self._draws = Stream(self.seed, "agent/recsim-cf/slate")
-        self._work: dict[str, np.ndarray] = {}  # scratch reused from step to step
+        self._torch: dict[str, Any] | None = None  # torch views, rebuilt after unpickling
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_work": {}}
-
-    def _scratch(self, name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
-        """A scratch array kept between steps (touching fresh memory is slow)."""
-        a = self._work.get(name)
-        if a is None or a.shape != shape or a.dtype != dtype:
-            a = self._work[name] = np.zeros(shape, dtype)
-        return a
+        return {**self.__dict__, "_torch": None}
 
     def _build(self, num_docs: int) -> dict[str, np.ndarray]:
         """Random weights like Keras' initialisers (truncated normal embeddings, Glorot)."""
@@ -276,40 +221,115 @@ class RecSimCFAgent(Agent):
             "w2": glorot(p.hidden, p.embed_dim),
         }
 
+    def _torch_weights(self, num_docs: int) -> dict[str, Any]:
+        """The weights as torch tensors, the first dense layer folded into the documents.
+
+        ``[embedding, time]`` of history slot ``h`` times the slot's rows of ``w1`` is, for
+        the embedding part, a row of ``slot_doc[h] = doc_embedding @ w1[h rows]``: the first
+        layer is a sum of ``H`` gathered rows (an ``embedding_bag``) plus ``time @ w1_time``,
+        the same function as the flattened ``(B, H * (E + 1)) @ w1`` product.
+        """
+        import torch
+
+        if self._weights is None:
+            self._weights = self._build(num_docs)
+        if self._torch is None:
+            p, w = self.params, self._weights
+            e = p.embed_dim
+            w1 = w["w1"].reshape(p.history_length, e + 1, p.hidden)  # (H, E + 1, hidden)
+            slot_doc = np.einsum("ne,heo->hno", w["doc"][:, :e], w1[:, :e])  # (H, N + 1, hidden)
+            self._torch = {
+                "slot_doc": torch.from_numpy(slot_doc.reshape(-1, p.hidden).copy()),
+                "w1_time": torch.from_numpy(np.ascontiguousarray(w1[:, e])),  # (H, hidden)
+                "w2": torch.from_numpy(w["w2"]),
+                "proposal": torch.from_numpy(w["proposal"]),
+                "num_rows": slot_doc.shape[1],
+            }
+        return self._torch
+
+    def _users(self, obs: Observation) -> Any:
+        """``(B, embed_dim)`` float32 tensor: the user embeddings of the served users."""
+        import torch
+        import torch.nn.functional as F
+
+        p = self.params
+        tw = self._torch_weights(int(obs.catalog.item_ids.max()) + 1)
+        n = tw["num_rows"]
+        slots = torch.from_numpy(self._docs[obs.user_ids])  # (B, H) document ids, 0 = none
+        slots += torch.arange(p.history_length) * n  # row of slot h's table
+        h = F.embedding_bag(slots, tw["slot_doc"], mode="sum")  # (B, hidden)
+        h.addmm_(torch.from_numpy(self._ctime[obs.user_ids]), tw["w1_time"])
+        h = F.leaky_relu(h, p.leaky_slope)
+        return h @ tw["w2"]
+
     def scores(self, obs: Observation) -> np.ndarray:
         """``(B, C)`` scores of every candidate document for every served user."""
-        p = self.params
-        cat = obs.catalog
-        if self._weights is None:
-            self._weights = self._build(int(cat.item_ids.max()) + 1)
-        w = self._weights
-        b = obs.user_ids.shape[0]
-        # (B, H, embed_dim + 1): one gather, into a scratch array
-        feats = self._scratch("feats", (b, p.history_length, w["doc"].shape[1]), np.float32)
-        np.take(w["doc"], self._docs[obs.user_ids], axis=0, out=feats)
-        feats[..., -1] = self._ctime[obs.user_ids]  # [embedding, consumed time] per slot
-        h = feats.reshape(b, -1) @ w["w1"]  # Keras Dense: zero bias at initialisation
-        h = np.where(h > 0, h, p.leaky_slope * h)
-        users = h @ w["w2"]
+        users = self._users(obs)
+        tw = self._torch
         cands = obs.candidates[0] if obs.shared_candidates else obs.candidates
-        docs = w["proposal"][cands + 1]  # simlab document i is RecSim NG document i + 1
+        docs = tw["proposal"][np.asarray(cands) + 1]  # simlab document i is RecSim NG's i + 1
         if obs.shared_candidates:
-            return users @ docs.T
-        return np.einsum("bd,bcd->bc", users, docs)
+            return (users @ docs.T).numpy()
+        return (users.unsqueeze(1) * docs).sum(-1).numpy()
 
     def act(self, obs: Observation) -> Slates:
-        """Slates drawn by iterated multinomial logit over the scores (or their top K)."""
-        s = self.scores(obs)
-        k = obs.slate_size
-        if self.params.sample:
-            u = self._draws.uniform(obs.user_ids, obs.step, size=k)
-            c = s.shape[1]
-            size = max(1, int(np.ceil(np.sqrt(c))))
-            work = self._scratch("weights", (s.shape[0], -(-c // size) * size), np.float32)
-            idx = iterated_logit_draws(s, u, work)
-        else:
-            import torch  # torch.topk is several times faster than numpy's argpartition
+        """Slates drawn by iterated multinomial logit over the scores (or their top K).
 
+        Users are scored and their scores turned into softmax weights and block masses in
+        blocks of :attr:`BLOCK` rows (a block's ``(rows, C)`` scores stay in cache from the
+        product to the masses), into one ``(B, W)`` buffer reused from step to step; then
+        every user's slate is drawn by a few batched calls over all rows.
+        """
+        import torch
+
+        k = obs.slate_size
+        if not obs.shared_candidates:
+            return self._slates(obs, self.scores(obs), k)
+        users = self._users(obs)
+        c = obs.candidates.shape[1]
+        width = block_width(c)
+        docs_t = torch.zeros((users.shape[1], width), dtype=torch.float32)  # (E, W) padded
+        docs_t[:, :c] = self._torch["proposal"][obs.candidates[0] + 1].T
+        b = users.shape[0]
+        u = torch.from_numpy(self._draws.uniform(obs.user_ids, obs.step, size=k))
+        rows = max(1, min(b, self.BLOCK * 512 // max(c, 1)))
+        buf = self._buffer((b, width))  # the whole step's weights, reused step to step
+        if not self.params.sample:
+            idx = torch.empty((b, k), dtype=torch.int64)
+        else:
+            nblocks = width // max(1, int(np.ceil(np.sqrt(c))))
+            blocks = torch.empty((b, nblocks), dtype=torch.float64)
+        for lo in range(0, b, rows):  # scores and weights block by block, in cache
+            hi = min(b, lo + rows)
+            s = torch.mm(users[lo:hi], docs_t, out=buf[lo:hi])
+            if self.params.sample:
+                blocks[lo:hi] = logit_weights_(s, c)
+            else:
+                idx[lo:hi] = torch.topk(s[:, :c], k, dim=1).indices
+        if self.params.sample:  # the draws over all rows at once: few batched calls
+            idx = draw_from_blocks(buf, blocks, c, u)
+        return Slates(obs.user_ids, obs.candidates[0][idx.numpy()])
+
+    BLOCK = 1024
+    """Rows per block at 512 candidates (fewer rows for more candidates): 2 MB of scores
+    stay in cache from the product to the block masses."""
+
+    def _buffer(self, shape: tuple[int, int]) -> Any:
+        """A float32 scratch tensor of ``shape`` kept between steps (fresh memory is slow)."""
+        import torch
+
+        buf = self._torch.get("buffer")
+        if buf is None or buf.shape[1] != shape[1] or buf.shape[0] < shape[0]:
+            buf = self._torch["buffer"] = torch.empty(shape, dtype=torch.float32)
+        return buf[: shape[0]]
+
+    def _slates(self, obs: Observation, s: np.ndarray, k: int) -> Slates:
+        """Slates from ``(B, C)`` per-user-candidate scores (the unshared case)."""
+        import torch
+
+        if self.params.sample:
+            idx = iterated_logit_draws(s, self._draws.uniform(obs.user_ids, obs.step, size=k))
+        else:
             idx = torch.topk(torch.from_numpy(s), k, dim=1).indices.numpy()
         return Slates(obs.user_ids, np.take_along_axis(obs.candidates, idx, axis=1))
 
@@ -377,6 +397,7 @@ def simlab_worker(spec: dict[str, Any]) -> dict[str, Any]:
     under cProfile, whose top functions by own time join the record).
     """
     from simlab import registry
+    from simlab.execution.threads import ThreadLimit
     from simlab.scenario import parse_scenario
     from simlab.world import World
 
@@ -385,37 +406,43 @@ def simlab_worker(spec: dict[str, Any]) -> dict[str, Any]:
     steps, warmup = int(spec["steps"]), int(spec["warmup"])
     build = recsim_scenario if spec["pair"] == "recsim-ng" else trecs_scenario
     scenario = parse_scenario(build(scale, warmup + steps, spec["agent"]))
+    load = os.getloadavg()[0]
     t1 = time.perf_counter()
-    world = World(scenario, 0, seed=int(spec.get("seed", 0)))
-    for t in range(warmup):
-        world.step(t)
-    profiler = None
-    if spec.get("profile"):
-        import cProfile
+    # as `simlab run` does; restored on return (the worker may run in-process)
+    with ThreadLimit(scenario.execution.threads) as limit:
+        world = World(scenario, 0, seed=int(spec.get("seed", 0)))
+        limit.settle()  # the agent may have imported torch
+        for t in range(warmup):
+            world.step(t)
+        profiler = None
+        if spec.get("profile"):
+            import cProfile
 
-        profiler = cProfile.Profile()
-        profiler.enable()
-    t2 = time.perf_counter()
-    user_steps, engagement = 0, 0.0
-    for t in range(warmup, warmup + steps):
-        row = world.step(t)
-        user_steps += int(row["users/active"])
-        engagement += float(row["engagement/mean"]) * int(row["users/active"])
-    timed = time.perf_counter() - t2
-    record = {
-        "side": "simlab",
-        "agent": spec["agent"],
-        "user_steps_per_s": user_steps / timed,
-        "steady_s": timed,
-        "steps": steps,
-        "setup_s": t2 - t1,
-        "reward_per_user_step": engagement / max(user_steps, 1),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-    }
-    if profiler is not None:
-        profiler.disable()
-        record["profile"] = _top_functions(profiler, steps)
-    return record
+            profiler = cProfile.Profile()
+            profiler.enable()
+        t2 = time.perf_counter()
+        user_steps, engagement = 0, 0.0
+        for t in range(warmup, warmup + steps):
+            row = world.step(t)
+            user_steps += int(row["users/active"])
+            engagement += float(row["engagement/mean"]) * int(row["users/active"])
+        timed = time.perf_counter() - t2
+        record = {
+            "side": "simlab",
+            "agent": spec["agent"],
+            "user_steps_per_s": user_steps / timed,
+            "steady_s": timed,
+            "steps": steps,
+            "setup_s": t2 - t1,
+            "reward_per_user_step": engagement / max(user_steps, 1),
+            "load_average": load,
+            "threads": scenario.execution.threads,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        }
+        if profiler is not None:
+            profiler.disable()
+            record["profile"] = _top_functions(profiler, steps)
+        return record
 
 
 def _top_functions(profiler: Any, steps: int, n: int = 12) -> list[list[Any]]:
@@ -532,7 +559,11 @@ def trecs_cmd(python: Path, scale: Scale, steps: int) -> list[str]:
 
 @dataclass
 class Row:
-    """One line of the table: a peer run and a simlab run of the same workload."""
+    """One line of the table: the peer's runs and simlab's runs of the same workload.
+
+    ``peer`` and ``simlab`` are summaries (:func:`summarise`) of interleaved repeats;
+    ``peer_1t`` is the peer with one thread (RecSim NG only; ``None`` otherwise).
+    """
 
     pair: str
     scale: str
@@ -540,30 +571,61 @@ class Row:
     agent: str
     peer: dict[str, Any]
     simlab: dict[str, Any]
+    peer_1t: dict[str, Any] | None = None
 
     @property
     def label(self) -> str:
         """``pair / simlab agent``."""
         return f"{self.pair} / {self.agent}"
 
+    def _peers(self) -> list[dict[str, Any]]:
+        return [p for p in (self.peer, self.peer_1t) if p is not None]
+
     @property
     def ratio(self) -> float:
-        """The simlab rate over the peer's (user-steps/s)."""
-        return self.simlab["user_steps_per_s"] / self.peer["user_steps_per_s"]
+        """The simlab median rate over the faster peer setting's median (user-steps/s)."""
+        return self.simlab["user_steps_per_s"] / max(p["user_steps_per_s"] for p in self._peers())
+
+    @property
+    def ratio_best(self) -> float:
+        """The simlab fastest run over the peer's fastest run (any thread setting)."""
+        best = max(p.get("best_rate", p["user_steps_per_s"]) for p in self._peers())
+        return self.simlab.get("best_rate", self.simlab["user_steps_per_s"]) / best
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One record of a measurement's repeats: the median run, with every run's rate.
+
+    ``user_steps_per_s`` is the median rate (the headline), ``best_rate`` the fastest run
+    (the least disturbed one on a shared machine: the minimum time), ``all_rates`` and
+    ``load_averages`` every run's rate and the 1-minute load average when it started.
+    """
+    order = sorted(runs, key=lambda r: r["user_steps_per_s"])
+    rates = [r["user_steps_per_s"] for r in order]
+    record = dict(order[(len(order) - 1) // 2])
+    record["user_steps_per_s"] = float(np.median(rates))
+    record["best_rate"] = rates[-1]
+    record["all_rates"] = [r["user_steps_per_s"] for r in runs]
+    record["load_averages"] = [r.get("load_average", float("nan")) for r in runs]
+    return record
 
 
 def format_table(rows: list[Row]) -> str:
-    """The result table: rates, ratio and peak memory of every pair, scale and agent."""
+    """The result table: median and best rates, ratios and peak memory of every row."""
     head = (
-        f"{'pair / simlab agent':<24}{'scale':<30}{'peer u-s/s':>12}{'simlab u-s/s':>14}"
-        f"{'simlab/peer':>13}{'peer MB':>9}{'simlab MB':>11}"
+        f"{'pair / simlab agent':<24}{'scale':<30}{'peer med':>11}{'peer 1t':>10}"
+        f"{'simlab med':>12}{'simlab best':>12}{'ratio med':>10}{'ratio best':>11}"
+        f"{'peer MB':>9}{'simlab MB':>10}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
+        one = f"{r.peer_1t['user_steps_per_s']:>10,.0f}" if r.peer_1t else f"{'-':>10}"
         lines.append(
-            f"{r.label:<24}{r.scale + ' ' + r.sizes:<30}{r.peer['user_steps_per_s']:>12,.0f}"
-            f"{r.simlab['user_steps_per_s']:>14,.0f}{r.ratio:>12.1f}x"
-            f"{r.peer['peak_rss_mb']:>9.0f}{r.simlab['peak_rss_mb']:>11.0f}"
+            f"{r.label:<24}{r.scale + ' ' + r.sizes:<30}{r.peer['user_steps_per_s']:>11,.0f}"
+            f"{one}{r.simlab['user_steps_per_s']:>12,.0f}"
+            f"{r.simlab.get('best_rate', r.simlab['user_steps_per_s']):>12,.0f}"
+            f"{r.ratio:>9.1f}x{r.ratio_best:>10.1f}x"
+            f"{r.peer['peak_rss_mb']:>9.0f}{r.simlab['peak_rss_mb']:>10.0f}"
         )
     return "\n".join(lines)
 
@@ -611,7 +673,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="simlab agents of the T-RECS pair",
     )
     ap.add_argument(
-        "--repeats", type=int, default=2, help="runs of each measurement; the fastest counts"
+        "--repeats", type=int, default=3, help="interleaved runs of each measurement (median)"
     )
     ap.add_argument("--threads", type=int, default=None, help="cap BLAS/TF threads per run")
     ap.add_argument("--profile", action="store_true", help="profile the simlab runs")
@@ -632,54 +694,70 @@ def _sizes(users: int, items: int, slate: int, what: str, tail: str) -> str:
     return f"{u} u/{items} {what}/K={slate}/{tail}"
 
 
-def best_of(repeats: int, cmd: list[str], timeout: float, env: dict[str, str]) -> dict[str, Any]:
-    """The record of the fastest of ``repeats`` runs of ``cmd``, with every run's rate.
+def interleaved(
+    repeats: int, jobs: dict[str, tuple[list[str], dict[str, str]]], timeout: float
+) -> dict[str, dict[str, Any]]:
+    """Each job's :func:`summarise` record of ``repeats`` interleaved runs in fresh processes.
 
-    On a shared machine other work only ever slows a run down, so the fastest run is the
-    least disturbed one (the reasoning of ``timeit``).
+    The jobs run a, b, c, a, b, c, ...
+
+    Interleaving spreads a burst of load from other work over every job alike, so the ratio
+    of two medians compares runs made under the same conditions.
     """
-    runs = [run_child(cmd, timeout, env) for _ in range(repeats)]
-    best = max(runs, key=lambda r: r["user_steps_per_s"])
-    best["all_rates"] = [r["user_steps_per_s"] for r in runs]
-    return best
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in jobs}
+    for i in range(repeats):
+        for name, (cmd, env) in jobs.items():
+            record = run_child(cmd, timeout, env)
+            runs[name].append(record)
+            _progress(
+                f"  {name} #{i + 1}: {record['user_steps_per_s']:,.0f} user-steps/s "
+                f"(load {record.get('load_average', float('nan')):.2f})"
+            )
+    return {name: summarise(r) for name, r in runs.items()}
 
 
 def run_pairs(args: argparse.Namespace, pythons: dict[str, Path]) -> list[Row]:
-    """Every pair at every scale, peer first; progress lines as it goes."""
+    """Every pair at every scale, its jobs interleaved; progress lines as it goes."""
     presets = QUICK if args.quick else SCALES
     env = child_env(args.threads)
+    one = child_env(1)
     n = args.repeats
     rows: list[Row] = []
-
-    def simlab_rows(pair: str, sc: Scale, name: str, sizes: str, agents, steps, peer) -> None:
-        for agent in agents:
-            mine = best_of(n, simlab_cmd(pair, sc, agent, steps, args.profile), args.timeout, env)
-            _progress(f"  simlab {agent}: {_rates(mine)} user-steps/s")
-            rows.append(Row(pair, name, sizes, agent, peer, mine))
-
     for name in args.scales:
         sc = presets[name]
         if "recsim-ng" in pythons:
             steps = args.steps or sc.steps
             sizes = _sizes(sc.users, sc.docs, sc.slate, "d", f"{steps} st")
             _progress(f"RecSim NG interest evolution, {name}: {sizes}")
-            peer = best_of(n, recsim_cmd(pythons["recsim-ng"], sc, steps), args.timeout, env)
-            peer["reward_per_user_step"] = peer["mean_cumulative_reward"] / steps
-            _progress(f"  recsim-ng: {_rates(peer)} user-steps/s")
-            simlab_rows("recsim-ng", sc, name, sizes, args.recsim_agents, steps, peer)
+            cmd = recsim_cmd(pythons["recsim-ng"], sc, steps)
+            jobs = {"recsim-ng": (cmd, env)}
+            if args.threads != 1:
+                jobs["recsim-ng 1 thread"] = (cmd, one)
+            for agent in args.recsim_agents:
+                jobs[agent] = (simlab_cmd("recsim-ng", sc, agent, steps, args.profile), env)
+            got = interleaved(n, jobs, args.timeout)
+            peer = got["recsim-ng"]
+            for record in (peer, got.get("recsim-ng 1 thread")):
+                if record is not None:
+                    record["reward_per_user_step"] = record["mean_cumulative_reward"] / steps
+            for agent in args.recsim_agents:
+                rows.append(
+                    Row("recsim-ng", name, sizes, agent, peer, got[agent],
+                        got.get("recsim-ng 1 thread"))
+                )  # fmt: skip
         if "trecs" in pythons:
             steps = args.trecs_steps or sc.trecs_steps
             sizes = _sizes(sc.trecs_users, sc.trecs_items, sc.trecs_slate, "i", f"A={ATTRIBUTES}")
             _progress(f"T-RECS ContentFiltering, {name}: {sizes}, {steps} timed steps")
-            peer = best_of(n, trecs_cmd(pythons["trecs"], sc, steps), args.timeout, env)
-            _progress(f"  trecs: {_rates(peer)} user-steps/s")
+            jobs = {"trecs": (trecs_cmd(pythons["trecs"], sc, steps), env)}
             # simlab steps are cheap: time at least 5 for a steadier rate
-            simlab_rows("trecs", sc, name, sizes, args.trecs_agents, max(steps, 5), peer)
+            for agent in args.trecs_agents:
+                cmd = simlab_cmd("trecs", sc, agent, max(steps, 5), args.profile)
+                jobs[agent] = (cmd, env)
+            got = interleaved(n, jobs, args.timeout)
+            for agent in args.trecs_agents:
+                rows.append(Row("trecs", name, sizes, agent, got["trecs"], got[agent]))
     return rows
-
-
-def _rates(record: dict[str, Any]) -> str:
-    return " / ".join(f"{rate:,.0f}" for rate in record["all_rates"])
 
 
 def _progress(line: str) -> None:
@@ -708,6 +786,11 @@ def main(argv: list[str] | None = None) -> None:
         f"{os.getloadavg()[0]:.1f} at end; {time.perf_counter() - start:.0f} s in all"
     )
     print(format_table(rows))
+    print(
+        "med: median of the interleaved runs; best: the fastest run; ratio med: simlab's "
+        "median over the faster peer setting's median (RecSim NG: default threads or 1 "
+        "thread); loads at each run's start are in --json."
+    )
     print(
         "popularity (simlab's cheapest agent, item click counts) shows the ceiling of simlab's "
         "loop at a size; it is not an equal-work comparison."

@@ -258,7 +258,7 @@ class UserShard:
             slate_rows=rows,
             history_topics=history_topics,
         )
-        parts = {name: m.partial(snap) for name, m in self.metrics.items()}
+        parts = {name: m.partial(snap) for name, m in self.metrics.items() if m.due(t)}
         n = content.catalog.num_items
         if is_row_broadcast(rows):  # one slate shown to every user
             exposure = np.bincount(rows[0], minlength=n) * rows.shape[0]

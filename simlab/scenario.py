@@ -206,8 +206,17 @@ class PlatformSection(StrictModel):
 
 
 class MeasuresSection(StrictModel):
-    """How often and on how much the expensive (pairwise) measures are computed."""
+    """How often and on how much the expensive measures are computed."""
 
+    every: int = Field(
+        1,
+        gt=0,
+        le=1_000_000,
+        description="Steps between the expensive population-wide measures (metric groups "
+        "that declare themselves cadenced: `topics`); their columns are NaN on the steps "
+        "between, and step 0 and the run's last step are always measured. Per-step "
+        "measures (engagement, exposure, source, creators, ...) stay exact every step.",
+    )
     pairwise_every: int = Field(
         1,
         gt=0,

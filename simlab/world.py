@@ -54,6 +54,7 @@ class WorldContext:
         num_users: size of the user population (0 until the users are built).
         user_range: ``(lo, hi)``: a user model built with it holds only users
             ``lo..hi-1`` (one user shard); ``None`` means every user.
+        measure_every: steps between cadenced (expensive) measures (``measures.every``).
         pairwise_every: steps between pairwise measures (``measures.pairwise_every``).
         pairwise_pairs: user pairs they sample (``measures.pairwise_pairs``).
     """
@@ -69,6 +70,7 @@ class WorldContext:
     user_range: tuple[int, int] | None = None
     pairwise_every: int = 1
     pairwise_pairs: int = 2000
+    measure_every: int = 1
 
     @classmethod
     def from_scenario(cls, scenario: Scenario, seed: int) -> WorldContext:
@@ -83,6 +85,7 @@ class WorldContext:
             history_length=scenario.platform.history_length,
             pairwise_every=scenario.measures.pairwise_every,
             pairwise_pairs=scenario.measures.pairwise_pairs,
+            measure_every=scenario.measures.every,
         )
 
 

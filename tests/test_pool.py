@@ -79,6 +79,39 @@ def test_thread_limit_sets_and_restores_blas_and_torch_threads():
         torch.set_num_threads(outside)
 
 
+@pytest.mark.parametrize("threads,env", [(1, None), (1, "3"), (0, None), (0, "2")])
+def test_a_library_imported_inside_the_limit_starts_limited(threads, env):
+    """Torch imported lazily inside ThreadLimit (an agent's first step) gets its threads.
+
+    The thread variables are as before once the block ends.
+    """
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import os\n"
+        "from simlab.execution.threads import ThreadLimit\n"
+        "before = os.environ.get('OMP_NUM_THREADS')\n"
+        f"with ThreadLimit({threads}):\n"
+        "    import torch\n"
+        "    inside = torch.get_num_threads()\n"
+        "print(inside, before == os.environ.get('OMP_NUM_THREADS'))\n"
+    )
+    child = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        child.pop(var, None)
+    if env is not None:
+        child["OMP_NUM_THREADS"] = env
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=child, check=True
+    ).stdout.split()
+    expected = threads if threads else (int(env) if env else None)
+    if expected is not None:
+        assert int(out[0]) == expected
+    assert out[1] == "True"
+
+
 def test_an_unguarded_script_gets_the_fix_not_a_run_per_worker(tmp_path):
     """A script that starts a run at import, with workers, stops with the guard to add."""
     import os

@@ -15,8 +15,11 @@ the slate size is a parameter (that function fixes it at 2).
 
 Timing. ``TFRuntime(graph_compile=True).execute(num_steps=H)`` runs the whole horizon in one
 traced ``tf.while_loop``. The first call traces the graph (one-off set-up); the second call,
-with the same ``H``, reuses the trace, so its time is the steady-state cost of ``H`` steps
-of every user. One user-step is one user served one slate and responding.
+with the same ``H``, reuses the trace, so its time is the steady-state cost of the run.
+``execute(H)`` computes the network's initial value (``initial_step``: a first slate and a
+first response of every user) and then ``H`` transitions, so one call serves every user
+``H + 1`` slates: the rate counts ``users * (H + 1)`` user-steps. One user-step is one user
+served one slate and responding.
 
     python recsim_ng_bench.py --users 1000 --docs 100 --slate 2 --horizon 100 --out r.json
 """
@@ -92,13 +95,15 @@ def run(args: argparse.Namespace) -> dict:
         float(tf.reduce_mean(last["metrics state"].get("cumulative_reward")))  # force the run
         times.append(time.perf_counter() - t3)
     steady_s = min(times)
-    user_steps = args.users * args.horizon
+    # initial_step() serves and answers one slate per user, then H transitions: H + 1
+    user_steps = args.users * (args.horizon + 1)
     return {
         "peer": "recsim-ng",
         "users": args.users,
         "docs": args.docs,
         "slate": args.slate,
         "horizon": args.horizon,
+        "responses_per_user": args.horizon + 1,
         "topics": args.topics,
         "user_steps_per_s": user_steps / steady_s,
         "steady_s": steady_s,
@@ -106,6 +111,8 @@ def run(args: argparse.Namespace) -> dict:
         "import_s": import_s,
         "first_call_s": first_s,
         "mean_cumulative_reward": reward,
+        "load_average": os.getloadavg()[0],
+        "threads": os.environ.get("TF_NUM_INTRAOP_THREADS", "default"),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "versions": {"tensorflow": tf.__version__, "recsim_ng": dist_version("recsim-ng")},
     }

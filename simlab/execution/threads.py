@@ -5,11 +5,14 @@ running anything else, several spinning pools make numeric code several times sl
 ALS refit took 5x longer with two BLAS threads on a loaded 2-core machine than with one).
 simlab therefore runs trials with ``execution.threads`` threads per library (1 by default)
 and uses more cores on purpose, with more processes (``execution.workers``) or Ray shards.
-:class:`ThreadLimit` sets that through ``threadpoolctl`` (BLAS, OpenMP) and torch.
+:class:`ThreadLimit` sets that through ``threadpoolctl`` (BLAS, OpenMP) and torch, and,
+for a library not imported yet (an agent that imports torch at its first step), through the
+``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` variables those libraries read when they load.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -27,6 +30,7 @@ class ThreadLimit:
         self.threads = int(threads)
         self._limits: list[Any] = []
         self._torch_before: int | None = None
+        self._env_before: dict[str, str | None] = {}
 
     def __enter__(self) -> ThreadLimit:
         self.settle()
@@ -45,6 +49,11 @@ class ThreadLimit:
         self._limits.append(threadpool_limits(limits=self.threads))
         if torch is not None:
             torch.set_num_threads(self.threads)
+        # libraries loaded later (torch imported lazily by an agent) read these at import
+        for var in _ENV_VARS:
+            if var not in self._env_before:
+                self._env_before[var] = os.environ.get(var)
+            os.environ[var] = str(self.threads)
 
     def __exit__(self, *exc: object) -> None:
         for lim in reversed(self._limits):
@@ -54,3 +63,13 @@ class ThreadLimit:
         if torch is not None and self._torch_before is not None:
             torch.set_num_threads(self._torch_before)
         self._torch_before = None
+        for var, value in self._env_before.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+        self._env_before.clear()
+
+
+_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+"""Thread-count variables numeric libraries read when they are first imported."""

@@ -157,6 +157,10 @@ class Metric:
     summary: ClassVar[dict[str, str]] = {}
     # optional: whether a scenario without a `metrics` list measures this group
     on_by_default: ClassVar[bool] = True
+    # optional: an expensive, stateless population-wide measure that a scenario may take
+    # every `measures.every` steps only (NaN between; step 0 and the last step always).
+    # Only for groups whose value at a step does not depend on earlier steps being measured.
+    cadenced: ClassVar[bool] = False
 
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
@@ -184,6 +188,17 @@ class Metric:
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement reduce()")
 
+    def due(self, step: int) -> bool:
+        """Whether the group is measured at ``step`` (always, unless it is ``cadenced``).
+
+        A cadenced group is measured at the steps that are multiples of
+        ``measures.every`` (``ctx.measure_every``) and at the run's last step.
+        """
+        every = int(getattr(self.ctx, "measure_every", 1) or 1)
+        if not self.cadenced or every <= 1 or step % every == 0:
+            return True
+        return step == int(getattr(self.ctx, "steps", 0)) - 1
+
     @classmethod
     def value_range(cls, column: str) -> tuple[float | None, float | None] | None:
         """The declared ``(low, high)`` range of ``column``, or None when it declares none."""
@@ -199,8 +214,13 @@ class Metric:
     ) -> dict[str, float]:
         """Measure one step, store it in ``history`` and return it.
 
-        ``parts`` are the user shards' partials when the metric is sharded.
+        ``parts`` are the user shards' partials when the metric is sharded. A group that is
+        not :meth:`due` at the step gives NaN in every column without measuring.
         """
+        if not self.due(snap.step):
+            row = dict.fromkeys(self.columns, float("nan"))
+            self.history.append(row)
+            return dict(row)
         raw = self.reduce(parts, snap) if parts is not None else self.measure(snap)
         row = {c: float(v) for c, v in raw.items()}
         self.history.append(row)

@@ -113,6 +113,7 @@ class TopicMetric(Metric):
     """
 
     name = "topics"
+    cadenced = True  # stateless and population-wide: `measures.every` may thin it out
     columns = (
         "echo/interest_entropy",
         "echo/interest_degeneracy",
