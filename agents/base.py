@@ -97,6 +97,13 @@ class Agent:
         """
         return None
 
+    def serving_blocker(self) -> str | None:
+        """Why this instance must serve centrally despite ``serving = "replica"`` (None: it can).
+
+        For settings that make ``act`` keep state (e.g. a per-user memory it writes).
+        """
+        return None
+
     def serving_state(self) -> dict[str, Any]:
         """What a serving replica needs to act as this agent would (default: :meth:`state_dict`).
 

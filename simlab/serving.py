@@ -81,6 +81,10 @@ def replica_blocker(world: World) -> str | None:
     mode = serving_mode(world.agent)
     if mode != "replica":
         return f"agent '{world.agent_label}' serves {mode}"
+    blocker = getattr(world.agent, "serving_blocker", None)
+    why = blocker() if blocker is not None else None
+    if why:
+        return f"agent '{world.agent_label}': {why}"
     if getattr(world.agent, "privileged", False):
         return f"agent '{world.agent_label}' reads latent truth"
     if reranker_specs(sc, world.agent_index):

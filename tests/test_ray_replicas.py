@@ -26,7 +26,11 @@ def _replica_agents() -> list[str]:
 
 
 REPLICA_AGENTS = _replica_agents()
-SMALL_MODELS = {"mf": {"factors": 4, "epochs": 2}, "gru4rec": {"factors": 4, "epochs": 1}}
+SMALL_MODELS = {
+    "mf": {"factors": 4, "epochs": 2},
+    "gru4rec": {"factors": 4, "epochs": 1},
+    "two-tower": {"factors": 4, "epochs": 1},
+}
 WORLD = [
     "users.num_users=120",
     "users.drift_rate=0.05",
@@ -54,32 +58,40 @@ def test_every_shipped_agent_declares_a_known_serving_mode():
 def test_replicas_give_the_local_metrics_with_1_2_and_4_shards(ray_local, agent, tmp_path):
     """Acceptance: local == Ray with replicas on 1, 2 and 4 shards, for each replica agent.
 
-    With 2 shards the rows also equal, bit for bit, the trial actor serving everyone
-    (the sharded metrics' partial sums differ from the local ones in the last bits
-    whoever serves, hence the 1e-9 tolerance against local).
+    Every agent class that declares ``serving = "replica"`` is listed (a new one is
+    covered without touching this test).
     """
     local = run_scenario(make_small(*WORLD, agents=_agent(agent)), out_dir=tmp_path / "l")
     reference = local.read_metrics()
     cols = local.manifest["metric_columns"]
-    runs = {}
-    for shards, serving in ((1, "replicas"), (2, "replicas"), (4, "replicas"), (2, "central")):
-        sc = make_small(
-            *WORLD,
-            "execution.backend=ray",
-            f"execution.shards={shards}",
-            f"execution.serving={serving}",
-            agents=_agent(agent),
-        )
-        store = run_scenario(sc, out_dir=tmp_path / f"{serving}{shards}")
+    for shards in (1, 2, 4):
+        sc = make_small(*WORLD, "execution.backend=ray", f"execution.shards={shards}",
+                        agents=_agent(agent))  # fmt: skip
+        store = run_scenario(sc, out_dir=tmp_path / f"r{shards}")
         placement = store.manifest["trials"][0]["placement"]
-        assert placement["serving"].startswith(serving), placement
+        assert placement["serving"] == "replicas", placement
         assert len(placement["shards"]) == shards
-        df = store.read_metrics()
-        assert_same_metrics(df, reference, cols)
-        runs[(shards, serving)] = df.sort_values("step").reset_index(drop=True)
-    a, b = runs[(2, "replicas")], runs[(2, "central")]
+        assert_same_metrics(store.read_metrics(), reference, cols)
+
+
+def test_replicas_give_the_central_rows_bit_for_bit(ray_local, tmp_path):
+    """With the same shards, serving from replicas changes no bit of any row.
+
+    (The sharded metrics' partial sums differ from the local ones in the last bits whoever
+    serves, hence the 1e-9 tolerance against local above.)
+    """
+    agents = [_agent(a)[0] for a in ("popularity", "linucb", "mf", "two-tower")]
+    rows = {}
+    for serving in ("replicas", "central"):
+        sc = make_small(*WORLD, "execution.backend=ray", "execution.shards=3",
+                        f"execution.serving={serving}", agents=agents)  # fmt: skip
+        store = run_scenario(sc, out_dir=tmp_path / serving)
+        assert {t["placement"]["serving"][:7] for t in store.manifest["trials"]} == {serving[:7]}
+        rows[serving] = store.read_metrics().sort_values(["agent", "step"]).reset_index(drop=True)
+        cols = store.manifest["metric_columns"]
     for c in cols:
-        np.testing.assert_array_equal(a[c].to_numpy(float), b[c].to_numpy(float), err_msg=c)
+        a, b = rows["replicas"][c].to_numpy(float), rows["central"][c].to_numpy(float)
+        np.testing.assert_array_equal(a, b, err_msg=c)
 
 
 @pytest.mark.parametrize(
@@ -87,7 +99,16 @@ def test_replicas_give_the_local_metrics_with_1_2_and_4_shards(ray_local, agent,
     [
         (["execution.serving=central"], [{"model": "popularity"}], "execution.serving"),
         ([], [{"model": "oracle"}], "serves central"),
-        (["users.model=chaney"], [{"model": "social-filtering"}], "serves central"),
+        (
+            ["users.model=chaney", ("content", {"model": "chaney-items", "initial_items": 50})],
+            [{"model": "social-filtering"}],
+            "serves central",
+        ),
+        (
+            [],
+            [{"model": "two-tower", "history_frozen_at": 3}],
+            "history_frozen_at keeps histories",
+        ),
         ([], [{"model": "diag-linucb"}], "serves central"),
         (
             [("platform.rerankers", [{"model": "popularity-penalty"}])],
@@ -112,7 +133,7 @@ def test_replicas_fall_back_to_central_serving_with_a_reason(overrides, agents, 
     assert world.replicas is None  # local users: never replicas
 
 
-def _bytes_per_user_step(dim: int, candidates: int, serving: str, shards: int) -> dict:
+def _bytes_per_user_step(agent: str, dim: int, candidates: int, serving: str) -> dict:
     from simlab.execution.measure import drive_in_process
 
     sc = make_small(
@@ -122,29 +143,33 @@ def _bytes_per_user_step(dim: int, candidates: int, serving: str, shards: int) -
         "platform.slate_size=5",
         "users.num_users=400",
         "execution.backend=ray",
-        f"execution.shards={shards}",
+        "execution.shards=2",
         f"execution.serving={serving}",
-        agents=[{"model": "linucb"}],
+        agents=[{"model": agent}],
     )
     rows = drive_in_process(sc, steps=4)
     users = sum(r["users"] for r in rows)
-    return {k: sum(r[k] for r in rows) / users for k in ("to_shards", "from_shards", "model")}
+    return {k: sum(r.get(k, 0.0) for r in rows) / users for k in ("to_shards", "from_shards")}
 
 
-def test_replicas_move_o_slate_bytes_per_user_step(ray_local):
+@pytest.mark.parametrize(("agent", "record"), [("popularity", 0), ("linucb", 1)])
+def test_replicas_move_o_slate_bytes_per_user_step(ray_local, agent, record):
     """What crosses per user-step is O(slate), not O(candidates x dim).
 
-    linucb's learner also keeps the served users' profiles (d floats each): the bound is
-    K item ids, the user id, click and engagement, and d float32 of profile.
+    Back from the shards: K item ids, the user id, click and engagement (8 K + 20 bytes),
+    plus per shard the exposure counts (N,) and metric partials; linucb's learner also keeps
+    the served users' profiles (d float32 each). To the shards: a few hundred bytes per
+    shard per step. Serving centrally sends each user's C candidates to the shards.
     """
     k = 5
-    small = _bytes_per_user_step(8, 40, "replicas", 2)
-    big = _bytes_per_user_step(8, 200, "replicas", 2)
-    central = _bytes_per_user_step(8, 200, "central", 2)
-    per_user = 8 * k + 8 + 8 + 4 + 4 * 8
-    for b in (small, big):
-        assert b["to_shards"] < 8, b  # a few hundred bytes per shard per step, not per user
-        assert b["from_shards"] < per_user + 40, b  # + exposure (N,) and partials per shard
-    assert abs(big["from_shards"] - small["from_shards"]) < 8  # candidates do not matter
-    # the central path ships each user's C candidates to the shards to check the slates
-    assert central["to_shards"] > 8 * 200
+    small = _bytes_per_user_step(agent, 8, 40, "replicas")
+    big = _bytes_per_user_step(agent, 8, 200, "replicas")
+    wide = _bytes_per_user_step(agent, 32, 200, "replicas")
+    central = _bytes_per_user_step(agent, 8, 200, "central")
+    slate = 8 * k + 20
+    for b, d in ((small, 8), (big, 8), (wide, 32)):
+        assert b["to_shards"] < 10, b
+        assert slate <= b["from_shards"] < slate + record * 4 * d + 60, (b, d)
+    assert abs(big["from_shards"] - small["from_shards"]) < 1  # candidates do not matter
+    assert abs(wide["from_shards"] - big["from_shards"] - record * 4 * 24) < 4  # d: linucb only
+    assert central["to_shards"] > 8 * 200  # each user's candidates

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
-__all__ = ["measuring", "start_measuring", "serialized_size"]
+__all__ = ["measuring", "start_measuring", "serialized_size", "peak_rss_mb", "drive_in_process"]
 
 _ON = [False]
 
@@ -25,6 +25,13 @@ def start_measuring(on: bool = True) -> None:
     _ON[0] = on
 
 
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB (Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def serialized_size(obj: Any) -> int:
     """Bytes of ``obj`` pickled with protocol 5, its out-of-band buffers included.
 
@@ -36,7 +43,9 @@ def serialized_size(obj: Any) -> int:
     return len(data) + sum(memoryview(b).nbytes for b in buffers)
 
 
-def drive_in_process(scenario: Any, steps: int, seed: int = 0) -> list[dict[str, float]]:
+def drive_in_process(
+    scenario: Any, steps: int, seed: int = 0, memory: dict[str, Any] | None = None
+) -> list[dict[str, float]]:
     """Run ``steps`` steps of agent 0's world with this process as the trial actor.
 
     The user shards are Ray actors in a placement group, as ``simlab run`` places them;
@@ -47,7 +56,8 @@ def drive_in_process(scenario: Any, steps: int, seed: int = 0) -> list[dict[str,
         Per step: ``seconds`` (wall time), ``wait_s`` (waiting on the shards; the rest is the
         coordinator's serial time), ``users`` (active users) and the serialized bytes
         ``model`` (a newly published serving state), ``content`` (put once per step),
-        ``to_shards`` and ``from_shards`` (call arguments and results).
+        ``to_shards`` and ``from_shards`` (call arguments and results). ``memory``, when
+        given, receives ``shards_peak_rss_mb`` (a list) and ``coordinator_peak_rss_mb``.
     """
     import time
 
@@ -77,6 +87,11 @@ def drive_in_process(scenario: Any, steps: int, seed: int = 0) -> list[dict[str,
                     **{k: float(v) for k, v in pop.last_bytes.items()},
                 }
             )
+        if memory is not None:
+            import ray
+
+            memory["shards_peak_rss_mb"] = ray.get([s.peak_rss_mb.remote() for s in trial.shards])
+            memory["coordinator_peak_rss_mb"] = peak_rss_mb()
     finally:
         start_measuring(False)
         import ray

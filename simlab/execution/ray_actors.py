@@ -138,6 +138,12 @@ class _ShardActor:
     def node_id(self) -> str:
         return _ray().get_runtime_context().get_node_id()
 
+    def peak_rss_mb(self) -> float:
+        """This actor's peak resident memory in MiB (for ``benchmarks/scaling.py``)."""
+        from simlab.execution.measure import peak_rss_mb
+
+        return peak_rss_mb()
+
 
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
