@@ -13,7 +13,9 @@ served one slate and responding. Three tables:
    and from the user shards is pickled to count its bytes: per user-step to and from the
    shards, the serving model published (bytes per step, amortised), and the step's content
    (put once per step); plus the coordinator's serial time (step time minus the time spent
-   waiting on the shards) per step and per user-step.
+   waiting on the shards): the median step (serving, learning online, logging, metrics),
+   the mean step with the retrains (which still run in the coordinator) and per user-step,
+   and the time it waited on the shards per user-step (their work, and the calls).
 3. **Memory** (``--memory-users``, default 1,000,000): a few steps of that world with the
    learned agent on 2 shards; peak resident memory of the coordinator and of each shard.
 
@@ -73,7 +75,9 @@ def crossing(sc, steps: int, warmup: int) -> dict[str, float]:
         "model": sum(r.get("model", 0.0) for r in rows) / len(rows),
         "content": sum(r["content"] for r in rows) / len(rows),
         "serial_ms": 1e3 * statistics.median(serial),
+        "serial_mean_ms": 1e3 * statistics.mean(serial),
         "serial_us_user": 1e6 * sum(serial) / users,
+        "wait_us_user": 1e6 * sum(r["wait_s"] for r in rows) / users,
     }
 
 
@@ -152,14 +156,16 @@ def main() -> None:
     print(f"\n2. between actors, per user-step (bytes) and serial time; load {load()}")
     print(
         f"{'execution':<22}{'to shards':>10}{'from shards':>12}{'model B/step':>13}"
-        f"{'content B/step':>15}{'serial ms/step':>15}{'serial us/u-s':>14}{'u-s/s':>10}"
+        f"{'content B/step':>15}{'serial ms/step':>15}{'with retrains':>14}{'serial us/u-s':>14}"
+        f"{'shards us/u-s':>14}{'u-s/s':>10}"
     )
     for k, s in configs:
         m = {key: statistics.median(f[key] for f in found[(k, s)]) for key in found[(k, s)][0]}
         print(
             f"{f'ray {k} shard(s), {s}':<22}{m['to']:>10.1f}{m['from']:>12.1f}"
             f"{m['model']:>13,.0f}{m['content']:>15,.0f}{m['serial_ms']:>15.1f}"
-            f"{m['serial_us_user']:>14.2f}{m['rate']:>10,.0f}"
+            f"{m['serial_mean_ms']:>14.1f}"
+            f"{m['serial_us_user']:>14.2f}{m['wait_us_user']:>14.2f}{m['rate']:>10,.0f}"
         )
 
     if args.memory_users:

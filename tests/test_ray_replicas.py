@@ -30,6 +30,12 @@ SMALL_MODELS = {
     "mf": {"factors": 4, "epochs": 2},
     "gru4rec": {"factors": 4, "epochs": 1},
     "two-tower": {"factors": 4, "epochs": 1},
+    "generative": {
+        "quantiser": {"levels": 2, "codebook_size": 8, "dedup_size": 4, "iterations": 5},
+        "transformer": {"dim": 16, "layers": 1, "heads": 2, "ff_dim": 32, "max_history": 5},
+        "training": {"epochs": 2, "batch_size": 128},
+        "device": "cpu",
+    },
 }
 WORLD = [
     "users.num_users=120",

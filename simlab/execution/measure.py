@@ -64,12 +64,17 @@ def drive_in_process(
     from ray.util.placement_group import placement_group, remove_placement_group
 
     from simlab.execution.ray_actors import _TrialActor
+    from simlab.execution.threads import ThreadLimit
 
     ex = scenario.execution
     pg = placement_group([{"CPU": ex.shard_cpus} for _ in range(ex.shards)], strategy="PACK")
     pg.wait(120)
     names = [f"measure-{id(pg)}/shard-{k}" for k in range(ex.shards)]
+    # as many BLAS/torch threads as the trial actor (Ray gives an actor num_cpus threads)
+    limit = ThreadLimit(max(1, int(scenario.execution.agent_resources.num_cpus)))
+    limit.__enter__()
     trial = _TrialActor(scenario, 0, seed, names, pg, None)
+    limit.settle()
     trial.start()
     pop = trial.world.population
     start_measuring()
@@ -93,6 +98,7 @@ def drive_in_process(
             memory["shards_peak_rss_mb"] = ray.get([s.peak_rss_mb.remote() for s in trial.shards])
             memory["coordinator_peak_rss_mb"] = peak_rss_mb()
     finally:
+        limit.__exit__(None, None, None)
         start_measuring(False)
         import ray
 
