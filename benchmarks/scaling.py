@@ -87,6 +87,8 @@ def memory(users: int, agent: str, shards: int, steps: int) -> dict:
 
     data = scenario(users, steps, agent, "ray", shards, "replicas").resolved_dict()
     data["platform"].update(retrain_every=1, max_candidates=200)  # a model serves at step 2
+    if agent == "mf":  # one pass in large batches: memory is measured here, not training
+        data["agents"][0].update(epochs=1, batch_size=65536)
     out: dict = {}
     start = time.perf_counter()
     rows = drive_in_process(parse_scenario(data), steps, memory=out)

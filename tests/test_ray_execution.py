@@ -1,7 +1,7 @@
 """Ray execution: same metrics as local with any shard count, fault recovery, streaming.
 
 Every test here shares the session's local Ray instance (``ray_local``: 6 logical CPUs, no
-dashboard, quiet); the two-node cluster test is in ``test_ray_cluster.py``.
+dashboard, quiet); the multi-node cluster test is in ``test_ray_cluster.py``.
 """
 
 from __future__ import annotations
