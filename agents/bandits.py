@@ -122,6 +122,8 @@ class _Kept:
 class _CountingAgent(Agent):
     """Shared part of the item-level agents: click and impression counters per item id."""
 
+    serving = "replica"  # per-item counters, published every step (online learning)
+
     def __init__(self, params: ParamsModel, ctx: Any) -> None:
         super().__init__(params, ctx)
         self._counts = ItemCounts(num_fields=2)
@@ -462,6 +464,7 @@ class _LinearBandit(Agent):
     """
 
     _stream: str = "agent/linear"
+    serving = "replica"  # A and b broadcast every step; the learner keeps served profiles
 
     def __init__(self, params: ParamsModel, ctx: Any) -> None:
         super().__init__(params, ctx)
@@ -471,6 +474,34 @@ class _LinearBandit(Agent):
         self._users = _Kept("users")
         self._items = _Kept("items")
         self._tiebreak = Stream(self.seed, f"{self._stream}/tiebreak")
+
+    def serving_state(self) -> dict[str, Any]:
+        """``A (D, D)`` and ``b (D,)`` (empty before the first observation): all ``act`` reads."""
+        empty = self._a is None
+        return {
+            "A": np.zeros((0, 0)) if empty else self._a.copy(),
+            "b": np.zeros(0) if empty else self._b.copy(),
+        }
+
+    def load_serving_state(self, state: dict[str, Any]) -> None:
+        """Serve with ``A`` and ``b`` of :meth:`serving_state`."""
+        a = np.asarray(state["A"], np.float64)
+        self._a = a.copy() if a.size else None
+        self._b = np.asarray(state["b"], np.float64).copy() if a.size else None
+        self._solved = None
+
+    def serving_record(self, obs: Observation) -> dict[str, np.ndarray]:
+        """The served users' ids ``(B,)`` and profiles ``(B, d)`` (what ``update`` reads)."""
+        return {"user_ids": obs.user_ids, "features": obs.user_features}
+
+    def record_served(self, obs_step: int, record: dict[str, np.ndarray], catalog: Any) -> None:
+        """Keep the served users' profiles and the catalog as :meth:`act` would."""
+        d = catalog.features.shape[1]
+        if self._a is None:
+            self._a = self.params.reg * np.eye(2 * d + 1)
+            self._b = np.zeros(2 * d + 1)
+        self._users.keep(record["user_ids"], features=record["features"])
+        self._items.keep(catalog.item_ids, features=catalog.features)
 
     def _prepare(self, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
         """Keep the step's context; return ``u (B, d)`` and ``v (C, d)`` or ``(B, C, d)``."""

@@ -65,6 +65,14 @@ class Agent:
     slates and :meth:`propensities` gives their probabilities) or ``unknown`` (it draws slates
     without a closed-form probability, e.g. posterior sampling: logged as NaN)."""
 
+    serving: ClassVar[str] = "central"
+    """Where the agent's ``act`` can run on Ray (see ``docs/scale.md``): ``replica`` (a pure
+    function of the state :meth:`serving_state` returns and of the observation, row by row
+    with draws keyed by user and step, so copies of it in the user shards serve their own
+    users), ``central`` (one instance serves every user: it reads latent truth, the social
+    graph, or state its ``act`` changes) or ``sharded-by-user`` (per-user state only; served
+    centrally for now)."""
+
     def __init__(self, params: ParamsModel, ctx: Any) -> None:
         self.params = params
         self.ctx = ctx
@@ -88,6 +96,36 @@ class Agent:
         deterministic agent and NaN for an ``unknown`` one.
         """
         return None
+
+    def serving_blocker(self) -> str | None:
+        """Why this instance must serve centrally despite ``serving = "replica"`` (None: it can).
+
+        For settings that make ``act`` keep state (e.g. a per-user memory it writes).
+        """
+        return None
+
+    def serving_state(self) -> dict[str, Any]:
+        """What a serving replica needs to act as this agent would (default: :meth:`state_dict`).
+
+        Published through Ray's object store once per retrain (every step for agents that
+        learn online); override to leave out what only learning reads.
+        """
+        return self.state_dict()
+
+    def load_serving_state(self, state: dict[str, Any]) -> None:
+        """Make this replica serve the model of :meth:`serving_state` (default: load it)."""
+        self.load_state_dict(state)
+
+    def serving_record(self, obs: Observation) -> dict[str, np.ndarray] | None:
+        """What learning needs of an observation a replica served (default: nothing).
+
+        Returns per-user arrays (first axis: ``obs.user_ids``), joined over the shards in
+        user-id order and handed to the learning instance's :meth:`record_served`.
+        """
+        return None
+
+    def record_served(self, obs_step: int, record: dict[str, np.ndarray], catalog: Any) -> None:
+        """Keep what :meth:`serving_record` gave, as ``act`` would have (default: nothing)."""
 
     def state_dict(self) -> dict[str, Any]:
         """Learned state as plain data/arrays (default: empty)."""

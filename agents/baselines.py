@@ -20,6 +20,8 @@ __all__ = ["RandomAgent", "PopularityAgent", "OracleAgent"]
 class RandomAgent(Agent):
     """Uniformly random distinct candidates for every user: the no-feedback-loop baseline."""
 
+    serving = "replica"  # keyed draws per (user, step), no state
+
     def __init__(self, params: ParamsModel, ctx: Any) -> None:
         super().__init__(params, ctx)
         self._stream = Stream(self.seed, "agent/random")
@@ -41,6 +43,8 @@ class PopularityAgent(Agent):
     Until the first retrain every item scores 0 and the order is a per-step random
     tie-break (shared by all users); the tie-break also orders items with equal counts.
     """
+
+    serving = "replica"  # item counts, published once per retrain
 
     class Params(ParamsModel):
         """Scenario keys of the popularity agent."""

@@ -111,8 +111,16 @@ def _codes_of(items: np.ndarray, tables: list[tuple[np.ndarray, np.ndarray]]) ->
 class SemanticIDAgent(RandomUntilTrainedMixin, Agent):
     """Semantic-ID generative retrieval: residual k-means codes, transformer, trie beam search.
 
-    See the module docstring. Before its first retrain it serves random slates.
+    See the module docstring. Before its first retrain it serves random slates. On CPU it
+    serves from replicas (the weights and codes, published once per retrain); on a GPU it
+    serves in the trial actor, which holds the GPU.
     """
+
+    serving = "replica"
+
+    def serving_blocker(self) -> str | None:
+        """A model on a GPU serves where the GPU is (replicas on CPU would round otherwise)."""
+        return None if self._device == "cpu" else f"serves on {self._device} in the trial actor"
 
     class Params(ParamsModel):
         """Scenario keys of the generative agent."""

@@ -241,6 +241,7 @@ class _HybridItemAgent(RandomUntilTrainedMixin, Agent):
     """
 
     _stream_name: str = "agent/torch/random"
+    serving = "replica"  # model arrays, published once per retrain
 
     def __init__(self, params: ParamsModel, ctx: Any) -> None:
         super().__init__(params, ctx)

@@ -83,8 +83,12 @@ def history_means(
 class TwoTowerAgent(RandomUntilTrainedMixin, Agent):
     """Content-based two-tower model retrained with BPR (see module docstring).
 
-    Before its first retrain it serves random slates.
+    Before its first retrain it serves random slates. It serves from replicas (the model
+    and the known item features, published once per retrain); its learner keeps the served
+    users' profiles and catalogs from :meth:`record_served`.
     """
+
+    serving = "replica"
 
     class Params(ParamsModel):
         """Scenario keys of the two-tower agent."""
@@ -160,6 +164,40 @@ class TwoTowerAgent(RandomUntilTrainedMixin, Agent):
     def bind_rewriter(self, rewriter: Any) -> None:
         """Receive the content model's black-box rewrite function (used by source_debias)."""
         self._rewriter = rewriter
+
+    def serving_blocker(self) -> str | None:
+        """Histories frozen at a step are kept by ``act`` per user: central serving."""
+        return "history_frozen_at keeps histories in act" if self.params.history_frozen_at else None
+
+    def serving_state(self) -> dict[str, Any]:
+        """The model arrays and the known items' ids ``(n,)`` and features ``(n, d)``."""
+        state = {"known_ids": self._known_ids, "known_feats": self._known_feats}
+        if self._model is not None:
+            state.update({f"model.{k}": v for k, v in self._model.items()})
+        return state
+
+    def load_serving_state(self, state: dict[str, Any]) -> None:
+        """Serve the published model (what the replica kept for learning is dropped)."""
+        self._known_ids = np.asarray(state["known_ids"])
+        self._known_feats = np.asarray(state["known_feats"])
+        model = {k[6:]: np.asarray(v) for k, v in state.items() if k.startswith("model.")}
+        self._model = model or self._model  # a frozen replica keeps its initial maps
+        self._catalogs = {}
+
+    def serving_record(self, obs: Observation) -> dict[str, np.ndarray]:
+        """The served users' ids ``(B,)`` and profiles ``(B, p)`` (retraining reads them)."""
+        return {"user_ids": obs.user_ids, "features": obs.user_features}
+
+    def record_served(self, obs_step: int, record: dict[str, np.ndarray], catalog: Any) -> None:
+        """Keep the catalog, its features and the served profiles as :meth:`act` would."""
+        self._catalogs[int(obs_step)] = catalog.item_ids
+        self._remember(catalog.item_ids, catalog.features)
+        feats = record["features"]
+        if self._profile_store.shape[1] != feats.shape[1]:
+            self._profile_store = np.zeros((self.ctx.num_users, feats.shape[1]), np.float32)
+        self._profile_store[record["user_ids"]] = feats
+        if self._model is None and self.params.frozen:
+            self._model = self._initial_model(catalog.features.shape[1], feats.shape[1])
 
     # ------------------------------------------------------------------ features
     def _remember(self, ids: np.ndarray, feats: np.ndarray) -> None:

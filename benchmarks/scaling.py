@@ -1,36 +1,55 @@
-"""Scaling of the closed loop on Ray: user-steps per second, local vs Ray with 1 and 2 shards.
+"""Scaling of the closed loop on Ray: throughput, bytes between actors, serial time, memory.
 
-Reference world of the throughput benchmark at 100,000 users (about 1,000 live items, slate
-10, d=32) with the popularity agent. One user-step = one active user served one slate and
-responding. Each configuration runs one trial through the run store (rows, checkpoints off)
-exactly as ``simlab run`` does; the rate counts the steps after the first ``--warmup`` ones,
-so Ray's start-up and actor creation are reported separately, not mixed into the rate.
-Ratios are against local execution measured in the same run, and 2 shards against 1.
+Reference world of the throughput benchmark (about 1,000 live items, slate 10, d=32; 100,000
+users by default) with a learned agent (``mf`` by default). One user-step = one active user
+served one slate and responding. Three tables:
 
-    python benchmarks/scaling.py [--users 100000] [--steps 40] [--shards 1 2]
+1. **Runs as ``simlab run`` does them** (the run store, the trial actor): user-steps/s of the
+   local backend and of Ray with 1/2/4 shards, serving from replicas and centrally, over
+   the steps after ``--warmup`` (Ray's start-up reported apart). Ratios are against local
+   in the same run.
+2. **What crosses between actors** (machine-independent): the loop runs in this process as
+   the trial actor would (``simlab.execution.measure.drive_in_process``) and every call to
+   and from the user shards is pickled to count its bytes: per user-step to and from the
+   shards, the serving model published (bytes per step, amortised), and the step's content
+   (put once per step); plus the coordinator's serial time (step time minus the time spent
+   waiting on the shards): the median step (serving, learning online, logging, metrics),
+   the mean step with the retrains (which still run in the coordinator) and per user-step,
+   and the time it waited on the shards per user-step (their work, and the calls).
+3. **Memory** (``--memory-users``, default 1,000,000): a few steps of that world with the
+   learned agent on 2 shards; peak resident memory of the coordinator and of each shard.
+
+Configurations are interleaved over ``--repeats`` and the median is printed beside the load
+average. Run under the benchmark lock:
+
+    flock /tmp/simlab-bench.lock nice -n 5 python benchmarks/scaling.py [--users 100000]
+        [--steps 12] [--shards 1 2 4] [--agent mf] [--memory-users 1000000]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 
 from throughput import reference_scenario
 
 from simlab.runner import run_scenario
+from simlab.scenario import parse_scenario
 
 
-def measure(users: int, steps: int, warmup: int, backend: str, shards: int, agent: str):
-    """Run one trial; return (start-up seconds, user-steps/s over the steps after warm-up)."""
-    sc = reference_scenario(users, steps, [agent])
-    data = sc.resolved_dict()
-    data["execution"].update(backend=backend, shards=shards)
-    data["output"].update(checkpoint_every=0, flush_seconds=60.0)
-    from simlab.scenario import parse_scenario
+def scenario(users: int, steps: int, agent: str, backend: str, shards: int, serving: str):
+    """The reference world with one agent, on ``backend`` with ``shards`` shards."""
+    data = reference_scenario(users, steps, [agent]).resolved_dict()
+    data["execution"].update(backend=backend, shards=shards, serving=serving)
+    data["output"].update(checkpoint_every=0, snapshot_every=0, flush_seconds=60.0)
+    return parse_scenario(data)
 
-    sc = parse_scenario(data)
+
+def run_rate(sc, warmup: int) -> tuple[float, float]:
+    """Run one trial through the store; (start-up seconds, user-steps/s after warm-up)."""
     stamps: list[float] = []
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
@@ -38,51 +57,131 @@ def measure(users: int, steps: int, warmup: int, backend: str, shards: int, agen
             sc, out_dir=out, progress=lambda _t, _n: stamps.append(time.perf_counter())
         )
         active = store.read_metrics()["users/active"].to_numpy()
-    timed = active[warmup:].sum()
-    seconds = stamps[-1] - stamps[warmup - 1]
-    return stamps[0] - start, timed / seconds
+    return stamps[0] - start, active[warmup:].sum() / (stamps[-1] - stamps[warmup - 1])
+
+
+def crossing(sc, steps: int, warmup: int) -> dict[str, float]:
+    """Per-user-step bytes, serial time and rate with this process as the coordinator."""
+    from simlab.execution.measure import drive_in_process
+
+    rows = drive_in_process(sc, steps)[warmup:]
+    users = sum(r["users"] for r in rows)
+    seconds = sum(r["seconds"] for r in rows)
+    serial = [r["seconds"] - r["wait_s"] for r in rows]
+    return {
+        "rate": users / seconds,
+        "to": sum(r["to_shards"] for r in rows) / users,
+        "from": sum(r["from_shards"] for r in rows) / users,
+        "model": sum(r.get("model", 0.0) for r in rows) / len(rows),
+        "content": sum(r["content"] for r in rows) / len(rows),
+        "serial_ms": 1e3 * statistics.median(serial),
+        "serial_mean_ms": 1e3 * statistics.mean(serial),
+        "serial_us_user": 1e6 * sum(serial) / users,
+        "wait_us_user": 1e6 * sum(r["wait_s"] for r in rows) / users,
+    }
+
+
+def memory(users: int, agent: str, shards: int, steps: int) -> dict:
+    """Peak memory of a ``users``-user world with ``agent`` on Ray (coordinator here)."""
+    from simlab.execution.measure import drive_in_process
+
+    data = scenario(users, steps, agent, "ray", shards, "replicas").resolved_dict()
+    data["platform"].update(retrain_every=1, max_candidates=200)  # a model serves at step 2
+    if agent == "mf":  # one pass in large batches: memory is measured here, not training
+        data["agents"][0].update(epochs=1, batch_size=65536)
+    out: dict = {}
+    start = time.perf_counter()
+    rows = drive_in_process(parse_scenario(data), steps, memory=out)
+    out["seconds_per_step"] = (time.perf_counter() - start) / steps
+    out["users_per_step"] = statistics.mean(r["users"] for r in rows)
+    return out
+
+
+def load() -> str:
+    """The 1, 5 and 15 minute load averages."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
-    """Parse arguments, run each configuration, print the table."""
+    """Parse arguments, run each configuration, print the tables."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--users", type=int, default=100_000)
-    ap.add_argument("--steps", type=int, default=40)
-    ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--shards", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--agent", default="popularity")
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--shards", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--agent", default="mf")
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--memory-users", type=int, default=1_000_000, help="0 = skip")
+    ap.add_argument("--memory-steps", type=int, default=3)
+    ap.add_argument("--skip-runs", action="store_true", help="skip table 1")
     args = ap.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
-    # one embedded instance for every Ray configuration (start-up measured once, here)
+    from simlab.execution.ray import local_instance_options
+
     t0 = time.perf_counter()
-    cpus = max(os.cpu_count() or 1, max(args.shards) + 1)
-    ray.init(
-        num_cpus=cpus,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level="ERROR",
-        configure_logging=False,
-    )
-    init_s = time.perf_counter() - t0
+    ray.init(**local_instance_options(max(os.cpu_count() or 1, max(args.shards) + 1), 4096))
     print(
         f"reference world: {args.users:,} users, ~1000 items, slate 10, d=32, agent "
         f"{args.agent}, {args.steps} steps ({args.warmup} warm-up), {os.cpu_count()} cores; "
-        f"ray.init {init_s:.1f}s"
+        f"ray.init {time.perf_counter() - t0:.1f}s; load {load()}"
     )
+    configs = [(k, s) for k in args.shards for s in ("replicas", "central")]
+
+    if not args.skip_runs:
+        rates: dict = {}
+        for _ in range(args.repeats):
+            rates.setdefault("local", []).append(
+                run_rate(scenario(args.users, args.steps, args.agent, "local", 1, "central"), 2)
+            )
+            for k, s in configs:
+                sc = scenario(args.users, args.steps, args.agent, "ray", k, s)
+                rates.setdefault((k, s), []).append(run_rate(sc, args.warmup))
+        local = statistics.median(r for _, r in rates["local"])
+        print(f"\n1. runs (simlab run's path), median of {args.repeats}; load {load()}")
+        print(f"{'execution':<22}{'start-up s':>11}{'user-steps/s':>14}{'vs local':>10}")
+        print(f"{'local':<22}{0.0:>11.1f}{local:>14,.0f}{1.0:>9.2f}x")
+        for k, s in configs:
+            start = statistics.median(a for a, _ in rates[(k, s)])
+            rate = statistics.median(r for _, r in rates[(k, s)])
+            print(
+                f"{f'ray {k} shard(s), {s}':<22}{start:>11.1f}{rate:>14,.0f}{rate / local:>9.2f}x"
+            )
+
+    found: dict = {}
+    for _ in range(args.repeats):
+        for k, s in configs:
+            sc = scenario(args.users, args.steps, args.agent, "ray", k, s)
+            found.setdefault((k, s), []).append(crossing(sc, args.steps, args.warmup))
+    print(f"\n2. between actors, per user-step (bytes) and serial time; load {load()}")
     print(
-        f"{'execution':<16}{'start-up s':>12}{'user-steps/s':>16}{'vs local':>10}{'vs 1 shard':>12}"
+        f"{'execution':<22}{'to shards':>10}{'from shards':>12}{'model B/step':>13}"
+        f"{'content B/step':>15}{'serial ms/step':>15}{'with retrains':>14}{'serial us/u-s':>14}"
+        f"{'shards us/u-s':>14}{'u-s/s':>10}"
     )
-    _, local = measure(args.users, args.steps, args.warmup, "local", 1, args.agent)
-    print(f"{'local':<16}{0.0:>12.1f}{local:>16,.0f}{1.0:>9.2f}x{'':>12}")
-    one = None
-    for k in args.shards:
-        startup, rate = measure(args.users, args.steps, args.warmup, "ray", k, args.agent)
-        one = one or rate
+    for k, s in configs:
+        m = {key: statistics.median(f[key] for f in found[(k, s)]) for key in found[(k, s)][0]}
         print(
-            f"{f'ray {k} shard' + ('s' if k > 1 else ''):<16}{startup:>12.1f}{rate:>16,.0f}"
-            f"{rate / local:>9.2f}x{rate / one:>11.2f}x"
+            f"{f'ray {k} shard(s), {s}':<22}{m['to']:>10.1f}{m['from']:>12.1f}"
+            f"{m['model']:>13,.0f}{m['content']:>15,.0f}{m['serial_ms']:>15.1f}"
+            f"{m['serial_mean_ms']:>14.1f}"
+            f"{m['serial_us_user']:>14.2f}{m['wait_us_user']:>14.2f}{m['rate']:>10,.0f}"
+        )
+
+    if args.memory_users:
+        got = memory(args.memory_users, args.agent, 2, args.memory_steps)
+        shards = ", ".join(f"{x:,.0f}" for x in got["shards_peak_rss_mb"])
+        total = got["coordinator_peak_rss_mb"] + sum(got["shards_peak_rss_mb"])
+        print(
+            f"\n3. memory: {args.memory_users:,} users, {args.agent}, 2 shards, "
+            f"{args.memory_steps} steps ({got['users_per_step']:,.0f} active users/step, "
+            f"{got['seconds_per_step']:.1f} s/step); load {load()}"
+        )
+        print(
+            f"peak RSS MiB: coordinator {got['coordinator_peak_rss_mb']:,.0f}; shards {shards}; "
+            f"total {total:,.0f} (object store shared memory not included)"
         )
     ray.shutdown()
 

@@ -367,9 +367,13 @@ class Platform:
         feats = Deferred(lambda: table.resolve()[1])
         return Log.of_steps([f for f, _, _ in window], ids, feats)
 
-    def deploy_due(self, t: int, agent: Any) -> None:
-        """Retrain ``agent`` on every log snapshot whose model is due to serve at step ``t``."""
+    def deploy_due(self, t: int, agent: Any) -> int:
+        """Retrain ``agent`` on every log snapshot whose model is due to serve at step ``t``.
+
+        Returns the number of retrains (serving replicas get the new model when it is > 0).
+        """
         due = [log for at, log in self._pending if at <= t]
         self._pending = [(at, log) for at, log in self._pending if at > t]
         for log in due:
             agent.retrain(log)
+        return len(due)

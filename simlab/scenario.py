@@ -296,6 +296,14 @@ class ExecutionSection(StrictModel):
         default_factory=AgentResources,
         description="Ray resources of the trial actor that holds the agent (every trial).",
     )
+    serving: Literal["replicas", "central"] = Field(
+        "replicas",
+        description="On Ray, where slates are chosen: `replicas` (an agent that declares "
+        "`serving = 'replica'` scores its users inside each user shard, on model state "
+        "published through the object store once per retrain, and only slates come back) "
+        "or `central` (the trial actor serves every user). Falls back to `central` for "
+        "agents that need central state, with re-rankers and with `output.events`.",
+    )
     placement: Literal["pack", "spread"] = Field(
         "pack",
         description="How a trial's actors are placed on a cluster: `pack` onto as few nodes "

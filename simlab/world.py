@@ -259,6 +259,9 @@ class World:
                     rr.bind_scorer(agent.score)
         self.agent = agent
         self.metrics: list[Metric] = self._build_metrics(scenario.metrics)
+        from simlab.serving import replica_serving
+
+        self.replicas = replica_serving(self)
         self.t = 0
         self._last_exposure: tuple[np.ndarray, np.ndarray] | None = None
         self._content: StepContent | None = None
@@ -286,6 +289,8 @@ class World:
 
     def step(self, t: int) -> dict[str, float]:
         """Run step ``t`` of the loop and return its metric row."""
+        if self.replicas is not None:  # slates chosen in the user shards (simlab.serving)
+            return self.replicas.step(self, t)
         catalog, active = self.begin(t)
         features, history, consumed = self._arrived
         self._arrived = None
@@ -349,9 +354,27 @@ class World:
             AgentContractError: a slate has an item that is not live, a duplicate, or an
                 item outside the user's candidates (checked by the user side).
         """
-        content = self._content
         # 5. respond (user side: checks, choices, latent updates, partial metrics) ------
-        feedback, parts, counts = self.population.respond(t, slates, content, candidates, who)
+        feedback, parts, counts = self.population.respond(
+            t, slates, self._content, candidates, who
+        )
+        return self.absorb(t, feedback, parts, counts, catalog, learn)
+
+    def absorb(
+        self,
+        t: int,
+        feedback: Feedback,
+        parts: dict[str, list],
+        counts: np.ndarray,
+        catalog: Catalog,
+        learn: bool = True,
+    ) -> dict[str, float]:
+        """Phases 6-7 of step ``t`` once the users responded: learn, record and measure.
+
+        ``parts`` maps each sharded metric to its shards' partial aggregates and ``counts``
+        is ``(N,)`` impressions per live item (what the population's ``respond`` returns).
+        """
+        content = self._content
         if hasattr(self.content, "record_clicks"):  # creators who react to clicks
             self.content.record_clicks(feedback.clicked_items[feedback.clicked])
         # 6. learn -----------------------------------------------------------------

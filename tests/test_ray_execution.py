@@ -1,7 +1,7 @@
 """Ray execution: same metrics as local with any shard count, fault recovery, streaming.
 
 Every test here shares the session's local Ray instance (``ray_local``: 6 logical CPUs, no
-dashboard, quiet); the two-node cluster test is in ``test_ray_cluster.py``.
+dashboard, quiet); the multi-node cluster test is in ``test_ray_cluster.py``.
 """
 
 from __future__ import annotations
@@ -95,15 +95,24 @@ def _killer(role: str, at: int, run_id: str):
     return on_step, done
 
 
-@pytest.mark.parametrize("role", ["shard-1", "trial"])
-def test_a_killed_actor_is_recovered_from_the_last_checkpoint(ray_local, role, tmp_path, capsys):
-    """Acceptance: kill a shard (or the actor holding the agent) mid-run.
+@pytest.mark.parametrize(
+    ("role", "agent"),
+    [
+        ("shard-1", {"model": "mf", "factors": 4, "epochs": 2}),
+        ("trial", {"model": "mf", "factors": 4, "epochs": 2}),
+        ("shard-1", {"model": "linucb"}),  # a replica of an agent that learns every step
+    ],
+)
+def test_a_killed_actor_is_recovered_from_the_last_checkpoint(
+    ray_local, role, agent, tmp_path, capsys
+):
+    """Acceptance: kill a shard with its serving replica (or the actor holding the agent).
 
     The run restores itself from its last checkpoint and ends with the uninterrupted
-    run's metrics.
+    run's metrics; the new replicas get the restored model's serving state.
     """
     over = ["users.drift_rate=0.05", "output.checkpoint_every=5", "steps=20"]
-    agents = [{"model": "mf", "factors": 4, "epochs": 2}]
+    agents = [agent]
     reference = run_scenario(make_small(*over, agents=agents), out_dir=tmp_path / "ref")
     sc = make_small(*over, "execution.backend=ray", "execution.shards=2", agents=agents)
     on_step, done = _killer(role, 13, "faulty")
@@ -111,6 +120,7 @@ def test_a_killed_actor_is_recovered_from_the_last_checkpoint(ray_local, role, t
     assert done["killed"]
     assert store.status == "completed"
     trial = store.manifest["trials"][0]
+    assert trial["placement"]["serving"] == "replicas"
     assert trial["restarts"] == 1
     assert "Actor" in trial["last_restart"] or "actor" in trial["last_restart"]
     df = store.read_metrics()

@@ -14,6 +14,7 @@ The driver that schedules trials, writes rows and checkpoints and recovers lost 
 from __future__ import annotations
 
 import functools
+import time
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ import numpy as np
 
 from simlab.batch import Slates, compact_rows
 from simlab.errors import SimlabError
+from simlab.execution.measure import measuring, serialized_size
 from simlab.population import (
     Arrivals,
     ShardSpec,
@@ -34,6 +36,7 @@ from simlab.population import (
     shard_bounds,
     split_state,
 )
+from simlab.serving import join_records
 
 if TYPE_CHECKING:
     from simlab.scenario import Scenario
@@ -82,6 +85,7 @@ class _ShardActor:
         except Exception as e:  # noqa: BLE001 - re-raised by arrive()
             self.error = e
         self.content: StepContent | None = None
+        self.replica = None  # the agent's serving replica (simlab.serving), built on first use
 
     def arrive(self, t: int, content: StepContent):
         if self.error is not None:
@@ -91,6 +95,27 @@ class _ShardActor:
 
     def respond(self, t, user_ids, slates, content, candidates, who):
         return self.shard.respond(t, user_ids, slates, content, candidates, who)
+
+    def serve_respond(self, t, content, spec, version, state_refs):
+        """Arrivals, serving by this shard's replica and responses in one call.
+
+        ``state_refs`` is ``[ref]`` of the model state of ``version`` (in a list, so Ray
+        does not fetch it unless this replica serves an older version).
+        """
+        if self.error is not None:
+            raise self.error
+        from simlab.serving import Replica
+
+        self.content = content
+        if self.replica is None:
+            self.replica = Replica(spec)
+        if self.replica.version != version:
+            self.replica.load(version, _ray().get(state_refs[0]))
+        arrivals = self.shard.arrive(t, live=content.catalog.item_ids)
+        slates, cands, who, record = self.replica.serve(t, arrivals, content.catalog)
+        items = slates.item_ids
+        out = self.shard.respond(t, arrivals.user_ids, items, content, cands, who)
+        return (arrivals.user_ids, compact_rows(items), *out, record)
 
     def expected_utility(self, t, user_ids, item_ids):
         return self.shard.expected_utility(t, user_ids, item_ids, self.content.items)
@@ -112,6 +137,12 @@ class _ShardActor:
 
     def node_id(self) -> str:
         return _ray().get_runtime_context().get_node_id()
+
+    def peak_rss_mb(self) -> float:
+        """This actor's peak resident memory in MiB (for ``benchmarks/scaling.py``)."""
+        from simlab.execution.measure import peak_rss_mb
+
+        return peak_rss_mb()
 
 
 def _first_line(e: BaseException) -> str:
@@ -155,6 +186,17 @@ class RayPopulation:
     def __init__(self, shards: list, bounds: list[tuple[int, int]], num_users: int) -> None:
         self.shards, self.bounds, self.num_users = shards, bounds, num_users
         self._content_ref = None
+        self.version = 0  # model versions published to the serving replicas
+        self._state_ref = None
+        self.last_bytes: dict[str, int] = {}  # serialized sizes of the last step's calls
+        self.wait_s = 0.0  # seconds spent waiting on the shards (the rest is serial)
+
+    def _wait(self, refs: list) -> list:
+        """``ray.get(refs)``, adding the seconds spent waiting to ``wait_s``."""
+        start = time.perf_counter()
+        out = _ray().get(refs)
+        self.wait_s += time.perf_counter() - start
+        return out
 
     @_lost
     def arrive(self, t: int, content: StepContent, defer_history: bool = False):
@@ -164,7 +206,13 @@ class RayPopulation:
         """
         ray = _ray()
         self._content_ref = ray.put(content)  # once per step, read by every shard
-        parts = ray.get([s.arrive.remote(t, self._content_ref) for s in self.shards])
+        parts = self._wait([s.arrive.remote(t, self._content_ref) for s in self.shards])
+        if measuring():
+            self.last_bytes = {
+                "content": serialized_size(content),
+                "from_shards": sum(serialized_size(p) for p in parts),
+                "to_shards": 0,
+            }
         ids, feats, hist, consumed = zip(*parts, strict=True)
         return Arrivals(
             np.concatenate(ids), np.concatenate(feats), np.concatenate(hist), join_csr(consumed)
@@ -180,8 +228,16 @@ class RayPopulation:
         for shard, sl in zip(self.shards, _slices(ids, self.bounds), strict=True):
             cands = None if candidates is None else candidates[sl]
             refs.append(shard.respond.remote(t, ids[sl], compact_rows(items[sl]), ref, cands, who))
-        out = ray.get(refs)
+        out = self._wait(refs)
         self._content_ref = None
+        if measuring():
+            b = self.last_bytes
+            b["to_shards"] = b.get("to_shards", 0) + sum(
+                serialized_size((t, ids[sl], compact_rows(items[sl]), cands))
+                for sl in _slices(ids, self.bounds)
+                for cands in [None if candidates is None else candidates[sl]]
+            )
+            b["from_shards"] = b.get("from_shards", 0) + sum(serialized_size(o) for o in out)
         clicked = np.concatenate([o[0] for o in out])
         engagement = np.concatenate([o[1] for o in out])
         exposure = np.sum([o[2] for o in out], axis=0)
@@ -190,6 +246,43 @@ class RayPopulation:
             for name, part in o[3].items():
                 partials.setdefault(name, []).append(part)
         return respond_feedback(t, slates, clicked, engagement), partials, exposure
+
+    @_lost
+    def serve_respond(self, t, content: StepContent, spec, state: dict | None):
+        """One call per shard: its users arrive, its replica serves them, they respond.
+
+        ``state`` is the agent's new serving state (published once through the object store
+        as the next version) or None when the replicas' version is current. Returns
+        ``(feedback, partials, exposure, record)`` joined in user-id order.
+        """
+        ray = _ray()
+        if state is not None:
+            self.version += 1
+            self._state_ref = ray.put(state)
+        content_ref = ray.put(content)
+        refs = [
+            s.serve_respond.remote(t, content_ref, spec, self.version, [self._state_ref])
+            for s in self.shards
+        ]
+        out = self._wait(refs)
+        if measuring():
+            self.last_bytes = {
+                "model": serialized_size(state) if state is not None else 0,
+                "content": serialized_size(content),
+                "to_shards": sum(serialized_size((t, spec, self.version)) for _ in self.shards),
+                "from_shards": sum(serialized_size(o) for o in out),
+            }
+        ids = np.concatenate([o[0] for o in out])
+        slates = Slates(ids, np.concatenate([o[1] for o in out]))
+        clicked = np.concatenate([o[2] for o in out])
+        engagement = np.concatenate([o[3] for o in out])
+        exposure = np.sum([o[4] for o in out], axis=0)
+        partials: dict[str, list] = {}
+        for o in out:
+            for name, part in o[5].items():
+                partials.setdefault(name, []).append(part)
+        feedback = respond_feedback(t, slates, clicked, engagement)
+        return feedback, partials, exposure, join_records([o[6] for o in out])
 
     @_lost
     def expected_utility(self, t, user_ids, item_ids, items):
@@ -312,9 +405,13 @@ class _TrialActor:
         return capture_snapshot(self.world, size)
 
     def placement(self) -> dict[str, Any]:
-        """Node ids of the shards and of this actor (where the agent runs)."""
+        """Node ids of the shards and of this actor (where the agent learns), and who serves."""
         ray = _ray()
+        from simlab.serving import replica_blocker
+
+        w = self.world
         return {
             "shards": ray.get([s.node_id.remote() for s in self.shards]),
             "agent": ray.get_runtime_context().get_node_id(),
+            "serving": "replicas" if w.replicas is not None else f"central: {replica_blocker(w)}",
         }
