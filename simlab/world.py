@@ -355,9 +355,7 @@ class World:
                 item outside the user's candidates (checked by the user side).
         """
         # 5. respond (user side: checks, choices, latent updates, partial metrics) ------
-        feedback, parts, counts = self.population.respond(
-            t, slates, self._content, candidates, who
-        )
+        feedback, parts, counts = self.population.respond(t, slates, self._content, candidates, who)
         return self.absorb(t, feedback, parts, counts, catalog, learn)
 
     def absorb(
