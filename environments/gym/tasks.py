@@ -3,7 +3,7 @@
 A task fixes everything a comparison needs: the world (scenario overrides), the reward, the
 episode length and the seeds episodes are evaluated on (``eval_seeds``, never used for
 training; train on any other seed stream). ``python benchmarks/gym_baselines.py`` evaluates
-the reference policies on each and prints the README's table.
+the reference policies on each and prints the table of docs/rl.md.
 
 * ``simlab/LongTermSatisfaction-v0`` — one user over a long horizon (200 steps) whose
   satisfaction (a moving average of engagement) drives both whether they come back each
