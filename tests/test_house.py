@@ -35,7 +35,6 @@ OVERSIZED = {
     "simlab/scenario.py": 792 + 60,
     "agents/neural.py": 657 + 60,
     "agents/two_tower.py": 443 + 60,
-    "simlab/execution/ray.py": 428 + 60,
     "simlab/world.py": 420 + 60,
 }
 """Modules still over :data:`MAX_LINES`, pending a split (their line count when listed, + 60:
