@@ -151,10 +151,14 @@ def cycles(g: dict[str, dict[str, int]], upto: int = LATER) -> list[list[str]]:
             if len(comp) > 1:
                 out.append(sorted(comp))
 
-    sys.setrecursionlimit(10_000)
-    for v in sorted(edges):
-        if v not in index:
-            visit(v)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 10_000))
+    try:
+        for v in sorted(edges):
+            if v not in index:
+                visit(v)
+    finally:  # the caller's limit back (a test process that imports this script goes on)
+        sys.setrecursionlimit(limit)
     return sorted(out)
 
 

@@ -42,12 +42,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGETS = ("simlab/metrics", "simlab/rng.py", "environments", "agents")
+TARGETS = ("simlab/metrics", "simlab/rng.py", "simlab/rng_gamma.py", "environments", "agents")
 EXCLUDED = {
     "environments/recsim_ng": "needs RecSim NG's separate environment (simlab extras recsim-ng)",
 }
 EXTRA_TESTS = {
     "simlab/rng.py": ["tests/test_rng.py", "tests/test_rng_golden.py"],
+    "simlab/rng_gamma.py": ["tests/test_rng.py", "tests/test_rng_golden.py"],
     "simlab/metrics": ["tests/metrics"],
     "environments/users.py": [
         "tests/environments/test_environments.py",

@@ -16,6 +16,16 @@ from functools import cached_property
 
 import numpy as np
 
+from simlab.batch_arrays import (
+    PAD,
+    BroadcastRows,
+    _check,
+    compact_rows,
+    is_row_broadcast,
+    lookup_sorted,
+)
+from simlab.batch_deferred import Deferred, _DeferredField
+
 __all__ = [
     "Catalog",
     "Deferred",
@@ -27,55 +37,8 @@ __all__ = [
     "lookup_sorted",
     "is_row_broadcast",
     "compact_rows",
+    "BroadcastRows",
 ]
-
-PAD = -1
-"""Item id used to pad histories (and only histories)."""
-
-
-def lookup_sorted(sorted_ids: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of ``query`` ids (any shape) in the sorted array ``sorted_ids``.
-
-    ``sorted_ids`` must be strictly increasing (ids); when they are consecutive the
-    positions are computed by subtraction instead of a binary search.
-
-    Returns:
-        ``(pos, found)``: ``pos`` indexes ``sorted_ids`` (clipped, meaningful only where
-        ``found``), ``found`` says whether the id is present.
-
-    >>> pos, found = lookup_sorted(np.array([2, 5, 9]), np.array([5, 7]))
-    >>> pos.tolist(), found.tolist()
-    ([1, 2], [True, False])
-    """
-    query = np.asarray(query)
-    n = sorted_ids.shape[0]
-    if n == 0:
-        return np.zeros(query.shape, np.int64), np.zeros(query.shape, bool)
-    lo = sorted_ids[0]
-    if sorted_ids[n - 1] - lo == n - 1 and sorted_ids.dtype.kind in "iu":
-        # consecutive ids (a catalog whose items retire in publication order): arithmetic
-        pos = np.subtract(query, lo, dtype=np.int64)
-        found = pos.view(np.uint64) < n  # a negative position wraps to a huge one
-        if not found.all():
-            np.clip(pos, 0, n - 1, out=pos)
-        return pos, found
-    pos = np.minimum(np.searchsorted(sorted_ids, query), n - 1)
-    return pos, sorted_ids[pos] == query
-
-
-def _check(name: str, arr: np.ndarray, shape: tuple, dtype_kind: str | None = None) -> None:
-    """Raise ``ValueError`` unless ``arr`` matches ``shape`` (``None`` = any size)."""
-    if not isinstance(arr, np.ndarray):
-        raise TypeError(f"Expects `{name}` to be a numpy array, actual type: {type(arr).__name__}")
-    mismatch = any(s is not None and s != a for s, a in zip(shape, arr.shape, strict=False))
-    if arr.ndim != len(shape) or mismatch:
-        dims = ["?" if s is None else str(s) for s in shape]
-        want = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
-        raise ValueError(f"Expects `{name}` of shape {want}, actual shape: {arr.shape}")
-    if dtype_kind is not None and arr.dtype.kind not in dtype_kind:
-        raise ValueError(
-            f"Expects `{name}` of dtype kind {dtype_kind!r}, actual dtype: {arr.dtype}"
-        )
 
 
 @dataclass(frozen=True)
@@ -119,73 +82,6 @@ class Catalog:
             bad = np.unique(item_ids[~found])[:10].tolist()
             raise KeyError(f"item ids not in the live catalog: {bad}")
         return pos
-
-
-class Deferred:
-    """An array computed on first use, at most once (e.g. an observation's ``history``).
-
-    The user side hands the observation its click histories as a ``Deferred`` so that a
-    step whose agent never reads ``obs.history`` never builds them. Whoever owns the data it
-    reads must :meth:`resolve` every ``Deferred`` still referenced before changing that data
-    (see ``ClickHistory``), so a late read still sees the values at the time of the step.
-
-    >>> d = Deferred(lambda: np.arange(3))
-    >>> d.resolve().tolist(), d.resolved
-    ([0, 1, 2], True)
-    """
-
-    __slots__ = ("_fn", "_value", "__weakref__")
-
-    def __init__(self, fn) -> None:
-        self._fn = fn
-        self._value: np.ndarray | None = None
-
-    @property
-    def resolved(self) -> bool:
-        """Whether the array has been computed."""
-        return self._fn is None
-
-    def resolve(self) -> np.ndarray:
-        """The array (computed now if it was not yet)."""
-        if self._fn is not None:
-            self._value, self._fn = self._fn(), None
-        return self._value
-
-
-class _DeferredField:
-    """A dataclass field that may be given as a :class:`Deferred`, resolved when first read.
-
-    (A data descriptor: the dataclass ``__init__`` stores through :meth:`__set__` and every
-    read goes through :meth:`__get__`; it has no class-level default, so the field stays
-    required.) ``check`` is ``(shape after the first axis, dtype kinds)``: a resolved
-    array must have ``obj.num_users`` rows and that shape.
-    """
-
-    def __init__(
-        self, check: tuple[tuple, str] | None = None, default: Deferred | None = None
-    ) -> None:
-        self._spec = check
-        self._default = default  # built once, shared read-only by instances that use it
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self._name = name
-
-    def __get__(self, obj, owner=None):
-        if obj is None:  # the dataclass asks for the field's default
-            if self._default is None:
-                raise AttributeError(self._name)  # no default value: a required field
-            return self._default
-        value = obj.__dict__[self._name]
-        if isinstance(value, Deferred):
-            value = value.resolve()
-            if self._spec is not None:
-                shape = (obj.num_users, *self._spec[0])
-                _check(f"{type(obj).__name__}.{self._name}", value, shape, self._spec[1])
-            obj.__dict__[self._name] = value
-        return value
-
-    def __set__(self, obj, value) -> None:
-        obj.__dict__[self._name] = value
 
 
 @dataclass(frozen=True)
@@ -239,28 +135,6 @@ class Observation:
         args = (self.step, self.user_ids, self.user_features, self.history)
         rest = (self.catalog, self.slate_size, self.shared_candidates)
         return (Observation, (*args, compact_rows(self.candidates), *rest))
-
-
-def is_row_broadcast(a: np.ndarray) -> bool:
-    """Whether ``a`` is a ``(B, C)`` zero-copy broadcast of one row (``B > 1``)."""
-    return a.ndim == 2 and a.shape[0] > 1 and a.strides[0] == 0
-
-
-class BroadcastRows:
-    """Pickles as one row; unpickles as the read-only ``(n, C)`` broadcast view of it."""
-
-    def __init__(self, row: np.ndarray, n: int) -> None:
-        self.row, self.n = row, n
-
-    def __reduce__(self):
-        return (np.broadcast_to, (self.row, (self.n, self.row.shape[0])))
-
-
-def compact_rows(a: np.ndarray) -> np.ndarray | BroadcastRows:
-    """``a`` ready to pickle: a broadcast of one row is sent as that row only."""
-    if is_row_broadcast(a):
-        return BroadcastRows(np.ascontiguousarray(a[0]), a.shape[0])
-    return a
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -25,9 +25,30 @@ from simlab.errors import RunStoreError
 from simlab.manifest import JOURNAL, METRICS
 
 if TYPE_CHECKING:
-    from simlab.store import RunStore, TrialInfo
+    from simlab.store_write import TrialInfo
 
 __all__ = ["MetricsWriter", "read_journal", "write_parquet"]
+
+
+class _RunFolder(Protocol):
+    """What a :class:`MetricsWriter` uses of its :class:`~simlab.store.RunStore`.
+
+    (A protocol, so that this module, which the store imports, does not import the store.)
+    """
+
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def run_id(self) -> str:
+        """The run id."""
+
+    def schema(self) -> pa.Schema:
+        """The Arrow schema of the metrics table."""
+
+    def trial_status(self, index: int, status: str, steps_done: int | None = None) -> None:
+        """Record a trial's status (and steps done) in the manifest."""
+
 
 _ID_TYPES = {"run_id": str, "trial": int, "agent": str, "seed": int, "step": int}
 
@@ -99,7 +120,7 @@ def _next_seq(path: Path, trial: int) -> int:
 class MetricsWriter:
     """Streams one trial's metric rows: journal per step, Parquet part per flush."""
 
-    def __init__(self, store: RunStore, trial: TrialInfo, flush_seconds: float) -> None:
+    def __init__(self, store: _RunFolder, trial: TrialInfo, flush_seconds: float) -> None:
         self.store = store
         self.trial = trial
         self.flush_seconds = flush_seconds

@@ -193,7 +193,7 @@ def test_manifest_is_written_before_heavy_imports(tmp_path: Path):
     """The first manifest write happens before torch or ray is imported, with status starting."""
     code = f"""
 import sys, json
-import simlab.store as store
+import simlab.store_write as store
 seen = []
 real = store._atomic_write
 def spy(path, text):
@@ -213,7 +213,7 @@ print(json.dumps(seen[0]))
 
 def test_a_run_that_dies_while_starting_can_be_resumed(reference, tmp_path, monkeypatch):
     """A failure right after the manifest (status starting) leaves a resumable run."""
-    import simlab.store as store
+    import simlab.store_write as store
 
     scenario, ref = reference
 

@@ -26,15 +26,10 @@ code: the actors (:mod:`simlab.execution.ray_actors`) wrap the plain components.
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from simlab.checkpoint import due_checkpoint
-from simlab.execution.connect import probe_address
 from simlab.execution.ray_actors import (
     NAMESPACE,
     ClusterError,
@@ -46,7 +41,12 @@ from simlab.execution.ray_actors import (
     _TrialActor,
     actor_name,
 )
-from simlab.signals import reinstall as reinstall_signal_handlers
+from simlab.execution.ray_init import (
+    _check_capacity,
+    init_ray,
+    local_instance_options,
+    trial_demand,
+)
 from simlab.snapshots import due_snapshot
 
 if TYPE_CHECKING:
@@ -65,128 +65,6 @@ __all__ = [
     "actor_name",
     "local_instance_options",
 ]
-
-
-# ---------------------------------------------------------------------- start-up
-def trial_demand(ex: ExecutionSection) -> dict[str, float]:
-    """Ray resources one trial reserves (its shards and its agent)."""
-    gpus = ex.agent_resources.num_gpus
-    out = {"CPU": ex.shards * ex.shard_cpus + ex.agent_resources.num_cpus}
-    if gpus:
-        out["GPU"] = gpus
-    return out
-
-
-def _code_paths() -> list[str]:
-    """The driver's code folders for workers.
-
-    Those are the ``sys.path`` entries outside the Python installation, minus any that would
-    shadow an already imported package (a source checkout of simlab next to an installed
-    simlab, say).
-    """
-    installed = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
-    out = []
-    for entry in sys.path:
-        path = os.path.realpath(entry or ".")
-        if not os.path.isdir(path) or any(path.startswith(i) for i in installed):
-            continue
-        if any(_shadows(path, name) for name in os.listdir(path)):
-            continue
-        out.append(path)
-    return list(dict.fromkeys(out))
-
-
-def _shadows(path: str, name: str) -> bool:
-    module = sys.modules.get(name)
-    where = getattr(module, "__file__", None)
-    if module is None or where is None or not os.path.isdir(os.path.join(path, name)):
-        return False
-    return not os.path.realpath(where).startswith(os.path.join(path, name) + os.sep)
-
-
-def local_instance_options(num_cpus: int, object_store_mb: int = 0) -> dict[str, Any]:
-    """``ray.init`` keywords for a quiet embedded instance (runs, tests, benchmarks).
-
-    No dashboard, no worker logs on the console, a modest object store, and the driver's
-    own code folders (those outside the Python installation: the working directory, a
-    test folder) on the workers' ``PYTHONPATH``, so ``model: my_module:MyAgent`` classes
-    import in actors as they do here.
-    """
-    env = {"PYTHONPATH": os.pathsep.join(_code_paths())} if _code_paths() else {}
-    return {
-        "num_cpus": num_cpus,
-        "include_dashboard": False,
-        "object_store_memory": (object_store_mb or _default_store_mb()) * 1024 * 1024,
-        "runtime_env": {"env_vars": env} if env else None,
-        "log_to_driver": False,
-        "logging_level": "ERROR",
-        "configure_logging": False,
-    }
-
-
-def init_ray(ex: ExecutionSection) -> bool:
-    """Connect to Ray as ``ex`` says; return True when this call started it.
-
-    An existing connection (``ray.init`` done by the caller, e.g. a test session) is used as
-    it is. Without ``address`` an embedded local instance starts quietly: no dashboard, no
-    worker logs on the console, a modest object store, at least as many logical CPUs as one
-    trial reserves (a trial's actors take turns within a step, so a small machine can still
-    run one trial with several shards).
-    """
-    ray = _ray()
-    if ray.is_initialized():
-        return False
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if ex.address is not None:
-        probe_address(ex.address, ex.connect_timeout, ClusterError)
-    try:
-        if ex.address is not None:
-            ray.init(
-                address=ex.address,
-                namespace=NAMESPACE,
-                log_to_driver=False,
-                logging_level="ERROR",
-                configure_logging=False,
-            )
-        else:
-            # an embedded instance is private to this process: no token needed
-            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-            cpus = max(os.cpu_count() or 1, int(np.ceil(trial_demand(ex)["CPU"])))
-            ray.init(namespace=NAMESPACE, **local_instance_options(cpus, ex.object_store_mb))
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        where = f"the Ray cluster at {ex.address!r}" if ex.address else "a local Ray instance"
-        raise ClusterError(f"execution.address: cannot connect to {where} ({e})") from None
-    finally:
-        # ray.init replaces the SIGTERM handler with one that exits with status 15
-        reinstall_signal_handlers()
-    return True
-
-
-def _default_store_mb() -> int:
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        total = 8 << 30
-    return int(min(2048, max(256, 0.3 * total / (1 << 20))))
-
-
-def _check_capacity(ex: ExecutionSection) -> int:
-    """How many trials fit at once; a clear error when not even one does."""
-    ray = _ray()
-    have = ray.cluster_resources()
-    need = trial_demand(ex)
-    gpus = ex.agent_resources.num_gpus
-    for res, amount in need.items():
-        if have.get(res, 0.0) + 1e-9 < amount:
-            raise ClusterError(
-                f"execution: one trial needs {amount:g} {res} ({ex.shards} shards x "
-                f"{ex.shard_cpus:g} CPU + agent {ex.agent_resources.num_cpus:g} CPU"
-                f"{f', {gpus:g} GPU' if gpus else ''}) but the Ray cluster has "
-                f"{have.get(res, 0.0):g}; lower execution.shards, execution.shard_cpus or "
-                "execution.agent_resources, or add nodes"
-            )
-    fits = min(int(have.get(res, 0.0) // amount) for res, amount in need.items() if amount > 0)
-    return max(1, fits)
 
 
 # ---------------------------------------------------------------------- driver

@@ -1,0 +1,81 @@
+"""Array helpers of the data contracts: the history pad, id lookup, shape checks, broadcast rows.
+
+Part of :mod:`simlab.batch` (see its docstring for the shapes), which re-exports the public
+names.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["PAD", "lookup_sorted", "is_row_broadcast", "compact_rows", "BroadcastRows"]
+
+PAD = -1
+"""Item id used to pad histories (and only histories)."""
+
+
+def lookup_sorted(sorted_ids: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of ``query`` ids (any shape) in the sorted array ``sorted_ids``.
+
+    ``sorted_ids`` must be strictly increasing (ids); when they are consecutive the
+    positions are computed by subtraction instead of a binary search.
+
+    Returns:
+        ``(pos, found)``: ``pos`` indexes ``sorted_ids`` (clipped, meaningful only where
+        ``found``), ``found`` says whether the id is present.
+
+    >>> pos, found = lookup_sorted(np.array([2, 5, 9]), np.array([5, 7]))
+    >>> pos.tolist(), found.tolist()
+    ([1, 2], [True, False])
+    """
+    query = np.asarray(query)
+    n = sorted_ids.shape[0]
+    if n == 0:
+        return np.zeros(query.shape, np.int64), np.zeros(query.shape, bool)
+    lo = sorted_ids[0]
+    if sorted_ids[n - 1] - lo == n - 1 and sorted_ids.dtype.kind in "iu":
+        # consecutive ids (a catalog whose items retire in publication order): arithmetic
+        pos = np.subtract(query, lo, dtype=np.int64)
+        found = pos.view(np.uint64) < n  # a negative position wraps to a huge one
+        if not found.all():
+            np.clip(pos, 0, n - 1, out=pos)
+        return pos, found
+    pos = np.minimum(np.searchsorted(sorted_ids, query), n - 1)
+    return pos, sorted_ids[pos] == query
+
+
+def _check(name: str, arr: np.ndarray, shape: tuple, dtype_kind: str | None = None) -> None:
+    """Raise ``ValueError`` unless ``arr`` matches ``shape`` (``None`` = any size)."""
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"Expects `{name}` to be a numpy array, actual type: {type(arr).__name__}")
+    mismatch = any(s is not None and s != a for s, a in zip(shape, arr.shape, strict=False))
+    if arr.ndim != len(shape) or mismatch:
+        dims = ["?" if s is None else str(s) for s in shape]
+        want = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+        raise ValueError(f"Expects `{name}` of shape {want}, actual shape: {arr.shape}")
+    if dtype_kind is not None and arr.dtype.kind not in dtype_kind:
+        raise ValueError(
+            f"Expects `{name}` of dtype kind {dtype_kind!r}, actual dtype: {arr.dtype}"
+        )
+
+
+def is_row_broadcast(a: np.ndarray) -> bool:
+    """Whether ``a`` is a ``(B, C)`` zero-copy broadcast of one row (``B > 1``)."""
+    return a.ndim == 2 and a.shape[0] > 1 and a.strides[0] == 0
+
+
+class BroadcastRows:
+    """Pickles as one row; unpickles as the read-only ``(n, C)`` broadcast view of it."""
+
+    def __init__(self, row: np.ndarray, n: int) -> None:
+        self.row, self.n = row, n
+
+    def __reduce__(self):
+        return (np.broadcast_to, (self.row, (self.n, self.row.shape[0])))
+
+
+def compact_rows(a: np.ndarray) -> np.ndarray | BroadcastRows:
+    """``a`` ready to pickle: a broadcast of one row is sent as that row only."""
+    if is_row_broadcast(a):
+        return BroadcastRows(np.ascontiguousarray(a[0]), a.shape[0])
+    return a

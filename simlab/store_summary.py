@@ -1,0 +1,67 @@
+"""Summaries of a run's metrics: per agent and sweep point, over steps then over seeds.
+
+Part of :mod:`simlab.store`, which re-exports :func:`summarize`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["summarize"]
+
+
+def summarize(df, manifest: dict[str, Any]):
+    """Per agent (and sweep point): each metric summarised over steps, then over seeds.
+
+    A metric's step summary is its mean over the steps after the trial's warm-up (the steps
+    before its first retrained model serves, ``warmup`` in the manifest's trial records), or
+    its last value for cumulative measures (``metric_summary`` in the manifest says which).
+    Returns a DataFrame with one row per (agent, sweep point) and, per metric, ``<metric>``
+    (mean over seeds) and ``<metric> sd`` (standard deviation over seeds).
+    """
+    import pandas as pd
+
+    metrics = [c for c in manifest["metric_columns"] if c in df.columns]
+    kinds = manifest.get("metric_summary", {})
+    sweep = [c for c in manifest.get("sweep_columns", []) if c in df.columns]
+    if df.empty:
+        return pd.DataFrame(columns=["agent", *sweep, "seeds", "steps", *metrics])
+    warmup = {int(t["index"]): int(t.get("warmup", 0)) for t in manifest.get("trials", [])}
+    per_trial = []
+    for trial, g in df.groupby("trial", sort=True):
+        g = g.sort_values("step")
+        row = {"trial": trial, "agent": g["agent"].iloc[0], "seed": g["seed"].iloc[0]}
+        row["steps"] = len(g)
+        row.update({c: g[c].iloc[0] for c in sweep})
+        after = g["step"] >= warmup.get(int(trial), 0)
+        for c in metrics:
+            last = kinds.get(c) == "last"
+            col = (g[c] if last else g.loc[after, c]).dropna()
+            if col.empty:
+                row[c] = float("nan")
+            else:
+                row[c] = col.iloc[-1] if last else col.mean()
+        per_trial.append(row)
+    trials = pd.DataFrame(per_trial)
+    order = list(dict.fromkeys(trials["agent"]))
+    out = []
+    keys = ["agent", *sweep]
+    for key, g in trials.groupby(keys, sort=False, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(keys, key, strict=False))
+        row["seeds"] = len(g)
+        row["steps"] = int(g["steps"].min())
+        for c in metrics:
+            row[c] = g[c].mean()
+            row[f"{c} sd"] = g[c].std(ddof=0)
+        out.append(row)
+    res = pd.DataFrame(out)
+    # agents, then sweep points, in the scenario's order (the trials' order)
+    res["_o"] = res["agent"].map(order.index)
+    keys = ["_o"]
+    for i, c in enumerate(sweep):
+        seen = list(dict.fromkeys(trials.sort_values("trial")[c]))
+        res[f"_s{i}"] = res[c].map({v: j for j, v in enumerate(seen)})
+        keys.append(f"_s{i}")
+    res = res.sort_values(keys, kind="stable")
+    return res.drop(columns=keys).reset_index(drop=True)
