@@ -84,6 +84,14 @@ EXTRA_TESTS = {
     "environments/recsim_common.py": ["tests/environments/test_interest_evolution.py"],
     "environments/gym": ["tests/environments/gym/test_gym_envs.py"],
     "agents/bandits.py": ["tests/agents/test_bandits.py", "tests/agents/test_bandit_posteriors.py"],
+    "agents/bandit_math.py": [
+        "tests/agents/test_bandits.py",
+        "tests/agents/test_bandit_posteriors.py",
+    ],
+    "agents/bandit_models.py": [
+        "tests/agents/test_bandits.py",
+        "tests/agents/test_bandit_posteriors.py",
+    ],
     "agents/baselines.py": ["tests/agents/test_agents.py"],
     "agents/base.py": ["tests/agents/test_agents.py"],
     "agents/rerank.py": ["tests/agents/test_rerank.py"],
