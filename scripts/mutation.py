@@ -100,6 +100,10 @@ EXTRA_TESTS = {
     "agents/neural_train.py": ["tests/agents/test_neural.py", "tests/agents/test_lazy_adam.py"],
     "agents/gru4rec_model.py": ["tests/agents/test_neural.py"],
     "agents/two_tower.py": ["tests/agents/test_two_tower.py", "tests/agents/test_source_debias.py"],
+    "agents/two_tower_train.py": [
+        "tests/agents/test_two_tower.py",
+        "tests/agents/test_source_debias.py",
+    ],
     "agents/slate_ts.py": [
         "tests/agents/test_slate_ts.py",
         "tests/agents/test_bandit_posteriors.py",

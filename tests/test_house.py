@@ -33,7 +33,6 @@ PACKAGE_DIRS = {
 OVERSIZED = {
     "simlab/scenario.py": 792 + 60,
     "simlab/store.py": 578 + 60,
-    "agents/two_tower.py": 443 + 60,
     "simlab/execution/ray.py": 428 + 60,
     "simlab/world.py": 420 + 60,
     "simlab/batch.py": 413 + 60,
