@@ -27,18 +27,25 @@ generators keyed by ``(seed, stream, retrain index)``; torch's global RNG is nev
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from pydantic import Field
 
 from simlab.batch import PAD, Log, Observation, Slates, lookup_sorted
 from simlab.errors import ScenarioError
-from simlab.rng import Stream, numpy_generator, torch_generator
+from simlab.rng import Stream, numpy_generator
 from simlab.scenario import ParamsModel
 
-from .base import Agent, RandomUntilTrainedMixin, random_slates, require_torch
-from .lazy_adam import LazyAdamRows
+from .base import Agent, RandomUntilTrainedMixin, random_slates
+from .gru4rec_model import _GRU_KEYS, _gru_states, click_sequences, train_gru4rec
+from .neural_train import (
+    DebiasParams,
+    _torch,
+    click_weights,
+    exposure_propensity,
+    train_bpr,
+)
 
 __all__ = [
     # agents
@@ -52,182 +59,6 @@ __all__ = [
     "click_weights",
     "DebiasParams",
 ]
-
-Debias = Literal["none", "ips", "snips"]
-
-
-def _torch():
-    return require_torch("the torch agents (mf, gru4rec)")
-
-
-# ----------------------------------------------------------------------------- debiasing
-
-
-class DebiasParams(ParamsModel):
-    """Scenario keys shared by the torch agents: inverse-propensity weighting of clicks."""
-
-    debias: Debias = Field(
-        "none",
-        description="Weight each training click by 1/P_i, its item's estimated exposure "
-        "propensity: none; ips (mean of weighted losses); snips (weighted losses divided by "
-        "the sum of the weights, per batch).",
-    )
-    propensity_power: float = Field(
-        0.5, gt=0, le=2, description="eta in P_i = (impressions_i / max impressions)^eta."
-    )
-    min_propensity: float = Field(
-        0.05, gt=0, le=1, description="Lower clip of P_i, so no weight exceeds 1/this."
-    )
-
-
-def exposure_propensity(
-    log: Log, power: float = 0.5, min_propensity: float = 0.05
-) -> tuple[np.ndarray, np.ndarray]:
-    """Estimated exposure propensity of every item shown in the log window.
-
-    ``P_i = clip((n_i / max_j n_j) ** power, min_propensity, 1)``, where ``n_i`` is the
-    number of logged slates that showed item ``i`` (the relative-popularity model of
-    Saito et al. 2020 and Schnabel et al. 2016, who use ``power = 0.5``).
-
-    Args:
-        log: the log window.
-        power: ``eta``, how fast the propensity falls with fewer impressions.
-        min_propensity: lower clip, so that no weight ``1 / P_i`` exceeds ``1 / min_propensity``.
-
-    Returns:
-        ``(item_ids, P)``: ``(n,)`` sorted ids of the items shown and their propensities.
-
-    >>> slates = np.array([[1, 2], [1, 3], [1, 2], [1, 2]])
-    >>> log = Log(np.zeros(4, np.int64), np.arange(4), slates, np.zeros(4, np.int64),
-    ...           np.zeros(4, np.float32))
-    >>> ids, p = exposure_propensity(log, power=0.5, min_propensity=0.6)
-    >>> ids.tolist(), p.round(3).tolist()
-    ([1, 2, 3], [1.0, 0.866, 0.6])
-    """
-    ids, counts = np.unique(log.slates, return_counts=True)
-    if ids.size == 0:
-        return ids.astype(np.int64), np.zeros(0)
-    p = (counts / counts.max()) ** power
-    return ids.astype(np.int64), np.clip(p, min_propensity, 1.0)
-
-
-def click_weights(log: Log, items: np.ndarray, params: DebiasParams) -> np.ndarray | None:
-    """``(M,)`` weights ``1 / P_i`` of training clicks on ``items``; ``None`` when not debiasing.
-
-    Args:
-        log: the log window the propensities are estimated from.
-        items: ``(M,)`` clicked item ids (every one was shown in ``log``).
-        params: the agent's :class:`DebiasParams`.
-    """
-    if params.debias == "none":
-        return None
-    ids, prop = exposure_propensity(log, params.propensity_power, params.min_propensity)
-    pos, found = lookup_sorted(ids, items)
-    assert found.all(), "a clicked item was never shown in the log"
-    return (1.0 / prop[pos]).astype(np.float32)
-
-
-def _weighted_mean(loss: Any, weights: Any | None, self_normalize: bool) -> Any:
-    """Batch loss: the mean, IPS ``mean(w * loss)`` or SNIPS ``sum(w * loss) / sum(w)``."""
-    if weights is None:
-        return loss.mean()
-    if self_normalize:
-        return (weights * loss).sum() / weights.sum()
-    return (weights * loss).mean()
-
-
-# ----------------------------------------------------------------------------- BPR
-
-
-def train_bpr(
-    users: np.ndarray,
-    pos: np.ndarray,
-    neg: np.ndarray,
-    params: dict[str, np.ndarray],
-    item_features: np.ndarray,
-    *,
-    epochs: int,
-    lr: float,
-    l2: float,
-    batch_size: int,
-    seed_key: tuple[int, str, int],
-    weights: np.ndarray | None = None,
-    self_normalize: bool = False,
-    rewrite_features: np.ndarray | None = None,
-    invariance: float = 0.0,
-) -> dict[str, np.ndarray]:
-    """Fit BPR ``-log sigmoid(s(u, pos) - s(u, neg))`` with Adam; return the new params.
-
-    The user table ``P`` is updated lazily (:class:`LazyAdamRows`: only the rows of a
-    batch's users, with their own moment estimates), ``W``, ``Q`` and ``b`` by torch's
-    dense Adam, so the cost of a retrain is linear in clicks whatever the number of users.
-
-    With ``rewrite_features`` and ``invariance > 0`` the loss adds Zhou et al.'s black-box
-    source-debiasing term ``invariance * mean |s(u, i) - s(u, R(i))|`` over the batch's
-    positive and negative items, ``R(i)`` being item ``i`` with its rewrite's features.
-
-    Args:
-        users: ``(M,)`` user index of each click.
-        pos: ``(M,)`` item row (into ``item_features``) of each click.
-        neg: ``(epochs, M)`` negative item rows, one per click and epoch.
-        params: initial ``P (U, f)``, ``W (d, f)``, ``Q (n, f)``, ``b (n,)`` arrays.
-        item_features: ``(n, d)`` observable features of the log's items.
-        epochs: passes over the clicks.
-        lr: Adam learning rate.
-        l2: L2 penalty on the vectors of each batch.
-        batch_size: clicks per optimisation step.
-        seed_key: ``(seed, stream, step)`` of the generator that shuffles batches.
-        weights: ``(M,)`` per-click loss weights (inverse propensities), or ``None``.
-        self_normalize: divide a batch's weighted loss by its weight sum (SNIPS), not size.
-        rewrite_features: ``(n, d)`` features of each item's rewrite, or ``None``.
-        invariance: weight of the invariance term.
-    """
-    torch = _torch()
-    t = {
-        k: torch.nn.Parameter(torch.from_numpy(np.array(v, np.float32))) for k, v in params.items()
-    }
-    feats = torch.from_numpy(np.asarray(item_features, np.float32))
-    shift = None  # R(f_i) - f_i: what a rewrite changes in each item's features
-    if rewrite_features is not None and invariance > 0:
-        shift = torch.from_numpy(np.asarray(rewrite_features, np.float32)) - feats
-    u_t, p_t = torch.from_numpy(users), torch.from_numpy(pos)
-    n_t = torch.from_numpy(neg)
-    w_t = None if weights is None else torch.from_numpy(np.asarray(weights, np.float32))
-    # the user table is updated lazily (see LazyAdamRows): a batch touches only its own
-    # users' rows, so a retrain costs O(clicks), not O(clicks * users) as a dense Adam step
-    # over the whole user table per batch did; the item-side arrays keep a dense Adam
-    users_table = LazyAdamRows(t.pop("P").detach(), lr)
-    opt = torch.optim.Adam(list(t.values()), lr=lr)
-    gen = torch_generator(*seed_key)
-    m = users.shape[0]
-    # F.embedding rather than tensor indexing: its backward is a fast dense scatter,
-    # indexing's (index_put with accumulate) is several times slower on CPU.
-    emb = torch.nn.functional.embedding
-    for epoch in range(epochs):
-        order = torch.randperm(m, generator=gen)
-        for start in range(0, m, batch_size):
-            idx = order[start : start + batch_size]
-            u, i, j = u_t[idx], p_t[idx], n_t[epoch, idx]
-            leaf, where = users_table.gather(u)  # the batch's distinct users' rows
-            pu = emb(where, leaf)
-            vecs = feats @ t["W"]
-            qi, qj = emb(i, t["Q"]), emb(j, t["Q"])
-            vi, vj = emb(i, vecs) + qi, emb(j, vecs) + qj
-            bias = t["b"][:, None]
-            x = (pu * (vi - vj)).sum(1) + (emb(i, bias) - emb(j, bias))[:, 0]
-            reg = l2 * ((pu**2).sum() + (qi**2).sum() + (qj**2).sum())
-            nll = -torch.nn.functional.logsigmoid(x)
-            loss = _weighted_mean(nll, None if w_t is None else w_t[idx], self_normalize)
-            if shift is not None:  # s(u, R(i)) - s(u, i) = <p_u, (R(f_i) - f_i) W>
-                dw = shift @ t["W"]
-                gap = torch.cat([(pu * emb(i, dw)).sum(1), (pu * emb(j, dw)).sum(1)])
-                loss = loss + invariance * gap.abs().mean()
-            opt.zero_grad()
-            (loss + reg / idx.shape[0]).backward()
-            opt.step()
-            users_table.step(leaf.grad)
-    out = {k: v.detach().numpy().copy() for k, v in t.items()}
-    return {"P": users_table.table.numpy().copy(), **out}
 
 
 # ----------------------------------------------------------------------------- shared serving
@@ -395,145 +226,6 @@ class MatrixFactorizationAgent(_HybridItemAgent):
         if self._model is None:
             return Slates(obs.user_ids, random_slates(self._random, obs))
         return self._top_k(obs, self._model["P"][obs.user_ids])
-
-
-# ----------------------------------------------------------------------------- GRU4Rec
-
-_GRU_KEYS = ("W_ih", "W_hh", "b_ih", "b_hh", "h0")
-
-
-def click_sequences(log: Log) -> tuple[np.ndarray, np.ndarray]:
-    """Each user's clicks in the log window, in time order.
-
-    Log rows are chronological, so sorting the clicks by (user, step) lines up each
-    user's clicks; no loop runs over users.
-
-    Args:
-        log: the log window.
-
-    Returns:
-        ``(user_ids, sequences)``: ``(U,)`` the users who clicked, increasing, and
-        ``(U, T)`` their clicked item ids, oldest first and ``PAD``-padded on the right
-        (``T`` is the most clicks of one user).
-
-    >>> log = Log(np.array([0, 0, 1, 1, 2]), np.array([7, 8, 7, 8, 7]),
-    ...           np.array([[1, 2], [3, 4], [5, 6], [1, 2], [3, 4]]),
-    ...           np.array([0, 1, 1, 0, 0]), np.zeros(5, np.float32))
-    >>> users, seqs = click_sequences(log)
-    >>> users.tolist(), seqs.tolist()
-    ([7, 8], [[1, 6, 3], [4, 1, -1]])
-    """
-    clicked = log.clicked_pos >= 0
-    users = log.user_ids[clicked]
-    items = log.clicked_items[clicked]
-    order = np.lexsort((log.step[clicked], users))  # stable: by user, then time
-    users, items = users[order], items[order]
-    uniq, start, counts = np.unique(users, return_index=True, return_counts=True)
-    row = np.repeat(np.arange(uniq.shape[0]), counts)
-    seqs = np.full((uniq.shape[0], int(counts.max(initial=0))), PAD, np.int64)
-    seqs[row, np.arange(users.shape[0]) - start[row]] = items
-    return uniq, seqs
-
-
-def _gru_states(t: dict[str, Any], x: Any) -> Any:
-    """Every GRU state ``(B, T + 1, f)`` over item vectors ``x`` ``(B, T, f)``, oldest first.
-
-    ``h_0`` is the learned no-history state ``t["h0"]`` and ``h_{s+1} = GRU(x_s, h_s)``
-    with torch.nn.GRU's gates: ``r, z = sigmoid(x W_i + b_i + h W_h + b_h)`` (per gate),
-    ``n = tanh(x W_in + b_in + r * (h W_hn + b_hn))``, ``h' = (1 - z) * n + z * h``.
-    State ``h_s`` has read the first ``s`` items and predicts item ``s``.
-    """
-    torch = _torch()
-    b, length, f = x.shape
-    # input projections of every step in one product; unbind (not gi[:, s]) so that
-    # backward stacks the step gradients once instead of scattering into zeros per step
-    gi = (x @ t["W_ih"] + t["b_ih"]).unbind(1)
-    h = t["h0"].expand(b, f)
-    states = [h]
-    for step in range(length):
-        ir, iz, i_n = gi[step].chunk(3, dim=1)
-        hr, hz, hn = (h @ t["W_hh"] + t["b_hh"]).chunk(3, dim=1)
-        r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
-        h = (1 - z) * torch.tanh(i_n + r * hn) + z * h
-        states.append(h)
-    return torch.stack(states, dim=1)
-
-
-def _sampled_softmax_nll(h: Any, tgt: Any, neg: Any, vecs: Any, bias: Any) -> Any:
-    """``(N,)`` negative log-likelihood of each target against shared sampled negatives.
-
-    Args:
-        h: ``(N, f)`` GRU states.
-        tgt: ``(N,)`` target item rows.
-        neg: ``(S,)`` negative item rows, shared by all targets.
-        vecs: ``(n, f)`` item vectors.
-        bias: ``(n,)`` item biases.
-    """
-    torch = _torch()
-    emb, bias = torch.nn.functional.embedding, bias[:, None]
-    pos_logit = (h * emb(tgt, vecs)).sum(1) + emb(tgt, bias)[:, 0]
-    neg_logit = h @ emb(neg, vecs).T + emb(neg, bias)[:, 0]
-    # a negative that is the target itself is not a negative
-    neg_logit = neg_logit.masked_fill(neg[None, :] == tgt[:, None], float("-inf"))
-    return -torch.log_softmax(torch.cat([pos_logit[:, None], neg_logit], 1), 1)[:, 0]
-
-
-def train_gru4rec(
-    sequences: np.ndarray,
-    params: dict[str, np.ndarray],
-    item_features: np.ndarray,
-    cfg: GRU4RecAgent.Params,
-    *,
-    weights: np.ndarray | None,
-    seed_key: tuple[int, str, int],
-) -> dict[str, np.ndarray]:
-    """Fit GRU4Rec with session-parallel batches and a sampled softmax; return the params.
-
-    Each batch takes ``cfg.batch_size`` users' click sequences and runs the GRU over them
-    once; the state before each click scores that click against ``cfg.num_negatives`` log
-    items drawn uniformly for the batch (a negative equal to the target is masked out).
-    Scores are ``<h, v_i> + b_i`` with ``v_i = f_i W + q_i``, the vectors the GRU reads.
-
-    Args:
-        sequences: ``(U, T)`` rows (into ``item_features``) of each user's clicks, oldest
-            first, ``-1``-padded on the right.
-        params: initial ``W (d, f)``, ``Q (n, f)``, ``b (n,)`` and GRU arrays ``W_ih``,
-            ``W_hh`` ``(f, 3f)``, ``b_ih``, ``b_hh`` ``(3f,)``, ``h0`` ``(f,)``.
-        item_features: ``(n, d)`` observable features of the log's items.
-        cfg: the agent's params (epochs, lr, l2, batch_size, num_negatives, debias).
-        weights: ``(U, T)`` inverse-propensity weight of every click, or ``None``.
-        seed_key: ``(seed, stream, step)`` of the generator of batches and negatives.
-    """
-    torch = _torch()
-    t = {
-        k: torch.nn.Parameter(torch.from_numpy(np.array(v, np.float32))) for k, v in params.items()
-    }
-    feats = torch.from_numpy(np.asarray(item_features, np.float32))
-    seq_all = torch.from_numpy(sequences)
-    w_all = None if weights is None else torch.from_numpy(np.asarray(weights, np.float32))
-    lengths = (seq_all >= 0).sum(1)
-    n, num_seqs = feats.shape[0], sequences.shape[0]
-    opt = torch.optim.Adam(list(t.values()), lr=cfg.lr)
-    gen = torch_generator(*seed_key)
-    emb = torch.nn.functional.embedding
-    for _ in range(cfg.epochs):
-        order = torch.randperm(num_seqs, generator=gen)
-        for start in range(0, num_seqs, cfg.batch_size):
-            idx = order[start : start + cfg.batch_size]
-            seq = seq_all[idx, : int(lengths[idx].max())]
-            valid = seq >= 0
-            vecs = feats @ t["W"] + t["Q"]
-            states = _gru_states(t, emb(seq[:, :-1].clamp(min=0), vecs))
-            h, tgt = states[valid], seq[valid]
-            neg = torch.randint(0, n, (cfg.num_negatives,), generator=gen)
-            nll = _sampled_softmax_nll(h, tgt, neg, vecs, t["b"])
-            w = None if w_all is None else w_all[idx, : seq.shape[1]][valid]
-            loss = _weighted_mean(nll, w, cfg.debias == "snips")
-            loss = loss + cfg.l2 * (emb(tgt, t["Q"]) ** 2).sum() / tgt.shape[0]
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return {k: v.detach().numpy().copy() for k, v in t.items()}
 
 
 class GRU4RecAgent(_HybridItemAgent):

@@ -85,12 +85,26 @@ EXTRA_TESTS = {
     "environments/recsim_common.py": ["tests/environments/test_interest_evolution.py"],
     "environments/gym": ["tests/environments/gym/test_gym_envs.py"],
     "agents/bandits.py": ["tests/agents/test_bandits.py", "tests/agents/test_bandit_posteriors.py"],
+    "agents/bandit_math.py": [
+        "tests/agents/test_bandits.py",
+        "tests/agents/test_bandit_posteriors.py",
+    ],
+    "agents/bandit_models.py": [
+        "tests/agents/test_bandits.py",
+        "tests/agents/test_bandit_posteriors.py",
+    ],
     "agents/baselines.py": ["tests/agents/test_agents.py"],
     "agents/base.py": ["tests/agents/test_agents.py"],
     "agents/rerank.py": ["tests/agents/test_rerank.py"],
     "agents/rerank_groups.py": ["tests/agents/test_rerank.py"],
     "agents/neural.py": ["tests/agents/test_neural.py"],
+    "agents/neural_train.py": ["tests/agents/test_neural.py", "tests/agents/test_lazy_adam.py"],
+    "agents/gru4rec_model.py": ["tests/agents/test_neural.py"],
     "agents/two_tower.py": ["tests/agents/test_two_tower.py", "tests/agents/test_source_debias.py"],
+    "agents/two_tower_train.py": [
+        "tests/agents/test_two_tower.py",
+        "tests/agents/test_source_debias.py",
+    ],
     "agents/slate_ts.py": [
         "tests/agents/test_slate_ts.py",
         "tests/agents/test_bandit_posteriors.py",

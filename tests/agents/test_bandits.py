@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from simlab import registry
-from simlab.agents import bandits
+from simlab.agents import bandit_math, bandits
 from simlab.agents.bandits import (
     DiagLinUCBAgent,
     LinUCBAgent,
@@ -247,8 +247,8 @@ def test_linucb_beats_ucb1_when_rewards_are_linear(seed):
 @pytest.mark.parametrize("shared", [True, False])
 def test_linucb_scores_equal_the_explicit_formula(shared, monkeypatch):
     """LinUCB's factorised scores equal theta^T x + alpha*sqrt(x^T A^-1 x) on explicit x."""
-    monkeypatch.setattr(bandits, "_USER_BLOCK", 4)  # 6 users: two blocks
-    monkeypatch.setattr(bandits, "_CACHE_BLOCK", 3)  # built in pieces of 3, then 1
+    monkeypatch.setattr(bandit_math, "_USER_BLOCK", 4)  # 6 users: two blocks
+    monkeypatch.setattr(bandit_math, "_CACHE_BLOCK", 3)  # built in pieces of 3, then 1
     g = np.random.default_rng(5)
     cat = make_catalog(np.arange(30, 40), g.normal(size=(10, 4)))
     feats = g.normal(size=(6, 4)).astype(np.float32)  # as the agent observes them
