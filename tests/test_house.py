@@ -37,7 +37,6 @@ OVERSIZED = {
     "simlab/store.py": 578 + 60,
     "agents/two_tower.py": 443 + 60,
     "simlab/execution/ray.py": 428 + 60,
-    "simlab/world.py": 420 + 60,
     "simlab/batch.py": 413 + 60,
     "simlab/rng.py": 401 + 60,
 }

@@ -40,12 +40,10 @@ from simlab.execution.ray_actors import (
     ClusterError,
     RayPopulation,
     WorkerLost,
-    _first_line,
-    _ray,
-    _start_failure,
     _TrialActor,
     actor_name,
 )
+from simlab.execution.ray_population import _first_line, _ray, _start_failure
 from simlab.signals import reinstall as reinstall_signal_handlers
 from simlab.snapshots import due_snapshot
 
