@@ -43,8 +43,6 @@ OVERSIZED = {
 they may not grow much meanwhile). Remove an entry once its module is split."""
 
 KNOWN_CYCLES = (
-    frozenset({"simlab.world", "simlab.checkpoint", "simlab.population"}),
-    frozenset({"simlab.runner", "simlab.execution.local", "simlab.execution.ray"}),
     # rows.py names RunStore and TrialInfo under TYPE_CHECKING; goes with the store's split
     frozenset({"simlab.store", "simlab.rows"}),
 )

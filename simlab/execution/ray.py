@@ -48,9 +48,9 @@ from simlab.signals import reinstall as reinstall_signal_handlers
 from simlab.snapshots import due_snapshot
 
 if TYPE_CHECKING:
-    from simlab.runner import ProgressCallback, Trial
     from simlab.scenario import ExecutionSection, Scenario
     from simlab.store import RunStore
+    from simlab.trials import ProgressCallback, Trial
 
 __all__ = [
     "NAMESPACE",
