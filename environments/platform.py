@@ -24,7 +24,7 @@ from simlab.batch import PAD, Catalog, Deferred, Feedback, Log, Observation, Sla
 from simlab.errors import ScenarioError
 from simlab.rng import Stream
 from simlab.scenario import PlatformSection
-from simlab.world import WorldContext
+from simlab.world_context import WorldContext
 
 __all__ = ["Platform", "ClickHistory"]
 

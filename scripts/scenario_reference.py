@@ -13,6 +13,7 @@ command runs ``--check``, so neither can go stale.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,9 @@ def _type(ann: Any) -> str:
 
     generic = typing.get_origin(ann) is not None
     text = str(ann) if generic else (getattr(ann, "__name__", None) or str(ann))
-    return text.replace("typing.", "").replace("simlab.scenario.", "").replace("|", "\\|")
+    # the schema's modules: simlab.scenario and its parts (scenario_sections, scenario_model)
+    text = re.sub(r"simlab\.scenario(_\w+)?\.", "", text.replace("typing.", ""))
+    return text.replace("|", "\\|")
 
 
 def _default(field) -> str:

@@ -135,7 +135,7 @@ def restore(world: World, state: dict[str, Any], saved: Scenario) -> None:
     differ from ``world.scenario`` are given the saved learned state as well, and new
     re-rankers and metrics start fresh.
     """
-    from simlab.world import reranker_specs
+    from simlab.world_context import reranker_specs
 
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__

@@ -63,7 +63,7 @@ def logging_policy(agent: Any, rerankers: list[Any]) -> str:
 
 def scenario_logging_policy(scenario: Any, agent_index: int) -> str:
     """:func:`logging_policy` of a scenario's agent, from its class (no world needed)."""
-    from simlab.world import reranker_specs
+    from simlab.world_context import reranker_specs
 
     return logging_policy(scenario.agents[agent_index].cls, reranker_specs(scenario, agent_index))
 

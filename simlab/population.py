@@ -153,7 +153,7 @@ class ShardSpec:
     @classmethod
     def of(cls, scenario: Scenario, seed: int) -> ShardSpec:
         """The shard spec of one trial of ``scenario``."""
-        from simlab.world import WorldContext
+        from simlab.world_context import WorldContext
 
         ctx = replace(
             WorldContext.from_scenario(scenario, seed), num_users=population_size(scenario)

@@ -13,15 +13,15 @@ from __future__ import annotations
 import os
 import socket
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from simlab.errors import RunStoreError, SimlabError
-from simlab.scenario import Scenario, sweep_points
+from simlab.scenario import Scenario
 from simlab.signals import interrupts_as_keyboard
-from simlab.store import RunStore, TrialInfo, _now
+from simlab.store import RunStore, _now
+from simlab.trials import ProgressCallback, Trial, plan_trials
 
 __all__ = [
     "Trial",
@@ -34,32 +34,6 @@ __all__ = [
     "metric_columns",
     "metric_ranges",
 ]
-
-ProgressCallback = Callable[[TrialInfo, int], None]
-"""Called as ``callback(trial, steps_done)`` after every step."""
-
-
-@dataclass(frozen=True)
-class Trial:
-    """A trial to execute: its identity and the scenario of its sweep point."""
-
-    info: TrialInfo
-    agent_index: int
-    scenario: Scenario
-
-
-def plan_trials(scenario: Scenario) -> list[Trial]:
-    """Every (sweep point, agent, seed) combination, in a stable order."""
-    trials = []
-    for point in sweep_points(scenario):
-        for a, spec in enumerate(point.scenario.agents):
-            for seed in point.scenario.seeds:
-                warmup = point.scenario.platform.warmup_steps()
-                info = TrialInfo(
-                    len(trials), spec.label, seed, point.index, dict(point.values), warmup
-                )
-                trials.append(Trial(info, a, point.scenario))
-    return trials
 
 
 def metric_columns(scenario: Scenario) -> list[str]:

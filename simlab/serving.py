@@ -73,7 +73,7 @@ def learns_online(agent: Any) -> bool:
 
 def replica_blocker(world: World) -> str | None:
     """Why ``world``'s agent serves centrally on Ray (``None``: from replicas)."""
-    from simlab.world import reranker_specs
+    from simlab.world_context import reranker_specs
 
     sc = world.scenario
     if sc.execution.serving == "central":

@@ -254,7 +254,7 @@ def _rebuilt(value: Any) -> bool:
     from pydantic import BaseModel
 
     from simlab.rng import Stream
-    from simlab.world import Rewriter, Truth, WorldContext
+    from simlab.world_context import Rewriter, Truth, WorldContext
 
     return (
         inspect.isroutine(value)

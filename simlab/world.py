@@ -12,22 +12,32 @@
 7. ``metrics`` -> one row of numbers for step ``t``.
 
 The engine knows these phases, not any concrete model: components come from the registry
-through the scenario. This module also defines the protocols those components implement.
+through the scenario. The protocols those components implement, and the context they are
+told, are in :mod:`simlab.world_context` (re-exported here).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
-from simlab.batch import Catalog, Feedback, Log, Observation, Slates
+from simlab.batch import Catalog, Feedback, Observation, Slates
 from simlab.contract import _check_slates, check_shape
 from simlab.metrics.base import Metric, StepSnapshot
 from simlab.population import StepContent
 from simlab.scenario import Scenario
+from simlab.world_context import (
+    AgentProtocol,
+    ContentModel,
+    Rewriter,
+    Truth,
+    UserModel,
+    WorldContext,
+    reranker_specs,
+)
 
 __all__ = [
     "WorldContext",
@@ -35,155 +45,12 @@ __all__ = [
     "ContentModel",
     "AgentProtocol",
     "Truth",
+    "Rewriter",
+    "reranker_specs",
     "World",
+    "bind_hooks",
+    "bind_rewriter",
 ]
-
-
-@dataclass(frozen=True)
-class WorldContext:
-    """What every component is told about the world it lives in.
-
-    Attributes:
-        seed: the trial's seed; components draw randomness through ``simlab.rng`` with it.
-        dim: dimension of latent interest and item vectors.
-        num_topics: number of latent topics.
-        topic_spread: scale of topic centres.
-        steps: planned number of steps.
-        slate_size: K.
-        history_length: H.
-        num_users: size of the user population (0 until the users are built).
-        user_range: ``(lo, hi)``: a user model built with it holds only users
-            ``lo..hi-1`` (one user shard); ``None`` means every user.
-        measure_every: steps between cadenced (expensive) measures (``measures.every``).
-        pairwise_every: steps between pairwise measures (``measures.pairwise_every``).
-        pairwise_pairs: user pairs they sample (``measures.pairwise_pairs``).
-    """
-
-    seed: int
-    dim: int
-    num_topics: int
-    topic_spread: float
-    steps: int
-    slate_size: int
-    history_length: int
-    num_users: int = 0
-    user_range: tuple[int, int] | None = None
-    pairwise_every: int = 1
-    pairwise_pairs: int = 2000
-    measure_every: int = 1
-
-    @classmethod
-    def from_scenario(cls, scenario: Scenario, seed: int) -> WorldContext:
-        """The context of one trial of ``scenario``."""
-        return cls(
-            seed=seed,
-            dim=scenario.world.dim,
-            num_topics=scenario.world.num_topics,
-            topic_spread=scenario.world.topic_spread,
-            steps=scenario.steps,
-            slate_size=scenario.platform.slate_size,
-            history_length=scenario.platform.history_length,
-            pairwise_every=scenario.measures.pairwise_every,
-            pairwise_pairs=scenario.measures.pairwise_pairs,
-            measure_every=scenario.measures.every,
-        )
-
-
-@runtime_checkable
-class ContentModel(Protocol):
-    """A content ecosystem: publishes and retires items; holds their latent truth."""
-
-    def step(self, t: int, last_exposure: tuple[np.ndarray, np.ndarray] | None) -> None:
-        """Advance to step ``t``; ``last_exposure`` is ``(item_ids, counts)`` of step t-1."""
-
-    def catalog(self, knows_source: bool) -> Catalog:
-        """The observable catalog of live items."""
-
-    def latent(self) -> Any:
-        """The latent item table (embeddings, quality, source) for users and metrics."""
-
-    def new_item_sources(self) -> np.ndarray:
-        """``(P,)`` source (0 human, 1 AIGC) of the items published at the current step."""
-
-
-@runtime_checkable
-class UserModel(Protocol):
-    """A user population: arrivals, responses and latent state."""
-
-    num_users: int
-
-    def arrivals(self, t: int) -> np.ndarray:
-        """Increasing ids of the users active at step ``t``."""
-
-    def observable_features(self, user_ids: np.ndarray) -> np.ndarray:
-        """``(B, f)`` features the platform may see."""
-
-    def respond(self, t: int, user_ids: np.ndarray, slates: np.ndarray, items: Any) -> Feedback:
-        """Users' choices among their slates; updates latent state."""
-
-    def expected_utility(
-        self, t: int, user_ids: np.ndarray, item_ids: np.ndarray, items: Any
-    ) -> np.ndarray:
-        """``(B, C)`` noise-free utility of each item for each user (privileged)."""
-
-    def interests(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(current, initial)`` latent interest matrices, ``(num_users, d)`` each."""
-
-
-@runtime_checkable
-class AgentProtocol(Protocol):
-    """What the loop requires of an agent (``simlab.agents.base.Agent`` implements it)."""
-
-    def act(self, obs: Observation) -> Slates:
-        """Rank ``obs.slate_size`` candidate items for every user in ``obs``."""
-
-    def update(self, feedback: Feedback) -> None:
-        """Learn online from one step of feedback."""
-
-    def retrain(self, log: Log) -> None:
-        """Retrain from the platform's log window."""
-
-
-class Truth:
-    """The privileged hook through which the oracle agent reaches latent truth.
-
-    Only agents that declare ``privileged = True`` receive one (through ``bind_truth``);
-    it is the single, explicit door from agents to latent state. A pickled agent (a
-    checkpoint) drops it; the world binds a new one on restore.
-    """
-
-    def __init__(self, world: World | None) -> None:
-        self._world = world
-
-    def __reduce__(self):
-        return (Truth, (None,))
-
-    def utility(self, t: int, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
-        """``(B, C)`` expected utility of ``item_ids[b, c]`` for ``user_ids[b]`` now."""
-        w = self._world
-        if w is None:
-            raise RuntimeError("this Truth hook is not bound to a world (restored agent?)")
-        return w.population.expected_utility(t, user_ids, item_ids, w.content.latent())
-
-
-class Rewriter:
-    """The content model's black-box rewrite function, for agents that debias by source.
-
-    ``rewriter(item_ids, features)`` returns the observable features of a rewrite of each
-    item (see ``CreatorEcosystem.rewrite_features``); like :class:`Truth`, a pickled agent
-    drops it and the world binds a new one on restore.
-    """
-
-    def __init__(self, world: World | None) -> None:
-        self._world = world
-
-    def __reduce__(self):
-        return (Rewriter, (None,))
-
-    def __call__(self, item_ids: np.ndarray, features: np.ndarray) -> np.ndarray:
-        if self._world is None:
-            raise RuntimeError("this rewriter is not bound to a world (restored agent?)")
-        return self._world.content.rewrite_features(item_ids, features)
 
 
 def bind_rewriter(agent: Any, world: World) -> None:
@@ -204,11 +71,6 @@ def bind_hooks(agent: Any, world: World) -> None:
     bind_rewriter(agent, world)
     if hasattr(agent, "bind_social_graph"):
         agent.bind_social_graph(world.population.social_graph())
-
-
-def reranker_specs(scenario: Scenario, agent_index: int) -> list[Any]:
-    """The re-rankers of one agent's world: the platform's, then the agent's own."""
-    return [*scenario.platform.rerankers, *scenario.agents[agent_index].rerankers]
 
 
 class World:

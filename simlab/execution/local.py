@@ -24,8 +24,8 @@ from simlab.store import RunStore
 from simlab.world import World
 
 if TYPE_CHECKING:
-    from simlab.runner import ProgressCallback, Trial
     from simlab.scenario import Scenario
+    from simlab.trials import ProgressCallback, Trial
 
 __all__ = ["run_trial", "run_trials"]
 

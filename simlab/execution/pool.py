@@ -30,8 +30,8 @@ from simlab.errors import SimlabError
 from simlab.store import RunStore
 
 if TYPE_CHECKING:
-    from simlab.runner import ProgressCallback, Trial
     from simlab.scenario import Scenario
+    from simlab.trials import ProgressCallback, Trial
 
 __all__ = ["run_pool", "worker_count", "check_not_bootstrapping", "WorkerFailure"]
 

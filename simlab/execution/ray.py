@@ -35,9 +35,6 @@ from simlab.execution.ray_actors import (
     ClusterError,
     RayPopulation,
     WorkerLost,
-    _first_line,
-    _ray,
-    _start_failure,
     _TrialActor,
     actor_name,
 )
@@ -47,12 +44,13 @@ from simlab.execution.ray_init import (
     local_instance_options,
     trial_demand,
 )
+from simlab.execution.ray_population import _first_line, _ray, _start_failure
 from simlab.snapshots import due_snapshot
 
 if TYPE_CHECKING:
-    from simlab.runner import ProgressCallback, Trial
     from simlab.scenario import ExecutionSection, Scenario
     from simlab.store import RunStore
+    from simlab.trials import ProgressCallback, Trial
 
 __all__ = [
     "NAMESPACE",

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from simlab.execution.connect import probe_address
-from simlab.execution.ray_actors import NAMESPACE, ClusterError, _ray
+from simlab.execution.ray_actors import NAMESPACE, ClusterError
+from simlab.execution.ray_population import _ray
 from simlab.signals import reinstall as reinstall_signal_handlers
 
 if TYPE_CHECKING:

@@ -318,7 +318,7 @@ class ItemFairnessMetric(Metric):
         "fairness/fsat_corrected",
     )
     summary = dict.fromkeys(columns, "mean")
-    # every measure lies in [0, 1] except corrected FSat, which can fall below 0 (see docs/metrics.md)
+    # every measure lies in [0, 1] except corrected FSat, which can fall below 0 (docs/metrics.md)
     ranges = {**dict.fromkeys(columns, (0.0, 1.0)), "fairness/fsat_corrected": (None, 1.0)}
 
     def measure(self, snap: StepSnapshot) -> dict[str, float]:

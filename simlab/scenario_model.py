@@ -1,0 +1,194 @@
+"""The whole scenario file: the :class:`Scenario` model (re-exported by :mod:`simlab.scenario`).
+
+Its sections are in :mod:`simlab.scenario_sections`; loading, validation with every
+problem at once and the sweep grid are in :mod:`simlab.scenario`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+from pydantic import Field, field_validator
+
+from simlab import registry
+from simlab.params import StrictModel
+from simlab.scenario_sections import (
+    AgentSpec,
+    ComponentSpec,
+    ExecutionSection,
+    MeasuresSection,
+    OutputSection,
+    PlatformSection,
+    WorldSection,
+)
+from simlab.validation import MAX_SEEDS
+
+__all__ = ["Scenario"]
+
+
+_NOT_SWEPT = ("sweep", "seeds", "name", "output", "execution")
+"""Top-level fields a sweep or a variant may not change."""
+
+
+def _default_metrics() -> list[str]:
+    names = registry.names("metrics")
+    return [n for n in names if getattr(registry.resolve("metrics", n), "on_by_default", True)]
+
+
+class Scenario(StrictModel):
+    """A whole scenario file."""
+
+    name: str = Field(description="Scenario name; prefixes run ids.")
+    description: str = Field("", description="Free text.")
+    steps: int = Field(gt=0, le=10_000_000, description="Steps per trial.")
+    seeds: list[int] = Field(
+        default_factory=lambda: [0],
+        description="Seeds: an int N (seeds 0..N-1) or an explicit list of non-negative ints.",
+    )
+    world: WorldSection = Field(
+        default_factory=WorldSection, description="Latent space shared by users and content."
+    )
+    users: ComponentSpec = Field(
+        default_factory=lambda: ComponentSpec(model="logit"),
+        description="User model: `model` (a registered name) plus its parameters.",
+    )
+    content: ComponentSpec = Field(
+        default_factory=lambda: ComponentSpec(model="creators"),
+        description="Content model: `model` plus its parameters.",
+    )
+    platform: PlatformSection = Field(
+        default_factory=PlatformSection, description="Retrieval, serving, log, retraining."
+    )
+    agents: list[AgentSpec] = Field(
+        min_length=1,
+        description="Agents to compare: each `model` plus its parameters and an optional "
+        "`name` (label in metrics, default the model name).",
+    )
+    metrics: list[str] = Field(
+        default_factory=_default_metrics, min_length=1, description="Metric groups."
+    )
+    measures: MeasuresSection = Field(
+        default_factory=MeasuresSection,
+        description="Cadence and sample size of the expensive (pairwise) measures.",
+    )
+    sweep: dict[str, list[Any]] = Field(
+        default_factory=dict, description="Grid: field path -> list of values (cartesian product)."
+    )
+    variants: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Named variants of the world, each a mapping of field path -> value "
+        "(e.g. `repeated: {platform.startup_steps: 10, platform.retrain_every: 1}`; `{}` = the "
+        "scenario as written; a `null` value removes a field, so its default applies); every "
+        "variant runs every agent, seed and sweep point, with a `variant` column in the rows.",
+    )
+    output: OutputSection = Field(
+        default_factory=OutputSection, description="Where and what the run writes."
+    )
+    execution: ExecutionSection = Field(
+        default_factory=ExecutionSection,
+        description="Backend (Ray or local), cluster address, shards and resources.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", v):
+            raise ValueError(
+                "must be at most 100 letters, digits, '_', '.' or '-' (it prefixes run ids)"
+            )
+        return v
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _check_seeds(cls, v: Any) -> Any:
+        if isinstance(v, bool):
+            raise ValueError("expects a positive int N or a list of non-negative ints")
+        if isinstance(v, int):
+            if v > MAX_SEEDS:
+                raise ValueError(f"expects at most {MAX_SEEDS:,} seeds")
+            if v <= 0:
+                raise ValueError(
+                    "expects a positive number of seeds N (seeds 0..N-1) or a list of distinct "
+                    "non-negative ints"
+                )
+            return list(range(v))
+        if isinstance(v, list):
+            if not v:
+                raise ValueError("expects at least one seed")
+            if any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**63 for s in v):
+                raise ValueError("expects a list of non-negative ints below 2**63")
+            if len(set(v)) != len(v):
+                raise ValueError("seeds must be distinct")
+            return v
+        raise ValueError("expects a positive int N or a list of non-negative ints")
+
+    @field_validator("metrics")
+    @classmethod
+    def _check_metrics(cls, v: list[str]) -> list[str]:
+        twice = sorted({m for m in v if v.count(m) > 1})
+        if twice:
+            raise ValueError(f"each metric group at most once; listed twice: {', '.join(twice)}")
+        return v
+
+    @field_validator("sweep")
+    @classmethod
+    def _check_sweep(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in v.items():
+            if not values:
+                raise ValueError(
+                    f"sweep parameter '{key}' has an empty list of values; give at least one value"
+                )
+            seen = [repr(x) for x in values]
+            twice = sorted({x for x in seen if seen.count(x) > 1})
+            if twice:
+                raise ValueError(
+                    f"sweep parameter '{key}' lists {', '.join(twice)[:60]} more than once; "
+                    "each value makes one point"
+                )
+            if key.split(".")[0].split("[")[0] in _NOT_SWEPT + ("variants",):
+                raise ValueError(f"sweep parameter '{key}' cannot be swept")
+        return v
+
+    @field_validator("variants")
+    @classmethod
+    def _check_variants(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, overrides in v.items():
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+                raise ValueError(f"variant name {name!r} must be letters, digits, '_', '.' or '-'")
+            for key in overrides:
+                if key.split(".")[0].split("[")[0] in _NOT_SWEPT + ("variants",):
+                    raise ValueError(f"variant '{name}': '{key}' cannot be changed by a variant")
+        return v
+
+    def sweep_columns(self) -> list[str]:
+        """The columns that identify a sweep point: ``variant`` (with variants), sweep paths."""
+        return (["variant"] if self.variants else []) + list(self.sweep)
+
+    def agent_labels(self) -> list[str]:
+        """Labels of the agents, in order."""
+        return [a.label for a in self.agents]
+
+    def resolved_dict(self) -> dict[str, Any]:
+        """The fully resolved scenario (every default filled in) as plain data."""
+        data = self.model_dump(mode="json", exclude={"users", "content", "agents", "platform"})
+        platform = self.platform.model_dump(mode="json", exclude={"rerankers"})
+        platform["rerankers"] = [r.resolved() for r in self.platform.rerankers]
+        out = {
+            "name": data.pop("name"),
+            "description": data.pop("description"),
+            "steps": data.pop("steps"),
+            "seeds": data.pop("seeds"),
+            "world": data.pop("world"),
+            "users": self.users.resolved(),
+            "content": self.content.resolved(),
+            "platform": platform,
+            "agents": [a.resolved() for a in self.agents],
+        }
+        out.update(data)
+        return out
+
+    def to_yaml(self) -> str:
+        """The resolved scenario as YAML (loads back to an equal scenario)."""
+        return yaml.safe_dump(self.resolved_dict(), sort_keys=False)
