@@ -242,3 +242,29 @@ def test_chaney_world_on_ray_equals_local(ray_local, shards, tmp_path):
     b = local.sort_values(["trial", "step"]).reset_index(drop=True)
     for c in cols:
         np.testing.assert_allclose(a[c].to_numpy(float), b[c].to_numpy(float), rtol=1e-9, err_msg=c)
+
+
+@pytest.mark.parametrize("init_file", [False, True])
+def test_worker_code_paths_skip_only_folders_that_shadow_a_package(
+    tmp_path, monkeypatch, init_file
+):
+    """Workers' code folders keep a folder whose same-named subfolder is no package.
+
+    A plain directory cannot shadow an imported package of that name (Python prefers a
+    regular package on any path entry); a regular package there could, so its folder is left
+    out.
+    """
+    import sys
+    import types
+
+    from simlab.execution import ray_init
+
+    code = tmp_path / "code"
+    (code / "dashboard").mkdir(parents=True)
+    if init_file:
+        (code / "dashboard" / "__init__.py").write_text("")
+    elsewhere = types.ModuleType("dashboard")
+    elsewhere.__file__ = str(tmp_path / "checkout" / "dashboard" / "__init__.py")
+    monkeypatch.setitem(sys.modules, "dashboard", elsewhere)
+    monkeypatch.syspath_prepend(str(code))
+    assert (str(code.resolve()) in ray_init._code_paths()) is not init_file

@@ -52,9 +52,16 @@ def _code_paths() -> list[str]:
 
 
 def _shadows(path: str, name: str) -> bool:
+    """Whether ``path/name`` is a regular package other than the imported module ``name``.
+
+    A folder without ``__init__.py`` cannot shadow one: Python prefers a regular package on
+    any later path entry to a namespace portion (a test folder named ``dashboard``, say).
+    """
     module = sys.modules.get(name)
     where = getattr(module, "__file__", None)
-    if module is None or where is None or not os.path.isdir(os.path.join(path, name)):
+    if module is None or where is None:
+        return False
+    if not os.path.isfile(os.path.join(path, name, "__init__.py")):
         return False
     return not os.path.realpath(where).startswith(os.path.join(path, name) + os.sep)
 
