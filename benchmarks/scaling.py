@@ -62,7 +62,7 @@ def run_rate(sc, warmup: int) -> tuple[float, float]:
 
 def crossing(sc, steps: int, warmup: int) -> dict[str, float]:
     """Per-user-step bytes, serial time and rate with this process as the coordinator."""
-    from simlab.execution.measure import drive_in_process
+    from simlab.execution.measure_drive import drive_in_process
 
     rows = drive_in_process(sc, steps)[warmup:]
     users = sum(r["users"] for r in rows)
@@ -83,7 +83,7 @@ def crossing(sc, steps: int, warmup: int) -> dict[str, float]:
 
 def memory(users: int, agent: str, shards: int, steps: int) -> dict:
     """Peak memory of a ``users``-user world with ``agent`` on Ray (coordinator here)."""
-    from simlab.execution.measure import drive_in_process
+    from simlab.execution.measure_drive import drive_in_process
 
     data = scenario(users, steps, agent, "ray", shards, "replicas").resolved_dict()
     data["platform"].update(retrain_every=1, max_candidates=200)  # a model serves at step 2

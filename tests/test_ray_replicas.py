@@ -140,7 +140,7 @@ def test_replicas_fall_back_to_central_serving_with_a_reason(overrides, agents, 
 
 
 def _bytes_per_user_step(agent: str, dim: int, candidates: int, serving: str) -> dict:
-    from simlab.execution.measure import drive_in_process
+    from simlab.execution.measure_drive import drive_in_process
 
     sc = make_small(
         f"world.dim={dim}",

@@ -2,7 +2,7 @@
 
 Each worker process (started with ``spawn``, so it shares no thread pools or locks with
 this one) takes trials from a queue and runs each with
-:func:`simlab.execution.local.run_trial`, writing the trial's own files in the run
+:func:`simlab.execution.trial_loop.run_trial`, writing the trial's own files in the run
 directory (metric parts and journal, events, checkpoints, snapshots) as the in-process
 backend does. The manifest belongs to this process: workers send the trials' status
 changes, progress and outcome through a message queue, and this process records them. A
@@ -88,7 +88,7 @@ class _WorkerStore(RunStore):
 
 def _worker(tasks: Any, messages: Any, path: str, manifest: dict) -> None:
     """A worker's loop: run trials from ``tasks`` until a ``None``."""
-    from simlab.execution.local import run_trial
+    from simlab.execution.trial_loop import run_trial
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers
     store = _WorkerStore(Path(path), manifest, messages)
