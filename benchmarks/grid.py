@@ -23,10 +23,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -67,27 +65,11 @@ def scenario(agent: str, users: int, candidates: int, steps: int) -> Any:
 
 def worker(spec: dict[str, Any]) -> dict[str, Any]:
     """One cell in this (fresh) process: steady user-steps/s and peak memory."""
-    from simlab.execution.threads import ThreadLimit
-    from simlab.world import World
-
     steps, warmup = int(spec["steps"]), int(spec["warmup"])
     sc = scenario(spec["agent"], int(spec["users"]), int(spec["candidates"]), warmup + steps)
-    # as `simlab run` does; restored on return (the worker may run in-process)
-    with ThreadLimit(sc.execution.threads) as limit:
-        world = World(sc, 0, seed=0)
-        limit.settle()
-        for t in range(warmup):
-            world.step(t)
-        n = 0
-        start = time.perf_counter()
-        for t in range(warmup, warmup + steps):
-            n += int(world.step(t)["users/active"])
-        seconds = time.perf_counter() - start
-        return {
-            "rate": n / seconds,
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-            "load": os.getloadavg()[0],
-        }
+    from throughput import steady_rate
+
+    return steady_rate(sc, warmup, steps)
 
 
 def run_cell(agent: str, users: int, cands: int, args: argparse.Namespace) -> dict[str, Any]:

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -168,9 +167,6 @@ def floor_seconds(work: dict[str, float], rates: dict[str, float]) -> float:
 
 def worker(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one workload's world in this (fresh) process; its steady user-steps/s."""
-    from simlab.execution.threads import ThreadLimit
-    from simlab.world import World
-
     name, steps, warmup = spec["workload"], int(spec["steps"]), int(spec["warmup"])
     if WORKLOADS[name]["world"] == "equal-work":
         import peers
@@ -185,22 +181,9 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         from throughput import reference_scenario
 
         scenario = reference_scenario(REF["users"], warmup + steps, [name])
-    # as `simlab run` does; restored on return (the worker may run in-process)
-    with ThreadLimit(scenario.execution.threads) as limit:
-        world = World(scenario, 0, seed=0)
-        limit.settle()
-        for t in range(warmup):
-            world.step(t)
-        n = 0
-        start = time.perf_counter()
-        for t in range(warmup, warmup + steps):
-            n += int(world.step(t)["users/active"])
-        seconds = time.perf_counter() - start
-        return {
-            "rate": n / seconds,
-            "load": os.getloadavg()[0],
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        }
+    from throughput import steady_rate
+
+    return steady_rate(scenario, warmup, steps)
 
 
 def measure(name: str, steps: int, warmup: int) -> dict[str, Any]:

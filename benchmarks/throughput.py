@@ -49,6 +49,35 @@ def measure(scenario, index: int) -> tuple[float, int, float]:
     return seconds, user_steps, user_steps / seconds
 
 
+def steady_rate(scenario, warmup: int, steps: int) -> dict[str, float]:
+    """Step agent 0's world ``warmup`` steps, then time ``steps`` more, as ``simlab run`` does.
+
+    Runs under the scenario's thread limit (restored on return: the caller may be a test
+    running it in-process). Returns ``rate`` (user-steps/s over the timed steps), ``peak_mb``
+    (this process's peak resident memory) and ``load`` (the 1-minute load average).
+    """
+    import os
+    import resource
+
+    from simlab.execution.threads import ThreadLimit
+
+    with ThreadLimit(scenario.execution.threads) as limit:
+        world = World(scenario, 0, seed=0)
+        limit.settle()
+        for t in range(warmup):
+            world.step(t)
+        n = 0
+        start = time.perf_counter()
+        for t in range(warmup, warmup + steps):
+            n += int(world.step(t)["users/active"])
+        seconds = time.perf_counter() - start
+    return {
+        "rate": n / seconds,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "load": os.getloadavg()[0],
+    }
+
+
 def main() -> None:
     """Parse arguments, run each agent, print the table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
