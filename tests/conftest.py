@@ -38,6 +38,15 @@ def make_small(*overrides: tuple[str, Any] | str, **top: Any) -> Scenario:
     return parse_scenario(data, overrides)
 
 
+def run_metrics(run) -> Any:
+    """A run directory's metric rows: trial, step and the metric columns, in stored order."""
+    from simlab.store import open_run
+
+    store = open_run(run)
+    cols = ["trial", "step", *store.manifest["metric_columns"]]
+    return store.read_metrics()[cols].reset_index(drop=True)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
     """Torch on one thread: on 2 shared cores, 2 threads make small models several times slower."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import SMALL
+from conftest import SMALL, run_metrics
 
 from simlab.cli import main
 from simlab.store import open_run
@@ -43,12 +43,6 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     scenario = _scenario(tmp)
     assert main(["run", str(scenario), "--out", str(tmp), "--run-id", "ref", "--no-progress"]) == 0
     return scenario, tmp / "ref"
-
-
-def _metrics(run: Path) -> pd.DataFrame:
-    store = open_run(run)
-    cols = ["trial", "step", *store.manifest["metric_columns"]]
-    return store.read_metrics()[cols].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------- checkpoints
@@ -78,7 +72,7 @@ def test_truncated_newest_checkpoint_falls_back_with_a_warning(reference, tmp_pa
     err = capsys.readouterr().err
     assert "warning: trial 0: corrupt checkpoint" in err
     assert "falling back to the previous checkpoint" in err
-    pd.testing.assert_frame_equal(_metrics(run), _metrics(ref))
+    pd.testing.assert_frame_equal(run_metrics(run), run_metrics(ref))
 
 
 def test_checkpoint_of_another_trial_is_refused(reference, tmp_path, capsys):

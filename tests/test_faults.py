@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import SMALL
+from conftest import SMALL, run_metrics
 
 from simlab.cli import main
 from simlab.runlock import RunLock
@@ -84,12 +84,6 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return scenario, tmp / "ref"
 
 
-def _metrics(run: Path) -> pd.DataFrame:
-    store = open_run(run)
-    cols = ["trial", "step", *store.manifest["metric_columns"]]
-    return store.read_metrics()[cols].reset_index(drop=True)
-
-
 def _events(run: Path) -> pd.DataFrame:
     df = pd.read_parquet(run / "events")
     keys = ["trial", "step", "user_id", "position"]
@@ -99,7 +93,7 @@ def _events(run: Path) -> pd.DataFrame:
 
 def _same_as_reference(run: Path, ref: Path) -> None:
     assert open_run(run).status == "completed"
-    pd.testing.assert_frame_equal(_metrics(run), _metrics(ref))
+    pd.testing.assert_frame_equal(run_metrics(run), run_metrics(ref))
     got, want = _events(run), _events(ref)
     assert not got.duplicated(["trial", "step", "user_id", "position"]).any()
     pd.testing.assert_frame_equal(got, want)
