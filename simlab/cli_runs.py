@@ -106,16 +106,13 @@ def cmd_report(args: argparse.Namespace, out: Console) -> int:
     )
     # per sweep point: one column per agent, one row per metric, as in `simlab show`
     for point, rows in rep.groups():
-        title = "report (mean over steps, or last step*, then mean ± sd over seeds)"
-        table = Table(title=title + (f"\n{point}" if point else ""))
-        table.add_column("metric", no_wrap=True)
-        for i in rows:
-            table.add_column(rep.agent_label(i), justify="right", overflow="fold")
-        table.add_row("seeds", *[str(int(rep.summary["seeds"].iloc[i])) for i in rows])
-        for m in rep.metrics:
-            name = m + ("*" if rep.kinds.get(m) == "last" else "")
-            table.add_row(name, *[rep.cell(i, m) for i in rows])
-        out.print(table)
+        body = [("seeds", [str(int(rep.summary["seeds"].iloc[i])) for i in rows])]
+        body += [
+            (m + ("*" if rep.kinds.get(m) == "last" else ""), [rep.cell(i, m) for i in rows])
+            for m in rep.metrics
+        ]
+        labels = [rep.agent_label(i) for i in rows]
+        out.print(_metric_table("report", point, labels, body))
     for name, pooled in rep.tables.items():
         _print_pooled(out, name, pooled, rep.sweep_columns, rep.baseline)
     if rep.oracle:
@@ -164,6 +161,18 @@ def _print_pooled(out: Console, name: str, pooled, sweep: list[str], baseline) -
 
 
 # ---------------------------------------------------------------------- summary
+def _metric_table(kind: str, point: str, labels: list[str], rows: list) -> Table:
+    """A table of one sweep point: a column per agent, a row per ``(name, cells)``."""
+    title = f"{kind} (mean over steps, or last step*, then mean ± sd over seeds)"
+    table = Table(title=title + (f"\n{point}" if point else ""))
+    table.add_column("metric", no_wrap=True)
+    for label in labels:
+        table.add_column(label, justify="right", overflow="fold")
+    for name, cells in rows:
+        table.add_row(name, *cells)
+    return table
+
+
 def _fmt(mean: float, sd: float) -> str:
     from simlab.report import format_mean_sd
 
@@ -187,17 +196,12 @@ def _print_summary(store, out: Console) -> None:
     for key, part in points:
         key = key if isinstance(key, tuple) else (key,)
         point = ", ".join(f"{c}={v}" for c, v in zip(sweep, key, strict=True))
-        title = "summary (mean over steps, or last step*, then mean ± sd over seeds)"
-        table = Table(title=title + (f"\n{point}" if point else ""))
-        table.add_column("metric", no_wrap=True)
-        for agent in part["agent"]:
-            label = str(agent) + (" (privileged)" if agent in privileged else "")
-            table.add_column(label, justify="right", overflow="fold")
-        table.add_row("seeds", *[str(int(v)) for v in part["seeds"]])
-        table.add_row("steps", *[str(int(v)) for v in part["steps"]])
-        for c in store.manifest["metric_columns"]:
-            if c not in part.columns:
-                continue
-            name = c + ("*" if kinds.get(c) == "last" else "")
-            table.add_row(name, *[_fmt(r[c], r[f"{c} sd"]) for _, r in part.iterrows()])
-        out.print(table)
+        labels = [str(a) + (" (privileged)" if a in privileged else "") for a in part["agent"]]
+        body = [(k, [str(int(v)) for v in part[k]]) for k in ("seeds", "steps")]
+        body += [
+            (c + ("*" if kinds.get(c) == "last" else ""),
+             [_fmt(r[c], r[f"{c} sd"]) for _, r in part.iterrows()])
+            for c in store.manifest["metric_columns"]
+            if c in part.columns
+        ]  # fmt: skip
+        out.print(_metric_table("summary", point, labels, body))
