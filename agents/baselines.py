@@ -11,7 +11,7 @@ from simlab.batch import PAD, Log, Observation, Slates, lookup_sorted
 from simlab.rng import Stream
 from simlab.scenario import ParamsModel
 
-from .base import Agent, random_slates, top_k, uniform_propensities
+from .base import Agent, catalog_gather, random_slates, top_k, uniform_propensities
 from .cumulative import rank_known_first
 
 __all__ = ["RandomAgent", "PopularityAgent", "OracleAgent"]
@@ -98,8 +98,8 @@ class PopularityAgent(Agent):
         """Top items by popularity among each user's candidates."""
         if obs.shared_candidates:
             s = self.scores(obs.candidates[0], obs.step)
-        else:
-            s = self.scores(obs.candidates, obs.step)
+        else:  # every live item once, then each user's candidates (the same values)
+            s = catalog_gather(self.scores(obs.catalog.item_ids, obs.step), obs)
         return Slates(obs.user_ids, top_k(s, obs.candidates, obs.slate_size, obs.shared_candidates))
 
     def state_dict(self) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from simlab.batch import Log, Observation, Slates
 from simlab.rng import Stream
 from simlab.scenario import ParamsModel
 
-from .base import Agent
+from .base import Agent, catalog_gather
 from .cumulative import CumulativeLog, ItemBook, rank_known_first
 from .nnls import nnls_gram
 
@@ -74,9 +74,8 @@ class ContentFilteringAgent(Agent):
         x = self.weights[obs.user_ids]
         if obs.shared_candidates:
             scores = x @ feats[obs.catalog.rows(obs.candidates[0])].T.astype(np.float64)
-        else:
-            cand = feats[obs.catalog.rows(obs.candidates)].astype(np.float64)  # (B, C, d)
-            scores = np.einsum("bcd,bd->bc", cand, x)
+        else:  # (B, N) over the live catalog, then each user's candidates
+            scores = catalog_gather(x @ feats.T.astype(np.float64), obs)
         horizon = None if self.params.score_new_items else self.history.horizon
         return Slates(obs.user_ids, rank_known_first(scores, obs, horizon, self._tiebreak))
 

@@ -35,7 +35,7 @@ from simlab.batch import Log, Observation, Slates, lookup_sorted
 from simlab.rng import Stream, numpy_generator
 from simlab.scenario import ParamsModel
 
-from .base import Agent
+from .base import Agent, catalog_gather
 from .cumulative import CumulativeLog, rank_known_first
 
 __all__ = ["ImplicitMFAgent", "als_implicit"]
@@ -174,8 +174,8 @@ class ImplicitMFAgent(Agent):
         x = self.user_factors[obs.user_ids]
         if obs.shared_candidates:
             scores = x @ self._item_vectors(obs.candidates[0]).T
-        else:
-            scores = np.einsum("bcf,bf->bc", self._item_vectors(obs.candidates), x)
+        else:  # (B, N) over the live catalog, then each user's candidates
+            scores = catalog_gather(x @ self._item_vectors(obs.catalog.item_ids).T, obs)
         horizon = None if self.params.score_new_items else self.history.horizon
         return Slates(obs.user_ids, rank_known_first(scores, obs, horizon, self._tiebreak))
 

@@ -250,12 +250,16 @@ def _scores_with_ties(kind: int, rng: np.random.Generator) -> np.ndarray:
 
 @pytest.mark.parametrize("kind", range(5))
 def test_top_indices_equal_numpy_ranking_with_ties_and_nan(kind):
-    """torch-ranked top indices equal argpartition + stable argsort, ties and NaN included."""
+    """Top indices equal argpartition + stable argsort, ties, infinities and NaN included.
+
+    Short slates are ranked by torch, long ones (up to every column) by a full sort per row.
+    """
     rng = np.random.default_rng(kind)
     for _ in range(20):
         scores = _scores_with_ties(kind, rng)
-        k = int(rng.integers(1, 12))
-        np.testing.assert_array_equal(top_indices(scores, k), _top_indices_numpy(scores, k))
+        c = scores.shape[1]
+        for k in (int(rng.integers(1, 12)), int(rng.integers(c // 2, c + 1)), c):
+            np.testing.assert_array_equal(top_indices(scores, k), _top_indices_numpy(scores, k))
 
 
 # ----------------------------------------------------------------------------- popularity
