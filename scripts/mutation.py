@@ -118,6 +118,14 @@ EXTRA_TESTS = {
     "agents/generative_model.py": ["tests/agents/test_generative.py"],
     "agents/generative_decoding.py": ["tests/agents/test_generative.py"],
     "agents/generative_params.py": ["tests/agents/test_generative.py"],
+    "agents/content_filtering.py": ["tests/agents/test_chaney_agents.py"],
+    "agents/cumulative.py": ["tests/agents/test_chaney_agents.py"],
+    "agents/implicit_mf.py": ["tests/agents/test_chaney_agents.py"],
+    "agents/interleave.py": ["tests/agents/test_chaney_agents.py"],
+    "agents/nnls.py": ["tests/agents/test_chaney_agents.py"],
+    "agents/social_filtering.py": ["tests/agents/test_chaney_agents.py"],
+    "agents/isotropy.py": ["tests/agents/test_source_controls.py"],
+    "environments/social_graph.py": ["tests/environments/test_chaney.py"],
 }
 
 
