@@ -6,6 +6,7 @@ ideal and new-item interleaving.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import numpy as np
@@ -237,6 +238,47 @@ def test_interleave_puts_new_items_at_uniform_positions_and_keeps_the_rest_in_or
     assert chi2 < 31.3  # chi-square 0.999 quantile, 11 degrees of freedom
     first = out[np.arange(b)[:, None], np.argsort(out >= 9, axis=1, kind="stable")[:, -3:]]
     assert len({tuple(r) for r in first.tolist()}) == 6  # all 3! orders of the new items occur
+
+
+def _interleave_by_hand(ranked, new, u):
+    """One row of the interleave rule, position by position, from the row's draws."""
+    length, count = ranked.shape[0], int(new.sum())
+    if count == 0:
+        return ranked.copy()
+    slots = set(np.argsort(u[:length])[:count].tolist())  # the count smallest first draws
+    cols = sorted(np.flatnonzero(new).tolist(), key=lambda j: u[length + j])
+    incoming = iter(ranked[cols].tolist())
+    staying = iter(ranked[~new].tolist())
+    return np.array([next(incoming) if p in slots else next(staying) for p in range(length)])
+
+
+@pytest.mark.parametrize("case", range(40))
+def test_interleave_equals_the_rule_applied_by_hand(case):
+    """Every row equals the interleave rule applied by hand from the row's draws.
+
+    The new items fill the positions of the row's ``count`` smallest first draws, in the
+    order of their second draws; the others keep their order. Lists of 1 to 40 items, 0 to
+    every item new, ``max_age`` 0 to 3.
+    """
+    rng = np.random.default_rng(case)
+    n, b, step = int(rng.integers(1, 41)), int(rng.integers(1, 30)), 7
+    max_age = int(rng.integers(0, 4))
+    published = step - rng.integers(0, 6, n)
+    if case % 4 == 0:
+        published[:] = step  # every item new: the rows' new items fill them
+    cat = _catalog(step, n, np.zeros((n, 4)), published)
+    users = rng.choice(1000, b, replace=False)
+    obs = _obs(step, cat, users=users)
+    length = int(rng.integers(1, n + 1))
+    ranked = np.stack([rng.permutation(n)[:length] for _ in range(b)])
+    ctx = dataclasses.replace(CTX, seed=case)
+    got = InterleaveNewReranker(InterleaveNewReranker.Params(max_age=max_age), ctx).rerank(
+        obs, ranked
+    )
+    u = Stream(case, "rerank/interleave-new").uniform(users, step, size=2 * length)
+    new = cat.age[ranked] <= max_age
+    for r in range(b):
+        np.testing.assert_array_equal(got[r], _interleave_by_hand(ranked[r], new[r], u[r]))
 
 
 def test_interleave_leaves_lists_without_new_items_alone():
