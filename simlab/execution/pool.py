@@ -163,6 +163,9 @@ def run_pool(
                 p.terminate()
         for p in procs:
             p.join(timeout=5)
+        # trials still queued (a stop before the end) are dropped: without this the queue's
+        # feeder thread waits at exit to push them into a pipe no worker reads any more
+        tasks.cancel_join_thread()
         store.save_manifest()
 
 
