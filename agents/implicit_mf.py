@@ -151,8 +151,8 @@ class ImplicitMFAgent(Agent):
         y0 = rng.standard_normal((item_ids.shape[0], self.num_factors)) * p.init_scale
         iterations = p.iterations
         if p.warm_start and self._fits:
-            fitted = np.flatnonzero(np.abs(self.user_factors[user_ids]).sum(axis=1) > 0)
-            x0[fitted] = self.user_factors[user_ids[fitted]]
+            # the items' last factors; the users' start is never read (the first half
+            # iteration solves them from the items)
             pos, had = lookup_sorted(self.item_ids, item_ids)
             y0[had] = self.item_factors[pos[had]]
             iterations = p.warm_iterations

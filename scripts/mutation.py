@@ -120,7 +120,10 @@ EXTRA_TESTS = {
     "agents/generative_params.py": ["tests/agents/test_generative.py"],
     "agents/content_filtering.py": ["tests/agents/test_chaney_agents.py"],
     "agents/cumulative.py": ["tests/agents/test_chaney_agents.py"],
-    "agents/implicit_mf.py": ["tests/agents/test_chaney_agents.py"],
+    "agents/implicit_mf.py": [
+        "tests/agents/test_chaney_agents.py",
+        "tests/agents/test_implicit_mf.py",
+    ],
     "agents/interleave.py": ["tests/agents/test_chaney_agents.py"],
     "agents/nnls.py": ["tests/agents/test_chaney_agents.py"],
     "agents/social_filtering.py": ["tests/agents/test_chaney_agents.py"],

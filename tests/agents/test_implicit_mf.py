@@ -1,0 +1,125 @@
+"""Implicit MF (Chaney's replication): its defaults, starts, sparse path and first steps."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from test_chaney_agents import CTX, _catalog, _log, _obs
+
+from simlab.agents import implicit_mf
+from simlab.agents.implicit_mf import ImplicitMFAgent, als_implicit
+from simlab.rng import numpy_generator
+
+
+def test_defaults_are_lenskits():
+    """Iterations, regularisation, confidence weight and start scale are LensKit's.
+
+    The factors default to the world's dimension; new items rank last; refits start cold.
+    """
+    p = ImplicitMFAgent.Params()
+    assert (p.iterations, p.reg, p.weight, p.init_scale) == (20, 0.1, 40.0, 0.01)
+    assert (p.factors, p.warm_start, p.warm_iterations, p.score_new_items) == (0, False, 3, False)
+    assert ImplicitMFAgent(p, CTX).num_factors == CTX.dim
+
+
+def _random_consumptions(rng, users: int, items: int, n: int):
+    return rng.integers(0, users, n), rng.integers(0, items, n)
+
+
+@pytest.mark.parametrize("case", range(12))
+def test_sparse_confidence_gives_the_dense_fit(case, monkeypatch):
+    """Large problems keep the confidences sparse: the same factors as the dense products.
+
+    Repeated consumptions of a pair (r > 1), users and items without any, 1 to 3 iterations.
+    """
+    rng = np.random.default_rng(case)
+    users, items, f = int(rng.integers(2, 30)), int(rng.integers(2, 40)), int(rng.integers(1, 6))
+    u, i = _random_consumptions(rng, users, items, int(rng.integers(1, 120)))
+    x0, y0 = rng.normal(size=(users, f)), rng.normal(size=(items, f))
+    its, reg, weight = (
+        int(rng.integers(1, 4)),
+        float(rng.uniform(0.01, 1)),
+        float(rng.uniform(0, 50)),
+    )
+    dense = als_implicit(u, i, x0, y0, its, reg, weight)
+    monkeypatch.setattr(implicit_mf, "_DENSE_LIMIT", 0)
+    sparse = als_implicit(u, i, x0, y0, its, reg, weight)
+    for a, b in zip(dense, sparse, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
+
+
+def _fit_by_hand(agent, users, items, fits, start=None, iterations=None):
+    """The fit the docs describe, by hand.
+
+    ALS over the distinct users and items from a start of ``init_scale`` standard normals
+    (or, warm, the last factors where there are some).
+    """
+    p = agent.params
+    uid, urow = np.unique(users, return_inverse=True)
+    iid, irow = np.unique(items, return_inverse=True)
+    rng = numpy_generator(agent.seed, "agent/implicit-mf/init", fits)
+    x0 = rng.standard_normal((uid.shape[0], agent.num_factors)) * p.init_scale
+    y0 = rng.standard_normal((iid.shape[0], agent.num_factors)) * p.init_scale
+    if start is not None:
+        x_last, item_last = start
+        x0[:] = np.where(np.abs(x_last[uid]).sum(axis=1, keepdims=True) > 0, x_last[uid], x0)
+        for row, item in enumerate(iid):
+            if item in item_last:
+                y0[row] = item_last[item]
+    x, y = als_implicit(urow, irow, x0, y0, iterations or p.iterations, p.reg, p.weight)
+    return uid, iid, x, y
+
+
+@pytest.mark.parametrize("scale", [0.01, 0.5, 3.0])
+def test_cold_and_warm_refits_start_where_the_docs_say(scale):
+    """A cold refit starts from ``init_scale`` normals, a warm one from the last factors.
+
+    New users and items of a warm refit start at the start scale; it runs
+    ``warm_iterations``.
+    """
+    ctx = dataclasses.replace(CTX, num_users=6, dim=3)
+    feats = np.eye(8, 3)
+    first = {0: [(0, 1), (1, 2), (2, 2), (3, 5)], 1: [(0, 2), (1, 1), (4, 0)]}
+    second = {2: [(5, 7), (0, 6), (2, 1)]}
+    for warm in (False, True):
+        agent = ImplicitMFAgent(
+            ImplicitMFAgent.Params(
+                iterations=1, warm_iterations=2, init_scale=scale, warm_start=warm
+            ),
+            ctx,
+        )
+        agent.retrain(_log(first, feats))
+        pairs = [p for s in sorted(first) for p in first[s]]
+        users, items = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+        uid, iid, x, y = _fit_by_hand(agent, users, items, 0)
+        np.testing.assert_allclose(agent.user_factors[uid], x, rtol=1e-12)
+        np.testing.assert_allclose(agent.item_factors, y, rtol=1e-12)
+        last = (agent.user_factors.copy(), dict(zip(iid.tolist(), y, strict=True)))
+        agent.retrain(_log(second, feats))
+        pairs += second[2]
+        users, items = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+        if warm:
+            uid, iid, x, y = _fit_by_hand(agent, users, items, 1, start=last, iterations=2)
+        else:
+            uid, iid, x, y = _fit_by_hand(agent, users, items, 1)
+        np.testing.assert_allclose(agent.user_factors[uid], x, rtol=1e-12)
+        np.testing.assert_allclose(agent.item_factors, y, rtol=1e-12)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_act_before_any_fit_ranks_every_candidate(shared):
+    """Before its first fit each user's list is all of its candidates, in a random order.
+
+    Every candidate is newer than the (empty) data.
+    """
+    cat = _catalog(3, 9, np.eye(9, 4), np.zeros(9, np.int64))
+    obs = _obs(3, cat)
+    if not shared:  # per-user candidates: each user without one item
+        cands = np.stack([np.delete(cat.item_ids, u) for u in range(6)])
+        obs = dataclasses.replace(obs, candidates=cands, shared_candidates=False, slate_size=8)
+    agent = ImplicitMFAgent(ImplicitMFAgent.Params(), CTX)
+    slates = agent.act(obs).item_ids
+    np.testing.assert_array_equal(np.sort(slates, axis=1), np.sort(obs.candidates, axis=1))
+    assert len({tuple(r) for r in slates.tolist()}) > 1  # random orders, not one list
