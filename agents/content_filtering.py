@@ -64,7 +64,9 @@ class ContentFilteringAgent(Agent):
         b = np.zeros_like(self.weights)
         np.add.at(b, users, self.book.features[rows])
         who = np.unique(users)
-        fitted = nnls_gram(attrs.T @ attrs, b[who], support=self.weights[who] > 0)
+        # the last support is only a starting guess: the solution does not depend on it
+        support = self.weights[who] > 0  # pragma: no mutate
+        fitted = nnls_gram(attrs.T @ attrs, b[who], support=support)
         self.weights[who] = fitted
 
     def act(self, obs: Observation) -> Slates:

@@ -160,6 +160,38 @@ def test_content_filtering_weights_are_per_user_nnls_over_known_items():
     np.testing.assert_array_equal(agent.user_representation(), agent.weights)
 
 
+@pytest.mark.parametrize("users", [1, 2, 5])
+def test_content_filtering_scores_each_users_own_candidates(users):
+    """One consumption fits a user; each user's own candidates are ranked by ``x_u . a_i``.
+
+    Per-user candidates are scored as that user's items, shared ones for every user alike.
+    """
+    agent = ContentFilteringAgent(ContentFilteringAgent.Params(), CTX)
+    agent.retrain(_log({0: [(u, u) for u in range(users)]}, FEATS))
+    for u in range(users):
+        y = np.eye(6)[u]
+        np.testing.assert_allclose(agent.weights[u], nnls(FEATS, y)[0], atol=1e-9)
+        assert agent.weights[u].any()
+    cat = _catalog(1, 6, FEATS, np.zeros(6, np.int64))
+    ids = np.arange(users)
+    shared = _obs(1, cat, users=ids, k=6)
+    own = dataclasses.replace(
+        shared,
+        candidates=np.stack([np.roll(np.arange(6), -u)[:4] for u in range(users)]),
+        shared_candidates=False,
+        slate_size=4,
+    )
+    for obs in (shared, own):
+        got = agent.act(obs).item_ids
+        for u in range(users):
+            cands = obs.candidates[u]
+            assert sorted(got[u].tolist()) == sorted(cands.tolist())
+            # best first (exact ties, e.g. zero scores, are ordered by draws)
+            s = FEATS[got[u]] @ agent.weights[u]
+            assert (np.diff(s) <= 1e-12).all(), (u, got[u], s)
+            assert s[0] == (FEATS[cands] @ agent.weights[u]).max() > 0
+
+
 def test_als_matches_a_per_row_solve_by_hand():
     """One ALS iteration equals solving each row's normal equations one by one."""
     rng = np.random.default_rng(0)
