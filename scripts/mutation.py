@@ -119,7 +119,10 @@ EXTRA_TESTS = {
     "agents/generative_decoding.py": ["tests/agents/test_generative.py"],
     "agents/generative_params.py": ["tests/agents/test_generative.py"],
     "agents/content_filtering.py": ["tests/agents/test_chaney_agents.py"],
-    "agents/cumulative.py": ["tests/agents/test_chaney_agents.py"],
+    "agents/cumulative.py": [
+        "tests/agents/test_chaney_agents.py",
+        "tests/agents/test_cumulative.py",
+    ],
     "agents/implicit_mf.py": [
         "tests/agents/test_chaney_agents.py",
         "tests/agents/test_implicit_mf.py",
