@@ -129,7 +129,10 @@ EXTRA_TESTS = {
     ],
     "agents/interleave.py": ["tests/agents/test_chaney_agents.py"],
     "agents/nnls.py": ["tests/agents/test_chaney_agents.py"],
-    "agents/social_filtering.py": ["tests/agents/test_chaney_agents.py"],
+    "agents/social_filtering.py": [
+        "tests/agents/test_chaney_agents.py",
+        "tests/agents/test_social_filtering.py",
+    ],
     "agents/isotropy.py": ["tests/agents/test_source_controls.py"],
     "environments/social_graph.py": ["tests/environments/test_chaney.py"],
 }
