@@ -146,21 +146,25 @@ def test_covariance_graph_is_the_largest_threshold_leaving_nobody_alone(seed):
     assert not above.any(axis=1).all()
 
 
+@pytest.mark.parametrize("k", [1, 4, 13])
 @pytest.mark.parametrize("kind", ["knn", "random"])
-def test_knn_and_random_graphs(kind):
+def test_knn_and_random_graphs(kind, k):
     """knn: each user links its k most similar; random: k draws; both symmetric, no loops."""
     prefs = _prefs()
-    adj = social_graph(SocialGraphParams(kind=kind, neighbours=4), prefs, 7).toarray()
-    assert (adj.sum(axis=1) >= 4).all() and (np.diag(adj) == 0).all()
+    adj = social_graph(SocialGraphParams(kind=kind, neighbours=k), prefs, 7).toarray()
+    assert (adj.sum(axis=1) >= k).all() and (np.diag(adj) == 0).all()
     np.testing.assert_array_equal(adj, adj.T)
     if kind == "knn":
         cov = np.cov(prefs)
         np.fill_diagonal(cov, -np.inf)
-        top = np.argsort(-cov, axis=1)[:, :4]
+        top = np.argsort(-cov, axis=1)[:, :k]
         assert adj[np.arange(60)[:, None], top].all()
+        mask = np.zeros((60, 60), bool)
+        mask[np.arange(60)[:, None], top] = True
+        np.testing.assert_array_equal(adj > 0, mask | mask.T)  # those links and no other
     else:  # keyed by seed: the same graph again, another graph for another seed
-        again = social_graph(SocialGraphParams(kind=kind, neighbours=4), prefs, 7).toarray()
-        other = social_graph(SocialGraphParams(kind=kind, neighbours=4), prefs, 8).toarray()
+        again = social_graph(SocialGraphParams(kind=kind, neighbours=k), prefs, 7).toarray()
+        other = social_graph(SocialGraphParams(kind=kind, neighbours=k), prefs, 8).toarray()
         np.testing.assert_array_equal(adj, again)
         assert (adj != other).any()
 
@@ -177,6 +181,20 @@ def test_impossible_graphs_are_refused(params, users, match):
     """Sizes a graph cannot be drawn for get a clear error naming the limit."""
     with pytest.raises(ValueError, match=match):
         SocialGraphParams(**params).check_size(users)
+
+
+@pytest.mark.parametrize("kind", ["covariance", "knn", "random"])
+def test_smallest_graphs_are_drawn(kind):
+    """Two users and one neighbour, the smallest settings, make the two users friends.
+
+    Zero neighbours is refused by the schema.
+    """
+    params = SocialGraphParams(kind=kind, neighbours=1)
+    params.check_size(2)
+    adj = social_graph(params, _prefs(n=2), 3).toarray()
+    np.testing.assert_array_equal(adj, [[0, 1], [1, 0]])
+    with pytest.raises(ValueError, match="neighbours"):
+        SocialGraphParams(kind=kind, neighbours=0)
 
 
 def test_chaney_scenario_errors_name_the_field():
