@@ -226,8 +226,8 @@ class ChaneyUsers:
             1e-5,
             gt=0,
             lt=0.5,
-            description="Standard deviation of the Beta' utility draws (1e-5 in Chaney); "
-            "capped at half the largest a Beta of the draw's mean allows.",
+            description="Standard deviation of the Beta' utility draws V and eta (1e-5 in "
+            "Chaney); each capped at half the largest a Beta of the draw's mean allows.",
         )
         known_utility: float = Field(
             0.98,
@@ -261,7 +261,8 @@ class ChaneyUsers:
         )
         self._utility = Stream(ctx.seed, "users/utility")
         self._known = Stream(ctx.seed, "users/known_fraction")
-        self._eta = beta_prime_params(np.array(p.known_utility), p.sigma)
+        k = np.array(p.known_utility)  # eta's sd capped as V's is (any sigma the schema allows)
+        self._eta = beta_prime_params(k, np.minimum(p.sigma, 0.5 * np.sqrt(k * (1.0 - k))))
         # worlds of one seed (every agent, every variant) draw the same utilities
         self._memo_key = (ctx.seed, ctx.dim, self.lo, self.hi, p.preference_scale, p.sigma,
                           p.known_utility)  # fmt: skip

@@ -135,6 +135,10 @@ EXTRA_TESTS = {
     ],
     "agents/isotropy.py": ["tests/agents/test_source_controls.py"],
     "environments/social_graph.py": ["tests/environments/test_chaney.py"],
+    "environments/chaney.py": [
+        "tests/environments/test_chaney.py",
+        "tests/environments/test_chaney_draws.py",
+    ],
 }
 
 

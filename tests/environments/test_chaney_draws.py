@@ -1,0 +1,110 @@
+"""Chaney's world: the paper's defaults, and draws that are what the docs say (not only near)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from test_chaney import CTX, _items, _users
+
+from simlab.environments.chaney import ChaneyItems, ChaneyUsers
+
+
+def test_defaults_are_the_papers():
+    """K-independent settings of Chaney et al. as T-RECS replicates them (PAPERS.md 5a)."""
+    u = ChaneyUsers.Params()
+    assert (u.num_users, u.preference_scale, u.sigma) == (100, 10.0, 1e-5)
+    assert (u.known_utility, u.attention_exp) == (0.98, -0.8)
+    i = ChaneyItems.Params()
+    assert (i.items_per_step, i.initial_items, i.lifetime) == (10, 0, 0)
+    assert (i.attribute_scale, i.attribute_concentration) == (0.1, 100.0)
+
+
+def test_initial_items_are_published_before_step_zero_and_never_retire_by_default():
+    """``initial_items`` are live before step 0 (published at -1); by default none retires."""
+    items = ChaneyItems(ChaneyItems.Params(initial_items=7), CTX)
+    assert items.items.published.tolist() == [-1] * 7
+    for t in range(5):
+        items.step(t, None)
+    table = items.items
+    assert table.item_ids.tolist() == list(range(7 + 5 * 10))
+    assert table.published.tolist() == [-1] * 7 + [t for t in range(5) for _ in range(10)]
+    with pytest.raises(ValueError):
+        ChaneyItems.Params(lifetime=-1)
+
+
+def test_preferences_handed_out_are_read_only():
+    """The static preferences the measures read cannot be changed through ``interests``."""
+    current, initial = _users().interests()
+    for theta in (current, initial):
+        with pytest.raises(ValueError):
+            theta[0, 0] = 1.0
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.5, 2.0])
+def test_observable_features_are_preferences_plus_noise_of_the_stated_scale(noise):
+    """Features = theta + noise * N(0, 1) / sqrt(K): residual std noise / sqrt(K), mean 0."""
+    ctx = dataclasses.replace(CTX, num_users=3000, dim=16)
+    users = _users(ctx, feature_noise=noise)
+    resid = users.observable_features(np.arange(3000)).astype(np.float64) - users.theta
+    if noise == 0:
+        np.testing.assert_allclose(resid, 0, atol=1e-6)
+        return
+    want = noise / np.sqrt(16)
+    assert abs(resid.std() / want - 1) < 0.02
+    assert abs(resid.mean()) < 4 * want / np.sqrt(resid.size)
+
+
+def _utilities(sigma: float, users: int = 80):
+    ctx = dataclasses.replace(CTX, num_users=users)
+    u = _users(ctx, sigma=sigma)
+    items = _items(ctx, steps=8).latent()
+    ids = np.broadcast_to(items.item_ids, (users, items.item_ids.shape[0]))
+    v = u.expected_utility(0, np.arange(users), ids, items).astype(np.float64)
+    mu = np.clip(u.theta @ items.attributes.T, 1e-9, 1 - 1e-9)
+    return v, mu
+
+
+def u_eta(sigma: float) -> np.ndarray:
+    """The known shares eta = P / V of 80 users for the items of 8 steps."""
+    ctx = dataclasses.replace(CTX, num_users=80)
+    u = _users(ctx, sigma=sigma)
+    items = _items(ctx, steps=8).latent()
+    ids = np.broadcast_to(items.item_ids, (80, items.item_ids.shape[0]))
+    cols = u._cache(ids, items)
+    v, p = u._v[:, cols[0]].ravel(), u._p[:, cols[0]].ravel()
+    return p[v > 1e-12] / v[v > 1e-12]  # where V is not lost to underflow
+
+
+@pytest.mark.parametrize("sigma", [0.01, 0.05, 0.3, 0.45])
+def test_utility_spread_is_sigma_capped_at_half_a_betas_largest(sigma):
+    """V has mean theta . beta and sd min(sigma, sqrt(mu (1 - mu)) / 2), at any sigma.
+
+    eta (the known share, mean 0.98) is capped the same way, so large sigmas draw too.
+    """
+    v, mu = _utilities(sigma)
+    sd = np.minimum(sigma, 0.5 * np.sqrt(mu * (1 - mu)))
+    keep = mu > 1e-3  # float32 utilities: leave out the tiny means
+    z = (v - mu)[keep] / sd[keep]
+    assert abs(z.mean()) < 0.1
+    assert abs(z.std() - 1) < 0.1
+    eta = u_eta(sigma)
+    k_sd = min(sigma, 0.5 * np.sqrt(0.98 * 0.02))
+    assert abs(eta.mean() - 0.98) < 4 * k_sd / np.sqrt(eta.size) + 1e-6
+    assert abs(eta.std() / k_sd - 1) < 0.1
+
+
+def test_utility_noise_is_independent_across_users_and_items():
+    """Every (user, item) pair draws its own noise.
+
+    Residuals of two users (any two, also users 32 apart) or of two items are uncorrelated.
+    """
+    v, mu = _utilities(0.05, users=80)
+    z = (v - mu) / np.minimum(0.05, 0.5 * np.sqrt(mu * (1 - mu)))
+    by_user = np.corrcoef(z)  # (users, users)
+    off = by_user[~np.eye(80, dtype=bool)]
+    assert np.abs(off).max() < 0.5 and abs(off.mean()) < 0.05
+    assert np.abs(np.diagonal(by_user, 32)).max() < 0.5
+    by_item = np.corrcoef(z.T)
+    assert np.abs(by_item[~np.eye(by_item.shape[0], dtype=bool)]).max() < 0.6
