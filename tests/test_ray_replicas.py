@@ -62,7 +62,7 @@ def test_every_shipped_agent_declares_a_known_serving_mode():
 
 @pytest.mark.parametrize("agent", REPLICA_AGENTS)
 def test_replicas_give_the_local_metrics_with_1_2_and_4_shards(ray_local, agent, tmp_path):
-    """Acceptance: local == Ray with replicas on 1, 2 and 4 shards, for each replica agent.
+    """Acceptance: local == Ray with replicas and the learner actor on 1, 2 and 4 shards.
 
     Every agent class that declares ``serving = "replica"`` is listed (a new one is
     covered without touching this test).
@@ -77,6 +77,10 @@ def test_replicas_give_the_local_metrics_with_1_2_and_4_shards(ray_local, agent,
         placement = store.manifest["trials"][0]["placement"]
         assert placement["serving"] == "replicas", placement
         assert len(placement["shards"]) == shards
+        # every agent that learns does so in the learner actor, from the shards' log parts
+        learner = agent != "random"
+        assert (placement["learning"] == "learner actor") == learner, placement
+        assert (placement["learner"] is not None) == learner
         assert_same_metrics(store.read_metrics(), reference, cols)
 
 

@@ -23,8 +23,9 @@ they serve. A retrain starts as soon as the agent cannot change before the model
 at the end of the step that took the snapshot for an agent that neither learns online nor
 keeps served records (``mf``, ``popularity``), so with ``deploy_lag: D`` it overlaps the
 serving of ``D - 1`` steps; otherwise after the previous step's ``update`` — and never
-across a checkpoint boundary, so that a checkpoint holds the agent as the local backend's
-before the retrain (with the pending snapshot on the shards).
+across the publication of an earlier model (with ``retrain_every < D``) nor across a
+checkpoint boundary, so that a checkpoint holds the agent as the local backend's before the
+retrain (with the pending snapshot on the shards).
 """
 
 from __future__ import annotations
@@ -232,7 +233,16 @@ class LearnerServing:
             raise
 
     def _submit(self, world: World, boundary: int, after_step: bool) -> int:
-        """Hand the learner the retrains it may run from ``boundary`` on; bytes sent."""
+        """Hand the learner the retrains it may run from ``boundary`` on; bytes sent.
+
+        At the start of a step (``after_step`` false) only the retrains due at that step
+        (their deploy step has come). At the end of one, the next snapshot goes early if
+        the learner's agent would not change before its deploy step anyway: nothing in
+        between learns (no ``update``, no ``record_served``: else it waits for the step
+        before the deploy), no model is published in between (an earlier retrain still to
+        deploy) and no checkpoint falls in between (it must hold the agent before the
+        retrain, as the local backend's does, with the snapshot pending on the shards).
+        """
         from simlab.checkpoint import due_checkpoint
 
         sc = world.scenario
@@ -240,13 +250,17 @@ class LearnerServing:
         pending = world.platform._pending
         while pending:
             at, central = pending[0]
-            # the agent must not change between here and the deploy step...
-            if boundary < (at - lag + 1 if not (self.online or self.records) else at):
-                break
-            # ...and no checkpoint may fall before it (it holds the agent before the retrain)
-            first = boundary if after_step else boundary + 1
-            if any(due_checkpoint(sc.output, b, sc.steps) for b in range(first, at + 1)):
-                break
+            if not after_step:
+                if at > boundary:
+                    break
+            else:
+                learns = self.online or self.records
+                if boundary < (at if learns else at - lag + 1):
+                    break
+                if any(d >= boundary for d in self.submitted):
+                    break
+                if any(due_checkpoint(sc.output, b, sc.steps) for b in range(boundary, at + 1)):
+                    break
             pending.pop(0)
             pop = world.population
             parts = [s.log_snapshot.remote(at, self.mode, self.spec) for s in pop.shards]

@@ -160,8 +160,10 @@ class RayPopulation:
 
     def learner_serving(self, world, serving):
         """The learner actor's serving for ``world`` (None: the agent learns in the trial actor)."""
-        if self.learner is None:
-            world.learner_note = "no learner actor here"
+        if self.learner is None:  # execution.learner.actor is false, or measured in process
+            from simlab.serving import learner_blocker
+
+            world.learner_note = learner_blocker(world) or "no learner actor here"
             return None
         from simlab.execution.ray_learner import attach_learner
 
