@@ -65,9 +65,10 @@ def _submissions(ray_local, agent: str, lag: int, checkpoint_every: int) -> dict
 
     from simlab.execution.ray_actors import _TrialActor
 
-    sc = make_small(*WORLD, "steps=12", "platform.retrain_every=3",
-                    f"platform.deploy_lag={lag}", f"output.checkpoint_every={checkpoint_every}",
-                    "execution.backend=ray", "execution.shards=2", agents=_agents(agent))  # fmt: skip
+    over = [*WORLD, "steps=12", "platform.retrain_every=3", f"platform.deploy_lag={lag}",
+            f"output.checkpoint_every={checkpoint_every}", "execution.backend=ray",
+            "execution.shards=2"]  # fmt: skip
+    sc = make_small(*over, agents=_agents(agent))
     pg = placement_group([{"CPU": 1}, {"CPU": 1}])
     pg.wait(60)
     trial = _TrialActor(sc, 0, 0, [f"sub-{agent}-{lag}-{k}" for k in range(2)], pg, None)
