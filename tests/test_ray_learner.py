@@ -44,15 +44,23 @@ def test_learner_actor_rows_equal_the_trial_actor_bit_for_bit(ray_local, tmp_pat
     learns in the learner actor. (``deploy_lag: 1``, the default, is covered against the
     local backend for every replica agent by ``test_ray_replicas.py``.)
     """
-    over = [*WORLD, "steps=9", "platform.deploy_lag=3", "execution.backend=ray",
-            "execution.shards=2"]  # fmt: skip
+    over = [
+        *WORLD,
+        "steps=9",
+        "platform.deploy_lag=3",
+        "execution.backend=ray",
+        "execution.shards=2",
+    ]
     rows, cols = {}, None
     for actor in ("true", "false"):
         sc = make_small(*over, f"execution.learner.actor={actor}", agents=_agents(*LEARNED))
         store = run_scenario(sc, out_dir=tmp_path / actor)
         learning = {t["placement"]["learning"] for t in store.manifest["trials"]}
-        assert learning == ({"learner actor"} if actor == "true" else
-                            {"trial actor: execution.learner.actor is false"})  # fmt: skip
+        assert learning == (
+            {"learner actor"}
+            if actor == "true"
+            else {"trial actor: execution.learner.actor is false"}
+        )
         rows[actor], cols = _sorted(store), store.manifest["metric_columns"]
     for c in cols:
         a, b = rows["true"][c].to_numpy(float), rows["false"][c].to_numpy(float)
@@ -65,9 +73,15 @@ def _submissions(ray_local, agent: str, lag: int, checkpoint_every: int) -> dict
 
     from simlab.execution.ray_actors import _TrialActor
 
-    over = [*WORLD, "steps=12", "platform.retrain_every=3", f"platform.deploy_lag={lag}",
-            f"output.checkpoint_every={checkpoint_every}", "execution.backend=ray",
-            "execution.shards=2"]  # fmt: skip
+    over = [
+        *WORLD,
+        "steps=12",
+        "platform.retrain_every=3",
+        f"platform.deploy_lag={lag}",
+        f"output.checkpoint_every={checkpoint_every}",
+        "execution.backend=ray",
+        "execution.shards=2",
+    ]
     sc = make_small(*over, agents=_agents(agent))
     pg = placement_group([{"CPU": 1}, {"CPU": 1}])
     pg.wait(60)
@@ -137,8 +151,9 @@ def test_each_shard_checkpoints_its_users_log_and_any_sharding_continues(ray_loc
     agents = _agents("mf")
     local = run_scenario(make_small(*over, agents=agents), out_dir=tmp_path, run_id="local")
     ray = ["execution.backend=ray"]
-    src = run_scenario(make_small(*over, *ray, "execution.shards=2", agents=agents),
-                       out_dir=tmp_path, run_id="src")  # fmt: skip
+    src = run_scenario(
+        make_small(*over, *ray, "execution.shards=2", agents=agents), out_dir=tmp_path, run_id="src"
+    )
     assert checkpoint_steps(src.path, 0) == [3, 6, 9]
     state = read_checkpoint(src.path, 0, 6)["platform"]
     assert [(s["lo"], s["hi"]) for s in state["shards"]] == [(0, 60), (60, 120)]
@@ -155,11 +170,19 @@ def test_each_shard_checkpoints_its_users_log_and_any_sharding_continues(ray_loc
         ("off", [*ray, "execution.shards=1", "execution.learner.actor=false"]),
         ("local", []),
     ]:
-        fork = run_scenario(make_small(*over, *extra, agents=agents), out_dir=tmp_path,
-                            run_id=f"from-ray-{name}", fork=(src.path, 6))  # fmt: skip
+        fork = run_scenario(
+            make_small(*over, *extra, agents=agents),
+            out_dir=tmp_path,
+            run_id=f"from-ray-{name}",
+            fork=(src.path, 6),
+        )
         assert_same_metrics(fork.read_metrics(), local.read_metrics(), cols)
-    back = run_scenario(make_small(*over, *ray, "execution.shards=4", agents=agents),
-                        out_dir=tmp_path, run_id="back", fork=(local.path, 6))  # fmt: skip
+    back = run_scenario(
+        make_small(*over, *ray, "execution.shards=4", agents=agents),
+        out_dir=tmp_path,
+        run_id="back",
+        fork=(local.path, 6),
+    )
     assert_same_metrics(back.read_metrics(), local.read_metrics(), cols)
 
 
@@ -182,8 +205,9 @@ def test_log_forms_convert_into_each_other_for_any_shard_bounds(bounds, widths):
     from simlab.log_partition import feedback_state
 
     gen = np.random.default_rng(len(bounds) + sum(widths))
-    section = make_small("platform.log_window=3", "platform.retrain_every=2",
-                         "platform.deploy_lag=2").platform  # fmt: skip
+    section = make_small(
+        "platform.log_window=3", "platform.retrain_every=2", "platform.deploy_lag=2"
+    ).platform
     logs = [ShardLog(section) for _ in bounds]
     central = []
     for t, w in enumerate(widths):
@@ -191,14 +215,16 @@ def test_log_forms_convert_into_each_other_for_any_shard_bounds(bounds, widths):
         f = _step(t, users, w, gen)
         for log, (lo, hi) in zip(logs, bounds, strict=True):
             keep = (users >= lo) & (users < hi)
-            log.record(Feedback(t, users[keep], f.slates[keep], f.clicked_pos[keep],
-                                f.engagement[keep]))  # fmt: skip
+            log.record(
+                Feedback(t, users[keep], f.slates[keep], f.clicked_pos[keep], f.engagement[keep])
+            )
         central.append({"step": t, "shown": np.arange(5) + t, "features": gen.random((5, 2))})
     state = {
         "log": central[-3:],
         "pending": [(3, {"central": central[:2]}), (5, {"central": central[1:4]})],
-        "shards": [{"lo": lo, "hi": hi, **g.state_dict()} for g, (lo, hi) in
-                   zip(logs, bounds, strict=True)],  # fmt: skip
+        "shards": [
+            {"lo": lo, "hi": hi, **g.state_dict()} for g, (lo, hi) in zip(logs, bounds, strict=True)
+        ],
     }
     log, pending = whole_form(state)
     assert [f.step for f, _, _ in log] == [1, 2, 3] and [at for at, _ in pending] == [3, 5]
@@ -210,17 +236,28 @@ def test_log_forms_convert_into_each_other_for_any_shard_bounds(bounds, widths):
     }
     for other in ([(0, 50)], [(0, 25), (25, 50)], [(0, 1), (1, 49), (49, 50)]):
         c, waits, parts = partitioned_form(whole, other)
-        again = {"log": [{"step": t, "shown": s, "features": x} for t, s, x in c],
-                 "pending": [(at, {"central": [{"step": t, "shown": s, "features": x}
-                                               for t, s, x in w]}) for at, w in waits],
-                 "shards": parts}  # fmt: skip
+        again = {
+            "log": [{"step": t, "shown": s, "features": x} for t, s, x in c],
+            "pending": [
+                (at, {"central": [{"step": t, "shown": s, "features": x} for t, s, x in w]})
+                for at, w in waits
+            ],
+            "shards": parts,
+        }
         log2, pending2 = whole_form(again)
         for (f, _, _), (g, _, _) in zip(log, log2, strict=True):
             for k in ("user_ids", "slates", "clicked_pos", "engagement"):
                 np.testing.assert_array_equal(getattr(f, k), getattr(g, k))
         for (_, p), (_, q) in zip(pending, pending2, strict=True):
-            for k in ("step", "user_ids", "slates", "clicked_pos", "engagement", "feature_ids",
-                      "features"):  # fmt: skip
+            for k in (
+                "step",
+                "user_ids",
+                "slates",
+                "clicked_pos",
+                "engagement",
+                "feature_ids",
+                "features",
+            ):
                 np.testing.assert_array_equal(getattr(p, k), getattr(q, k), err_msg=k)
         assert pending2[0][1].slates.shape[1] == max(widths[:2])  # narrower steps: PAD
         assert (pending2[0][1].slates == PAD).any() == (widths[0] != widths[1])
@@ -253,8 +290,9 @@ def test_popularity_reads_the_log_partitioned_only_where_sums_are_exact():
     from simlab.serving import retrain_log_mode
 
     def mode(**params) -> str:
-        return retrain_log_mode(World(make_small(agents=[{"model": "popularity", **params}]),
-                                      0, 0).agent)  # fmt: skip
+        return retrain_log_mode(
+            World(make_small(agents=[{"model": "popularity", **params}]), 0, 0).agent
+        )
 
     assert mode() == mode(signal="impressions") == "partitioned"
     assert mode(signal="engagement") == mode(cumulative=True) == "whole"
@@ -268,8 +306,10 @@ def test_popularity_reads_the_log_partitioned_only_where_sums_are_exact():
         (["execution.learner.num_gpus=100"], "execution.learner.num_gpus"),
         (["execution.learner.cpus=1"], "execution.learner.cpus"),
         (["execution.learner.actor=maybe"], "execution.learner.actor"),
-        (["execution.learner.actor=false", "execution.learner.num_gpus=1"],
-         "execution.learner.num_gpus: 1 GPU for a learner actor, but"),  # fmt: skip
+        (
+            ["execution.learner.actor=false", "execution.learner.num_gpus=1"],
+            "execution.learner.num_gpus: 1 GPU for a learner actor, but",
+        ),
     ],
 )
 def test_bad_learner_settings_are_clear_errors(overrides, message):
@@ -278,5 +318,6 @@ def test_bad_learner_settings_are_clear_errors(overrides, message):
 
     with pytest.raises(ScenarioError) as info:
         parse_scenario({**SMALL, "execution": {"backend": "ray"}}, overrides)
-    assert any(line.startswith(message) or message in line
-               for line in str(info.value).splitlines()), str(info.value)  # fmt: skip
+    assert any(
+        line.startswith(message) or message in line for line in str(info.value).splitlines()
+    ), str(info.value)
