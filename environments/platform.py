@@ -22,11 +22,12 @@ import numpy as np
 
 from simlab.batch import PAD, Catalog, Deferred, Feedback, Log, Observation, Slates
 from simlab.errors import ScenarioError
+from simlab.log_partition import latest_features
 from simlab.rng import Stream
 from simlab.scenario import PlatformSection
 from simlab.world_context import WorldContext
 
-__all__ = ["Platform", "ClickHistory", "latest_features"]
+__all__ = ["Platform", "ClickHistory"]
 
 
 class ClickHistory:
@@ -141,14 +142,6 @@ class ClickHistory:
         ring = topics.astype(np.int64)[:, ::-1]
         self._topics = np.concatenate([ring, ring], axis=1)
         self.num_clicks = num.astype(np.int64)
-
-
-def latest_features(window: list) -> tuple[np.ndarray, np.ndarray]:
-    """``(sorted ids, features)`` of the items of a log window, each item's latest features."""
-    ids = np.concatenate([s for _, s, _ in window])
-    feats = np.concatenate([x for _, _, x in window])
-    uniq, first = np.unique(ids[::-1], return_index=True)  # the last occurrence of each
-    return uniq, feats[::-1][first]
 
 
 class Platform:

@@ -33,12 +33,21 @@ from simlab.batch import PAD, Feedback, Log
 
 __all__ = [
     "ShardLog",
+    "latest_features",
     "join_steps",
     "split_feedback",
     "feedback_state",
     "whole_form",
     "partitioned_form",
 ]
+
+
+def latest_features(window: list) -> tuple[np.ndarray, np.ndarray]:
+    """``(sorted ids, features)`` of the items of a log window, each item's latest features."""
+    ids = np.concatenate([s for _, s, _ in window])
+    feats = np.concatenate([x for _, _, x in window])
+    uniq, first = np.unique(ids[::-1], return_index=True)  # the last occurrence of each
+    return uniq, feats[::-1][first]
 
 
 def feedback_state(f: Feedback) -> dict[str, Any]:
@@ -170,8 +179,6 @@ def whole_form(state: dict[str, Any]) -> tuple[list, list[tuple[int, Log]]]:
     Returns:
         ``([(feedback, shown, features)] per step, [(at, Log)])``.
     """
-    from simlab.environments.platform import latest_features
-
     steps, pending = _whole_steps(state)
     log = [(f, e["shown"], e["features"]) for f, e in zip(steps, state["log"], strict=True)]
     out = []

@@ -258,10 +258,12 @@ class _TrialActor:
 
 
 def _learner_factory(ex, pg, name: str | None):
-    """``make(spec)``: start the learner actor in the trial's placement group (last bundle)."""
+    """``attach(world, serving)``: the learner serving, its actor in the trial's group."""
+    from functools import partial
+
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-    from simlab.execution.ray_learner import _LearnerActor
+    from simlab.execution.ray_learner import _LearnerActor, attach_learner
 
     def make(spec):
         opts: dict[str, Any] = {"num_cpus": ex.learner.num_cpus, "max_restarts": 0}
@@ -278,4 +280,4 @@ def _learner_factory(ex, pg, name: str | None):
             )
         return _ray().remote(_LearnerActor).options(**opts).remote(spec)
 
-    return make
+    return partial(attach_learner, make_actor=make)

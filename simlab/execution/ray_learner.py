@@ -82,8 +82,7 @@ class _LearnerActor:
             self.agent.retrain_from_summaries(parts)
             return
         from simlab.batch import Deferred, Log
-        from simlab.environments.platform import latest_features
-        from simlab.log_partition import join_steps
+        from simlab.log_partition import join_steps, latest_features
 
         table = Deferred(lambda: latest_features(central))
         ids = Deferred(lambda: table.resolve()[0])
@@ -160,6 +159,7 @@ def attach_learner(world: World, serving: Any, make_actor: Any) -> LearnerServin
     agent = world.agent
     spec = replace(serving.spec, shard_log=True)
     out = LearnerServing(spec, make_actor(spec), agent)
+    world.population.bind_learner(out.actor, spec)
     world.agent = LearnerProxy(out.actor)
     world.platform.log_on_shards = True
     return out

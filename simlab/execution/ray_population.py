@@ -93,7 +93,7 @@ class RayPopulation:
         learner: Callable | None = None,
     ) -> None:
         self.shards, self.bounds, self.num_users = shards, bounds, num_users
-        self.learner = learner  # starts the learner actor: learner(spec) -> actor handle
+        self.learner = learner  # learner(world, serving) -> LearnerServing | None
         self.learner_actor = None
         self._log_spec = None
         self._content_ref = None
@@ -160,19 +160,16 @@ class RayPopulation:
 
     def learner_serving(self, world, serving):
         """The learner actor's serving for ``world`` (None: the agent learns in the trial actor)."""
-        if self.learner is None:  # execution.learner.actor is false, or measured in process
+        if self.learner is None:  # execution.learner.actor is false
             from simlab.serving import learner_blocker
 
             world.learner_note = learner_blocker(world) or "no learner actor here"
             return None
-        from simlab.execution.ray_learner import attach_learner
+        return self.learner(world, serving)
 
-        def make(spec):
-            self.learner_actor = self.learner(spec)
-            self._log_spec = spec
-            return self.learner_actor
-
-        return attach_learner(world, serving, make)
+    def bind_learner(self, actor, spec) -> None:
+        """The learner actor started for this trial, and the spec its shards keep logs by."""
+        self.learner_actor, self._log_spec = actor, spec
 
     @_lost
     def log_states(self) -> list[dict]:
