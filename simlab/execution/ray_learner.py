@@ -60,7 +60,7 @@ class _LearnerActor:
         except Exception as e:  # noqa: BLE001 - re-raised by the first call
             self.error = e
         self.busy_s = 0.0  # seconds spent learning (update, record_served, retrain)
-        self.state_bytes = 0  # serialized size of the last published model (when measured)
+        self.model_bytes = 0  # serialized size of the models published (when measured)
 
     def _timed(self, fn, *args) -> None:
         if self.error is not None:
@@ -92,8 +92,9 @@ class _LearnerActor:
     def update(self, feedback) -> None:
         self._timed(self.agent.update, feedback)
 
-    def record_served(self, t: int, record: dict, catalog) -> None:
-        self._timed(self.agent.record_served, t, record, catalog)
+    def record_served(self, t: int, record: dict, content) -> None:
+        """Keep what the replicas served (``content``: the step's, from the object store)."""
+        self._timed(self.agent.record_served, t, record, content.catalog)
 
     def serving_state(self, measure: bool = False) -> dict[str, Any]:
         """The model the replicas serve next (the reference goes to the shards)."""
@@ -101,7 +102,7 @@ class _LearnerActor:
             raise self.error
         state = self.agent.serving_state()
         if measure:
-            self.state_bytes = serialized_size(state)
+            self.model_bytes += serialized_size(state)
         return state
 
     def state_dict(self) -> dict[str, Any]:
@@ -115,8 +116,8 @@ class _LearnerActor:
         self.agent.load_state_dict(state)
 
     def stats(self) -> dict[str, float]:
-        """Seconds spent learning and the last measured model size (``benchmarks/scaling.py``)."""
-        return {"busy_s": self.busy_s, "state_bytes": float(self.state_bytes)}
+        """Seconds spent learning and the measured models' bytes (``benchmarks/scaling.py``)."""
+        return {"busy_s": self.busy_s, "model_bytes": float(self.model_bytes)}
 
     def node_id(self) -> str:
         return _ray().get_runtime_context().get_node_id()
@@ -205,8 +206,9 @@ class LearnerServing:
         )
         if feedback.user_ids.size:
             if self.records and record is not None:
-                self.inflight.append(self.actor.record_served.remote(t, record, catalog))
-                sent += _size((t, record, catalog))
+                ref = world.population.content_ref  # put once for the shards: read, not sent
+                self.inflight.append(self.actor.record_served.remote(t, record, ref))
+                sent += _size((t, record))
             if self.online:
                 self.inflight.append(self.actor.update.remote(feedback))
                 sent += _size(feedback)

@@ -97,6 +97,7 @@ class RayPopulation:
         self.learner_actor = None
         self._log_spec = None
         self._content_ref = None
+        self.content_ref = None  # the last step's content in the object store (replicas)
         self.version = 0  # model versions published to the serving replicas
         self._state_ref = None
         self.last_bytes: dict[str, int] = {}  # serialized sizes of the last step's calls
@@ -203,6 +204,7 @@ class RayPopulation:
             self.version += 1
             self._state_ref = state_ref
         content_ref = ray.put(content)
+        self.content_ref = content_ref  # the learner reads the step's catalog from here too
         refs = [
             s.serve_respond.remote(t, content_ref, spec, self.version, [self._state_ref])
             for s in self.shards
