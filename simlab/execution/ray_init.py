@@ -28,8 +28,9 @@ def trial_demand(ex: ExecutionSection) -> dict[str, float]:
     gpus = ex.agent_resources.num_gpus
     out = {"CPU": ex.shards * ex.shard_cpus + ex.agent_resources.num_cpus}
     if ex.learner.actor:  # reserved whether or not the trial's agent ends up using it
-        out["CPU"] += ex.learner.num_cpus
-        gpus += ex.learner.num_gpus
+        lr = ex.learner
+        out["CPU"] += lr.num_cpus if lr.num_cpus or lr.num_gpus else 0.001  # (see _pg_for)
+        gpus += lr.num_gpus
     if gpus:
         out["GPU"] = gpus
     return out
