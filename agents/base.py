@@ -74,6 +74,13 @@ class Agent:
     graph, or state its ``act`` changes) or ``sharded-by-user`` (per-user state only; served
     centrally for now)."""
 
+    retrain_log: ClassVar[str] = "whole"
+    """How :meth:`retrain` reads the platform log on Ray with a learner actor (see
+    ``docs/scale.md``): ``whole`` (the default: the user shards' partitions are joined in the
+    learner into the log the local backend would give) or ``partitioned`` (each shard
+    reduces its users' part with :meth:`log_summary` and the learner combines the summaries
+    with :meth:`retrain_from_summaries`; the whole log is never gathered)."""
+
     def __init__(self, params: ParamsModel, ctx: Any) -> None:
         self.params = params
         self.ctx = ctx
@@ -127,6 +134,29 @@ class Agent:
 
     def record_served(self, obs_step: int, record: dict[str, np.ndarray], catalog: Any) -> None:
         """Keep what :meth:`serving_record` gave, as ``act`` would have (default: nothing)."""
+
+    def learner_blocker(self) -> str | None:
+        """Why this instance must learn in the trial actor on Ray (None: a learner actor can).
+
+        For settings whose learning reads the world (e.g. the content model's rewriter).
+        """
+        return None
+
+    def log_summary(self, log: Log) -> Any:
+        """With ``retrain_log = "partitioned"``: a shard's summary of its users' log part.
+
+        Runs in each user shard on a :class:`Log` of its users' rows only (no item
+        features); must depend only on the parameters and ``log``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} declares no log_summary()")
+
+    def retrain_from_summaries(self, summaries: list[Any]) -> None:
+        """With ``retrain_log = "partitioned"``: retrain from the shards' summaries.
+
+        ``summaries`` come in shard order (user-id order); the model must be exactly what
+        :meth:`retrain` would fit on the whole log.
+        """
+        raise NotImplementedError(f"{type(self).__name__} declares no retrain_from_summaries()")
 
     def state_dict(self) -> dict[str, Any]:
         """Learned state as plain data/arrays (default: empty)."""

@@ -86,6 +86,30 @@ class PopularityAgent(Agent):
             ids, counts = _add_counts(self._ids, self._counts, ids, counts)
         self._ids, self._counts = ids, counts
 
+    @property
+    def retrain_log(self) -> str:  # type: ignore[override]
+        """``partitioned`` when counting clicks or impressions over the window.
+
+        Integer counts sum exactly in any order, so the shards' partial counts give the
+        whole log's bit for bit; engagement sums (float) and ``cumulative`` (which reads
+        the last counted step) retrain on the whole log.
+        """
+        exact = self.params.signal != "engagement" and not self.params.cumulative
+        return "partitioned" if exact else "whole"
+
+    def log_summary(self, log: Log) -> tuple[np.ndarray, np.ndarray]:
+        """``(sorted item ids, counts)`` of the signal over a shard's part of the window."""
+        if self.params.signal == "impressions":
+            return _count_by_id(log.slates.ravel(), None, skip_pad=True)
+        return _count_by_id(log.clicked_items, None, skip_pad=True)
+
+    def retrain_from_summaries(self, summaries: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """The shards' counts added up (integers: the whole window's counts exactly)."""
+        ids, counts = np.zeros(0, np.int64), np.zeros(0)
+        for part_ids, part_counts in summaries:
+            ids, counts = _add_counts(ids, counts, part_ids, part_counts)
+        self._ids, self._counts = ids, counts
+
     def scores(self, item_ids: np.ndarray, step: int) -> np.ndarray:
         """Popularity of ``item_ids`` plus a tie-break in [0, 0.5)."""
         pos, known = lookup_sorted(self._ids, item_ids)

@@ -164,6 +164,10 @@ class MatrixFactorizationAgent(_HybridItemAgent):
         """Receive the content model's black-box rewrite function (used by source_debias)."""
         self._rewriter = rewriter
 
+    def learner_blocker(self) -> str | None:
+        """``source_debias`` rewrites items with the content model, in the trial actor."""
+        return "source_debias calls the content model" if self.params.source_debias > 0 else None
+
     def _init_params(self, num_items: int, dim_features: int) -> dict[str, np.ndarray]:
         p, f = self.params, self.params.factors
         gen = numpy_generator(self.seed, "agent/mf/init", self._num_retrains)

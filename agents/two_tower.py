@@ -132,6 +132,10 @@ class TwoTowerAgent(_TwoTowerTraining, RandomUntilTrainedMixin, Agent):
         """Receive the content model's black-box rewrite function (used by source_debias)."""
         self._rewriter = rewriter
 
+    def learner_blocker(self) -> str | None:
+        """``source_debias`` rewrites items with the content model, in the trial actor."""
+        return "source_debias calls the content model" if self.params.source_debias > 0 else None
+
     def serving_blocker(self) -> str | None:
         """Histories frozen at a step are kept by ``act`` per user: central serving."""
         return "history_frozen_at keeps histories in act" if self.params.history_frozen_at else None

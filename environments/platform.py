@@ -22,6 +22,7 @@ import numpy as np
 
 from simlab.batch import PAD, Catalog, Deferred, Feedback, Log, Observation, Slates
 from simlab.errors import ScenarioError
+from simlab.log_partition import latest_features
 from simlab.rng import Stream
 from simlab.scenario import PlatformSection
 from simlab.world_context import WorldContext
@@ -143,14 +144,6 @@ class ClickHistory:
         self.num_clicks = num.astype(np.int64)
 
 
-def _latest_features(window: list) -> tuple[np.ndarray, np.ndarray]:
-    """``(sorted ids, features)`` of the items of a log window, each item's latest features."""
-    ids = np.concatenate([s for _, s, _ in window])
-    feats = np.concatenate([x for _, _, x in window])
-    uniq, first = np.unique(ids[::-1], return_index=True)  # the last occurrence of each
-    return uniq, feats[::-1][first]
-
-
 class Platform:
     """Serving, logging and retrain scheduling for one world.
 
@@ -169,8 +162,12 @@ class Platform:
         self.rerankers = rerankers
         self.knows_source = section.knows_source
         self.clicks: ClickHistory | None = None
-        self._log: deque[tuple[Feedback, np.ndarray, np.ndarray]] = deque(maxlen=section.log_window)
-        self._pending: list[tuple[int, Log]] = []
+        self._log: deque[tuple[Any, np.ndarray, np.ndarray]] = deque(maxlen=section.log_window)
+        self._pending: list[tuple[int, Any]] = []
+        # set by the Ray learner (simlab.execution.ray_learner): the user shards keep the
+        # feedback part of the log; this platform keeps each step's number, shown items and
+        # their features, and a due retrain's snapshot is that central window
+        self.log_on_shards = False
         self._perm = Stream(ctx.seed, "platform/retrieval_perm")
         self._offset = Stream(ctx.seed, "platform/retrieval_offset")
         self._startup = Stream(ctx.seed, "platform/startup")
@@ -340,11 +337,12 @@ class Platform:
         if shown is None:
             shown = np.unique(feedback.slates)
         feats = catalog.features[catalog.rows(shown)] if shown.size else catalog.features[:0]
-        self._log.append((feedback, shown, feats))
+        self._log.append((t if self.log_on_shards else feedback, shown, feats))
         for rr in self.rerankers:
             rr.update(feedback)
         if self.section.retrain_due(t):
-            self._pending.append((t + self.section.deploy_lag, self.log()))
+            snap = list(self._log) if self.log_on_shards else self.log()
+            self._pending.append((t + self.section.deploy_lag, snap))
 
     def log(self) -> Log:
         """The log window as one :class:`~simlab.batch.Log`."""
@@ -362,7 +360,7 @@ class Platform:
         window = list(self._log)
         # the per-user arrays and the item features are joined only if the agent reads
         # them (an agent that never looks at features does not pay for them)
-        table = Deferred(lambda: _latest_features(window))
+        table = Deferred(lambda: latest_features(window))
         ids = Deferred(lambda: table.resolve()[0])
         feats = Deferred(lambda: table.resolve()[1])
         return Log.of_steps([f for f, _, _ in window], ids, feats)

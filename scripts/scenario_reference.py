@@ -25,6 +25,7 @@ from simlab import registry
 from simlab.scenario import (
     AgentResources,
     ExecutionSection,
+    LearnerSection,
     OutputSection,
     PlatformSection,
     Scenario,
@@ -130,7 +131,13 @@ def reference() -> str:
     out += ["#### `platform`", "", table(PlatformSection, "platform."), ""]
     out += ["#### `output`", "", table(OutputSection, "output."), ""]
     resources = table(AgentResources, "execution.agent_resources.").split("\n", 2)[2]
-    out += ["#### `execution`", "", table(ExecutionSection, "execution.") + "\n" + resources, ""]
+    learner = table(LearnerSection, "execution.learner.").split("\n", 2)[2]
+    out += [
+        "#### `execution`",
+        "",
+        table(ExecutionSection, "execution.") + "\n" + resources + "\n" + learner,
+        "",
+    ]
     sections = [
         ("users", "users", "users."),
         ("content", "content", "content."),

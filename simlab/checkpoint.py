@@ -66,29 +66,46 @@ SUFFIX = ".ckpt"
 
 
 # ---------------------------------------------------------------------- capture/restore
-def _platform_state(platform: Any) -> dict[str, Any]:
-    """The platform's log window and pending retrains, as arrays."""
-    from dataclasses import fields
+def _platform_state(world: World) -> dict[str, Any]:
+    """The platform's log window and pending retrains, as arrays.
 
-    def feedback(f: Any) -> dict[str, Any]:
-        return {k.name: getattr(f, k.name) for k in fields(f)}
+    With the Ray learner the log is partitioned (:mod:`simlab.log_partition`): the platform
+    keeps the central part and each user shard its users' window and pending snapshots.
+    """
+    from simlab.log_partition import feedback_state
 
+    platform = world.platform
+    if platform.log_on_shards:
+
+        def central(entries: list) -> list[dict[str, Any]]:
+            return [{"step": int(t), "shown": s, "features": x} for t, s, x in entries]
+
+        return {
+            "log": central(platform._log),
+            "pending": [(int(at), {"central": central(w)}) for at, w in platform._pending],
+            "shards": world.population.log_states(),
+        }
     return {
         "log": [
-            {"feedback": feedback(f), "shown": shown, "features": feats}
+            {"feedback": feedback_state(f), "shown": shown, "features": feats}
             for f, shown, feats in platform._log
         ],
-        "pending": [(int(at), feedback(log)) for at, log in platform._pending],
+        "pending": [(int(at), feedback_state(log)) for at, log in platform._pending],
     }
 
 
-def _load_platform(platform: Any, state: dict[str, Any]) -> None:
-    from simlab.batch import Feedback, Log
+def _load_platform(world: World, state: dict[str, Any]) -> None:
+    from simlab.log_partition import partitioned_form, whole_form
 
+    platform = world.platform
     platform._log.clear()
-    for entry in state["log"]:
-        platform._log.append((Feedback(**entry["feedback"]), entry["shown"], entry["features"]))
-    platform._pending = [(int(at), Log(**log)) for at, log in state["pending"]]
+    if platform.log_on_shards:
+        central, pending, parts = partitioned_form(state, world.population.bounds)
+        world.population.load_logs(parts)
+    else:
+        central, pending = whole_form(state)
+    platform._log.extend(central)
+    platform._pending = pending
 
 
 def capture(world: World) -> dict[str, Any]:
@@ -99,7 +116,7 @@ def capture(world: World) -> dict[str, Any]:
         "t": world.t,
         "users": world.population.state_dict(),
         "content": component_state(world.content, "content"),
-        "platform": _platform_state(world.platform),
+        "platform": _platform_state(world),
         "rerankers": [component_state(r, f"rerankers[{i}]") for i, r in enumerate(rerankers)],
         "agent": component_state(world.agent, "agent"),
         "metrics": {
@@ -152,7 +169,7 @@ def restore(world: World, state: dict[str, Any], saved: Scenario) -> None:
         raise ScenarioError(f"users: the checkpoint's user state does not fit ({e})") from None
     _load(world.content, state["content"], "content", not _same(new.content, saved.content))
     try:
-        _load_platform(world.platform, state["platform"])
+        _load_platform(world, state["platform"])
     except (KeyError, TypeError, ValueError) as e:
         raise RunStoreError(f"platform: the checkpoint's log does not load ({e})") from None
     # re-rankers whose spec is unchanged continue; changed or new ones start fresh

@@ -106,6 +106,19 @@ def _gpu_present(scenario: Any) -> list[str]:
             "no CUDA device for the embedded Ray instance; set it to 0 (agents then run on "
             "CPU) or give execution.address of a cluster with GPUs"
         )
+    lg = ex.learner.num_gpus if ex.learner.actor else 0
+    if lg and ex.backend == "ray" and ex.address is None and not cuda_available():
+        out.append(
+            f"execution.learner.num_gpus: {lg:g} GPU asked for, but this machine has no CUDA "
+            "device for the embedded Ray instance; set it to 0 or give execution.address of "
+            "a cluster with GPUs"
+        )
+    if ex.learner.num_gpus and not ex.learner.actor:
+        out.append(
+            f"execution.learner.num_gpus: {ex.learner.num_gpus:g} GPU for a learner actor, but "
+            "execution.learner.actor is false (the agent then learns in the trial actor: "
+            "use execution.agent_resources.num_gpus)"
+        )
     for i, agent in enumerate(scenario.agents):
         if getattr(agent.params, "device", None) == "cuda" and not cuda_available():
             out.append(

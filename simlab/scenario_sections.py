@@ -21,6 +21,7 @@ __all__ = [
     "MeasuresSection",
     "OutputSection",
     "AgentResources",
+    "LearnerSection",
     "ExecutionSection",
 ]
 
@@ -226,6 +227,27 @@ class AgentResources(StrictModel):
     )
 
 
+class LearnerSection(StrictModel):
+    """The learner actor of a Ray trial: where the agent's ``update`` and ``retrain`` run."""
+
+    actor: bool = Field(
+        True,
+        description="On Ray, when the agent serves from replicas and learns: run its `update` "
+        "and `retrain` in a learner actor of their own, fed by the log partitions the user "
+        "shards keep (see docs/scale.md); `false` learns in the trial actor.",
+    )
+    num_cpus: float = Field(
+        1.0, ge=0, le=1024, description="CPUs reserved for the learner actor (every trial)."
+    )
+    num_gpus: float = Field(
+        0.0,
+        ge=0,
+        le=64,
+        description="GPUs for the learner actor (1 trains a torch model on a GPU worker while "
+        "the replicas serve on the shards' CPUs).",
+    )
+
+
 class ExecutionSection(StrictModel):
     """Where the trials run: in this process, or on Ray (embedded instance or a cluster)."""
 
@@ -248,6 +270,10 @@ class ExecutionSection(StrictModel):
     agent_resources: AgentResources = Field(
         default_factory=AgentResources,
         description="Ray resources of the trial actor that holds the agent (every trial).",
+    )
+    learner: LearnerSection = Field(
+        default_factory=LearnerSection,
+        description="The learner actor: `actor` (on or off) and its `num_cpus`, `num_gpus`.",
     )
     serving: Literal["replicas", "central"] = Field(
         "replicas",

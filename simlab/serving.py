@@ -44,6 +44,10 @@ __all__ = [
     "replica_blocker",
     "replica_serving",
     "learns_online",
+    "records_served",
+    "retrain_log_mode",
+    "learner_blocker",
+    "RETRAIN_LOGS",
     "ServingSpec",
     "Replica",
     "ReplicaServing",
@@ -99,7 +103,55 @@ def replica_serving(world: World) -> ReplicaServing | None:
     if not hasattr(world.population, "serve_respond") or replica_blocker(world) is not None:
         return None
     spec = world.scenario.agents[world.agent_index]
-    return ReplicaServing(ServingSpec(spec, world.context, world.scenario.platform))
+    serving = ReplicaServing(ServingSpec(spec, world.context, world.scenario.platform))
+    attach = getattr(world.population, "learner_serving", None)  # Ray: the learner actor
+    return (attach(world, serving) if attach is not None else None) or serving
+
+
+def _overrides(agent: Any, name: str) -> bool:
+    from simlab.agents.base import Agent
+
+    return not isinstance(agent, Agent) or getattr(type(agent), name) is not getattr(Agent, name)
+
+
+def records_served(agent: Any) -> bool:
+    """Whether ``agent`` keeps what replicas served (:meth:`record_served`) for learning."""
+    return _overrides(agent, "record_served")
+
+
+RETRAIN_LOGS = ("whole", "partitioned")
+
+
+def retrain_log_mode(agent: Any) -> str:
+    """How ``agent``'s ``retrain`` reads the log on Ray with a learner actor.
+
+    ``none`` (it has no retrain), or its declared ``retrain_log``: ``whole`` or
+    ``partitioned`` (see ``docs/scale.md``).
+    """
+    if not _overrides(agent, "retrain"):
+        return "none"
+    mode = getattr(agent, "retrain_log", "whole")
+    if mode not in RETRAIN_LOGS:
+        raise ValueError(
+            f"{type(agent).__name__}.retrain_log: {mode!r} is not one of {', '.join(RETRAIN_LOGS)}"
+        )
+    return mode
+
+
+def learner_blocker(world: World) -> str | None:
+    """Why ``world``'s agent learns in the trial actor on Ray (``None``: in a learner actor)."""
+    sc, agent = world.scenario, world.agent
+    if not sc.execution.learner.actor:
+        return "execution.learner.actor is false"
+    if retrain_log_mode(agent) == "none" and not learns_online(agent):
+        if not records_served(agent):
+            return f"agent '{world.agent_label}' learns nothing"
+    why = agent.learner_blocker() if hasattr(agent, "learner_blocker") else None
+    if why:
+        return f"agent '{world.agent_label}': {why}"
+    if hasattr(agent, "user_representation"):
+        return f"agent '{world.agent_label}': metrics read its user representation"
+    return None
 
 
 @dataclass(frozen=True)
@@ -110,11 +162,14 @@ class ServingSpec:
         agent: the scenario's agent spec (class and validated params).
         ctx: the world context the learning instance was built with.
         platform: the scenario's ``platform`` section (retrieval, start-up, slate size).
+        shard_log: whether each shard keeps its users' part of the platform log (the
+            learner actor reads it there: :mod:`simlab.execution.ray_learner`).
     """
 
     agent: Any
     ctx: Any
     platform: Any
+    shard_log: bool = False
 
     @property
     def who(self) -> str:

@@ -168,7 +168,7 @@ def test_model_errors_in_actors_keep_their_message(ray_local, tmp_path):
 def test_a_trial_too_big_for_the_cluster_is_a_clear_error(ray_local, tmp_path):
     """More shards than the cluster has CPUs: one line naming the settings to lower."""
     sc = make_small("execution.backend=ray", "execution.shards=9")
-    with pytest.raises(ClusterError, match=r"one trial needs 10 CPU .* the Ray cluster has 6"):
+    with pytest.raises(ClusterError, match=r"one trial needs 11 CPU .* the Ray cluster has 6"):
         run_scenario(sc, out_dir=tmp_path)
 
 

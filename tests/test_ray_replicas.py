@@ -62,7 +62,7 @@ def test_every_shipped_agent_declares_a_known_serving_mode():
 
 @pytest.mark.parametrize("agent", REPLICA_AGENTS)
 def test_replicas_give_the_local_metrics_with_1_2_and_4_shards(ray_local, agent, tmp_path):
-    """Acceptance: local == Ray with replicas on 1, 2 and 4 shards, for each replica agent.
+    """Acceptance: local == Ray with replicas and the learner actor on 1, 2 and 4 shards.
 
     Every agent class that declares ``serving = "replica"`` is listed (a new one is
     covered without touching this test).
@@ -77,6 +77,10 @@ def test_replicas_give_the_local_metrics_with_1_2_and_4_shards(ray_local, agent,
         placement = store.manifest["trials"][0]["placement"]
         assert placement["serving"] == "replicas", placement
         assert len(placement["shards"]) == shards
+        # every agent that learns does so in the learner actor, from the shards' log parts
+        learner = agent != "random"
+        assert (placement["learning"] == "learner actor") == learner, placement
+        assert (placement["learner"] is not None) == learner
         assert_same_metrics(store.read_metrics(), reference, cols)
 
 
@@ -155,7 +159,8 @@ def _bytes_per_user_step(agent: str, dim: int, candidates: int, serving: str) ->
     )
     rows = drive_in_process(sc, steps=4)
     users = sum(r["users"] for r in rows)
-    return {k: sum(r.get(k, 0.0) for r in rows) / users for k in ("to_shards", "from_shards")}
+    keys = ("to_shards", "from_shards", "to_learner")
+    return {k: sum(r.get(k, 0.0) for r in rows) / users for k in keys}
 
 
 @pytest.mark.parametrize(("agent", "record"), [("popularity", 0), ("linucb", 1)])
@@ -165,7 +170,8 @@ def test_replicas_move_o_slate_bytes_per_user_step(ray_local, agent, record):
     Back from the shards: K item ids, the user id, click and engagement (8 K + 20 bytes),
     plus per shard the exposure counts (N,) and metric partials; linucb's learner also keeps
     the served users' profiles (d float32 each). To the shards: a few hundred bytes per
-    shard per step. Serving centrally sends each user's C candidates to the shards.
+    shard per step. Serving centrally sends each user's C candidates to the shards. To the
+    learner actor (linucb learns online there): the step's feedback and the profiles.
     """
     k = 5
     small = _bytes_per_user_step(agent, 8, 40, "replicas")
@@ -179,3 +185,7 @@ def test_replicas_move_o_slate_bytes_per_user_step(ray_local, agent, record):
     assert abs(big["from_shards"] - small["from_shards"]) < 1  # candidates do not matter
     assert abs(wide["from_shards"] - big["from_shards"] - record * 4 * 24) < 4  # d: linucb only
     assert central["to_shards"] > 8 * 200  # each user's candidates
+    if record:  # linucb learns online in the learner actor: the feedback and the profiles
+        for b, d in ((small, 8), (big, 8), (wide, 32)):
+            assert slate <= b["to_learner"] < slate + 4 * d + 60, (b, d)
+        assert abs(big["to_learner"] - small["to_learner"]) < 1

@@ -14,7 +14,11 @@ __all__ = ["drive_in_process"]
 
 
 def drive_in_process(
-    scenario: Any, steps: int, seed: int = 0, memory: dict[str, Any] | None = None
+    scenario: Any,
+    steps: int,
+    seed: int = 0,
+    memory: dict[str, Any] | None = None,
+    learner: dict[str, float] | None = None,
 ) -> list[dict[str, float]]:
     """Run ``steps`` steps of agent 0's world with this process as the trial actor.
 
@@ -26,8 +30,13 @@ def drive_in_process(
         Per step: ``seconds`` (wall time), ``wait_s`` (waiting on the shards; the rest is the
         coordinator's serial time), ``users`` (active users) and the serialized bytes
         ``model`` (a newly published serving state), ``content`` (put once per step),
-        ``to_shards`` and ``from_shards`` (call arguments and results). ``memory``, when
-        given, receives ``shards_peak_rss_mb`` (a list) and ``coordinator_peak_rss_mb``.
+        ``to_shards`` and ``from_shards`` (call arguments and results), and with the learner
+        actor ``to_learner`` (what the coordinator sends it). ``memory``, when given,
+        receives ``shards_peak_rss_mb`` (a list) and ``coordinator_peak_rss_mb``;
+        ``learner``, when given and the agent learns in a learner actor (started outside
+        the shards' placement group here), receives its ``busy_s`` (seconds spent
+        learning), ``model_bytes`` (the models it published, all steps) and
+        ``peak_rss_mb``.
     """
     import time
 
@@ -60,8 +69,17 @@ def drive_in_process(
                     "wait_s": pop.wait_s,
                     "users": float(row.get("users/active", 0.0)),
                     **{k: float(v) for k, v in pop.last_bytes.items()},
+                    **{
+                        k: float(v)
+                        for k, v in getattr(trial.world.replicas, "last_bytes", {}).items()
+                    },
                 }
             )
+        if learner is not None and pop.learner_actor is not None:
+            import ray
+
+            learner.update(ray.get(pop.learner_actor.stats.remote()))
+            learner["peak_rss_mb"] = ray.get(pop.learner_actor.peak_rss_mb.remote())
         if memory is not None:
             import ray
 
@@ -72,7 +90,8 @@ def drive_in_process(
         start_measuring(False)
         import ray
 
-        for shard in trial.shards:
-            ray.kill(shard, no_restart=True)
+        for actor in [*trial.shards, pop.learner_actor]:
+            if actor is not None:
+                ray.kill(actor, no_restart=True)
         remove_placement_group(pg)
     return rows

@@ -92,6 +92,11 @@ def _pg_for(ex: ExecutionSection):
     if agent_bundle:
         agent_index = len(bundles)
         bundles.append(agent_bundle)
+    if ex.learner.actor:  # the last bundle: the learner actor's (see ray_learner)
+        lr = ex.learner
+        bundles.append({k: v for k, v in (("CPU", lr.num_cpus), ("GPU", lr.num_gpus)) if v})
+        if not bundles[-1]:
+            bundles[-1] = {"CPU": 0.001}  # a bundle cannot be empty
     strategy = "SPREAD" if ex.placement == "spread" else "PACK"
     return placement_group(bundles, strategy=strategy), agent_index
 
@@ -161,6 +166,7 @@ def _drive(ray, trials, store, progress, starts, limit) -> None:
                 pg, placement_group_bundle_index=agent_bundle
             )
         actor_cls = ray.remote(_TrialActor).options(**opts)
+        names.append(actor_name(store.run_id, i, "learner", r.incarnation))
         r.actor = actor_cls.remote(sc, r.trial.agent_index, r.trial.info.seed, names, pg, restore)
         r.ref, r.kind = r.actor.start.remote(), "start"
         running[r.ref] = r

@@ -15,6 +15,8 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from simlab.batch import compact_rows
 from simlab.execution.ray_population import (
     ClusterError,
@@ -43,6 +45,8 @@ __all__ = [
 ]
 
 NAMESPACE = "simlab"
+_NO_IDS = np.zeros(0, np.int64)
+_NO_FEATURES = np.zeros((0, 0), np.float32)  # a shard's log summary reads no item features
 
 
 def actor_name(run_id: str, trial: int, role: str, incarnation: int) -> str:
@@ -63,6 +67,7 @@ class _ShardActor:
             self.error = e
         self.content: StepContent | None = None
         self.replica = None  # the agent's serving replica (simlab.serving), built on first use
+        self.log = None  # this shard's part of the platform log (with the learner actor)
 
     def arrive(self, t: int, content: StepContent):
         if self.error is not None:
@@ -92,7 +97,42 @@ class _ShardActor:
         slates, cands, who, record = self.replica.serve(t, arrivals, content.catalog)
         items = slates.item_ids
         out = self.shard.respond(t, arrivals.user_ids, items, content, cands, who)
+        if spec.shard_log:  # the learner reads this shard's users' log from here
+            from simlab.batch import Feedback
+
+            self._log(spec).record(Feedback(t, arrivals.user_ids, items, out[0], out[1]))
         return (arrivals.user_ids, compact_rows(items), *out, record)
+
+    def _log(self, spec):
+        if self.log is None:
+            from simlab.log_partition import ShardLog
+
+            self.log = ShardLog(spec.platform)
+        return self.log
+
+    def log_snapshot(self, at: int, mode: str, spec):
+        """This shard's part of the log snapshot whose model serves from step ``at``.
+
+        ``mode`` ``whole``: the snapshot's steps (the learner joins the shards' parts);
+        ``partitioned``: the agent's :meth:`log_summary` of them, computed here.
+        """
+        parts = self._log(spec).take(at)
+        if mode != "partitioned":
+            return parts if mode == "whole" else None
+        from simlab.batch import Log
+
+        if self.replica is None:
+            from simlab.serving import Replica
+
+            self.replica = Replica(spec)
+        return self.replica.agent.log_summary(Log.of_steps(parts, _NO_IDS, _NO_FEATURES))
+
+    def log_state(self, spec) -> dict:
+        """This shard's log window and pending snapshots (its part of a checkpoint)."""
+        return self._log(spec).state_dict()
+
+    def load_log(self, spec, state) -> None:
+        self._log(spec).load_state_dict(state)
 
     def expected_utility(self, t, user_ids, item_ids):
         return self.shard.expected_utility(t, user_ids, item_ids, self.content.items)
@@ -166,7 +206,10 @@ class _TrialActor:
             ).remote(spec, lo, hi)
             for k, (lo, hi) in enumerate(self.bounds)
         ]
-        population = RayPopulation(self.shards, self.bounds, n)
+        learner = None
+        if ex.learner.actor:
+            learner = _learner_factory(ex, pg, names[ex.shards] if len(names) > ex.shards else None)
+        population = RayPopulation(self.shards, self.bounds, n, learner)
         self.world = World(scenario, agent_index, seed, population)
         self.events = scenario.output.events
         if restore is not None:
@@ -198,13 +241,43 @@ class _TrialActor:
         return capture_snapshot(self.world, size)
 
     def placement(self) -> dict[str, Any]:
-        """Node ids of the shards and of this actor (where the agent learns), and who serves."""
+        """Node ids of the shards, this actor and the learner; who serves and who learns."""
         ray = _ray()
         from simlab.serving import replica_blocker
 
         w = self.world
+        actor = w.population.learner_actor
+        note = getattr(w, "learner_note", None) or replica_blocker(w) or "replicas are off"
         return {
             "shards": ray.get([s.node_id.remote() for s in self.shards]),
             "agent": ray.get_runtime_context().get_node_id(),
             "serving": "replicas" if w.replicas is not None else f"central: {replica_blocker(w)}",
+            "learner": ray.get(actor.node_id.remote()) if actor is not None else None,
+            "learning": "learner actor" if actor is not None else f"trial actor: {note}",
         }
+
+
+def _learner_factory(ex, pg, name: str | None):
+    """``attach(world, serving)``: the learner serving, its actor in the trial's group."""
+    from functools import partial
+
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    from simlab.execution.ray_learner import _LearnerActor, attach_learner
+
+    def make(spec):
+        opts: dict[str, Any] = {"num_cpus": ex.learner.num_cpus, "max_restarts": 0}
+        if ex.learner.num_gpus:
+            opts["num_gpus"] = ex.learner.num_gpus
+        if name is not None:
+            opts.update(name=name, namespace=NAMESPACE)
+        if pg is not None and len(pg.bundle_specs) > ex.shards:
+            if not ex.learner.num_cpus and not ex.learner.num_gpus:
+                opts["num_cpus"] = 0.001  # the bundle's placeholder
+            index = len(pg.bundle_specs) - 1
+            opts["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+                pg, placement_group_bundle_index=index
+            )
+        return _ray().remote(_LearnerActor).options(**opts).remote(spec)
+
+    return partial(attach_learner, make_actor=make)

@@ -27,6 +27,10 @@ def trial_demand(ex: ExecutionSection) -> dict[str, float]:
     """Ray resources one trial reserves (its shards and its agent)."""
     gpus = ex.agent_resources.num_gpus
     out = {"CPU": ex.shards * ex.shard_cpus + ex.agent_resources.num_cpus}
+    if ex.learner.actor:  # reserved whether or not the trial's agent ends up using it
+        lr = ex.learner
+        out["CPU"] += lr.num_cpus if lr.num_cpus or lr.num_gpus else 0.001  # (see _pg_for)
+        gpus += lr.num_gpus
     if gpus:
         out["GPU"] = gpus
     return out
@@ -137,15 +141,17 @@ def _check_capacity(ex: ExecutionSection) -> int:
     ray = _ray()
     have = ray.cluster_resources()
     need = trial_demand(ex)
-    gpus = ex.agent_resources.num_gpus
+    gpus = need.get("GPU", 0.0)
+    lr = ex.learner
+    learner = f" + learner {lr.num_cpus:g} CPU" if lr.actor else ""
     for res, amount in need.items():
         if have.get(res, 0.0) + 1e-9 < amount:
             raise ClusterError(
                 f"execution: one trial needs {amount:g} {res} ({ex.shards} shards x "
-                f"{ex.shard_cpus:g} CPU + agent {ex.agent_resources.num_cpus:g} CPU"
+                f"{ex.shard_cpus:g} CPU + agent {ex.agent_resources.num_cpus:g} CPU{learner}"
                 f"{f', {gpus:g} GPU' if gpus else ''}) but the Ray cluster has "
-                f"{have.get(res, 0.0):g}; lower execution.shards, execution.shard_cpus or "
-                "execution.agent_resources, or add nodes"
+                f"{have.get(res, 0.0):g}; lower execution.shards, execution.shard_cpus, "
+                "execution.agent_resources or execution.learner, or add nodes"
             )
     fits = min(int(have.get(res, 0.0) // amount) for res, amount in need.items() if amount > 0)
     return max(1, fits)

@@ -85,9 +85,19 @@ def _lost(fn: Callable) -> Callable:
 class RayPopulation:
     """The world's user side as shard actors (one call per shard per phase)."""
 
-    def __init__(self, shards: list, bounds: list[tuple[int, int]], num_users: int) -> None:
+    def __init__(
+        self,
+        shards: list,
+        bounds: list[tuple[int, int]],
+        num_users: int,
+        learner: Callable | None = None,
+    ) -> None:
         self.shards, self.bounds, self.num_users = shards, bounds, num_users
+        self.learner = learner  # learner(world, serving) -> LearnerServing | None
+        self.learner_actor = None
+        self._log_spec = None
         self._content_ref = None
+        self.content_ref = None  # the last step's content in the object store (replicas)
         self.version = 0  # model versions published to the serving replicas
         self._state_ref = None
         self.last_bytes: dict[str, int] = {}  # serialized sizes of the last step's calls
@@ -149,19 +159,52 @@ class RayPopulation:
                 partials.setdefault(name, []).append(part)
         return respond_feedback(t, slates, clicked, engagement), partials, exposure
 
+    def learner_serving(self, world, serving):
+        """The learner actor's serving for ``world`` (None: the agent learns in the trial actor)."""
+        if self.learner is None:  # execution.learner.actor is false
+            from simlab.serving import learner_blocker
+
+            world.learner_note = learner_blocker(world) or "no learner actor here"
+            return None
+        return self.learner(world, serving)
+
+    def bind_learner(self, actor, spec) -> None:
+        """The learner actor started for this trial, and the spec its shards keep logs by."""
+        self.learner_actor, self._log_spec = actor, spec
+
     @_lost
-    def serve_respond(self, t, content: StepContent, spec, state: dict | None):
+    def log_states(self) -> list[dict]:
+        """Each shard's part of the platform log, with its user range (for a checkpoint)."""
+        parts = _ray().get([s.log_state.remote(self._log_spec) for s in self.shards])
+        return [{"lo": lo, "hi": hi, **p} for (lo, hi), p in zip(self.bounds, parts, strict=True)]
+
+    @_lost
+    def load_logs(self, parts: list[dict]) -> None:
+        """Give each shard its part of the platform log (from a checkpoint)."""
+        refs = [
+            s.load_log.remote(self._log_spec, p) for s, p in zip(self.shards, parts, strict=True)
+        ]
+        _ray().get(refs)
+
+    @_lost
+    def serve_respond(self, t, content: StepContent, spec, state: dict | None, state_ref=None):
         """One call per shard: its users arrive, its replica serves them, they respond.
 
         ``state`` is the agent's new serving state (published once through the object store
-        as the next version) or None when the replicas' version is current. Returns
-        ``(feedback, partials, exposure, record)`` joined in user-id order.
+        as the next version) or None when the replicas' version is current; ``state_ref``
+        instead is a reference to one the learner actor publishes (the bytes go from there
+        to the shards). Returns ``(feedback, partials, exposure, record)`` joined in user-id
+        order.
         """
         ray = _ray()
         if state is not None:
             self.version += 1
             self._state_ref = ray.put(state)
+        elif state_ref is not None:
+            self.version += 1
+            self._state_ref = state_ref
         content_ref = ray.put(content)
+        self.content_ref = content_ref  # the learner reads the step's catalog from here too
         refs = [
             s.serve_respond.remote(t, content_ref, spec, self.version, [self._state_ref])
             for s in self.shards
