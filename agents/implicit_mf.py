@@ -147,12 +147,13 @@ class ImplicitMFAgent(Agent):
         user_ids, urow = np.unique(self.history.users, return_inverse=True)
         item_ids, irow = np.unique(self.history.items, return_inverse=True)
         rng = numpy_generator(self.seed, "agent/implicit-mf/init", self._fits)
-        x0 = rng.standard_normal((user_ids.shape[0], self.num_factors)) * p.init_scale
+        # the users' start is never read (the first half iteration solves them from the
+        # items), but it is drawn first: the items' start depends on it
+        x0 = rng.standard_normal((user_ids.shape[0], self.num_factors))  # pragma: no mutate
         y0 = rng.standard_normal((item_ids.shape[0], self.num_factors)) * p.init_scale
         iterations = p.iterations
         if p.warm_start and self._fits:
-            # the items' last factors; the users' start is never read (the first half
-            # iteration solves them from the items)
+            # the items' last factors
             pos, had = lookup_sorted(self.item_ids, item_ids)
             y0[had] = self.item_factors[pos[had]]
             iterations = p.warm_iterations

@@ -60,7 +60,7 @@ def _fit_by_hand(agent, users, items, fits, start=None, iterations=None):
     uid, urow = np.unique(users, return_inverse=True)
     iid, irow = np.unique(items, return_inverse=True)
     rng = numpy_generator(agent.seed, "agent/implicit-mf/init", fits)
-    x0 = rng.standard_normal((uid.shape[0], agent.num_factors)) * p.init_scale
+    x0 = rng.standard_normal((uid.shape[0], agent.num_factors))  # never read by ALS
     y0 = rng.standard_normal((iid.shape[0], agent.num_factors)) * p.init_scale
     if start is not None:
         x_last, item_last = start
@@ -123,3 +123,31 @@ def test_act_before_any_fit_ranks_every_candidate(shared):
     slates = agent.act(obs).item_ids
     np.testing.assert_array_equal(np.sort(slates, axis=1), np.sort(obs.candidates, axis=1))
     assert len({tuple(r) for r in slates.tolist()}) > 1  # random orders, not one list
+
+
+@pytest.mark.parametrize(
+    ("field", "bad", "good"),
+    [("factors", -1, 0), ("iterations", 0, 1), ("reg", 0.0, 1e-9), ("weight", -1.0, 0.0),
+     ("init_scale", 0.0, 1e-9), ("warm_iterations", 0, 1)],
+)  # fmt: skip
+def test_settings_outside_their_range_are_refused(field, bad, good):
+    """Each setting's smallest allowed value is accepted and the next one below refused."""
+    ImplicitMFAgent.Params(**{field: good})
+    with pytest.raises(ValueError, match=field):
+        ImplicitMFAgent.Params(**{field: bad})
+
+
+def test_fitted_model_ranks_each_users_own_candidates():
+    """After a fit, per-user candidates are ranked by that user's ``x_u . y_i``."""
+    ctx = dataclasses.replace(CTX, num_users=6, dim=3)
+    agent = ImplicitMFAgent(ImplicitMFAgent.Params(factors=3), ctx)
+    agent.retrain(_log({0: [(u, u) for u in range(6)], 1: [(u, (u + 1) % 6) for u in range(6)]},
+                       np.eye(6, 3)))  # fmt: skip
+    cat = _catalog(2, 6, np.eye(6, 4), np.zeros(6, np.int64))
+    cands = np.stack([np.roll(np.arange(6), -u)[:4] for u in range(6)])
+    obs = dataclasses.replace(_obs(2, cat), candidates=cands, shared_candidates=False, slate_size=4)
+    got = agent.act(obs).item_ids
+    for u in range(6):
+        assert sorted(got[u].tolist()) == sorted(cands[u].tolist())
+        s = agent._item_vectors(got[u]) @ agent.user_factors[u]
+        assert (np.diff(s) <= 1e-12).all(), (u, got[u], s)
