@@ -313,6 +313,13 @@ def test_interleave_equals_the_rule_applied_by_hand(case):
         np.testing.assert_array_equal(got[r], _interleave_by_hand(ranked[r], new[r], u[r]))
 
 
+def test_interleave_age_setting_is_an_age():
+    """``max_age`` 0 is this step's items (the smallest allowed); -1 is refused."""
+    InterleaveNewReranker.Params(max_age=0)
+    with pytest.raises(ValueError, match="max_age"):
+        InterleaveNewReranker.Params(max_age=-1)
+
+
 def test_interleave_leaves_lists_without_new_items_alone():
     """No item of age <= max_age: the ranking is returned unchanged."""
     cat = _catalog(5, 6, FEATS, np.zeros(6, np.int64))
