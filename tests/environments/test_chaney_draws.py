@@ -108,3 +108,37 @@ def test_utility_noise_is_independent_across_users_and_items():
     assert np.abs(np.diagonal(by_user, 32)).max() < 0.5
     by_item = np.corrcoef(z.T)
     assert np.abs(by_item[~np.eye(by_item.shape[0], dtype=bool)]).max() < 0.6
+
+
+def test_draws_are_pinned_golden_values():
+    """Seed 3's first preferences, attributes, utilities and features are pinned.
+
+    A change of stream layout must be deliberate: update these values and say so.
+    """
+    users = _users()
+    items = _items(steps=1).latent()
+    np.testing.assert_allclose(
+        users.theta[:2, :3],
+        [[0.3913581982243174, 0.2715560139660415, 0.0076480707440079315],
+         [0.07493588483035384, 0.15985242333383617, 0.08697098790578409]],
+        rtol=1e-12,
+    )  # fmt: skip
+    np.testing.assert_allclose(
+        items.attributes[:2, :3],
+        [[5.362824561107237e-33, 5.901793158076452e-29, 0.9999999999999347],
+         [7.40387985426532e-26, 0.9857455088781185, 3.726372022707203e-27]],
+        rtol=1e-9,
+    )  # fmt: skip
+    ids = np.broadcast_to(items.item_ids[:3], (2, 3))
+    np.testing.assert_allclose(
+        users.expected_utility(0, np.arange(2), ids, items),
+        [[0.007639057468622923, 0.268446147441864, 0.39102739095687866],
+         [0.08698086440563202, 0.15824763476848602, 0.0749153196811676]],
+        rtol=1e-6,
+    )  # fmt: skip
+    np.testing.assert_allclose(
+        users.observable_features(np.arange(2))[:, :3],
+        [[0.12346620112657547, -0.046335458755493164, -0.1359773576259613],
+         [0.43820178508758545, 0.10546670854091644, -0.04407859966158867]],
+        rtol=1e-6,
+    )  # fmt: skip
