@@ -138,9 +138,7 @@ def _parallel(scenario: Any, trials: int) -> int:
         return 1
     if ex.max_parallel_trials:
         return max(1, min(trials, ex.max_parallel_trials))
-    demand = ex.shards * ex.shard_cpus + ex.agent_resources.num_cpus
-    demand += ex.learner.num_cpus if ex.learner.actor else 0
-    return max(1, min(trials, int((os.cpu_count() or 1) // max(demand, 1e-9))))
+    return max(1, min(trials, int((os.cpu_count() or 1) // max(ex.trial_cpus(), 1e-9))))
 
 
 def memory_errors(scenario: Any, trials: int) -> list[str]:

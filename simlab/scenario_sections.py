@@ -341,3 +341,8 @@ class ExecutionSection(StrictModel):
         if m and 0 < int(m.group(2)) < 65536:
             return v
         raise ValueError("expects `auto`, `ray://host:port` or `host:port` (port 1..65535)")
+
+    def trial_cpus(self) -> float:
+        """CPUs one Ray trial reserves: its shards, its agent and (when on) its learner."""
+        cpus = self.shards * self.shard_cpus + self.agent_resources.num_cpus
+        return cpus + (self.learner.num_cpus if self.learner.actor else 0)

@@ -26,10 +26,10 @@ __all__ = ["init_ray", "trial_demand", "local_instance_options"]
 def trial_demand(ex: ExecutionSection) -> dict[str, float]:
     """Ray resources one trial reserves (its shards and its agent)."""
     gpus = ex.agent_resources.num_gpus
-    out = {"CPU": ex.shards * ex.shard_cpus + ex.agent_resources.num_cpus}
+    out = {"CPU": ex.trial_cpus()}
     if ex.learner.actor:  # reserved whether or not the trial's agent ends up using it
         lr = ex.learner
-        out["CPU"] += lr.num_cpus if lr.num_cpus or lr.num_gpus else 0.001  # (see _pg_for)
+        out["CPU"] += 0.0 if lr.num_cpus or lr.num_gpus else 0.001  # (see _pg_for)
         gpus += lr.num_gpus
     if gpus:
         out["GPU"] = gpus
