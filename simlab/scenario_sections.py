@@ -247,6 +247,14 @@ class LearnerSection(StrictModel):
         "the replicas serve on the shards' CPUs).",
     )
 
+    def bundle(self) -> dict[str, float]:
+        """The learner's placement-group bundle: its CPUs and GPUs.
+
+        A token CPU when it asks for neither (a bundle cannot be empty).
+        """
+        res = {k: v for k, v in (("CPU", self.num_cpus), ("GPU", self.num_gpus)) if v}
+        return res or {"CPU": 0.001}
+
 
 class ExecutionSection(StrictModel):
     """Where the trials run: in this process, or on Ray (embedded instance or a cluster)."""

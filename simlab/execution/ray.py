@@ -93,10 +93,7 @@ def _pg_for(ex: ExecutionSection):
         agent_index = len(bundles)
         bundles.append(agent_bundle)
     if ex.learner.actor:  # the last bundle: the learner actor's (see ray_learner)
-        lr = ex.learner
-        bundles.append({k: v for k, v in (("CPU", lr.num_cpus), ("GPU", lr.num_gpus)) if v})
-        if not bundles[-1]:
-            bundles[-1] = {"CPU": 0.001}  # a bundle cannot be empty
+        bundles.append(ex.learner.bundle())
     strategy = "SPREAD" if ex.placement == "spread" else "PACK"
     return placement_group(bundles, strategy=strategy), agent_index
 

@@ -272,8 +272,7 @@ def _learner_factory(ex, pg, name: str | None):
         if name is not None:
             opts.update(name=name, namespace=NAMESPACE)
         if pg is not None and len(pg.bundle_specs) > ex.shards:
-            if not ex.learner.num_cpus and not ex.learner.num_gpus:
-                opts["num_cpus"] = 0.001  # the bundle's placeholder
+            opts["num_cpus"] = ex.learner.bundle().get("CPU", 0.0)  # what its bundle holds
             index = len(pg.bundle_specs) - 1
             opts["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
                 pg, placement_group_bundle_index=index

@@ -29,7 +29,7 @@ def trial_demand(ex: ExecutionSection) -> dict[str, float]:
     out = {"CPU": ex.trial_cpus()}
     if ex.learner.actor:  # reserved whether or not the trial's agent ends up using it
         lr = ex.learner
-        out["CPU"] += 0.0 if lr.num_cpus or lr.num_gpus else 0.001  # (see _pg_for)
+        out["CPU"] += lr.bundle().get("CPU", 0.0) - lr.num_cpus  # an empty bundle's token CPU
         gpus += lr.num_gpus
     if gpus:
         out["GPU"] = gpus
