@@ -23,7 +23,7 @@ from simlab.scenario import ParamsModel
 
 from .rerank import Reranker
 
-__all__ = ["InterleaveNewReranker"]
+__all__ = ["InterleaveNewReranker", "uniform_subsets"]
 
 
 class InterleaveNewReranker(Reranker):
@@ -48,24 +48,51 @@ class InterleaveNewReranker(Reranker):
         cat = obs.catalog
         new = cat.age[cat.rows(ranked)] <= self.params.max_age  # (B, L)
         count = new.sum(axis=1)
-        if not count.any():
-            return ranked
-        u = self._stream.uniform(obs.user_ids, obs.step, size=2 * length)
         most = int(count.max())
-        # the `count` positions of smallest draw hold the new items (a uniform set): the
-        # row's count-th smallest draw is the threshold (a partial sort of `most` columns)
-        part = np.partition(u[:, :length], most - 1, axis=1)[:, :most]
-        part.sort(axis=1)
-        threshold = np.take_along_axis(part, np.maximum(count - 1, 0)[:, None], axis=1)
-        slot_new = (u[:, :length] <= threshold) & (count[:, None] > 0)
-        # the new items in a random order (second draws), first in each row
-        key = np.where(new, u[:, length:], np.inf)
-        first = np.argpartition(key, most - 1, axis=1)[:, :most] if most < length else None
-        if first is None:
-            first = np.arange(length)[None, :].repeat(b, axis=0)
-        first = np.take_along_axis(first, np.argsort(np.take_along_axis(key, first, 1), 1), 1)
-        shuffled = np.take_along_axis(ranked, first, axis=1)
+        if not most:
+            return ranked
+        # 2 draws per new item and user: the first pick the slots, the second the order
+        u = self._stream.uniform(obs.user_ids, obs.step, size=2 * most)
+        slots = uniform_subsets(u[:, :most], count, length)  # (B, most), -1 past count
+        # the row's new items in list order (-1 after them), then in the order of their
+        # second draws; they fill the slots in increasing order
+        at = np.nonzero(new)
+        items = np.full((b, most), -1, np.int64)
+        items[at[0], np.cumsum(new, axis=1)[at] - 1] = ranked[at]
+        key = np.where(items >= 0, u[:, most:], np.inf)
+        shuffled = np.take_along_axis(items, np.argsort(key, axis=1, kind="stable"), axis=1)
+        slot_new = np.zeros((b, length), bool)
+        active = np.arange(most) < count[:, None]
+        slot_new[np.nonzero(active)[0], slots[active]] = True
         out = np.empty_like(ranked)
-        out[slot_new] = shuffled[np.arange(most) < count[:, None]]
+        out[slot_new] = shuffled[active]  # row-major: each row's slots in increasing order
         out[~slot_new] = ranked[~new]  # the others, in their order (row-major on both sides)
         return out
+
+
+def uniform_subsets(u: np.ndarray, count: np.ndarray, length: int) -> np.ndarray:
+    """``(B, M)`` a uniformly random ``count``-subset of ``range(length)`` per row, sorted.
+
+    Floyd's algorithm, one column at a time (vectorised over rows): for ``j`` from
+    ``length - count`` to ``length - 1`` take ``t`` uniform on ``[0, j]``, or ``j`` itself
+    when ``t`` is already taken. O(B M^2), whatever ``length``.
+
+    Args:
+        u: ``(B, M)`` uniform draws on (0, 1), ``M >= count.max()``.
+        count: ``(B,)`` subset sizes, at most ``length``.
+        length: the size of the ground set.
+
+    Returns:
+        ``(B, M)`` each row's subset in increasing order, then -1 for the unused entries.
+    """
+    b, m = u.shape
+    taken = np.full((b, m), length, np.int64)  # `length`: no slot yet (sorts last)
+    for i in range(m):
+        j = length - count + i  # (B,)
+        live = j < length  # rows whose subset has an i-th element
+        t = np.minimum(np.floor(u[:, i] * (j + 1)).astype(np.int64), j)
+        hit = (taken[:, :i] == t[:, None]).any(axis=1)
+        taken[:, i] = np.where(live, np.where(hit, j, t), length)
+    taken.sort(axis=1)
+    taken[taken == length] = -1
+    return taken

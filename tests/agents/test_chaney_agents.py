@@ -272,14 +272,17 @@ def test_interleave_puts_new_items_at_uniform_positions_and_keeps_the_rest_in_or
     assert len({tuple(r) for r in first.tolist()}) == 6  # all 3! orders of the new items occur
 
 
-def _interleave_by_hand(ranked, new, u):
+def _interleave_by_hand(ranked, new, u, most):
     """One row of the interleave rule, position by position, from the row's draws."""
     length, count = ranked.shape[0], int(new.sum())
     if count == 0:
         return ranked.copy()
-    slots = set(np.argsort(u[:length])[:count].tolist())  # the count smallest first draws
-    cols = sorted(np.flatnonzero(new).tolist(), key=lambda j: u[length + j])
-    incoming = iter(ranked[cols].tolist())
+    slots = set()  # Floyd's algorithm on the first draws
+    for i, j in enumerate(range(length - count, length)):
+        t = min(int(np.floor(u[i] * (j + 1))), j)
+        slots.add(j if t in slots else t)
+    order = sorted(range(count), key=lambda c: u[most + c])  # second draws order the new items
+    incoming = iter(ranked[np.flatnonzero(new)[order]].tolist())
     staying = iter(ranked[~new].tolist())
     return np.array([next(incoming) if p in slots else next(staying) for p in range(length)])
 
@@ -288,8 +291,8 @@ def _interleave_by_hand(ranked, new, u):
 def test_interleave_equals_the_rule_applied_by_hand(case):
     """Every row equals the interleave rule applied by hand from the row's draws.
 
-    The new items fill the positions of the row's ``count`` smallest first draws, in the
-    order of their second draws; the others keep their order. Lists of 1 to 40 items, 0 to
+    The new items fill the positions Floyd's algorithm picks from the row's first draws, in
+    the order of their second draws; the others keep their order. Lists of 1 to 40 items, 0 to
     every item new, ``max_age`` 0 to 3.
     """
     rng = np.random.default_rng(case)
@@ -307,10 +310,11 @@ def test_interleave_equals_the_rule_applied_by_hand(case):
     got = InterleaveNewReranker(InterleaveNewReranker.Params(max_age=max_age), ctx).rerank(
         obs, ranked
     )
-    u = Stream(case, "rerank/interleave-new").uniform(users, step, size=2 * length)
     new = cat.age[ranked] <= max_age
+    most = int(new.sum(axis=1).max())
+    u = Stream(case, "rerank/interleave-new").uniform(users, step, size=2 * most)
     for r in range(b):
-        np.testing.assert_array_equal(got[r], _interleave_by_hand(ranked[r], new[r], u[r]))
+        np.testing.assert_array_equal(got[r], _interleave_by_hand(ranked[r], new[r], u[r], most))
 
 
 def test_interleave_age_setting_is_an_age():

@@ -1,0 +1,72 @@
+"""``uniform_subsets``: the slots the interleave re-ranker gives new items (Floyd's algorithm).
+
+Classes: every subset size from none to the whole set, ground sets of 1 to 50 positions,
+rows of different sizes in one call; and the distribution — each of the C(n, k) subsets
+equally likely, each position equally likely — from the keyed draws the re-ranker uses.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from simlab.agents.interleave import uniform_subsets
+from simlab.rng import Stream
+
+
+@pytest.mark.parametrize("case", range(30))
+def test_each_row_is_a_sorted_set_of_its_size_inside_the_ground_set(case):
+    """Rows of sizes 0..length: distinct, increasing, in range, -1 after the row's size."""
+    rng = np.random.default_rng(case)
+    length = int(rng.integers(1, 51))
+    b = int(rng.integers(1, 40))
+    count = rng.integers(0, length + 1, b)
+    count[0] = length  # the whole set
+    if b > 1:
+        count[1] = 0  # the empty set
+    m = int(count.max()) + int(rng.integers(0, 3))  # spare columns are allowed
+    u = Stream(case, "test/subsets").uniform(np.arange(b), 0, size=m)
+    got = uniform_subsets(u, count, length)
+    assert got.shape == (b, m)
+    for r in range(b):
+        row, c = got[r], int(count[r])
+        assert (row[c:] == -1).all()
+        assert ((row[:c] >= 0) & (row[:c] < length)).all()
+        assert (np.diff(row[:c]) > 0).all()  # distinct and increasing
+    np.testing.assert_array_equal(
+        uniform_subsets(u, np.full(b, length), length)[:, :length],
+        np.broadcast_to(np.arange(length), (b, length)),
+    )
+
+
+@pytest.mark.parametrize(("length", "count"), [(4, 1), (5, 2), (6, 3), (7, 2), (6, 5)])
+def test_every_subset_is_equally_likely(length, count):
+    """The C(n, k) subsets occur equally often over 20,000 keyed rows (chi-square 0.999)."""
+    b = 20_000
+    u = Stream(length * 10 + count, "test/subsets").uniform(np.arange(b), 3, size=count)
+    got = uniform_subsets(u, np.full(b, count), length)
+    index = {s: i for i, s in enumerate(itertools.combinations(range(length), count))}
+    freq = np.bincount([index[tuple(r)] for r in got.tolist()], minlength=len(index))
+    k = len(index)
+    expected = b / k
+    chi2 = ((freq - expected) ** 2 / expected).sum()
+    # Wilson-Hilferty 0.999 quantile of chi-square with k - 1 degrees of freedom
+    df = k - 1
+    bound = df * (1 - 2 / (9 * df) + 3.09 * math.sqrt(2 / (9 * df))) ** 3
+    assert chi2 < bound, (freq, bound)
+
+
+def test_positions_are_equally_likely_in_long_lists():
+    """In lists of 200, each position holds one of 10 slots with probability 10/200."""
+    b, length, count = 8_000, 200, 10
+    u = Stream(1, "test/subsets").uniform(np.arange(b), 0, size=count)
+    got = uniform_subsets(u, np.full(b, count), length)
+    freq = np.bincount(got.ravel(), minlength=length)
+    expected = b * count / length
+    chi2 = ((freq - expected) ** 2 / expected).sum()
+    assert chi2 < 270.0  # chi-square 0.999 quantile, 199 degrees of freedom (~267.6)
+    # the last position is as likely as the first (Floyd's j-or-t rule is not biased to j)
+    assert abs(freq[-1] - freq[0]) < 6 * math.sqrt(expected)
