@@ -140,8 +140,9 @@ def rank_known_first(
 
     Candidates published after ``horizon`` (None: no horizon) come after every other, in a
     random order; among the rest, higher score first and exact ties in a random order. The
-    random order is keyed by (user, item, step), drawn only where it decides something (the
-    items after the horizon, and the rows that have ties).
+    random order is keyed by (user, item, step), drawn where it can decide something (the
+    items after the horizon, the rows that have ties, every item when the scores are
+    counts: small integers, ranked by one sort of ``-score + draw``).
 
     Args:
         scores: ``(B, C)`` scores of ``obs.candidates``.
@@ -160,6 +161,9 @@ def rank_known_first(
             at = np.nonzero(unknown)
             draw = tiebreak.uniform(_pair_ids(obs.user_ids[at[0]], cands[at]), obs.step)
             key[at] = _LAST * (1.0 + draw)  # after every finite score, in a random order
+    if _small_integers(key):  # counts: one sort of key + draw orders ties at random
+        key += tiebreak.uniform(_pair_ids(obs.user_ids[:, None], cands), obs.step)
+        return np.take_along_axis(cands, np.argsort(key, axis=1)[:, : obs.slate_size], axis=1)
     order = np.argsort(key, axis=1)
     ranked = np.take_along_axis(key, order, axis=1)
     changes = ranked[:, 1:] != ranked[:, :-1]
@@ -172,6 +176,18 @@ def rank_known_first(
         group += tiebreak.uniform(_pair_ids(obs.user_ids[tied][:, None], items), obs.step)
         order[tied] = np.take_along_axis(order[tied], np.argsort(group, axis=1), axis=1)
     return np.take_along_axis(cands, order[:, : obs.slate_size], axis=1)
+
+
+def _small_integers(key: np.ndarray) -> bool:
+    """Whether every finite key (not an after-the-horizon one) is an integer below 2**20.
+
+    Then ``key + draw`` (a draw in (0, 1)) keeps the order of different keys and orders equal
+    ones by their draws: the same ranking as sorting by key and then ties by draw.
+    """
+    fin = key[key < _LAST]
+    if not fin.size or not (np.abs(fin) < 2**20).all():
+        return False
+    return bool((fin == np.rint(fin)).all())
 
 
 def _pair_ids(users: np.ndarray, items: np.ndarray) -> np.ndarray:

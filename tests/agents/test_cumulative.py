@@ -94,3 +94,39 @@ def test_items_after_the_horizon_come_last_whatever_the_scores(case):
         tail = row[len(known) :]
         u_draws = tb.uniform((int(users[u]) << 32) | np.arange(n), step)
         assert tail == sorted(np.flatnonzero(late).tolist(), key=lambda i: u_draws[i])
+
+
+@pytest.mark.parametrize("case", range(30))
+def test_ranking_is_score_then_draw_for_counts_and_for_real_scores(case):
+    """Every row is sorted by (-score, draw), late items last by draw — whatever the scores.
+
+    Small integer scores (counts, negative ones, all equal) take the one-sort path; real
+    scores and integers from 2**20 up take the sort-then-ties path: both give the rule.
+    """
+    rng = np.random.default_rng(100 + case)
+    n, step, b = int(rng.integers(2, 40)), 6, int(rng.integers(1, 12))
+    kind = case % 5
+    if kind == 0:
+        scores = rng.integers(0, 4, (b, n)).astype(np.float64)  # counts, many ties
+    elif kind == 1:
+        scores = -rng.integers(0, 3, (b, n)).astype(np.float64)  # negative counts
+    elif kind == 2:
+        scores = np.full((b, n), 5.0)  # all tied
+    elif kind == 3:
+        scores = rng.integers(0, 3, (b, n)) + 2.0**20  # integers too large for one sort
+    else:
+        scores = rng.choice([0.5, 0.25, 1.0, 2.75], size=(b, n))  # real scores with ties
+    published = rng.integers(0, step + 1, n)
+    horizon = None if case % 2 else int(rng.integers(0, step))
+    cat = _catalog(step, n, np.zeros((n, 4)), published)
+    users = rng.choice(1000, b, replace=False)
+    obs = _obs(step, cat, users=users)
+    tb = Stream(case, "t")
+    got = rank_known_first(scores, obs, horizon, tb)
+    late = np.zeros(n, bool) if horizon is None else published > horizon
+    for r in range(b):
+        d = tb.uniform((int(users[r]) << 32) | np.arange(n), step)
+        want = sorted(
+            range(n), key=lambda i: (bool(late[i]), 0.0 if late[i] else -scores[r, i], d[i])
+        )
+        assert got[r].tolist() == want[: obs.slate_size]
