@@ -294,10 +294,12 @@ class ChaneyUsers:
                 v, eta = self._draw(new, attrs)
                 _MEMO.put(self._memo_key, new, attrs, v, eta)
             ids = np.concatenate([self._ids, new])
-            order = np.argsort(ids, kind="stable")
-            self._ids = ids[order]
-            self._v = np.concatenate([self._v, v], axis=1)[:, order]
-            self._p = np.concatenate([self._p, v * eta], axis=1)[:, order]
+            self._v = np.concatenate([self._v, v], axis=1)
+            self._p = np.concatenate([self._p, v * eta], axis=1)
+            if self._ids.size and new[0] < self._ids[-1]:  # not appended in id order
+                order = np.argsort(ids, kind="stable")
+                ids, self._v, self._p = ids[order], self._v[:, order], self._p[:, order]
+            self._ids = ids
         return lookup_sorted(self._ids, item_ids)[0]
 
     def _draw(self, new: np.ndarray, attrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -82,7 +82,9 @@ def _tally(rows: np.ndarray, cand_rows: np.ndarray | None, n: int) -> np.ndarray
     """O(B (K + N)): None if a row repeats an item, else ``(B, K)`` items outside candidates."""
     b = rows.shape[0]
     flat = (np.arange(b, dtype=np.int64)[:, None] * n + rows).ravel()
-    if np.bincount(flat, minlength=b * n).max() > 1:
+    seen = np.zeros(b * n, bool)
+    seen[flat] = True
+    if np.count_nonzero(seen) < flat.shape[0]:  # fewer distinct cells than entries
         return None
     if cand_rows is None:
         return np.zeros(rows.shape, bool)
