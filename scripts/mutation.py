@@ -127,7 +127,10 @@ EXTRA_TESTS = {
         "tests/agents/test_chaney_agents.py",
         "tests/agents/test_implicit_mf.py",
     ],
-    "agents/interleave.py": ["tests/agents/test_chaney_agents.py"],
+    "agents/interleave.py": [
+        "tests/agents/test_chaney_agents.py",
+        "tests/agents/test_uniform_subsets.py",
+    ],
     "agents/nnls.py": ["tests/agents/test_chaney_agents.py"],
     "agents/social_filtering.py": [
         "tests/agents/test_chaney_agents.py",

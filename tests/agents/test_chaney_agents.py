@@ -293,10 +293,11 @@ def test_interleave_equals_the_rule_applied_by_hand(case):
 
     The new items fill the positions Floyd's algorithm picks from the row's first draws, in
     the order of their second draws; the others keep their order. Lists of 1 to 40 items, 0 to
-    every item new, ``max_age`` 0 to 3.
+    every item new, ``max_age`` 0 to 3, batches of 1 to 29 users.
     """
     rng = np.random.default_rng(case)
     n, b, step = int(rng.integers(1, 41)), int(rng.integers(1, 30)), 7
+    b = 1 if case % 5 == 1 else b  # one user: still interleaved
     max_age = int(rng.integers(0, 4))
     published = step - rng.integers(0, 6, n)
     if case % 4 == 0:

@@ -13,8 +13,10 @@ import math
 import numpy as np
 import pytest
 
-from simlab.agents.interleave import uniform_subsets
+from simlab.agents.interleave import InterleaveNewReranker, uniform_subsets
+from simlab.batch import Catalog, Observation
 from simlab.rng import Stream
+from simlab.world import WorldContext
 
 
 @pytest.mark.parametrize("case", range(30))
@@ -70,3 +72,31 @@ def test_positions_are_equally_likely_in_long_lists():
     assert chi2 < 270.0  # chi-square 0.999 quantile, 199 degrees of freedom (~267.6)
     # the last position is as likely as the first (Floyd's j-or-t rule is not biased to j)
     assert abs(freq[-1] - freq[0]) < 6 * math.sqrt(expected)
+
+
+@pytest.mark.parametrize(("users", "length"), [(0, 5), (0, 0), (3, 0)])
+def test_the_re_ranker_returns_empty_batches_and_lists_as_they_are(users, length):
+    """No user, or lists of no item: nothing to interleave, the input comes back."""
+    n, step = 6, 4
+    cat = Catalog(
+        item_ids=np.arange(n, dtype=np.int64),
+        features=np.zeros((n, 2), np.float32),
+        creator=np.zeros(n, np.int64),
+        age=np.zeros(n, np.int64),  # every item new
+    )
+    ids = np.arange(users, dtype=np.int64)
+    obs = Observation(
+        step=step,
+        user_ids=ids,
+        user_features=np.zeros((users, 1), np.float32),
+        history=np.full((users, 1), -1),
+        candidates=np.broadcast_to(cat.item_ids, (users, n)),
+        catalog=cat,
+        slate_size=max(length, 1),
+        shared_candidates=True,
+    )
+    ctx = WorldContext(seed=1, dim=2, num_topics=2, topic_spread=1.0, steps=5, slate_size=0,
+                       history_length=1, num_users=max(users, 1))  # fmt: skip
+    ranked = np.tile(np.arange(length, dtype=np.int64), (users, 1))
+    got = InterleaveNewReranker(InterleaveNewReranker.Params(), ctx).rerank(obs, ranked)
+    assert got.shape == (users, length)
