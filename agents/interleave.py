@@ -51,15 +51,17 @@ class InterleaveNewReranker(Reranker):
         most = int(count.max())
         if not most:
             return ranked
-        # 2 draws per new item and user: the first pick the slots, the second the order
+        # 2 draws per new item and user: draws 0..count-1 pick the slots, draws
+        # count..2 count-1 the order (a user's own count: the same draws in any batch)
         u = self._stream.uniform(obs.user_ids, obs.step, size=2 * most)
         slots = uniform_subsets(u[:, :most], count, length)  # (B, most), -1 past count
+        order_u = np.take_along_axis(u, count[:, None] + np.arange(most), axis=1)
         # the row's new items in list order (-1 after them), then in the order of their
         # second draws; they fill the slots in increasing order
         at = np.nonzero(new)
         items = np.full((b, most), -1, np.int64)
         items[at[0], np.cumsum(new, axis=1)[at] - 1] = ranked[at]
-        key = np.where(items >= 0, u[:, most:], np.inf)
+        key = np.where(items >= 0, order_u, np.inf)
         shuffled = np.take_along_axis(items, np.argsort(key, axis=1, kind="stable"), axis=1)
         slot_new = np.zeros((b, length), bool)
         active = np.arange(most) < count[:, None]

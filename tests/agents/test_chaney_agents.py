@@ -272,7 +272,7 @@ def test_interleave_puts_new_items_at_uniform_positions_and_keeps_the_rest_in_or
     assert len({tuple(r) for r in first.tolist()}) == 6  # all 3! orders of the new items occur
 
 
-def _interleave_by_hand(ranked, new, u, most):
+def _interleave_by_hand(ranked, new, u):
     """One row of the interleave rule, position by position, from the row's draws."""
     length, count = ranked.shape[0], int(new.sum())
     if count == 0:
@@ -281,7 +281,7 @@ def _interleave_by_hand(ranked, new, u, most):
     for i, j in enumerate(range(length - count, length)):
         t = min(int(np.floor(u[i] * (j + 1))), j)
         slots.add(j if t in slots else t)
-    order = sorted(range(count), key=lambda c: u[most + c])  # second draws order the new items
+    order = sorted(range(count), key=lambda c: u[count + c])  # the next draws order them
     incoming = iter(ranked[np.flatnonzero(new)[order]].tolist())
     staying = iter(ranked[~new].tolist())
     return np.array([next(incoming) if p in slots else next(staying) for p in range(length)])
@@ -291,9 +291,9 @@ def _interleave_by_hand(ranked, new, u, most):
 def test_interleave_equals_the_rule_applied_by_hand(case):
     """Every row equals the interleave rule applied by hand from the row's draws.
 
-    The new items fill the positions Floyd's algorithm picks from the row's first draws, in
-    the order of their second draws; the others keep their order. Lists of 1 to 40 items, 0 to
-    every item new, ``max_age`` 0 to 3, batches of 1 to 29 users.
+    The new items fill the positions Floyd's algorithm picks from the row's first ``count``
+    draws, in the order of its next ``count``; the others keep their order. Lists of 1 to 40
+    items, 0 to every item new, ``max_age`` 0 to 3, batches of 1 to 29 users.
     """
     rng = np.random.default_rng(case)
     n, b, step = int(rng.integers(1, 41)), int(rng.integers(1, 30)), 7
@@ -315,7 +315,7 @@ def test_interleave_equals_the_rule_applied_by_hand(case):
     most = int(new.sum(axis=1).max())
     u = Stream(case, "rerank/interleave-new").uniform(users, step, size=2 * most)
     for r in range(b):
-        np.testing.assert_array_equal(got[r], _interleave_by_hand(ranked[r], new[r], u[r], most))
+        np.testing.assert_array_equal(got[r], _interleave_by_hand(ranked[r], new[r], u[r]))
 
 
 def test_interleave_age_setting_is_an_age():

@@ -100,3 +100,44 @@ def test_the_re_ranker_returns_empty_batches_and_lists_as_they_are(users, length
     ranked = np.tile(np.arange(length, dtype=np.int64), (users, 1))
     got = InterleaveNewReranker(InterleaveNewReranker.Params(), ctx).rerank(obs, ranked)
     assert got.shape == (users, length)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_users_list_does_not_depend_on_who_else_is_in_the_batch(seed):
+    """Rows with different numbers of new items: each row as when its user is served alone.
+
+    (User shards serve different batches: the same user must get the same list.)
+    """
+    rng = np.random.default_rng(seed)
+    n, step, b = 30, 9, 7
+    published = np.where(rng.random(n) < 0.4, step, step - 3)  # ~40% new
+    cat = Catalog(
+        item_ids=np.arange(n, dtype=np.int64),
+        features=np.zeros((n, 2), np.float32),
+        creator=np.zeros(n, np.int64),
+        age=(step - published).astype(np.int64),
+    )
+    length = 12
+    ranked = np.stack([rng.permutation(n)[:length] for _ in range(b)])  # new counts differ
+    users = rng.choice(500, b, replace=False)
+    ctx = WorldContext(seed=seed, dim=2, num_topics=2, topic_spread=1.0, steps=10,
+                       slate_size=length, history_length=1, num_users=500)  # fmt: skip
+    rr = InterleaveNewReranker(InterleaveNewReranker.Params(), ctx)
+
+    def serve(rows):
+        obs = Observation(
+            step=step,
+            user_ids=users[rows],
+            user_features=np.zeros((rows.shape[0], 1), np.float32),
+            history=np.full((rows.shape[0], 1), -1),
+            candidates=np.broadcast_to(cat.item_ids, (rows.shape[0], n)),
+            catalog=cat,
+            slate_size=length,
+            shared_candidates=True,
+        )
+        return rr.rerank(obs, ranked[rows])
+
+    together = serve(np.arange(b))
+    assert len(set((cat.age[ranked] == 0).sum(axis=1).tolist())) > 1  # counts do differ
+    for r in range(b):
+        np.testing.assert_array_equal(together[r], serve(np.array([r]))[0])
