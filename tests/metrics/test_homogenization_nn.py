@@ -106,3 +106,29 @@ def test_a_fixed_sample_of_anchors_and_the_cadence():
     assert np.isnan(first["echo/homogenization_nn"])
     second = a.measure(_snap(1, list(range(50)), 50, interests=interests))
     assert second["echo/homogenization_nn"] == 0.0  # everyone consumed a distinct item
+
+
+@pytest.mark.parametrize(
+    ("clicks", "want"),
+    [
+        ([[1, 1]], 1.0),  # both consumed item 1: J = 1 for each anchor
+        ([[1, 2]], 0.0),  # disjoint
+        ([[1, 2], [2, 3]], 1 / 3),  # {1, 2} vs {2, 3}
+        ([[1, None], [2, 1]], 1 / 2),  # {1, 2} vs {1}
+        ([[None, None]], 0.0),  # nothing consumed: empty unions count 0
+    ],
+)
+def test_two_users_are_each_others_neighbour(clicks, want):
+    """The smallest measured population: 2 users, whatever the representation, J by hand."""
+    rep = np.array([[1.0, 0.0], [0.0, 1.0]])  # orthogonal: still each other's only other user
+    m = NNHomogenizationMetric(_ctx(2))
+    for t, step_clicks in enumerate(clicks):
+        row = m.measure(_snap(t, step_clicks, 2, rep=rep))
+    assert row["echo/homogenization_nn"] == pytest.approx(want)
+
+
+def test_one_user_has_no_pair():
+    """A population of one user: NaN (no other user to pair with)."""
+    m = NNHomogenizationMetric(_ctx(1))
+    row = m.measure(_snap(0, [3], 1, rep=np.array([[1.0, 0.0]])))
+    assert np.isnan(row["echo/homogenization_nn"]) and np.isnan(row["echo/nn_by_agent"])

@@ -1,0 +1,44 @@
+"""The pair samples of the homogenization measures: one default everywhere, sizes per population.
+
+``measures.pairwise_pairs`` has a default in the scenario schema, in the world context and
+in each metric (for contexts built by hand): they must agree, and the number of pairs and
+anchors follows ``min(cap, n (n - 1) / 2)`` and ``min(cap, n)`` for every population size.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from simlab.metrics.echo import HomogenizationMetric
+from simlab.metrics.homogenization_nn import NNHomogenizationMetric
+from simlab.scenario_sections import MeasuresSection
+from simlab.world_context import WorldContext
+
+
+def test_the_three_defaults_agree():
+    """Schema, world context and metric fallback: the same number of pairs."""
+    schema = MeasuresSection().pairwise_pairs
+    context = WorldContext.__dataclass_fields__["pairwise_pairs"].default
+    assert schema == context == HomogenizationMetric.max_pairs == 2000
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 63, 64, 65, 100, 2000, 2001, 5000])
+def test_pairs_and_anchors_without_a_setting_follow_the_default_cap(n):
+    """A context without ``pairwise_pairs``: pairs min(2000, n(n-1)/2), anchors min(2000, n)."""
+    ctx = SimpleNamespace(seed=n, num_users=n)
+    m = HomogenizationMetric(ctx)
+    assert m.pair_a.shape == m.pair_b.shape == (min(2000, n * (n - 1) // 2),)
+    assert (m.pair_a != m.pair_b).all()
+    nn = NNHomogenizationMetric(ctx)
+    assert nn.anchors.shape == (min(2000, n),)
+    assert len(set(nn.anchors.tolist())) == nn.anchors.shape[0]
+
+
+@pytest.mark.parametrize(("n", "cap"), [(5, 3), (5, 10), (40, 7), (300, 299), (300, 300)])
+def test_a_setting_caps_pairs_and_anchors(n, cap):
+    """``pairwise_pairs`` set: the same rule with that cap."""
+    ctx = SimpleNamespace(seed=1, num_users=n, pairwise_pairs=cap)
+    assert HomogenizationMetric(ctx).pair_a.shape == (min(cap, n * (n - 1) // 2),)
+    assert NNHomogenizationMetric(ctx).anchors.shape == (min(cap, n),)
