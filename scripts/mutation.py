@@ -48,7 +48,11 @@ EXCLUDED = {
 }
 EXTRA_TESTS = {
     "simlab/rng.py": ["tests/test_rng.py", "tests/test_rng_golden.py"],
-    "simlab/rng_gamma.py": ["tests/test_rng.py", "tests/test_rng_golden.py"],
+    "simlab/rng_gamma.py": [
+        "tests/test_rng.py",
+        "tests/test_rng_golden.py",
+        "tests/test_gamma_bounds.py",
+    ],
     "simlab/metrics": ["tests/metrics"],
     "environments/users.py": [
         "tests/environments/test_environments.py",
