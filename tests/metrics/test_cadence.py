@@ -87,3 +87,23 @@ def test_a_bad_cadence_is_refused_naming_the_field(value):
     """measures.every must be a positive int: the error names the field and the value."""
     with pytest.raises(ScenarioError, match=r"measures\.every"):
         make_small(("measures.every", value))
+
+
+@pytest.mark.parametrize("steps", [1, 5, 12])
+@pytest.mark.parametrize("every", [None, 0, 1, 2, 3, 7])
+def test_due_is_multiples_of_every_and_the_last_step_only(every, steps):
+    """``due(t)`` by hand for t up to past the run.
+
+    Never after the last step unless a multiple; a context without ``measure_every`` (or
+    with 0) measures every step.
+    """
+    from types import SimpleNamespace
+
+    ctx = SimpleNamespace(seed=0, num_users=3, steps=steps)
+    if every is not None:
+        ctx.measure_every = every
+    metric = TopicMetric.__new__(TopicMetric)
+    metric.ctx = ctx
+    n = every or 1
+    for t in range(steps + 10):
+        assert metric.due(t) == (n <= 1 or t % n == 0 or t == steps - 1), (t, every)
