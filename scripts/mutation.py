@@ -82,7 +82,10 @@ EXTRA_TESTS = {
         "tests/environments/test_environments.py",
         "tests/environments/test_content_commission.py",
     ],
-    "environments/common.py": ["tests/environments/test_environments.py"],
+    "environments/common.py": [
+        "tests/environments/test_environments.py",
+        "tests/environments/test_common.py",
+    ],
     "environments/platform.py": ["tests/environments/test_platform.py"],
     "environments/interest_evolution.py": ["tests/environments/test_interest_evolution.py"],
     "environments/interest_evolution_choice.py": ["tests/environments/test_interest_evolution.py"],
