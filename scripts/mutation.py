@@ -93,7 +93,10 @@ EXTRA_TESTS = {
         "tests/agents/test_bandits.py",
         "tests/agents/test_bandit_posteriors.py",
     ],
-    "agents/baselines.py": ["tests/agents/test_agents.py"],
+    "agents/baselines.py": [
+        "tests/agents/test_agents.py",
+        "tests/agents/test_baseline_rankings.py",
+    ],
     "agents/base.py": ["tests/agents/test_agents.py"],
     "agents/rerank.py": ["tests/agents/test_rerank.py"],
     "agents/rerank_groups.py": ["tests/agents/test_rerank.py"],
