@@ -88,6 +88,7 @@ EXTRA_TESTS = {
     "agents/bandit_math.py": [
         "tests/agents/test_bandits.py",
         "tests/agents/test_bandit_posteriors.py",
+        "tests/agents/test_bandit_math.py",
     ],
     "agents/bandit_models.py": [
         "tests/agents/test_bandits.py",
