@@ -99,7 +99,7 @@ EXTRA_TESTS = {
         "tests/agents/test_baseline_rankings.py",
     ],
     "agents/base.py": ["tests/agents/test_agents.py"],
-    "agents/rerank.py": ["tests/agents/test_rerank.py"],
+    "agents/rerank.py": ["tests/agents/test_rerank_references.py", "tests/agents/test_rerank.py"],
     "agents/rerank_groups.py": ["tests/agents/test_rerank.py"],
     "agents/neural.py": ["tests/agents/test_neural.py"],
     "agents/neural_train.py": ["tests/agents/test_neural.py", "tests/agents/test_lazy_adam.py"],
