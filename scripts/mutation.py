@@ -51,6 +51,7 @@ EXTRA_TESTS = {
     "simlab/rng_gamma.py": ["tests/test_rng.py", "tests/test_rng_golden.py"],
     "simlab/metrics": ["tests/metrics"],
     "environments/users.py": [
+        "tests/environments/test_user_dynamics.py",
         "tests/environments/test_environments.py",
         "tests/environments/test_churn_timing.py",
     ],
