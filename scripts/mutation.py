@@ -115,6 +115,7 @@ EXTRA_TESTS = {
         "tests/agents/test_bandit_posteriors.py",
     ],
     "agents/slate_ts_model.py": [
+        "tests/agents/test_slate_ts_fit.py",
         "tests/agents/test_slate_ts.py",
         "tests/agents/test_bandit_posteriors.py",
     ],
