@@ -55,6 +55,7 @@ EXTRA_TESTS = {
     ],
     "simlab/metrics": ["tests/metrics"],
     "environments/users.py": [
+        "tests/environments/test_user_dynamics.py",
         "tests/environments/test_environments.py",
         "tests/environments/test_churn_timing.py",
     ],
@@ -96,14 +97,18 @@ EXTRA_TESTS = {
     "agents/bandit_math.py": [
         "tests/agents/test_bandits.py",
         "tests/agents/test_bandit_posteriors.py",
+        "tests/agents/test_bandit_math.py",
     ],
     "agents/bandit_models.py": [
         "tests/agents/test_bandits.py",
         "tests/agents/test_bandit_posteriors.py",
     ],
-    "agents/baselines.py": ["tests/agents/test_agents.py"],
+    "agents/baselines.py": [
+        "tests/agents/test_agents.py",
+        "tests/agents/test_baseline_rankings.py",
+    ],
     "agents/base.py": ["tests/agents/test_agents.py"],
-    "agents/rerank.py": ["tests/agents/test_rerank.py"],
+    "agents/rerank.py": ["tests/agents/test_rerank_references.py", "tests/agents/test_rerank.py"],
     "agents/rerank_groups.py": ["tests/agents/test_rerank.py"],
     "agents/neural.py": ["tests/agents/test_neural.py"],
     "agents/neural_train.py": ["tests/agents/test_neural.py", "tests/agents/test_lazy_adam.py"],
@@ -118,6 +123,7 @@ EXTRA_TESTS = {
         "tests/agents/test_bandit_posteriors.py",
     ],
     "agents/slate_ts_model.py": [
+        "tests/agents/test_slate_ts_fit.py",
         "tests/agents/test_slate_ts.py",
         "tests/agents/test_bandit_posteriors.py",
     ],
