@@ -71,6 +71,7 @@ EXTRA_TESTS = {
         "tests/environments/test_item_table.py",
     ],
     "environments/content_params.py": [
+        "tests/environments/test_content_params.py",
         "tests/environments/test_environments.py",
         "tests/environments/test_source_mechanisms.py",
         "tests/environments/test_content_commission.py",
