@@ -64,6 +64,10 @@ EXTRA_TESTS = {
         "tests/environments/test_source_mechanisms.py",
         "tests/environments/test_content_commission.py",
     ],
+    "environments/adoption.py": [
+        "tests/environments/test_adoption_params.py",
+        "tests/environments/test_adoption.py",
+    ],
     "environments/items.py": [
         "tests/environments/test_environments.py",
         "tests/environments/test_source_mechanisms.py",
