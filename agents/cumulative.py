@@ -153,6 +153,7 @@ def rank_known_first(
     cands = obs.candidates
     b, c = cands.shape
     key = -np.asarray(scores, np.float64)  # ascending key: best first
+    counts = _small_integers(key)  # before the horizon's keys are written
     if horizon is not None:
         cat = obs.catalog
         late = (obs.step - cat.age) > horizon  # (N,) per live item
@@ -161,7 +162,7 @@ def rank_known_first(
             at = np.nonzero(unknown)
             draw = tiebreak.uniform(_pair_ids(obs.user_ids[at[0]], cands[at]), obs.step)
             key[at] = _LAST * (1.0 + draw)  # after every finite score, in a random order
-    if _small_integers(key):  # counts: one sort of key + draw orders ties at random
+    if counts:  # one sort of key + draw orders ties at random
         key += tiebreak.uniform(_pair_ids(obs.user_ids[:, None], cands), obs.step)
         return np.take_along_axis(cands, np.argsort(key, axis=1)[:, : obs.slate_size], axis=1)
     order = np.argsort(key, axis=1)
@@ -179,15 +180,14 @@ def rank_known_first(
 
 
 def _small_integers(key: np.ndarray) -> bool:
-    """Whether every finite key (not an after-the-horizon one) is an integer below 2**20.
+    """Whether every key is an integer below 2**20 in size (scores that are counts).
 
     Then ``key + draw`` (a draw in (0, 1)) keeps the order of different keys and orders equal
     ones by their draws: the same ranking as sorting by key and then ties by draw.
     """
-    fin = key[key < _LAST]
-    if not fin.size or not (np.abs(fin) < 2**20).all():
+    if not key.size or not (np.abs(key) < 2**20).all():
         return False
-    return bool((fin == np.rint(fin)).all())
+    return bool((key == np.rint(key)).all())
 
 
 def _pair_ids(users: np.ndarray, items: np.ndarray) -> np.ndarray:
