@@ -16,7 +16,6 @@ from scipy.optimize import nnls
 from simlab.agents.content_filtering import ContentFilteringAgent
 from simlab.agents.cumulative import CumulativeLog, rank_known_first
 from simlab.agents.implicit_mf import ImplicitMFAgent, als_implicit
-from simlab.agents.interleave import InterleaveNewReranker
 from simlab.agents.nnls import nnls_gram
 from simlab.batch import Catalog, Feedback, Log, Observation
 from simlab.rng import Stream
@@ -248,90 +247,6 @@ def test_rank_known_first_orders_by_score_then_draws():
     # items 4 and 5 were published after the horizon: last, in the order of their draws,
     # whatever their scores (item 4 has the highest)
     assert got == [1, *ties, *sorted([4, 5], key=lambda i: u[i])]
-
-
-def test_interleave_puts_new_items_at_uniform_positions_and_keeps_the_rest_in_order():
-    """New items land at uniformly random positions; the others keep the agent's order."""
-    n, b = 12, 4000
-    published = np.array([0] * 9 + [5] * 3)  # items 9, 10, 11 are new at step 5
-    cat = _catalog(5, n, np.eye(n), published)
-    obs = _obs(5, cat, users=np.arange(b))
-    rr = InterleaveNewReranker(InterleaveNewReranker.Params(), CTX)
-    rng = np.random.default_rng(0)
-    ranked = np.stack([rng.permutation(n) for _ in range(b)])
-    out = rr.rerank(obs, ranked)
-    np.testing.assert_array_equal(np.sort(out, axis=1), np.sort(ranked, axis=1))
-    old = ranked[ranked < 9].reshape(b, 9)
-    np.testing.assert_array_equal(out[out < 9].reshape(b, 9), old)
-    pos = np.argwhere(out >= 9)[:, 1]
-    counts = np.bincount(pos, minlength=n)  # each position holds a new item 3/12 of the time
-    expected = b * 3 / n
-    chi2 = ((counts - expected) ** 2 / expected).sum()
-    assert chi2 < 31.3  # chi-square 0.999 quantile, 11 degrees of freedom
-    first = out[np.arange(b)[:, None], np.argsort(out >= 9, axis=1, kind="stable")[:, -3:]]
-    assert len({tuple(r) for r in first.tolist()}) == 6  # all 3! orders of the new items occur
-
-
-def _interleave_by_hand(ranked, new, u):
-    """One row of the interleave rule, position by position, from the row's draws."""
-    length, count = ranked.shape[0], int(new.sum())
-    if count == 0:
-        return ranked.copy()
-    slots = set()  # Floyd's algorithm on the first draws
-    for i, j in enumerate(range(length - count, length)):
-        t = min(int(np.floor(u[i] * (j + 1))), j)
-        slots.add(j if t in slots else t)
-    order = sorted(range(count), key=lambda c: u[count + c])  # the next draws order them
-    incoming = iter(ranked[np.flatnonzero(new)[order]].tolist())
-    staying = iter(ranked[~new].tolist())
-    return np.array([next(incoming) if p in slots else next(staying) for p in range(length)])
-
-
-@pytest.mark.parametrize("case", range(40))
-def test_interleave_equals_the_rule_applied_by_hand(case):
-    """Every row equals the interleave rule applied by hand from the row's draws.
-
-    The new items fill the positions Floyd's algorithm picks from the row's first ``count``
-    draws, in the order of its next ``count``; the others keep their order. Lists of 1 to 40
-    items, 0 to every item new, ``max_age`` 0 to 3, batches of 1 to 29 users.
-    """
-    rng = np.random.default_rng(case)
-    n, b, step = int(rng.integers(1, 41)), int(rng.integers(1, 30)), 7
-    b = 1 if case % 5 == 1 else b  # one user: still interleaved
-    max_age = int(rng.integers(0, 4))
-    published = step - rng.integers(0, 6, n)
-    if case % 4 == 0:
-        published[:] = step  # every item new: the rows' new items fill them
-    cat = _catalog(step, n, np.zeros((n, 4)), published)
-    users = rng.choice(1000, b, replace=False)
-    obs = _obs(step, cat, users=users)
-    length = int(rng.integers(1, n + 1))
-    ranked = np.stack([rng.permutation(n)[:length] for _ in range(b)])
-    ctx = dataclasses.replace(CTX, seed=case)
-    got = InterleaveNewReranker(InterleaveNewReranker.Params(max_age=max_age), ctx).rerank(
-        obs, ranked
-    )
-    new = cat.age[ranked] <= max_age
-    most = int(new.sum(axis=1).max())
-    u = Stream(case, "rerank/interleave-new").uniform(users, step, size=2 * most)
-    for r in range(b):
-        np.testing.assert_array_equal(got[r], _interleave_by_hand(ranked[r], new[r], u[r]))
-
-
-def test_interleave_age_setting_is_an_age():
-    """``max_age`` 0 is this step's items (the smallest allowed); -1 is refused."""
-    InterleaveNewReranker.Params(max_age=0)
-    with pytest.raises(ValueError, match="max_age"):
-        InterleaveNewReranker.Params(max_age=-1)
-
-
-def test_interleave_leaves_lists_without_new_items_alone():
-    """No item of age <= max_age: the ranking is returned unchanged."""
-    cat = _catalog(5, 6, FEATS, np.zeros(6, np.int64))
-    obs = _obs(5, cat)
-    ranked = np.tile(np.arange(6)[::-1], (6, 1))
-    rr = InterleaveNewReranker(InterleaveNewReranker.Params(max_age=2), CTX)
-    np.testing.assert_array_equal(rr.rerank(obs, ranked), ranked)
 
 
 def test_social_filtering_scores_are_friends_consumption_counts():
