@@ -45,8 +45,8 @@ def test_defaults():
     assert Phase(aigc_share=0.5).until is None and Phase(aigc_share=0.5).ramp == 0
 
 
-# (field, last accepted value at the bound, first refused value)
-BOUNDS = [
+# (model, required keys, field, last accepted value at the bound, first refused value)
+ECOSYSTEM = [
     ("num_human_creators", 1, 0),
     ("num_aigc_creators", 0, -1),
     ("items_per_step", 0, -1),
@@ -66,26 +66,19 @@ BOUNDS = [
     ("creators_per_step", 0, -1),
     ("aigc_quality_gap", 0.0, -0.01),
 ]
+# a phase's `until` is positive, its share a probability, its ramp non-negative
+PHASE = [("until", 1, 0), ("aigc_share", 1.0, 1.01), ("aigc_share", 0.0, -0.01), ("ramp", 0, -1)]
+BOUNDS = [(CreatorEcosystemParams, {}, *b) for b in ECOSYSTEM] + [
+    (Phase, {"aigc_share": 0.5}, *b) for b in PHASE
+]
 
 
-@pytest.mark.parametrize(("field", "ok", "bad"), BOUNDS)
-def test_each_bound_accepts_its_edge_and_refuses_beyond(field, ok, bad):
+@pytest.mark.parametrize(("model", "base", "field", "ok", "bad"), BOUNDS)
+def test_each_bound_accepts_its_edge_and_refuses_beyond(model, base, field, ok, bad):
     """The edge value is accepted; one step beyond is refused, naming the field."""
-    assert getattr(CreatorEcosystemParams(**{field: ok}), field) == ok
+    assert getattr(model(**{**base, field: ok}), field) == ok
     with pytest.raises(ValidationError, match=field):
-        CreatorEcosystemParams(**{field: bad})
-
-
-@pytest.mark.parametrize(
-    ("field", "ok", "bad"),
-    [("until", 1, 0), ("aigc_share", 1.0, 1.01), ("aigc_share", 0.0, -0.01), ("ramp", 0, -1)],
-)
-def test_phase_bounds(field, ok, bad):
-    """A phase's ``until`` is positive, its share a probability, its ramp non-negative."""
-    base = {"aigc_share": 0.5}
-    assert getattr(Phase(**{**base, field: ok}), field) == ok
-    with pytest.raises(ValidationError, match=field):
-        Phase(**{**base, field: bad})
+        model(**{**base, field: bad})
 
 
 def _phases(*untils):
