@@ -113,7 +113,8 @@ class PopularityAgent(Agent):
     def scores(self, item_ids: np.ndarray, step: int) -> np.ndarray:
         """Popularity of ``item_ids`` plus a tie-break in [0, 0.5)."""
         pos, known = lookup_sorted(self._ids, item_ids)
-        counts = np.where(known, self._counts[pos] if self._ids.size else 0.0, 0.0)
+        counts = np.zeros(item_ids.shape)
+        counts[known] = self._counts[pos[known]]
         if self.params.signal != "engagement":
             return counts + 0.5 * self._tiebreak.uniform(item_ids, step)
         return counts + 1e-6 * self._tiebreak.uniform(item_ids, step)
@@ -121,7 +122,7 @@ class PopularityAgent(Agent):
     def act(self, obs: Observation) -> Slates:
         """Top items by popularity among each user's candidates."""
         if obs.shared_candidates:
-            s = self.scores(obs.candidates[0], obs.step)
+            s = self.scores(obs.candidate_pool, obs.step)
         else:  # every live item once, then each user's candidates (the same values)
             s = catalog_gather(self.scores(obs.catalog.item_ids, obs.step), obs)
         return Slates(obs.user_ids, top_k(s, obs.candidates, obs.slate_size, obs.shared_candidates))

@@ -56,9 +56,7 @@ class ContentFilteringAgent(Agent):
         self.history.ingest(log)
         known = self.book.known(self.history.horizon)
         attrs = self.book.features[known]
-        users = self.history.users
-        if users.size == 0:
-            return
+        users = self.history.users  # no consumption yet: nothing is fitted, x_u stays 0
         rows = self.book.rows(self.history.items)
         # b_u = A^T y_u: the sum of the consumed items' attributes, per user
         b = np.zeros_like(self.weights)
@@ -75,7 +73,7 @@ class ContentFilteringAgent(Agent):
         feats = obs.catalog.features
         x = self.weights[obs.user_ids]
         if obs.shared_candidates:
-            scores = x @ feats[obs.catalog.rows(obs.candidates[0])].T.astype(np.float64)
+            scores = x @ feats[obs.catalog.rows(obs.candidate_pool)].T.astype(np.float64)
         else:  # (B, N) over the live catalog, then each user's candidates
             scores = catalog_gather(x @ feats.T.astype(np.float64), obs)
         horizon = None if self.params.score_new_items else self.history.horizon

@@ -174,7 +174,7 @@ class ImplicitMFAgent(Agent):
         """Candidates by ``x_u . y_i``, items newer than the data last."""
         x = self.user_factors[obs.user_ids]
         if obs.shared_candidates:
-            scores = x @ self._item_vectors(obs.candidates[0]).T
+            scores = x @ self._item_vectors(obs.candidate_pool).T
         else:  # (B, N) over the live catalog, then each user's candidates
             scores = catalog_gather(x @ self._item_vectors(obs.catalog.item_ids).T, obs)
         horizon = None if self.params.score_new_items else self.history.horizon

@@ -129,6 +129,15 @@ class Observation:
         """Number of users served ``B``."""
         return int(self.user_ids.shape[0])
 
+    @property
+    def candidate_pool(self) -> np.ndarray:
+        """The candidates without the broadcast: ``(C,)`` when shared, else ``(B, C)``.
+
+        When ``shared_candidates`` is true this is the one row every user shares (score it
+        once for everyone); otherwise it is :attr:`candidates` itself.
+        """
+        return self.candidates[0] if self.shared_candidates else self.candidates
+
     def __reduce__(self):
         # shared candidates are a (B, C) broadcast of one row: pickle (send to an actor)
         # the row, not B copies of it

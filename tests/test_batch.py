@@ -269,3 +269,28 @@ def test_log_of_steps_equals_the_joined_arrays():
     plain = pickle.loads(pickle.dumps(Log.of_steps(steps, log.feature_ids, log.features)))
     assert type(plain) is Log and isinstance(plain.__dict__["user_ids"], np.ndarray)
     np.testing.assert_array_equal(plain.clicked_items, log.clicked_items)
+
+
+@pytest.mark.parametrize("num_users", [1, 2, 5])
+def test_candidate_pool_is_the_shared_row_or_every_row(num_users):
+    """Shared candidates give their one row ``(C,)``; per-user ones the ``(B, C)`` array."""
+    cat = make_catalog()
+    row = cat.item_ids[[3, 0, 2]]
+    ids = np.arange(num_users, dtype=np.int64)
+    base = dict(
+        step=0,
+        user_ids=ids,
+        user_features=np.zeros((num_users, 3), np.float32),
+        history=np.full((num_users, 1), PAD, np.int64),
+        catalog=cat,
+        slate_size=2,
+    )
+    shared = Observation(
+        candidates=np.broadcast_to(row, (num_users, 3)), shared_candidates=True, **base
+    )
+    assert shared.candidate_pool.shape == (3,)
+    np.testing.assert_array_equal(shared.candidate_pool, row)
+    rng = np.random.default_rng(num_users)
+    own = np.stack([rng.permutation(cat.item_ids)[:3] for _ in range(num_users)])
+    apart = Observation(candidates=own, **base)
+    assert apart.candidate_pool is apart.candidates
