@@ -55,8 +55,7 @@ class SocialFilteringAgent(Agent):
     def bind_social_graph(self, graph: Any) -> None:
         """Receive the users' social network from the world (and count with it)."""
         self.graph = graph.tocsr()
-        if self.history.users.size:
-            self._rebuild()
+        self._rebuild()  # no history yet: no item has counts
 
     def retrain(self, log: Log) -> None:
         """Count every user's friends' consumptions of every item so far."""
@@ -68,8 +67,8 @@ class SocialFilteringAgent(Agent):
     def _rebuild(self) -> None:
         """The friends' counts from the history and the graph."""
         self._item_ids, cols = np.unique(self.history.items, return_inverse=True)
-        shape = (self.graph.shape[0], self._item_ids.shape[0])
-        counts = self.history.counts(self.history.users, cols, shape)
+        num_users, _ = self.graph.shape
+        counts = self.history.counts(self.history.users, cols, (num_users, self._item_ids.size))
         self._friend_counts = (self.graph @ counts).tocsr()
 
     def act(self, obs: Observation) -> Slates:
