@@ -81,7 +81,7 @@ def topic_centres_of(topic: np.ndarray, latent: np.ndarray) -> tuple[np.ndarray,
         sums[:, j] = np.bincount(inverse, weights=lat[:, j], minlength=present.shape[0])
     # the mean has the direction of the sum, so normalising the sum gives the same centre
     norm = np.linalg.norm(sums, axis=1, keepdims=True)
-    return present, sums / np.where(norm > 0, norm, 1.0)
+    return present, np.divide(sums, norm, out=np.zeros_like(sums), where=norm > 0)
 
 
 def topic_mix(interests: np.ndarray, centres: np.ndarray, temperature: float) -> np.ndarray:
@@ -95,7 +95,7 @@ def topic_mix(interests: np.ndarray, centres: np.ndarray, temperature: float) ->
     Returns:
         ``(num_users, K)`` float64 log-probabilities (exact, no ``log(0)``).
     """
-    logits = interests.astype(np.float64, copy=False) @ centres.T
+    logits = np.asarray(interests, np.float64) @ centres.T
     logits *= temperature
     logits -= logits.max(axis=1, keepdims=True)
     norm = np.exp(logits).sum(axis=1, keepdims=True)
@@ -142,8 +142,8 @@ class TopicMetric(Metric):
 
     def _first_user(self) -> int:
         """The global id of the shard's first user (0 when the metric holds all users)."""
-        user_range = getattr(self.ctx, "user_range", None)
-        return int(user_range[0]) if user_range else 0
+        first, _ = getattr(self.ctx, "user_range", None) or (0, None)
+        return int(first)
 
     def partial(self, snap: StepSnapshot) -> dict[str, Any]:
         """Sums and counts over the shard's users (``snap`` holds only them).
@@ -170,11 +170,11 @@ class TopicMetric(Metric):
             "steck_users": 0,
         }
         items = snap.items
-        if items.topic.shape[0] == 0:
+        if not items.topic.size:
             return out
         out.update(self._steck(snap))
         present, centres = topic_centres_of(items.topic, items.latent)
-        num_topics = present.shape[0]
+        num_topics = present.size
         log_p = topic_mix(current, centres, self.temperature)  # (U, K)
         served = self._served_rows(snap)
         p_served = None
@@ -191,7 +191,7 @@ class TopicMetric(Metric):
         """Steck's KL of the served users' slates against their click histories' topics."""
         hist = snap.history_topics
         b, n = snap.feedback.slates.shape
-        if hist is None or b == 0 or n == 0:
+        if hist is None or not (b and n):
             return {}
         # every topic id that can occur: the world's, or what the data holds
         k = max(int(getattr(self.ctx, "num_topics", 0)), int(hist.max()) + 1)
@@ -210,8 +210,8 @@ class TopicMetric(Metric):
         q = np.bincount(flat, minlength=h.size).reshape(h.shape) / n
         a = self.calibration_alpha
         q_smooth = (1.0 - a) * q + a * h
-        with np.errstate(divide="ignore", invalid="ignore"):
-            terms = np.where(h > 0, h * np.log(np.where(h > 0, h / q_smooth, 1.0)), 0.0)
+        # q~ >= a h > 0 wherever h > 0; elsewhere the term is 0 log 1 = 0
+        terms = h * np.log(np.divide(h, q_smooth, out=np.ones_like(h), where=h > 0))
         return {"steck_sum": float(terms.sum()), "steck_users": int(h.shape[0])}
 
     def _served_rows(self, snap: StepSnapshot) -> np.ndarray:
@@ -234,7 +234,7 @@ class TopicMetric(Metric):
             p: ``exp(log_p)`` when already computed.
         """
         b, n = snap.feedback.slates.shape
-        if b == 0 or n == 0:
+        if not (b and n):
             return {}
         rows = snap.rows()
         if is_row_broadcast(rows):  # one slate for every user: its topics once
@@ -253,9 +253,8 @@ class TopicMetric(Metric):
         a = self.calibration_alpha
         q_smooth = (1.0 - a) * q + a * p
         # q~ >= a p > 0 wherever p > 0; a p that underflows to 0 adds 0 (0 log 0 = 0)
-        with np.errstate(divide="ignore"):
-            log_q = np.log(q_smooth)
-        terms = np.where(p > 0, p * (log_p - np.where(p > 0, log_q, 0.0)), 0.0)
+        log_q = np.log(q_smooth, out=np.zeros_like(q_smooth), where=p > 0)
+        terms = p * (log_p - log_q)  # log_p is finite: 0 where p is 0
         top = p.argmax(axis=1)
         return {
             "kl_sum": float(terms.sum()),

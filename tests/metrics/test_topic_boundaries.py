@@ -99,3 +99,21 @@ def test_declared_ranges():
         "echo/interest_calibration_kl": (0.0, None),
         "echo/filter_bubble": (0.0, 1.0),
     }
+
+
+@pytest.mark.parametrize("scale", [200.0, 1e3, 1e5])
+def test_topic_mixes_that_underflow_to_zero_keep_every_column_finite(scale):
+    """Interests so long that ``p(k)`` underflows to 0 off the nearest centre: 0 log 0 = 0.
+
+    Topics 0, 1, 3 (centres (1, 0), (0, 1), (-1, 0)); user 0 at ``(s, 0)`` is shown two
+    topic-0 items, user 1 at ``(0, s)`` a topic-1 and a topic-3 item. Their mixes are one-hot
+    in float64, so the KLs are ``1 log(1 / 1) = 0`` and ``1 log(1 / (0.99 / 2 + 0.01))``.
+    """
+    items = make_items([0, 0, 1, 3], [[1, 0], [1, 0], [0, 1], [-1, 0]])
+    interests = [[scale, 0], [0, scale]]
+    snap = make_snapshot(items, [0, 1], [[10, 11], [12, 13]], interests, interests)
+    row = TopicMetric(SimpleNamespace(user_range=None)).measure(snap)
+    half = (1 - ALPHA) / 2 + ALPHA
+    assert row["echo/interest_calibration_kl"] == pytest.approx(math.log(1 / half) / 2, rel=1e-12)
+    assert row["echo/interest_entropy"] == 0.0
+    assert row["echo/filter_bubble"] == 0.75
