@@ -322,3 +322,25 @@ def test_random_agent_propensity_is_one_over_candidates(num_items, k):
     p = agent.propensities(obs, slates)
     np.testing.assert_array_equal(p, np.full((4, k), 1.0 / num_items))
     assert agent.logging_policy == "sampled"
+
+
+@pytest.mark.parametrize("n", [1, 3, 1000])
+@pytest.mark.parametrize("skip_pad", [False, True])
+def test_count_by_id_counts_over_the_range_only_while_it_is_small(n, skip_pad, monkeypatch):
+    """The id range is counted directly up to ``4 n + 65536`` ids, then sorted instead.
+
+    Both give the same table (tested above); this pins the memory rule: no array over the id
+    range is ever longer than ``4 n + 65537`` entries, and a small range never sorts.
+    """
+    sorted_calls = []
+    unique = np.unique
+    monkeypatch.setattr(np, "unique", lambda *a, **k: sorted_calls.append(1) or unique(*a, **k))
+    for top, sorts in ((4 * n + 65536, False), (4 * n + 65537, True)):
+        sorted_calls.clear()
+        ids = np.full(n, 5, np.int64)
+        ids[-1] = top
+        got_ids, got_counts = _count_by_id(ids, None, skip_pad=skip_pad)
+        assert bool(sorted_calls) == sorts, (n, top)
+        want_ids, want_counts = unique(ids, return_counts=True)
+        np.testing.assert_array_equal(got_ids, want_ids)
+        np.testing.assert_array_equal(got_counts, want_counts.astype(float))

@@ -151,3 +151,49 @@ def test_fitted_model_ranks_each_users_own_candidates():
         assert sorted(got[u].tolist()) == sorted(cands[u].tolist())
         s = agent._item_vectors(got[u]) @ agent.user_factors[u]
         assert (np.diff(s) <= 1e-12).all(), (u, got[u], s)
+
+
+@pytest.mark.parametrize(
+    ("num_users", "num_items", "dense"),
+    [
+        (3, 5, True),
+        (2000, 2000, True),
+        (2000, 2001, False),
+        (4000, 1000, True),
+        (1000, 4001, False),
+    ],
+)
+def test_confidence_is_dense_up_to_32_mb_and_sparse_beyond(
+    num_users, num_items, dense, monkeypatch
+):
+    """The dense confidence matrix holds at most 4M float64 cells (32 MB), else sparse.
+
+    The fit is the same either way (tested above); the memory is not.
+    """
+    seen = []
+
+    def spy(other, conf, reg):
+        seen.append((isinstance(conf, np.ndarray), conf.shape))
+        return np.zeros((conf.shape[0], other.shape[1]))
+
+    monkeypatch.setattr(implicit_mf, "_half_step", spy)
+    users, items = np.array([0, num_users - 1]), np.array([num_items - 1, 0])
+    x0, y0 = np.zeros((num_users, 1)), np.zeros((num_items, 1))
+    als_implicit(users, items, x0, y0, iterations=1, reg=0.1, weight=40.0)
+    assert seen == [(dense, (num_users, num_items)), (dense, (num_items, num_users))]
+
+
+@pytest.mark.parametrize("factors", [0, 3])
+def test_item_table_has_one_factor_row_per_item_before_and_after_fits(factors):
+    """``item_ids`` and ``item_factors`` describe the same items, fresh or fitted or restored."""
+    agent = ImplicitMFAgent(ImplicitMFAgent.Params(factors=factors), CTX)
+    f = factors or CTX.dim
+    for _ in range(2):
+        assert agent.item_factors.shape == (agent.item_ids.shape[0], f)
+        state = agent.state_dict()
+        assert state["item_factors"].shape == (state["item_ids"].shape[0], f)
+        agent.retrain(_log({0: [(0, 2), (1, 3), (1, 5)]}, np.eye(6, 4)))
+    again = ImplicitMFAgent(ImplicitMFAgent.Params(factors=factors), CTX)
+    again.load_state_dict(agent.state_dict())
+    np.testing.assert_array_equal(again.item_ids, [2, 3, 5])
+    np.testing.assert_array_equal(again.item_factors, agent.item_factors)
