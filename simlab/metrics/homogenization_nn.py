@@ -47,11 +47,11 @@ def _unit_rows(rep: Any) -> Any:
 
         rep = rep.tocsr().astype(np.float64)
         norms = np.sqrt(np.asarray(rep.multiply(rep).sum(axis=1))).ravel()
-        scale = np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1.0), 0.0)
+        scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
         return sparse.diags(scale) @ rep
     rep = np.asarray(rep, np.float64)
     norms = np.linalg.norm(rep, axis=1, keepdims=True)
-    return rep / np.where(norms > 0, norms, 1.0)
+    return np.divide(rep, norms, out=np.zeros_like(rep), where=norms > 0)
 
 
 def nearest_neighbours(rep: Any, anchors: np.ndarray, tiebreak: Stream, step: int) -> np.ndarray:
@@ -75,7 +75,8 @@ def nearest_neighbours(rep: Any, anchors: np.ndarray, tiebreak: Stream, step: in
         sim[np.arange(a.shape[0]), a] = -np.inf  # never oneself
         best = sim.max(axis=1, keepdims=True)
         draws = tiebreak.uniform(a, step, size=n)
-        out[lo : lo + _BLOCK] = np.argmax(np.where(sim == best, draws, -1.0), axis=1)
+        draws[sim < best] = -np.inf  # only the most similar users compete
+        out[lo : lo + _BLOCK] = np.argmax(draws, axis=1)
     return out
 
 
@@ -107,7 +108,7 @@ class NNHomogenizationMetric(Metric):
         chose = fb.clicked
         self.sets.add(fb.user_ids[chose], fb.clicked_items[chose])
         nan = float("nan")
-        if self.anchors.shape[0] < 1 or snap.num_users < 2 or (snap.step + 1) % self.every:
+        if not self.anchors.size or snap.num_users < 2 or (snap.step + 1) % self.every:
             return {"echo/homogenization_nn": nan, "echo/nn_by_agent": nan}
         rep = snap.agent_users() if snap.agent_users is not None else None
         by_agent = rep is not None
@@ -116,5 +117,5 @@ class NNHomogenizationMetric(Metric):
         partner = nearest_neighbours(rep, self.anchors, self._tiebreak, snap.step)
         inter = self.sets.intersection_sizes(self.anchors, partner)
         union = self.sets.count(self.anchors) + self.sets.count(partner) - inter
-        jac = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+        jac = np.divide(inter, union, out=np.zeros(union.shape), where=union > 0)
         return {"echo/homogenization_nn": float(jac.mean()), "echo/nn_by_agent": float(by_agent)}
