@@ -31,7 +31,7 @@ class DiversityMetric(Metric):
     def partial(self, snap: StepSnapshot) -> dict[str, float]:
         """Sum of the shard's slates' mean cosine similarity, and their number."""
         b, k = snap.feedback.slates.shape
-        if b == 0 or k < 2:
+        if not b or k < 2:
             return {"cos_sum": 0.0, "slates": 0}
         rows = snap.rows()
         shared = is_row_broadcast(rows)  # one slate for every user: measure it once
@@ -49,7 +49,7 @@ class DiversityMetric(Metric):
     def reduce(self, parts: list[dict[str, float]], snap: StepSnapshot) -> dict[str, float]:
         """``1 - (sum of mean cosines) / slates``; NaN without slates of 2+ items."""
         n = sum(p["slates"] for p in parts)
-        if n == 0:
+        if not n:
             return {"diversity/intra_list": float("nan")}
         return {"diversity/intra_list": 1.0 - sum(p["cos_sum"] for p in parts) / n}
 
@@ -69,7 +69,7 @@ class InterestDriftMetric(Metric):
         """Sum of ``||x_u(t) - x_u(0)||`` over the shard's users, and their number."""
         diff = snap.interests - snap.initial_interests
         dist = np.sqrt((diff * diff).sum(axis=1))
-        return {"sum": float(dist.sum(dtype=np.float64)), "users": dist.shape[0]}
+        return {"sum": float(dist.sum(dtype=np.float64)), "users": dist.size}
 
     def reduce(self, parts: list[dict[str, float]], snap: StepSnapshot) -> dict[str, float]:
         """Mean ``||x_u(t) - x_u(0)||`` over the population."""
@@ -140,7 +140,7 @@ class HomogenizationMetric(Metric):
 
     def measure(self, snap: StepSnapshot) -> dict[str, float]:
         """Mean pairwise Jaccard of cumulative consumption after this step."""
-        if self._inter.shape[0] == 0:
+        if not self._inter.size:
             return {"echo/homogenization": float("nan")}
         fb = snap.feedback
         clicked = fb.clicked
@@ -173,5 +173,5 @@ class HomogenizationMetric(Metric):
             # union of two sorted, disjoint key sets: insert, no re-sort
             self._keys = np.insert(old_keys, np.searchsorted(old_keys, new), new)
         union = self._size[self.pair_a] + self._size[self.pair_b] - self._inter
-        jac = np.where(union > 0, self._inter / np.maximum(union, 1), 0.0)
+        jac = np.divide(self._inter, union, out=np.zeros(union.shape), where=union > 0)
         return {"echo/homogenization": float(jac.mean())}

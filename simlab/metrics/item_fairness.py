@@ -324,8 +324,8 @@ class ItemFairnessMetric(Metric):
     def measure(self, snap: StepSnapshot) -> dict[str, float]:
         """The nine measures of the step's exposure counts."""
         slates = snap.feedback.slates
-        num_served = snap.feedback.user_ids.shape[0]
-        if num_served == 0:
+        num_served, slate_size = slates.shape
+        if not num_served:
             return dict.fromkeys(self.columns, _NAN)
-        values = item_fairness(snap.exposure_counts(), slates.shape[1], num_served)
+        values = item_fairness(snap.exposure_counts(), slate_size, num_served)
         return {c: values[c.removeprefix("fairness/")] for c in self.columns}

@@ -91,7 +91,7 @@ class SourceMetric(Metric):
         """Discounted exposure by source and AIGC-first pairs over the shard's slates."""
         slates = snap.feedback.slates
         b, k = slates.shape
-        if b == 0:
+        if not b:
             return {
                 "dexp_human": 0.0,
                 "dexp_aigc": 0.0,
@@ -135,7 +135,7 @@ class SourceMetric(Metric):
         exposure_share = safe_ratio(aigc, int(counts.sum()))
         production_share = safe_ratio(new.sum(), new.size)
         live_aigc = int((source == 1).sum())
-        live_human = int(source.shape[0]) - live_aigc
+        live_human = source.size - live_aigc
         e_h = safe_ratio(sum(p["dexp_human"] for p in parts), live_human)
         e_a = safe_ratio(sum(p["dexp_aigc"] for p in parts), live_aigc)
         both = e_h + e_a
@@ -151,7 +151,7 @@ class SourceMetric(Metric):
             "source/aigc_exposure_share": exposure_share,
             "source/aigc_production_share": production_share,
             "source/aigc_click_share": safe_ratio(int(click_src.sum()), clicked.size),
-            "source/aigc_catalog_share": safe_ratio(live_aigc, source.shape[0]),
+            "source/aigc_catalog_share": safe_ratio(live_aigc, source.size),
             "source/bias_ratio": safe_ratio(exposure_share, production_share),
             "source/bias_log_odds": _log_odds_ratio(aigc, human, live_aigc, live_human),
             "source/bias_log_odds_production": _log_odds_ratio(
@@ -200,7 +200,7 @@ def _pair_order(items, rows: np.ndarray, slates: np.ndarray) -> tuple[int, int]:
     orig_ids = original[live_pair]
     keep = lookup_sorted(items.item_ids, orig_ids)[1]
     rw_ids, orig_ids = rw_ids[keep], orig_ids[keep]
-    if rw_ids.size == 0:
+    if not rw_ids.size:
         return 0, 0
     b, k = slates.shape
     user = np.repeat(np.arange(b, dtype=np.int64), k)
