@@ -56,8 +56,9 @@ class CreatorMetric(Metric):
             source = np.zeros(n, np.int64)
             source[creator] = items.source
             survival = float("nan")
-        per_creator = np.bincount(creator, weights=snap.exposure_counts(), minlength=n)[:n]
-        aigc = int((active & (source == 1)).sum())
+        # items' creators are rows of the creator table (ids below n)
+        per_creator = np.bincount(creator, weights=snap.exposure_counts(), minlength=n)
+        aigc = int(np.count_nonzero(source[active]))  # sources are 0 (human) or 1 (AIGC)
         return {
             "creators/active_human": int(active.sum()) - aigc,
             "creators/active_aigc": aigc,
