@@ -195,7 +195,7 @@ class Metric:
         ``measures.every`` (``ctx.measure_every``) and at the run's last step.
         """
         every = int(getattr(self.ctx, "measure_every", 1) or 1)
-        if not self.cadenced or step % every == 0:
+        if not (self.cadenced and step % every):
             return True
         return step == int(getattr(self.ctx, "steps", 0)) - 1
 
