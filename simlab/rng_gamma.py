@@ -90,8 +90,9 @@ class GammaDraws:
         a = np.broadcast_to(np.asarray(a, np.float64), ids.shape)
         b = np.broadcast_to(np.asarray(b, np.float64), ids.shape)
         flat = ids.reshape(-1)
-        lx = self.child("x").log_gamma(flat, step, a.reshape(-1, 1))[:, 0]
-        ly = self.child("y").log_gamma(flat, step, b.reshape(-1, 1))[:, 0]
+        # one shape per entity: (E, 1) shapes, (E, 1) draws
+        lx = self.child("x").log_gamma(flat, step, a.ravel()[:, None]).ravel()
+        ly = self.child("y").log_gamma(flat, step, b.ravel()[:, None]).ravel()
         # X / (X + Y) = 1 / (1 + exp(ly - lx)), stable for either log far larger
         from scipy.special import expit
 
@@ -110,7 +111,7 @@ def beta_prime_params(mean: np.ndarray, sd: np.ndarray | float) -> tuple[np.ndar
     """
     mu = np.asarray(mean, np.float64)
     sd = np.asarray(sd, np.float64)
-    if not ((mu > 0) & (mu < 1)).all():
+    if not ((mu > 0).all() and (mu < 1).all()):
         raise ValueError(f"Expects Beta' means in (0, 1), actual range: [{mu.min()}, {mu.max()}]")
     if not (sd > 0).all():
         raise ValueError(f"Expects positive Beta' standard deviations, actual minimum: {sd.min()}")
