@@ -49,7 +49,7 @@ class SocialFilteringAgent(Agent):
         self.history = CumulativeLog()
         self.graph = None  # (num_users, num_users) scipy.sparse adjacency, bound by the world
         self._friend_counts = None  # (num_users, items) sum_v A_uv r_vi, scipy.sparse
-        self._item_ids = np.zeros(0, np.int64)
+        self._item_ids = None  # (items with data,) sorted ids, set with the counts
         self._tiebreak = Stream(self.seed, "agent/social-filtering/tiebreak")
 
     def bind_social_graph(self, graph: Any) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import sparse
@@ -71,3 +73,17 @@ def test_new_items_last_unless_they_are_scored(score_new):
         assert not last.all() and last.any()
     else:
         assert last.all()
+
+
+@pytest.mark.parametrize("bind", [False, True])
+@pytest.mark.parametrize("step", [0, 3])
+def test_before_any_data_every_candidate_is_ranked_at_random(bind, step):
+    """Without data (graph bound or not) the lists are random orders of all the candidates."""
+    agent = SocialFilteringAgent(SocialFilteringAgent.Params(), CTX)
+    if bind:
+        agent.bind_social_graph(_graph())
+    obs = _obs(step, _catalog(step, 6, FEATS, np.zeros(6, np.int64)), users=np.arange(6))
+    obs = dataclasses.replace(obs, slate_size=6)
+    slates = agent.act(obs).item_ids
+    np.testing.assert_array_equal(np.sort(slates, axis=1), np.sort(obs.candidates, axis=1))
+    assert len({tuple(r) for r in slates.tolist()}) > 1
