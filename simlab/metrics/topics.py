@@ -198,7 +198,7 @@ class TopicMetric(Metric):
         k = max(k, int(snap.items.topic.max()) + 1)
         users = np.arange(b)[:, None]
         known = hist >= 0
-        h = np.bincount((users * k + np.where(known, hist, 0))[known], minlength=b * k)
+        h = np.bincount((users * k + hist)[known], minlength=b * k)
         h = h.reshape(b, k).astype(np.float64)
         count = h.sum(axis=1)
         has = count > 0
