@@ -152,6 +152,31 @@ def test_per_user_candidates_rank_like_the_shared_scores(signal):
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("shared", [True, False])
+def test_each_item_is_scored_once_per_step_not_once_per_user(shared, monkeypatch):
+    """Shared candidates score their one row; per-user ones the live catalog, then gather.
+
+    Scores are per item (count + keyed tie-break), so both give each user's ranking; this
+    pins the cost: tie-break draws for ``C`` or ``N`` items, never ``B x C``.
+    """
+    agent = popularity("clicks")
+    agent.retrain(LOG)
+    drawn = []
+    uniform = agent._tiebreak.uniform
+    monkeypatch.setattr(
+        agent._tiebreak,
+        "uniform",
+        lambda ids, step: drawn.append(np.shape(ids)) or uniform(ids, step),
+    )
+    cands = None if shared else np.array([[0, 5, 2, 1], [3, 1, 0, 4], [5, 4, 3, 2]])
+    got = agent.act(observation(catalog(6), cands, 2, step=4)).item_ids
+    assert drawn == [(6,)]
+    full = np.tile(np.arange(6), (4, 1)) if shared else cands
+    s = agent.scores(full, 4)
+    want = np.take_along_axis(full, np.argsort(-s, axis=1)[:, :2], axis=1)
+    np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("signal", SIGNALS)
 def test_window_retrain_forgets_and_cumulative_counts_each_step_once(signal):
     """Windows steps {0, 1} then {1, 2}: the window counts only its rows, cumulative all once."""
@@ -237,6 +262,7 @@ def test_add_counts_sums_two_tables():
     [
         [2**40, 3, 2**40, 2**41],  # sparse pair-like keys: no array over the id range
         [-5, 3, -5, 0],  # negative ids without skip_pad: counted like any id
+        [-1, 3, -1, 0],  # PAD's value without skip_pad: an id like any other
         [7],
     ],
 )
