@@ -267,8 +267,8 @@ class ChaneyUsers:
         self._memo_key = (ctx.seed, ctx.dim, self.lo, self.hi, p.preference_scale, p.sigma,
                           p.known_utility)  # fmt: skip
         self._ids = np.zeros(0, np.int64)  # item ids with cached utilities, increasing
-        self._v = np.zeros((self._uid.shape[0], 0))  # (users, items) true utility V
-        self._p = np.zeros((self._uid.shape[0], 0))  # (users, items) known utility P
+        self._v = np.zeros((self._uid.size, 0))  # (users, items) true utility V
+        self._p = np.zeros((self._uid.size, 0))  # (users, items) known utility P
 
     def preferences(self, user_ids: np.ndarray) -> np.ndarray:
         """``(B, K)`` preferences ``theta_u`` of any users (keyed draws; for any shard)."""
@@ -328,10 +328,10 @@ class ChaneyUsers:
         """Each user consumes the item maximising ``rank**attention_exp * P``."""
         b, k = slates.shape
         cols = self._cache(np.asarray(slates), items)
-        rows = self._rows(user_ids)[:, None]
+        rows = self._rows(user_ids)
         weight = np.arange(1, k + 1, dtype=np.float64) ** self.params.attention_exp
-        choice = np.argmax(self._p[rows, cols] * weight, axis=1)
-        engagement = self._v[rows[:, 0], np.take_along_axis(cols, choice[:, None], 1)[:, 0]]
+        choice = np.argmax(self._p[rows[:, None], cols] * weight, axis=1)
+        engagement = self._v[rows, cols[np.arange(b), choice]]
         return Feedback(t, user_ids, slates, choice.astype(np.int64), engagement.astype(np.float32))
 
     def expected_utility(

@@ -142,3 +142,83 @@ def test_draws_are_pinned_golden_values():
          [0.43820178508758545, 0.10546670854091644, -0.04407859966158867]],
         rtol=1e-6,
     )  # fmt: skip
+
+
+def test_known_utility_draws_are_pinned_golden_values():
+    """Seed 3's known utilities ``P = V eta`` of the first users and items are pinned.
+
+    ``eta`` is drawn once per (user, item) at step 0 of its own stream (mean 0.98).
+    """
+    users = _users()
+    items = _items(steps=1).latent()
+    cols = users._cache(items.item_ids[:3], items)
+    np.testing.assert_allclose(
+        users._p[:2, cols],
+        [[0.0074863228856375, 0.2630744770794413, 0.38320323711252396],
+         [0.08524016541566543, 0.15508356385757985, 0.07341618188427697]],
+        rtol=1e-12,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("reach", [1.0, 1.5, 40.0])
+def test_utility_means_at_or_past_one_are_clipped_inside_the_unit_interval(reach):
+    """Attributes whose dot product with a user's preferences reaches 1 still give a Beta'.
+
+    World attributes are on the simplex (dot products below 1); crafted ones are clipped
+    to ``[1e-9, 1 - 1e-9]`` and drawn, never refused (with sigma 1e-5 a draw may round to
+    0 or 1 in float64).
+    """
+    users = _users()
+    k = int(np.argmax(users.theta[0]))
+    attrs = np.zeros((2, users.theta.shape[1]))
+    attrs[0, k] = reach / users.theta[0, k]
+    attrs[1, k] = 1e-30  # a dot product of ~0, clipped to 1e-9
+    v, eta = users._draw(np.array([0, 1], np.int64), attrs)
+    assert np.isfinite(v).all() and (v >= 0).all() and (v <= 1).all()
+    assert v[0, 0] == pytest.approx(1.0, abs=1e-5)
+    assert v[0, 1] == pytest.approx(0.0, abs=1e-5)
+    assert ((eta > 0) & (eta < 1)).all()
+
+
+@pytest.mark.parametrize("later", [[6], [0], [3, 11], [0, 4, 12]])
+def test_items_cached_out_of_id_order_read_the_same_utilities(later):
+    """Caching items below the largest cached id keeps the cache sorted and every value."""
+    users = _users()
+    items = _items(steps=2).latent()
+    ids = items.item_ids
+    first = np.array([i for i in (1, 5, 9) if i not in later], np.int64)
+    users._cache(ids[first], items)
+    users._cache(ids[np.array(later)], items)
+    fresh = _users()
+    both = np.concatenate([first, later])
+    want = fresh.expected_utility(
+        0, np.arange(4), np.broadcast_to(ids[both], (4, both.size)), items
+    )
+    got = users.expected_utility(0, np.arange(4), np.broadcast_to(ids[both], (4, both.size)), items)
+    np.testing.assert_array_equal(got, want)
+    assert (np.diff(users._ids) > 0).all()
+
+
+_EDGES = [  # (params class, field, smallest or largest allowed value, the next one refused)
+    (ChaneyItems.Params, "items_per_step", 1, 0),
+    (ChaneyItems.Params, "initial_items", 0, -1),
+    (ChaneyItems.Params, "attribute_scale", 1e-300, 0.0),
+    (ChaneyItems.Params, "attribute_concentration", 1e-300, 0.0),
+    (ChaneyItems.Params, "lifetime", 0, -1),
+    (ChaneyUsers.Params, "num_users", 1, 0),
+    (ChaneyUsers.Params, "preference_scale", 1e-300, 0.0),
+    (ChaneyUsers.Params, "sigma", 1e-300, 0.0),
+    (ChaneyUsers.Params, "sigma", 0.4999999, 0.5),
+    (ChaneyUsers.Params, "known_utility", 1e-300, 0.0),
+    (ChaneyUsers.Params, "known_utility", 0.9999999, 1.0),
+    (ChaneyUsers.Params, "attention_exp", 0.0, 1e-300),
+    (ChaneyUsers.Params, "feature_noise", 0.0, -1e-300),
+]
+
+
+@pytest.mark.parametrize(("cls", "field", "edge", "beyond"), _EDGES)
+def test_every_bound_accepts_its_edge_and_refuses_past_it(cls, field, edge, beyond):
+    """Each setting's last allowed value is accepted; the next is refused, naming the field."""
+    assert getattr(cls(**{field: edge}), field) == edge
+    with pytest.raises(ValueError, match=field):
+        cls(**{field: beyond})
