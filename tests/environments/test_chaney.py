@@ -252,3 +252,19 @@ def test_worlds_of_one_seed_share_draws_and_other_items_get_their_own():
     mu = np.clip(_users().theta @ other.attributes.T, 1e-9, 1)
     got = _users().expected_utility(0, np.arange(40), ids, other).astype(float)
     assert np.abs(got - mu)[mu > 1e-3].max() < 1e-3  # drawn around the new attributes
+
+
+@pytest.mark.parametrize(("n", "k"), [(1000, 40), (1000, 99), (400, 25)])
+def test_knn_graph_of_a_large_population_links_exactly_the_top_k(n, k):
+    """On a population large enough for a partial selection to leave the rest unordered.
+
+    The k most similar users of each user are its links (and, by symmetry, those that chose
+    it); a selection that found only the first few of them would link others.
+    """
+    prefs = _prefs(n=n, seed=n + k)
+    adj = social_graph(SocialGraphParams(kind="knn", neighbours=k), prefs, 7).toarray() > 0
+    cov = np.cov(prefs)
+    np.fill_diagonal(cov, -np.inf)
+    mask = np.zeros((n, n), bool)
+    mask[np.arange(n)[:, None], np.argsort(-cov, axis=1, kind="stable")[:, :k]] = True
+    np.testing.assert_array_equal(adj, mask | mask.T)
