@@ -44,9 +44,9 @@ class GammaDraws:
         a = np.asarray(shape, np.float64)
         if not (np.isfinite(a).all() and (a > 0).all()):
             raise ValueError(f"Expects positive finite gamma shapes, actual values: {a}")
-        n = a.shape[-1] if a.ndim else 1
+        n = np.atleast_1d(a).shape[-1]
         u = self.uniform(ids, step, size=(n, 2))
-        a = np.broadcast_to(a if a.ndim else a.reshape(1), ids.shape + (n,))
+        a = np.broadcast_to(np.atleast_1d(a), ids.shape + (n,))
         small = a < 1.0
         big = special.gammaincinv(np.where(small, a + 1.0, a), u[..., 0])
         out = np.log(big)
@@ -60,12 +60,12 @@ class GammaDraws:
         """Dirichlet(``alpha``) draws, one vector per entity (normalised gamma draws).
 
         Args:
-            ids: entity ids, shape ``(B,)``.
+            ids: entity ids, any shape ``S`` (usually ``(B,)``).
             step: the step of the draw.
-            alpha: positive concentrations, ``(n,)`` shared or ``(B, n)`` per entity.
+            alpha: positive concentrations, ``(n,)`` shared or ``S + (n,)`` per entity.
 
         Returns:
-            ``(B, n)`` float64 rows on the simplex.
+            ``S + (n,)`` float64 vectors on the simplex.
 
         >>> from simlab.rng import Stream
         >>> x = Stream(0, "doc").dirichlet([1, 2], 0, np.array([0.01, 1.0, 5.0]))
@@ -89,7 +89,7 @@ class GammaDraws:
         ids = np.asarray(ids)
         a = np.broadcast_to(np.asarray(a, np.float64), ids.shape)
         b = np.broadcast_to(np.asarray(b, np.float64), ids.shape)
-        flat = ids.reshape(-1)
+        flat = ids.ravel()
         # one shape per entity: (E, 1) shapes, (E, 1) draws
         lx = self.child("x").log_gamma(flat, step, a.ravel()[:, None]).ravel()
         ly = self.child("y").log_gamma(flat, step, b.ravel()[:, None]).ravel()

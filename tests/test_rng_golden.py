@@ -39,6 +39,35 @@ GOLDEN = {
         lambda: rng.Stream(0, "x").gumbel([0, 1, 2], 11),
         [-0.5261606753738723, -0.5652033477612975, 2.201110564778284],
     ),
+    # shapes below 1 (boosted: one more uniform), exactly 1 and just above (direct)
+    "log_gamma": (
+        lambda: rng.Stream(5, "g").log_gamma([0, 1, 2, 3], 4, np.array([0.5, 1.0, 1 + 1e-12, 3.0])),
+        [
+            [-3.7626550295844936, 0.2524709835288199, 1.0396320032318347, 1.1340252892784395],
+            [-3.650919536911691, 0.01415595550497723, -0.30728239432907944, -0.9738529710322088],
+            [-1.5054308771897917, -0.31552979876320497, -0.17632661483349127, -0.7622743473951622],
+            [-0.2926770124650927, -0.028020133276223595, -0.052065742473170806, 1.9087016933570033],
+        ],
+    ),
+    "log_gamma_scalar_shape": (
+        lambda: rng.Stream(5, "g").log_gamma([7], 0, 1.0),
+        [1.4512621612172103],
+    ),
+    "dirichlet_grid": (  # ids of any shape: one simplex vector per id, on the last axis
+        lambda: rng.Stream(5, "d").dirichlet(
+            np.array([[0, 1], [2, 3]]), 1, np.array([0.3, 1.0, 4.0])
+        ),
+        [
+            [
+                [0.0013448577876178204, 0.15135038722582256, 0.8473047549865595],
+                [0.059886338544214046, 0.38960821844234916, 0.5505054430134367],
+            ],
+            [
+                [0.02310177038634877, 0.29247138699244574, 0.6844268426212055],
+                [0.031987788063996526, 0.2881160197551899, 0.6798961921808137],
+            ],
+        ],
+    ),
     "integers": (lambda: rng.Stream(3, "y").integers([0, 1, 2, 3], 2, 10), [2, 3, 1, 7]),
     "categorical": (
         lambda: rng.Stream(3, "y").categorical([0, 1, 2, 3], 2, np.array([0.1, 0.2, 0.7])),
@@ -130,6 +159,15 @@ def test_golden_draws(name: str):
     draw, expected = GOLDEN[name]
     got = np.asarray(draw())
     np.testing.assert_array_equal(got, np.asarray(expected, dtype=got.dtype))
+
+
+def test_dirichlet_of_a_grid_of_ids_is_the_draw_of_each_id():
+    """A grid of ids gives each id's own vector (the draw of the flat ids, reshaped)."""
+    alpha = np.array([0.3, 1.0, 4.0])
+    grid = rng.Stream(5, "d").dirichlet(np.array([[0, 1], [2, 3]]), 1, alpha)
+    flat = rng.Stream(5, "d").dirichlet(np.arange(4), 1, alpha)
+    np.testing.assert_array_equal(grid.reshape(4, 3), flat)
+    np.testing.assert_allclose(grid.sum(axis=-1), 1.0, rtol=1e-12)
 
 
 @pytest.mark.parametrize("rows", [1, 3, 5])
