@@ -116,7 +116,11 @@ EXTRA_TESTS = {
     "agents/rerank.py": ["tests/agents/test_rerank_references.py", "tests/agents/test_rerank.py"],
     "agents/rerank_groups.py": ["tests/agents/test_rerank.py"],
     "agents/neural.py": ["tests/agents/test_neural.py"],
-    "agents/neural_train.py": ["tests/agents/test_neural.py", "tests/agents/test_lazy_adam.py"],
+    "agents/neural_train.py": [
+        "tests/agents/test_neural_train.py",
+        "tests/agents/test_neural.py",
+        "tests/agents/test_lazy_adam.py",
+    ],
     "agents/gru4rec_model.py": ["tests/agents/test_neural.py"],
     "agents/two_tower.py": ["tests/agents/test_two_tower.py", "tests/agents/test_source_debias.py"],
     "agents/two_tower_train.py": [
