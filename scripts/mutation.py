@@ -115,7 +115,7 @@ EXTRA_TESTS = {
     "agents/base.py": ["tests/agents/test_agents.py"],
     "agents/rerank.py": ["tests/agents/test_rerank_references.py", "tests/agents/test_rerank.py"],
     "agents/rerank_groups.py": ["tests/agents/test_rerank.py"],
-    "agents/neural.py": ["tests/agents/test_neural.py"],
+    "agents/neural.py": ["tests/agents/test_neural_agents.py", "tests/agents/test_neural.py"],
     "agents/neural_train.py": [
         "tests/agents/test_neural_train.py",
         "tests/agents/test_neural.py",
