@@ -121,7 +121,11 @@ EXTRA_TESTS = {
         "tests/agents/test_neural.py",
         "tests/agents/test_lazy_adam.py",
     ],
-    "agents/gru4rec_model.py": ["tests/agents/test_neural.py"],
+    "agents/gru4rec_model.py": [
+        "tests/agents/test_gru4rec_model.py",
+        "tests/agents/test_neural_agents.py",
+        "tests/agents/test_neural.py",
+    ],
     "agents/two_tower.py": ["tests/agents/test_two_tower.py", "tests/agents/test_source_debias.py"],
     "agents/two_tower_train.py": [
         "tests/agents/test_two_tower.py",
