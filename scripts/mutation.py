@@ -128,6 +128,7 @@ EXTRA_TESTS = {
     ],
     "agents/two_tower.py": ["tests/agents/test_two_tower.py", "tests/agents/test_source_debias.py"],
     "agents/two_tower_train.py": [
+        "tests/agents/test_two_tower_train.py",
         "tests/agents/test_two_tower.py",
         "tests/agents/test_source_debias.py",
     ],
