@@ -126,7 +126,12 @@ EXTRA_TESTS = {
         "tests/agents/test_neural_agents.py",
         "tests/agents/test_neural.py",
     ],
-    "agents/two_tower.py": ["tests/agents/test_two_tower.py", "tests/agents/test_source_debias.py"],
+    "agents/two_tower.py": [
+        "tests/agents/test_two_tower_serving.py",
+        "tests/agents/test_two_tower_train.py",
+        "tests/agents/test_two_tower.py",
+        "tests/agents/test_source_debias.py",
+    ],
     "agents/two_tower_train.py": [
         "tests/agents/test_two_tower_train.py",
         "tests/agents/test_two_tower.py",
