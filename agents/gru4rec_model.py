@@ -48,9 +48,9 @@ def click_sequences(log: Log) -> tuple[np.ndarray, np.ndarray]:
     order = np.lexsort((log.step[clicked], users))  # stable: by user, then time
     users, items = users[order], items[order]
     uniq, start, counts = np.unique(users, return_index=True, return_counts=True)
-    row = np.repeat(np.arange(uniq.shape[0]), counts)
-    seqs = np.full((uniq.shape[0], int(counts.max(initial=0))), PAD, np.int64)
-    seqs[row, np.arange(users.shape[0]) - start[row]] = items
+    row = np.repeat(np.arange(uniq.size), counts)
+    seqs = np.full((uniq.size, int(counts.max(initial=0))), PAD, np.int64)
+    seqs[row, np.arange(users.size) - start[row]] = items
     return uniq, seqs
 
 
@@ -149,7 +149,7 @@ def train_gru4rec(
             nll = _sampled_softmax_nll(h, tgt, neg, vecs, t["b"])
             w = None if w_all is None else w_all[idx, : seq.shape[1]][valid]
             loss = _weighted_mean(nll, w, cfg.debias == "snips")
-            loss = loss + cfg.l2 * (emb(tgt, t["Q"]) ** 2).sum() / tgt.shape[0]
+            loss = loss + cfg.l2 * (emb(tgt, t["Q"]) ** 2).sum() / tgt.numel()
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -126,7 +126,9 @@ class _HybridItemAgent(RandomUntilTrainedMixin, Agent):
         self._num_retrains = int(state["num_retrains"])
         self._item_ids = np.asarray(state["item_ids"], np.int64)
         model = {
-            k.split(".", 1)[1]: np.asarray(v) for k, v in state.items() if k.startswith("model.")
+            k.removeprefix("model."): np.asarray(v)
+            for k, v in state.items()
+            if k.startswith("model.")
         }
         self._model = model or None
 
@@ -191,7 +193,7 @@ class MatrixFactorizationAgent(_HybridItemAgent):
         users = log.user_ids[clicked]
         items = log.clicked_items[clicked]
         pos = np.searchsorted(log.feature_ids, items)
-        n = log.feature_ids.shape[0]
+        n = log.feature_ids.size
         gen = numpy_generator(self.seed, "agent/mf/negatives", self._num_retrains)
         neg = gen.integers(0, n, size=(self.params.epochs, users.shape[0]))
         params = self._init_params(n, log.features.shape[1])

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from simlab.batch import Log, lookup_sorted
+from simlab.batch import PAD, Log, lookup_sorted
 from simlab.rng import torch_generator
 from simlab.scenario import ParamsModel
 
@@ -57,7 +57,8 @@ def exposure_propensity(
 
     ``P_i = clip((n_i / max_j n_j) ** power, min_propensity, 1)``, where ``n_i`` is the
     number of logged slates that showed item ``i`` (the relative-popularity model of
-    Saito et al. 2020 and Schnabel et al. 2016, who use ``power = 0.5``).
+    Saito et al. 2020 and Schnabel et al. 2016, who use ``power = 0.5``). The ``PAD``
+    slots of narrower slates (``platform.slate_size: 0``) are no item.
 
     Args:
         log: the log window.
@@ -74,11 +75,12 @@ def exposure_propensity(
     >>> ids.tolist(), p.round(3).tolist()
     ([1, 2, 3], [1.0, 0.866, 0.6])
     """
-    ids, counts = np.unique(log.slates, return_counts=True)
+    slates = log.slates
+    ids, counts = np.unique(slates[slates != PAD], return_counts=True)
     if ids.size == 0:
         return ids.astype(np.int64), np.zeros(0)
     p = (counts / counts.max()) ** power
-    return ids.astype(np.int64), np.clip(p, min_propensity, 1.0)
+    return ids.astype(np.int64), np.maximum(p, min_propensity)  # p <= 1 already
 
 
 def click_weights(log: Log, items: np.ndarray, params: DebiasParams) -> np.ndarray | None:

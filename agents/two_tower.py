@@ -138,7 +138,8 @@ class TwoTowerAgent(_TwoTowerTraining, RandomUntilTrainedMixin, Agent):
 
     def serving_blocker(self) -> str | None:
         """Histories frozen at a step are kept by ``act`` per user: central serving."""
-        return "history_frozen_at keeps histories in act" if self.params.history_frozen_at else None
+        frozen = self.params.history_frozen_at is not None  # step 0 freezes them too
+        return "history_frozen_at keeps histories in act" if frozen else None
 
     def serving_state(self) -> dict[str, Any]:
         """The model arrays and the known items' ids ``(n,)`` and features ``(n, d)``."""
@@ -151,7 +152,11 @@ class TwoTowerAgent(_TwoTowerTraining, RandomUntilTrainedMixin, Agent):
         """Serve the published model (what the replica kept for learning is dropped)."""
         self._known_ids = np.asarray(state["known_ids"])
         self._known_feats = np.asarray(state["known_feats"])
-        model = {k[6:]: np.asarray(v) for k, v in state.items() if k.startswith("model.")}
+        model = {
+            k.removeprefix("model."): np.asarray(v)
+            for k, v in state.items()
+            if k.startswith("model.")
+        }
         self._model = model or self._model  # a frozen replica keeps its initial maps
         self._catalogs = {}
 
@@ -256,6 +261,8 @@ class TwoTowerAgent(_TwoTowerTraining, RandomUntilTrainedMixin, Agent):
                 (self.ctx.num_users, obs.user_features.shape[1]), np.float32
             )
         self._profile_store[obs.user_ids] = obs.user_features
+        if self.params.history_frozen_at is not None:
+            self._history(obs)  # freeze histories served before the first model too
         if self._model is None and self.params.frozen:  # the initial maps, for good
             self._model = self._initial_model(cat.features.shape[1], obs.user_features.shape[1])
         if self._model is None:
@@ -300,7 +307,9 @@ class TwoTowerAgent(_TwoTowerTraining, RandomUntilTrainedMixin, Agent):
             for k, v in zip(state["catalog_steps"], state["catalogs"], strict=True)
         }
         model = {
-            k.split(".", 1)[1]: np.asarray(v) for k, v in state.items() if k.startswith("model.")
+            k.removeprefix("model."): np.asarray(v)
+            for k, v in state.items()
+            if k.startswith("model.")
         }
         self._model = model or None
         frozen = state.get("frozen_history")

@@ -41,7 +41,7 @@ def history_means(
     >>> m[:, 0].tolist(), c.tolist()
     ([0.0, 1.0, 2.0, 0.0], [0, 1, 2, 0])
     """
-    m = users.shape[0]
+    m = users.size
     cs = np.zeros((m + 1, feats.shape[1]))
     np.cumsum(feats, axis=0, out=cs[1:])
     idx = np.arange(m)
@@ -90,15 +90,15 @@ class _TwoTowerTraining:
         (or a step never served, e.g. after a restore): uniform over the window's shown items.
         """
         gen = numpy_generator(self.seed, "agent/two-tower/negatives", self._num_retrains)
-        u = gen.random((self.params.epochs, steps.shape[0]))
+        u = gen.random((self.params.epochs, steps.size))
         pool = log.feature_ids
-        out = pool[(u * pool.shape[0]).astype(np.int64)]
+        out = pool[(u * pool.size).astype(np.int64)]
         if self.params.negatives == "log":
             return out
         window = sorted(k for k in self._catalogs if k >= int(log.step.min()))
         if not window:
             return out
-        sizes = np.array([self._catalogs[k].shape[0] for k in window])
+        sizes = np.array([self._catalogs[k].size for k in window])
         offsets = np.r_[0, np.cumsum(sizes)[:-1]]
         flat = np.concatenate([self._catalogs[k] for k in window])
         at = np.searchsorted(window, steps)
@@ -187,7 +187,7 @@ class _TwoTowerTraining:
                 vi, vj = fi @ item_map, fj @ item_map
                 x = (e * (vi - vj)).sum(1) + (fi - fj) @ t["w"]
                 loss = -torch.nn.functional.logsigmoid(x).mean()
-                loss = loss + p.l2 * ((e**2).sum() + (vi**2).sum() + (vj**2).sum()) / idx.shape[0]
+                loss = loss + p.l2 * ((e**2).sum() + (vi**2).sum() + (vj**2).sum()) / idx.numel()
                 if sp is not None:  # s(u, R(i)) - s(u, i) = <e_u, (R(f)-f) B> + <R(f)-f, w>
                     di, dj = sp[idx], sn[j]
                     gap = torch.cat(
