@@ -114,7 +114,10 @@ EXTRA_TESTS = {
     ],
     "agents/base.py": ["tests/agents/test_agents.py"],
     "agents/rerank.py": ["tests/agents/test_rerank_references.py", "tests/agents/test_rerank.py"],
-    "agents/rerank_groups.py": ["tests/agents/test_rerank.py"],
+    "agents/rerank_groups.py": [
+        "tests/agents/test_rerank_groups_references.py",
+        "tests/agents/test_rerank.py",
+    ],
     "agents/neural.py": ["tests/agents/test_neural.py"],
     "agents/neural_train.py": ["tests/agents/test_neural.py", "tests/agents/test_lazy_adam.py"],
     "agents/gru4rec_model.py": ["tests/agents/test_neural.py"],
