@@ -38,7 +38,7 @@ def click_sequences(log: Log, max_history: int) -> tuple[np.ndarray, np.ndarray,
     clicked = log.clicked_pos >= 0
     users, steps, items = log.user_ids[clicked], log.step[clicked], log.clicked_items[clicked]
     m = users.shape[0]
-    order = np.lexsort((np.arange(m), steps, users))
+    order = np.lexsort((steps, users))  # a stable sort: same-step clicks keep the log's order
     users, steps, items = users[order], steps[order], items[order]
     idx = np.arange(m)
     start = np.maximum.accumulate(np.where(np.r_[True, users[1:] != users[:-1]], idx, 0))
@@ -222,7 +222,7 @@ def sequence_loss(
         1,
     )
     loss = -logp.sum(1).mean()
-    if prefix.enabled and target.shape[1] > 1:
+    if prefix.enabled:  # a one-level target has no prefix t = 1 .. L: the term adds 0
         t = torch.arange(1, target.shape[1], device=logp.device)
         ell = -(logp.cumsum(1)[:, :-1] / t).mean(0) / prefix.tau
         w = ell / ell.sum()

@@ -23,14 +23,16 @@ def _nearest(x: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
 def _kmeans_pp(x: torch.Tensor, k: int, gen: np.random.Generator) -> torch.Tensor:
     """k-means++ seeding: ``(k, d)`` rows of ``x`` drawn with probability ~ squared distance."""
     n = x.shape[0]
-    chosen = [int(gen.integers(n))]
-    d2 = ((x - x[chosen[0]]) ** 2).sum(1)
+    j = int(gen.integers(n))
+    chosen = [j]
+    d2 = ((x - x[j]) ** 2).sum(1)
     for _ in range(k - 1):  # a loop over centroids, each step vectorised over items
         w = np.cumsum(d2.double().cpu().numpy())
+        # random() < 1 and r * w < w for r < 1 (rounded to nearest): j < n on either branch
         u = gen.random() * w[-1]
         j = int(np.searchsorted(w, u, side="right")) if w[-1] > 0 else int(gen.integers(n))
-        chosen.append(min(j, n - 1))
-        d2 = torch.minimum(d2, ((x - x[chosen[-1]]) ** 2).sum(1))
+        chosen.append(j)
+        d2 = torch.minimum(d2, ((x - x[j]) ** 2).sum(1))
     return x[chosen].clone()
 
 
@@ -126,7 +128,7 @@ def dedup_tokens(codes: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
     group = group.reshape(-1)
     order = np.lexsort((item_ids, group))
     g = group[order]
-    idx = np.arange(g.shape[0])
+    idx = np.arange(g.size)
     start = np.maximum.accumulate(np.where(np.r_[True, g[1:] != g[:-1]], idx, 0))
     rank = np.empty_like(idx)
     rank[order] = idx - start

@@ -134,8 +134,9 @@ def kmeans_labels(
     d2 = ((x - centres[0]) ** 2).sum(axis=1)
     for c in range(1, g):
         cum = np.cumsum(d2)
+        # draws[c] < 1: the first point whose running sum reaches draws[c] * cum[-1] exists
         idx = int(np.searchsorted(cum, draws[c] * cum[-1])) if cum[-1] > 0 else c
-        centres[c] = x[min(idx, n - 1)]
+        centres[c] = x[idx]
         d2 = np.minimum(d2, ((x - centres[c]) ** 2).sum(axis=1))
     for _ in range(iterations):
         dist = (x**2).sum(1)[:, None] - 2 * x @ centres.T + (centres**2).sum(1)[None, :]
@@ -282,18 +283,18 @@ class FairReranker(Reranker):
     def rerank(self, obs: Observation, ranked: np.ndarray) -> np.ndarray:
         """Greedy top K under the prefix quotas, then the rest in the agent's order."""
         prot = self.protected_items(obs)[obs.catalog.rows(ranked)]  # (B, L)
-        rel = rank_relevance(ranked.shape[1])
         num_prot = np.zeros(ranked.shape[0], np.int64)
         rows = np.arange(ranked.shape[0])
-        slot = [0]
+        quota = iter(self.quotas)  # one per slot: gain is called once per slot
 
         def gain(last: np.ndarray | None) -> np.ndarray:
             if last is not None:
                 num_prot[:] += prot[rows, last]
-            need = num_prot < self.quotas[slot[0]]  # (B,)
-            slot[0] += 1
-            # relevance lies in (0, 1]: a bonus of 2 puts any protected item first
-            return rel + 2.0 * (need[:, None] & prot)
+            need = num_prot < next(quota)  # (B,)
+            # 1 for a protected item where the quota needs one, else 0: greedy_rerank's ties
+            # go to the agent's better-ranked item, so the best protected item comes first
+            # where needed and the best remaining item everywhere else
+            return (need[:, None] & prot).astype(np.float64)
 
         return greedy_rerank(ranked, self.ctx.slate_size, gain)
 

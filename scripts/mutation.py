@@ -114,7 +114,10 @@ EXTRA_TESTS = {
     ],
     "agents/base.py": ["tests/agents/test_agents.py"],
     "agents/rerank.py": ["tests/agents/test_rerank_references.py", "tests/agents/test_rerank.py"],
-    "agents/rerank_groups.py": ["tests/agents/test_rerank.py"],
+    "agents/rerank_groups.py": [
+        "tests/agents/test_rerank_groups_references.py",
+        "tests/agents/test_rerank.py",
+    ],
     "agents/neural.py": ["tests/agents/test_neural_agents.py", "tests/agents/test_neural.py"],
     "agents/neural_train.py": [
         "tests/agents/test_neural_train.py",
@@ -146,11 +149,13 @@ EXTRA_TESTS = {
         "tests/agents/test_slate_ts.py",
         "tests/agents/test_bandit_posteriors.py",
     ],
-    "agents/generative.py": ["tests/agents/test_generative.py"],
-    "agents/generative_quantiser.py": ["tests/agents/test_generative.py"],
-    "agents/generative_model.py": ["tests/agents/test_generative.py"],
-    "agents/generative_decoding.py": ["tests/agents/test_generative.py"],
-    "agents/generative_params.py": ["tests/agents/test_generative.py"],
+    # tests/agents/test_generative.py takes ~45 s (world runs, hit rates): the focused files
+    # below take seconds and hold the references of each module
+    "agents/generative.py": ["tests/agents/test_generative_agent.py"],
+    "agents/generative_quantiser.py": ["tests/agents/test_generative_quantiser.py"],
+    "agents/generative_model.py": ["tests/agents/test_generative_model.py"],
+    "agents/generative_decoding.py": ["tests/agents/test_generative_decoding.py"],
+    "agents/generative_params.py": ["tests/agents/test_generative_params.py"],
     "agents/content_filtering.py": ["tests/agents/test_chaney_agents.py"],
     "agents/cumulative.py": [
         "tests/agents/test_chaney_agents.py",
