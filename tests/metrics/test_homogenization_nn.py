@@ -132,3 +132,17 @@ def test_one_user_has_no_pair():
     m = NNHomogenizationMetric(_ctx(1))
     row = m.measure(_snap(0, [3], 1, rep=np.array([[1.0, 0.0]])))
     assert np.isnan(row["echo/homogenization_nn"]) and np.isnan(row["echo/nn_by_agent"])
+
+
+def test_the_anchor_sample_is_pinned_and_opt_in_by_name():
+    """Seed 0's sample of 10 anchors among 50 users is pinned; the metric is opt-in.
+
+    A change of the sample's stream is deliberate; the metric is not among the default
+    measures (it costs a similarity row per anchor).
+    """
+    from simlab.scenario_model import _default_metrics
+
+    anchors = NNHomogenizationMetric(_ctx(50, pairs=10)).anchors
+    np.testing.assert_array_equal(anchors, [0, 6, 17, 18, 19, 31, 36, 39, 44, 48])
+    assert "homogenization_nn" not in _default_metrics()
+    assert "topics" in _default_metrics()  # a default one, for contrast
