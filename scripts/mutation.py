@@ -98,7 +98,13 @@ EXTRA_TESTS = {
     "environments/interest_evolution_choice.py": ["tests/environments/test_interest_evolution.py"],
     "environments/recsim_common.py": ["tests/environments/test_interest_evolution.py"],
     "environments/gym": ["tests/environments/gym/test_gym_envs.py"],
-    "agents/bandits.py": ["tests/agents/test_bandits.py", "tests/agents/test_bandit_posteriors.py"],
+    "agents/bandits.py": [
+        "tests/agents/test_bandits.py",
+        "tests/agents/test_bandit_posteriors.py",
+        "tests/agents/test_bandit_params.py",
+        "tests/agents/test_bandit_order.py",
+        "tests/agents/test_bandit_models.py",
+    ],
     "agents/bandit_math.py": [
         "tests/agents/test_bandits.py",
         "tests/agents/test_bandit_posteriors.py",
