@@ -118,7 +118,7 @@ EXTRA_TESTS = {
         "tests/agents/test_agents.py",
         "tests/agents/test_baseline_rankings.py",
     ],
-    "agents/base.py": ["tests/agents/test_agents.py"],
+    "agents/base.py": ["tests/agents/test_agents.py", "tests/agents/test_base.py"],
     "agents/rerank.py": ["tests/agents/test_rerank_references.py", "tests/agents/test_rerank.py"],
     "agents/rerank_groups.py": ["tests/agents/test_rerank.py"],
     "agents/neural.py": ["tests/agents/test_neural.py"],
