@@ -158,7 +158,7 @@ EXTRA_TESTS = {
         "tests/agents/test_chaney_agents.py",
         "tests/agents/test_social_filtering.py",
     ],
-    "agents/isotropy.py": ["tests/agents/test_source_controls.py"],
+    "agents/isotropy.py": ["tests/agents/test_source_controls.py", "tests/agents/test_isotropy.py"],
     "environments/social_graph.py": ["tests/environments/test_chaney.py"],
     "environments/chaney.py": [
         "tests/environments/test_chaney.py",
