@@ -113,6 +113,8 @@ EXTRA_TESTS = {
     "agents/bandit_models.py": [
         "tests/agents/test_bandits.py",
         "tests/agents/test_bandit_posteriors.py",
+        "tests/agents/test_bandit_models.py",
+        "tests/agents/test_bandit_order.py",
     ],
     "agents/baselines.py": [
         "tests/agents/test_agents.py",
