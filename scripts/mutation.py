@@ -98,7 +98,13 @@ EXTRA_TESTS = {
     "environments/interest_evolution_choice.py": ["tests/environments/test_interest_evolution.py"],
     "environments/recsim_common.py": ["tests/environments/test_interest_evolution.py"],
     "environments/gym": ["tests/environments/gym/test_gym_envs.py"],
-    "agents/bandits.py": ["tests/agents/test_bandits.py", "tests/agents/test_bandit_posteriors.py"],
+    "agents/bandits.py": [
+        "tests/agents/test_bandits.py",
+        "tests/agents/test_bandit_posteriors.py",
+        "tests/agents/test_bandit_params.py",
+        "tests/agents/test_bandit_order.py",
+        "tests/agents/test_bandit_models.py",
+    ],
     "agents/bandit_math.py": [
         "tests/agents/test_bandits.py",
         "tests/agents/test_bandit_posteriors.py",
@@ -107,12 +113,14 @@ EXTRA_TESTS = {
     "agents/bandit_models.py": [
         "tests/agents/test_bandits.py",
         "tests/agents/test_bandit_posteriors.py",
+        "tests/agents/test_bandit_models.py",
+        "tests/agents/test_bandit_order.py",
     ],
     "agents/baselines.py": [
         "tests/agents/test_agents.py",
         "tests/agents/test_baseline_rankings.py",
     ],
-    "agents/base.py": ["tests/agents/test_agents.py"],
+    "agents/base.py": ["tests/agents/test_agents.py", "tests/agents/test_base.py"],
     "agents/rerank.py": ["tests/agents/test_rerank_references.py", "tests/agents/test_rerank.py"],
     "agents/rerank_groups.py": [
         "tests/agents/test_rerank_groups_references.py",
@@ -140,9 +148,21 @@ EXTRA_TESTS = {
         "tests/agents/test_two_tower.py",
         "tests/agents/test_source_debias.py",
     ],
+    # test_slate_ts.py's world runs (a minute) and check_agent (10 s) left out: too slow per mutant
     "agents/slate_ts.py": [
-        "tests/agents/test_slate_ts.py",
+        *(
+            f"tests/agents/test_slate_ts.py::{name}"
+            for name in (
+                "test_in_slate_uses_every_candidate_when_k_equals_c",
+                "test_a_users_slate_does_not_depend_on_who_else_is_served",
+                "test_posterior_means_rank_items_of_the_users_group_first",
+                "test_laplace_posterior_shrinks_with_data",
+                "test_draws_match_posterior_moments",
+            )
+        ),
         "tests/agents/test_bandit_posteriors.py",
+        "tests/agents/test_slate_ts_agent.py",
+        "tests/agents/test_slate_ts_tables.py",
     ],
     "agents/slate_ts_model.py": [
         "tests/agents/test_slate_ts_fit.py",
@@ -171,7 +191,7 @@ EXTRA_TESTS = {
         "tests/agents/test_chaney_agents.py",
         "tests/agents/test_social_filtering.py",
     ],
-    "agents/isotropy.py": ["tests/agents/test_source_controls.py"],
+    "agents/isotropy.py": ["tests/agents/test_source_controls.py", "tests/agents/test_isotropy.py"],
     "environments/social_graph.py": ["tests/environments/test_chaney.py"],
     "environments/chaney.py": [
         "tests/environments/test_chaney.py",

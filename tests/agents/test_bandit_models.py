@@ -1,0 +1,163 @@
+"""The bandits' learned state: serving protocol, dimension errors and edge-update checks.
+
+Classes:
+
+* the Ray serving protocol of LinUCB and linear TS: a learner fed only
+  ``record_served`` (no ``act``) learns ``A`` and ``b`` exactly like the agent that acted, and
+  a replica loaded with ``serving_state`` serves the same slates;
+* mismatched dimensions (profiles vs item features, a catalog of another dimension than the
+  fitted model): a ``ValueError`` quoting both dimensions;
+* Diag-LinUCB's ``apply_update``: increments of different shapes are refused with every
+  shape in the message; empty increments change nothing.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from test_bandits import make_agent, make_catalog, make_feedback, make_obs
+
+
+def _world(d: int = 3, users: int = 8, items: int = 10, seed: int = 0):
+    g = np.random.default_rng(seed)
+    cat = make_catalog(np.arange(items) * 2 + 1, g.normal(size=(items, d)))
+    return cat, g.normal(size=(users, d)).astype(np.float32), g
+
+
+@pytest.mark.parametrize("name", ["linucb", "linear-ts"])
+@pytest.mark.parametrize("d", [1, 3])
+def test_a_learner_fed_the_serving_records_learns_like_the_agent(name, d):
+    """record_served + update gives the A and b of act + update, bit for bit, step after step."""
+    cat, feats, g = _world(d)
+    agent, learner = make_agent(name, reg=1.7), make_agent(name, reg=1.7)
+    for t in range(3):
+        users = np.sort(g.choice(8, size=5, replace=False))
+        obs = make_obs(cat, users, feats[users], t, slate_size=2)
+        slates = agent.act(obs).item_ids
+        learner.record_served(t, agent.serving_record(obs), cat)
+        fb = make_feedback(t, users, slates, g.integers(-1, 2, size=5))
+        agent.update(fb)
+        learner.update(fb)
+        assert learner._a.shape == (2 * d + 1, 2 * d + 1)
+        np.testing.assert_array_equal(learner._a, agent._a)
+        np.testing.assert_array_equal(learner._b, agent._b)
+    # the learner's model, published, serves exactly as the agent
+    replica = make_agent(name)
+    replica.load_serving_state(learner.serving_state())
+    obs = make_obs(cat, np.arange(8), feats, 3, slate_size=3)
+    np.testing.assert_array_equal(replica.act(obs).item_ids, agent.act(obs).item_ids)
+
+
+@pytest.mark.parametrize("name", ["linucb", "linear-ts"])
+def test_the_first_serving_record_starts_from_the_prior(name):
+    """Before any feedback the learner's model is A = reg I and b = 0 of dimension 2 d + 1."""
+    cat, feats, _ = _world(d=2)
+    learner = make_agent(name, reg=0.4)
+    obs = make_obs(cat, np.arange(8), feats, 0)
+    learner.record_served(0, {"user_ids": obs.user_ids, "features": obs.user_features}, cat)
+    np.testing.assert_array_equal(learner._a, 0.4 * np.eye(5))
+    np.testing.assert_array_equal(learner._b, np.zeros(5))
+    empty = make_agent(name).serving_state()
+    assert empty["A"].shape == (0, 0) and empty["b"].shape == (0,)
+
+
+@pytest.mark.parametrize("name", ["linucb", "linear-ts"])
+@pytest.mark.parametrize(("d_items", "d_users"), [(3, 2), (2, 5), (4, 8)])
+def test_profiles_of_another_dimension_are_refused_naming_both(name, d_items, d_users):
+    """User profiles must have the item features' dimension d; the message gives both."""
+    g = np.random.default_rng(1)
+    cat = make_catalog(np.arange(6), g.normal(size=(6, d_items)))
+    obs = make_obs(cat, np.arange(7), g.normal(size=(7, d_users)), 0)
+    msg = f"needs user features of the item dimension d={d_items}, "
+    msg += f"actual user feature dimension: {d_users}"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        make_agent(name).act(obs)
+
+
+@pytest.mark.parametrize("name", ["linucb", "linear-ts"])
+@pytest.mark.parametrize(("d_fit", "d_new"), [(3, 2), (2, 5), (1, 4)])
+def test_a_catalog_of_another_dimension_than_the_fit_is_refused(name, d_fit, d_new):
+    """After a fit on d features, a catalog of another d is refused quoting both."""
+    g = np.random.default_rng(2)
+    agent = make_agent(name)
+    for d in (d_fit, d_new):
+        cat = make_catalog(np.arange(6), g.normal(size=(6, d)))
+        obs = make_obs(cat, np.arange(5), g.normal(size=(5, d)), 0)
+        if d == d_fit:
+            agent.act(obs)
+            continue
+        msg = f"was fitted on item features of dimension {d_fit}, actual: {d_new}"
+        with pytest.raises(ValueError, match=re.escape(msg)):
+            agent.act(obs)
+
+
+def _fitted_diag():
+    cat, feats, g = _world(d=2, users=12)
+    agent = make_agent("diag-linucb", num_clusters=3, clusters_per_user=2)
+    slates = agent.act(make_obs(cat, np.arange(12), feats, 0, slate_size=2)).item_ids
+    agent.update(make_feedback(0, np.arange(12), slates, g.integers(-1, 2, size=12)))
+    return agent
+
+
+@pytest.mark.parametrize("which", ["item_ids", "clusters", "d", "b"])
+@pytest.mark.parametrize("size", [2, 4])
+def test_diag_linucb_refuses_increments_of_different_shapes(which, size):
+    """One field longer or shorter than the others: a ValueError listing every shape."""
+    agent = _fitted_diag()
+    before = {k: agent.state_dict()[k].copy() for k in ("d", "b")}
+    good = {"item_ids": [1, 3, 5], "clusters": [0, 1, 2], "d": [0.5, 0.2, 1.0], "b": [0, 1, 0]}
+    partial = {**good, which: (good[which] * 2)[:size]}
+    shapes = [(size,) if k == which else (3,) for k in ("item_ids", "clusters", "d", "b")]
+    msg = f"Expects `item_ids`, `clusters`, `d` and `b` of one shape, actual shapes: {shapes}"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        agent.apply_update(partial)
+    for key, value in before.items():  # nothing added
+        np.testing.assert_array_equal(agent.state_dict()[key], value)
+    agent.apply_update(good)  # the same increments, of one shape: added edge by edge
+    edges = ([1, 3, 5], [0, 1, 2])
+    np.testing.assert_array_equal(agent.state_dict()["d"][edges], before["d"][edges] + good["d"])
+    np.testing.assert_array_equal(agent.state_dict()["b"][edges], before["b"][edges] + good["b"])
+
+
+def test_diag_linucb_empty_increments_change_nothing():
+    """An empty partial update (a shard without users) is accepted and adds nothing."""
+    agent = _fitted_diag()
+    before = agent.state_dict()
+    agent.apply_update({k: np.zeros(0) for k in ("item_ids", "clusters", "d", "b")})
+    for key in ("d", "b"):
+        np.testing.assert_array_equal(agent.state_dict()[key], before[key])
+
+
+@pytest.mark.parametrize(
+    "name", ["epsilon-greedy", "ucb1", "thompson", "linucb", "linear-ts", "diag-linucb"]
+)
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_user_served_alone_gets_its_slate_among_others(name, shared):
+    """Serving one user (a batch of 1) gives the slate that user gets among 7 others."""
+    cat, feats, g = _world()
+    agent = make_agent(name, 4, epsilon=0.5) if name == "epsilon-greedy" else make_agent(name, 4)
+    for t in range(2):
+        slates = agent.act(make_obs(cat, np.arange(8), feats, t, slate_size=2)).item_ids
+        agent.update(make_feedback(t, np.arange(8), slates, g.integers(-1, 2, size=8)))
+    cands = None if shared else np.stack([g.permutation(cat.item_ids)[:6] for _ in range(8)])
+    every = agent.act(make_obs(cat, np.arange(8), feats, 2, 3, cands)).item_ids
+    for u in (0, 5):
+        one = None if shared else cands[u : u + 1]
+        alone = agent.act(make_obs(cat, [u], feats[u : u + 1], 2, 3, one)).item_ids
+        np.testing.assert_array_equal(alone[0], every[u])
+
+
+@pytest.mark.parametrize("name", ["linucb", "linear-ts", "diag-linucb"])
+def test_a_fresh_agents_state_is_empty_and_loads(name):
+    """Before the first act the state holds no model; a copy loaded from it acts the same."""
+    agent, copy = make_agent(name, 2), make_agent(name, 2)
+    state = agent.state_dict()
+    for key in ("A", "b", "centroids", "d"):
+        if key in state:
+            assert state[key].size == 0, key
+    copy.load_state_dict(state)
+    cat, feats, _ = _world()
+    obs = make_obs(cat, np.arange(8), feats, 0, slate_size=3)
+    np.testing.assert_array_equal(copy.act(obs).item_ids, agent.act(obs).item_ids)
