@@ -93,7 +93,11 @@ EXTRA_TESTS = {
         "tests/environments/test_environments.py",
         "tests/environments/test_common.py",
     ],
-    "environments/platform.py": ["tests/environments/test_platform.py"],
+    "environments/platform.py": [
+        "tests/environments/test_platform.py",
+        "tests/environments/test_platform_serving.py",
+        "tests/environments/test_platform_log.py",
+    ],
     "environments/interest_evolution.py": ["tests/environments/test_interest_evolution.py"],
     "environments/interest_evolution_choice.py": ["tests/environments/test_interest_evolution.py"],
     "environments/recsim_common.py": ["tests/environments/test_interest_evolution.py"],
