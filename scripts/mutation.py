@@ -81,6 +81,7 @@ EXTRA_TESTS = {
         "tests/environments/test_content_commission.py",
     ],
     "environments/content_publish.py": [
+        "tests/environments/test_content_publish.py",
         "tests/environments/test_environments.py",
         "tests/environments/test_source_mechanisms.py",
         "tests/environments/test_content_commission.py",
