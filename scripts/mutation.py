@@ -87,6 +87,7 @@ EXTRA_TESTS = {
         "tests/environments/test_content_commission.py",
     ],
     "environments/creator_pool.py": [
+        "tests/environments/test_creator_pool.py",
         "tests/environments/test_environments.py",
         "tests/environments/test_content_commission.py",
     ],
