@@ -60,6 +60,7 @@ EXTRA_TESTS = {
         "tests/environments/test_churn_timing.py",
     ],
     "environments/content.py": [
+        "tests/environments/test_content_ecosystem.py",
         "tests/environments/test_environments.py",
         "tests/environments/test_source_mechanisms.py",
         "tests/environments/test_content_commission.py",
