@@ -101,9 +101,18 @@ EXTRA_TESTS = {
         "tests/environments/test_platform_serving.py",
         "tests/environments/test_platform_log.py",
     ],
-    "environments/interest_evolution.py": ["tests/environments/test_interest_evolution.py"],
-    "environments/interest_evolution_choice.py": ["tests/environments/test_interest_evolution.py"],
-    "environments/recsim_common.py": ["tests/environments/test_interest_evolution.py"],
+    "environments/interest_evolution.py": [
+        "tests/environments/test_interest_evolution_paths.py",
+        "tests/environments/test_interest_evolution.py",
+    ],
+    "environments/interest_evolution_choice.py": [
+        "tests/environments/test_interest_evolution_paths.py",
+        "tests/environments/test_interest_evolution.py",
+    ],
+    "environments/recsim_common.py": [
+        "tests/environments/test_recsim_common.py",
+        "tests/environments/test_interest_evolution.py",
+    ],
     "environments/gym": ["tests/environments/gym/test_gym_envs.py"],
     "agents/bandits.py": ["tests/agents/test_bandits.py", "tests/agents/test_bandit_posteriors.py"],
     "agents/bandit_math.py": [

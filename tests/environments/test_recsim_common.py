@@ -31,6 +31,17 @@ def test_topic_means_split_trashy_and_nutritious(topics, share):
     np.testing.assert_allclose(got, want, atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    "field, good, bad",
+    [("topic_min_utility", 0.0, 0.5), ("topic_max_utility", 0.0, -0.5), ("doc_length", 0.5, 0.0)],
+)
+def test_corpus_bounds(field, good, bad):
+    """Worst mean at most 0, best mean at least 0, a positive document length."""
+    assert getattr(RecSimCorpus.Params(**{field: good}), field) == good
+    with pytest.raises(ValueError, match=field):
+        RecSimCorpus.Params(**{field: bad})
+
+
 def items(ids) -> RecSimItems:
     """Documents of the given ids (features name the id)."""
     ids = np.asarray(ids, np.int64)
@@ -59,6 +70,8 @@ def test_rows_are_the_positions_of_the_ids(ids):
     want = [[ids.index(int(i)) for i in row] for row in ask]
     assert table.rows(ask).tolist() == want
     assert table.rows(np.array(ids)).tolist() == list(range(len(ids)))
+    # ids 0..N-1 are their own rows: the ids are handed back without a search
+    assert (table.rows(ask) is ask) == (ids == list(range(len(ids))))
 
 
 def test_select_keeps_the_rows_and_the_lengths():
@@ -138,10 +151,12 @@ def test_users_arrive_every_step_and_show_a_zero_profile(user_range):
     lo, hi = user_range or (0, 8)
     assert (pop.lo, pop.hi, pop.num_users) == (lo, hi, 8)
     assert pop.arrivals(0).tolist() == list(range(lo, hi)) == pop.arrivals(5).tolist()
-    for b in (2, 5, 1, 5, 0):
+    for b in (1, 2, 5, 1, 5, 0):
         feats = pop.observable_features(np.arange(b))
         assert feats.shape == (b, 2) and feats.dtype == np.float32 and not feats.any()
         assert not feats.flags.writeable
+    # one zero block, grown when a larger batch comes, serves every smaller batch
+    assert pop.observable_features(np.arange(3)).base is feats.base
     cur, initial = pop.interests()
     assert cur.shape == initial.shape == (hi - lo, 2)
     assert not cur.flags.writeable and not initial.flags.writeable
