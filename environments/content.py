@@ -63,8 +63,6 @@ __all__ = [
     "observable_catalog",
 ]
 
-HUMAN, AIGC = 0, 1
-
 
 class CreatorEcosystem(Publisher):
     """Human and AIGC creators publishing items on a phase schedule.

@@ -71,8 +71,8 @@ class CreatorPool:
 
     def add(self, source: np.ndarray, step: int) -> np.ndarray:
         """Append creators of the given sources; return their ids."""
-        start = self.num_creators
-        cid = np.arange(start, start + source.shape[0])
+        start, m = self.num_creators, source.size
+        cid = np.arange(start, start + m)
         d = self.centres.shape[1]
         topic = Stream(self.seed, "content/creator_topic").integers(cid, 0, self.centres.shape[0])
         noise = Stream(self.seed, "content/creator_vec").normal(cid, 0, size=d)
@@ -81,10 +81,10 @@ class CreatorPool:
         self.topic = np.concatenate([self.topic, topic])
         self.offset = np.concatenate([self.offset, offset])
         self.vec = np.concatenate([self.vec, (self.centres[topic] + offset).astype(np.float32)])
-        self.active = np.concatenate([self.active, np.ones(cid.shape[0], bool)])
-        self.entered = np.concatenate([self.entered, np.full(cid.shape[0], step, np.int64)])
-        self.exited = np.concatenate([self.exited, np.full(cid.shape[0], -1, np.int64)])
-        self.low_streak = np.concatenate([self.low_streak, np.zeros(cid.shape[0], np.int64)])
+        self.active = np.concatenate([self.active, np.ones(m, bool)])
+        self.entered = np.concatenate([self.entered, np.full(m, step, np.int64)])
+        self.exited = np.concatenate([self.exited, np.full(m, -1, np.int64)])
+        self.low_streak = np.concatenate([self.low_streak, np.zeros(m, np.int64)])
         return cid
 
     def move(self, creator_ids: np.ndarray, topics: np.ndarray) -> None:
@@ -97,9 +97,10 @@ class CreatorPool:
         return np.bincount(item_creators, weights=counts, minlength=self.num_creators)
 
     def settle(self, step: int, exposure: np.ndarray, threshold: float, patience: int) -> None:
-        """Count low-exposure steps of active creators; retire those out of patience."""
-        if threshold <= 0:
-            return
+        """Count low-exposure steps of active creators; retire those out of patience.
+
+        ``exposure`` is never negative, so a ``threshold`` of 0 counts no low step.
+        """
         low = self.active & (exposure < threshold)
         self.low_streak = np.where(low, self.low_streak + 1, 0)
         leaving = self.active & (self.low_streak >= patience)
@@ -108,8 +109,6 @@ class CreatorPool:
 
     def enter(self, step: int, count: int, aigc_share: float) -> np.ndarray:
         """``count`` new creators, each AIGC with probability ``aigc_share``; their ids."""
-        if count <= 0:
-            return np.zeros(0, np.int64)
         cid = np.arange(self.num_creators, self.num_creators + count)
         is_aigc = Stream(self.seed, "content/creator_source").uniform(cid, 0) < aigc_share
         return self.add(is_aigc.astype(np.int8), step)

@@ -104,7 +104,7 @@ class ClickHistory:
             flat = who * (2 * h) + (h - 1 - self.num_clicks[who] % h)
             topics = PAD if topics is None else topics[chose]
             for buf, values in ((self._buf, items), (self._topics, topics)):
-                buf = buf.reshape(-1)
+                buf = buf.ravel()  # a view: the buffers are contiguous
                 buf[flat] = values
                 buf[flat + h] = values
             self.num_clicks[who] += 1
@@ -208,13 +208,13 @@ class Platform:
         n, c, k = catalog.num_items, sec.max_candidates, sec.slate_size
         if self.in_startup(t) and sec.startup_candidates == "new":
             new = catalog.item_ids[catalog.age == 0]
-            if new.shape[0] < max(k, 1):
+            if new.size < max(k, 1):
                 raise ScenarioError(
                     f"platform.startup_candidates: 'new' serves the items published at the step, "
-                    f"but step {t} published {new.shape[0]}, fewer than slate_size {k}; raise "
+                    f"but step {t} published {new.size}, fewer than slate_size {k}; raise "
                     "content.items_per_step or use startup_candidates: all"
                 )
-            return np.broadcast_to(new, (user_ids.shape[0], new.shape[0])), True
+            return np.broadcast_to(new, (user_ids.size, new.size)), True
         if n < max(k, 1):
             raise ScenarioError(
                 f"platform.slate_size: {k} is more than the {n} live "
@@ -224,7 +224,7 @@ class Platform:
         if most:
             return self._unconsumed(t, user_ids, catalog, consumed, most), False
         if c == 0 or n <= c:
-            return np.broadcast_to(catalog.item_ids, (user_ids.shape[0], n)), True
+            return np.broadcast_to(catalog.item_ids, (user_ids.size, n)), True
         perm = catalog.item_ids[np.argsort(self._perm.uniform(catalog.item_ids, t))]
         start = self._offset.integers(user_ids, t, n)
         return perm[(start[:, None] + np.arange(c)) % n], False
@@ -248,6 +248,7 @@ class Platform:
         in id order, without the user's consumed items.
         """
         n, c, k = catalog.num_items, self.section.max_candidates, self.section.slate_size
+        b = user_ids.size
         width = n if c == 0 or c + most >= n else c + most
         size = n - most if c == 0 else min(c, n - most)
         if size < max(k, 1):
@@ -259,23 +260,23 @@ class Platform:
         indptr, items = consumed
         if c == 0 and (np.diff(indptr) == most).all():
             # every user consumed as many live items: each row is the catalog without them
-            keep = np.ones((user_ids.shape[0], n), bool)
-            keep[np.repeat(np.arange(user_ids.shape[0]), most), catalog.rows(items)] = False
-            return np.broadcast_to(catalog.item_ids, keep.shape)[keep].reshape(-1, size)
+            keep = np.ones((b, n), bool)
+            keep[np.repeat(np.arange(b), most), catalog.rows(items)] = False
+            return np.broadcast_to(catalog.item_ids, keep.shape)[keep].reshape(b, size)
         order = np.argsort(self._perm.uniform(catalog.item_ids, t))
         place = np.empty(n, np.int64)
         place[order] = np.arange(n)  # each catalog row's position in the permutation
         start = self._offset.integers(user_ids, t, n)
-        owner = np.repeat(np.arange(user_ids.shape[0]), np.diff(indptr))
+        owner = np.repeat(np.arange(b), np.diff(indptr))
         at = (place[catalog.rows(items)] - start[owner]) % n  # position in the user's window
         inside = at < width
-        keep = np.ones((user_ids.shape[0], width), bool)
+        keep = np.ones((b, width), bool)
         keep[owner[inside], at[inside]] = False
-        dropped = np.bincount(owner[inside], minlength=user_ids.shape[0])
+        dropped = np.bincount(owner[inside], minlength=b)
         if (dropped != width - size).any():  # rows with more than `size` left: the first
             keep &= np.cumsum(keep, axis=1, dtype=np.int32) <= size
         window = catalog.item_ids[order][(start[:, None] + np.arange(width)) % n]
-        return window[keep].reshape(user_ids.shape[0], size)
+        return window[keep].reshape(b, size)
 
     def startup_slates(self, obs: Observation, k: int) -> Slates:
         """The top ``k`` of a uniformly random ranking of each user's candidates (start-up)."""

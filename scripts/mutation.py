@@ -60,6 +60,7 @@ EXTRA_TESTS = {
         "tests/environments/test_churn_timing.py",
     ],
     "environments/content.py": [
+        "tests/environments/test_content_ecosystem.py",
         "tests/environments/test_environments.py",
         "tests/environments/test_source_mechanisms.py",
         "tests/environments/test_content_commission.py",
@@ -81,11 +82,13 @@ EXTRA_TESTS = {
         "tests/environments/test_content_commission.py",
     ],
     "environments/content_publish.py": [
+        "tests/environments/test_content_publish.py",
         "tests/environments/test_environments.py",
         "tests/environments/test_source_mechanisms.py",
         "tests/environments/test_content_commission.py",
     ],
     "environments/creator_pool.py": [
+        "tests/environments/test_creator_pool.py",
         "tests/environments/test_environments.py",
         "tests/environments/test_content_commission.py",
     ],
@@ -93,10 +96,23 @@ EXTRA_TESTS = {
         "tests/environments/test_environments.py",
         "tests/environments/test_common.py",
     ],
-    "environments/platform.py": ["tests/environments/test_platform.py"],
-    "environments/interest_evolution.py": ["tests/environments/test_interest_evolution.py"],
-    "environments/interest_evolution_choice.py": ["tests/environments/test_interest_evolution.py"],
-    "environments/recsim_common.py": ["tests/environments/test_interest_evolution.py"],
+    "environments/platform.py": [
+        "tests/environments/test_platform.py",
+        "tests/environments/test_platform_serving.py",
+        "tests/environments/test_platform_log.py",
+    ],
+    "environments/interest_evolution.py": [
+        "tests/environments/test_interest_evolution_paths.py",
+        "tests/environments/test_interest_evolution.py",
+    ],
+    "environments/interest_evolution_choice.py": [
+        "tests/environments/test_interest_evolution_paths.py",
+        "tests/environments/test_interest_evolution.py",
+    ],
+    "environments/recsim_common.py": [
+        "tests/environments/test_recsim_common.py",
+        "tests/environments/test_interest_evolution.py",
+    ],
     "environments/gym": ["tests/environments/gym/test_gym_envs.py"],
     "agents/bandits.py": [
         "tests/agents/test_bandits.py",

@@ -114,3 +114,67 @@ def test_history_with_pending_deferred_pickles_and_copies():
     d = h.deferred(np.arange(10))
     for other in (pickle.loads(pickle.dumps(h)), copy.deepcopy(h)):
         np.testing.assert_array_equal(other.get(np.arange(10)), d.resolve())
+
+
+@pytest.mark.parametrize("length", [1, 3])
+def test_topics_follow_the_clicks(length):
+    """``topics`` shows each recent click's topic, most recent first, PAD where none."""
+    rng = np.random.default_rng(length)
+    ours, ref = ClickHistory(10, 30, length), RingReference(10, 30, length)
+    for t in range(2 * length + 3):
+        fb = random_feedback(rng, t, 10, 30)
+        topics = fb.user_ids + 1000 * t  # (B,) one topic per served user
+        ours.record(fb, topics=topics)
+        # the reference records the topics as if they were the clicked items
+        as_items = Feedback(
+            t, fb.user_ids, topics[:, None], np.where(fb.clicked, 0, -1), fb.engagement
+        )
+        ref.record(as_items)
+        users = np.arange(10, 30)
+        np.testing.assert_array_equal(ours.topics(users), ref.get(users))
+        np.testing.assert_array_equal(ours.state_dict()["topics"], ref.clicks)
+    untopical = ClickHistory(0, 5, 2)
+    untopical.record(random_feedback(rng, 0, 0, 5))
+    assert (untopical.topics(np.arange(5)) == PAD).all()
+
+
+def test_clicks_property_is_the_ring_in_write_order():
+    """``clicks`` puts click ``c`` in column ``c % H``."""
+    h = ClickHistory(0, 2, 3)
+    for t, item in enumerate([5, 6, 7, 8]):
+        h.record(Feedback(t, np.array([1]), np.array([[item]]), np.array([0]), np.ones(1, "f4")))
+    assert h.clicks.tolist() == [[PAD] * 3, [8, 6, 7]]
+    assert h.num_clicks.tolist() == [0, 4]
+
+
+def test_load_without_topics_gives_unknown_topics():
+    """An older state without topics restores the clicks, with every topic PAD."""
+    rng = np.random.default_rng(6)
+    a = ClickHistory(0, 8, 3)
+    fb = random_feedback(rng, 0, 0, 8)
+    a.record(fb, topics=fb.user_ids)
+    state = a.state_dict()
+    del state["topics"]
+    b = ClickHistory(0, 8, 3)
+    b.load_state_dict(state)
+    np.testing.assert_array_equal(b.get(np.arange(8)), a.get(np.arange(8)))
+    assert (b.topics(np.arange(8)) == PAD).all()
+
+
+@pytest.mark.parametrize(
+    "key, shape, what",
+    [
+        ("clicks", (8, 2), "histories"),
+        ("clicks", (7, 3), "histories"),
+        ("num_clicks", (9,), "histories"),
+        ("topics", (8, 4), "topics"),
+        ("topics", (8,), "topics"),
+    ],
+)
+def test_load_of_a_state_of_another_shape_is_a_clear_error(key, shape, what):
+    """A state of other users or another length stops with the expected and actual shapes."""
+    state = ClickHistory(0, 8, 3).state_dict()
+    state[key] = np.zeros(shape, np.int64)
+    h = ClickHistory(0, 8, 3)
+    with pytest.raises(ValueError, match=rf"Expects click {what} of shape \(8, 3\), actual shape"):
+        h.load_state_dict(state)

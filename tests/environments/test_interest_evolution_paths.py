@@ -1,0 +1,204 @@
+"""Interest-evolution arithmetic by hand: distances, squash, weights, keyed choices, updates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simlab.environments.interest_evolution import InterestEvolutionUsers
+from simlab.environments.interest_evolution_choice import _squash_into, distances, squash
+from simlab.environments.recsim_common import RecSimItems
+from simlab.rng import Stream
+from simlab.world_context import WorldContext
+
+
+def context(dim: int, user_range=None, seed: int = 1) -> WorldContext:
+    """A world context with ``dim`` topics."""
+    return WorldContext(seed, dim, dim, 1.0, 10, 3, 5, user_range=user_range)
+
+
+def users(n: int, dim: int = 2, user_range=None, **params) -> InterestEvolutionUsers:
+    """An interest-evolution population."""
+    p = InterestEvolutionUsers.Params(num_users=n, **params)
+    return InterestEvolutionUsers(p, context(dim, user_range))
+
+
+def docs(features, quality, length: float = 2.0) -> RecSimItems:
+    """Documents ``0..N-1`` of the given features and qualities."""
+    f = np.asarray(features, np.float32)
+    n = f.shape[0]
+    ids = np.arange(n, dtype=np.int64)
+    return RecSimItems(
+        item_ids=ids,
+        creator=ids,
+        source=np.zeros(n, np.int8),
+        topic=np.zeros(n, np.int64),
+        latent=f,
+        features=f,
+        quality=np.asarray(quality, np.float32),
+        published=np.full(n, -1, np.int64),
+        length=np.full(n, length, np.float32),
+    )
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 16, 17, 40])
+def test_distances_are_euclidean_on_both_layouts(d):
+    """Per-user documents (float64) and shared documents (float32) give ``||x - f||``."""
+    rng = np.random.default_rng(d)
+    x = rng.normal(size=(7, d))
+    own = rng.normal(size=(7, 4, d))
+    shared = rng.normal(size=(5, d)).astype(np.float32)
+    got = distances(x, own)
+    assert got.shape == (7, 4) and got.dtype == np.float64
+    np.testing.assert_allclose(got, np.linalg.norm(x[:, None] - own, axis=-1), rtol=1e-9)
+    got = distances(x, shared)
+    assert got.shape == (7, 5) and got.dtype == np.float32
+    np.testing.assert_allclose(got, np.linalg.norm(x[:, None] - shared, axis=-1), rtol=2e-5)
+    assert (distances(x, x[:, None]) < 1e-3).all()  # a point is at distance 0 of itself
+
+
+@pytest.mark.parametrize("m", [0.5, 3.0, 10.0])
+def test_squash_into_equals_the_formula_in_place(m):
+    """``4 M (sigmoid(y / M) - 1/2)`` written into the given array, ``y`` itself included."""
+    y = np.linspace(-30, 30, 61)
+    want = 4 * m * (1 / (1 + np.exp(-y / m)) - 0.5)
+    np.testing.assert_allclose(squash(y, m), want, rtol=1e-12, atol=1e-12)
+    out = np.empty_like(y)
+    assert _squash_into(y, m, out) is out
+    np.testing.assert_array_equal(out, squash(y, m))
+    same = y.copy()
+    _squash_into(same, m, same)
+    np.testing.assert_array_equal(same, squash(y, m))
+
+
+def choice_reference(pop, t, user_ids, x, slates, items):
+    """Inverse-CDF choice by hand: the first slot whose cumulative probability passes u."""
+    p = pop.params
+    u = Stream(1, "users/choice").uniform(user_ids, t)
+    out = []
+    for b in range(len(user_ids)):
+        f = items.latent[slates[b]].astype(np.float64)
+        logits = [
+            p.affinity_offset + p.position_bias * j - np.linalg.norm(x[b] - f[j])
+            for j in range(len(f))
+        ] + [p.no_click_mass]
+        w = np.exp(np.array(logits) - max(logits))
+        cum = np.cumsum(w / w.sum())
+        out.append(next((j for j, c in enumerate(cum) if u[b] < c), len(f)))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("d", [2, 20])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"position_bias": -0.4, "no_click_mass": 1.0},
+        {"affinity_offset": -2.0, "position_bias": 0.3},
+        {"affinity_offset": -800.0, "no_click_mass": -900.0},  # far below zero
+        {"no_click_mass": -1500.0},  # the no-choice weight underflows: the general path
+    ],
+)
+def test_choices_are_the_keyed_inverse_cdf_draws(d, params):
+    """Each user's choice is the slot its keyed uniform falls in (K for no choice)."""
+    rng = np.random.default_rng(d)
+    scale = np.sqrt(2 / d)  # distances of about 2 in any dimension
+    pop = users(300, d, initial_interest_scale=scale, **params)
+    items = docs(scale * rng.normal(size=(30, d)), np.zeros(30))
+    slates = rng.permuted(np.tile(np.arange(30), (300, 1)), axis=1)[:, :3]
+    ids = np.arange(300)
+    x = pop._interest.copy()
+    want = choice_reference(pop, 2, ids, x, slates, items)
+    got = pop._choose(2, ids, x, slates, items)
+    mismatch = np.flatnonzero(got != want)
+    assert mismatch.size <= 1, mismatch  # a uniform within rounding of a boundary at most
+    assert np.unique(want).size >= 3  # the draws exercise several slots
+    probs = pop.choice_probs(ids, slates, items)
+    assert np.isfinite(probs).all()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-12)
+
+
+def test_no_user_no_choice():
+    """An empty batch chooses nothing."""
+    pop = users(5)
+    items = docs(np.eye(2), [0.0, 0.0])
+    got = pop._choose(0, np.zeros(0, np.int64), np.zeros((0, 2)), np.zeros((0, 2), np.int64), items)
+    assert got.shape == (0,)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("far", [1000.0, 3000.0])
+def test_underflowing_weights_give_the_softmax(dim, far):
+    """Every weight underflowing (documents very far): the probabilities are the softmax."""
+    pop = users(2, dim, no_click_mass=-far - 1.5, position_bias=-0.5)
+    f = np.zeros((3, dim))
+    f[:, 0] = far + np.arange(3)
+    items = docs(f, np.zeros(3))
+    pop.load_state_dict({"interest": np.zeros((2, dim))})
+    slates = np.array([[0, 1, 2], [2, 1, 0]])
+    probs = pop.choice_probs(np.arange(2), slates, items)
+    for row, slate in zip(probs, slates.tolist(), strict=True):
+        logits = [2.0 - 0.5 * j - f[s, 0] for j, s in enumerate(slate)] + [-far - 1.5]
+        want = np.exp(np.array(logits) - max(logits))
+        np.testing.assert_allclose(row, want / want.sum(), rtol=1e-9)
+    x = pop._interest.copy()
+    want = choice_reference(pop, 4, np.arange(2), x, slates, items)
+    np.testing.assert_array_equal(pop._choose(4, np.arange(2), x, slates, items), want)
+
+
+@pytest.mark.parametrize("served", [[4, 7, 8], [3, 5, 9], [3, 4, 5, 6, 7, 8]])
+def test_served_subset_updates_only_its_users(served):
+    """Serving some users moves their interests by the rule; the others keep theirs."""
+    pop = users(10, 2, user_range=(3, 10), no_click_mass=-80.0, interest_step_size=0.5)
+    items = docs([[1.0, 2.0], [-1.0, 0.5]], [0.6, -0.3])
+    x0 = pop.interests()[0].copy()
+    served = np.array(served)
+    slates = np.array([[0, 1], [1, 0], [1, 1]] * 2)[: served.size]
+    fb = pop.respond(0, served, slates, items)
+    assert (fb.clicked_pos >= 0).all()
+    after = pop.interests()[0]
+    for b, uid in enumerate(served):
+        doc = slates[b, fb.clicked_pos[b]]
+        q = np.float64(items.quality[doc])
+        y = x0[uid - 3] + 0.5 * q * (items.latent[doc] - x0[uid - 3])
+        np.testing.assert_allclose(after[uid - 3], squash(y, 10.0), rtol=1e-12)
+    rest = np.setdiff1d(np.arange(7), served - 3)
+    np.testing.assert_array_equal(after[rest], x0[rest])
+
+
+@pytest.mark.parametrize("whole", [True, False])
+def test_update_noise_is_keyed_by_user_and_step(whole):
+    """A consumer's interest gets ``noise * z``, z keyed by (user, step), before the squash."""
+    pop = users(6, 2, no_click_mass=-80.0, interest_step_size=0.0, interest_update_noise=0.4)
+    items = docs([[1.0, 0.0], [0.0, 1.0]], [0.5, 0.5])
+    x0 = pop.interests()[0].copy()
+    served = np.arange(6) if whole else np.array([1, 2, 5])
+    pop.respond(3, served, np.tile([0, 1], (served.size, 1)), items)
+    z = Stream(1, "users/interest_noise").normal(served, 3, size=2)
+    np.testing.assert_allclose(pop.interests()[0][served], squash(x0[served] + 0.4 * z, 10.0))
+
+
+def test_no_step_size_leaves_only_the_squash():
+    """interest_step_size 0: consuming does not move the interest before the squash."""
+    pop = users(4, 2, no_click_mass=-80.0, interest_step_size=0.0)
+    items = docs([[3.0, 3.0]], [0.9])
+    x0 = pop.interests()[0].copy()
+    fb = pop.respond(0, np.arange(4), np.zeros((4, 1), np.int64), items)
+    assert fb.clicked.all()
+    np.testing.assert_allclose(pop.interests()[0], squash(x0, 10.0), rtol=1e-12)
+
+
+def test_expected_utility_is_float32_offset_minus_distance():
+    """The oracle's utility: ``affinity_offset - ||x - f||`` in float32, for any user subset."""
+    pop = users(8, 3, user_range=(2, 8), affinity_offset=1.5)
+    rng = np.random.default_rng(0)
+    items = docs(rng.normal(size=(6, 3)), np.zeros(6))
+    ids = np.array([2, 5, 7])
+    cands = np.array([[0, 1], [4, 2], [5, 5]])
+    got = pop.expected_utility(0, ids, cands, items)
+    x = pop.interests()[0][ids - 2]
+    want = 1.5 - np.linalg.norm(x[:, None] - items.latent[cands], axis=-1)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    one = pop.expected_utility(0, ids[:1], np.broadcast_to(cands[:1], (1, 2)), items)
+    np.testing.assert_allclose(one, want[:1], rtol=1e-5)
