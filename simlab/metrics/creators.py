@@ -51,8 +51,8 @@ class CreatorMetric(Metric):
             active, source = np.asarray(table.active, bool), np.asarray(table.source)
             survival = safe_ratio(active.sum(), n)
         else:
-            n = int(creator.max()) + 1 if creator.size else 0
-            active = np.bincount(creator, minlength=n) > 0
+            active = np.bincount(creator).astype(bool)  # creators 0..max id of the items
+            n = active.size
             source = np.zeros(n, np.int64)
             source[creator] = items.source
             survival = float("nan")
