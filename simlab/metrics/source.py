@@ -143,7 +143,8 @@ class SourceMetric(Metric):
         k = max((p["slots"] for p in parts), default=0)
         s1 = sum(p["aigc_sum"] for p in parts)
         s2 = sum(p["aigc_sq"] for p in parts)
-        # Var(a_u) with a_u = count_u / K, from exact integer sums: (n s2 - s1^2) / (n K)^2
+        # Var(a_u) with a_u = count_u / K, from exact integer sums: (n s2 - s1^2) / (n K)^2,
+        # never negative (n s2 >= s1^2 exactly, by Cauchy-Schwarz on integers)
         var = safe_ratio(n * s2 - s1 * s1, (n * k) ** 2)
         mean = safe_ratio(s1, n * k)
         spread = mean * (1 - mean)
@@ -165,7 +166,7 @@ class SourceMetric(Metric):
                 sum(p["aigc_first"] for p in parts), sum(p["pairs"] for p in parts)
             ),
             "source/relative_delta": (e_h - e_a) / (both / 2) if both > 0 else float("nan"),
-            "source/user_polarization": max(var, 0.0) / spread if spread > 0 else float("nan"),
+            "source/user_polarization": var / spread if spread > 0 else float("nan"),
         }
 
 
