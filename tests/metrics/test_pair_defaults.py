@@ -42,3 +42,33 @@ def test_a_setting_caps_pairs_and_anchors(n, cap):
     ctx = SimpleNamespace(seed=1, num_users=n, pairwise_pairs=cap)
     assert HomogenizationMetric(ctx).pair_a.shape == (min(cap, n * (n - 1) // 2),)
     assert NNHomogenizationMetric(ctx).anchors.shape == (min(cap, n),)
+
+
+def test_the_pair_sample_is_pinned():
+    """Seed 0's 8 pairs among 50 users are pinned (a change of their stream is deliberate)."""
+    from test_homogenization_nn import _ctx
+
+    m = HomogenizationMetric(_ctx(50, pairs=8))
+    assert m.pair_a.tolist() == [28, 38, 21, 44, 36, 33, 11, 30]
+    assert m.pair_b.tolist() == [16, 39, 0, 12, 19, 15, 48, 15]
+
+
+def test_pairwise_jaccard_counts_every_consumption_including_user_0s_item_0():
+    """The incremental sets give the reference Jaccard, from the first step on.
+
+    User 0 consuming item 0 (key 0) is a consumption like any other.
+    """
+    from test_homogenization_nn import _ctx, _snap
+
+    from simlab.metrics.echo import jaccard_pairs
+
+    m = HomogenizationMetric(_ctx(4, pairs=6))
+    steps = [[0, 0, 5, None], [3, 0, 0, 0], [None, 7, 3, 0]]
+    sets = [set() for _ in range(4)]
+    for t, clicks in enumerate(steps):
+        for u, c in enumerate(clicks):
+            if c is not None:
+                sets[u].add(c)
+        got = m.measure(_snap(t, clicks, 4))["echo/homogenization"]
+        want = jaccard_pairs([sets[a] for a in m.pair_a], [sets[b] for b in m.pair_b]).mean()
+        assert got == pytest.approx(want, rel=1e-12), t
