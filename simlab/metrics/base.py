@@ -108,7 +108,7 @@ class StepSnapshot:
         self._source = interest_source
 
     def _fetch(self) -> None:
-        if self._interests is None and self._source is not None:
+        if self._source is not None:  # given only without interests; read once
             self._interests, self._initial = self._source()
             self._source = None
 
@@ -194,10 +194,11 @@ class Metric:
         A cadenced group is measured at the steps that are multiples of
         ``measures.every`` (``ctx.measure_every``) and at the run's last step.
         """
-        every = int(getattr(self.ctx, "measure_every", 1) or 1)
+        every = int(getattr(self.ctx, "measure_every", None) or 1)
         if not (self.cadenced and step % every):
             return True
-        return step == int(getattr(self.ctx, "steps", 0)) - 1
+        steps = getattr(self.ctx, "steps", None)  # a context without a length: no last step
+        return steps is not None and step == int(steps) - 1
 
     @classmethod
     def value_range(cls, column: str) -> tuple[float | None, float | None] | None:

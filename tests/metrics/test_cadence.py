@@ -89,8 +89,8 @@ def test_a_bad_cadence_is_refused_naming_the_field(value):
         make_small(("measures.every", value))
 
 
-@pytest.mark.parametrize("steps", [1, 5, 12])
-@pytest.mark.parametrize("every", [None, 0, 1, 2, 3, 7])
+@pytest.mark.parametrize("steps", [1, 5, 12, 1001])
+@pytest.mark.parametrize("every", [None, 0, 1, 2, 3, 7, 400])
 def test_due_is_multiples_of_every_and_the_last_step_only(every, steps):
     """``due(t)`` by hand for t up to past the run.
 
