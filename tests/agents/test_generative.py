@@ -41,15 +41,6 @@ TOY = {
 """Small enough that a retrain in the tiny world takes a few milliseconds."""
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Run torch on one thread: on a busy 2-core machine two spinning threads are far slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # ----------------------------------------------------------------------------- helpers
 
 

@@ -40,15 +40,6 @@ TINY = {
 NUM_ITEMS = 14
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Run torch on one thread: on a busy 2-core machine two spinning threads are far slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_agent(seed: int = 0, **params) -> SemanticIDAgent:
     """A CPU agent with the tiny settings, overridden by ``params``."""
     p = SemanticIDAgent.Params(**{"device": "cpu", **TINY, **params})

@@ -31,15 +31,6 @@ SEEDS = range(3)
 SIZES = [4, 3, 5, 2]  # three code levels and the disambiguation token
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Run torch on one thread: on a busy 2-core machine two spinning threads are far slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # ----------------------------------------------------------------------------- examples
 def random_log(seed: int, rows: int = 40) -> Log:
     """Rows in no particular order: users 0-4, steps 0-5, some rows without a click."""

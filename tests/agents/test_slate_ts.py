@@ -6,7 +6,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 from conftest import make_small, record_acts
 
 from simlab.agents.slate_ts import SlateThompsonAgent
@@ -18,15 +17,6 @@ POLICIES = ["greedy", "thompson", "in-slate"]
 SEEDS = (0, 1, 2, 3)
 STEPS = 40
 FIRST_MODEL_STEP = 3  # retrain_every=3, deploy_lag=1: the first model serves from step 3
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Train with one torch thread: on busy shared cores two threads spin and run ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
