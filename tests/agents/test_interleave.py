@@ -15,22 +15,12 @@ import math
 
 import numpy as np
 import pytest
+from test_chaney_agents import CTX
 
 from simlab.agents.interleave import InterleaveNewReranker, uniform_subsets
 from simlab.batch import Catalog, Observation
 from simlab.rng import Stream
 from simlab.world import WorldContext
-
-CTX = WorldContext(
-    seed=1,
-    dim=4,
-    num_topics=4,
-    topic_spread=1.0,
-    steps=10,
-    slate_size=0,
-    history_length=3,
-    num_users=6,
-)
 
 
 def _catalog(step: int, n: int, published: np.ndarray) -> Catalog:

@@ -9,11 +9,11 @@ changed constant, comparison, key or tie rule fails a test rather than only movi
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
+from test_rerank_references import build, observation, shown
 
 from simlab.agents.base import ItemCounts
 from simlab.agents.rerank import head_items
@@ -25,49 +25,10 @@ from simlab.agents.rerank_groups import (
     fair_quotas,
     kmeans_labels,
 )
-from simlab.batch import PAD, Catalog, Feedback, Observation
+from simlab.batch import PAD
 from simlab.rng import Stream
 
 SEEDS = range(4)
-
-
-def observation(feats, ranked, history=None, source=None, step=0) -> Observation:
-    """Users ``0, 5, 10, ...`` whose candidates are ``ranked`` over items ``0..N-1``."""
-    n = feats.shape[0]
-    b, length = ranked.shape
-    return Observation(
-        step=step,
-        user_ids=np.arange(b, dtype=np.int64) * 5,
-        user_features=np.zeros((b, 1), np.float32),
-        history=np.full((b, 2), PAD, np.int64) if history is None else np.asarray(history),
-        candidates=ranked,
-        catalog=Catalog(
-            item_ids=np.arange(n, dtype=np.int64),
-            features=np.asarray(feats, np.float32),
-            creator=np.zeros(n, np.int64),
-            age=np.zeros(n, np.int64),
-            source=None if source is None else np.asarray(source, np.int8),
-        ),
-        slate_size=length,
-    )
-
-
-def build(cls, k: int, seed: int = 0, **params):
-    """A re-ranker with a minimal context."""
-    return cls(cls.Params(**params), SimpleNamespace(seed=seed, slate_size=k, dim=3))
-
-
-def shown(slates) -> Feedback:
-    """Feedback of ``(B, K)`` slates (no clicks)."""
-    slates = np.asarray(slates, np.int64)
-    b = slates.shape[0]
-    return Feedback(
-        step=0,
-        user_ids=np.arange(b, dtype=np.int64),
-        slates=slates,
-        clicked_pos=np.full(b, -1, np.int64),
-        engagement=np.zeros(b, np.float32),
-    )
 
 
 def random_case(seed: int, n: int = 30, b: int = 7, length: int = 12):

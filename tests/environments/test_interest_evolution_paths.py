@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_interest_evolution import table as docs
 
 from simlab.environments.interest_evolution import InterestEvolutionUsers
 from simlab.environments.interest_evolution_choice import _squash_into, distances, squash
-from simlab.environments.recsim_common import RecSimItems
 from simlab.rng import Stream
 from simlab.world_context import WorldContext
 
@@ -21,24 +21,6 @@ def users(n: int, dim: int = 2, user_range=None, **params) -> InterestEvolutionU
     """An interest-evolution population."""
     p = InterestEvolutionUsers.Params(num_users=n, **params)
     return InterestEvolutionUsers(p, context(dim, user_range))
-
-
-def docs(features, quality, length: float = 2.0) -> RecSimItems:
-    """Documents ``0..N-1`` of the given features and qualities."""
-    f = np.asarray(features, np.float32)
-    n = f.shape[0]
-    ids = np.arange(n, dtype=np.int64)
-    return RecSimItems(
-        item_ids=ids,
-        creator=ids,
-        source=np.zeros(n, np.int8),
-        topic=np.zeros(n, np.int64),
-        latent=f,
-        features=f,
-        quality=np.asarray(quality, np.float32),
-        published=np.full(n, -1, np.int64),
-        length=np.full(n, length, np.float32),
-    )
 
 
 @pytest.mark.parametrize("d", [1, 2, 3, 16, 17, 40])
