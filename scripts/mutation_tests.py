@@ -1,0 +1,175 @@
+"""The test files that pin each module under mutation (read by ``scripts/mutation.py``).
+
+A module listed here is run against these files (the first ones are its fast, focused
+tests); a folder key covers every module under it; any other module runs against
+``tests/<dir>/test_<name>.py`` when that file exists.
+"""
+
+EXTRA_TESTS = {
+    "simlab/rng.py": ["tests/test_rng.py", "tests/test_rng_golden.py"],
+    "simlab/rng_gamma.py": [
+        "tests/test_rng.py",
+        "tests/test_rng_golden.py",
+        "tests/test_gamma_bounds.py",
+    ],
+    "simlab/metrics": ["tests/metrics"],
+    "environments/users.py": [
+        "tests/environments/test_user_dynamics.py",
+        "tests/environments/test_environments.py",
+        "tests/environments/test_churn_timing.py",
+    ],
+    "environments/content.py": [
+        "tests/environments/test_content_ecosystem.py",
+        "tests/environments/test_environments.py",
+        "tests/environments/test_source_mechanisms.py",
+        "tests/environments/test_content_commission.py",
+    ],
+    "environments/adoption.py": [
+        "tests/environments/test_adoption_params.py",
+        "tests/environments/test_adoption.py",
+    ],
+    "environments/items.py": [
+        "tests/environments/test_environments.py",
+        "tests/environments/test_source_mechanisms.py",
+        "tests/environments/test_content_commission.py",
+        "tests/environments/test_item_table.py",
+    ],
+    "environments/content_params.py": [
+        "tests/environments/test_content_params.py",
+        "tests/environments/test_environments.py",
+        "tests/environments/test_source_mechanisms.py",
+        "tests/environments/test_content_commission.py",
+    ],
+    "environments/content_publish.py": [
+        "tests/environments/test_content_publish.py",
+        "tests/environments/test_environments.py",
+        "tests/environments/test_source_mechanisms.py",
+        "tests/environments/test_content_commission.py",
+    ],
+    "environments/creator_pool.py": [
+        "tests/environments/test_creator_pool.py",
+        "tests/environments/test_environments.py",
+        "tests/environments/test_content_commission.py",
+    ],
+    "environments/common.py": [
+        "tests/environments/test_environments.py",
+        "tests/environments/test_common.py",
+    ],
+    "environments/platform.py": [
+        "tests/environments/test_platform.py",
+        "tests/environments/test_platform_serving.py",
+        "tests/environments/test_platform_log.py",
+    ],
+    "environments/interest_evolution.py": [
+        "tests/environments/test_interest_evolution_paths.py",
+        "tests/environments/test_interest_evolution.py",
+    ],
+    "environments/interest_evolution_choice.py": [
+        "tests/environments/test_interest_evolution_paths.py",
+        "tests/environments/test_interest_evolution.py",
+    ],
+    "environments/recsim_common.py": [
+        "tests/environments/test_recsim_common.py",
+        "tests/environments/test_interest_evolution.py",
+    ],
+    "environments/gym": ["tests/environments/gym/test_gym_envs.py"],
+    "agents/bandits.py": [
+        "tests/agents/test_bandits.py",
+        "tests/agents/test_bandit_posteriors.py",
+        "tests/agents/test_bandit_params.py",
+        "tests/agents/test_bandit_order.py",
+        "tests/agents/test_bandit_models.py",
+    ],
+    "agents/bandit_math.py": [
+        "tests/agents/test_bandits.py",
+        "tests/agents/test_bandit_posteriors.py",
+        "tests/agents/test_bandit_math.py",
+    ],
+    "agents/bandit_models.py": [
+        "tests/agents/test_bandits.py",
+        "tests/agents/test_bandit_posteriors.py",
+        "tests/agents/test_bandit_models.py",
+        "tests/agents/test_bandit_order.py",
+    ],
+    "agents/baselines.py": [
+        "tests/agents/test_agents.py",
+        "tests/agents/test_baseline_rankings.py",
+    ],
+    "agents/base.py": ["tests/agents/test_agents.py", "tests/agents/test_base.py"],
+    "agents/rerank.py": ["tests/agents/test_rerank_references.py", "tests/agents/test_rerank.py"],
+    "agents/rerank_groups.py": [
+        "tests/agents/test_rerank_groups_references.py",
+        "tests/agents/test_rerank.py",
+    ],
+    "agents/neural.py": ["tests/agents/test_neural_agents.py", "tests/agents/test_neural.py"],
+    "agents/neural_train.py": [
+        "tests/agents/test_neural_train.py",
+        "tests/agents/test_neural.py",
+        "tests/agents/test_lazy_adam.py",
+    ],
+    "agents/gru4rec_model.py": [
+        "tests/agents/test_gru4rec_model.py",
+        "tests/agents/test_neural_agents.py",
+        "tests/agents/test_neural.py",
+    ],
+    "agents/two_tower.py": [
+        "tests/agents/test_two_tower_serving.py",
+        "tests/agents/test_two_tower_train.py",
+        "tests/agents/test_two_tower.py",
+        "tests/agents/test_source_debias.py",
+    ],
+    "agents/two_tower_train.py": [
+        "tests/agents/test_two_tower_train.py",
+        "tests/agents/test_two_tower.py",
+        "tests/agents/test_source_debias.py",
+    ],
+    # test_slate_ts.py's world runs (a minute) and check_agent (10 s) left out: too slow per mutant
+    "agents/slate_ts.py": [
+        *(
+            f"tests/agents/test_slate_ts.py::{name}"
+            for name in (
+                "test_in_slate_uses_every_candidate_when_k_equals_c",
+                "test_a_users_slate_does_not_depend_on_who_else_is_served",
+                "test_posterior_means_rank_items_of_the_users_group_first",
+                "test_laplace_posterior_shrinks_with_data",
+                "test_draws_match_posterior_moments",
+            )
+        ),
+        "tests/agents/test_bandit_posteriors.py",
+        "tests/agents/test_slate_ts_agent.py",
+        "tests/agents/test_slate_ts_tables.py",
+    ],
+    "agents/slate_ts_model.py": [
+        "tests/agents/test_slate_ts_fit.py",
+        "tests/agents/test_slate_ts.py",
+        "tests/agents/test_bandit_posteriors.py",
+    ],
+    # tests/agents/test_generative.py takes ~45 s (world runs, hit rates): the focused files
+    # below take seconds and hold the references of each module
+    "agents/generative.py": ["tests/agents/test_generative_agent.py"],
+    "agents/generative_quantiser.py": ["tests/agents/test_generative_quantiser.py"],
+    "agents/generative_model.py": ["tests/agents/test_generative_model.py"],
+    "agents/generative_decoding.py": ["tests/agents/test_generative_decoding.py"],
+    "agents/generative_params.py": ["tests/agents/test_generative_params.py"],
+    "agents/content_filtering.py": ["tests/agents/test_chaney_agents.py"],
+    "agents/cumulative.py": [
+        "tests/agents/test_chaney_agents.py",
+        "tests/agents/test_cumulative.py",
+    ],
+    "agents/implicit_mf.py": [
+        "tests/agents/test_chaney_agents.py",
+        "tests/agents/test_implicit_mf.py",
+    ],
+    "agents/interleave.py": ["tests/agents/test_interleave.py"],
+    "agents/nnls.py": ["tests/agents/test_chaney_agents.py"],
+    "agents/social_filtering.py": [
+        "tests/agents/test_chaney_agents.py",
+        "tests/agents/test_social_filtering.py",
+    ],
+    "agents/isotropy.py": ["tests/agents/test_source_controls.py", "tests/agents/test_isotropy.py"],
+    "environments/social_graph.py": ["tests/environments/test_chaney.py"],
+    "environments/chaney.py": [
+        "tests/environments/test_chaney.py",
+        "tests/environments/test_chaney_draws.py",
+    ],
+}
