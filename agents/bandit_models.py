@@ -114,7 +114,7 @@ class _LinearBandit(Agent):
             )
         self._users.keep(obs.user_ids, features=obs.user_features)
         self._items.keep(obs.catalog.item_ids, features=obs.catalog.features)
-        cands = obs.candidates[0] if obs.shared_candidates else obs.candidates
+        cands = obs.candidate_pool
         v = obs.catalog.features[obs.catalog.rows(cands)].astype(np.float64)
         return obs.user_features.astype(np.float64), v
 
@@ -141,7 +141,7 @@ class _LinearBandit(Agent):
 
     def _finish(self, obs: Observation, scores: np.ndarray) -> Slates:
         """Slates from ``(B, C)`` scores plus a tiny per-(item, step) tie-break."""
-        cands = obs.candidates[0] if obs.shared_candidates else obs.candidates
+        cands = obs.candidate_pool
         scores += 1e-9 * self._tiebreak.uniform(cands, obs.step)  # scores: ours to change
         return Slates(obs.user_ids, top_k(scores, obs.candidates, obs.slate_size, shared=False))
 

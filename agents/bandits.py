@@ -99,7 +99,7 @@ class EpsilonGreedyAgent(_CountingAgent):
 
     def act(self, obs: Observation) -> Slates:
         """Greedy slates, replaced by random ones for exploring users."""
-        cands = obs.candidates[0] if obs.shared_candidates else obs.candidates
+        cands = obs.candidate_pool
         s = self.estimates(cands) + 1e-9 * self._tiebreak.uniform(cands, obs.step)
         slates = top_k(s, obs.candidates, obs.slate_size, obs.shared_candidates)
         self._greedy = slates
@@ -147,7 +147,7 @@ class UCB1Agent(_CountingAgent):
 
     def act(self, obs: Observation) -> Slates:
         """Top candidates by UCB1 index, never-shown items first."""
-        cands = obs.candidates[0] if obs.shared_candidates else obs.candidates
+        cands = obs.candidate_pool
         idx = self.indices(cands)
         u = self._tiebreak.uniform(cands, obs.step)
         s = np.where(np.isinf(idx), _UNSEEN + u, idx + 1e-9 * u)
@@ -394,6 +394,6 @@ class DiagLinUCBAgent(_EdgeSums, Agent):
 
     def act(self, obs: Observation) -> Slates:
         """Top candidates by score, ties broken per (item, step)."""
-        cands = obs.candidates[0] if obs.shared_candidates else obs.candidates
+        cands = obs.candidate_pool
         s = self.scores(obs) + 1e-9 * self._tiebreak.uniform(cands, obs.step)
         return Slates(obs.user_ids, top_k(s, obs.candidates, obs.slate_size, shared=False))
