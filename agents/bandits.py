@@ -378,7 +378,7 @@ class DiagLinUCBAgent(_EdgeSums, Agent):
         self._users.keep(obs.user_ids, clusters=idx, weights=w)
         reg = self.params.reg
         if obs.shared_candidates:  # gather the item rows once: (clusters, C)
-            rows = obs.candidates[0]
+            rows = obs.candidate_pool
             self._grow(int(rows.max()))
             inv = (1.0 / (reg + self._d[rows])).T
             ratio = self._b[rows].T * inv

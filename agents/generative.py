@@ -279,7 +279,7 @@ class SemanticIDAgent(RandomUntilTrainedMixin, Agent):
         live = self._live_codes(cat)
         hist = self._history_codes(obs, live)
         if obs.shared_candidates:
-            shared = torch.as_tensor(live[cat.rows(obs.candidates[0])], device=self._device)
+            shared = torch.as_tensor(live[cat.rows(obs.candidate_pool)], device=self._device)
         cols = np.empty((obs.num_users, k), np.int64)
         with torch.no_grad():
             for s in range(0, obs.num_users, _CHUNK):  # batches of users, bounded memory

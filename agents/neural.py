@@ -98,7 +98,7 @@ class _HybridItemAgent(RandomUntilTrainedMixin, Agent):
         """Top candidates by ``<users[b], v_i> + b_i`` for ``(B, f)`` user vectors."""
         cat = obs.catalog
         if obs.shared_candidates:
-            ids = obs.candidates[0]
+            ids = obs.candidate_pool
             inverse = None
         else:
             ids, inverse = np.unique(obs.candidates, return_inverse=True)

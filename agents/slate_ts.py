@@ -248,7 +248,7 @@ class SlateThompsonAgent(Agent):
         self._grow_users(int(obs.user_ids.max(initial=0)), self._profiles.shape[1])
         cat = obs.catalog
         if obs.shared_candidates:
-            ids, idx = obs.candidates[0], None
+            ids, idx = obs.candidate_pool, None
         else:
             ids, inverse = np.unique(obs.candidates, return_inverse=True)
             idx = inverse.reshape(obs.candidates.shape)

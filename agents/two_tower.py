@@ -271,7 +271,7 @@ class TwoTowerAgent(_TwoTowerTraining, RandomUntilTrainedMixin, Agent):
         m = self._model
         users = torch.from_numpy(self.user_inputs(obs) @ m["A"])
         if obs.shared_candidates:
-            feats = cat.features[cat.rows(obs.candidates[0])]
+            feats = cat.features[cat.rows(obs.candidate_pool)]
             scores = users @ torch.from_numpy((feats @ m["B"]).T.copy())
             scores += torch.from_numpy(feats @ m["w"])
         else:
