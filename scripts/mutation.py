@@ -6,9 +6,12 @@ a comparison, a removed statement...) and the tests of that module run against e
 (mutants inside type annotations, which are never evaluated, and on lines marked
 ``# pragma: no mutate``, such as a fast path that gives the same values as the general
 one, are left out as equivalent);
-a mutant that no test fails "survived", which points at behaviour no test pins. The script
-prints, per module, the mutants, how many the tests killed and the score
-``killed / mutants`` (a mutant that times out or breaks the import counts as killed).
+a mutant that no test fails "survived", which points at behaviour no test pins. A survivor
+listed in ``scripts/mutation_equivalent.py`` (the exact line before and after, with the reason
+no test can tell them apart) is counted as equivalent instead. The script prints, per module,
+the mutants, how many the tests killed, the listed equivalents and the score
+``killed / (mutants run - equivalent)`` (a mutant that times out or breaks the import counts
+as killed); a listed mutant that the tests kill is reported, since the list is then wrong.
 
 The work happens in a copy of the working tree under a temporary folder (cosmic-ray edits
 files in place), with ``PYTHONPATH`` pointing at the copy, so an interrupted run never
@@ -21,8 +24,9 @@ one worker, one module at a time, and never two runs at once on a shared machine
     nice -n 19 python scripts/mutation.py            # every module (hours)
 
 ``--sample N`` runs a seeded random sample of N mutants of each module (an estimate of the
-score with its binomial standard error); ``--survivors`` prints the diff of every mutant
-that survived. Needs ``pip install cosmic-ray`` (in the ``dev`` extra).
+score with its binomial standard error; the same seed and source give the same sample);
+``--survivors`` prints the diff of every mutant that survived and is not listed. Needs
+``pip install cosmic-ray`` (in the ``dev`` extra).
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from mutation_tests import EXTRA_TESTS  # scripts/ is on sys.path when run as a script
+from mutation_equivalent import EQUIVALENT  # scripts/ is on sys.path when run as a script
+from mutation_tests import EXTRA_TESTS
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ("simlab/metrics", "simlab/rng.py", "simlab/rng_gamma.py", "environments", "agents")
@@ -134,9 +139,17 @@ def _drop_equivalent(db: Path, source: str) -> int:
 
 
 def _sample(db: Path, n: int, seed: int) -> int:
-    """Keep a seeded random sample of ``n`` work items in the session; return the total."""
+    """Keep a seeded random sample of ``n`` work items in the session; return the total.
+
+    Job ids are random, so the mutants are ordered by what they change (operator,
+    occurrence, position) before sampling: the same seed and source give the same sample.
+    """
     with sqlite3.connect(db) as con:
-        ids = [r[0] for r in con.execute("SELECT job_id FROM work_items")]
+        rows = con.execute(
+            "SELECT job_id, operator_name, occurrence, start_pos_row, start_pos_col "
+            "FROM mutation_specs"
+        ).fetchall()
+        ids = [r[0] for r in sorted(rows, key=lambda r: r[1:])]
         if n and n < len(ids):
             keep = set(random.Random(seed).sample(ids, n))
             drop = [(i,) for i in ids if i not in keep]
@@ -151,12 +164,35 @@ def _outcomes(db: Path) -> dict[str, int]:
         return {str(k).lower(): int(v) for k, v in rows}
 
 
-def _survivors(workdir: Path, db: Path) -> str:
+def _changed_lines(diff: str) -> tuple[str, str]:
+    """The stripped line a mutant removes and the one it adds (``""`` when none)."""
+    lines = diff.splitlines()
+    old = [x[1:].strip() for x in lines if x.startswith("-") and not x.startswith("---")]
+    new = [x[1:].strip() for x in lines if x.startswith("+") and not x.startswith("+++")]
+    return (old[0] if old else ""), (new[0] if new else "")
+
+
+def classify(module: str, db: Path) -> dict[str, list[str]]:
+    """Job ids of the survivors, the listed equivalents and the listed mutants that were killed."""
+    listed = {(e.before, e.after) for e in EQUIVALENT.get(module, ())}
+    out: dict[str, list[str]] = {"survived": [], "equivalent": [], "wrongly_listed": []}
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT job_id, test_outcome, diff FROM work_results").fetchall()
+    for job, outcome, diff in rows:
+        change = _changed_lines(diff or "")
+        if str(outcome).lower() == "survived":
+            out["equivalent" if change in listed else "survived"].append(job)
+        elif change in listed:
+            out["wrongly_listed"].append(" -> ".join(change))
+    return out
+
+
+def _survivors(workdir: Path, db: Path, keep: list[str]) -> str:
     out = subprocess.run(
         ["cr-report", "--show-diff", str(db)], cwd=workdir, capture_output=True, text=True
     ).stdout
     blocks = out.split("[job-id]")
-    return "[job-id]".join(b for b in blocks if "test outcome: TestOutcome.SURVIVED" in b)
+    return "[job-id]".join(b for b in blocks if any(job in b for job in keep))
 
 
 def run_module(module: str, args: argparse.Namespace) -> dict[str, object]:
@@ -179,23 +215,27 @@ def run_module(module: str, args: argparse.Namespace) -> dict[str, object]:
         total = _sample(db, args.sample, args.seed)
         subprocess.run(["cosmic-ray", "exec", "cr.toml", str(db)], **run, capture_output=True)
         counts = _outcomes(db)
+        kinds = classify(module, db)
         killed = counts.get("killed", 0) + counts.get("incompetent", 0)
         ran = killed + counts.get("survived", 0)
-        score = 100.0 * killed / ran if ran else float("nan")
-        se = 100.0 * math.sqrt(score / 100 * (1 - score / 100) / ran) if ran else float("nan")
+        scored = killed + len(kinds["survived"])
+        score = 100.0 * killed / scored if scored else float("nan")
+        se = math.sqrt(score * (100 - score) / scored) if scored else float("nan")
         out = {
             "module": module,
             "mutants": total,
             "in_annotations": equivalent,
             "ran": ran,
             "killed": killed,
-            "survived": counts.get("survived", 0),
+            "equivalent": len(kinds["equivalent"]),
+            "survived": len(kinds["survived"]),
+            "wrongly_listed": kinds["wrongly_listed"],
             "score": round(score, 1),
             "se": round(se, 1) if args.sample else 0.0,
             "seconds": round(time.monotonic() - start),
         }
         if args.survivors:
-            out["survivor_diffs"] = _survivors(work, db)
+            out["survivor_diffs"] = _survivors(work, db, kinds["survived"])
         return out
 
 
@@ -221,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: cosmic-ray is not installed: pip install cosmic-ray", file=sys.stderr)
         return 2
     print(f"load average {os.getloadavg()[0]:.2f}; {len(chosen)} modules", flush=True)
-    print(f"{'module':42} {'mutants':>8} {'ran':>6} {'killed':>7} {'score %':>8}", flush=True)
+    head = f"{'module':42} {'mutants':>8} {'ran':>6} {'killed':>7} {'equiv.':>7} {'score %':>8}"
+    print(head, flush=True)
     results = []
     for m in chosen:
         r = run_module(m, args)
@@ -231,10 +272,12 @@ def main(argv: list[str] | None = None) -> int:
             continue
         se = f" ±{r['se']}" if args.sample else ""
         print(
-            f"{m:42} {r['mutants']:>8} {r['ran']:>6} {r['killed']:>7} {r['score']:>8}{se}"
-            f"  ({r['seconds']} s)",
+            f"{m:42} {r['mutants']:>8} {r['ran']:>6} {r['killed']:>7} {r['equivalent']:>7}"
+            f" {r['score']:>8}{se}  ({r['seconds']} s)",
             flush=True,
         )
+        for change in r["wrongly_listed"]:
+            print(f"  listed as equivalent but killed (remove it from the list): {change}")
         if args.survivors and r.get("survivor_diffs"):
             print(r["survivor_diffs"])
     if args.json:
