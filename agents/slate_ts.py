@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from simlab.batch import Log, Observation, Slates, lookup_sorted
+from simlab.batch import PAD, Log, Observation, Slates, lookup_sorted
 from simlab.rng import Stream, numpy_generator
 from simlab.scenario import ParamsModel
 
@@ -155,19 +155,27 @@ class SlateThompsonAgent(Agent):
             self._profiles = grown
 
     def _click_data(self, log: Log) -> tuple[ClickData, np.ndarray, np.ndarray]:
-        """The log in model indices, with the log's sorted user ids and item ids."""
+        """The log in model indices, with the log's sorted user ids and item ids.
+
+        ``PAD`` slots (slates narrower than the log's width) are not items: they are left
+        out of the item ids and masked out of the likelihood (``ClickData.shown``).
+        """
         user_ids, users = np.unique(log.user_ids, return_inverse=True)
-        item_ids, slates = np.unique(log.slates, return_inverse=True)
+        shown = log.slates != PAD
+        item_ids, rows = np.unique(log.slates[shown], return_inverse=True)
+        slates = np.zeros(log.slates.shape, np.int64)
+        slates[shown] = rows
         self._grow_users(int(user_ids[-1]), self._profiles.shape[1])
         feats = np.zeros((item_ids.shape[0], log.features.shape[1]), np.float32)
         pos, found = lookup_sorted(log.feature_ids, item_ids)
         feats[found] = log.features[pos[found]]
         data = ClickData(
             users=users.reshape(-1).astype(np.int64),
-            slates=slates.reshape(log.slates.shape).astype(np.int64),
+            slates=slates,
             target=(log.clicked_pos + 1).astype(np.int64),
             user_features=self._profiles[user_ids],
             item_features=feats,
+            shown=shown,
         )
         return data, user_ids, item_ids
 
@@ -202,7 +210,7 @@ class SlateThompsonAgent(Agent):
 
     def retrain(self, log: Log) -> None:
         """Fit the MAP click model on the log window, then its diagonal Laplace posterior."""
-        if log.num_rows == 0:
+        if log.num_rows == 0 or not (log.slates != PAD).any():
             return
         data, user_ids, item_ids = self._click_data(log)
         init = self._init_params(data, user_ids, item_ids)

@@ -69,10 +69,13 @@ class ClickData:
 
     Attributes:
         users: ``(M,)`` row of each impression's user in ``user_features``.
-        slates: ``(M, K)`` row of each shown item in ``item_features``.
+        slates: ``(M, K)`` row of each shown item in ``item_features`` (any row at padding).
         target: ``(M,)`` 0 for no click, ``j + 1`` for a click on slot ``j``.
         user_features: ``(U, d_u)`` observable profiles of the log's users.
         item_features: ``(n, d)`` observable features of the log's items.
+        shown: ``(M, K)`` true where a slot shows an item, false where it is padding (a
+            slate narrower than ``K``: its logit is ``-inf``, so it takes no probability);
+            ``None`` when every slot shows an item.
     """
 
     users: np.ndarray
@@ -80,16 +83,20 @@ class ClickData:
     target: np.ndarray
     user_features: np.ndarray
     item_features: np.ndarray
+    shown: np.ndarray | None = None
 
 
 def _tensors(torch: Any, data: ClickData) -> dict[str, Any]:
     """The arrays of ``data`` as torch tensors."""
-    return {
+    out = {
         "g": torch.from_numpy(np.asarray(data.user_features, np.float32)),
         "f": torch.from_numpy(np.asarray(data.item_features, np.float32)),
         "u": torch.from_numpy(data.users),
         "s": torch.from_numpy(data.slates),
     }
+    if data.shown is not None:
+        out["hidden"] = torch.from_numpy(~np.asarray(data.shown, bool))
+    return out
 
 
 def _logits(torch: Any, t: dict[str, Any], data: dict[str, Any], rows: Any) -> tuple:
@@ -103,6 +110,8 @@ def _logits(torch: Any, t: dict[str, Any], data: dict[str, Any], rows: Any) -> t
     slates = data["s"][rows]
     v = (data["f"] @ t["W"] + t["delta"])[slates]
     items = (z[:, None, :] * v).sum(-1) + t["c"][slates] + t["pos"][: slates.shape[1]]
+    if "hidden" in data:
+        items = items.masked_fill(data["hidden"][rows], float("-inf"))
     return torch.cat([t["b0"].expand(items.shape[0], 1), items], dim=1), z, v
 
 

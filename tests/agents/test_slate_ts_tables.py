@@ -13,6 +13,7 @@ Classes:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -21,6 +22,7 @@ from pydantic import ValidationError
 from test_slate_ts_agent import D_ITEM, D_USER, F, _agent, _catalog, _log, _obs, _trained
 
 from simlab.agents.slate_ts import SlateThompsonAgent, _normals
+from simlab.batch import PAD, Log
 from simlab.rng import Stream, numpy_generator
 
 # ----------------------------------------------------------------------------- keys
@@ -185,3 +187,60 @@ def test_a_model_fitted_before_any_profile_has_no_profile_map():
     assert agent._model["A"].shape == (0, F)
     means = [agent.score_moments(_obs(cat, np.arange(4), np.full((4, 1), x), 3))[0] for x in (0, 5)]
     np.testing.assert_array_equal(means[0], means[1])
+
+
+# ----------------------------------------------------------------------------- padding
+
+
+def _padded(log: Log, width: int, seed: int) -> Log:
+    """``log`` with its slates widened to ``width`` by ``PAD`` slots at random positions."""
+    g = np.random.default_rng(seed)
+    rows, k = log.slates.shape
+    slates = np.full((rows, width), PAD, np.int64)
+    clicked = log.clicked_pos.copy()
+    for r in range(rows):
+        slots = np.sort(g.choice(width, size=k, replace=False))
+        slates[r, slots] = log.slates[r]
+        clicked[r] = -1 if log.clicked_pos[r] < 0 else slots[log.clicked_pos[r]]
+    return dataclasses.replace(log, slates=slates, clicked_pos=clicked)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pad_slots_are_not_items_and_take_no_probability(seed):
+    """Slates padded with ``PAD`` fit the same item and user posteriors as the unpadded log.
+
+    Without position offsets a slot's place does not matter, so a narrower slate shown
+    inside a wider log (``platform.slate_size: 0`` with per-user candidates) must count only
+    its items and the no-click option; ``PAD`` is not an item with zero features.
+    """
+    cat = _catalog(seed=seed)
+    users = np.array([0, 2, 4], np.int64)
+    profiles = np.random.default_rng(seed).normal(size=(3, D_USER))
+    log = _log(cat, users, 40, seed, k=2)
+    fitted = []
+    for view in (log, _padded(log, 4, seed)):
+        agent = _agent(seed, learn_position_bias=False)
+        agent.act(_obs(cat, users, profiles, 2))
+        agent.retrain(view)
+        fitted.append(agent)
+    plain, padded = fitted
+    np.testing.assert_array_equal(padded._item_ids, plain._item_ids)
+    assert PAD not in padded._item_ids
+    np.testing.assert_allclose(padded._item_mean, plain._item_mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(padded._item_std, plain._item_std, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(padded._user_mean, plain._user_mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(padded._user_std, plain._user_std, rtol=1e-5, atol=1e-6)
+
+
+def test_a_log_of_padding_only_leaves_the_agent_untrained():
+    """No slot shows an item: nothing to fit, the agent stays at its prior."""
+    cat = _catalog()
+    agent = _agent()
+    agent.act(_obs(cat, [0, 1], np.ones((2, D_USER)), 2))
+    log = _log(cat, np.array([0, 1]), 5, 0, k=2)
+    agent.retrain(
+        dataclasses.replace(
+            log, slates=np.full_like(log.slates, PAD), clicked_pos=np.full_like(log.clicked_pos, -1)
+        )
+    )
+    assert agent._model is None and agent._num_retrains == 0
