@@ -180,7 +180,7 @@ def top_k(scores: np.ndarray, candidates: np.ndarray, k: int, shared: bool) -> n
         ``(B, k)`` item ids.
     """
     if shared:
-        s = scores if scores.ndim == 1 else scores[0]
+        s = _signed(scores if scores.ndim == 1 else scores[0])
         best = np.argsort(-s, kind="stable")[:k]
         return np.broadcast_to(candidates[0, best], (candidates.shape[0], k))
     return np.take_along_axis(candidates, top_indices(scores, k), axis=1)
@@ -188,6 +188,18 @@ def top_k(scores: np.ndarray, candidates: np.ndarray, k: int, shared: bool) -> n
 
 _TORCH_TOPK_MIN = 1 << 14
 """Score matrices with fewer entries rank in numpy (torch's call overhead dominates)."""
+
+
+def _signed(scores: np.ndarray) -> np.ndarray:
+    """Scores that can be negated: bools as ``int8``, unsigned integers as ``int64``.
+
+    (Negating a bool array raises and an unsigned one wraps around, reversing the order.)
+    """
+    if scores.dtype.kind == "b":
+        return scores.astype(np.int8)
+    if scores.dtype.kind == "u":
+        return scores.astype(np.int64 if scores.dtype.itemsize < 8 else np.float64)
+    return scores
 
 
 def top_indices(scores: np.ndarray, k: int) -> np.ndarray:
@@ -199,6 +211,7 @@ def top_indices(scores: np.ndarray, k: int) -> np.ndarray:
     unique, or where torch orders NaN otherwise — is ranked by numpy, so every row gets
     numpy's answer.
     """
+    scores = _signed(scores)
     b, c = scores.shape
     if scores.dtype.kind in "fi" and 2 * k >= c and k <= c:
         return _top_indices_sorted(scores, k)

@@ -99,6 +99,26 @@ def test_every_path_equals_a_loop_when_the_top_k_is_unambiguous(seed):
             assert got[r].tolist() == _loop_top(scores[r], k), (b, c, k, r)
 
 
+@pytest.mark.parametrize("dtype", [bool, np.uint8, np.uint16, np.uint32, np.uint64, np.int8])
+@pytest.mark.parametrize(("b", "c", "k"), [(4, 9, 2), (4, 9, 7), (130, 140, 5)])
+def test_bool_and_unsigned_scores_rank_like_their_integer_values(dtype, b, c, k):
+    """Any integer kind ranks by value (a negated unsigned array would wrap around).
+
+    Scores tie, so the check is on values: each row's picks are distinct and their scores
+    are the row's ``k`` largest, best first.
+    """
+    g = np.random.default_rng(c + k)
+    top = 2 if dtype is bool else 100
+    scores = g.integers(0, top, size=(b, c)).astype(dtype)
+    want = -np.sort(-scores.astype(np.int64), axis=1)[:, :k]
+    got = top_indices(scores, k)
+    np.testing.assert_array_equal(np.take_along_axis(scores, got, axis=1), want)
+    assert all(len(set(row)) == k for row in got.tolist())
+    cands = np.broadcast_to(np.arange(c), (b, c))
+    shared = top_k(scores[0], cands, k, shared=True)
+    np.testing.assert_array_equal(scores[0, shared[0]], want[0])
+
+
 def test_top_k_with_shared_scores_gives_every_user_the_best_first():
     """Shared: one ranking of ``(C,)`` or of row 0, broadcast; ties keep the candidates' order."""
     cands = np.broadcast_to(np.array([7, 3, 9, 1, 5]), (3, 5))
