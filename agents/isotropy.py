@@ -39,14 +39,20 @@ __all__ = ["IsotropyReranker", "isotropy_map"]
 
 
 def isotropy_map(features: np.ndarray, components: int):
-    """The map ``f -> (f - mu) - U U^T (f - mu)`` estimated on ``features`` (N, d)."""
+    """The map ``f -> (f - mu) - U U^T (f - mu)`` estimated on ``features`` (N, d).
+
+    ``U`` holds at most the rank of the centred features' directions (numpy's
+    ``matrix_rank`` tolerance): asking for more components than the features span removes
+    only those they span, never an arbitrary direction of the null space.
+    """
     feats = np.asarray(features, np.float64)
     mu = feats.mean(axis=0)
     centred = feats - mu
     top = np.zeros((feats.shape[1], 0))
     if components > 0 and feats.shape[0] > 1:
-        _, _, vt = np.linalg.svd(centred, full_matrices=False)
-        top = vt[:components].T  # (d, D)
+        _, sv, vt = np.linalg.svd(centred, full_matrices=False)
+        rank = int(np.count_nonzero(sv > sv[0] * max(centred.shape) * np.finfo(float).eps))
+        top = vt[: min(components, rank)].T  # (d, D)
 
     def transform(f: np.ndarray) -> np.ndarray:
         c = np.asarray(f, np.float64) - mu

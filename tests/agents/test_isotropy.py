@@ -3,7 +3,8 @@
 Classes (the map on a real catalog is tested in ``test_source_controls.py``):
 
 * tiny catalogs: one item has no principal direction (the map only centres), two items have
-  one (their difference), and no more directions are removed than the catalog has;
+  one (their difference), and no more directions are removed than the centred catalog
+  spans (N - 1), none outside its span;
 * ``components: 0`` centres without computing an SVD;
 * the re-ranker: without a scorer, or over a catalog of one item, the agent's lists are
   returned as they are and nothing is scored; otherwise each list is sorted by the scores the
@@ -53,14 +54,25 @@ def test_two_items_have_one_direction_their_difference():
     np.testing.assert_allclose(t(x), c - np.outer(c @ e, e), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize(("n", "components"), [(3, 5), (4, 6), (8, 2)])
-def test_at_most_one_direction_per_item_is_removed(n, components):
-    """The map removes ``min(components, N)`` directions of the 6-dimensional space, no more."""
+@pytest.mark.parametrize(("n", "components"), [(2, 3), (3, 5), (4, 6), (5, 4), (8, 2), (7, 6)])
+def test_only_directions_the_centred_items_span_are_removed(n, components):
+    """``min(components, N - 1)`` directions of the 6-d space go, all within the items' span.
+
+    N centred items span N - 1 directions; asking for more must not remove an arbitrary
+    direction of the null space (which LAPACK picks, and which would change the scores of
+    features outside the catalog's span).
+    """
     g = np.random.default_rng(n)
-    t = isotropy_map(g.normal(size=(n, 6)), components)
+    feats = g.normal(size=(n, 6))
+    t = isotropy_map(feats, components)
     mu = t(np.zeros((1, 6))).astype(np.float64)  # the map of 0 is -(I - U U^T) mu
     linear = t(np.eye(6)).astype(np.float64) - mu  # (I - U U^T): the projection, row by row
-    assert np.linalg.matrix_rank(linear, tol=1e-4) == 6 - min(components, n)
+    assert np.linalg.matrix_rank(linear, tol=1e-4) == 6 - min(components, n - 1)
+    # a direction orthogonal to every centred item is kept whole
+    span = np.linalg.qr((feats - feats.mean(axis=0)).T)[0][:, : n - 1]  # (6, N - 1)
+    x = g.normal(size=(4, 6))
+    ortho = x - (x @ span) @ span.T
+    np.testing.assert_allclose(ortho @ linear, ortho, atol=1e-5)
 
 
 def test_no_component_centres_without_an_svd(monkeypatch):
