@@ -16,6 +16,7 @@ The recurring reasons:
 - ``LITERAL_IS``: ``is`` for ``==`` (or ``is not`` for ``!=``) against a string of a pydantic
   ``Literal`` field: pydantic hands back the literal's own ``str`` object, so identity and
   equality agree on every validated value.
+- ``PAD_BELOW_IDS``: ``> PAD`` for ``!= PAD`` on item ids (``PAD = -1``; ids are ``>= 0``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ LITERAL_IS = (
     "so identity and equality agree"
 )
 
+PAD_BELOW_IDS = (
+    "`> PAD` for `!= PAD` on item ids: item ids are >= 0 and PAD is -1, so no id sorts below "
+    "PAD and the two select the same entries"
+)
+
 EQUIVALENT: dict[str, list[Equivalent]] = {
     # -- agents ---------------------------------------------------------------------------
     "agents/baselines.py": [
@@ -49,5 +55,9 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             'if self.params.signal is not "engagement":',
             LITERAL_IS,
         ),
+    ],
+    "agents/two_tower.py": [
+        Equivalent("keep = keep[keep != PAD]", "keep = keep[keep > PAD]", PAD_BELOW_IDS),
+        Equivalent("found &= ids != PAD", "found &= ids > PAD", PAD_BELOW_IDS),
     ],
 }
