@@ -16,6 +16,7 @@ The recurring reasons:
 - ``LITERAL_IS``: ``is`` for ``==`` (or ``is not`` for ``!=``) against a string of a pydantic
   ``Literal`` field: pydantic hands back the literal's own ``str`` object, so identity and
   equality agree on every validated value.
+- ``SQUARE_SHAPE``: ``shape[1]`` or ``shape[-1]`` for ``shape[0]`` of a square matrix.
 - ``PAD_BELOW_IDS``: ``> PAD`` for ``!= PAD`` on item ids (``PAD = -1``; ids are ``>= 0``).
 """
 
@@ -42,6 +43,11 @@ PAD_BELOW_IDS = (
     "PAD and the two select the same entries"
 )
 
+SQUARE_SHAPE = (
+    "`shape[1]` or `shape[-1]` for `shape[0]` of a square matrix (the ridge matrix A, "
+    "(D, D)): the same number"
+)
+
 EQUIVALENT: dict[str, list[Equivalent]] = {
     # -- agents ---------------------------------------------------------------------------
     "agents/baselines.py": [
@@ -54,6 +60,31 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             'if self.params.signal != "engagement":',
             'if self.params.signal is not "engagement":',
             LITERAL_IS,
+        ),
+    ],
+    "agents/bandit_models.py": [
+        Equivalent(
+            'f"{(self._a.shape[0] - 1) // 2}, actual: {d}"',
+            'f"{(self._a.shape[0] ^ 1) // 2}, actual: {d}"',
+            "A is (2 d + 1, 2 d + 1): its size n is odd, and n ^ 1 == n - 1 for every odd n",
+        ),
+        Equivalent(
+            'f"{(self._a.shape[0] - 1) // 2}, actual: {d}"',
+            'f"{(self._a.shape[ 1] - 1) // 2}, actual: {d}"',
+            SQUARE_SHAPE,
+        ),
+        Equivalent(
+            "x = pair_features(u[:, None, :], v).reshape(-1, self._a.shape[0])",
+            "x = pair_features(u[:, None, :], v).reshape(-1, self._a.shape[ -1])",
+            SQUARE_SHAPE,
+        ),
+        Equivalent(
+            "size = max(max_id + 1, 2 * self._d.shape[0], 1024)",
+            "size = max(max_id + 1, 2 * self._d.shape[0], 1023)",
+            "the edge tables' smallest capacity, a speed-only constant: edge_stats and "
+            "apply_update grow the tables past the largest id before reading or adding, rows "
+            "past the largest id added are zeros that no one reads (the state holds 1023 or "
+            "1024 of them: loaded, either serves and learns the same)",
         ),
     ],
     "agents/two_tower.py": [
