@@ -4,6 +4,8 @@ Each re-ranker's documented rule (calibration's greedy KL trade-off, its k-means
 xQuAD's coverage products, FA*IR's prefix quotas) is written here as a plain loop over users,
 list positions and groups and compared with the vectorised output on random inputs, so a
 changed constant, comparison, key or tie rule fails a test rather than only moving a mix.
+Every test runs with warnings as errors: users without a live history item (shares of zero
+counts) and empty k-means clusters must not divide by zero.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ from simlab.batch import PAD
 from simlab.rng import Stream
 
 SEEDS = range(4)
+pytestmark = pytest.mark.filterwarnings("error")
 
 
 def random_case(seed: int, n: int = 30, b: int = 7, length: int = 12):
     """Random features, sources, ``(B, L)`` rankings of distinct items and histories.
 
-    User 0 has no history at all and user 1 only PAD and items outside the catalog.
+    User 0 has no history at all, user 1 only PAD and items outside the catalog, and user 2
+    exactly one live item (a share of 1).
     """
     rng = np.random.default_rng(seed)
     feats = rng.normal(size=(n, 3))
@@ -44,6 +48,7 @@ def random_case(seed: int, n: int = 30, b: int = 7, length: int = 12):
     history[rng.random((b, 6)) < 0.3] = PAD
     history[0] = PAD
     history[1] = [PAD, n + 3, PAD, n + 7, PAD, PAD]
+    history[2] = [PAD, n + 1, 5, PAD, n + 2, PAD]
     impressions = rng.integers(0, n, size=(9, 4))
     return rng, feats, source, ranked, history, impressions
 
@@ -192,6 +197,29 @@ def test_kmeans_of_identical_points_is_one_group():
     labels, g = kmeans_labels(np.ones((5, 2)), 3, 2, np.array([0.5, 0.5, 0.5]))
     assert g == 3
     np.testing.assert_array_equal(labels, np.zeros(5))
+
+
+# points on a line: k-means++ (draws below) starts at 0, 4 and 5; after one Lloyd step the
+# centres are 1.4625, 3.05 and 4.6625, and every point of the middle cluster is nearer another
+# centre, so the middle cluster is empty from the second step on and keeps its centre 3.05
+LINE = np.array([0.0, 4.0, 5.0, 1.95, 1.95, 1.95, 2.1, 4.55, 4.55, 4.55])
+LINE_DRAWS = np.array([0.05, 8 / 118.925, 0.5 / 16.925])  # pick rows 0, 1 and 2
+
+
+@pytest.mark.parametrize("iterations", [2, 5])
+@pytest.mark.parametrize("scale", [1.0, 0.5, -3.0])
+@pytest.mark.parametrize("dim", [1, 3])
+def test_kmeans_an_emptied_cluster_keeps_its_centre(dim, scale, iterations):
+    """A cluster that loses every point keeps its centre (not the origin, not a mean of none).
+
+    The line is scaled (mirrored too) and laid along a random direction of ``dim`` axes.
+    """
+    direction = np.random.default_rng(dim).normal(size=dim)
+    x = scale * LINE[:, None] * (direction / np.linalg.norm(direction))
+    labels, g = kmeans_labels(x, 3, iterations, LINE_DRAWS)
+    assert g == 3
+    np.testing.assert_array_equal(labels, [0, 2, 2, 0, 0, 0, 0, 2, 2, 2])
+    np.testing.assert_array_equal(labels, reference_kmeans(x, 3, iterations, LINE_DRAWS)[0])
 
 
 @pytest.mark.parametrize("step", [0, 4])
