@@ -18,6 +18,8 @@ The recurring reasons:
   equality agree on every validated value.
 - ``SQUARE_SHAPE``: ``shape[1]`` or ``shape[-1]`` for ``shape[0]`` of a square matrix.
 - ``NEVER_NEGATIVE``: ``!= 0`` for ``> 0`` (``<= 0`` for ``== 0``) on counts and shares.
+- ``TWO_OR_THREE_DIMS``: ``>=``/``<=`` for ``==`` on a ``dim()`` that is 2 or 3.
+- ``LAST_AXIS_OF_2D``: axis ``1`` for ``-1`` of a 2-D array.
 - ``PAD_BELOW_IDS``: ``> PAD`` for ``!= PAD`` on item ids (``PAD = -1``; ids are ``>= 0``).
 """
 
@@ -53,6 +55,12 @@ NEVER_NEGATIVE = (
     "a comparison with 0 changed for one that agrees on every value >= 0 (`!= 0` for `> 0`, "
     "`<= 0` for `== 0`) on a value that is never negative: a count, a size, a share of counts"
 )
+
+TWO_OR_THREE_DIMS = (
+    "`>=`/`<=` for `==` on the number of dimensions of a code table, documented and built "
+    "as (C, T) shared or (B, C, T) per row: no other count reaches the test"
+)
+LAST_AXIS_OF_2D = "`1` for `-1` as the axis of a 2-D array: the same axis"
 
 EQUIVALENT: dict[str, list[Equivalent]] = {
     # -- agents ---------------------------------------------------------------------------
@@ -91,6 +99,25 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "apply_update grow the tables past the largest id before reading or adding, rows "
             "past the largest id added are zeros that no one reads (the state holds 1023 or "
             "1024 of them: loaded, either serves and learns the same)",
+        ),
+    ],
+    "agents/generative_decoding.py": [
+        Equivalent(
+            "codes = codes if codes.dim() == 3 else codes[None]",
+            "codes = codes if codes.dim() >= 3 else codes[None]",
+            TWO_OR_THREE_DIMS,
+        ),
+        Equivalent(
+            "table, order = torch.where(ok, pref, -1).sort(-1)",
+            "table, order = torch.where(ok, pref, -1).sort(1)",
+            LAST_AXIS_OF_2D + " (prefixes (B | 1, C))",
+        ),
+        Equivalent(
+            "table, order = torch.where(ok, pref, -1).sort(-1)",
+            "table, order = torch.where(ok, pref, - 2).sort(-1)",
+            "the prefix of a candidate with a code out of range only has to match no query and "
+            "sort below the others: every query prefix is >= 0 (prefix * r + a token in "
+            "[0, r)), so -1 and -2 do the same",
         ),
     ],
     "agents/rerank_groups.py": [
