@@ -120,6 +120,18 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "[0, r)), so -1 and -2 do the same",
         ),
     ],
+    "agents/generative_quantiser.py": [
+        Equivalent(
+            "empty = torch.nonzero(counts == 0).flatten()",
+            "empty = torch.nonzero(counts <= 0).flatten()",
+            NEVER_NEGATIVE + " (points per cluster)",
+        ),
+        Equivalent(
+            "start = np.maximum.accumulate(np.where(np.r_[True, g[1:] != g[:-1]], idx, 0))",
+            "start = np.maximum.accumulate(np.where(np.r_[True, g[1:] > g[:-1]], idx, 0))",
+            "g is sorted (the groups in lexsort order): neighbours differ only upwards",
+        ),
+    ],
     "agents/rerank_groups.py": [
         Equivalent(
             "ratio = np.where(tgt > 0, tgt, 1) / np.where(tgt > 0, q_s, 1)",

@@ -164,6 +164,23 @@ def test_lloyd_reseeds_empty_clusters_with_the_worst_fitted_points(seed, iterati
     assert (np.abs(got.numpy()) < 50).all()  # every centroid left the far corner
 
 
+@pytest.mark.parametrize("iterations", [1, 3])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_lloyd_moves_a_one_point_cluster_onto_its_point(seed, iterations):
+    """Warm-started centroids near three far outliers: each one's cluster is that point alone.
+
+    The mean of one point is the point: the centroid moves onto it (it is not kept).
+    """
+    rng = np.random.default_rng(seed)
+    x = blobs(seed, n=30, spread=2.0)
+    outliers = (rng.normal(size=(3, 3)) * 40 + 60).astype(np.float32)
+    x = np.concatenate([x, outliers])
+    c0 = np.concatenate([x[:4], outliers + rng.normal(size=(3, 3)).astype(np.float32)])
+    got = _lloyd(torch.from_numpy(x), torch.from_numpy(c0), iterations).numpy()
+    np.testing.assert_allclose(got, ref_lloyd(x, c0, iterations), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(got[4:], outliers)
+
+
 def test_lloyd_with_more_centroids_than_points_reseeds_as_many_as_there_are_points():
     """Two points, four centroids: the points fill the empty clusters; the rest keep theirs."""
     x = np.array([[0.0, 0.0], [3.0, 4.0]], np.float32)
