@@ -101,6 +101,28 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "1024 of them: loaded, either serves and learns the same)",
         ),
     ],
+    "agents/generative.py": [
+        Equivalent(
+            'return None if self._device == "cpu" '
+            'else f"serves on {self._device} in the trial actor"',
+            'return None if self._device <= "cpu" '
+            'else f"serves on {self._device} in the trial actor"',
+            "_resolve_device returns 'cpu' or 'cuda', and 'cuda' sorts after 'cpu'",
+        ),
+        Equivalent(
+            'return None if self._device == "cpu" '
+            'else f"serves on {self._device} in the trial actor"',
+            'return None if self._device is "cpu" '
+            'else f"serves on {self._device} in the trial actor"',
+            "_resolve_device returns its own literal 'cpu' or 'cuda' or the validated Literal "
+            "of `device`: " + LITERAL_IS,
+        ),
+        Equivalent(
+            'keep = np.sort(np.argsort(-steps, kind="stable")[: p.training.max_examples])',
+            'keep = np.sort(np.argsort(~steps, kind="stable")[: p.training.max_examples])',
+            "~s == -s - 1 on the int64 click steps: the same order, the same ties (stable)",
+        ),
+    ],
     "agents/generative_decoding.py": [
         Equivalent(
             "codes = codes if codes.dim() == 3 else codes[None]",
