@@ -149,6 +149,11 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             NEVER_NEGATIVE + " (points per cluster)",
         ),
         Equivalent(
+            'j = int(np.searchsorted(w, u, side="right")) if w[-1] > 0 else int(gen.integers(n))',
+            'j = int(np.searchsorted(w, u, side="right")) if w[-1] != 0 else int(gen.integers(n))',
+            NEVER_NEGATIVE + " (a sum of squared distances)",
+        ),
+        Equivalent(
             "start = np.maximum.accumulate(np.where(np.r_[True, g[1:] != g[:-1]], idx, 0))",
             "start = np.maximum.accumulate(np.where(np.r_[True, g[1:] > g[:-1]], idx, 0))",
             "g is sorted (the groups in lexsort order): neighbours differ only upwards",

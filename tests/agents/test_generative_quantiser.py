@@ -141,6 +141,18 @@ def test_kmeans_pp_draw_on_a_boundary_takes_the_next_point(real, second):
     assert got[:, 0].tolist() == [0.0, float(second)]
 
 
+@pytest.mark.parametrize("real", [0.0, 0.5, np.nextafter(1.0, 0.0)])
+@pytest.mark.parametrize(("n", "first"), [(2, 0), (4, 0), (4, 2), (7, 5)])
+def test_kmeans_pp_takes_the_only_point_at_a_positive_distance(n, first, real):
+    """All points but the last equal the first centre: the next centre is the last point.
+
+    Whatever the draw, and by a weighted draw (no integer is drawn), not a uniform one.
+    """
+    x = torch.tensor([[1.5, -2.0]] * (n - 1) + [[4.0, 0.25]])
+    got = _kmeans_pp(x, 2, Scripted([first], [real]))
+    assert got.tolist() == [[1.5, -2.0], [4.0, 0.25]]
+
+
 @pytest.mark.parametrize("iterations", [1, 3, 8])
 @pytest.mark.parametrize("seed", SEEDS)
 def test_lloyd_equals_a_loop(seed, iterations):
