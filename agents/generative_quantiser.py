@@ -125,7 +125,7 @@ def dedup_tokens(codes: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
     [1, 0, 0]
     """
     _, group = np.unique(codes, axis=0, return_inverse=True)
-    group = group.reshape(-1)
+    group = group.ravel()
     order = np.lexsort((item_ids, group))
     g = group[order]
     idx = np.arange(g.size)

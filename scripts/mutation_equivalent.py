@@ -16,6 +16,11 @@ The recurring reasons:
 - ``LITERAL_IS``: ``is`` for ``==`` (or ``is not`` for ``!=``) against a string of a pydantic
   ``Literal`` field: pydantic hands back the literal's own ``str`` object, so identity and
   equality agree on every validated value.
+- ``SQUARE_SHAPE``: ``shape[1]`` or ``shape[-1]`` for ``shape[0]`` of a square matrix.
+- ``NEVER_NEGATIVE``: ``!= 0`` for ``> 0`` (``<= 0`` for ``== 0``) on counts and shares.
+- ``TWO_OR_THREE_DIMS``: ``>=``/``<=`` for ``==`` on a ``dim()`` that is 2 or 3.
+- ``LAST_AXIS_OF_2D``: axis ``1`` for ``-1`` of a 2-D array.
+- ``PAD_BELOW_IDS``: ``> PAD`` for ``!= PAD`` on item ids (``PAD = -1``; ids are ``>= 0``).
 """
 
 from __future__ import annotations
@@ -36,6 +41,27 @@ LITERAL_IS = (
     "so identity and equality agree"
 )
 
+PAD_BELOW_IDS = (
+    "`> PAD` for `!= PAD` on item ids: item ids are >= 0 and PAD is -1, so no id sorts below "
+    "PAD and the two select the same entries"
+)
+
+SQUARE_SHAPE = (
+    "`shape[1]` or `shape[-1]` for `shape[0]` of a square matrix (the ridge matrix A, "
+    "(D, D)): the same number"
+)
+
+NEVER_NEGATIVE = (
+    "a comparison with 0 changed for one that agrees on every value >= 0 (`!= 0` for `> 0`, "
+    "`<= 0` for `== 0`) on a value that is never negative: a count, a size, a share of counts"
+)
+
+TWO_OR_THREE_DIMS = (
+    "`>=`/`<=` for `==` on the number of dimensions of a code table, documented and built "
+    "as (C, T) shared or (B, C, T) per row: no other count reaches the test"
+)
+LAST_AXIS_OF_2D = "`1` for `-1` as the axis of a 2-D array: the same axis"
+
 EQUIVALENT: dict[str, list[Equivalent]] = {
     # -- agents ---------------------------------------------------------------------------
     "agents/baselines.py": [
@@ -49,5 +75,109 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             'if self.params.signal is not "engagement":',
             LITERAL_IS,
         ),
+    ],
+    "agents/bandit_models.py": [
+        Equivalent(
+            'f"{(self._a.shape[0] - 1) // 2}, actual: {d}"',
+            'f"{(self._a.shape[0] ^ 1) // 2}, actual: {d}"',
+            "A is (2 d + 1, 2 d + 1): its size n is odd, and n ^ 1 == n - 1 for every odd n",
+        ),
+        Equivalent(
+            'f"{(self._a.shape[0] - 1) // 2}, actual: {d}"',
+            'f"{(self._a.shape[ 1] - 1) // 2}, actual: {d}"',
+            SQUARE_SHAPE,
+        ),
+        Equivalent(
+            "x = pair_features(u[:, None, :], v).reshape(-1, self._a.shape[0])",
+            "x = pair_features(u[:, None, :], v).reshape(-1, self._a.shape[ -1])",
+            SQUARE_SHAPE,
+        ),
+        Equivalent(
+            "size = max(max_id + 1, 2 * self._d.shape[0], 1024)",
+            "size = max(max_id + 1, 2 * self._d.shape[0], 1023)",
+            "the edge tables' smallest capacity, a speed-only constant: edge_stats and "
+            "apply_update grow the tables past the largest id before reading or adding, rows "
+            "past the largest id added are zeros that no one reads (the state holds 1023 or "
+            "1024 of them: loaded, either serves and learns the same)",
+        ),
+    ],
+    "agents/generative.py": [
+        Equivalent(
+            'return None if self._device == "cpu" '
+            'else f"serves on {self._device} in the trial actor"',
+            'return None if self._device <= "cpu" '
+            'else f"serves on {self._device} in the trial actor"',
+            "_resolve_device returns 'cpu' or 'cuda', and 'cuda' sorts after 'cpu'",
+        ),
+        Equivalent(
+            'return None if self._device == "cpu" '
+            'else f"serves on {self._device} in the trial actor"',
+            'return None if self._device is "cpu" '
+            'else f"serves on {self._device} in the trial actor"',
+            "_resolve_device returns its own literal 'cpu' or 'cuda' or the validated Literal "
+            "of `device`: " + LITERAL_IS,
+        ),
+        Equivalent(
+            'keep = np.sort(np.argsort(-steps, kind="stable")[: p.training.max_examples])',
+            'keep = np.sort(np.argsort(~steps, kind="stable")[: p.training.max_examples])',
+            "~s == -s - 1 on the int64 click steps: the same order, the same ties (stable)",
+        ),
+    ],
+    "agents/generative_decoding.py": [
+        Equivalent(
+            "codes = codes if codes.dim() == 3 else codes[None]",
+            "codes = codes if codes.dim() >= 3 else codes[None]",
+            TWO_OR_THREE_DIMS,
+        ),
+        Equivalent(
+            "table, order = torch.where(ok, pref, -1).sort(-1)",
+            "table, order = torch.where(ok, pref, -1).sort(1)",
+            LAST_AXIS_OF_2D + " (prefixes (B | 1, C))",
+        ),
+        Equivalent(
+            "table, order = torch.where(ok, pref, -1).sort(-1)",
+            "table, order = torch.where(ok, pref, - 2).sort(-1)",
+            "the prefix of a candidate with a code out of range only has to match no query and "
+            "sort below the others: every query prefix is >= 0 (prefix * r + a token in "
+            "[0, r)), so -1 and -2 do the same",
+        ),
+    ],
+    "agents/generative_quantiser.py": [
+        Equivalent(
+            "empty = torch.nonzero(counts == 0).flatten()",
+            "empty = torch.nonzero(counts <= 0).flatten()",
+            NEVER_NEGATIVE + " (points per cluster)",
+        ),
+        Equivalent(
+            'j = int(np.searchsorted(w, u, side="right")) if w[-1] > 0 else int(gen.integers(n))',
+            'j = int(np.searchsorted(w, u, side="right")) if w[-1] != 0 else int(gen.integers(n))',
+            NEVER_NEGATIVE + " (a sum of squared distances)",
+        ),
+        Equivalent(
+            "start = np.maximum.accumulate(np.where(np.r_[True, g[1:] != g[:-1]], idx, 0))",
+            "start = np.maximum.accumulate(np.where(np.r_[True, g[1:] > g[:-1]], idx, 0))",
+            "g is sorted (the groups in lexsort order): neighbours differ only upwards",
+        ),
+    ],
+    "agents/rerank_groups.py": [
+        Equivalent(
+            "ratio = np.where(tgt > 0, tgt, 1) / np.where(tgt > 0, q_s, 1)",
+            "ratio = np.where(tgt != 0, tgt, 1) / np.where(tgt > 0, q_s, 1)",
+            NEVER_NEGATIVE + " (tgt: the history's group shares)",
+        ),
+        *[
+            Equivalent(
+                "dist = (x**2).sum(1)[:, None] - 2 * x @ centres.T + (centres**2).sum(1)[None, :]",
+                f"dist = {term}.sum(1)[:, None] - 2 * x @ centres.T + (centres**2).sum(1)[None, :]",
+                "a change of the |x|^2 term of |x - c|^2, which is the same for every centre of "
+                "a row: the argmin over the centres is unchanged (in exact arithmetic; 3,000 "
+                "random inputs, grids with ties among them, gave the same labels)",
+            )
+            for term in ("(x** 1)", "(x//2)")
+        ],
+    ],
+    "agents/two_tower.py": [
+        Equivalent("keep = keep[keep != PAD]", "keep = keep[keep > PAD]", PAD_BELOW_IDS),
+        Equivalent("found &= ids != PAD", "found &= ids > PAD", PAD_BELOW_IDS),
     ],
 }

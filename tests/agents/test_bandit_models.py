@@ -101,15 +101,23 @@ def _fitted_diag():
     return agent
 
 
-@pytest.mark.parametrize("which", ["item_ids", "clusters", "d", "b"])
+FIELDS = ("item_ids", "clusters", "d", "b")
+
+
+@pytest.mark.parametrize(
+    "which", [(k,) for k in FIELDS] + [("d", "b"), ("item_ids", "clusters"), ("clusters", "d")]
+)
 @pytest.mark.parametrize("size", [2, 4])
 def test_diag_linucb_refuses_increments_of_different_shapes(which, size):
-    """One field longer or shorter than the others: a ValueError listing every shape."""
+    """One or two fields longer or shorter than the others: a ValueError listing every shape.
+
+    Two fields of one shape against two of another: every pair is compared, not just some.
+    """
     agent = _fitted_diag()
     before = {k: agent.state_dict()[k].copy() for k in ("d", "b")}
     good = {"item_ids": [1, 3, 5], "clusters": [0, 1, 2], "d": [0.5, 0.2, 1.0], "b": [0, 1, 0]}
-    partial = {**good, which: (good[which] * 2)[:size]}
-    shapes = [(size,) if k == which else (3,) for k in ("item_ids", "clusters", "d", "b")]
+    partial = {k: (v * 2)[:size] if k in which else v for k, v in good.items()}
+    shapes = [(size,) if k in which else (3,) for k in FIELDS]
     msg = f"Expects `item_ids`, `clusters`, `d` and `b` of one shape, actual shapes: {shapes}"
     with pytest.raises(ValueError, match=re.escape(msg)):
         agent.apply_update(partial)
@@ -119,6 +127,29 @@ def test_diag_linucb_refuses_increments_of_different_shapes(which, size):
     edges = ([1, 3, 5], [0, 1, 2])
     np.testing.assert_array_equal(agent.state_dict()["d"][edges], before["d"][edges] + good["d"])
     np.testing.assert_array_equal(agent.state_dict()["b"][edges], before["b"][edges] + good["b"])
+
+
+def test_diag_linucb_edge_tables_grow_geometrically_and_keep_their_sums():
+    """New item ids one after another: the tables are re-allocated O(log n) times, not per id.
+
+    Every increment stays where it was added, across the re-allocations.
+    """
+    agent = _fitted_diag()
+    before = {k: agent.state_dict()[k].copy() for k in ("d", "b")}
+    ids = np.arange(1100, 9000, 37)
+    capacities = set()
+    for n, i in enumerate(ids):
+        agent.apply_update({"item_ids": [i], "clusters": [n % 3], "d": [n + 1.0], "b": [-n]})
+        capacities.add(agent.state_dict()["d"].shape[0])
+    assert min(capacities) > ids[0] and max(capacities) > ids[-1]
+    assert len(capacities) <= int(np.ceil(np.log2(ids[-1] / ids[0]))) + 1
+    state = agent.state_dict()
+    np.testing.assert_array_equal(
+        state["d"][ids, np.arange(ids.size) % 3], np.arange(ids.size) + 1.0
+    )
+    np.testing.assert_array_equal(state["b"][ids, np.arange(ids.size) % 3], -np.arange(ids.size))
+    for key, value in before.items():  # the earlier edges are kept
+        np.testing.assert_array_equal(state[key][: value.shape[0]], value)
 
 
 def test_diag_linucb_empty_increments_change_nothing():

@@ -141,6 +141,18 @@ def test_kmeans_pp_draw_on_a_boundary_takes_the_next_point(real, second):
     assert got[:, 0].tolist() == [0.0, float(second)]
 
 
+@pytest.mark.parametrize("real", [0.0, 0.5, np.nextafter(1.0, 0.0)])
+@pytest.mark.parametrize(("n", "first"), [(2, 0), (4, 0), (4, 2), (7, 5)])
+def test_kmeans_pp_takes_the_only_point_at_a_positive_distance(n, first, real):
+    """All points but the last equal the first centre: the next centre is the last point.
+
+    Whatever the draw, and by a weighted draw (no integer is drawn), not a uniform one.
+    """
+    x = torch.tensor([[1.5, -2.0]] * (n - 1) + [[4.0, 0.25]])
+    got = _kmeans_pp(x, 2, Scripted([first], [real]))
+    assert got.tolist() == [[1.5, -2.0], [4.0, 0.25]]
+
+
 @pytest.mark.parametrize("iterations", [1, 3, 8])
 @pytest.mark.parametrize("seed", SEEDS)
 def test_lloyd_equals_a_loop(seed, iterations):
@@ -162,6 +174,23 @@ def test_lloyd_reseeds_empty_clusters_with_the_worst_fitted_points(seed, iterati
     want = ref_lloyd(x, c0, iterations)
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-5)
     assert (np.abs(got.numpy()) < 50).all()  # every centroid left the far corner
+
+
+@pytest.mark.parametrize("iterations", [1, 3])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_lloyd_moves_a_one_point_cluster_onto_its_point(seed, iterations):
+    """Warm-started centroids near three far outliers: each one's cluster is that point alone.
+
+    The mean of one point is the point: the centroid moves onto it (it is not kept).
+    """
+    rng = np.random.default_rng(seed)
+    x = blobs(seed, n=30, spread=2.0)
+    outliers = (rng.normal(size=(3, 3)) * 40 + 60).astype(np.float32)
+    x = np.concatenate([x, outliers])
+    c0 = np.concatenate([x[:4], outliers + rng.normal(size=(3, 3)).astype(np.float32)])
+    got = _lloyd(torch.from_numpy(x), torch.from_numpy(c0), iterations).numpy()
+    np.testing.assert_allclose(got, ref_lloyd(x, c0, iterations), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(got[4:], outliers)
 
 
 def test_lloyd_with_more_centroids_than_points_reseeds_as_many_as_there_are_points():

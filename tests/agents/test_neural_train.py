@@ -157,6 +157,22 @@ def test_rewrites_are_read_only_with_a_positive_invariance(inv):
         assert np.array_equal(with_rw[k], plain[k]) == (inv == 0), k
 
 
+def test_train_bpr_takes_its_hyperparameters_by_keyword_only():
+    """``epochs``, ``lr``, ``l2``... are keyword-only: two swapped floats cannot pass silently."""
+    users, pos, neg, init, feats, _, _ = bpr_data(3)
+    with pytest.raises(TypeError, match="positional"):
+        train_bpr(users, pos, neg, init, feats, 3, 0.07, 0.1, 5, KEY)
+    with pytest.raises(TypeError, match="positional"):
+        train_bpr(users, pos, neg, init, feats, 3, lr=0.07, l2=0.1, batch_size=5, seed_key=KEY)
+    # the five arrays may be named
+    named = {"users": users, "pos": pos, "neg": neg, "params": init, "item_features": feats}
+    got = train_bpr(**named, epochs=3, lr=0.07, l2=0.1, batch_size=5, seed_key=KEY)
+    want = train_bpr(users, pos, neg, init, feats, epochs=3, lr=0.07, l2=0.1, batch_size=5,
+                     seed_key=KEY)  # fmt: skip
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+
+
 # ----------------------------------------------------------------------------- propensities
 
 

@@ -4,6 +4,8 @@ Each re-ranker's documented rule (calibration's greedy KL trade-off, its k-means
 xQuAD's coverage products, FA*IR's prefix quotas) is written here as a plain loop over users,
 list positions and groups and compared with the vectorised output on random inputs, so a
 changed constant, comparison, key or tie rule fails a test rather than only moving a mix.
+Every test runs with warnings as errors: users without a live history item (shares of zero
+counts) and empty k-means clusters must not divide by zero.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ from simlab.batch import PAD
 from simlab.rng import Stream
 
 SEEDS = range(4)
+pytestmark = pytest.mark.filterwarnings("error")
 
 
 def random_case(seed: int, n: int = 30, b: int = 7, length: int = 12):
     """Random features, sources, ``(B, L)`` rankings of distinct items and histories.
 
-    User 0 has no history at all and user 1 only PAD and items outside the catalog.
+    User 0 has no history at all, user 1 only PAD and items outside the catalog, and user 2
+    exactly one live item (a share of 1).
     """
     rng = np.random.default_rng(seed)
     feats = rng.normal(size=(n, 3))
@@ -44,6 +48,7 @@ def random_case(seed: int, n: int = 30, b: int = 7, length: int = 12):
     history[rng.random((b, 6)) < 0.3] = PAD
     history[0] = PAD
     history[1] = [PAD, n + 3, PAD, n + 7, PAD, PAD]
+    history[2] = [PAD, n + 1, 5, PAD, n + 2, PAD]
     impressions = rng.integers(0, n, size=(9, 4))
     return rng, feats, source, ranked, history, impressions
 
@@ -192,6 +197,23 @@ def test_kmeans_of_identical_points_is_one_group():
     labels, g = kmeans_labels(np.ones((5, 2)), 3, 2, np.array([0.5, 0.5, 0.5]))
     assert g == 3
     np.testing.assert_array_equal(labels, np.zeros(5))
+
+
+@pytest.mark.parametrize("iterations", [2, 5])
+@pytest.mark.parametrize(("dim", "scale"), [(1, 1.0), (1, -3.0), (3, 0.5), (3, -1.0)])
+def test_kmeans_an_emptied_cluster_keeps_its_centre(dim, scale, iterations):
+    """A line, scaled and turned: k-means++ starts at 0, 4 and 5.
+
+    After one step the centres are 1.4625, 3.05 and 4.6625, and the middle cluster loses
+    every point: it keeps 3.05 (not the origin).
+    """
+    line = np.array([0.0, 4.0, 5.0, 1.95, 1.95, 1.95, 2.1, 4.55, 4.55, 4.55])[:, None]
+    direction = np.random.default_rng(dim).normal(size=dim)
+    x = scale * line * direction / np.linalg.norm(direction)
+    draws = np.array([0.05, 8 / 118.925, 0.5 / 16.925])  # rows 0, 1, 2 by the d2 sums
+    labels, _ = kmeans_labels(x, 3, iterations, draws)
+    np.testing.assert_array_equal(labels, [0, 2, 2, 0, 0, 0, 0, 2, 2, 2])
+    np.testing.assert_array_equal(labels, reference_kmeans(x, 3, iterations, draws)[0])
 
 
 @pytest.mark.parametrize("step", [0, 4])

@@ -273,6 +273,8 @@ def test_params_defaults_and_bounds():
     )  # fmt: skip
     assert (p.source_debias, p.frozen, p.history_frozen_at) == (0.0, False, None)
     TwoTowerAgent.Params(factors=1024, history_length=1000, l2=0.0, history_frozen_at=0)
+    low = {"factors": 1, "history_length": 1, "epochs": 1, "lr": 1e-9, "batch_size": 1}
+    TwoTowerAgent.Params(**low, init_scale=1e-9, source_debias=0.0)  # the lower edges
     bad = [("factors", 0), ("factors", 1025), ("history_length", 0), ("history_length", 1001),
            ("epochs", 0), ("lr", 0.0), ("l2", -1e-9), ("batch_size", 0), ("init_scale", 0.0),
            ("source_debias", -1e-9), ("history_frozen_at", -1)]  # fmt: skip
@@ -285,19 +287,27 @@ def test_params_defaults_and_bounds():
 
 
 @pytest.mark.parametrize("learner", [False, True])
-def test_profiles_are_the_last_served_ones_per_user(learner):
-    """A user not served at a step keeps the profile served last (act and record_served)."""
+@pytest.mark.parametrize("width", [PROFILE, 300])
+@pytest.mark.parametrize("rows", [[0, 2], [3], [0, 1, 3]])
+def test_profiles_are_the_last_served_ones_per_user(learner, width, rows):
+    """A user not served at a step keeps the profile served last (act and record_served).
+
+    Batches of other sizes than the profile width, and profiles wider than CPython's
+    small-int cache (a width compared by identity would look new at every step).
+    """
     agent = TwoTowerAgent(TwoTowerAgent.Params(), ctx())
     cat = catalog([1, 2, 3])
     first = observation(cat, [[1, 2]] * USERS, step=0, seed=1)
-    rows = np.array([0, 2])
-    later = Observation(1, rows, first.user_features[rows] + 5, first.history[rows],
+    profiles = np.random.default_rng(width).normal(size=(USERS, width)).astype(np.float32)
+    first = Observation(0, first.user_ids, profiles, first.history, first.candidates, cat, 2, True)
+    rows = np.array(rows)
+    later = Observation(1, rows, profiles[rows] + 5, first.history[rows],
                         first.candidates[rows], cat, 2, True)  # fmt: skip
     for obs in (first, later):
         if learner:
             agent.record_served(obs.step, agent.serving_record(obs), cat)
         else:
             agent.act(obs)
-    want = first.user_features.copy()
+    want = profiles.copy()
     want[rows] += 5
     np.testing.assert_array_equal(agent._profiles(np.arange(USERS)), want)
