@@ -30,6 +30,7 @@ EXTRA_TESTS = {
         "tests/metrics/test_cadence.py",
     ],
     "simlab/metrics/fairness.py": [
+        "tests/metrics/test_exposure_ranges.py",
         "tests/metrics/test_metrics.py",
         "tests/metrics/test_item_fairness.py",
         "tests/metrics/test_item_fairness_metric.py",
