@@ -180,4 +180,45 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
         Equivalent("keep = keep[keep != PAD]", "keep = keep[keep > PAD]", PAD_BELOW_IDS),
         Equivalent("found &= ids != PAD", "found &= ids > PAD", PAD_BELOW_IDS),
     ],
+    # -- simlab/metrics -------------------------------------------------------------------
+    "simlab/metrics/homogenization_nn.py": [
+        Equivalent(
+            "if n <= cap:",
+            "if n == cap:",
+            "below the cap the sampling branch keeps argsort(draw)[:cap], every user, and "
+            "sorts it: arange(n), the anchors of the first branch",
+        ),
+        Equivalent(
+            "if n <= cap:",
+            "if n < cap:",
+            "at n == cap the sampling branch keeps every user and sorts them: arange(n), "
+            "the anchors of the first branch",
+        ),
+        Equivalent(
+            "scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)",
+            "scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms != 0)",
+            "norms are square roots of sums of squares, never negative: `!= 0` and `> 0` "
+            "select the same rows",
+        ),
+        Equivalent(
+            "return np.divide(rep, norms, out=np.zeros_like(rep), where=norms > 0)",
+            "return np.divide(rep, norms, out=np.zeros_like(rep), where=norms != 0)",
+            "norms are square roots of sums of squares, never negative: `!= 0` and `> 0` "
+            "select the same rows",
+        ),
+        Equivalent(
+            "draws[sim < best] = -np.inf  # only the most similar users compete",
+            "draws[sim < best] = not np.inf  # only the most similar users compete",
+            "`not np.inf` is False (0.0): the tie-break draws are uniforms on the open "
+            "(0, 1), so the most similar users' draws still all exceed it and argmax picks "
+            "the same one of them",
+        ),
+        Equivalent(
+            "scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)",
+            "scale = np.divide( 2.0, norms, out=np.zeros_like(norms), where=norms > 0)",
+            "every sparse row scaled by 2 instead of 1: every cosine is multiplied by 4 "
+            "exactly (a power of 2), so the same users are the most similar, with the same "
+            "ties, and nearest_neighbours returns only their indices",
+        ),
+    ],
 }

@@ -13,6 +13,41 @@ EXTRA_TESTS = {
         "tests/test_gamma_bounds.py",
     ],
     "simlab/metrics": ["tests/metrics"],
+    # a metrics module's own tests first, then the tests that pin it through other groups
+    # (the whole-run ranges and cadence tests last: their worlds take seconds to build)
+    "simlab/metrics/creators.py": [
+        "tests/metrics/test_creator_ranges.py",
+        "tests/metrics/test_metrics.py",
+        "tests/metrics/test_ranges.py",
+    ],
+    "simlab/metrics/echo.py": [
+        "tests/metrics/test_echo_ranges.py",
+        "tests/metrics/test_metrics.py",
+        "tests/metrics/test_pair_defaults.py",
+        "tests/metrics/test_homogenization_nn.py",
+        "tests/metrics/test_topic_measures.py",
+        "tests/metrics/test_ranges.py",
+        "tests/metrics/test_cadence.py",
+    ],
+    "simlab/metrics/fairness.py": [
+        "tests/metrics/test_exposure_ranges.py",
+        "tests/metrics/test_metrics.py",
+        "tests/metrics/test_item_fairness.py",
+        "tests/metrics/test_item_fairness_metric.py",
+        "tests/metrics/test_creator_ranges.py",
+        "tests/metrics/test_ranges.py",
+        "tests/metrics/test_cadence.py",
+    ],
+    "simlab/metrics/homogenization_nn.py": [
+        "tests/metrics/test_homogenization_nn.py",
+        "tests/metrics/test_pair_defaults.py",
+        "tests/metrics/test_ranges.py",
+    ],
+    "simlab/metrics/source.py": [
+        "tests/metrics/test_source_references.py",
+        "tests/metrics/test_metrics.py",
+        "tests/metrics/test_ranges.py",
+    ],
     "environments/users.py": [
         "tests/environments/test_user_dynamics.py",
         "tests/environments/test_environments.py",

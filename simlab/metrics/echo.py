@@ -79,9 +79,13 @@ class InterestDriftMetric(Metric):
 
 
 def jaccard_pairs(sets_a: list[set[int]], sets_b: list[set[int]]) -> np.ndarray:
-    """Reference Jaccard similarity of paired Python sets (for tests; 0 for two empty sets)."""
+    """Reference Jaccard similarity of paired Python sets (for tests; 0 for two empty sets).
+
+    Raises:
+        ValueError: lists of different lengths (every set needs its partner).
+    """
     out = []
-    for a, b in zip(sets_a, sets_b, strict=False):
+    for a, b in zip(sets_a, sets_b, strict=True):
         union = len(a | b)
         out.append(len(a & b) / union if union else 0.0)
     return np.asarray(out)
@@ -119,7 +123,7 @@ class HomogenizationMetric(Metric):
         pid = np.arange(num_pairs)
         s = Stream(ctx.seed, "metrics/homogenization")
         a = s.integers(pid, 0, n)
-        b = s.integers(pid, 1, n - 1) if n > 1 else a
+        b = s.integers(pid, 1, n - 1)  # empty without pairs (fewer than 2 users)
         b = b + (b >= a)
         self.pair_a, self.pair_b = a.astype(np.int64), b.astype(np.int64)
         # pairs of each user, as a CSR-like index over both ends of every pair

@@ -27,7 +27,7 @@ def gini(counts: np.ndarray) -> float:
     """
     c = np.sort(np.asarray(counts, dtype=np.float64))
     n, total = c.shape[0], c.sum()
-    if n == 0 or total == 0:
+    if not total:  # no exposure (no items included: an empty sum is 0)
         return float("nan")
     j = np.arange(1, n + 1)
     return float(((2 * j - n - 1) * c).sum() / (n * total))

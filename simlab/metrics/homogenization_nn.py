@@ -67,12 +67,12 @@ def nearest_neighbours(rep: Any, anchors: np.ndarray, tiebreak: Stream, step: in
     """
     unit = _unit_rows(rep)
     n = unit.shape[0]
-    out = np.empty(anchors.shape[0], np.int64)
-    for lo in range(0, anchors.shape[0], _BLOCK):  # blocks of anchors bound the memory
+    out = np.empty(len(anchors), np.int64)
+    for lo in range(0, len(anchors), _BLOCK):  # blocks of anchors bound the memory
         a = anchors[lo : lo + _BLOCK]
         sim = unit[a] @ unit.T
         sim = sim.toarray() if hasattr(sim, "toarray") else np.asarray(sim)
-        sim[np.arange(a.shape[0]), a] = -np.inf  # never oneself
+        sim[np.arange(len(a)), a] = -np.inf  # never oneself
         best = sim.max(axis=1, keepdims=True)
         draws = tiebreak.uniform(a, step, size=n)
         draws[sim < best] = -np.inf  # only the most similar users compete

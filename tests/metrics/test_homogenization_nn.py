@@ -146,3 +146,56 @@ def test_the_anchor_sample_is_pinned_and_opt_in_by_name():
     np.testing.assert_array_equal(anchors, [0, 6, 17, 18, 19, 31, 36, 39, 44, 48])
     assert "homogenization_nn" not in _default_metrics()
     assert "topics" in _default_metrics()  # a default one, for contrast
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_values_stay_in_the_declared_ranges_and_reach_their_bounds(seed):
+    """Random steps in range; each bound reached: Jaccard 0 and 1, pairs by interests or agent.
+
+    Disjoint consumption reads 0, identical consumption 1; ``nn_by_agent`` is 0 without an
+    agent representation and 1 with one.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in (2, 3, 7):
+        interests = rng.normal(size=(n, 2))
+        for rep in (None, rng.normal(size=(n, 3))):
+            m = NNHomogenizationMetric(_ctx(n))
+            for t in range(4):
+                clicks = [int(c) if c >= 0 else None for c in rng.integers(-1, 4, n)]
+                rows.append(m.measure(_snap(t, clicks, n, interests=interests, rep=rep)))
+            same = NNHomogenizationMetric(_ctx(n)).measure(_snap(0, [5] * n, n, interests, rep))
+            apart = NNHomogenizationMetric(_ctx(n)).measure(
+                _snap(0, list(range(n)), n, interests, rep)
+            )
+            assert same["echo/homogenization_nn"] == 1.0
+            assert apart["echo/homogenization_nn"] == 0.0
+            assert same["echo/nn_by_agent"] == apart["echo/nn_by_agent"] == float(rep is not None)
+            rows += [same, apart]
+    for col, (lo, hi) in NNHomogenizationMetric.ranges.items():
+        values = np.array([r[col] for r in rows], float)
+        assert not np.isnan(values).any(), col
+        assert (values >= lo).all() and values.min() == lo, col
+        assert (values <= hi).all() and values.max() == hi, col
+
+
+@pytest.mark.parametrize(("n", "step"), [(513, 0), (1100, 3), (1600, 7)])
+def test_every_block_of_anchors_gets_the_reference_neighbour(n, step):
+    """More anchors than one block (512): each anchor's neighbour is the per-user reference.
+
+    One-hot and zero rows make cosines exactly 0 or 1, so most users tie and the tie-break
+    draws (keyed by anchor and step) decide: among the most similar others, the largest draw.
+    """
+    rng = np.random.default_rng(n)
+    rep = np.eye(5)[rng.integers(0, 5, n)] * rng.uniform(0.5, 2.0, (n, 1))
+    rep[rng.random(n) < 0.1] = 0.0  # zero rows: similarity 0 with everyone
+    anchors = np.sort(rng.choice(n, n - 7, replace=False))
+    tb = Stream(3, "t")
+    got = nearest_neighbours(rep, anchors, tb, step)
+    unit = (rep > 0).astype(float)
+    for i, u in enumerate(anchors):
+        sim = unit @ unit[u]
+        sim[u] = -np.inf
+        draws = tb.uniform([u], step, size=n)[0]
+        best = np.flatnonzero(sim == sim.max())
+        assert got[i] == best[np.argmax(draws[best])], u

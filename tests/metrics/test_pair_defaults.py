@@ -72,3 +72,18 @@ def test_pairwise_jaccard_counts_every_consumption_including_user_0s_item_0():
         got = m.measure(_snap(t, clicks, 4))["echo/homogenization"]
         want = jaccard_pairs([sets[a] for a in m.pair_a], [sets[b] for b in m.pair_b]).mean()
         assert got == pytest.approx(want, rel=1e-12), t
+
+
+@pytest.mark.parametrize("n", [2, 3, 9])
+def test_a_context_without_a_cadence_measures_every_step(n):
+    """No ``pairwise_every`` (a hand-built context): both measures are taken at every step."""
+    import numpy as np
+    from test_homogenization_nn import _snap
+
+    ctx = SimpleNamespace(seed=n, num_users=n)
+    pairs, nn = HomogenizationMetric(ctx), NNHomogenizationMetric(ctx)
+    interests = np.random.default_rng(n).normal(size=(n, 2))
+    for t in range(4):
+        snap = _snap(t, [t] * n, n, interests=interests)  # everyone consumes item t
+        assert pairs.measure(snap)["echo/homogenization"] == 1.0, t
+        assert nn.measure(snap)["echo/homogenization_nn"] == 1.0, t
