@@ -50,4 +50,26 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             LITERAL_IS,
         ),
     ],
+    "environments/users.py": [
+        Equivalent(
+            "if item_ids.strides[0] == 0:  # shared candidates: one matrix product",
+            "if item_ids.strides[0] < 0:  # shared candidates: one matrix product",
+            "a speed path: candidates never have a negative row stride, and without the branch "
+            "shared candidates take the general one, which computes the same utility from the "
+            "same float32 operands (an einsum over the broadcast row instead of one matrix "
+            "product: equal up to float32 summation order)",
+        ),
+        Equivalent(
+            "rows = items.rows(item_ids[0])",
+            "rows = items.rows(item_ids[ -1])",
+            "the branch runs only for a row stride of 0: every row is the same memory",
+        ),
+        Equivalent(
+            "if p.churn_threshold > 0:",
+            "if p.churn_threshold >= 0:",
+            "satisfaction is an average of 0.5 and engagements in [0, 1], never below 0, so at "
+            "churn_threshold 0 (its least allowed value) no visit is poor: the branch keeps "
+            "poor_visits at 0 and churns nobody",
+        ),
+    ],
 }
