@@ -16,6 +16,8 @@ The recurring reasons:
 - ``LITERAL_IS``: ``is`` for ``==`` (or ``is not`` for ``!=``) against a string of a pydantic
   ``Literal`` field: pydantic hands back the literal's own ``str`` object, so identity and
   equality agree on every validated value.
+- ``BOOL_MUL``: ``*`` for ``&`` of two boolean arrays: numpy's product of booleans is their
+  logical and, a boolean array again.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ LITERAL_IS = (
     "so identity and equality agree"
 )
 
+BOOL_MUL = "`*` for `&` of two boolean arrays: numpy's product of booleans is their logical and"
+
 EQUIVALENT: dict[str, list[Equivalent]] = {
     # -- agents ---------------------------------------------------------------------------
     "agents/baselines.py": [
@@ -48,6 +52,23 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             'if self.params.signal != "engagement":',
             'if self.params.signal is not "engagement":',
             LITERAL_IS,
+        ),
+    ],
+    "environments/creator_pool.py": [
+        Equivalent(
+            "low = self.active & (exposure < threshold)",
+            "low = self.active * (exposure < threshold)",
+            BOOL_MUL,
+        ),
+        Equivalent(
+            "leaving = self.active & (self.low_streak >= patience)",
+            "leaving = self.active * (self.low_streak >= patience)",
+            BOOL_MUL,
+        ),
+        Equivalent(
+            "return np.flatnonzero(self.active & (self.source == source))",
+            "return np.flatnonzero(self.active * (self.source == source))",
+            BOOL_MUL,
         ),
     ],
     "environments/users.py": [
