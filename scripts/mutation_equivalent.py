@@ -71,6 +71,14 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             BOOL_MUL,
         ),
     ],
+    "environments/recsim_common.py": [
+        Equivalent(
+            "if n and self.item_ids[0] == 0 and self.item_ids[-1] == n - 1:  # sorted, unique",
+            "if n and self.item_ids[0] <= 0 and self.item_ids[-1] == n - 1:  # sorted, unique",
+            "item ids are never negative (counters from 0; PAD = -1 is no item), so an id at "
+            "most 0 is 0",
+        ),
+    ],
     "environments/users.py": [
         Equivalent(
             "if item_ids.strides[0] == 0:  # shared candidates: one matrix product",
