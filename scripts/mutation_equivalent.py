@@ -54,6 +54,26 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             LITERAL_IS,
         ),
     ],
+    "environments/content.py": [
+        Equivalent(
+            "self.adoption = Adoption(p.adoption, ctx.seed) "
+            'if p.production == "adoption" else None',
+            "self.adoption = Adoption(p.adoption, ctx.seed) "
+            'if p.production is "adoption" else None',
+            LITERAL_IS,
+        ),
+        Equivalent(
+            'reward = counts if p.adoption.signal == "impressions" else self._clicked(items)',
+            'reward = counts if p.adoption.signal is "impressions" else self._clicked(items)',
+            LITERAL_IS,
+        ),
+        Equivalent(
+            "if p.exit_threshold > 0 and last_exposure is not None:",
+            "if p.exit_threshold >= 0 and last_exposure is not None:",
+            "exposure is never negative, so at exit_threshold 0 (its least allowed value) the "
+            "pool counts no low step: streaks stay 0 and nobody exits",
+        ),
+    ],
     "environments/creator_pool.py": [
         Equivalent(
             "low = self.active & (exposure < threshold)",
