@@ -99,6 +99,44 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "most 0 is 0",
         ),
     ],
+    "environments/social_graph.py": [
+        Equivalent('if params.kind == "random":', 'if params.kind is "random":', LITERAL_IS),
+        Equivalent(
+            'if params.kind == "random":',
+            'if params.kind >= "random":',
+            "no allowed kind (covariance, knn, random) sorts after random",
+        ),
+        Equivalent(
+            'if self.kind != "covariance" and self.neighbours >= num_users:',
+            'if self.kind is not "covariance" and self.neighbours >= num_users:',
+            LITERAL_IS,
+        ),
+        Equivalent(
+            'if self.kind != "covariance" and self.neighbours >= num_users:',
+            'if self.kind > "covariance" and self.neighbours >= num_users:',
+            "no allowed kind (covariance, knn, random) sorts before covariance",
+        ),
+        Equivalent(
+            'if self.kind != "random" and num_users > MAX_DENSE_USERS:',
+            'if self.kind is not "random" and num_users > MAX_DENSE_USERS:',
+            LITERAL_IS,
+        ),
+        Equivalent(
+            'if self.kind != "random" and num_users > MAX_DENSE_USERS:',
+            'if self.kind < "random" and num_users > MAX_DENSE_USERS:',
+            "no allowed kind (covariance, knn, random) sorts after random",
+        ),
+        Equivalent(
+            'if params.kind == "covariance":',
+            'if params.kind is "covariance":',
+            LITERAL_IS,
+        ),
+        Equivalent(
+            'if params.kind == "covariance":',
+            'if params.kind <= "covariance":',
+            "no allowed kind (covariance, knn, random) sorts before covariance",
+        ),
+    ],
     "environments/users.py": [
         Equivalent(
             "if item_ids.strides[0] == 0:  # shared candidates: one matrix product",

@@ -77,3 +77,8 @@ def test_neighbours_up_to_everyone_else_are_accepted(kind, n):
     with pytest.raises(ValueError, match=rf"neighbours: {n} must be below num_users \({n}\)"):
         SocialGraphParams(kind=kind, neighbours=n).check_size(n)
     SocialGraphParams(kind="covariance", neighbours=n).check_size(n)  # covariance ignores it
+
+
+def test_defaults_are_the_documented_ones():
+    """``covariance`` (T-RECS's rule for Chaney) and 5 neighbours for the other kinds."""
+    assert SocialGraphParams().model_dump() == {"kind": "covariance", "neighbours": 5}
