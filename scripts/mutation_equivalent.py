@@ -54,6 +54,14 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             LITERAL_IS,
         ),
     ],
+    "environments/chaney.py": [
+        Equivalent(
+            ")[0]",
+            ")[ -1]",
+            "the hyper-prior draws (attributes' and preferences') are of one id, "
+            "np.zeros(1): a (1, K) array whose only row is [0] and [-1]",
+        ),
+    ],
     "environments/content.py": [
         Equivalent(
             "self.adoption = Adoption(p.adoption, ctx.seed) "
