@@ -71,6 +71,19 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             LITERAL_IS,
         ),
         Equivalent(
+            "self.adoption = Adoption(p.adoption, ctx.seed) "
+            'if p.production == "adoption" else None',
+            "self.adoption = Adoption(p.adoption, ctx.seed) "
+            'if p.production <= "adoption" else None',
+            "the only other production, schedule, sorts after adoption",
+        ),
+        Equivalent(
+            'style = Stream(ctx.seed, "content/style").normal(np.zeros(1, np.int64), 0, size=d)[0]',
+            'style = Stream(ctx.seed, "content/style")'
+            ".normal(np.zeros( 2, np.int64), 0, size=d)[0]",
+            "a second row of the same id 0 is the same draw; row 0 is read either way",
+        ),
+        Equivalent(
             'reward = counts if p.adoption.signal == "impressions" else self._clicked(items)',
             'reward = counts if p.adoption.signal is "impressions" else self._clicked(items)',
             LITERAL_IS,

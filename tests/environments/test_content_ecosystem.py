@@ -72,12 +72,16 @@ def test_initial_catalog_has_step_zeros_share(first, then):
     assert (eco.new_item_sources() == then).all()
 
 
+@pytest.mark.parametrize("stride", [1, 3])
 @pytest.mark.parametrize("lifetime, per_step, initial", [(4, 8, 24), (1, 3, 5), (6, 0, 6)])
-def test_items_live_exactly_lifetime_steps(lifetime, per_step, initial):
-    """An item published at s is live at steps s..s+lifetime-1; the initial catalog ages out."""
+def test_items_live_exactly_lifetime_steps(lifetime, per_step, initial, stride):
+    """An item published at s is live at steps s..s+lifetime-1; the initial catalog ages out.
+
+    With steps skipped (``stride`` 3), items past their lifetime retire too.
+    """
     eco = ecosystem(lifetime=lifetime, items_per_step=per_step, initial_items=initial)
     published = dict(zip(eco.items.item_ids.tolist(), eco.items.published.tolist(), strict=True))
-    for t in range(8):
+    for t in range(0, 8 * stride, stride):
         eco.step(t, None)
         published.update(
             {i: t for i in range(eco._next_id - per_step, eco._next_id) if i not in published}
@@ -97,6 +101,7 @@ def test_items_live_exactly_lifetime_steps(lifetime, per_step, initial):
         ([3], [0, 1], "`creator_ids` and `topics` of one shape, actual shapes: (1,) and (2,)"),
         ([], [2], "`creator_ids` and `topics` of one shape, actual shapes: (0,) and (1,)"),
         ([9], [0], "`creator_ids` in [0, 9), actual values: [9]"),
+        ([2, 15], [0, 1], "`creator_ids` in [0, 9), actual values: [2, 15]"),
         ([-1, 2], [0, 0], "`creator_ids` in [0, 9), actual values: [-1, 2]"),
         ([2], [3], "`topics` in [0, 3), actual values: [3]"),
         ([2, 1], [0, 7], "`topics` in [0, 3), actual values: [0, 7]"),
