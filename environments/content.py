@@ -122,16 +122,16 @@ class CreatorEcosystem(Publisher):
     # ------------------------------------------------------------------ schedule
     def aigc_share(self, t: int) -> float:
         """The AIGC share of new items at step ``t`` under the phase schedule (with ramps)."""
-        phases, start = self.params.phases, 0
-        for i, ph in enumerate(phases):
-            if ph.until is None or t < ph.until or i == len(phases) - 1:
-                if i == 0 or ph.ramp == 0:
-                    return ph.aigc_share
-                prev = phases[i - 1].aigc_share
-                frac = min(1.0, (t - start + 1) / ph.ramp)
-                return prev + (ph.aigc_share - prev) * frac
-            start = ph.until
-        return phases[-1].aigc_share
+        phases = self.params.phases
+        # the first phase not over at t (the last one once every phase is over)
+        last = len(phases) - 1
+        i = next((i for i, ph in enumerate(phases) if ph.until is None or t < ph.until), last)
+        ph = phases[i]
+        if i == 0 or ph.ramp == 0:
+            return ph.aigc_share
+        before = phases[i - 1]  # its `until` is where this phase starts
+        frac = min(1.0, (t - before.until + 1) / ph.ramp)
+        return before.aigc_share + (ph.aigc_share - before.aigc_share) * frac
 
     # ------------------------------------------------------------------ steering hook
     def commission(self, creator_ids: np.ndarray, topics: np.ndarray) -> None:
@@ -212,7 +212,7 @@ class CreatorEcosystem(Publisher):
             self.pool.source[entered] = self.adoption.choose(entered, self.adoption.delta)
         if p.rewrite_share > 0:
             human = items.source == 0
-            weight = counts[human] if counts[human].sum() > 0 else np.ones(int(human.sum()))
+            weight = counts[human] if counts[human].any() else np.ones(int(human.sum()))
             self._popular = (items.item_ids[human], weight)
 
     def record_clicks(self, item_ids: np.ndarray) -> None:
@@ -222,7 +222,7 @@ class CreatorEcosystem(Publisher):
     def _clicked(self, items: ItemTable) -> np.ndarray:
         """``(N,)`` the last step's clicks of each live item."""
         out = np.zeros(items.item_ids.shape[0])
-        if self._clicks is not None and self._clicks[0].size:
+        if self._clicks is not None:
             pos, found = lookup_sorted(items.item_ids, self._clicks[0])
             out[pos[found]] = self._clicks[1][found]
         return out

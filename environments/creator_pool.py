@@ -36,7 +36,7 @@ class CreatorTable:
     @property
     def num_creators(self) -> int:
         """Creators ever seen."""
-        return int(self.source.shape[0])
+        return len(self.source)
 
 
 class CreatorPool:
@@ -67,7 +67,7 @@ class CreatorPool:
     @property
     def num_creators(self) -> int:
         """Creators ever seen."""
-        return int(self.source.shape[0])
+        return len(self.source)
 
     def add(self, source: np.ndarray, step: int) -> np.ndarray:
         """Append creators of the given sources; return their ids."""

@@ -58,7 +58,7 @@ class RecSimItems(ItemTable):
 
     def rows(self, item_ids: np.ndarray) -> np.ndarray:
         """Row index of each (live) item id, any shape (the id itself for ids ``0..N-1``)."""
-        n = self.item_ids.shape[0]
+        n = len(self.item_ids)
         if n and self.item_ids[0] == 0 and self.item_ids[-1] == n - 1:  # sorted, unique
             return np.asarray(item_ids)
         return np.searchsorted(self.item_ids, item_ids)
@@ -190,7 +190,7 @@ class AllUsersEachStep:
 
     def observable_features(self, user_ids: np.ndarray) -> np.ndarray:
         """``(B, d)`` zeros: RecSim NG's interest-evolution user shows the platform nothing."""
-        b = user_ids.shape[0]
+        b = len(user_ids)
         if self._zeros is None or self._zeros.shape[0] < b:
             self._zeros = np.zeros((b, self.ctx.dim), np.float32)
             self._zeros.setflags(write=False)

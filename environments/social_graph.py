@@ -90,9 +90,10 @@ def social_graph(params: SocialGraphParams, preferences: np.ndarray, seed: int):
         if params.kind == "covariance":
             rows, cols = np.nonzero(cov >= cov.max(axis=1).min())
         else:
-            top = np.argpartition(-cov, params.neighbours - 1, axis=1)[:, : params.neighbours]
+            # the k largest covariances, in any order, come before position k (k < n)
+            top = np.argpartition(-cov, params.neighbours, axis=1)[:, : params.neighbours]
             rows, cols = np.repeat(np.arange(n), params.neighbours), top.ravel()
-    adj = sparse.coo_matrix((np.ones(rows.shape[0]), (rows, cols)), shape=(n, n)).tocsr()
+    adj = sparse.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n)).tocsr()
     adj = ((adj + adj.T) > 0).astype(np.float64)
     adj.setdiag(0)
     adj.eliminate_zeros()

@@ -21,6 +21,8 @@ The recurring reasons:
 - ``TWO_OR_THREE_DIMS``: ``>=``/``<=`` for ``==`` on a ``dim()`` that is 2 or 3.
 - ``LAST_AXIS_OF_2D``: axis ``1`` for ``-1`` of a 2-D array.
 - ``PAD_BELOW_IDS``: ``> PAD`` for ``!= PAD`` on item ids (``PAD = -1``; ids are ``>= 0``).
+- ``BOOL_MUL``: ``*`` for ``&`` of two boolean arrays: numpy's product of booleans is their
+  logical and, a boolean array again.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ TWO_OR_THREE_DIMS = (
     "as (C, T) shared or (B, C, T) per row: no other count reaches the test"
 )
 LAST_AXIS_OF_2D = "`1` for `-1` as the axis of a 2-D array: the same axis"
+BOOL_MUL = "`*` for `&` of two boolean arrays: numpy's product of booleans is their logical and"
 
 EQUIVALENT: dict[str, list[Equivalent]] = {
     # -- agents ---------------------------------------------------------------------------
@@ -219,6 +222,132 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "every sparse row scaled by 2 instead of 1: every cosine is multiplied by 4 "
             "exactly (a power of 2), so the same users are the most similar, with the same "
             "ties, and nearest_neighbours returns only their indices",
+        ),
+    ],
+    "environments/chaney.py": [
+        Equivalent(
+            ")[0]",
+            ")[ -1]",
+            "the hyper-prior draws (attributes' and preferences') are of one id, "
+            "np.zeros(1): a (1, K) array whose only row is [0] and [-1]",
+        ),
+    ],
+    "environments/content.py": [
+        Equivalent(
+            "self.adoption = Adoption(p.adoption, ctx.seed) "
+            'if p.production == "adoption" else None',
+            "self.adoption = Adoption(p.adoption, ctx.seed) "
+            'if p.production is "adoption" else None',
+            LITERAL_IS,
+        ),
+        Equivalent(
+            "self.adoption = Adoption(p.adoption, ctx.seed) "
+            'if p.production == "adoption" else None',
+            "self.adoption = Adoption(p.adoption, ctx.seed) "
+            'if p.production <= "adoption" else None',
+            "the only other production, schedule, sorts after adoption",
+        ),
+        Equivalent(
+            'style = Stream(ctx.seed, "content/style").normal(np.zeros(1, np.int64), 0, size=d)[0]',
+            'style = Stream(ctx.seed, "content/style")'
+            ".normal(np.zeros( 2, np.int64), 0, size=d)[0]",
+            "a second row of the same id 0 is the same draw; row 0 is read either way",
+        ),
+        Equivalent(
+            'reward = counts if p.adoption.signal == "impressions" else self._clicked(items)',
+            'reward = counts if p.adoption.signal is "impressions" else self._clicked(items)',
+            LITERAL_IS,
+        ),
+        Equivalent(
+            "if p.exit_threshold > 0 and last_exposure is not None:",
+            "if p.exit_threshold >= 0 and last_exposure is not None:",
+            "exposure is never negative, so at exit_threshold 0 (its least allowed value) the "
+            "pool counts no low step: streaks stay 0 and nobody exits",
+        ),
+    ],
+    "environments/creator_pool.py": [
+        Equivalent(
+            "low = self.active & (exposure < threshold)",
+            "low = self.active * (exposure < threshold)",
+            BOOL_MUL,
+        ),
+        Equivalent(
+            "leaving = self.active & (self.low_streak >= patience)",
+            "leaving = self.active * (self.low_streak >= patience)",
+            BOOL_MUL,
+        ),
+        Equivalent(
+            "return np.flatnonzero(self.active & (self.source == source))",
+            "return np.flatnonzero(self.active * (self.source == source))",
+            BOOL_MUL,
+        ),
+    ],
+    "environments/recsim_common.py": [
+        Equivalent(
+            "if n and self.item_ids[0] == 0 and self.item_ids[-1] == n - 1:  # sorted, unique",
+            "if n and self.item_ids[0] <= 0 and self.item_ids[-1] == n - 1:  # sorted, unique",
+            "item ids are never negative (counters from 0; PAD = -1 is no item), so an id at "
+            "most 0 is 0",
+        ),
+    ],
+    "environments/social_graph.py": [
+        Equivalent('if params.kind == "random":', 'if params.kind is "random":', LITERAL_IS),
+        Equivalent(
+            'if params.kind == "random":',
+            'if params.kind >= "random":',
+            "no allowed kind (covariance, knn, random) sorts after random",
+        ),
+        Equivalent(
+            'if self.kind != "covariance" and self.neighbours >= num_users:',
+            'if self.kind is not "covariance" and self.neighbours >= num_users:',
+            LITERAL_IS,
+        ),
+        Equivalent(
+            'if self.kind != "covariance" and self.neighbours >= num_users:',
+            'if self.kind > "covariance" and self.neighbours >= num_users:',
+            "no allowed kind (covariance, knn, random) sorts before covariance",
+        ),
+        Equivalent(
+            'if self.kind != "random" and num_users > MAX_DENSE_USERS:',
+            'if self.kind is not "random" and num_users > MAX_DENSE_USERS:',
+            LITERAL_IS,
+        ),
+        Equivalent(
+            'if self.kind != "random" and num_users > MAX_DENSE_USERS:',
+            'if self.kind < "random" and num_users > MAX_DENSE_USERS:',
+            "no allowed kind (covariance, knn, random) sorts after random",
+        ),
+        Equivalent(
+            'if params.kind == "covariance":',
+            'if params.kind is "covariance":',
+            LITERAL_IS,
+        ),
+        Equivalent(
+            'if params.kind == "covariance":',
+            'if params.kind <= "covariance":',
+            "no allowed kind (covariance, knn, random) sorts before covariance",
+        ),
+    ],
+    "environments/users.py": [
+        Equivalent(
+            "if item_ids.strides[0] == 0:  # shared candidates: one matrix product",
+            "if item_ids.strides[0] < 0:  # shared candidates: one matrix product",
+            "a speed path: candidates never have a negative row stride, and without the branch "
+            "shared candidates take the general one, which computes the same utility from the "
+            "same float32 operands (an einsum over the broadcast row instead of one matrix "
+            "product: equal up to float32 summation order)",
+        ),
+        Equivalent(
+            "rows = items.rows(item_ids[0])",
+            "rows = items.rows(item_ids[ -1])",
+            "the branch runs only for a row stride of 0: every row is the same memory",
+        ),
+        Equivalent(
+            "if p.churn_threshold > 0:",
+            "if p.churn_threshold >= 0:",
+            "satisfaction is an average of 0.5 and engagements in [0, 1], never below 0, so at "
+            "churn_threshold 0 (its least allowed value) no visit is poor: the branch keeps "
+            "poor_visits at 0 and churns nobody",
         ),
     ],
 }

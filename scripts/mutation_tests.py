@@ -202,7 +202,10 @@ EXTRA_TESTS = {
         "tests/agents/test_social_filtering.py",
     ],
     "agents/isotropy.py": ["tests/agents/test_source_controls.py", "tests/agents/test_isotropy.py"],
-    "environments/social_graph.py": ["tests/environments/test_chaney.py"],
+    "environments/social_graph.py": [
+        "tests/environments/test_social_graph.py",
+        "tests/environments/test_chaney.py",
+    ],
     "environments/chaney.py": [
         "tests/environments/test_chaney.py",
         "tests/environments/test_chaney_draws.py",

@@ -6,9 +6,11 @@ import dataclasses
 
 import numpy as np
 import pytest
+from conftest import make_small
 from test_chaney import CTX, _items, _users
 
-from simlab.environments.chaney import ChaneyItems, ChaneyUsers
+from simlab.environments.chaney import ChaneyItems, ChaneyUsers, _DrawMemo
+from simlab.world import World
 
 
 def test_defaults_are_the_papers():
@@ -222,3 +224,44 @@ def test_every_bound_accepts_its_edge_and_refuses_past_it(cls, field, edge, beyo
     assert getattr(cls(**{field: edge}), field) == edge
     with pytest.raises(ValueError, match=field):
         cls(**{field: beyond})
+
+
+@pytest.mark.parametrize("size", [1, 2, 4])
+def test_draw_memo_keeps_the_most_recently_used_keys(size):
+    """At most ``size`` keys; putting one more drops the least recently put or read."""
+    memo = _DrawMemo(size)
+    ids, attrs = np.array([3, 7]), np.eye(2)
+    v = np.arange(4.0).reshape(2, 2)
+    for key in range(size + 2):
+        memo.put((key,), ids, attrs, v + key, v - key)
+        held = list(range(max(0, key + 1 - size), key + 1))
+        assert [k for (k,) in memo._tables] == held
+    oldest = (2,)
+    got_v, got_eta = memo.get(oldest, ids, attrs)  # a read makes it the most recent
+    np.testing.assert_array_equal(got_v, v + 2)
+    np.testing.assert_array_equal(got_eta, v - 2)
+    memo.put((size + 2,), ids, attrs, v, v)
+    assert len(memo._tables) == size and (oldest in memo._tables) == (size > 1)
+    assert memo.get((0,), ids, attrs) == (None, None)
+
+
+@pytest.mark.parametrize("initial", [0, 5])
+def test_before_the_first_step_the_initial_items_are_new(initial):
+    """At step -1 (before any step) the catalog's initial items have age 0; then they age."""
+    items = ChaneyItems(ChaneyItems.Params(initial_items=initial), CTX)
+    assert items.state_dict()["t"] == -1
+    assert items.catalog(False).age.tolist() == [0] * initial
+    items.step(0, None)
+    assert items.catalog(False).age.tolist() == [1] * initial + [0] * 10
+
+
+def test_chaney_users_take_the_whole_ranked_catalog():
+    """``platform.slate_size: 0`` validates with chaney users, who consume from every item."""
+    sc = make_small(
+        ("users", {"model": "chaney", "num_users": 20}),
+        ("content", {"model": "chaney-items", "initial_items": 15}),
+        "platform.slate_size=0",
+    )
+    world = World(sc, 0, 0)
+    rows = [world.step(t) for t in range(2)]
+    assert all(r["engagement/ctr"] == 1.0 for r in rows)

@@ -72,12 +72,16 @@ def test_initial_catalog_has_step_zeros_share(first, then):
     assert (eco.new_item_sources() == then).all()
 
 
+@pytest.mark.parametrize("stride", [1, 3])
 @pytest.mark.parametrize("lifetime, per_step, initial", [(4, 8, 24), (1, 3, 5), (6, 0, 6)])
-def test_items_live_exactly_lifetime_steps(lifetime, per_step, initial):
-    """An item published at s is live at steps s..s+lifetime-1; the initial catalog ages out."""
+def test_items_live_exactly_lifetime_steps(lifetime, per_step, initial, stride):
+    """An item published at s is live at steps s..s+lifetime-1; the initial catalog ages out.
+
+    With steps skipped (``stride`` 3), items past their lifetime retire too.
+    """
     eco = ecosystem(lifetime=lifetime, items_per_step=per_step, initial_items=initial)
     published = dict(zip(eco.items.item_ids.tolist(), eco.items.published.tolist(), strict=True))
-    for t in range(8):
+    for t in range(0, 8 * stride, stride):
         eco.step(t, None)
         published.update(
             {i: t for i in range(eco._next_id - per_step, eco._next_id) if i not in published}
@@ -94,7 +98,10 @@ def test_items_live_exactly_lifetime_steps(lifetime, per_step, initial):
     "ids, topics, message",
     [
         ([0, 1], [0], "`creator_ids` and `topics` of one shape, actual shapes: (2,) and (1,)"),
+        ([3], [0, 1], "`creator_ids` and `topics` of one shape, actual shapes: (1,) and (2,)"),
+        ([], [2], "`creator_ids` and `topics` of one shape, actual shapes: (0,) and (1,)"),
         ([9], [0], "`creator_ids` in [0, 9), actual values: [9]"),
+        ([2, 15], [0, 1], "`creator_ids` in [0, 9), actual values: [2, 15]"),
         ([-1, 2], [0, 0], "`creator_ids` in [0, 9), actual values: [-1, 2]"),
         ([2], [3], "`topics` in [0, 3), actual values: [3]"),
         ([2, 1], [0, 7], "`topics` in [0, 3), actual values: [0, 7]"),
@@ -228,6 +235,36 @@ def test_state_round_trip_continues_identically():
     np.testing.assert_array_equal(b.pool.active, a.pool.active)
     np.testing.assert_array_equal(b.new_item_sources(), a.new_item_sources())
     assert b._next_id == a._next_id
+
+
+@pytest.mark.parametrize("dim", [5, 300])
+def test_state_of_the_same_dimension_loads_however_large(dim):
+    """Creator vectors of the world's dimension load (sizes past 256 are distinct ints)."""
+    a, b = ecosystem(dim=dim, initial_items=4, items_per_step=2), ecosystem(dim=dim)
+    a.step(0, None)
+    b.load_state_dict(a.state_dict())
+    np.testing.assert_array_equal(b.pool.vec, a.pool.vec)
+    np.testing.assert_array_equal(b.items.latent, a.items.latent)
+
+
+def test_adoption_state_round_trips():
+    """A restored adoption ecosystem has the signal's window and revises as the original."""
+    adoption = {"signal": "impressions", "revise_rate": 0.5, "sensitivity": 3.0}
+    adoption["baseline_share"] = 0.5
+    fields = dict(production="adoption", adoption=adoption, creators_per_step=1, lifetime=10)
+    a, b = ecosystem(**fields), ecosystem(**fields)
+    for t in range(3):
+        shown = a.items.item_ids[t::3]
+        a.step(t, (shown, (np.arange(shown.size) % 4).astype(float)))
+    assert len(a.adoption._history) == 3 and a.adoption.delta != 0
+    b.load_state_dict(a.state_dict())
+    assert list(b.adoption._history) == list(a.adoption._history)
+    assert b.adoption.delta == a.adoption.delta
+    for t in (3, 4):
+        for x in (a, b):
+            x.step(t, (x.items.item_ids[::2], np.ones(x.items.item_ids[::2].size)))
+        np.testing.assert_array_equal(b.pool.source, a.pool.source)
+        np.testing.assert_array_equal(b.items.source, a.items.source)
 
 
 def test_state_of_another_dimension_is_a_clear_error():

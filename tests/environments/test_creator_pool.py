@@ -115,6 +115,21 @@ def test_exits_follow_the_streak_rule(threshold, patience):
     assert p.table().active.tolist() == active
 
 
+@pytest.mark.parametrize("lowered", [1, 2, 3])
+def test_a_streak_past_a_lowered_patience_exits(lowered):
+    """Creators whose low streak already reaches a lowered patience exit at the next low step."""
+    p = pool(3, 2)
+    low = np.array([0.0, 5.0, 0.0, 0.0, 5.0])  # creators 0, 2 and 3 have low steps
+    for step in range(3):
+        p.settle(step, low, 1.0, 4)
+    assert p.low_streak.tolist() == [3, 0, 3, 3, 0] and p.active.all()
+    p.settle(3, np.array([0.0, 5.0, 0.0, 9.0, 5.0]), 1.0, lowered)
+    assert p.low_streak.tolist() == [4, 0, 4, 0, 0]  # creator 3 was not low this time
+    assert p.active.tolist() == [False, True, False, True, True]
+    assert p.exited.tolist() == [3, -1, 3, -1, -1]
+    assert p.table().num_creators == p.num_creators == 5 == len(p.table().exited)
+
+
 @pytest.mark.parametrize("share", [0.0, 0.3, 1.0])
 def test_entrants_are_aigc_with_the_share(share):
     """``enter``: ``count`` new creators, each AIGC when its keyed uniform is below the share."""

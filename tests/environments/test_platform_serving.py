@@ -187,6 +187,22 @@ def test_consumed_items_leave_the_candidates(n, c, counts, t):
     assert cands.tolist() == unconsumed_reference(cat, users, consumed, t, c)
 
 
+@pytest.mark.parametrize("c", [0, 8, 30, 40])
+@pytest.mark.parametrize("users", [[1, 6, 9, 40], [7], []])
+def test_nothing_consumed_serves_as_without_the_rule(c, users):
+    """Users who consumed no live item get the candidates of a platform without the rule."""
+    cat = catalog(30, first=3)
+    users = np.array(users, np.int64)
+    nothing = (np.zeros(users.size + 1, np.int64), np.zeros(0, np.int64))
+    p = platform(slate_size=2, max_candidates=c)
+    for t in (0, 3):
+        cands, shared = p.candidates(t, users, cat, nothing)
+        want, want_shared = p.candidates(t, users, cat)
+        assert shared == want_shared == (c == 0 or c >= 30)
+        assert cands.shape == (users.size, min(c or 30, 30))
+        np.testing.assert_array_equal(cands, want)
+
+
 @pytest.mark.parametrize("c, most, k, left", [(0, 6, 5, 4), (4, 7, 4, 3), (0, 10, 1, 0)])
 def test_too_little_left_to_consume_is_a_clear_error(c, most, k, left):
     """Fewer unconsumed live items than K stop with the step and the counts."""

@@ -98,6 +98,17 @@ def test_dimension_rule_names_both_values(dim, topics):
     check_dims(ctx(topics, topics), "who")  # equal: fine
 
 
+@pytest.mark.parametrize("size", [2, 64, 257, 300, 4096])
+def test_equal_dimensions_of_any_size_pass(size):
+    """Equal values pass however large, as two separate int objects (e.g. parsed from YAML)."""
+    dim, topics = int(str(size)), int(str(size))  # equal values, distinct objects past 256
+    check_dims(ctx(dim, topics), "who")
+    assert RecSimCorpus.check_scenario(None, scenario(dim, topics)) == []
+    assert InterestEvolutionUsers.check_scenario(None, scenario(dim, topics)) == []
+    with pytest.raises(ScenarioError, match=f"got world.dim={dim}, world.num_topics={size + 1}"):
+        check_dims(ctx(dim, size + 1), "who")
+
+
 def scenario(dim: int, topics: int, content=RecSimCorpus, model="recsim-corpus"):
     """The parts of a scenario the validate-time rules read."""
     return SimpleNamespace(

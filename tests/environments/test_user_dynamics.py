@@ -151,15 +151,19 @@ def with_fatigue(pop: LogitUserPopulation) -> LogitUserPopulation:
 
 
 @pytest.mark.parametrize("shared", [True, False])
-def test_expected_utility_equals_the_formula(shared):
-    """Shared or per-user candidates: the utility formula per (user, item)."""
-    pop = with_fatigue(population())
+@pytest.mark.parametrize(
+    ("user_range", "users"), [(None, [0, 3, 4, 9]), (None, [7]), ((3, 9), [3, 5, 8]), ((3, 9), [6])]
+)
+def test_expected_utility_equals_the_formula(shared, user_range, users):
+    """Shared or per-user candidates, any users of a shard: the formula per (user, item)."""
+    pop = with_fatigue(population(user_range))
     items = item_table()
-    users = np.array([0, 3, 4, 9])
+    users = np.array(users)
+    table = np.array([[5, 0, 2, 7], [1, 2, 3, 4], [7, 6, 5, 0], [3, 3, 1, 6]])[: users.size]
     if shared:
-        cands = np.broadcast_to(items.item_ids[[5, 0, 2, 7]], (4, 4))
+        cands = np.broadcast_to(items.item_ids[[5, 0, 2, 7]], (users.size, 4))
     else:
-        cands = items.item_ids[np.array([[5, 0, 2, 7], [1, 2, 3, 4], [7, 6, 5, 0], [3, 3, 1, 6]])]
+        cands = items.item_ids[table]
     got = pop.expected_utility(0, users, cands, items)
     assert got.dtype == np.float32
     for b, u in enumerate(users):
@@ -212,6 +216,31 @@ def test_response_equals_the_per_user_reference(shared, t):
     np.testing.assert_allclose(fb.engagement, want_eng, rtol=1e-5, atol=1e-6)
     assert fb.step == t
     np.testing.assert_array_equal(fb.user_ids, users)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("users", [[3, 5, 8], [4, 5, 6, 7, 8], [3, 4, 5, 6, 7, 8]])
+def test_a_shard_responds_as_the_whole_population(shared, users):
+    """Users of a shard ``3..8`` (some of them or all) click and engage as in one population."""
+    items = item_table()
+    users = np.array(users)
+    rng = np.random.default_rng(users.size)
+    if shared:
+        slates = np.broadcast_to(items.item_ids[[4, 1, 6]], (users.size, K))
+    else:
+        slates = np.stack([rng.choice(items.item_ids, K, replace=False) for _ in users])
+    pops = [with_fatigue(population(user_range)) for user_range in (None, (3, 9))]
+    st = pops[1].state_dict()  # the shard's users with the same fatigue as in the whole
+    st["fatigue"] = pops[0].state_dict()["fatigue"][3:9]
+    pops[1].load_state_dict(st)
+    want_pos, want_eng = reference_response(pops[0], 2, users, slates, items)
+    for pop in pops:
+        fb = pop.respond(2, users, slates, items)
+        np.testing.assert_array_equal(fb.clicked_pos, want_pos)
+        np.testing.assert_allclose(fb.engagement, want_eng, rtol=1e-5, atol=1e-6)
+    assert (want_pos >= 0).any()
+    for name in ("interest", "satisfaction", "fatigue"):
+        np.testing.assert_array_equal(pops[1].state_dict()[name], pops[0].state_dict()[name][3:9])
 
 
 def test_state_after_a_response_follows_the_update_rules():
@@ -304,6 +333,32 @@ def test_optional_mechanisms_are_off_by_default():
     off = ("drift_rate", "fatigue_weight", "source_preference", "churn_threshold")
     assert all(getattr(p, name) == 0.0 for name in (*off, "satisfaction_return"))
     assert (p.temperature, p.no_click_utility, p.position_bias) == (1.0, 3.0, 0.3)
+
+
+def test_defaults_are_the_documented_ones():
+    """Every default of the ``logit`` model, as docs/scenario-reference.md lists them."""
+    documented = dict(
+        num_users=2000,
+        topic_concentration=3.0,
+        feature_noise=0.5,
+        return_prob=0.8,
+        return_spread=0.2,
+        interest_weight=4.0,
+        quality_weight=1.0,
+        no_click_utility=3.0,
+        temperature=1.0,
+        position_bias=0.3,
+        drift_rate=0.0,
+        fatigue_weight=0.0,
+        fatigue_decay=0.8,
+        source_preference=0.0,
+        satisfaction_rate=0.2,
+        churn_threshold=0.0,
+        churn_patience=10,
+        satisfaction_return=0.0,
+        engagement_noise=0.3,
+    )
+    assert LogitUserPopulation.Params().model_dump() == documented
 
 
 @pytest.mark.parametrize(
