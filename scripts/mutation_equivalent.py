@@ -119,6 +119,11 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "item ids are never negative (counters from 0; PAD = -1 is no item), so an id at "
             "most 0 is 0",
         ),
+        Equivalent(
+            "if n and self.item_ids[0] == 0 and self.item_ids[-1] == n - 1:  # sorted, unique",
+            "if n and self.item_ids[0] == 0 and self.item_ids[-1] <= n - 1:  # sorted, unique",
+            "n increasing integer ids from 0 end at n - 1 or later: at most n - 1 is n - 1",
+        ),
     ],
     "environments/social_graph.py": [
         Equivalent('if params.kind == "random":', 'if params.kind is "random":', LITERAL_IS),
