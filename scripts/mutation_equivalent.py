@@ -40,6 +40,15 @@ LITERAL_IS = (
 
 BOOL_MUL = "`*` for `&` of two boolean arrays: numpy's product of booleans is their logical and"
 
+ROWS_GUARD_BEFORE = (
+    "if user_ids.shape[0] == n and n and user_ids[0] == self.lo and user_ids[-1] == self.hi - 1:"
+)
+ROWS_GUARD = (
+    "the whole-shard guard of `_rows_of` only picks a slice instead of the copy `user_ids - lo`, "
+    "the same rows; served ids are the shard's own (never past hi - 1), so no mutant of it "
+    "takes the slice for other ids"
+)
+
 EQUIVALENT: dict[str, list[Equivalent]] = {
     # -- agents ---------------------------------------------------------------------------
     "agents/baselines.py": [
@@ -110,6 +119,38 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "return np.flatnonzero(self.active & (self.source == source))",
             "return np.flatnonzero(self.active * (self.source == source))",
             BOOL_MUL,
+        ),
+    ],
+    "environments/interest_evolution.py": [
+        Equivalent(
+            ROWS_GUARD_BEFORE,
+            ROWS_GUARD_BEFORE.replace("self.hi - 1:", "self.hi / 1:"),
+            ROWS_GUARD,
+        ),
+        Equivalent(
+            ROWS_GUARD_BEFORE,
+            ROWS_GUARD_BEFORE.replace("self.hi - 1:", "self.hi % 1:"),
+            ROWS_GUARD,
+        ),
+        Equivalent(
+            ROWS_GUARD_BEFORE,
+            ROWS_GUARD_BEFORE.replace("[-1] == self.hi - 1:", "[-1] < self.hi - 1:"),
+            ROWS_GUARD,
+        ),
+        Equivalent(
+            ROWS_GUARD_BEFORE,
+            ROWS_GUARD_BEFORE.replace("[-1] == self.hi - 1:", "[-1] >= self.hi - 1:"),
+            ROWS_GUARD,
+        ),
+        Equivalent(
+            ROWS_GUARD_BEFORE,
+            ROWS_GUARD_BEFORE.replace("[-1] == self.hi - 1:", "[- 2] == self.hi - 1:"),
+            ROWS_GUARD,
+        ),
+        Equivalent(
+            "if item_ids.ndim == 2 and item_ids.shape[0] > 1 and item_ids.strides[0] == 0:",
+            "if item_ids.ndim >= 2 and item_ids.shape[0] > 1 and item_ids.strides[0] == 0:",
+            "candidate ids are (B, C): never more than 2 dimensions",
         ),
     ],
     "environments/recsim_common.py": [
