@@ -65,6 +65,15 @@ TWO_OR_THREE_DIMS = (
 LAST_AXIS_OF_2D = "`1` for `-1` as the axis of a 2-D array: the same axis"
 BOOL_MUL = "`*` for `&` of two boolean arrays: numpy's product of booleans is their logical and"
 
+ROWS_GUARD_BEFORE = (
+    "if user_ids.shape[0] == n and n and user_ids[0] == self.lo and user_ids[-1] == self.hi - 1:"
+)
+ROWS_GUARD = (
+    "the whole-shard guard of `_rows_of` only picks a slice instead of the copy `user_ids - lo`, "
+    "the same rows; served ids are the shard's own (never past hi - 1), so no mutant of it "
+    "takes the slice for other ids"
+)
+
 EQUIVALENT: dict[str, list[Equivalent]] = {
     # -- agents ---------------------------------------------------------------------------
     "agents/baselines.py": [
@@ -282,12 +291,49 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             BOOL_MUL,
         ),
     ],
+    "environments/interest_evolution.py": [
+        Equivalent(
+            ROWS_GUARD_BEFORE,
+            ROWS_GUARD_BEFORE.replace("self.hi - 1:", "self.hi / 1:"),
+            ROWS_GUARD,
+        ),
+        Equivalent(
+            ROWS_GUARD_BEFORE,
+            ROWS_GUARD_BEFORE.replace("self.hi - 1:", "self.hi % 1:"),
+            ROWS_GUARD,
+        ),
+        Equivalent(
+            ROWS_GUARD_BEFORE,
+            ROWS_GUARD_BEFORE.replace("[-1] == self.hi - 1:", "[-1] < self.hi - 1:"),
+            ROWS_GUARD,
+        ),
+        Equivalent(
+            ROWS_GUARD_BEFORE,
+            ROWS_GUARD_BEFORE.replace("[-1] == self.hi - 1:", "[-1] >= self.hi - 1:"),
+            ROWS_GUARD,
+        ),
+        Equivalent(
+            ROWS_GUARD_BEFORE,
+            ROWS_GUARD_BEFORE.replace("[-1] == self.hi - 1:", "[- 2] == self.hi - 1:"),
+            ROWS_GUARD,
+        ),
+        Equivalent(
+            "if item_ids.ndim == 2 and item_ids.shape[0] > 1 and item_ids.strides[0] == 0:",
+            "if item_ids.ndim >= 2 and item_ids.shape[0] > 1 and item_ids.strides[0] == 0:",
+            "candidate ids are (B, C): never more than 2 dimensions",
+        ),
+    ],
     "environments/recsim_common.py": [
         Equivalent(
             "if n and self.item_ids[0] == 0 and self.item_ids[-1] == n - 1:  # sorted, unique",
             "if n and self.item_ids[0] <= 0 and self.item_ids[-1] == n - 1:  # sorted, unique",
             "item ids are never negative (counters from 0; PAD = -1 is no item), so an id at "
             "most 0 is 0",
+        ),
+        Equivalent(
+            "if n and self.item_ids[0] == 0 and self.item_ids[-1] == n - 1:  # sorted, unique",
+            "if n and self.item_ids[0] == 0 and self.item_ids[-1] <= n - 1:  # sorted, unique",
+            "n increasing integer ids from 0 end at n - 1 or later: at most n - 1 is n - 1",
         ),
     ],
     "environments/social_graph.py": [

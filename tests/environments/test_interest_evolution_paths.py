@@ -184,3 +184,33 @@ def test_expected_utility_is_float32_offset_minus_distance():
     np.testing.assert_allclose(got, want, rtol=1e-5)
     one = pop.expected_utility(0, ids[:1], np.broadcast_to(cands[:1], (1, 2)), items)
     np.testing.assert_allclose(one, want[:1], rtol=1e-5)
+
+
+def test_choice_probs_of_a_shards_users_are_the_softmax_of_their_logits():
+    """``choice_probs`` reads each user's own interests in a shard ``(3, 9)``."""
+    pop = users(9, 2, user_range=(3, 9), position_bias=-0.2, no_click_mass=0.5)
+    rng = np.random.default_rng(4)
+    items = docs(rng.normal(size=(5, 2)), np.zeros(5))
+    ids = np.array([3, 6, 8])
+    slates = np.array([[0, 1, 2], [4, 3, 2], [1, 1, 0]])
+    x = pop.interests()[0][ids - 3].astype(np.float64)
+    p = pop.params
+    for b in range(ids.size):
+        f = items.latent[slates[b]].astype(np.float64)
+        logits = [
+            p.affinity_offset + p.position_bias * j - np.linalg.norm(x[b] - f[j]) for j in range(3)
+        ]
+        w = np.exp(np.array([*logits, p.no_click_mass]))
+        want = w / w.sum()
+        np.testing.assert_allclose(
+            pop.choice_probs(ids[b : b + 1], slates[b : b + 1], items)[0], want, rtol=1e-9
+        )
+        np.testing.assert_allclose(pop.choice_probs(ids, slates, items)[b], want, rtol=1e-9)
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.5])
+def test_max_user_affinity_must_be_positive(bad):
+    """The squash's M divides: 0 or below is refused by name."""
+    with pytest.raises(ValueError, match="max_user_affinity"):
+        InterestEvolutionUsers.Params(max_user_affinity=bad)
+    assert InterestEvolutionUsers.Params(max_user_affinity=1e-9).max_user_affinity == 1e-9
