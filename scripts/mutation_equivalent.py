@@ -376,14 +376,6 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
     ],
     "environments/users.py": [
         Equivalent(
-            "if item_ids.strides[0] == 0:  # shared candidates: one matrix product",
-            "if item_ids.strides[0] < 0:  # shared candidates: one matrix product",
-            "a speed path: candidates never have a negative row stride, and without the branch "
-            "shared candidates take the general one, which computes the same utility from the "
-            "same float32 operands (an einsum over the broadcast row instead of one matrix "
-            "product: equal up to float32 summation order)",
-        ),
-        Equivalent(
             "rows = items.rows(item_ids[0])",
             "rows = items.rows(item_ids[ -1])",
             "the branch runs only for a row stride of 0: every row is the same memory",

@@ -172,6 +172,25 @@ def test_expected_utility_equals_the_formula(shared, user_range, users):
             assert got[b, c] == pytest.approx(utility(pop, u, row, items), rel=1e-5, abs=1e-5)
 
 
+def test_shared_candidates_are_scored_by_one_matrix_product_not_per_row(monkeypatch):
+    """A broadcast candidate row (stride 0) takes the one-product path, per-user rows do not.
+
+    The two paths sum in another order (float32 results may differ in the last bits), so
+    which one runs is part of what the oracle sees.
+    """
+    pop = with_fatigue(population(None))
+    items = item_table()
+    users = np.array([0, 3, 4])
+    shared = np.broadcast_to(items.item_ids[[5, 0, 2, 7]], (3, 4))
+    calls = []
+    general = pop._utility
+    monkeypatch.setattr(pop, "_utility", lambda *a: calls.append(a) or general(*a))
+    pop.expected_utility(0, users, shared, items)
+    assert calls == []
+    pop.expected_utility(0, users, np.ascontiguousarray(shared), items)
+    assert len(calls) == 1
+
+
 # ----------------------------------------------------------------------------- a response
 
 
