@@ -13,8 +13,9 @@ diagonal. Kinds (``users.social_graph.kind``):
   only themselves; here every user has at least one other friend.
 - ``knn``: each user is linked to the ``neighbours`` users of largest covariance with it,
   then the graph is made symmetric (a user may have more than ``neighbours`` friends).
-- ``random``: each user is linked to ``neighbours`` uniformly drawn other users (keyed by
-  the user id), then symmetric; no relation to preferences.
+- ``random``: each user draws ``neighbours`` other users uniformly, with replacement (keyed
+  by the user id; a user drawn twice is one friend, so a user may start with fewer than
+  ``neighbours``), then the graph is made symmetric; no relation to preferences.
 
 ``covariance`` and ``knn`` build the dense covariance matrix, O(num_users**2) memory, so they
 are limited to 20,000 users.
@@ -45,7 +46,10 @@ class SocialGraphParams(ParamsModel):
         "(each user's `neighbours` most similar users) or `random` (no homophily).",
     )
     neighbours: int = Field(
-        5, gt=0, description="Friends drawn per user for `knn` and `random` (before symmetry)."
+        5,
+        gt=0,
+        description="Friends per user for `knn`; draws per user, with replacement, for "
+        "`random` (before symmetry).",
     )
 
     def check_size(self, num_users: int) -> None:
