@@ -108,6 +108,10 @@ EXTRA_TESTS = {
         "tests/environments/test_interest_evolution.py",
     ],
     "environments/gym": ["tests/environments/gym/test_gym_envs.py"],
+    "environments/gym/slate.py": [
+        "tests/environments/gym/test_gym_envs.py",
+        "tests/environments/gym/test_gym_info.py",
+    ],
     "agents/bandits.py": [
         "tests/agents/test_bandits.py",
         "tests/agents/test_bandit_posteriors.py",
