@@ -16,6 +16,9 @@ The recurring reasons:
 - ``LITERAL_IS``: ``is`` for ``==`` (or ``is not`` for ``!=``) against a string of a pydantic
   ``Literal`` field: pydantic hands back the literal's own ``str`` object, so identity and
   equality agree on every validated value.
+- ``STEPS_FROM_ZERO``: a "nothing counted yet" step marker of ``-1`` changed to another
+  negative number: the world's steps count from 0 (``World.t`` starts at 0 and only grows),
+  so ``step > -1`` and ``step > -2`` hold for the same steps.
 """
 
 from __future__ import annotations
@@ -36,6 +39,11 @@ LITERAL_IS = (
     "so identity and equality agree"
 )
 
+STEPS_FROM_ZERO = (
+    "a negative 'nothing yet' step marker: steps count from 0 (World.t starts at 0), so any "
+    "negative marker is below every step alike"
+)
+
 EQUIVALENT: dict[str, list[Equivalent]] = {
     # -- agents ---------------------------------------------------------------------------
     "agents/baselines.py": [
@@ -48,6 +56,27 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             'if self.params.signal != "engagement":',
             'if self.params.signal is not "engagement":',
             LITERAL_IS,
+        ),
+        Equivalent(
+            'if self.params.signal == "impressions":',
+            'if self.params.signal is "impressions":',
+            LITERAL_IS,
+        ),
+        Equivalent(
+            'if sig == "impressions":',
+            'if sig >= "impressions":',
+            "`signal` is a Literal of clicks, impressions, engagement: none sorts after "
+            "impressions, so `>=` holds exactly for impressions",
+        ),
+        Equivalent(
+            "self._seen = -1  # with `cumulative`, the last logged step counted",
+            "self._seen = - 2  # with `cumulative`, the last logged step counted",
+            STEPS_FROM_ZERO,
+        ),
+        Equivalent(
+            'self._seen = int(state.get("seen", -1))',
+            'self._seen = int(state.get("seen", - 2))',
+            STEPS_FROM_ZERO,
         ),
     ],
 }
