@@ -19,6 +19,8 @@ The recurring reasons:
 - ``STEPS_FROM_ZERO``: a "nothing counted yet" step marker of ``-1`` changed to another
   negative number: the world's steps count from 0 (``World.t`` starts at 0 and only grows),
   so ``step > -1`` and ``step > -2`` hold for the same steps.
+- ``BOOL_MUL``: ``*`` for ``&`` of two bool arrays: numpy's product of bools is their logical
+  and, itself a bool array.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ STEPS_FROM_ZERO = (
     "a negative 'nothing yet' step marker: steps count from 0 (World.t starts at 0), so any "
     "negative marker is below every step alike"
 )
+
+BOOL_MUL = "`*` for `&` of two bool arrays: numpy's product of bools is their logical and (bool)"
 
 EQUIVALENT: dict[str, list[Equivalent]] = {
     # -- agents ---------------------------------------------------------------------------
@@ -77,6 +81,19 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             'self._seen = int(state.get("seen", -1))',
             'self._seen = int(state.get("seen", - 2))',
             STEPS_FROM_ZERO,
+        ),
+    ],
+    "agents/nnls.py": [
+        Equivalent(
+            "d = 1.0 / np.sqrt(np.where(diag > 0, diag, np.inf))",
+            "d = 1.0 / np.sqrt(np.where(diag != 0, diag, np.inf))",
+            "the Gram matrix is positive semi-definite (A^T A): its diagonal entries are sums "
+            "of squares, never negative, so `!= 0` and `> 0` pick the same entries",
+        ),
+        Equivalent(
+            "ok = ~(guess[rows] & (z <= tol)).any(axis=1)",
+            "ok = ~(guess[rows] * (z <= tol)).any(axis=1)",
+            BOOL_MUL,
         ),
     ],
 }
