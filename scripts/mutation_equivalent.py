@@ -96,4 +96,11 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             BOOL_MUL,
         ),
     ],
+    "agents/rerank.py": [
+        Equivalent(
+            "std > 0, (proj - proj.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1), 0",
+            "std != 0, (proj - proj.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1), 0",
+            "a standard deviation is never negative: `!= 0` and `> 0` agree",
+        ),
+    ],
 }
