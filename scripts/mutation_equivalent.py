@@ -48,6 +48,11 @@ STEPS_FROM_ZERO = (
 
 BOOL_MUL = "`*` for `&` of two bool arrays: numpy's product of bools is their logical and (bool)"
 
+ADAM_BETA_MOD = (
+    "`1 % b` for `1 - b` at Adam's fixed betas (0.9, 0.999): for 0.5 < b < 1, fmod(1, b) is "
+    "1 - b, and both are exact (fmod always, the difference by Sterbenz): the same float"
+)
+
 EQUIVALENT: dict[str, list[Equivalent]] = {
     # -- agents ---------------------------------------------------------------------------
     "agents/baselines.py": [
@@ -81,6 +86,18 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             'self._seen = int(state.get("seen", -1))',
             'self._seen = int(state.get("seen", - 2))',
             STEPS_FROM_ZERO,
+        ),
+    ],
+    "agents/lazy_adam.py": [
+        Equivalent(
+            "m = self.m[r].mul_(b1).add_(grad, alpha=1 - b1)",
+            "m = self.m[r].mul_(b1).add_(grad, alpha=1 % b1)",
+            ADAM_BETA_MOD,
+        ),
+        Equivalent(
+            "v = self.v[r].mul_(b2).addcmul_(grad, grad, value=1 - b2)",
+            "v = self.v[r].mul_(b2).addcmul_(grad, grad, value=1 % b2)",
+            ADAM_BETA_MOD,
         ),
     ],
     "agents/nnls.py": [
