@@ -88,6 +88,26 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             STEPS_FROM_ZERO,
         ),
     ],
+    "agents/cumulative.py": [
+        Equivalent(
+            "return (np.asarray(users, np.int64) << 32) | np.asarray(items, np.int64)",
+            "return (np.asarray(users, np.int64) << 32) + np.asarray(items, np.int64)",
+            "item ids are below 2**32 (the documented domain): their bits never meet the "
+            "user's bits shifted by 32, so `|`, `+` and `^` give the same key",
+        ),
+        Equivalent(
+            "return (np.asarray(users, np.int64) << 32) | np.asarray(items, np.int64)",
+            "return (np.asarray(users, np.int64) << 32) ^ np.asarray(items, np.int64)",
+            "item ids are below 2**32 (the documented domain): their bits never meet the "
+            "user's bits shifted by 32, so `|`, `+` and `^` give the same key",
+        ),
+        Equivalent(
+            "changes = ranked[:, 1:] != ranked[:, :-1]",
+            "changes = ranked[:, 1:] > ranked[:, :-1]",
+            "`ranked` holds each row's keys sorted ascending (finite or inf, never NaN: scores "
+            "are numbers), so a key differs from the one before exactly when it is greater",
+        ),
+    ],
     "agents/lazy_adam.py": [
         Equivalent(
             "m = self.m[r].mul_(b1).add_(grad, alpha=1 - b1)",
