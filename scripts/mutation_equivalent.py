@@ -108,6 +108,24 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "are numbers), so a key differs from the one before exactly when it is greater",
         ),
     ],
+    "agents/interleave.py": [
+        Equivalent(
+            "if b == 0 or length == 0:",
+            "if b <= 0 or length == 0:",
+            "`b` is an array dimension, never negative",
+        ),
+        Equivalent(
+            "if b == 0 or length == 0:",
+            "if b == 0 or length < 0:",
+            "a dimension is never negative, and lists of length 0 (with users) have no new "
+            "item: the `not most` guard returns `ranked` itself, as this one does",
+        ),
+        Equivalent(
+            "taken[taken == length] = -1",
+            "taken[taken >= length] = -1",
+            "no entry of `taken` exceeds `length`: a slot t <= j < length, or the fill `length`",
+        ),
+    ],
     "agents/lazy_adam.py": [
         Equivalent(
             "m = self.m[r].mul_(b1).add_(grad, alpha=1 - b1)",
