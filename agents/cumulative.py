@@ -58,7 +58,7 @@ class CumulativeLog:
         """
         from scipy import sparse
 
-        data = np.ones(user_index.shape[0])
+        data = np.ones(user_index.shape)
         return sparse.csr_matrix((data, (user_index, item_index)), shape=shape)
 
     def state_dict(self) -> dict[str, Any]:

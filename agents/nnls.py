@@ -50,13 +50,13 @@ def nnls_gram(
     gram = np.asarray(gram, np.float64)
     b = np.asarray(b, np.float64)
     r, f = b.shape
-    if r == 0 or f == 0:
+    if not b.size:  # no rows or no attributes
         return np.zeros((r, f))
     # x = d * z with d = diag(G)^-1/2: the same problem (x >= 0 iff z >= 0) with a unit
     # diagonal, so columns of very different norms (sparse Dirichlet attributes) are
-    # compared on one scale; a column that is zero everywhere keeps x = 0
-    diag = np.diag(gram).copy()
-    d = np.where(diag > 0, 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0)), 0.0)
+    # compared on one scale; a column that is zero everywhere keeps x = 0 (1 / sqrt(inf))
+    diag = np.diag(gram)
+    d = 1.0 / np.sqrt(np.where(diag > 0, diag, np.inf))
     unit = gram * d[:, None] * d[None, :] + np.eye(f) * 1e-12
     z = _nnls_unit(unit, b * d, max_iter, support)
     return z * d
@@ -65,13 +65,13 @@ def nnls_gram(
 def _nnls_unit(
     gram: np.ndarray, b: np.ndarray, max_iter: int | None, support: np.ndarray | None
 ) -> np.ndarray:
-    """:func:`nnls_gram` on a Gram matrix with a unit diagonal (or zero rows)."""
+    """:func:`nnls_gram` on a Gram matrix with a unit diagonal (``1e-12`` for zero columns)."""
     r, f = b.shape
     x = np.zeros((r, f))
     tol = 10.0 * f * np.finfo(float).eps * max(float(np.abs(b).max()), 1.0)
     passive = np.zeros((r, f), bool)
     if support is not None:  # start from the guessed support where it is feasible
-        guess = np.asarray(support, bool) & (np.diag(gram) > 0)
+        guess = np.asarray(support, bool)  # a zero column's entry solves to 0: not feasible
         rows = np.flatnonzero(guess.any(axis=1))
         z = _solve_on(gram, b[rows], guess[rows])
         ok = ~(guess[rows] & (z <= tol)).any(axis=1)
@@ -84,8 +84,8 @@ def _nnls_unit(
         cand = ~passive & (w > tol)
         moving &= cand.any(axis=1)
         rows = np.flatnonzero(moving)
-        if rows.size == 0:
-            break
+        if not rows.size:  # every row has settled
+            return x
         j = np.argmax(np.where(cand[rows], w[rows], -np.inf), axis=1)
         passive[rows, j] = True
         # inner loop: step back toward feasibility until the passive solution is positive

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from simlab.batch import PAD, Feedback, Observation, lookup_sorted
+from simlab.batch import Feedback, Observation, lookup_sorted
 from simlab.errors import ScenarioError
 from simlab.rng import Stream
 from simlab.scenario import ParamsModel
@@ -174,11 +174,10 @@ def history_group_counts(obs: Observation, item_group: np.ndarray, num_groups: i
         item_group: ``(N,)`` group index of each live catalog item.
         num_groups: ``G``.
     """
-    pos, found = lookup_sorted(obs.catalog.item_ids, obs.history)  # (B, H)
-    valid = found & (obs.history != PAD)
+    pos, found = lookup_sorted(obs.catalog.item_ids, obs.history)  # (B, H); PAD: not found
     b = obs.history.shape[0]
     flat = np.arange(b)[:, None] * num_groups + item_group[pos]
-    counts = np.bincount(flat[valid], minlength=b * num_groups)
+    counts = np.bincount(flat[found], minlength=b * num_groups)
     return counts.reshape(b, num_groups).astype(np.float64)
 
 

@@ -200,7 +200,7 @@ EXTRA_TESTS = {
         "tests/agents/test_implicit_mf.py",
     ],
     "agents/interleave.py": ["tests/agents/test_interleave.py"],
-    "agents/nnls.py": ["tests/agents/test_chaney_agents.py"],
+    "agents/nnls.py": ["tests/agents/test_nnls.py", "tests/agents/test_chaney_agents.py"],
     "agents/social_filtering.py": [
         "tests/agents/test_chaney_agents.py",
         "tests/agents/test_social_filtering.py",

@@ -194,6 +194,23 @@ def test_window_retrain_forgets_and_cumulative_counts_each_step_once(signal):
 
 
 @pytest.mark.parametrize("signal", SIGNALS)
+@pytest.mark.parametrize(
+    ("first", "want"),
+    [([0, 1], WANT), ([0, 1, 2, 3], WANT), ([0, 1, 2, 3, 4, 5], WANT), ([2, 3], SECOND)],
+)
+def test_cumulative_skips_every_step_already_counted_not_only_the_last(signal, first, want):
+    """A later window that reaches back over several counted steps adds only the new ones.
+
+    The whole LOG (steps 0, 1, 2) after a first window up to step s adds the steps after s;
+    from step 1 on alone (rows 2, 3) step 0 is never counted.
+    """
+    agent = popularity(signal, cumulative=True)
+    agent.retrain(rows(LOG, first))
+    agent.retrain(LOG)
+    assert_table(agent, *want[signal])
+
+
+@pytest.mark.parametrize("signal", SIGNALS)
 def test_cumulative_state_round_trip_and_old_states(signal):
     """A restored state counts on from its last step; a state without ``seen`` counts all."""
     first, rest = rows(LOG, [0, 1, 2, 3]), rows(LOG, [2, 3, 4, 5])
@@ -329,6 +346,36 @@ def test_oracle_trained_ranks_items_newer_than_its_data_last():
     assert fresh.state_dict() == {"horizon": -1}
 
 
+class NegatedTruth(Truth):
+    """The opposite utility: every order by utility reversed."""
+
+    def utility(self, step, user_ids, candidates):
+        """``(B, C)`` minus :class:`Truth`'s utility."""
+        return -super().utility(step, user_ids, candidates)
+
+
+@pytest.mark.parametrize("step", [0, 1, 2, 9])
+@pytest.mark.parametrize("restored", [False, True])
+def test_oracle_trained_before_any_data_ignores_the_utility(step, restored):
+    """Before its first retrain (or from a state without one) no item is known yet.
+
+    Every candidate, even one published at step 0, is then newer than the (absent) data:
+    the order is the keyed random one, the same whatever the utility.
+    """
+    age = np.minimum(np.array([0, 1, 2, 3, 4, 5, 6, 7]), step)  # published at step - age >= 0
+    obs = observation(catalog(8, age), None, 8, step=step)
+    slates = []
+    for truth in (Truth(), NegatedTruth()):
+        agent = OracleAgent(OracleAgent.Params(known_items="trained"), CTX)
+        agent.bind_truth(truth)
+        if restored:
+            agent.load_state_dict({})
+        slates.append(agent.act(obs).item_ids)
+    np.testing.assert_array_equal(slates[0], slates[1])
+    u = Truth().utility(step, obs.user_ids, obs.candidates)
+    assert not np.array_equal(slates[0], np.argsort(-u, axis=1))  # not the utility's order
+
+
 def test_oracle_without_truth_is_a_clear_error():
     """Acting before the world binds the truth hook names the missing hook."""
     agent = OracleAgent(OracleAgent.Params(), CTX)
@@ -350,7 +397,7 @@ def test_random_agent_propensity_is_one_over_candidates(num_items, k):
     assert agent.logging_policy == "sampled"
 
 
-@pytest.mark.parametrize("n", [1, 3, 1000])
+@pytest.mark.parametrize("n", [1, 3, 1000, 16384, 40000])  # 4 n with and without bit 16
 @pytest.mark.parametrize("skip_pad", [False, True])
 def test_count_by_id_counts_over_the_range_only_while_it_is_small(n, skip_pad, monkeypatch):
     """The id range is counted directly up to ``4 n + 65536`` ids, then sorted instead.

@@ -96,7 +96,7 @@ def test_items_after_the_horizon_come_last_whatever_the_scores(case):
         assert tail == sorted(np.flatnonzero(late).tolist(), key=lambda i: u_draws[i])
 
 
-@pytest.mark.parametrize("case", range(30))
+@pytest.mark.parametrize("case", range(36))
 def test_ranking_is_score_then_draw_for_counts_and_for_real_scores(case):
     """Every row is sorted by (-score, draw), late items last by draw — whatever the scores.
 
@@ -105,7 +105,7 @@ def test_ranking_is_score_then_draw_for_counts_and_for_real_scores(case):
     """
     rng = np.random.default_rng(100 + case)
     n, step, b = int(rng.integers(2, 40)), 6, int(rng.integers(1, 12))
-    kind = case % 5
+    kind = case % 6
     if kind == 0:
         scores = rng.integers(0, 4, (b, n)).astype(np.float64)  # counts, many ties
     elif kind == 1:
@@ -114,8 +114,10 @@ def test_ranking_is_score_then_draw_for_counts_and_for_real_scores(case):
         scores = np.full((b, n), 5.0)  # all tied
     elif kind == 3:
         scores = rng.integers(0, 3, (b, n)) + 2.0**20  # integers too large for one sort
-    else:
+    elif kind == 4:
         scores = rng.choice([0.5, 0.25, 1.0, 2.75], size=(b, n))  # real scores with ties
+    else:  # integers so large that a draw added to them would be lost
+        scores = rng.integers(1, 4, (b, n)) * 2.0**52
     published = rng.integers(0, step + 1, n)
     horizon = None if case % 2 else int(rng.integers(0, step))
     cat = _catalog(step, n, np.zeros((n, 4)), published)
@@ -130,3 +132,36 @@ def test_ranking_is_score_then_draw_for_counts_and_for_real_scores(case):
             range(n), key=lambda i: (bool(late[i]), 0.0 if late[i] else -scores[r, i], d[i])
         )
         assert got[r].tolist() == want[: obs.slate_size]
+
+
+class _CountingStream:
+    """A tie-break stream that records the shape of every draw."""
+
+    def __init__(self, stream: Stream) -> None:
+        self.stream = stream
+        self.shapes: list[tuple[int, ...]] = []
+
+    def uniform(self, ids, step):
+        """The stream's draws, recorded."""
+        self.shapes.append(np.shape(ids))
+        return self.stream.uniform(ids, step)
+
+
+@pytest.mark.parametrize("top", [1, 2**19, 2**20 - 1, 2**20, 2**20 + 1, 2**40])
+@pytest.mark.parametrize("sign", [1, -1])
+def test_draws_for_every_item_only_when_scores_are_integers_below_2_20(top, sign):
+    """Distinct integer scores (no ties, nothing late) up to ``top`` in size.
+
+    Below ``2**20`` they are counts: one draw per candidate, a single sort; from ``2**20``
+    up no draw at all (there are no ties to break). Either way the order is by score.
+    """
+    b, n = 3, 7
+    scores = sign * (top - np.arange(n, dtype=np.float64))[None].repeat(b, axis=0)
+    scores[1] = scores[1, ::-1]
+    cat = _catalog(4, n, np.zeros((n, 4)), np.zeros(n, np.int64))
+    obs = _obs(4, cat, users=np.arange(b, dtype=np.int64))
+    tb = _CountingStream(Stream(1, "t"))
+    got = rank_known_first(scores, obs, None, tb)
+    assert tb.shapes == ([(b, n)] if top < 2**20 else [])
+    want = np.take_along_axis(obs.candidates, np.argsort(-scores, axis=1), axis=1)
+    np.testing.assert_array_equal(got, want[:, : obs.slate_size])

@@ -16,15 +16,20 @@ def _loss(rows: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("lr", [0.01, 0.3])
-def test_with_every_row_in_every_batch_it_is_torch_adam(seed, lr):
-    """A batch that holds every row (in any order, with repeats) steps like torch's Adam."""
+@pytest.mark.parametrize("steps", [6, 12, 720])
+def test_with_every_row_in_every_batch_it_is_torch_adam(seed, lr, steps):
+    """A batch that holds every row (in any order, with repeats) steps like torch's Adam.
+
+    Up to 720 steps: past the 7th (``0.9^t < 1/2``) and the 693rd (``0.999^t < 1/2``),
+    where a bias correction ``1 - beta^t`` computed any other way would show.
+    """
     gen = torch.Generator().manual_seed(seed)
     table = torch.randn(7, 3, generator=gen)
     target = torch.randn(7, 3, generator=gen)
     ref = torch.nn.Parameter(table.clone())
     opt = torch.optim.Adam([ref], lr=lr)
     lazy = LazyAdamRows(table.clone(), lr)
-    for _ in range(6):
+    for _ in range(steps):
         extra = torch.randint(0, 7, (4,), generator=gen)
         ids = torch.cat([torch.randperm(7, generator=gen), extra])
         leaf, where = lazy.gather(ids)

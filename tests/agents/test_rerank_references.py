@@ -244,6 +244,7 @@ def reference_floor(ranked_row, exp, u, k, slots, min_exposure):
     return [ranked_row[j] for j in kept + picks + rest]
 
 
+@pytest.mark.filterwarnings("error")  # no floating-point warning either
 @pytest.mark.parametrize(
     ("k", "slots", "min_exposure"), [(4, 1, 1), (4, 2, 2), (3, 5, 3), (12, 2, 1), (5, 0, 1)]
 )
@@ -263,6 +264,26 @@ def test_exploration_floor_equals_a_loop_with_the_keyed_draws(seed, k, slots, mi
     for b in range(ranked.shape[0]):
         want = reference_floor(ranked[b], counts[ranked[b]], u[b], k, slots, min_exposure)
         np.testing.assert_array_equal(got[b], want)
+
+
+@pytest.mark.parametrize(("k", "slots"), [(4, 2), (30, 5), (70, 3)])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_exploration_floor_on_long_lists(seed, k, slots):
+    """Lists of 90 items (positions past 63 too): the loop's order, whatever the position."""
+    rng = np.random.default_rng(seed + 40)
+    n, length = 120, 90
+    ranked = np.stack([rng.permutation(n)[:length] for _ in range(4)]).astype(np.int64)
+    impressions = rng.integers(0, n, size=(60, 5))
+    rr = build(ExplorationFloorReranker, k, seed=seed, slots=slots)
+    rr.update(shown(impressions))
+    counts = np.bincount(impressions.ravel(), minlength=n)
+    obs = observation(rng.normal(size=(n, 3)), ranked, step=seed)
+    got = rr.rerank(obs, ranked)
+    u = Stream(seed, "rerank/exploration").uniform(obs.user_ids, obs.step, size=length)
+    for b in range(ranked.shape[0]):
+        np.testing.assert_array_equal(
+            got[b], reference_floor(ranked[b], counts[ranked[b]], u[b], k, slots, 1)
+        )
 
 
 class LinearScorer:
@@ -343,6 +364,38 @@ def test_style_removal_keeps_the_order_without_a_style(source):
     np.testing.assert_array_equal(rr.rerank(obs, ranked), ranked)
     with pytest.raises(ScenarioError, match="StyleRemovalReranker needs item source labels"):
         rr.rerank(observation(feats, ranked), ranked)
+
+
+@pytest.mark.filterwarnings("error")
+def test_style_removal_with_scores_keeps_the_order_without_a_style():
+    """Equal source means: nothing to remove; the agent's scorer is not asked, no warning."""
+    feats = np.array([[1.0, 2.0], [1.0, 2.0], [3.0, 0.0], [3.0, 0.0], [0.5, 1.0], [0.5, 1.0]])
+    ranked = np.array([[5, 2, 0, 3], [1, 4, 3, 2]], np.int64)
+    obs = observation(feats, ranked, source=np.array([0, 1, 0, 1, 0, 1]))
+    rr = build(StyleRemovalReranker, 2)
+    scorer = LinearScorer(np.array([1.0, -1.0]))  # would reorder the lists
+    rr.bind_scorer(scorer)
+    np.testing.assert_array_equal(rr.rerank(obs, ranked), ranked)
+    assert scorer.seen == []
+
+
+@pytest.mark.parametrize(
+    ("cls", "field", "good", "bad"),
+    [
+        (PopularityPenaltyReranker, "weight", [0.0, 7.5], [-1e-9, -1.0]),
+        (MMRReranker, "lam", [0.0, 0.5, 1.0], [-1e-9, -1.0, 1.0 + 1e-9, 2.0]),
+        (ExplorationFloorReranker, "slots", [0, 1000], [-1, 1001]),
+        (ExplorationFloorReranker, "min_exposure", [1, 50], [0, -1]),
+        (StyleRemovalReranker, "weight", [0.0, 3.0], [-1e-9, -2.0]),
+    ],
+)
+def test_parameter_bounds(cls, field, good, bad):
+    """Each bounded key takes its bounds and refuses values just past them, naming itself."""
+    for value in good:
+        assert getattr(cls.Params(**{field: value}), field) == value
+    for value in bad:
+        with pytest.raises(ValueError, match=field):
+            cls.Params(**{field: value})
 
 
 @pytest.mark.parametrize(
