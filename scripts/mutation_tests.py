@@ -38,6 +38,11 @@ EXTRA_TESTS = {
         "tests/metrics/test_ranges.py",
         "tests/metrics/test_cadence.py",
     ],
+    "simlab/metrics/item_fairness_formulas.py": [
+        "tests/metrics/test_item_fairness.py",
+        "tests/metrics/test_item_fairness_metric.py",
+        "tests/metrics/test_ranges.py",
+    ],
     "simlab/metrics/homogenization_nn.py": [
         "tests/metrics/test_homogenization_nn.py",
         "tests/metrics/test_pair_defaults.py",
