@@ -23,6 +23,7 @@ The recurring reasons:
 - ``PAD_BELOW_IDS``: ``> PAD`` for ``!= PAD`` on item ids (``PAD = -1``; ids are ``>= 0``).
 - ``BOOL_MUL``: ``*`` for ``&`` of two boolean arrays: numpy's product of booleans is their
   logical and, a boolean array again.
+- ``LOOP_OR_EXPANDED``: the dimension threshold between two computations of the same distances.
 """
 
 from __future__ import annotations
@@ -61,6 +62,12 @@ NEVER_NEGATIVE = (
 TWO_OR_THREE_DIMS = (
     "`>=`/`<=` for `==` on the number of dimensions of a code table, documented and built "
     "as (C, T) shared or (B, C, T) per row: no other count reaches the test"
+)
+LOOP_OR_EXPANDED = (
+    "the `> 16` dimension threshold only picks the faster of two computations of the same "
+    "Euclidean distances (a loop over few dimensions, the expanded |x|^2 + |f|^2 - 2 x.f "
+    "over many), which agree to rounding on every d "
+    "(test_distances_are_euclidean_on_both_layouts, d = 1..40): speed only"
 )
 LAST_AXIS_OF_2D = "`1` for `-1` as the axis of a 2-D array: the same axis"
 BOOL_MUL = "`*` for `&` of two boolean arrays: numpy's product of booleans is their logical and"
@@ -280,6 +287,28 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "return np.flatnonzero(self.active & (self.source == source))",
             "return np.flatnonzero(self.active * (self.source == source))",
             BOOL_MUL,
+        ),
+    ],
+    "environments/interest_evolution_choice.py": [
+        *(
+            Equivalent("if x.shape[1] > 16:", f"if x.shape[1] {after}:", LOOP_OR_EXPANDED)
+            for after in ("> 17", "> 15", ">= 16")
+        ),
+        *(
+            Equivalent("if d > 16 or b == 0:", f"if d {after} or b == 0:", LOOP_OR_EXPANDED)
+            for after in ("> 17", "> 15", ">= 16")
+        ),
+        *(
+            Equivalent(
+                "if w[k, 0] < 1e-200:  # rows may underflow (extreme settings): the general path",
+                f"if w[k, 0] {after}:  # rows may underflow (extreme settings): the general path",
+                "the general path (_choose_general) gives the slot-by-slot path's choices bit "
+                "for bit whenever no row underflows (the same float64 operations in the same "
+                "order: test_slot_by_slot_choices_equal_the_general_path_bit_for_bit); this "
+                "test only sends more settings (a no-choice weight in [1e-200, 1), or every "
+                "one) down the general path, which is slower, not different",
+            )
+            for after in ("< 1.0", "<= 1e-200", "!= 1e-200", "is not 1e-200")
         ),
     ],
     "environments/recsim_common.py": [

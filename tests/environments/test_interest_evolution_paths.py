@@ -184,3 +184,72 @@ def test_expected_utility_is_float32_offset_minus_distance():
     np.testing.assert_allclose(got, want, rtol=1e-5)
     one = pop.expected_utility(0, ids[:1], np.broadcast_to(cands[:1], (1, 2)), items)
     np.testing.assert_allclose(one, want[:1], rtol=1e-5)
+
+
+def tied_no_click_mass(u: float) -> float | None:
+    """A ``no_click_mass`` ``c`` whose total weight ``1 + exp(c)`` puts ``u`` on a boundary.
+
+    With a slot of weight exactly 1 (logit 0 at the top) and the no-choice weight
+    ``exp(c)``, the uniform scaled to the total, ``u * (1 + exp(c))``, equals the first
+    cumulative weight 1 exactly; searched over the floats next to ``log(1/u - 1)``.
+    """
+    c = np.log(1.0 / u - 1.0)
+    for _ in range(4000):
+        if u * (1.0 + np.exp(c)) == 1.0:
+            return float(c)
+        c = np.nextafter(c, -np.inf if u * (1.0 + np.exp(c)) > 1.0 else np.inf)
+    return None
+
+
+@pytest.mark.parametrize("d", [2, 20])  # the slot-by-slot path and the general one
+def test_a_uniform_on_a_boundary_takes_the_next_option(d):
+    """Inverse CDF: slot ``j`` iff ``cum[j-1] <= u * total < cum[j]``, a tie goes up.
+
+    One document at the user's own interest (weight 1, logit 0 the top) and a no-choice
+    weight ``exp(c) < 1``: a user whose scaled uniform is below 1 takes the document, one
+    at or above 1 (the tie included) takes no choice.
+    """
+    n, hits = 64, 0
+    for t in range(6):
+        u = Stream(1, "users/choice").uniform(np.arange(n), t)
+        tie = int(np.flatnonzero(u > 0.5)[t])
+        c = tied_no_click_mass(float(u[tie]))
+        if c is None:  # no float gives the exact tie for this uniform (rare)
+            continue
+        pop = users(n, d, initial_interest_scale=0.0, affinity_offset=0.0, no_click_mass=c)
+        items = docs(np.zeros((1, d)), [0.0])
+        fb = pop.respond(t, np.arange(n), np.zeros((n, 1), np.int64), items)
+        scaled = u * (1.0 + np.exp(c))
+        assert scaled[tie] == 1.0
+        np.testing.assert_array_equal(fb.clicked_pos, np.where(scaled < 1.0, 0, -1))
+        hits += 1
+    assert hits >= 3
+
+
+@pytest.mark.parametrize("d", [1, 2, 5, 16])
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"position_bias": -0.7, "no_click_mass": 2.5},
+        {"affinity_offset": -3.0, "position_bias": 0.4},
+        {"affinity_offset": -600.0, "no_click_mass": -650.0},
+    ],
+)
+def test_slot_by_slot_choices_equal_the_general_path_bit_for_bit(d, shared, params):
+    """The fast path gives exactly the general path's choices (same float64 operations)."""
+    rng = np.random.default_rng(d)
+    scale = np.sqrt(2 / d)  # distances of about 2 in any dimension
+    pop = users(200, d, initial_interest_scale=scale, **params)
+    items = docs(scale * rng.normal(size=(12, d)), np.zeros(12))
+    ids = np.arange(200)
+    if shared:
+        rows = np.broadcast_to(rng.permutation(12)[:4], (200, 4))
+    else:
+        rows = rng.permuted(np.tile(np.arange(12), (200, 1)), axis=1)[:, :4]
+    x = pop._interest.copy()
+    for t in range(3):
+        got = pop._choose(t, ids, x, rows, items)
+        np.testing.assert_array_equal(got, pop._choose_general(t, ids, x, rows, items))
+    assert np.unique(got).size >= 3
