@@ -289,6 +289,35 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             BOOL_MUL,
         ),
     ],
+    "environments/interest_evolution.py": [
+        *(
+            Equivalent(
+                "if user_ids.shape[0] == self.hi - self.lo:",
+                f"if user_ids.shape[0] {after}:",
+                "served ids are increasing and within [lo, hi) (the population's contract), so "
+                "a batch has at most hi - lo users, and a subset fewer; this test is true for "
+                "the whole shard or never (hi + lo, hi | lo and hi ^ lo are at least hi - lo, "
+                "equal only at lo = 0), and the whole-shard slice selects the same rows as the "
+                "ids (_squash_into is squash's operations in order): speed only",
+            )
+            for after in (
+                "> self.hi - self.lo",
+                ">= self.hi - self.lo",
+                "is self.hi - self.lo",
+                "== self.hi + self.lo",
+                "== self.hi | self.lo",
+                "== self.hi ^ self.lo",
+            )
+        ),
+        Equivalent(
+            "if p.interest_update_noise and clicked.any():",
+            "if p.interest_update_noise or clicked.any():",
+            "the branch adds interest_update_noise * z to the consumers' rows: with the noise 0 "
+            "that is an exact zero (z is finite: Box-Muller of uniforms in the open (0, 1)), "
+            "and with no consumer no row: the same values (at most a -0.0 interest becomes "
+            "+0.0, equal to it in every later distance, update and squash); speed only",
+        ),
+    ],
     "environments/interest_evolution_choice.py": [
         *(
             Equivalent("if x.shape[1] > 16:", f"if x.shape[1] {after}:", LOOP_OR_EXPANDED)
