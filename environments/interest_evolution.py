@@ -194,7 +194,7 @@ class InterestEvolutionUsers(AllUsersEachStep, LogitChoice):
         ``position_bias`` 0 or negative that maximises the probability of a choice).
         """
         x = self._interest[user_ids - self.lo]
-        if item_ids.ndim == 2 and item_ids.shape[0] > 1 and item_ids.strides[0] == 0:
+        if is_row_broadcast(item_ids):
             dist = distances(x, items.latent[items.rows(item_ids[0])])  # shared candidates
         else:
             dist = distances(x, items.latent[items.rows(item_ids)])
@@ -208,10 +208,13 @@ class InterestEvolutionUsers(AllUsersEachStep, LogitChoice):
         return self._probs(x, items.latent[items.rows(slates)])
 
     def _rows_of(self, user_ids: np.ndarray) -> slice | np.ndarray:
-        """Local rows of ``user_ids``: a slice when they are the whole shard (every step here)."""
-        n = self.hi - self.lo
-        if user_ids.shape[0] == n and n and user_ids[0] == self.lo and user_ids[-1] == self.hi - 1:
-            return slice(None)  # increasing, unique ids spanning the range: all of them
+        """Local rows of ``user_ids``: a slice when they are the whole shard (every step here).
+
+        Served ids are increasing and within the shard (the population's contract), so as
+        many of them as the shard has users are all of its users, in order.
+        """
+        if user_ids.shape[0] == self.hi - self.lo:
+            return slice(None)
         return user_ids - self.lo
 
     def respond(
@@ -247,8 +250,7 @@ class InterestEvolutionUsers(AllUsersEachStep, LogitChoice):
             y = x + (p.interest_step_size * q * clicked)[:, None] * (fc - x)
         if p.interest_update_noise and clicked.any():
             z = self._noise.normal(user_ids[clicked], t, size=x.shape[1])
-            y = y.copy() if y is x else y
-            y[clicked] += p.interest_update_noise * z
+            y[clicked] += p.interest_update_noise * z  # y may be x: rows overwritten below
         if isinstance(loc, slice):  # the whole shard: squash straight into the interests
             _squash_into(y, p.max_user_affinity, self._interest)
         else:

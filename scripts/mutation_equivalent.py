@@ -27,7 +27,7 @@ The recurring reasons:
   negative number: the world's steps count from 0 (``World.t`` starts at 0 and only grows),
   so ``step > -1`` and ``step > -2`` hold for the same steps.
 - ``ADAM_BETA_MOD``: ``1 % b`` for ``1 - b`` at Adam's fixed betas.
-- ``ROWS_GUARD``: mutants of a whole-shard guard whose general path gives the same rows.
+- ``LOOP_OR_EXPANDED``: the dimension threshold between two computations of the same distances.
 """
 
 from __future__ import annotations
@@ -67,17 +67,14 @@ TWO_OR_THREE_DIMS = (
     "`>=`/`<=` for `==` on the number of dimensions of a code table, documented and built "
     "as (C, T) shared or (B, C, T) per row: no other count reaches the test"
 )
+LOOP_OR_EXPANDED = (
+    "the `> 16` dimension threshold only picks the faster of two computations of the same "
+    "Euclidean distances (a loop over few dimensions, the expanded |x|^2 + |f|^2 - 2 x.f "
+    "over many), which agree to rounding on every d "
+    "(test_distances_are_euclidean_on_both_layouts, d = 1..40): speed only"
+)
 LAST_AXIS_OF_2D = "`1` for `-1` as the axis of a 2-D array: the same axis"
 BOOL_MUL = "`*` for `&` of two boolean arrays: numpy's product of booleans is their logical and"
-
-ROWS_GUARD_BEFORE = (
-    "if user_ids.shape[0] == n and n and user_ids[0] == self.lo and user_ids[-1] == self.hi - 1:"
-)
-ROWS_GUARD = (
-    "the whole-shard guard of `_rows_of` only picks a slice instead of the copy `user_ids - lo`, "
-    "the same rows; served ids are the shard's own (never past hi - 1), so no mutant of it "
-    "takes the slice for other ids"
-)
 
 STEPS_FROM_ZERO = (
     "a negative 'nothing yet' step marker: steps count from 0 (World.t starts at 0), so any "
@@ -398,35 +395,54 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
         ),
     ],
     "environments/interest_evolution.py": [
-        Equivalent(
-            ROWS_GUARD_BEFORE,
-            ROWS_GUARD_BEFORE.replace("self.hi - 1:", "self.hi / 1:"),
-            ROWS_GUARD,
+        *(
+            Equivalent(
+                "if user_ids.shape[0] == self.hi - self.lo:",
+                f"if user_ids.shape[0] {after}:",
+                "served ids are increasing and within [lo, hi) (the population's contract), so "
+                "a batch has at most hi - lo users, and a subset fewer; this test is true for "
+                "the whole shard or never (hi + lo, hi | lo and hi ^ lo are at least hi - lo, "
+                "equal only at lo = 0), and the whole-shard slice selects the same rows as the "
+                "ids (_squash_into is squash's operations in order): speed only",
+            )
+            for after in (
+                "> self.hi - self.lo",
+                ">= self.hi - self.lo",
+                "is self.hi - self.lo",
+                "== self.hi + self.lo",
+                "== self.hi | self.lo",
+                "== self.hi ^ self.lo",
+            )
         ),
         Equivalent(
-            ROWS_GUARD_BEFORE,
-            ROWS_GUARD_BEFORE.replace("self.hi - 1:", "self.hi % 1:"),
-            ROWS_GUARD,
+            "if p.interest_update_noise and clicked.any():",
+            "if p.interest_update_noise or clicked.any():",
+            "the branch adds interest_update_noise * z to the consumers' rows: with the noise 0 "
+            "that is an exact zero (z is finite: Box-Muller of uniforms in the open (0, 1)), "
+            "and with no consumer no row: the same values (at most a -0.0 interest becomes "
+            "+0.0, equal to it in every later distance, update and squash); speed only",
         ),
-        Equivalent(
-            ROWS_GUARD_BEFORE,
-            ROWS_GUARD_BEFORE.replace("[-1] == self.hi - 1:", "[-1] < self.hi - 1:"),
-            ROWS_GUARD,
+    ],
+    "environments/interest_evolution_choice.py": [
+        *(
+            Equivalent("if x.shape[1] > 16:", f"if x.shape[1] {after}:", LOOP_OR_EXPANDED)
+            for after in ("> 17", "> 15", ">= 16")
         ),
-        Equivalent(
-            ROWS_GUARD_BEFORE,
-            ROWS_GUARD_BEFORE.replace("[-1] == self.hi - 1:", "[-1] >= self.hi - 1:"),
-            ROWS_GUARD,
+        *(
+            Equivalent("if d > 16 or b == 0:", f"if d {after} or b == 0:", LOOP_OR_EXPANDED)
+            for after in ("> 17", "> 15", ">= 16")
         ),
-        Equivalent(
-            ROWS_GUARD_BEFORE,
-            ROWS_GUARD_BEFORE.replace("[-1] == self.hi - 1:", "[- 2] == self.hi - 1:"),
-            ROWS_GUARD,
-        ),
-        Equivalent(
-            "if item_ids.ndim == 2 and item_ids.shape[0] > 1 and item_ids.strides[0] == 0:",
-            "if item_ids.ndim >= 2 and item_ids.shape[0] > 1 and item_ids.strides[0] == 0:",
-            "candidate ids are (B, C): never more than 2 dimensions",
+        *(
+            Equivalent(
+                "if w[k, 0] < 1e-200:  # rows may underflow (extreme settings): the general path",
+                f"if w[k, 0] {after}:  # rows may underflow (extreme settings): the general path",
+                "the general path (_choose_general) gives the slot-by-slot path's choices bit "
+                "for bit whenever no row underflows (the same float64 operations in the same "
+                "order: test_slot_by_slot_choices_equal_the_general_path_bit_for_bit); this "
+                "test only sends more settings (a no-choice weight in [1e-200, 1), or every "
+                "one) down the general path, which is slower, not different",
+            )
+            for after in ("< 1.0", "<= 1e-200", "!= 1e-200", "is not 1e-200")
         ),
     ],
     "environments/recsim_common.py": [

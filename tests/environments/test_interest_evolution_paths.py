@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 from test_interest_evolution import table as docs
 
-from simlab.environments.interest_evolution import InterestEvolutionUsers
+from simlab.environments.interest_evolution import InterestEvolutionUsers, RecSimCorpus
 from simlab.environments.interest_evolution_choice import _squash_into, distances, squash
 from simlab.rng import Stream
 from simlab.world_context import WorldContext
@@ -160,10 +161,11 @@ def test_update_noise_is_keyed_by_user_and_step(whole):
     np.testing.assert_allclose(pop.interests()[0][served], squash(x0[served] + 0.4 * z, 10.0))
 
 
-def test_no_step_size_leaves_only_the_squash():
-    """interest_step_size 0: consuming does not move the interest before the squash."""
+@pytest.mark.parametrize("quality", [0.9, -2.5, np.inf, -np.inf])  # inf: a huge std
+def test_no_step_size_leaves_only_the_squash(quality):
+    """interest_step_size 0: consuming does not move the interest, whatever the quality."""
     pop = users(4, 2, no_click_mass=-80.0, interest_step_size=0.0)
-    items = docs([[3.0, 3.0]], [0.9])
+    items = docs([[3.0, 3.0]], [quality])
     x0 = pop.interests()[0].copy()
     fb = pop.respond(0, np.arange(4), np.zeros((4, 1), np.int64), items)
     assert fb.clicked.all()
@@ -214,3 +216,156 @@ def test_max_user_affinity_must_be_positive(bad):
     with pytest.raises(ValueError, match="max_user_affinity"):
         InterestEvolutionUsers.Params(max_user_affinity=bad)
     assert InterestEvolutionUsers.Params(max_user_affinity=1e-9).max_user_affinity == 1e-9
+
+
+def tied_no_click_mass(u: float) -> float | None:
+    """A ``no_click_mass`` ``c`` whose total weight ``1 + exp(c)`` puts ``u`` on a boundary.
+
+    With a slot of weight exactly 1 (logit 0 at the top) and the no-choice weight
+    ``exp(c)``, the uniform scaled to the total, ``u * (1 + exp(c))``, equals the first
+    cumulative weight 1 exactly; searched over the floats next to ``log(1/u - 1)``.
+    """
+    c = np.log(1.0 / u - 1.0)
+    for _ in range(4000):
+        if u * (1.0 + np.exp(c)) == 1.0:
+            return float(c)
+        c = np.nextafter(c, -np.inf if u * (1.0 + np.exp(c)) > 1.0 else np.inf)
+    return None
+
+
+@pytest.mark.parametrize("d", [2, 20])  # the slot-by-slot path and the general one
+def test_a_uniform_on_a_boundary_takes_the_next_option(d):
+    """Inverse CDF: slot ``j`` iff ``cum[j-1] <= u * total < cum[j]``, a tie goes up.
+
+    One document at the user's own interest (weight 1, logit 0 the top) and a no-choice
+    weight ``exp(c) < 1``: a user whose scaled uniform is below 1 takes the document, one
+    at or above 1 (the tie included) takes no choice.
+    """
+    n, hits = 64, 0
+    for t in range(6):
+        u = Stream(1, "users/choice").uniform(np.arange(n), t)
+        tie = int(np.flatnonzero(u > 0.5)[t])
+        c = tied_no_click_mass(float(u[tie]))
+        if c is None:  # no float gives the exact tie for this uniform (rare)
+            continue
+        pop = users(n, d, initial_interest_scale=0.0, affinity_offset=0.0, no_click_mass=c)
+        items = docs(np.zeros((1, d)), [0.0])
+        fb = pop.respond(t, np.arange(n), np.zeros((n, 1), np.int64), items)
+        scaled = u * (1.0 + np.exp(c))
+        assert scaled[tie] == 1.0
+        np.testing.assert_array_equal(fb.clicked_pos, np.where(scaled < 1.0, 0, -1))
+        hits += 1
+    assert hits >= 3
+
+
+@pytest.mark.parametrize("d", [1, 2, 5, 16])
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"position_bias": -0.7, "no_click_mass": 2.5},
+        {"affinity_offset": -3.0, "position_bias": 0.4},
+        {"affinity_offset": -600.0, "no_click_mass": -650.0},
+    ],
+)
+def test_slot_by_slot_choices_equal_the_general_path_bit_for_bit(d, shared, params):
+    """The fast path gives exactly the general path's choices (same float64 operations)."""
+    rng = np.random.default_rng(d)
+    scale = np.sqrt(2 / d)  # distances of about 2 in any dimension
+    pop = users(200, d, initial_interest_scale=scale, **params)
+    items = docs(scale * rng.normal(size=(12, d)), np.zeros(12))
+    ids = np.arange(200)
+    if shared:
+        rows = np.broadcast_to(rng.permutation(12)[:4], (200, 4))
+    else:
+        rows = rng.permuted(np.tile(np.arange(12), (200, 1)), axis=1)[:, :4]
+    x = pop._interest.copy()
+    for t in range(3):
+        got = pop._choose(t, ids, x, rows, items)
+        np.testing.assert_array_equal(got, pop._choose_general(t, ids, x, rows, items))
+    assert np.unique(got).size >= 3
+
+
+BOUNDS = {  # field: (values the schema rejects, values it accepts)
+    "num_users": ([0, -1, -50], [1, 7]),
+    "interest_step_size": ([-1e-9, -0.5], [0.0, 0.3]),
+    "initial_interest_scale": ([-1e-9, -2.0], [0.0, 1.5]),
+    "interest_update_noise": ([-1e-9, -1.0], [0.0, 0.2]),
+    "max_user_affinity": ([0.0, -1e-9, -0.5, -1.0, -3.0], [1e-9, 0.5, 12.0]),
+}
+
+
+@pytest.mark.parametrize("field", sorted(BOUNDS))
+def test_user_params_reject_out_of_range_values(field):
+    """Counts are positive, scales and steps non-negative, the squash's M strictly positive."""
+    rejected, accepted = BOUNDS[field]
+    for value in rejected:
+        with pytest.raises(ValidationError, match=field):
+            InterestEvolutionUsers.Params(**{field: value})
+    for value in accepted:
+        assert getattr(InterestEvolutionUsers.Params(**{field: value}), field) == value
+
+
+@pytest.mark.parametrize("served", [[3], [4, 7, 9], [3, 4, 5, 6, 7, 8, 9]])
+def test_choice_probs_of_a_shards_users_are_their_softmax(served):
+    """``choice_probs`` reads each served user's own interest (ids offset by the shard)."""
+    pop = users(10, 2, user_range=(3, 10), position_bias=-0.3, no_click_mass=0.5)
+    items = docs([[1.0, 2.0], [-1.0, 0.5], [0.2, -0.7]], [0.0, 0.0, 0.0])
+    served = np.array(served)
+    slates = np.array([[0, 1, 2], [2, 0, 1], [1, 2, 0]] * 3)[: served.size]
+    got = pop.choice_probs(served, slates, items)
+    x = pop.interests()[0]
+    for b, uid in enumerate(served):
+        logits = [
+            2.0 - 0.3 * j - np.linalg.norm(x[uid - 3] - items.latent[s])
+            for j, s in enumerate(slates[b])
+        ] + [0.5]
+        want = np.exp(logits) / np.exp(logits).sum()
+        np.testing.assert_allclose(got[b], want, rtol=1e-6)
+
+
+CORPUS_BOUNDS = {  # field: (values the schema rejects, values it accepts)
+    "trashy_share": ([-1e-9, 1.0 + 1e-9, 2.0], [0.0, 0.5, 1.0]),
+    "doc_quality_std": ([-1e-9, -1.0], [0.0, 0.3, 2.0]),
+    "doc_feature_std": ([-1e-9, -1.0], [0.0, 0.5, 2.0]),
+}
+
+
+@pytest.mark.parametrize("field", sorted(CORPUS_BOUNDS))
+def test_corpus_params_reject_out_of_range_values(field):
+    """Shares lie in [0, 1]; standard deviations are non-negative (0 allowed)."""
+    rejected, accepted = CORPUS_BOUNDS[field]
+    for value in rejected:
+        with pytest.raises(ValidationError, match=field):
+            RecSimCorpus.Params(**{field: value})
+    for value in accepted:
+        assert getattr(RecSimCorpus.Params(**{field: value}), field) == value
+
+
+@pytest.mark.parametrize("lo", [0, 2])
+def test_an_empty_batch_responds_nothing_and_moves_nobody(lo):
+    """No served user: empty feedback, every interest unchanged."""
+    pop = users(6, 2, user_range=(lo, 6))
+    x0 = pop.interests()[0].copy()
+    fb = pop.respond(0, np.zeros(0, np.int64), np.zeros((0, 3), np.int64), docs(np.eye(2), [1, 1]))
+    assert fb.clicked_pos.shape == (0,) and fb.engagement.shape == (0,)
+    np.testing.assert_array_equal(pop.interests()[0], x0)
+
+
+@pytest.mark.parametrize("k", [3, 4, 6])
+def test_engagement_is_the_consumed_time_of_the_chosen_slot(k):
+    """Whichever slot is chosen (any of K), engagement is ``L * sigmoid(-q)`` of its document."""
+    pop = users(300, 2, no_click_mass=-80.0, interest_step_size=0.3)
+    rng = np.random.default_rng(k)
+    quality = np.linspace(-1.0, 1.0, 8)
+    items = docs(0.3 * rng.normal(size=(8, 2)), quality, length=3.0)
+    slates = rng.permuted(np.tile(np.arange(8), (300, 1)), axis=1)[:, :k]
+    x0 = pop.interests()[0].copy()
+    fb = pop.respond(0, np.arange(300), slates, items)
+    assert set(fb.clicked_pos.tolist()) == set(range(k))  # every slot chosen by someone
+    doc = slates[np.arange(300), fb.clicked_pos]
+    q = items.quality[doc].astype(np.float64)
+    np.testing.assert_allclose(fb.engagement, 3.0 / (1.0 + np.exp(q)), rtol=1e-6)
+    y = x0 + 0.3 * q[:, None] * (items.latent[doc] - x0)
+    np.testing.assert_allclose(pop.interests()[0], squash(y, 10.0), rtol=1e-12)
