@@ -27,7 +27,6 @@ The recurring reasons:
   negative number: the world's steps count from 0 (``World.t`` starts at 0 and only grows),
   so ``step > -1`` and ``step > -2`` hold for the same steps.
 - ``ADAM_BETA_MOD``: ``1 % b`` for ``1 - b`` at Adam's fixed betas.
-- ``LOOP_OR_EXPANDED``: the dimension threshold between two computations of the same distances.
 """
 
 from __future__ import annotations
@@ -66,12 +65,6 @@ NEVER_NEGATIVE = (
 TWO_OR_THREE_DIMS = (
     "`>=`/`<=` for `==` on the number of dimensions of a code table, documented and built "
     "as (C, T) shared or (B, C, T) per row: no other count reaches the test"
-)
-LOOP_OR_EXPANDED = (
-    "the `> 16` dimension threshold only picks the faster of two computations of the same "
-    "Euclidean distances (a loop over few dimensions, the expanded |x|^2 + |f|^2 - 2 x.f "
-    "over many), which agree to rounding on every d "
-    "(test_distances_are_euclidean_on_both_layouts, d = 1..40): speed only"
 )
 LAST_AXIS_OF_2D = "`1` for `-1` as the axis of a 2-D array: the same axis"
 BOOL_MUL = "`*` for `&` of two boolean arrays: numpy's product of booleans is their logical and"
@@ -424,14 +417,6 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
         ),
     ],
     "environments/interest_evolution_choice.py": [
-        *(
-            Equivalent("if x.shape[1] > 16:", f"if x.shape[1] {after}:", LOOP_OR_EXPANDED)
-            for after in ("> 17", "> 15", ">= 16")
-        ),
-        *(
-            Equivalent("if d > 16 or b == 0:", f"if d {after} or b == 0:", LOOP_OR_EXPANDED)
-            for after in ("> 17", "> 15", ">= 16")
-        ),
         *(
             Equivalent(
                 "if w[k, 0] < 1e-200:  # rows may underflow (extreme settings): the general path",

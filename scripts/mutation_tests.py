@@ -106,6 +106,7 @@ EXTRA_TESTS = {
     ],
     "environments/interest_evolution_choice.py": [
         "tests/environments/test_interest_evolution_paths.py",
+        "tests/environments/test_interest_evolution_switch.py",
         "tests/environments/test_interest_evolution.py",
     ],
     "environments/recsim_common.py": [
