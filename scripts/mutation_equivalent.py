@@ -23,6 +23,7 @@ The recurring reasons:
 - ``PAD_BELOW_IDS``: ``> PAD`` for ``!= PAD`` on item ids (``PAD = -1``; ids are ``>= 0``).
 - ``BOOL_MUL``: ``*`` for ``&`` of two boolean arrays: numpy's product of booleans is their
   logical and, a boolean array again.
+- ``RENDER_FPS_HINT``: the ``render_fps`` metadata hint, read only by rgb_array renderers.
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ TWO_OR_THREE_DIMS = (
 )
 LAST_AXIS_OF_2D = "`1` for `-1` as the axis of a 2-D array: the same axis"
 BOOL_MUL = "`*` for `&` of two boolean arrays: numpy's product of booleans is their logical and"
+RENDER_FPS_HINT = (
+    "`render_fps` in a gym env's metadata is a frame-rate hint for gymnasium's rgb_array "
+    "renderers (HumanRendering, RecordVideo); the envs offer only the text modes ansi/human, "
+    "which never read it, so any positive value behaves the same"
+)
 
 EQUIVALENT: dict[str, list[Equivalent]] = {
     # -- agents ---------------------------------------------------------------------------
@@ -280,6 +286,28 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "return np.flatnonzero(self.active & (self.source == source))",
             "return np.flatnonzero(self.active * (self.source == source))",
             BOOL_MUL,
+        ),
+    ],
+    "environments/gym/slate.py": [
+        Equivalent(
+            'metadata: dict[str, Any] = {"render_modes": RENDER_MODES, "render_fps": 4}',
+            'metadata: dict[str, Any] = {"render_modes": RENDER_MODES, "render_fps": 3}',
+            RENDER_FPS_HINT,
+        ),
+        Equivalent(
+            'metadata: dict[str, Any] = {"render_modes": RENDER_MODES, "render_fps": 4}',
+            'metadata: dict[str, Any] = {"render_modes": RENDER_MODES, "render_fps": 5}',
+            RENDER_FPS_HINT,
+        ),
+        Equivalent(
+            '"render_fps": 4,',
+            '"render_fps": 3,',
+            RENDER_FPS_HINT,
+        ),
+        Equivalent(
+            '"render_fps": 4,',
+            '"render_fps": 5,',
+            RENDER_FPS_HINT,
         ),
     ],
     "environments/recsim_common.py": [

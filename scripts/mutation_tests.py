@@ -121,6 +121,7 @@ EXTRA_TESTS = {
         "tests/environments/gym/test_gym_envs.py",
     ],
     "environments/gym/platform_env.py": [
+        "tests/environments/gym/test_gym_slate_api.py",
         "tests/environments/gym/test_gym_envs.py",
         "tests/environments/gym/test_gym_info.py",
     ],
@@ -134,6 +135,7 @@ EXTRA_TESTS = {
         "tests/environments/gym/test_gym_tasks.py",
     ],
     "environments/gym/slate.py": [
+        "tests/environments/gym/test_gym_slate_api.py",
         "tests/environments/gym/test_gym_envs.py",
         "tests/environments/gym/test_gym_info.py",
     ],
