@@ -70,6 +70,11 @@ RENDER_FPS_HINT = (
     "renderers (HumanRendering, RecordVideo); the envs offer only the text modes ansi/human, "
     "which never read it, so any positive value behaves the same"
 )
+CAPACITY = (
+    "the feature table's spare capacity only (its initial rows, when and by how much it grows): "
+    "`max(top, ...)` always makes room for every id stored, rows are read only by stored ids, "
+    "so observations are identical"
+)
 
 EQUIVALENT: dict[str, list[Equivalent]] = {
     # -- agents ---------------------------------------------------------------------------
@@ -285,6 +290,48 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
         Equivalent(
             "return np.flatnonzero(self.active & (self.source == source))",
             "return np.flatnonzero(self.active * (self.source == source))",
+            BOOL_MUL,
+        ),
+    ],
+    "environments/gym/sessions.py": [
+        Equivalent(
+            "grown = np.zeros((max(top, 2 * self.table.shape[0]), "
+            "self.table.shape[1]), np.float32)",
+            "grown = np.zeros((max(top, 2 + self.table.shape[0]), "
+            "self.table.shape[1]), np.float32)",
+            CAPACITY,
+        ),
+        Equivalent(
+            "grown = np.zeros((max(top, 2 * self.table.shape[0]), "
+            "self.table.shape[1]), np.float32)",
+            "grown = np.zeros((max(top, 2 & self.table.shape[0]), "
+            "self.table.shape[1]), np.float32)",
+            CAPACITY,
+        ),
+        Equivalent(
+            "if top > self.table.shape[0]:",
+            "if top >= self.table.shape[0]:",
+            CAPACITY,
+        ),
+        Equivalent(
+            "self.table = np.zeros((1024, dim), np.float32)",
+            "self.table = np.zeros(( 1023, dim), np.float32)",
+            CAPACITY,
+        ),
+        Equivalent(
+            "self.table = np.zeros((1024, dim), np.float32)",
+            "self.table = np.zeros(( 1025, dim), np.float32)",
+            CAPACITY,
+        ),
+        Equivalent(
+            "self.known = 0",
+            "self.known = -1",
+            "item ids are >= 0, so `ids >= -1` and `ids >= 0` pick the same new ids at the first "
+            "add, which sets `known` to max id + 1 either way",
+        ),
+        Equivalent(
+            "served = self.served if skip is None else self.served & ~skip",
+            "served = self.served if skip is None else self.served * ~skip",
             BOOL_MUL,
         ),
     ],

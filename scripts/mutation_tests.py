@@ -130,6 +130,7 @@ EXTRA_TESTS = {
         "tests/environments/gym/test_gym_envs.py",
     ],
     "environments/gym/sessions.py": [
+        "tests/environments/gym/test_gym_sessions.py",
         "tests/environments/gym/test_gym_envs.py",
         "tests/environments/gym/test_gym_info.py",
         "tests/environments/gym/test_gym_tasks.py",
