@@ -9,6 +9,7 @@ from simlab.environments.gym import PlatformEnv
 from simlab.environments.gym.sessions import (
     EpisodeSeeds,
     RewardKind,
+    WorldSessions,
     _FeatureTable,
     dedupe_slates,
     episode_seed,
@@ -153,3 +154,12 @@ def test_fewer_live_items_than_max_candidates_is_a_scenario_error(initial):
     over = {**TINY, "content.initial_items": initial}
     with pytest.raises(ScenarioError, match=r"platform\.max_candidates: .* needs? a fixed number"):
         PlatformEnv(overrides=over)
+
+
+@pytest.mark.parametrize("per", [3, 5, 0, -2])
+def test_users_per_session_must_divide_the_population(per):
+    """``users_per_session`` must be >= 1 and divide ``users.num_users`` (here 4)."""
+    scenario = PlatformEnv(overrides=TINY).scenario
+    with pytest.raises(ValueError, match=rf"divide the population 4, actual value: {per}"):
+        WorldSessions(scenario, 0, per)
+
