@@ -162,4 +162,3 @@ def test_users_per_session_must_divide_the_population(per):
     scenario = PlatformEnv(overrides=TINY).scenario
     with pytest.raises(ValueError, match=rf"divide the population 4, actual value: {per}"):
         WorldSessions(scenario, 0, per)
-
