@@ -27,6 +27,7 @@ The recurring reasons:
   negative number: the world's steps count from 0 (``World.t`` starts at 0 and only grows),
   so ``step > -1`` and ``step > -2`` hold for the same steps.
 - ``ADAM_BETA_MOD``: ``1 % b`` for ``1 - b`` at Adam's fixed betas.
+- ``RENDER_FPS_HINT``: the ``render_fps`` metadata hint, read only by rgb_array renderers.
 """
 
 from __future__ import annotations
@@ -68,6 +69,16 @@ TWO_OR_THREE_DIMS = (
 )
 LAST_AXIS_OF_2D = "`1` for `-1` as the axis of a 2-D array: the same axis"
 BOOL_MUL = "`*` for `&` of two boolean arrays: numpy's product of booleans is their logical and"
+RENDER_FPS_HINT = (
+    "`render_fps` in a gym env's metadata is a frame-rate hint for gymnasium's rgb_array "
+    "renderers (HumanRendering, RecordVideo); the envs offer only the text modes ansi/human, "
+    "which never read it, so any positive value behaves the same"
+)
+CAPACITY = (
+    "the feature table's spare capacity only (its initial rows, when and by how much it grows): "
+    "`max(top, ...)` always makes room for every id stored, rows are read only by stored ids, "
+    "so observations are identical"
+)
 
 STEPS_FROM_ZERO = (
     "a negative 'nothing yet' step marker: steps count from 0 (World.t starts at 0), so any "
@@ -428,6 +439,70 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
                 "one) down the general path, which is slower, not different",
             )
             for after in ("< 1.0", "<= 1e-200", "!= 1e-200", "is not 1e-200")
+        ),
+    ],
+    "environments/gym/sessions.py": [
+        Equivalent(
+            "grown = np.zeros((max(top, 2 * self.table.shape[0]), "
+            "self.table.shape[1]), np.float32)",
+            "grown = np.zeros((max(top, 2 + self.table.shape[0]), "
+            "self.table.shape[1]), np.float32)",
+            CAPACITY,
+        ),
+        Equivalent(
+            "grown = np.zeros((max(top, 2 * self.table.shape[0]), "
+            "self.table.shape[1]), np.float32)",
+            "grown = np.zeros((max(top, 2 & self.table.shape[0]), "
+            "self.table.shape[1]), np.float32)",
+            CAPACITY,
+        ),
+        Equivalent(
+            "if top > self.table.shape[0]:",
+            "if top >= self.table.shape[0]:",
+            CAPACITY,
+        ),
+        Equivalent(
+            "self.table = np.zeros((1024, dim), np.float32)",
+            "self.table = np.zeros(( 1023, dim), np.float32)",
+            CAPACITY,
+        ),
+        Equivalent(
+            "self.table = np.zeros((1024, dim), np.float32)",
+            "self.table = np.zeros(( 1025, dim), np.float32)",
+            CAPACITY,
+        ),
+        Equivalent(
+            "self.known = 0",
+            "self.known = -1",
+            "item ids are >= 0, so `ids >= -1` and `ids >= 0` pick the same new ids at the first "
+            "add, which sets `known` to max id + 1 either way",
+        ),
+        Equivalent(
+            "served = self.served if skip is None else self.served & ~skip",
+            "served = self.served if skip is None else self.served * ~skip",
+            BOOL_MUL,
+        ),
+    ],
+    "environments/gym/slate.py": [
+        Equivalent(
+            'metadata: dict[str, Any] = {"render_modes": RENDER_MODES, "render_fps": 4}',
+            'metadata: dict[str, Any] = {"render_modes": RENDER_MODES, "render_fps": 3}',
+            RENDER_FPS_HINT,
+        ),
+        Equivalent(
+            'metadata: dict[str, Any] = {"render_modes": RENDER_MODES, "render_fps": 4}',
+            'metadata: dict[str, Any] = {"render_modes": RENDER_MODES, "render_fps": 5}',
+            RENDER_FPS_HINT,
+        ),
+        Equivalent(
+            '"render_fps": 4,',
+            '"render_fps": 3,',
+            RENDER_FPS_HINT,
+        ),
+        Equivalent(
+            '"render_fps": 4,',
+            '"render_fps": 5,',
+            RENDER_FPS_HINT,
         ),
     ],
     "environments/recsim_common.py": [

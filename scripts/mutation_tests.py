@@ -114,9 +114,40 @@ EXTRA_TESTS = {
         "tests/environments/test_interest_evolution.py",
     ],
     "environments/gym": ["tests/environments/gym/test_gym_envs.py"],
-    "environments/gym/slate.py": [
+    # each gym module against the fast files that exercise it (test_rllib, test_sb3 and
+    # test_gym_latest are slow or optional and left out)
+    "environments/gym/baselines.py": [
+        "tests/environments/gym/test_gym_tasks.py",
+    ],
+    "environments/gym/creators.py": [
+        "tests/environments/gym/test_creators.py",
+    ],
+    "environments/gym/info.py": [
+        "tests/environments/gym/test_gym_info.py",
+        "tests/environments/gym/test_gym_envs.py",
+    ],
+    "environments/gym/platform_env.py": [
+        "tests/environments/gym/test_gym_slate_api.py",
         "tests/environments/gym/test_gym_envs.py",
         "tests/environments/gym/test_gym_info.py",
+    ],
+    "environments/gym/scenarios.py": [
+        "tests/environments/gym/test_gym_scenarios.py",
+        "tests/environments/gym/test_gym_envs.py",
+    ],
+    "environments/gym/sessions.py": [
+        "tests/environments/gym/test_gym_sessions.py",
+        "tests/environments/gym/test_gym_envs.py",
+        "tests/environments/gym/test_gym_info.py",
+        "tests/environments/gym/test_gym_tasks.py",
+    ],
+    "environments/gym/slate.py": [
+        "tests/environments/gym/test_gym_slate_api.py",
+        "tests/environments/gym/test_gym_envs.py",
+        "tests/environments/gym/test_gym_info.py",
+    ],
+    "environments/gym/tasks.py": [
+        "tests/environments/gym/test_gym_tasks.py",
     ],
     "agents/bandits.py": [
         "tests/agents/test_bandits.py",

@@ -67,7 +67,7 @@ def episode_seed(base_seed: int, episode: int) -> int:
     >>> episode_seed(7, 1) == episode_seed(7, 1) != episode_seed(7, 2)
     True
     """
-    if episode == 0:
+    if not episode:
         return check_seed(base_seed)
     return int(Stream(base_seed, "gym/episode_seed").integers([episode], 0, 2**62)[0])
 
@@ -208,7 +208,7 @@ class WorldSessions:
         self.num_sessions = total // users_per_session
         self.users_per_session = users_per_session
         sec = scenario.platform
-        self.num_candidates = sec.max_candidates if sec.max_candidates > 0 else 0
+        self.num_candidates = sec.max_candidates  # 0: every live item, set at the first step
         self.slate_size = sec.slate_size
         self.user_ids = np.arange(self.num_sessions, dtype=np.int64)
         self.generation = np.zeros(self.num_sessions, np.int64)
