@@ -355,6 +355,20 @@ def test_invalid_input(counts, k, m, error, msg):
         item_fairness(np.array(counts), k, m)
 
 
+@pytest.mark.parametrize(
+    "counts",
+    [np.array([1 + 0j, 1 + 0j]), np.array([1, 1], dtype=object), np.array(["1", "1"])],
+    ids=["complex", "object", "str"],
+)
+def test_counts_that_are_not_real_numbers_are_refused(counts):
+    """Only integer, bool and float counts: a complex, object or string array is refused.
+
+    (Even when it holds whole numbers: ``1 + 0j`` is not a count.)
+    """
+    with pytest.raises(ValueError, match=re.escape("Expects `counts` to hold whole numbers")):
+        item_fairness(counts, 1, 2)
+
+
 def test_whole_float_counts_and_numpy_ints_are_accepted():
     """Float counts holding whole numbers and numpy integer k, m work like ints."""
     c = np.array(A1)
