@@ -162,3 +162,27 @@ def test_users_per_session_must_divide_the_population(per):
     scenario = PlatformEnv(overrides=TINY).scenario
     with pytest.raises(ValueError, match=rf"divide the population 4, actual value: {per}"):
         WorldSessions(scenario, 0, per)
+
+
+@pytest.mark.parametrize("users", [2, 4])
+def test_max_candidates_0_serves_every_live_item_of_a_static_catalog(users):
+    """``platform.max_candidates: 0`` over a catalog that never changes: every live item.
+
+    Each user's candidates are all 60 items (as many as the catalog, not as the users).
+    """
+    over = {
+        **TINY,
+        "users.num_users": users,
+        "platform.max_candidates": 0,
+        "content.items_per_step": 0,
+        "content.lifetime": 1000,
+    }
+    env = PlatformEnv(overrides=over)
+    obs, _ = env.reset(seed=0)
+    s = env.sessions
+    assert s.num_candidates == 60
+    assert obs["candidates"].shape[:2] == (users, 60)
+    for row in s.candidate_ids:
+        assert sorted(row.tolist()) == sorted(s.catalog.item_ids.tolist())
+    env.step(env.action_space.sample())
+    assert env.sessions.candidate_ids.shape == (users, 60)
