@@ -210,14 +210,6 @@ def test_choice_probs_of_a_shards_users_are_the_softmax_of_their_logits():
         np.testing.assert_allclose(pop.choice_probs(ids, slates, items)[b], want, rtol=1e-9)
 
 
-@pytest.mark.parametrize("bad", [0.0, -0.5])
-def test_max_user_affinity_must_be_positive(bad):
-    """The squash's M divides: 0 or below is refused by name."""
-    with pytest.raises(ValueError, match="max_user_affinity"):
-        InterestEvolutionUsers.Params(max_user_affinity=bad)
-    assert InterestEvolutionUsers.Params(max_user_affinity=1e-9).max_user_affinity == 1e-9
-
-
 def tied_no_click_mass(u: float) -> float | None:
     """A ``no_click_mass`` ``c`` whose total weight ``1 + exp(c)`` puts ``u`` on a boundary.
 
