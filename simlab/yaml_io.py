@@ -193,8 +193,11 @@ def load_yaml(text: str, source: str) -> Any:
         raise ScenarioError(f"{_where(source, e)}: {e.problem}") from None
     except yaml.MarkedYAMLError as e:
         raise ScenarioError(f"{_where(source, e)}: YAML syntax error: {e.problem or e}") from None
+    except yaml.reader.ReaderError as e:  # a control character: one line, where it is
+        where = f"{source}:{_line_column(text, e.position)}"
+        raise ScenarioError(f"{where}: YAML syntax error: {_first_line(e)}") from None
     except yaml.YAMLError as e:
-        raise ScenarioError(f"{source}: YAML syntax error: {e}") from None
+        raise ScenarioError(f"{source}: YAML syntax error: {_first_line(e)}") from None
     except RecursionError:
         raise ScenarioError(f"{source}: YAML nested too deeply for a scenario") from None
 
@@ -202,6 +205,17 @@ def load_yaml(text: str, source: str) -> Any:
 def _where(source: str, e: yaml.MarkedYAMLError) -> str:
     mark = e.problem_mark
     return f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+
+
+def _line_column(text: str, position: int) -> str:
+    """``line:column`` (from 1) of character ``position`` of ``text``."""
+    line_start = text.rfind("\n", 0, position) + 1
+    return f"{text.count(chr(10), 0, position) + 1}:{position - line_start + 1}"
+
+
+def _first_line(e: yaml.YAMLError) -> str:
+    """The error's message without PyYAML's ``in "<unicode string>", position N`` line."""
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def read_yaml_file(path: Path) -> Any:

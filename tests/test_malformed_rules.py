@@ -223,6 +223,29 @@ def test_yaml_surprises_and_abuse_are_refused(tmp_path, text, fragment):
     assert fragment in str(info.value), str(info.value)
 
 
+CONTROL_CASES = [  # (text, line, column of the bad character)
+    ("\x00", 1, 1),
+    ("name: f\x07\nsteps: 3\n", 1, 8),
+    ("name: f\nsteps: 3\nseeds: [1,\x1b 2]\n", 3, 11),
+    ("name: f\n\n\n  \x01\n", 4, 3),
+    ("# comment \x7f\nsteps: 3\n", 1, 11),
+    ("name: f\r\nsteps: \x08\n", 2, 8),
+]
+
+
+@pytest.mark.parametrize("text, line, column", CONTROL_CASES)
+def test_a_control_character_is_one_error_line_at_its_place(tmp_path, text, line, column):
+    """Binary or control characters: one message naming the line and column, no position."""
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(text.encode())
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    message = str(info.value)
+    assert len(message.splitlines()) == 1, message
+    assert message.startswith(f"{path}:{line}:{column}: YAML syntax error: unacceptable character")
+    assert "<unicode string>" not in message
+
+
 def test_yaml_merge_keys_and_yaml_12_scalars(tmp_path):
     """``<<:`` merges (with local overrides); 1e-3 is a float; yes/no stay strings."""
     path = tmp_path / "merge.yaml"
