@@ -181,7 +181,8 @@ def read_journal(path: Path) -> pa.Table:
     return pa.Table.from_batches(batches, schema=schema)
 
 
-def _read_part(path: Path) -> pa.Table:
+def read_part(path: Path) -> pa.Table:
+    """One Parquet part of an event log, checked: a file, readable, with the event columns."""
     if not path.is_file():
         raise RunStoreError(f"{path}: expected a Parquet file, found a folder")
     try:
@@ -203,7 +204,7 @@ def _max_step(path: Path) -> int:
             return max((int(s.max) for s in stats), default=-1)
     except Exception:  # noqa: BLE001, S110 - fall back to reading the column
         pass
-    steps = _read_part(path).column("step").to_numpy()
+    steps = read_part(path).column("step").to_numpy()
     return int(steps.max()) if steps.size else -1
 
 
@@ -224,7 +225,7 @@ def recover_events(folder: Path, done: int) -> int:
     for n in parts:
         path = folder / f"part-{n:06d}.parquet"
         if _max_step(path) >= done:  # a part flushed while the step in flight was buffered
-            table = _read_part(path)
+            table = read_part(path)
             table = table.filter(pc.less(table.column("step"), done))
             _write_parquet(table, path)
     # a journal next to its own part was flushed; only its removal was cut by the kill

@@ -43,6 +43,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from simlab.errors import DependencyNotInstalled, RunStoreError
+from simlab.events import read_part
 from simlab.logged import LOGGING_POLICIES
 from simlab.store import EVENTS, open_run
 
@@ -71,15 +72,21 @@ def read_events(run: str | Path, runs_dir: str | Path | None = None) -> tuple[An
             f"{store.path}: no event log to export; run the scenario with "
             "`--set output.events=true`"
         )
-    events = pd.read_parquet(folder)
+    events = _read_parts(folder)
     missing = [c for c in _NEEDED if c not in events.columns]
     if missing:
         raise RunStoreError(
             f"{store.path}: the event log has no {', '.join(missing)} (written by an older "
             "simlab); run the scenario again to export it"
         )
-    events["trial"] = events["trial"].astype(np.int64)
     trials = {t["index"]: t for t in store.manifest["trials"]}
+    unknown = sorted(set(events["trial"].unique()) - set(trials))
+    if unknown:
+        raise RunStoreError(
+            f"{folder / f'trial={unknown[0]}'}: events of trial {unknown[0]}, which the run's "
+            "manifest does not have "
+            f"(trials 0..{len(trials) - 1})"
+        )
     events["agent"] = events["trial"].map(lambda i: trials[i]["agent"])
     events["seed"] = events["trial"].map(lambda i: int(trials[i]["seed"]))
     events["logging_policy"] = events["trial"].map(
@@ -87,6 +94,24 @@ def read_events(run: str | Path, runs_dir: str | Path | None = None) -> tuple[An
     )
     order = ["trial", "step", "user_id", "position"]
     return store, events.sort_values(order, kind="stable").reset_index(drop=True)
+
+
+def _read_parts(folder: Path) -> pd.DataFrame:
+    """Every part under ``folder`` (``trial=<i>/part-*.parquet``) with its ``trial`` column."""
+    frames = []
+    for part in sorted(folder.rglob("*.parquet"), key=lambda p: (_trial_of(p), p.name)):
+        frame = read_part(part).to_pandas()
+        frame["trial"] = np.int64(_trial_of(part))
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _trial_of(part: Path) -> int:
+    """The trial of an event part, from its folder ``trial=<i>``."""
+    name = part.parent.name
+    if not (name.startswith("trial=") and name[6:].isdigit()):
+        raise RunStoreError(f"{part}: an event log part outside a `trial=<i>` folder")
+    return int(name[6:])
 
 
 def _policies(events: pd.DataFrame) -> dict[str, str]:

@@ -148,3 +148,65 @@ def test_export_command_writes_every_format(logged_run, tmp_path, capsys):
         assert printed and all(Path(p).exists() for p in printed)
     df = pd.read_parquet(tmp_path / "parquet" / "events.parquet")
     assert {"propensity", "user_features", "item_features", "reward"} <= set(df.columns)
+
+
+def _truncate(part: Path) -> Path:
+    part.write_bytes(part.read_bytes()[:60])
+    return part
+
+
+def _to_folder(part: Path) -> Path:
+    part.unlink()
+    part.mkdir()
+    return part
+
+
+def _foreign(part: Path) -> Path:
+    pd.DataFrame({"x": [1, 2]}).to_parquet(part)
+    return part
+
+
+def _garbage(part: Path) -> Path:
+    part.write_bytes(b"\x00\xffnot parquet" * 50)
+    return part
+
+
+def _outside_trial_folder(part: Path) -> Path:
+    moved = part.parent.parent / "stray" / part.name
+    moved.parent.mkdir()
+    part.rename(moved)
+    return moved
+
+
+def _unknown_trial(part: Path) -> Path:
+    other = part.parent.parent / "trial=7"
+    other.mkdir()
+    moved = other / part.name
+    part.rename(moved)
+    return other
+
+
+EVENT_FAULTS = {
+    "truncated part": (_truncate, "corrupt event log part"),
+    "part is a folder": (_to_folder, "expected a Parquet file, found a folder"),
+    "foreign table": (_foreign, "not an event log part"),
+    "garbage bytes": (_garbage, "corrupt event log part"),
+    "outside trial=<i>": (_outside_trial_folder, "outside a `trial=<i>` folder"),
+    "trial not in manifest": (_unknown_trial, "events of trial 7"),
+}
+
+
+@pytest.mark.parametrize("fault", list(EVENT_FAULTS))
+def test_a_damaged_event_log_is_one_error_naming_the_file(logged_run, tmp_path, capsys, fault):
+    """Every damaged event log exits 2 with one ``error:`` line naming the part or folder."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(logged_run, run)
+    damage, fragment = EVENT_FAULTS[fault]
+    named = damage(next((run / "events" / "trial=1").glob("part-*.parquet")))
+    assert main(["export", str(run), "--format", "parquet", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "Traceback" not in err, err
+    assert fragment in err and str(named) in err, err
+    assert not (tmp_path / "x" / "events.parquet").exists()
