@@ -147,6 +147,7 @@ EXTRA_TESTS = {
         "tests/environments/gym/test_gym_info.py",
     ],
     "environments/gym/tasks.py": [
+        "tests/environments/gym/test_gym_task_definitions.py",
         "tests/environments/gym/test_gym_tasks.py",
     ],
     "agents/bandits.py": [
