@@ -120,6 +120,7 @@ EXTRA_TESTS = {
         "tests/environments/gym/test_gym_tasks.py",
     ],
     "environments/gym/creators.py": [
+        "tests/environments/gym/test_creators_env.py",
         "tests/environments/gym/test_creators.py",
     ],
     "environments/gym/info.py": [
