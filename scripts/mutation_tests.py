@@ -124,6 +124,7 @@ EXTRA_TESTS = {
         "tests/environments/gym/test_creators.py",
     ],
     "environments/gym/info.py": [
+        "tests/environments/gym/test_gym_info_unit.py",
         "tests/environments/gym/test_gym_info.py",
         "tests/environments/gym/test_gym_envs.py",
     ],
