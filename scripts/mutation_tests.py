@@ -120,9 +120,11 @@ EXTRA_TESTS = {
         "tests/environments/gym/test_gym_tasks.py",
     ],
     "environments/gym/creators.py": [
+        "tests/environments/gym/test_creators_env.py",
         "tests/environments/gym/test_creators.py",
     ],
     "environments/gym/info.py": [
+        "tests/environments/gym/test_gym_info_unit.py",
         "tests/environments/gym/test_gym_info.py",
         "tests/environments/gym/test_gym_envs.py",
     ],

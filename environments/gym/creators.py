@@ -29,7 +29,8 @@ one-hot of the creator's current topic. ``info[agent]`` carries ``exposure``, ``
 Seeding: ``reset(seed=s)`` builds the world with trial seed ``s`` (the users, creators and
 initial catalog ``simlab run`` builds for seed ``s``); ``reset()`` without a seed
 moves on to the next episode of the current seed, whose world seed is drawn through
-``simlab.rng`` from ``(s, episode)`` (``sessions.episode_seed``, as in the Gymnasium envs).
+``simlab.rng`` from ``(s, episode)`` (``sessions.episode_seed``, as in the Gymnasium envs);
+a first ``reset()`` without a seed plays episode 0 of the scenario's first seed.
 Episodes end by truncation after ``max_steps`` steps, or by termination when every user
 has churned.
 

@@ -23,6 +23,7 @@ ones as ``(U, ...)`` arrays.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,7 @@ def _metric_dicts(
     values, defined = {}, {}
     for c in columns:
         v = float("nan") if row is None else float(row.get(c, float("nan")))
-        ok = v == v
+        ok = not math.isnan(v)
         values[c], defined[c] = (v if ok else 0.0), ok
     return values, defined
 
@@ -84,10 +85,9 @@ def single_info(batch: dict[str, Any], i: int = 0) -> dict[str, Any]:
     for key, v in batch.items():
         if isinstance(v, dict):
             out[key] = dict(v)
-        elif v.ndim == 1:
-            out[key] = v[i].item()
         else:
-            out[key] = v[i].copy()
+            x = v[i]  # a numpy scalar of an (N,) array, an array of an (N, ...) one
+            out[key] = x.copy() if isinstance(x, np.ndarray) else x.item()
     return out
 
 
@@ -100,7 +100,7 @@ def stack_vector_info(batch: dict[str, Any], rows: np.ndarray | None = None) -> 
             info is a reset info, so their metrics are blanked (0.0, undefined) as a freshly
             reset single env reports none; their slate fields already say "not served".
     """
-    n = batch["served"].shape[0]
+    n = len(batch["served"])
     out: dict[str, Any] = {}
     mask = np.ones(n, bool)
     for key, v in batch.items():
@@ -109,7 +109,7 @@ def stack_vector_info(batch: dict[str, Any], rows: np.ndarray | None = None) -> 
             for col, x in v.items():
                 arr = np.full(n, x)
                 if rows is not None and rows.any():
-                    arr[rows] = 0.0 if key == "metrics" else False
+                    arr[rows] = 0  # 0.0 in "metrics", False in "metrics_defined"
                 nested[col], nested["_" + col] = arr, mask.copy()
             out[key] = nested
         else:
@@ -139,8 +139,9 @@ def render_sessions(
         lines.append(f"  session {i} (user {uid}): {choice} · {nxt}")
         lines.append("    slot  cand   item   match  click  engagement")
         user = sessions.obs["user"][i]
-        for s, (c, item) in enumerate(zip(result.slate[i], result.slate_items[i], strict=True)):
-            match = float(user @ feats[item]) if user.shape[0] == feats.shape[1] else float("nan")
+        for s, c in enumerate(result.slate[i]):
+            item = result.slate_items[i, s]
+            match = float(user @ feats[item]) if user.size == feats.shape[1] else float("nan")
             mark = "  *  " if s == pos else "     "
             eng = f"{result.engagement[i, s]:.3f}" if s == pos else ""
             lines.append(f"    {s:>4}  {c:>4}  {item:>5}  {match:>6.2f}  {mark}  {eng}")
