@@ -127,6 +127,7 @@ EXTRA_TESTS = {
         "tests/environments/gym/test_gym_envs.py",
     ],
     "environments/gym/platform_env.py": [
+        "tests/environments/gym/test_gym_platform.py",
         "tests/environments/gym/test_gym_slate_api.py",
         "tests/environments/gym/test_gym_envs.py",
         "tests/environments/gym/test_gym_info.py",
