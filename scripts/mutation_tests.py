@@ -133,6 +133,7 @@ EXTRA_TESTS = {
         "tests/environments/gym/test_gym_info.py",
     ],
     "environments/gym/scenarios.py": [
+        "tests/environments/gym/test_gym_scenario_layers.py",
         "tests/environments/gym/test_gym_scenarios.py",
         "tests/environments/gym/test_gym_envs.py",
     ],
