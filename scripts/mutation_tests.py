@@ -117,6 +117,7 @@ EXTRA_TESTS = {
     # each gym module against the fast files that exercise it (test_rllib, test_sb3 and
     # test_gym_latest are slow or optional and left out)
     "environments/gym/baselines.py": [
+        "tests/environments/gym/test_gym_baselines.py",
         "tests/environments/gym/test_gym_tasks.py",
     ],
     "environments/gym/creators.py": [
