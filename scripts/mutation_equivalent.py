@@ -441,6 +441,14 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             for after in ("< 1.0", "<= 1e-200", "!= 1e-200", "is not 1e-200")
         ),
     ],
+    "environments/gym/scenarios.py": [
+        Equivalent(
+            "if (chosen <= min(sizes)) if chosen else (max(sizes) == min(sizes)):",
+            "if (chosen <= min(sizes)) if chosen else (max(sizes) <= min(sizes)):",
+            "a list's maximum is never below its minimum, so `max <= min` holds exactly when "
+            "they are equal (the catalog's size did not change over the probe)",
+        ),
+    ],
     "environments/gym/sessions.py": [
         Equivalent(
             "grown = np.zeros((max(top, 2 * self.table.shape[0]), "

@@ -117,6 +117,7 @@ EXTRA_TESTS = {
     # each gym module against the fast files that exercise it (test_rllib, test_sb3 and
     # test_gym_latest are slow or optional and left out)
     "environments/gym/baselines.py": [
+        "tests/environments/gym/test_gym_baselines.py",
         "tests/environments/gym/test_gym_tasks.py",
     ],
     "environments/gym/creators.py": [
@@ -129,11 +130,13 @@ EXTRA_TESTS = {
         "tests/environments/gym/test_gym_envs.py",
     ],
     "environments/gym/platform_env.py": [
+        "tests/environments/gym/test_gym_platform.py",
         "tests/environments/gym/test_gym_slate_api.py",
         "tests/environments/gym/test_gym_envs.py",
         "tests/environments/gym/test_gym_info.py",
     ],
     "environments/gym/scenarios.py": [
+        "tests/environments/gym/test_gym_scenario_layers.py",
         "tests/environments/gym/test_gym_scenarios.py",
         "tests/environments/gym/test_gym_envs.py",
     ],

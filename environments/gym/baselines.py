@@ -2,7 +2,9 @@
 
 Both work on ``simlab/SlateRec-v0`` observations (one user) and on ``simlab/Platform-v0``
 ones (``U`` users stacked), and return candidate indices ``(K,)`` or ``(U, K)``
-(``C`` candidates, ``K`` slots, ``f``/``d`` user/item feature dimensions).
+(``C`` candidates, ``K`` slots, ``d`` feature dimensions). Both score a candidate by
+``<user, item>``, so the user features must live in the item feature space (``f = d``, as
+every registered user model's do); other observations are refused with a ``ValueError``.
 
 :class:`SlateQAgent` follows the decomposition of SlateQ (Ie et al., IJCAI 2019): the value
 of a slate is the choice-probability-weighted sum of item-wise long-term values
@@ -16,6 +18,7 @@ paper: ``Q`` is linear in hand-made features (not a network), the choice model i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -26,23 +29,40 @@ from simlab.rng import Stream
 __all__ = ["feature_match", "SlateQAgent"]
 
 
-def _batch(obs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-    """``(user (B, f), history (B, H, d), candidates (B, C, d), single)`` of an observation."""
-    single = obs["user"].ndim == 1
+def _batch(obs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(user (B, d), history (B, H, d), candidates (B, C, d))`` of an observation.
+
+    One user's observation (``user (d,)``) becomes a batch of one (``B = 1``).
+
+    Raises:
+        ValueError: if the user features' dimension is not the items' ``d``.
+    """
     user, hist, cands = obs["user"], obs["history"], obs["candidates"]
-    if single:
-        user, hist, cands = user[None], hist[None], cands[None]
-    return user, hist, cands, single
+    if user.shape[-1] != cands.shape[-1]:
+        raise ValueError(
+            "Expects user features in the item feature space (f = d), actual dimensions: "
+            f"user {user.shape[-1]}, candidates {cands.shape[-1]}"
+        )
+    b = math.prod(user.shape[:-1])  # users: 1 for one user's observation
+    return (
+        user.reshape(b, user.shape[-1]),
+        hist.reshape(b, *hist.shape[-2:]),
+        cands.reshape(b, *cands.shape[-2:]),
+    )
+
+
+def _unbatch(idx: np.ndarray, obs: dict[str, np.ndarray]) -> np.ndarray:
+    """``idx (B, K)`` shaped as ``obs`` is: ``(K,)`` for one user, ``(B, K)`` for a batch."""
+    return idx.reshape(*obs["user"].shape[:-1], idx.shape[1])
 
 
 def feature_match(k: int) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
     """A policy serving the ``k`` candidates with the largest ``<user, item>`` feature match."""
 
     def policy(obs: dict[str, np.ndarray]) -> np.ndarray:
-        user, _, cands, single = _batch(obs)
+        user, _, cands = _batch(obs)
         scores = np.einsum("bcd,bd->bc", cands, user)
-        idx = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        return idx[0] if single else idx
+        return _unbatch(np.argsort(-scores, axis=1, kind="stable")[:, :k], obs)
 
     return policy
 
@@ -55,11 +75,17 @@ class SlateQAgent:
 
     Args:
         slate_size: ``K``.
-        seed: seed of the exploration draws (a :mod:`simlab.rng` stream).
-        gamma: discount of the long-term value.
-        lr: SGD step size.
-        epsilon: probability of a random slate when exploring.
-        no_click_score: the no-click option's score in the choice model.
+        seed: seed of the exploration draws (a :mod:`simlab.rng` stream; default 0).
+        gamma: discount of the long-term value (default 0.9).
+        lr: SGD step size (default 0.05).
+        epsilon: probability of a random slate when exploring (default 0.1).
+        no_click_score: the no-click option's score in the choice model (default 1.0).
+
+    Exploration is reproducible: the ``n``-th exploring :meth:`act` call (from 0) draws, for
+    each row ``b`` of the batch, ``1 + C`` uniforms of the stream ``(seed,
+    "baselines/slateq/explore")`` at ids ``b`` and step ``n``; the row gets a random slate
+    when the first is below ``epsilon``, made of the candidates of the ``K`` smallest other
+    draws (smallest first).
     """
 
     def __init__(
@@ -80,11 +106,11 @@ class SlateQAgent:
 
     def _features(self, obs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """``(phi (B, C, p), v (B, C))`` for every candidate."""
-        user, hist, cands, _ = _batch(obs)
+        user, hist, cands = _batch(obs)
         mean_hist = hist.mean(axis=1)
         v = np.einsum("bcd,bd->bc", cands, user)
         h = np.einsum("bcd,bd->bc", cands, mean_hist)
-        prod = cands * user[:, None, :] if user.shape[1] == cands.shape[2] else cands
+        prod = cands * user[:, None, :]
         ones = np.ones_like(v)
         phi = np.concatenate([prod, v[..., None], h[..., None], ones[..., None]], axis=2)
         if self.w is None:
@@ -110,7 +136,7 @@ class SlateQAgent:
             self._t += 1
             rnd = np.argsort(u[:, 1:], axis=1)[:, : self.k]
             idx = np.where((u[:, 0] < self.epsilon)[:, None], rnd, idx)
-        return idx[0] if obs["user"].ndim == 1 else idx
+        return _unbatch(idx, obs)
 
     def update(
         self,
@@ -125,8 +151,8 @@ class SlateQAgent:
         pos = np.atleast_1d(info["clicked_position"])
         slate = np.atleast_2d(info["slate"])
         engagement = np.atleast_2d(info["engagement"])
-        rows = np.flatnonzero(served & (pos >= 0))
-        if rows.size == 0:
+        rows = np.flatnonzero(np.logical_and(served, pos >= 0))
+        if not rows.size:
             return
         item = slate[rows, pos[rows]]
         reward = engagement[rows, pos[rows]]

@@ -244,9 +244,14 @@ def fixed_candidates(
     warning naming the override that chooses another number. A number of candidates that
     is the gym default (``default_candidates``), not the caller's, is lowered the same way
     when a catalog is smaller (one that starts with few items).
+
+    Raises:
+        ValueError: if ``probe_steps`` is below 1.
     """
+    if probe_steps < 1:
+        raise ValueError(f"Expects `probe_steps` to be at least 1, actual value: {probe_steps}")
     chosen = scenario.platform.max_candidates
-    if chosen > 0 and not default_candidates:
+    if chosen and not default_candidates:
         return scenario
     from simlab.world import WorldContext
 
@@ -256,15 +261,16 @@ def fixed_candidates(
     try:
         for t in range(probe_steps):
             content.step(t, None)
-            sizes.append(content.catalog(False).num_items)
+            sizes.append(content.catalog(scenario.platform.knows_source).num_items)
     finally:
         close = getattr(content, "close", None)
         if callable(close):
             close()
-    if (chosen == 0 and len(set(sizes)) == 1) or 0 < chosen <= min(sizes):
+    # a number of candidates fits the smallest catalog; every live item needs a static one
+    if (chosen <= min(sizes)) if chosen else (max(sizes) == min(sizes)):
         return scenario
     num = min(chosen or GYM_DEFAULTS["platform.max_candidates"], min(sizes))
-    what = "0 (every live item)" if chosen == 0 else f"{chosen} (the gym default)"
+    what = f"{chosen} (the gym default)" if chosen else "0 (every live item)"
     gym.logger.warn(
         f"platform.max_candidates is {what}, but the catalog has "
         f"{' -> '.join(map(str, sizes))} items over the first steps and the envs need a fixed "
