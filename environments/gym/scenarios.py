@@ -7,7 +7,8 @@ arguments name:
   fast world in which every user visits every step and unhappy users churn);
 * ``scenario``: a YAML path or a bundled name (``"recsim_ng"``, ``"experiments/homogenization"``,
   see :func:`simlab.bundled.bundled_names`), used as written;
-* ``scenario_data``: an inline scenario mapping, used as written.
+* ``scenario_data`` (or a mapping given as ``scenario``): an inline scenario mapping, used
+  as written.
 
 The caller's ``overrides`` then apply. A default (one of :data:`GYM_DEFAULTS`) or a key the
 base scenario sets for its own model is applied only when the model finally chosen accepts
@@ -20,6 +21,7 @@ explicitly are always applied, so a typo in them is still an error naming the fi
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -169,7 +171,8 @@ def build_scenario(
 
     Args:
         scenario: a scenario YAML path or a bundled scenario name (default: the bundled
-            ``quickstart`` with :data:`GYM_DEFAULTS`).
+            ``quickstart`` with :data:`GYM_DEFAULTS`); a mapping is taken as
+            ``scenario_data``.
         scenario_data: an inline scenario mapping instead of a file.
         overrides: the caller's ``{"path.to.field": value}``, ``"path=value"`` strings or
             pairs.
@@ -178,10 +181,18 @@ def build_scenario(
 
     Raises:
         ValueError: if both ``scenario`` and ``scenario_data`` are given.
+        TypeError: ``scenario`` of another type (a number, a list, ...).
         ScenarioError: on any invalid field, naming its path (and the file).
     """
     if scenario is not None and scenario_data is not None:
         raise ValueError("Expects at most one of `scenario` and `scenario_data`, got both")
+    if isinstance(scenario, Mapping):  # inline data, as `scenario_data` (and the creators env)
+        scenario, scenario_data = None, scenario
+    elif not isinstance(scenario, str | os.PathLike | None):
+        raise TypeError(
+            "Expects `scenario` to be a YAML path, a bundled scenario name or a mapping of "
+            f"scenario fields, actual type: {type(scenario).__name__}"
+        )
     pairs = override_pairs(overrides)
     # the scenario's agents are not used (the policy serves), so a cheap placeholder replaces
     # them: the world still needs one to build, and it never learns or retrains anything

@@ -116,3 +116,34 @@ def test_a_growing_catalog_gets_a_fixed_number_of_candidates():
         env = SlateRecEnv(scenario="experiments/homogenization", max_steps=3)
     assert env.action_space.nvec.tolist() == [20] * env.scenario.platform.slate_size
     _steps(env)
+
+
+def test_a_mapping_given_as_scenario_is_inline_data():
+    """``scenario=dict`` builds exactly what ``scenario_data=dict`` builds, for every env."""
+    data = {
+        "name": "inline",
+        "steps": 7,
+        "users": {"model": "logit", "num_users": 5},
+        "content": {"model": "creators", "initial_items": 40},
+        "platform": {"slate_size": 3, "max_candidates": 10},
+        "agents": [{"model": "random"}],
+    }
+    as_scenario = build_scenario(scenario=data)
+    assert as_scenario == build_scenario(scenario_data=data)
+    assert (as_scenario.steps, as_scenario.platform.slate_size) == (7, 3)
+    with pytest.raises(ValueError, match="at most one of"):
+        build_scenario(scenario=data, scenario_data=data)
+    for env_id in ("simlab/SlateRec-v0", "simlab/Platform-v0"):
+        env = gym.make(env_id, scenario=data)
+        obs, _ = env.reset(seed=0)
+        assert env.unwrapped.scenario.platform.slate_size == 3
+        env.close()
+
+
+@pytest.mark.parametrize("bad", [3, 2.5, ["quickstart"], ("a",), b"quickstart", object()])
+def test_a_scenario_of_another_type_is_a_type_error_naming_the_allowed(bad):
+    """Not a path, a bundled name or a mapping: a TypeError, not a failure deep inside."""
+    with pytest.raises(TypeError, match=r"YAML path, a bundled scenario name or a mapping.*"):
+        build_scenario(scenario=bad)
+    with pytest.raises(TypeError, match=type(bad).__name__):
+        gym.make("simlab/SlateRec-v0", scenario=bad)
