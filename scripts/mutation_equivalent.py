@@ -175,6 +175,13 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             ADAM_BETA_MOD,
         ),
     ],
+    "agents/neural.py": [
+        Equivalent(
+            "usable = (in_log | live) & (hist != PAD)",
+            "usable = (in_log | live) & (hist > PAD)",
+            PAD_BELOW_IDS,
+        ),
+    ],
     "agents/nnls.py": [
         Equivalent(
             "d = 1.0 / np.sqrt(np.where(diag > 0, diag, np.inf))",
