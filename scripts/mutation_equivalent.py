@@ -306,6 +306,16 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
         Equivalent("keep = keep[keep != PAD]", "keep = keep[keep > PAD]", PAD_BELOW_IDS),
         Equivalent("found &= ids != PAD", "found &= ids > PAD", PAD_BELOW_IDS),
     ],
+    "agents/two_tower_train.py": [
+        Equivalent(
+            "known = (at < len(window)) & (np.asarray(window)[np.minimum(at, len(window) - 1)] "
+            "== steps)",
+            "known = (at < len(window)) & (np.asarray(window)[np.minimum(at, len(window) - 1)] "
+            "<= steps)",
+            "`at` is np.searchsorted(window, steps) (side left): wherever `at < len(window)` "
+            "holds, window[at] >= steps, so `<= steps` holds exactly when `== steps` does",
+        ),
+    ],
     # -- simlab/metrics -------------------------------------------------------------------
     "simlab/metrics/homogenization_nn.py": [
         Equivalent(
