@@ -92,6 +92,16 @@ ADAM_BETA_MOD = (
 
 EQUIVALENT: dict[str, list[Equivalent]] = {
     # -- agents ---------------------------------------------------------------------------
+    "agents/base.py": [
+        Equivalent(
+            'if vals.dtype.kind == "f":',
+            'if vals.dtype.kind >= "f":',
+            "only kinds f and i reach the torch path (bools and unsigned are cast to int8/int64/"
+            "float64 by _signed, other kinds return to numpy earlier); 'i' sorts after 'f', so "
+            "the mutant also runs np.isnan on integer values, which is all False: `unsure` is "
+            "unchanged",
+        ),
+    ],
     "agents/baselines.py": [
         Equivalent(
             'w = log.engagement if sig == "engagement" else None',
