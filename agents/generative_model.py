@@ -210,7 +210,8 @@ def sequence_loss(
 
     The APAO term is ``beta * sum_t w_t l_t`` with ``l_t = -mean_batch[(1/t) sum_{j<=t}
     log p(c_j | c_<j, h)] / tau`` over the prefixes ``t = 1 .. L`` and detached weights
-    ``w = normalise(normalise(l) * exp(eta * l))``.
+    ``w = normalise(normalise(l) * exp(eta * l))`` (computed in log space, so any ``eta`` and
+    ``tau`` give finite weights; all ``l_t = 0`` gives no term).
     """
     h = model(hist, target[:, :-1])
     levels = range(target.shape[1])
@@ -225,9 +226,12 @@ def sequence_loss(
     if prefix.enabled:  # a one-level target has no prefix t = 1 .. L: the term adds 0
         t = torch.arange(1, target.shape[1], device=logp.device)
         ell = -(logp.cumsum(1)[:, :-1] / t).mean(0) / prefix.tau
-        w = ell / ell.sum()
-        w = w * torch.exp(prefix.eta * ell)
-        loss = loss + prefix.beta * ((w / w.sum()).detach() * ell).sum()
+        # w_t = l_t exp(eta l_t) / sum_s l_s exp(eta l_s), in log space: exp(eta l_t) alone
+        # overflows or underflows float32 at |eta l_t| near 90 (a NaN loss, then NaN weights);
+        # all l_t = 0 (certain predictions) leaves 0 / 0 = NaN weights: set to 0, no term
+        le = ell.detach()
+        w = torch.softmax(torch.log(le) + prefix.eta * le, 0).nan_to_num()
+        loss = loss + prefix.beta * (w * ell).sum()
     return loss
 
 

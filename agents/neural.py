@@ -87,7 +87,7 @@ class _HybridItemAgent(RandomUntilTrainedMixin, Agent):
         """``(n, f)`` vectors and ``(n,)`` biases of items (features-only when unseen)."""
         m = self._model
         v = features @ m["W"]
-        bias = np.zeros(item_ids.shape[0], np.float32)
+        bias = np.zeros(item_ids.size, np.float32)
         pos, known = lookup_sorted(self._item_ids, item_ids)
         if known.any():
             v[known] += m["Q"][pos[known]]
@@ -317,7 +317,7 @@ class GRU4RecAgent(_HybridItemAgent):
             weights = np.zeros(seqs.shape, np.float32)
             weights[valid] = click_w
         model = train_gru4rec(
-            np.where(valid, np.searchsorted(log.feature_ids, seqs), -1),
+            np.where(valid, np.searchsorted(log.feature_ids, seqs), PAD),
             self._init_params(log),
             log.features,
             self.params,
@@ -346,7 +346,7 @@ class GRU4RecAgent(_HybridItemAgent):
             np.take_along_axis(a, order, axis=1) for a in (hist, pos, rows, in_log, usable)
         )
         x = np.zeros(hist.shape + (self.params.factors,), np.float32)
-        x[in_log & usable] = m["V"][pos[in_log & usable]]
+        x[in_log] = m["V"][pos[in_log]]  # a logged item is usable (PAD is never logged)
         cold = usable & ~in_log
         if cold.any():
             x[cold] = cat.features[rows[cold]] @ m["W"]

@@ -92,6 +92,16 @@ ADAM_BETA_MOD = (
 
 EQUIVALENT: dict[str, list[Equivalent]] = {
     # -- agents ---------------------------------------------------------------------------
+    "agents/base.py": [
+        Equivalent(
+            'if vals.dtype.kind == "f":',
+            'if vals.dtype.kind >= "f":',
+            "only kinds f and i reach the torch path (bools and unsigned are cast to int8/int64/"
+            "float64 by _signed, other kinds return to numpy earlier); 'i' sorts after 'f', so "
+            "the mutant also runs np.isnan on integer values, which is all False: `unsure` is "
+            "unchanged",
+        ),
+    ],
     "agents/baselines.py": [
         Equivalent(
             'w = log.engagement if sig == "engagement" else None',
@@ -173,6 +183,13 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "v = self.v[r].mul_(b2).addcmul_(grad, grad, value=1 - b2)",
             "v = self.v[r].mul_(b2).addcmul_(grad, grad, value=1 % b2)",
             ADAM_BETA_MOD,
+        ),
+    ],
+    "agents/neural.py": [
+        Equivalent(
+            "usable = (in_log | live) & (hist != PAD)",
+            "usable = (in_log | live) & (hist > PAD)",
+            PAD_BELOW_IDS,
         ),
     ],
     "agents/nnls.py": [
@@ -298,6 +315,16 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
     "agents/two_tower.py": [
         Equivalent("keep = keep[keep != PAD]", "keep = keep[keep > PAD]", PAD_BELOW_IDS),
         Equivalent("found &= ids != PAD", "found &= ids > PAD", PAD_BELOW_IDS),
+    ],
+    "agents/two_tower_train.py": [
+        Equivalent(
+            "known = (at < len(window)) & (np.asarray(window)[np.minimum(at, len(window) - 1)] "
+            "== steps)",
+            "known = (at < len(window)) & (np.asarray(window)[np.minimum(at, len(window) - 1)] "
+            "<= steps)",
+            "`at` is np.searchsorted(window, steps) (side left): wherever `at < len(window)` "
+            "holds, window[at] >= steps, so `<= steps` holds exactly when `== steps` does",
+        ),
     ],
     # -- simlab/metrics -------------------------------------------------------------------
     "simlab/metrics/homogenization_nn.py": [

@@ -230,7 +230,10 @@ EXTRA_TESTS = {
     # below take seconds and hold the references of each module
     "agents/generative.py": ["tests/agents/test_generative_agent.py"],
     "agents/generative_quantiser.py": ["tests/agents/test_generative_quantiser.py"],
-    "agents/generative_model.py": ["tests/agents/test_generative_model.py"],
+    "agents/generative_model.py": [
+        "tests/agents/test_generative_model.py",
+        "tests/agents/test_generative_prefix_loss.py",
+    ],
     "agents/generative_decoding.py": ["tests/agents/test_generative_decoding.py"],
     "agents/generative_params.py": ["tests/agents/test_generative_params.py"],
     "agents/content_filtering.py": ["tests/agents/test_chaney_agents.py"],

@@ -119,6 +119,27 @@ def test_bool_and_unsigned_scores_rank_like_their_integer_values(dtype, b, c, k)
     np.testing.assert_array_equal(scores[0, shared[0]], want[0])
 
 
+@pytest.mark.parametrize(("b", "c", "k"), [(4, 9, 2), (4, 9, 7), (130, 140, 5)])
+def test_uint64_scores_at_and_above_two_to_the_63_rank_above_smaller_ones(b, c, k):
+    """``uint64`` values past int64's range (a cast to int64 would make them negative).
+
+    Values are multiples of ``2**52`` (exact in float64) over the whole ``uint64`` range;
+    the loop reference sorts them as Python integers.
+    """
+    g = np.random.default_rng(b + c + k)
+    scores = (g.integers(0, 2**12, size=(b, c)).astype(np.uint64) << np.uint64(52)).astype(
+        np.uint64
+    )
+    assert (scores >= 2**63).any() and (scores < 2**63).any()
+    got = top_indices(scores, k)
+    for r in range(b):
+        want = sorted((int(x) for x in scores[r]), reverse=True)[:k]
+        assert [int(x) for x in scores[r, got[r]]] == want, r
+        assert len(set(got[r].tolist())) == k
+    shared = top_k(scores[0], np.broadcast_to(np.arange(c), (b, c)), k, shared=True)
+    assert [int(x) for x in scores[0, shared[0]]] == sorted(map(int, scores[0]), reverse=True)[:k]
+
+
 def test_top_k_with_shared_scores_gives_every_user_the_best_first():
     """Shared: one ranking of ``(C,)`` or of row 0, broadcast; ties keep the candidates' order."""
     cands = np.broadcast_to(np.array([7, 3, 9, 1, 5]), (3, 5))

@@ -298,9 +298,10 @@ def reference_loss(model, hist, target, prefix: PrefixLossParams):
         ell = torch.stack(
             [-(logp[:, :k].sum(1) / k).mean() / prefix.tau for k in range(1, t)]
         )  # prefixes of length 1 .. T - 1
-        with torch.no_grad():
-            wts = ell / ell.sum() * torch.exp(prefix.eta * ell)
-            wts = wts / wts.sum()
+        with torch.no_grad():  # l_t exp(eta l_t), normalised, in float64 scaled by its max
+            lw = torch.log(ell.double()) + prefix.eta * ell.double()  # -inf where l_t = 0
+            wts = torch.zeros_like(lw) if lw.max() == -math.inf else torch.exp(lw - lw.max())
+            wts = (wts / wts.sum().clamp(min=1.0)).float()  # the sum is >= 1, or 0: no term
         loss = loss + prefix.beta * (wts * ell).sum()
     return loss
 

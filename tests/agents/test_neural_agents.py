@@ -320,6 +320,20 @@ def test_gru4rec_skips_a_window_without_clicks_or_with_one_item():
     assert agent.state_dict()["num_retrains"] == 1
 
 
+@pytest.mark.parametrize("cls", [MatrixFactorizationAgent, GRU4RecAgent])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_click_in_the_first_slot_is_a_click(cls, seed):
+    """A window whose only clicks are in slot 0 (``clicked_pos == 0``) is trained on."""
+    log = window_log(seed)
+    first = np.where(log.clicked_pos >= 0, 0, -1)
+    first[seed] = 0  # at least one click
+    log = Log(log.step, log.user_ids, log.slates, first, (first >= 0).astype(np.float32),
+              log.feature_ids, log.features)  # fmt: skip
+    agent = cls(cls.Params(factors=2), ctx())
+    agent.retrain(log)
+    assert agent.state_dict()["num_retrains"] == 1 and "model.W" in agent.state_dict()
+
+
 def states_by_hand(agent: GRU4RecAgent, obs: Observation) -> np.ndarray:
     """User by user, torch's GRU cell over the usable history.
 
