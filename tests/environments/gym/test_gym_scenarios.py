@@ -147,3 +147,17 @@ def test_a_scenario_of_another_type_is_a_type_error_naming_the_allowed(bad):
         build_scenario(scenario=bad)
     with pytest.raises(TypeError, match=type(bad).__name__):
         gym.make("simlab/SlateRec-v0", scenario=bad)
+
+
+def test_a_section_left_out_does_not_stop_the_others_being_fitted():
+    """No ``users`` mapping: the content switch still drops the creators-only keys."""
+    data = {
+        "name": "x",
+        "steps": 3,
+        "world": {"dim": 4, "num_topics": 4},
+        "content": {"model": "creators", "initial_items": 40, "num_human_creators": 7},
+        "agents": [{"model": "random"}],
+    }
+    sc = build_scenario(scenario_data=data, overrides={"content.model": "recsim-corpus"})
+    assert sc.content.model == "recsim-corpus"
+    assert sc.users.model == "logit"
