@@ -340,6 +340,28 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "ties, and nearest_neighbours returns only their indices",
         ),
     ],
+    "environments/adoption.py": [
+        Equivalent(
+            "r_a, r_h, n_a, n_h = (sum(x) for x in zip(*self._history, strict=True))",
+            "r_a, r_h, n_a, n_h = (sum(x) for x in zip(*self._history, strict=False))",
+            "zip's arguments are the history's rows, every one a 4-tuple (observe appends "
+            "4-tuples, load_state_dict unpacks 4 values per row): their lengths never differ, "
+            "so the strict check never fires",
+        ),
+        Equivalent(
+            "if r_a + r_h <= 0 or n_a + n_h == 0:",
+            "if r_a + r_h <= 0 or n_a + n_h < 0:",
+            "the item counts sum to 0 only when the window held no live item, and then the "
+            "rewards (per item, summed) are 0 too, so `r_a + r_h <= 0` has already returned: "
+            "the second test never decides, whatever it compares",
+        ),
+        Equivalent(
+            "aigc = source == 1",
+            "aigc = source >= 1",
+            "an item's source is 0 (human) or 1 (AIGC) (ItemTable.source): no source sorts "
+            "after 1, so `>= 1` and `== 1` select the same items",
+        ),
+    ],
     "environments/chaney.py": [
         Equivalent(
             ")[0]",
