@@ -28,6 +28,7 @@ The recurring reasons:
   so ``step > -1`` and ``step > -2`` hold for the same steps.
 - ``ADAM_BETA_MOD``: ``1 % b`` for ``1 - b`` at Adam's fixed betas.
 - ``RENDER_FPS_HINT``: the ``render_fps`` metadata hint, read only by rgb_array renderers.
+- ``ONE_DIM_LENGTH``: ``shape[-1]`` for ``shape[0]`` of a 1-D array: its only axis.
 """
 
 from __future__ import annotations
@@ -88,6 +89,11 @@ STEPS_FROM_ZERO = (
 ADAM_BETA_MOD = (
     "`1 % b` for `1 - b` at Adam's fixed betas (0.9, 0.999): for 0.5 < b < 1, fmod(1, b) is "
     "1 - b, and both are exact (fmod always, the difference by Sterbenz): the same float"
+)
+
+ONE_DIM_LENGTH = (
+    "`shape[-1]` for `shape[0]` of a 1-D array (item ids, documented and built as (N,)): "
+    "its only axis, the same length"
 )
 
 EQUIVALENT: dict[str, list[Equivalent]] = {
@@ -403,6 +409,23 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "pool counts no low step: streaks stay 0 and nobody exits",
         ),
     ],
+    "environments/content_publish.py": [
+        Equivalent(
+            "original = np.full(ids.shape[0], -1, np.int64)",
+            "original = np.full(ids.shape[ -1], -1, np.int64)",
+            ONE_DIM_LENGTH,
+        ),
+        Equivalent(
+            "return latent, quality, topic, np.full(ids.shape[0], -1, np.int64)",
+            "return latent, quality, topic, np.full(ids.shape[ -1], -1, np.int64)",
+            ONE_DIM_LENGTH,
+        ),
+        Equivalent(
+            "is_rw = (source == 1) & (draw[:, 0] < p.rewrite_share) & (human_ids.size > 0)",
+            "is_rw = (source == 1) & (draw[:, 0] < p.rewrite_share) & (human_ids.size != 0)",
+            NEVER_NEGATIVE,
+        ),
+    ],
     "environments/creator_pool.py": [
         Equivalent(
             "low = self.active & (exposure < threshold)",
@@ -461,6 +484,13 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
                 "one) down the general path, which is slower, not different",
             )
             for after in ("< 1.0", "<= 1e-200", "!= 1e-200", "is not 1e-200")
+        ),
+    ],
+    "environments/items.py": [
+        Equivalent(
+            "self.original = np.full(self.item_ids.shape[0], -1, np.int64)",
+            "self.original = np.full(self.item_ids.shape[ -1], -1, np.int64)",
+            ONE_DIM_LENGTH,
         ),
     ],
     "environments/gym/sessions.py": [
