@@ -92,8 +92,8 @@ ADAM_BETA_MOD = (
 )
 
 ONE_DIM_LENGTH = (
-    "`shape[-1]` for `shape[0]` of a 1-D array (item ids, documented and built as (N,)): "
-    "its only axis, the same length"
+    "`shape[-1]` for `shape[0]` of a 1-D array (ids or topics, documented and built as "
+    "(N,)): its only axis, the same length"
 )
 
 EQUIVALENT: dict[str, list[Equivalent]] = {
@@ -344,6 +344,19 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "every sparse row scaled by 2 instead of 1: every cosine is multiplied by 4 "
             "exactly (a power of 2), so the same users are the most similar, with the same "
             "ties, and nearest_neighbours returns only their indices",
+        ),
+    ],
+    "simlab/metrics/topics.py": [
+        Equivalent(
+            "sums = np.empty((present.shape[0], latent.shape[1]), np.float64)",
+            "sums = np.empty((present.shape[ -1], latent.shape[1]), np.float64)",
+            ONE_DIM_LENGTH + " (the present topics, np.unique of a 1-D array)",
+        ),
+        Equivalent(
+            "np.searchsorted(present, snap.items.topic[rows[0]]), (b, n)",
+            "np.searchsorted(present, snap.items.topic[rows[ 1]]), (b, n)",
+            "the branch runs only when is_row_broadcast(rows): a (B, n) zero-copy broadcast "
+            "of one row with B > 1 (stride 0), so rows[1] is the very row rows[0] is",
         ),
     ],
     "environments/adoption.py": [
