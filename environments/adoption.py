@@ -117,7 +117,7 @@ class Adoption:
 
     def state_dict(self) -> dict[str, Any]:
         """The signal's window and its current value."""
-        rows = np.array(self._history, np.float64).reshape(-1, 4)
+        rows = np.array(self._history, np.float64).reshape(len(self._history), 4)
         return {"history": rows, "delta": self.delta}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

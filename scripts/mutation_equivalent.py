@@ -28,6 +28,7 @@ The recurring reasons:
   so ``step > -1`` and ``step > -2`` hold for the same steps.
 - ``ADAM_BETA_MOD``: ``1 % b`` for ``1 - b`` at Adam's fixed betas.
 - ``RENDER_FPS_HINT``: the ``render_fps`` metadata hint, read only by rgb_array renderers.
+- ``ONE_DIM_LENGTH``: ``shape[-1]`` for ``shape[0]`` of a 1-D array: its only axis.
 """
 
 from __future__ import annotations
@@ -88,6 +89,11 @@ STEPS_FROM_ZERO = (
 ADAM_BETA_MOD = (
     "`1 % b` for `1 - b` at Adam's fixed betas (0.9, 0.999): for 0.5 < b < 1, fmod(1, b) is "
     "1 - b, and both are exact (fmod always, the difference by Sterbenz): the same float"
+)
+
+ONE_DIM_LENGTH = (
+    "`shape[-1]` for `shape[0]` of a 1-D array (ids or topics, documented and built as "
+    "(N,)): its only axis, the same length"
 )
 
 EQUIVALENT: dict[str, list[Equivalent]] = {
@@ -367,6 +373,41 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "ties, and nearest_neighbours returns only their indices",
         ),
     ],
+    "simlab/metrics/topics.py": [
+        Equivalent(
+            "sums = np.empty((present.shape[0], latent.shape[1]), np.float64)",
+            "sums = np.empty((present.shape[ -1], latent.shape[1]), np.float64)",
+            ONE_DIM_LENGTH + " (the present topics, np.unique of a 1-D array)",
+        ),
+        Equivalent(
+            "np.searchsorted(present, snap.items.topic[rows[0]]), (b, n)",
+            "np.searchsorted(present, snap.items.topic[rows[ 1]]), (b, n)",
+            "the branch runs only when is_row_broadcast(rows): a (B, n) zero-copy broadcast "
+            "of one row with B > 1 (stride 0), so rows[1] is the very row rows[0] is",
+        ),
+    ],
+    "environments/adoption.py": [
+        Equivalent(
+            "r_a, r_h, n_a, n_h = (sum(x) for x in zip(*self._history, strict=True))",
+            "r_a, r_h, n_a, n_h = (sum(x) for x in zip(*self._history, strict=False))",
+            "zip's arguments are the history's rows, every one a 4-tuple (observe appends "
+            "4-tuples, load_state_dict unpacks 4 values per row): their lengths never differ, "
+            "so the strict check never fires",
+        ),
+        Equivalent(
+            "if r_a + r_h <= 0 or n_a + n_h == 0:",
+            "if r_a + r_h <= 0 or n_a + n_h < 0:",
+            "the item counts sum to 0 only when the window held no live item, and then the "
+            "rewards (per item, summed) are 0 too, so `r_a + r_h <= 0` has already returned: "
+            "the second test never decides, whatever it compares",
+        ),
+        Equivalent(
+            "aigc = source == 1",
+            "aigc = source >= 1",
+            "an item's source is 0 (human) or 1 (AIGC) (ItemTable.source): no source sorts "
+            "after 1, so `>= 1` and `== 1` select the same items",
+        ),
+    ],
     "environments/chaney.py": [
         Equivalent(
             ")[0]",
@@ -406,6 +447,23 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "if p.exit_threshold >= 0 and last_exposure is not None:",
             "exposure is never negative, so at exit_threshold 0 (its least allowed value) the "
             "pool counts no low step: streaks stay 0 and nobody exits",
+        ),
+    ],
+    "environments/content_publish.py": [
+        Equivalent(
+            "original = np.full(ids.shape[0], -1, np.int64)",
+            "original = np.full(ids.shape[ -1], -1, np.int64)",
+            ONE_DIM_LENGTH,
+        ),
+        Equivalent(
+            "return latent, quality, topic, np.full(ids.shape[0], -1, np.int64)",
+            "return latent, quality, topic, np.full(ids.shape[ -1], -1, np.int64)",
+            ONE_DIM_LENGTH,
+        ),
+        Equivalent(
+            "is_rw = (source == 1) & (draw[:, 0] < p.rewrite_share) & (human_ids.size > 0)",
+            "is_rw = (source == 1) & (draw[:, 0] < p.rewrite_share) & (human_ids.size != 0)",
+            NEVER_NEGATIVE,
         ),
     ],
     "environments/creator_pool.py": [
@@ -474,6 +532,13 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "if (chosen <= min(sizes)) if chosen else (max(sizes) <= min(sizes)):",
             "a list's maximum is never below its minimum, so `max <= min` holds exactly when "
             "they are equal (the catalog's size did not change over the probe)",
+        ),
+    ],
+    "environments/items.py": [
+        Equivalent(
+            "self.original = np.full(self.item_ids.shape[0], -1, np.int64)",
+            "self.original = np.full(self.item_ids.shape[ -1], -1, np.int64)",
+            ONE_DIM_LENGTH,
         ),
     ],
     "environments/gym/sessions.py": [

@@ -6,7 +6,11 @@ tests); a folder key covers every module under it; any other module runs against
 """
 
 EXTRA_TESTS = {
-    "simlab/rng.py": ["tests/test_rng.py", "tests/test_rng_golden.py"],
+    "simlab/rng.py": [
+        "tests/test_rng.py",
+        "tests/test_rng_golden.py",
+        "tests/test_rng_extremes.py",
+    ],
     "simlab/rng_gamma.py": [
         "tests/test_rng.py",
         "tests/test_rng_golden.py",

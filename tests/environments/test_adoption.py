@@ -101,6 +101,28 @@ def test_market_signal_by_hand(window):
         assert b.delta == pytest.approx(0.0, abs=1e-12)
 
 
+@pytest.mark.parametrize("only", [0, 1])
+def test_one_source_absent_runs_the_shrunk_formula_not_the_no_signal_shortcut(only):
+    """Items of one source ``only`` (0 human, 1 AIGC): Delta is the shrunk formula, bit for bit.
+
+    Shrinking gives the absent source the pooled rate exactly and the present one the pooled
+    rate up to rounding, so Delta is 0 up to an ulp: which path runs is pinned by exact
+    equality with the hand formula over a grid of rewards and item counts (some nonzero).
+    """
+    values = []
+    for n in range(1, 9):
+        for total in range(1, 30):
+            a = Adoption(AdoptionParams(window=1), seed=0)
+            reward = np.zeros(n)
+            reward[0] = total
+            a.observe(np.full(n, only, np.int8), reward)
+            r_a, n_a = (float(total), n) if only else (0.0, 0)
+            step = (r_a, total - r_a, n_a, n - n_a)
+            assert a.delta == _signal([step], 1), (n, total)
+            values.append(a.delta)
+    assert any(v != 0.0 for v in values) and max(abs(v) for v in values) < 1e-15
+
+
 def test_revisions_touch_only_active_creators_at_the_revise_rate():
     """Inactive creators never change; about ``revise_rate`` of the active reconsider."""
     a = Adoption(AdoptionParams(revise_rate=0.2, sensitivity=3.0), seed=2)

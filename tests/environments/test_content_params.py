@@ -105,6 +105,8 @@ def test_only_the_last_phase_may_omit_until(untils, index):
         ((10, 10), r"phases\[1\]\.until=10 must be greater than phases\[0\]\.until=10"),
         ((10, 5, None), r"phases\[1\]\.until=5 must be greater than phases\[0\]\.until=10"),
         ((3, 8, 6), r"phases\[2\]\.until=6 must be greater than phases\[1\]\.until=8"),
+        ((1, 2, 9, 4), r"phases\[3\]\.until=4 must be greater than phases\[2\]\.until=9"),
+        ((1, 2, 3, 4, 5, 6, 6), r"phases\[6\]\.until=6 must be greater than phases\[5\]\.until=6"),
     ],
 )
 def test_phases_out_of_order_name_both_phases(untils, message):
