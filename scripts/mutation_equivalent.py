@@ -316,6 +316,14 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "sorts before thompson: `>=` holds exactly for thompson",
         ),
     ],
+    "agents/slate_ts_model.py": [
+        Equivalent(
+            "m = data.users.shape[0]",
+            "m = data.users.shape[ -1]",
+            "ClickData.users is 1-D, (M,) (the agent passes users.reshape(-1)): its last axis "
+            "is its first",
+        ),
+    ],
     "agents/two_tower.py": [
         Equivalent("keep = keep[keep != PAD]", "keep = keep[keep > PAD]", PAD_BELOW_IDS),
         Equivalent("found &= ids != PAD", "found &= ids > PAD", PAD_BELOW_IDS),
