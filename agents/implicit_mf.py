@@ -41,19 +41,20 @@ from .cumulative import CumulativeLog, rank_known_first
 __all__ = ["ImplicitMFAgent", "als_implicit"]
 
 
-def _half_step(other: np.ndarray, conf: Any, reg: float) -> np.ndarray:
+def _half_step(other: np.ndarray, conf: Any, pref: Any, reg: float) -> np.ndarray:
     """``(n, f)`` the exact ALS update of one side given the other side's factors.
 
-    ``conf`` is the ``(n, len(other))`` matrix of ``weight * r`` (dense, or
-    ``scipy.sparse``), zero where there is no consumption. Row ``u`` solves
-    ``(O^T O + reg I + sum_i conf_ui o_i o_i^T) x_u = sum_i (1 + conf_ui) o_i``: the sums are
-    two matrix products over every row at once, the solves one batched call.
+    ``conf`` is the ``(n, len(other))`` matrix of ``weight * r`` and ``pref`` the boolean
+    preferences ``r > 0`` of the same shape (both dense, or both ``scipy.sparse``). Row
+    ``u`` solves ``(O^T O + reg I + sum_i conf_ui o_i o_i^T) x_u = sum_i p_ui (1 + conf_ui)
+    o_i``: the sums are two matrix products over every row at once, the solves one batched
+    call. The preferences are not read off ``conf``: at ``weight`` 0 it is all zero.
     """
     n, f = conf.shape[0], other.shape[1]
     base = other.T @ other + reg * np.eye(f)
     outer = (other[:, :, None] * other[:, None, :]).reshape(-1, f * f)
     mats = np.asarray(conf @ outer).reshape(n, f, f) + base
-    has = np.asarray(conf != 0, np.float64) if isinstance(conf, np.ndarray) else (conf != 0)
+    has = np.asarray(pref, np.float64) if isinstance(pref, np.ndarray) else pref
     rhs = np.asarray(conf @ other) + np.asarray(has @ other)
     return np.linalg.solve(mats, rhs[..., None])[..., 0]
 
@@ -85,15 +86,19 @@ def als_implicit(
     from scipy import sparse
 
     shape = (user_factors.shape[0], item_factors.shape[0])
-    counts = sparse.csr_matrix((np.ones(users.shape[0]), (users, items)), shape=shape)
+    counts = sparse.csr_matrix((np.ones(users.shape), (users, items)), shape=shape)
     conf = counts * weight  # duplicates summed: weight * r
+    pref = counts.astype(bool)  # p = [r > 0]
     if shape[0] * shape[1] <= _DENSE_LIMIT:
-        conf = conf.toarray()
-    conf_t = conf.T.copy() if isinstance(conf, np.ndarray) else conf.T.tocsr()
+        conf, pref = conf.toarray(), pref.toarray()
+    if isinstance(conf, np.ndarray):
+        conf_t, pref_t = conf.T.copy(), pref.T.copy()
+    else:
+        conf_t, pref_t = conf.T.tocsr(), pref.T.tocsr()
     x, y = user_factors.copy(), item_factors.copy()
     for _ in range(iterations):
-        x = _half_step(y, conf, reg)
-        y = _half_step(x, conf_t, reg)
+        x = _half_step(y, conf, pref, reg)
+        y = _half_step(x, conf_t, pref_t, reg)
     return x, y
 
 

@@ -210,7 +210,7 @@ class SlateThompsonAgent(Agent):
 
     def retrain(self, log: Log) -> None:
         """Fit the MAP click model on the log window, then its diagonal Laplace posterior."""
-        if log.num_rows == 0 or not (log.slates != PAD).any():
+        if not (log.slates != PAD).any():  # an empty log, or padding only
             return
         data, user_ids, item_ids = self._click_data(log)
         init = self._init_params(data, user_ids, item_ids)

@@ -318,6 +318,35 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             for term in ("(x** 1)", "(x//2)")
         ],
     ],
+    "agents/slate_ts.py": [
+        Equivalent(
+            "if n > old:",
+            "if n != old:",
+            "n = max(max_id + 1, old) is never below old, so `!=` holds exactly when `>` does",
+        ),
+        Equivalent('if policy == "greedy":', 'if policy is "greedy":', LITERAL_IS),
+        Equivalent(
+            'if policy == "greedy":',
+            'if policy <= "greedy":',
+            "`policy` is a Literal of greedy, thompson, in-slate: none sorts before greedy, so "
+            "`<=` holds exactly for greedy",
+        ),
+        Equivalent('if policy == "thompson":', 'if policy is "thompson":', LITERAL_IS),
+        Equivalent(
+            'if policy == "thompson":',
+            'if policy >= "thompson":',
+            "greedy has returned before this test, and in-slate, the only other policy left, "
+            "sorts before thompson: `>=` holds exactly for thompson",
+        ),
+    ],
+    "agents/slate_ts_model.py": [
+        Equivalent(
+            "m = data.users.shape[0]",
+            "m = data.users.shape[ -1]",
+            "ClickData.users is 1-D, (M,) (the agent passes users.reshape(-1)): its last axis "
+            "is its first",
+        ),
+    ],
     "agents/two_tower.py": [
         Equivalent("keep = keep[keep != PAD]", "keep = keep[keep > PAD]", PAD_BELOW_IDS),
         Equivalent("found &= ids != PAD", "found &= ids > PAD", PAD_BELOW_IDS),

@@ -6,7 +6,7 @@ Classes:
   ``indices`` or ``scores``), the tie-break never overrides a real difference;
 * exact ties (a fresh model): broken by one key per (item, step), so every user who has two
   tied items puts them in the same order, whatever the order of its candidates, and the order
-  changes with the step;
+  changes with the step; that order is the agent's tie-break uniforms, largest first;
 * UCB1: items never shown come before every shown one, however high its index;
 * epsilon-greedy: its propensities are ``(1 - eps) [greedy slot] + eps / C`` per slot, and the
   slates it serves are distributed that way (counted over many users).
@@ -19,6 +19,7 @@ import pytest
 from test_bandits import make_agent, make_catalog, make_feedback, make_obs
 
 from simlab.agents.bandits import pair_features
+from simlab.rng import Stream
 
 
 def _catalog(seed: int = 0, n: int = 12, d: int = 3):
@@ -59,6 +60,20 @@ def test_exact_ties_are_broken_by_one_key_per_item_and_step(name, params):
         for row in slates:  # each user's own candidates come in that same order
             np.testing.assert_array_equal(row, [i for i in order[0] if i in set(row)])
     assert orders[0] != orders[1]
+
+
+@pytest.mark.parametrize(("name", "params"), FRESH_TIES, ids=[n for n, _ in FRESH_TIES])
+def test_exact_ties_come_by_decreasing_tiebreak_draw(name, params):
+    """The tied order is the agent's ``<stream>/tiebreak`` uniforms per (item, step), largest first.
+
+    (For UCB1 the never-shown items: every item of a fresh model.)
+    """
+    cat, g = _catalog(4)
+    for step in (0, 5):
+        agent = make_agent(name, 3, **params)
+        order = agent.act(make_obs(cat, np.arange(4), g.normal(size=(4, 3)), step, 12)).item_ids
+        u = Stream(3, f"agent/{name}/tiebreak").uniform(cat.item_ids, step)
+        np.testing.assert_array_equal(order, np.broadcast_to(cat.item_ids[np.argsort(-u)], (4, 12)))
 
 
 def _learned(name: str, params: dict, steps: int = 6):

@@ -89,10 +89,14 @@ BOUNDS = [
     ids=[f"{c.__name__}.{f}={ok}" for c, f, ok, _, _ in BOUNDS],
 )
 def test_each_bound_accepts_its_edge_and_refuses_beyond(cls, field, ok, bad, other):
-    """The edge value is accepted; one step beyond is refused, naming the field."""
+    """The edge value is accepted; one step beyond is refused by the field's own bound.
+
+    (Not only by a check across fields: the error is located at the field.)
+    """
     assert getattr(cls.Params(**other, **{field: ok}), field) == ok
-    with pytest.raises(ValidationError, match=field):
+    with pytest.raises(ValidationError, match=field) as err:
         cls.Params(**other, **{field: bad})
+    assert [e["loc"] for e in err.value.errors()] == [(field,)]
 
 
 def test_every_bounded_key_is_listed():

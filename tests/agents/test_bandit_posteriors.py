@@ -15,6 +15,7 @@ from test_bandits import make_agent, make_catalog, make_feedback, make_obs
 
 from simlab.agents.bandits import pair_features
 from simlab.agents.slate_ts import ClickData, Priors, laplace_std
+from simlab.rng import Stream
 
 ITEMS = [10, 11, 12, 13]
 
@@ -113,6 +114,22 @@ def test_linear_bandit_ridge_statistics(name: str):
     np.testing.assert_allclose(theta, np.linalg.solve(a, b), rtol=0, atol=1e-10)
     np.testing.assert_allclose(a_inv, np.linalg.inv(a), rtol=0, atol=1e-10)
     np.testing.assert_allclose(s @ s.T, np.linalg.inv(a), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.3, 2.0])
+def test_linear_ts_draws_theta_hat_plus_scale_root_times_keyed_normals(scale):
+    """``theta = theta_hat + scale S z``: z the keyed normals of (user, step), ``S = L^-T``.
+
+    ``A = L L^T`` (Cholesky), so ``S S^T = A^-1``; every user draws its own ``z``.
+    """
+    agent = make_agent("linear-ts", 7, scale=scale)
+    _linear_feed(agent)
+    a, b = _expected_ridge(1.0)
+    users = np.array([3, 0, 11])
+    z = Stream(7, "agent/linear-ts/theta").normal(users, 4, size=5)  # (3, D)
+    root = np.linalg.inv(np.linalg.cholesky(a)).T
+    want = np.linalg.solve(a, b) + scale * z @ root.T
+    np.testing.assert_allclose(agent.sample_theta(users, 4), want, rtol=0, atol=1e-10)
 
 
 def test_pair_features_layout():

@@ -50,6 +50,59 @@ def test_sparse_confidence_gives_the_dense_fit(case, monkeypatch):
         np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
 
 
+def _als_by_hand(users, items, y0, iterations, reg, weight):
+    """The module docs' ALS, one row's normal equations at a time.
+
+    ``c_ui = 1 + weight * r_ui``, ``p_ui = [r_ui > 0]``: row ``u`` solves
+    ``(sum_i c_ui y_i y_i^T + reg I) x_u = sum_i c_ui p_ui y_i`` over every item ``i``.
+    """
+    r = np.zeros((int(users.max()) + 1, y0.shape[0]))
+    np.add.at(r, (users, items), 1.0)
+    c, p = 1.0 + weight * r, (r > 0).astype(float)
+
+    def half(other, c, p):
+        f = other.shape[1]
+        out = np.zeros((c.shape[0], f))
+        for row in range(c.shape[0]):
+            a = reg * np.eye(f)
+            b = np.zeros(f)
+            for col in range(c.shape[1]):
+                a += c[row, col] * np.outer(other[col], other[col])
+                b += c[row, col] * p[row, col] * other[col]
+            out[row] = np.linalg.solve(a, b)
+        return out
+
+    y = y0
+    for _ in range(iterations):
+        x = half(y, c, p)
+        y = half(x, c.T, p.T)
+    return x, y
+
+
+@pytest.mark.parametrize("dense", [True, False])
+@pytest.mark.parametrize("case", range(8))
+def test_als_solves_the_documented_normal_equations_at_every_weight(case, dense, monkeypatch):
+    """Each half iteration solves the docs' equations, dense or sparse, at any weight >= 0.
+
+    Weight 0 included (every confidence 1: the consumed items still pull the factors
+    towards preference 1), repeated consumptions (r > 1), users and items without any.
+    """
+    rng = np.random.default_rng(100 + case)
+    users, items, f = int(rng.integers(2, 9)), int(rng.integers(2, 11)), int(rng.integers(1, 5))
+    u, i = _random_consumptions(rng, users, items, int(rng.integers(1, 30)))
+    u[0] = users - 1  # the last user row has consumptions: the by-hand table is users tall
+    x0, y0 = rng.normal(size=(users, f)), rng.normal(size=(items, f))
+    weight = [0.0, 0.0, 1.0, 40.0][case % 4] if case < 4 else float(rng.uniform(0, 5))
+    iterations, reg = int(rng.integers(1, 3)), float(rng.uniform(0.05, 1))
+    if not dense:
+        monkeypatch.setattr(implicit_mf, "_DENSE_LIMIT", 0)
+    x, y = als_implicit(u, i, x0, y0, iterations, reg, weight)
+    xr, yr = _als_by_hand(u, i, y0, iterations, reg, weight)
+    np.testing.assert_allclose(x, xr, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(y, yr, rtol=1e-8, atol=1e-10)
+    assert np.abs(x).max() > 1e-3  # never the all-zero fit
+
+
 def _fit_by_hand(agent, users, items, fits, start=None, iterations=None):
     """The fit the docs describe, by hand.
 
@@ -161,6 +214,8 @@ def test_fitted_model_ranks_each_users_own_candidates():
         (2000, 2001, False),
         (4000, 1000, True),
         (1000, 4001, False),
+        (41, 97561, False),  # 4,000,001 cells: the first size past the limit
+        (97561, 41, False),
     ],
 )
 def test_confidence_is_dense_up_to_32_mb_and_sparse_beyond(
@@ -172,8 +227,9 @@ def test_confidence_is_dense_up_to_32_mb_and_sparse_beyond(
     """
     seen = []
 
-    def spy(other, conf, reg):
+    def spy(other, conf, pref, reg):
         seen.append((isinstance(conf, np.ndarray), conf.shape))
+        assert isinstance(pref, np.ndarray) is isinstance(conf, np.ndarray)
         return np.zeros((conf.shape[0], other.shape[1]))
 
     monkeypatch.setattr(implicit_mf, "_half_step", spy)

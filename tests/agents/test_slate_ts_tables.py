@@ -8,13 +8,16 @@ Classes:
   the log is mapped to model indices with item features found by id (0 when missing);
 * the start of a fit: new users' offsets keyed by user, known users' posterior means, ``A``
   and ``W`` drawn per retrain, the previous model reused where its shapes still fit; a
-  model fitted before any profile was seen has no profile map.
+  model fitted before any profile was seen has no profile map;
+* edges: a one-row log is fitted, a log without item features gives no feature map, an
+  agent told no user count acts as one told it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -244,3 +247,90 @@ def test_a_log_of_padding_only_leaves_the_agent_untrained():
         )
     )
     assert agent._model is None and agent._num_retrains == 0
+
+
+# ----------------------------------------------------------------------------- edges
+
+
+def test_a_one_row_log_is_fitted():
+    """The smallest log with an item: one impression fits its user and items."""
+    cat = _catalog()
+    agent = _agent(3)
+    agent.act(_obs(cat, [4], np.ones((1, D_USER)), 3))
+    agent.retrain(_log(cat, np.array([4]), 1, 0))
+    assert agent._model is not None and agent._num_retrains == 1
+    assert agent._user_known.tolist() == [u == 4 for u in range(6)]
+    assert agent._item_ids.shape == (3,)
+
+
+def test_a_model_fitted_on_a_log_without_item_features_has_no_feature_map():
+    """A log without features (its default): ``W`` is empty, catalog features are ignored."""
+    cat = _catalog()
+    agent = _agent(4)
+    agent.act(_obs(cat, np.arange(4), np.ones((4, D_USER)), 3))
+    log = _log(cat, np.arange(4), 30, 4)
+    agent.retrain(Log(log.step, log.user_ids, log.slates, log.clicked_pos, log.engagement))
+    assert agent._model["W"].shape == (0, F)
+    other = dataclasses.replace(cat, features=cat.features * 7.0 + 1.0)
+    means = [
+        agent.score_moments(_obs(c, np.arange(4), np.ones((4, D_USER)), 3)) for c in (cat, other)
+    ]
+    for a, b in zip(means[0], means[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("num_users", [None, 0])
+def test_an_agent_told_no_user_count_grows_its_tables_and_acts_the_same(num_users):
+    """Without ``num_users`` (absent or 0) the tables start empty and grow with the ids.
+
+    Slates and fitted posteriors are those of an agent told the count.
+    """
+    cat = _catalog()
+    users, profiles = np.array([0, 3, 5]), np.arange(6.0).reshape(3, 2)
+    ctx = SimpleNamespace(seed=2) if num_users is None else SimpleNamespace(seed=2, num_users=0)
+    params = SlateThompsonAgent.Params(factors=F, epochs=2, batch_size=64)
+    bare, sized = SlateThompsonAgent(params, ctx), _agent(2, epochs=2)
+    assert bare._user_known.shape == (0,) and bare._profiles.shape == (0, 0)
+    assert sized._user_known.shape == (6,)
+    for step in range(2):
+        obs = _obs(cat, users, profiles, 3, step=step)
+        np.testing.assert_array_equal(bare.act(obs).item_ids, sized.act(obs).item_ids)
+        for agent in (bare, sized):
+            agent.retrain(_log(cat, users, 20, step))
+    np.testing.assert_array_equal(bare._user_mean, sized._user_mean)
+    np.testing.assert_array_equal(bare._item_std, sized._item_std)
+
+
+@pytest.mark.parametrize("width", [1, 256, 257, 4096])
+def test_profiles_of_any_width_survive_growth_of_the_id_range(width):
+    """Profiles are kept when a larger id grows the tables, at every allowed ``dim``."""
+    g = np.random.default_rng(width)
+    agent, cat = _agent(), _catalog()
+    profiles = g.normal(size=(3, width)).astype(np.float32)
+    agent.act(_obs(cat, [0, 2, 5], profiles, 3))
+    agent.act(_obs(cat, [9], np.ones((1, width)), 3, step=1))
+    assert agent._profiles.shape == (10, width)
+    np.testing.assert_array_equal(agent._profiles[[0, 2, 5]], profiles)
+    np.testing.assert_array_equal(agent._profiles[[1, 3, 4, 6, 7, 8]], 0.0)
+
+
+def test_a_previous_model_of_another_shape_is_not_reused():
+    """Wider profiles, item features or slates than the last fit: fresh ``A``, ``W``, ``pos``.
+
+    Narrower ones likewise; parameters whose shape still fits are the previous MAP.
+    """
+    for grow in (True, False):
+        agent, cat, users, _ = _trained(5, init_scale=0.4)
+        du, di, k = (D_USER + 2, D_ITEM + 1, 4) if grow else (D_USER - 1, D_ITEM, 2)
+        cat2 = dataclasses.replace(cat, features=np.ones((cat.num_items, di), np.float32))
+        agent.act(_obs(cat2, users, np.ones((users.size, du)), k, step=1))
+        data, user_ids, item_ids = agent._click_data(_log(cat2, users, 20, 5, k=k))
+        init = agent._init_params(data, user_ids, item_ids)
+        gen = numpy_generator(5, "agent/slate-ts/init", 1)
+        np.testing.assert_array_equal(init["A"], gen.normal(0, 0.4, (du, F)))
+        if di != D_ITEM:
+            np.testing.assert_array_equal(init["W"], gen.normal(0, 0.4, (di, F)))
+        else:
+            np.testing.assert_array_equal(init["W"], agent._model["W"])
+        np.testing.assert_array_equal(init["pos"], np.zeros(k))
+        np.testing.assert_array_equal(init["b0"], agent._model["b0"])
