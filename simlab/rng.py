@@ -48,10 +48,12 @@ __all__ = [
 SeedLike = Union[int, np.integer]  # noqa: UP007 - a runtime alias, kept 3.10-safe
 Shape = Union[int, Sequence[int]]  # noqa: UP007
 
-STREAM_VERSION = 1
+STREAM_VERSION = 2
 """Version of the stream layout (hash constants, key derivation, counters). Any change that
 alters a single draw bumps it; ``tests/test_rng_golden.py`` pins the draws of this version,
-and run manifests record it (``versions.simlab_rng``)."""
+and run manifests record it (``versions.simlab_rng``). 2: a uniform whose 53 bits are all ones
+is the largest double below 1 (version 1 rounded it to exactly 1.0, outside the promised open
+interval: one draw in 2**53); every other draw is unchanged."""
 
 _MASK = (1 << 64) - 1
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -59,6 +61,7 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _STEP_SALT = 0xD1B54A32D192ED03
 _INV_2_53 = 1.0 / (1 << 53)
+_BELOW_ONE = float(np.nextafter(1.0, 0.0))  # 1 - 2**-53: the largest uniform
 
 
 def check_seed(seed: object) -> int:
@@ -190,6 +193,8 @@ class Stream(GammaDraws):
         np.copyto(out, b.view(np.int64), casting="unsafe")
         out += 0.5
         out *= _INV_2_53
+        # all 53 bits set: (2**53 - 1) + 0.5 rounds to 2**53, a draw of exactly 1.0
+        np.minimum(out, _BELOW_ONE, out=out)
         return _scalar_if_0d(out)
 
     def normal(

@@ -84,3 +84,19 @@ def test_integers_at_the_extreme_draws_are_high_minus_one_and_zero(seed, name, s
     assert s.integers(ids, step, high).tolist() == [high - 1, 0]
     per = np.array([high, high + 3])
     assert s.integers(ids, step, per).tolist() == [high - 1, 0]
+
+
+@pytest.mark.parametrize(("seed", "name", "step"), KEYS)
+def test_uniform_stays_inside_the_open_interval_at_both_ends(seed, name, step):
+    """The all-ones draw is the largest double below 1 (not 1.0); the all-zeros one is 2**-54."""
+    s = Stream(seed, name)
+    top, bottom = _id_drawing(s, step, LARGEST), _id_drawing(s, step, SMALLEST)
+    u = s.uniform(np.array([top, bottom]), step)
+    assert u[0] == np.nextafter(1.0, 0.0) and u[0] < 1.0
+    assert u[1] == 2.0**-54 and u[1] > 0.0
+    assert rng.uniform(seed, name, np.array([top]), step)[0] < 1.0
+    # the draws built on it stay finite at both ends
+    assert np.isfinite(s.gumbel(np.array([top, bottom]), step)).all()
+    # the next-largest draw is unchanged: 1 - 2**-52 (so the two largest stay distinct)
+    below = s.uniform(np.array([_id_drawing(s, step, LARGEST - (1 << 11))]), step)
+    assert below[0] == 1.0 - 2.0**-52
