@@ -100,3 +100,25 @@ def test_uniform_stays_inside_the_open_interval_at_both_ends(seed, name, step):
     # the next-largest draw is unchanged: 1 - 2**-52 (so the two largest stay distinct)
     below = s.uniform(np.array([_id_drawing(s, step, LARGEST - (1 << 11))]), step)
     assert below[0] == 1.0 - 2.0**-52
+
+
+_LARGE_HIGHS = sorted(
+    {h for k in range(1, 64) for h in ((1 << k) - 1, 1 << k, (1 << k) + 1) if h < 2**63}
+    | {2**63 - 1, 3 * 2**52 + 1, 10**18 + 7}
+)
+
+
+@pytest.mark.parametrize(("seed", "name", "step"), KEYS)
+def test_integers_at_the_largest_draw_stay_below_every_int64_high(seed, name, step):
+    """No clamp: the top uniform times any positive int64 ``high`` floors to at most high - 1.
+
+    Around every power of two (where float64 rounding of ``high`` and of the product is
+    tightest) and at the int64 maximum, as one per-entity ``high`` array.
+    """
+    s = Stream(seed, name)
+    highs = np.array(_LARGE_HIGHS, dtype=np.int64)
+    ids = np.full(highs.shape, _id_drawing(s, step, LARGEST))
+    got = s.integers(ids, step, highs)
+    assert (got <= highs - 1).all() and (got >= 0).all()
+    small = highs < 2**53  # exact there: the top draw is high - 1
+    np.testing.assert_array_equal(got[small], highs[small] - 1)
