@@ -122,3 +122,15 @@ def test_integers_at_the_largest_draw_stay_below_every_int64_high(seed, name, st
     assert (got <= highs - 1).all() and (got >= 0).all()
     small = highs < 2**53  # exact there: the top draw is high - 1
     np.testing.assert_array_equal(got[small], highs[small] - 1)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_categorical_of_all_zero_weights_stays_in_range(n):
+    """Rows of zero weight (every ``cum <= u`` holds) give the last category, never ``n``."""
+    s = Stream(0, "zero-weights")
+    ids = np.arange(6)
+    assert s.categorical(ids, 0, np.zeros(n)).tolist() == [n - 1] * 6
+    per = np.ones((6, n))
+    per[::2] = 0.0  # zero rows beside normal ones
+    got = s.categorical(ids, 0, per)
+    assert got[::2].tolist() == [n - 1] * 3 and ((got >= 0) & (got < n)).all()
