@@ -83,9 +83,8 @@ def read_events(run: str | Path, runs_dir: str | Path | None = None) -> tuple[An
     unknown = sorted(set(events["trial"].unique()) - set(trials))
     if unknown:
         raise RunStoreError(
-            f"{folder / f'trial={unknown[0]}'}: events of trial {unknown[0]}, which the run's "
-            "manifest does not have "
-            f"(trials 0..{len(trials) - 1})"
+            f"{store.events_folder(unknown[0])}: events of trial {unknown[0]}, which the run's "
+            f"manifest does not have (trials 0..{len(trials) - 1})"
         )
     events["agent"] = events["trial"].map(lambda i: trials[i]["agent"])
     events["seed"] = events["trial"].map(lambda i: int(trials[i]["seed"]))
@@ -99,9 +98,9 @@ def read_events(run: str | Path, runs_dir: str | Path | None = None) -> tuple[An
 def _read_parts(folder: Path) -> pd.DataFrame:
     """Every part under ``folder`` (``trial=<i>/part-*.parquet``) with its ``trial`` column."""
     frames = []
-    for part in sorted(folder.rglob("*.parquet"), key=lambda p: (_trial_of(p), p.name)):
+    for trial, _, part in sorted((_trial_of(p), p.name, p) for p in folder.rglob("*.parquet")):
         frame = read_part(part).to_pandas()
-        frame["trial"] = np.int64(_trial_of(part))
+        frame["trial"] = np.int64(trial)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 

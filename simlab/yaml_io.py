@@ -215,7 +215,8 @@ def _line_column(text: str, position: int) -> str:
 
 def _first_line(e: yaml.YAMLError) -> str:
     """The error's message without PyYAML's ``in "<unicode string>", position N`` line."""
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def read_yaml_file(path: Path) -> Any:
