@@ -62,6 +62,7 @@ def chromium(site) -> Iterator:
 
 
 # the charts' Plotly layout, read from the page: phase rectangles per x axis, labels, traces
+# and title (without the <b> tags Streamlit's theme adds, once per time it themes the figure)
 CHART_STATE = """sel => [...document.querySelectorAll(sel)].map(gd => ({
     rects: (gd.layout.shapes || []).filter(s => s.type === 'rect' && s.name !== 'warm-up')
         .map(s => [s.xref || 'x', s.x0, s.x1]),
@@ -69,7 +70,7 @@ CHART_STATE = """sel => [...document.querySelectorAll(sel)].map(gd => ({
         .map(s => [s.xref || 'x', s.x0, s.x1]),
     labels: (gd.layout.annotations || []).map(a => a.text),
     traces: gd.data.map(t => t.name),
-    title: gd.layout.title.text,
+    title: (gd.layout.title.text || '').replace(/<[/]?b>/g, ''),
 }))"""
 
 
