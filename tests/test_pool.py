@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 from conftest import make_small
 
-from simlab.execution.pool import worker_count
+from simlab.execution.pool import task_batches, worker_count
 from simlab.execution.threads import ThreadLimit
 from simlab.runner import run_scenario
+from simlab.trials import plan_trials
 
 
 def _metrics(store) -> pd.DataFrame:
@@ -33,6 +34,40 @@ def test_workers_give_the_same_rows_as_one_process(tmp_path):
     assert two.status == "completed"
     assert [t["status"] for t in two.manifest["trials"]] == ["completed"] * 9
     assert seen == {i: 12 for i in range(9)}
+
+
+def test_workers_taking_whole_seeds_give_the_same_rows_as_one_process(tmp_path):
+    """With enough seeds each worker takes a whole seed at a time: rows are unchanged."""
+    sc = make_small("seeds=8", "steps=6", "platform.max_candidates=40", agents=[
+        {"model": "random"}, {"model": "popularity"},
+    ])  # fmt: skip
+    assert len(task_batches(plan_trials(sc), 2)) == 8  # the whole-seed path
+    one = run_scenario(sc, out_dir=tmp_path / "one")
+    two = run_scenario(
+        sc.model_copy(update={"execution": sc.execution.model_copy(update={"workers": 2})}),
+        out_dir=tmp_path / "two",
+    )
+    pd.testing.assert_frame_equal(_metrics(one), _metrics(two))
+    assert [t["status"] for t in two.manifest["trials"]] == ["completed"] * 16
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+@pytest.mark.parametrize("seeds", [1, 3, 4, 7, 8, 12, 13])
+@pytest.mark.parametrize("agents", [1, 3])
+def test_task_batches_take_whole_seeds_only_when_every_worker_gets_four(workers, seeds, agents):
+    """Every trial once, seed by seed; batches are whole seeds iff seeds >= 4 x workers."""
+    sc = make_small(f"seeds={seeds}", agents=[{"model": "random", "name": f"r{i}"} for i in range(agents)])
+    trials = plan_trials(sc)
+    batches = task_batches(trials, workers)
+    flat = [t.info.index for b in batches for t in b]
+    assert sorted(flat) == sorted(t.info.index for t in trials)
+    order = [(t.info.seed, t.info.point, t.info.index) for b in batches for t in b]
+    assert order == sorted(order)
+    if seeds >= 4 * workers:
+        assert len(batches) == seeds
+        assert all(len({t.info.seed for t in b}) == 1 and len(b) == agents for b in batches)
+    else:
+        assert all(len(b) == 1 for b in batches)
 
 
 def test_a_failing_trial_in_a_worker_fails_the_run_with_its_message(tmp_path):

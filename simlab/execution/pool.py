@@ -1,7 +1,8 @@
 """Local execution on several processes: whole trials side by side (``execution.workers``).
 
 Each worker process (started with ``spawn``, so it shares no thread pools or locks with
-this one) takes trials from a queue and runs each with
+this one) takes trials from a queue (a whole seed's at a time when there are enough seeds:
+:func:`task_batches`) and runs each with
 :func:`simlab.execution.trial_loop.run_trial`, writing the trial's own files in the run
 directory (metric parts and journal, events, checkpoints, snapshots) as the in-process
 backend does. The manifest belongs to this process: workers send the trials' status
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from simlab.scenario import Scenario
     from simlab.trials import ProgressCallback, Trial
 
-__all__ = ["run_pool", "worker_count", "check_not_bootstrapping", "WorkerFailure"]
+__all__ = ["run_pool", "worker_count", "task_batches", "check_not_bootstrapping", "WorkerFailure"]
 
 _PROGRESS_EVERY = 0.25
 """Seconds between a worker's progress messages for one trial (the last step always)."""
@@ -100,21 +101,21 @@ def _worker(tasks: Any, messages: Any, path: str, manifest: dict) -> None:
             continue
         if task is None:
             return
-        trial, start = task
-        last = [0.0]
+        for trial, start in task:
+            last = [0.0]
 
-        def on_step(info, steps: int, trial=trial, last=last) -> None:
-            now = time.monotonic()
-            if steps >= trial.scenario.steps or now - last[0] >= _PROGRESS_EVERY:
-                last[0] = now
-                messages.put(("progress", info.index, steps))
+            def on_step(info, steps: int, trial=trial, last=last) -> None:
+                now = time.monotonic()
+                if steps >= trial.scenario.steps or now - last[0] >= _PROGRESS_EVERY:
+                    last[0] = now
+                    messages.put(("progress", info.index, steps))
 
-        try:
-            run_trial(trial, store, on_step, start)
-        except BaseException as e:  # noqa: BLE001 - sent to the parent, which re-raises it
-            messages.put(("error", trial.info.index, _picklable(e), traceback.format_exc()))
-            return
-        messages.put(("done", trial.info.index))
+            try:
+                run_trial(trial, store, on_step, start)
+            except BaseException as e:  # noqa: BLE001 - sent to the parent, which re-raises
+                messages.put(("error", trial.info.index, _picklable(e), traceback.format_exc()))
+                return
+            messages.put(("done", trial.info.index))
 
 
 def _picklable(e: BaseException) -> BaseException:
@@ -137,10 +138,8 @@ def run_pool(
     """Run ``trials`` on ``workers`` processes, recording their status in ``store``."""
     ctx = multiprocessing.get_context("spawn")
     tasks, messages = ctx.Queue(), ctx.Queue()
-    # seed by seed: a worker running several worlds of one seed reuses what they share
-    order = sorted(trials, key=lambda t: (t.info.seed, t.info.point, t.info.index))
-    for t in order:
-        tasks.put((t, starts.get(t.info.index)))
+    for batch in task_batches(trials, workers):
+        tasks.put([(t, starts.get(t.info.index)) for t in batch])
     for _ in range(workers):
         tasks.put(None)
     args = (tasks, messages, str(store.path), store.manifest)
@@ -167,6 +166,32 @@ def run_pool(
         # feeder thread waits at exit to push them into a pipe no worker reads any more
         tasks.cancel_join_thread()
         store.save_manifest()
+
+
+def task_batches(trials: list[Trial], workers: int) -> list[list[Trial]]:
+    """The trials in the order the workers take them, in batches a worker runs in a row.
+
+    Seed by seed, since a worker running several worlds of one seed one after the other
+    reuses what they share (e.g. :mod:`simlab.environments.chaney`'s draws). With at least
+    ``_SEEDS_PER_WORKER`` seeds per worker each batch is a whole seed, so no two workers draw
+    the same seed's shared values; with fewer, each trial is its own batch, so the workers
+    stay evenly loaded.
+    """
+    order = sorted(trials, key=lambda t: (t.info.seed, t.info.point, t.info.index))
+    seeds = [t.info.seed for t in order]
+    if len(set(seeds)) < _SEEDS_PER_WORKER * workers:
+        return [[t] for t in order]
+    batches: list[list[Trial]] = []
+    for t, seed in zip(order, seeds, strict=True):
+        if not batches or batches[-1][0].info.seed != seed:
+            batches.append([])
+        batches[-1].append(t)
+    return batches
+
+
+_SEEDS_PER_WORKER = 4
+"""Seeds per worker from which workers take whole seeds (at most 1/4 of a worker's load
+left over at the end)."""
 
 
 def _handle(msg: tuple, store: RunStore, progress, by_index: dict, remaining: set) -> None:
