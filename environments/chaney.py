@@ -101,6 +101,8 @@ class ChaneyItems:
         )[0]
         self.mu_alpha = params.attribute_scale * prior
         self._draw = Stream(ctx.seed, "content/attributes")
+        # worlds of one seed (every agent, every variant) publish the same items
+        self._memo_key = (ctx.seed, k, params.attribute_scale, params.attribute_concentration)
         self._next_id = 0
         self.t = -1
         self.items = self._publish(params.initial_items, published=-1)
@@ -109,7 +111,7 @@ class ChaneyItems:
     def _publish(self, n: int, published: int) -> ChaneyItemTable:
         ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
         self._next_id += n
-        attrs = self._draw.dirichlet(ids, 0, self.mu_alpha) if n else np.zeros((0, self.ctx.dim))
+        attrs = _ATTRIBUTES.take(self._memo_key, ids, self._draw, self.mu_alpha)
         topic = attrs.argmax(axis=1).astype(np.int64)
         return ChaneyItemTable(
             item_ids=ids,
@@ -154,6 +156,36 @@ class ChaneyItems:
         self.items = ChaneyItemTable(**state["items"])
         self._next_id = int(state["next_id"])
         self.t = int(state["t"])
+
+
+class _AttributeMemo:
+    """The item attributes of recent worlds in this process, shared by worlds of one seed.
+
+    ``beta_i`` is a keyed draw of item ``i`` (ids count up from 0): for one seed and item
+    settings it is the same in every world whatever its agent, so a process running the
+    trials of one seed one after the other draws each item once. At most ``size`` keys.
+    """
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self._held: OrderedDict[tuple, np.ndarray] = OrderedDict()  # key -> rows of ids 0..
+
+    def take(self, key: tuple, ids: np.ndarray, draw: Stream, mu: np.ndarray) -> np.ndarray:
+        """``(n, K)`` attributes of the consecutive ``ids``, drawing those not held yet."""
+        held = self._held.pop(key, np.zeros((0, mu.shape[0])))
+        if ids.size and ids[0] <= held.shape[0]:  # extend the held rows 0.. to cover ids
+            missing = np.arange(held.shape[0], max(held.shape[0], int(ids[-1]) + 1))
+            if missing.size:
+                held = np.concatenate([held, draw.dirichlet(missing, 0, mu)])
+            self._held[key] = held
+            while len(self._held) > self.size:
+                self._held.popitem(last=False)
+            return held[ids]
+        self._held[key] = held
+        return draw.dirichlet(ids, 0, mu) if ids.size else np.zeros((0, mu.shape[0]))
+
+
+_ATTRIBUTES = _AttributeMemo()
 
 
 class _DrawMemo:

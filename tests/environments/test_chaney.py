@@ -7,6 +7,7 @@ import pytest
 from conftest import make_small
 
 from simlab.batch import Catalog
+from simlab.environments import chaney
 from simlab.environments.chaney import ChaneyItems, ChaneyUsers
 from simlab.environments.social_graph import SocialGraphParams, social_graph
 from simlab.errors import ScenarioError
@@ -52,7 +53,9 @@ def test_items_publish_dirichlet_attributes_at_a_fixed_rate_and_never_retire():
 
 def test_item_attributes_are_keyed_by_id_and_follow_the_hyper_prior():
     """An item's attributes do not depend on how many items a step publishes; mean = mu_alpha."""
+    chaney._ATTRIBUTES._held.clear()
     a = _items(steps=6, items_per_step=5).latent()
+    chaney._ATTRIBUTES._held.clear()  # drawn again, not taken from the memo
     b = _items(steps=3, items_per_step=10).latent()
     np.testing.assert_array_equal(a.attributes, b.attributes)
     many = ChaneyItems(ChaneyItems.Params(initial_items=20000), CTX)
@@ -271,3 +274,42 @@ def test_knn_graph_of_a_large_population_links_exactly_the_top_k(n, k):
     mask = np.zeros((n, n), bool)
     mask[np.arange(n)[:, None], np.argsort(-cov, axis=1, kind="stable")[:, :k]] = True
     np.testing.assert_array_equal(adj, mask | mask.T)
+
+
+def test_worlds_of_one_seed_share_item_draws_and_other_settings_draw_their_own():
+    """Items taken from the process's memo equal items drawn afresh; the memo stays small."""
+    memo = chaney._ATTRIBUTES._held
+    memo.clear()
+    fresh = _items(steps=6, items_per_step=5).latent().attributes
+    assert [v.shape for v in memo.values()] == [(30, CTX.dim)]
+    again = _items(steps=4, items_per_step=3).latent().attributes  # within what is held
+    np.testing.assert_array_equal(again, fresh[:12])
+    longer = _items(steps=8, items_per_step=5).latent().attributes  # held + 10 drawn
+    np.testing.assert_array_equal(longer[:30], fresh)
+    memo.clear()
+    np.testing.assert_array_equal(_items(steps=8, items_per_step=5).latent().attributes, longer)
+    longer[:] = 0.0  # a world's table is its own copy
+    np.testing.assert_array_equal(_items(steps=8, items_per_step=5).latent().attributes[:30], fresh)
+    # other settings or seeds: other keys, their own draws
+    other = _items(steps=6, items_per_step=5, attribute_concentration=5.0).latent().attributes
+    assert not np.array_equal(other, fresh)
+    ctx = WorldContext(**{**CTX.__dict__, "seed": 4})
+    assert not np.array_equal(_items(ctx, steps=6, items_per_step=5).latent().attributes, fresh)
+    for seed in range(10, 16):
+        _items(WorldContext(**{**CTX.__dict__, "seed": seed}), steps=1)
+    assert len(memo) == chaney._ATTRIBUTES.size
+
+
+def test_a_world_restored_past_the_memo_draws_its_items_itself():
+    """A restored world publishing ids the memo does not reach draws them, keyed as always."""
+    chaney._ATTRIBUTES._held.clear()
+    whole = _items(steps=6, items_per_step=5).latent().attributes
+    chaney._ATTRIBUTES._held.clear()
+    first = _items(steps=2, items_per_step=5)
+    chaney._ATTRIBUTES._held.clear()
+    restored = ChaneyItems(ChaneyItems.Params(items_per_step=5), CTX)
+    restored.load_state_dict(first.state_dict())
+    for t in range(2, 6):
+        restored.step(t, None)
+    np.testing.assert_array_equal(restored.latent().attributes, whole)
+    assert not chaney._ATTRIBUTES._held[next(iter(chaney._ATTRIBUTES._held))].size
