@@ -244,15 +244,22 @@ def top_indices(scores: np.ndarray, k: int) -> np.ndarray:
 def _top_indices_sorted(scores: np.ndarray, k: int) -> np.ndarray:
     """:func:`top_indices` for long slates (at least half the row): one full sort per row.
 
-    Cheaper than a partition then a stable sort of most of the row (and than ``torch.topk``
-    with ``k`` near the row's length); a row whose top ``k + 1`` scores hold a tie or a NaN
-    is ranked by :func:`_top_indices_numpy`, so every row gets its answer.
+    Cheaper than a partition and a stable sort of most of the row, or ``torch.topk``; a row
+    whose top ``k + 1`` hold a tie or NaN is ranked by :func:`_top_indices_numpy` instead.
     """
-    key = np.negative(scores, dtype=np.float64)
-    order = np.argsort(key, axis=1)
-    head = np.take_along_axis(key, order[:, : min(k + 1, key.shape[1])], axis=1)
-    unsure = (head[:, 1:] == head[:, :-1]).any(axis=1) | np.isnan(head).any(axis=1)
-    out = order[:, :k]
+    head_n = min(k + 1, scores.shape[1])
+    if scores.dtype == np.float32:  # find the rows to fall back first: one cheap float32 sort
+        top = np.sort(scores, axis=1)[:, scores.shape[1] - head_n :]  # ascending, NaN last
+        unsure = (top[:, 1:] == top[:, :-1]).any(axis=1) | np.isnan(top[:, -1])
+        out = np.empty((scores.shape[0], k), np.int64)
+        sure = np.flatnonzero(~unsure)
+        out[sure] = np.argsort(np.negative(scores[sure]), axis=1)[:, :k]  # a unique order
+    else:
+        key = np.negative(scores, dtype=np.float64)
+        order = np.argsort(key, axis=1)
+        head = np.take_along_axis(key, order[:, :head_n], axis=1)
+        unsure = (head[:, 1:] == head[:, :-1]).any(axis=1) | np.isnan(head).any(axis=1)
+        out = order[:, :k]
     if unsure.any():
         rows = np.flatnonzero(unsure)
         out[rows] = _top_indices_numpy(scores[rows], k)
@@ -263,8 +270,26 @@ def _top_indices_numpy(scores: np.ndarray, k: int) -> np.ndarray:
     """:func:`top_indices` by ``argpartition`` and a stable ``argsort`` (the reference)."""
     part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
+    return np.take_along_axis(part, stable_descending(part_scores), axis=1)
+
+
+def stable_descending(values: np.ndarray) -> np.ndarray:
+    """``np.argsort(-values, axis=1, kind="stable")``, exactly; faster for wide float32 rows.
+
+    One sort of 64-bit keys: ``-value``'s order-preserving bits (``-0.0`` as ``0.0``, as
+    comparisons count it) above the column (ties by position, as the stable sort).
+    """
+    if values.dtype != np.float32 or values.shape[-1] < _PACKED_MIN or np.isnan(values).any():
+        return np.argsort(-values, axis=1, kind="stable")
+    bits = (np.negative(values) + np.float32(0.0)).view(np.uint32)  # + 0: no -0.0
+    flip = np.where(bits >> np.uint32(31), np.uint32(0xFFFFFFFF), np.uint32(0x80000000))
+    key = (bits ^ flip).astype(np.uint64) << np.uint64(32)
+    key |= np.arange(values.shape[-1], dtype=np.uint64)
+    key.sort(axis=1)
+    return (key & np.uint64(0xFFFFFFFF)).astype(np.int64)
+
+
+_PACKED_MIN = 64  # row width from which stable_descending packs float32 keys
 
 
 def catalog_gather(values: np.ndarray, obs: Observation) -> np.ndarray:

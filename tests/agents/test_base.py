@@ -243,3 +243,52 @@ def test_require_torch_without_torch_names_the_fix(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
     with pytest.raises(DependencyNotInstalled, match=r"my-agent needs torch: pip install torch"):
         require_torch("my-agent")
+
+
+def _float32_rows(kind: int, rng: np.random.Generator, b: int, c: int) -> np.ndarray:
+    """float32 rows: distinct, ties, signed zeros, infinities, subnormals, NaN, huge."""
+    v = rng.standard_normal((b, c)).astype(np.float32)
+    if kind == 1:
+        v = np.round(v * 3) / 3
+    elif kind == 2:
+        v[rng.random((b, c)) < 0.3], v[rng.random((b, c)) < 0.3] = 0.0, -0.0
+    elif kind == 3:
+        v[rng.random((b, c)) < 0.1], v[rng.random((b, c)) < 0.1] = np.inf, -np.inf
+    elif kind == 4:
+        v *= np.float32(1e-40)  # subnormal
+    elif kind == 5:
+        v[rng.random((b, c)) < 0.03] = np.nan
+    elif kind == 6:
+        v = np.sign(v) * np.float32(3e38)
+    elif kind == 7:
+        v[:, : c // 2] = 0.0  # a long run of zeros (utilities that underflowed)
+    return v
+
+
+@pytest.mark.parametrize("kind", range(8))
+@pytest.mark.parametrize("width", [1, 2, 63, 64, 65, 300])
+def test_stable_descending_is_numpys_stable_sort_bit_for_bit(kind, width):
+    """Packed float32 keys or not, the order is the stable argsort of the negated values."""
+    rng = np.random.default_rng(kind * 1000 + width)
+    for b in (1, 7):
+        v = _float32_rows(kind, rng, b, width)
+        for values in (v, v.astype(np.float64)):
+            want = np.argsort(-values, axis=1, kind="stable")
+            np.testing.assert_array_equal(base.stable_descending(values), want)
+
+
+@pytest.mark.parametrize("kind", range(8))
+def test_long_float32_slates_equal_the_numpy_reference(kind):
+    """The float32 full-sort path (rows with ties or NaN found first) gives numpy's answer."""
+    rng = np.random.default_rng(kind)
+    for b, c in [(1, 80), (9, 130), (40, 257)]:
+        scores = _float32_rows(kind, rng, b, c)
+        scores[: b // 3] = np.float32(1.5)  # a few rows of one tie
+        for k in (c // 2, c // 2 + 1, c - 1, c):
+            want = base._top_indices_numpy(scores, k)
+            np.testing.assert_array_equal(top_indices(scores, k), want)
+            ref = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # numpy's own, unpacked
+            ref = np.take_along_axis(
+                ref, np.argsort(-np.take_along_axis(scores, ref, axis=1), axis=1, kind="stable"), 1
+            )
+            np.testing.assert_array_equal(want, ref)
