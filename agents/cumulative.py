@@ -165,18 +165,66 @@ def rank_known_first(
     if counts:  # one sort of key + draw orders ties at random
         key += tiebreak.uniform(_pair_ids(obs.user_ids[:, None], cands), obs.step)
         return np.take_along_axis(cands, np.argsort(key, axis=1)[:, : obs.slate_size], axis=1)
-    order = np.argsort(key, axis=1)
+    order = _by_key(key)
     ranked = np.take_along_axis(key, order, axis=1)
     changes = ranked[:, 1:] != ranked[:, :-1]
     tied = np.flatnonzero(~changes.all(axis=1))
     if tied.size:  # exact ties (e.g. a user the model knows nothing of): by the draws
         # runs of equal keys get consecutive integers; + a draw in (0, 1) orders each run
-        group = np.zeros((tied.shape[0], c))
-        np.cumsum(changes[tied], axis=1, out=group[:, 1:])
-        items = np.take_along_axis(cands[tied], order[tied], axis=1)
+        every = tied.size == b  # (then no row copies)
+        group = np.zeros((tied.size, c))
+        np.cumsum(changes if every else changes[tied], axis=1, out=group[:, 1:])
+        sub = order if every else order[tied]
+        items = np.take_along_axis(cands if every else cands[tied], sub, axis=1)
         group += tiebreak.uniform(_pair_ids(obs.user_ids[tied][:, None], items), obs.step)
-        order[tied] = np.take_along_axis(order[tied], np.argsort(group, axis=1), axis=1)
+        # nearly sorted where few keys repeat (runs reordered only): the stable sort is
+        # adaptive there, and several times slower than the default on long runs
+        few = np.count_nonzero(changes) * 4 > changes.size * 3
+        within = np.argsort(group, axis=1, kind="stable" if few else None)
+        final = np.take_along_axis(sub, within, axis=1)
+        # ``group`` holds no equal values almost surely, and then any sort gives its one
+        # order; a row that holds some is ranked exactly as before :func:`_by_key` existed
+        group = np.take_along_axis(group, within, axis=1)
+        again = np.flatnonzero((group[:, 1:] == group[:, :-1]).any(axis=1))
+        if again.size:
+            rows = tied[again]
+            final[again] = _tied_rows_as_before(
+                key[rows], cands[rows], obs.user_ids[rows], obs.step, tiebreak
+            )
+        order[tied] = final
     return np.take_along_axis(cands, order[:, : obs.slate_size], axis=1)
+
+
+def _by_key(key: np.ndarray) -> np.ndarray:
+    """``(B, C)`` each row's positions in increasing ``key`` (equal keys in any order).
+
+    numpy's default sort slows down several times on rows made mostly of one repeated key
+    (a model scoring every unseen item alike), where its stable sort does not: a row with
+    more than a quarter repeats picks the stable one. Which sort is chosen changes only the
+    order of equal keys, which :func:`rank_known_first` then decides by draws.
+    """
+    if key.shape[1] >= _REPEATS_PROBE and np.unique(key[0]).size * 4 < key.shape[1] * 3:
+        return np.argsort(key, axis=1, kind="stable")
+    return np.argsort(key, axis=1)
+
+
+_REPEATS_PROBE = 64
+"""Row width from which :func:`_by_key` counts the repeats of the first row."""
+
+
+def _tied_rows_as_before(key, cands, user_ids, step: int, tiebreak: Stream) -> np.ndarray:
+    """``(R, C)`` the order of rows whose run-plus-draw values repeat, as ranked before.
+
+    Equal values are ordered by the unstable sorts, which then depend on the first sort's
+    order of equal keys: these rows take the default sort both times, as before.
+    """
+    order = np.argsort(key, axis=1)
+    ranked = np.take_along_axis(key, order, axis=1)
+    group = np.zeros(key.shape)
+    np.cumsum(ranked[:, 1:] != ranked[:, :-1], axis=1, out=group[:, 1:])
+    items = np.take_along_axis(cands, order, axis=1)
+    group += tiebreak.uniform(_pair_ids(user_ids[:, None], items), step)
+    return np.take_along_axis(order, np.argsort(group, axis=1), axis=1)
 
 
 def _small_integers(key: np.ndarray) -> bool:

@@ -7,7 +7,7 @@ import pytest
 from test_chaney_agents import _catalog, _obs
 
 from simlab.agents.cumulative import CumulativeLog, ItemBook, rank_known_first
-from simlab.batch import Feedback, Log
+from simlab.batch import Feedback, Log, Observation
 from simlab.rng import Stream
 
 FEATS = np.eye(8, 3)
@@ -165,3 +165,101 @@ def test_draws_for_every_item_only_when_scores_are_integers_below_2_20(top, sign
     assert tb.shapes == ([(b, n)] if top < 2**20 else [])
     want = np.take_along_axis(obs.candidates, np.argsort(-scores, axis=1), axis=1)
     np.testing.assert_array_equal(got, want[:, : obs.slate_size])
+
+
+def _old_rank_known_first(scores, obs, horizon, tiebreak):
+    """The ranking as it was before the stable sorts (kept here as the exact reference)."""
+    from simlab.agents.cumulative import _LAST, _pair_ids, _small_integers
+
+    cands = obs.candidates
+    b, c = cands.shape
+    key = -np.asarray(scores, np.float64)
+    counts = _small_integers(key)
+    if horizon is not None:
+        cat = obs.catalog
+        late = (obs.step - cat.age) > horizon
+        if late.any():
+            at = np.nonzero(late[cat.rows(cands)])
+            draw = tiebreak.uniform(_pair_ids(obs.user_ids[at[0]], cands[at]), obs.step)
+            key[at] = _LAST * (1.0 + draw)
+    if counts:
+        key += tiebreak.uniform(_pair_ids(obs.user_ids[:, None], cands), obs.step)
+        return np.take_along_axis(cands, np.argsort(key, axis=1)[:, : obs.slate_size], axis=1)
+    order = np.argsort(key, axis=1)
+    ranked = np.take_along_axis(key, order, axis=1)
+    changes = ranked[:, 1:] != ranked[:, :-1]
+    tied = np.flatnonzero(~changes.all(axis=1))
+    if tied.size:
+        group = np.zeros((tied.shape[0], c))
+        np.cumsum(changes[tied], axis=1, out=group[:, 1:])
+        items = np.take_along_axis(cands[tied], order[tied], axis=1)
+        group += tiebreak.uniform(_pair_ids(obs.user_ids[tied][:, None], items), obs.step)
+        order[tied] = np.take_along_axis(order[tied], np.argsort(group, axis=1), axis=1)
+    return np.take_along_axis(cands, order[:, : obs.slate_size], axis=1)
+
+
+class _CoarseStream:
+    """Draws rounded to ``levels`` values: run-plus-draw values repeat (the exact fallback)."""
+
+    def __init__(self, stream: Stream, levels: int) -> None:
+        self.stream, self.levels = stream, levels
+
+    def uniform(self, ids, step):
+        """The stream's draws, rounded down to ``1 / levels`` steps (+ half a step)."""
+        u = self.stream.uniform(ids, step)
+        return (np.floor(u * self.levels) + 0.5) / self.levels
+
+
+def _wide_case(case: int):
+    """Scores over 64-400 per-user candidates: one long run, a few repeats, or none."""
+    rng = np.random.default_rng(500 + case)
+    b, n, step = int(rng.integers(1, 30)), int(rng.integers(64, 400)), 9
+    kind = case % 4
+    scores = rng.standard_normal((b, n))
+    if kind == 0:  # most items unseen by the model: one score for all of them
+        scores[rng.random((b, n)) < 0.8] = 0.125
+    elif kind == 1:  # a few repeats
+        scores[:, ::13] = np.round(scores[:, ::13], 1)
+    elif kind == 2:  # rows of the one score (a user the model knows nothing of)
+        scores[rng.random(b) < 0.5] = -2.5
+    published = rng.integers(0, step + 1, n + 50)
+    cat = _catalog(step, n + 50, np.zeros((n + 50, 2)), published)
+    users = np.sort(rng.choice(10_000, b, replace=False))
+    cands = np.stack([rng.permutation(n + 50)[:n] for _ in range(b)]).astype(np.int64)
+    obs = Observation(
+        step=step, user_ids=users, user_features=np.zeros((b, 1), np.float32),
+        history=np.full((b, 1), -1), candidates=cands, catalog=cat,
+        slate_size=int(rng.integers(1, n + 1)), shared_candidates=False,
+    )  # fmt: skip
+    horizon = None if case % 3 == 0 else int(rng.integers(0, step))
+    return scores, obs, horizon, published
+
+
+@pytest.mark.parametrize("case", range(24))
+def test_wide_rows_rank_by_score_then_draw(case):
+    """Rows wide enough for the stable sorts: still (-score, draw), late items last."""
+    scores, obs, horizon, published = _wide_case(case)
+    tb = Stream(case, "t")
+    got = rank_known_first(scores, obs, horizon, tb)
+    for r in range(obs.num_users):
+        cands = obs.candidates[r]
+        late = np.zeros(cands.size, bool) if horizon is None else published[cands] > horizon
+        d = tb.uniform((int(obs.user_ids[r]) << 32) | cands, obs.step)
+        key = np.where(late, np.inf, -scores[r])
+        want = cands[np.lexsort((d, key))]
+        assert got[r].tolist() == want[: obs.slate_size].tolist()
+
+
+@pytest.mark.parametrize("levels", [2, 16, 2**20])
+@pytest.mark.parametrize("case", range(16))
+def test_equal_to_the_ranking_before_the_stable_sorts_bit_for_bit(case, levels):
+    """Equal to the ranking before the stable sorts, whatever the draws.
+
+    Coarse draws tie run-plus-draw values; those rows then rank as before, the unstable
+    sorts' order of equal values included.
+    """
+    scores, obs, horizon, _ = _wide_case(case)
+    tb = _CoarseStream(Stream(case, "t"), levels)
+    np.testing.assert_array_equal(
+        rank_known_first(scores, obs, horizon, tb), _old_rank_known_first(scores, obs, horizon, tb)
+    )
