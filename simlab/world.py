@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from simlab.allocator import keep_freed_memory
 from simlab.batch import Catalog, Feedback, Observation, Slates
 from simlab.contract import _check_slates, check_shape
 from simlab.metrics.base import Metric, StepSnapshot
@@ -99,6 +100,7 @@ class World:
         from simlab.environments.platform import Platform
         from simlab.population import LocalPopulation
 
+        keep_freed_memory()  # this process reuses freed arrays (simlab.allocator)
         ctx = WorldContext.from_scenario(scenario, seed)
         self.scenario = scenario
         self.seed = seed

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from simlab.allocator import keep_freed_memory
 from simlab.batch import compact_rows
 from simlab.execution.ray_population import (
     ClusterError,
@@ -59,6 +60,7 @@ class _ShardActor:
     """A user shard in an actor; it keeps the step's content for the oracle's utility."""
 
     def __init__(self, spec: ShardSpec, lo: int, hi: int) -> None:
+        keep_freed_memory()  # the actor's process reuses freed arrays (simlab.allocator)
         # a model's error while building is raised by the first call, with its own type
         self.error: BaseException | None = None
         try:

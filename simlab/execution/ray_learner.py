@@ -34,6 +34,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from simlab.allocator import keep_freed_memory
 from simlab.execution.measure import measuring, serialized_size
 from simlab.execution.ray_population import _lost, _ray
 from simlab.serving import (
@@ -54,6 +55,7 @@ class _LearnerActor:
     """Holds the learning instance of the agent; runs its updates and retrains in order."""
 
     def __init__(self, spec: ServingSpec) -> None:
+        keep_freed_memory()  # the actor's process reuses freed arrays (simlab.allocator)
         self.error: BaseException | None = None
         try:
             self.agent = spec.agent.cls(spec.agent.params, spec.ctx)
