@@ -180,7 +180,7 @@ def top_k(scores: np.ndarray, candidates: np.ndarray, k: int, shared: bool) -> n
         ``(B, k)`` item ids.
     """
     if shared:
-        s = _signed(scores if scores.ndim == 1 else scores[0])
+        s = _signed(scores[0] if scores.ndim > 1 else scores)
         best = np.argsort(-s, kind="stable")[:k]
         return np.broadcast_to(candidates[0, best], (candidates.shape[0], k))
     return np.take_along_axis(candidates, top_indices(scores, k), axis=1)
@@ -346,7 +346,7 @@ def uniform_propensities(obs: Observation, random: bool | np.ndarray = True) -> 
     """
     b, c = obs.candidates.shape
     rnd = np.broadcast_to(np.asarray(random, bool), (b,))
-    return np.where(rnd[:, None], 1.0 / c, 1.0) * np.ones((1, obs.slate_size))
+    return np.where(rnd[:, None], 1.0 / c, np.ones((1, obs.slate_size)))
 
 
 class RandomUntilTrainedMixin:

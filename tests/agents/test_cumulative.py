@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from test_chaney_agents import _catalog, _obs
 
+from simlab.agents import cumulative
 from simlab.agents.cumulative import CumulativeLog, ItemBook, rank_known_first
 from simlab.batch import Feedback, Log, Observation
 from simlab.rng import Stream
@@ -263,3 +264,40 @@ def test_equal_to_the_ranking_before_the_stable_sorts_bit_for_bit(case, levels):
     np.testing.assert_array_equal(
         rank_known_first(scores, obs, horizon, tb), _old_rank_known_first(scores, obs, horizon, tb)
     )
+
+
+@pytest.mark.parametrize(
+    ("width", "distinct", "kind"),
+    [(63, 1, None), (64, 1, "stable"), (64, 47, "stable"), (64, 48, None), (64, 64, None),
+     (100, 74, "stable"), (100, 75, None), (400, 299, "stable"), (400, 300, None)],
+)  # fmt: skip
+def test_keys_mostly_repeated_in_the_first_row_take_the_stable_sort(width, distinct, kind):
+    """From 64 keys, fewer than 3/4 distinct in the first row: the stable sort (faster there)."""
+    first = np.concatenate([np.arange(distinct), np.zeros(width - distinct)])
+    key = np.stack([first, np.arange(width, dtype=np.float64)])  # only row 0 is counted
+    assert cumulative._key_sort_kind(key) == kind
+
+
+@pytest.mark.parametrize(
+    ("cells", "differ", "kind"),
+    [(4, 4, "stable"), (4, 3, None), (8, 7, "stable"), (8, 6, None), (100, 76, "stable"),
+     (100, 75, None), (100, 0, None), (99, 75, "stable"), (99, 74, None)],
+)  # fmt: skip
+def test_run_values_with_few_repeats_take_the_stable_sort(cells, differ, kind):
+    """More than 3/4 of the neighbouring keys differ: nearly sorted, the adaptive stable sort."""
+    changes = np.zeros((1, cells), bool)
+    changes[0, :differ] = True
+    assert cumulative._run_sort_kind(changes) == kind
+    assert cumulative._run_sort_kind(changes.reshape(-1, 1) if cells % 2 else changes) == kind
+
+
+def test_an_empty_log_changes_nothing():
+    """A log without rows leaves the consumptions and the horizon as they were."""
+    log = CumulativeLog()
+    log.ingest(_log_of({2: [(0, [5, 6], 1)]}))
+    none = np.zeros(0, np.int64)
+    fb = Feedback(3, none, np.zeros((0, 2), np.int64), none, np.zeros(0, np.float32))
+    empty = Log.of_steps([fb], np.arange(8, dtype=np.int64), FEATS.astype(np.float32))
+    assert empty.num_rows == 0
+    log.ingest(empty)
+    assert log.users.tolist() == [0] and log.items.tolist() == [6] and log.horizon == 2
