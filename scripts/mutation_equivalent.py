@@ -143,6 +143,33 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "the callers that take the default use field 0 only: a second, never-read row of "
             "counters",
         ),
+        Equivalent(
+            "if scores.dtype == np.float32:  # find the rows to fall back first: one cheap "
+            "float32 sort",
+            "if scores.dtype < np.float32:  # find the rows to fall back first: one cheap "
+            "float32 sort",
+            "dtype `<` is 'casts safely to': False for float32 and wider, True for float16; "
+            "both branches give the reference's answer (float16 sorts and compares exactly), "
+            "so only which of two exact ways runs changes: speed only",
+        ),
+        Equivalent(
+            "if values.ndim == 1:",
+            "if values.ndim <= 1:",
+            "`values` is (N,) or (B, N) as documented: never 0-d",
+        ),
+        Equivalent(
+            "s = _signed(scores[0] if scores.ndim > 1 else scores)",
+            "s = _signed(scores[0] if scores.ndim != 1 else scores)",
+            "shared scores are (C,) or (B, C) as documented: `!= 1` and `> 1` agree on both",
+        ),
+        Equivalent(
+            "unsure = (top[:, 1:] == top[:, :-1]).any(axis=1) | np.isnan(top[:, -1])",
+            "unsure = (top[:, 1:] == top[:, :-1]).any(axis=1) | np.isnan(top[:, ~1])",
+            "a NaN sorts last, so the mutant misses only a row with exactly one NaN, whose tie "
+            "check then stops one score short, at the slate's end; numpy's full sort puts the "
+            "NaN last as the reference does and keeps the same item of a tie there (see "
+            "`k ** 1` above): the same answer",
+        ),
     ],
     "agents/baselines.py": [
         Equivalent(
@@ -208,6 +235,21 @@ EQUIVALENT: dict[str, list[Equivalent]] = {
             "the late items' keys move from [1e300, 2e300) to [2e300, 3e300): still above "
             "every -score of the domain (`_LAST` is documented as far above any score's "
             "magnitude) and ordered by their draws, so the ranking is the same",
+        ),
+        Equivalent(
+            "again = np.flatnonzero((group[:, 1:] == group[:, :-1]).any(axis=1))",
+            "again = np.flatnonzero((group[:, 1:] != group[:, :-1]).any(axis=1))",
+            "`again` rows are ranked by the old algorithm, which gives the fast path's answer "
+            "wherever the fast path is sure (no equal values): the mutant re-ranks the old way "
+            "every row with two different values (the same answer, slower) and leaves to the "
+            "fast path only rows whose values are all equal (every draw equal: measure zero), "
+            "where numpy's stable and default sorts both keep the order (tested with one draw "
+            "level)",
+        ),
+        Equivalent(
+            "if log.num_rows == 0:",
+            "if log.num_rows <= 0:",
+            "a log's row count is never negative",
         ),
     ],
     "agents/interleave.py": [

@@ -251,7 +251,7 @@ def test_wide_rows_rank_by_score_then_draw(case):
         assert got[r].tolist() == want[: obs.slate_size].tolist()
 
 
-@pytest.mark.parametrize("levels", [2, 16, 2**20])
+@pytest.mark.parametrize("levels", [1, 2, 16, 2**20])
 @pytest.mark.parametrize("case", range(16))
 def test_equal_to_the_ranking_before_the_stable_sorts_bit_for_bit(case, levels):
     """Equal to the ranking before the stable sorts, whatever the draws.
