@@ -56,7 +56,8 @@ def test_workers_taking_whole_seeds_give_the_same_rows_as_one_process(tmp_path):
 @pytest.mark.parametrize("agents", [1, 3])
 def test_task_batches_take_whole_seeds_only_when_every_worker_gets_four(workers, seeds, agents):
     """Every trial once, seed by seed; batches are whole seeds iff seeds >= 4 x workers."""
-    sc = make_small(f"seeds={seeds}", agents=[{"model": "random", "name": f"r{i}"} for i in range(agents)])
+    labelled = [{"model": "random", "name": f"r{i}"} for i in range(agents)]
+    sc = make_small(f"seeds={seeds}", agents=labelled)
     trials = plan_trials(sc)
     batches = task_batches(trials, workers)
     flat = [t.info.index for b in batches for t in b]
