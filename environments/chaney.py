@@ -163,17 +163,19 @@ class _AttributeMemo:
 
     ``beta_i`` is a keyed draw of item ``i`` (ids count up from 0): for one seed and item
     settings it is the same in every world whatever its agent, so a process running the
-    trials of one seed one after the other draws each item once. At most ``size`` keys.
+    trials of one seed one after the other draws each item once. At most ``size`` keys, each
+    of at most ``max_cells`` values (items past that are drawn by each world, as without it).
     """
 
-    def __init__(self, size: int = 4) -> None:
-        self.size = size
+    def __init__(self, size: int = 4, max_cells: int = 1 << 22) -> None:
+        self.size, self.max_cells = size, max_cells
         self._held: OrderedDict[tuple, np.ndarray] = OrderedDict()  # key -> rows of ids 0..
 
     def take(self, key: tuple, ids: np.ndarray, draw: Stream, mu: np.ndarray) -> np.ndarray:
         """``(n, K)`` attributes of the consecutive ``ids``, drawing those not held yet."""
         held = self._held.pop(key, np.zeros((0, mu.shape[0])))
-        if ids.size and ids[0] <= held.shape[0]:  # extend the held rows 0.. to cover ids
+        fits = ids.size and (int(ids[-1]) + 1) * mu.shape[0] <= self.max_cells
+        if fits and ids[0] <= held.shape[0]:  # extend the held rows 0.. to cover ids
             missing = np.arange(held.shape[0], max(held.shape[0], int(ids[-1]) + 1))
             if missing.size:
                 held = np.concatenate([held, draw.dirichlet(missing, 0, mu)])

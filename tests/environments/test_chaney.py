@@ -313,3 +313,21 @@ def test_a_world_restored_past_the_memo_draws_its_items_itself():
         restored.step(t, None)
     np.testing.assert_array_equal(restored.latent().attributes, whole)
     assert not chaney._ATTRIBUTES._held[next(iter(chaney._ATTRIBUTES._held))].size
+
+
+def test_the_item_memo_holds_at_most_its_cells_and_draws_the_rest_alike():
+    """Past ``max_cells`` values a key's items are drawn by each world: the same values."""
+    memo = chaney._AttributeMemo(size=2, max_cells=12 * CTX.dim)
+    items = ChaneyItems(ChaneyItems.Params(items_per_step=5), CTX)
+    draw, mu = items._draw, items.mu_alpha
+    want = draw.dirichlet(np.arange(20), 0, mu)
+    np.testing.assert_array_equal(memo.take("k", np.arange(0, 5), draw, mu), want[:5])
+    np.testing.assert_array_equal(memo.take("k", np.arange(5, 12), draw, mu), want[5:12])
+    assert memo._held["k"].shape == (12, CTX.dim)  # exactly the cap
+    np.testing.assert_array_equal(memo.take("k", np.arange(10, 13), draw, mu), want[10:13])
+    np.testing.assert_array_equal(memo.take("k", np.arange(12, 20), draw, mu), want[12:20])
+    assert memo._held["k"].shape == (12, CTX.dim)  # nothing held past the cap
+    np.testing.assert_array_equal(memo.take("k", np.arange(0, 12), draw, mu), want[:12])
+    for key in ("a", "b"):
+        memo.take(key, np.arange(3), draw, mu)
+    assert list(memo._held) == ["a", "b"]  # the oldest key dropped first
