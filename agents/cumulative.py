@@ -200,8 +200,8 @@ def _key_sort_kind(key: np.ndarray) -> str | None:
     ``_REPEATS_PROBE`` keys whose first row has fewer than 3/4 distinct ones take the stable
     sort. The choice changes only the order of equal keys, which the draws then decide.
     """
-    if key.shape[1] >= _REPEATS_PROBE and np.unique(key[0]).size * 4 < key.shape[1] * 3:
-        return "stable"
+    if len(key) and key.shape[1] >= _REPEATS_PROBE:
+        return "stable" if np.unique(key[0]).size * 4 < key.shape[1] * 3 else None
     return None
 
 

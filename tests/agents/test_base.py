@@ -292,3 +292,13 @@ def test_long_float32_slates_equal_the_numpy_reference(kind):
                 ref, np.argsort(-np.take_along_axis(scores, ref, axis=1), axis=1, kind="stable"), 1
             )
             np.testing.assert_array_equal(want, ref)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("c", [3, 64, 300])
+def test_no_rows_rank_to_no_rows(dtype, c):
+    """Zero users (an empty shard): every path answers (0, k)."""
+    scores = np.zeros((0, c), dtype)
+    for k in (1, c // 2 + 1, c):
+        assert top_indices(scores, k).shape == (0, k)
+    assert base.stable_descending(scores).shape == (0, c)

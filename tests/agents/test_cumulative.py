@@ -301,3 +301,14 @@ def test_an_empty_log_changes_nothing():
     assert empty.num_rows == 0
     log.ingest(empty)
     assert log.users.tolist() == [0] and log.items.tolist() == [6] and log.horizon == 2
+
+
+@pytest.mark.parametrize("width", [3, 64, 300])
+def test_no_users_get_no_slates_whatever_the_width(width):
+    """Zero users to serve (every user churned, an empty shard): a (0, k) answer."""
+    cat = _catalog(4, width, np.zeros((width, 2)), np.zeros(width, np.int64))
+    obs = _obs(4, cat, users=np.zeros(0, np.int64))
+    for scores in (np.zeros((0, width)), np.zeros((0, width)) + 0.5):
+        got = rank_known_first(scores, obs, 2, Stream(0, "t"))
+        assert got.shape == (0, obs.slate_size)
+    assert cumulative._key_sort_kind(np.zeros((0, width))) is None
