@@ -331,3 +331,31 @@ def test_the_item_memo_holds_at_most_its_cells_and_draws_the_rest_alike():
     for key in ("a", "b"):
         memo.take(key, np.arange(3), draw, mu)
     assert list(memo._held) == ["a", "b"]  # the oldest key dropped first
+
+
+def test_the_utility_memo_keeps_every_held_item_once_when_new_draws_overlap():
+    """put() of ids partly held replaces those and keeps the rest: each id once, all gettable."""
+    memo = chaney._DrawMemo(size=2)
+    attrs = np.arange(40.0).reshape(20, 2)
+    v, eta = np.arange(60.0).reshape(3, 20), -np.arange(60.0).reshape(3, 20)
+    ids = np.arange(20, dtype=np.int64)
+    memo.put("k", ids[:12], attrs[:12], v[:, :12], eta[:, :12])
+    memo.put("k", ids[8:], attrs[8:], v[:, 8:], eta[:, 8:])  # 8..11 held already
+    held = memo._tables["k"][0]
+    assert held.tolist() == list(range(20))
+    got_v, got_eta = memo.get("k", ids, attrs)
+    np.testing.assert_array_equal(got_v, v)
+    np.testing.assert_array_equal(got_eta, eta)
+    assert memo.get("k", ids, attrs + 1.0) == (None, None)  # other attributes: drawn afresh
+
+
+@pytest.mark.parametrize("lifetime", [1, 2, 3])
+def test_a_world_given_older_items_drops_every_item_past_its_lifetime(lifetime):
+    """Items restored older than the lifetime (a fork with a shorter one) all retire."""
+    old = _items(steps=6, items_per_step=2)  # ages 0..5, no lifetime
+    items = ChaneyItems(ChaneyItems.Params(items_per_step=2, lifetime=lifetime), CTX)
+    items.load_state_dict(old.state_dict())
+    items.step(6, None)
+    ages = 6 - items.latent().published
+    assert ages.max() < lifetime
+    assert sorted(set(ages.tolist())) == list(range(lifetime))
