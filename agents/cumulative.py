@@ -172,11 +172,10 @@ def rank_known_first(
     if tied.size:  # exact ties (e.g. a user the model knows nothing of): by the draws
         # runs of equal keys get consecutive integers; + a draw in (0, 1) orders each run
         every = tied.size == b  # (then no row copies)
-        group = np.zeros((tied.size, c))
-        np.cumsum(changes if every else changes[tied], axis=1, out=group[:, 1:])
-        sub = order if every else order[tied]
-        items = np.take_along_axis(cands if every else cands[tied], sub, axis=1)
-        group += tiebreak.uniform(_pair_ids(obs.user_ids[tied][:, None], items), obs.step)
+        sub, ch, cs = (
+            (order, changes, cands) if every else (order[tied], changes[tied], cands[tied])
+        )
+        group = _runs_plus_draws(ch, cs, sub, obs.user_ids[tied], obs.step, tiebreak)
         within = np.argsort(group, axis=1, kind=_run_sort_kind(changes))
         final = np.take_along_axis(sub, within, axis=1)
         # ``group`` holds no equal values almost surely, and then any sort gives its one
@@ -227,11 +226,22 @@ def _tied_rows_as_before(key, cands, user_ids, step: int, tiebreak: Stream) -> n
     """
     order = np.argsort(key, axis=1)
     ranked = np.take_along_axis(key, order, axis=1)
-    group = np.zeros(key.shape)
-    np.cumsum(ranked[:, 1:] != ranked[:, :-1], axis=1, out=group[:, 1:])
+    changes = ranked[:, 1:] != ranked[:, :-1]
+    group = _runs_plus_draws(changes, cands, order, user_ids, step, tiebreak)
+    return np.take_along_axis(order, np.argsort(group, axis=1), axis=1)
+
+
+def _runs_plus_draws(changes, cands, order, user_ids, step: int, tiebreak: Stream) -> np.ndarray:
+    """``(R, C)`` each sorted position's run number plus the draw of its item.
+
+    Runs of equal keys are numbered from 0 by ``changes``; draws are keyed by (user, item)
+    and step.
+    """
+    group = np.zeros(order.shape)
+    np.cumsum(changes, axis=1, out=group[:, 1:])
     items = np.take_along_axis(cands, order, axis=1)
     group += tiebreak.uniform(_pair_ids(user_ids[:, None], items), step)
-    return np.take_along_axis(order, np.argsort(group, axis=1), axis=1)
+    return group
 
 
 def _small_integers(key: np.ndarray) -> bool:

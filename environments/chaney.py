@@ -173,18 +173,19 @@ class _AttributeMemo:
 
     def take(self, key: tuple, ids: np.ndarray, draw: Stream, mu: np.ndarray) -> np.ndarray:
         """``(n, K)`` attributes of the consecutive ``ids``, drawing those not held yet."""
-        held = self._held.pop(key, np.zeros((0, mu.shape[0])))
-        fits = ids.size and (int(ids[-1]) + 1) * mu.shape[0] <= self.max_cells
-        if fits and ids[0] <= held.shape[0]:  # extend the held rows 0.. to cover ids
-            missing = np.arange(held.shape[0], max(held.shape[0], int(ids[-1]) + 1))
-            if missing.size:
-                held = np.concatenate([held, draw.dirichlet(missing, 0, mu)])
-            self._held[key] = held
-            while len(self._held) > self.size:
-                self._held.popitem(last=False)
-            return held[ids]
+        if not ids.size:
+            return np.zeros((0, mu.shape[0]))
+        held = self._held.get(key, np.zeros((0, mu.shape[0])))
+        end = int(ids[-1]) + 1
+        if ids[0] > held.shape[0] or end * mu.shape[0] > self.max_cells:
+            return draw.dirichlet(ids, 0, mu)  # not contiguous with the held rows, or too many
+        if end > held.shape[0]:  # extend the held rows 0.. to cover ids
+            held = np.concatenate([held, draw.dirichlet(np.arange(held.shape[0], end), 0, mu)])
         self._held[key] = held
-        return draw.dirichlet(ids, 0, mu) if ids.size else np.zeros((0, mu.shape[0]))
+        self._held.move_to_end(key)
+        while len(self._held) > self.size:
+            self._held.popitem(last=False)
+        return held[ids]
 
 
 _ATTRIBUTES = _AttributeMemo()

@@ -18,6 +18,7 @@ always.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import queue
@@ -178,15 +179,10 @@ def task_batches(trials: list[Trial], workers: int) -> list[list[Trial]]:
     stay evenly loaded.
     """
     order = sorted(trials, key=lambda t: (t.info.seed, t.info.point, t.info.index))
-    seeds = [t.info.seed for t in order]
-    if len(set(seeds)) < _SEEDS_PER_WORKER * workers:
+    by_seed = [list(group) for _, group in itertools.groupby(order, key=lambda t: t.info.seed)]
+    if len(by_seed) < _SEEDS_PER_WORKER * workers:
         return [[t] for t in order]
-    batches: list[list[Trial]] = []
-    for t, seed in zip(order, seeds, strict=True):
-        if not batches or batches[-1][0].info.seed != seed:
-            batches.append([])
-        batches[-1].append(t)
-    return batches
+    return by_seed
 
 
 _SEEDS_PER_WORKER = 4
