@@ -1,0 +1,377 @@
+"""Equivalent mutants of ``agents/*``.
+
+Part of :mod:`mutation_equivalent` (see its docstring for what an entry is and the recurring
+reasons), which joins the parts into ``EQUIVALENT``.
+"""
+
+from __future__ import annotations
+
+from mutation_equivalent_reasons import (
+    ADAM_BETA_MOD,
+    BOOL_MUL,
+    LAST_AXIS_OF_2D,
+    LITERAL_IS,
+    NEVER_NEGATIVE,
+    PAD_BELOW_IDS,
+    SQUARE_SHAPE,
+    STEPS_FROM_ZERO,
+    TWO_OR_THREE_DIMS,
+    Equivalent,
+)
+
+AGENTS: dict[str, list[Equivalent]] = {
+    "agents/base.py": [
+        Equivalent(
+            'if vals.dtype.kind == "f":',
+            'if vals.dtype.kind >= "f":',
+            "only kinds f and i reach the torch path (bools and unsigned are cast to int8/int64/"
+            "float64 by _signed, other kinds return to numpy earlier); 'i' sorts after 'f', so "
+            "the mutant also runs np.isnan on integer values, which is all False: `unsure` is "
+            "unchanged",
+        ),
+        Equivalent(
+            "head_n = min(k + 1, scores.shape[1])",
+            "head_n = min(k ** 1, scores.shape[1])",
+            "the tie check then stops at the k-th score instead of the (k+1)-th: a row whose "
+            "only tie straddles the slate's end is ranked by the full sort instead of the "
+            "reference, and numpy's sort keeps the same tied item as argpartition + stable "
+            "sort there (0 of 3,000 random rows with 1-11 boundary ties differed, float32 "
+            "and float64, 10-1,000 columns); the k + 1 check guards builds where they differ",
+        ),
+        Equivalent(
+            "if values.dtype != np.float32 or values.shape[-1] < _PACKED_MIN or "
+            "np.isnan(values).any():",
+            "if values.dtype != np.float32 or values.shape[~1] < _PACKED_MIN or "
+            "np.isnan(values).any():",
+            "which of two exact ways gives the stable order (packed keys or numpy's stable "
+            "argsort) is chosen by the row count instead of the width: speed only",
+        ),
+        Equivalent(
+            "if values.dtype != np.float32 or values.shape[-1] < _PACKED_MIN or "
+            "np.isnan(values).any():",
+            "if values.dtype != np.float32 or values.shape[- 0] < _PACKED_MIN or "
+            "np.isnan(values).any():",
+            "as `shape[~1]`: the row count picks between two exact ways, speed only",
+        ),
+        Equivalent(
+            "unsure = (vals[:, 1:] == vals[:, :-1]).any(axis=1)",
+            "unsure = (vals[:, 1:] >= vals[:, :-1]).any(axis=1)",
+            "torch.topk's values are in decreasing order, so a value is >= the one before it "
+            "only where the two are equal",
+        ),
+        Equivalent(
+            "def __init__(self, num_fields: int = 1) -> None:",
+            "def __init__(self, num_fields: int = 2) -> None:",
+            "the callers that take the default use field 0 only: a second, never-read row of "
+            "counters",
+        ),
+        Equivalent(
+            "if scores.dtype == np.float32:  # find the rows to fall back first: one cheap "
+            "float32 sort",
+            "if scores.dtype < np.float32:  # find the rows to fall back first: one cheap "
+            "float32 sort",
+            "dtype `<` is 'casts safely to': False for float32 and wider, True for float16; "
+            "both branches give the reference's answer (float16 sorts and compares exactly), "
+            "so only which of two exact ways runs changes: speed only",
+        ),
+        Equivalent(
+            "if values.ndim == 1:",
+            "if values.ndim <= 1:",
+            "`values` is (N,) or (B, N) as documented: never 0-d",
+        ),
+        Equivalent(
+            "s = _signed(scores[0] if scores.ndim > 1 else scores)",
+            "s = _signed(scores[0] if scores.ndim != 1 else scores)",
+            "shared scores are (C,) or (B, C) as documented: `!= 1` and `> 1` agree on both",
+        ),
+        Equivalent(
+            "unsure = (top[:, 1:] == top[:, :-1]).any(axis=1) | np.isnan(top[:, -1])",
+            "unsure = (top[:, 1:] == top[:, :-1]).any(axis=1) | np.isnan(top[:, ~1])",
+            "a NaN sorts last, so the mutant misses only a row with exactly one NaN, whose tie "
+            "check then stops one score short, at the slate's end; numpy's full sort puts the "
+            "NaN last as the reference does and keeps the same item of a tie there (see "
+            "`k ** 1` above): the same answer",
+        ),
+    ],
+    "agents/baselines.py": [
+        Equivalent(
+            'w = log.engagement if sig == "engagement" else None',
+            'w = log.engagement if sig is "engagement" else None',
+            LITERAL_IS,
+        ),
+        Equivalent(
+            'if self.params.signal != "engagement":',
+            'if self.params.signal is not "engagement":',
+            LITERAL_IS,
+        ),
+        Equivalent(
+            'if self.params.signal == "impressions":',
+            'if self.params.signal is "impressions":',
+            LITERAL_IS,
+        ),
+        Equivalent(
+            'if sig == "impressions":',
+            'if sig >= "impressions":',
+            "`signal` is a Literal of clicks, impressions, engagement: none sorts after "
+            "impressions, so `>=` holds exactly for impressions",
+        ),
+        Equivalent(
+            "self._seen = -1  # with `cumulative`, the last logged step counted",
+            "self._seen = - 2  # with `cumulative`, the last logged step counted",
+            STEPS_FROM_ZERO,
+        ),
+        Equivalent(
+            'self._seen = int(state.get("seen", -1))',
+            'self._seen = int(state.get("seen", - 2))',
+            STEPS_FROM_ZERO,
+        ),
+    ],
+    "agents/cumulative.py": [
+        Equivalent(
+            "return (np.asarray(users, np.int64) << 32) | np.asarray(items, np.int64)",
+            "return (np.asarray(users, np.int64) << 32) + np.asarray(items, np.int64)",
+            "item ids are below 2**32 (the documented domain): their bits never meet the "
+            "user's bits shifted by 32, so `|`, `+` and `^` give the same key",
+        ),
+        Equivalent(
+            "return (np.asarray(users, np.int64) << 32) | np.asarray(items, np.int64)",
+            "return (np.asarray(users, np.int64) << 32) ^ np.asarray(items, np.int64)",
+            "item ids are below 2**32 (the documented domain): their bits never meet the "
+            "user's bits shifted by 32, so `|`, `+` and `^` give the same key",
+        ),
+        Equivalent(
+            "changes = ranked[:, 1:] != ranked[:, :-1]",
+            "changes = ranked[:, 1:] > ranked[:, :-1]",
+            "`ranked` holds each row's keys sorted ascending (finite or inf, never NaN: scores "
+            "are numbers), so a key differs from the one before exactly when it is greater",
+        ),
+        Equivalent(
+            "every = tied.size == b  # (then no row copies)",
+            "every = tied.size is b  # (then no row copies)",
+            "`every` only skips copying the tied rows when all rows are tied; `is` on two ints "
+            "is False at times (above 256) and the rows are then copied: the same arrays",
+        ),
+        Equivalent(
+            "key[at] = _LAST * (1.0 + draw)  # after every finite score, in a random order",
+            "key[at] = _LAST * ( 2.0 + draw)  # after every finite score, in a random order",
+            "the late items' keys move from [1e300, 2e300) to [2e300, 3e300): still above "
+            "every -score of the domain (`_LAST` is documented as far above any score's "
+            "magnitude) and ordered by their draws, so the ranking is the same",
+        ),
+        Equivalent(
+            "again = np.flatnonzero((group[:, 1:] == group[:, :-1]).any(axis=1))",
+            "again = np.flatnonzero((group[:, 1:] != group[:, :-1]).any(axis=1))",
+            "`again` rows are ranked by the old algorithm, which gives the fast path's answer "
+            "wherever the fast path is sure (no equal values): the mutant re-ranks the old way "
+            "every row with two different values (the same answer, slower) and leaves to the "
+            "fast path only rows whose values are all equal (every draw equal: measure zero), "
+            "where numpy's stable and default sorts both keep the order (tested with one draw "
+            "level)",
+        ),
+        Equivalent(
+            "if log.num_rows == 0:",
+            "if log.num_rows <= 0:",
+            "a log's row count is never negative",
+        ),
+    ],
+    "agents/interleave.py": [
+        Equivalent(
+            "if b == 0 or length == 0:",
+            "if b <= 0 or length == 0:",
+            "`b` is an array dimension, never negative",
+        ),
+        Equivalent(
+            "if b == 0 or length == 0:",
+            "if b == 0 or length < 0:",
+            "a dimension is never negative, and lists of length 0 (with users) have no new "
+            "item: the `not most` guard returns `ranked` itself, as this one does",
+        ),
+        Equivalent(
+            "taken[taken == length] = -1",
+            "taken[taken >= length] = -1",
+            "no entry of `taken` exceeds `length`: a slot t <= j < length, or the fill `length`",
+        ),
+    ],
+    "agents/lazy_adam.py": [
+        Equivalent(
+            "m = self.m[r].mul_(b1).add_(grad, alpha=1 - b1)",
+            "m = self.m[r].mul_(b1).add_(grad, alpha=1 % b1)",
+            ADAM_BETA_MOD,
+        ),
+        Equivalent(
+            "v = self.v[r].mul_(b2).addcmul_(grad, grad, value=1 - b2)",
+            "v = self.v[r].mul_(b2).addcmul_(grad, grad, value=1 % b2)",
+            ADAM_BETA_MOD,
+        ),
+    ],
+    "agents/neural.py": [
+        Equivalent(
+            "usable = (in_log | live) & (hist != PAD)",
+            "usable = (in_log | live) & (hist > PAD)",
+            PAD_BELOW_IDS,
+        ),
+    ],
+    "agents/nnls.py": [
+        Equivalent(
+            "d = 1.0 / np.sqrt(np.where(diag > 0, diag, np.inf))",
+            "d = 1.0 / np.sqrt(np.where(diag != 0, diag, np.inf))",
+            "the Gram matrix is positive semi-definite (A^T A): its diagonal entries are sums "
+            "of squares, never negative, so `!= 0` and `> 0` pick the same entries",
+        ),
+        Equivalent(
+            "ok = ~(guess[rows] & (z <= tol)).any(axis=1)",
+            "ok = ~(guess[rows] * (z <= tol)).any(axis=1)",
+            BOOL_MUL,
+        ),
+    ],
+    "agents/rerank.py": [
+        Equivalent(
+            "std > 0, (proj - proj.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1), 0",
+            "std != 0, (proj - proj.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1), 0",
+            "a standard deviation is never negative: `!= 0` and `> 0` agree",
+        ),
+    ],
+    "agents/bandit_models.py": [
+        Equivalent(
+            'f"{(self._a.shape[0] - 1) // 2}, actual: {d}"',
+            'f"{(self._a.shape[0] ^ 1) // 2}, actual: {d}"',
+            "A is (2 d + 1, 2 d + 1): its size n is odd, and n ^ 1 == n - 1 for every odd n",
+        ),
+        Equivalent(
+            'f"{(self._a.shape[0] - 1) // 2}, actual: {d}"',
+            'f"{(self._a.shape[ 1] - 1) // 2}, actual: {d}"',
+            SQUARE_SHAPE,
+        ),
+        Equivalent(
+            "x = pair_features(u[:, None, :], v).reshape(-1, self._a.shape[0])",
+            "x = pair_features(u[:, None, :], v).reshape(-1, self._a.shape[ -1])",
+            SQUARE_SHAPE,
+        ),
+        Equivalent(
+            "size = max(max_id + 1, 2 * self._d.shape[0], 1024)",
+            "size = max(max_id + 1, 2 * self._d.shape[0], 1023)",
+            "the edge tables' smallest capacity, a speed-only constant: edge_stats and "
+            "apply_update grow the tables past the largest id before reading or adding, rows "
+            "past the largest id added are zeros that no one reads (the state holds 1023 or "
+            "1024 of them: loaded, either serves and learns the same)",
+        ),
+    ],
+    "agents/generative.py": [
+        Equivalent(
+            'return None if self._device == "cpu" '
+            'else f"serves on {self._device} in the trial actor"',
+            'return None if self._device <= "cpu" '
+            'else f"serves on {self._device} in the trial actor"',
+            "_resolve_device returns 'cpu' or 'cuda', and 'cuda' sorts after 'cpu'",
+        ),
+        Equivalent(
+            'return None if self._device == "cpu" '
+            'else f"serves on {self._device} in the trial actor"',
+            'return None if self._device is "cpu" '
+            'else f"serves on {self._device} in the trial actor"',
+            "_resolve_device returns its own literal 'cpu' or 'cuda' or the validated Literal "
+            "of `device`: " + LITERAL_IS,
+        ),
+        Equivalent(
+            'keep = np.sort(np.argsort(-steps, kind="stable")[: p.training.max_examples])',
+            'keep = np.sort(np.argsort(~steps, kind="stable")[: p.training.max_examples])',
+            "~s == -s - 1 on the int64 click steps: the same order, the same ties (stable)",
+        ),
+    ],
+    "agents/generative_decoding.py": [
+        Equivalent(
+            "codes = codes if codes.dim() == 3 else codes[None]",
+            "codes = codes if codes.dim() >= 3 else codes[None]",
+            TWO_OR_THREE_DIMS,
+        ),
+        Equivalent(
+            "table, order = torch.where(ok, pref, -1).sort(-1)",
+            "table, order = torch.where(ok, pref, -1).sort(1)",
+            LAST_AXIS_OF_2D + " (prefixes (B | 1, C))",
+        ),
+        Equivalent(
+            "table, order = torch.where(ok, pref, -1).sort(-1)",
+            "table, order = torch.where(ok, pref, - 2).sort(-1)",
+            "the prefix of a candidate with a code out of range only has to match no query and "
+            "sort below the others: every query prefix is >= 0 (prefix * r + a token in "
+            "[0, r)), so -1 and -2 do the same",
+        ),
+    ],
+    "agents/generative_quantiser.py": [
+        Equivalent(
+            "empty = torch.nonzero(counts == 0).flatten()",
+            "empty = torch.nonzero(counts <= 0).flatten()",
+            NEVER_NEGATIVE + " (points per cluster)",
+        ),
+        Equivalent(
+            'j = int(np.searchsorted(w, u, side="right")) if w[-1] > 0 else int(gen.integers(n))',
+            'j = int(np.searchsorted(w, u, side="right")) if w[-1] != 0 else int(gen.integers(n))',
+            NEVER_NEGATIVE + " (a sum of squared distances)",
+        ),
+        Equivalent(
+            "start = np.maximum.accumulate(np.where(np.r_[True, g[1:] != g[:-1]], idx, 0))",
+            "start = np.maximum.accumulate(np.where(np.r_[True, g[1:] > g[:-1]], idx, 0))",
+            "g is sorted (the groups in lexsort order): neighbours differ only upwards",
+        ),
+    ],
+    "agents/rerank_groups.py": [
+        Equivalent(
+            "ratio = np.where(tgt > 0, tgt, 1) / np.where(tgt > 0, q_s, 1)",
+            "ratio = np.where(tgt != 0, tgt, 1) / np.where(tgt > 0, q_s, 1)",
+            NEVER_NEGATIVE + " (tgt: the history's group shares)",
+        ),
+        *[
+            Equivalent(
+                "dist = (x**2).sum(1)[:, None] - 2 * x @ centres.T + (centres**2).sum(1)[None, :]",
+                f"dist = {term}.sum(1)[:, None] - 2 * x @ centres.T + (centres**2).sum(1)[None, :]",
+                "a change of the |x|^2 term of |x - c|^2, which is the same for every centre of "
+                "a row: the argmin over the centres is unchanged (in exact arithmetic; 3,000 "
+                "random inputs, grids with ties among them, gave the same labels)",
+            )
+            for term in ("(x** 1)", "(x//2)")
+        ],
+    ],
+    "agents/slate_ts.py": [
+        Equivalent(
+            "if n > old:",
+            "if n != old:",
+            "n = max(max_id + 1, old) is never below old, so `!=` holds exactly when `>` does",
+        ),
+        Equivalent('if policy == "greedy":', 'if policy is "greedy":', LITERAL_IS),
+        Equivalent(
+            'if policy == "greedy":',
+            'if policy <= "greedy":',
+            "`policy` is a Literal of greedy, thompson, in-slate: none sorts before greedy, so "
+            "`<=` holds exactly for greedy",
+        ),
+        Equivalent('if policy == "thompson":', 'if policy is "thompson":', LITERAL_IS),
+        Equivalent(
+            'if policy == "thompson":',
+            'if policy >= "thompson":',
+            "greedy has returned before this test, and in-slate, the only other policy left, "
+            "sorts before thompson: `>=` holds exactly for thompson",
+        ),
+    ],
+    "agents/slate_ts_model.py": [
+        Equivalent(
+            "m = data.users.shape[0]",
+            "m = data.users.shape[ -1]",
+            "ClickData.users is 1-D, (M,) (the agent passes users.reshape(-1)): its last axis "
+            "is its first",
+        ),
+    ],
+    "agents/two_tower.py": [
+        Equivalent("keep = keep[keep != PAD]", "keep = keep[keep > PAD]", PAD_BELOW_IDS),
+        Equivalent("found &= ids != PAD", "found &= ids > PAD", PAD_BELOW_IDS),
+    ],
+    "agents/two_tower_train.py": [
+        Equivalent(
+            "known = (at < len(window)) & (np.asarray(window)[np.minimum(at, len(window) - 1)] "
+            "== steps)",
+            "known = (at < len(window)) & (np.asarray(window)[np.minimum(at, len(window) - 1)] "
+            "<= steps)",
+            "`at` is np.searchsorted(window, steps) (side left): wherever `at < len(window)` "
+            "holds, window[at] >= steps, so `<= steps` holds exactly when `== steps` does",
+        ),
+    ],
+}

@@ -1,0 +1,304 @@
+"""Equivalent mutants of ``environments/*``.
+
+Part of :mod:`mutation_equivalent` (see its docstring for what an entry is and the recurring
+reasons), which joins the parts into ``EQUIVALENT``.
+"""
+
+from __future__ import annotations
+
+from mutation_equivalent_reasons import (
+    BOOL_MUL,
+    CAPACITY,
+    LITERAL_IS,
+    NEVER_NEGATIVE,
+    ONE_DIM_LENGTH,
+    RENDER_FPS_HINT,
+    Equivalent,
+)
+
+ENVIRONMENTS: dict[str, list[Equivalent]] = {
+    "environments/adoption.py": [
+        Equivalent(
+            "r_a, r_h, n_a, n_h = (sum(x) for x in zip(*self._history, strict=True))",
+            "r_a, r_h, n_a, n_h = (sum(x) for x in zip(*self._history, strict=False))",
+            "zip's arguments are the history's rows, every one a 4-tuple (observe appends "
+            "4-tuples, load_state_dict unpacks 4 values per row): their lengths never differ, "
+            "so the strict check never fires",
+        ),
+        Equivalent(
+            "if r_a + r_h <= 0 or n_a + n_h == 0:",
+            "if r_a + r_h <= 0 or n_a + n_h < 0:",
+            "the item counts sum to 0 only when the window held no live item, and then the "
+            "rewards (per item, summed) are 0 too, so `r_a + r_h <= 0` has already returned: "
+            "the second test never decides, whatever it compares",
+        ),
+        Equivalent(
+            "aigc = source == 1",
+            "aigc = source >= 1",
+            "an item's source is 0 (human) or 1 (AIGC) (ItemTable.source): no source sorts "
+            "after 1, so `>= 1` and `== 1` select the same items",
+        ),
+    ],
+    "environments/chaney.py": [
+        Equivalent(
+            ")[0]",
+            ")[ -1]",
+            "the hyper-prior draws (attributes' and preferences') are of one id, "
+            "np.zeros(1): a (1, K) array whose only row is [0] and [-1]",
+        ),
+    ],
+    "environments/content.py": [
+        Equivalent(
+            "self.adoption = Adoption(p.adoption, ctx.seed) "
+            'if p.production == "adoption" else None',
+            "self.adoption = Adoption(p.adoption, ctx.seed) "
+            'if p.production is "adoption" else None',
+            LITERAL_IS,
+        ),
+        Equivalent(
+            "self.adoption = Adoption(p.adoption, ctx.seed) "
+            'if p.production == "adoption" else None',
+            "self.adoption = Adoption(p.adoption, ctx.seed) "
+            'if p.production <= "adoption" else None',
+            "the only other production, schedule, sorts after adoption",
+        ),
+        Equivalent(
+            'style = Stream(ctx.seed, "content/style").normal(np.zeros(1, np.int64), 0, size=d)[0]',
+            'style = Stream(ctx.seed, "content/style")'
+            ".normal(np.zeros( 2, np.int64), 0, size=d)[0]",
+            "a second row of the same id 0 is the same draw; row 0 is read either way",
+        ),
+        Equivalent(
+            'reward = counts if p.adoption.signal == "impressions" else self._clicked(items)',
+            'reward = counts if p.adoption.signal is "impressions" else self._clicked(items)',
+            LITERAL_IS,
+        ),
+        Equivalent(
+            "if p.exit_threshold > 0 and last_exposure is not None:",
+            "if p.exit_threshold >= 0 and last_exposure is not None:",
+            "exposure is never negative, so at exit_threshold 0 (its least allowed value) the "
+            "pool counts no low step: streaks stay 0 and nobody exits",
+        ),
+    ],
+    "environments/content_publish.py": [
+        Equivalent(
+            "original = np.full(ids.shape[0], -1, np.int64)",
+            "original = np.full(ids.shape[ -1], -1, np.int64)",
+            ONE_DIM_LENGTH,
+        ),
+        Equivalent(
+            "return latent, quality, topic, np.full(ids.shape[0], -1, np.int64)",
+            "return latent, quality, topic, np.full(ids.shape[ -1], -1, np.int64)",
+            ONE_DIM_LENGTH,
+        ),
+        Equivalent(
+            "is_rw = (source == 1) & (draw[:, 0] < p.rewrite_share) & (human_ids.size > 0)",
+            "is_rw = (source == 1) & (draw[:, 0] < p.rewrite_share) & (human_ids.size != 0)",
+            NEVER_NEGATIVE,
+        ),
+    ],
+    "environments/creator_pool.py": [
+        Equivalent(
+            "low = self.active & (exposure < threshold)",
+            "low = self.active * (exposure < threshold)",
+            BOOL_MUL,
+        ),
+        Equivalent(
+            "leaving = self.active & (self.low_streak >= patience)",
+            "leaving = self.active * (self.low_streak >= patience)",
+            BOOL_MUL,
+        ),
+        Equivalent(
+            "return np.flatnonzero(self.active & (self.source == source))",
+            "return np.flatnonzero(self.active * (self.source == source))",
+            BOOL_MUL,
+        ),
+    ],
+    "environments/interest_evolution.py": [
+        *(
+            Equivalent(
+                "if user_ids.shape[0] == self.hi - self.lo:",
+                f"if user_ids.shape[0] {after}:",
+                "served ids are increasing and within [lo, hi) (the population's contract), so "
+                "a batch has at most hi - lo users, and a subset fewer; this test is true for "
+                "the whole shard or never (hi + lo, hi | lo and hi ^ lo are at least hi - lo, "
+                "equal only at lo = 0), and the whole-shard slice selects the same rows as the "
+                "ids (_squash_into is squash's operations in order): speed only",
+            )
+            for after in (
+                "> self.hi - self.lo",
+                ">= self.hi - self.lo",
+                "is self.hi - self.lo",
+                "== self.hi + self.lo",
+                "== self.hi | self.lo",
+                "== self.hi ^ self.lo",
+            )
+        ),
+        Equivalent(
+            "if p.interest_update_noise and clicked.any():",
+            "if p.interest_update_noise or clicked.any():",
+            "the branch adds interest_update_noise * z to the consumers' rows: with the noise 0 "
+            "that is an exact zero (z is finite: Box-Muller of uniforms in the open (0, 1)), "
+            "and with no consumer no row: the same values (at most a -0.0 interest becomes "
+            "+0.0, equal to it in every later distance, update and squash); speed only",
+        ),
+    ],
+    "environments/interest_evolution_choice.py": [
+        *(
+            Equivalent(
+                "if w[k, 0] < 1e-200:  # rows may underflow (extreme settings): the general path",
+                f"if w[k, 0] {after}:  # rows may underflow (extreme settings): the general path",
+                "the general path (_choose_general) gives the slot-by-slot path's choices bit "
+                "for bit whenever no row underflows (the same float64 operations in the same "
+                "order: test_slot_by_slot_choices_equal_the_general_path_bit_for_bit); this "
+                "test only sends more settings (a no-choice weight in [1e-200, 1), or every "
+                "one) down the general path, which is slower, not different",
+            )
+            for after in ("< 1.0", "<= 1e-200", "!= 1e-200", "is not 1e-200")
+        ),
+    ],
+    "environments/gym/scenarios.py": [
+        Equivalent(
+            "if (chosen <= min(sizes)) if chosen else (max(sizes) == min(sizes)):",
+            "if (chosen <= min(sizes)) if chosen else (max(sizes) <= min(sizes)):",
+            "a list's maximum is never below its minimum, so `max <= min` holds exactly when "
+            "they are equal (the catalog's size did not change over the probe)",
+        ),
+    ],
+    "environments/items.py": [
+        Equivalent(
+            "self.original = np.full(self.item_ids.shape[0], -1, np.int64)",
+            "self.original = np.full(self.item_ids.shape[ -1], -1, np.int64)",
+            ONE_DIM_LENGTH,
+        ),
+    ],
+    "environments/gym/sessions.py": [
+        Equivalent(
+            "grown = np.zeros((max(top, 2 * self.table.shape[0]), "
+            "self.table.shape[1]), np.float32)",
+            "grown = np.zeros((max(top, 2 + self.table.shape[0]), "
+            "self.table.shape[1]), np.float32)",
+            CAPACITY,
+        ),
+        Equivalent(
+            "grown = np.zeros((max(top, 2 * self.table.shape[0]), "
+            "self.table.shape[1]), np.float32)",
+            "grown = np.zeros((max(top, 2 & self.table.shape[0]), "
+            "self.table.shape[1]), np.float32)",
+            CAPACITY,
+        ),
+        Equivalent(
+            "if top > self.table.shape[0]:",
+            "if top >= self.table.shape[0]:",
+            CAPACITY,
+        ),
+        Equivalent(
+            "self.table = np.zeros((1024, dim), np.float32)",
+            "self.table = np.zeros(( 1023, dim), np.float32)",
+            CAPACITY,
+        ),
+        Equivalent(
+            "self.table = np.zeros((1024, dim), np.float32)",
+            "self.table = np.zeros(( 1025, dim), np.float32)",
+            CAPACITY,
+        ),
+        Equivalent(
+            "self.known = 0",
+            "self.known = -1",
+            "item ids are >= 0, so `ids >= -1` and `ids >= 0` pick the same new ids at the first "
+            "add, which sets `known` to max id + 1 either way",
+        ),
+        Equivalent(
+            "served = self.served if skip is None else self.served & ~skip",
+            "served = self.served if skip is None else self.served * ~skip",
+            BOOL_MUL,
+        ),
+    ],
+    "environments/gym/slate.py": [
+        Equivalent(
+            'metadata: dict[str, Any] = {"render_modes": RENDER_MODES, "render_fps": 4}',
+            'metadata: dict[str, Any] = {"render_modes": RENDER_MODES, "render_fps": 3}',
+            RENDER_FPS_HINT,
+        ),
+        Equivalent(
+            'metadata: dict[str, Any] = {"render_modes": RENDER_MODES, "render_fps": 4}',
+            'metadata: dict[str, Any] = {"render_modes": RENDER_MODES, "render_fps": 5}',
+            RENDER_FPS_HINT,
+        ),
+        Equivalent(
+            '"render_fps": 4,',
+            '"render_fps": 3,',
+            RENDER_FPS_HINT,
+        ),
+        Equivalent(
+            '"render_fps": 4,',
+            '"render_fps": 5,',
+            RENDER_FPS_HINT,
+        ),
+    ],
+    "environments/recsim_common.py": [
+        Equivalent(
+            "if n and self.item_ids[0] == 0 and self.item_ids[-1] == n - 1:  # sorted, unique",
+            "if n and self.item_ids[0] <= 0 and self.item_ids[-1] == n - 1:  # sorted, unique",
+            "item ids are never negative (counters from 0; PAD = -1 is no item), so an id at "
+            "most 0 is 0",
+        ),
+        Equivalent(
+            "if n and self.item_ids[0] == 0 and self.item_ids[-1] == n - 1:  # sorted, unique",
+            "if n and self.item_ids[0] == 0 and self.item_ids[-1] <= n - 1:  # sorted, unique",
+            "n increasing integer ids from 0 end at n - 1 or later: at most n - 1 is n - 1",
+        ),
+    ],
+    "environments/social_graph.py": [
+        Equivalent('if params.kind == "random":', 'if params.kind is "random":', LITERAL_IS),
+        Equivalent(
+            'if params.kind == "random":',
+            'if params.kind >= "random":',
+            "no allowed kind (covariance, knn, random) sorts after random",
+        ),
+        Equivalent(
+            'if self.kind != "covariance" and self.neighbours >= num_users:',
+            'if self.kind is not "covariance" and self.neighbours >= num_users:',
+            LITERAL_IS,
+        ),
+        Equivalent(
+            'if self.kind != "covariance" and self.neighbours >= num_users:',
+            'if self.kind > "covariance" and self.neighbours >= num_users:',
+            "no allowed kind (covariance, knn, random) sorts before covariance",
+        ),
+        Equivalent(
+            'if self.kind != "random" and num_users > MAX_DENSE_USERS:',
+            'if self.kind is not "random" and num_users > MAX_DENSE_USERS:',
+            LITERAL_IS,
+        ),
+        Equivalent(
+            'if self.kind != "random" and num_users > MAX_DENSE_USERS:',
+            'if self.kind < "random" and num_users > MAX_DENSE_USERS:',
+            "no allowed kind (covariance, knn, random) sorts after random",
+        ),
+        Equivalent(
+            'if params.kind == "covariance":',
+            'if params.kind is "covariance":',
+            LITERAL_IS,
+        ),
+        Equivalent(
+            'if params.kind == "covariance":',
+            'if params.kind <= "covariance":',
+            "no allowed kind (covariance, knn, random) sorts before covariance",
+        ),
+    ],
+    "environments/users.py": [
+        Equivalent(
+            "rows = items.rows(item_ids[0])",
+            "rows = items.rows(item_ids[ -1])",
+            "the branch runs only for a row stride of 0: every row is the same memory",
+        ),
+        Equivalent(
+            "if p.churn_threshold > 0:",
+            "if p.churn_threshold >= 0:",
+            "satisfaction is an average of 0.5 and engagements in [0, 1], never below 0, so at "
+            "churn_threshold 0 (its least allowed value) no visit is poor: the branch keeps "
+            "poor_visits at 0 and churns nobody",
+        ),
+    ],
+}
