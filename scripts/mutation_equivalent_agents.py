@@ -169,6 +169,20 @@ AGENTS: dict[str, list[Equivalent]] = {
             "level)",
         ),
         Equivalent(
+            "again = np.flatnonzero((group[:, 1:] == group[:, :-1]).any(axis=1))",
+            "again = np.flatnonzero((group[:, 1:] <= group[:, :-1]).any(axis=1))",
+            "as `!=` above: `group` is sorted, so `<=` flags the rows with equal neighbours "
+            "and the others alike, and every flagged row is re-ranked the old way, which gives "
+            "the fast path's answer wherever that is sure: the same arrays, slower",
+        ),
+        Equivalent(
+            "key[at] = _LAST * (1.0 + draw)  # after every finite score, in a random order",
+            "key[at] = _LAST * ( 0.0 + draw)  # after every finite score, in a random order",
+            "the late items' keys move to 1e300 * draw: draws are above 2**-54, so keys "
+            "above 5e283, still above every -score of the domain (see `2.0` above) and "
+            "ordered by their draws: the same ranking",
+        ),
+        Equivalent(
             "if log.num_rows == 0:",
             "if log.num_rows <= 0:",
             "a log's row count is never negative",

@@ -312,3 +312,22 @@ def test_no_users_get_no_slates_whatever_the_width(width):
         got = rank_known_first(scores, obs, 2, Stream(0, "t"))
         assert got.shape == (0, obs.slate_size)
     assert cumulative._key_sort_kind(np.zeros((0, width))) is None
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_scores_with_small_fractional_keys_are_not_counts(case):
+    """Keys (-score) just above integers (2.1, 5.3, ...) are real scores, not counts.
+
+    They rank by score, then draw; a draw added to them would reorder different scores.
+    """
+    rng = np.random.default_rng(900 + case)
+    b, n = 4, int(rng.integers(5, 30))
+    scores = -(rng.integers(0, 5, (b, n)) + rng.choice([0.1, 0.2, 0.3, 0.4], (b, n)))
+    cat = _catalog(6, n, np.zeros((n, 2)), np.zeros(n, np.int64))
+    obs = _obs(6, cat, users=np.arange(b, dtype=np.int64))
+    tb = Stream(case, "t")
+    got = rank_known_first(scores, obs, None, tb)
+    for r in range(b):
+        d = tb.uniform((r << 32) | np.arange(n), 6)
+        want = sorted(range(n), key=lambda i: (-scores[r, i], d[i]))
+        assert got[r].tolist() == want
