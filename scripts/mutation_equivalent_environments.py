@@ -46,6 +46,23 @@ ENVIRONMENTS: dict[str, list[Equivalent]] = {
             "the hyper-prior draws (attributes' and preferences') are of one id, "
             "np.zeros(1): a (1, K) array whose only row is [0] and [-1]",
         ),
+        Equivalent(
+            "if self._ids.size and new[0] < self._ids[-1]:  # not appended in id order",
+            "if self._ids.size and new[0] != self._ids[-1]:  # not appended in id order",
+            "`new` holds only ids not cached, so never `self._ids[-1]`: the mutant re-sorts "
+            "every time, and a stable sort of ids already in order leaves them as they are",
+        ),
+        Equivalent(
+            "if end > held.shape[0]:  # extend the held rows 0.. to cover ids",
+            "if end >= held.shape[0]:  # extend the held rows 0.. to cover ids",
+            "at `end == held.shape[0]` the extension draws no item and concatenates nothing: "
+            "the same held rows",
+        ),
+        Equivalent(
+            "held = self._held.get(key, np.zeros((0, mu.shape[0])))",
+            "held = self._held.get(key, np.zeros((0, mu.shape[ -1])))",
+            ONE_DIM_LENGTH + " (mu_alpha, (K,))",
+        ),
     ],
     "environments/content.py": [
         Equivalent(
