@@ -123,21 +123,25 @@ def draw_from_blocks(w: Any, blocks: Any, c: int, u: Any) -> Any:
     nblocks = blocks.shape[1]
     size = width // nblocks
     k = u.shape[1]
-    w3 = w.view(b, nblocks, size)
+    # flat views: a row of `rows` per (user, block); indexing them with one flat index per
+    # user is several times cheaper than `gather`/`scatter_` with expanded index tensors
+    rows = w.view(b * nblocks, size)
+    flat_w, flat_blocks = w.view(-1), blocks.view(-1)
+    first_block = torch.arange(b) * nblocks  # (B,) each user's first row of `rows`
     chosen = torch.empty((b, k), dtype=torch.int64)
     for j in range(k):
         bcum = blocks.cumsum(dim=1)  # (B, nblocks)
-        x = u[:, j : j + 1] * bcum[:, -1:]  # (B, 1)
-        blk = torch.searchsorted(bcum, x, right=True).clamp_(max=nblocks - 1)  # (B, 1)
-        x -= bcum.gather(1, blk) - blocks.gather(1, blk)  # position inside the block
-        inner = w3.gather(1, blk.unsqueeze(2).expand(b, 1, size))[:, 0]  # (B, size)
-        pos = torch.searchsorted(inner.cumsum(dim=1), x.float(), right=True)
-        pos.clamp_(max=size - 1)
-        col = blk * size + pos  # (B, 1)
-        chosen[:, j] = col[:, 0]
-        w.scatter_(1, col, 0.0)
-        inner.scatter_(1, pos, 0.0)
-        blocks.scatter_(1, blk, inner.sum(dim=1, keepdim=True).double())
+        x = u[:, j] * bcum[:, -1]  # (B,)
+        # searchsorted(right=True) on a non-decreasing row: how many entries are <= x
+        blk = (bcum <= x[:, None]).sum(dim=1).clamp_(max=nblocks - 1)  # (B,)
+        at = first_block + blk  # (B,) the chosen block's row of `rows`
+        x -= bcum.view(-1).index_select(0, at) - flat_blocks.index_select(0, at)  # in block
+        inner = rows.index_select(0, at)  # (B, size), a copy
+        pos = (inner.cumsum(dim=1) <= x.float()[:, None]).sum(dim=1).clamp_(max=size - 1)
+        chosen[:, j] = blk * size + pos
+        flat_w.index_fill_(0, at * size + pos, 0.0)
+        inner.scatter_(1, pos[:, None], 0.0)
+        flat_blocks.index_copy_(0, at, inner.sum(dim=1).double())
     if k > 1 or c < width:
         srt = chosen.sort(dim=1).values
         bad = (srt[:, 1:] == srt[:, :-1]).any(dim=1) | (srt[:, -1] >= c)
