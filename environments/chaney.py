@@ -197,11 +197,14 @@ class _DrawMemo:
     ``V`` and ``eta`` are keyed draws: for one seed, user range and user settings they are
     the same in every world whatever its agent, so a process running the trials of one seed
     one after the other draws them once. Items are matched by id *and* attributes (a world
-    with other item settings draws its own). At most ``size`` keys are kept.
+    with other item settings draws its own). At most ``size`` keys are kept, each of at most
+    ``max_cells`` (user, item) pairs: a larger world is not held (each of its worlds draws
+    its own, as without the memo), so the memo adds at most ``size * max_cells * 16`` bytes
+    (V and eta, float64) to a process, 256 MiB with the defaults.
     """
 
-    def __init__(self, size: int = 4) -> None:
-        self.size = size
+    def __init__(self, size: int = 4, max_cells: int = 1 << 22) -> None:
+        self.size, self.max_cells = size, max_cells
         # key -> (ids (n,) increasing, attributes (n, K), V (users, n), eta (users, n))
         self._tables: OrderedDict[tuple, tuple[np.ndarray, ...]] = OrderedDict()
 
@@ -227,6 +230,9 @@ class _DrawMemo:
             attrs = np.concatenate([held_attrs[keep], attrs])
             v = np.concatenate([held_v[:, keep], v], axis=1)
             eta = np.concatenate([held_eta[:, keep], eta], axis=1)
+        if v.size > self.max_cells:  # too large to hold a second copy of
+            self._tables.pop(key, None)
+            return
         order = np.argsort(ids, kind="stable")
         self._tables[key] = (ids[order], attrs[order], v[:, order], eta[:, order])
         self._tables.move_to_end(key)
@@ -282,6 +288,16 @@ class ChaneyUsers:
             default_factory=SocialGraphParams,
             description="The users' social network (what `social-filtering` recommends from).",
         )
+
+    @staticmethod
+    def memory_bytes(users: int, items: int) -> int:
+        """Bytes of the utility caches for ``users`` x ``items`` (for :mod:`simlab.memory`).
+
+        The world's V and P (float64 each), and the process's memo of V and eta for the
+        worlds of one seed when it holds them (at most ``max_cells`` pairs per key).
+        """
+        pairs = users * items
+        return 16 * pairs + (16 * pairs if pairs <= _MEMO.max_cells else 0)
 
     def __init__(self, params: ChaneyUsers.Params, ctx: WorldContext) -> None:
         self.params = p = params

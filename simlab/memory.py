@@ -6,10 +6,12 @@ the click history ring, ``2 * history_length`` ids), per live item (latent embed
 observable features, style, ``dim`` floats each), the per-step arrays over the active users
 (personal candidate lists ``(B, max_candidates)``, and the ``(B, C)`` score matrix of agents
 that score every candidate of every user: :data:`SCORING_AGENTS`, or a class attribute
-``memory_per_candidate`` in bytes), the platform's log window and the pairwise measures'
-pairs. It is an order of magnitude, not an accounting: what matters is that a world that
-cannot fit is refused at validate time, with the estimate and the machine's memory, instead
-of dying with a ``MemoryError`` or the kernel's out-of-memory killer mid-run.
+``memory_per_candidate`` in bytes), the user model's own ``(users, items)`` tables when it
+says their size (a static ``memory_bytes(users, items)``, as ``chaney``'s utility caches),
+the platform's log window and the pairwise measures' pairs. It is an order of magnitude,
+not an accounting: what matters is that a world that cannot fit is refused at validate
+time, with the estimate and the machine's memory, instead of dying with a ``MemoryError`` or
+the kernel's out-of-memory killer mid-run.
 
 Several trials run at once on Ray (``execution.max_parallel_trials``, or as many as the CPUs
 allow), and each needs its own memory; on a cluster (``execution.address``) the trial's
@@ -97,6 +99,9 @@ def estimate(scenario: Any) -> Estimate:
     )
     items = _items(scenario)
     est.add("items", items * (3 * dim * 4 + 64), "content")
+    per_user_item = getattr(scenario.users.cls, "memory_bytes", None)
+    if callable(per_user_item):  # a user model with a (users, items) table (chaney)
+        est.add("user utilities", per_user_item(users, items), "users.num_users")
     est.add("topics", topics * dim * 8, "world.num_topics")
     live = max(items, 1)
     cands = min(plat.max_candidates or live, live)

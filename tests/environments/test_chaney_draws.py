@@ -245,6 +245,53 @@ def test_draw_memo_keeps_the_most_recently_used_keys(size):
     assert memo.get((0,), ids, attrs) == (None, None)
 
 
+@pytest.mark.parametrize(("users", "items", "held"), [(3, 4, True), (3, 5, False), (1, 12, True)])
+def test_draw_memo_holds_no_table_over_its_cell_cap(users, items, held):
+    """A table over ``max_cells`` (user, item) pairs is not held, nor kept once it grows.
+
+    So a large world costs no second copy of V and eta.
+    """
+    memo = _DrawMemo(size=2, max_cells=12)
+    ids = np.arange(items, dtype=np.int64)
+    attrs = np.ones((items, 2))
+    v = np.arange(users * items, dtype=float).reshape(users, items)
+    memo.put("k", ids, attrs, v, -v)
+    assert ("k" in memo._tables) == held
+    got = memo.get("k", ids, attrs)
+    if held:
+        np.testing.assert_array_equal(got[0], v)
+        more = np.arange(items, items + 1, dtype=np.int64)  # one more item: past the cap
+        memo.put("k", more, np.ones((1, 2)), v[:, :1], v[:, :1])
+        assert "k" not in memo._tables
+    else:
+        assert got == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("users", "items"), [(100, 1000), (2000, 2097), (2000, 2098), (10**4, 10**4)]
+)
+def test_memory_estimate_counts_the_utility_caches_and_the_memo_while_it_holds(users, items):
+    """16 bytes per (user, item) for V and P, 16 more while the memo's cap holds the pairs.
+
+    The scenario's estimate adds that part (named), over the items the run publishes.
+    """
+    from simlab.environments import chaney
+    from simlab.memory import estimate
+
+    pairs = users * items
+    held = pairs <= chaney._MEMO.max_cells
+    assert ChaneyUsers.memory_bytes(users, items) == 16 * pairs * (2 if held else 1)
+    sc = make_small(
+        steps=10,
+        users={"model": "chaney", "num_users": users},
+        content={"model": "chaney-items", "items_per_step": items // 10},
+        agents=[{"model": "random"}],
+    )
+    est = estimate(sc)
+    assert est.parts["user utilities"] == ChaneyUsers.memory_bytes(users, items // 10 * 10)
+    assert est.drivers["user utilities"] == "users.num_users"
+
+
 @pytest.mark.parametrize("initial", [0, 5])
 def test_before_the_first_step_the_initial_items_are_new(initial):
     """At step -1 (before any step) the catalog's initial items have age 0; then they age."""
