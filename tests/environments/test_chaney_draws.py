@@ -68,10 +68,10 @@ def _utilities(sigma: float, users: int = 80):
     return v, mu
 
 
-def u_eta(sigma: float) -> np.ndarray:
+def u_eta(sigma: float, known: float = 0.98) -> np.ndarray:
     """The known shares eta = P / V of 80 users for the items of 8 steps."""
     ctx = dataclasses.replace(CTX, num_users=80)
-    u = _users(ctx, sigma=sigma)
+    u = _users(ctx, sigma=sigma, known_utility=known)
     items = _items(ctx, steps=8).latent()
     ids = np.broadcast_to(items.item_ids, (80, items.item_ids.shape[0]))
     cols = u._cache(ids, items)
@@ -79,11 +79,13 @@ def u_eta(sigma: float) -> np.ndarray:
     return p[v > 1e-12] / v[v > 1e-12]  # where V is not lost to underflow
 
 
+@pytest.mark.parametrize("known", [0.98, 0.7])
 @pytest.mark.parametrize("sigma", [0.01, 0.05, 0.3, 0.45])
-def test_utility_spread_is_sigma_capped_at_half_a_betas_largest(sigma):
+def test_utility_spread_is_sigma_capped_at_half_a_betas_largest(sigma, known):
     """V has mean theta . beta and sd min(sigma, sqrt(mu (1 - mu)) / 2), at any sigma.
 
-    eta (the known share, mean 0.98) is capped the same way, so large sigmas draw too.
+    eta (the known share, mean ``known_utility``) is capped the same way, so large sigmas
+    draw too.
     """
     v, mu = _utilities(sigma)
     sd = np.minimum(sigma, 0.5 * np.sqrt(mu * (1 - mu)))
@@ -91,9 +93,9 @@ def test_utility_spread_is_sigma_capped_at_half_a_betas_largest(sigma):
     z = (v - mu)[keep] / sd[keep]
     assert abs(z.mean()) < 0.1
     assert abs(z.std() - 1) < 0.1
-    eta = u_eta(sigma)
-    k_sd = min(sigma, 0.5 * np.sqrt(0.98 * 0.02))
-    assert abs(eta.mean() - 0.98) < 4 * k_sd / np.sqrt(eta.size) + 1e-6
+    eta = u_eta(sigma, known)
+    k_sd = min(sigma, 0.5 * np.sqrt(known * (1 - known)))
+    assert abs(eta.mean() - known) < 4 * k_sd / np.sqrt(eta.size) + 1e-6
     assert abs(eta.std() / k_sd - 1) < 0.1
 
 
