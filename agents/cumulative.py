@@ -24,6 +24,8 @@ import numpy as np
 from simlab.batch import Log, Observation, lookup_sorted
 from simlab.rng import Stream
 
+from .base import top_indices
+
 __all__ = ["CumulativeLog", "ItemBook", "rank_known_first"]
 
 
@@ -152,6 +154,7 @@ def rank_known_first(
     """
     cands = obs.candidates
     b, c = cands.shape
+    k = obs.slate_size
     key = -np.asarray(scores, np.float64)  # ascending key: best first
     counts = _small_integers(key)  # before the horizon's keys are written
     if horizon is not None:
@@ -164,7 +167,35 @@ def rank_known_first(
             key[at] = _LAST * (1.0 + draw)  # after every finite score, in a random order
     if counts:  # one sort of key + draw orders ties at random
         key += tiebreak.uniform(_pair_ids(obs.user_ids[:, None], cands), obs.step)
-        return np.take_along_axis(cands, np.argsort(key, axis=1)[:, : obs.slate_size], axis=1)
+    if _TOP_RATIO * (k + 1) > c:
+        order = _ranked(key, cands, obs.user_ids, obs.step, tiebreak, counts)
+        return np.take_along_axis(cands, order[:, :k], axis=1)
+    # a short slate: where the k + 1 smallest keys are distinct, they are the ranking's head
+    np.negative(key, out=key)  # (exact) the largest first, for top_indices
+    top = top_indices(key, k + 1)
+    head = np.take_along_axis(key, top, axis=1)
+    unsure = np.flatnonzero((head[:, 1:] == head[:, :-1]).any(axis=1) | np.isnan(head).any(axis=1))
+    top = top[:, :k]
+    if unsure.size:  # a tie (or NaN) near the head: the whole ranking of those rows
+        top[unsure] = _ranked(
+            -key[unsure], cands[unsure], obs.user_ids[unsure], obs.step, tiebreak, counts
+        )[:, :k]
+    return np.take_along_axis(cands, top, axis=1)
+
+
+_TOP_RATIO = 4
+"""Slates of at most 1/4 of the candidates (less one) rank the head only (a partition)."""
+
+
+def _ranked(key, cands, user_ids, step: int, tiebreak: Stream, counts: bool) -> np.ndarray:
+    """``(R, C)`` every candidate's rank order for ascending ``key``, ties by the draws.
+
+    ``counts``: the keys already hold their draws (``key + draw``, see
+    :func:`_small_integers`), and one sort orders them.
+    """
+    if counts:
+        return np.argsort(key, axis=1)
+    b = key.shape[0]
     order = np.argsort(key, axis=1, kind=_key_sort_kind(key))
     ranked = np.take_along_axis(key, order, axis=1)
     changes = ranked[:, 1:] != ranked[:, :-1]
@@ -175,7 +206,7 @@ def rank_known_first(
         sub, ch, cs = (
             (order, changes, cands) if every else (order[tied], changes[tied], cands[tied])
         )
-        group = _runs_plus_draws(ch, cs, sub, obs.user_ids[tied], obs.step, tiebreak)
+        group = _runs_plus_draws(ch, cs, sub, user_ids[tied], step, tiebreak)
         within = np.argsort(group, axis=1, kind=_run_sort_kind(changes))
         final = np.take_along_axis(sub, within, axis=1)
         # ``group`` holds no equal values almost surely, and then any sort gives its one
@@ -185,10 +216,10 @@ def rank_known_first(
         if again.size:
             rows = tied[again]
             final[again] = _tied_rows_as_before(
-                key[rows], cands[rows], obs.user_ids[rows], obs.step, tiebreak
+                key[rows], cands[rows], user_ids[rows], step, tiebreak
             )
         order[tied] = final
-    return np.take_along_axis(cands, order[:, : obs.slate_size], axis=1)
+    return order
 
 
 def _key_sort_kind(key: np.ndarray) -> str | None:
@@ -250,9 +281,12 @@ def _small_integers(key: np.ndarray) -> bool:
     Then ``key + draw`` (a draw in (0, 1)) keeps the order of different keys and orders equal
     ones by their draws: the same ranking as sorting by key and then ties by draw.
     """
-    if not key.size or not (np.abs(key) < 2**20).all():
+    if not key.size:
         return False
-    return bool((key == np.rint(key)).all())
+    for part in (key[:1], key):  # the first row alone rules most real scores out at once
+        if not (np.abs(part) < 2**20).all() or not (part == np.rint(part)).all():
+            return False
+    return True
 
 
 def _pair_ids(users: np.ndarray, items: np.ndarray) -> np.ndarray:

@@ -331,3 +331,71 @@ def test_scores_with_small_fractional_keys_are_not_counts(case):
         d = tb.uniform((r << 32) | np.arange(n), 6)
         want = sorted(range(n), key=lambda i: (-scores[r, i], d[i]))
         assert got[r].tolist() == want
+
+
+def _head_case(case: int, kind: str):
+    """``(scores, obs, horizon)``: 1-20 users, 8-300 per-user candidates, a class of scores."""
+    scores, obs, horizon, _ = _wide_case(case)
+    rng = np.random.default_rng(900 + case)
+    b, n = scores.shape
+    if kind == "counts":
+        scores = rng.integers(0, 5, (b, n)).astype(np.float64)
+    elif kind == "nan":  # NaN scores rank after every other (numpy's sorts put them last)
+        scores[rng.random((b, n)) < rng.choice([0.05, 0.9, 1.0])] = np.nan
+    elif kind == "zeros":  # +0 and -0 are equal keys: a tie
+        scores = rng.choice([0.0, -0.0, 1.0], size=(b, n))
+    elif kind == "inf":
+        scores[rng.random((b, n)) < 0.3] = rng.choice([np.inf, -np.inf])
+    elif kind == "huge":  # integers too large for the counts path
+        scores = rng.integers(0, 3, (b, n)) * 2.0**52
+    return scores, obs, horizon
+
+
+def _with_slate(obs: Observation, k: int) -> Observation:
+    return Observation(
+        step=obs.step, user_ids=obs.user_ids, user_features=obs.user_features,
+        history=obs.history, candidates=obs.candidates, catalog=obs.catalog,
+        slate_size=k, shared_candidates=obs.shared_candidates,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["reals", "counts", "nan", "zeros", "inf", "huge"])
+@pytest.mark.parametrize("case", range(8))
+def test_a_short_slate_is_the_head_of_the_whole_ranking(case, kind):
+    """Slates of k items are the first k of the full ranking, bit for bit, for any k.
+
+    Short slates rank the head only (a partition); rows with a tie or NaN near the head are
+    ranked whole. Ties of every kind, NaN, +-0, infinities, late items and coarse draws
+    (run-plus-draw values that repeat) are covered, and the reference from before the sort
+    choices agrees (except in the order among NaN scores, which is each sort's own).
+    """
+    scores, obs, horizon = _head_case(case, kind)
+    n = obs.candidates.shape[1]
+    for stream in (Stream(case, "t"), _CoarseStream(Stream(case, "t"), 2)):
+        whole = rank_known_first(scores, _with_slate(obs, n), horizon, stream)
+        for k in sorted({1, 2, n // 4 - 1, n // 4, n // 2, n} - {0, -1}):
+            head = _with_slate(obs, k)
+            got = rank_known_first(scores, head, horizon, stream)
+            np.testing.assert_array_equal(got, whole[:, :k])
+            if kind != "nan":  # NaN keys never compare equal: their order is the sort's own
+                old = _old_rank_known_first(scores, head, horizon, stream)
+                np.testing.assert_array_equal(got, old)
+
+
+def test_distinct_scores_and_a_short_slate_rank_no_row_whole(monkeypatch):
+    """With no tie near the head, no row's whole ranking is computed (the cost is a partition)."""
+    rng = np.random.default_rng(0)
+    b, n = 50, 400
+    cat = _catalog(3, n, np.zeros((n, 2)), np.zeros(n, np.int64))
+    obs = _with_slate(_obs(3, cat, users=np.arange(b, dtype=np.int64)), 10)
+    scores = rng.standard_normal((b, n))
+    scores[7] = 0.5  # one row of ties: ranked whole
+    calls = []
+    real = cumulative._ranked
+    monkeypatch.setattr(
+        cumulative, "_ranked", lambda key, *a: calls.append(key.shape) or real(key, *a)
+    )
+    got = rank_known_first(scores, obs, None, Stream(1, "t"))
+    assert calls == [(1, n)]
+    want = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+    np.testing.assert_array_equal(np.delete(got, 7, axis=0), np.delete(want, 7, axis=0))
