@@ -144,7 +144,10 @@ def rank_known_first(
     random order; among the rest, higher score first and exact ties in a random order. The
     random order is keyed by (user, item, step), drawn where it can decide something (the
     items after the horizon, the rows that have ties, every item when the scores are
-    counts: small integers, ranked by one sort of ``-score + draw``).
+    counts: small integers, ranked by one sort of ``-score + draw``). A slate of at most a
+    quarter of the candidates ranks the head only: where a row's ``K + 1`` best keys are
+    distinct they are its ranking's head, and a row with a tie or NaN among them is ranked
+    whole, so the slate is the first ``K`` of the whole ranking in every case.
 
     Args:
         scores: ``(B, C)`` scores of ``obs.candidates``.

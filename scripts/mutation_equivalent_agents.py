@@ -147,6 +147,11 @@ AGENTS: dict[str, list[Equivalent]] = {
         ),
         Equivalent(
             "every = tied.size == b  # (then no row copies)",
+            "every = tied.size >= b  # (then no row copies)",
+            "`tied` holds row indices of the `b` rows, each once: its size is never above `b`",
+        ),
+        Equivalent(
+            "every = tied.size == b  # (then no row copies)",
             "every = tied.size is b  # (then no row copies)",
             "`every` only skips copying the tied rows when all rows are tied; `is` on two ints "
             "is False at times (above 256) and the rows are then copied: the same arrays",

@@ -399,3 +399,24 @@ def test_distinct_scores_and_a_short_slate_rank_no_row_whole(monkeypatch):
     assert calls == [(1, n)]
     want = np.argsort(-scores, axis=1, kind="stable")[:, :10]
     np.testing.assert_array_equal(np.delete(got, 7, axis=0), np.delete(want, 7, axis=0))
+
+
+@pytest.mark.parametrize("k", [1, 3, 10])
+def test_the_head_only_ranking_starts_at_a_quarter_of_the_candidates(k, monkeypatch):
+    """Slates of at most a quarter of the candidates (less one) rank the head only.
+
+    Longer ones rank every row whole: the documented boundary is ``4 (k + 1) <= C``.
+    """
+    real = cumulative._ranked
+    calls = []
+    monkeypatch.setattr(
+        cumulative, "_ranked", lambda key, *a: calls.append(key.shape) or real(key, *a)
+    )
+    for c in range(4 * (k + 1) - 2, 4 * (k + 1) + 2):
+        cat = _catalog(3, c, np.zeros((c, 2)), np.zeros(c, np.int64))
+        obs = _with_slate(_obs(3, cat, users=np.arange(5, dtype=np.int64)), k)
+        scores = np.random.default_rng(c).standard_normal((5, c))  # distinct: no tie
+        calls.clear()
+        got = rank_known_first(scores, obs, None, Stream(1, "t"))
+        assert calls == ([] if 4 * (k + 1) <= c else [(5, c)]), c
+        np.testing.assert_array_equal(got, np.argsort(-scores, axis=1)[:, :k])
