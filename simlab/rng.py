@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Union
 
 import numpy as np
@@ -116,6 +116,22 @@ def _scalar_if_0d(a: np.ndarray) -> np.ndarray:
     return a[()] if a.ndim == 0 else a
 
 
+_BLOCK = 1 << 15
+"""Values per block of :meth:`Stream._bits` (256 KiB of uint64): small enough that the
+hashing's in-place passes over a block stay in a core's cache."""
+
+
+def _uniform_block(bits: np.ndarray, spare: np.ndarray) -> None:
+    """Uniforms on (0, 1) in ``spare`` (as float64) from a block of raw ``bits`` (clobbered)."""
+    bits >>= _S11  # 53 random bits: exact as int64 and as float64
+    out = spare.view(np.float64)
+    np.copyto(out, bits.view(np.int64), casting="unsafe")
+    out += 0.5
+    out *= _INV_2_53
+    # all 53 bits set: (2**53 - 1) + 0.5 rounds to 2**53, a draw of exactly 1.0
+    np.minimum(out, _BELOW_ONE, out=out)
+
+
 def _as_shape(size: Shape) -> tuple[int, ...]:
     return (int(size),) if isinstance(size, (int, np.integer)) else tuple(int(s) for s in size)
 
@@ -154,48 +170,58 @@ class Stream(GammaDraws):
         return _scalar_if_0d(self._bits(ids, step, size)[0])
 
     def _bits(
-        self, ids: np.ndarray | Sequence[int], step: int, size: Shape
+        self,
+        ids: np.ndarray | Sequence[int],
+        step: int,
+        size: Shape,
+        finish: Callable[[np.ndarray, np.ndarray], None] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(bits, scratch)``: :meth:`bits` and a spare array of its shape and item size.
 
         The hashing runs in place (two arrays of the output's size in all, not one per
         operation): the same values as the formula ``_mix(_mix(ids * G + key) ^ step_key)``
-        then ``_mix(h + counter * G)``.
+        then ``_mix(h + counter * G)``. It runs block by block (about :data:`_BLOCK` values
+        each), so a block's passes stay in the core's cache; ``finish(bits, scratch)``, if
+        given, then turns each block's bits into the caller's draws in place.
         """
-        h = np.asarray(ids, dtype=np.int64).astype(np.uint64)
+        h = np.asarray(ids, dtype=np.int64).astype(np.uint64, order="C")
         shape = _as_shape(size)
         n = math.prod(shape)
         step_key = np.uint64((self._key ^ ((int(step) * _STEP_SALT) & _MASK)) & _MASK)
-        with np.errstate(over="ignore"):
-            tmp = np.empty_like(h)
-            h *= _GOLDEN
-            h += np.uint64(self._key)
-            _mix_inplace(h, tmp)
-            h ^= step_key
-            _mix_inplace(h, tmp)
-            # a fast path for one draw per id: the same values as the general path below
-            if n == 1 and shape == ():  # pragma: no mutate
-                h += _GOLDEN
-                return _mix_inplace(h, tmp), tmp
+        flat = h.reshape(-1)  # a view: h is C-contiguous
+        tmp = np.empty_like(flat)
+        # a fast path for one draw per id: the same values as the general path below
+        one = n == 1 and shape == ()  # pragma: no mutate
+        if not one:
             counters = np.arange(1, n + 1, dtype=np.uint64) * _GOLDEN
-            out = np.empty(h.shape + (n,), np.uint64)
-            np.add(h[..., None], counters, out=out)
-            tmp = np.empty_like(out)
-            _mix_inplace(out, tmp)
+            out = np.empty((flat.shape[0], n), np.uint64)
+            spare = np.empty_like(out)
+        rows = max(1, _BLOCK // max(n, 1))
+        with np.errstate(over="ignore"):
+            for lo in range(0, flat.shape[0], rows):
+                hb, tb = flat[lo : lo + rows], tmp[lo : lo + rows]
+                hb *= _GOLDEN
+                hb += np.uint64(self._key)
+                _mix_inplace(hb, tb)
+                hb ^= step_key
+                _mix_inplace(hb, tb)
+                if one:
+                    hb += _GOLDEN
+                    bb, sb = _mix_inplace(hb, tb), tb
+                else:
+                    bb, sb = out[lo : lo + rows], spare[lo : lo + rows]
+                    np.add(hb[:, None], counters, out=bb)
+                    _mix_inplace(bb, sb)
+                if finish is not None:
+                    finish(bb, sb)
+        if one:
+            return h, tmp.reshape(h.shape)
         full = h.shape + shape
-        return out.reshape(full), tmp.reshape(full)
+        return out.reshape(full), spare.reshape(full)
 
     def uniform(self, ids: np.ndarray | Sequence[int], step: int, size: Shape = ()) -> np.ndarray:
         """Uniform draws on the open interval (0, 1), float64."""
-        b, spare = self._bits(ids, step, size)
-        b >>= _S11  # 53 random bits: exact as int64 and as float64
-        out = spare.view(np.float64)
-        np.copyto(out, b.view(np.int64), casting="unsafe")
-        out += 0.5
-        out *= _INV_2_53
-        # all 53 bits set: (2**53 - 1) + 0.5 rounds to 2**53, a draw of exactly 1.0
-        np.minimum(out, _BELOW_ONE, out=out)
-        return _scalar_if_0d(out)
+        return _scalar_if_0d(self._bits(ids, step, size, _uniform_block)[1].view(np.float64))
 
     def normal(
         self,
