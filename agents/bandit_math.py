@@ -157,12 +157,25 @@ def beta_logit_draws(
     """
     ids = np.asarray(ids, np.int64)
     flat = ids.ravel()
-    logs = []
+    sides = []
     for side, shape in (("a", alpha), ("b", beta)):
         shp = np.broadcast_to(np.asarray(shape, np.float64), ids.shape).ravel()
         rounds = [stream.child(f"{side}/round{r}") for r in range(_GAMMA_ROUNDS)]
-        logs.append(_log_gamma(rounds, stream.child(f"{side}/boost"), flat, step, shp))
-    return (logs[0] - logs[1]).reshape(ids.shape)
+        sides.append((rounds, stream.child(f"{side}/boost"), shp))
+    out = np.empty(flat.shape[0])
+    # block by block: each key's draw depends on its key only, and a block's many passes
+    # (rounds of normals, uniforms and logs) stay in cache
+    for lo in range(0, flat.shape[0], _GAMMA_BLOCK):
+        keys = flat[lo : lo + _GAMMA_BLOCK]
+        (ra, ba, sa), (rb, bb, sb) = sides
+        out[lo : lo + keys.shape[0]] = _log_gamma(
+            ra, ba, keys, step, sa[lo : lo + _GAMMA_BLOCK]
+        ) - _log_gamma(rb, bb, keys, step, sb[lo : lo + _GAMMA_BLOCK])
+    return out.reshape(ids.shape)
+
+
+_GAMMA_BLOCK = 1 << 15
+"""Keys per block of :func:`beta_logit_draws`."""
 
 
 # ----------------------------------------------------------------------------- linear
