@@ -15,7 +15,12 @@ spare to a benchmark, not more time. A cell that fails or runs past ``--timeout`
 its reason. ``--reduced`` runs 1k/10k users x 100/1k candidates (a few minutes); the full
 grid is 1k/10k/100k x 100/1k/10k (long: run it on a quiet machine).
 
+With ``--against DIR`` (a checkout of another version, e.g. ``git worktree add /tmp/old
+<commit>``) each cell also runs that version in a fresh process, interleaved with this one
+``--repeats`` times, and the ratio of the median rates is printed under each row.
+
     python benchmarks/grid.py [--reduced] [--agents popularity mf] [--steps 4] [--json F]
+                              [--repeats 3 --against /tmp/old]
 """
 
 from __future__ import annotations
@@ -72,18 +77,23 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     return steady_rate(sc, warmup, steps)
 
 
-def run_cell(agent: str, users: int, cands: int, args: argparse.Namespace) -> dict[str, Any]:
-    """A cell's record, or ``{"skip": reason}``."""
+def run_cell(
+    agent: str, users: int, cands: int, args: argparse.Namespace, tree: Path | None = None
+) -> dict[str, Any]:
+    """A cell's record, or ``{"skip": reason}``; ``tree``: run another checkout's simlab."""
     if users * cands * 4 > args.max_gb * 2**30:
         return {"skip": f"scores {users * cands * 4 / 2**30:.1f} GB > --max-gb"}
     spec = {"agent": agent, "users": users, "candidates": cands}
     spec.update(steps=args.steps, warmup=args.warmup)
+    script = Path(__file__).resolve() if tree is None else tree / "benchmarks" / "grid.py"
+    env = None if tree is None else {**os.environ, "PYTHONPATH": str(tree)}
     try:
         done = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
+            [sys.executable, str(script), "--worker", json.dumps(spec)],
             capture_output=True,
             text=True,
             timeout=args.timeout,
+            env=env,
         )
     except subprocess.TimeoutExpired:
         return {"skip": f"over {args.timeout:.0f} s"}
@@ -91,6 +101,27 @@ def run_cell(agent: str, users: int, cands: int, args: argparse.Namespace) -> di
         last = (done.stderr.strip().splitlines() or ["?"])[-1]
         return {"skip": f"failed: {last[:60]}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def median_cell(agent: str, users: int, cands: int, args: argparse.Namespace) -> dict[str, Any]:
+    """The cell's median rate over ``--repeats`` runs.
+
+    With ``--against``, the other checkout's runs are interleaved with these and its median
+    is ``other_rate``, so load from other work falls on both alike.
+    """
+    this, other = [], []
+    for _ in range(getattr(args, "repeats", 1)):
+        this.append(run_cell(agent, users, cands, args))
+        if getattr(args, "against", None) is not None:
+            other.append(run_cell(agent, users, cands, args, args.against))
+    runs = [r for r in this if "rate" in r]
+    if not runs:
+        return this[0]
+    rec = dict(sorted(runs, key=lambda r: r["rate"])[len(runs) // 2])
+    others = sorted(r["rate"] for r in other if "rate" in r)
+    if others:
+        rec["other_rate"] = others[len(others) // 2]
+    return rec
 
 
 def _cell(rec: dict[str, Any]) -> str:
@@ -111,13 +142,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-gb", type=float, default=2.0, help="skip cells with larger scores")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per cell")
     ap.add_argument("--json", default=None, help="also write every record to this file")
+    ap.add_argument("--repeats", type=int, default=1, help="runs per cell (median kept)")
+    ap.add_argument(
+        "--against", type=Path, default=None, help="another checkout, run interleaved per cell"
+    )
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker is not None:
         print(json.dumps(worker(json.loads(args.worker))))
         return
-    if args.steps <= 0 or args.warmup < 0 or args.max_gb <= 0:
-        ap.error("--steps and --max-gb must be positive and --warmup >= 0")
+    if args.steps <= 0 or args.warmup < 0 or args.max_gb <= 0 or args.repeats <= 0:
+        ap.error("--steps, --repeats and --max-gb must be positive and --warmup >= 0")
     users, cands = REDUCED if args.reduced else (USERS, CANDIDATES)
     agents = args.agents or registry.names("agents")
     unknown = [a for a in agents if a not in registry.names("agents")]
@@ -137,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
             continue
         print(f"\n{agent}\n{'candidates':<12}{head}  rate ratio (users x10, same candidates)")
         for c in cands:
-            row = [run_cell(agent, u, c, args) for u in users]
+            row = [median_cell(agent, u, c, args) for u in users]
             for u, rec in zip(users, row, strict=True):
                 records.append({"agent": agent, "users": u, "candidates": c, **rec})
             ratios = [
@@ -150,6 +185,11 @@ def main(argv: list[str] | None = None) -> None:
                 f"{c:<12}{''.join(_cell(r) for r in row)}  {' '.join(ratios)}"
                 + (f"  ({skips})" if skips else "")
             )
+            if args.against is not None:
+                vs = [
+                    f"{r['rate'] / r['other_rate']:.2f}x" if "other_rate" in r else "-" for r in row
+                ]
+                print(f"{'':<12}this / {args.against.name}: {' '.join(vs)}")
     print(
         f"\nload average {load:.1f} at start, {os.getloadavg()[0]:.1f} at end. Linear cost "
         "in users: rate ratio ~1.0 per 10x users; the candidate columns show the cost of "

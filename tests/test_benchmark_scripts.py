@@ -78,3 +78,29 @@ def test_roofline_floor_adds_each_kind_of_work_at_its_rate(scale):
     want = 2e5 * scale / 1e11 + 4e3 / 2e10 + 500e-9 + 3000e-9 + 28e-9
     assert roofline.floor_seconds(work, rates) == pytest.approx(want, rel=1e-12)
     assert roofline.floor_seconds({}, rates) == 0.0
+
+
+def test_grid_median_cell_interleaves_the_other_checkout_and_keeps_medians(monkeypatch):
+    """Runs alternate this/other per repeat; the medians are kept; skips are passed on."""
+    calls = []
+    rates = {None: iter([3.0, 1.0, 2.0]), "old": iter([5.0, 4.0, 6.0])}
+
+    def fake(agent, users, cands, args, tree=None):
+        calls.append(tree)
+        return {"rate": next(rates[tree]), "peak_mb": 1.0}
+
+    monkeypatch.setattr(grid, "run_cell", fake)
+    rec = grid.median_cell("mf", 10, 10, Namespace(repeats=3, against="old"))
+    assert calls == [None, "old"] * 3
+    assert (rec["rate"], rec["other_rate"]) == (2.0, 5.0)
+    monkeypatch.setattr(grid, "run_cell", lambda *a, **k: {"skip": "over 1 s"})
+    assert grid.median_cell("mf", 10, 10, Namespace(repeats=2, against=None)) == {
+        "skip": "over 1 s"
+    }
+
+
+def test_grid_runs_a_cell_in_another_checkout():
+    """``--against`` runs the other checkout's worker (here this one) in a fresh process."""
+    args = Namespace(max_gb=2.0, steps=1, warmup=1, timeout=120.0)
+    rec = grid.run_cell("popularity", 100, 30, args, Path(grid.__file__).resolve().parents[1])
+    assert rec["rate"] > 0 and rec["peak_mb"] > 0
