@@ -39,6 +39,12 @@ from mutation_equivalent_reasons import ONE_DIM_LENGTH, Equivalent
 
 __all__ = ["EQUIVALENT", "Equivalent"]
 
+BLOCK_SIZE = (
+    "the block size of the hashing is a speed choice only: every value depends on its"
+    " id, step and counter alone, so any block of at least one row (the mutant's -14,"
+    " 15 or 14 values, floored at one row) gives the same arrays, more slowly"
+)
+
 SIMLAB: dict[str, list[Equivalent]] = {
     "simlab/metrics/homogenization_nn.py": [
         Equivalent(
@@ -78,6 +84,17 @@ SIMLAB: dict[str, list[Equivalent]] = {
             "every sparse row scaled by 2 instead of 1: every cosine is multiplied by 4 "
             "exactly (a power of 2), so the same users are the most similar, with the same "
             "ties, and nearest_neighbours returns only their indices",
+        ),
+    ],
+    "simlab/rng.py": [
+        Equivalent("_BLOCK = 1 << 15", "_BLOCK = 1 - 15", BLOCK_SIZE),
+        Equivalent("_BLOCK = 1 << 15", "_BLOCK = 1 | 15", BLOCK_SIZE),
+        Equivalent("_BLOCK = 1 << 15", "_BLOCK = 1 ^ 15", BLOCK_SIZE),
+        Equivalent(
+            "if u.ndim == 1:  # one draw: numpy scalars",
+            "if u.ndim <= 1:  # one draw: numpy scalars",
+            "`u` holds two uniforms per value (its last axis has length 2), so it is never "
+            "0-d: `<= 1` and `== 1` pick the same calls",
         ),
     ],
     "simlab/metrics/topics.py": [
