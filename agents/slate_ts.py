@@ -56,10 +56,20 @@ def _normals(stream: Stream, ids: np.ndarray, step: int, n: int) -> np.ndarray:
     Box-Muller on ``stream``'s uniforms, using both outputs of each pair: half the hashing
     of :meth:`Stream.normal`, which matters for ``K`` draws over ``(B, C)`` per step.
     """
-    u = stream.uniform(ids, step, size=((n + 1) // 2, 2)).astype(np.float32)
-    r = np.sqrt(-2.0 * np.log(u[..., 0]))
-    theta = np.float32(2.0 * np.pi) * u[..., 1]
-    return np.concatenate([r * np.cos(theta), r * np.sin(theta)], axis=-1)[..., :n]
+    half = (n + 1) // 2
+    out = np.empty((ids.shape[0], 2 * half), np.float32)
+    rows = max(1, _NORMALS_BLOCK // max(half, 1))
+    for lo in range(0, ids.shape[0], rows):  # blocks of users: each block's passes in cache
+        u = stream.uniform(ids[lo : lo + rows], step, size=(half, 2)).astype(np.float32)
+        r = np.sqrt(-2.0 * np.log(u[..., 0]))
+        theta = np.float32(2.0 * np.pi) * u[..., 1]
+        np.multiply(r, np.cos(theta), out=out[lo : lo + rows, :half])
+        np.multiply(r, np.sin(theta), out=out[lo : lo + rows, half:])
+    return out[:, :n]
+
+
+_NORMALS_BLOCK = 1 << 14
+"""Normal pairs per block of :func:`_normals`."""
 
 
 class SlateThompsonAgent(Agent):
