@@ -16,7 +16,7 @@ import numpy as np
 from simlab.batch import Feedback, lookup_sorted
 from simlab.rng import Stream
 
-__all__ = ["beta_logit_draws", "pair_features"]
+__all__ = ["beta_logit_draws", "diag_ucb_scores", "pair_features"]
 
 _PAIR_SHIFT = np.int64(1 << 32)
 """(user, item) pairs are keyed as ``user * 2**32 + item`` for per-pair draws."""
@@ -176,6 +176,58 @@ def beta_logit_draws(
 
 _GAMMA_BLOCK = 1 << 15
 """Keys per block of :func:`beta_logit_draws`."""
+
+
+def diag_ucb_scores(
+    sums_b: np.ndarray,
+    sums_d: np.ndarray,
+    reg: float,
+    alpha: float,
+    w: np.ndarray,
+    idx: np.ndarray,
+    candidates: np.ndarray,
+    shared: bool,
+) -> np.ndarray:
+    """``(B, C)`` Diag-LinUCB scores ``sum_k w_k b_ik / (reg + d_ik) + alpha sqrt(var)``.
+
+    ``var = sum_k w_k^2 / (reg + d_ik)`` over each user's clusters ``idx`` (``(B, k)``, with
+    weights ``w``), from the per-(item, cluster) sums ``sums_b`` and ``sums_d``. Computed
+    block by block of users, so a block's ``(users, clusters, C)`` gathers stay in cache;
+    each user's scores are the same as over all users at once.
+
+    Args:
+        sums_b: ``(capacity, clusters)`` sums of ``w r`` per item row.
+        sums_d: ``(capacity, clusters)`` sums of ``w^2`` per item row.
+        reg: the ridge term.
+        alpha: the width of the confidence bonus.
+        w: ``(B, k)`` cluster weights of the served users.
+        idx: ``(B, k)`` their clusters.
+        candidates: ``(B, C)`` candidate item ids (rows of the sums).
+        shared: whether every row of ``candidates`` is the same.
+    """
+    b, c = candidates.shape
+    if shared:  # gather the item rows once: (clusters, C)
+        rows = candidates[0]
+        inv_c = (1.0 / (reg + sums_d[rows])).T
+        ratio_c = sums_b[rows].T * inv_c
+    out = np.empty((b, c))
+    step = max(1, _SCORE_BLOCK // max(c * idx.shape[1], 1))  # users per block
+    for lo in range(0, b, step):
+        ws, ks = w[lo : lo + step], idx[lo : lo + step]
+        if shared:
+            mean = np.einsum("bk,bkc->bc", ws, ratio_c[ks])
+            var = np.einsum("bk,bkc->bc", ws * ws, inv_c[ks])
+        else:  # (B, C, k) edges of each user's candidates and clusters
+            edge = (candidates[lo : lo + step, :, None], ks[:, None, :])
+            inv = 1.0 / (reg + sums_d[edge])
+            mean = np.einsum("bck,bk->bc", sums_b[edge] * inv, ws)
+            var = np.einsum("bck,bk->bc", inv, ws * ws)
+        out[lo : lo + step] = mean + alpha * np.sqrt(var)
+    return out
+
+
+_SCORE_BLOCK = 1 << 15
+"""(user, cluster, candidate) cells per block of :func:`diag_ucb_scores`."""
 
 
 # ----------------------------------------------------------------------------- linear

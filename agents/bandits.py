@@ -42,6 +42,7 @@ from .bandit_math import (
     _pair_ids,
     _quadratic,
     beta_logit_draws,
+    diag_ucb_scores,
     pair_features,
 )
 from .bandit_models import _CLICKS, _IMPRESSIONS, _CountingAgent, _EdgeSums, _LinearBandit
@@ -376,21 +377,11 @@ class DiagLinUCBAgent(_EdgeSums, Agent):
             self._b = np.zeros((0, self.centroids.shape[0]))
         idx, w = self.user_clusters(feats)
         self._users.keep(obs.user_ids, clusters=idx, weights=w)
-        reg = self.params.reg
-        if obs.shared_candidates:  # gather the item rows once: (clusters, C)
-            rows = obs.candidate_pool
-            self._grow(int(rows.max()))
-            inv = (1.0 / (reg + self._d[rows])).T
-            ratio = self._b[rows].T * inv
-            mean = np.einsum("bk,bkc->bc", w, ratio[idx])
-            var = np.einsum("bk,bkc->bc", w * w, inv[idx])
-        else:  # (B, C, k) edges of each user's candidates and clusters
-            self._grow(int(obs.candidates.max()))
-            edge = (obs.candidates[:, :, None], idx[:, None, :])
-            inv = 1.0 / (reg + self._d[edge])
-            mean = np.einsum("bck,bk->bc", self._b[edge] * inv, w)
-            var = np.einsum("bck,bk->bc", inv, w * w)
-        return mean + self.params.alpha * np.sqrt(var)
+        self._grow(int(obs.candidates.max()))
+        p, cands = self.params, obs.candidates
+        return diag_ucb_scores(
+            self._b, self._d, p.reg, p.alpha, w, idx, cands, obs.shared_candidates
+        )
 
     def act(self, obs: Observation) -> Slates:
         """Top candidates by score, ties broken per (item, step)."""
