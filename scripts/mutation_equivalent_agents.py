@@ -20,6 +20,20 @@ from mutation_equivalent_reasons import (
 )
 
 AGENTS: dict[str, list[Equivalent]] = {
+    "agents/bandit_math.py": [
+        Equivalent(
+            "step = max(1, _SCORE_BLOCK // max(c * idx.shape[1], 1))  # users per block",
+            "step = max(1, _SCORE_BLOCK * max(c * idx.shape[1], 1))  # users per block",
+            "the users per block are a speed choice only: each user's scores are computed "
+            "alone (per-row einsums), so one block of every user gives the same arrays",
+        ),
+        Equivalent(
+            "new = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1.0)[:, None], centres)",
+            "new = np.where(counts[:, None] > 0, sums / np.maximum(counts, 0.0)[:, None], centres)",
+            "the divisor only differs where a cluster is empty (count 0), and there np.where "
+            "keeps the old centre whatever the division gave; elsewhere counts are >= 1",
+        ),
+    ],
     "agents/base.py": [
         Equivalent(
             'if vals.dtype.kind == "f":',

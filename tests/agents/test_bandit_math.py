@@ -258,6 +258,23 @@ def test_kmeans_equals_a_reference_seeding_and_lloyd(n, k, iters):
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    ("seed", "n", "k"), [(392, 8, 2), (1146, 4, 2), (1693, 4, 2), (1831, 7, 3)]
+)
+def test_kmeans_moves_a_centre_to_its_only_member(seed, n, k):
+    """A cluster left with one point (not its centre) moves there: the mean of one point.
+
+    Small sets with an outlier, where a Lloyd step leaves some cluster a single member.
+    """
+    rng = np.random.default_rng(seed)
+    assert (int(rng.integers(4, 9)), int(rng.integers(2, 4))) == (n, k)
+    x = rng.normal(0, 1, (n, 2))
+    x[0] += rng.normal(0, 4, 2)  # an outlier
+    got = _kmeans(x, k, 5, Stream(1, "test/kmeans"))
+    want = reference_kmeans(x, k, 5, Stream(1, "test/kmeans"))
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
 def test_kmeans_separates_clear_clusters_and_handles_coincident_points():
     """Two far groups give their means; identical points give identical centres (no NaN)."""
     x = np.concatenate([np.full((10, 2), -5.0), np.full((10, 2), 5.0)])
