@@ -138,6 +138,22 @@ def test_ucb1_puts_every_unseen_item_before_every_shown_one():
         assert slates[0, -1] == 7
 
 
+@pytest.mark.parametrize("step", [1, 2, 5])
+def test_ucb1_breaks_ties_among_shown_items_by_the_largest_draw(step):
+    """Items shown alike (equal indices) come by their tie-break uniforms, largest first.
+
+    As never-shown items do.
+    """
+    agent = make_agent("ucb1", 3, c=0.5)
+    ids = np.arange(20, 32)
+    agent.update(make_feedback(0, np.arange(12), ids[:, None], np.full(12, -1)))  # no clicks
+    assert np.unique(agent.indices(ids)).size == 1
+    cat = make_catalog(ids, np.zeros((12, 1)))
+    slate = agent.act(make_obs(cat, [0], np.zeros((1, 1)), step, 12)).item_ids[0]
+    u = Stream(3, "agent/ucb1/tiebreak").uniform(ids, step)
+    assert slate.tolist() == ids[np.argsort(-u)].tolist()
+
+
 @pytest.mark.parametrize("eps", [0.0, 0.3, 1.0])
 def test_epsilon_greedy_propensities_are_the_mixture_of_greedy_and_uniform(eps):
     """Per slot ``(1 - eps) [greedy item] + eps / C``; the served slates follow them."""
