@@ -366,6 +366,24 @@ AGENTS: dict[str, list[Equivalent]] = {
     ],
     "agents/slate_ts.py": [
         Equivalent(
+            "rows = max(1, _NORMALS_BLOCK // max(half, 1))",
+            "rows = max(1, _NORMALS_BLOCK % max(half, 1))",
+            "the users per block of the normals are a speed choice only: each user's normals "
+            "are keyed by the user, so any block of at least one user gives the same arrays",
+        ),
+        Equivalent(
+            "_NORMALS_BLOCK = 1 << 14",
+            "_NORMALS_BLOCK = 1 * 14",
+            "the block size of the normals is a speed choice only (see `%` above)",
+        ),
+        Equivalent("shown = log.slates != PAD", "shown = log.slates > PAD", PAD_BELOW_IDS),
+        Equivalent(
+            "self._grow_users(int(obs.user_ids.max(initial=0)), obs.user_features.shape[1])",
+            "self._grow_users(int(obs.user_ids.max(initial= -1)), obs.user_features.shape[1])",
+            "the two differ only for a batch of no users on a fresh agent: its per-user tables "
+            "then hold 0 or 1 row of zeros, a row no user has, so nothing reads it",
+        ),
+        Equivalent(
             "if n > old:",
             "if n != old:",
             "n = max(max_id + 1, old) is never below old, so `!=` holds exactly when `>` does",
