@@ -226,7 +226,7 @@ def diag_ucb_scores(
     return out
 
 
-_SCORE_BLOCK = 1 << 15
+_SCORE_BLOCK = 1 << 17
 """(user, cluster, candidate) cells per block of :func:`diag_ucb_scores`."""
 
 

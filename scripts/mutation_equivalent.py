@@ -41,8 +41,8 @@ __all__ = ["EQUIVALENT", "Equivalent"]
 
 BLOCK_SIZE = (
     "the block size of the hashing is a speed choice only: every value depends on its"
-    " id, step and counter alone, so any block of at least one row (the mutant's -14,"
-    " 15 or 14 values, floored at one row) gives the same arrays, more slowly"
+    " id, step and counter alone, so any block of at least one row (the mutant's -16,"
+    " 17 or 16 values, floored at one row) gives the same arrays, more slowly"
 )
 
 SIMLAB: dict[str, list[Equivalent]] = {
@@ -87,9 +87,9 @@ SIMLAB: dict[str, list[Equivalent]] = {
         ),
     ],
     "simlab/rng.py": [
-        Equivalent("_BLOCK = 1 << 15", "_BLOCK = 1 - 15", BLOCK_SIZE),
-        Equivalent("_BLOCK = 1 << 15", "_BLOCK = 1 | 15", BLOCK_SIZE),
-        Equivalent("_BLOCK = 1 << 15", "_BLOCK = 1 ^ 15", BLOCK_SIZE),
+        Equivalent("_BLOCK = 1 << 17", "_BLOCK = 1 - 17", BLOCK_SIZE),
+        Equivalent("_BLOCK = 1 << 17", "_BLOCK = 1 | 17", BLOCK_SIZE),
+        Equivalent("_BLOCK = 1 << 17", "_BLOCK = 1 ^ 17", BLOCK_SIZE),
         Equivalent(
             "if u.ndim == 1:  # one draw: numpy scalars",
             "if u.ndim <= 1:  # one draw: numpy scalars",

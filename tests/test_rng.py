@@ -458,3 +458,38 @@ def test_gamma_dirichlet_beta_golden_values():
         rtol=1e-9,
     )
     np.testing.assert_allclose(s.beta([3], 1, 2.0, 5.0), [0.2768454570559974], rtol=1e-9)
+
+
+def _formula_bits(stream: Stream, ids: np.ndarray, step: int, size) -> np.ndarray:
+    """The documented hash, element by element in uint64: no blocks, no in-place passes."""
+    shape = (int(size),) if isinstance(size, int) else tuple(size)
+    n = math.prod(shape)
+    step_key = np.uint64((stream._key ^ ((step * rng._STEP_SALT) & rng._MASK)) & rng._MASK)
+    with np.errstate(over="ignore"):
+        h = np.asarray(ids, np.int64).astype(np.uint64) * rng._GOLDEN + np.uint64(stream._key)
+        h = rng._mix(rng._mix(h) ^ step_key)
+        if shape == ():
+            return rng._mix(h + rng._GOLDEN)
+        counters = np.arange(1, n + 1, dtype=np.uint64) * rng._GOLDEN
+        return rng._mix(h[..., None] + counters).reshape(h.shape + shape)
+
+
+@pytest.mark.parametrize("ids_shape", [(0,), (1,), (7,), (3, 4), (2, 0, 3)])
+@pytest.mark.parametrize("size", [(), 1, 3, 9, 40, (2, 9), (0,)])
+def test_bits_follow_the_formula_whatever_the_blocks(ids_shape, size, monkeypatch):
+    """Hashing block by block gives the formula's bits and uniforms for every layout.
+
+    Tiny blocks (8 values, blocked from 16) cover one block, many ids per block, one id per
+    block and draws longer than a block per id.
+    """
+    monkeypatch.setattr(rng, "_BLOCK", 8)
+    monkeypatch.setattr(rng, "_BLOCKED_FROM", 16)
+    ids = np.arange(math.prod(ids_shape), dtype=np.int64).reshape(ids_shape) * 7919 - 50
+    for step in (0, 5):
+        s = Stream(4, "blocks")
+        want = _formula_bits(s, ids, step, size)
+        got = s.bits(ids, step, size)
+        np.testing.assert_array_equal(got, want)
+        u = s.uniform(ids, step, size)
+        want_u = ((want >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+        np.testing.assert_array_equal(u, np.minimum(want_u, 1.0 - 2.0**-53))
