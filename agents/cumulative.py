@@ -179,11 +179,51 @@ def rank_known_first(
     head = np.take_along_axis(key, top, axis=1)
     unsure = np.flatnonzero((head[:, 1:] == head[:, :-1]).any(axis=1) | np.isnan(head).any(axis=1))
     top = top[:, :k]
-    if unsure.size:  # a tie (or NaN) near the head: the whole ranking of those rows
-        top[unsure] = _ranked(
-            -key[unsure], cands[unsure], obs.user_ids[unsure], obs.step, tiebreak, counts
-        )[:, :k]
+    if unsure.size:  # a tie (or NaN) near the head
+        rows_key, users = -key[unsure], obs.user_ids[unsure]
+        head_ok = np.zeros(unsure.size, bool)
+        if not counts:  # ties by the draws, still for the head only
+            top[unsure], head_ok = _tied_head(rows_key, cands[unsure], users, obs.step, tiebreak, k)
+        whole = np.flatnonzero(~head_ok)  # NaN, or equal draws: the whole ranking
+        if whole.size:
+            rows = unsure[whole]
+            top[rows] = _ranked(
+                rows_key[whole], cands[rows], users[whole], obs.step, tiebreak, counts
+            )[:, :k]
     return np.take_along_axis(cands, top, axis=1)
+
+
+def _tied_head(key, cands, user_ids, step: int, tiebreak: Stream, k: int):
+    """``((R, k) head, (R,) ok)``: each row's first ``k`` as the whole ranking orders them.
+
+    The ``k``-th smallest key ``t`` splits a row: every key below ``t`` is in the head, and
+    the items of key ``t`` fill the rest by their smallest draws. The head is ordered by run
+    of equal keys plus draw, the whole ranking's values (:func:`_runs_plus_draws`), so no row
+    is sorted whole. ``ok`` is False for a row with NaN, or whose head holds equal run-plus-
+    draw values or meets the next item of key ``t`` at an equal one (ranked whole instead).
+    """
+    kth = np.partition(key, k - 1, axis=1)[:, k - 1 : k]
+    less, eq = key < kth, key == kth
+    draw = tiebreak.uniform(_pair_ids(user_ids[:, None], cands), step)
+    comp = np.where(less, -1.0, np.where(eq, draw, 2.0))  # below t, then t by draw, then above
+    part = np.argpartition(comp, k, axis=1)[:, : k + 1]  # the k + 1 smallest, unordered
+    by = np.argsort(np.take_along_axis(comp, part, axis=1), axis=1)
+    head, after = (
+        np.take_along_axis(part, by[:, :k], axis=1),
+        np.take_along_axis(part, by[:, k:], 1),
+    )
+    hk, hd = np.take_along_axis(key, head, axis=1), np.take_along_axis(draw, head, axis=1)
+    order = np.lexsort((hd, hk), axis=1)
+    head, hk, hd = (np.take_along_axis(a, order, axis=1) for a in (head, hk, hd))
+    run = np.zeros(hk.shape)
+    np.cumsum(hk[:, 1:] != hk[:, :-1], axis=1, out=run[:, 1:])  # run of each head item
+    group = run + hd
+    # the next item of key t, if any, has the last run's number plus its own draw
+    nxt = run[:, -1] + np.take_along_axis(draw, after, axis=1)[:, 0]
+    nxt[~eq[np.arange(key.shape[0]), after[:, 0]]] = np.inf
+    ok = (group[:, 1:] > group[:, :-1]).all(axis=1) & (nxt > group[:, -1])
+    ok &= ~np.isnan(key).any(axis=1)
+    return head, ok
 
 
 _TOP_RATIO = 4

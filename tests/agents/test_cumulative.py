@@ -371,7 +371,8 @@ def test_a_short_slate_is_the_head_of_the_whole_ranking(case, kind):
     """
     scores, obs, horizon = _head_case(case, kind)
     n = obs.candidates.shape[1]
-    for stream in (Stream(case, "t"), _CoarseStream(Stream(case, "t"), 2)):
+    coarse = [_CoarseStream(Stream(case, "t"), levels) for levels in (2, 50, 1000)]
+    for stream in (Stream(case, "t"), *coarse):
         whole = rank_known_first(scores, _with_slate(obs, n), horizon, stream)
         for k in sorted({1, 2, n // 4 - 1, n // 4, n // 2, n} - {0, -1}):
             head = _with_slate(obs, k)
@@ -382,8 +383,8 @@ def test_a_short_slate_is_the_head_of_the_whole_ranking(case, kind):
                 np.testing.assert_array_equal(got, old)
 
 
-def test_distinct_scores_and_a_short_slate_rank_no_row_whole(monkeypatch):
-    """With no tie near the head, no row's whole ranking is computed (the cost is a partition)."""
+def test_a_short_slate_ranks_no_row_whole_unless_its_draws_tie(monkeypatch):
+    """Distinct scores, or ties broken by distinct draws: no row's whole ranking is computed."""
     rng = np.random.default_rng(0)
     b, n = 50, 400
     cat = _catalog(3, n, np.zeros((n, 2)), np.zeros(n, np.int64))
@@ -396,9 +397,14 @@ def test_distinct_scores_and_a_short_slate_rank_no_row_whole(monkeypatch):
         cumulative, "_ranked", lambda key, *a: calls.append(key.shape) or real(key, *a)
     )
     got = rank_known_first(scores, obs, None, Stream(1, "t"))
-    assert calls == [(1, n)]
+    assert calls == []
     want = np.argsort(-scores, axis=1, kind="stable")[:, :10]
     np.testing.assert_array_equal(np.delete(got, 7, axis=0), np.delete(want, 7, axis=0))
+    draws = Stream(1, "t").uniform((7 << 32) | np.arange(n), 3)
+    assert got[7].tolist() == np.argsort(draws)[:10].tolist()  # the row of ties: by draw
+    coarse = _CoarseStream(Stream(1, "t"), 4)  # draws that tie: that row is ranked whole
+    rank_known_first(scores, obs, None, coarse)
+    assert calls == [(1, n)]
 
 
 @pytest.mark.parametrize("k", [1, 3, 10])
