@@ -40,9 +40,9 @@ from mutation_equivalent_reasons import ONE_DIM_LENGTH, Equivalent
 __all__ = ["EQUIVALENT", "Equivalent"]
 
 BLOCK_SIZE = (
-    "the block size of the hashing is a speed choice only: every value depends on its"
-    " id, step and counter alone, so any block of at least one row (the mutant's -16,"
-    " 17 or 16 values, floored at one row) gives the same arrays, more slowly"
+    "the hashing's block size and the size from which it blocks are speed choices only:"
+    " every value depends on its id, step and counter alone, so any blocks of at least one"
+    " row (the mutants' sizes are floored at one row) give the same arrays"
 )
 
 SIMLAB: dict[str, list[Equivalent]] = {
@@ -90,6 +90,8 @@ SIMLAB: dict[str, list[Equivalent]] = {
         Equivalent("_BLOCK = 1 << 17", "_BLOCK = 1 - 17", BLOCK_SIZE),
         Equivalent("_BLOCK = 1 << 17", "_BLOCK = 1 | 17", BLOCK_SIZE),
         Equivalent("_BLOCK = 1 << 17", "_BLOCK = 1 ^ 17", BLOCK_SIZE),
+        Equivalent("_BLOCKED_FROM = 1 << 20", "_BLOCKED_FROM = 1 - 20", BLOCK_SIZE),
+        Equivalent("_BLOCKED_FROM = 1 << 20", "_BLOCKED_FROM = 1 % 20", BLOCK_SIZE),
         Equivalent(
             "if u.ndim == 1:  # one draw: numpy scalars",
             "if u.ndim <= 1:  # one draw: numpy scalars",

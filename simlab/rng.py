@@ -191,7 +191,7 @@ class Stream(GammaDraws):
         shape = _as_shape(size)
         n = math.prod(shape)
         step_key = np.uint64((self._key ^ ((int(step) * _STEP_SALT) & _MASK)) & _MASK)
-        flat = h.reshape(-1)  # a view: h is C-contiguous
+        flat = h.ravel()  # a view: h is C-contiguous
         tmp = np.empty_like(flat)
         # a fast path for one draw per id: the same values as the general path below
         one = n == 1 and shape == ()  # pragma: no mutate
