@@ -2,9 +2,10 @@
 
 Beta draws of Thompson sampling (:func:`beta_logit_draws`, from keyed Marsaglia-Tsang gamma
 draws); the pair features ``x_ui = [u * v, v, 1]`` of the linear bandits and the scores and
-quadratic forms computed from them without forming ``(B, C, D)`` arrays; the k-means of
-Diag-LinUCB's user clusters; and the small helpers every bandit shares (rewards per slot,
-pair keys, the context kept from ``act`` for ``update``). See :mod:`simlab.agents.bandits`.
+quadratic forms computed from them without forming ``(B, C, D)`` arrays; Diag-LinUCB's
+scores (:func:`diag_ucb_scores`) and the k-means of its user clusters; and the small
+helpers every bandit shares (rewards per slot, pair keys, the context kept from ``act`` for
+``update``). See :mod:`simlab.agents.bandits`.
 """
 
 from __future__ import annotations
