@@ -426,3 +426,52 @@ def test_the_head_only_ranking_starts_at_a_quarter_of_the_candidates(k, monkeypa
         got = rank_known_first(scores, obs, None, Stream(1, "t"))
         assert calls == ([] if 4 * (k + 1) <= c else [(5, c)]), c
         np.testing.assert_array_equal(got, np.argsort(-scores, axis=1)[:, :k])
+
+
+# keys (small integers, as characters from '0') on which np.partition at k, not k - 1, leaves
+# a wrong k-th key at index k - 1 on this numpy: the head must use the guaranteed position
+_PARTITION_EDGE = (
+    "9FBWDX:XSOJIFPXYPKYWXEF47E@Z3;CNDI3>4UWTJBQ79IC1SDQL<LD6@GRD0KH4O>7J0GJL0K?LM@ZU3O7FBO>4UV"
+    "VX5AL@KAR4CFFG>0CM2>WZ1VRUZ4JP9S@84WC>SV9C8A5M<UWTBOUCDSS3UR3GRV<NZKX38;E7ZWA8Z?HZT4?7VO7P"
+    "AM89YG8O5I63D@IFN:FXK@25HD48EW1QP3TH1UF31C0ODE1BFIX0IV7MO?H3QV18N29DWSDFV@9?9TV17AE2WHT303"
+    "UA=>JRXNCE=E4=P<YUOJEG25"
+)
+
+
+def test_a_tied_head_takes_the_kth_key_from_its_guaranteed_place():
+    """A row of many ties whose k-th smallest key a partition at ``k`` would misplace."""
+    key = np.frombuffer(_PARTITION_EDGE.encode(), np.uint8).astype(np.float64) - ord("0")
+    n, k = key.size, 66
+    assert np.sort(key)[k - 1] != np.partition(key, k)[k - 1]  # the trap, on this numpy
+    cat = _catalog(3, n, np.zeros((n, 2)), np.zeros(n, np.int64))
+    scores = -(key + 0.5)[None]  # not counts: the tied-head path
+    got = rank_known_first(
+        scores, _with_slate(_obs(3, cat, users=np.arange(1)), k), None, Stream(2, "t")
+    )
+    whole = rank_known_first(
+        scores, _with_slate(_obs(3, cat, users=np.arange(1)), n), None, Stream(2, "t")
+    )
+    np.testing.assert_array_equal(got, whole[:, :k])
+
+
+def test_a_head_of_several_tie_runs_is_not_ranked_whole(monkeypatch):
+    """Runs of equal scores in the head, the last one going on past it: no whole ranking.
+
+    The head's order is run number plus draw (later runs' draws may be smaller than earlier
+    ones'), and the next item of the last run is compared with that run's number too.
+    """
+    n, k = 40, 9
+    scores = np.repeat([5.5, 3.5, 0.5], [4, 10, 26])[None].repeat(6, axis=0)
+    cat = _catalog(3, n, np.zeros((n, 2)), np.zeros(n, np.int64))
+    calls = []
+    real = cumulative._ranked
+    monkeypatch.setattr(
+        cumulative, "_ranked", lambda key, *a: calls.append(key.shape) or real(key, *a)
+    )
+    users = np.arange(6, dtype=np.int64)
+    got = rank_known_first(scores, _with_slate(_obs(3, cat, users=users), k), None, Stream(5, "t"))
+    assert calls == []
+    whole = rank_known_first(
+        scores, _with_slate(_obs(3, cat, users=users), n), None, Stream(5, "t")
+    )
+    np.testing.assert_array_equal(got, whole[:, :k])
