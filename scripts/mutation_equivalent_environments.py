@@ -52,6 +52,8 @@ ENVIRONMENTS: dict[str, list[Equivalent]] = {
             "`new` holds only ids not cached, so never `self._ids[-1]`: the mutant re-sorts "
             "every time, and a stable sort of ids already in order leaves them as they are",
         ),
+    ],
+    "environments/chaney_memo.py": [
         Equivalent(
             "if end > held.shape[0]:  # extend the held rows 0.. to cover ids",
             "if end >= held.shape[0]:  # extend the held rows 0.. to cover ids",

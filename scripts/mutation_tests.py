@@ -264,4 +264,8 @@ EXTRA_TESTS = {
         "tests/environments/test_chaney.py",
         "tests/environments/test_chaney_draws.py",
     ],
+    "environments/chaney_memo.py": [
+        "tests/environments/test_chaney.py",
+        "tests/environments/test_chaney_draws.py",
+    ],
 }

@@ -7,7 +7,7 @@ import pytest
 from conftest import make_small
 
 from simlab.batch import Catalog
-from simlab.environments import chaney
+from simlab.environments import chaney_memo
 from simlab.environments.chaney import ChaneyItems, ChaneyUsers
 from simlab.environments.social_graph import SocialGraphParams, social_graph
 from simlab.errors import ScenarioError
@@ -53,9 +53,9 @@ def test_items_publish_dirichlet_attributes_at_a_fixed_rate_and_never_retire():
 
 def test_item_attributes_are_keyed_by_id_and_follow_the_hyper_prior():
     """An item's attributes do not depend on how many items a step publishes; mean = mu_alpha."""
-    chaney._ATTRIBUTES._held.clear()
+    chaney_memo.ATTRIBUTES._held.clear()
     a = _items(steps=6, items_per_step=5).latent()
-    chaney._ATTRIBUTES._held.clear()  # drawn again, not taken from the memo
+    chaney_memo.ATTRIBUTES._held.clear()  # drawn again, not taken from the memo
     b = _items(steps=3, items_per_step=10).latent()
     np.testing.assert_array_equal(a.attributes, b.attributes)
     many = ChaneyItems(ChaneyItems.Params(initial_items=20000), CTX)
@@ -242,16 +242,16 @@ def test_a_chaney_world_runs_with_simlab_agents():
 
 def test_worlds_of_one_seed_share_draws_and_other_items_get_their_own():
     """Drawn or taken from the process's memo, the same utilities; other items drawn afresh."""
-    from simlab.environments import chaney
+    from simlab.environments import chaney_memo
 
     items = _items(steps=4).latent()
     ids = np.broadcast_to(items.item_ids, (40, items.item_ids.shape[0]))
-    chaney._MEMO._tables.clear()
+    chaney_memo.DRAWS._tables.clear()
     first = _users().expected_utility(0, np.arange(40), ids, items)
-    assert chaney._MEMO._tables  # held for the next world of the seed
+    assert chaney_memo.DRAWS._tables  # held for the next world of the seed
     again = _users().expected_utility(0, np.arange(40), ids, items)
     np.testing.assert_array_equal(first, again)
-    chaney._MEMO._tables.clear()
+    chaney_memo.DRAWS._tables.clear()
     fresh = _users().expected_utility(0, np.arange(40), ids, items)
     np.testing.assert_array_equal(first, fresh)
     other = _items(steps=4, attribute_scale=0.5).latent()  # same ids, other attributes
@@ -278,7 +278,7 @@ def test_knn_graph_of_a_large_population_links_exactly_the_top_k(n, k):
 
 def test_worlds_of_one_seed_share_item_draws_and_other_settings_draw_their_own():
     """Items taken from the process's memo equal items drawn afresh; the memo stays small."""
-    memo = chaney._ATTRIBUTES._held
+    memo = chaney_memo.ATTRIBUTES._held
     memo.clear()
     fresh = _items(steps=6, items_per_step=5).latent().attributes
     assert [v.shape for v in memo.values()] == [(30, CTX.dim)]
@@ -297,27 +297,27 @@ def test_worlds_of_one_seed_share_item_draws_and_other_settings_draw_their_own()
     assert not np.array_equal(_items(ctx, steps=6, items_per_step=5).latent().attributes, fresh)
     for seed in range(10, 16):
         _items(WorldContext(**{**CTX.__dict__, "seed": seed}), steps=1)
-    assert len(memo) == chaney._ATTRIBUTES.size
+    assert len(memo) == chaney_memo.ATTRIBUTES.size
 
 
 def test_a_world_restored_past_the_memo_draws_its_items_itself():
     """A restored world publishing ids the memo does not reach draws them, keyed as always."""
-    chaney._ATTRIBUTES._held.clear()
+    chaney_memo.ATTRIBUTES._held.clear()
     whole = _items(steps=6, items_per_step=5).latent().attributes
-    chaney._ATTRIBUTES._held.clear()
+    chaney_memo.ATTRIBUTES._held.clear()
     first = _items(steps=2, items_per_step=5)
-    chaney._ATTRIBUTES._held.clear()
+    chaney_memo.ATTRIBUTES._held.clear()
     restored = ChaneyItems(ChaneyItems.Params(items_per_step=5), CTX)
     restored.load_state_dict(first.state_dict())
     for t in range(2, 6):
         restored.step(t, None)
     np.testing.assert_array_equal(restored.latent().attributes, whole)
-    assert not any(v.size for v in chaney._ATTRIBUTES._held.values())  # nothing held
+    assert not any(v.size for v in chaney_memo.ATTRIBUTES._held.values())  # nothing held
 
 
 def test_the_item_memo_holds_at_most_its_cells_and_draws_the_rest_alike():
     """Past ``max_cells`` values a key's items are drawn by each world: the same values."""
-    memo = chaney._AttributeMemo(size=2, max_cells=12 * CTX.dim)
+    memo = chaney_memo.AttributeMemo(size=2, max_cells=12 * CTX.dim)
     items = ChaneyItems(ChaneyItems.Params(items_per_step=5), CTX)
     draw, mu = items._draw, items.mu_alpha
     want = draw.dirichlet(np.arange(20), 0, mu)
@@ -335,7 +335,7 @@ def test_the_item_memo_holds_at_most_its_cells_and_draws_the_rest_alike():
 
 def test_the_utility_memo_keeps_every_held_item_once_when_new_draws_overlap():
     """put() of ids partly held replaces those and keeps the rest: each id once, all gettable."""
-    memo = chaney._DrawMemo(size=2)
+    memo = chaney_memo.DrawMemo(size=2)
     attrs = np.arange(40.0).reshape(20, 2)
     v, eta = np.arange(60.0).reshape(3, 20), -np.arange(60.0).reshape(3, 20)
     ids = np.arange(20, dtype=np.int64)

@@ -9,7 +9,8 @@ import pytest
 from conftest import make_small
 from test_chaney import CTX, _items, _users
 
-from simlab.environments.chaney import ChaneyItems, ChaneyUsers, _DrawMemo
+from simlab.environments.chaney import ChaneyItems, ChaneyUsers
+from simlab.environments.chaney_memo import DrawMemo
 from simlab.world import World
 
 
@@ -231,7 +232,7 @@ def test_every_bound_accepts_its_edge_and_refuses_past_it(cls, field, edge, beyo
 @pytest.mark.parametrize("size", [1, 2, 4])
 def test_draw_memo_keeps_the_most_recently_used_keys(size):
     """At most ``size`` keys; putting one more drops the least recently put or read."""
-    memo = _DrawMemo(size)
+    memo = DrawMemo(size)
     ids, attrs = np.array([3, 7]), np.eye(2)
     v = np.arange(4.0).reshape(2, 2)
     for key in range(size + 2):
@@ -253,7 +254,7 @@ def test_draw_memo_holds_no_table_over_its_cell_cap(users, items, held):
 
     So a large world costs no second copy of V and eta.
     """
-    memo = _DrawMemo(size=2, max_cells=12)
+    memo = DrawMemo(size=2, max_cells=12)
     ids = np.arange(items, dtype=np.int64)
     attrs = np.ones((items, 2))
     v = np.arange(users * items, dtype=float).reshape(users, items)
@@ -277,11 +278,11 @@ def test_memory_estimate_counts_the_utility_caches_and_the_memo_while_it_holds(u
 
     The scenario's estimate adds that part (named), over the items the run publishes.
     """
-    from simlab.environments import chaney
+    from simlab.environments import chaney_memo
     from simlab.memory import estimate
 
     pairs = users * items
-    held = pairs <= chaney._MEMO.max_cells
+    held = pairs <= chaney_memo.DRAWS.max_cells
     assert ChaneyUsers.memory_bytes(users, items) == 16 * pairs * (2 if held else 1)
     sc = make_small(
         steps=10,
