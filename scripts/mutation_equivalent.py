@@ -92,6 +92,18 @@ SIMLAB: dict[str, list[Equivalent]] = {
         Equivalent("_BLOCK = 1 << 17", "_BLOCK = 1 ^ 17", BLOCK_SIZE),
         Equivalent("_BLOCKED_FROM = 1 << 20", "_BLOCKED_FROM = 1 - 20", BLOCK_SIZE),
         Equivalent("_BLOCKED_FROM = 1 << 20", "_BLOCKED_FROM = 1 % 20", BLOCK_SIZE),
+        Equivalent("_BLOCKED_FROM = 1 << 20", "_BLOCKED_FROM = 1 + 20", BLOCK_SIZE),
+        Equivalent("_BLOCK = 1 << 17", "_BLOCK = 1 & 17", BLOCK_SIZE),
+        Equivalent(
+            "big = flat.shape[0] * n > _BLOCKED_FROM",
+            "big = flat.shape[0] | n > _BLOCKED_FROM",
+            BLOCK_SIZE,
+        ),
+        Equivalent(
+            "if p.ndim == 1:",
+            "if p.ndim <= 1:",
+            "a 0-d `probs` is refused just above, so `p.ndim` is at least 1 here",
+        ),
         Equivalent(
             "if u.ndim == 1:  # one draw: numpy scalars",
             "if u.ndim <= 1:  # one draw: numpy scalars",

@@ -287,6 +287,8 @@ class Stream(GammaDraws):
         """
         ids = np.asarray(ids)
         p = np.asarray(probs, dtype=np.float64)
+        if p.ndim == 0:
+            raise ValueError("Expects `probs` with a last axis of categories, actual: a scalar")
         if p.ndim == 1:
             p = np.broadcast_to(p, ids.shape + p.shape)
         if p.shape[:-1] != ids.shape:

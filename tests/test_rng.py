@@ -123,6 +123,9 @@ def test_categorical_rejects_bad_probs():
         s.categorical([1, 2], step=0, probs=np.ones((3, 2)))
     with pytest.raises(ValueError, match="non-negative"):
         s.categorical([1, 2], step=0, probs=np.array([0.5, -0.1]))
+    for ids in ([1, 2], 7):  # a scalar weight has no categories, whatever the ids
+        with pytest.raises(ValueError, match="a last axis of categories, actual: a scalar"):
+            s.categorical(ids, step=0, probs=np.float64(0.5))
 
 
 def test_integers_in_range_and_uniform():
