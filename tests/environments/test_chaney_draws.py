@@ -175,13 +175,14 @@ def test_utility_means_at_or_past_one_are_clipped_inside_the_unit_interval(reach
     """
     users = _users()
     k = int(np.argmax(users.theta[0]))
-    attrs = np.zeros((2, users.theta.shape[1]))
+    attrs = np.zeros((3, users.theta.shape[1]))  # row 2: no attribute at all, a product of 0
     attrs[0, k] = reach / users.theta[0, k]
     attrs[1, k] = 1e-30  # a dot product of ~0, clipped to 1e-9
-    v, eta = users._draw(np.array([0, 1], np.int64), attrs)
+    v, eta = users._draw(np.array([0, 1, 2], np.int64), attrs)
     assert np.isfinite(v).all() and (v >= 0).all() and (v <= 1).all()
     assert v[0, 0] == pytest.approx(1.0, abs=1e-5)
     assert v[0, 1] == pytest.approx(0.0, abs=1e-5)
+    assert v[:, 2] == pytest.approx(0.0, abs=1e-5)
     assert ((eta > 0) & (eta < 1)).all()
 
 
@@ -271,7 +272,7 @@ def test_draw_memo_holds_no_table_over_its_cell_cap(users, items, held):
 
 
 @pytest.mark.parametrize(
-    ("users", "items"), [(100, 1000), (2000, 2097), (2000, 2098), (10**4, 10**4)]
+    ("users", "items"), [(100, 1000), (2000, 2097), (2048, 2048), (2000, 2098), (10**4, 10**4)]
 )
 def test_memory_estimate_counts_the_utility_caches_and_the_memo_while_it_holds(users, items):
     """16 bytes per (user, item) for V and P, 16 more while the memo's cap holds the pairs.
