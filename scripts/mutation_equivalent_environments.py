@@ -56,6 +56,28 @@ ENVIRONMENTS: dict[str, list[Equivalent]] = {
     "environments/chaney_memo.py": [
         Equivalent(
             "if end > held.shape[0]:  # extend the held rows 0.. to cover ids",
+            "if end != held.shape[0]:  # extend the held rows 0.. to cover ids",
+            "below `held.shape[0]` the extension draws the empty range and concatenates "
+            "nothing: the same held rows",
+        ),
+        Equivalent(
+            "if end > held.shape[0]:  # extend the held rows 0.. to cover ids",
+            "if end is not held.shape[0]:  # extend the held rows 0.. to cover ids",
+            "as `!=`: an extension over the empty range concatenates nothing",
+        ),
+        Equivalent(
+            "def __init__(self, size: int = 4, max_cells: int = 1 << 22) -> None:",
+            "def __init__(self, size: int = 3, max_cells: int = 1 << 22) -> None:",
+            "how many seeds the memo keeps is a speed choice only: a key it dropped is drawn "
+            "again, with the same keyed values",
+        ),
+        Equivalent(
+            "return np.zeros((0, mu.shape[0]))",
+            "return np.zeros((0, mu.shape[ -1]))",
+            ONE_DIM_LENGTH + " (mu_alpha, (K,))",
+        ),
+        Equivalent(
+            "if end > held.shape[0]:  # extend the held rows 0.. to cover ids",
             "if end >= held.shape[0]:  # extend the held rows 0.. to cover ids",
             "at `end == held.shape[0]` the extension draws no item and concatenates nothing: "
             "the same held rows",
