@@ -94,6 +94,17 @@ SIMLAB: dict[str, list[Equivalent]] = {
         Equivalent("_BLOCKED_FROM = 1 << 20", "_BLOCKED_FROM = 1 % 20", BLOCK_SIZE),
         Equivalent("_BLOCKED_FROM = 1 << 20", "_BLOCKED_FROM = 1 + 20", BLOCK_SIZE),
         Equivalent("_BLOCK = 1 << 17", "_BLOCK = 1 & 17", BLOCK_SIZE),
+        Equivalent("_BLOCK = 1 << 17", "_BLOCK = 1 % 17", BLOCK_SIZE),
+        Equivalent(
+            "for lo in range(0, flat.shape[0], rows):",
+            "for lo in range(0, flat.shape[ -1], rows):",
+            ONE_DIM_LENGTH + " (`flat` is the ids raveled)",
+        ),
+        Equivalent(
+            "_BELOW_ONE = float(np.nextafter(1.0, 0.0))  # 1 - 2**-53: the largest uniform",
+            "_BELOW_ONE = float(np.nextafter(1.0, -1.0))  # 1 - 2**-53: the largest uniform",
+            "the next float below 1.0 is the same whichever smaller number it steps toward",
+        ),
         Equivalent(
             "big = flat.shape[0] * n > _BLOCKED_FROM",
             "big = flat.shape[0] | n > _BLOCKED_FROM",

@@ -141,6 +141,11 @@ GOLDEN = {
         lambda: rng.torch_generator(1, "train", 1).initial_seed(),
         7198452981451946248,
     ),
+    "torch_generator_odd_key": (
+        # an odd stream key (step 2): every one of the key's low 63 bits is kept
+        lambda: rng.torch_generator(1, "train", 2).initial_seed(),
+        6272562757834849123,
+    ),
     "torch_generator_default_step": (
         lambda: rng.torch_generator(1, "train").initial_seed(),
         4688985007886970692,
