@@ -25,6 +25,20 @@ _SPEC.loader.exec_module(peers)
 TINY = peers.Scale(60, 12, 3, 4, trecs_users=50, trecs_items=20, trecs_slate=3, trecs_steps=2)
 
 
+@pytest.fixture(autouse=True)
+def _registry_as_it_was():
+    """The worker registers ``recsim-cf``: take it out again after each test.
+
+    Later tests that walk the registry then see only shipped components, in any order.
+    """
+    from simlab import registry
+
+    before = dict(registry._REGISTRY["agents"])
+    yield
+    registry._REGISTRY["agents"].clear()
+    registry._REGISTRY["agents"].update(before)
+
+
 def _sequence_prob(weights: np.ndarray, seq: tuple[int, ...]) -> float:
     """Probability of drawing ``seq`` in order without replacement, proportional to weights."""
     w = weights.astype(float).copy()
