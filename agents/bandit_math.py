@@ -163,15 +163,16 @@ def beta_logit_draws(
         shp = np.broadcast_to(np.asarray(shape, np.float64), ids.shape).ravel()
         rounds = [stream.child(f"{side}/round{r}") for r in range(_GAMMA_ROUNDS)]
         sides.append((rounds, stream.child(f"{side}/boost"), shp))
+    (ra, ba, sa), (rb, bb, sb) = sides
     out = np.empty(flat.shape[0])
     # block by block: each key's draw depends on its key only, and a block's many passes
     # (rounds of normals, uniforms and logs) stay in cache
     for lo in range(0, flat.shape[0], _GAMMA_BLOCK):
-        keys = flat[lo : lo + _GAMMA_BLOCK]
-        (ra, ba, sa), (rb, bb, sb) = sides
-        out[lo : lo + keys.shape[0]] = _log_gamma(
-            ra, ba, keys, step, sa[lo : lo + _GAMMA_BLOCK]
-        ) - _log_gamma(rb, bb, keys, step, sb[lo : lo + _GAMMA_BLOCK])
+        block = slice(lo, lo + _GAMMA_BLOCK)
+        keys = flat[block]
+        out[block] = _log_gamma(ra, ba, keys, step, sa[block]) - _log_gamma(
+            rb, bb, keys, step, sb[block]
+        )
     return out.reshape(ids.shape)
 
 

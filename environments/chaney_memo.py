@@ -19,6 +19,14 @@ from simlab.rng import Stream
 __all__ = ["ATTRIBUTES", "DRAWS", "AttributeMemo", "DrawMemo"]
 
 
+def _remember(table: OrderedDict, key: tuple, value, size: int) -> None:
+    """Hold ``value`` under ``key`` as the most recent entry; drop the oldest past ``size``."""
+    table[key] = value
+    table.move_to_end(key)
+    while len(table) > size:
+        table.popitem(last=False)
+
+
 class AttributeMemo:
     """The item attributes of recent worlds in this process, shared by worlds of one seed.
 
@@ -42,10 +50,7 @@ class AttributeMemo:
             return draw.dirichlet(ids, 0, mu)  # not contiguous with the held rows, or too many
         if end > held.shape[0]:  # extend the held rows 0.. to cover ids
             held = np.concatenate([held, draw.dirichlet(np.arange(held.shape[0], end), 0, mu)])
-        self._held[key] = held
-        self._held.move_to_end(key)
-        while len(self._held) > self.size:
-            self._held.popitem(last=False)
+        _remember(self._held, key, held, self.size)
         return held[ids]
 
 
@@ -96,10 +101,9 @@ class DrawMemo:
             self._tables.pop(key, None)
             return
         order = np.argsort(ids, kind="stable")
-        self._tables[key] = (ids[order], attrs[order], v[:, order], eta[:, order])
-        self._tables.move_to_end(key)
-        while len(self._tables) > self.size:
-            self._tables.popitem(last=False)
+        _remember(
+            self._tables, key, (ids[order], attrs[order], v[:, order], eta[:, order]), self.size
+        )
 
 
 DRAWS = DrawMemo()
