@@ -244,6 +244,7 @@ EXTRA_TESTS = {
     "agents/cumulative.py": [
         "tests/agents/test_chaney_agents.py",
         "tests/agents/test_cumulative.py",
+        "tests/agents/test_cumulative_head.py",
     ],
     "agents/implicit_mf.py": [
         "tests/agents/test_chaney_agents.py",
