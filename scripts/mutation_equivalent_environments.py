@@ -66,12 +66,6 @@ ENVIRONMENTS: dict[str, list[Equivalent]] = {
             "as `!=`: an extension over the empty range concatenates nothing",
         ),
         Equivalent(
-            "def __init__(self, size: int = 4, max_cells: int = 1 << 22) -> None:",
-            "def __init__(self, size: int = 3, max_cells: int = 1 << 22) -> None:",
-            "how many seeds the memo keeps is a speed choice only: a key it dropped is drawn "
-            "again, with the same keyed values",
-        ),
-        Equivalent(
             "return np.zeros((0, mu.shape[0]))",
             "return np.zeros((0, mu.shape[ -1]))",
             ONE_DIM_LENGTH + " (mu_alpha, (K,))",

@@ -316,3 +316,12 @@ def test_chaney_users_take_the_whole_ranked_catalog():
     world = World(sc, 0, 0)
     rows = [world.step(t) for t in range(2)]
     assert all(r["engagement/ctr"] == 1.0 for r in rows)
+
+
+def test_the_memos_default_bounds_are_the_documented_ones():
+    """4 keys of at most 4M cells each: the utility memo adds at most 256 MiB to a process."""
+    from simlab.environments.chaney_memo import ATTRIBUTES, DRAWS, AttributeMemo
+
+    for memo in (DrawMemo(), AttributeMemo(), DRAWS, ATTRIBUTES):
+        assert (memo.size, memo.max_cells) == (4, 1 << 22)
+    assert DrawMemo().size * DrawMemo().max_cells * 16 == 256 * 2**20
