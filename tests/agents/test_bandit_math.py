@@ -283,3 +283,23 @@ def test_kmeans_separates_clear_clusters_and_handles_coincident_points():
     np.testing.assert_allclose(sorted(got[:, 0]), [-5.0, 5.0], atol=1e-12)
     same = _kmeans(np.ones((5, 3)), 3, 5, Stream(0, "test/kmeans"))
     np.testing.assert_array_equal(same, np.ones((3, 3)))
+
+
+@pytest.mark.parametrize("block", [1, 5, 1 << 40])
+@pytest.mark.parametrize("shared", [True, False])
+def test_diag_ucb_scores_are_the_same_whatever_the_block(block, shared, monkeypatch):
+    """Blocks smaller than one user's cells (a block of one user), a few users, or all."""
+    from simlab.agents import bandit_math
+
+    rng = np.random.default_rng(7)
+    b, c, k, clusters = 9, 6, 2, 4
+    sums_b, sums_d = rng.random((c + 3, clusters)), rng.random((c + 3, clusters)) * 3
+    w, idx = rng.random((b, k)), rng.integers(0, clusters, (b, k))
+    cands = np.broadcast_to(np.arange(c), (b, c)) if shared else rng.integers(0, c + 3, (b, c))
+    args = (sums_b, sums_d, 1.0, 0.5, w, idx, cands, shared)
+    rows = cands[:, :, None], idx[:, None, :]
+    inv = 1.0 / (1.0 + sums_d[rows])
+    want = np.einsum("bck,bk->bc", sums_b[rows] * inv, w)
+    want += 0.5 * np.sqrt(np.einsum("bck,bk->bc", inv, w * w))
+    monkeypatch.setattr(bandit_math, "_SCORE_BLOCK", block)
+    np.testing.assert_allclose(bandit_math.diag_ucb_scores(*args), want, rtol=1e-12)
