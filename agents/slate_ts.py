@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from simlab.batch import PAD, Log, Observation, Slates, lookup_sorted
+from simlab.batch import PAD, Log, Observation, Slates, lookup_sorted, row_blocks
 from simlab.rng import Stream, numpy_generator
 from simlab.scenario import ParamsModel
 
@@ -70,6 +70,10 @@ def _normals(stream: Stream, ids: np.ndarray, step: int, n: int) -> np.ndarray:
 
 _NORMALS_BLOCK = 1 << 14
 """Normal pairs per block of :func:`_normals`."""
+
+
+_SLATE_BLOCK = 1 << 16
+"""(user, candidate) cells per block of the in-slate policy's draws."""
 
 
 class SlateThompsonAgent(Agent):
@@ -295,10 +299,10 @@ class SlateThompsonAgent(Agent):
 
     def sample_scores(self, obs: Observation, k: int = 0) -> np.ndarray:
         """``(B, C)`` posterior draw ``k`` of every user's candidate scores (see ``_sample``)."""
-        return self._sample(self.posterior(obs), obs, k)
+        return self._sample(self.posterior(obs), obs.user_ids, obs.step, obs.candidates.shape[1], k)
 
-    def _sample(self, post: tuple[np.ndarray, ...], obs: Observation, k: int) -> np.ndarray:
-        """``(B, C)`` posterior draw ``k`` of every user's candidate scores.
+    def _sample(self, post: tuple, user_ids: np.ndarray, step: int, n: int, k: int) -> np.ndarray:
+        """``(B, n)`` posterior draw ``k`` of the users' ``n`` candidate scores each.
 
         A user state is drawn per user; given it, each score is exactly
         ``N(<z, m_v> + m_c, sum_f z_f^2 s_vf^2 + s_c^2)``. Both draws are keyed by (user id,
@@ -306,12 +310,34 @@ class SlateThompsonAgent(Agent):
         """
         zm, zs, vm, vs, idx = post
         a, stream = self.params.exploration, self._draws.child(str(k))
-        eps_z = stream.child("user").normal(obs.user_ids, obs.step, size=zm.shape[1])
+        eps_z = stream.child("user").normal(user_ids, step, size=zm.shape[1])
         z1 = _with_bias(zm + a * zs * eps_z.astype(np.float32), 1.0)
         mean = _gather(z1 @ vm.T, idx)
         sd = _gather(np.sqrt(z1**2 @ (vs**2).T), idx)
-        eps = _normals(stream.child("item"), obs.user_ids, obs.step, obs.candidates.shape[1])
+        eps = _normals(stream.child("item"), user_ids, step, n)
         return mean + a * sd * eps
+
+    def _in_slate(self, post: tuple, obs: Observation) -> np.ndarray:
+        """``(B, K)`` candidate columns: slot ``k`` takes the best unused item of draw ``k``.
+
+        Users go in blocks (:func:`~simlab.batch.row_blocks`), so that a block's ``K`` draws
+        stay in cache instead of streaming ``(B, C)`` arrays through memory once per slot:
+        every draw and every step is per user, so the picks are those of all users at once.
+        """
+        zm, zs, vm, vs, idx = post
+        b, c = obs.candidates.shape
+        pick = np.empty((b, obs.slate_size), np.int64)
+        for sub in row_blocks(b, c, _SLATE_BLOCK):
+            part = (zm[sub], zs[sub], vm, vs, None if idx is None else idx[sub])
+            users = obs.user_ids[sub]
+            rows = np.arange(users.shape[0])
+            taken = np.zeros((users.shape[0], c), bool)
+            for slot in range(obs.slate_size):
+                scores = self._sample(part, users, obs.step, c, slot)
+                scores[taken] = -np.inf
+                pick[sub, slot] = best = np.argmax(scores, axis=1)
+                taken[rows, best] = True
+        return pick
 
     def act(self, obs: Observation) -> Slates:
         """Slates by the configured policy; random before the first retrain."""
@@ -325,15 +351,9 @@ class SlateThompsonAgent(Agent):
             return Slates(obs.user_ids, top_k(scores, obs.candidates, k, shared=False))
         post = self.posterior(obs)
         if policy == "thompson":
-            scores = self._sample(post, obs, 0)
+            scores = self._sample(post, obs.user_ids, obs.step, obs.candidates.shape[1], 0)
             return Slates(obs.user_ids, top_k(scores, obs.candidates, k, shared=False))
-        rows = np.arange(obs.num_users)
-        taken = np.zeros(obs.candidates.shape, bool)
-        pick = np.empty((obs.num_users, k), np.int64)
-        for slot in range(k):
-            scores = np.where(taken, -np.inf, self._sample(post, obs, slot))
-            pick[:, slot] = np.argmax(scores, axis=1)
-            taken[rows, pick[:, slot]] = True
+        pick = self._in_slate(post, obs)
         return Slates(obs.user_ids, np.take_along_axis(obs.candidates, pick, axis=1))
 
     # ------------------------------------------------------------------ checkpoints

@@ -376,6 +376,16 @@ AGENTS: dict[str, list[Equivalent]] = {
             "_NORMALS_BLOCK = 1 * 14",
             "the block size of the normals is a speed choice only (see `%` above)",
         ),
+        Equivalent(
+            "_NORMALS_BLOCK = 1 << 14",
+            "_NORMALS_BLOCK = 1 // 14",
+            "0 pairs per block gives blocks of one user (`max(1, ..)`): a speed choice only",
+        ),
+        Equivalent(
+            "feats = np.zeros((item_ids.shape[0], log.features.shape[1]), np.float32)",
+            "feats = np.zeros((item_ids.shape[ -1], log.features.shape[1]), np.float32)",
+            "item_ids is 1-D (np.unique of the log's shown items): its last axis is its first",
+        ),
         Equivalent("shown = log.slates != PAD", "shown = log.slates > PAD", PAD_BELOW_IDS),
         Equivalent(
             "self._grow_users(int(obs.user_ids.max(initial=0)), obs.user_features.shape[1])",

@@ -23,6 +23,7 @@ from simlab.batch_arrays import (
     compact_rows,
     is_row_broadcast,
     lookup_sorted,
+    row_blocks,
 )
 from simlab.batch_deferred import Deferred, _DeferredField
 
@@ -38,6 +39,7 @@ __all__ = [
     "is_row_broadcast",
     "compact_rows",
     "BroadcastRows",
+    "row_blocks",
 ]
 
 

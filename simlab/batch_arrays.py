@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PAD", "lookup_sorted", "is_row_broadcast", "compact_rows", "BroadcastRows"]
+__all__ = [
+    "PAD",
+    "lookup_sorted",
+    "is_row_broadcast",
+    "compact_rows",
+    "BroadcastRows",
+    "row_blocks",
+]
 
 PAD = -1
 """Item id used to pad histories (and only histories)."""
@@ -42,6 +49,20 @@ def lookup_sorted(sorted_ids: np.ndarray, query: np.ndarray) -> tuple[np.ndarray
         return pos, found
     pos = np.minimum(np.searchsorted(sorted_ids, query), n - 1)
     return pos, sorted_ids[pos] == query
+
+
+def row_blocks(rows: int, width: int, cells: int, min_rows: int = 32) -> list[slice]:
+    """Slices of ``range(rows)``, in order, of ``t`` to ``2 t - 1`` rows each (one block if fewer).
+
+    ``t = max(min_rows, cells // width)``: for per-row work over ``(rows, width)`` arrays in
+    cache-sized blocks. Sizes are within one of each other, and no block is under ``t`` rows
+    (unless all of ``rows`` is): BLAS gives each row of a matrix product the same bits in any
+    split of the rows except into tiny products (one row, or a few rows of a small product),
+    which it computes another way.
+    """
+    target = max(min_rows, cells // max(width, 1))
+    n = max(1, rows // target)
+    return [slice(i * rows // n, (i + 1) * rows // n) for i in range(n)]
 
 
 def _check(name: str, arr: np.ndarray, shape: tuple, dtype_kind: str | None = None) -> None:

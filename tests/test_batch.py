@@ -18,6 +18,7 @@ from simlab.batch import (
     Observation,
     Slates,
     lookup_sorted,
+    row_blocks,
 )
 
 
@@ -174,6 +175,23 @@ def test_lookup_sorted_found_and_missing():
     assert found.tolist() == [[True, True], [False, False]]
     assert pos[found].tolist() == [2, 0]
     assert pos.shape == (2, 2)
+
+
+@pytest.mark.parametrize("rows", [0, 1, 2, 31, 32, 33, 63, 64, 65, 100, 1000, 4097])
+@pytest.mark.parametrize("width", [0, 1, 7, 100, 1000, 10_000])
+@pytest.mark.parametrize(("cells", "min_rows"), [(1, 1), (1, 32), (640, 8), (1 << 16, 32)])
+def test_row_blocks_cover_the_rows_in_even_blocks_none_tiny(rows, width, cells, min_rows):
+    """In order, without gaps; sizes within one, from the target ``t`` to ``2 t - 1`` rows."""
+    blocks = row_blocks(rows, width, cells, min_rows)
+    target = max(min_rows, cells // max(width, 1))
+    assert blocks[0].start == 0 and blocks[-1].stop == rows
+    assert all(a.stop == b.start for a, b in zip(blocks, blocks[1:], strict=False))
+    sizes = [b.stop - b.start for b in blocks]
+    assert max(sizes) - min(sizes) <= 1
+    if rows >= target:  # then every block holds at least the target, none twice it
+        assert min(sizes) >= target and max(sizes) < 2 * target
+    else:
+        assert sizes == [rows]
 
 
 def test_lookup_sorted_on_empty_arrays():

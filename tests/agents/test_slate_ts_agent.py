@@ -218,6 +218,34 @@ def test_policies_rank_by_their_scores(policy, shared):
     assert len({tuple(r) for r in got}) > 1, "users get their own slates"
 
 
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("block", [1, 300, 1 << 30])
+def test_in_slate_picks_are_those_of_all_users_at_once(monkeypatch, shared, block):
+    """Users in blocks (several blocks of 32+ users, or one): the picks of draws over everyone.
+
+    The reference draws every user's scores in one product (``sample_scores``); the blocked
+    policy's must equal them bit for bit, which BLAS gives for blocks that are not tiny.
+    """
+    import simlab.agents.slate_ts as slate_ts
+
+    monkeypatch.setattr(slate_ts, "_SLATE_BLOCK", block)
+    agent, cat, _, _ = _trained(4, policy="in-slate", exploration=1.5)
+    g = np.random.default_rng(6)
+    ids = np.sort(g.choice(500, size=150, replace=False)).astype(np.int64)
+    cands = None if shared else np.stack([g.permutation(cat.item_ids)[:8] for _ in ids])
+    obs = _obs(cat, ids, g.normal(size=(ids.size, D_USER)), 5, 3, cands)
+    blocks = slate_ts.row_blocks(ids.size, obs.candidates.shape[1], block)
+    assert (len(blocks) > 1) == (block < 1 << 30)
+    got = agent.act(obs).item_ids
+    draws = [agent.sample_scores(obs, k) for k in range(5)]
+    taken = np.zeros(obs.candidates.shape, bool)
+    rows = np.arange(ids.size)
+    for k in range(5):
+        best = np.argmax(np.where(taken, -np.inf, draws[k]), axis=1)
+        np.testing.assert_array_equal(got[:, k], obs.candidates[rows, best])
+        taken[rows, best] = True
+
+
 # ----------------------------------------------------------------------------- checkpoints
 
 
