@@ -14,10 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from simlab.batch import Feedback, lookup_sorted
+from simlab.batch import Feedback, lookup_sorted, row_blocks
 from simlab.rng import Stream
 
-__all__ = ["beta_logit_draws", "diag_ucb_scores", "pair_features"]
+from .base import top_k
+
+__all__ = ["beta_logit_draws", "diag_ucb_scores", "diag_ucb_slates", "pair_features"]
 
 _PAIR_SHIFT = np.int64(1 << 32)
 """(user, item) pairs are keyed as ``user * 2**32 + item`` for per-pair draws."""
@@ -230,6 +232,27 @@ def diag_ucb_scores(
 
 _SCORE_BLOCK = 1 << 17
 """(user, cluster, candidate) cells per block of :func:`diag_ucb_scores`."""
+
+
+def diag_ucb_slates(sums: tuple, w, idx, candidates, shared: bool, tie, k: int) -> np.ndarray:
+    """``(B, k)`` the top ``k`` candidates by Diag-LinUCB score plus ``tie``, best first.
+
+    Users go in blocks (:func:`~simlab.batch.row_blocks`): a block's scores
+    (:func:`diag_ucb_scores` of ``sums = (sums_b, sums_d, reg, alpha)``) are ranked while in
+    cache, and no ``(B, C)`` array is made. Every score is per user, so the slates are those
+    of all users at once. ``tie``: ``(C,)`` offsets when ``shared``, else ``(B, C)``.
+    """
+    b, c = candidates.shape
+    slates = np.empty((b, k), np.int64)
+    for sub in row_blocks(b, c * idx.shape[1], _SERVE_BLOCK):
+        s = diag_ucb_scores(*sums, w[sub], idx[sub], candidates[sub], shared)
+        s += tie if shared else tie[sub]
+        slates[sub] = top_k(s, candidates[sub], k, shared=False)
+    return slates
+
+
+_SERVE_BLOCK = 1 << 20
+"""(user, cluster, candidate) cells per block of :func:`diag_ucb_slates`."""
 
 
 # ----------------------------------------------------------------------------- linear

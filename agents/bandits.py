@@ -43,6 +43,7 @@ from .bandit_math import (
     _quadratic,
     beta_logit_draws,
     diag_ucb_scores,
+    diag_ucb_slates,
     pair_features,
 )
 from .bandit_models import _CLICKS, _IMPRESSIONS, _CountingAgent, _EdgeSums, _LinearBandit
@@ -368,6 +369,12 @@ class DiagLinUCBAgent(_EdgeSums, Agent):
     # ---------------------------------------------------------------- acting
     def scores(self, obs: Observation) -> np.ndarray:
         """``(B, C)`` Diag-LinUCB scores (fits the clusters on first use, keeps the weights)."""
+        idx, w = self._served(obs)
+        sums = (self._b, self._d, self.params.reg, self.params.alpha)
+        return diag_ucb_scores(*sums, w, idx, obs.candidates, obs.shared_candidates)
+
+    def _served(self, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
+        """``(idx, w)`` clusters and weights of the served users (kept for learning)."""
         feats = obs.user_features.astype(np.float64)
         if self.centroids is None:
             self.centroids = _kmeans(
@@ -378,13 +385,12 @@ class DiagLinUCBAgent(_EdgeSums, Agent):
         idx, w = self.user_clusters(feats)
         self._users.keep(obs.user_ids, clusters=idx, weights=w)
         self._grow(int(obs.candidates.max()))
-        p, cands = self.params, obs.candidates
-        return diag_ucb_scores(
-            self._b, self._d, p.reg, p.alpha, w, idx, cands, obs.shared_candidates
-        )
+        return idx, w
 
     def act(self, obs: Observation) -> Slates:
         """Top candidates by score, ties broken per (item, step)."""
-        cands = obs.candidate_pool
-        s = self.scores(obs) + 1e-9 * self._tiebreak.uniform(cands, obs.step)
-        return Slates(obs.user_ids, top_k(s, obs.candidates, obs.slate_size, shared=False))
+        idx, w = self._served(obs)
+        sums = (self._b, self._d, self.params.reg, self.params.alpha)
+        tie = 1e-9 * self._tiebreak.uniform(obs.candidate_pool, obs.step)
+        cands, shared, k = obs.candidates, obs.shared_candidates, obs.slate_size
+        return Slates(obs.user_ids, diag_ucb_slates(sums, w, idx, cands, shared, tie, k))
