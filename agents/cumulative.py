@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from simlab.batch import Log, Observation, lookup_sorted
+from simlab.batch import Log, Observation, lookup_sorted, row_blocks
 from simlab.rng import Stream
 
 from .base import top_indices
@@ -326,10 +326,17 @@ def _small_integers(key: np.ndarray) -> bool:
     """
     if not key.size:
         return False
-    for part in (key[:1], key):  # the first row alone rules most real scores out at once
+    # the first row alone rules most real scores out at once; then blocks of rows, so that
+    # the checks' temporaries stay in cache
+    blocks = row_blocks(key.shape[0], key.shape[1], _CHECK_BLOCK)
+    for part in (key[:1], *(key[b] for b in blocks)):
         if not (np.abs(part) < 2**20).all() or not (part == np.rint(part)).all():
             return False
     return True
+
+
+_CHECK_BLOCK = 1 << 16
+"""Keys per block of :func:`_small_integers`."""
 
 
 def _pair_ids(users: np.ndarray, items: np.ndarray) -> np.ndarray:
