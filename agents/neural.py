@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from simlab.batch import PAD, Log, Observation, Slates, lookup_sorted
+from simlab.batch import PAD, Log, Observation, Slates, lookup_sorted, row_blocks
 from simlab.errors import ScenarioError
 from simlab.rng import Stream, numpy_generator
 from simlab.scenario import ParamsModel
@@ -104,14 +104,19 @@ class _HybridItemAgent(RandomUntilTrainedMixin, Agent):
             ids, inverse = np.unique(obs.candidates, return_inverse=True)
         v, bias = self.item_vectors(ids, cat.features[cat.rows(ids)])
         torch = _torch()
-        scores = torch.from_numpy(np.ascontiguousarray(users)) @ torch.from_numpy(v.T)
-        scores += torch.from_numpy(bias)
-        if inverse is not None:
-            scores = torch.gather(
-                scores, 1, torch.from_numpy(inverse.reshape(obs.candidates.shape))
-            )
-        # torch.topk is several times faster than numpy's argpartition on (B, C) scores
-        idx = torch.topk(scores, obs.slate_size, dim=1, sorted=True).indices.numpy()
+        vt, bias = torch.from_numpy(v.T), torch.from_numpy(bias)
+        users = torch.from_numpy(np.ascontiguousarray(users))
+        cols = None if inverse is None else torch.from_numpy(inverse.reshape(obs.candidates.shape))
+        idx = np.empty((users.shape[0], obs.slate_size), np.int64)
+        # blocks of users (row_blocks): a block's scores are ranked while in cache; each
+        # user's scores are those of all users at once
+        for sub in row_blocks(users.shape[0], ids.shape[0], _SCORE_BLOCK):
+            scores = users[sub] @ vt
+            scores += bias
+            if cols is not None:
+                scores = torch.gather(scores, 1, cols[sub])
+            # torch.topk is several times faster than numpy's argpartition on (B, C) scores
+            idx[sub] = torch.topk(scores, obs.slate_size, dim=1, sorted=True).indices.numpy()
         return Slates(obs.user_ids, np.take_along_axis(obs.candidates, idx, axis=1))
 
     def state_dict(self) -> dict[str, Any]:
@@ -366,3 +371,7 @@ class GRU4RecAgent(_HybridItemAgent):
         if self._model is None:
             return Slates(obs.user_ids, random_slates(self._random, obs))
         return self._top_k(obs, self.user_states(obs))
+
+
+_SCORE_BLOCK = 1 << 16
+"""(user, item) scores per block when the neural agents rank their candidates."""

@@ -37,7 +37,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from simlab.batch import PAD, Log, Observation, Slates, lookup_sorted
+from simlab.batch import PAD, Log, Observation, Slates, lookup_sorted, row_blocks
 from simlab.rng import Stream
 from simlab.scenario import ParamsModel
 
@@ -268,18 +268,25 @@ class TwoTowerAgent(_TwoTowerTraining, RandomUntilTrainedMixin, Agent):
         if self._model is None:
             return Slates(obs.user_ids, random_slates(self._random, obs))
         torch = _torch()
-        m = self._model
+        m, cands = self._model, obs.candidates
         users = torch.from_numpy(self.user_inputs(obs) @ m["A"])
         if obs.shared_candidates:
             feats = cat.features[cat.rows(obs.candidate_pool)]
-            scores = users @ torch.from_numpy((feats @ m["B"]).T.copy())
-            scores += torch.from_numpy(feats @ m["w"])
-        else:
-            feats = cat.features[cat.rows(obs.candidates)]
-            v = torch.from_numpy(feats @ m["B"])
-            scores = torch.einsum("bf,bcf->bc", users, v) + torch.from_numpy(feats @ m["w"])
-        idx = torch.topk(scores, obs.slate_size, dim=1, sorted=True).indices.numpy()
-        return Slates(obs.user_ids, np.take_along_axis(obs.candidates, idx, axis=1))
+            vt, bias = torch.from_numpy((feats @ m["B"]).T.copy()), torch.from_numpy(feats @ m["w"])
+        idx = np.empty((cands.shape[0], obs.slate_size), np.int64)
+        # blocks of users (row_blocks): a block's scores are ranked while in cache; each
+        # user's scores are those of all users at once
+        for sub in row_blocks(cands.shape[0], cands.shape[1], _SCORE_BLOCK):
+            if obs.shared_candidates:
+                scores = users[sub] @ vt
+                scores += bias
+            else:
+                feats = cat.features[cat.rows(cands[sub])]
+                v = torch.from_numpy(feats @ m["B"])
+                scores = torch.einsum("bf,bcf->bc", users[sub], v)
+                scores += torch.from_numpy(feats @ m["w"])
+            idx[sub] = torch.topk(scores, obs.slate_size, dim=1, sorted=True).indices.numpy()
+        return Slates(obs.user_ids, np.take_along_axis(cands, idx, axis=1))
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -314,3 +321,7 @@ class TwoTowerAgent(_TwoTowerTraining, RandomUntilTrainedMixin, Agent):
         self._model = model or None
         frozen = state.get("frozen_history")
         self._frozen_history = None if frozen is None else np.asarray(frozen, np.int64).copy()
+
+
+_SCORE_BLOCK = 1 << 16
+"""(user, item) scores per block when the two-tower agent ranks its candidates."""
