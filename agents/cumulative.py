@@ -154,24 +154,38 @@ def rank_known_first(
         obs: the observation.
         horizon: the last step of the model's data, or None.
         tiebreak: the agent's tie-break stream.
+
+    Users go in blocks (:func:`~simlab.batch.row_blocks`), each ranked alone: every key,
+    draw and sort is per user (whether the scores are counts, which picks the faster of two
+    ways to the same ranking, is decided once over all users).
     """
-    cands = obs.candidates
+    b, c = obs.candidates.shape
+    late = None if horizon is None else (obs.step - obs.catalog.age) > horizon  # per item
+    counts = _small_integers(scores)
+    out = np.empty((b, obs.slate_size), np.int64)
+    for sub in row_blocks(b, c, _RANK_BLOCK):
+        users, cands = obs.user_ids[sub], obs.candidates[sub]
+        out[sub] = _rank_rows(scores[sub], cands, users, late, obs, tiebreak, counts)
+    return out
+
+
+_RANK_BLOCK = 1 << 18
+"""(user, candidate) cells per block of :func:`rank_known_first`."""
+
+
+def _rank_rows(scores, cands, user_ids, late, obs: Observation, tiebreak: Stream, counts: bool):
+    """:func:`rank_known_first` of some users (``late``: per live item, or None)."""
     b, c = cands.shape
     k = obs.slate_size
     key = -np.asarray(scores, np.float64)  # ascending key: best first
-    counts = _small_integers(key)  # before the horizon's keys are written
-    if horizon is not None:
-        cat = obs.catalog
-        late = (obs.step - cat.age) > horizon  # (N,) per live item
-        if late.any():
-            unknown = late[cat.rows(cands)]
-            at = np.nonzero(unknown)
-            draw = tiebreak.uniform(_pair_ids(obs.user_ids[at[0]], cands[at]), obs.step)
-            key[at] = _LAST * (1.0 + draw)  # after every finite score, in a random order
+    if late is not None and late.any():
+        at = np.nonzero(late[obs.catalog.rows(cands)])
+        draw = tiebreak.uniform(_pair_ids(user_ids[at[0]], cands[at]), obs.step)
+        key[at] = _LAST * (1.0 + draw)  # after every finite score, in a random order
     if counts:  # one sort of key + draw orders ties at random
-        key += tiebreak.uniform(_pair_ids(obs.user_ids[:, None], cands), obs.step)
+        key += tiebreak.uniform(_pair_ids(user_ids[:, None], cands), obs.step)
     if _TOP_RATIO * (k + 1) > c:
-        order = _ranked(key, cands, obs.user_ids, obs.step, tiebreak, counts)
+        order = _ranked(key, cands, user_ids, obs.step, tiebreak, counts)
         return np.take_along_axis(cands, order[:, :k], axis=1)
     # a short slate: where the k + 1 smallest keys are distinct, they are the ranking's head
     np.negative(key, out=key)  # (exact) the largest first, for top_indices
@@ -180,7 +194,7 @@ def rank_known_first(
     unsure = np.flatnonzero((head[:, 1:] == head[:, :-1]).any(axis=1) | np.isnan(head).any(axis=1))
     top = top[:, :k]
     if unsure.size:  # a tie (or NaN) near the head
-        rows_key, users = -key[unsure], obs.user_ids[unsure]
+        rows_key, users = -key[unsure], user_ids[unsure]
         head_ok = np.zeros(unsure.size, bool)
         if not counts:  # ties by the draws, still for the head only
             top[unsure], head_ok = _tied_head(rows_key, cands[unsure], users, obs.step, tiebreak, k)
@@ -319,7 +333,7 @@ def _runs_plus_draws(changes, cands, order, user_ids, step: int, tiebreak: Strea
 
 
 def _small_integers(key: np.ndarray) -> bool:
-    """Whether every key is an integer below 2**20 in size (scores that are counts).
+    """Whether every key (or score: the answer is the same) is an integer below 2**20 in size.
 
     Then ``key + draw`` (a draw in (0, 1)) keeps the order of different keys and orders equal
     ones by their draws: the same ranking as sorting by key and then ties by draw.
@@ -330,6 +344,7 @@ def _small_integers(key: np.ndarray) -> bool:
     # the checks' temporaries stay in cache
     blocks = row_blocks(key.shape[0], key.shape[1], _CHECK_BLOCK)
     for part in (key[:1], *(key[b] for b in blocks)):
+        part = np.asarray(part, np.float64)
         if not (np.abs(part) < 2**20).all() or not (part == np.rint(part)).all():
             return False
     return True

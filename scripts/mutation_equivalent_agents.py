@@ -22,6 +22,18 @@ from mutation_equivalent_reasons import (
 AGENTS: dict[str, list[Equivalent]] = {
     "agents/bandit_math.py": [
         Equivalent(
+            "for sub in row_blocks(b, c * idx.shape[1], _SERVE_BLOCK):",
+            "for sub in row_blocks(b, c - idx.shape[1], _SERVE_BLOCK):",
+            "the users per serving block are a speed choice only: every score is per user, so "
+            "any blocks of users give the same slates",
+        ),
+        Equivalent(
+            "step = max(1, _SCORE_BLOCK // max(c * idx.shape[1], 1))  # users per block",
+            "step = max( 2, _SCORE_BLOCK // max(c * idx.shape[1], 1))  # users per block",
+            "blocks of two users instead of one where one user's cells exceed a block: a "
+            "speed choice only (per-row einsums)",
+        ),
+        Equivalent(
             "step = max(1, _SCORE_BLOCK // max(c * idx.shape[1], 1))  # users per block",
             "step = max(1, _SCORE_BLOCK * max(c * idx.shape[1], 1))  # users per block",
             "the users per block are a speed choice only: each user's scores are computed "
@@ -141,6 +153,23 @@ AGENTS: dict[str, list[Equivalent]] = {
         ),
     ],
     "agents/cumulative.py": [
+        Equivalent(
+            "_CHECK_BLOCK = 1 << 16",
+            "_CHECK_BLOCK = 1 % 16",
+            "the rows per block of the counts check are a speed choice only (blocks of at "
+            "least 32 rows check the same keys)",
+        ),
+        Equivalent(
+            "_CHECK_BLOCK = 1 << 16",
+            "_CHECK_BLOCK = 1 ^ 16",
+            "the rows per block of the counts check are a speed choice only (see `%`)",
+        ),
+        Equivalent(
+            "ok = (group[:, 1:] > group[:, :-1]).all(axis=1) & (nxt > group[:, -1])",
+            "ok = (group[:, 1:] != group[:, :-1]).all(axis=1) & (nxt > group[:, -1])",
+            "the head is sorted by key then draw, so its run-plus-draw values never decrease: "
+            "`!=` holds exactly where `>` does",
+        ),
         Equivalent(
             "return (np.asarray(users, np.int64) << 32) | np.asarray(items, np.int64)",
             "return (np.asarray(users, np.int64) << 32) + np.asarray(items, np.int64)",

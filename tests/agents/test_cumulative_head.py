@@ -77,13 +77,16 @@ def test_a_short_slate_ranks_no_row_whole_unless_its_draws_tie(monkeypatch):
     obs = _with_slate(_obs(3, cat, users=np.arange(b, dtype=np.int64)), 10)
     scores = rng.standard_normal((b, n))
     scores[7] = 0.5  # one row of ties: ranked whole
-    calls = []
-    real = cumulative._ranked
+    calls, heads = [], []
+    real, real_head = cumulative._ranked, cumulative._tied_head
     monkeypatch.setattr(
         cumulative, "_ranked", lambda key, *a: calls.append(key.shape) or real(key, *a)
     )
+    monkeypatch.setattr(
+        cumulative, "_tied_head", lambda key, *a: heads.append(key.shape) or real_head(key, *a)
+    )
     got = rank_known_first(scores, obs, None, Stream(1, "t"))
-    assert calls == []
+    assert calls == [] and heads == [(1, n)]  # only the row of ties takes the tied head
     want = np.argsort(-scores, axis=1, kind="stable")[:, :10]
     np.testing.assert_array_equal(np.delete(got, 7, axis=0), np.delete(want, 7, axis=0))
     draws = Stream(1, "t").uniform((7 << 32) | np.arange(n), 3)
@@ -161,3 +164,32 @@ def test_a_head_of_several_tie_runs_is_not_ranked_whole(monkeypatch):
         scores, _with_slate(_obs(3, cat, users=users), n), None, Stream(5, "t")
     )
     np.testing.assert_array_equal(got, whole[:, :k])
+
+
+@pytest.mark.parametrize("kind", ["reals", "counts", "nan", "zeros", "ties"])
+@pytest.mark.parametrize("horizon", [None, 2])
+@pytest.mark.parametrize("k", [3, 40])
+def test_users_in_blocks_rank_as_all_users_at_once(monkeypatch, kind, horizon, k):
+    """Blocks of 32+ users give every user the slate of one call over all users.
+
+    Covers the head-only and whole rankings, late items, counts (with one real score in the
+    last block), NaN, +-0 and ties.
+    """
+    rng = np.random.default_rng(len(kind) + k)
+    b, n = 150, 40
+    cat = _catalog(5, n, np.zeros((n, 2)), rng.integers(0, 6, n))  # items of age 0..5
+    obs = _with_slate(_obs(5, cat, users=np.arange(3, 3 + b, dtype=np.int64)), k)
+    scores = {
+        "reals": rng.standard_normal((b, n)),
+        "counts": rng.integers(0, 4, (b, n)).astype(np.float64),
+        "nan": np.where(rng.random((b, n)) < 0.2, np.nan, rng.standard_normal((b, n))),
+        "zeros": rng.choice([0.0, -0.0, 1.0], size=(b, n)),
+        "ties": rng.integers(0, 4, (b, n)) + 0.5,  # tied reals, not counts
+    }[kind]
+    if kind == "counts":
+        scores[140, 7] = 0.25  # one real score, in the last block
+    stream = Stream(2, "t")
+    want = rank_known_first(scores, obs, horizon, stream)
+    monkeypatch.setattr(cumulative, "_RANK_BLOCK", 1)
+    assert len(cumulative.row_blocks(b, n, cumulative._RANK_BLOCK)) == 4
+    np.testing.assert_array_equal(rank_known_first(scores, obs, horizon, stream), want)
