@@ -72,7 +72,7 @@ _NORMALS_BLOCK = 1 << 14
 """Normal pairs per block of :func:`_normals`."""
 
 
-_SLATE_BLOCK = 1 << 16
+_SLATE_BLOCK = 1 << 20
 """(user, candidate) cells per block of the in-slate policy's draws."""
 
 
