@@ -13,6 +13,7 @@ from mutation_equivalent_reasons import (
     LITERAL_IS,
     NEVER_NEGATIVE,
     PAD_BELOW_IDS,
+    ROW_BLOCK,
     SQUARE_SHAPE,
     STEPS_FROM_ZERO,
     TWO_OR_THREE_DIMS,
@@ -153,6 +154,23 @@ AGENTS: dict[str, list[Equivalent]] = {
         ),
     ],
     "agents/cumulative.py": [
+        Equivalent("_CHECK_BLOCK = 1 << 16", "_CHECK_BLOCK = 1 + 16", ROW_BLOCK),
+        Equivalent("_CHECK_BLOCK = 1 << 16", "_CHECK_BLOCK = 1 * 16", ROW_BLOCK),
+        Equivalent("_CHECK_BLOCK = 1 << 16", "_CHECK_BLOCK = 1 | 16", ROW_BLOCK),
+        Equivalent("_RANK_BLOCK = 1 << 18", "_RANK_BLOCK = 0 << 18", ROW_BLOCK),
+        Equivalent(
+            "np.cumsum(hk[:, 1:] != hk[:, :-1], axis=1, out=run[:, 1:])  # run of each head item",
+            "np.cumsum(hk[:, 1:] > hk[:, :-1], axis=1, out=run[:, 1:])  # run of each head item",
+            "the head is sorted by key (lexsort), so neighbouring keys never decrease: `>` holds "
+            "exactly where `!=` does (a row with NaN is ranked whole)",
+        ),
+        Equivalent(
+            "comp = np.where(less, -1.0, np.where(eq, draw, 2.0))  # below t, then t by draw, "
+            "then above",
+            "comp = np.where(less, -1.0, np.where(eq, draw, 1.0))  # below t, then t by draw, "
+            "then above",
+            "draws are in (0, 1): 1.0, like 2.0, puts the keys above t after every draw",
+        ),
         Equivalent(
             "_CHECK_BLOCK = 1 << 16",
             "_CHECK_BLOCK = 1 % 16",
@@ -267,6 +285,19 @@ AGENTS: dict[str, list[Equivalent]] = {
         ),
     ],
     "agents/neural.py": [
+        Equivalent("_SCORE_BLOCK = 1 << 16", "_SCORE_BLOCK = 2 << 16", ROW_BLOCK),
+        Equivalent("_SCORE_BLOCK = 1 << 16", "_SCORE_BLOCK = 1 << 15", ROW_BLOCK),
+        Equivalent(
+            "neg = gen.integers(0, n, size=(self.params.epochs, users.shape[0]))",
+            "neg = gen.integers(0, n, size=(self.params.epochs, users.shape[ -1]))",
+            "users is 1-D (the log's clicking users): its last axis is its first",
+        ),
+        Equivalent(
+            "states = _gru_states(t, torch.from_numpy(x[:, : int(lengths.max(initial=0))]))",
+            "states = _gru_states(t, torch.from_numpy(x[:, : int(lengths.max(initial= -1))]))",
+            "the initial value shows only for a batch of no users, whose states are empty "
+            "either way (lengths are never negative)",
+        ),
         Equivalent(
             "usable = (in_log | live) & (hist != PAD)",
             "usable = (in_log | live) & (hist > PAD)",
@@ -452,6 +483,28 @@ AGENTS: dict[str, list[Equivalent]] = {
     ],
     "agents/two_tower.py": [
         Equivalent("keep = keep[keep != PAD]", "keep = keep[keep > PAD]", PAD_BELOW_IDS),
+        Equivalent(
+            "keep = keep[keep != PAD]",
+            "keep = keep[keep is not PAD]",
+            "PAD is never a known id, so the lookup that follows drops it either way; "
+            "`keep[True]` adds an axis that the boolean mask of the same shape takes off",
+        ),
+        Equivalent(
+            'return "source_debias calls the content model" if self.params.source_debias > 0 '
+            "else None",
+            'return "source_debias calls the content model" if self.params.source_debias != 0 '
+            "else None",
+            NEVER_NEGATIVE,
+        ),
+        Equivalent(
+            "self._profile_store = np.zeros((ctx.num_users, 0), np.float32)",
+            "self._profile_store = np.zeros((ctx.num_users, 1), np.float32)",
+            "the store is made again at the profiles' width before its first write (act and "
+            "record_served check the width), and read only for served users: its initial "
+            "width never shows",
+        ),
+        Equivalent("_SCORE_BLOCK = 1 << 16", "_SCORE_BLOCK = 1 // 16", ROW_BLOCK),
+        Equivalent("_SCORE_BLOCK = 1 << 16", "_SCORE_BLOCK = 1 & 16", ROW_BLOCK),
         Equivalent("found &= ids != PAD", "found &= ids > PAD", PAD_BELOW_IDS),
     ],
     "agents/two_tower_train.py": [

@@ -64,3 +64,7 @@ ONE_DIM_LENGTH = (
     "`shape[-1]` for `shape[0]` of a 1-D array (ids or topics, documented and built as "
     "(N,)): its only axis, the same length"
 )
+ROW_BLOCK = (
+    "the rows per block (simlab.batch.row_blocks: at least 32) are a speed choice only: every "
+    "value is per row, so any blocks of rows give the same arrays"
+)
