@@ -1,4 +1,4 @@
-"""Array helpers of the data contracts: the history pad, id lookup, shape checks, broadcast rows.
+"""Array helpers of the data contracts: the history pad, id lookups, shape checks, row blocks.
 
 Part of :mod:`simlab.batch` (see its docstring for the shapes), which re-exports the public
 names.
