@@ -175,7 +175,7 @@ AGENTS: dict[str, list[Equivalent]] = {
             "_CHECK_BLOCK = 1 << 16",
             "_CHECK_BLOCK = 1 % 16",
             "the rows per block of the counts check are a speed choice only (blocks of at "
-            "least 32 rows check the same keys)",
+            "least 64 rows check the same keys)",
         ),
         Equivalent(
             "_CHECK_BLOCK = 1 << 16",

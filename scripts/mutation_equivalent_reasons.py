@@ -65,6 +65,6 @@ ONE_DIM_LENGTH = (
     "(N,)): its only axis, the same length"
 )
 ROW_BLOCK = (
-    "the rows per block (simlab.batch.row_blocks: at least 32) are a speed choice only: every "
+    "the rows per block (simlab.batch.row_blocks: multiples of 64) are a speed choice only: every "
     "value is per row, so any blocks of rows give the same arrays"
 )

@@ -51,18 +51,19 @@ def lookup_sorted(sorted_ids: np.ndarray, query: np.ndarray) -> tuple[np.ndarray
     return pos, sorted_ids[pos] == query
 
 
-def row_blocks(rows: int, width: int, cells: int, min_rows: int = 32) -> list[slice]:
-    """Slices of ``range(rows)``, in order, of ``t`` to ``2 t - 1`` rows each (one block if fewer).
+def row_blocks(rows: int, width: int, cells: int, align: int = 64) -> list[slice]:
+    """Slices of ``range(rows)``, in order: blocks of ``t`` rows, the last one ``t`` to ``2 t - 1``.
 
-    ``t = max(min_rows, cells // width)``: for per-row work over ``(rows, width)`` arrays in
-    cache-sized blocks. Sizes are within one of each other, and no block is under ``t`` rows
-    (unless all of ``rows`` is): BLAS gives each row of a matrix product the same bits in any
-    split of the rows except into tiny products (one row, or a few rows of a small product),
-    which it computes another way.
+    ``t`` is ``cells // width`` rounded up to a multiple of ``align`` (at least ``align``), for
+    per-row work over ``(rows, width)`` arrays in cache-sized blocks; one block when ``rows``
+    is under ``2 t``. Blocks start at multiples of ``align``, and none is a single row: BLAS
+    then gives every row of a matrix product the bits it gets in one product over all rows
+    (measured here: blocks of odd sizes, or of one row, got other bits in numpy or torch for
+    some shapes; blocks aligned to 64 rows never did).
     """
-    target = max(min_rows, cells // max(width, 1))
-    n = max(1, rows // target)
-    return [slice(i * rows // n, (i + 1) * rows // n) for i in range(n)]
+    t = max(align, -(-(cells // max(width, 1)) // align) * align)
+    n = max(1, rows // t)
+    return [slice(i * t, (i + 1) * t if i < n - 1 else rows) for i in range(n)]
 
 
 def _check(name: str, arr: np.ndarray, shape: tuple, dtype_kind: str | None = None) -> None:

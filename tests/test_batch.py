@@ -177,21 +177,52 @@ def test_lookup_sorted_found_and_missing():
     assert pos.shape == (2, 2)
 
 
-@pytest.mark.parametrize("rows", [0, 1, 2, 31, 32, 33, 63, 64, 65, 100, 1000, 4097])
+@pytest.mark.parametrize("rows", [0, 1, 2, 63, 64, 65, 127, 128, 129, 1000, 4097, 40_001])
 @pytest.mark.parametrize("width", [0, 1, 7, 100, 1000, 10_000])
-@pytest.mark.parametrize(("cells", "min_rows"), [(1, 1), (1, 32), (640, 8), (1 << 16, 32)])
-def test_row_blocks_cover_the_rows_in_even_blocks_none_tiny(rows, width, cells, min_rows):
-    """In order, without gaps; sizes within one, from the target ``t`` to ``2 t - 1`` rows."""
-    blocks = row_blocks(rows, width, cells, min_rows)
-    target = max(min_rows, cells // max(width, 1))
+@pytest.mark.parametrize(("cells", "align"), [(1, 1), (1, 64), (640, 8), (1 << 16, 64)])
+def test_row_blocks_are_aligned_and_none_is_short(rows, width, cells, align):
+    """In order, without gaps: ``t``-row blocks from row 0, the last ``t`` to ``2 t - 1``.
+
+    ``t`` is the multiple of ``align`` at or just above ``cells / width``.
+    """
+    blocks = row_blocks(rows, width, cells, align)
+    t = max(align, -(-(cells // max(width, 1)) // align) * align)
+    assert (
+        t % align == 0
+        and t >= cells // max(width, 1)
+        and t - align < max(cells // max(width, 1), 1)
+    )
     assert blocks[0].start == 0 and blocks[-1].stop == rows
     assert all(a.stop == b.start for a, b in zip(blocks, blocks[1:], strict=False))
     sizes = [b.stop - b.start for b in blocks]
-    assert max(sizes) - min(sizes) <= 1
-    if rows >= target:  # then every block holds at least the target, none twice it
-        assert min(sizes) >= target and max(sizes) < 2 * target
+    assert all(size == t for size in sizes[:-1])  # every block starts at a multiple of t
+    if rows >= t:  # the last block holds the rest: at least t rows, under 2 t
+        assert t <= sizes[-1] < 2 * t
     else:
         assert sizes == [rows]
+
+
+@pytest.mark.parametrize("lib", ["numpy", "torch"])
+@pytest.mark.parametrize("k", [3, 16, 33])
+@pytest.mark.parametrize("n", [2, 10, 100, 1000])
+@pytest.mark.parametrize("m", [1000, 7777, 40_001])
+def test_row_blocks_keep_the_bits_of_one_matrix_product(lib, k, n, m):
+    """Each row of a float32 product over the blocks has its bits over all rows.
+
+    What BLAS gives blocks aligned from the first row, none of them a single row.
+    """
+    rng = np.random.default_rng(k * n + m)
+    z = rng.standard_normal((m, k)).astype(np.float32)
+    v = rng.standard_normal((k, n)).astype(np.float32)
+    if lib == "torch":
+        torch = pytest.importorskip("torch")
+        z, v = torch.from_numpy(z), torch.from_numpy(v)
+    whole = z @ v
+    blocks = row_blocks(m, n, 1 << 16)
+    assert len(blocks) > 1 or m < 2 * 65536 // n
+    got = [z[b] @ v for b in blocks]
+    got = np.concatenate([np.asarray(g) for g in got])
+    np.testing.assert_array_equal(got, np.asarray(whole))
 
 
 def test_lookup_sorted_on_empty_arrays():

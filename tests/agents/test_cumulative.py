@@ -335,11 +335,11 @@ def test_scores_with_small_fractional_keys_are_not_counts(case):
 
 @pytest.mark.parametrize("block", [1, 7, 1 << 16])
 @pytest.mark.parametrize("bad", [None, 0.5, -(2.0**20), 2.0**20 - 0.5, np.nan, np.inf])
-@pytest.mark.parametrize("where", [0, 5, 39])
+@pytest.mark.parametrize("where", [0, 5, 150, 299])
 def test_small_integers_checks_every_row_in_any_blocks(monkeypatch, block, bad, where):
     """Counts below 2**20 in size: True; one other key in any row (first, middle, last): False."""
     monkeypatch.setattr(cumulative, "_CHECK_BLOCK", block)
-    key = np.random.default_rng(where).integers(-(2**20) + 1, 2**20, size=(40, 9)).astype(float)
+    key = np.random.default_rng(where).integers(-(2**20) + 1, 2**20, size=(300, 9)).astype(float)
     if bad is not None:
         key[where, where % 9] = bad
     assert cumulative._small_integers(key) is (bad is None)

@@ -170,13 +170,13 @@ def test_a_head_of_several_tie_runs_is_not_ranked_whole(monkeypatch):
 @pytest.mark.parametrize("horizon", [None, 2])
 @pytest.mark.parametrize("k", [3, 40])
 def test_users_in_blocks_rank_as_all_users_at_once(monkeypatch, kind, horizon, k):
-    """Blocks of 32+ users give every user the slate of one call over all users.
+    """Blocks of 64+ users give every user the slate of one call over all users.
 
     Covers the head-only and whole rankings, late items, counts (with one real score in the
     last block), NaN, +-0 and ties.
     """
     rng = np.random.default_rng(len(kind) + k)
-    b, n = 150, 40
+    b, n = 300, 40
     cat = _catalog(5, n, np.zeros((n, 2)), rng.integers(0, 6, n))  # items of age 0..5
     obs = _with_slate(_obs(5, cat, users=np.arange(3, 3 + b, dtype=np.int64)), k)
     scores = {
@@ -187,7 +187,7 @@ def test_users_in_blocks_rank_as_all_users_at_once(monkeypatch, kind, horizon, k
         "ties": rng.integers(0, 4, (b, n)) + 0.5,  # tied reals, not counts
     }[kind]
     if kind == "counts":
-        scores[140, 7] = 0.25  # one real score, in the last block
+        scores[290, 7] = 0.25  # one real score, in the last block
     stream = Stream(2, "t")
     want = rank_known_first(scores, obs, horizon, stream)
     monkeypatch.setattr(cumulative, "_RANK_BLOCK", 1)

@@ -221,7 +221,7 @@ def test_policies_rank_by_their_scores(policy, shared):
 @pytest.mark.parametrize("shared", [True, False])
 @pytest.mark.parametrize("block", [1, 300, 1 << 30])
 def test_in_slate_picks_are_those_of_all_users_at_once(monkeypatch, shared, block):
-    """Users in blocks (several blocks of 32+ users, or one): the picks of draws over everyone.
+    """Users in blocks (several blocks of 64+ users, or one): the picks of draws over everyone.
 
     The reference draws every user's scores in one product (``sample_scores``); the blocked
     policy's must equal them bit for bit, which BLAS gives for blocks that are not tiny.
@@ -231,7 +231,7 @@ def test_in_slate_picks_are_those_of_all_users_at_once(monkeypatch, shared, bloc
     monkeypatch.setattr(slate_ts, "_SLATE_BLOCK", block)
     agent, cat, _, _ = _trained(4, policy="in-slate", exploration=1.5)
     g = np.random.default_rng(6)
-    ids = np.sort(g.choice(500, size=150, replace=False)).astype(np.int64)
+    ids = np.sort(g.choice(900, size=300, replace=False)).astype(np.int64)
     cands = None if shared else np.stack([g.permutation(cat.item_ids)[:8] for _ in ids])
     obs = _obs(cat, ids, g.normal(size=(ids.size, D_USER)), 5, 3, cands)
     blocks = slate_ts.row_blocks(ids.size, obs.candidates.shape[1], block)

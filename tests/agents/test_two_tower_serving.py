@@ -124,15 +124,15 @@ def test_act_ranks_by_the_tower_scores(shared, history_length):
 @pytest.mark.parametrize("shared", [True, False])
 @pytest.mark.parametrize("block", [1, 300, 1 << 30])
 def test_act_in_user_blocks_ranks_as_all_users_at_once(monkeypatch, shared, block):
-    """Blocks of 32+ users (or one block): the slates of one product over every user."""
+    """Blocks of 64+ users (or one block): the slates of one product over every user."""
     import torch
 
     import simlab.agents.two_tower as two_tower
 
     monkeypatch.setattr(two_tower, "_SCORE_BLOCK", block)
-    agent = TwoTowerAgent(TwoTowerAgent.Params(), SimpleNamespace(seed=SEED, num_users=150, dim=D))
+    agent = TwoTowerAgent(TwoTowerAgent.Params(), SimpleNamespace(seed=SEED, num_users=300, dim=D))
     cat = catalog(np.arange(1, 7))
-    history = np.random.default_rng(3).integers(0, 8, size=(150, 4))
+    history = np.random.default_rng(3).integers(0, 8, size=(300, 4))
     obs = observation(cat, history, step=0, shared=shared, k=3)
     agent.act(obs)
     agent._model = m = model(5)
@@ -147,7 +147,7 @@ def test_act_in_user_blocks_ranks_as_all_users_at_once(monkeypatch, shared, bloc
         scores += torch.from_numpy(f0 @ m["w"])
     idx = torch.topk(scores, 3, dim=1, sorted=True).indices.numpy()
     np.testing.assert_array_equal(got, np.take_along_axis(obs.candidates, idx, axis=1))
-    assert (len(two_tower.row_blocks(150, obs.candidates.shape[1], block)) > 1) == (block < 1 << 30)
+    assert (len(two_tower.row_blocks(300, obs.candidates.shape[1], block)) > 1) == (block < 1 << 30)
 
 
 def test_score_with_edited_features_and_a_transform():
