@@ -38,6 +38,8 @@ stochastic ELBO optimisation.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +54,22 @@ __all__ = ["ClickData", "Priors", "fit_map", "laplace_std"]
 
 def _torch():
     return require_torch("the slate-ts agent")
+
+
+@contextmanager
+def _one_thread(torch: Any) -> Iterator[None]:
+    """Run torch on one intra-op thread inside the block, whatever ``execution.threads`` is.
+
+    On several threads the fit's scatter-adds (the backward of its indexing, the Laplace
+    sums' ``index_add_``) added in an order that changed from run to run, so the same
+    scenario gave other metrics. On one thread the fit repeats exactly.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass(frozen=True)
@@ -149,22 +167,23 @@ def fit_map(
     m = data.users.shape[0]
     opt = torch.optim.Adam([p for p in t.values() if p.requires_grad], lr=params.lr)
     gen = torch_generator(*seed_key)
-    for _ in range(params.epochs):
-        order = torch.randperm(m, generator=gen)
-        for start in range(0, m, params.batch_size):
-            rows = order[start : start + params.batch_size]
-            logits = _logits(torch, t, d, rows)[0]
-            nll = torch.nn.functional.cross_entropy(logits, target[rows])
-            prior = (
-                (t["delta"] ** 2).sum() / priors.delta**2
-                + (t["c"] ** 2).sum() / priors.bias**2
-                + (t["P"] ** 2).sum() / priors.user**2
-                + params.l2 * sum((t[k] ** 2).sum() for k in ("A", "W", "b0", "pos"))
-            )
-            loss = nll + 0.5 * prior / m
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    with _one_thread(torch):
+        for _ in range(params.epochs):
+            order = torch.randperm(m, generator=gen)
+            for start in range(0, m, params.batch_size):
+                rows = order[start : start + params.batch_size]
+                logits = _logits(torch, t, d, rows)[0]
+                nll = torch.nn.functional.cross_entropy(logits, target[rows])
+                prior = (
+                    (t["delta"] ** 2).sum() / priors.delta**2
+                    + (t["c"] ** 2).sum() / priors.bias**2
+                    + (t["P"] ** 2).sum() / priors.user**2
+                    + params.l2 * sum((t[k] ** 2).sum() for k in ("A", "W", "b0", "pos"))
+                )
+                loss = nll + 0.5 * prior / m
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
     return {k: v.detach().numpy().copy() for k, v in t.items()}
 
 
@@ -188,7 +207,7 @@ def laplace_std(
     t = {k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in model.items()}
     d = _tensors(torch, data)
     n, f = model["delta"].shape
-    with torch.no_grad():
+    with torch.no_grad(), _one_thread(torch):
         logits, z, v = _logits(torch, t, d, torch.arange(data.users.shape[0]))
         p = torch.softmax(logits, dim=1)[:, 1:, None].double()  # (M, K, 1)
         z1 = torch.cat([z, torch.ones(z.shape[0], 1)], dim=1).double() ** 2  # (M, f + 1)

@@ -148,3 +148,39 @@ def test_laplace_std_equals_the_hessian_diagonal_with_every_parameter_set(f):
     np.testing.assert_allclose(user_std, 1 / np.sqrt(users), rtol=2e-5)
     # item N - 1 was never shown: exactly its prior std
     np.testing.assert_allclose(item_std[N - 1], [*[PRIORS.delta] * f, PRIORS.bias], rtol=1e-6)
+
+
+def test_the_fit_and_its_laplace_sums_repeat_on_any_number_of_torch_threads():
+    """On 2 torch threads, the values of 1 thread, bit for bit, and the thread count kept.
+
+    Multi-threaded scatter-adds (the backward of the batches' indexing, ``index_add_``)
+    added in a run-dependent order: the same scenario gave other metrics.
+    """
+    rng = np.random.default_rng(9)
+    m, users, items, k, f = 20_000, 500, 300, 5, 16
+    data = ClickData(
+        users=rng.integers(0, users, m).astype(np.int64),
+        slates=np.stack([rng.permutation(items)[:k] for _ in range(m)]).astype(np.int64),
+        target=rng.integers(0, k + 1, m).astype(np.int64),
+        user_features=rng.normal(size=(users, DU)).astype(np.float32),
+        item_features=rng.normal(size=(items, D)).astype(np.float32),
+    )
+    shapes = {"A": (DU, f), "W": (D, f), "P": (users, f), "delta": (items, f), "c": (items,)}
+    init = {n: (0.3 * rng.normal(size=s)).astype(np.float32) for n, s in shapes.items()}
+    init.update(b0=np.zeros(1, np.float32), pos=np.zeros(k, np.float32))
+    params = SimpleNamespace(epochs=2, lr=0.05, batch_size=4096, l2=1.0, learn_position_bias=True)
+    before = torch.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, 2, 2):
+            torch.set_num_threads(threads)
+            model = fit_map(data, init, params, PRIORS, KEY)
+            runs.append((model, laplace_std(data, model, PRIORS)))
+            assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+    for model, stds in runs[1:]:
+        for name in init:
+            np.testing.assert_array_equal(model[name], runs[0][0][name])
+        for got, want in zip(stds, runs[0][1], strict=True):
+            np.testing.assert_array_equal(got, want)
