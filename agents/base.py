@@ -14,6 +14,7 @@ import numpy as np
 
 from simlab.batch import Feedback, Log, Observation, Slates
 from simlab.errors import DependencyNotInstalled
+from simlab.execution.threads import torch_threads
 from simlab.rng import Stream
 from simlab.scenario import ParamsModel
 
@@ -224,12 +225,8 @@ def top_indices(scores: np.ndarray, k: int) -> np.ndarray:
     # on one intra-op thread: torch's idle worker threads spin for a while after a parallel
     # call and slow the next BLAS call down (a GEMM right after a 2-thread topk ran ~2x
     # slower on 2 cores); the agent's own torch setting is restored at once
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(torch, 1):
         vals, idx = torch.topk(torch.from_numpy(s), min(k + 1, c), dim=1)
-    finally:
-        torch.set_num_threads(threads)
     vals, idx = vals.numpy(), idx.numpy()
     unsure = (vals[:, 1:] == vals[:, :-1]).any(axis=1)
     if vals.dtype.kind == "f":

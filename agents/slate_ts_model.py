@@ -38,13 +38,12 @@ stochastic ELBO optimisation.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from simlab.execution.threads import torch_threads
 from simlab.rng import torch_generator
 
 from .base import require_torch
@@ -54,22 +53,6 @@ __all__ = ["ClickData", "Priors", "fit_map", "laplace_std"]
 
 def _torch():
     return require_torch("the slate-ts agent")
-
-
-@contextmanager
-def _one_thread(torch: Any) -> Iterator[None]:
-    """Run torch on one intra-op thread inside the block, whatever ``execution.threads`` is.
-
-    On several threads the fit's scatter-adds (the backward of its indexing, the Laplace
-    sums' ``index_add_``) added in an order that changed from run to run, so the same
-    scenario gave other metrics. On one thread the fit repeats exactly.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @dataclass(frozen=True)
@@ -167,7 +150,10 @@ def fit_map(
     m = data.users.shape[0]
     opt = torch.optim.Adam([p for p in t.values() if p.requires_grad], lr=params.lr)
     gen = torch_generator(*seed_key)
-    with _one_thread(torch):
+    # one thread whatever execution.threads is: on several, the scatter-adds (the backward of
+    # the batches' indexing, the Laplace sums' index_add_) added in an order that changed
+    # from run to run, so the same scenario gave other metrics
+    with torch_threads(torch, 1):
         for _ in range(params.epochs):
             order = torch.randperm(m, generator=gen)
             for start in range(0, m, params.batch_size):
@@ -207,7 +193,7 @@ def laplace_std(
     t = {k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in model.items()}
     d = _tensors(torch, data)
     n, f = model["delta"].shape
-    with torch.no_grad(), _one_thread(torch):
+    with torch.no_grad(), torch_threads(torch, 1):  # one thread: see fit_map
         logits, z, v = _logits(torch, t, d, torch.arange(data.users.shape[0]))
         p = torch.softmax(logits, dim=1)[:, 1:, None].double()  # (M, K, 1)
         z1 = torch.cat([z, torch.ones(z.shape[0], 1)], dim=1).double() ** 2  # (M, f + 1)

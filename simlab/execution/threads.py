@@ -14,9 +14,25 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["ThreadLimit"]
+__all__ = ["ThreadLimit", "torch_threads"]
+
+
+@contextmanager
+def torch_threads(torch: Any, threads: int) -> Iterator[None]:
+    """Run torch on ``threads`` intra-op threads inside the block, then restore its setting.
+
+    For one call that must not use the process's setting (cheap: no ``threadpoolctl``).
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class ThreadLimit:
