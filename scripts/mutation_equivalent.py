@@ -29,12 +29,15 @@ The recurring reasons:
 - ``ADAM_BETA_MOD``: ``1 % b`` for ``1 - b`` at Adam's fixed betas.
 - ``RENDER_FPS_HINT``: the ``render_fps`` metadata hint, read only by rgb_array renderers.
 - ``ONE_DIM_LENGTH``: ``shape[-1]`` for ``shape[0]`` of a 1-D array: its only axis.
+- ``ROW_BLOCK``: the rows per block of :func:`simlab.batch.row_blocks` (multiples of 64), a
+  speed choice only: every value is per row, so any blocks give the same arrays.
 """
 
 from __future__ import annotations
 
 from mutation_equivalent_agents import AGENTS
 from mutation_equivalent_environments import ENVIRONMENTS
+from mutation_equivalent_models import MODELS
 from mutation_equivalent_reasons import ONE_DIM_LENGTH, Equivalent
 
 __all__ = ["EQUIVALENT", "Equivalent"]
@@ -137,5 +140,5 @@ SIMLAB: dict[str, list[Equivalent]] = {
     ],
 }
 
-EQUIVALENT: dict[str, list[Equivalent]] = {**AGENTS, **SIMLAB, **ENVIRONMENTS}
+EQUIVALENT: dict[str, list[Equivalent]] = {**AGENTS, **MODELS, **SIMLAB, **ENVIRONMENTS}
 """Every listed mutant, by module path (``scripts/mutation_equivalent_*.py`` hold the parts)."""

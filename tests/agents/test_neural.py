@@ -1,4 +1,4 @@
-"""Behaviour tests of the torch agents: propensity weights, MF/BPR in a world, GRU4Rec."""
+"""Behaviour tests of the torch agents: propensity weights, MF/BPR, GRU4Rec, blocked serving."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from conftest import make_small
+from test_neural_agents import D, ctx, observation, window_log
 
 from simlab.agents.neural import (
     GRU4RecAgent,
@@ -281,3 +282,28 @@ def test_gru4rec_random_before_retrain_and_deterministic_retrain():
     for key in states[0]:
         np.testing.assert_array_equal(states[0][key], states[1][key], err_msg=key)
     assert not np.array_equal(states[0]["model.W_hh"], states[2]["model.W_hh"])
+
+
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize(("block", "blocks"), [(1, 4), (700, 2), (1 << 30, 1)])
+def test_serving_in_user_blocks_ranks_as_all_users_at_once(monkeypatch, shared, block, blocks):
+    """Blocks of 64+ users (or one block): the slates of one product over every user."""
+    import simlab.agents.neural as neural
+
+    torch = pytest.importorskip("torch")
+
+    monkeypatch.setattr(neural, "_SCORE_BLOCK", block)
+    agent = MatrixFactorizationAgent(MatrixFactorizationAgent.Params(factors=3, epochs=2), ctx())
+    agent.retrain(window_log(6))
+    rng = np.random.default_rng(8)
+    cand_ids = np.array([2, 5, 7, 9, 14, 21])
+    obs = observation(np.full((300, 2), PAD), cand_ids, rng.normal(size=(6, D)), 3, shared, rng)
+    users = rng.normal(size=(300, 3)).astype(np.float32)
+    got = agent._top_k(obs, users).item_ids
+    ids, inverse = np.unique(obs.candidates, return_inverse=True)
+    v, bias = agent.item_vectors(ids, obs.catalog.features[obs.catalog.rows(ids)])
+    scores = torch.from_numpy(users) @ torch.from_numpy(v.T) + torch.from_numpy(bias)
+    scores = torch.gather(scores, 1, torch.from_numpy(inverse.reshape(obs.candidates.shape)))
+    idx = torch.topk(scores, 3, dim=1, sorted=True).indices.numpy()
+    np.testing.assert_array_equal(got, np.take_along_axis(obs.candidates, idx, axis=1))
+    assert len(neural.row_blocks(300, ids.size, block)) == blocks

@@ -194,29 +194,6 @@ def test_mf_serves_random_then_the_top_scores(shared):
     np.testing.assert_array_equal(slates.item_ids, want)
 
 
-@pytest.mark.parametrize("shared", [True, False])
-@pytest.mark.parametrize(("block", "blocks"), [(1, 4), (700, 2), (1 << 30, 1)])
-def test_serving_in_user_blocks_ranks_as_all_users_at_once(monkeypatch, shared, block, blocks):
-    """Blocks of 64+ users (or one block): the slates of one product over every user."""
-    import simlab.agents.neural as neural
-
-    monkeypatch.setattr(neural, "_SCORE_BLOCK", block)
-    agent = MatrixFactorizationAgent(MatrixFactorizationAgent.Params(factors=3, epochs=2), ctx())
-    agent.retrain(window_log(6))
-    rng = np.random.default_rng(8)
-    cand_ids = np.array([2, 5, 7, 9, 14, 21])
-    obs = observation(np.full((300, 2), PAD), cand_ids, rng.normal(size=(6, D)), 3, shared, rng)
-    users = rng.normal(size=(300, 3)).astype(np.float32)
-    got = agent._top_k(obs, users).item_ids
-    ids, inverse = np.unique(obs.candidates, return_inverse=True)
-    v, bias = agent.item_vectors(ids, obs.catalog.features[obs.catalog.rows(ids)])
-    scores = torch.from_numpy(users) @ torch.from_numpy(v.T) + torch.from_numpy(bias)
-    scores = torch.gather(scores, 1, torch.from_numpy(inverse.reshape(obs.candidates.shape)))
-    idx = torch.topk(scores, 3, dim=1, sorted=True).indices.numpy()
-    np.testing.assert_array_equal(got, np.take_along_axis(obs.candidates, idx, axis=1))
-    assert len(neural.row_blocks(300, ids.size, block)) == blocks
-
-
 def test_state_round_trip_and_a_state_without_a_model():
     """A loaded state serves and retrains as the original; no model keys means untrained."""
     p = MatrixFactorizationAgent.Params(factors=2)

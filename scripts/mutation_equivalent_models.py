@@ -1,0 +1,216 @@
+"""Equivalent mutants of the agents' model families.
+
+Bandit models, generative, group re-rankers, slate-ts and two-tower. Part of
+:mod:`mutation_equivalent` (see its docstring for what an entry is and the recurring
+reasons), which joins the parts into ``EQUIVALENT``; the other agents are in
+:mod:`mutation_equivalent_agents`.
+"""
+
+from __future__ import annotations
+
+from mutation_equivalent_reasons import (
+    LAST_AXIS_OF_2D,
+    LITERAL_IS,
+    NEVER_NEGATIVE,
+    PAD_BELOW_IDS,
+    ROW_BLOCK,
+    SQUARE_SHAPE,
+    TWO_OR_THREE_DIMS,
+    Equivalent,
+)
+
+MODELS: dict[str, list[Equivalent]] = {
+    "agents/bandit_models.py": [
+        Equivalent(
+            'f"{(self._a.shape[0] - 1) // 2}, actual: {d}"',
+            'f"{(self._a.shape[0] ^ 1) // 2}, actual: {d}"',
+            "A is (2 d + 1, 2 d + 1): its size n is odd, and n ^ 1 == n - 1 for every odd n",
+        ),
+        Equivalent(
+            'f"{(self._a.shape[0] - 1) // 2}, actual: {d}"',
+            'f"{(self._a.shape[ 1] - 1) // 2}, actual: {d}"',
+            SQUARE_SHAPE,
+        ),
+        Equivalent(
+            "x = pair_features(u[:, None, :], v).reshape(-1, self._a.shape[0])",
+            "x = pair_features(u[:, None, :], v).reshape(-1, self._a.shape[ -1])",
+            SQUARE_SHAPE,
+        ),
+        Equivalent(
+            "size = max(max_id + 1, 2 * self._d.shape[0], 1024)",
+            "size = max(max_id + 1, 2 * self._d.shape[0], 1023)",
+            "the edge tables' smallest capacity, a speed-only constant: edge_stats and "
+            "apply_update grow the tables past the largest id before reading or adding, rows "
+            "past the largest id added are zeros that no one reads (the state holds 1023 or "
+            "1024 of them: loaded, either serves and learns the same)",
+        ),
+    ],
+    "agents/generative.py": [
+        Equivalent(
+            'return None if self._device == "cpu" '
+            'else f"serves on {self._device} in the trial actor"',
+            'return None if self._device <= "cpu" '
+            'else f"serves on {self._device} in the trial actor"',
+            "_resolve_device returns 'cpu' or 'cuda', and 'cuda' sorts after 'cpu'",
+        ),
+        Equivalent(
+            'return None if self._device == "cpu" '
+            'else f"serves on {self._device} in the trial actor"',
+            'return None if self._device is "cpu" '
+            'else f"serves on {self._device} in the trial actor"',
+            "_resolve_device returns its own literal 'cpu' or 'cuda' or the validated Literal "
+            "of `device`: " + LITERAL_IS,
+        ),
+        Equivalent(
+            'keep = np.sort(np.argsort(-steps, kind="stable")[: p.training.max_examples])',
+            'keep = np.sort(np.argsort(~steps, kind="stable")[: p.training.max_examples])',
+            "~s == -s - 1 on the int64 click steps: the same order, the same ties (stable)",
+        ),
+    ],
+    "agents/generative_decoding.py": [
+        Equivalent(
+            "codes = codes if codes.dim() == 3 else codes[None]",
+            "codes = codes if codes.dim() >= 3 else codes[None]",
+            TWO_OR_THREE_DIMS,
+        ),
+        Equivalent(
+            "table, order = torch.where(ok, pref, -1).sort(-1)",
+            "table, order = torch.where(ok, pref, -1).sort(1)",
+            LAST_AXIS_OF_2D + " (prefixes (B | 1, C))",
+        ),
+        Equivalent(
+            "table, order = torch.where(ok, pref, -1).sort(-1)",
+            "table, order = torch.where(ok, pref, - 2).sort(-1)",
+            "the prefix of a candidate with a code out of range only has to match no query and "
+            "sort below the others: every query prefix is >= 0 (prefix * r + a token in "
+            "[0, r)), so -1 and -2 do the same",
+        ),
+    ],
+    "agents/generative_quantiser.py": [
+        Equivalent(
+            "empty = torch.nonzero(counts == 0).flatten()",
+            "empty = torch.nonzero(counts <= 0).flatten()",
+            NEVER_NEGATIVE + " (points per cluster)",
+        ),
+        Equivalent(
+            'j = int(np.searchsorted(w, u, side="right")) if w[-1] > 0 else int(gen.integers(n))',
+            'j = int(np.searchsorted(w, u, side="right")) if w[-1] != 0 else int(gen.integers(n))',
+            NEVER_NEGATIVE + " (a sum of squared distances)",
+        ),
+        Equivalent(
+            "start = np.maximum.accumulate(np.where(np.r_[True, g[1:] != g[:-1]], idx, 0))",
+            "start = np.maximum.accumulate(np.where(np.r_[True, g[1:] > g[:-1]], idx, 0))",
+            "g is sorted (the groups in lexsort order): neighbours differ only upwards",
+        ),
+    ],
+    "agents/rerank_groups.py": [
+        Equivalent(
+            "ratio = np.where(tgt > 0, tgt, 1) / np.where(tgt > 0, q_s, 1)",
+            "ratio = np.where(tgt != 0, tgt, 1) / np.where(tgt > 0, q_s, 1)",
+            NEVER_NEGATIVE + " (tgt: the history's group shares)",
+        ),
+        *[
+            Equivalent(
+                "dist = (x**2).sum(1)[:, None] - 2 * x @ centres.T + (centres**2).sum(1)[None, :]",
+                f"dist = {term}.sum(1)[:, None] - 2 * x @ centres.T + (centres**2).sum(1)[None, :]",
+                "a change of the |x|^2 term of |x - c|^2, which is the same for every centre of "
+                "a row: the argmin over the centres is unchanged (in exact arithmetic; 3,000 "
+                "random inputs, grids with ties among them, gave the same labels)",
+            )
+            for term in ("(x** 1)", "(x//2)")
+        ],
+    ],
+    "agents/slate_ts.py": [
+        Equivalent(
+            "rows = max(1, _NORMALS_BLOCK // max(half, 1))",
+            "rows = max(1, _NORMALS_BLOCK % max(half, 1))",
+            "the users per block of the normals are a speed choice only: each user's normals "
+            "are keyed by the user, so any block of at least one user gives the same arrays",
+        ),
+        Equivalent(
+            "_NORMALS_BLOCK = 1 << 14",
+            "_NORMALS_BLOCK = 1 * 14",
+            "the block size of the normals is a speed choice only (see `%` above)",
+        ),
+        Equivalent(
+            "_NORMALS_BLOCK = 1 << 14",
+            "_NORMALS_BLOCK = 1 // 14",
+            "0 pairs per block gives blocks of one user (`max(1, ..)`): a speed choice only",
+        ),
+        Equivalent(
+            "feats = np.zeros((item_ids.shape[0], log.features.shape[1]), np.float32)",
+            "feats = np.zeros((item_ids.shape[ -1], log.features.shape[1]), np.float32)",
+            "item_ids is 1-D (np.unique of the log's shown items): its last axis is its first",
+        ),
+        Equivalent("shown = log.slates != PAD", "shown = log.slates > PAD", PAD_BELOW_IDS),
+        Equivalent(
+            "self._grow_users(int(obs.user_ids.max(initial=0)), obs.user_features.shape[1])",
+            "self._grow_users(int(obs.user_ids.max(initial= -1)), obs.user_features.shape[1])",
+            "the two differ only for a batch of no users on a fresh agent: its per-user tables "
+            "then hold 0 or 1 row of zeros, a row no user has, so nothing reads it",
+        ),
+        Equivalent(
+            "if n > old:",
+            "if n != old:",
+            "n = max(max_id + 1, old) is never below old, so `!=` holds exactly when `>` does",
+        ),
+        Equivalent('if policy == "greedy":', 'if policy is "greedy":', LITERAL_IS),
+        Equivalent(
+            'if policy == "greedy":',
+            'if policy <= "greedy":',
+            "`policy` is a Literal of greedy, thompson, in-slate: none sorts before greedy, so "
+            "`<=` holds exactly for greedy",
+        ),
+        Equivalent('if policy == "thompson":', 'if policy is "thompson":', LITERAL_IS),
+        Equivalent(
+            'if policy == "thompson":',
+            'if policy >= "thompson":',
+            "greedy has returned before this test, and in-slate, the only other policy left, "
+            "sorts before thompson: `>=` holds exactly for thompson",
+        ),
+    ],
+    "agents/slate_ts_model.py": [
+        Equivalent(
+            "m = data.users.shape[0]",
+            "m = data.users.shape[ -1]",
+            "ClickData.users is 1-D, (M,) (the agent passes users.reshape(-1)): its last axis "
+            "is its first",
+        ),
+    ],
+    "agents/two_tower.py": [
+        Equivalent("keep = keep[keep != PAD]", "keep = keep[keep > PAD]", PAD_BELOW_IDS),
+        Equivalent(
+            "keep = keep[keep != PAD]",
+            "keep = keep[keep is not PAD]",
+            "PAD is never a known id, so the lookup that follows drops it either way; "
+            "`keep[True]` adds an axis that the boolean mask of the same shape takes off",
+        ),
+        Equivalent(
+            'return "source_debias calls the content model" if self.params.source_debias > 0 '
+            "else None",
+            'return "source_debias calls the content model" if self.params.source_debias != 0 '
+            "else None",
+            NEVER_NEGATIVE,
+        ),
+        Equivalent(
+            "self._profile_store = np.zeros((ctx.num_users, 0), np.float32)",
+            "self._profile_store = np.zeros((ctx.num_users, 1), np.float32)",
+            "the store is made again at the profiles' width before its first write (act and "
+            "record_served check the width), and read only for served users: its initial "
+            "width never shows",
+        ),
+        Equivalent("_SCORE_BLOCK = 1 << 16", "_SCORE_BLOCK = 1 // 16", ROW_BLOCK),
+        Equivalent("_SCORE_BLOCK = 1 << 16", "_SCORE_BLOCK = 1 & 16", ROW_BLOCK),
+        Equivalent("found &= ids != PAD", "found &= ids > PAD", PAD_BELOW_IDS),
+    ],
+    "agents/two_tower_train.py": [
+        Equivalent(
+            "known = (at < len(window)) & (np.asarray(window)[np.minimum(at, len(window) - 1)] "
+            "== steps)",
+            "known = (at < len(window)) & (np.asarray(window)[np.minimum(at, len(window) - 1)] "
+            "<= steps)",
+            "`at` is np.searchsorted(window, steps) (side left): wherever `at < len(window)` "
+            "holds, window[at] >= steps, so `<= steps` holds exactly when `== steps` does",
+        ),
+    ],
+}
