@@ -56,10 +56,12 @@ def row_blocks(rows: int, width: int, cells: int, align: int = 64) -> list[slice
 
     ``t`` is ``cells // width`` rounded up to a multiple of ``align`` (at least ``align``), for
     per-row work over ``(rows, width)`` arrays in cache-sized blocks; one block when ``rows``
-    is under ``2 t``. Blocks start at multiples of ``align``, and none is a single row: BLAS
-    then gives every row of a matrix product the bits it gets in one product over all rows
-    (measured here: blocks of odd sizes, or of one row, got other bits in numpy or torch for
-    some shapes; blocks aligned to 64 rows never did).
+    is under ``2 t``. Blocks start at multiples of ``align`` and none has under ``t`` rows:
+    BLAS then gives every row of a matrix product the bits it gets in one product over all
+    rows (measured here: blocks of odd sizes, or of one row, got other bits in numpy or torch
+    for some shapes, and so did small blocks aligned to 64 rows, which OpenBLAS multiplies
+    with its small-matrix kernel; blocks of ``t`` rows for ``cells`` of 2^16 or 2^20 never
+    did, for 4-128 factors and 2-3,000 columns).
     """
     t = max(align, -(-(cells // max(width, 1)) // align) * align)
     n = max(1, rows // t)
