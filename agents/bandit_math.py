@@ -303,7 +303,9 @@ def _quadratic(m: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     l_u^T v + m_11`` where ``Q_u = (u u^T) * m_aa + diag(u) m_ab + m_ba diag(u) + m_bb`` and
     ``l_u = 2 (u * m_a1 + m_b1)``. The ``(B, d, d)`` matrices ``Q_u`` replace a ``(B, C, D)``
     array of pair features; they are built for ``_USER_BLOCK`` users at a time to bound
-    memory, into scratch arrays reused from block to block.
+    memory, into scratch arrays reused from block to block. ``Q_u`` is symmetric, so with
+    shared candidates ``v^T Q_u v`` is a product over its ``d (d + 1) / 2`` upper entries
+    (the candidates' ``v_i v_j``, doubled off the diagonal): half the FLOPs of all ``d^2``.
 
     Args:
         m: ``(D, D)`` symmetric matrix.
@@ -315,7 +317,9 @@ def _quadratic(m: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     lin = 2.0 * (u * m[:d, 2 * d] + m[d : 2 * d, 2 * d])
     shared = v.ndim == 2
     if shared:
-        vv = (v[:, :, None] * v[:, None, :]).reshape(v.shape[0], d * d).T  # (d*d, C)
+        upper = _upper(d)  # flat indices of Q's entries (i, j), i <= j
+        vv = np.ascontiguousarray((v[:, upper // d] * v[:, upper % d]).T)  # (d(d+1)/2, C)
+        vv[upper // d != upper % d] *= 2.0  # Q_ij v_i v_j + Q_ji v_j v_i, Q_ij = Q_ji
         out = lin @ v.T
     else:
         out = np.einsum("bci,bi->bc", v, lin)
@@ -337,10 +341,16 @@ def _quadratic(m: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
             qs += np.multiply(mab.T, us[:, None, :], out=ts)
             qs += mbb
         if shared:
-            out[blk] += np.matmul(qb.reshape(n, d * d), vv, out=forms[:n])
+            out[blk] += np.matmul(qb.reshape(n, d * d)[:, upper], vv, out=forms[:n])
         else:
             out[blk] += np.einsum("bcj,bcj->bc", v[blk] @ qb, v[blk])
     return out
+
+
+def _upper(d: int) -> np.ndarray:
+    """Flat indices ``i * d + j`` of a ``(d, d)`` matrix's entries with ``i <= j``, row-major."""
+    i, j = np.triu_indices(d)
+    return i * d + j
 
 
 # ----------------------------------------------------------------------------- k-means

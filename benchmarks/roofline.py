@@ -85,10 +85,11 @@ WORKLOADS: dict[str, dict[str, Any]] = {
     "linucb": {
         "world": "reference",
         "what": f"mean + width x'A^-1x over {_C} candidates (d={_D}), top-{_K}",
-        # x = [u * v, v, 1]: the mean is 2 (2d + 1) FLOPs per candidate; the width a
-        # (d*d)-long dot product per candidate with the user's d x d form (2 d^2 FLOPs)
+        # x = [u * v, v, 1]: the mean is 2 (2d + 1) FLOPs per candidate; the width a dot
+        # product per candidate with the upper d (d + 1) / 2 entries of the user's
+        # symmetric d x d form (d (d + 1) FLOPs)
         "work": _plus(
-            {"flops": 2.0 * _C * (2 * _D + 1) + 2.0 * _C * _D * _D, "topk": _C},
+            {"flops": 2.0 * _C * (2 * _D + 1) + 1.0 * _C * _D * (_D + 1), "topk": _C},
             _response(_K, _D),
         ),
     },
