@@ -362,9 +362,16 @@ class GRU4RecAgent(_HybridItemAgent):
         torch = _torch()
         x, lengths = self._history_vectors(obs)
         t = {k: torch.from_numpy(self._model[k]) for k in _GRU_KEYS}
+        steps = int(lengths.max(initial=0))
+        x = torch.from_numpy(x[:, :steps])
+        out = np.empty((x.shape[0], self.params.factors), np.float32)
+        # blocks of users (row_blocks): a block's gates stay in cache over its steps; every
+        # block runs the same steps, and each user's state is the one of all users at once
         with torch.no_grad():
-            states = _gru_states(t, torch.from_numpy(x[:, : int(lengths.max(initial=0))]))
-        return states.numpy()[np.arange(x.shape[0]), lengths]
+            for sub in row_blocks(x.shape[0], (steps + 1) * 3 * x.shape[2], _STATE_BLOCK):
+                states = _gru_states(t, x[sub])
+                out[sub] = states.numpy()[np.arange(states.shape[0]), lengths[sub]]
+        return out
 
     def act(self, obs: Observation) -> Slates:
         """Top candidates by ``<h_u, v_i> + b_i``; random before the first retrain."""
@@ -375,3 +382,5 @@ class GRU4RecAgent(_HybridItemAgent):
 
 _SCORE_BLOCK = 1 << 16
 """(user, item) scores per block when the neural agents rank their candidates."""
+_STATE_BLOCK = 1 << 20
+"""(user, step, gate value) cells per block of users when gru4rec serves."""

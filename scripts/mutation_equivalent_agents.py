@@ -37,6 +37,13 @@ AGENTS: dict[str, list[Equivalent]] = {
             "alone (per-row einsums), so one block of every user gives the same arrays",
         ),
         Equivalent(
+            "step = max(1, _SCORE_BLOCK // max(c * idx.shape[1], 1))  # users per block",
+            "step = max(1, _SCORE_BLOCK ** max(c * idx.shape[1], 1))  # users per block",
+            "as `*`: one block of every user, each user's scores computed alone (per-row "
+            "einsums), so the same arrays",
+        ),
+        Equivalent("_SERVE_BLOCK = 1 << 20", "_SERVE_BLOCK = 1 ** 20", ROW_BLOCK),
+        Equivalent(
             "new = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1.0)[:, None], centres)",
             "new = np.where(counts[:, None] > 0, sums / np.maximum(counts, 0.0)[:, None], centres)",
             "the divisor only differs where a cluster is empty (count 0), and there np.where "
@@ -289,8 +296,8 @@ AGENTS: dict[str, list[Equivalent]] = {
             "users is 1-D (the log's clicking users): its last axis is its first",
         ),
         Equivalent(
-            "states = _gru_states(t, torch.from_numpy(x[:, : int(lengths.max(initial=0))]))",
-            "states = _gru_states(t, torch.from_numpy(x[:, : int(lengths.max(initial= -1))]))",
+            "steps = int(lengths.max(initial=0))",
+            "steps = int(lengths.max(initial= -1))",
             "the initial value shows only for a batch of no users, whose states are empty "
             "either way (lengths are never negative)",
         ),

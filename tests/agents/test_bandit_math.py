@@ -193,7 +193,7 @@ def test_linear_scores_equal_theta_dot_x(per_user_theta, per_user_items):
 
 @pytest.mark.parametrize("per_user_items", [False, True])
 @pytest.mark.parametrize(
-    ("users", "block", "piece"), [(1, 1024, 32), (7, 3, 2), (9, 4, 4), (5, 2, 3)]
+    ("users", "block", "piece"), [(1, 1024, 32), (7, 3, 2), (9, 4, 4), (5, 2, 3), (10, 3, 2)]
 )
 def test_quadratic_equals_x_m_x_for_every_block_split(
     monkeypatch, per_user_items, users, block, piece

@@ -307,3 +307,33 @@ def test_serving_in_user_blocks_ranks_as_all_users_at_once(monkeypatch, shared, 
     idx = torch.topk(scores, 3, dim=1, sorted=True).indices.numpy()
     np.testing.assert_array_equal(got, np.take_along_axis(obs.candidates, idx, axis=1))
     assert len(neural.row_blocks(300, ids.size, block)) == blocks
+
+
+@pytest.mark.parametrize("factors", [3, 8])
+@pytest.mark.parametrize(("rows", "blocks"), [(1, 4), (128, 2), (1 << 20, 1)])
+def test_gru4rec_states_in_user_blocks_are_those_of_all_users_at_once(
+    monkeypatch, factors, rows, blocks
+):
+    """Blocks of 64+ users running the same steps: every state bit for bit.
+
+    Whatever the lengths of a block's histories (short, empty, unknown items) against the
+    longest of all users.
+    """
+    import simlab.agents.neural as neural
+
+    agent = GRU4RecAgent(GRU4RecAgent.Params(factors=factors, epochs=2, batch_size=3), ctx())
+    agent.retrain(window_log(10))
+    rng = np.random.default_rng(12)
+    cand_ids = np.array([5, 7, 9, 20, 21, 33])
+    pool = np.array([2, 5, 7, 9, 14, 20, 21, 33, 99, PAD])  # logged, live, neither, PAD
+    history = rng.choice(pool, size=(300, 8))
+    history[:150, 2:] = PAD  # the first blocks' histories are short, the last ones' long
+    history[200:210] = PAD
+    obs = observation(history, cand_ids, rng.normal(size=(6, D)), 3, True, rng)
+    monkeypatch.setattr(neural, "_STATE_BLOCK", 1 << 30)
+    whole = agent.user_states(obs)
+    width = (int(agent._history_vectors(obs)[1].max()) + 1) * 3 * factors
+    assert len(neural.row_blocks(300, width, rows * width)) == blocks
+    monkeypatch.setattr(neural, "_STATE_BLOCK", rows * width)
+    got = agent.user_states(obs)
+    np.testing.assert_array_equal(got.view(np.uint32), whole.view(np.uint32))
