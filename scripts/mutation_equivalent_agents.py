@@ -290,6 +290,35 @@ AGENTS: dict[str, list[Equivalent]] = {
     "agents/neural.py": [
         Equivalent("_SCORE_BLOCK = 1 << 16", "_SCORE_BLOCK = 2 << 16", ROW_BLOCK),
         Equivalent("_SCORE_BLOCK = 1 << 16", "_SCORE_BLOCK = 1 << 15", ROW_BLOCK),
+        Equivalent("_SCORE_BLOCK = 1 << 16", "_SCORE_BLOCK = 1 / 16", ROW_BLOCK),
+        Equivalent("_SCORE_BLOCK = 1 << 16", "_SCORE_BLOCK = 0 << 16", ROW_BLOCK),
+        Equivalent("_STATE_BLOCK = 1 << 20", "_STATE_BLOCK = 1 >> 20", ROW_BLOCK),
+        Equivalent("_STATE_BLOCK = 1 << 20", "_STATE_BLOCK = 1 | 20", ROW_BLOCK),
+        Equivalent(
+            "for sub in row_blocks(x.shape[0], (steps + 1) * 3 * x.shape[2], _STATE_BLOCK):",
+            "for sub in row_blocks(x.shape[0], (steps | 1) * 3 * x.shape[2], _STATE_BLOCK):",
+            ROW_BLOCK,
+        ),
+        Equivalent(
+            "for sub in row_blocks(x.shape[0], (steps + 1) * 3 * x.shape[2], _STATE_BLOCK):",
+            "for sub in row_blocks(x.shape[0], (steps + 1) * 3 << x.shape[2], _STATE_BLOCK):",
+            ROW_BLOCK,
+        ),
+        Equivalent(
+            "for sub in row_blocks(x.shape[0], (steps + 1) * 3 * x.shape[2], _STATE_BLOCK):",
+            "for sub in row_blocks(x.shape[0], (steps + 1) * 3 & x.shape[2], _STATE_BLOCK):",
+            ROW_BLOCK,
+        ),
+        Equivalent(
+            "for sub in row_blocks(x.shape[0], (steps + 1) * 3 * x.shape[2], _STATE_BLOCK):",
+            "for sub in row_blocks(x.shape[0], (steps + 1) * 3 ^ x.shape[2], _STATE_BLOCK):",
+            ROW_BLOCK,
+        ),
+        Equivalent(
+            "for sub in row_blocks(x.shape[0], (steps + 1) * 3 * x.shape[2], _STATE_BLOCK):",
+            "for sub in row_blocks(x.shape[0], (steps + 0) * 3 * x.shape[2], _STATE_BLOCK):",
+            ROW_BLOCK,
+        ),
         Equivalent(
             "neg = gen.integers(0, n, size=(self.params.epochs, users.shape[0]))",
             "neg = gen.integers(0, n, size=(self.params.epochs, users.shape[ -1]))",
