@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from simlab.batch import Feedback, is_row_broadcast
+from simlab.batch import Feedback, is_row_broadcast, row_blocks
 from simlab.rng import Stream
 from simlab.scenario import ParamsModel
 from simlab.world import WorldContext
@@ -40,6 +40,9 @@ from simlab.world import WorldContext
 from .common import normalize_rows, slate_rows, topic_centres
 
 __all__ = ["LogitUserPopulation"]
+
+_UTILITY_BLOCK = 1 << 18
+"""(user, candidate) cells per block of :meth:`LogitUserPopulation.expected_utility`."""
 
 
 class LogitUserPopulation:
@@ -185,20 +188,24 @@ class LogitUserPopulation:
     ) -> np.ndarray:
         """Noise-free utility ``(B, C)`` (privileged: only the oracle uses it)."""
         p = self.params
-        if item_ids.strides[0] == 0:  # shared candidates: one matrix product
-            rows = items.rows(item_ids[0])
-            loc = user_ids - self.lo
-            x = self._interest[loc]
-            u = (
-                p.interest_weight * (x @ items.latent[rows].T)
-                + p.quality_weight * items.quality[rows]
-            )
+        if item_ids.strides[0] != 0:
+            return self._utility(user_ids, items.rows(item_ids), items)
+        # shared candidates: a matrix product per block of users (row_blocks), so a block's
+        # float64 terms stay in cache; every value is per user, as in one product
+        rows = items.rows(item_ids[0])
+        loc = user_ids - self.lo
+        lat, topic = items.latent[rows].T, items.topic[rows]
+        quality = p.quality_weight * items.quality[rows]
+        source = p.source_preference * items.source[rows]
+        out = np.empty((loc.shape[0], rows.shape[0]), np.float32)
+        for sub in row_blocks(loc.shape[0], rows.shape[0], _UTILITY_BLOCK):
+            u = p.interest_weight * (self._interest[loc[sub]] @ lat) + quality
             if p.fatigue_weight:
-                u -= p.fatigue_weight * self._fatigue[loc][:, items.topic[rows]]
+                u -= p.fatigue_weight * self._fatigue[loc[sub]][:, topic]
             if p.source_preference:
-                u += p.source_preference * items.source[rows]
-            return u.astype(np.float32)
-        return self._utility(user_ids, items.rows(item_ids), items)
+                u += source
+            out[sub] = u
+        return out
 
     def respond(self, t: int, user_ids: np.ndarray, slates: np.ndarray, items) -> Feedback:
         """Choose among slates (with a no-click option) and update latent state."""

@@ -172,6 +172,30 @@ def test_expected_utility_equals_the_formula(shared, user_range, users):
             assert got[b, c] == pytest.approx(utility(pop, u, row, items), rel=1e-5, abs=1e-5)
 
 
+@pytest.mark.parametrize(("cells", "blocks"), [(1, 4), (600, 2), (1 << 30, 1)])
+@pytest.mark.parametrize(("user_range", "source"), [(None, 0.0), ((50, 350), 0.8)])
+def test_shared_utility_in_user_blocks_is_that_of_one_product(
+    monkeypatch, cells, blocks, user_range, source
+):
+    """Blocks of 64+ users: every shared-candidate utility bit for bit (fatigue and source)."""
+    import simlab.environments.users as users_mod
+
+    lo = 0 if user_range is None else user_range[0]
+    pop = with_fatigue(population(user_range, num_users=400, source_preference=source))
+    items = item_table(40)
+    users = lo + np.flatnonzero(np.arange(300) % 7 != 3)  # 257 of the shard's users
+    cands = np.broadcast_to(items.item_ids[::-1][:5], (users.size, 5))
+    monkeypatch.setattr(users_mod, "_UTILITY_BLOCK", 1 << 30)
+    whole = pop.expected_utility(0, users, cands, items)
+    assert len(users_mod.row_blocks(users.size, 5, cells)) == blocks
+    monkeypatch.setattr(users_mod, "_UTILITY_BLOCK", cells)
+    got = pop.expected_utility(0, users, cands, items)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got.view(np.uint32), whole.view(np.uint32))
+    row = int(np.searchsorted(items.item_ids, cands[0, 2]))
+    assert got[200, 2] == pytest.approx(utility(pop, users[200], row, items), rel=1e-5, abs=1e-5)
+
+
 def test_shared_candidates_are_scored_by_one_matrix_product_not_per_row(monkeypatch):
     """A broadcast candidate row (stride 0) takes the one-product path, per-user rows do not.
 
