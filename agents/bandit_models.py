@@ -8,12 +8,11 @@ commutative partial updates. The agents themselves are in :mod:`simlab.agents.ba
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from simlab.batch import Feedback, Observation, Slates, row_blocks
+from simlab.batch import Feedback, Observation, Slates
 from simlab.rng import Stream
 from simlab.scenario import ParamsModel
 
@@ -21,8 +20,6 @@ from .bandit_math import _Kept, _rewards, _sq_dist, pair_features
 from .base import Agent, ItemCounts, top_k
 
 _CLICKS, _IMPRESSIONS = 0, 1
-_FINISH_BLOCK = 1 << 18
-"""(user, candidate) cells per block when the linear bandits rank their scores."""
 
 
 class _CountingAgent(Agent):
@@ -142,21 +139,11 @@ class _LinearBandit(Agent):
         self._b += x.T @ _rewards(feedback).ravel()
         self._solved = None
 
-    def _finish(self, obs: Observation, scores_of: Callable[[slice], np.ndarray]) -> Slates:
-        """Slates from scores plus a tiny per-(item, step) tie-break.
-
-        ``scores_of(rows)`` gives the ``(len(rows), C)`` scores of a block of users (ours to
-        change). Users go in blocks (:func:`~simlab.batch.row_blocks`), each ranked while in
-        cache: every score is per user, so the slates are those of all users at once.
-        """
-        tie = 1e-9 * self._tiebreak.uniform(obs.candidate_pool, obs.step)
-        b, c = obs.candidates.shape
-        slates = np.empty((b, obs.slate_size), np.int64)
-        for sub in row_blocks(b, c, _FINISH_BLOCK):
-            scores = scores_of(sub)
-            scores += tie if tie.ndim == 1 else tie[sub]
-            slates[sub] = top_k(scores, obs.candidates[sub], obs.slate_size, shared=False)
-        return Slates(obs.user_ids, slates)
+    def _finish(self, obs: Observation, scores: np.ndarray) -> Slates:
+        """Slates from ``(B, C)`` scores plus a tiny per-(item, step) tie-break."""
+        cands = obs.candidate_pool
+        scores += 1e-9 * self._tiebreak.uniform(cands, obs.step)  # scores: ours to change
+        return Slates(obs.user_ids, top_k(scores, obs.candidates, obs.slate_size, shared=False))
 
     def state_dict(self) -> dict[str, Any]:
         """``A`` and ``b`` (empty before the first act) and the last step's context."""

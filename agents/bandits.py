@@ -251,8 +251,7 @@ class LinUCBAgent(_LinearBandit):
 
     def act(self, obs: Observation) -> Slates:
         """Top candidates by upper confidence bound."""
-        scores = self.scores(obs)
-        return self._finish(obs, scores.__getitem__)
+        return self._finish(obs, self.scores(obs))
 
 
 class LinearThompsonAgent(_LinearBandit):
@@ -290,11 +289,7 @@ class LinearThompsonAgent(_LinearBandit):
     def act(self, obs: Observation) -> Slates:
         """Top candidates by each user's own draw of ``theta``."""
         u, v = self._prepare(obs)
-        theta = self.sample_theta(obs.user_ids, obs.step)
-        per_user = v.ndim == 3  # (B, C, d) candidates of each user, else (C, d) shared
-        return self._finish(
-            obs, lambda sub: _linear_scores(theta[sub], u[sub], v[sub] if per_user else v)
-        )
+        return self._finish(obs, _linear_scores(self.sample_theta(obs.user_ids, obs.step), u, v))
 
 
 # ----------------------------------------------------------------------------- Diag-LinUCB

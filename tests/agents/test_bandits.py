@@ -423,32 +423,3 @@ def test_bandit_params_have_descriptions():
     for cls in (UCB1Agent, ThompsonSamplingAgent, LinUCBAgent, DiagLinUCBAgent):
         for name, field in cls.Params.model_fields.items():
             assert field.description, f"{cls.__name__}.{name}"
-
-
-@pytest.mark.parametrize("name", ["linucb", "linear-ts"])
-@pytest.mark.parametrize("shared", [True, False])
-@pytest.mark.parametrize(("rows", "blocks"), [(1, 4), (128, 2), (1 << 20, 1)])
-def test_linear_bandits_rank_users_in_blocks_as_all_at_once(
-    monkeypatch, name, shared, rows, blocks
-):
-    """Blocks of 64+ users: the slates of one block over every user, ties broken alike."""
-    from simlab.agents import bandit_models
-
-    g = np.random.default_rng(21)
-    ids = np.arange(100, 112)
-    cat = make_catalog(ids, np.round(g.normal(size=(12, 4)), 1))  # coarse: near ties
-    users = np.arange(300)
-    feats = np.round(g.normal(size=(300, 4)), 1).astype(np.float32)
-    agent = make_agent(name, seed=3)
-    for t in range(4):
-        slates = agent.act(make_obs(cat, users, feats, t, slate_size=3)).item_ids
-        agent.update(make_feedback(t, users, slates, (users + t) % 4 - 1))
-    cands = None if shared else np.stack([g.permutation(ids)[:5] for _ in users])
-    obs = make_obs(cat, users, feats, 4, slate_size=2, candidates=cands)
-    monkeypatch.setattr(bandit_models, "_FINISH_BLOCK", 1 << 30)
-    whole = agent.act(obs).item_ids
-    width = obs.candidates.shape[1]
-    assert len(bandit_models.row_blocks(300, width, rows * width)) == blocks
-    monkeypatch.setattr(bandit_models, "_FINISH_BLOCK", rows * width)
-    np.testing.assert_array_equal(agent.act(obs).item_ids, whole)
-    assert len(np.unique(whole, axis=0)) > 3  # users' slates differ: a mixed-up block shows
