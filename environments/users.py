@@ -262,13 +262,17 @@ class LogitUserPopulation:
         return {name.lstrip("_"): getattr(self, name).copy() for name in self._STATE}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Restore what :meth:`state_dict` returned (for the same user range)."""
-        for name in self._STATE:
-            value = np.asarray(state[name.lstrip("_")])
+        """Restore what :meth:`state_dict` returned (for the same user range).
+
+        Every array's shape is checked before any is set: a wrong one loads nothing.
+        """
+        values = {name: np.asarray(state[name.lstrip("_")]) for name in self._STATE}
+        for name, value in values.items():
             current = getattr(self, name)
             if value.shape != current.shape:
                 raise ValueError(
                     f"Expects user state `{name.lstrip('_')}` of shape {current.shape}, "
                     f"actual shape: {value.shape}"
                 )
-            setattr(self, name, value.astype(current.dtype, copy=True))
+        for name, value in values.items():
+            setattr(self, name, value.astype(getattr(self, name).dtype, copy=True))

@@ -13,6 +13,7 @@ from mutation_equivalent_reasons import (
     NEVER_NEGATIVE,
     ONE_DIM_LENGTH,
     RENDER_FPS_HINT,
+    ROW_BLOCK,
     Equivalent,
 )
 
@@ -323,6 +324,22 @@ ENVIRONMENTS: dict[str, list[Equivalent]] = {
         ),
     ],
     "environments/users.py": [
+        Equivalent("_UTILITY_BLOCK = 1 << 18", "_UTILITY_BLOCK = 1 / 18", ROW_BLOCK),
+        Equivalent("n = uid.shape[0]", "n = uid.shape[ -1]", ONE_DIM_LENGTH),
+        Equivalent(
+            "if user_ids.shape[0] == n and n and user_ids[0] == self.lo and user_ids[-1] == "
+            "self.hi - 1:",
+            "if user_ids.shape[0] == n and n and user_ids[0] == self.lo and user_ids[-1] != "
+            "self.hi - 1:",
+            "n increasing, unique ids of [lo, hi) starting at lo end at hi - 1, so the mutant "
+            "never takes the slice: the general path gathers the same rows (a copy, not a "
+            "view), speed only",
+        ),
+        Equivalent(
+            "return u.astype(np.float32, copy=False)",
+            "return u.astype(np.float32, copy=True)",
+            "u is a fresh array of this call: a copy of it holds the same values",
+        ),
         Equivalent(
             "rows = items.rows(item_ids[0])",
             "rows = items.rows(item_ids[ -1])",

@@ -344,6 +344,18 @@ def test_churn_after_patience_poor_visits_and_never_back():
     np.testing.assert_array_equal(pop.arrivals(2), np.arange(5, USERS))
 
 
+def test_poor_visits_beyond_the_patience_churn_too():
+    """A count already past the patience (a checkpoint forked with a smaller one) churns."""
+    pop = population(return_prob=1.0, return_spread=0.0, no_click_utility=50.0)
+    st = pop.state_dict()
+    st["poor_visits"] = np.array([5, 0, 1, 0, 0, 0, 0, 0, 0, 3])  # patience 2
+    pop.load_state_dict(st)
+    items = item_table()
+    users = np.array([0, 1, 2, 9])
+    pop.respond(0, users, np.tile(items.item_ids[:K], (4, 1)), items)  # every visit poor
+    np.testing.assert_array_equal(np.flatnonzero(pop.churned), [0, 2, 9])
+
+
 @pytest.mark.parametrize("strength", [0.4, 3.0])
 def test_satisfaction_moves_the_return_probability(strength):
     """``clip(prob + strength (satisfaction - 0.5), 0.01, 1)`` against the arrival draws."""
@@ -368,6 +380,41 @@ def test_state_dict_is_a_copy_and_a_wrong_shape_is_named():
     other = population(user_range=(0, 4))
     with pytest.raises(ValueError, match=r"user state `interest` of shape \(4, 4\), actual"):
         other.load_state_dict(pop.state_dict())
+
+
+@pytest.mark.parametrize(
+    ("name", "shape"),
+    [("interest", (9, DIM)), ("interest", (11, DIM)), ("fatigue", (USERS, TOPICS - 1)),
+     ("fatigue", (USERS, TOPICS + 1)), ("satisfaction", (USERS - 1,)), ("churned", ())],
+)  # fmt: skip
+def test_a_state_of_another_shape_is_refused_whole(name, shape):
+    """Fewer or more users or columns: a ValueError naming the array, and nothing loaded."""
+    pop = population()
+    st = pop.state_dict()
+    st[name] = np.zeros(shape, st[name].dtype)
+    st["satisfaction" if name != "satisfaction" else "fatigue"] += 1
+    before = pop.state_dict()
+    with pytest.raises(ValueError, match=rf"user state `{name}` of shape .*actual shape"):
+        pop.load_state_dict(st)
+    after = pop.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("user_range", [(3, 4), (0, 1)])
+def test_a_one_user_shard_scores_and_serves_its_user(user_range):
+    """A shard holding one user: per-user and shared utilities and a response for it."""
+    pop = with_fatigue(population(user_range))
+    items = item_table()
+    user = np.array([user_range[0]])
+    cands = items.item_ids[None, [5, 0, 2]]
+    got = pop.expected_utility(0, user, cands, items)
+    shared = pop.expected_utility(0, user, np.broadcast_to(cands[0], (1, 3)), items)
+    for c, row in enumerate([5, 0, 2]):
+        want = utility(pop, user[0], row, items)
+        assert got[0, c] == pytest.approx(want, rel=1e-5, abs=1e-5)
+        assert shared[0, c] == pytest.approx(want, rel=1e-5, abs=1e-5)
+    fb = pop.respond(0, user, items.item_ids[None, :K], items)
+    assert fb.user_ids.tolist() == user.tolist() and fb.slates.shape == (1, K)
 
 
 def test_optional_mechanisms_are_off_by_default():
