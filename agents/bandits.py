@@ -294,8 +294,6 @@ class LinearThompsonAgent(_LinearBandit):
 
 # ----------------------------------------------------------------------------- Diag-LinUCB
 
-# ----------------------------------------------------------------------------- Diag-LinUCB
-
 
 class DiagLinUCBAgent(_EdgeSums, Agent):
     """Diag-LinUCB over (item, user cluster) edges, learned online.
