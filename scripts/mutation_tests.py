@@ -59,6 +59,7 @@ EXTRA_TESTS = {
     ],
     "environments/users.py": [
         "tests/environments/test_user_dynamics.py",
+        "tests/environments/test_user_utility.py",
         "tests/environments/test_environments.py",
         "tests/environments/test_churn_timing.py",
     ],
