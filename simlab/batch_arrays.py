@@ -60,8 +60,8 @@ def row_blocks(rows: int, width: int, cells: int, align: int = 64) -> list[slice
     BLAS then gives every row of a matrix product the bits it gets in one product over all
     rows (measured here: blocks of odd sizes, or of one row, got other bits in numpy or torch
     for some shapes, and so did small blocks aligned to 64 rows, which OpenBLAS multiplies
-    with its small-matrix kernel; blocks of ``t`` rows for ``cells`` of 2^16 or 2^20 never
-    did, for 4-128 factors and 2-3,000 columns).
+    with its small-matrix kernel; blocks of ``t`` rows for ``cells`` of 2^16, 2^18 or 2^20
+    never did, for 4-128 factors and 2-3,000 columns).
     """
     t = max(align, -(-(cells // max(width, 1)) // align) * align)
     n = max(1, rows // t)
