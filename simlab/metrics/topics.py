@@ -97,7 +97,7 @@ def topic_mix(interests: np.ndarray, centres: np.ndarray, temperature: float) ->
     """
     logits = np.asarray(interests, np.float64) @ centres.T
     logits *= temperature
-    logits -= logits.max(axis=1, keepdims=True)
+    logits -= _row_max(logits)
     norm = np.exp(logits).sum(axis=1, keepdims=True)
     np.log(norm, out=norm)
     logits -= norm
@@ -196,23 +196,22 @@ class TopicMetric(Metric):
         # every topic id that can occur: the world's, or what the data holds
         k = max(int(getattr(self.ctx, "num_topics", 0)), int(hist.max()) + 1)
         k = max(k, int(snap.items.topic.max()) + 1)
-        users = np.arange(b)[:, None]
         known = hist >= 0
-        h = np.bincount((users * k + hist)[known], minlength=b * k)
-        h = h.reshape(b, k).astype(np.float64)
-        count = h.sum(axis=1)
+        clicks = np.bincount((np.arange(b)[:, None] * k + hist)[known], minlength=b * k)
+        clicks = clicks.reshape(b, k)
+        count = np.einsum("ij->i", clicks)  # clicks per user (integers: exact in any order)
         has = count > 0
         if not has.any():
             return {}
-        h = h[has] / count[has, None]
-        slate_topic = snap.items.topic[snap.rows()[has]]  # (B', n)
-        flat = (np.arange(h.shape[0])[:, None] * k + slate_topic).ravel()
-        q = np.bincount(flat, minlength=h.size).reshape(h.shape) / n
-        a = self.calibration_alpha
-        q_smooth = (1.0 - a) * q + a * h
-        # q~ >= a h > 0 wherever h > 0; elsewhere the term is 0 log 1 = 0
-        terms = h * np.log(np.divide(h, q_smooth, out=np.ones_like(h), where=h > 0))
-        return {"steck_sum": float(terms.sum()), "steck_users": int(h.shape[0])}
+        clicks, count = clicks[has], count[has]
+        rows = snap.rows()
+        if is_row_broadcast(rows):  # one slate for every user: its topic counts once
+            shown = np.bincount(snap.items.topic[rows[0]], minlength=k)[None, :]
+        else:
+            flat = np.arange(clicks.shape[0])[:, None] * k + snap.items.topic[rows[has]]
+            shown = np.bincount(flat.ravel(), minlength=clicks.size).reshape(clicks.shape)
+        terms = _steck_terms(clicks, count, shown, n, self.calibration_alpha)
+        return {"steck_sum": float(terms.sum()), "steck_users": int(clicks.shape[0])}
 
     def _served_rows(self, snap: StepSnapshot) -> np.ndarray:
         """``(B,)`` rows of the served users in the shard's interest matrices."""
@@ -237,29 +236,29 @@ class TopicMetric(Metric):
         if not (b and n):
             return {}
         rows = snap.rows()
-        if is_row_broadcast(rows):  # one slate for every user: its topics once
-            slot_topic = np.broadcast_to(
-                np.searchsorted(present, snap.items.topic[rows[0]]), (b, n)
-            )
-        else:
-            slot_topic = np.searchsorted(present, snap.items.topic[rows])  # (B, n)
         if p is None:
             p = np.exp(log_p)
-        # slate items per (user, topic): exact small counts, as adding 1.0 per item gives
         k = p.shape[1]
-        flat = (np.arange(b)[:, None] * k + slot_topic).ravel()
-        q = np.bincount(flat, minlength=b * k).reshape(b, k).astype(np.float64)
-        q /= n
+        top = p.argmax(axis=1)
+        if is_row_broadcast(rows):  # one slate for every user: its topic counts once
+            shown = np.bincount(np.searchsorted(present, snap.items.topic[rows[0]]), minlength=k)
+            hits = int(shown[top].sum())
+            shown = shown[None, :]
+        else:
+            slot_topic = np.searchsorted(present, snap.items.topic[rows])  # (B, n)
+            hits = int(np.count_nonzero(slot_topic == top[:, None]))
+            # slate items per (user, topic): exact small counts
+            flat = (np.arange(b)[:, None] * k + slot_topic).ravel()
+            shown = np.bincount(flat, minlength=b * k).reshape(b, k)
         a = self.calibration_alpha
-        q_smooth = (1.0 - a) * q + a * p
+        q_smooth = (1.0 - a) * (shown / n) + a * p
         # q~ >= a p > 0 wherever p > 0; a p that underflows to 0 adds 0 (0 log 0 = 0)
         log_q = np.log(q_smooth, out=np.zeros_like(q_smooth), where=p > 0)
         terms = p * (log_p - log_q)  # log_p is finite: 0 where p is 0
-        top = p.argmax(axis=1)
         return {
             "kl_sum": float(terms.sum()),
             "served": int(b),
-            "bubble_hits": int((slot_topic == top[:, None]).sum()),
+            "bubble_hits": hits,
             "slate_items": int(b * n),
         }
 
@@ -285,3 +284,43 @@ class TopicMetric(Metric):
             "echo/interest_calibration_kl": total("kl_sum") / served if served else nan,
             "echo/filter_bubble": total("bubble_hits") / slate_items if slate_items else nan,
         }
+
+
+_NARROW = 32
+"""Rows up to this wide take their maxima column by column (numpy's per-row reduction is slow)."""
+
+
+def _row_max(a: np.ndarray) -> np.ndarray:
+    """``(U, 1)`` row maxima of a ``(U, K)`` array (exact: a maximum does not round)."""
+    if a.shape[1] > _NARROW:
+        return a.max(axis=1, keepdims=True)
+    m = a[:, 0].copy()
+    for j in range(1, a.shape[1]):  # over topics, each a vector over users
+        np.maximum(m, a[:, j], out=m)
+    return m[:, None]
+
+
+def _kl_terms(h: np.ndarray, q: np.ndarray, a: float) -> np.ndarray:
+    """Steck's terms ``h log(h / q~)``, ``q~ = (1 - a) q + a h``; 0 where ``h`` is 0."""
+    q_smooth = (1.0 - a) * q + a * h
+    ones = np.ones(q_smooth.shape)
+    return h * np.log(np.divide(h, q_smooth, out=ones, where=h > 0))
+
+
+def _steck_terms(
+    clicks: np.ndarray, count: np.ndarray, shown: np.ndarray, n: int, a: float
+) -> np.ndarray:
+    """``(B, K)`` Steck terms from counts: clicks per topic, clicks, slate items per topic.
+
+    ``clicks`` per topic out of ``count`` clicks, ``shown`` slate items per topic (``(B, K)``
+    or one ``(1, K)`` row) out of ``n``. Each term depends only on the three counts
+    ``(clicks, count, shown)``, so where the table of every possible triple is smaller than
+    the users' terms it is computed once per triple and looked up: the same operations on
+    the same values, so the same bits.
+    """
+    width = int(count.max())
+    if (width + 1) * width * (n + 1) <= clicks.size:
+        c, m, j = np.ogrid[: width + 1, 1 : width + 1, : n + 1]
+        table = _kl_terms(c / m, j / n, a)  # table[c, m - 1, j]
+        return table[clicks, count[:, None] - 1, shown]
+    return _kl_terms(clicks / count[:, None], shown / n, a)
