@@ -48,6 +48,17 @@ BLOCK_SIZE = (
     " row (the mutants' sizes are floored at one row) give the same arrays"
 )
 
+_BROADCAST_ROW = (
+    "the branch runs only when is_row_broadcast(rows): a (B, n) zero-copy broadcast of one "
+    "row with B > 1 (stride 0), so rows[1] is the very row rows[0] is"
+)
+_STECK_TABLE = "if (width + 1) * width * (n + 1) <= clicks.size:"
+_TABLE_OR_DIRECT = (
+    "whether Steck's terms are looked up in a table of every count triple or computed "
+    "directly is a speed choice only: the same operations on the same values, equal bit for "
+    "bit (tests/metrics/test_topic_fast_paths.py), so either path gives the same sums"
+)
+
 SIMLAB: dict[str, list[Equivalent]] = {
     "simlab/metrics/homogenization_nn.py": [
         Equivalent(
@@ -131,11 +142,23 @@ SIMLAB: dict[str, list[Equivalent]] = {
             "sums = np.empty((present.shape[ -1], latent.shape[1]), np.float64)",
             ONE_DIM_LENGTH + " (the present topics, np.unique of a 1-D array)",
         ),
+        *(
+            Equivalent(line, line.replace("rows[0]", "rows[ 1]"), _BROADCAST_ROW)
+            for line in (
+                "shown = np.bincount(np.searchsorted(present, snap.items.topic[rows[0]]), "
+                "minlength=k)",
+                "shown = np.bincount(snap.items.topic[rows[0]], minlength=k)[None, :]",
+            )
+        ),
+        *(
+            Equivalent(_STECK_TABLE, _STECK_TABLE.replace(a, b), _TABLE_OR_DIRECT)
+            for a, b in (("width + 1", "width - 1"), ("n + 1", "n - 1"))
+        ),
         Equivalent(
-            "np.searchsorted(present, snap.items.topic[rows[0]]), (b, n)",
-            "np.searchsorted(present, snap.items.topic[rows[ 1]]), (b, n)",
-            "the branch runs only when is_row_broadcast(rows): a (B, n) zero-copy broadcast "
-            "of one row with B > 1 (stride 0), so rows[1] is the very row rows[0] is",
+            "c, m, j = np.ogrid[: width + 1, 1 : width + 1, : n + 1]",
+            "c, m, j = np.ogrid[: width + 1, 1 : width + 1, : n << 1]",
+            "Steck's lookup table grows along the slate counts (2n >= n + 1 for n >= 1; the "
+            "branch needs n >= 1): only counts 0..n are looked up, each entry the same",
         ),
     ],
 }
