@@ -25,7 +25,10 @@ def lookup_sorted(sorted_ids: np.ndarray, query: np.ndarray) -> tuple[np.ndarray
     """Positions of ``query`` ids (any shape) in the sorted array ``sorted_ids``.
 
     ``sorted_ids`` must be strictly increasing (ids); when they are consecutive the
-    positions are computed by subtraction instead of a binary search.
+    positions are computed by subtraction instead of a binary search, and when they have
+    gaps over a span of at most ``_TABLE_SPAN`` per id and query (integer ids and at least
+    ``_TABLE_MIN`` integer queries: a catalog whose items retire out of order) they are read
+    from a table of the span, the binary search's answer for every query, found or not.
 
     Returns:
         ``(pos, found)``: ``pos`` indexes ``sorted_ids`` (clipped, meaningful only where
@@ -47,8 +50,29 @@ def lookup_sorted(sorted_ids: np.ndarray, query: np.ndarray) -> tuple[np.ndarray
         if not found.all():
             np.clip(pos, 0, n - 1, out=pos)
         return pos, found
-    pos = np.minimum(np.searchsorted(sorted_ids, query), n - 1)
+    span = int(sorted_ids[n - 1]) - int(lo) + 1
+    if (
+        query.size >= _TABLE_MIN
+        and sorted_ids.dtype.kind == "i"
+        and query.dtype.kind == "i"
+        and span <= _TABLE_SPAN * (n + query.size)
+    ):
+        # ids with gaps over a short span: each query's insertion point read from a table
+        # of how many ids lie below each offset of the span (what the binary search gives;
+        # a query past the last id takes the last position, as the clipped search does)
+        below = np.zeros(span, np.int64)
+        below[sorted_ids[:-1] - lo + 1] = 1
+        np.cumsum(below, out=below)
+        pos = below[np.clip(np.subtract(query, lo, dtype=np.int64), 0, span - 1)]
+    else:
+        pos = np.minimum(np.searchsorted(sorted_ids, query), n - 1)
     return pos, sorted_ids[pos] == query
+
+
+_TABLE_MIN = 256
+"""Queries from which :func:`lookup_sorted` reads positions from a table of the id span."""
+_TABLE_SPAN = 2
+"""The largest id span, per id and query, that :func:`lookup_sorted` makes a table of."""
 
 
 def row_blocks(rows: int, width: int, cells: int, align: int = 64) -> list[slice]:
