@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from simlab.batch import is_row_broadcast
+from simlab.batch import is_row_broadcast, lookup_sorted
 from simlab.metrics.base import Metric, StepSnapshot
 
 __all__ = ["TopicMetric", "topic_centres_of", "topic_mix"]
@@ -245,7 +245,8 @@ class TopicMetric(Metric):
             hits = int(shown[top].sum())
             shown = shown[None, :]
         else:
-            slot_topic = np.searchsorted(present, snap.items.topic[rows])  # (B, n)
+            # (B, n) each slate item's topic among the present ones (every one is present)
+            slot_topic = lookup_sorted(present, snap.items.topic[rows])[0]
             hits = int(np.count_nonzero(slot_topic == top[:, None]))
             # slate items per (user, topic): exact small counts
             flat = (np.arange(b)[:, None] * k + slot_topic).ravel()
