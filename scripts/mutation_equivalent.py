@@ -152,7 +152,18 @@ SIMLAB: dict[str, list[Equivalent]] = {
         ),
         *(
             Equivalent(_STECK_TABLE, _STECK_TABLE.replace(a, b), _TABLE_OR_DIRECT)
-            for a, b in (("width + 1", "width - 1"), ("n + 1", "n - 1"))
+            for a, b in (
+                ("width + 1", "width - 1"),
+                ("n + 1", "n - 1"),
+                ("n + 1", "n >> 1"),
+                ("width * (n + 1)", "width << (n + 1)"),
+            )
+        ),
+        Equivalent(
+            "c, m, j = np.ogrid[: width + 1, 1 : width + 1, : n + 1]",
+            "c, m, j = np.ogrid[: width << 1, 1 : width + 1, : n + 1]",
+            "Steck's lookup table grows along the clicks of a topic (2w >= w + 1 for the "
+            "largest count w >= 1): only clicks 0..w are looked up, each entry the same",
         ),
         Equivalent(
             "c, m, j = np.ogrid[: width + 1, 1 : width + 1, : n + 1]",
