@@ -48,10 +48,6 @@ BLOCK_SIZE = (
     " row (the mutants' sizes are floored at one row) give the same arrays"
 )
 
-_BROADCAST_ROW = (
-    "the branch runs only when is_row_broadcast(rows): a (B, n) zero-copy broadcast of one "
-    "row with B > 1 (stride 0), so rows[1] is the very row rows[0] is"
-)
 _STECK_TABLE = "if (width + 1) * width * (n + 1) <= clicks.size:"
 _TABLE_OR_DIRECT = (
     "whether Steck's terms are looked up in a table of every count triple or computed "
@@ -143,21 +139,23 @@ SIMLAB: dict[str, list[Equivalent]] = {
             ONE_DIM_LENGTH + " (the present topics, np.unique of a 1-D array)",
         ),
         *(
-            Equivalent(line, line.replace("rows[0]", "rows[ 1]"), _BROADCAST_ROW)
-            for line in (
-                "shown = np.bincount(np.searchsorted(present, snap.items.topic[rows[0]]), "
-                "minlength=k)",
-                "shown = np.bincount(snap.items.topic[rows[0]], minlength=k)[None, :]",
-            )
-        ),
-        *(
             Equivalent(_STECK_TABLE, _STECK_TABLE.replace(a, b), _TABLE_OR_DIRECT)
             for a, b in (
                 ("width + 1", "width - 1"),
                 ("n + 1", "n - 1"),
                 ("n + 1", "n >> 1"),
                 ("width * (n + 1)", "width << (n + 1)"),
+                ("width + 1", "width & 1"),
+                ("width * (n + 1)", "width ** (n + 1)"),
+                ("<= clicks.size", "is not clicks.size"),
             )
+        ),
+        Equivalent(
+            "if a.shape[1] > _NARROW:",
+            "if a.shape[1] != _NARROW:",
+            "row maxima column by column or by numpy's row reduction are the same exact "
+            "maxima (a maximum does not round; tests/metrics/test_topic_fast_paths.py): the "
+            "width threshold is a speed choice only",
         ),
         Equivalent(
             "c, m, j = np.ogrid[: width + 1, 1 : width + 1, : n + 1]",

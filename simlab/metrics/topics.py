@@ -196,9 +196,7 @@ class TopicMetric(Metric):
         # every topic id that can occur: the world's, or what the data holds
         k = max(int(getattr(self.ctx, "num_topics", 0)), int(hist.max()) + 1)
         k = max(k, int(snap.items.topic.max()) + 1)
-        known = hist >= 0
-        clicks = np.bincount((np.arange(b)[:, None] * k + hist)[known], minlength=b * k)
-        clicks = clicks.reshape(b, k)
+        clicks = _row_counts(hist, k, hist >= 0)  # (B, k) clicks per topic; pads left out
         count = np.einsum("ij->i", clicks)  # clicks per user (integers: exact in any order)
         has = count > 0
         if not has.any():
@@ -206,10 +204,9 @@ class TopicMetric(Metric):
         clicks, count = clicks[has], count[has]
         rows = snap.rows()
         if is_row_broadcast(rows):  # one slate for every user: its topic counts once
-            shown = np.bincount(snap.items.topic[rows[0]], minlength=k)[None, :]
+            shown = _row_counts(snap.items.topic[rows[:1]], k)
         else:
-            flat = np.arange(clicks.shape[0])[:, None] * k + snap.items.topic[rows[has]]
-            shown = np.bincount(flat.ravel(), minlength=clicks.size).reshape(clicks.shape)
+            shown = _row_counts(snap.items.topic[rows[has]], k)
         terms = _steck_terms(clicks, count, shown, n, self.calibration_alpha)
         return {"steck_sum": float(terms.sum()), "steck_users": int(clicks.shape[0])}
 
@@ -240,17 +237,14 @@ class TopicMetric(Metric):
             p = np.exp(log_p)
         k = p.shape[1]
         top = p.argmax(axis=1)
+        # each slate item's topic among the present ones (every one is present)
         if is_row_broadcast(rows):  # one slate for every user: its topic counts once
-            shown = np.bincount(np.searchsorted(present, snap.items.topic[rows[0]]), minlength=k)
-            hits = int(shown[top].sum())
-            shown = shown[None, :]
+            shown = _row_counts(lookup_sorted(present, snap.items.topic[rows[:1]])[0], k)
+            hits = int(shown[0, top].sum())
         else:
-            # (B, n) each slate item's topic among the present ones (every one is present)
-            slot_topic = lookup_sorted(present, snap.items.topic[rows])[0]
+            slot_topic = lookup_sorted(present, snap.items.topic[rows])[0]  # (B, n)
             hits = int(np.count_nonzero(slot_topic == top[:, None]))
-            # slate items per (user, topic): exact small counts
-            flat = (np.arange(b)[:, None] * k + slot_topic).ravel()
-            shown = np.bincount(flat, minlength=b * k).reshape(b, k)
+            shown = _row_counts(slot_topic, k)  # slate items per (user, topic)
         a = self.calibration_alpha
         q_smooth = (1.0 - a) * (shown / n) + a * p
         # q~ >= a p > 0 wherever p > 0; a p that underflows to 0 adds 0 (0 log 0 = 0)
@@ -285,6 +279,14 @@ class TopicMetric(Metric):
             "echo/interest_calibration_kl": total("kl_sum") / served if served else nan,
             "echo/filter_bubble": total("bubble_hits") / slate_items if slate_items else nan,
         }
+
+
+def _row_counts(values: np.ndarray, k: int, keep: np.ndarray | None = None) -> np.ndarray:
+    """``(B, k)`` how many of each row's values (ints in ``0..k-1``, where ``keep``) are each."""
+    b = values.shape[0]
+    flat = np.arange(b)[:, None] * k + values
+    flat = flat.ravel() if keep is None else flat[keep]
+    return np.bincount(flat, minlength=b * k).reshape(b, k)
 
 
 _NARROW = 32
