@@ -16,6 +16,9 @@ from mutation_equivalent_reasons import (
     Equivalent,
 )
 
+_GRU_BLOCKS = "for sub in row_blocks(x.shape[0], (steps + 1) * 3 * x.shape[2], _STATE_BLOCK):"
+"""gru4rec's blocks of users (`row_blocks` over each user's gate values)."""
+
 AGENTS: dict[str, list[Equivalent]] = {
     "agents/bandit_math.py": [
         Equivalent(
@@ -294,30 +297,15 @@ AGENTS: dict[str, list[Equivalent]] = {
         Equivalent("_SCORE_BLOCK = 1 << 16", "_SCORE_BLOCK = 0 << 16", ROW_BLOCK),
         Equivalent("_STATE_BLOCK = 1 << 20", "_STATE_BLOCK = 1 >> 20", ROW_BLOCK),
         Equivalent("_STATE_BLOCK = 1 << 20", "_STATE_BLOCK = 1 | 20", ROW_BLOCK),
-        Equivalent(
-            "for sub in row_blocks(x.shape[0], (steps + 1) * 3 * x.shape[2], _STATE_BLOCK):",
-            "for sub in row_blocks(x.shape[0], (steps | 1) * 3 * x.shape[2], _STATE_BLOCK):",
-            ROW_BLOCK,
-        ),
-        Equivalent(
-            "for sub in row_blocks(x.shape[0], (steps + 1) * 3 * x.shape[2], _STATE_BLOCK):",
-            "for sub in row_blocks(x.shape[0], (steps + 1) * 3 << x.shape[2], _STATE_BLOCK):",
-            ROW_BLOCK,
-        ),
-        Equivalent(
-            "for sub in row_blocks(x.shape[0], (steps + 1) * 3 * x.shape[2], _STATE_BLOCK):",
-            "for sub in row_blocks(x.shape[0], (steps + 1) * 3 & x.shape[2], _STATE_BLOCK):",
-            ROW_BLOCK,
-        ),
-        Equivalent(
-            "for sub in row_blocks(x.shape[0], (steps + 1) * 3 * x.shape[2], _STATE_BLOCK):",
-            "for sub in row_blocks(x.shape[0], (steps + 1) * 3 ^ x.shape[2], _STATE_BLOCK):",
-            ROW_BLOCK,
-        ),
-        Equivalent(
-            "for sub in row_blocks(x.shape[0], (steps + 1) * 3 * x.shape[2], _STATE_BLOCK):",
-            "for sub in row_blocks(x.shape[0], (steps + 0) * 3 * x.shape[2], _STATE_BLOCK):",
-            ROW_BLOCK,
+        *(
+            Equivalent(_GRU_BLOCKS, _GRU_BLOCKS.replace(a, b), ROW_BLOCK)
+            for a, b in (
+                ("(steps + 1) * 3 * x", "(steps | 1) * 3 * x"),
+                ("3 * x.shape[2]", "3 << x.shape[2]"),
+                ("3 * x.shape[2]", "3 & x.shape[2]"),
+                ("3 * x.shape[2]", "3 ^ x.shape[2]"),
+                ("(steps + 1)", "(steps + 0)"),
+            )
         ),
         Equivalent(
             "neg = gen.integers(0, n, size=(self.params.epochs, users.shape[0]))",
