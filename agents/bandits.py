@@ -301,7 +301,8 @@ class DiagLinUCBAgent(_EdgeSums, Agent):
     From Yi et al., "Online Matching: A Real-time Bandit System for Large-scale
     Recommendations" (RecSys 2023, arXiv 2307.15893).
 
-    Clusters. On its first ``act`` the agent clusters the observable profiles of the users
+    Clusters. On its first ``act`` (or the first platform start-up step, whose feedback it
+    learns from) the agent clusters the observable profiles of the users
     served by k-means (k-means++ seeding with keyed draws, then Lloyd iterations); the
     centroids are fixed from then on (the paper clusters two-tower embeddings offline).
 
@@ -373,7 +374,13 @@ class DiagLinUCBAgent(_EdgeSums, Agent):
 
     def _served(self, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
         """``(idx, w)`` clusters and weights of the served users (kept for learning)."""
-        feats = obs.user_features.astype(np.float64)
+        idx, w = self._keep(obs.user_ids, obs.user_features)
+        self._grow(int(obs.candidates.max()))
+        return idx, w
+
+    def _keep(self, user_ids: np.ndarray, profiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Keep the users' clusters and weights (fitting the clusters on first use)."""
+        feats = profiles.astype(np.float64)
         if self.centroids is None:
             self.centroids = _kmeans(
                 feats, self.params.num_clusters, self.params.kmeans_iters, self._kmeans
@@ -381,9 +388,16 @@ class DiagLinUCBAgent(_EdgeSums, Agent):
             self._d = np.zeros((0, self.centroids.shape[0]))
             self._b = np.zeros((0, self.centroids.shape[0]))
         idx, w = self.user_clusters(feats)
-        self._users.keep(obs.user_ids, clusters=idx, weights=w)
-        self._grow(int(obs.candidates.max()))
+        self._users.keep(user_ids, clusters=idx, weights=w)
         return idx, w
+
+    def serving_record(self, obs: Observation) -> dict[str, np.ndarray]:
+        """The served users' ids ``(B,)`` and profiles ``(B, f)`` (their clusters: ``update``)."""
+        return {"user_ids": obs.user_ids, "features": obs.user_features}
+
+    def record_served(self, obs_step: int, record: dict[str, np.ndarray], catalog: Any) -> None:
+        """Keep the served users' clusters and weights as :meth:`act` would (start-up steps)."""
+        self._keep(record["user_ids"], record["features"])
 
     def act(self, obs: Observation) -> Slates:
         """Top candidates by score, ties broken per (item, step)."""

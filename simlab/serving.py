@@ -215,7 +215,7 @@ class Replica:
             return Slates(ids, np.zeros((0, width), np.int64)), cands, self.spec.who, None
         if self.platform.in_startup(t):
             slates = self.platform.startup_slates(obs, width)
-            return slates, cands, "the platform's start-up", None
+            return slates, cands, "the platform's start-up", self.agent.serving_record(obs)
         slates = self.agent.act(obs)
         check_shape(slates, obs, obs.slate_size, self.spec.who)
         return slates, cands, self.spec.who, self.agent.serving_record(obs)

@@ -273,6 +273,11 @@ class World:
         if obs.num_users == 0:
             return Slates(obs.user_ids, np.zeros((0, width), np.int64)), who
         if self.platform.in_startup(obs.step):
+            # an online learner keeps the served users' context, as its act would have
+            keep = getattr(self.agent, "serving_record", None)
+            record = keep(obs) if keep is not None else None
+            if record is not None:
+                self.agent.record_served(obs.step, record, catalog)
             return self.platform.startup_slates(obs, width), "the platform's start-up"
         ranked = self.agent.act(obs)
         if not self.platform.rerankers:

@@ -104,6 +104,23 @@ def test_replicas_give_the_central_rows_bit_for_bit(ray_local, tmp_path):
         np.testing.assert_array_equal(a, b, err_msg=c)
 
 
+@pytest.mark.parametrize("agent", ["linucb", "linear-ts", "diag-linucb"])
+def test_online_learners_after_a_startup_give_the_local_metrics(ray_local, agent, tmp_path):
+    """Start-up steps (no ``act``): the learner keeps the served profiles all the same.
+
+    ``linucb`` and ``linear-ts`` serve from replicas (the shards send the start-up's
+    ``serving_record``), ``diag-linucb`` centrally; with 2 shards each gives the local rows.
+    """
+    world = [*WORLD, "platform.startup_steps=3", "platform.startup_candidates=new"]
+    local = run_scenario(make_small(*world, agents=_agent(agent)), out_dir=tmp_path / "l")
+    sc = make_small(*world, "execution.backend=ray", "execution.shards=2", agents=_agent(agent))
+    store = run_scenario(sc, out_dir=tmp_path / "r")
+    serving = store.manifest["trials"][0]["placement"]["serving"]
+    assert serving.startswith("central" if agent == "diag-linucb" else "replicas"), serving
+    cols = local.manifest["metric_columns"]
+    assert_same_metrics(store.read_metrics(), local.read_metrics(), cols)
+
+
 @pytest.mark.parametrize(
     ("overrides", "agents", "reason"),
     [
