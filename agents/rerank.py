@@ -163,6 +163,20 @@ def source_labels(obs: Observation, who: str) -> np.ndarray:
     return obs.catalog.source.astype(np.int64)
 
 
+def source_rule(scenario: Any, setting: str, instead: str = "") -> list[str]:
+    """The ``check_scenario`` line of a re-ranker ``setting`` that reads source labels.
+
+    Without ``platform.knows_source`` the catalog carries no labels, and the re-ranker would
+    fail at its first step (:func:`source_labels`): say so when the scenario is validated.
+    """
+    if scenario.platform.knows_source:
+        return []
+    return [
+        f"{setting} needs item source labels (human/AIGC), which the platform does not "
+        f"observe (platform.knows_source: false); set platform.knows_source: true{instead}"
+    ]
+
+
 def history_group_counts(obs: Observation, item_group: np.ndarray, num_groups: int) -> np.ndarray:
     """``(B, G)`` how many of each user's history items fall in each group.
 
@@ -320,6 +334,11 @@ class StyleRemovalReranker(Reranker):
         )
 
     _scorer: Any = None
+
+    @classmethod
+    def check_scenario(cls, params: Params, scenario: Any) -> list[str]:
+        """The style direction is estimated from source labels: the platform must see them."""
+        return source_rule(scenario, "the style-removal re-ranker")
 
     def bind_scorer(self, scorer: Any) -> None:
         """Receive the agent's ``score(obs, item_ids, features)`` (the world binds it)."""

@@ -25,6 +25,7 @@ from .rerank import (
     history_group_counts,
     rank_relevance,
     source_labels,
+    source_rule,
 )
 
 __all__ = [
@@ -76,6 +77,13 @@ class CalibrationReranker(Reranker):
     def __init__(self, params: Params, ctx: Any) -> None:
         super().__init__(params, ctx)
         self._stream = Stream(ctx.seed, "rerank/calibration")
+
+    @classmethod
+    def check_scenario(cls, params: Params, scenario: Any) -> list[str]:
+        """``groups: source`` reads source labels: the platform must see them."""
+        if params.groups != "source":
+            return []
+        return source_rule(scenario, "groups: source", ", or use groups: clusters")
 
     def item_groups(self, obs: Observation) -> tuple[np.ndarray, int]:
         """``(N,)`` group of each live catalog item and the number of groups ``G``."""
@@ -188,6 +196,13 @@ class XQuADReranker(Reranker):
         super().__init__(params, ctx)
         self._exposure = ItemCounts()
 
+    @classmethod
+    def check_scenario(cls, params: Params, scenario: Any) -> list[str]:
+        """``groups: source`` reads source labels: the platform must see them."""
+        if params.groups != "source":
+            return []
+        return source_rule(scenario, "groups: source", ", or use groups: head_tail")
+
     def rerank(self, obs: Observation, ranked: np.ndarray) -> np.ndarray:
         """Greedy xQuAD top K, then the rest in the agent's order."""
         p = self.params
@@ -271,6 +286,13 @@ class FairReranker(Reranker):
         self._exposure = ItemCounts()
         self.quotas = fair_quotas(ctx.slate_size, params.p, params.alpha)
         """``(K,)`` minimum number of protected items in each prefix ``1..K``."""
+
+    @classmethod
+    def check_scenario(cls, params: Params, scenario: Any) -> list[str]:
+        """``protected: aigc`` or ``human`` reads source labels: the platform must see them."""
+        if params.protected == "tail":
+            return []
+        return source_rule(scenario, f"protected: {params.protected}", ", or use protected: tail")
 
     def protected_items(self, obs: Observation) -> np.ndarray:
         """``(N,)`` bool: which live items are protected."""

@@ -102,6 +102,11 @@ class StaticCorpus:
         """Validate-time rule: RecSim's documents need ``world.dim == world.num_topics``."""
         return _dim_errors(scenario, "content.model")
 
+    @classmethod
+    def new_items_per_step(cls, params: Any) -> int:
+        """Documents published at each step: none (the corpus exists before step 0)."""
+        return 0
+
     def _freeze(self, items: RecSimItems) -> None:
         self.items = items
         for arr in items.__dict__.values():

@@ -10,7 +10,8 @@ list[str]`` (their own rules, e.g. RecSim's models need ``world.dim == world.num
 line that does not start with a top-level field is prefixed with the component's path), and
 for content models ``min_live_items(params, steps) -> int`` (the fewest items live at any
 step; without it the catalog size comes from the usual fields: ``num_docs``, or
-``initial_items``, ``items_per_step`` and ``lifetime``).
+``initial_items``, ``items_per_step`` and ``lifetime``) and ``new_items_per_step(params) ->
+int`` (the fewest items published at a step; without it ``items_per_step``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from simlab.memory import memory_errors
 from simlab.validation import rule
 
-__all__ = ["min_live_items", "cuda_available"]
+__all__ = ["min_live_items", "new_items_per_step", "cuda_available"]
 
 
 def min_live_items(content: Any, steps: int) -> int | None:
@@ -71,6 +72,34 @@ def _slate_fits(scenario: Any) -> list[str]:
             "catalog (e.g. content.initial_items, content.items_per_step, content.lifetime)"
         )
     return out
+
+
+def new_items_per_step(content: Any) -> int | None:
+    """The fewest items a content model publishes at a step, when it says (or None)."""
+    hook = getattr(content.cls, "new_items_per_step", None)
+    if callable(hook):
+        return int(hook(content.params))
+    per = getattr(content.params, "items_per_step", None)
+    return None if per is None else int(per)
+
+
+@rule
+def _startup_new_items(scenario: Any) -> list[str]:
+    """A start-up of the step's new items needs a slate's worth published at every step."""
+    plat = scenario.platform
+    if not plat.startup_steps or plat.startup_candidates != "new":
+        return []
+    per, need = new_items_per_step(scenario.content), max(plat.slate_size, 1)
+    if per is None or per >= need:
+        return []
+    what = f"slate_size {plat.slate_size}" if plat.slate_size else "one"
+    more = " or publish more (content.items_per_step)"
+    return [
+        f"platform.startup_candidates: 'new' serves the items published at each start-up step, "
+        f"but content.model '{scenario.content.model}' publishes {per} per step, fewer than "
+        f"{what}; use startup_candidates: all"
+        + (more if hasattr(scenario.content.params, "items_per_step") else "")
+    ]
 
 
 @rule

@@ -51,6 +51,24 @@ CROSS = [
         ],
         "platform.rerank_depth: 3 is less than platform.slate_size=5",
     ),
+    (
+        ["platform.startup_steps=2", "platform.startup_candidates=new", "content.items_per_step=3"],
+        "platform.startup_candidates: 'new' serves the items published at each start-up step, "
+        "but content.model 'creators' publishes 3 per step, fewer than slate_size 5; use "
+        "startup_candidates: all or publish more (content.items_per_step)",
+    ),
+    (
+        [
+            ("users", {"model": "interest-evolution"}),
+            ("content", {"model": "recsim-corpus"}),
+            "world.num_topics=16",
+            "platform.startup_steps=1",
+            "platform.startup_candidates=new",
+        ],
+        "platform.startup_candidates: 'new' serves the items published at each start-up step, "
+        "but content.model 'recsim-corpus' publishes 0 per step, fewer than slate_size 5; use "
+        "startup_candidates: all\n",
+    ),
 ]
 
 
@@ -58,7 +76,7 @@ CROSS = [
 def test_cross_field_rules_at_validate_time(overrides, fragment):
     """Slate vs candidates and catalog, re-rank depth vs slate: refused before any run."""
     lines = _errors(_base(), *overrides)
-    assert any(x.startswith(fragment) for x in lines), lines
+    assert any((x + "\n").startswith(fragment) for x in lines), lines
 
 
 def test_cross_field_rules_accept_what_fits():
@@ -66,6 +84,9 @@ def test_cross_field_rules_accept_what_fits():
     parse_scenario(_base(), ["platform.max_candidates=5", "platform.slate_size=5"])
     parse_scenario(_base(), ["platform.rerank_depth=5", "platform.slate_size=5"])
     parse_scenario(_base(), ["content.initial_items=5", "content.items_per_step=5"])
+    startup = ["platform.startup_steps=3", "platform.startup_candidates=new"]
+    parse_scenario(_base(), [*startup, "content.items_per_step=5"])  # = slate_size
+    parse_scenario(_base(), [*startup[:1], "content.items_per_step=0", "content.lifetime=40"])
 
 
 def test_a_sweep_point_that_breaks_a_rule_is_named():
