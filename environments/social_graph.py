@@ -52,10 +52,20 @@ class SocialGraphParams(ParamsModel):
         "`random` (before symmetry).",
     )
 
-    def check_size(self, num_users: int) -> None:
-        """Raise ``ValueError`` when the graph cannot be drawn for ``num_users`` users."""
+    def check_size(self, num_users: int, attributes: int | None = None) -> None:
+        """Raise ``ValueError`` when the graph cannot be drawn for ``num_users`` users.
+
+        ``attributes``: the length of the preference vectors, when known (a covariance over
+        one attribute is undefined: every covariance would be NaN and nobody linked).
+        """
         if num_users < 2:
             raise ValueError("a social graph needs at least 2 users")
+        if self.kind != "random" and attributes is not None and attributes < 2:
+            raise ValueError(
+                f"social_graph.kind '{self.kind}' links users by the covariance of their "
+                f"preferences over the attributes, which needs at least 2 (world.dim is "
+                f"{attributes}); raise world.dim or use kind `random`"
+            )
         if self.kind != "random" and num_users > MAX_DENSE_USERS:
             raise ValueError(
                 f"social_graph.kind '{self.kind}' builds a dense {num_users} x {num_users} "
@@ -82,7 +92,7 @@ def social_graph(params: SocialGraphParams, preferences: np.ndarray, seed: int):
     from scipy import sparse
 
     n = preferences.shape[0]
-    params.check_size(n)
+    params.check_size(n, preferences.shape[1])
     if params.kind == "random":
         who = np.arange(n, dtype=np.int64)
         draw = Stream(seed, "users/social_graph").integers(who, 0, n - 1, size=params.neighbours)

@@ -262,7 +262,7 @@ def _social_graph(scenario: Any) -> list[str]:
     graph = getattr(users.params, "social_graph", None)
     try:
         if graph is not None:  # the graph is drawn: can it be, for these users?
-            graph.check_size(users.params.num_users)
+            graph.check_size(users.params.num_users, scenario.world.dim)
     except ValueError as e:
         return [f"users.social_graph: {e}"]
     return []

@@ -82,3 +82,35 @@ def test_neighbours_up_to_everyone_else_are_accepted(kind, n):
 def test_defaults_are_the_documented_ones():
     """``covariance`` (T-RECS's rule for Chaney) and 5 neighbours for the other kinds."""
     assert SocialGraphParams().model_dump() == {"kind": "covariance", "neighbours": 5}
+
+
+@pytest.mark.parametrize("kind", ["covariance", "knn"])
+@pytest.mark.parametrize("n", [2, 5, 30])
+def test_covariance_kinds_need_two_attributes(kind, n):
+    """One attribute leaves every covariance undefined: refused, at validate time too.
+
+    Two attributes are enough (every user gets a friend); ``random`` needs none.
+    """
+    params = SocialGraphParams(kind=kind, neighbours=1)
+    with pytest.raises(ValueError, match=rf"kind '{kind}' .* at least 2 \(world.dim is 1\)"):
+        params.check_size(n, 1)
+    with pytest.raises(ValueError, match="at least 2"):
+        social_graph(params, np.ones((n, 1)), 0)
+    two = np.random.default_rng(n).dirichlet([1.0, 1.0], size=n)
+    assert (social_graph(params, two, 0).sum(axis=1) >= 1).all()
+    assert (social_graph(SocialGraphParams(kind="random", neighbours=1), np.ones((n, 1)), 0)
+            .sum(axis=1) >= 1).all()  # fmt: skip
+
+    from conftest import make_small
+
+    from simlab.errors import ScenarioError
+
+    chaney = {"model": "chaney", "num_users": n, "social_graph": {"kind": kind, "neighbours": 1}}
+    with pytest.raises(ScenarioError, match=r"users.social_graph: .*\(world.dim is 1\)"):
+        make_small(
+            "world.dim=1",
+            "world.num_topics=1",
+            users=chaney,
+            content={"model": "chaney-items"},
+            agents=[{"model": "social-filtering"}],
+        )
