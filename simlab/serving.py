@@ -20,7 +20,8 @@ shard loads a new version before it serves, so every replica serves the same mod
 same step and the metrics equal the local backend's.
 
 Where replicas are not possible (an agent that needs central state, re-rankers, the
-event log) the step runs as before: :func:`replica_serving` returns ``None`` and says why in
+event log, no repeat consumption whose candidate lists a whole batch shapes) the step runs
+as before: :func:`replica_serving` returns ``None`` and says why in
 :func:`replica_blocker`.
 """
 
@@ -95,7 +96,28 @@ def replica_blocker(world: World) -> str | None:
         return "re-rankers run on the platform"
     if sc.output.events:
         return "the event log keeps the observation's context"
+    if sc.platform.exclude_consumed and not _candidates_per_user(sc):
+        return (
+            "platform.exclude_consumed: a user's candidates are the live items less as many as "
+            "any served user consumed, so one shard's users do not fix them"
+        )
     return None
+
+
+def _candidates_per_user(sc: Any) -> bool:
+    """Whether no repeat consumption leaves each user's candidates a function of the user.
+
+    Without repeats the candidate lists have one width, the live items less the most any
+    served user consumed (with ``max_candidates`` 0, or once the catalog less that falls
+    below ``max_candidates``): a batch of users, not each user, decides it. A user consumes
+    at most one item per step, so a catalog that never falls below ``max_candidates`` plus
+    the steps keeps every list at ``max_candidates``.
+    """
+    from simlab.rules import min_live_items
+
+    c = sc.platform.max_candidates
+    live = min_live_items(sc.content, sc.steps) if c else None
+    return live is not None and live - sc.steps >= c
 
 
 def replica_serving(world: World) -> ReplicaServing | None:

@@ -122,6 +122,29 @@ def test_online_learners_after_a_startup_give_the_local_metrics(ray_local, agent
 
 
 @pytest.mark.parametrize(
+    ("candidates", "serving"), [(0, "central"), (195, "central"), (20, "replicas")]
+)
+def test_no_repeats_give_the_local_metrics_on_any_shards(ray_local, candidates, serving, tmp_path):
+    """Without repeats, replicas serve only where each user's candidates are the user's own.
+
+    A batch's most-consumed user sets the candidates' width, so the shards serve centrally
+    unless the catalog keeps every list at ``max_candidates`` (here ~200 live items and 9
+    steps: 20 fits, 195 may not); either way the rows are local's.
+    """
+    world = [*WORLD, "platform.exclude_consumed=true", f"platform.max_candidates={candidates}"]
+    agents = [{"model": "random"}, {"model": "popularity"}]
+    local = run_scenario(make_small(*world, agents=agents), out_dir=tmp_path / "l")
+    for shards in (2, 3):
+        sc = make_small(*world, "execution.backend=ray", f"execution.shards={shards}",
+                        agents=agents)  # fmt: skip
+        store = run_scenario(sc, out_dir=tmp_path / f"r{shards}")
+        for trial in store.manifest["trials"]:
+            assert trial["placement"]["serving"].startswith(serving), trial["placement"]
+        cols = local.manifest["metric_columns"]
+        assert_same_metrics(store.read_metrics(), local.read_metrics(), cols)
+
+
+@pytest.mark.parametrize(
     ("overrides", "agents", "reason"),
     [
         (["execution.serving=central"], [{"model": "popularity"}], "execution.serving"),
@@ -146,6 +169,13 @@ def test_online_learners_after_a_startup_give_the_local_metrics(ray_local, agent
         (["output.events=true"], [{"model": "linucb"}], "event log"),
         ([], [{"model": "linucb"}], None),
         ([], [{"model": "random"}], None),
+        (["platform.exclude_consumed=true"], [{"model": "random"}], "exclude_consumed"),
+        (
+            ["platform.exclude_consumed=true", "platform.max_candidates=180"],
+            [{"model": "popularity"}],
+            "exclude_consumed",
+        ),
+        (["platform.exclude_consumed=true", "platform.max_candidates=20"], [{"model": "mf"}], None),
     ],
 )
 def test_replicas_fall_back_to_central_serving_with_a_reason(overrides, agents, reason):
