@@ -117,8 +117,9 @@ def cmd_report(args: argparse.Namespace, out: Console) -> int:
         _print_pooled(out, name, pooled, rep.sweep_columns, rep.baseline)
     if rep.oracle:
         out.print(f"echo/homogenization_vs_oracle: minus {rep.oracle}'s, same seed and step")
-    if rep.note:
-        out.print(f"note: {rep.note}", markup=False)
+    for note in (rep.warmup_note, rep.note):
+        if note:
+            out.print(f"note: {note}", markup=False)
     for name in rep.tables:
         out.print(f"{name}: also in report.md and {name.replace(' ', '_')}.csv", markup=False)
     out.print(f"report: {rep.markdown} ({len(rep.figures)} plots, summary.csv)", markup=False)
@@ -181,13 +182,14 @@ def _fmt(mean: float, sd: float) -> str:
 
 def _print_summary(store, out: Console) -> None:
     """A table per sweep point: one column per agent, one row per metric, mean ± sd."""
-    from simlab.store import summarize
+    from simlab.store import summarize, warmup_note
 
     df = store.read_metrics()
     if df.empty:
         out.print("no metric rows yet")
         return
     s = summarize(df, store.manifest)
+    note = warmup_note(df, store.manifest)
     sweep = [c for c in store.manifest.get("sweep_columns", []) if c in s.columns]
     kinds = store.manifest.get("metric_summary", {})
     privileged = set(store.manifest.get("privileged_agents", []))
@@ -205,3 +207,5 @@ def _print_summary(store, out: Console) -> None:
             if c in part.columns
         ]  # fmt: skip
         out.print(_metric_table("summary", point, labels, body))
+    if note:
+        out.print(f"note: {note}", markup=False)

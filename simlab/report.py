@@ -53,7 +53,7 @@ from simlab.report_result import (
     ReportResult,
     format_mean_sd,
 )
-from simlab.store import RunStore, open_run, summarize
+from simlab.store import RunStore, open_run, summarize, warmup_note
 from simlab.windows import window_tables
 
 __all__ = [
@@ -126,6 +126,7 @@ def build_report(
         "metric_columns": chosen,
         "metric_summary": {c: kinds.get(c, "mean") for c in chosen},
         "sweep_columns": sweep,
+        "trials": store.manifest["trials"],  # their warm-ups: the step means start after
     }
     out = Path(out_dir) if out_dir is not None else store.path / "report"
     try:
@@ -153,6 +154,7 @@ def build_report(
     labels = result.row_labels()
     seeds = {k: int(n) for k, n in zip(labels, result.summary["seeds"], strict=True)}
     result.note = few_seeds_note(seeds, interval)
+    result.warmup_note = warmup_note(df, store.manifest)
     plotted = smooth_frame(df, chosen, smoothing, by=["trial"])
     result.figures = [_plot_metric(plotted, c, result, out, ranges.get(c)) for c in chosen]
     agents = list(dict.fromkeys(df["agent"]))

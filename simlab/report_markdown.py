@@ -23,6 +23,7 @@ def _markdown(result: ReportResult, store: RunStore) -> str:
         + (f", {result.smoothing.label()}" if result.smoothing.active else "")
         + ", bands clipped to each metric's range.",
         "",
+        *([f"**Note.** {result.warmup_note}", ""] if result.warmup_note else []),
         *([f"**Note.** {result.note}", ""] if result.note else []),
     ]
     for point, rows in result.groups():

@@ -70,6 +70,7 @@ class ReportResult:
         interval: the interval kind of the figures (a key of ``simlab.intervals.INTERVALS``).
         smoothing: how each trial's curve was smoothed before the figures' means.
         note: the warning about series with fewer than 3 seeds, or None.
+        warmup_note: the note naming agents whose every step is warm-up, or None.
         bands: per metric, what its figure plots: one row per agent (and sweep point) and
             step with ``mean``, ``lo``, ``hi``, ``sd`` and ``n`` (``simlab.intervals.aggregate``).
         tables: measures pooled over windows of the run (:func:`simlab.windows.window_tables`:
@@ -91,6 +92,7 @@ class ReportResult:
     interval: str = DEFAULT_INTERVAL
     smoothing: Smoothing = field(default_factory=Smoothing)
     note: str | None = None
+    warmup_note: str | None = None
     bands: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, Any] = field(default_factory=dict)
     baseline: str | None = None

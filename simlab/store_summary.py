@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["summarize"]
+__all__ = ["summarize", "warmup_note"]
 
 
 def summarize(df, manifest: dict[str, Any]):
@@ -65,3 +65,26 @@ def summarize(df, manifest: dict[str, Any]):
         keys.append(f"_s{i}")
     res = res.sort_values(keys, kind="stable")
     return res.drop(columns=keys).reset_index(drop=True)
+
+
+def warmup_note(df, manifest: dict[str, Any]) -> str | None:
+    """A note naming the agents whose rows are all warm-up (their step means are empty).
+
+    The warm-up of a trial (``warmup`` in the manifest's trial records) is the steps before
+    its first retrained model serves; a run no longer than it has nothing to average.
+    """
+    if df.empty:
+        return None
+    warmup = {int(t["index"]): int(t.get("warmup", 0)) for t in manifest.get("trials", [])}
+    last = df.groupby("trial")["step"].max()
+    within = [int(t) for t, s in last.items() if s < warmup.get(int(t), 0)]
+    if not within:
+        return None
+    agents = list(dict.fromkeys(df.loc[df["trial"].isin(within), "agent"]))
+    steps = sorted({warmup[t] for t in within})
+    return (
+        f"Every step of {', '.join(map(str, agents))} is warm-up (the first "
+        f"{'/'.join(map(str, steps))} steps, before the first retrained model serves: "
+        "platform.retrain_every - 1 + deploy_lag, or startup_steps - 1 + deploy_lag), so "
+        "their means over steps are empty (-); run more steps than that."
+    )

@@ -94,7 +94,9 @@ def pooled_bias(df, windows: Sequence[Window]):
         sums = part.groupby("trial")[list(COUNTS)].sum()
         value = log_odds_ratio(*(sums[c].to_numpy() for c in COUNTS))
         rows.append(pd.DataFrame({"trial": sums.index, "window": w.name, "value": value}))
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    if not rows:  # no window (a run within its warm-up)
+        return pd.DataFrame({"trial": [], "window": [], "value": []})
+    return pd.concat(rows, ignore_index=True)
 
 
 def tipping_points(df, steps: int, warmup: dict[int, int]):
@@ -196,9 +198,10 @@ def window_tables(df, run_path: Path, manifest: dict, sweep: Sequence[str], base
             part = df if mine is None else df[df["trial"].isin(mine)]
             parts.append(pooled_bias(part, windows))
         pooled = pd.concat(parts, ignore_index=True)
-        tables["source bias by window"] = summarise_over_seeds(
-            pooled, trials, [*keys, "window"], baseline
-        )
+        if len(pooled):  # else every step is warm-up: no window to pool
+            tables["source bias by window"] = summarise_over_seeds(
+                pooled, trials, [*keys, "window"], baseline
+            )
     if SHARE in df.columns:
         adoption = _adoption_points(run_path, sweep)
         if adoption:

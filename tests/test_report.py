@@ -263,3 +263,68 @@ def test_report_has_a_table_per_variant_and_pooled_tables(variant_run, tmp_path,
     out = capsys.readouterr().out
     assert out.count("variant=sched") >= 2 and out.count("variant=adopt") >= 3
     assert "tipping point" in out and "/3" in out
+
+
+def _short_run(tmp_path, steps: int, retrain_every: int, deploy_lag: int, seeds: int):
+    scenario = parse_scenario(
+        {
+            "name": "short",
+            "steps": steps,
+            "seeds": seeds,
+            "world": {"dim": 4, "num_topics": 4},
+            "users": {"model": "logit", "num_users": 40},
+            "content": {"model": "creators", "items_per_step": 5, "initial_items": 30},
+            "platform": {"slate_size": 3, "retrain_every": retrain_every, "deploy_lag": deploy_lag},
+            "metrics": ["engagement", "source"],
+            "agents": [{"model": "popularity"}, {"model": "random"}],
+            "execution": {"backend": "local"},
+            "output": {"checkpoint_every": 0},
+        }
+    )
+    return run_scenario(scenario, out_dir=tmp_path / f"s{steps}-{retrain_every}-{deploy_lag}")
+
+
+@pytest.mark.parametrize(
+    ("steps", "retrain_every", "deploy_lag", "seeds"),
+    [(1, 1, 1, 1), (2, 2, 1, 2), (3, 2, 2, 1), (5, 5, 1, 3), (5, 3, 3, 2), (6, 5, 1, 2)],
+)
+def test_a_run_within_its_warmup_reports_with_a_note(
+    tmp_path, capsys, steps, retrain_every, deploy_lag, seeds
+):
+    """A run no longer than its warm-up reports, with a note on its empty step means.
+
+    The warm-up is ``retrain_every - 1 + deploy_lag`` steps: ``show`` and ``report`` still
+    work, the pooled window table is left out and a note says why the means are empty; a
+    run one step longer has neither the note nor NaNs.
+    """
+    store = _short_run(tmp_path, steps, retrain_every, deploy_lag, seeds)
+    within = steps <= retrain_every - 1 + deploy_lag
+    rep = build_report(store.path, out_dir=tmp_path / "rep")
+    assert ("source bias by window" in rep.tables) == (not within)
+    assert (rep.warmup_note is not None) == within
+    means = rep.summary["engagement/ctr"].to_numpy(float)
+    assert np.isnan(means).all() == within and np.isfinite(means).all() == (not within)
+    markdown = rep.markdown.read_text()
+    assert ("is warm-up" in markdown) == within
+    for command in (["show", str(store.path)], ["report", str(store.path)]):
+        assert main(command) == 0
+        out = capsys.readouterr().out
+        assert ("note: Every step of popularity, random is warm-up" in out) == within, out
+
+
+def test_report_table_is_the_show_table_after_the_warmup(run_dir, tmp_path):
+    """The report's step means leave out the warm-up, as ``simlab show`` (summarize) does."""
+    from simlab.store import open_run, read_metrics, summarize
+
+    store = open_run(run_dir)
+    assert {t["warmup"] for t in store.manifest["trials"]} == {2}
+    rep = build_report(run_dir, out_dir=tmp_path)
+    shown = summarize(read_metrics(run_dir), store.manifest).set_index("agent")
+    table = rep.summary.set_index("agent")
+    df = read_metrics(run_dir)
+    for metric in rep.metrics:
+        if metric in shown.columns:
+            np.testing.assert_array_equal(table[metric], shown[metric].loc[table.index], metric)
+    # and it differs from the mean over every step for a per-step metric
+    every = df.groupby(["agent", "seed"])["engagement/ctr"].mean().groupby("agent").mean()
+    assert not np.allclose(table["engagement/ctr"], every.loc[table.index])
