@@ -254,3 +254,6 @@ def test_signals_interrupt_on_every_backend(tmp_path: Path, backend: str, sig: i
     assert store.status == "interrupted"
     for _, rows in store.read_metrics().groupby("trial"):
         assert rows["step"].tolist() == list(range(len(rows)))
+    # no trial is left "running": the ones cut short say so, with the rows they kept
+    statuses = {t["status"] for t in store.manifest["trials"] if "status" in t}
+    assert "running" not in statuses and "interrupted" in statuses, statuses

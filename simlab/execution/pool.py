@@ -163,6 +163,10 @@ def run_pool(
                 p.terminate()
         for p in procs:
             p.join(timeout=5)
+        for index in remaining:  # started, then stopped with the run (not the failed one)
+            record = store.manifest["trials"][index]
+            if record.get("status") == "running":
+                store.trial_status(index, "interrupted", record.get("steps_done"))
         # trials still queued (a stop before the end) are dropped: without this the queue's
         # feeder thread waits at exit to push them into a pipe no worker reads any more
         tasks.cancel_join_thread()

@@ -227,6 +227,7 @@ def _drive(ray, trials, store, progress, starts, limit) -> None:
                     recover(r, _first_line(e))
                     continue
                 close(r)
+                store.trial_status(r.trial.info.index, "failed", r.writer.steps_done)
                 raise _unwrap(e) from None
             if r.kind == "start":
                 r.next_step = int(result)
@@ -266,6 +267,7 @@ def _drive(ray, trials, store, progress, starts, limit) -> None:
         for r in running.values():
             try:
                 close(r)
+                store.trial_status(r.trial.info.index, "interrupted", r.writer.steps_done)
             except Exception:  # noqa: BLE001, S110 - best effort on the way out
                 pass
         raise

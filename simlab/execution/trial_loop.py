@@ -59,6 +59,7 @@ def _run_world(trial: Trial, world: World, store: RunStore, progress) -> None:
         events = store.events_writer(trial.info, sc.output.flush_seconds, kind)
     store.trial_status(i, "running", writer.steps_done)
     out = sc.output
+    stopped = None  # how the trial ended early: "failed" or "interrupted"
     try:
         for t in range(world.t, sc.steps):
             row = world.step(t)
@@ -76,8 +77,13 @@ def _run_world(trial: Trial, world: World, store: RunStore, progress) -> None:
                 meta = meta_for(store.manifest, i, done)
                 write_checkpoint(store.path, i, done, world.checkpoint(), meta)
                 prune_checkpoints(store.path, i, out.keep_checkpoints)
+    except BaseException as e:
+        stopped = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+        raise
     finally:
         writer.close()
         if events is not None:
             events.close()
+        if stopped is not None:  # the rows written so far stay; the manifest says so
+            store.trial_status(i, stopped, writer.steps_done)
     store.trial_status(i, "completed", sc.steps)
