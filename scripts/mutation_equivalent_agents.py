@@ -10,6 +10,7 @@ from mutation_equivalent_reasons import (
     ADAM_BETA_MOD,
     BOOL_MUL,
     LITERAL_IS,
+    NEVER_NEGATIVE,
     PAD_BELOW_IDS,
     ROW_BLOCK,
     STEPS_FROM_ZERO,
@@ -342,6 +343,20 @@ AGENTS: dict[str, list[Equivalent]] = {
             "std > 0, (proj - proj.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1), 0",
             "std != 0, (proj - proj.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1), 0",
             "a standard deviation is never negative: `!= 0` and `> 0` agree",
+        ),
+        Equivalent(
+            "return (exp > 0) & (num_greater < head_share * n)",
+            "return (exp != 0) & (num_greater < head_share * n)",
+            NEVER_NEGATIVE + " (exp: impression counts)",
+        ),
+        Equivalent(
+            "key = np.where(pick, k + pos / length, key)"
+            "  # after the kept top items, before the rest",
+            "key = np.where(pick, k + pos // length, key)"
+            "  # after the kept top items, before the rest",
+            "pos < length, so pos // length is 0: every picked item gets key k, between the kept "
+            "top items (keys < k) and the rest (keys > k), and the stable sort keeps the picked "
+            "ones in position order, the order pos / length gives them",
         ),
     ],
 }

@@ -286,6 +286,12 @@ ENVIRONMENTS: dict[str, list[Equivalent]] = {
         ),
     ],
     "environments/social_graph.py": [
+        Equivalent(
+            "rows, cols = np.nonzero(cov >= cov.max(axis=1).min())",
+            "rows, cols = np.nonzero(cov >= cov.max(axis= 0).min())",
+            "cov is a covariance matrix (symmetric, its diagonal set to -inf): the maxima of "
+            "its columns are those of its rows",
+        ),
         Equivalent('if params.kind == "random":', 'if params.kind is "random":', LITERAL_IS),
         Equivalent(
             'if params.kind == "random":',

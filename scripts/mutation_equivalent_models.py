@@ -117,8 +117,24 @@ MODELS: dict[str, list[Equivalent]] = {
                 "a row: the argmin over the centres is unchanged (in exact arithmetic; 3,000 "
                 "random inputs, grids with ties among them, gave the same labels)",
             )
-            for term in ("(x** 1)", "(x//2)")
+            for term in ("(x** 1)", "(x//2)", "(x-2)", "(x/2)")
         ],
+        Equivalent(
+            "centres[0] = x[min(int(draws[0] * n), n - 1)]",
+            "centres[0] = x[min(int(draws[0] * n), n << 1)]",
+            "draws are on the open (0, 1), so int(draws * n) <= n - 1 already: the clamp "
+            "never binds, and a larger one neither",
+        ),
+        Equivalent(
+            'if groups == "source":',
+            'if groups is "source":',
+            LITERAL_IS,
+        ),
+        Equivalent(
+            "idx = int(np.searchsorted(cum, draws[c] * cum[-1])) if cum[-1] > 0 else c",
+            "idx = int(np.searchsorted(cum, draws[c] * cum[-1])) if cum[-1] != 0 else c",
+            NEVER_NEGATIVE + " (cum: running sums of squared distances)",
+        ),
     ],
     "agents/slate_ts.py": [
         Equivalent(
