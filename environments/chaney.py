@@ -51,6 +51,11 @@ from .social_graph import SocialGraphParams, social_graph
 __all__ = ["ChaneyItems", "ChaneyUsers", "ChaneyItemTable"]
 
 _PAIR_SHIFT = np.int64(32)
+_MIN_SHAPE = 1e-300
+"""Smallest Dirichlet concentration drawn from: a hyper-prior of tiny concentration puts
+exact zeros on the simplex (its other entries underflow), and a tiny scale can underflow
+too; at 1e-300 a draw's ``log(U) / a`` is still finite, so the vector is a valid (nearly
+one-hot) point. Chaney's settings (entries near 1/K) are far above it: unchanged."""
 
 
 @dataclass
@@ -97,9 +102,9 @@ class ChaneyItems:
         self.ctx = ctx
         k = ctx.dim
         prior = Stream(ctx.seed, "content/attribute_prior").dirichlet(
-            np.zeros(1, np.int64), 0, np.full(k, params.attribute_concentration)
+            np.zeros(1, np.int64), 0, np.full(k, max(params.attribute_concentration, _MIN_SHAPE))
         )[0]
-        self.mu_alpha = params.attribute_scale * prior
+        self.mu_alpha = np.maximum(params.attribute_scale * prior, _MIN_SHAPE)
         self._draw = Stream(ctx.seed, "content/attributes")
         # worlds of one seed (every agent, every variant) publish the same items
         self._memo_key = (ctx.seed, k, params.attribute_scale, params.attribute_concentration)
@@ -243,7 +248,7 @@ class ChaneyUsers:
             np.zeros(1, np.int64), 0, np.ones(ctx.dim)
         )[0]
         return Stream(ctx.seed, "users/preferences").dirichlet(
-            user_ids, 0, p.preference_scale * prior
+            user_ids, 0, np.maximum(p.preference_scale * prior, _MIN_SHAPE)
         )
 
     # ---------------------------------------------------------------- utilities

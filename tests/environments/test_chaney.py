@@ -359,3 +359,38 @@ def test_a_world_given_older_items_drops_every_item_past_its_lifetime(lifetime):
     ages = 6 - items.latent().published
     assert ages.max() < lifetime
     assert sorted(set(ages.tolist())) == list(range(lifetime))
+
+
+TINY = [1e-9, 1e-30, 1e-300, 1e-310, 5e-324]
+
+
+@pytest.mark.parametrize("field", ["attribute_concentration", "attribute_scale"])
+@pytest.mark.parametrize("value", TINY)
+def test_tiny_item_hyper_priors_give_valid_attributes(field, value):
+    """Any positive concentration or scale the schema allows draws points of the simplex.
+
+    Tiny ones underflow to exact zeros (a nearly one-hot prior or alpha); the attributes
+    are then nearly one-hot too, finite and summing to 1, not an error from the draws.
+    """
+    items = _items(**{field: value})
+    attrs = items.items.attributes
+    assert np.isfinite(attrs).all() and (attrs >= 0).all()
+    np.testing.assert_allclose(attrs.sum(axis=1), 1.0)
+    if field == "attribute_concentration" and value <= 1e-30:
+        assert (attrs.max(axis=1) > 0.999).mean() > 0.9  # a vertex of the simplex, nearly
+
+
+@pytest.mark.parametrize("value", TINY)
+def test_tiny_preference_scales_give_valid_preferences_and_utilities(value):
+    """A tiny ``preference_scale`` gives nearly one-hot preferences and finite utilities."""
+    users = _users(preference_scale=value)
+    theta = users.preferences(np.arange(12))
+    assert np.isfinite(theta).all() and (theta >= 0).all()
+    np.testing.assert_allclose(theta.sum(axis=1), 1.0)
+    world = World(make_small(("users", {"model": "chaney", "num_users": 12,
+                                        "preference_scale": value}),
+                             ("content", {"model": "chaney-items", "attribute_scale": value}),
+                             "steps=3"), 0, 0)  # fmt: skip
+    for t in range(3):
+        row = world.step(t)
+    assert np.isfinite(row["engagement/mean"])
