@@ -112,8 +112,10 @@ class ImplicitMFAgent(Agent):
     class Params(ParamsModel):
         """Scenario keys of the implicit-mf agent."""
 
-        factors: int = Field(0, ge=0, description="Latent factors; 0 = the world's dim.")
-        iterations: int = Field(20, gt=0, description="ALS iterations per refit (LensKit: 20).")
+        factors: int = Field(0, ge=0, le=1024, description="Latent factors; 0 = the world's dim.")
+        iterations: int = Field(
+            20, gt=0, le=10_000, description="ALS iterations per refit (LensKit: 20)."
+        )
         reg: float = Field(0.1, gt=0, description="L2 regularisation (LensKit: 0.1).")
         weight: float = Field(
             40.0, ge=0, description="Confidence weight: c = 1 + weight * count (LensKit: 40)."
@@ -126,7 +128,9 @@ class ImplicitMFAgent(Agent):
             description="Start each refit from the last model and run `warm_iterations` "
             "(false: a fresh random start and `iterations`, as T-RECS).",
         )
-        warm_iterations: int = Field(3, gt=0, description="ALS iterations of a warm refit.")
+        warm_iterations: int = Field(
+            3, gt=0, le=10_000, description="ALS iterations of a warm refit."
+        )
         score_new_items: bool = Field(
             False,
             description="Score items published after the model's data (with the mean item "

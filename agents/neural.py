@@ -153,7 +153,9 @@ class MatrixFactorizationAgent(_HybridItemAgent):
         """Scenario keys of the mf agent."""
 
         factors: int = Field(16, gt=0, le=1024, description="Latent dimension f.")
-        epochs: int = Field(3, gt=0, description="Passes over the log window per retrain.")
+        epochs: int = Field(
+            3, gt=0, le=10_000, description="Passes over the log window per retrain."
+        )
         lr: float = Field(0.02, gt=0, description="Adam learning rate.")
         l2: float = Field(1e-4, ge=0, description="L2 penalty on user and item vectors.")
         batch_size: int = Field(2048, gt=0, description="Clicks per optimisation step.")
@@ -275,7 +277,9 @@ class GRU4RecAgent(_HybridItemAgent):
             description="Most recent clicks read per served user (at most "
             "platform.history_length); training reads each user's clicks in the log window.",
         )
-        epochs: int = Field(3, gt=0, description="Passes over the log window per retrain.")
+        epochs: int = Field(
+            3, gt=0, le=10_000, description="Passes over the log window per retrain."
+        )
         lr: float = Field(0.03, gt=0, description="Adam learning rate.")
         l2: float = Field(1e-4, ge=0, description="L2 penalty on the id vectors of targets.")
         batch_size: int = Field(

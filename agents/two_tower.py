@@ -69,7 +69,9 @@ class TwoTowerAgent(_TwoTowerTraining, RandomUntilTrainedMixin, Agent):
             description="Where BPR negatives come from: the live catalog served at the "
             "click's step, or the items shown in the log window.",
         )
-        epochs: int = Field(3, gt=0, description="Passes over the log window per retrain.")
+        epochs: int = Field(
+            3, gt=0, le=10_000, description="Passes over the log window per retrain."
+        )
         lr: float = Field(0.02, gt=0, description="Adam learning rate.")
         l2: float = Field(1e-4, ge=0, description="L2 penalty on the batch's tower outputs.")
         batch_size: int = Field(2048, gt=0, description="Clicks per optimisation step.")
