@@ -128,9 +128,15 @@ def capture(world: World) -> dict[str, Any]:
 
 
 def _same(a: Any, b: Any) -> bool:
-    return a.model_dump(mode="json") == b.model_dump(mode="json") and (
-        getattr(a, "resolved", None) is None or a.resolved() == b.resolved()
-    )
+    """Whether two component specs mean the same settings.
+
+    Resolved (defaults filled in) where they can be: a run directory's scenario.yaml holds
+    every default, the scenario a fork is given holds only what its author wrote, and the
+    two must compare equal when the settings are.
+    """
+    if hasattr(a, "resolved") and hasattr(b, "resolved"):
+        return a.resolved() == b.resolved()
+    return a.model_dump(mode="json") == b.model_dump(mode="json")
 
 
 def _load(component: Any, state: Any, what: str, changed: bool) -> None:
