@@ -187,9 +187,9 @@ def window_tables(df, run_path: Path, manifest: dict, sweep: Sequence[str], base
     )  # fmt: skip
     keys = ["agent", *sweep]
     by_point = windows_by_point(run_path, sweep)
+    # (records, not itertuples: swept fields such as `platform.retrain_every` are no names)
     point_of = {
-        int(r.trial): tuple(getattr(r, c) if c in trials else None for c in sweep)
-        for r in trials.itertuples()
+        int(r["trial"]): tuple(r.get(c) for c in sweep) for r in trials.to_dict("records")
     } if sweep else {}  # fmt: skip
     if all(c in df.columns for c in COUNTS):
         parts = []

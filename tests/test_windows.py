@@ -268,3 +268,35 @@ def test_run_summary_leaves_out_each_trials_warm_up(warmups):
     per_trial = [f["m"].to_numpy()[w:].mean() for f, w in zip(frames, warmups, strict=True)]
     assert row["m"] == pytest.approx(np.mean(per_trial), rel=1e-12)
     assert row["c"] == steps
+
+
+@pytest.mark.parametrize(
+    "sweep",
+    [
+        {"platform.retrain_every": [1, 3]},
+        {"platform.log_window": [2, 5], "measures.every": [1, 2]},
+        {"users.num_users": [30, 40]},
+    ],
+)
+def test_pooled_tables_of_a_sweep_over_dotted_fields(tmp_path, sweep):
+    """Swept fields are dotted paths (no Python names): each point gets its own rows."""
+    from conftest import make_small
+
+    from simlab.runner import run_scenario
+    from simlab.store import open_run
+    from simlab.windows import window_tables
+
+    sc = make_small(("sweep", sweep), ("content.phases", [{"aigc_share": 0.5}]),
+                    "users.num_users=40", "steps=12", seeds=2,
+                    metrics=["engagement", "source"])  # fmt: skip
+    store = run_scenario(sc, out_dir=tmp_path, run_id="sweep")
+    run = open_run(store.path)
+    cols = list(sweep)
+    tables = window_tables(run.read_metrics(), run.path, run.manifest, cols, "random")
+    table = tables["source bias by window"]
+    points = {tuple(v) for v in table[cols].itertuples(index=False)}
+    want = {(a,) for a in sweep[cols[0]]} if len(cols) == 1 else {
+        (a, b) for a in sweep[cols[0]] for b in sweep[cols[1]]
+    }  # fmt: skip
+    assert points == want
+    assert (table["value n"] == 2).all()  # both seeds of each agent at each point
