@@ -42,6 +42,12 @@ ENVIRONMENTS: dict[str, list[Equivalent]] = {
     ],
     "environments/chaney.py": [
         Equivalent(
+            "pairs = (self._uid[:, None] << _PAIR_SHIFT) | new[None, :]",
+            "pairs = (self._uid[:, None] << _PAIR_SHIFT) ^ new[None, :]",
+            "item ids are below 2**32 and the shifted user ids have no bit below 32: the two "
+            "operands share no bit, so `|` and `^` give the same key",
+        ),
+        Equivalent(
             ")[0]",
             ")[ -1]",
             "the hyper-prior draws (attributes' and preferences') are of one id, "
