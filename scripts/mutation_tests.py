@@ -188,7 +188,11 @@ EXTRA_TESTS = {
         "tests/agents/test_rerank_groups_references.py",
         "tests/agents/test_rerank.py",
     ],
-    "agents/neural.py": ["tests/agents/test_neural_agents.py", "tests/agents/test_neural.py"],
+    "agents/neural.py": [
+        "tests/agents/test_neural_agents.py",
+        "tests/agents/test_neural.py",
+        "tests/agents/test_param_bounds.py",
+    ],
     "agents/neural_train.py": [
         "tests/agents/test_neural_train.py",
         "tests/agents/test_neural.py",
@@ -204,6 +208,7 @@ EXTRA_TESTS = {
         "tests/agents/test_two_tower_train.py",
         "tests/agents/test_two_tower.py",
         "tests/agents/test_source_debias.py",
+        "tests/agents/test_param_bounds.py",
     ],
     "agents/two_tower_train.py": [
         "tests/agents/test_two_tower_train.py",
@@ -250,6 +255,7 @@ EXTRA_TESTS = {
     "agents/implicit_mf.py": [
         "tests/agents/test_chaney_agents.py",
         "tests/agents/test_implicit_mf.py",
+        "tests/agents/test_param_bounds.py",
     ],
     "agents/interleave.py": ["tests/agents/test_interleave.py"],
     "agents/nnls.py": ["tests/agents/test_nnls.py", "tests/agents/test_chaney_agents.py"],
