@@ -16,7 +16,7 @@ from simlab.batch import Feedback, Observation, Slates
 from simlab.rng import Stream
 from simlab.scenario import ParamsModel
 
-from .bandit_math import _Kept, _rewards, _sq_dist, pair_features
+from .bandit_math import _Kept, _kmeans, _rewards, _sq_dist, pair_features
 from .base import Agent, ItemCounts, top_k
 
 _CLICKS, _IMPRESSIONS = 0, 1
@@ -168,10 +168,32 @@ class _LinearBandit(Agent):
 class _EdgeSums:
     """Diag-LinUCB's model: cluster weights and sums ``d_jc``, ``b_jc`` per edge (a mixin).
 
-    Expects ``self.params`` (``reg``, ``clusters_per_user``, ``temperature``),
-    ``self.centroids``, ``self._d``, ``self._b`` (both ``(capacity, clusters)``) and
-    ``self._users`` (the kept clusters and weights of ``act``).
+    Expects ``self.params`` (``reg``, ``clusters_per_user``, ``temperature``,
+    ``num_clusters``, ``kmeans_iters``), ``self.centroids``, ``self._d``, ``self._b`` (both
+    ``(capacity, clusters)``), ``self._users`` (the kept clusters and weights of ``act``) and
+    ``self._kmeans`` (the stream of the k-means seeding).
     """
+
+    def _keep(self, user_ids: np.ndarray, profiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Keep the users' clusters and weights (fitting the clusters on first use)."""
+        feats = profiles.astype(np.float64)
+        if self.centroids is None:
+            self.centroids = _kmeans(
+                feats, self.params.num_clusters, self.params.kmeans_iters, self._kmeans
+            )
+            self._d = np.zeros((0, self.centroids.shape[0]))
+            self._b = np.zeros((0, self.centroids.shape[0]))
+        idx, w = self.user_clusters(feats)
+        self._users.keep(user_ids, clusters=idx, weights=w)
+        return idx, w
+
+    def serving_record(self, obs: Observation) -> dict[str, np.ndarray]:
+        """The served users' ids ``(B,)`` and profiles ``(B, f)`` (their clusters: ``update``)."""
+        return {"user_ids": obs.user_ids, "features": obs.user_features}
+
+    def record_served(self, obs_step: int, record: dict[str, np.ndarray], catalog: Any) -> None:
+        """Keep the served users' clusters and weights as :meth:`act` would (start-up steps)."""
+        self._keep(record["user_ids"], record["features"])
 
     def user_clusters(self, user_features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Nearest clusters and weights of profiles ``(B, f)``: ``(B, k)`` ids, ``(B, k)``."""

@@ -37,7 +37,6 @@ from simlab.scenario import ParamsModel
 
 from .bandit_math import (
     _Kept,
-    _kmeans,
     _linear_scores,
     _pair_ids,
     _quadratic,
@@ -377,27 +376,6 @@ class DiagLinUCBAgent(_EdgeSums, Agent):
         idx, w = self._keep(obs.user_ids, obs.user_features)
         self._grow(int(obs.candidates.max()))
         return idx, w
-
-    def _keep(self, user_ids: np.ndarray, profiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Keep the users' clusters and weights (fitting the clusters on first use)."""
-        feats = profiles.astype(np.float64)
-        if self.centroids is None:
-            self.centroids = _kmeans(
-                feats, self.params.num_clusters, self.params.kmeans_iters, self._kmeans
-            )
-            self._d = np.zeros((0, self.centroids.shape[0]))
-            self._b = np.zeros((0, self.centroids.shape[0]))
-        idx, w = self.user_clusters(feats)
-        self._users.keep(user_ids, clusters=idx, weights=w)
-        return idx, w
-
-    def serving_record(self, obs: Observation) -> dict[str, np.ndarray]:
-        """The served users' ids ``(B,)`` and profiles ``(B, f)`` (their clusters: ``update``)."""
-        return {"user_ids": obs.user_ids, "features": obs.user_features}
-
-    def record_served(self, obs_step: int, record: dict[str, np.ndarray], catalog: Any) -> None:
-        """Keep the served users' clusters and weights as :meth:`act` would (start-up steps)."""
-        self._keep(record["user_ids"], record["features"])
 
     def act(self, obs: Observation) -> Slates:
         """Top candidates by score, ties broken per (item, step)."""

@@ -31,6 +31,21 @@ SMALL: dict[str, Any] = {
 }
 
 
+SMALL_MODELS: dict[str, dict[str, Any]] = {
+    "mf": {"factors": 4, "epochs": 2},
+    "implicit-mf": {"factors": 4},
+    "gru4rec": {"factors": 4, "epochs": 1},
+    "two-tower": {"factors": 4, "epochs": 1},
+    "generative": {
+        "quantiser": {"levels": 2, "codebook_size": 8, "dedup_size": 4, "iterations": 5},
+        "transformer": {"dim": 16, "layers": 1, "heads": 2, "ff_dim": 32, "max_history": 5},
+        "training": {"epochs": 2, "batch_size": 128},
+        "device": "cpu",
+    },
+}
+"""Small settings of the learned agents, for tests that run every agent in a few steps."""
+
+
 def make_small(*overrides: tuple[str, Any] | str, **top: Any) -> Scenario:
     """A small valid scenario; ``top`` replaces top-level keys, ``overrides`` are --set items."""
     data = copy.deepcopy(SMALL)

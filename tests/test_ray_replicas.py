@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_small
+from conftest import SMALL_MODELS, make_small
 from test_ray_execution import assert_same_metrics
 
 from simlab import registry
@@ -26,17 +26,6 @@ def _replica_agents() -> list[str]:
 
 
 REPLICA_AGENTS = _replica_agents()
-SMALL_MODELS = {
-    "mf": {"factors": 4, "epochs": 2},
-    "gru4rec": {"factors": 4, "epochs": 1},
-    "two-tower": {"factors": 4, "epochs": 1},
-    "generative": {
-        "quantiser": {"levels": 2, "codebook_size": 8, "dedup_size": 4, "iterations": 5},
-        "transformer": {"dim": 16, "layers": 1, "heads": 2, "ff_dim": 32, "max_history": 5},
-        "training": {"epochs": 2, "batch_size": 128},
-        "device": "cpu",
-    },
-}
 WORLD = [
     "users.num_users=120",
     "users.drift_rate=0.05",

@@ -11,25 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_small
+from conftest import SMALL_MODELS, make_small
 
 from agents.bandit_math import pair_features
 from simlab import registry
 from simlab.errors import ScenarioError
 from simlab.world import World
 
-SMALL_MODELS = {
-    "mf": {"factors": 4, "epochs": 2},
-    "implicit-mf": {"factors": 4},
-    "gru4rec": {"factors": 4, "epochs": 1},
-    "two-tower": {"factors": 4, "epochs": 1},
-    "generative": {
-        "quantiser": {"levels": 2, "codebook_size": 8, "dedup_size": 4, "iterations": 5},
-        "transformer": {"dim": 16, "layers": 1, "heads": 2, "ff_dim": 32, "max_history": 5},
-        "training": {"epochs": 1, "batch_size": 128},
-        "device": "cpu",
-    },
-}
 CHANEY = {  # for agents that need Chaney's users (the social graph)
     "world": {"dim": 6, "num_topics": 6},
     "users": {"model": "chaney", "num_users": 30},
