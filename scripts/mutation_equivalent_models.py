@@ -37,12 +37,46 @@ MODELS: dict[str, list[Equivalent]] = {
             SQUARE_SHAPE,
         ),
         Equivalent(
+            "x = pair_features(u[:, None, :], v).reshape(-1, self._a.shape[0])",
+            "x = pair_features(u[:, None, :], v).reshape(-1, self._a.shape[ 1])",
+            SQUARE_SHAPE,
+        ),
+        Equivalent(
+            "x = pair_features(u[:, None, :], v).reshape(-1, self._a.shape[0])",
+            "x = pair_features(u[:, None, :], v).reshape(~1, self._a.shape[0])",
+            "numpy (2.4) takes any negative size in reshape as the one to infer: -2 reshapes "
+            "like -1, without a warning",
+        ),
+        *[
+            Equivalent(
+                f"{lhs}(2 * d + 1)",
+                f"{lhs}(2 * d ^ 1)",
+                "2 d is even, so 2 d ^ 1 (xor binds after *) is 2 d + 1 for every d",
+            )
+            for lhs in ("self._b = np.zeros", "self._a = self.params.reg * np.eye")
+        ],
+        Equivalent(
             "size = max(max_id + 1, 2 * self._d.shape[0], 1024)",
             "size = max(max_id + 1, 2 * self._d.shape[0], 1023)",
             "the edge tables' smallest capacity, a speed-only constant: edge_stats and "
             "apply_update grow the tables past the largest id before reading or adding, rows "
             "past the largest id added are zeros that no one reads (the state holds 1023 or "
             "1024 of them: loaded, either serves and learns the same)",
+        ),
+    ],
+    "agents/bandits.py": [
+        Equivalent(
+            "np.maximum(width, 0.0, out=width)",
+            "np.maximum(width, -1.0, out=width)",
+            "x = [u * v, v, 1] has a constant 1, so x' A^-1 x >= 1 / lambda_max(A) > 0, far "
+            "above its rounding error (terms bounded by |x|^2 / reg): the clamp never binds",
+        ),
+        Equivalent(
+            "self._b = np.zeros((0, 0))  # (capacity, clusters) sums of w r",
+            "self._b = np.zeros((0, 1))  # (capacity, clusters) sums of w r",
+            "a placeholder: the edge tables are rebuilt with the clusters' width when the "
+            "clusters are fitted (first act or start-up record), before anything adds to or "
+            "reads them",
         ),
     ],
     "agents/generative.py": [

@@ -281,7 +281,9 @@ def test_sigterm_gives_interrupted_run_with_rows(tmp_path: Path):
     assert list((run_dir / "metrics.journal").glob("*.jsonl")) == []
     direct = pd.read_parquet(run_dir / "metrics.parquet").sort_values("step")
     assert direct["step"].tolist() == df["step"].tolist()
-    assert run.manifest["trials"][0]["status"] == "running"  # stopped mid-trial
+    trial = run.manifest["trials"][0]
+    assert trial["status"] == "interrupted"  # stopped mid-trial, and says so
+    assert trial["steps_done"] == len(df)
 
 
 # ---------------------------------------------------------------------- corrupt runs

@@ -213,12 +213,13 @@ def _drive(ray, trials, store, progress, starts, limit) -> None:
         ray.kill(r.actor, no_restart=True)
         remove_placement_group(r.pg[0])
 
+    current = None  # the trial whose result is being handled
     try:
         while queue or running:
             while queue and len(running) < limit:
                 start_next()
             ready, _ = ray.wait(list(running), num_returns=1)
-            r = running.pop(ready[0])
+            r = current = running.pop(ready[0])
             sc = r.trial.scenario
             try:
                 result = ray.get(ready[0])
@@ -264,12 +265,16 @@ def _drive(ray, trials, store, progress, starts, limit) -> None:
             r.ref, r.kind = call or (r.actor.step.remote(r.next_step), "step")
             running[r.ref] = r
     except BaseException:
-        for r in running.values():
+        # the trials in flight, and the one whose result was being handled (not failed)
+        stopped = list(running.values()) + ([current] if current is not None else [])
+        for r in {id(r): r for r in stopped}.values():
+            if store.manifest["trials"][r.trial.info.index].get("status") != "running":
+                continue  # completed or failed: closed already
             try:
-                close(r)
-                store.trial_status(r.trial.info.index, "interrupted", r.writer.steps_done)
+                close(r)  # (its writer's last flush records the trial running)
             except Exception:  # noqa: BLE001, S110 - best effort on the way out
                 pass
+            store.trial_status(r.trial.info.index, "interrupted", r.writer.steps_done)
         raise
 
 

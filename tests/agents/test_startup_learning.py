@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from conftest import SMALL_MODELS, make_small
 
-from agents.bandit_math import pair_features
 from simlab import registry
+from simlab.agents.bandit_math import pair_features
 from simlab.errors import ScenarioError
 from simlab.world import World
 
