@@ -1,24 +1,23 @@
-"""Run directories: what a run writes, how a killed run is read back, corrupt directories."""
+"""Run directories: what a run writes, partial runs read back, corrupt directories.
+
+Runs killed or stopped by a signal, and failed trials, are in ``test_stopped_runs.py``.
+"""
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
-import yaml
-from conftest import SMALL, make_small
+from conftest import make_small
 
 from simlab.errors import RunStoreError
 from simlab.runner import metric_columns, run_scenario
@@ -195,95 +194,6 @@ def test_cut_journal_line_ignored(tmp_path: Path):
     writer._journal.write('{"run_id": "partial", "tri')
     writer._journal.flush()
     assert open_run(store.path).read_metrics()["step"].tolist() == [0, 1, 2, 3]
-
-
-# ---------------------------------------------------------------------- killed runs
-def _long_scenario(tmp_path: Path) -> Path:
-    data = copy.deepcopy(SMALL)
-    data.update(steps=1_000_000, agents=[{"model": "random"}])
-    data["output"] = {"flush_seconds": 0.3}
-    path = tmp_path / "long.yaml"
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    return path
-
-
-def _journal_rows(run_dir: Path) -> int:
-    return sum(
-        p.read_text(encoding="utf-8").count("\n")
-        for p in (run_dir / "metrics.journal").glob("*.jsonl")
-    )
-
-
-def _start_and_signal(tmp_path: Path, sig: signal.Signals) -> tuple[Path, int]:
-    """Run a long scenario, wait for Parquet and journal rows, send ``sig``; return dir, code."""
-    out = tmp_path / "runs"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "simlab", "run", str(_long_scenario(tmp_path))]
-        + ["--out", str(out), "--run-id", "long", "--no-progress"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    run_dir = out / "long"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            parts = list((run_dir / "metrics.parquet").glob("part-*.parquet"))
-            if parts and run_dir.joinpath("metrics.journal").is_dir() and _journal_rows(run_dir):
-                break
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            time.sleep(0.05)
-        else:
-            pytest.fail("the run wrote no rows within 60 s")
-        proc.send_signal(sig)
-        code = proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")
-    return run_dir, code
-
-
-def _assert_no_gaps(df: pd.DataFrame) -> None:
-    assert len(df) > 0
-    assert set(df["trial"]) == {0}
-    assert df["step"].tolist() == list(range(len(df)))
-
-
-def test_sigkill_leaves_crashed_run_with_rows(tmp_path: Path):
-    """A SIGKILLed run reads as crashed, keeps every finished step and can be recovered."""
-    run_dir, code = _start_and_signal(tmp_path, signal.SIGKILL)
-    assert code == -signal.SIGKILL
-    run = open_run(run_dir)
-    assert run.status == "crashed"
-    assert run.manifest["status"] == "running"
-    df = read_metrics(run_dir)
-    _assert_no_gaps(df)
-    assert len(df) >= run.manifest["trials"][0]["steps_done"]
-    run.recover()
-    assert list((run_dir / "metrics.journal").glob("*.jsonl")) == []
-    direct = pd.read_parquet(run_dir / "metrics.parquet").sort_values("step")
-    pd.testing.assert_frame_equal(direct.reset_index(drop=True), df, check_dtype=False)
-    pd.testing.assert_frame_equal(read_metrics(run_dir), df)
-    assert [r.status for r in list_runs(run_dir.parent)] == ["crashed"]
-
-
-def test_sigterm_gives_interrupted_run_with_rows(tmp_path: Path):
-    """A SIGTERMed run closes cleanly as interrupted, its rows all in Parquet."""
-    run_dir, code = _start_and_signal(tmp_path, signal.SIGTERM)
-    assert code == 130
-    run = open_run(run_dir)
-    assert run.status == "interrupted"
-    assert run.manifest["error"]
-    df = read_metrics(run_dir)
-    _assert_no_gaps(df)
-    assert list((run_dir / "metrics.journal").glob("*.jsonl")) == []
-    direct = pd.read_parquet(run_dir / "metrics.parquet").sort_values("step")
-    assert direct["step"].tolist() == df["step"].tolist()
-    trial = run.manifest["trials"][0]
-    assert trial["status"] == "interrupted"  # stopped mid-trial, and says so
-    assert trial["steps_done"] == len(df)
 
 
 # ---------------------------------------------------------------------- corrupt runs
