@@ -38,7 +38,7 @@ from __future__ import annotations
 from mutation_equivalent_agents import AGENTS
 from mutation_equivalent_environments import ENVIRONMENTS
 from mutation_equivalent_models import MODELS
-from mutation_equivalent_reasons import ONE_DIM_LENGTH, Equivalent
+from mutation_equivalent_reasons import ONE_DIM_LENGTH, Equivalent, mutants_of
 
 __all__ = ["EQUIVALENT", "Equivalent"]
 
@@ -138,9 +138,9 @@ SIMLAB: dict[str, list[Equivalent]] = {
             "sums = np.empty((present.shape[ -1], latent.shape[1]), np.float64)",
             ONE_DIM_LENGTH + " (the present topics, np.unique of a 1-D array)",
         ),
-        *(
-            Equivalent(_STECK_TABLE, _STECK_TABLE.replace(a, b), _TABLE_OR_DIRECT)
-            for a, b in (
+        *mutants_of(
+            _STECK_TABLE,
+            (
                 ("width + 1", "width - 1"),
                 ("n + 1", "n - 1"),
                 ("n + 1", "n >> 1"),
@@ -148,7 +148,8 @@ SIMLAB: dict[str, list[Equivalent]] = {
                 ("width + 1", "width & 1"),
                 ("width * (n + 1)", "width ** (n + 1)"),
                 ("<= clicks.size", "is not clicks.size"),
-            )
+            ),
+            _TABLE_OR_DIRECT,
         ),
         Equivalent(
             "if a.shape[1] > _NARROW:",

@@ -15,6 +15,7 @@ from mutation_equivalent_reasons import (
     ROW_BLOCK,
     STEPS_FROM_ZERO,
     Equivalent,
+    mutants_of,
 )
 
 _GRU_BLOCKS = "for sub in row_blocks(x.shape[0], (steps + 1) * 3 * x.shape[2], _STATE_BLOCK):"
@@ -298,15 +299,16 @@ AGENTS: dict[str, list[Equivalent]] = {
         Equivalent("_SCORE_BLOCK = 1 << 16", "_SCORE_BLOCK = 0 << 16", ROW_BLOCK),
         Equivalent("_STATE_BLOCK = 1 << 20", "_STATE_BLOCK = 1 >> 20", ROW_BLOCK),
         Equivalent("_STATE_BLOCK = 1 << 20", "_STATE_BLOCK = 1 | 20", ROW_BLOCK),
-        *(
-            Equivalent(_GRU_BLOCKS, _GRU_BLOCKS.replace(a, b), ROW_BLOCK)
-            for a, b in (
+        *mutants_of(
+            _GRU_BLOCKS,
+            (
                 ("(steps + 1) * 3 * x", "(steps | 1) * 3 * x"),
                 ("3 * x.shape[2]", "3 << x.shape[2]"),
                 ("3 * x.shape[2]", "3 & x.shape[2]"),
                 ("3 * x.shape[2]", "3 ^ x.shape[2]"),
                 ("(steps + 1)", "(steps + 0)"),
-            )
+            ),
+            ROW_BLOCK,
         ),
         Equivalent(
             "neg = gen.integers(0, n, size=(self.params.epochs, users.shape[0]))",

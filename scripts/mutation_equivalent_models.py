@@ -17,6 +17,7 @@ from mutation_equivalent_reasons import (
     SQUARE_SHAPE,
     TWO_OR_THREE_DIMS,
     Equivalent,
+    mutants_of,
 )
 
 MODELS: dict[str, list[Equivalent]] = {
@@ -143,16 +144,18 @@ MODELS: dict[str, list[Equivalent]] = {
             "ratio = np.where(tgt != 0, tgt, 1) / np.where(tgt > 0, q_s, 1)",
             NEVER_NEGATIVE + " (tgt: the history's group shares)",
         ),
-        *[
-            Equivalent(
-                "dist = (x**2).sum(1)[:, None] - 2 * x @ centres.T + (centres**2).sum(1)[None, :]",
-                f"dist = {term}.sum(1)[:, None] - 2 * x @ centres.T + (centres**2).sum(1)[None, :]",
-                "a change of the |x|^2 term of |x - c|^2, which is the same for every centre of "
-                "a row: the argmin over the centres is unchanged (in exact arithmetic; 3,000 "
-                "random inputs, grids with ties among them, gave the same labels)",
-            )
-            for term in ("(x** 1)", "(x//2)", "(x-2)", "(x/2)")
-        ],
+        *mutants_of(
+            "dist = (x**2).sum(1)[:, None] - 2 * x @ centres.T + (centres**2).sum(1)[None, :]",
+            (
+                ("dist = (x**2)", "dist = (x** 1)"),
+                ("dist = (x**2)", "dist = (x//2)"),
+                ("dist = (x**2)", "dist = (x-2)"),
+                ("dist = (x**2)", "dist = (x/2)"),
+            ),
+            "a change of the |x|^2 term of |x - c|^2, which is the same for every centre of "
+            "a row: the argmin over the centres is unchanged (in exact arithmetic; 3,000 "
+            "random inputs, grids with ties among them, gave the same labels)",
+        ),
         Equivalent(
             "centres[0] = x[min(int(draws[0] * n), n - 1)]",
             "centres[0] = x[min(int(draws[0] * n), n << 1)]",

@@ -13,6 +13,11 @@ class Equivalent(NamedTuple):
     why: str
 
 
+def mutants_of(line: str, edits: tuple[tuple[str, str], ...], why: str) -> list[Equivalent]:
+    """Equivalent mutants of one ``line``, each made by replacing ``a`` with ``b`` in it."""
+    return [Equivalent(line, line.replace(a, b), why) for a, b in edits]
+
+
 LITERAL_IS = (
     "`is` for `==` on a validated Literal: pydantic returns the literal's own str object, "
     "so identity and equality agree"
