@@ -53,7 +53,7 @@ from simlab.report_result import (
     ReportResult,
     format_mean_sd,
 )
-from simlab.store import RunStore, open_run, summarize, warmup_note
+from simlab.store import RunStore, open_run, summarize, trial_warmups, warmup_note
 from simlab.windows import window_tables
 
 __all__ = [
@@ -145,8 +145,7 @@ def build_report(
         interval=interval,
         smoothing=smoothing,
     )
-    warmup = {int(r["index"]): int(r.get("warmup", 0)) for r in store.manifest["trials"]}
-    df["_warmup"] = df["trial"].map(warmup).fillna(0)
+    df["_warmup"] = df["trial"].map(trial_warmups(store.manifest)).fillna(0)
     ranges = metric_ranges(store.manifest)
     for d in DERIVED:  # a difference of two values in [lo, hi]; a ratio is not clipped
         if d.kind == "difference" and difference_range(ranges.get(d.metric)):

@@ -33,7 +33,7 @@ from simlab.manifest import EVENTS, MANIFEST, SCENARIO, check_layout, check_mani
 from simlab.rows import MetricsWriter
 from simlab.runlock import RunLock
 from simlab.store_read import RunReader
-from simlab.store_summary import summarize, warmup_note
+from simlab.store_summary import summarize, trial_warmups, warmup_note
 from simlab.store_write import RunWriter, TrialInfo
 from simlab.store_write import _now as _now  # the runner's clock for manifests
 
@@ -47,6 +47,7 @@ __all__ = [
     "open_run",
     "read_metrics",
     "summarize",
+    "trial_warmups",
     "warmup_note",
     "ID_COLUMNS",
 ]

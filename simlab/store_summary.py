@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["summarize", "warmup_note"]
+__all__ = ["summarize", "trial_warmups", "warmup_note"]
+
+
+def trial_warmups(manifest: dict[str, Any]) -> dict[int, int]:
+    """Each trial's warm-up steps (``warmup`` in its manifest record; 0 when absent)."""
+    return {int(t["index"]): int(t.get("warmup", 0)) for t in manifest.get("trials", [])}
 
 
 def summarize(df, manifest: dict[str, Any]):
@@ -26,7 +31,7 @@ def summarize(df, manifest: dict[str, Any]):
     sweep = [c for c in manifest.get("sweep_columns", []) if c in df.columns]
     if df.empty:
         return pd.DataFrame(columns=["agent", *sweep, "seeds", "steps", *metrics])
-    warmup = {int(t["index"]): int(t.get("warmup", 0)) for t in manifest.get("trials", [])}
+    warmup = trial_warmups(manifest)
     per_trial = []
     for trial, g in df.groupby("trial", sort=True):
         g = g.sort_values("step")
@@ -75,7 +80,7 @@ def warmup_note(df, manifest: dict[str, Any]) -> str | None:
     """
     if df.empty:
         return None
-    warmup = {int(t["index"]): int(t.get("warmup", 0)) for t in manifest.get("trials", [])}
+    warmup = trial_warmups(manifest)
     last = df.groupby("trial")["step"].max()
     within = [int(t) for t, s in last.items() if s < warmup.get(int(t), 0)]
     if not within:

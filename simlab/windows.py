@@ -30,6 +30,7 @@ import numpy as np
 
 from simlab.intervals import t_quantile
 from simlab.metrics.source import log_odds_ratio
+from simlab.store_summary import trial_warmups
 
 __all__ = [
     "Window",
@@ -205,7 +206,7 @@ def window_tables(df, run_path: Path, manifest: dict, sweep: Sequence[str], base
     if SHARE in df.columns:
         adoption = _adoption_points(run_path, sweep)
         if adoption:
-            warm = {int(t["index"]): int(t.get("warmup", 0)) for t in manifest["trials"]}
+            warm = trial_warmups(manifest)
             mine = [t for t, p in point_of.items() if p in adoption] if sweep else None
             part = df if mine is None else df[df["trial"].isin(mine)]
             tips = tipping_points(part, int(part["step"].max()) + 1, warm)
