@@ -150,7 +150,10 @@ def _print_pooled(out: Console, name: str, pooled, sweep: list[str], baseline) -
             by = {r["window"] if windows else "value": r for _, r in rows.iterrows()}
             cells = []
             for c in cols:
-                r = by[c]
+                r = by.get(c)  # None: this agent has no rows in that window (stopped early)
+                if r is None:
+                    cells.append("-")
+                    continue
                 text = format_mean_sd(r["value"], r["value ±"])
                 if baseline and agent != baseline and "diff" in r:
                     text += f" ({format_mean_sd(r['diff'], r['diff ±'])})"
