@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from simlab.batch import Catalog, Observation, Slates
+from simlab.manifest import LOGGING_POLICIES
 
 __all__ = [
     "LoggedContext",
@@ -34,14 +35,6 @@ __all__ = [
     "scenario_logging_policy",
     "LOGGING_POLICIES",
 ]
-
-LOGGING_POLICIES = {
-    "sampled": "the agent samples its slates and reports their probabilities",
-    "deterministic": "the agent is deterministic given its observation: propensity 1.0",
-    "unknown": "the agent samples without a closed-form probability, or re-rankers changed "
-    "its slates: propensity NaN",
-}
-"""Kinds of logged propensities, with what each means."""
 
 
 @dataclass(frozen=True)

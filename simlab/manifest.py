@@ -22,6 +22,7 @@ __all__ = [
     "METRICS",
     "JOURNAL",
     "EVENTS",
+    "LOGGING_POLICIES",
     "check_manifest",
     "check_layout",
 ]
@@ -32,6 +33,15 @@ METRICS = "metrics.parquet"
 JOURNAL = "metrics.journal"
 EVENTS = "events"
 STATUSES = ("starting", "running", "completed", "failed", "interrupted")
+TRIAL_STATUSES = ("pending", "running", "completed", "failed", "interrupted")
+SUMMARIES = ("mean", "last")  # how a metric is summarised over steps
+LOGGING_POLICIES = {
+    "sampled": "the agent samples its slates and reports their probabilities",
+    "deterministic": "the agent is deterministic given its observation: propensity 1.0",
+    "unknown": "the agent samples without a closed-form probability, or re-rankers changed "
+    "its slates: propensity NaN",
+}
+"""Kinds of logged propensities, with what each means (a trial's ``logging_policy``)."""
 
 
 class _Record(BaseModel):
@@ -44,7 +54,8 @@ class _Trial(_Record):
     seed: StrictInt = Field(ge=0)
     point: StrictInt = Field(0, ge=0)
     params: dict[str, Any] = Field(default_factory=dict)
-    status: StrictStr = "pending"
+    status: Literal[TRIAL_STATUSES] = "pending"  # type: ignore[valid-type]
+    logging_policy: Literal[tuple(LOGGING_POLICIES)] = "unknown"  # type: ignore[valid-type]
     steps_done: StrictInt = Field(0, ge=0)
     restarts: StrictInt = Field(0, ge=0)
     warmup: StrictInt = Field(0, ge=0)
@@ -61,7 +72,7 @@ class _Manifest(_Record):
     trials: list[_Trial]
     metric_columns: list[StrictStr]
     sweep_columns: list[StrictStr] = Field(default_factory=list)
-    metric_summary: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+    metric_summary: dict[StrictStr, Literal[SUMMARIES]] = Field(default_factory=dict)  # type: ignore[valid-type]
     agents: list[StrictStr] = Field(default_factory=list)
     seeds: list[StrictInt] = Field(default_factory=list)
     privileged_agents: list[StrictStr] = Field(default_factory=list)
@@ -84,7 +95,6 @@ _EXPECTED = {
     "list_type": "a list",
     "dict_type": "a mapping",
     "model_type": "a mapping",
-    "literal_error": f"one of {', '.join(STATUSES)}",
     "greater_than_equal": "a non-negative number",
 }
 
@@ -115,6 +125,8 @@ def check_manifest(manifest: Any) -> list[str]:
                 missing.append(where)
             else:
                 want = _EXPECTED.get(e["type"], e["msg"].lower())
+                if e["type"] == "literal_error":
+                    want = f"one of {e['ctx']['expected']}"
                 malformed.append(f"{where} (expected {want}, got {_short(e.get('input'))})")
         out = [f"missing {', '.join(missing)}"] if missing else []
         return out + [f"malformed {m}" for m in malformed]

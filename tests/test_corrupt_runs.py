@@ -111,6 +111,18 @@ CASES: dict[str, tuple[Callable[[Path], None], str, bool]] = {
     "steps-done-negative": (_set_trial("steps_done", -3), "trials[0].steps_done", True),
     "trial-index-wrong": (_set_trial("index", 7), "trials[0].index (expected 0, got 7)", True),
     "trial-agent-int": (_set_trial("agent", 5), "malformed trials[0].agent", True),
+    "trial-status-unknown": (_set_trial("status", "done"), "malformed trials[0].status", True),
+    "trial-policy-unknown": (
+        _set_trial("logging_policy", "completed"),
+        "malformed trials[0].logging_policy (expected one of 'sampled'",
+        True,
+    ),
+    "trial-policy-null": (_set_trial("logging_policy", None), "trials[0].logging_policy", True),
+    "summary-kind-unknown": (
+        _edit(lambda m: m["metric_summary"].__setitem__("engagement/ctr", "median")),
+        "malformed metric_summary.engagement/ctr (expected one of 'mean' or 'last'",
+        True,
+    ),
     "status-int": (_set("status", 5), "malformed status", True),
     "status-unknown": (_set("status", "bogus"), "malformed status", True),
     "metric-columns-ints": (_set("metric_columns", [1, 2]), "malformed metric_columns[0]", True),
