@@ -13,11 +13,12 @@ from __future__ import annotations
 import os
 import socket
 import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from simlab.errors import RunStoreError, SimlabError
+from simlab.errors import RunStoreError, SimlabError, SimlabWarning
 from simlab.scenario import Scenario
 from simlab.signals import interrupts_as_keyboard
 from simlab.store import RunStore, _now
@@ -235,6 +236,8 @@ def _fork_plan(
 
 def _fork_load(plan: _ForkPlan, trials: list[Trial]):
     """Per new trial, the source run's checkpoint at the fork step and its earlier rows."""
+    import numpy as np
+
     from simlab.checkpoint import expected_of, read_checkpoint
 
     rows = plan.source.read_metrics()
@@ -244,7 +247,14 @@ def _fork_load(plan: _ForkPlan, trials: list[Trial]):
         expect = expected_of(plan.source.manifest, src)
         state = read_checkpoint(plan.source.path, src, plan.step, expect)
         starts[trial.info.index] = (state, plan.saved)
-        copied[trial.info.index] = rows[(rows["trial"] == src) & (rows["step"] < plan.step)]
+        before = rows[(rows["trial"] == src) & (rows["step"] < plan.step)]
+        steps = before["step"].to_numpy()
+        if steps.size != plan.step or (steps != np.arange(plan.step)).any():
+            raise RunStoreError(
+                f"--from: {plan.source.path} trial {src} lacks rows of steps before "
+                f"{plan.step} (it has {len(before)}): a fork copies them"
+            )
+        copied[trial.info.index] = before
     return starts, copied
 
 
@@ -284,8 +294,7 @@ def resume_run(
 
     check_not_bootstrapping()
     store = open_run(path, runs_dir=runs_dir)
-    if store.manifest["status"] == "completed":
-        raise RunStoreError(f"{store.path}: the run is already completed; nothing to resume")
+    _check_resumable(store)
     bad = [
         o
         for o in overrides or []
@@ -322,9 +331,14 @@ def _locked_reopen(store: RunStore) -> RunStore:
 
     fresh = open_run(store.path)
     fresh.lock = store.lock
-    if fresh.manifest["status"] == "completed":
-        raise RunStoreError(f"{store.path}: the run is already completed; nothing to resume")
+    _check_resumable(fresh)
     return fresh
+
+
+def _check_resumable(store: RunStore) -> None:
+    """Refuse a completed run, unless some trial's rows lost or repeat a step (a repair)."""
+    if store.manifest["status"] == "completed" and not store.damaged_steps():
+        raise RunStoreError(f"{store.path}: the run is already completed; nothing to resume")
 
 
 def _resume_plan(store: RunStore, overrides: list[str | tuple[str, Any]], trust_code: bool):
@@ -342,15 +356,21 @@ def _resume_plan(store: RunStore, overrides: list[str | tuple[str, Any]], trust_
         raise RunStoreError(f"{store.path}: manifest trials do not match its scenario.yaml")
     store.clean_temporary()
     store.recover()
+    damaged = store.damaged_steps()
+    for i, (step, what) in damaged.items():
+        warnings.warn(
+            f"trial {i} ({records[i]['agent']}, seed {records[i]['seed']}) {what}: its rows "
+            f"from step {step} on are dropped and recomputed",
+            SimlabWarning,
+            stacklevel=2,
+        )
+    store.drop_rows({i: step for i, (step, _) in damaged.items()})
     rows = store.read_metrics()
     fork = store.manifest.get("forked_from")
     todo, starts = [], {}
     for trial in trials:
         i = trial.info.index
-        steps = sorted(rows.loc[rows["trial"] == i, "step"].tolist())
-        done = 0
-        while done < len(steps) and steps[done] == done:
-            done += 1
+        done = int((rows["trial"] == i).sum())  # steps 0 .. done - 1, once each
         records[i]["steps_done"] = done
         recover_events(store.events_folder(i), done)
         if done >= scenario.steps:

@@ -18,7 +18,38 @@ from simlab.manifest import JOURNAL, MANIFEST, METRICS
 from simlab.rows import read_journal, write_parquet
 from simlab.runlock import is_locked
 
-__all__ = ["RunReader"]
+__all__ = ["RunReader", "step_problems"]
+
+
+def step_problems(df) -> dict[int, tuple[int, str]]:
+    """Trials whose rows are not steps 0, 1, 2, ... once each: ``trial -> (step, what)``.
+
+    A lost metrics part leaves a gap (rows after a missing step); a part written twice
+    repeats steps. ``step`` is the trial's first bad step: its rows from there on are the
+    ones to drop and recompute; ``what`` says what is wrong there.
+    """
+    import numpy as np
+
+    if df.empty:
+        return {}
+    trial, step = df["trial"].to_numpy(np.int64), df["step"].to_numpy(np.int64)
+    order = np.lexsort((step, trial))
+    trial, step = trial[order], step[order]
+    first = np.r_[True, trial[1:] != trial[:-1]]
+    starts = np.flatnonzero(first)
+    pos = np.arange(trial.size) - np.repeat(starts, np.diff(np.r_[starts, trial.size]))
+    bad = np.flatnonzero(step != pos)
+    out: dict[int, tuple[int, str]] = {}
+    for i in bad[np.unique(trial[bad], return_index=True)[1]]:  # each trial's first
+        p, s = int(pos[i]), int(step[i])
+        if s < 0:
+            out[int(trial[i])] = (0, f"has a row for step {s}")
+        elif s < p:  # sorted: a repeat of the step before
+            out[int(trial[i])] = (s, f"has step {s} twice")
+        else:
+            missing = f"{p}" if s == p + 1 else f"{p}-{s - 1}"
+            out[int(trial[i])] = (p, f"has no rows for step {missing} but rows after it")
+    return out
 
 
 def _pid_alive(pid: int) -> bool:
@@ -81,8 +112,13 @@ class RunReader:
         fields += [pa.field(c, pa.float64()) for c in self.manifest["metric_columns"]]
         return pa.schema(fields)
 
-    def read_metrics(self):
-        """All metric rows written so far (Parquet parts plus journal rows) as a DataFrame."""
+    def read_metrics(self, strict: bool = True):
+        """All metric rows written so far (Parquet parts plus journal rows) as a DataFrame.
+
+        Rows of a trial the manifest does not list (or of another agent or seed) are refused.
+        ``strict``: so is a run, not being written, whose trial's rows are not steps 0, 1,
+        2, ... once each (:func:`step_problems`; ``simlab resume`` repairs it).
+        """
         schema = self.schema()
         parts = sorted((self.path / METRICS).glob("part-*.parquet"))
         tables = []
@@ -99,7 +135,72 @@ class RunReader:
         if not tables:
             return schema.empty_table().to_pandas()
         df = pa.concat_tables(tables).to_pandas()
-        return df.sort_values(["trial", "step"], kind="stable").reset_index(drop=True)
+        df = df.sort_values(["trial", "step"], kind="stable").reset_index(drop=True)
+        self._check_trials(df)
+        if strict and self.status not in ("starting", "running"):  # (a live run is mid-write)
+            damaged = step_problems(df)
+            if damaged:
+                raise RunStoreError(self._damage_message(damaged))
+        return df
+
+    def damaged_steps(self) -> dict[int, tuple[int, str]]:
+        """:func:`step_problems` of this run's rows (what ``simlab resume`` recomputes)."""
+        return step_problems(self.read_metrics(strict=False))
+
+    def _check_trials(self, df) -> None:
+        """Refuse rows of a trial the manifest does not list, or of another agent or seed."""
+        trials = self.manifest["trials"]
+        for t, agent, seed in (
+            df[["trial", "agent", "seed"]].drop_duplicates().itertuples(index=False)
+        ):
+            record = trials[t] if 0 <= t < len(trials) else None
+            if record is None or (record["agent"], record["seed"]) != (agent, seed):
+                listed = "not in the manifest"
+                if record is not None:
+                    listed = f"the manifest's is {record['agent']}, seed {record['seed']}"
+                raise RunStoreError(
+                    f"{self.path / METRICS}: rows of trial {t} ({agent}, seed {seed}), "
+                    f"{listed} (a metrics part from another run?)"
+                )
+
+    def _damage_message(self, damaged: dict[int, tuple[int, str]]) -> str:
+        trials = self.manifest["trials"]
+        said = [
+            f"trial {t} ({trials[t]['agent']}, seed {trials[t]['seed']}) {what}"
+            for t, (_, what) in list(damaged.items())[:3]
+        ]
+        more = f"; and {len(damaged) - 3} more trials" if len(damaged) > 3 else ""
+        return (
+            f"{self.path / METRICS}: {'; '.join(said)}{more} (a metrics part lost or written "
+            f"twice?); `simlab resume {self.path}` drops such a trial's rows from that step "
+            "on and recomputes them"
+        )
+
+    def drop_rows(self, from_step: dict[int, int]) -> int:
+        """Delete the metric rows of each trial ``t`` from step ``from_step[t]`` on.
+
+        Parts are rewritten through temporary names (a kill leaves each part whole); the
+        journal must already be folded in (:meth:`recover`). Returns the rows dropped.
+        """
+        import numpy as np
+
+        cut = np.full(max(from_step, default=-1) + 1, np.iinfo(np.int64).max)
+        cut[list(from_step)] = list(from_step.values())
+        dropped = 0
+        for part in sorted((self.path / METRICS).glob("part-*.parquet")):
+            table = pq.read_table(part, schema=self.schema())
+            trial, step = (table[c].to_numpy() for c in ("trial", "step"))
+            inside = (trial >= 0) & (trial < cut.size)
+            drop = np.zeros(trial.size, bool)
+            drop[inside] = step[inside] >= cut[trial[inside]]
+            if not drop.any():
+                continue
+            dropped += int(drop.sum())
+            if drop.all():
+                part.unlink()
+            else:
+                write_parquet(table.filter(pa.array(~drop)), part)
+        return dropped
 
     def _rows_table(self, rows: list[dict[str, Any]]) -> pa.Table:
         try:
