@@ -22,6 +22,7 @@ __all__ = [
     "METRICS",
     "JOURNAL",
     "EVENTS",
+    "ID_COLUMNS",
     "LOGGING_POLICIES",
     "check_manifest",
     "check_layout",
@@ -34,6 +35,7 @@ JOURNAL = "metrics.journal"
 EVENTS = "events"
 STATUSES = ("starting", "running", "completed", "failed", "interrupted")
 TRIAL_STATUSES = ("pending", "running", "completed", "failed", "interrupted")
+ID_COLUMNS = ("run_id", "trial", "agent", "seed", "step")  # the metrics table's id columns
 SUMMARIES = ("mean", "last")  # how a metric is summarised over steps
 LOGGING_POLICIES = {
     "sampled": "the agent samples its slates and reports their probabilities",
@@ -131,9 +133,20 @@ def check_manifest(manifest: Any) -> list[str]:
         out = [f"missing {', '.join(missing)}"] if missing else []
         return out + [f"malformed {m}" for m in malformed]
     out = []
+    sweep = manifest.get("sweep_columns", [])
     for i, t in enumerate(manifest["trials"]):
         if t["index"] != i:
             out.append(f"malformed trials[{i}].index (expected {i}, got {t['index']})")
+        lacking = [c for c in sweep if c not in t.get("params", {})]
+        if lacking:
+            out.append(f"malformed trials[{i}].params (no value of sweep column {lacking[0]!r})")
+    columns = [*ID_COLUMNS, *sweep, *manifest["metric_columns"]]
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        out.append(
+            f"malformed sweep_columns/metric_columns ({repeated[0]!r} names two columns of "
+            "the metrics table)"
+        )
     return out
 
 

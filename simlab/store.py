@@ -29,7 +29,14 @@ from typing import Any
 
 from simlab.errors import RunStoreError
 from simlab.events import EventsWriter
-from simlab.manifest import EVENTS, MANIFEST, SCENARIO, check_layout, check_manifest
+from simlab.manifest import (
+    EVENTS,
+    ID_COLUMNS,
+    MANIFEST,
+    SCENARIO,
+    check_layout,
+    check_manifest,
+)
 from simlab.rows import MetricsWriter
 from simlab.runlock import RunLock
 from simlab.store_read import RunReader
@@ -51,8 +58,6 @@ __all__ = [
     "warmup_note",
     "ID_COLUMNS",
 ]
-
-ID_COLUMNS = ("run_id", "trial", "agent", "seed", "step")
 
 
 class RunStore(RunWriter, RunReader):

@@ -123,6 +123,21 @@ CASES: dict[str, tuple[Callable[[Path], None], str, bool]] = {
         "malformed metric_summary.engagement/ctr (expected one of 'mean' or 'last'",
         True,
     ),
+    "sweep-column-unknown": (
+        _set("sweep_columns", ["nope"]),
+        "malformed trials[0].params (no value of sweep column 'nope')",
+        True,
+    ),
+    "metric-column-twice": (
+        _edit(lambda m: m["metric_columns"].append(m["metric_columns"][0])),
+        "names two columns of the metrics table",
+        True,
+    ),
+    "metric-column-is-id": (
+        _edit(lambda m: m["metric_columns"].append("step")),
+        "malformed sweep_columns/metric_columns ('step' names two columns",
+        True,
+    ),
     "status-int": (_set("status", 5), "malformed status", True),
     "status-unknown": (_set("status", "bogus"), "malformed status", True),
     "metric-columns-ints": (_set("metric_columns", [1, 2]), "malformed metric_columns[0]", True),
