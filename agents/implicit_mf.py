@@ -48,7 +48,9 @@ def _half_step(other: np.ndarray, conf: Any, pref: Any, reg: float) -> np.ndarra
     preferences ``r > 0`` of the same shape (both dense, or both ``scipy.sparse``). Row
     ``u`` solves ``(O^T O + reg I + sum_i conf_ui o_i o_i^T) x_u = sum_i p_ui (1 + conf_ui)
     o_i``: the sums are two matrix products over every row at once, the solves one batched
-    call. The preferences are not read off ``conf``: at ``weight`` 0 it is all zero.
+    call. The preferences are not read off ``conf``: at ``weight`` 0 it is all zero. Should
+    a row's matrix be singular in floating point (``reg`` tiny against ``weight``), every row
+    takes the least-norm solution (pseudo-inverse) instead of the solve failing.
     """
     n, f = conf.shape[0], other.shape[1]
     base = other.T @ other + reg * np.eye(f)
@@ -56,7 +58,10 @@ def _half_step(other: np.ndarray, conf: Any, pref: Any, reg: float) -> np.ndarra
     mats = np.asarray(conf @ outer).reshape(n, f, f) + base
     has = np.asarray(pref, np.float64) if isinstance(pref, np.ndarray) else pref
     rhs = np.asarray(conf @ other) + np.asarray(has @ other)
-    return np.linalg.solve(mats, rhs[..., None])[..., 0]
+    try:
+        return np.linalg.solve(mats, rhs[..., None])[..., 0]
+    except np.linalg.LinAlgError:  # a numerically singular row (reg tiny against weight)
+        return (np.linalg.pinv(mats, hermitian=True) @ rhs[..., None])[..., 0]
 
 
 def als_implicit(
@@ -118,7 +123,10 @@ class ImplicitMFAgent(Agent):
         )
         reg: float = Field(0.1, gt=0, description="L2 regularisation (LensKit: 0.1).")
         weight: float = Field(
-            40.0, ge=0, description="Confidence weight: c = 1 + weight * count (LensKit: 40)."
+            40.0,
+            ge=0,
+            le=1e6,
+            description="Confidence weight: c = 1 + weight * count (LensKit: 40).",
         )
         init_scale: float = Field(
             0.01, gt=0, description="Std of the random starting factors (LensKit: 0.01)."

@@ -286,7 +286,10 @@ class GRU4RecAgent(_HybridItemAgent):
             256, gt=0, description="Users (click sequences) per optimisation step."
         )
         num_negatives: int = Field(
-            64, gt=0, description="Log items drawn uniformly per batch as softmax negatives."
+            64,
+            gt=0,
+            le=1_000_000,
+            description="Log items drawn uniformly per batch as softmax negatives.",
         )
         init_scale: float = Field(0.1, gt=0, description="Std of the initial feature map W.")
 

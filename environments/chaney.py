@@ -94,7 +94,10 @@ class ChaneyItems:
             description="Concentration of the Dirichlet mu_alpha is drawn from (100 in Chaney).",
         )
         lifetime: int = Field(
-            0, ge=0, description="Steps an item stays live; 0 = items never retire (Chaney)."
+            0,
+            ge=0,
+            le=10_000_000,
+            description="Steps an item stays live; 0 = items never retire (Chaney).",
         )
 
     def __init__(self, params: ChaneyItems.Params, ctx: WorldContext) -> None:

@@ -43,7 +43,7 @@ class CreatorEcosystemParams(ParamsModel):
     initial_items: int = Field(
         1000, ge=0, description="Items live before step 0 (ages spread over the lifetime)."
     )
-    lifetime: int = Field(50, gt=0, description="Steps an item stays live.")
+    lifetime: int = Field(50, gt=0, le=10_000_000, description="Steps an item stays live.")
     creator_spread: float = Field(0.3, ge=0, description="Creator vector scatter around its topic.")
     item_spread: float = Field(0.3, ge=0, description="Item scatter around its creator.")
     feature_noise: float = Field(

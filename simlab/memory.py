@@ -3,7 +3,8 @@
 :func:`estimate` adds up the large arrays a trial holds, from the scenario alone: per user
 (latent interests, initial interests and features, ``dim`` floats each; fatigue per topic;
 the click history ring, ``2 * history_length`` ids), per live item (latent embedding,
-observable features, style, ``dim`` floats each), the per-step arrays over the active users
+observable features, style, ``dim`` floats each), per creator ever in the pool (centre
+offset and vector, ``dim`` floats each, and its counters), the per-step arrays over the active users
 (personal candidate lists ``(B, max_candidates)``, and the ``(B, C)`` score matrix of agents
 that score every candidate of every user: :data:`SCORING_AGENTS`, or a class attribute
 ``memory_per_candidate`` in bytes), the user model's own ``(users, items)`` tables when it
@@ -99,6 +100,10 @@ def estimate(scenario: Any) -> Estimate:
     )
     items = _items(scenario)
     est.add("items", items * (3 * dim * 4 + 64), "content")
+    c = scenario.content
+    creators = sum(int(_param(c, k, 0) or 0) for k in ("num_human_creators", "num_aigc_creators"))
+    creators += int(_param(c, "creators_per_step", 0) or 0) * scenario.steps
+    est.add("creators", creators * (2 * dim * 4 + 40), "content")  # one row per creator ever
     per_user_item = getattr(scenario.users.cls, "memory_bytes", None)
     if callable(per_user_item):  # a user model with a (users, items) table (chaney)
         est.add("user utilities", per_user_item(users, items), "users.num_users")

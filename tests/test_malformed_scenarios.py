@@ -204,6 +204,9 @@ HUGE = [
     ("content.initial_items=20000000000", "content: the run needs about"),
     (("users.num_users", 10_000_000), "GiB of memory"),
     ("measures.pairwise_pairs=1000000000000", "GiB of memory"),
+    ("content.num_human_creators=1000000000000", "content: the run needs about"),
+    ("content.num_aigc_creators=4611686018427387904", "content: the run needs about"),
+    ("content.creators_per_step=100000000000", "content: the run needs about"),
 ]
 
 

@@ -253,3 +253,39 @@ def test_item_table_has_one_factor_row_per_item_before_and_after_fits(factors):
     again.load_state_dict(agent.state_dict())
     np.testing.assert_array_equal(again.item_ids, [2, 3, 5])
     np.testing.assert_array_equal(again.item_factors, agent.item_factors)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_numerically_singular_row_takes_the_least_norm_solution(seed):
+    """A confidence weight huge against ``reg`` makes a row's matrix singular in floating
+    point (here, in this LAPACK, for some seeds): the half step still returns, each row the
+    least-squares (least-norm) solution, the regular rows as the plain solve gives them (to
+    rounding)."""
+    rng = numpy_generator(seed, "test/singular")
+    other = rng.normal(size=(6, 4))
+    conf = np.zeros((3, 6))
+    conf[0, 1], conf[1, [2, 3]], conf[2, 4] = 1e20, 1e20, 40.0
+    pref = conf > 0
+    base = other.T @ other + 0.1 * np.eye(4)
+    mats = np.einsum("ui,ij,ik->ujk", conf, other, other) + base
+    rhs = conf @ other + pref.astype(float) @ other
+    x = implicit_mf._half_step(other, conf, pref, 0.1)
+    assert np.isfinite(x).all()
+    for u in range(3):
+        want = np.linalg.lstsq(mats[u], rhs[u], rcond=None)[0]
+        np.testing.assert_allclose(x[u], want, rtol=1e-6, atol=1e-9 * np.abs(want).max())
+    np.testing.assert_allclose(x[2], np.linalg.solve(mats[2], rhs[2]), rtol=1e-9)
+
+
+def test_the_fallback_is_taken_when_the_batched_solve_fails(monkeypatch):
+    """Whatever the LAPACK: a failing solve gives the pseudo-inverse solution of every row."""
+    rng = numpy_generator(0, "test/fallback")
+    other, conf = rng.normal(size=(5, 3)), rng.integers(0, 3, size=(4, 5)) * 40.0
+    want = implicit_mf._half_step(other, conf, conf > 0, 0.1)
+
+    def failing(*_args, **_kwargs):
+        raise np.linalg.LinAlgError("Singular matrix")
+
+    monkeypatch.setattr(np.linalg, "solve", failing)
+    got = implicit_mf._half_step(other, conf, conf > 0, 0.1)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
