@@ -39,6 +39,7 @@ import numpy as np
 from pydantic import Field
 
 from simlab.batch import Catalog, Feedback, lookup_sorted
+from simlab.params import FEATURE_SCALE_MAX
 from simlab.rng import Stream, beta_prime_params
 from simlab.scenario import ParamsModel
 from simlab.world import WorldContext
@@ -205,7 +206,10 @@ class ChaneyUsers:
             description="Users choose argmax rank**attention_exp * known utility (-0.8).",
         )
         feature_noise: float = Field(
-            0.5, ge=0, description="Noise on the observable user features (preferences + noise)."
+            0.5,
+            ge=0,
+            le=FEATURE_SCALE_MAX,
+            description="Noise on the observable user features (preferences + noise).",
         )
         social_graph: SocialGraphParams = Field(
             default_factory=SocialGraphParams,

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from simlab.params import FEATURE_SCALE_MAX
 from simlab.scenario import ParamsModel
 
 from .adoption import AdoptionParams
@@ -44,13 +45,24 @@ class CreatorEcosystemParams(ParamsModel):
         1000, ge=0, description="Items live before step 0 (ages spread over the lifetime)."
     )
     lifetime: int = Field(50, gt=0, le=10_000_000, description="Steps an item stays live.")
-    creator_spread: float = Field(0.3, ge=0, description="Creator vector scatter around its topic.")
-    item_spread: float = Field(0.3, ge=0, description="Item scatter around its creator.")
-    feature_noise: float = Field(
-        0.3, ge=0, description="Noise between latent embedding and observable features."
+    creator_spread: float = Field(
+        0.3, ge=0, le=FEATURE_SCALE_MAX, description="Creator vector scatter around its topic."
     )
-    quality_mean: float = Field(0.0, description="Mean latent quality.")
-    quality_std: float = Field(0.5, ge=0, description="Std of latent quality.")
+    item_spread: float = Field(
+        0.3, ge=0, le=FEATURE_SCALE_MAX, description="Item scatter around its creator."
+    )
+    feature_noise: float = Field(
+        0.3,
+        ge=0,
+        le=FEATURE_SCALE_MAX,
+        description="Noise between latent embedding and observable features.",
+    )
+    quality_mean: float = Field(
+        0.0, ge=-FEATURE_SCALE_MAX, le=FEATURE_SCALE_MAX, description="Mean latent quality."
+    )
+    quality_std: float = Field(
+        0.5, ge=0, le=FEATURE_SCALE_MAX, description="Std of latent quality."
+    )
     phases: list[Phase] = Field(
         default_factory=lambda: [Phase(aigc_share=0.0)],
         min_length=1,
@@ -59,12 +71,14 @@ class CreatorEcosystemParams(ParamsModel):
     style_magnitude: float = Field(
         0.0,
         ge=0,
+        le=FEATURE_SCALE_MAX,
         description="Length of the shared style direction added to AIGC items' observable "
         "features (users' utility ignores it; 0 = no style).",
     )
     anisotropy: float = Field(
         0.0,
         ge=0,
+        le=FEATURE_SCALE_MAX,
         description="Length along the style direction that every item's observable "
         "features carry, human items included (a content encoder whose embeddings share "
         "a common direction that AIGC text lies further along; 0 = none).",
@@ -77,7 +91,7 @@ class CreatorEcosystemParams(ParamsModel):
         "topic, embedding and quality up to rewrite_noise).",
     )
     rewrite_noise: float = Field(
-        0.1, ge=0, description="Scatter of a rewrite's embedding and quality."
+        0.1, ge=0, le=FEATURE_SCALE_MAX, description="Scatter of a rewrite's embedding and quality."
     )
     exit_threshold: float = Field(
         0.0,
@@ -102,6 +116,7 @@ class CreatorEcosystemParams(ParamsModel):
     aigc_quality_gap: float = Field(
         0.0,
         ge=0,
+        le=FEATURE_SCALE_MAX,
         description="Latent quality AIGC items lack next to human ones (a trade-off users "
         "feel through quality_weight; 0 = none).",
     )

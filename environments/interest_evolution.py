@@ -47,6 +47,7 @@ from pydantic import Field
 
 from simlab.batch import Feedback, is_row_broadcast
 from simlab.errors import ScenarioError
+from simlab.params import FEATURE_SCALE_MAX
 from simlab.rng import Stream
 from simlab.scenario import ParamsModel
 from simlab.world import WorldContext
@@ -95,10 +96,16 @@ class RecSimCorpus(StaticCorpus):
             "is int(num_topics * trashy_share).",
         )
         doc_quality_std: float = Field(
-            0.1, ge=0, description="Std of a document's quality around its topic's mean."
+            0.1,
+            ge=0,
+            le=FEATURE_SCALE_MAX,
+            description="Std of a document's quality around its topic's mean.",
         )
         doc_feature_std: float = Field(
-            0.7, ge=0, description="Std of the noise on a document's one-hot topic features."
+            0.7,
+            ge=0,
+            le=FEATURE_SCALE_MAX,
+            description="Std of the noise on a document's one-hot topic features.",
         )
 
     def __init__(self, params: RecSimCorpus.Params, ctx: WorldContext) -> None:

@@ -33,6 +33,7 @@ import numpy as np
 from pydantic import Field
 
 from simlab.batch import Feedback, is_row_broadcast, row_blocks
+from simlab.params import FEATURE_SCALE_MAX
 from simlab.rng import Stream
 from simlab.scenario import ParamsModel
 from simlab.world import WorldContext
@@ -61,7 +62,10 @@ class LogitUserPopulation:
             3.0, ge=0, description="How peaked each user's topic mixture is (0 = uniform)."
         )
         feature_noise: float = Field(
-            0.5, ge=0, description="Noise on the observable user features (signup profile)."
+            0.5,
+            ge=0,
+            le=FEATURE_SCALE_MAX,
+            description="Noise on the observable user features (signup profile).",
         )
         return_prob: float = Field(0.8, gt=0, le=1, description="Mean per-step return probability.")
         return_spread: float = Field(

@@ -24,7 +24,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
-__all__ = ["StrictModel", "is_number_annotation"]
+__all__ = ["StrictModel", "is_number_annotation", "FEATURE_SCALE_MAX"]
+
+FEATURE_SCALE_MAX = 1000.0
+"""Upper bound of the settings that scale embeddings and observable features (spreads, noise,
+style lengths): topic centres have unit scale, so 1000 is far past any meaningful world, and
+below it the float32 features and the bandits' ``sum x x^T`` stay finite (``1e20`` made
+LinUCB's matrix infinite and the isotropy re-ranker's SVD fail)."""
 
 
 def is_number_annotation(annotation: Any) -> bool:

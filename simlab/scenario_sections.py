@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
-from simlab.params import StrictModel
+from simlab.params import FEATURE_SCALE_MAX, StrictModel
 
 __all__ = [
     "WorldSection",
@@ -32,7 +32,10 @@ class WorldSection(StrictModel):
     dim: int = Field(32, gt=0, le=4096, description="Dimension d of interest and item vectors.")
     num_topics: int = Field(16, gt=0, description="Number of latent topics (cluster centres).")
     topic_spread: float = Field(
-        1.0, gt=0, description="Scale of topic centres; larger = more separated topics."
+        1.0,
+        gt=0,
+        le=FEATURE_SCALE_MAX,
+        description="Scale of topic centres; larger = more separated topics.",
     )
 
 

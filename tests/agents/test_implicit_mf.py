@@ -257,10 +257,13 @@ def test_item_table_has_one_factor_row_per_item_before_and_after_fits(factors):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_a_numerically_singular_row_takes_the_least_norm_solution(seed):
-    """A confidence weight huge against ``reg`` makes a row's matrix singular in floating
-    point (here, in this LAPACK, for some seeds): the half step still returns, each row the
+    """A row singular in floating point: the half step returns the least-norm solution.
+
+    A confidence weight huge against ``reg`` makes a row's matrix singular in floating point
+    (here, in this LAPACK, for some seeds): the half step still returns, each row the
     least-squares (least-norm) solution, the regular rows as the plain solve gives them (to
-    rounding)."""
+    rounding).
+    """
     rng = numpy_generator(seed, "test/singular")
     other = rng.normal(size=(6, 4))
     conf = np.zeros((3, 6))
