@@ -11,6 +11,7 @@ from mutation_equivalent_reasons import (
     BOOL_MUL,
     LITERAL_IS,
     NEVER_NEGATIVE,
+    ONE_DIM_LENGTH,
     PAD_BELOW_IDS,
     ROW_BLOCK,
     STEPS_FROM_ZERO,
@@ -260,6 +261,19 @@ AGENTS: dict[str, list[Equivalent]] = {
             "if log.num_rows == 0:",
             "if log.num_rows <= 0:",
             "a log's row count is never negative",
+        ),
+    ],
+    "agents/implicit_mf.py": [
+        Equivalent(
+            "return (np.linalg.pinv(mats, hermitian=True) @ rhs[..., None])[..., 0]",
+            "return (np.linalg.pinv(mats, hermitian=True) @ rhs[..., None])[..., -1]",
+            "`[..., -1]` for `[..., 0]` of the solves' last axis, of length 1 (`rhs[..., None]`): "
+            "its only entry either way",
+        ),
+        Equivalent(
+            "y0 = rng.standard_normal((item_ids.shape[0], self.num_factors)) * p.init_scale",
+            "y0 = rng.standard_normal((item_ids.shape[ -1], self.num_factors)) * p.init_scale",
+            ONE_DIM_LENGTH + " (item_ids, from np.unique)",
         ),
     ],
     "agents/interleave.py": [

@@ -10,6 +10,7 @@ from test_chaney_agents import CTX, _catalog, _log, _obs
 
 from simlab.agents import implicit_mf
 from simlab.agents.implicit_mf import ImplicitMFAgent, als_implicit
+from simlab.batch import Feedback, Log
 from simlab.rng import numpy_generator
 
 
@@ -292,3 +293,24 @@ def test_the_fallback_is_taken_when_the_batched_solve_fails(monkeypatch):
     monkeypatch.setattr(np.linalg, "solve", failing)
     got = implicit_mf._half_step(other, conf, conf > 0, 0.1)
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("warm_start", [True, False])
+def test_a_retrain_on_no_consumption_leaves_the_next_fit_unchanged(warm_start):
+    """A retrain before any consumption is not a fit.
+
+    The next fit (its start draw, and whether it is warm) is the fit of an agent that never
+    saw the empty log.
+    """
+    feats = np.eye(6, 4)
+    real = _log({0: [(0, 2), (1, 3), (2, 5), (3, 2)], 1: [(4, 1), (5, 0)]}, feats)
+    fresh = ImplicitMFAgent(ImplicitMFAgent.Params(warm_start=warm_start), CTX)
+    fresh.retrain(real)
+    agent = ImplicitMFAgent(ImplicitMFAgent.Params(warm_start=warm_start), CTX)
+    none = Feedback(0, np.zeros(0, np.int64), np.zeros((0, 1), np.int64), np.zeros(0, np.int64),
+                    np.zeros(0, np.float32))  # fmt: skip
+    agent.retrain(Log.of_steps([none], np.arange(6), feats.astype(np.float32)))
+    assert agent.history.users.size == 0
+    agent.retrain(real)
+    np.testing.assert_array_equal(agent.user_factors, fresh.user_factors)
+    np.testing.assert_array_equal(agent.item_factors, fresh.item_factors)
