@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 import numpy as np
 
@@ -92,6 +93,34 @@ class EpisodeSeeds:
             self.base, self.episode = int(rng.integers(2**62)), 0
         self.episode += 1
         return episode_seed(self.base, self.episode - 1)
+
+
+def candidate_indices(action: Any, shape: tuple[int, ...], num_candidates: int) -> np.ndarray:
+    """``action`` as int64 candidate indices of ``shape``, or a ``ValueError`` saying why not.
+
+    Integers, or floats holding whole numbers (some RL libraries pass those), in
+    ``[0, num_candidates)``; NaN, fractions, strings, ``None`` and other shapes are refused.
+    """
+    act = np.asarray(action)
+    if act.shape != shape:
+        raise ValueError(f"Expects an action of shape {shape}, actual shape: {act.shape}")
+    if act.dtype.kind == "f":
+        whole = np.isfinite(act) & (act == np.floor(act))
+        if not whole.all():
+            bad = act[~whole].ravel()[0]
+            raise ValueError(
+                f"Expects whole-number candidate indices in the action, actual value: {bad}"
+            )
+    elif act.dtype.kind not in "iu":
+        raise ValueError(
+            f"Expects an action of integer candidate indices, actual dtype: {act.dtype}"
+        )
+    if act.size and (act.min() < 0 or act.max() >= num_candidates):
+        raise ValueError(
+            f"Expects candidate indices in [0, {num_candidates}) in the action, actual range: "
+            f"[{act.min()}, {act.max()}]"
+        )
+    return act.astype(np.int64, copy=False)
 
 
 def dedupe_slates(idx: np.ndarray, num_candidates: int) -> np.ndarray:
@@ -293,15 +322,8 @@ class WorldSessions:
         Raises:
             ValueError: on a wrongly shaped action or an index outside ``[0, C)``.
         """
-        act = np.asarray(action)
         n, k = self.num_sessions, self.slate_size
-        if act.shape != (n, k):
-            raise ValueError(f"Expects an action of shape {(n, k)}, actual shape: {act.shape}")
-        if act.size and (act.min() < 0 or act.max() >= self.num_candidates):
-            raise ValueError(
-                f"Expects candidate indices in [0, {self.num_candidates}), actual range: "
-                f"[{act.min()}, {act.max()}]"
-            )
+        act = candidate_indices(action, (n, k), self.num_candidates)
         served = self.served if skip is None else self.served & ~skip
         idx = dedupe_slates(act, self.num_candidates)
         rows = np.flatnonzero(served)

@@ -32,7 +32,7 @@ from gymnasium.vector.utils import batch_space
 
 from .info import RENDER_MODES, render_sessions, session_infos, single_info, stack_vector_info
 from .scenarios import Overrides, build_scenario
-from .sessions import EpisodeSeeds, RewardKind, StepResult, WorldSessions
+from .sessions import EpisodeSeeds, RewardKind, StepResult, WorldSessions, candidate_indices
 
 try:  # gymnasium >= 1.1 declares the autoreset mode; 1.0 has only next-step autoreset
     from gymnasium.vector import AutoresetMode
@@ -164,7 +164,8 @@ class SlateRecEnv(_ScenarioEnvMixin, gym.Env):
         self, action: np.ndarray
     ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """Serve the slate ``action`` (candidate indices) to the user for one step."""
-        result = self.sessions.step(np.asarray(action)[None, :])
+        s = self.sessions
+        result = s.step(candidate_indices(action, (s.slate_size,), s.num_candidates)[None])
         self._last = result
         self._steps += 1
         reward = float(self._rewards(result)[0])
