@@ -15,6 +15,7 @@ from mutation_equivalent_reasons import (
     RENDER_FPS_HINT,
     ROW_BLOCK,
     Equivalent,
+    mutants_of,
 )
 
 ENVIRONMENTS: dict[str, list[Equivalent]] = {
@@ -254,6 +255,24 @@ ENVIRONMENTS: dict[str, list[Equivalent]] = {
             "served = self.served if skip is None else self.served & ~skip",
             "served = self.served if skip is None else self.served * ~skip",
             BOOL_MUL,
+        ),
+        *mutants_of(
+            "grown = np.zeros((max(top, 2 * self.table.shape[0]), self.table.shape[1]), "
+            "np.float32)",
+            (("2 * self", "2 / self"), ("2 * self", "2 >> self")),
+            CAPACITY,
+        ),
+        Equivalent(
+            "hist_feats[hist == PAD] = 0.0",
+            "hist_feats[hist <= PAD] = 0.0",
+            "`<= PAD` for `== PAD` on item ids: ids are >= 0 and PAD is -1, so no id is below "
+            "PAD and both pick the padding slots",
+        ),
+        Equivalent(
+            "self.world = World(scenario, 0, check_seed(seed))",
+            "self.world = World(scenario, -1, check_seed(seed))",
+            "agent index -1 for 0: the gym scenario holds exactly one (placeholder) agent "
+            "(environments.gym.scenarios forces `agents: [{model: random}]`), so both are it",
         ),
     ],
     "environments/gym/slate.py": [

@@ -147,12 +147,14 @@ EXTRA_TESTS = {
     ],
     "environments/gym/sessions.py": [
         "tests/environments/gym/test_gym_sessions.py",
+        "tests/environments/gym/test_gym_actions.py",
         "tests/environments/gym/test_gym_envs.py",
         "tests/environments/gym/test_gym_info.py",
         "tests/environments/gym/test_gym_tasks.py",
     ],
     "environments/gym/slate.py": [
         "tests/environments/gym/test_gym_slate_api.py",
+        "tests/environments/gym/test_gym_actions.py",
         "tests/environments/gym/test_gym_envs.py",
         "tests/environments/gym/test_gym_info.py",
     ],

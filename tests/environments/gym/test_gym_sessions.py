@@ -186,3 +186,16 @@ def test_max_candidates_0_serves_every_live_item_of_a_static_catalog(users):
         assert sorted(row.tolist()) == sorted(s.catalog.item_ids.tolist())
     env.step(env.action_space.sample())
     assert env.sessions.candidate_ids.shape == (users, 60)
+
+
+@pytest.mark.parametrize("skipped", [[0], [1, 3], [0, 1, 2, 3]])
+def test_sessions_not_served_report_no_slate_and_no_click(skipped):
+    """A skipped session (being reset) shows slot -1 everywhere: no slate, no click."""
+    scenario = PlatformEnv(overrides=TINY).scenario
+    s = WorldSessions(scenario, 0, 1)
+    skip = np.zeros(s.num_sessions, bool)
+    skip[skipped] = True
+    result = s.step(np.zeros((s.num_sessions, s.slate_size), np.int64), skip=skip)
+    np.testing.assert_array_equal(result.clicked_position[skip], -1)
+    np.testing.assert_array_equal(result.slate[skip], -1)
+    assert not result.clicked[skip].any()
