@@ -4,15 +4,15 @@
 (latent interests, initial interests and features, ``dim`` floats each; fatigue per topic;
 the click history ring, ``2 * history_length`` ids), per live item (latent embedding,
 observable features, style, ``dim`` floats each), per creator ever in the pool (centre
-offset and vector, ``dim`` floats each, and its counters), the per-step arrays over the active users
-(personal candidate lists ``(B, max_candidates)``, and the ``(B, C)`` score matrix of agents
-that score every candidate of every user: :data:`SCORING_AGENTS`, or a class attribute
-``memory_per_candidate`` in bytes), the user model's own ``(users, items)`` tables when it
-says their size (a static ``memory_bytes(users, items)``, as ``chaney``'s utility caches),
-the platform's log window and the pairwise measures' pairs. It is an order of magnitude,
-not an accounting: what matters is that a world that cannot fit is refused at validate
-time, with the estimate and the machine's memory, instead of dying with a ``MemoryError`` or
-the kernel's out-of-memory killer mid-run.
+offset and vector, ``dim`` floats each, and its counters), the per-step arrays over the
+active users (personal candidate lists ``(B, max_candidates)``, and the ``(B, C)`` score
+matrix of agents that score every candidate of every user: :data:`SCORING_AGENTS`, or a
+class attribute ``memory_per_candidate`` in bytes), the user model's own ``(users, items)``
+tables when it says their size (a static ``memory_bytes(users, items)``, as ``chaney``'s
+utility caches), the platform's log window and the pairwise measures' pairs. It is an order
+of magnitude, not an accounting: what matters is that a world that cannot fit is refused at
+validate time, with the estimate and the machine's memory, instead of dying with a
+``MemoryError`` or the kernel's out-of-memory killer mid-run.
 
 Several trials run at once on Ray (``execution.max_parallel_trials``, or as many as the CPUs
 allow), and each needs its own memory; on a cluster (``execution.address``) the trial's

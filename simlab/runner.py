@@ -346,6 +346,7 @@ def _resume_plan(store: RunStore, overrides: list[str | tuple[str, Any]], trust_
     from simlab.checkpoint import expected_of, newest_checkpoint
     from simlab.events import recover_events
     from simlab.scenario import load_scenario
+    from simlab.store_read import step_problems
     from simlab.validation import foreign_code
 
     with foreign_code(trust_code):
@@ -356,7 +357,8 @@ def _resume_plan(store: RunStore, overrides: list[str | tuple[str, Any]], trust_
         raise RunStoreError(f"{store.path}: manifest trials do not match its scenario.yaml")
     store.clean_temporary()
     store.recover()
-    damaged = store.damaged_steps()
+    rows = store.read_metrics(strict=False)
+    damaged = step_problems(rows)
     for i, (step, what) in damaged.items():
         warnings.warn(
             f"trial {i} ({records[i]['agent']}, seed {records[i]['seed']}) {what}: its rows "
@@ -364,8 +366,9 @@ def _resume_plan(store: RunStore, overrides: list[str | tuple[str, Any]], trust_
             SimlabWarning,
             stacklevel=2,
         )
-    store.drop_rows({i: step for i, (step, _) in damaged.items()})
-    rows = store.read_metrics()
+    if damaged:
+        store.drop_rows({i: step for i, (step, _) in damaged.items()})
+        rows = store.read_metrics()
     fork = store.manifest.get("forked_from")
     todo, starts = [], {}
     for trial in trials:
