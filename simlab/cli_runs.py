@@ -117,7 +117,7 @@ def cmd_report(args: argparse.Namespace, out: Console) -> int:
         _print_pooled(out, name, pooled, rep.sweep_columns, rep.baseline)
     if rep.oracle:
         out.print(f"echo/homogenization_vs_oracle: minus {rep.oracle}'s, same seed and step")
-    for note in (rep.warmup_note, rep.note):
+    for note in (rep.warmup_note, rep.stopped_note, rep.note):
         if note:
             out.print(f"note: {note}", markup=False)
     for name in rep.tables:
@@ -185,14 +185,13 @@ def _fmt(mean: float, sd: float) -> str:
 
 def _print_summary(store, out: Console) -> None:
     """A table per sweep point: one column per agent, one row per metric, mean ± sd."""
-    from simlab.store import summarize, warmup_note
+    from simlab.store import stopped_note, summarize, warmup_note
 
     df = store.read_metrics()
     if df.empty:
         out.print("no metric rows yet")
         return
     s = summarize(df, store.manifest)
-    note = warmup_note(df, store.manifest)
     sweep = [c for c in store.manifest.get("sweep_columns", []) if c in s.columns]
     kinds = store.manifest.get("metric_summary", {})
     privileged = set(store.manifest.get("privileged_agents", []))
@@ -210,5 +209,6 @@ def _print_summary(store, out: Console) -> None:
             if c in part.columns
         ]  # fmt: skip
         out.print(_metric_table("summary", point, labels, body))
-    if note:
-        out.print(f"note: {note}", markup=False)
+    for note in (warmup_note(df, store.manifest), stopped_note(df)):
+        if note:
+            out.print(f"note: {note}", markup=False)

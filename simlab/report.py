@@ -53,7 +53,7 @@ from simlab.report_result import (
     ReportResult,
     format_mean_sd,
 )
-from simlab.store import RunStore, open_run, summarize, trial_warmups, warmup_note
+from simlab.store import RunStore, open_run, stopped_note, summarize, trial_warmups, warmup_note
 from simlab.windows import window_tables
 
 __all__ = [
@@ -154,6 +154,7 @@ def build_report(
     seeds = {k: int(n) for k, n in zip(labels, result.summary["seeds"], strict=True)}
     result.note = few_seeds_note(seeds, interval)
     result.warmup_note = warmup_note(df, store.manifest)
+    result.stopped_note = stopped_note(df)
     plotted = smooth_frame(df, chosen, smoothing, by=["trial"])
     result.figures = [_plot_metric(plotted, c, result, out, ranges.get(c)) for c in chosen]
     agents = list(dict.fromkeys(df["agent"]))

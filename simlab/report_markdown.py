@@ -24,6 +24,7 @@ def _markdown(result: ReportResult, store: RunStore) -> str:
         + ", bands clipped to each metric's range.",
         "",
         *([f"**Note.** {result.warmup_note}", ""] if result.warmup_note else []),
+        *([f"**Note.** {result.stopped_note}", ""] if result.stopped_note else []),
         *([f"**Note.** {result.note}", ""] if result.note else []),
     ]
     for point, rows in result.groups():

@@ -71,6 +71,7 @@ class ReportResult:
         smoothing: how each trial's curve was smoothed before the figures' means.
         note: the warning about series with fewer than 3 seeds, or None.
         warmup_note: the note naming agents whose every step is warm-up, or None.
+        stopped_note: the note on trials that stopped before the others, or None.
         bands: per metric, what its figure plots: one row per agent (and sweep point) and
             step with ``mean``, ``lo``, ``hi``, ``sd`` and ``n`` (``simlab.intervals.aggregate``).
         tables: measures pooled over windows of the run (:func:`simlab.windows.window_tables`:
@@ -93,6 +94,7 @@ class ReportResult:
     smoothing: Smoothing = field(default_factory=Smoothing)
     note: str | None = None
     warmup_note: str | None = None
+    stopped_note: str | None = None
     bands: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, Any] = field(default_factory=dict)
     baseline: str | None = None

@@ -40,7 +40,7 @@ from simlab.manifest import (
 from simlab.rows import MetricsWriter
 from simlab.runlock import RunLock
 from simlab.store_read import RunReader
-from simlab.store_summary import summarize, trial_warmups, warmup_note
+from simlab.store_summary import stopped_note, summarize, trial_warmups, warmup_note
 from simlab.store_write import RunWriter, TrialInfo
 from simlab.store_write import _now as _now  # the runner's clock for manifests
 
@@ -56,6 +56,7 @@ __all__ = [
     "summarize",
     "trial_warmups",
     "warmup_note",
+    "stopped_note",
     "ID_COLUMNS",
 ]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["summarize", "trial_warmups", "warmup_note"]
+__all__ = ["summarize", "trial_warmups", "warmup_note", "stopped_note"]
 
 
 def trial_warmups(manifest: dict[str, Any]) -> dict[int, int]:
@@ -92,4 +92,27 @@ def warmup_note(df, manifest: dict[str, Any]) -> str | None:
         f"{'/'.join(map(str, steps))} steps, before the first retrained model serves: "
         "platform.retrain_every - 1 + deploy_lag, or startup_steps - 1 + deploy_lag), so "
         "their means over steps are empty (-); run more steps than that."
+    )
+
+
+def stopped_note(df) -> str | None:
+    """A note on trials whose rows end before the run's longest trial's (a stopped run).
+
+    Their step means and pooled windows cover the steps they ran, which differ from the
+    other trials'; ``simlab resume`` runs them to the end.
+    """
+    if df.empty:
+        return None
+    last = df.groupby("trial")["step"].max()
+    end = int(last.max())
+    short = last[last < end]
+    if short.empty:
+        return None
+    agent = df.drop_duplicates("trial").set_index("trial")["agent"]
+    names = ", ".join(map(str, dict.fromkeys(agent.loc[short.index])))
+    lo, hi = int(short.min()), int(short.max())
+    return (
+        f"{len(short)} of {len(last)} trials ({names}) stopped before the longest one's last "
+        f"step {end} (theirs: {lo if lo == hi else f'{lo}-{hi}'}): their means and windows "
+        "cover the steps they ran; `simlab resume` runs them to the end."
     )

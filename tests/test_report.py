@@ -216,6 +216,11 @@ def test_bad_interval_and_smoothing_are_usage_errors(run_dir, tmp_path, capsys):
 @pytest.fixture(scope="module")
 def variant_run(tmp_path_factory):
     """Two agents x two variants (a phase schedule; creators adopting AIGC), 3 seeds."""
+    return make_variant_run(tmp_path_factory.mktemp("runs"))
+
+
+def make_variant_run(out):
+    """The run of :func:`variant_run` under ``out``; returns its path."""
     from conftest import make_small
 
     scenario = make_small(
@@ -229,7 +234,7 @@ def variant_run(tmp_path_factory):
         steps=14,
         seeds=3,
     )  # fmt: skip
-    return run_scenario(scenario, out_dir=tmp_path_factory.mktemp("runs")).path
+    return run_scenario(scenario, out_dir=out).path
 
 
 def test_report_has_a_table_per_variant_and_pooled_tables(variant_run, tmp_path, capsys):
@@ -328,69 +333,3 @@ def test_report_table_is_the_show_table_after_the_warmup(run_dir, tmp_path):
     # and it differs from the mean over every step for a per-step metric
     every = df.groupby(["agent", "seed"])["engagement/ctr"].mean().groupby("agent").mean()
     assert not np.allclose(table["engagement/ctr"], every.loc[table.index])
-
-
-def _stop_trials(run, trials: set[int], at: int) -> None:
-    """Leave ``trials`` with their rows before step ``at`` only, as a run stopped early does."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    folder = run / "metrics.parquet"
-    for t in trials:
-        parts = sorted(folder.glob(f"part-{t:05d}-*.parquet"))
-        table = pa.concat_tables([pq.read_table(p) for p in parts])
-        for p in parts:
-            p.unlink()
-        kept = table.filter(pa.compute.less(table["step"], at))
-        if kept.num_rows:
-            pq.write_table(kept, folder / f"part-{t:05d}-{at - 1:06d}.parquet")
-    manifest = json.loads((run / "manifest.json").read_text())
-    manifest["status"] = "interrupted"
-    for t in trials:
-        manifest["trials"][t].update(status="interrupted", steps_done=at)
-    (run / "manifest.json").write_text(json.dumps(manifest))
-
-
-@pytest.mark.parametrize(
-    ("agent", "seeds", "at"),
-    [("random", {0}, 9), ("random", {0, 1, 2}, 9), ("pop", {0, 1, 2}, 5), ("pop", {2}, 12),
-     ("random", {1, 2}, 4), ("pop", {0, 1, 2}, 12)],
-)  # fmt: skip
-def test_a_run_whose_trials_stopped_at_different_steps_reports(
-    variant_run, tmp_path, capsys, agent, seeds, at
-):
-    """Trials that stopped at different steps: an unreached window is left out and ``-``.
-
-    An interrupted run's trials may end at different steps: a window an agent never reached
-    is left out of its rows and printed ``-``; the other agents' values (not their
-    differences to a stopped baseline) are the full run's.
-    """
-    import shutil
-
-    import pandas as pd
-
-    run = tmp_path / "run"
-    shutil.copytree(variant_run, run)
-    trials = json.loads((run / "manifest.json").read_text())["trials"]
-    stopped = {t["index"] for t in trials if t["agent"] == agent and t["seed"] in seeds}
-    _stop_trials(run, stopped, at)
-    assert main(["report", str(run), "--out", str(tmp_path / "r")]) == 0
-    printed = capsys.readouterr().out
-    main(["report", str(variant_run), "--out", str(tmp_path / "full")])
-    capsys.readouterr()
-    got = pd.read_csv(tmp_path / "r" / "source_bias_by_window.csv")
-    full = pd.read_csv(tmp_path / "full" / "source_bias_by_window.csv")
-    keys = ["agent", "variant", "window"]
-    cols = [*keys, "value", "value ±", "value n"]  # (their diffs are to the stopped baseline)
-    other = full[full["agent"] != agent][cols].reset_index(drop=True)
-    pd.testing.assert_frame_equal(got[got["agent"] != agent][cols].reset_index(drop=True), other)
-    starts = {w: int(w.split()[1].split("-")[0]) for w in full["window"] if w.startswith("steps")}
-    sched = {"phase 1 (AIGC 0.1)": 3, "phase 2 (AIGC 0.6)": 8}  # first step after the ramp
-    mine = got[got["agent"] == agent].set_index(keys[1:])
-    missing = 0
-    for (variant, window), _row in full[full["agent"] == agent].set_index(keys[1:]).iterrows():
-        reached = {**starts, **sched}[window] < at or len(seeds) < 3
-        assert ((variant, window) in mine.index) == reached, (variant, window)
-        missing += not reached
-    assert len(full) - len(got) == missing
-    assert printed.count(" - ") >= missing
