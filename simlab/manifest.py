@@ -10,6 +10,7 @@ deep inside ``show``, ``resume``, ``report``, ``runs`` or the dashboard.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
@@ -140,8 +141,8 @@ def check_manifest(manifest: Any) -> list[str]:
         lacking = [c for c in sweep if c not in t.get("params", {})]
         if lacking:
             out.append(f"malformed trials[{i}].params (no value of sweep column {lacking[0]!r})")
-    columns = [*ID_COLUMNS, *sweep, *manifest["metric_columns"]]
-    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    counts = Counter([*ID_COLUMNS, *sweep, *manifest["metric_columns"]])
+    repeated = sorted(c for c, n in counts.items() if n > 1)  # (linear: a damaged list is long)
     if repeated:
         out.append(
             f"malformed sweep_columns/metric_columns ({repeated[0]!r} names two columns of "

@@ -320,7 +320,8 @@ class WorldSessions:
             The :class:`StepResult` of the step.
 
         Raises:
-            ValueError: on a wrongly shaped action or an index outside ``[0, C)``.
+            ValueError: on an action that is not integer indices in ``[0, C)`` of shape
+                ``(N, K)`` (:func:`candidate_indices`).
         """
         n, k = self.num_sessions, self.slate_size
         act = candidate_indices(action, (n, k), self.num_candidates)
