@@ -53,6 +53,25 @@ def make_small(*overrides: tuple[str, Any] | str, **top: Any) -> Scenario:
     return parse_scenario(data, overrides)
 
 
+def rewrite_rows(run, change) -> None:
+    """Replace a run's metric rows by ``change(rows)``, one part per trial (as a flush writes).
+
+    For tests that damage or cut a run's rows (``change`` maps the DataFrame of every row).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from simlab.store import open_run
+
+    store = open_run(run)
+    rows = change(store.read_metrics(strict=False))
+    for p in (run / "metrics.parquet").glob("*.parquet"):
+        p.unlink()
+    for t, g in rows.groupby("trial"):
+        table = pa.Table.from_pandas(g, schema=store.schema(), preserve_index=False)
+        pq.write_table(table, run / "metrics.parquet" / f"part-{t:05d}-000000.parquet")
+
+
 def run_metrics(run) -> Any:
     """A run directory's metric rows: trial, step and the metric columns, in stored order."""
     from simlab.store import open_run

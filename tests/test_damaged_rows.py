@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-from conftest import make_small, run_metrics
+from conftest import make_small, rewrite_rows, run_metrics
 
 from simlab.cli import main
 from simlab.errors import RunStoreError
@@ -69,17 +66,6 @@ def source(tmp_path_factory) -> Path:
     return run_scenario(sc, out_dir=tmp_path_factory.mktemp("src"), run_id="src").path
 
 
-def _rewrite(run: Path, change: Callable[[pd.DataFrame], pd.DataFrame]) -> None:
-    """Replace the run's rows by ``change(rows)``, one part per trial (as a flush writes)."""
-    store = open_run(run)
-    rows = change(store.read_metrics(strict=False))
-    for p in (run / "metrics.parquet").glob("*.parquet"):
-        p.unlink()
-    for t, g in rows.groupby("trial"):
-        table = pa.Table.from_pandas(g, schema=store.schema(), preserve_index=False)
-        pq.write_table(table, run / "metrics.parquet" / f"part-{t:05d}-000000.parquet")
-
-
 def _drop(trial: int, steps: set[int]):
     return lambda df: df[~((df["trial"] == trial) & df["step"].isin(steps))]
 
@@ -105,7 +91,7 @@ DAMAGES = {
 def _damaged(source: Path, tmp_path: Path, name: str, status: str) -> Path:
     run = tmp_path / name
     shutil.copytree(source, run)
-    _rewrite(run, DAMAGES[name][0])
+    rewrite_rows(run, DAMAGES[name][0])
     manifest = json.loads((run / "manifest.json").read_text())
     manifest["status"] = status
     (run / "manifest.json").write_text(json.dumps(manifest))
@@ -167,7 +153,7 @@ def test_rows_of_a_trial_the_manifest_does_not_list_are_refused(
     """A part from another run: every reader refuses it, resume included."""
     run = tmp_path / "foreign"
     shutil.copytree(source, run)
-    _rewrite(run, change)
+    rewrite_rows(run, change)
     manifest = json.loads((run / "manifest.json").read_text())
     manifest["status"] = "interrupted"
     (run / "manifest.json").write_text(json.dumps(manifest))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import rewrite_rows
 from test_report import make_variant_run
 
 from simlab.cli import main
@@ -21,18 +22,7 @@ def variant_run(tmp_path_factory):
 
 def _stop_trials(run, trials: set[int], at: int) -> None:
     """Leave ``trials`` with their rows before step ``at`` only, as a run stopped early does."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    folder = run / "metrics.parquet"
-    for t in trials:
-        parts = sorted(folder.glob(f"part-{t:05d}-*.parquet"))
-        table = pa.concat_tables([pq.read_table(p) for p in parts])
-        for p in parts:
-            p.unlink()
-        kept = table.filter(pa.compute.less(table["step"], at))
-        if kept.num_rows:
-            pq.write_table(kept, folder / f"part-{t:05d}-{at - 1:06d}.parquet")
+    rewrite_rows(run, lambda df: df[~(df["trial"].isin(trials) & (df["step"] >= at))])
     manifest = json.loads((run / "manifest.json").read_text())
     manifest["status"] = "interrupted"
     for t in trials:
