@@ -1,4 +1,8 @@
-"""Reading a run directory: its status, its metrics table, and recovery of journal rows.
+"""Reading a run directory: its status, its checked metrics table, and repairs of its rows.
+
+The table's rows are checked (each trial's steps 0, 1, 2, ... once, of trials the manifest
+lists); journal rows of a stopped run are folded into Parquet, and a damaged trial's rows are
+dropped from its first bad step for ``simlab resume`` to recompute.
 
 Part of :mod:`simlab.store` (see its docstring for the layout): :class:`RunReader` is the
 reading half of :class:`~simlab.store.RunStore`.
