@@ -288,9 +288,17 @@ def close_shared() -> None:
 
 @atexit.register
 def _close_all() -> None:
-    close_shared()
-    for w in list(_LIVE):
-        w.close(timeout=2.0)
+    """Stop every worker at exit; a Ctrl-C while waiting for one kills the rest at once.
+
+    (An interrupt here would otherwise print a traceback after the run had finished.)
+    """
+    try:
+        close_shared()
+        for w in list(_LIVE):
+            w.close(timeout=2.0)
+    except KeyboardInterrupt:
+        for w in list(_LIVE):  # the exception's frames keep the shared ones referenced
+            w.close(timeout=0.0)
 
 
 class Session:
