@@ -25,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from simlab.cli_parser import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, build_parser
 from simlab.cli_runs import _print_summary, cmd_report, cmd_runs, cmd_show
 from simlab.cli_tools import _cmd_export, cmd_dashboard, cmd_extras
-from simlab.errors import SimlabError, SimlabWarning
+from simlab.errors import SimlabError, SimlabWarning, describe_disk_failure, disk_failure
 from simlab.signals import interrupts_as_keyboard
 
 __all__ = [
@@ -242,6 +242,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return EXIT_INTERRUPTED
+    except OSError as e:  # a full disk or a folder refusing a write: not a bug
+        refused = disk_failure(e)
+        if refused is None:
+            raise
+        why = describe_disk_failure(refused)
+        err.print(f"error: a file could not be written: {why}", markup=False)
+        return EXIT_USAGE
 
 
 def _warning_printer(err: Console):

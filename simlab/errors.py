@@ -8,6 +8,8 @@ code 2 instead of a traceback.
 from __future__ import annotations
 
 import difflib
+import errno
+import os
 from collections.abc import Iterable
 
 __all__ = [
@@ -20,6 +22,9 @@ __all__ = [
     "PeerSimulatorError",
     "SimlabWarning",
     "did_you_mean",
+    "DISK_ERRNOS",
+    "disk_failure",
+    "describe_disk_failure",
 ]
 
 
@@ -67,3 +72,36 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """
     matches = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.6)
     return f" Did you mean '{matches[0]}'?" if matches else ""
+
+
+DISK_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM}
+)
+"""OS errors that mean the disk or the folder refused a file operation (full, over quota,
+read-only, failing, or not ours): reported to the user as such, not as a bug."""
+
+
+def disk_failure(exc: BaseException) -> OSError | None:
+    """The :class:`OSError` with one of :data:`DISK_ERRNOS` behind ``exc``, or ``None``.
+
+    Looks at ``exc``, its causes and contexts (a write that failed again while cleaning up
+    after the first) and a Ray task error's ``cause``; a worker process's error arrives
+    as the OSError itself.
+    """
+    todo: list[object] = [exc]
+    seen: set[int] = set()
+    while todo:
+        e = todo.pop()
+        if not isinstance(e, BaseException) or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
+            return e
+        todo += [getattr(e, "cause", None), e.__context__, e.__cause__]
+    return None
+
+
+def describe_disk_failure(e: OSError) -> str:
+    """``"No space left on device (errno 28) at /path"``: the reason, the code and the file."""
+    where = f" at {e.filename}" if e.filename else ""
+    return f"{os.strerror(e.errno or 0)} (errno {e.errno}){where}"

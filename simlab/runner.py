@@ -14,11 +14,16 @@ import os
 import socket
 import traceback
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from simlab.errors import RunStoreError, SimlabError, SimlabWarning
+from simlab.errors import (
+    RunStoreError,
+    SimlabWarning,
+    describe_disk_failure,
+    disk_failure,
+)
+from simlab.fork import copy_rows, fork_load, fork_plan, parse_fork
 from simlab.scenario import Scenario
 from simlab.signals import interrupts_as_keyboard
 from simlab.store import RunStore, _now
@@ -119,7 +124,7 @@ def run_scenario(
 
     check_not_bootstrapping()
     trials = plan_trials(scenario)
-    plan = _fork_plan(scenario, trials, fork, trust_code) if fork else None
+    plan = fork_plan(scenario, trials, fork, trust_code) if fork else None
     store = RunStore.create(
         out_dir if out_dir is not None else scenario.output.dir,
         scenario.name,
@@ -140,10 +145,10 @@ def run_scenario(
         store.manifest["metric_ranges"] = metric_ranges(scenario)
         if plan is None:
             return {}
-        starts, copied = _fork_load(plan, trials)
+        starts, copied = fork_load(plan, trials)
         store.manifest["forked_from"] = {"run": str(plan.source.path.resolve()), "step": plan.step}
         for trial in trials:
-            _copy_rows(store, trial, copied[trial.info.index])
+            copy_rows(store, trial, copied[trial.info.index])
         return starts
 
     _execute_and_finish(trials, store, progress, prepare)
@@ -158,122 +163,46 @@ def _execute_and_finish(trials, store: RunStore, progress, prepare) -> None:
             store.start()
             execute(trials, store, progress, starts)
         except KeyboardInterrupt:
-            store.finish("interrupted", "interrupted by the user or a signal")
+            _finish(store, "interrupted", "interrupted by the user or a signal")
             raise
         except BaseException as e:
-            store.finish("failed", "".join(traceback.format_exception_only(type(e), e)).strip())
-            raise
+            refused = disk_failure(e)
+            if refused is None:
+                _finish(store, "failed", "".join(traceback.format_exception_only(e)).strip())
+                raise
+            message = (
+                f"{store.path}: the run stopped because a file could not be written: "
+                f"{describe_disk_failure(refused)}. The steps written so far are kept: make "
+                f"room (or fix the folder's permissions), then `simlab resume {store.path}` "
+                "continues the run"
+            )
+            _finish(store, "failed", message)
+            raise RunStoreError(message) from e
         else:
             store.finish("completed")
         finally:
             store.release()
 
 
-# ---------------------------------------------------------------------- fork and resume
-def parse_fork(text: str) -> tuple[str, int]:
-    """``RUN@STEP`` -> ``(RUN, STEP)``, with a clear error for anything else."""
-    run, sep, step = text.rpartition("@")
-    if not sep or not run or not step.isdigit():
-        raise RunStoreError(f"--from: expects RUN@STEP (e.g. runs/my-run@100), got {text!r}")
-    return run, int(step)
+def _finish(store: RunStore, status: str, error: str) -> None:
+    """Mark a stopped run; a disk that refuses the manifest too leaves it "running" (warned).
 
-
-def _saved_scenario(path: Path, trust_code: bool) -> Scenario:
-    from simlab.scenario import load_scenario
-    from simlab.validation import foreign_code
-
+    A "running" manifest whose process has gone reads as crashed, and resume continues it.
+    """
     try:
-        with foreign_code(trust_code):
-            return load_scenario(path / "scenario.yaml")
-    except SimlabError as e:
-        raise RunStoreError(f"{path}: its scenario.yaml does not load ({e})") from None
+        store.finish(status, error)
+    except OSError as e:
+        if disk_failure(e) is None:
+            raise
+        warnings.warn(
+            f"{store.path}: could not mark the run {status} ({describe_disk_failure(e)}); "
+            "it will read as crashed, and `simlab resume` continues it",
+            SimlabWarning,
+            stacklevel=2,
+        )
 
 
-@dataclass(frozen=True)
-class _ForkPlan:
-    """The source of a fork, checked before the new run directory is created."""
-
-    source: RunStore
-    step: int
-    saved: Scenario
-    sources: dict[int, int]  # new trial index -> source trial index
-
-
-def _fork_plan(
-    scenario: Scenario,
-    trials: list[Trial],
-    fork: tuple[str | Path, int],
-    trust_code: bool = False,
-) -> _ForkPlan:
-    """Match every new trial to a source trial with a checkpoint at the fork step (cheap)."""
-    from simlab.checkpoint import checkpoint_steps, read_checkpoint
-    from simlab.store import open_run
-
-    source = open_run(fork[0], runs_dir=scenario.output.dir)
-    step = fork[1]
-    if step > scenario.steps:
-        raise RunStoreError(f"--from: step {step} is beyond this scenario's {scenario.steps} steps")
-    saved = _saved_scenario(source.path, trust_code)
-    by_key = {
-        (t["agent"], t["seed"], _key(t.get("params", {}))): t["index"]
-        for t in source.manifest["trials"]
-    }
-    sources = {}
-    for trial in trials:
-        info = trial.info
-        src = by_key.get((info.agent, info.seed, _key(info.params)))
-        if src is None:
-            raise RunStoreError(
-                f"--from: {source.path} has no trial of agent '{info.agent}' with seed "
-                f"{info.seed}{f' at {info.params}' if info.params else ''}; a fork changes "
-                "settings, not which agents and seeds run"
-            )
-        if step not in checkpoint_steps(source.path, src):
-            read_checkpoint(source.path, src, step)  # raises, naming the steps that exist
-        sources[info.index] = src
-    return _ForkPlan(source, step, saved, sources)
-
-
-def _fork_load(plan: _ForkPlan, trials: list[Trial]):
-    """Per new trial, the source run's checkpoint at the fork step and its earlier rows."""
-    import numpy as np
-
-    from simlab.checkpoint import expected_of, read_checkpoint
-
-    rows = plan.source.read_metrics()
-    starts, copied = {}, {}
-    for trial in trials:
-        src = plan.sources[trial.info.index]
-        expect = expected_of(plan.source.manifest, src)
-        state = read_checkpoint(plan.source.path, src, plan.step, expect)
-        starts[trial.info.index] = (state, plan.saved)
-        before = rows[(rows["trial"] == src) & (rows["step"] < plan.step)]
-        steps = before["step"].to_numpy()
-        if steps.size != plan.step or (steps != np.arange(plan.step)).any():
-            raise RunStoreError(
-                f"--from: {plan.source.path} trial {src} lacks rows of steps before "
-                f"{plan.step} (it has {len(before)}): a fork copies them"
-            )
-        copied[trial.info.index] = before
-    return starts, copied
-
-
-def _key(params: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(params, sort_keys=True, default=str)
-
-
-def _copy_rows(store: RunStore, trial: Trial, rows) -> None:
-    """Write a fork's inherited rows (steps before the fork) as the trial's first part."""
-    cols = [c for c in store.manifest["metric_columns"] if c in rows.columns]
-    writer = store.metrics_writer(trial.info, float("inf"))
-    for _, r in rows.sort_values("step").iterrows():
-        writer.add(int(r["step"]), {c: r[c] for c in cols})
-    writer.close()
-    store.manifest["trials"][trial.info.index]["steps_done"] = writer.steps_done
-
-
+# ---------------------------------------------------------------------- resume
 def resume_run(
     path: str | Path,
     overrides: list[str | tuple[str, Any]] | None = None,
@@ -384,6 +313,6 @@ def _resume_plan(store: RunStore, overrides: list[str | tuple[str, Any]], trust_
         if found:
             starts[i] = (found[1], scenario)
         elif fork:
-            plan = _fork_plan(scenario, [trial], (fork["run"], int(fork["step"])), trust_code)
-            starts[i] = _fork_load(plan, [trial])[0][i]
+            plan = fork_plan(scenario, [trial], (fork["run"], int(fork["step"])), trust_code)
+            starts[i] = fork_load(plan, [trial])[0][i]
     return scenario, trials, todo, starts
