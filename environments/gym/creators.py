@@ -56,6 +56,7 @@ from typing import Any, Literal
 import numpy as np
 from gymnasium import spaces
 
+from simlab.environments.gym.scenarios import positive_int
 from simlab.environments.gym.sessions import episode_seed
 from simlab.errors import DependencyNotInstalled, ScenarioError, did_you_mean
 from simlab.rng import check_seed
@@ -132,7 +133,8 @@ def _agent_index(scenario: Scenario, platform_agent: int | str) -> int:
                 f"{labels}.{did_you_mean(platform_agent, labels)}"
             )
         return labels.index(platform_agent)
-    if isinstance(platform_agent, bool) or not 0 <= int(platform_agent) < len(labels):
+    index = isinstance(platform_agent, (int, np.integer)) and not isinstance(platform_agent, bool)
+    if not index or not 0 <= platform_agent < len(labels):
         raise ValueError(
             f"Expects `platform_agent` to be an agent label or an index in [0, {len(labels)}), "
             f"actual value: {platform_agent!r}"
@@ -185,27 +187,23 @@ class CreatorsParallelEnv(ParallelEnv):
                 f"got '{self.scenario.content.model}'"
             )
         num_human = self.scenario.content.params.num_human_creators
-        if isinstance(num_creators, bool) or not 1 <= num_creators <= num_human:
-            raise ValueError(
-                f"Expects `num_creators` in [1, {num_human}] (content.num_human_creators), "
-                f"actual value: {num_creators!r}"
-            )
-        if items_per_creator < 1:
-            raise ValueError(
-                f"Expects `items_per_creator` to be a positive int, actual value: "
-                f"{items_per_creator!r}"
-            )
-        if reward not in ("exposure", "clicks"):
+        in_range = f"in [1, {num_human}] (content.num_human_creators)"
+        try:
+            self.num_creators = positive_int("num_creators", num_creators)
+        except ValueError:
+            self.num_creators = 0
+        if not 1 <= self.num_creators <= num_human:
+            raise ValueError(f"Expects `num_creators` {in_range}, actual value: {num_creators!r}")
+        self.items_per_creator = positive_int("items_per_creator", items_per_creator)
+        if not isinstance(reward, str) or reward not in ("exposure", "clicks"):
             raise ValueError(
                 f"Expects `reward` in ['exposure', 'clicks'], actual value: {reward!r}"
             )
-        if max_steps is not None and max_steps < 1:
-            raise ValueError(f"Expects `max_steps` to be a positive int, actual value: {max_steps}")
         self.agent_index = _agent_index(self.scenario, platform_agent)
-        self.num_creators = int(num_creators)
-        self.items_per_creator = int(items_per_creator)
         self.reward_kind = reward
-        self.max_steps = int(max_steps or self.scenario.steps)
+        self.max_steps = positive_int(
+            "max_steps", self.scenario.steps if max_steps is None else max_steps, whole_floats=True
+        )
         self.num_topics = self.scenario.world.num_topics
         self.possible_agents = [f"creator_{i}" for i in range(self.num_creators)]
         self.agents = []
@@ -219,11 +217,19 @@ class CreatorsParallelEnv(ParallelEnv):
     # ------------------------------------------------------------------ spaces
     def observation_space(self, agent: str) -> spaces.Box:
         """The (same) observation space object of ``agent``."""
-        return self.observation_spaces[agent]
+        return self.observation_spaces[self._known(agent)]
 
     def action_space(self, agent: str) -> spaces.Discrete:
         """The (same) action space object of ``agent``: a topic id."""
-        return self.action_spaces[agent]
+        return self.action_spaces[self._known(agent)]
+
+    def _known(self, agent: object) -> str:
+        """``agent`` if it is one of the possible agents, else a KeyError naming them."""
+        if not isinstance(agent, str) or agent not in self.action_spaces:
+            names = self.possible_agents
+            listed = ", ".join(names[:3]) + (f", ..., {names[-1]}" if len(names) > 3 else "")
+            raise KeyError(f"unknown agent {agent!r}; the agents are {listed}")
+        return agent
 
     # ------------------------------------------------------------------ episode
     def reset(
@@ -342,6 +348,10 @@ class CreatorsParallelEnv(ParallelEnv):
         centres = topic_centres(ctx.seed, ctx.num_topics, ctx.dim, ctx.topic_spread)
         current, _ = self.world.users.interests()
         return (current @ centres.T).mean(axis=0)
+
+    def render(self) -> None:
+        """Nothing to draw: the env has no render modes (``render_mode`` is None)."""
+        return None
 
     def close(self) -> None:
         """Drop the world."""

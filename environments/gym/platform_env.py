@@ -32,7 +32,7 @@ import numpy as np
 from gymnasium import spaces
 
 from .info import RENDER_MODES, render_sessions, session_infos
-from .scenarios import Overrides, build_scenario
+from .scenarios import Overrides, build_scenario, finite_float, positive_int
 from .sessions import EpisodeSeeds, RewardKind, StepResult, WorldSessions
 
 __all__ = ["PlatformEnv"]
@@ -79,19 +79,15 @@ class PlatformEnv(gym.Env):
             )
         self.render_mode = render_mode
         self.reward_kind = RewardKind.parse(reward)
-        for name, w in (
-            ("homogenization_weight", homogenization_weight),
-            ("gini_weight", gini_weight),
-        ):
-            if not math.isfinite(w):
-                raise ValueError(f"Expects `{name}` to be a finite float, actual value: {w}")
-        self.weights = {"echo/homogenization": homogenization_weight, "exposure/gini": gini_weight}
+        self.weights = {
+            "echo/homogenization": finite_float("homogenization_weight", homogenization_weight),
+            "exposure/gini": finite_float("gini_weight", gini_weight),
+        }
         self.scenario = build_scenario(
             scenario, scenario_data, overrides, defaults=PLATFORM_DEFAULTS
         )
-        self.max_steps = self.scenario.steps if max_steps is None else int(max_steps)
-        if self.max_steps <= 0:
-            raise ValueError(f"Expects `max_steps` to be a positive int, actual value: {max_steps}")
+        self.max_steps = self.scenario.steps if max_steps is None else max_steps
+        self.max_steps = positive_int("max_steps", self.max_steps, whole_floats=True)
         self.sessions = WorldSessions(self.scenario, 0)
         missing = [
             k for k, w in self.weights.items() if w and k not in self.sessions.metric_columns

@@ -21,12 +21,14 @@ explicitly are always applied, so a typo in them is still an error naming the fi
 from __future__ import annotations
 
 import copy
+import math
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 from simlab import registry
 from simlab.bundled import scenario_path
@@ -44,8 +46,10 @@ __all__ = [
     "GYM_DEFAULTS",
     "Overrides",
     "build_scenario",
+    "finite_float",
     "fixed_candidates",
     "override_pairs",
+    "positive_int",
 ]
 
 DEFAULT_SCENARIO = "quickstart"
@@ -290,3 +294,26 @@ def fixed_candidates(
     )
     platform = scenario.platform.model_copy(update={"max_candidates": num})
     return scenario.model_copy(update={"platform": platform})
+
+
+def positive_int(name: str, value: object, whole_floats: bool = False) -> int:
+    """``value`` as a positive int (a numpy int too, not a bool), or a ValueError naming it.
+
+    ``whole_floats`` also takes ``3.0`` (a step budget does, as actions do); fractions, NaN,
+    strings and the rest never count.
+    """
+    floating = isinstance(value, (float, np.floating))
+    whole = whole_floats and floating and math.isfinite(value) and value % 1 == 0
+    if isinstance(value, bool) or not (isinstance(value, (int, np.integer)) or whole):
+        raise ValueError(f"Expects `{name}` to be a positive int, actual value: {value!r}")
+    if value < 1:
+        raise ValueError(f"Expects `{name}` to be a positive int, actual value: {value!r}")
+    return int(value)
+
+
+def finite_float(name: str, value: object) -> float:
+    """``value`` as a finite float (ints and numpy numbers too, not a bool), or a ValueError."""
+    number = isinstance(value, (int, float, np.integer, np.floating))
+    if isinstance(value, bool) or not number or not math.isfinite(value):
+        raise ValueError(f"Expects `{name}` to be a finite float, actual value: {value!r}")
+    return float(value)

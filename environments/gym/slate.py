@@ -31,7 +31,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector.utils import batch_space
 
 from .info import RENDER_MODES, render_sessions, session_infos, single_info, stack_vector_info
-from .scenarios import Overrides, build_scenario
+from .scenarios import Overrides, build_scenario, positive_int
 from .sessions import EpisodeSeeds, RewardKind, StepResult, WorldSessions, candidate_indices
 
 try:  # gymnasium >= 1.1 declares the autoreset mode; 1.0 has only next-step autoreset
@@ -87,9 +87,8 @@ class _ScenarioEnvMixin:
         if num_users * users_per_session == 1 and "homogenization" in self.scenario.metrics:
             names = [m for m in self.scenario.metrics if m != "homogenization"]
             self.scenario = self.scenario.model_copy(update={"metrics": names})
-        self.max_steps = self.scenario.steps if max_steps is None else int(max_steps)
-        if self.max_steps <= 0:
-            raise ValueError(f"Expects `max_steps` to be a positive int, actual value: {max_steps}")
+        self.max_steps = self.scenario.steps if max_steps is None else max_steps
+        self.max_steps = positive_int("max_steps", self.max_steps, whole_floats=True)
         self._seeds = EpisodeSeeds()
         self.sessions = WorldSessions(self.scenario, 0, users_per_session)
         self._last: StepResult | None = None
@@ -225,10 +224,8 @@ class SlateRecVectorEnv(_ScenarioEnvMixin, gym.vector.VectorEnv):
         users_per_session: int = 4,
         render_mode: str | None = None,
     ) -> None:
-        for name, v in (("num_envs", num_envs), ("users_per_session", users_per_session)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-                raise ValueError(f"Expects `{name}` to be a positive int, actual value: {v!r}")
-        self.num_envs = int(num_envs)
+        self.num_envs = positive_int("num_envs", num_envs)
+        users_per_session = positive_int("users_per_session", users_per_session)
         self.render_mode = _check_render_mode(render_mode)
         self._setup(
             self.num_envs, scenario, scenario_data, overrides, reward, max_steps, users_per_session
