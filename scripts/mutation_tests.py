@@ -127,6 +127,7 @@ EXTRA_TESTS = {
     ],
     "environments/gym/creators.py": [
         "tests/environments/gym/test_creators_env.py",
+        "tests/environments/gym/test_gym_arguments.py",
         "tests/environments/gym/test_creators.py",
     ],
     "environments/gym/info.py": [
@@ -136,12 +137,14 @@ EXTRA_TESTS = {
     ],
     "environments/gym/platform_env.py": [
         "tests/environments/gym/test_gym_platform.py",
+        "tests/environments/gym/test_gym_arguments.py",
         "tests/environments/gym/test_gym_slate_api.py",
         "tests/environments/gym/test_gym_envs.py",
         "tests/environments/gym/test_gym_info.py",
     ],
     "environments/gym/scenarios.py": [
         "tests/environments/gym/test_gym_scenario_layers.py",
+        "tests/environments/gym/test_gym_arguments.py",
         "tests/environments/gym/test_gym_scenarios.py",
         "tests/environments/gym/test_gym_envs.py",
     ],
@@ -154,6 +157,7 @@ EXTRA_TESTS = {
     ],
     "environments/gym/slate.py": [
         "tests/environments/gym/test_gym_slate_api.py",
+        "tests/environments/gym/test_gym_arguments.py",
         "tests/environments/gym/test_gym_actions.py",
         "tests/environments/gym/test_gym_envs.py",
         "tests/environments/gym/test_gym_info.py",

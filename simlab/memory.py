@@ -122,11 +122,33 @@ def estimate(scenario: Any) -> Estimate:
     return est
 
 
+MEMORY_VARIABLE = "SIMLAB_MEMORY_BYTES"
+"""The environment variable that overrides :func:`machine_memory` (a number of bytes)."""
+
+
+def _override() -> str:
+    return os.environ.get(MEMORY_VARIABLE, "").strip()
+
+
+def _override_problem() -> str | None:
+    """The error line for a set but malformed override, or ``None``."""
+    text = _override()
+    if not text or (text.isascii() and text.isdigit() and int(text) > 0):
+        return None
+    return (
+        f"{MEMORY_VARIABLE}: {text!r} is not a number of bytes; set a positive whole number "
+        f"(8 GiB is {8 * _GIB}) or unset it to use this machine's memory"
+    )
+
+
 def machine_memory() -> int:
-    """Bytes of memory this process may use: physical memory, or a lower cgroup limit."""
-    override = os.environ.get("SIMLAB_MEMORY_BYTES")
-    if override and override.isdigit():
-        return int(override)
+    """Bytes of memory this process may use: physical memory, or a lower cgroup limit.
+
+    A well-formed ``SIMLAB_MEMORY_BYTES`` replaces both (:func:`memory_errors` refuses a
+    malformed one).
+    """
+    if _override() and _override_problem() is None:
+        return int(_override())
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
@@ -153,6 +175,9 @@ def _parallel(scenario: Any, trials: int) -> int:
 
 def memory_errors(scenario: Any, trials: int) -> list[str]:
     """An error line when ``trials`` trials of ``scenario`` cannot fit in this machine."""
+    problem = _override_problem()
+    if problem:
+        return [problem]
     est = estimate(scenario)
     at_once = _parallel(scenario, trials)
     need, have = est.total * at_once, machine_memory()
