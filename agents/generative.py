@@ -62,6 +62,7 @@ from .generative_model import (
 )
 from .generative_params import PrefixLossParams, QuantiserParams, TrainingParams, TransformerParams
 from .generative_quantiser import _radix_ids, dedup_tokens, encode_residual, fit_residual_kmeans
+from .neural_train import check_trained
 
 __all__ = [
     "SemanticIDAgent",
@@ -205,6 +206,8 @@ class SemanticIDAgent(RandomUntilTrainedMixin, Agent):
         train_semantic_transformer(
             model, _codes_of(hist[ok], table), target_codes[ok], p.training, p.prefix_loss, gen
         )
+        weights = {k: v.detach().cpu().numpy() for k, v in model.named_parameters()}
+        check_trained("generative", weights, p.training, self._num_retrains)
         self._model, self._codebooks = model, books
         self._item_ids, self._codes = log.feature_ids.copy(), codes
         self._cache = None

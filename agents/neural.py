@@ -42,6 +42,7 @@ from .gru4rec_model import _GRU_KEYS, _gru_states, click_sequences, train_gru4re
 from .neural_train import (
     DebiasParams,
     _torch,
+    check_trained,
     click_weights,
     exposure_propensity,
     train_bpr,
@@ -220,6 +221,7 @@ class MatrixFactorizationAgent(_HybridItemAgent):
             rewrite_features=self._rewritten(log),
             invariance=self.params.source_debias,
         )
+        check_trained("mf", self._model, self.params, self._num_retrains)
         self._item_ids = log.feature_ids.copy()
         self._num_retrains += 1
 
@@ -338,6 +340,7 @@ class GRU4RecAgent(_HybridItemAgent):
         )
         # vectors of the window's items, to read histories whose items have since retired
         model["V"] = (log.features @ model["W"] + model["Q"]).astype(np.float32)
+        check_trained("gru4rec", model, self.params, self._num_retrains)
         self._model = model
         self._item_ids = log.feature_ids.copy()
         self._num_retrains += 1

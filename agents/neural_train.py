@@ -4,7 +4,8 @@ The exposure-propensity debiasing of ``debias: ips | snips`` (:class:`DebiasPara
 :func:`exposure_propensity`, :func:`click_weights`; Saito et al., WSDM 2020, with the
 propensity model of Schnabel et al. 2016) and :func:`train_bpr`, the BPR fit of the hybrid
 matrix factorisation. The agents are in :mod:`simlab.agents.neural`. torch is imported on
-first use (:func:`simlab.agents.base.require_torch`).
+first use (:func:`simlab.agents.base.require_torch`). :func:`check_trained` stops a run whose
+training diverged (mf, gru4rec, two-tower, slate-ts and generative call it after every retrain).
 """
 
 from __future__ import annotations
@@ -15,13 +16,41 @@ import numpy as np
 from pydantic import Field
 
 from simlab.batch import PAD, Log, lookup_sorted
+from simlab.errors import ScenarioError
 from simlab.rng import torch_generator
 from simlab.scenario import ParamsModel
 
 from .base import require_torch
 from .lazy_adam import LazyAdamRows
 
-__all__ = ["train_bpr", "exposure_propensity", "click_weights", "DebiasParams"]
+__all__ = ["train_bpr", "exposure_propensity", "click_weights", "DebiasParams", "check_trained"]
+
+TRAINING_KNOBS = ("lr", "l2", "weight_decay", "init_scale", "source_debias", "prior_std")
+"""Settings named when training diverges (those of the agent's ``Params`` that it has)."""
+
+
+def check_trained(model: str, fitted: dict[str, Any], params: Any, retrain: int) -> None:
+    """Raise a ``ScenarioError`` when a retrain left non-finite parameters (it diverged).
+
+    A diverged model scores every item NaN and serves arbitrary slates without complaint;
+    this names the agent's model, the retrain, the parameters and the training settings.
+    One pass over the parameters per retrain (cheap next to the training).
+    """
+    bad = [
+        name
+        for name, value in fitted.items()
+        if np.asarray(value).dtype.kind in "fc" and not np.isfinite(value).all()
+    ]
+    if not bad:
+        return
+    knobs = ", ".join(f"{k}={getattr(params, k)!r}" for k in TRAINING_KNOBS if hasattr(params, k))
+    named = ", ".join(bad[:4]) + (f" and {len(bad) - 4} more" if len(bad) > 4 else "")
+    raise ScenarioError(
+        f"agents: {model}'s training diverged at retrain {retrain + 1}: its parameters "
+        f"{named} are not finite (inf or NaN), so its scores would be meaningless; "
+        f"its settings are {knobs}: lower the learning rate, l2 or initial scale"
+    )
+
 
 Debias = Literal["none", "ips", "snips"]
 

@@ -34,6 +34,7 @@ from simlab.rng import Stream, numpy_generator
 from simlab.scenario import ParamsModel
 
 from .base import Agent, random_slates, top_k
+from .neural_train import check_trained
 from .slate_ts_model import ClickData, Priors, fit_map, laplace_std
 
 __all__ = ["SlateThompsonAgent", "ClickData", "Priors", "fit_map", "laplace_std"]
@@ -230,6 +231,7 @@ class SlateThompsonAgent(Agent):
         init = self._init_params(data, user_ids, item_ids)
         key = (self.seed, "agent/slate-ts/batches", self._num_retrains)
         model = fit_map(data, init, self.params, self._priors, key)
+        check_trained("slate-ts", model, self.params, self._num_retrains)
         item_std, user_std = laplace_std(data, model, self._priors)
         self._user_mean[user_ids] = model["P"]
         self._user_std[user_ids] = user_std

@@ -16,6 +16,7 @@ from simlab.errors import ScenarioError
 from simlab.rng import numpy_generator, torch_generator
 
 from .base import require_torch
+from .neural_train import check_trained
 
 __all__ = ["history_means"]
 
@@ -143,6 +144,7 @@ class _TwoTowerTraining:
             shift_pos,
             shift_neg,
         )
+        check_trained("two-tower", self._model, self.params, self._num_retrains)
         self._num_retrains += 1
 
     def _profiles(self, users: np.ndarray) -> np.ndarray:

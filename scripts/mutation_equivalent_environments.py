@@ -202,10 +202,26 @@ ENVIRONMENTS: dict[str, list[Equivalent]] = {
     ],
     "environments/gym/scenarios.py": [
         Equivalent(
+            "whole = whole_floats and floating and math.isfinite(value) and value % 1 == 0",
+            "whole = whole_floats and floating and math.isfinite(value) and value % 1 <= 0",
+            "a finite float modulo 1 is in [0, 1) (Python's and numpy's modulo take the "
+            "divisor's sign: -3.0 % 1 is 0.0, -2.5 % 1 is 0.5), so `<= 0` holds exactly when "
+            "it is 0",
+        ),
+        Equivalent(
             "if (chosen <= min(sizes)) if chosen else (max(sizes) == min(sizes)):",
             "if (chosen <= min(sizes)) if chosen else (max(sizes) <= min(sizes)):",
             "a list's maximum is never below its minimum, so `max <= min` holds exactly when "
             "they are equal (the catalog's size did not change over the probe)",
+        ),
+    ],
+    "environments/gym/creators.py": [
+        Equivalent(
+            'earned = exposure if self.reward_kind == "exposure" else clicks',
+            'earned = exposure if self.reward_kind >= "exposure" else clicks',
+            "the constructor admits only 'exposure' and 'clicks' (test_bad_knobs_raise_value_"
+            "error), and 'clicks' sorts before 'exposure', so `>=` holds exactly for "
+            "'exposure'",
         ),
     ],
     "environments/items.py": [
@@ -275,7 +291,26 @@ ENVIRONMENTS: dict[str, list[Equivalent]] = {
             "(environments.gym.scenarios forces `agents: [{model: random}]`), so both are it",
         ),
     ],
+    "environments/gym/platform_env.py": [
+        *mutants_of(
+            'metadata: dict[str, Any] = {"render_modes": RENDER_MODES, "render_fps": 4}',
+            (('"render_fps": 4', '"render_fps": 3'), ('"render_fps": 4', '"render_fps": 5')),
+            RENDER_FPS_HINT,
+        ),
+        Equivalent(
+            "click = self.reward_kind is RewardKind.CLICK",
+            "click = self.reward_kind == RewardKind.CLICK",
+            "`==` for `is` on an Enum member: members are singletons and Enum equality is "
+            "identity, so the two agree on every value",
+        ),
+    ],
     "environments/gym/slate.py": [
+        *mutants_of(
+            "self._autoreset = terminated | truncated",
+            (("|", "+"), ("|", "^")),
+            "on boolean arrays `+` is `or`; and `truncated` is always `& ~terminated` (both "
+            "where it is set), so the two are never true together and `^` is `or` too",
+        ),
         Equivalent(
             'metadata: dict[str, Any] = {"render_modes": RENDER_MODES, "render_fps": 4}',
             'metadata: dict[str, Any] = {"render_modes": RENDER_MODES, "render_fps": 3}',

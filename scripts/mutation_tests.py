@@ -200,6 +200,7 @@ EXTRA_TESTS = {
         "tests/agents/test_param_bounds.py",
     ],
     "agents/neural_train.py": [
+        "tests/agents/test_training_diverged.py",
         "tests/agents/test_neural_train.py",
         "tests/agents/test_neural.py",
         "tests/agents/test_lazy_adam.py",

@@ -128,12 +128,22 @@ def test_numpy_integer_platform_agent_is_an_index():
 
 @pytest.mark.parametrize("agent", ["nobody", "creator_99", 0, None, ("creator_0",)])
 def test_the_space_of_an_unknown_agent_names_the_agents(agent):
-    """``observation_space``/``action_space`` of a stranger: a KeyError listing the agents."""
-    env = CreatorsParallelEnv(overrides=SMALL, num_creators=5)
-    for space in (env.observation_space, env.action_space):
-        with pytest.raises(KeyError, match=r"the agents are creator_0, .*, \.\.\., creator_4"):
-            space(agent)
-    assert env.action_space("creator_4").n == env.num_topics
+    """``observation_space``/``action_space`` of a stranger: a KeyError listing the agents.
+
+    Up to three are named in full; more are the first three, an ellipsis and the last.
+    """
+    for n, listed in (
+        (1, "creator_0"),
+        (3, "creator_0, creator_1, creator_2"),
+        (4, "creator_0, creator_1, creator_2, ..., creator_3"),
+        (5, "creator_0, creator_1, creator_2, ..., creator_4"),
+    ):
+        env = CreatorsParallelEnv(overrides=SMALL, num_creators=n)
+        for space in (env.observation_space, env.action_space):
+            with pytest.raises(KeyError) as info:
+                space(agent)
+            assert info.value.args[0] == f"unknown agent {agent!r}; the agents are {listed}"
+        assert env.action_space(f"creator_{n - 1}").n == env.num_topics
 
 
 def test_creators_render_returns_none():
@@ -161,3 +171,56 @@ def test_finite_float_returns_a_python_float(value):
     """The helper keeps the value and makes it a ``float``."""
     out = finite_float("w", value)
     assert out == float(value) and type(out) is float
+
+
+# ---------------------------------------------------------------------- what the counts do
+@pytest.mark.parametrize("budget", [3, 3.0, np.int64(3)])
+def test_max_steps_is_each_episodes_budget(budget):
+    """``SlateRecEnv``: the third step of every episode is truncated, the first two are not."""
+    env = SlateRecEnv(overrides=TINY, max_steps=budget)
+    env.action_space.seed(0)
+    for episode in range(2):
+        env.reset(seed=episode)
+        ends = [env.step(env.action_space.sample())[2:4] for _ in range(3)]
+        assert ends == [(False, False), (False, False), (False, True)], episode
+
+
+@pytest.mark.parametrize(
+    ("num_envs", "users_per_session", "kept"), [(1, 1, False), (3, 1, True), (1, 3, True)]
+)
+def test_homogenization_is_dropped_only_for_a_one_user_world(num_envs, users_per_session, kept):
+    """Pairs of users need two users: only a world of one drops the pairwise measure."""
+    overrides = {**TINY, "metrics": ["engagement", "homogenization"]}
+    env = SlateRecVectorEnv(
+        num_envs=num_envs, users_per_session=users_per_session, overrides=overrides
+    )
+    assert ("homogenization" in env.scenario.metrics) is kept
+    assert "engagement" in env.scenario.metrics
+
+
+def test_a_spent_world_truncates_every_session_with_boolean_flags():
+    """One user per session and a 2-step budget: the world is spent at step 2.
+
+    Every session is truncated (a boolean array, as Gymnasium's vector API has it), and the
+    next step restarts them all.
+    """
+    env = SlateRecVectorEnv(num_envs=3, users_per_session=1, overrides=TINY, max_steps=2)
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+    assert not truncated.any() and not terminated.any()
+    _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+    assert truncated.dtype == bool and terminated.dtype == bool
+    assert truncated.tolist() == [True, True, True] and not terminated.any()
+    assert env._rollover  # the spent-world path, not the budget alone
+
+
+def test_the_budget_counts_from_construction_when_stepped_before_reset():
+    """The raw env (no gym.make order check) serves seed 0's world from construction.
+
+    Its first session has the same budget as the later ones.
+    """
+    env = SlateRecEnv(overrides=TINY, max_steps=2)
+    env.action_space.seed(0)
+    ends = [env.step(env.action_space.sample())[2:4] for _ in range(2)]
+    assert ends == [(False, False), (False, True)]
