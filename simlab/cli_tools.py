@@ -33,6 +33,7 @@ def cmd_dashboard(args: argparse.Namespace, out: Console) -> int:
     runs_dir = Path(args.runs)
     if runs_dir.exists() and not runs_dir.is_dir():
         raise SimlabError(f"--runs: {args.runs} is a file, not a folder of run directories")
+    _check_address(args.host, args.port)
     spec = importlib.util.find_spec("simlab.dashboard")
     app = Path(spec.origin).with_name("app.py")  # type: ignore[union-attr]
     env = {**os.environ, "SIMLAB_RUNS": str(Path(args.runs).resolve())}
@@ -61,6 +62,38 @@ def cmd_dashboard(args: argparse.Namespace, out: Console) -> int:
         return subprocess.call(cmd, env=env)
     except KeyboardInterrupt:
         return EXIT_OK
+
+
+def _check_address(host: str, port: int) -> None:
+    """Refuse, before Streamlit starts, an address it could not serve on.
+
+    (Streamlit would end in a traceback: a host that does not resolve or is not one of this
+    machine's addresses, or a port another program listens on.) One trial bind, released at
+    once.
+    """
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as e:
+        raise SimlabError(
+            f"--host: {host!r} does not resolve ({e}); use 127.0.0.1 (this machine only), "
+            "0.0.0.0 (every interface) or one of this machine's addresses"
+        ) from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(addr)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise SimlabError(
+                    f"--port: {port} is already in use on {host}; pick another with --port"
+                ) from None
+            raise SimlabError(
+                f"--host: cannot serve on {host}:{port} ({e.strerror}); use 127.0.0.1, "
+                "0.0.0.0 or one of this machine's addresses"
+            ) from None
 
 
 def cmd_extras(args: argparse.Namespace, out: Console) -> int:

@@ -161,6 +161,43 @@ def test_dashboard_runs_that_is_a_file(tmp_path: Path, capsys):
     _one_error(*_run(capsys, "dashboard", "--runs", f), "is a file, not a folder")
 
 
+@pytest.mark.parametrize(
+    ("host", "fragment"),
+    [
+        ("bad host", "'bad host' does not resolve"),
+        ("999.1.1.1", "'999.1.1.1' does not resolve"),
+        ("", "'' does not resolve"),
+        ("a" * 300, "does not resolve"),
+        ("exa mple..com", "does not resolve"),
+        ("192.0.2.1", "cannot serve on 192.0.2.1:8"),  # TEST-NET-1: not this machine's
+    ],
+)
+def test_dashboard_host_it_cannot_serve_on(capsys, host, fragment):
+    """A host that does not resolve or is not this machine's: one error, before Streamlit.
+
+    (Streamlit itself ended in a ``socket.gaierror`` traceback.)
+    """
+    pytest.importorskip("streamlit")
+    _one_error(*_run(capsys, "dashboard", "--host", host, "--port", "8765"), fragment)
+
+
+def test_dashboard_port_in_use(capsys):
+    """A port another program listens on: one error naming it; a free one passes the check."""
+    import socket
+
+    from simlab.cli_tools import _check_address
+
+    pytest.importorskip("streamlit")
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        code, err = _run(capsys, "dashboard", "--port", port)
+        _one_error(code, err, f"--port: {port} is already in use on 127.0.0.1")
+    _check_address("127.0.0.1", port)  # free again: no error, and the probe let it go
+    _check_address("127.0.0.1", port)
+
+
 def test_real_process_exit_codes(scenario: Path, tmp_path: Path):
     """As a program: a bad flag, a bad run id and a bad value each exit 2 with one line."""
     cases = [
