@@ -2,7 +2,9 @@
 
 Every error a user can cause (a bad scenario, an unknown model name, a corrupt run
 directory) is a :class:`SimlabError`; the CLI turns those into one clear line and exit
-code 2 instead of a traceback.
+code 2 instead of a traceback. So are the OS errors of a disk or folder that refuses a file
+operation (:data:`DISK_ERRNOS`: full, over quota, read-only, ...): :func:`disk_failure` finds
+one behind an exception, and the runner and the CLI report it with its reason and file.
 """
 
 from __future__ import annotations
