@@ -56,7 +56,7 @@ from typing import Any, Literal
 import numpy as np
 from gymnasium import spaces
 
-from simlab.environments.gym.scenarios import positive_int
+from simlab.environments.gym.scenarios import is_int, positive_int, step_budget
 from simlab.environments.gym.sessions import episode_seed
 from simlab.errors import DependencyNotInstalled, ScenarioError, did_you_mean
 from simlab.rng import check_seed
@@ -133,8 +133,7 @@ def _agent_index(scenario: Scenario, platform_agent: int | str) -> int:
                 f"{labels}.{did_you_mean(platform_agent, labels)}"
             )
         return labels.index(platform_agent)
-    index = isinstance(platform_agent, (int, np.integer)) and not isinstance(platform_agent, bool)
-    if not index or not 0 <= platform_agent < len(labels):
+    if not is_int(platform_agent) or not 0 <= platform_agent < len(labels):
         raise ValueError(
             f"Expects `platform_agent` to be an agent label or an index in [0, {len(labels)}), "
             f"actual value: {platform_agent!r}"
@@ -187,13 +186,12 @@ class CreatorsParallelEnv(ParallelEnv):
                 f"got '{self.scenario.content.model}'"
             )
         num_human = self.scenario.content.params.num_human_creators
-        in_range = f"in [1, {num_human}] (content.num_human_creators)"
-        try:
-            self.num_creators = positive_int("num_creators", num_creators)
-        except ValueError:
-            self.num_creators = 0
-        if not 1 <= self.num_creators <= num_human:
-            raise ValueError(f"Expects `num_creators` {in_range}, actual value: {num_creators!r}")
+        if not is_int(num_creators) or not 1 <= num_creators <= num_human:
+            raise ValueError(
+                f"Expects `num_creators` in [1, {num_human}] (content.num_human_creators), "
+                f"actual value: {num_creators!r}"
+            )
+        self.num_creators = int(num_creators)
         self.items_per_creator = positive_int("items_per_creator", items_per_creator)
         if not isinstance(reward, str) or reward not in ("exposure", "clicks"):
             raise ValueError(
@@ -201,9 +199,7 @@ class CreatorsParallelEnv(ParallelEnv):
             )
         self.agent_index = _agent_index(self.scenario, platform_agent)
         self.reward_kind = reward
-        self.max_steps = positive_int(
-            "max_steps", self.scenario.steps if max_steps is None else max_steps, whole_floats=True
-        )
+        self.max_steps = step_budget(max_steps, self.scenario)
         self.num_topics = self.scenario.world.num_topics
         self.possible_agents = [f"creator_{i}" for i in range(self.num_creators)]
         self.agents = []

@@ -32,7 +32,7 @@ import numpy as np
 from gymnasium import spaces
 
 from .info import RENDER_MODES, render_sessions, session_infos
-from .scenarios import Overrides, build_scenario, finite_float, positive_int
+from .scenarios import Overrides, build_scenario, finite_float, step_budget
 from .sessions import EpisodeSeeds, RewardKind, StepResult, WorldSessions
 
 __all__ = ["PlatformEnv"]
@@ -86,8 +86,7 @@ class PlatformEnv(gym.Env):
         self.scenario = build_scenario(
             scenario, scenario_data, overrides, defaults=PLATFORM_DEFAULTS
         )
-        self.max_steps = self.scenario.steps if max_steps is None else max_steps
-        self.max_steps = positive_int("max_steps", self.max_steps, whole_floats=True)
+        self.max_steps = step_budget(max_steps, self.scenario)
         self.sessions = WorldSessions(self.scenario, 0)
         missing = [
             k for k, w in self.weights.items() if w and k not in self.sessions.metric_columns

@@ -48,8 +48,10 @@ __all__ = [
     "build_scenario",
     "finite_float",
     "fixed_candidates",
+    "is_int",
     "override_pairs",
     "positive_int",
+    "step_budget",
 ]
 
 DEFAULT_SCENARIO = "quickstart"
@@ -296,6 +298,11 @@ def fixed_candidates(
     return scenario.model_copy(update={"platform": platform})
 
 
+def is_int(value: object) -> bool:
+    """Whether ``value`` is an int or a numpy int (a bool is not)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def positive_int(name: str, value: object, whole_floats: bool = False) -> int:
     """``value`` as a positive int (a numpy int too, not a bool), or a ValueError naming it.
 
@@ -304,11 +311,15 @@ def positive_int(name: str, value: object, whole_floats: bool = False) -> int:
     """
     floating = isinstance(value, (float, np.floating))
     whole = whole_floats and floating and math.isfinite(value) and value % 1 == 0
-    if isinstance(value, bool) or not (isinstance(value, (int, np.integer)) or whole):
-        raise ValueError(f"Expects `{name}` to be a positive int, actual value: {value!r}")
-    if value < 1:
+    if not (is_int(value) or whole) or value < 1:
         raise ValueError(f"Expects `{name}` to be a positive int, actual value: {value!r}")
     return int(value)
+
+
+def step_budget(max_steps: object, scenario: Scenario) -> int:
+    """An episode's step budget: ``max_steps`` (a positive int, ``3.0`` too), else ``steps``."""
+    budget = scenario.steps if max_steps is None else max_steps
+    return positive_int("max_steps", budget, whole_floats=True)
 
 
 def finite_float(name: str, value: object) -> float:

@@ -31,7 +31,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector.utils import batch_space
 
 from .info import RENDER_MODES, render_sessions, session_infos, single_info, stack_vector_info
-from .scenarios import Overrides, build_scenario, positive_int
+from .scenarios import Overrides, build_scenario, positive_int, step_budget
 from .sessions import EpisodeSeeds, RewardKind, StepResult, WorldSessions, candidate_indices
 
 try:  # gymnasium >= 1.1 declares the autoreset mode; 1.0 has only next-step autoreset
@@ -87,8 +87,7 @@ class _ScenarioEnvMixin:
         if num_users * users_per_session == 1 and "homogenization" in self.scenario.metrics:
             names = [m for m in self.scenario.metrics if m != "homogenization"]
             self.scenario = self.scenario.model_copy(update={"metrics": names})
-        self.max_steps = self.scenario.steps if max_steps is None else max_steps
-        self.max_steps = positive_int("max_steps", self.max_steps, whole_floats=True)
+        self.max_steps = step_budget(max_steps, self.scenario)
         self._seeds = EpisodeSeeds()
         self.sessions = WorldSessions(self.scenario, 0, users_per_session)
         self._last: StepResult | None = None
