@@ -206,8 +206,7 @@ class SemanticIDAgent(RandomUntilTrainedMixin, Agent):
         train_semantic_transformer(
             model, _codes_of(hist[ok], table), target_codes[ok], p.training, p.prefix_loss, gen
         )
-        weights = {k: v.detach().cpu().numpy() for k, v in model.named_parameters()}
-        check_trained("generative", weights, p.training, self._num_retrains)
+        check_trained("generative", dict(model.named_parameters()), p.training, self._num_retrains)
         self._model, self._codebooks = model, books
         self._item_ids, self._codes = log.feature_ids.copy(), codes
         self._cache = None

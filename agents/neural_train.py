@@ -34,13 +34,10 @@ def check_trained(model: str, fitted: dict[str, Any], params: Any, retrain: int)
 
     A diverged model scores every item NaN and serves arbitrary slates without complaint;
     this names the agent's model, the retrain, the parameters and the training settings.
-    One pass over the parameters per retrain (cheap next to the training).
+    One pass over the parameters per retrain (cheap next to the training); ``fitted`` holds
+    numpy arrays or torch tensors (checked on their device, not copied).
     """
-    bad = [
-        name
-        for name, value in fitted.items()
-        if np.asarray(value).dtype.kind in "fc" and not np.isfinite(value).all()
-    ]
+    bad = [name for name, value in fitted.items() if not _finite(value)]
     if not bad:
         return
     knobs = ", ".join(f"{k}={getattr(params, k)!r}" for k in TRAINING_KNOBS if hasattr(params, k))
@@ -50,6 +47,14 @@ def check_trained(model: str, fitted: dict[str, Any], params: Any, retrain: int)
         f"{named} are not finite (inf or NaN), so its scores would be meaningless; "
         f"its settings are {knobs}: lower the learning rate, l2 or initial scale"
     )
+
+
+def _finite(value: Any) -> bool:
+    """Whether every float (or complex) entry of an array or a torch tensor is finite."""
+    if hasattr(value, "isfinite"):  # a torch tensor (numpy arrays have no such method)
+        return bool(value.isfinite().all())
+    array = np.asarray(value)
+    return array.dtype.kind not in "fc" or bool(np.isfinite(array).all())
 
 
 Debias = Literal["none", "ips", "snips"]

@@ -102,6 +102,21 @@ def test_check_trained_names_every_non_finite_array(bad, dtype):
     assert "settings are lr=0.5, l2=0.0001:" in text
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_check_trained_reads_torch_tensors_where_they_are(bad):
+    """Torch parameters (the generative agent's) are checked as tensors, integers skipped."""
+    import torch
+
+    good = torch.nn.Parameter(torch.ones(3, 2))
+    broken = torch.nn.Parameter(torch.ones(3, 2))
+    with torch.no_grad():
+        broken[2, 0] = bad
+    fitted = {"embed": good, "head": broken, "ids": torch.arange(3)}
+    with pytest.raises(ScenarioError, match=r"at retrain 1: its parameters head are not finite"):
+        check_trained("generative", fitted, _Params(), retrain=0)
+    check_trained("generative", {"embed": good, "ids": torch.arange(3)}, _Params(), retrain=0)
+
+
 def test_check_trained_accepts_finite_parameters_and_shortens_long_lists():
     """Finite parameters pass; more than four bad ones are named as the first four and a count."""
     check_trained("mf", {"P": np.zeros(3), "n": np.array([2**62])}, _Params(), 0)
