@@ -126,16 +126,14 @@ MEMORY_VARIABLE = "SIMLAB_MEMORY_BYTES"
 """The environment variable that overrides :func:`machine_memory` (a number of bytes)."""
 
 
-def _override() -> str:
-    return os.environ.get(MEMORY_VARIABLE, "").strip()
-
-
-def _override_problem() -> str | None:
-    """The error line for a set but malformed override, or ``None``."""
-    text = _override()
-    if not text or (text.isascii() and text.isdigit() and int(text) > 0):
-        return None
-    return (
+def _override() -> tuple[int | None, str | None]:
+    """The override's bytes, or the error line of a malformed one (``(None, None)``: unset)."""
+    text = os.environ.get(MEMORY_VARIABLE, "").strip()
+    if not text:
+        return None, None
+    if text.isascii() and text.isdigit() and int(text) > 0:
+        return int(text), None
+    return None, (
         f"{MEMORY_VARIABLE}: {text!r} is not a number of bytes; set a positive whole number "
         f"(8 GiB is {8 * _GIB}) or unset it to use this machine's memory"
     )
@@ -147,8 +145,9 @@ def machine_memory() -> int:
     A well-formed ``SIMLAB_MEMORY_BYTES`` replaces both (:func:`memory_errors` refuses a
     malformed one).
     """
-    if _override() and _override_problem() is None:
-        return int(_override())
+    override, _ = _override()
+    if override is not None:
+        return override
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
@@ -175,7 +174,7 @@ def _parallel(scenario: Any, trials: int) -> int:
 
 def memory_errors(scenario: Any, trials: int) -> list[str]:
     """An error line when ``trials`` trials of ``scenario`` cannot fit in this machine."""
-    problem = _override_problem()
+    _, problem = _override()
     if problem:
         return [problem]
     est = estimate(scenario)
