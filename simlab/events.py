@@ -18,7 +18,6 @@ resumed trial never overwrites an earlier part.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from simlab.errors import RunStoreError
+from simlab.rows import write_parquet
 
 __all__ = ["EVENT_SCHEMA", "EventsWriter", "recover_events", "read_journal"]
 
@@ -45,12 +45,6 @@ EVENT_SCHEMA = pa.schema(
 )
 _PART = re.compile(r"^part-(\d+)\.parquet$")
 _JOURNAL = re.compile(r"^_journal-(\d+)\.arrows$")
-
-
-def _write_parquet(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
 
 
 def _seqs(folder: Path) -> tuple[list[int], list[int]]:
@@ -108,7 +102,7 @@ class EventsWriter:
         self._last_flush = time.monotonic()
         if not self._chunks:
             return
-        _write_parquet(pa.Table.from_batches(self._chunks), self.folder / self._part_name())
+        write_parquet(pa.Table.from_batches(self._chunks), self.folder / self._part_name())
         self._close_journal()
         self._journal_path().unlink(missing_ok=True)
         self._chunks = []
@@ -227,13 +221,13 @@ def recover_events(folder: Path, done: int) -> int:
         if _max_step(path) >= done:  # a part flushed while the step in flight was buffered
             table = read_part(path)
             table = table.filter(pc.less(table.column("step"), done))
-            _write_parquet(table, path)
+            write_parquet(table, path)
     # a journal next to its own part was flushed; only its removal was cut by the kill
     tables = [read_journal(folder / f"_journal-{n:06d}.arrows") for n in journals if n not in parts]
     table = pa.concat_tables(tables) if tables else EVENT_SCHEMA.empty_table()
     table = table.filter(pc.less(table.column("step"), done))
     if table.num_rows:
-        _write_parquet(table, folder / f"part-{seq:06d}.parquet")
+        write_parquet(table, folder / f"part-{seq:06d}.parquet")
         kept = table.num_rows
     for n in journals:
         (folder / f"_journal-{n:06d}.arrows").unlink(missing_ok=True)

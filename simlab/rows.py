@@ -91,10 +91,16 @@ def _row_problem(row: Any) -> str | None:
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:
-    """Write ``table`` to ``path`` through a temporary name (a kill leaves no half part)."""
+    """Write ``table`` to ``path`` through a temporary name (a kill leaves no half part).
+
+    A write that fails (a full disk) removes its temporary file.
+    """
     tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _clean(value: Any) -> Any:

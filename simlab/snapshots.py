@@ -76,8 +76,11 @@ def write_snapshot(run_path: Path, trial: int, step: int, arrays: dict[str, np.n
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step={step}.npz"
     tmp = folder / f".step={step}.tmp-{os.getpid()}.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed write (a full disk) leaves no temporary file
     return path
 
 

@@ -216,16 +216,38 @@ def test_a_manifest_the_disk_refuses_is_warned_not_raised():
         _finish(_FullStore(OSError(errno.ENOENT, "not a disk")), "failed", "x")
 
 
-def test_atomic_write_leaves_no_temporary_file(tmp_path, monkeypatch):
-    """A manifest write that fails removes its temporary file."""
-    import os
+def _refused_replace(src, dst):
+    raise OSError(errno.ENOSPC, "full")
 
+
+def _write_manifest(folder):
     from simlab import store_write
 
-    def refuse(src, dst):
-        raise OSError(errno.ENOSPC, "full")
+    store_write._atomic_write(folder / "manifest.json", "{}")
 
-    monkeypatch.setattr(os, "replace", refuse)
-    with pytest.raises(OSError):
-        store_write._atomic_write(tmp_path / "manifest.json", "{}")
-    assert list(tmp_path.iterdir()) == []
+
+def _write_part(folder):
+    import pyarrow as pa
+
+    from simlab.rows import write_parquet
+
+    write_parquet(pa.table({"a": [1, 2]}), folder / "part-000001.parquet")
+
+
+def _write_snapshot(folder):
+    import numpy as np
+
+    from simlab.snapshots import write_snapshot
+
+    write_snapshot(folder, 0, 3, {"x": np.zeros(4)})
+
+
+@pytest.mark.parametrize("write", [_write_manifest, _write_part, _write_snapshot])
+def test_a_refused_write_leaves_no_temporary_file(tmp_path, monkeypatch, write):
+    """The manifest, a metrics or event part, a snapshot: the temporary goes with the failure."""
+    import os
+
+    monkeypatch.setattr(os, "replace", _refused_replace)
+    with pytest.raises(OSError, match="full"):
+        write(tmp_path)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
