@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from mutation_equivalent_agents import AGENTS
 from mutation_equivalent_environments import ENVIRONMENTS
+from mutation_equivalent_gym import GYM
 from mutation_equivalent_models import MODELS
 from mutation_equivalent_reasons import ONE_DIM_LENGTH, Equivalent, mutants_of
 
@@ -173,5 +174,5 @@ SIMLAB: dict[str, list[Equivalent]] = {
     ],
 }
 
-EQUIVALENT: dict[str, list[Equivalent]] = {**AGENTS, **MODELS, **SIMLAB, **ENVIRONMENTS}
+EQUIVALENT: dict[str, list[Equivalent]] = {**AGENTS, **MODELS, **SIMLAB, **ENVIRONMENTS, **GYM}
 """Every listed mutant, by module path (``scripts/mutation_equivalent_*.py`` hold the parts)."""
