@@ -12,12 +12,16 @@ construct objects) with these changes:
   for a string or write the number plainly.
 - **Duplicate keys** in one mapping are errors (YAML keeps the last silently); **merge
   keys** (``<<: *defaults``) work, and keys written next to a merge override it.
+- **UTF-8 text only** (a UTF-8 byte-order mark is fine): a file in UTF-16 or UTF-32 (with or
+  without a byte-order mark) or in another encoding is refused, saying so, where the first
+  byte that is not UTF-8 is, and to save the file as UTF-8.
 - **Bounded size**: a file over 10 MiB, aliases that expand to more than 1,000,000 values
   (a "billion laughs" document) and nesting deeper than the parser allows are refused.
 """
 
 from __future__ import annotations
 
+import codecs
 import re
 from pathlib import Path
 from typing import Any
@@ -232,7 +236,37 @@ def read_yaml_file(path: Path) -> Any:
                 f"{path}: scenario file is {size / (1 << 20):.1f} MiB; a scenario is at most "
                 f"{MAX_FILE_BYTES >> 20} MiB"
             )
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+        raw = path.read_bytes()
+    except OSError as e:
         raise ScenarioError(f"{path}: cannot read scenario file ({e})") from e
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ScenarioError(_not_utf8(path, raw, e.start)) from None
+    if _wide_text(raw):  # valid UTF-8, but it reads as UTF-16 or UTF-32 without a mark
+        raise ScenarioError(f"{path}: scenario file is UTF-16 or UTF-32 text; save it as UTF-8")
     return load_yaml(text, str(path))
+
+
+_BOMS = (  # UTF-32's little-endian mark begins with UTF-16's: test it first
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+
+def _wide_text(raw: bytes) -> bool:
+    """Whether ``raw`` begins like ASCII written as UTF-16 or UTF-32 (every other byte NUL)."""
+    head = raw[:64]
+    return len(head) >= 4 and (not any(head[0::2]) or not any(head[1::2]))
+
+
+def _not_utf8(path: Path, raw: bytes, start: int) -> str:
+    """Why ``raw`` (not UTF-8 from byte ``start``) cannot be read, and what to do."""
+    for bom, name in _BOMS:
+        if raw.startswith(bom):
+            return f"{path}: scenario file is {name} text; save it as UTF-8"
+    before = raw[:start].decode("utf-8")
+    where = _line_column(before, len(before))
+    return f"{path}:{where}: not UTF-8 text (byte 0x{raw[start]:02x}); save the file as UTF-8"
