@@ -157,6 +157,8 @@ def _print_pooled(out: Console, name: str, pooled, sweep: list[str], baseline) -
                 text = format_mean_sd(r["value"], r["value ±"])
                 if baseline and agent != baseline and "diff" in r:
                     text += f" ({format_mean_sd(r['diff'], r['diff ±'])})"
+                if r.get("partial", 0) > 0:  # trials stopped early: pooled over what they ran
+                    text += f" [{int(r['partial'])} partial]"
                 cells.append(text)
             if "tipped" in part.columns:
                 cells.append(f"{int(rows['tipped'].iloc[0])}/{int(rows['value n'].iloc[0])}")

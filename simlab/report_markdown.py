@@ -59,12 +59,20 @@ def _markdown(result: ReportResult, store: RunStore) -> str:
     return "\n".join(lines) + "\n"
 
 
+_PARTIAL = (
+    " `partial`: trials that stopped early (an interrupted run), pooled over the steps they "
+    "ran (`simlab resume` runs them to the end)."
+)
+
+
 def _table_lines(result: ReportResult) -> list[str]:
     """Markdown of the pooled tables: value and difference to the baseline, ± 95% t."""
     lines: list[str] = []
     for name, table in result.tables.items():
         keys = [c for c in ("agent", *result.sweep_columns, "window") if c in table.columns]
         extra = ["tipped"] if "tipped" in table.columns else []
+        partial = "partial" in table.columns and bool(table["partial"].gt(0).any())
+        extra += ["partial"] if partial else []
         how = (
             "Per trial pooled over the window (summed counts, then the log odds)"
             if "window" in table.columns
@@ -78,7 +86,7 @@ def _table_lines(result: ReportResult) -> list[str]:
             f"## {name[0].upper() + name[1:]}",
             "",
             f"{how}, then mean ± 95% Student-t half-width over seeds; `vs {result.baseline}`: "
-            "the paired difference (same seed).",
+            "the paired difference (same seed)." + (_PARTIAL if partial else ""),
             "",
             "| " + " | ".join([*keys, "value", f"vs {result.baseline}", "seeds", *extra]) + " |",
             "|" + "---|" * len(keys) + "---:|---:|---:|" + "---:|" * len(extra),

@@ -17,6 +17,10 @@ steps (before the first retrained model serves) left out. Content without phases
 production follows under ``production: adoption``): the first step after the warm-up at
 which it exceeds 1/2; a trial that never tips counts as the run's length (a lower bound), and
 the table says how many tipped.
+
+**Stopped trials** (an interrupted run, before ``simlab resume``): a trial with rows for only
+part of a window is pooled over the steps it has, and one that stopped before tipping counts
+as the steps it ran; the tables count such cells in ``partial``.
 """
 
 from __future__ import annotations
@@ -86,7 +90,11 @@ def windows_of(scenario: Any) -> list[Window]:
 
 
 def pooled_bias(df, windows: Sequence[Window]):
-    """Per trial and window: the log odds of the window's summed counts (a DataFrame)."""
+    """Per trial and window: the log odds of the window's summed counts (a DataFrame).
+
+    ``partial`` marks a trial that has rows for only some of the window's steps (it stopped
+    inside the window): its value pools the steps it has.
+    """
     import pandas as pd
 
     rows = []
@@ -94,29 +102,41 @@ def pooled_bias(df, windows: Sequence[Window]):
         part = df[(df["step"] >= w.start) & (df["step"] < w.end)]
         sums = part.groupby("trial")[list(COUNTS)].sum()
         value = log_odds_ratio(*(sums[c].to_numpy() for c in COUNTS))
-        rows.append(pd.DataFrame({"trial": sums.index, "window": w.name, "value": value}))
+        steps = part.groupby("trial")["step"].nunique().reindex(sums.index).to_numpy()
+        rows.append(
+            pd.DataFrame(
+                {
+                    "trial": sums.index,
+                    "window": w.name,
+                    "value": value,
+                    "partial": steps < w.end - w.start,
+                }
+            )
+        )
     if not rows:  # no window (a run within its warm-up)
-        return pd.DataFrame({"trial": [], "window": [], "value": []})
+        return pd.DataFrame({"trial": [], "window": [], "value": [], "partial": []})
     return pd.concat(rows, ignore_index=True)
 
 
 def tipping_points(df, steps: int, warmup: dict[int, int]):
     """Per trial: the first step after the warm-up with an AIGC creator share above 1/2.
 
-    Returns a DataFrame with ``trial``, ``value`` (that step, or ``steps`` if never) and
-    ``tipped``.
+    Returns a DataFrame with ``trial``, ``value`` (that step; if it never tips, the number of
+    steps it ran: ``steps``, or fewer for a trial that stopped early), ``tipped`` and
+    ``partial`` (it stopped before ``steps`` without tipping: censored at its own end).
     """
     import pandas as pd
 
     after = df[df["step"] >= df["trial"].map(warmup).fillna(0)]
     over = after[after[SHARE] > 0.5].groupby("trial")["step"].min()
-    trials = np.sort(df["trial"].unique())
-    first = over.reindex(trials)
+    ran = df.groupby("trial")["step"].max() + 1
+    first = over.reindex(ran.index)
     return pd.DataFrame(
         {
-            "trial": trials,
-            "value": first.fillna(steps).to_numpy(),
+            "trial": ran.index.to_numpy(),
+            "value": first.fillna(ran).to_numpy(),
             "tipped": first.notna().to_numpy(),
+            "partial": (first.isna() & (ran < steps)).to_numpy(),
         }
     )
 
@@ -146,8 +166,9 @@ def summarise_over_seeds(per_trial, trials, keys: Sequence[str], baseline: str |
         row.update(_mean_ci(g["value"], "value"))
         if "_diff" in g:
             row.update(_mean_ci(g["_diff"], "diff"))
-        if "tipped" in g:
-            row["tipped"] = int(g["tipped"].sum())
+        for flag in ("tipped", "partial"):
+            if flag in g:
+                row[flag] = int(g[flag].sum())
         out.append(row)
     return pd.DataFrame(out)
 

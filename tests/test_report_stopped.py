@@ -73,6 +73,23 @@ def test_a_run_whose_trials_stopped_at_different_steps_reports(
         missing += not reached
     assert len(full) - len(got) == missing
     assert printed.count(" - ") >= missing
+    # a window the stopped trials entered but did not finish counts them in `partial`
+    spans = {"phase 1 (AIGC 0.1)": (3, 6), "phase 2 (AIGC 0.6)": (8, 14)}
+    spans |= {w: (a, int(w.split("-")[1]) + 1) for w, a in starts.items()}
+    want = {k: len(seeds) * (spans[k[1]][0] < at < spans[k[1]][1]) for k in mine.index}
+    assert mine["partial"].to_dict() == want
+    assert (got[got["agent"] != agent]["partial"] == 0).all()
+    assert (full["partial"] == 0).all()
+    cut = sum(v > 0 for v in want.values())
+    tips = pd.read_csv(tmp_path / "r" / "tipping_point.csv")  # stopped before tipping: partial
+    assert (tips[tips["agent"] != agent]["partial"] == 0).all()
+    flagged = " ".join(printed.split()).count(" partial]")
+    assert flagged == cut + (tips["partial"] > 0).sum(), printed
+    md = (tmp_path / "r" / "report.md").read_text()
+    section = md.split("## Source bias by window", 1)[1].split("\n## ", 1)[0]
+    assert ("| seeds | partial |" in section) == (cut > 0)
+    assert ("`partial`: trials that stopped early" in section) == (cut > 0)
+    assert "partial" not in (tmp_path / "full" / "report.md").read_text()
     # a note names the stopped trials, in the report and in `simlab show`; none for the full run
     note = f"{len(stopped)} of 12 trials ({agent}) stopped before the longest one's last step 13"
     assert note in " ".join(printed.split()), printed[-600:]

@@ -178,6 +178,27 @@ def test_pooled_bias_is_undefined_without_aigc_in_the_catalog_or_anything_shown(
     assert got["value"].isna().all()
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_pooled_bias_marks_trials_that_stopped_inside_a_window(seed):
+    """``partial``: the trial has rows for only some of the window's steps (pooled over them)."""
+    rng = np.random.default_rng(seed)
+    df = _counts(rng, trials=5, steps=20)
+    ends = {t: int(rng.integers(1, 21)) for t in range(5)}  # the trial's rows: steps < end
+    ends[0] = 20  # one finished trial
+    df = df[df["step"] < df["trial"].map(ends)]
+    windows = [W.Window("a", 0, 7), W.Window("b", 7, 13), W.Window("c", 15, 20)]
+    got = W.pooled_bias(df, windows).set_index(["trial", "window"])
+    for w in windows:
+        for t, end in ends.items():
+            ran = len(set(range(w.start, w.end)) & set(range(end)))
+            assert ((t, w.name) in got.index) == (ran > 0)  # no row: not in the window at all
+            if ran:
+                assert bool(got.loc[(t, w.name), "partial"]) == (ran < w.end - w.start)
+    assert not got.loc[0, "partial"].any()
+    empty = W.pooled_bias(df, [])
+    assert list(empty.columns) == ["trial", "window", "value", "partial"] and empty.empty
+
+
 # ---------------------------------------------------------------------------- tipping
 
 
@@ -201,6 +222,33 @@ def test_tipping_point_is_the_first_step_past_half_after_warm_up(seed):
         assert bool(got.loc[t, "tipped"]) == bool(after)
         assert got.loc[t, "value"] == (after[0] if after else steps)
     assert not got.loc[0, "tipped"] and not got.loc[1, "tipped"]
+    assert not got["partial"].any()
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_trial_that_stopped_before_tipping_counts_its_own_steps(seed):
+    """Stopped before ``steps`` without tipping: censored at its own end and ``partial``."""
+    rng = np.random.default_rng(seed)
+    steps, trials = 30, 6
+    share = rng.uniform(0.0, 1.0, (trials, steps)) ** 4
+    ends = rng.integers(1, steps + 1, trials)
+    df = pd.DataFrame(
+        {"trial": np.repeat(np.arange(trials), steps), "step": np.tile(np.arange(steps), trials),
+         W.SHARE: share.ravel()}
+    )  # fmt: skip
+    df = df[df["step"] < ends[df["trial"]]]
+    got = W.tipping_points(df, steps, dict.fromkeys(range(trials), 2)).set_index("trial")
+    for t in range(trials):
+        after = [s for s in range(2, ends[t]) if share[t, s] > 0.5]
+        assert got.loc[t, "value"] == (after[0] if after else ends[t])
+        assert bool(got.loc[t, "tipped"]) == bool(after)
+        assert bool(got.loc[t, "partial"]) == (not after and ends[t] < steps)
+    out = W.summarise_over_seeds(
+        got.reset_index(), pd.DataFrame({"trial": range(trials), "agent": "a", "seed": 0}),
+        ["agent"], None,
+    )  # fmt: skip
+    assert out.loc[0, "partial"] == got["partial"].sum()
+    assert out.loc[0, "tipped"] == got["tipped"].sum()
 
 
 # ---------------------------------------------------------------------------- intervals
