@@ -141,10 +141,10 @@ def main() -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
-    from simlab.execution.ray import local_instance_options
+    from simlab.execution.ray import init_local
 
     t0 = time.perf_counter()
-    ray.init(**local_instance_options(max(os.cpu_count() or 1, max(args.shards) + 2), 4096))
+    init_local(max(os.cpu_count() or 1, max(args.shards) + 2), 4096)
     print(
         f"reference world: {args.users:,} users, ~1000 items, slate 10, d=32, agent "
         f"{args.agent}, {args.steps} steps ({args.warmup} warm-up), deploy_lag "

@@ -106,9 +106,9 @@ def ray_local():
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
-    from simlab.execution.ray import local_instance_options
+    from simlab.execution.ray import init_local
 
     # 6 logical CPUs: a trial with 4 shards and its agent reserves 5
-    ray.init(**local_instance_options(num_cpus=6, object_store_mb=256))
+    init_local(num_cpus=6, object_store_mb=256)
     yield ray
     ray.shutdown()

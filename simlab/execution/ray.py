@@ -40,6 +40,7 @@ from simlab.execution.ray_actors import (
 )
 from simlab.execution.ray_init import (
     _check_capacity,
+    init_local,
     init_ray,
     local_instance_options,
     trial_demand,
@@ -57,6 +58,7 @@ __all__ = [
     "ClusterError",
     "WorkerLost",
     "init_ray",
+    "init_local",
     "trial_demand",
     "RayPopulation",
     "run_trials",

@@ -1,0 +1,58 @@
+"""The embedded Ray instance gives its workers the driver's code folders (``init_local``).
+
+The folders travel in the environment the instance's processes inherit while ``ray.init``
+starts them (not a ``runtime_env``, which makes Ray start a fresh worker per actor); the
+driver's own ``PYTHONPATH`` is restored afterwards, whatever it was and however init ended.
+That workers import from those folders is tested on the session's instance, started the same
+way: ``test_ray_execution``'s agent ``test_ray_execution:DuplicatingAgent`` lives in the tests
+folder.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from simlab.execution import ray_init
+
+
+class _FakeRay:
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+        self.seen: list[tuple[str | None, dict]] = []
+
+    def init(self, **kwargs) -> None:
+        self.seen.append((os.environ.get("PYTHONPATH"), kwargs))
+        if self.fail:
+            raise RuntimeError("cannot start")
+
+
+@pytest.mark.parametrize("fail", [False, True])
+@pytest.mark.parametrize("before", [None, "", "/opt/one", f"/opt/one{os.pathsep}/opt/two"])
+@pytest.mark.parametrize("paths", [[], ["/code/a"], ["/code/a", "/code/b"]])
+def test_workers_get_the_code_folders_and_the_driver_keeps_its_path(
+    monkeypatch, before, paths, fail
+):
+    """During init: the code folders first, then the driver's own entries; after: unchanged."""
+    fake = _FakeRay(fail)
+    monkeypatch.setattr(ray_init, "_ray", lambda: fake)
+    monkeypatch.setattr(ray_init, "_code_paths", lambda: list(paths))
+    if before is None:
+        monkeypatch.delenv("PYTHONPATH", raising=False)
+    else:
+        monkeypatch.setenv("PYTHONPATH", before)
+    if fail:
+        with pytest.raises(RuntimeError, match="cannot start"):
+            ray_init.init_local(3, 64, namespace="ns")
+    else:
+        ray_init.init_local(3, 64, namespace="ns")
+    ((during, kwargs),) = fake.seen
+    if paths:
+        assert during == os.pathsep.join([*paths, *([before] if before else [])])
+    else:
+        assert during == before
+    assert os.environ.get("PYTHONPATH") == before
+    assert "runtime_env" not in kwargs
+    assert kwargs["num_cpus"] == 3 and kwargs["namespace"] == "ns"
+    assert kwargs["object_store_memory"] == 64 << 20
