@@ -146,9 +146,10 @@ def test_readme_extras_cover_every_import_of_the_suite():
 
 
 def test_tools_the_test_command_runs_are_installed_by_the_readme():
-    """`ruff` and `pytest` (the test command) and `build` (the wheel test) come with the extras."""
+    """`ruff`, `pytest` and `pytest-xdist` (the test command) and `build` (the wheel test) come
+    with the extras."""
     provided = _closure(_project_requirements(_readme_extras()))
-    assert {"ruff", "pytest", "build"} <= provided
+    assert {"ruff", "pytest", "pytest-xdist", "build"} <= provided
 
 
 def test_separate_environment_modules_stay_in_their_folder():
