@@ -146,8 +146,7 @@ def test_readme_extras_cover_every_import_of_the_suite():
 
 
 def test_tools_the_test_command_runs_are_installed_by_the_readme():
-    """`ruff`, `pytest` and `pytest-xdist` (the test command) and `build` (the wheel test) come
-    with the extras."""
+    """The test command's `ruff`, `pytest`, `pytest-xdist` and the wheel test's `build`."""
     provided = _closure(_project_requirements(_readme_extras()))
     assert {"ruff", "pytest", "pytest-xdist", "build"} <= provided
 
