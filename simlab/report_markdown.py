@@ -31,7 +31,7 @@ def _markdown(result: ReportResult, store: RunStore) -> str:
         if point:
             lines += [f"### {point}", ""]
         lines += [
-            "| metric | " + " | ".join(result.agent_label(i) for i in rows) + " |",
+            "| metric | " + " | ".join(_cell(result.agent_label(i)) for i in rows) + " |",
             "|---|" + "---:|" * len(rows),
             "| seeds | "
             + " | ".join(str(int(result.summary["seeds"].iloc[i])) for i in rows)
@@ -57,6 +57,11 @@ def _markdown(result: ReportResult, store: RunStore) -> str:
     lines += ["", "## Figures", ""]
     lines += [f"![{m}]({p.name})" for m, p in zip(result.metrics, result.figures, strict=True)]
     return "\n".join(lines) + "\n"
+
+
+def _cell(value) -> str:
+    """``value`` as a table cell's text: a ``|`` in an agent's label would end the cell."""
+    return str(value).replace("|", "\\|")
 
 
 _PARTIAL = (
@@ -88,12 +93,14 @@ def _table_lines(result: ReportResult) -> list[str]:
             f"{how}, then mean ± 95% Student-t half-width over seeds; `vs {result.baseline}`: "
             "the paired difference (same seed)." + (_PARTIAL if partial else ""),
             "",
-            "| " + " | ".join([*keys, "value", f"vs {result.baseline}", "seeds", *extra]) + " |",
+            "| "
+            + " | ".join([*keys, "value", _cell(f"vs {result.baseline}"), "seeds", *extra])
+            + " |",
             "|" + "---|" * len(keys) + "---:|---:|---:|" + "---:|" * len(extra),
         ]
         for _, r in table.iterrows():
             diff = format_mean_sd(r.get("diff", float("nan")), r.get("diff ±", float("nan")))
-            cells = [str(r[k]) for k in keys]
+            cells = [_cell(r[k]) for k in keys]
             cells += [format_mean_sd(r["value"], r["value ±"]), diff, str(int(r["value n"]))]
             cells += [str(int(r[e])) for e in extra]
             lines.append("| " + " | ".join(cells) + " |")

@@ -64,7 +64,8 @@ class Scenario(StrictModel):
     agents: list[AgentSpec] = Field(
         min_length=1,
         description="Agents to compare: each `model` plus its parameters and an optional "
-        "`name` (label in metrics, default the model name).",
+        "`name` (label in metrics, default the model name; unique, at most 100 printable "
+        "characters, no spaces at either end).",
     )
     metrics: list[str] = Field(
         default_factory=_default_metrics, min_length=1, description="Metric groups."

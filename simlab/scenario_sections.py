@@ -76,12 +76,26 @@ class ComponentSpec(BaseModel):
 class AgentSpec(ComponentSpec):
     """One agent to compare; ``name`` labels it in metrics (defaults to ``model``)."""
 
-    name: str | None = Field(None, description="Label in metrics and summaries.")
+    name: str | None = Field(
+        None,
+        description="Label in metrics and summaries (default the model name): at most 100 "
+        "printable characters, no spaces at either end.",
+    )
     rerankers: list[ComponentSpec] = Field(
         default_factory=list,
         description="Interventions for this agent only, applied in order after "
         "`platform.rerankers` (e.g. `[{model: calibration}, {model: fair, protected: aigc}]`).",
     )
+
+    @field_validator("name")
+    @classmethod
+    def _check_label(cls, v: str | None) -> str | None:
+        if v and (len(v) > 100 or v != v.strip() or not v.isprintable()):
+            raise ValueError(
+                "must be at most 100 printable characters, without control characters (a "
+                "new line, a tab) or spaces at either end: it labels tables, plots and columns"
+            )
+        return v
 
     @property
     def label(self) -> str:
