@@ -15,6 +15,7 @@ directories are in :mod:`simlab.cli_runs`, those that hand over to other tools i
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -215,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``simlab`` command; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _working_folder_importable()
     # piped output (files, CI logs) is not cut to 80 columns
     out = Console() if sys.stdout.isatty() else Console(width=160)
     # soft_wrap: an error stays on one line however narrow the terminal (or pipe) is.
@@ -249,6 +251,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         why = describe_disk_failure(refused)
         err.print(f"error: a file could not be written: {why}", markup=False)
         return EXIT_USAGE
+
+
+def _working_folder_importable() -> None:
+    """Let ``model: my_module:MyAgent`` import ``my_module`` from the working folder.
+
+    ``python -m simlab`` has the working folder on ``sys.path``; the ``simlab`` script has its
+    own folder there instead. Appended after the installed packages (a file in the working
+    folder named like one of them does not shadow it), as ``uvicorn app:app`` and the like do.
+    """
+    try:
+        here = os.getcwd()
+    except OSError:  # the working folder was removed
+        return
+    entries = {os.path.realpath(p or os.curdir) for p in sys.path if isinstance(p, str)}
+    if os.path.realpath(here) not in entries:
+        sys.path.append(here)
 
 
 def _warning_printer(err: Console):

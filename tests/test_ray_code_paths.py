@@ -11,6 +11,7 @@ folder.
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
@@ -56,3 +57,37 @@ def test_workers_get_the_code_folders_and_the_driver_keeps_its_path(
     assert "runtime_env" not in kwargs
     assert kwargs["num_cpus"] == 3 and kwargs["namespace"] == "ns"
     assert kwargs["object_store_memory"] == 64 << 20
+
+
+@pytest.mark.parametrize(
+    ("entry", "imported_from", "kept"),
+    [
+        ("numpy.py", "elsewhere", False),  # would shadow the installed numpy on the workers
+        ("numpy.py", "here", True),  # it is the imported numpy
+        ("numpy.txt", "elsewhere", True),  # not a module
+        ("never_imported_xyz.py", None, True),  # nothing to shadow
+        ("numpy", "elsewhere", True),  # a folder without __init__.py
+        ("numpy/__init__.py", "elsewhere", False),  # a regular package
+        ("numpy/__init__.py", "here", True),
+    ],
+)
+def test_a_folder_whose_module_would_shadow_an_imported_one_is_left_out(
+    tmp_path, monkeypatch, entry, imported_from, kept
+):
+    """Files as well as packages: ``numpy.py`` next to the scenario must not reach the workers."""
+    import types
+
+    code = tmp_path / "code"
+    target = code / entry
+    if entry.endswith("/__init__.py") or "." not in entry:
+        target = code / entry if entry.endswith(".py") else code / entry / "x.txt"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("")
+    name = entry.split("/")[0].removesuffix(".py").removesuffix(".txt")
+    if imported_from is not None:
+        module = types.ModuleType(name)
+        where = code / entry if imported_from == "here" else tmp_path / "site" / f"{name}.py"
+        module.__file__ = str(where)
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.syspath_prepend(str(code))
+    assert (str(code.resolve()) in ray_init._code_paths()) is kept

@@ -56,18 +56,24 @@ def _code_paths() -> list[str]:
 
 
 def _shadows(path: str, name: str) -> bool:
-    """Whether ``path/name`` is a regular package other than the imported module ``name``.
+    """Whether ``path/name`` is a module or regular package other than the imported ``name``.
 
     A folder without ``__init__.py`` cannot shadow one: Python prefers a regular package on
-    any later path entry to a namespace portion (a test folder named ``dashboard``, say).
+    any later path entry to a namespace portion (a test folder named ``dashboard``, say). A
+    file ``numpy.py`` can: on the workers' ``PYTHONPATH`` it comes before the installed numpy.
     """
-    module = sys.modules.get(name)
+    stem, suffix = os.path.splitext(name)
+    if suffix == ".py":
+        mine = os.path.join(path, name)
+    elif os.path.isfile(os.path.join(path, name, "__init__.py")):
+        stem, mine = name, os.path.join(path, name) + os.sep
+    else:
+        return False
+    module = sys.modules.get(stem)
     where = getattr(module, "__file__", None)
     if module is None or where is None:
         return False
-    if not os.path.isfile(os.path.join(path, name, "__init__.py")):
-        return False
-    return not os.path.realpath(where).startswith(os.path.join(path, name) + os.sep)
+    return not os.path.realpath(where).startswith(mine)
 
 
 def local_instance_options(num_cpus: int, object_store_mb: int = 0) -> dict[str, Any]:
