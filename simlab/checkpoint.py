@@ -31,6 +31,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from simlab.atomic import replacing
 from simlab.errors import RunStoreError, ScenarioError, SimlabWarning
 from simlab.state import (
     StateFormatError,
@@ -258,14 +259,10 @@ def write_checkpoint(
     folder = _folder(run_path, trial)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step={step}{SUFFIX}"
-    tmp = folder / f".step={step}{SUFFIX}.tmp-{os.getpid()}"
-    try:
+    with replacing(path, folder / f".step={step}{SUFFIX}.tmp-{os.getpid()}") as tmp:
         write_tree(tmp, state, meta)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

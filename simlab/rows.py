@@ -12,7 +12,6 @@ naming the file and line.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -21,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from simlab.atomic import replacing
 from simlab.errors import RunStoreError
 from simlab.manifest import JOURNAL, METRICS
 
@@ -95,12 +95,8 @@ def write_parquet(table: pa.Table, path: Path) -> None:
 
     A write that fails (a full disk) removes its temporary file.
     """
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with replacing(path, path.with_name(f".{path.name}.tmp")) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _clean(value: Any) -> Any:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from simlab.atomic import replacing
 from simlab.errors import RunStoreError
 
 if TYPE_CHECKING:
@@ -75,12 +76,8 @@ def write_snapshot(run_path: Path, trial: int, step: int, arrays: dict[str, np.n
     folder = _folder(run_path, trial)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step={step}.npz"
-    tmp = folder / f".step={step}.tmp-{os.getpid()}.npz"
-    try:
+    with replacing(path, folder / f".step={step}.tmp-{os.getpid()}.npz") as tmp:
         np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # a failed write (a full disk) leaves no temporary file
     return path
 
 

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
+from simlab.atomic import replacing
 from simlab.errors import RunStoreError
 from simlab.manifest import JOURNAL, MANIFEST, METRICS, SCENARIO
 from simlab.runlock import is_locked
@@ -38,12 +39,8 @@ def _now() -> str:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with replacing(path, path.with_name(f".{path.name}.tmp-{os.getpid()}")) as tmp:
         tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # a failed write (a full disk) leaves no temporary file
 
 
 def _versions() -> dict[str, str]:

@@ -100,9 +100,10 @@ def pooled_bias(df, windows: Sequence[Window]):
     rows = []
     for w in windows:
         part = df[(df["step"] >= w.start) & (df["step"] < w.end)]
-        sums = part.groupby("trial")[list(COUNTS)].sum()
+        by_trial = part.groupby("trial")
+        sums = by_trial[list(COUNTS)].sum()
         value = log_odds_ratio(*(sums[c].to_numpy() for c in COUNTS))
-        steps = part.groupby("trial")["step"].nunique().reindex(sums.index).to_numpy()
+        steps = by_trial["step"].nunique().to_numpy()  # the same trials, in the same order
         rows.append(
             pd.DataFrame(
                 {
