@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from simlab.batch import Feedback, Observation, Slates
+from simlab.errors import ScenarioError
 from simlab.rng import Stream
 from simlab.scenario import ParamsModel
 
@@ -123,10 +124,30 @@ class _LinearBandit(Agent):
         if self._a is None:
             raise RuntimeError(f"{type(self).__name__}: no model before the first act()")
         if self._solved is None:
-            l_inv = np.linalg.inv(np.linalg.cholesky(self._a))
+            try:
+                chol = np.linalg.cholesky(self._a)
+            except np.linalg.LinAlgError:
+                raise self._not_positive_definite() from None
+            l_inv = np.linalg.inv(chol)
             a_inv = l_inv.T @ l_inv
             self._solved = (a_inv @ self._b, a_inv, l_inv.T)
         return self._solved
+
+    def _not_positive_definite(self) -> ScenarioError:
+        """The error for an ``A`` whose ridge ``reg`` is lost in float64 rounding.
+
+        ``sum x x^T`` is singular until the impressions span every direction of ``x``; only
+        ``reg I`` keeps ``A`` positive definite, and a ``reg`` below the rounding of ``A``'s
+        largest entries (about 1e-16 of them) does not.
+        """
+        name = self._stream.rsplit("/", 1)[-1]
+        largest = float(np.abs(np.diag(self._a)).max())
+        return ScenarioError(
+            f"agents: {name}'s ridge matrix A = reg*I + sum x x^T is not positive definite in "
+            f"float64: reg={self.params.reg!r} is lost in the rounding of its largest diagonal "
+            f"entry ({largest:.3g}); raise reg (1.0 by default; below about 1e-12 of that "
+            f"entry this can happen)"
+        )
 
     def update(self, feedback: Feedback) -> None:
         """Add ``x x^T`` and ``r x`` of every impression of the step to ``A`` and ``b``."""

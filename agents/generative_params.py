@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from simlab.params import LEARNING_RATE_MAX
 from simlab.scenario import ParamsModel
 
 __all__ = ["QuantiserParams", "TransformerParams", "TrainingParams", "PrefixLossParams"]
@@ -58,7 +59,7 @@ class TrainingParams(ParamsModel):
     """How each retrain fits the transformer on the log window."""
 
     epochs: int = Field(5, gt=0, le=10_000, description="Passes over the window's clicks.")
-    lr: float = Field(3e-3, gt=0, description="AdamW learning rate.")
+    lr: float = Field(3e-3, gt=0, le=LEARNING_RATE_MAX, description="AdamW learning rate.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     batch_size: int = Field(256, gt=0, description="Clicks per optimisation step.")
     max_examples: int = Field(

@@ -32,6 +32,7 @@ import numpy as np
 from pydantic import Field
 
 from simlab.batch import Log, Observation, Slates, lookup_sorted
+from simlab.params import INIT_SCALE_MAX
 from simlab.rng import Stream, numpy_generator
 from simlab.scenario import ParamsModel
 
@@ -129,7 +130,10 @@ class ImplicitMFAgent(Agent):
             description="Confidence weight: c = 1 + weight * count (LensKit: 40).",
         )
         init_scale: float = Field(
-            0.01, gt=0, description="Std of the random starting factors (LensKit: 0.01)."
+            0.01,
+            gt=0,
+            le=INIT_SCALE_MAX,
+            description="Std of the random starting factors (LensKit: 0.01).",
         )
         warm_start: bool = Field(
             False,

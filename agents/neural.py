@@ -34,6 +34,7 @@ from pydantic import Field
 
 from simlab.batch import PAD, Log, Observation, Slates, lookup_sorted, row_blocks
 from simlab.errors import ScenarioError
+from simlab.params import INIT_SCALE_MAX, LEARNING_RATE_MAX
 from simlab.rng import Stream, numpy_generator
 from simlab.scenario import ParamsModel
 
@@ -157,10 +158,12 @@ class MatrixFactorizationAgent(_HybridItemAgent):
         epochs: int = Field(
             3, gt=0, le=10_000, description="Passes over the log window per retrain."
         )
-        lr: float = Field(0.02, gt=0, description="Adam learning rate.")
+        lr: float = Field(0.02, gt=0, le=LEARNING_RATE_MAX, description="Adam learning rate.")
         l2: float = Field(1e-4, ge=0, description="L2 penalty on user and item vectors.")
         batch_size: int = Field(2048, gt=0, description="Clicks per optimisation step.")
-        init_scale: float = Field(0.1, gt=0, description="Std of the initial vectors.")
+        init_scale: float = Field(
+            0.1, gt=0, le=INIT_SCALE_MAX, description="Std of the initial vectors."
+        )
         source_debias: float = Field(
             0.0,
             ge=0,
@@ -282,18 +285,18 @@ class GRU4RecAgent(_HybridItemAgent):
         epochs: int = Field(
             3, gt=0, le=10_000, description="Passes over the log window per retrain."
         )
-        lr: float = Field(0.03, gt=0, description="Adam learning rate.")
+        lr: float = Field(0.03, gt=0, le=LEARNING_RATE_MAX, description="Adam learning rate.")
         l2: float = Field(1e-4, ge=0, description="L2 penalty on the id vectors of targets.")
-        batch_size: int = Field(
-            256, gt=0, description="Users (click sequences) per optimisation step."
-        )
+        batch_size: int = Field(256, gt=0, description="Users (click sequences) per Adam step.")
         num_negatives: int = Field(
             64,
             gt=0,
             le=1_000_000,
             description="Log items drawn uniformly per batch as softmax negatives.",
         )
-        init_scale: float = Field(0.1, gt=0, description="Std of the initial feature map W.")
+        init_scale: float = Field(
+            0.1, gt=0, le=INIT_SCALE_MAX, description="Std of the initial feature map W."
+        )
 
     def _init_params(self, log: Log) -> dict[str, np.ndarray]:
         """The previous model's weights (id vectors of items still logged), or fresh ones."""

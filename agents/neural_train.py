@@ -45,7 +45,8 @@ def check_trained(model: str, fitted: dict[str, Any], params: Any, retrain: int)
     raise ScenarioError(
         f"agents: {model}'s training diverged at retrain {retrain + 1}: its parameters "
         f"{named} are not finite (inf or NaN), so its scores would be meaningless; "
-        f"its settings are {knobs}: lower the learning rate, l2 or initial scale"
+        f"its settings are {knobs}: lower the learning rate, l2, initial scale or debias "
+        f"weight, or raise a tiny prior std"
     )
 
 

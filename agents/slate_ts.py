@@ -30,6 +30,7 @@ import numpy as np
 from pydantic import Field
 
 from simlab.batch import PAD, Log, Observation, Slates, lookup_sorted, row_blocks
+from simlab.params import INIT_SCALE_MAX, LEARNING_RATE_MAX
 from simlab.rng import Stream, numpy_generator
 from simlab.scenario import ParamsModel
 
@@ -130,9 +131,11 @@ class SlateThompsonAgent(Agent):
             "posterior as is; 0 = greedy).",
         )
         epochs: int = Field(20, gt=0, le=10_000, description="Passes over the log per retrain.")
-        lr: float = Field(0.05, gt=0, le=10, description="Adam learning rate.")
+        lr: float = Field(0.05, gt=0, le=LEARNING_RATE_MAX, description="Adam learning rate.")
         batch_size: int = Field(4096, gt=0, description="Impressions per optimisation step.")
-        init_scale: float = Field(0.1, gt=0, description="Std of the initial A, W and p_u.")
+        init_scale: float = Field(
+            0.1, gt=0, le=INIT_SCALE_MAX, description="Std of the initial A, W and p_u."
+        )
 
     def __init__(self, params: Params, ctx: Any) -> None:
         super().__init__(params, ctx)

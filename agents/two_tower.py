@@ -38,6 +38,7 @@ import numpy as np
 from pydantic import Field
 
 from simlab.batch import PAD, Log, Observation, Slates, lookup_sorted, row_blocks
+from simlab.params import INIT_SCALE_MAX, LEARNING_RATE_MAX
 from simlab.rng import Stream
 from simlab.scenario import ParamsModel
 
@@ -72,10 +73,12 @@ class TwoTowerAgent(_TwoTowerTraining, RandomUntilTrainedMixin, Agent):
         epochs: int = Field(
             3, gt=0, le=10_000, description="Passes over the log window per retrain."
         )
-        lr: float = Field(0.02, gt=0, description="Adam learning rate.")
+        lr: float = Field(0.02, gt=0, le=LEARNING_RATE_MAX, description="Adam learning rate.")
         l2: float = Field(1e-4, ge=0, description="L2 penalty on the batch's tower outputs.")
         batch_size: int = Field(2048, gt=0, description="Clicks per optimisation step.")
-        init_scale: float = Field(0.1, gt=0, description="Std of the initial tower weights.")
+        init_scale: float = Field(
+            0.1, gt=0, le=INIT_SCALE_MAX, description="Std of the initial tower weights."
+        )
         towers: Literal["separate", "shared"] = Field(
             "separate",
             description="separate: a user tower A and an item tower B plus a content prior "

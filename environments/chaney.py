@@ -57,6 +57,10 @@ _MIN_SHAPE = 1e-300
 exact zeros on the simplex (its other entries underflow), and a tiny scale can underflow
 too; at 1e-300 a draw's ``log(U) / a`` is still finite, so the vector is a valid (nearly
 one-hot) point. Chaney's settings (entries near 1/K) are far above it: unchanged."""
+_BETA_PRIME_MIN = 1e-100
+"""Smallest ``sigma`` and ``known_utility``: a Beta' draw divides by its variance, which for a
+standard deviation below ~1e-154 is 0 in float64 (sigma = 1e-300 divided by zero and
+known_utility = 1e-300 left no Beta with its mean)."""
 
 
 @dataclass
@@ -189,16 +193,18 @@ class ChaneyUsers:
         )
         sigma: float = Field(
             1e-5,
-            gt=0,
+            ge=_BETA_PRIME_MIN,
             lt=0.5,
             description="Standard deviation of the Beta' utility draws V and eta (1e-5 in "
-            "Chaney); each capped at half the largest a Beta of the draw's mean allows.",
+            "Chaney); each capped at half the largest a Beta of the draw's mean allows; at "
+            "least 1e-100 (its square must not vanish in float64).",
         )
         known_utility: float = Field(
             0.98,
-            gt=0,
+            ge=_BETA_PRIME_MIN,
             lt=1,
-            description="Mean share of the true utility users know, eta (0.98 in Chaney).",
+            description="Mean share of the true utility users know, eta (0.98 in Chaney); at "
+            "least 1e-100.",
         )
         attention_exp: float = Field(
             -0.8,

@@ -250,7 +250,8 @@ class InterestEvolutionUsers(AllUsersEachStep, LogitChoice):
         clicked_pos = np.where(clicked, choice, -1)
         crow = rows[0, slot] if is_row_broadcast(rows) else rows[np.arange(b), slot]
         q = items.quality[crow].astype(np.float64)
-        consumed = np.where(clicked, length[crow] / (1.0 + np.exp(q)), 0.0)  # sigmoid(-q) * L
+        with np.errstate(over="ignore"):  # exp(large) = inf: a consumed time of exactly 0
+            consumed = np.where(clicked, length[crow] / (1.0 + np.exp(q)), 0.0)  # sigmoid(-q) * L
         y = x
         if p.interest_step_size and clicked.any():
             fc = items.latent[crow]  # (B, d) the chosen (or last) document's features

@@ -33,7 +33,7 @@ import numpy as np
 from pydantic import Field
 
 from simlab.batch import Feedback, is_row_broadcast, row_blocks
-from simlab.params import FEATURE_SCALE_MAX
+from simlab.params import FEATURE_SCALE_MAX, LOGIT_SCALE_MAX, TEMPERATURE_MIN
 from simlab.rng import Stream
 from simlab.scenario import ParamsModel
 from simlab.world import WorldContext
@@ -72,23 +72,41 @@ class LogitUserPopulation:
             0.2, ge=0, le=1, description="Spread of personal return probabilities around the mean."
         )
         interest_weight: float = Field(
-            4.0, ge=0, description="Weight of interest match in utility."
+            4.0, ge=0, le=LOGIT_SCALE_MAX, description="Weight of interest match in utility."
         )
-        quality_weight: float = Field(1.0, ge=0, description="Weight of latent quality in utility.")
-        no_click_utility: float = Field(3.0, description="Utility of not clicking.")
-        temperature: float = Field(1.0, gt=0, description="Logit temperature of the choice.")
+        quality_weight: float = Field(
+            1.0, ge=0, le=LOGIT_SCALE_MAX, description="Weight of latent quality in utility."
+        )
+        no_click_utility: float = Field(
+            3.0, ge=-LOGIT_SCALE_MAX, le=LOGIT_SCALE_MAX, description="Utility of not clicking."
+        )
+        temperature: float = Field(
+            1.0,
+            ge=TEMPERATURE_MIN,
+            le=LOGIT_SCALE_MAX,
+            description="Logit temperature of the choice.",
+        )
         position_bias: float = Field(
-            0.3, ge=0, description="Logit penalty per log2(1 + slot) down the slate."
+            0.3,
+            ge=0,
+            le=LOGIT_SCALE_MAX,
+            description="Logit penalty per log2(1 + slot) down the slate.",
         )
         drift_rate: float = Field(
             0.0, ge=0, le=1, description="Step of interests toward consumed items (0 = static)."
         )
         fatigue_weight: float = Field(
-            0.0, ge=0, description="Utility lost per unit of fatigue of a topic."
+            0.0,
+            ge=0,
+            le=LOGIT_SCALE_MAX,
+            description="Utility lost per unit of fatigue of a topic.",
         )
         fatigue_decay: float = Field(0.8, ge=0, lt=1, description="Per-step decay of fatigue.")
         source_preference: float = Field(
-            0.0, description="Utility added to AIGC items (0 = neutral)."
+            0.0,
+            ge=-LOGIT_SCALE_MAX,
+            le=LOGIT_SCALE_MAX,
+            description="Utility added to AIGC items (0 = neutral).",
         )
         satisfaction_rate: float = Field(
             0.2, gt=0, le=1, description="EMA rate of satisfaction from engagement."
@@ -103,11 +121,14 @@ class LogitUserPopulation:
         satisfaction_return: float = Field(
             0.0,
             ge=0,
+            le=LOGIT_SCALE_MAX,
             description="How satisfaction moves the return probability: each step it is the "
             "personal return probability + satisfaction_return * (satisfaction - 0.5), "
             "clipped to [0.01, 1] (0 = return does not depend on satisfaction).",
         )
-        engagement_noise: float = Field(0.3, ge=0, description="Noise on engagement logits.")
+        engagement_noise: float = Field(
+            0.3, ge=0, le=LOGIT_SCALE_MAX, description="Noise on engagement logits."
+        )
 
     def __init__(self, params: LogitUserPopulation.Params, ctx: WorldContext) -> None:
         self.params = p = params
@@ -229,9 +250,9 @@ class LogitUserPopulation:
         clicked = clicked_pos >= 0
         u_click = util[np.arange(b), np.maximum(clicked_pos, 0)]
         noise = p.engagement_noise * self._engage.normal(user_ids, t)
-        engagement = np.where(
-            clicked, 1.0 / (1.0 + np.exp(-(u_click - p.no_click_utility + noise))), 0.0
-        ).astype(np.float32)
+        with np.errstate(over="ignore"):  # exp(large) = inf: an engagement of exactly 0
+            sig = 1.0 / (1.0 + np.exp(-(u_click - p.no_click_utility + noise)))
+        engagement = np.where(clicked, sig, 0.0).astype(np.float32)
         self._update_state(user_ids, rows, clicked_pos, engagement, items)
         return Feedback(t, user_ids, slates, clicked_pos, engagement)
 

@@ -24,13 +24,41 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
-__all__ = ["StrictModel", "is_number_annotation", "FEATURE_SCALE_MAX"]
+__all__ = [
+    "StrictModel",
+    "is_number_annotation",
+    "FEATURE_SCALE_MAX",
+    "LOGIT_SCALE_MAX",
+    "TEMPERATURE_MIN",
+    "LEARNING_RATE_MAX",
+    "INIT_SCALE_MAX",
+]
 
 FEATURE_SCALE_MAX = 1000.0
 """Upper bound of the settings that scale embeddings and observable features (spreads, noise,
 style lengths): topic centres have unit scale, so 1000 is far past any meaningful world, and
 below it the float32 features and the bandits' ``sum x x^T`` stay finite (``1e20`` made
 LinUCB's matrix infinite and the isotropy re-ranker's SVD fail)."""
+
+LOGIT_SCALE_MAX = 1e6
+"""Largest magnitude of a user-model setting that scales utilities or choice logits (weights,
+the no-click utility, position bias, engagement noise): a unit of weight moves a utility by
+O(1), so 1e6 already makes every choice deterministic, and with a temperature of at least
+:data:`TEMPERATURE_MIN` the float32 logits stay finite (a weight of 1e300 overflowed them)."""
+
+TEMPERATURE_MIN = 1e-6
+"""Smallest choice temperature: a utility divided by it stays a finite float32 logit for
+every weight up to :data:`LOGIT_SCALE_MAX` (a temperature of 1e-300 made the logits
+infinite); below ~1e-3 the choice is already the argmax."""
+
+LEARNING_RATE_MAX = 10.0
+"""Largest Adam learning rate: Adam moves each parameter by about the learning rate per step,
+so 10 is far past any rate that trains (a rate above float32's range stopped torch with an
+overflow error; rates that diverge are reported after the retrain)."""
+
+INIT_SCALE_MAX = 100.0
+"""Largest standard deviation of a learned model's initial parameters (0.01-0.1 as
+shipped; 1e300 overflowed the float32 tables)."""
 
 
 def is_number_annotation(annotation: Any) -> bool:

@@ -213,9 +213,9 @@ _EDGES = [  # (params class, field, smallest or largest allowed value, the next 
     (ChaneyItems.Params, "lifetime", 0, -1),
     (ChaneyUsers.Params, "num_users", 1, 0),
     (ChaneyUsers.Params, "preference_scale", 1e-300, 0.0),
-    (ChaneyUsers.Params, "sigma", 1e-300, 0.0),
+    (ChaneyUsers.Params, "sigma", 1e-100, 9.99e-101),  # a smaller one's square is 0
     (ChaneyUsers.Params, "sigma", 0.4999999, 0.5),
-    (ChaneyUsers.Params, "known_utility", 1e-300, 0.0),
+    (ChaneyUsers.Params, "known_utility", 1e-100, 9.99e-101),
     (ChaneyUsers.Params, "known_utility", 0.9999999, 1.0),
     (ChaneyUsers.Params, "attention_exp", 0.0, 1e-300),
     (ChaneyUsers.Params, "feature_noise", 0.0, -1e-300),
