@@ -5,9 +5,10 @@ logit users' weights of 1e6 (``overflow encountered in exp``) or 1e300 and a tem
 1e-300 (``overflow encountered in cast``, infinite logits), Chaney's ``sigma`` and
 ``known_utility`` of 1e-300 (a division by a variance of 0; a ``ValueError`` from the Beta'
 draw), an Adam learning rate of 1e300 (torch's "value cannot be converted to type float
-without overflow"), initial scales of 1e300 (float32 tables overflowed), and a LinUCB ``reg``
-too small for float64 (numpy's ``LinAlgError``). Each bounded setting is run at its bound
-with every warning turned into an error, and one past the bound is refused by name.
+without overflow") and initial scales of 1e300 (float32 tables overflowed). Each bounded
+setting is run at its bound with every warning turned into an error, and one past the bound
+is refused by name. (A LinUCB ``reg`` too small for float64, whose numpy ``LinAlgError`` is
+now a message naming it, is tested in tests/agents/test_bandit_models.py.)
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import copy
 import warnings
 
 import annotated_types as at
-import numpy as np
 import pytest
 from conftest import SMALL, SMALL_MODELS
 from test_malformed_scenarios import NUMBER_FIELDS, _put
@@ -115,40 +115,3 @@ def test_a_learning_rate_past_float32_is_refused_before_the_run(model, value):
     data["agents"] = [{"model": model, "lr": value}]
     with pytest.raises(ScenarioError, match=r"agents\[0\]\.lr.*less than or equal to 10"):
         parse_scenario(data)
-
-
-def _linucb(reg: float, model: str = "linucb") -> World:
-    data = copy.deepcopy(SMALL)
-    data.update(steps=5)
-    data["users"]["num_users"] = 60
-    data["content"].update(
-        num_human_creators=6, num_aigc_creators=3, items_per_step=5, initial_items=40
-    )
-    data["content"]["lifetime"] = 10
-    data["agents"] = [{"model": model, "reg": reg}]
-    return World(parse_scenario(data), 0, 0)
-
-
-@pytest.mark.parametrize("reg", [1e-300, 1e-200, 1e-100, 1e-30, 1e-17])
-def test_a_ridge_lost_in_rounding_is_named_not_a_linalg_error(reg):
-    """A reg far below A's entries left A singular in float64: numpy's LinAlgError mid-run."""
-    world = _linucb(reg)
-    with pytest.raises(ScenarioError) as info:
-        for t in range(5):
-            world.step(t)
-    message = str(info.value)
-    assert "linucb's ridge matrix" in message and f"reg={reg!r}" in message
-    assert "not positive definite" in message and "raise reg" in message
-
-
-@pytest.mark.parametrize("model", ["linucb", "linear-ts"])
-@pytest.mark.parametrize("reg", [1e-6, 1.0, 1e6])
-def test_a_ridge_that_holds_runs_as_before(model, reg):
-    """Where the factor exists nothing changes: theta_hat solves A theta = b."""
-    world = _linucb(reg, model)
-    for t in range(5):
-        world.step(t)
-    agent = world.agent
-    theta, a_inv, root = agent.solve()
-    np.testing.assert_allclose(theta, np.linalg.solve(agent._a, agent._b), rtol=1e-6, atol=1e-9)
-    np.testing.assert_allclose(root @ root.T, a_inv, rtol=1e-6, atol=1e-12)

@@ -8,7 +8,9 @@ Classes:
 * mismatched dimensions (profiles vs item features, a catalog of another dimension than the
   fitted model): a ``ValueError`` quoting both dimensions;
 * Diag-LinUCB's ``apply_update``: increments of different shapes are refused with every
-  shape in the message; empty increments change nothing.
+  shape in the message; empty increments change nothing;
+* a ridge ``reg`` lost in float64 rounding (``A`` singular): an error naming the agent and
+  ``reg``; a ``reg`` that holds solves as before.
 """
 
 from __future__ import annotations
@@ -192,3 +194,44 @@ def test_a_fresh_agents_state_is_empty_and_loads(name):
     cat, feats, _ = _world()
     obs = make_obs(cat, np.arange(8), feats, 0, slate_size=3)
     np.testing.assert_array_equal(copy.act(obs).item_ids, agent.act(obs).item_ids)
+
+
+def _one_direction(name: str, reg: float):
+    """The agent after one impression (a click): ``A = reg I + x x^T``, ``x x^T`` of rank 1."""
+    cat, feats, _ = _world(d=3, users=1, items=1)
+    agent = make_agent(name, reg=reg)
+    obs = make_obs(cat, [0], feats, 0, slate_size=1)
+    agent.update(make_feedback(0, [0], agent.act(obs).item_ids, [0]))
+    return agent, make_obs(cat, [0], feats, 1, slate_size=1)
+
+
+@pytest.mark.parametrize("name", ["linucb", "linear-ts"])
+@pytest.mark.parametrize("reg", [1e-300, 1e-200, 1e-100, 1e-40, 1e-20])
+def test_a_ridge_lost_in_float64_rounding_is_named_not_a_linalg_error(name, reg):
+    """A reg below the float64 rounding of ``x x^T`` (rank 1) is named, not a LinAlgError.
+
+    ``A = reg I + x x^T`` is then singular in float64, and numpy's LinAlgError stopped the run
+    mid-way.
+    """
+    from simlab.errors import ScenarioError
+
+    agent, obs = _one_direction(name, reg)
+    with pytest.raises(ScenarioError) as info:
+        agent.act(obs)
+    text = str(info.value)
+    assert text.startswith(f"agents: {name}'s ridge matrix A = reg*I + sum x x^T is not ")
+    assert f"reg={reg!r} is lost in the rounding" in text and "raise reg" in text
+    largest = float(np.abs(np.diag(agent._a)).max())
+    assert f"largest diagonal entry ({largest:.3g})" in text
+
+
+@pytest.mark.parametrize("name", ["linucb", "linear-ts"])
+@pytest.mark.parametrize("reg", [1e-8, 1.0, 1e6])
+def test_a_ridge_that_holds_solves_as_before(name, reg):
+    """The same rank-1 data with a reg float64 keeps: theta solves A theta = b, S S^T = A^-1."""
+    agent, obs = _one_direction(name, reg)
+    agent.act(obs)
+    theta, a_inv, root = agent.solve()
+    np.testing.assert_allclose(theta, np.linalg.solve(agent._a, agent._b), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(a_inv @ agent._a, np.eye(agent._a.shape[0]), atol=1e-6)
+    np.testing.assert_allclose(root @ root.T, a_inv, rtol=1e-6, atol=1e-12)
