@@ -206,6 +206,31 @@ class RunReader:
                 write_parquet(table.filter(pa.array(~drop)), part)
         return dropped
 
+    def steps_on_disk(self, trial: int) -> int:
+        """``n``: the trial's steps ``0 .. n - 1`` are on disk, in Parquet or its journal.
+
+        Reads only that trial's parts and journals (and the ``part-recovered-*`` parts of
+        earlier repairs), the ``trial`` and ``step`` columns: cheap enough for recording where
+        an interrupted trial stopped. A step missing or repeated ends the count there.
+        """
+        import numpy as np
+
+        stem = f"part-{trial:05d}-"
+        parts = sorted((self.path / METRICS).glob(f"{stem}*.parquet"))
+        recovered = sorted((self.path / METRICS).glob("part-recovered-*.parquet"))
+        steps = []
+        for part in parts + recovered:
+            table = pq.read_table(part, columns=["trial", "step"])
+            mask = table["trial"].to_numpy() == trial
+            steps.append(table["step"].to_numpy()[mask])
+        done = {p.stem for p in parts}
+        for journal in sorted((self.path / JOURNAL).glob(f"{stem}*.jsonl")):
+            if journal.stem not in done:
+                steps.append(np.array([r["step"] for r in read_journal(journal)], np.int64))
+        found = np.sort(np.concatenate(steps)) if steps else np.zeros(0, np.int64)
+        wrong = np.flatnonzero(found != np.arange(found.size))
+        return int(wrong[0]) if wrong.size else int(found.size)
+
     def _rows_table(self, rows: list[dict[str, Any]]) -> pa.Table:
         try:
             return pa.Table.from_pylist(rows, schema=self.schema())

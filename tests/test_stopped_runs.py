@@ -29,10 +29,13 @@ from simlab.store import list_runs, open_run, read_metrics
 
 
 # ---------------------------------------------------------------------- killed runs
-def _long_scenario(tmp_path: Path) -> Path:
+def _long_scenario(tmp_path: Path, workers: int = 0) -> Path:
     data = copy.deepcopy(SMALL)
     data.update(steps=1_000_000, agents=[{"model": "random"}])
     data["output"] = {"flush_seconds": 0.3}
+    if workers:  # one trial per worker process
+        data.update(seeds=workers)
+        data["execution"] = {"backend": "local", "workers": workers}
     path = tmp_path / "long.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
@@ -45,11 +48,11 @@ def _journal_rows(run_dir: Path) -> int:
     )
 
 
-def _start_and_signal(tmp_path: Path, sig: signal.Signals) -> tuple[Path, int]:
+def _start_and_signal(tmp_path: Path, sig: signal.Signals, workers: int = 0):
     """Run a long scenario, wait for Parquet and journal rows, send ``sig``; return dir, code."""
     out = tmp_path / "runs"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "simlab", "run", str(_long_scenario(tmp_path))]
+        [sys.executable, "-m", "simlab", "run", str(_long_scenario(tmp_path, workers))]
         + ["--out", str(out), "--run-id", "long", "--no-progress"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -60,8 +63,9 @@ def _start_and_signal(tmp_path: Path, sig: signal.Signals) -> tuple[Path, int]:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             parts = list((run_dir / "metrics.parquet").glob("part-*.parquet"))
-            if parts and run_dir.joinpath("metrics.journal").is_dir() and _journal_rows(run_dir):
-                break
+            journals = run_dir.joinpath("metrics.journal").is_dir() and _journal_rows(run_dir)
+            if len({p.name[:10] for p in parts}) >= max(workers, 1) and journals:
+                break  # each trial has flushed a part (names part-TTTTT-...) and rows follow
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             time.sleep(0.05)
         else:
@@ -117,6 +121,28 @@ def test_sigterm_gives_interrupted_run_with_rows(tmp_path: Path):
     assert trial["steps_done"] == len(df)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_worker_trial_records_the_steps_it_left_on_disk(tmp_path: Path, sig):
+    """Each interrupted trial of worker processes records every step it kept on disk.
+
+    Workers are stopped without flushing: their rows since the last flush are in the journal,
+    and the manifest counted only flushed steps (`simlab runs` said 0/N with thousands of
+    steps on disk).
+    """
+    run_dir, code = _start_and_signal(tmp_path, sig, workers=2)
+    assert code == 130
+    run = open_run(run_dir)
+    assert run.status == "interrupted"
+    df = read_metrics(run_dir)
+    for trial in run.manifest["trials"]:
+        steps = df.loc[df["trial"] == trial["index"], "step"].tolist()
+        assert steps == list(range(len(steps))) and steps
+        assert trial["status"] == "interrupted"
+        assert trial["steps_done"] == len(steps)
+    assert [r.steps_done for r in list_runs(run_dir.parent)] == [len(df)]  # `simlab runs`
+    assert _journal_rows(run_dir) > 0  # rows the last count of a worker did not include
+
+
 # ---------------------------------------------------------------------- failed trials
 
 
@@ -162,5 +188,5 @@ def _check(tmp_path, backend: str, seeds: int) -> None:
         assert steps == list(range(len(steps)))  # the steps before the stop, once each
         if t.get("status") == "failed":  # its own last word: the rows it kept
             assert 0 <= t["steps_done"] == len(steps) < sc.steps
-        elif t.get("status") == "interrupted":  # stopped with the run (a worker's last
-            assert t["steps_done"] <= len(steps) < sc.steps  # count may lag its rows)
+        elif t.get("status") == "interrupted":  # stopped with the run: the rows it kept
+            assert t["steps_done"] == len(steps) < sc.steps

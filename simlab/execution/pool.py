@@ -166,7 +166,7 @@ def run_pool(
         for index in remaining:  # started, then stopped with the run (not the failed one)
             record = store.manifest["trials"][index]
             if record.get("status") == "running":
-                store.trial_status(index, "interrupted", record.get("steps_done"))
+                store.trial_status(index, "interrupted", _steps_written(store, index, procs))
         # trials still queued (a stop before the end) are dropped: without this the queue's
         # feeder thread waits at exit to push them into a pipe no worker reads any more
         tasks.cancel_join_thread()
@@ -206,6 +206,20 @@ def _handle(msg: tuple, store: RunStore, progress, by_index: dict, remaining: se
         remaining.discard(index)
     else:  # "error"
         raise msg[2] from _RemoteTraceback(msg[3])
+
+
+def _steps_written(store: RunStore, index: int, procs: list) -> int | None:
+    """The steps an interrupted trial has on disk (its last flush's count lags its journal).
+
+    Counted only when every worker has exited (none can still be writing); otherwise, or
+    when its files cannot be read, the last count a worker sent stays.
+    """
+    if any(p.is_alive() for p in procs):
+        return None
+    try:
+        return store.steps_on_disk(index)
+    except Exception:  # noqa: BLE001 - a damaged file: `simlab resume` recounts and repairs
+        return None
 
 
 def _check_alive(procs: list) -> None:
