@@ -56,6 +56,14 @@ MODELS: dict[str, list[Equivalent]] = {
             )
             for lhs in ("self._b = np.zeros", "self._a = self.params.reg * np.eye")
         ],
+        *[
+            Equivalent(
+                "elif self._a.shape[0] != 2 * d + 1:",
+                f"elif self._a.shape[0] != 2 * d {op} 1:",
+                f"2 d is even, so 2 d {op} 1 (binding after *) is 2 d + 1 for every d",
+            )
+            for op in ("|", "^")
+        ],
         Equivalent(
             "size = max(max_id + 1, 2 * self._d.shape[0], 1024)",
             "size = max(max_id + 1, 2 * self._d.shape[0], 1023)",

@@ -95,6 +95,49 @@ def test_a_catalog_of_another_dimension_than_the_fit_is_refused(name, d_fit, d_n
             agent.act(obs)
 
 
+@pytest.mark.parametrize("name", ["linucb", "linear-ts"])
+@pytest.mark.parametrize("d", [127, 128, 300])
+def test_a_catalog_of_the_fitted_dimension_is_served_at_any_size(name, d):
+    """A catalog of the fitted d is served step after step, also past Python's small ints.
+
+    The dimension check compares values: A of size 2 d + 1 > 256 (no longer one of Python's
+    cached small ints) still matches a catalog of the same d.
+    """
+    g = np.random.default_rng(d)
+    agent = make_agent(name)
+    cat = make_catalog(np.arange(6), g.normal(size=(6, d)))
+    for t in range(2):
+        obs = make_obs(cat, np.arange(3), g.normal(size=(3, d)), t)
+        assert agent.act(obs).item_ids.shape == (3, 1)
+    assert agent._a.shape == (2 * d + 1, 2 * d + 1)
+
+
+def test_diag_linucb_increments_name_items_and_clusters_as_integers():
+    """``partial_update`` (what shards send the learner) gives integer ids.
+
+    The slates' items and the users' clusters of every edge, once each, with the summed
+    weights.
+    """
+    cat, feats, g = _world(d=2, users=12)
+    agent = make_agent("diag-linucb", num_clusters=3, clusters_per_user=2)
+    slates = agent.act(make_obs(cat, np.arange(12), feats, 0, slate_size=2)).item_ids
+    fb = make_feedback(0, np.arange(12), slates, g.integers(-1, 2, size=12))
+    inc = agent.partial_update(fb)
+    assert inc["item_ids"].dtype.kind == "i" and inc["clusters"].dtype.kind == "i"
+    rows = agent._users.rows(fb.user_ids)
+    clusters = agent._users.arrays["clusters"][rows]
+    weights = agent._users.arrays["weights"][rows]
+    expected = {}
+    for u in range(12):
+        for item in slates[u]:
+            for c, w in zip(clusters[u], weights[u], strict=True):
+                expected[(int(item), int(c))] = expected.get((int(item), int(c)), 0.0) + w * w
+    keys = zip(inc["item_ids"].tolist(), inc["clusters"].tolist(), strict=True)
+    got = dict(zip(keys, inc["d"], strict=True))
+    assert got.keys() == expected.keys()
+    np.testing.assert_allclose([got[k] for k in expected], list(expected.values()), rtol=1e-12)
+
+
 def _fitted_diag():
     cat, feats, g = _world(d=2, users=12)
     agent = make_agent("diag-linucb", num_clusters=3, clusters_per_user=2)
