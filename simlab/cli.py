@@ -21,7 +21,14 @@ import warnings
 from collections.abc import Sequence
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from simlab.cli_parser import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, build_parser
 from simlab.cli_runs import _print_summary, cmd_report, cmd_runs, cmd_show
@@ -86,6 +93,8 @@ def _progress(disable: bool, out: Console) -> Progress:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),  # from the line's recent rate (-:--:-- until it has one)
         console=out,
         disable=disable,
         transient=False,

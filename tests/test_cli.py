@@ -252,3 +252,51 @@ def test_progress_lines_stay_few_for_many_trials(monkeypatch, agents, seeds, poi
     assert len(tasks) == expected
     assert sum(t.total for t in tasks) == 10 * len(trials)
     assert all(t.completed == t.total for t in tasks)  # resumed steps counted once
+
+
+def test_progress_lines_say_how_long_is_left(monkeypatch):
+    """Each line gives elapsed time and the time left at its recent rate.
+
+    A resumed trial's earlier steps do not count as speed; ``-:--:--`` before the first step.
+    """
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from simlab import cli
+
+    clock = [100.0]
+    held = []
+    real = cli._progress
+
+    def timed_progress(disable, out):
+        held.append(real(False, Console(file=io.StringIO(), width=160)))
+        held[-1].get_time = lambda: clock[0]
+        return held[-1]
+
+    monkeypatch.setattr(cli, "_progress", timed_progress)
+    trials = [SimpleNamespace(info=SimpleNamespace(index=0, agent="mf", seed=0, params={}))]
+    lines = []
+
+    def start(on_step):
+        progress = held[0]
+        lines.append(_rendered(progress))
+        for k in range(41, 61):  # 40 steps were done before this (a resume): 2 s per step
+            clock[0] += 2.0
+            on_step(SimpleNamespace(index=0), k)
+            if k in (50, 60):
+                lines.append(_rendered(progress))
+        return "store"
+
+    assert cli._run_with_progress(trials, 100, False, None, start, {0: 40}) == "store"
+    assert "40/100" in lines[0] and "left -:--:--" in lines[0]
+    assert "50/100" in lines[1] and "left 0:01:40" in lines[1]  # 50 steps at 2 s
+    assert "60/100" in lines[2] and "left 0:01:20" in lines[2]
+
+
+def _rendered(progress) -> str:
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=160)
+    console.print(progress.make_tasks_table(progress.tasks))
+    return console.file.getvalue()
