@@ -218,7 +218,8 @@ class Platform:
         if n < max(k, 1):
             raise ScenarioError(
                 f"platform.slate_size: {k} is more than the {n} live "
-                f"items at step {t}; increase content.initial_items or content.items_per_step"
+                f"items at step {t}; increase content.initial_items or content.items_per_step "
+                "(content.num_docs for a fixed corpus)"
             )
         most = int(np.diff(consumed[0]).max(initial=0)) if consumed is not None else 0
         if most:
@@ -255,7 +256,8 @@ class Platform:
             raise ScenarioError(
                 f"platform.exclude_consumed: at step {t} a user has consumed {most} of the {n} "
                 f"live items, leaving {n - most}, fewer than slate_size {k}; publish more "
-                "items (content.items_per_step) or lower platform.slate_size"
+                "items (content.items_per_step; content.num_docs for a fixed corpus) or lower "
+                "platform.slate_size"
             )
         indptr, items = consumed
         if c == 0 and (np.diff(indptr) == most).all():

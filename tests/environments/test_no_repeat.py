@@ -82,6 +82,24 @@ def test_too_few_unconsumed_items_is_a_clear_error():
             world.step(t)
 
 
+@pytest.mark.parametrize("corpus", ["recsim-corpus", "creators"])
+def test_the_error_names_the_setting_of_either_kind_of_catalog(corpus):
+    """A fixed corpus has no items_per_step: the message also names its num_docs."""
+    content = {"model": corpus, "num_docs": 8}
+    if corpus == "creators":
+        content = {"model": corpus, "initial_items": 8, "items_per_step": 0, "lifetime": 100}
+    sc = make_small(
+        ("content", content), "users.no_click_utility=-3", "platform.slate_size=4",
+        "platform.exclude_consumed=true", "world.dim=8",
+    )  # fmt: skip
+    world = World(sc, 0, 0)
+    with pytest.raises(ScenarioError) as info:
+        for t in range(40):
+            world.step(t)
+    text = str(info.value)
+    assert "(content.items_per_step; content.num_docs for a fixed corpus)" in text
+
+
 def _chaney(*overrides, steps=25):
     return make_small(
         ("users", {"model": "chaney", "num_users": 30}),
