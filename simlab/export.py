@@ -28,7 +28,8 @@ action (the item and its slot), the user's response and the logging policy's pro
 
 Propensities: agents that sample their slates log them (``logging_policy: sampled``);
 deterministic agents log 1.0 (``deterministic``); agents that sample without a closed form,
-and re-ranked slates, log NaN (``unknown``). Every format records which.
+and re-ranked slates, log NaN (``unknown``). Every format records which. The platform's
+start-up steps serve uniformly random slates whatever the agent and log 1/C.
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ user/item feature dimensions):
   Open Bandit Pipeline's slate estimators take). Agents that sample report it
   (``logging_policy = "sampled"``, :meth:`~simlab.agents.base.Agent.propensities`);
   deterministic agents get 1.0; agents that sample without a closed form, and slates that
-  re-rankers changed, get NaN.
+  re-rankers changed, get NaN. The platform's start-up steps (``platform.startup_steps``)
+  serve uniformly random slates whatever the agent: ``1 / C`` in every slot (``C``
+  candidates).
 
 :func:`logging_policy` names which of the three a trial's propensities are; the run's
 manifest records it per trial.
@@ -62,13 +64,24 @@ def scenario_logging_policy(scenario: Any, agent_index: int) -> str:
 
 
 def logged_context(
-    agent: Any, rerankers: list[Any], obs: Observation, slates: Slates, catalog: Catalog
+    agent: Any,
+    rerankers: list[Any],
+    obs: Observation,
+    slates: Slates,
+    catalog: Catalog,
+    startup: bool = False,
 ) -> LoggedContext:
-    """The :class:`LoggedContext` of ``slates``, served for ``obs`` (call right after acting)."""
+    """The :class:`LoggedContext` of ``slates``, served for ``obs`` (call right after acting).
+
+    ``startup``: the platform's start-up served them (uniformly random: ``1 / C`` per slot),
+    not the agent, whose propensities do not apply (and may need an ``act`` first).
+    """
     b, k = slates.item_ids.shape
     kind = logging_policy(agent, rerankers)
     prop = None
-    if kind == "sampled" and b:
+    if startup:
+        prop = np.full((b, k), 1.0 / max(obs.candidates.shape[1], 1))
+    elif kind == "sampled" and b:
         prop = agent.propensities(obs, slates)
     if prop is None:
         prop = np.full((b, k), 1.0 if kind == "deterministic" else np.nan)

@@ -38,11 +38,12 @@ STATUSES = ("starting", "running", "completed", "failed", "interrupted")
 TRIAL_STATUSES = ("pending", "running", "completed", "failed", "interrupted")
 ID_COLUMNS = ("run_id", "trial", "agent", "seed", "step")  # the metrics table's id columns
 SUMMARIES = ("mean", "last")  # how a metric is summarised over steps
+_STARTUP = "; the platform's start-up steps, random slates, log 1/C"
 LOGGING_POLICIES = {
-    "sampled": "the agent samples its slates and reports their probabilities",
-    "deterministic": "the agent is deterministic given its observation: propensity 1.0",
+    "sampled": "the agent samples its slates and reports their probabilities" + _STARTUP,
+    "deterministic": "the agent is deterministic given its observation: propensity 1.0" + _STARTUP,
     "unknown": "the agent samples without a closed-form probability, or re-rankers changed "
-    "its slates: propensity NaN",
+    "its slates: propensity NaN" + _STARTUP,
 }
 """Kinds of logged propensities, with what each means (a trial's ``logging_policy``)."""
 

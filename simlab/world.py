@@ -164,7 +164,12 @@ class World:
             from simlab.logged import logged_context
 
             self.last_logged = logged_context(
-                self.agent, self.platform.rerankers, obs, slates, catalog
+                self.agent,
+                self.platform.rerankers,
+                obs,
+                slates,
+                catalog,
+                startup=self.platform.in_startup(t),
             )
         cands = None if obs.shared_candidates else obs.candidates
         # a deferred history that nothing kept is never built (see ClickHistory.deferred)
