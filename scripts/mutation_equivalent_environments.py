@@ -263,6 +263,18 @@ ENVIRONMENTS: dict[str, list[Equivalent]] = {
     ],
     "environments/users.py": [
         Equivalent("_UTILITY_BLOCK = 1 << 18", "_UTILITY_BLOCK = 1 / 18", ROW_BLOCK),
+        Equivalent("_UTILITY_BLOCK = 1 << 18", "_UTILITY_BLOCK = 1 % 18", ROW_BLOCK),
+        *[
+            Equivalent(
+                "if user_ids.shape[0] == n and n and user_ids[0] == self.lo and user_ids[-1] == "
+                "self.hi - 1:",
+                "if user_ids.shape[0] == n and n and user_ids[0] == self.lo and user_ids[-1] == "
+                f"self.hi {op} 1:",
+                "the condition only picks the slice over the general path's gather of the "
+                "same rows (user_ids - lo); taking it less often is speed only",
+            )
+            for op in ("%", "&")
+        ],
         Equivalent("n = uid.shape[0]", "n = uid.shape[ -1]", ONE_DIM_LENGTH),
         Equivalent(
             "if user_ids.shape[0] == n and n and user_ids[0] == self.lo and user_ids[-1] == "

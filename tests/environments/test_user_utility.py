@@ -92,3 +92,25 @@ def test_a_one_user_shard_scores_and_serves_its_user(user_range):
         assert shared[0, c] == pytest.approx(want, rel=1e-5, abs=1e-5)
     fb = pop.respond(0, user, items.item_ids[None, :K], items)
     assert fb.user_ids.tolist() == user.tolist() and fb.slates.shape == (1, K)
+
+
+@pytest.mark.parametrize("concentration", [1e4, 1e6, 1e300])
+def test_a_peaked_topic_mixture_puts_each_user_on_one_topic_centre(concentration):
+    """At a huge ``topic_concentration`` each user's interest is its top topic's centre.
+
+    The mixture is one-hot: the interest is that centre, normalised, and finite (the softmax
+    subtracts the largest logit; adding it overflowed to inf/inf).
+    """
+    from test_user_dynamics import SEED, TOPICS, context
+
+    from simlab.environments.common import topic_centres
+    from simlab.rng import Stream
+
+    ctx = context()
+    interests, initial = population(topic_concentration=concentration).interests()
+    assert np.isfinite(interests).all() and np.isfinite(initial).all()
+    centres = topic_centres(SEED, TOPICS, ctx.dim, ctx.topic_spread)
+    centres = centres / np.linalg.norm(centres, axis=1, keepdims=True)
+    draws = Stream(SEED, "users/mixture").normal(np.arange(interests.shape[0]), 0, size=TOPICS)
+    top = np.argmax(draws, axis=1)
+    np.testing.assert_allclose(initial, centres[top], rtol=1e-6, atol=1e-6)
