@@ -138,10 +138,11 @@ def _batch(feedback: Any, logged: Any) -> pa.RecordBatch:
     ]
     names = list(EVENT_SCHEMA.names)
     if logged is not None:
+        items = np.asarray(logged.item_features, np.float32)
         columns += [
             pa.array(np.ascontiguousarray(logged.propensity, np.float64).ravel()),
             _fixed_lists(np.repeat(np.asarray(logged.user_features, np.float32), k, axis=0)),
-            _fixed_lists(np.asarray(logged.item_features, np.float32).reshape(b * k, -1)),
+            _fixed_lists(items.reshape(b * k, items.shape[-1])),  # (no -1: b may be 0)
         ]
         names += ["propensity", "user_features", "item_features"]
     return pa.record_batch(columns, names=names)

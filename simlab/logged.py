@@ -88,6 +88,10 @@ def logged_context(
     rows = catalog.rows(slates.item_ids.ravel())
     return LoggedContext(
         user_features=np.asarray(obs.user_features, np.float32),
-        item_features=np.asarray(catalog.features[rows], np.float32).reshape(b, k, -1),
+        item_features=np.asarray(catalog.features[rows], np.float32).reshape(
+            b,
+            k,
+            catalog.features.shape[1],  # (-1 cannot be inferred when no user came)
+        ),
         propensity=np.asarray(prop, np.float64).reshape(b, k),
     )

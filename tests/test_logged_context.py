@@ -1,4 +1,6 @@
-"""The event log's propensities of the platform's start-up steps: 1/C, whatever the agent.
+"""The event log's context of a step: start-up propensities, and steps nobody visited.
+
+The platform's start-up steps log propensities of 1/C, whatever the agent.
 
 During ``platform.startup_steps`` the platform serves uniformly random slates, not the agent.
 The log asked the agent for its propensities anyway: a deterministic agent logged 1.0 for
@@ -7,6 +9,9 @@ closed form computed them for slates it never chose, and epsilon-greedy, asked b
 first ``act``, stopped the run with an AttributeError (found by a CLI fuzz: one step, one
 start-up step, events on). Start-up rows now log ``1 / C`` in every slot (``C`` candidates of
 the user's observation); the agent's own propensities follow from the first step it serves.
+
+A step at which no user arrives logs nothing: its context used to stop the run with numpy's
+"cannot reshape array of size 0" (the item features' width was inferred from no rows).
 """
 
 from __future__ import annotations
@@ -94,3 +99,26 @@ def test_a_run_of_start_up_steps_only_writes_its_log(tmp_path, workers):
     live = ev.groupby("trial").size().to_numpy()  # every trial logged its impressions
     assert live.size == 2 and (live > 0).all()
     assert np.allclose(ev["propensity"], 1 / 200)  # the small world's 200 live items
+
+
+@pytest.mark.parametrize("agent", [{"model": "popularity"}, {"model": "epsilon-greedy"}])
+@pytest.mark.parametrize("startup", [0, 2])
+def test_a_step_without_visitors_logs_empty_context(tmp_path, agent, startup):
+    """One user who rarely returns: the steps without a visit log (0, K, d) features, no rows."""
+    sc = make_small(
+        "output.events=true", "users.num_users=1", "users.return_prob=0.3",
+        "users.return_spread=0", f"platform.startup_steps={startup}", steps=12, agents=[agent],
+    )  # fmt: skip
+    world = World(sc, 0, 0)
+    empty = 0
+    for t in range(sc.steps):
+        world.step(t)
+        logged = world.last_logged
+        if logged.propensity.shape[0] == 0:
+            empty += 1
+            assert logged.item_features.shape == (0, 5, sc.world.dim)
+            assert logged.user_features.shape[0] == 0
+    assert 0 < empty < sc.steps  # both kinds of step happened
+    store = run_scenario(sc, out_dir=tmp_path)
+    ev = pd.read_parquet(store.path / "events")
+    assert store.status == "completed" and 0 < ev["step"].nunique() < sc.steps
