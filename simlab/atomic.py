@@ -15,11 +15,14 @@ __all__ = ["replacing"]
 
 
 @contextlib.contextmanager
-def replacing(path: Path, tmp: Path) -> Iterator[Path]:
+def replacing(path: Path, tmp: Path | None = None) -> Iterator[Path]:
     """Yield ``tmp`` to write; when the block ends without error, rename it over ``path``.
 
-    Whatever happens, ``tmp`` is gone afterwards (renamed, or removed after a failure).
+    ``tmp`` defaults to ``.NAME.tmp`` beside ``path`` (hidden, and a name run directories'
+    clean-up recognises). Whatever happens, ``tmp`` is gone afterwards (renamed, or removed
+    after a failure or an interruption).
     """
+    tmp = path.with_name(f".{path.name}.tmp") if tmp is None else tmp
     try:
         yield tmp
         os.replace(tmp, path)

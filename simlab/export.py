@@ -43,6 +43,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from simlab.atomic import replacing
 from simlab.errors import DependencyNotInstalled, RunStoreError
 from simlab.events import read_part
 from simlab.logged import LOGGING_POLICIES
@@ -171,7 +172,8 @@ def _parquet(store, events: pd.DataFrame, folder: Path, reward: str) -> list[Pat
     }
     table = table.replace_schema_metadata({"simlab": json.dumps(meta)})
     path = folder / "events.parquet"
-    pq.write_table(table, path)
+    with replacing(path) as tmp:  # whole or not at all (an interrupted export)
+        pq.write_table(table, tmp)
     return [path]
 
 
@@ -183,20 +185,21 @@ def _obp(store, events: pd.DataFrame, folder: Path, reward: str) -> list[Path]:
         sub = folder / f"trial={trial}"
         sub.mkdir(exist_ok=True)
         path = sub / "bandit_feedback.npz"
-        np.savez(
-            path,
-            n_rounds=np.int64(len(ev)),
-            n_actions=np.int64(item_ids.size),
-            action=action.astype(np.int64),
-            position=ev["position"].to_numpy(np.int64),
-            reward=ev["reward"].to_numpy(np.float64),
-            pscore=ev["propensity"].to_numpy(np.float64),
-            context=np.stack(ev["user_features"].to_numpy()).astype(np.float64),
-            action_context=np.stack(first.loc[item_ids].to_numpy()).astype(np.float64),
-            item_id=item_ids.astype(np.int64),
-            step=ev["step"].to_numpy(np.int64),
-            user_id=ev["user_id"].to_numpy(np.int64),
-        )
+        with replacing(path) as tmp, open(tmp, "wb") as f:  # (a file: savez adds no suffix)
+            np.savez(
+                f,
+                n_rounds=np.int64(len(ev)),
+                n_actions=np.int64(item_ids.size),
+                action=action.astype(np.int64),
+                position=ev["position"].to_numpy(np.int64),
+                reward=ev["reward"].to_numpy(np.float64),
+                pscore=ev["propensity"].to_numpy(np.float64),
+                context=np.stack(ev["user_features"].to_numpy()).astype(np.float64),
+                action_context=np.stack(first.loc[item_ids].to_numpy()).astype(np.float64),
+                item_id=item_ids.astype(np.int64),
+                step=ev["step"].to_numpy(np.int64),
+                user_id=ev["user_id"].to_numpy(np.int64),
+            )
         policy = ev["logging_policy"].iloc[0]
         meta = {
             "run_id": store.run_id,
@@ -209,7 +212,8 @@ def _obp(store, events: pd.DataFrame, folder: Path, reward: str) -> list[Path]:
             "pscore": LOGGING_POLICIES[policy]
             + "; a per-slot marginal (the position-based form of the Open Bandit Dataset)",
         }
-        (sub / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        with replacing(sub / "meta.json") as tmp:
+            tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
         paths += [path, sub / "meta.json"]
     return paths
 

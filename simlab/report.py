@@ -32,6 +32,7 @@ import difflib
 from collections.abc import Sequence
 from pathlib import Path
 
+from simlab.atomic import replacing
 from simlab.errors import RegistryError, RunStoreError, SimlabError
 from simlab.intervals import (
     DEFAULT_INTERVAL,
@@ -167,12 +168,15 @@ def build_report(
         )
     result.baseline = baseline or agents[0]
     result.tables = window_tables(df, store.path, store.manifest, sweep, result.baseline)
-    for name, table in result.tables.items():
-        table.to_csv(out / (name.replace(" ", "_") + ".csv"), index=False)
+    for name, table in result.tables.items():  # each file whole or not at all
+        with replacing(out / (name.replace(" ", "_") + ".csv")) as tmp:
+            table.to_csv(tmp, index=False)
     result.csv = out / "summary.csv"
-    result.summary.to_csv(result.csv, index=False)
+    with replacing(result.csv) as tmp:
+        result.summary.to_csv(tmp, index=False)
     result.markdown = out / "report.md"
-    result.markdown.write_text(_markdown(result, store), encoding="utf-8")
+    with replacing(result.markdown) as tmp:
+        tmp.write_text(_markdown(result, store), encoding="utf-8")
     return result
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from simlab.atomic import replacing
 from simlab.intervals import INTERVALS, aggregate
 from simlab.report_result import ReportResult
 
@@ -71,5 +72,6 @@ def _plot_metric(df, metric: str, result: ReportResult, out: Path, value_range=N
     fig.suptitle(f"{metric} ({kind}; mean over seeds, {how})", fontsize=10)
     fig.tight_layout()
     path = out / (metric.replace("/", "_") + ".png")
-    fig.savefig(path, format="png")
+    with replacing(path) as tmp:  # whole or not at all
+        fig.savefig(tmp, format="png")
     return path
