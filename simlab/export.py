@@ -35,6 +35,9 @@ start-up steps serve uniformly random slates whatever the agent and log 1/C.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -219,8 +222,6 @@ def _obp(store, events: pd.DataFrame, folder: Path, reward: str) -> list[Path]:
 
 
 def _minari(store, events: pd.DataFrame, folder: Path, reward: str) -> list[Path]:
-    import os
-
     try:
         import minari
         from gymnasium import spaces
@@ -229,36 +230,59 @@ def _minari(store, events: pd.DataFrame, folder: Path, reward: str) -> list[Path
         raise DependencyNotInstalled(
             "exporting to Minari needs minari: pip install 'minari[create,arrow]>=0.5.4'"
         ) from e
+    # Minari writes into MINARI_DATASETS_PATH and refuses an existing id: each dataset is
+    # made in a hidden staging folder, then moved over an earlier export of the same run
+    staging = folder / f".minari-{os.getpid()}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
     before = os.environ.get("MINARI_DATASETS_PATH")
-    os.environ["MINARI_DATASETS_PATH"] = str(folder.resolve())
+    os.environ["MINARI_DATASETS_PATH"] = str(staging.resolve())
     paths = []
     try:
         for trial, ev in events.groupby("trial", sort=True):
             dataset_id = f"simlab/{_minari_name(store.run_id)}-trial{trial}-v0"
             buffers, obs_space, act_space = _episodes(ev, EpisodeBuffer, spaces)
-            minari.create_dataset_from_buffers(
-                dataset_id=dataset_id,
-                buffer=buffers,
-                observation_space=obs_space,
-                action_space=act_space,
-                algorithm_name=f"simlab agent {ev['agent'].iloc[0]}",
-                author="simlab",
-                author_email="n/a",
-                code_permalink="n/a",
-                description=(
-                    f"simlab run {store.run_id}, trial {trial} (seed {ev['seed'].iloc[0]}): one "
-                    f"episode per user; reward = {reward}; propensities: "
-                    f"{LOGGING_POLICIES[ev['logging_policy'].iloc[0]]}"
-                ),
-                data_format="arrow",
-            )
-            paths.append(folder / dataset_id)
+            with warnings.catch_warnings():  # by design: no environment to evaluate or spec
+                warnings.filterwarnings(
+                    "ignore", message=r".*(eval_env|env_spec)`? is", module="minari"
+                )
+                minari.create_dataset_from_buffers(
+                    dataset_id=dataset_id,
+                    buffer=buffers,
+                    observation_space=obs_space,
+                    action_space=act_space,
+                    algorithm_name=f"simlab agent {ev['agent'].iloc[0]}",
+                    author="simlab",
+                    author_email="n/a",
+                    code_permalink="n/a",
+                    description=(
+                        f"simlab run {store.run_id}, trial {trial} (seed "
+                        f"{ev['seed'].iloc[0]}): one episode per user; reward = {reward}; "
+                        f"propensities: {LOGGING_POLICIES[ev['logging_policy'].iloc[0]]}"
+                    ),
+                    data_format="arrow",
+                )
+            paths.append(_move_over(staging / dataset_id, folder / dataset_id))
+        for meta in staging.glob("*/namespace_metadata.json"):  # Minari's, of "simlab/"
+            os.replace(meta, folder / meta.relative_to(staging))
     finally:
         if before is None:
             os.environ.pop("MINARI_DATASETS_PATH", None)
         else:
             os.environ["MINARI_DATASETS_PATH"] = before
+        shutil.rmtree(staging, ignore_errors=True)
     return paths
+
+
+def _move_over(made: Path, target: Path) -> Path:
+    """Put the folder ``made`` at ``target``, replacing an earlier one (never half of one)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old = target.with_name(f".{target.name}.old.tmp")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(made, target)
+    shutil.rmtree(old, ignore_errors=True)
+    return target
 
 
 def _minari_name(run_id: str) -> str:

@@ -6,7 +6,9 @@ disk mid-write left half a file where a reader expects a whole one (or a half-ov
 earlier export). Each is now written under a hidden temporary name and renamed over the
 target (``simlab.atomic.replacing``). Each writer is made to stop half-way, by an interruption
 or a full disk, on a first write (no file is left) and on a rewrite (the earlier file stays,
-byte for byte); no temporary file is left either way.
+byte for byte); no temporary file is left either way. A Minari export made each dataset in
+place and refused one that existed (``simlab export`` run twice stopped with a traceback):
+each is now made in a hidden staging folder and moved over the earlier one.
 """
 
 from __future__ import annotations
@@ -106,3 +108,50 @@ def test_a_writer_stopped_half_way_leaves_no_half_file(
         _check(out, before)
     produce()  # and the next write succeeds over what is left
     assert not [f for f in _files(out) if ".tmp" in f]
+
+
+def _minari_files(out: Path) -> dict[str, bytes]:
+    return {k: v for k, v in _files(out).items() if "namespace_metadata" not in k}
+
+
+@pytest.mark.parametrize("stop", STOPS, ids=STOP_IDS)
+def test_minari_exports_replace_an_earlier_one_and_stop_without_half_datasets(
+    run_dir, tmp_path, monkeypatch, stop
+):
+    """A Minari export replaces an earlier one; stopped half-way, it leaves the earlier whole.
+
+    Minari refused the existing id with a ValueError (a traceback from `simlab export` run
+    twice). No staging folder is left.
+    """
+    import warnings
+
+    import minari
+
+    out = tmp_path / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Minari's notes on the missing env are by design
+        first = export_run(run_dir, "minari", out=out)
+        again = export_run(run_dir, "minari", out=out)
+    assert first == again and len(first) == 4  # 2 agents x 2 seeds
+    before = _minari_files(out)
+    assert not [name for name in before if ".tmp" in name]
+    real = minari.create_dataset_from_buffers
+
+    def half(*args, **kwargs):
+        import os
+
+        made = Path(os.environ["MINARI_DATASETS_PATH"]) / kwargs["dataset_id"] / "data"
+        made.mkdir(parents=True)
+        (made / "part-0.arrow").write_bytes(b"half a file")
+        raise stop()
+
+    monkeypatch.setattr(minari, "create_dataset_from_buffers", half)
+    with pytest.raises((KeyboardInterrupt, OSError)):
+        export_run(run_dir, "minari", out=out)
+    monkeypatch.setattr(minari, "create_dataset_from_buffers", real)
+    assert _minari_files(out) == before
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name]
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(out))
+    for path in first:
+        data = minari.load_dataset(f"simlab/{path.name}")
+        assert data.total_episodes > 0
