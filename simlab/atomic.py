@@ -18,11 +18,12 @@ __all__ = ["replacing"]
 def replacing(path: Path, tmp: Path | None = None) -> Iterator[Path]:
     """Yield ``tmp`` to write; when the block ends without error, rename it over ``path``.
 
-    ``tmp`` defaults to ``.NAME.tmp`` beside ``path`` (hidden, and a name run directories'
-    clean-up recognises). Whatever happens, ``tmp`` is gone afterwards (renamed, or removed
+    ``tmp`` defaults to ``.NAME.tmp-PID`` beside ``path`` (hidden, a name run directories'
+    clean-up recognises, and this process's own: two processes writing the same file each
+    rename a whole one). Whatever happens, ``tmp`` is gone afterwards (renamed, or removed
     after a failure or an interruption).
     """
-    tmp = path.with_name(f".{path.name}.tmp") if tmp is None else tmp
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}") if tmp is None else tmp
     try:
         yield tmp
         os.replace(tmp, path)
