@@ -88,7 +88,10 @@ class Agent:
         self.seed = int(ctx.seed)
 
     def act(self, obs: Observation) -> Slates:
-        """Return ``obs.slate_size`` distinct candidate items per served user."""
+        """Return ``obs.slate_size`` distinct candidate items per served user.
+
+        Called with at least one user (a step nobody visits gets the empty slate without it).
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement act()")
 
     def update(self, feedback: Feedback) -> None:
