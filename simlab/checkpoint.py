@@ -259,7 +259,7 @@ def write_checkpoint(
     folder = _folder(run_path, trial)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step={step}{SUFFIX}"
-    with replacing(path, folder / f".step={step}{SUFFIX}.tmp-{os.getpid()}") as tmp:
+    with replacing(path) as tmp:
         write_tree(tmp, state, meta)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())

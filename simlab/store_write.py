@@ -39,7 +39,7 @@ def _now() -> str:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    with replacing(path, path.with_name(f".{path.name}.tmp-{os.getpid()}")) as tmp:
+    with replacing(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
