@@ -105,12 +105,6 @@ GYM: dict[str, list[Equivalent]] = {
             "`<= PAD` for `== PAD` on item ids: ids are >= 0 and PAD is -1, so no id is below "
             "PAD and both pick the padding slots",
         ),
-        Equivalent(
-            "self.world = World(scenario, 0, check_seed(seed))",
-            "self.world = World(scenario, -1, check_seed(seed))",
-            "agent index -1 for 0: the gym scenario holds exactly one (placeholder) agent "
-            "(environments.gym.scenarios forces `agents: [{model: random}]`), so both are it",
-        ),
     ],
     "environments/gym/slate.py": [
         *mutants_of(

@@ -8,7 +8,6 @@ leave ``--out`` (no ``/``, no ``..``, no absolute path), counts must be in range
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from typing import NoReturn
 
@@ -16,8 +15,6 @@ __all__ = ["build_parser", "SimlabArgumentParser", "run_id_arg", "path_arg"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 """Exit codes of ``simlab`` (see :mod:`simlab.cli`)."""
-
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+=-]{0,199}$")
 
 
 class SimlabArgumentParser(argparse.ArgumentParser):
@@ -36,14 +33,12 @@ def path_arg(text: str) -> str:
 
 
 def run_id_arg(text: str) -> str:
-    """``--run-id``: one folder name under ``--out`` (letters, digits, ``_.@+=-``)."""
-    if not _RUN_ID.match(text) or text in (".", ".."):
-        shown = repr(text) if len(text) <= 60 else repr(text[:57]) + "..."
-        raise argparse.ArgumentTypeError(
-            f"{shown} is not a run id: use at most 200 letters, digits, '_', '.', '@', '+', "
-            "'=' or '-', starting with a letter or digit (it names one folder under --out: "
-            "no '/', no '..', no absolute path)"
-        )
+    """``--run-id``: one folder name under ``--out`` (see ``store_write.run_id_problem``)."""
+    from simlab.store_write import run_id_problem  # (pyarrow: only when the flag is given)
+
+    problem = run_id_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
     return text
 
 

@@ -9,6 +9,7 @@ settings (an intervention switched on), not which agents and seeds run. Part of
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,8 @@ def fork_plan(
 
     source = open_run(fork[0], runs_dir=scenario.output.dir)
     step = fork[1]
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
+        raise RunStoreError(f"--from: expects a step in 0..{scenario.steps}, got {step!r}")
     if step > scenario.steps:
         raise RunStoreError(f"--from: step {step} is beyond this scenario's {scenario.steps} steps")
     saved = saved_scenario(source.path, trust_code)

@@ -122,6 +122,17 @@ def run_scenario(
     """
     from simlab.execution.pool import check_not_bootstrapping
 
+    if not isinstance(scenario, Scenario):
+        raise TypeError(
+            "Expects `scenario` to be a Scenario (simlab.scenario.load_scenario or "
+            f"parse_scenario), actual type: {type(scenario).__name__}"
+        )
+    _check_progress(progress)
+    if fork is not None and not (isinstance(fork, tuple) and len(fork) == 2):
+        raise TypeError(
+            "Expects `fork` to be a (run directory, step) pair (simlab.fork.parse_fork reads "
+            f"'RUN@STEP'), actual value: {fork!r}"[:300]
+        )
     check_not_bootstrapping()
     trials = plan_trials(scenario)
     plan = fork_plan(scenario, trials, fork, trust_code) if fork else None
@@ -203,6 +214,15 @@ def _finish(store: RunStore, status: str, error: str) -> None:
 
 
 # ---------------------------------------------------------------------- resume
+def _check_progress(progress: object) -> None:
+    """Raise ``TypeError`` unless ``progress`` is None or callable."""
+    if progress is not None and not callable(progress):
+        raise TypeError(
+            "Expects `progress` to be None or callable as progress(trial, steps_done), "
+            f"actual type: {type(progress).__name__}"
+        )
+
+
 def resume_run(
     path: str | Path,
     overrides: list[str | tuple[str, Any]] | None = None,
@@ -221,6 +241,7 @@ def resume_run(
     from simlab.execution.pool import check_not_bootstrapping
     from simlab.store import open_run
 
+    _check_progress(progress)
     check_not_bootstrapping()
     store = open_run(path, runs_dir=runs_dir)
     _check_resumable(store)

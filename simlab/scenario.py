@@ -18,6 +18,7 @@ public name re-exported here.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,7 +219,13 @@ def load_scenario(path: str | Path, overrides: Iterable[str | tuple[str, Any]] =
 
     Raises:
         ScenarioError: with one line per problem, each naming the field path.
+        TypeError: ``path`` is not a path (parse a mapping with :func:`parse_scenario`).
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            "Expects `path` to be a str or path of a scenario YAML file (a mapping goes to "
+            f"parse_scenario), actual type: {type(path).__name__}"
+        )
     path = Path(path)
     data = read_yaml_file(path)
     if data is None:

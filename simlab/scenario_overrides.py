@@ -103,8 +103,21 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str | tuple[str, Any]]) -> dict:
     """Return a deep copy of ``data`` with ``--set`` overrides applied."""
+    if isinstance(overrides, (str, bytes)):
+        raise TypeError(
+            "Expects `overrides` to be a list of 'path.to.field=value' strings or (path, "
+            f"value) pairs, actual value: the single string {overrides!r}"
+        )
     out = copy.deepcopy(data)
     for item in overrides:
-        path, value = parse_set(item) if isinstance(item, str) else item
+        if isinstance(item, str):
+            path, value = parse_set(item)
+        elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+            path, value = item
+        else:
+            raise TypeError(
+                "Expects each override to be a 'path.to.field=value' string or a (path, "
+                f"value) pair with a str path, actual value: {item!r}"[:300]
+            )
         set_path(out, path, value)
     return out

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import secrets
 import socket
 import time
@@ -83,6 +84,28 @@ class TrialInfo:
     warmup: int = 0
 
 
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+=-]{0,199}$")
+
+
+def run_id_problem(run_id: object) -> str | None:
+    """Why ``run_id`` cannot name a run directory, or None when it can.
+
+    A run id is one folder name under the runs folder: at most 200 letters, digits, ``_``,
+    ``.``, ``@``, ``+``, ``=`` or ``-``, starting with a letter or digit (so no ``/``, no
+    ``..``, no absolute path, nothing a shell or another system reads differently).
+    """
+    if not isinstance(run_id, str):
+        return f"a run id is a str, actual type: {type(run_id).__name__}"
+    if _RUN_ID.match(run_id) and run_id not in (".", ".."):
+        return None
+    shown = repr(run_id) if len(run_id) <= 60 else repr(run_id[:57]) + "..."
+    return (
+        f"{shown} is not a run id: use at most 200 letters, digits, '_', '.', '@', '+', "
+        "'=' or '-', starting with a letter or digit (it names one folder under --out: "
+        "no '/', no '..', no absolute path)"
+    )
+
+
 _W = TypeVar("_W", bound="RunWriter")
 
 
@@ -111,6 +134,10 @@ class RunWriter:
         run killed in its first second is still a run directory (``crashed``, resumable).
         The caller marks it ``running`` and later finishes it.
         """
+        if run_id is not None and run_id != "":
+            problem = run_id_problem(run_id)
+            if problem:
+                raise ValueError(f"Expects `run_id` to name one run directory: {problem}")
         parent = Path(parent)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         run_id = run_id or f"{scenario_name}-{stamp}-{secrets.token_hex(2)}"

@@ -18,6 +18,7 @@ told, are in :mod:`simlab.world_context` (re-exported here).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -74,6 +75,25 @@ def bind_hooks(agent: Any, world: World) -> None:
         agent.bind_social_graph(world.population.social_graph())
 
 
+def _check_world_args(scenario: object, agent_index: object) -> None:
+    """Raise ``TypeError``/``ValueError`` naming a ``World`` argument of the wrong kind."""
+    if not isinstance(scenario, Scenario):
+        raise TypeError(
+            "Expects `scenario` to be a Scenario (simlab.scenario.load_scenario or "
+            f"parse_scenario), actual type: {type(scenario).__name__}"
+        )
+    n = len(scenario.agents)
+    if isinstance(agent_index, bool) or not isinstance(agent_index, (int, np.integer)):
+        raise TypeError(
+            f"Expects `agent_index` to be an int, actual type: {type(agent_index).__name__}"
+        )
+    if not 0 <= agent_index < n:
+        raise ValueError(
+            f"Expects `agent_index` to be in [0, {n}) (the scenario's {n} agents), actual "
+            f"value: {agent_index}"
+        )
+
+
 class World:
     """One closed loop for one agent and one seed.
 
@@ -100,6 +120,7 @@ class World:
         from simlab.environments.platform import Platform
         from simlab.population import LocalPopulation
 
+        _check_world_args(scenario, agent_index)
         keep_freed_memory()  # this process reuses freed arrays (simlab.allocator)
         ctx = WorldContext.from_scenario(scenario, seed)
         self.scenario = scenario
@@ -134,6 +155,17 @@ class World:
         self.last_logged: Any = None
         self.last_exposure_counts: np.ndarray | None = None
 
+    def _check_next(self, t: object) -> None:
+        """Raise ``TypeError``/``ValueError`` unless ``t`` is this world's next step."""
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)):
+            raise TypeError(f"Expects the step `t` to be an int, actual type: {type(t).__name__}")
+        if t != self.t:
+            raise ValueError(
+                f"Expects the step `t` to be this world's next step, {self.t}, actual value: "
+                f"{t}; steps run in order from 0 (or from a restored checkpoint's step), as "
+                "World.run steps them"
+            )
+
     def _build_metrics(self, names: list[str]) -> list[Metric]:
         from simlab import registry
 
@@ -152,7 +184,13 @@ class World:
         return [c for m in self.metrics for c in m.columns]
 
     def step(self, t: int) -> dict[str, float]:
-        """Run step ``t`` of the loop and return its metric row."""
+        """Run step ``t`` of the loop and return its metric row.
+
+        Steps run in order: ``t`` is :attr:`t`, the next step (0 for a new world; after
+        :meth:`restore`, the checkpoint's). Any other ``t`` raises ``ValueError``, since every
+        draw and schedule is keyed by the step (:meth:`run` steps in order for you).
+        """
+        self._check_next(t)
         if self.replicas is not None:  # slates chosen in the user shards (simlab.serving)
             return self.replicas.step(self, t)
         catalog, active = self.begin(t)
@@ -181,7 +219,9 @@ class World:
 
         Returns ``(catalog, active user ids)``. :meth:`step` is ``begin`` + serve +
         :meth:`finish`; an outside policy (``simlab.environments.gym``) serves in between.
+        ``t`` must be the next step, :attr:`t`, as for :meth:`step`.
         """
+        self._check_next(t)
         # 1. content ---------------------------------------------------------------
         self.content.step(t, self._last_exposure)
         catalog = self.content.catalog(self.platform.knows_source)
@@ -302,17 +342,22 @@ class World:
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> dict[str, Any]:
-        """The world's state between steps, as a data-only tree (see :mod:`simlab.checkpoint`)."""
+        """The world's state between steps, as a data-only tree (see :mod:`simlab.checkpoint`).
+
+        The tree is a copy: the world's later steps do not change it, so one checkpoint can
+        start any number of worlds (:meth:`restore`), at any time.
+        """
         from simlab.checkpoint import capture
 
-        return capture(self)
+        return copy.deepcopy(capture(self))
 
     def restore(self, state: dict[str, Any], saved: Scenario | None = None) -> None:
         """Continue from ``state`` (from :meth:`checkpoint`), possibly under new settings.
 
         ``saved`` is the scenario the checkpoint was taken under (default: this world's);
         components whose settings changed are rebuilt and given the saved learned state.
+        The world takes a copy of ``state``: its steps leave the caller's tree as it was.
         """
         from simlab.checkpoint import restore
 
-        restore(self, state, saved if saved is not None else self.scenario)
+        restore(self, copy.deepcopy(state), saved if saved is not None else self.scenario)

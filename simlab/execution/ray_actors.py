@@ -232,8 +232,10 @@ class _TrialActor:
 
     @_lost
     def checkpoint(self) -> dict:
-        """The world's checkpoint state."""
-        return self.world.checkpoint()
+        """The world's checkpoint state (pickled on its way out: no copy needed)."""
+        from simlab.checkpoint import capture
+
+        return capture(self.world)
 
     @_lost
     def snapshot(self, size: int) -> dict:

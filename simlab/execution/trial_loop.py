@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from simlab.checkpoint import (
+    capture,
     checkpoint_steps,
     due_checkpoint,
     meta_for,
@@ -75,7 +76,7 @@ def _run_world(trial: Trial, world: World, store: RunStore, progress) -> None:
                 write_snapshot(store.path, i, done, capture_snapshot(world, out.snapshot_users))
             if due_checkpoint(out, done, sc.steps) and done not in checkpoint_steps(store.path, i):
                 meta = meta_for(store.manifest, i, done)
-                write_checkpoint(store.path, i, done, world.checkpoint(), meta)
+                write_checkpoint(store.path, i, done, capture(world), meta)  # no copy
                 prune_checkpoints(store.path, i, out.keep_checkpoints)
     except BaseException as e:
         stopped = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
