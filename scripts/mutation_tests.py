@@ -10,6 +10,7 @@ EXTRA_TESTS = {
         "tests/test_rng.py",
         "tests/test_rng_golden.py",
         "tests/test_rng_extremes.py",
+        "tests/test_rng_arguments.py",
     ],
     "simlab/rng_gamma.py": [
         "tests/test_rng.py",

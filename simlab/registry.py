@@ -97,7 +97,7 @@ def register(kind: str, name: str, entry_point: str | type) -> None:
     _check_kind(kind)
     if not isinstance(name, str) or not name or ":" in name:
         raise ValueError(f"Expects a registry name without ':', actual value: {name!r}")
-    if isinstance(entry_point, str) and ":" not in entry_point:
+    if not (isinstance(entry_point, type) or (isinstance(entry_point, str) and ":" in entry_point)):
         raise ValueError(
             f"Expects entry_point as 'module:Class' or a class, actual value: {entry_point!r}"
         )

@@ -135,6 +135,25 @@ def _uniform_block(bits: np.ndarray, spare: np.ndarray) -> None:
     np.minimum(out, _BELOW_ONE, out=out)
 
 
+def _entity_ids(ids: np.ndarray | Sequence[int]) -> np.ndarray:
+    """``ids`` as an array, or ``TypeError`` for ids that are not integers.
+
+    A float id would be truncated (1.2 and 1.7 the same entity) and a boolean mask passed
+    as ids would key every draw by 0 or 1: both silently correlate draws that should not be.
+    """
+    a = np.asarray(ids)
+    if a.dtype.kind not in "iu" and a.size:  # (an empty list reads as float64)
+        raise TypeError(f"Expects integer entity `ids`, actual dtype: {a.dtype}")
+    return a
+
+
+def _step(step: object) -> int:
+    """``step`` as an int, or ``TypeError`` (a float step would be truncated)."""
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
+        raise TypeError(f"Expects an int `step`, actual type: {type(step).__name__}")
+    return int(step)
+
+
 def _as_shape(size: Shape) -> tuple[int, ...]:
     return (int(size),) if isinstance(size, (int, np.integer)) else tuple(int(s) for s in size)
 
@@ -187,10 +206,10 @@ class Stream(GammaDraws):
         values each), so a block's passes stay in the core's cache; ``finish(bits, scratch)``, if
         given, then turns each block's bits into the caller's draws in place.
         """
-        h = np.asarray(ids, dtype=np.int64).astype(np.uint64, order="C")
+        h = np.asarray(_entity_ids(ids), dtype=np.int64).astype(np.uint64, order="C")
         shape = _as_shape(size)
         n = math.prod(shape)
-        step_key = np.uint64((self._key ^ ((int(step) * _STEP_SALT) & _MASK)) & _MASK)
+        step_key = np.uint64((self._key ^ ((_step(step) * _STEP_SALT) & _MASK)) & _MASK)
         flat = h.ravel()  # a view: h is C-contiguous
         tmp = np.empty_like(flat)
         # a fast path for one draw per id: the same values as the general path below
@@ -269,6 +288,11 @@ class Stream(GammaDraws):
         positive int64 ``high`` rounds to a float below ``high`` (test_rng_extremes.py).
         """
         u = self.uniform(ids, step, size)
+        bound = np.asarray(high)
+        if u.size and not (bound > 0).all():  # (no draw, no range needed)
+            raise ValueError(
+                f"Expects `high` > 0 (integers on [0, high)), actual minimum: {bound.min()}"
+            )
         return np.floor(u * high).astype(np.int64)
 
     def categorical(
@@ -329,7 +353,7 @@ def numpy_generator(seed: SeedLike, stream: str, step: int = 0) -> np.random.Gen
     Use it only where the draw is not per entity (e.g. shuffling a training set); keyed
     draws through :class:`Stream` are preferred everywhere else.
     """
-    key = stream_key(seed, f"{stream}#step={int(step)}")
+    key = stream_key(seed, f"{stream}#step={_step(step)}")
     return np.random.Generator(np.random.Philox(key=key))
 
 
@@ -338,5 +362,5 @@ def torch_generator(seed: SeedLike, stream: str, step: int = 0):
     import torch
 
     g = torch.Generator()
-    g.manual_seed(stream_key(seed, f"{stream}#step={int(step)}") & ((1 << 63) - 1))
+    g.manual_seed(stream_key(seed, f"{stream}#step={_step(step)}") & ((1 << 63) - 1))
     return g

@@ -10,6 +10,7 @@ exactly like the original).
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -125,6 +126,12 @@ def check_agent(
     """
     from simlab import registry
 
+    if not isinstance(agent, (str, Mapping)) or not (isinstance(agent, str) or "model" in agent):
+        raise TypeError(
+            "Expects `agent` to be a model name, 'module:Class' or a spec mapping with a "
+            "'model' key (a class: simlab.registry.register it under a name first), actual "
+            f"value: {agent!r}"[:300]
+        )
     spec = {"model": agent} if isinstance(agent, str) else dict(agent)
     who = f"agent '{spec.get('name') or spec['model']}'"
     if getattr(registry.resolve("agents", spec["model"]), "needs_social_graph", False):
