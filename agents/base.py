@@ -88,14 +88,14 @@ class Agent:
         self.seed = int(ctx.seed)
 
     def act(self, obs: Observation) -> Slates:
-        """Return ``obs.slate_size`` distinct candidate items per served user.
+        """Return ``obs.slate_size`` distinct candidates per served user (``obs`` is read-only).
 
         Called with at least one user (a step nobody visits gets the empty slate without it).
         """
         raise NotImplementedError(f"{type(self).__name__} must implement act()")
 
     def update(self, feedback: Feedback) -> None:
-        """Learn online from one step of feedback (default: nothing)."""
+        """Learn online from one step of feedback (read-only arrays; default: nothing)."""
 
     def retrain(self, log: Log) -> None:
         """Retrain on the platform's log window (default: nothing)."""

@@ -122,6 +122,17 @@ SIMLAB: dict[str, list[Equivalent]] = {
             BLOCK_SIZE,
         ),
         Equivalent(
+            "big = flat.shape[0] * n > _BLOCKED_FROM",
+            "big = flat.shape[0] >> n > _BLOCKED_FROM",
+            BLOCK_SIZE,
+        ),
+        Equivalent(
+            "rows = max(1, _BLOCK // max(n, 1) if big else flat.shape[0])",
+            "rows = max(1, _BLOCK ** max(n, 1) if big else flat.shape[0])",
+            BLOCK_SIZE + " (rows per block: more rows, fewer blocks)",
+        ),
+        Equivalent("_BLOCKED_FROM = 1 << 20", "_BLOCKED_FROM = 1 << 21", BLOCK_SIZE),
+        Equivalent(
             "if p.ndim == 1:",
             "if p.ndim <= 1:",
             "a 0-d `probs` is refused just above, so `p.ndim` is at least 1 here",

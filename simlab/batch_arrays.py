@@ -107,6 +107,19 @@ def _check(name: str, arr: np.ndarray, shape: tuple, dtype_kind: str | None = No
         )
 
 
+def read_only_view(a):
+    """A read-only view of the array ``a`` (anything else, or a read-only array, as it is).
+
+    What extension code is handed (an agent's observation, a metric's snapshot) is the
+    world's own data: a view costs nothing, the owner keeps writing through its array, and
+    a write through the view raises numpy's "assignment destination is read-only".
+    """
+    if isinstance(a, np.ndarray) and a.flags.writeable:
+        a = a.view()
+        a.setflags(write=False)
+    return a
+
+
 def is_row_broadcast(a: np.ndarray) -> bool:
     """Whether ``a`` is a ``(B, C)`` zero-copy broadcast of one row (``B > 1``)."""
     return a.ndim == 2 and a.shape[0] > 1 and a.strides[0] == 0

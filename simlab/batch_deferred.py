@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simlab.batch_arrays import _check
+from simlab.batch_arrays import _check, read_only_view
 
 __all__ = ["Deferred"]
 
@@ -53,10 +53,14 @@ class _DeferredField:
     """
 
     def __init__(
-        self, check: tuple[tuple, str] | None = None, default: Deferred | None = None
+        self,
+        check: tuple[tuple, str] | None = None,
+        default: Deferred | None = None,
+        read_only: bool = False,
     ) -> None:
         self._spec = check
         self._default = default  # built once, shared read-only by instances that use it
+        self._read_only = read_only  # hand out a read-only view of the resolved array
 
     def __set_name__(self, owner: type, name: str) -> None:
         self._name = name
@@ -72,6 +76,8 @@ class _DeferredField:
             if self._spec is not None:
                 shape = (obj.num_users, *self._spec[0])
                 _check(f"{type(obj).__name__}.{self._name}", value, shape, self._spec[1])
+            if self._read_only:  # as simlab.batch's other arrays
+                value = read_only_view(value)
             obj.__dict__[self._name] = value
         return value
 

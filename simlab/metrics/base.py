@@ -15,12 +15,14 @@ up to float summation order.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 
 from simlab.batch import Catalog, Feedback
+from simlab.batch_arrays import read_only_view
 
 __all__ = ["StepSnapshot", "Metric", "safe_ratio"]
 
@@ -29,7 +31,8 @@ class StepSnapshot:
     """What metrics see after step ``t``: the step's feedback and read-only world state.
 
     Metrics are measurements, so unlike agents they may read latent truth (``items``,
-    ``interests``). They must not modify anything.
+    ``interests``). They must not modify anything: every array here is a read-only view
+    of the world's own (``items`` and ``creators`` are shallow copies holding such views).
 
     Attributes:
         step: the step index.
@@ -92,24 +95,26 @@ class StepSnapshot:
         agent_users: Callable[[], Any] | None = None,
         history_topics: np.ndarray | None = None,
     ) -> None:
+        # metrics read the world's own arrays: each through a read-only view (a metric
+        # that wrote into the items or creators changed what the users and content read)
         self.step = step
         self.num_users = num_users
         self.feedback = feedback
         self.catalog = catalog
-        self.items = items
-        self.new_item_sources = new_item_sources
-        self.slate_rows = slate_rows
-        self.exposure = exposure
-        self.creators = creators
+        self.items = _read_only_table(items)
+        self.new_item_sources = read_only_view(new_item_sources)
+        self.slate_rows = read_only_view(slate_rows)
+        self.exposure = read_only_view(exposure)
+        self.creators = _read_only_table(creators)
         self.agent_users = agent_users
-        self.history_topics = history_topics
-        self._interests = interests
-        self._initial = initial_interests
+        self.history_topics = read_only_view(history_topics)
+        self._interests = read_only_view(interests)
+        self._initial = read_only_view(initial_interests)
         self._source = interest_source
 
     def _fetch(self) -> None:
         if self._source is not None:  # given only without interests; read once
-            self._interests, self._initial = self._source()
+            self._interests, self._initial = map(read_only_view, self._source())
             self._source = None
 
     @property
@@ -127,14 +132,28 @@ class StepSnapshot:
     def rows(self) -> np.ndarray:
         """``(B, K)`` rows of the slate items in the live item table."""
         if self.slate_rows is None:
-            self.slate_rows = self.catalog.rows(self.feedback.slates)
+            self.slate_rows = read_only_view(self.catalog.rows(self.feedback.slates))
         return self.slate_rows
 
     def exposure_counts(self) -> np.ndarray:
         """``(N,)`` impressions of each live item at the step, in catalog order."""
         if self.exposure is None:
-            self.exposure = np.bincount(self.rows().ravel(), minlength=self.catalog.num_items)
+            counts = np.bincount(self.rows().ravel(), minlength=self.catalog.num_items)
+            self.exposure = read_only_view(counts)
         return self.exposure
+
+
+def _read_only_table(table: Any) -> Any:
+    """A shallow copy of a struct of arrays (the items, the creators) holding read-only views.
+
+    None, and an object without a ``__dict__``, as it is.
+    """
+    if table is None or not hasattr(table, "__dict__"):
+        return table
+    out = copy.copy(table)
+    for name, value in vars(out).items():
+        out.__dict__[name] = read_only_view(value)
+    return out
 
 
 class Metric:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -89,8 +90,8 @@ def test_identity_init_starts_as_content_similarity(towers):
     feats = np.random.default_rng(1).normal(size=(6, 4)).astype(np.float32)
     catalog = make_catalog(np.arange(6), feats, dim=4)
     history = np.array([[0, 1, PAD], [2, PAD, PAD]])
-    obs = obs_with_history(catalog, history, step=0)
-    obs.user_features[:] = [[1.0, -2.0], [0.5, 0.0]]
+    features = np.array([[1.0, -2.0], [0.5, 0.0]], np.float32)
+    obs = replace(obs_with_history(catalog, history, step=0), user_features=features)
     agent.act(obs)  # remembers the catalog's features; random slates before training
     agent._model = {**m, "B": m["A"][:4]} if towers == "shared" else m
     mean = np.stack([feats[[0, 1]].mean(0), feats[2]])

@@ -257,7 +257,8 @@ def test_observation_holds_the_candidates_depth_and_histories():
     assert obs.history.tolist() == [[4, PAD, PAD, PAD], [PAD] * 4]
     given = np.full((2, 4), 99, np.int64)
     obs = p.observe(2, users, cat, np.ones((2, 2), np.float32), history=given)
-    assert obs.history is given
+    assert np.shares_memory(obs.history, given)  # used as given (a read-only view), not copied
+    np.testing.assert_array_equal(obs.history, given)
 
 
 def test_history_without_click_histories_is_a_clear_error():

@@ -179,7 +179,8 @@ def test_snapshot_fetches_interests_only_when_read():
         0, 4, fb, make_catalog(items), items, np.zeros(0, np.int8), interest_source=source
     )
     assert snap.rows().shape == (1, 2) and calls == []
-    assert snap.interests is cur and snap.initial_interests is init
+    assert np.shares_memory(snap.interests, cur) and np.shares_memory(snap.initial_interests, init)
+    assert not snap.interests.flags.writeable  # read-only views of the users' arrays
     assert calls == [1]
 
 
