@@ -33,7 +33,7 @@ shown to a shard's users, and kept (``num_users x items_published x 16`` bytes p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field
@@ -104,6 +104,11 @@ class ChaneyItems:
             le=10_000_000,
             description="Steps an item stays live; 0 = items never retire (Chaney).",
         )
+
+    @classmethod
+    def topic_count(cls, params: Any, scenario: Any) -> int:
+        """Items' topics are their largest attribute's index: ``0..world.dim - 1``."""
+        return int(scenario.world.dim)
 
     def __init__(self, params: ChaneyItems.Params, ctx: WorldContext) -> None:
         self.params = params

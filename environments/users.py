@@ -29,6 +29,8 @@ can be re-split over any number of shards.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from pydantic import Field
 
@@ -129,6 +131,21 @@ class LogitUserPopulation:
         engagement_noise: float = Field(
             0.3, ge=0, le=LOGIT_SCALE_MAX, description="Noise on engagement logits."
         )
+
+    @classmethod
+    def check_scenario(cls, params: Any, scenario: Any) -> list[str]:
+        """Validate-time rule: fatigue is kept per topic, one of ``world.num_topics``."""
+        from simlab.rules import topic_count
+
+        w, n = scenario.world, topic_count(scenario.content, scenario)
+        if not params.fatigue_weight or n <= w.num_topics:
+            return []
+        return [
+            f"users.fatigue_weight: logit users keep their fatigue per topic, one of "
+            f"world.num_topics={w.num_topics}, but content.model '{scenario.content.model}' "
+            f"gives its items {n} topics; set world.num_topics to at least {n}, or "
+            "users.fatigue_weight to 0"
+        ]
 
     def __init__(self, params: LogitUserPopulation.Params, ctx: WorldContext) -> None:
         self.params = p = params

@@ -18,6 +18,7 @@ EXTRA_TESTS = {
         "tests/test_gamma_bounds.py",
     ],
     "simlab/metrics": ["tests/metrics"],
+    "simlab/metrics/base.py": ["tests/metrics", "tests/test_read_only_inputs.py"],
     # a metrics module's own tests first, then the tests that pin it through other groups
     # (the whole-run ranges and cadence tests last: their worlds take seconds to build)
     "simlab/metrics/creators.py": [
@@ -63,6 +64,7 @@ EXTRA_TESTS = {
         "tests/environments/test_user_utility.py",
         "tests/environments/test_environments.py",
         "tests/environments/test_churn_timing.py",
+        "tests/test_topic_counts.py",
     ],
     "environments/content.py": [
         "tests/environments/test_content_ecosystem.py",
@@ -279,6 +281,7 @@ EXTRA_TESTS = {
     "environments/chaney.py": [
         "tests/environments/test_chaney.py",
         "tests/environments/test_chaney_draws.py",
+        "tests/test_topic_counts.py",
     ],
     "environments/chaney_memo.py": [
         "tests/environments/test_chaney.py",

@@ -10,8 +10,10 @@ list[str]`` (their own rules, e.g. RecSim's models need ``world.dim == world.num
 line that does not start with a top-level field is prefixed with the component's path), and
 for content models ``min_live_items(params, steps) -> int`` (the fewest items live at any
 step; without it the catalog size comes from the usual fields: ``num_docs``, or
-``initial_items``, ``items_per_step`` and ``lifetime``) and ``new_items_per_step(params) ->
-int`` (the fewest items published at a step; without it ``items_per_step``).
+``initial_items``, ``items_per_step`` and ``lifetime``), ``new_items_per_step(params) ->
+int`` (the fewest items published at a step; without it ``items_per_step``) and
+``topic_count(params, scenario) -> int`` (how many topic ids its items use; without it
+``world.num_topics``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 from simlab.memory import memory_errors
 from simlab.validation import rule
 
-__all__ = ["min_live_items", "new_items_per_step", "cuda_available"]
+__all__ = ["min_live_items", "new_items_per_step", "topic_count", "cuda_available"]
 
 
 def min_live_items(content: Any, steps: int) -> int | None:
@@ -72,6 +74,14 @@ def _slate_fits(scenario: Any) -> list[str]:
             "catalog (e.g. content.initial_items, content.items_per_step, content.lifetime)"
         )
     return out
+
+
+def topic_count(content: Any, scenario: Any) -> int:
+    """How many topic ids the content model's items use (``world.num_topics`` unless it says)."""
+    hook = getattr(content.cls, "topic_count", None)
+    if callable(hook):
+        return int(hook(content.params, scenario))
+    return int(scenario.world.num_topics)
 
 
 def new_items_per_step(content: Any) -> int | None:
