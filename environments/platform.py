@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from simlab.batch import PAD, Catalog, Deferred, Feedback, Log, Observation, Slates
+from simlab.contract import check_reranked
 from simlab.errors import ScenarioError
 from simlab.log_partition import latest_features
 from simlab.rng import Stream
@@ -322,8 +323,9 @@ class Platform:
     def rerank(self, obs: Observation, ranked: Slates) -> Slates:
         """Apply the configured re-rankers in order and cut to K items."""
         items = ranked.item_ids
-        for rr in self.rerankers:
-            items = rr.rerank(obs, items)
+        for i, rr in enumerate(self.rerankers):
+            who = f"re-ranker {i + 1} of {len(self.rerankers)} ({type(rr).__name__})"
+            items = check_reranked(rr.rerank(obs, items), ranked.user_ids.shape[0], who)
         k = self.section.slate_size or items.shape[1]
         return Slates(ranked.user_ids, np.ascontiguousarray(items[:, :k]))
 

@@ -13,11 +13,15 @@ import numpy as np
 from simlab.batch import Catalog, Observation, Slates, is_row_broadcast, lookup_sorted
 from simlab.errors import AgentContractError
 
-__all__ = ["check_shape", "check_rows"]
+__all__ = ["check_shape", "check_reranked", "check_rows"]
 
 
 def check_shape(slates: Slates, obs: Observation, k: int, who: str) -> None:
     """The cheap half of the slate contract: shape and users (the rest is per user shard)."""
+    if not isinstance(slates, Slates):
+        raise AgentContractError(
+            f"{who} returned {_kind(slates)}, expected simlab.batch.Slates(user_ids, item_ids)"
+        )
     ids = slates.item_ids
     if ids.shape != (obs.num_users, k):
         raise AgentContractError(
@@ -25,6 +29,28 @@ def check_shape(slates: Slates, obs: Observation, k: int, who: str) -> None:
         )
     if not np.array_equal(slates.user_ids, obs.user_ids):
         raise AgentContractError(f"{who} returned slates for other users than it was asked")
+
+
+def check_reranked(items: object, num_users: int, who: str) -> np.ndarray:
+    """A re-ranker's output: ``(B, depth)`` integer item ids, one row per user (``B``).
+
+    Its items are checked with the slate (:func:`check_rows`); this catches what would
+    otherwise fail deep inside the next re-ranker or the platform's cut to ``K``.
+    """
+    ok = isinstance(items, np.ndarray) and items.ndim == 2 and items.dtype.kind == "i"
+    if not ok or items.shape[0] != num_users:
+        raise AgentContractError(
+            f"{who} returned {_kind(items)}, expected a ({num_users}, depth) integer "
+            "array of item ids, one row per user, best first"
+        )
+    return items
+
+
+def _kind(value: object) -> str:
+    """What ``value`` is, for a contract message: its type, and an array's shape and dtype."""
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    return f"a {type(value).__name__}"
 
 
 def check_rows(
