@@ -144,6 +144,13 @@ SIMLAB: dict[str, list[Equivalent]] = {
             "0-d: `<= 1` and `== 1` pick the same calls",
         ),
     ],
+    "simlab/metrics/base.py": [
+        Equivalent(
+            "return cls.partial is not Metric.partial",
+            "return cls.partial != Metric.partial",
+            "functions compare equal only to themselves, so `!=` and `is not` agree on them",
+        ),
+    ],
     "simlab/metrics/topics.py": [
         Equivalent(
             "sums = np.empty((present.shape[0], latent.shape[1]), np.float64)",
