@@ -1,5 +1,8 @@
 """The slate contract: what an agent's (or re-ranker's) slates must satisfy.
 
+And what a user model's arrivals and responses must be (:func:`check_arrivals`,
+:func:`check_feedback`), checked where the population calls it.
+
 Shape and users are checked where the agent acts (:func:`check_shape`); that every item is
 live, that no slate repeats an item and that items come from the user's candidates are
 checked per user shard with the responses (:func:`check_rows`), so the check scales with the
@@ -10,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from simlab.batch import Catalog, Observation, Slates, is_row_broadcast, lookup_sorted
-from simlab.errors import AgentContractError
+from simlab.batch import Catalog, Feedback, Observation, Slates, is_row_broadcast, lookup_sorted
+from simlab.errors import AgentContractError, ModelContractError
 
-__all__ = ["check_shape", "check_reranked", "check_rows"]
+__all__ = ["check_shape", "check_reranked", "check_rows", "check_arrivals", "check_feedback"]
 
 
 def check_shape(slates: Slates, obs: Observation, k: int, who: str) -> None:
@@ -44,6 +47,45 @@ def check_reranked(items: object, num_users: int, who: str) -> np.ndarray:
             "array of item ids, one row per user, best first"
         )
     return items
+
+
+def check_arrivals(ids: object, lo: int, hi: int, who: str) -> np.ndarray:
+    """A user model's ``arrivals``: increasing integer ids of its users ``lo..hi-1``.
+
+    Unsorted or repeated ids reached the platform and the metrics as given (a user served
+    twice, rows out of order), and ids outside the range failed deep inside.
+    """
+    want = f"expected a 1-D integer array of user ids in [{lo}, {hi}), increasing"
+    if not isinstance(ids, np.ndarray) or ids.ndim != 1 or ids.dtype.kind not in "iu":
+        raise ModelContractError(f"{who}: arrivals returned {_kind(ids)}, {want}")
+    if ids.size and (ids[0] < lo or ids[-1] >= hi or (ids[1:] <= ids[:-1]).any()):
+        bad = ids[(ids < lo) | (ids >= hi)]
+        what = f"id {bad[0]}" if bad.size else "ids not increasing (unsorted or repeated)"
+        raise ModelContractError(f"{who}: arrivals returned {what}, {want}")
+    return ids
+
+
+def check_feedback(fb: object, user_ids: np.ndarray, slates: np.ndarray, who: str) -> Feedback:
+    """A user model's ``respond``: feedback of the users asked, on their slates as shown.
+
+    A click position outside the slate failed deep inside; other users' or reordered
+    slates, and non-finite engagement, went into the log and the metrics as given.
+    """
+    if not isinstance(fb, Feedback):
+        raise ModelContractError(f"{who}: respond returned {_kind(fb)}, expected a Feedback")
+    if not np.array_equal(fb.user_ids, user_ids):
+        raise ModelContractError(f"{who}: respond returned feedback of other users than asked")
+    if not np.array_equal(fb.slates, slates):
+        raise ModelContractError(f"{who}: respond returned other slates than it was shown")
+    k, pos = slates.shape[1], fb.clicked_pos
+    if pos.size and (pos.min() < -1 or pos.max() >= k):
+        bad = pos[(pos < -1) | (pos >= k)][0]
+        raise ModelContractError(
+            f"{who}: respond returned click position {bad}, expected -1 (no click) to {k - 1}"
+        )
+    if not np.isfinite(fb.engagement).all():
+        raise ModelContractError(f"{who}: respond returned non-finite engagement")
+    return fb
 
 
 def _kind(value: object) -> str:

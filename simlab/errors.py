@@ -54,6 +54,10 @@ class AgentContractError(SimlabError, RuntimeError):
     """Raised when an agent returns slates that break the protocol (shape, duplicates, items)."""
 
 
+class ModelContractError(SimlabError, RuntimeError):
+    """Raised when a user or content model returns data that breaks its protocol."""
+
+
 class DependencyNotInstalled(SimlabError, ImportError):
     """Raised when an optional dependency is needed but not installed; names the install command."""
 

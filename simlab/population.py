@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from simlab.batch import PAD, Catalog, Deferred, Feedback, Slates, is_row_broadcast, lookup_sorted
+from simlab.contract import check_arrivals, check_feedback, check_rows
 from simlab.errors import ScenarioError
 from simlab.keysets import PairSet
 from simlab.metrics.base import StepSnapshot
@@ -179,6 +180,7 @@ class UserShard:
         self.lo, self.hi = lo, hi
         ctx = replace(spec.ctx, user_range=(lo, hi))
         self.users = spec.users.cls(spec.users.params, ctx)
+        self.who = f"users model '{spec.users.model}'"  # for contract errors
         self.clicks = ClickHistory(lo, hi, spec.history_length)
         # with no repeat consumption: every (user, item) the shard's users clicked
         self.consumed = PairSet() if spec.exclude_consumed else None
@@ -198,7 +200,7 @@ class UserShard:
         consumption, ``consumed`` lists each arriving user's consumed items among ``live``
         (the sorted live item ids); it is None otherwise.
         """
-        ids = self.users.arrivals(t)
+        ids = check_arrivals(self.users.arrivals(t), self.lo, self.hi, self.who)
         hist = self.clicks.deferred(ids) if defer_history else self.clicks.get(ids)
         consumed = None
         if self.consumed is not None:
@@ -233,11 +235,10 @@ class UserShard:
             item's impressions (``(N,)``, catalog order) and ``partials`` maps each sharded
             metric's name to its partial aggregate over these users.
         """
-        from simlab.contract import check_rows
-
         rows = check_rows(slates, user_ids, candidates, content.catalog, who)
         history_topics = self.clicks.topics(user_ids)  # before this step's clicks
         fb = self.users.respond(t, user_ids, slates, content.items)
+        fb = check_feedback(fb, user_ids, slates, self.who)
         chose = np.flatnonzero(fb.clicked)
         topics = np.full(user_ids.shape[0], -1, np.int64)
         topics[chose] = content.items.topic[rows[chose, fb.clicked_pos[chose]]]

@@ -1,0 +1,121 @@
+"""A user model's arrivals and responses are checked where the population calls it.
+
+A user model is an extension point like an agent. Unsorted, repeated or negative arrival
+ids ran on silently (users served twice, rows out of order); ids out of range, a float or
+list of ids, a response that was None, a click outside the slate or feedback of other
+users failed deep inside (IndexError, AttributeError); other slates than shown and NaN
+engagement went into the log and metrics as given. Each is now a ``ModelContractError``
+naming the model, the method and what was expected.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import make_small
+
+from simlab import registry
+from simlab.batch import Feedback
+from simlab.environments.users import LogitUserPopulation
+from simlab.errors import ModelContractError
+from simlab.world import World
+
+ARRIVALS = {
+    "reversed": (lambda r: r[::-1].copy(), "not increasing"),
+    "repeated": (lambda r: np.concatenate([r, r[-1:]]), "not increasing"),
+    "swapped": (lambda r: np.concatenate([r[1:2], r[:1], r[2:]]), "not increasing"),
+    "negative": (lambda r: np.concatenate([[-1], r]), "returned id -1,"),
+    "past the range": (lambda r: np.concatenate([r, [50]]), "returned id 50,"),
+    "huge": (lambda r: np.concatenate([r, [10**12]]), f"returned id {10**12},"),
+    "float": (lambda r: r.astype(np.float64), "dtype float64"),
+    "bool": (lambda r: np.ones(50, bool), "dtype bool"),
+    "2-D": (lambda r: r[:, None], "shape"),
+    "list": (lambda r: r.tolist(), "returned a list"),
+    "None": (lambda r: None, "returned a NoneType"),
+}
+
+
+def _fb(fb: Feedback, **change) -> Feedback:
+    parts = {k: getattr(fb, k) for k in ("step", "user_ids", "slates", "clicked_pos", "engagement")}
+    return Feedback(**{**parts, **{k: f(parts[k]) for k, f in change.items()}})
+
+
+RESPONSES = {
+    "None": (lambda fb: None, "respond returned a NoneType"),
+    "a tuple": (lambda fb: (fb.clicked_pos, fb.engagement), "respond returned a tuple"),
+    "click past the slate": (
+        lambda fb: _fb(fb, clicked_pos=lambda c: np.full_like(c, 5)),
+        "click position 5, expected -1 (no click) to 4",
+    ),
+    "click below -1": (
+        lambda fb: _fb(fb, clicked_pos=lambda c: np.full_like(c, -2)),
+        "click position -2",
+    ),
+    "other users": (lambda fb: _fb(fb, user_ids=lambda u: u + 1), "other users than asked"),
+    "fewer users": (
+        lambda fb: Feedback(
+            fb.step, fb.user_ids[1:], fb.slates[1:], fb.clicked_pos[1:], fb.engagement[1:]
+        ),
+        "other users than asked",
+    ),
+    "reordered slates": (
+        lambda fb: _fb(fb, slates=lambda s: s[:, ::-1].copy()),
+        "other slates than it was shown",
+    ),
+    "NaN engagement": (
+        lambda fb: _fb(fb, engagement=lambda e: np.full_like(e, np.nan)),
+        "non-finite engagement",
+    ),
+    "infinite engagement": (
+        lambda fb: _fb(fb, engagement=lambda e: np.full_like(e, np.inf)),
+        "non-finite engagement",
+    ),
+}
+
+
+def _users(method: str, change):
+    class Broken(LogitUserPopulation):
+        pass
+
+    original = getattr(LogitUserPopulation, method)
+    setattr(Broken, method, lambda self, *a: change(original(self, *a)))
+    return Broken
+
+
+def _run(cls) -> None:
+    registry.register("users", "broken-users", cls)
+    try:
+        sc = make_small(("users", {"model": "broken-users", "num_users": 50}), steps=3)
+        world = World(sc, 0, 0)
+        for t in range(3):
+            world.step(t)
+    finally:
+        registry._REGISTRY["users"].pop("broken-users")
+
+
+@pytest.mark.parametrize("case", sorted(ARRIVALS))
+def test_arrivals_are_increasing_ids_of_the_models_users(case):
+    """Named: the model, ``arrivals``, what came back and the range expected."""
+    change, fragment = ARRIVALS[case]
+    with pytest.raises(ModelContractError) as info:
+        _run(_users("arrivals", change))
+    msg = str(info.value)
+    assert msg.startswith("users model 'broken-users': arrivals returned ")
+    assert fragment in msg and "user ids in [0, 50), increasing" in msg
+
+
+@pytest.mark.parametrize("case", sorted(RESPONSES))
+def test_responses_are_feedback_on_the_slates_shown(case):
+    """Named: the model, ``respond`` and what is wrong with the feedback."""
+    change, fragment = RESPONSES[case]
+    with pytest.raises(ModelContractError) as info:
+        _run(_users("respond", change))
+    msg = str(info.value)
+    assert msg.startswith("users model 'broken-users': respond returned ")
+    assert fragment in msg
+
+
+@pytest.mark.parametrize("method", ["arrivals", "respond"])
+def test_a_model_that_keeps_its_contract_runs(method):
+    """Passing the values through (a copy) changes nothing."""
+    _run(_users(method, lambda r: r if not isinstance(r, np.ndarray) else r.copy()))
