@@ -277,6 +277,17 @@ ENVIRONMENTS: dict[str, list[Equivalent]] = {
         ],
         Equivalent("n = uid.shape[0]", "n = uid.shape[ -1]", ONE_DIM_LENGTH),
         Equivalent(
+            "out = np.empty((loc.shape[0], rows.shape[0]), np.float32)",
+            "out = np.empty((loc.shape[0], rows.shape[ -1]), np.float32)",
+            ONE_DIM_LENGTH + " (`rows` of the one shared candidate row)",
+        ),
+        Equivalent(
+            "here = self._arrive.uniform(self._uid, t) < prob",
+            "here = self._arrive.uniform(self._uid, t) <= prob",
+            "a uniform draw (53 random bits) equals the float64 return probability with "
+            "probability about 2**-53 per user-step: no run can tell `<=` from `<`",
+        ),
+        Equivalent(
             "if user_ids.shape[0] == n and n and user_ids[0] == self.lo and user_ids[-1] == "
             "self.hi - 1:",
             "if user_ids.shape[0] == n and n and user_ids[0] == self.lo and user_ids[-1] != "

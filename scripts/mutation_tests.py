@@ -107,6 +107,7 @@ EXTRA_TESTS = {
         "tests/environments/test_platform.py",
         "tests/environments/test_platform_serving.py",
         "tests/environments/test_platform_log.py",
+        "tests/test_contract_outputs.py",
     ],
     "environments/interest_evolution.py": [
         "tests/environments/test_interest_evolution_paths.py",

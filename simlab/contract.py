@@ -11,12 +11,21 @@ shards.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from simlab.batch import Catalog, Feedback, Observation, Slates, is_row_broadcast, lookup_sorted
 from simlab.errors import AgentContractError, ModelContractError
 
-__all__ = ["check_shape", "check_reranked", "check_rows", "check_arrivals", "check_feedback"]
+__all__ = [
+    "check_shape",
+    "check_reranked",
+    "check_rows",
+    "check_arrivals",
+    "check_feedback",
+    "check_content",
+]
 
 
 def check_shape(slates: Slates, obs: Observation, k: int, who: str) -> None:
@@ -86,6 +95,34 @@ def check_feedback(fb: object, user_ids: np.ndarray, slates: np.ndarray, who: st
     if not np.isfinite(fb.engagement).all():
         raise ModelContractError(f"{who}: respond returned non-finite engagement")
     return fb
+
+
+def check_content(content: Any, who: str) -> Any:
+    """A content model's step: a Catalog of the live items, the same ids as its item table.
+
+    An unsorted or repeated catalog was blamed on the agent (its items "not in the live
+    catalog"); a catalog of other items than the latent table ran on with each item's
+    truth read from another row; ages below 0, non-finite features and sources other than
+    0/1 went on as given. ``content`` is the step's ``StepContent``.
+    """
+    cat, items, sources = content.catalog, content.items, content.new_item_sources
+    if not isinstance(cat, Catalog):
+        raise ModelContractError(f"{who}: catalog returned {_kind(cat)}, expected a Catalog")
+    ids = cat.item_ids
+    problem = None
+    if ids.size > 1 and (ids[1:] <= ids[:-1]).any():
+        problem = "catalog item ids not increasing (unsorted or repeated)"
+    elif not np.array_equal(getattr(items, "item_ids", None), ids):
+        problem = "a catalog of other items than its latent item table (latent())"
+    elif ids.size and cat.age.min() < 0:
+        problem = f"catalog ages below 0 (e.g. {cat.age.min()}): items from the future"
+    elif not np.isfinite(cat.features).all():
+        problem = "non-finite catalog features"
+    elif not np.isin(np.asarray(sources), (0, 1)).all():
+        problem = "new item sources other than 0 (human) and 1 (AIGC)"
+    if problem:
+        raise ModelContractError(f"{who} returned {problem}")
+    return content
 
 
 def _kind(value: object) -> str:

@@ -34,7 +34,7 @@ import numpy as np
 
 from simlab.batch import Catalog, Slates
 from simlab.contract import check_shape
-from simlab.population import Arrivals, StepContent
+from simlab.population import Arrivals
 
 if TYPE_CHECKING:
     from simlab.world import World
@@ -269,10 +269,8 @@ class ReplicaServing:
         responses, learning, metrics); arrivals, serving and responses run in one call
         per shard, and the retrains due run before it (they read neither).
         """
-        world.content.step(t, world._last_exposure)
-        catalog = world.content.catalog(world.platform.knows_source)
-        content = StepContent(catalog, world.content.latent(), world.content.new_item_sources())
-        world._content = content
+        content = world.step_content(t)
+        catalog = content.catalog
         retrained = world.platform.deploy_due(t, world.agent)
         state = None
         if retrained or not self.published or learns_online(world.agent):

@@ -27,7 +27,7 @@ import numpy as np
 
 from simlab.allocator import keep_freed_memory
 from simlab.batch import Catalog, Feedback, Observation, Slates
-from simlab.contract import _check_slates, check_shape
+from simlab.contract import _check_slates, check_content, check_shape
 from simlab.metrics.base import Metric, StepSnapshot
 from simlab.population import StepContent
 from simlab.scenario import Scenario
@@ -223,9 +223,7 @@ class World:
         """
         self._check_next(t)
         # 1. content ---------------------------------------------------------------
-        self.content.step(t, self._last_exposure)
-        catalog = self.content.catalog(self.platform.knows_source)
-        self._content = StepContent(catalog, self.content.latent(), self.content.new_item_sources())
+        catalog = self.step_content(t).catalog
         # 2. arrivals (with the features and histories the observation shows) -------
         active, features, history, consumed = self.population.arrive(
             t, self._content, defer_history=True
@@ -234,6 +232,20 @@ class World:
         # 3. retrains due now, so the new model serves from step t --------------------
         self.platform.deploy_due(t, self.agent)
         return catalog, active
+
+    def step_content(self, t: int) -> StepContent:
+        """Phase 1 of step ``t``: the content model steps; its catalog, items and sources.
+
+        What the content model returns is checked (:func:`~simlab.contract.check_content`)
+        before anything reads it, and kept for the step (``_content``).
+        """
+        self.content.step(t, self._last_exposure)
+        c = self.content
+        content = StepContent(
+            c.catalog(self.platform.knows_source), c.latent(), c.new_item_sources()
+        )
+        self._content = check_content(content, f"content model '{self.scenario.content.model}'")
+        return content
 
     def finish(
         self,

@@ -1,11 +1,13 @@
-"""A user model's arrivals and responses are checked where the population calls it.
+"""User and content models' outputs are checked where the world calls them.
 
 A user model is an extension point like an agent. Unsorted, repeated or negative arrival
 ids ran on silently (users served twice, rows out of order); ids out of range, a float or
 list of ids, a response that was None, a click outside the slate or feedback of other
 users failed deep inside (IndexError, AttributeError); other slates than shown and NaN
 engagement went into the log and metrics as given. Each is now a ``ModelContractError``
-naming the model, the method and what was expected.
+naming the model, the method and what was expected. Likewise a content model's step: an
+unsorted or repeated catalog was blamed on the agent ("item ids not in the live catalog"),
+a catalog of other items than its latent table ran on with the wrong truth per item.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import pytest
 from conftest import make_small
 
 from simlab import registry
-from simlab.batch import Feedback
+from simlab.batch import Catalog, Feedback
+from simlab.environments.content import CreatorEcosystem
 from simlab.environments.users import LogitUserPopulation
 from simlab.errors import ModelContractError
 from simlab.world import World
@@ -119,3 +122,75 @@ def test_responses_are_feedback_on_the_slates_shown(case):
 def test_a_model_that_keeps_its_contract_runs(method):
     """Passing the values through (a copy) changes nothing."""
     _run(_users(method, lambda r: r if not isinstance(r, np.ndarray) else r.copy()))
+
+
+def _catalog(change):
+    def build(cat: Catalog) -> Catalog:
+        parts = {k: getattr(cat, k) for k in ("item_ids", "features", "creator", "age", "source")}
+        return Catalog(**{**parts, **{k: f(parts[k]) for k, f in change.items()}})
+
+    return build
+
+
+CONTENT = {
+    "unsorted catalog": (
+        "catalog",
+        _catalog({"item_ids": lambda i: i[::-1].copy()}),
+        "catalog item ids not increasing",
+    ),
+    "repeated ids": (
+        "catalog",
+        _catalog({"item_ids": lambda i: np.sort(np.concatenate([i[:-1], i[:1]]))}),
+        "catalog item ids not increasing",
+    ),
+    "other items than the table": (
+        "catalog",
+        _catalog({"item_ids": lambda i: i + 10**6}),
+        "other items than its latent item table",
+    ),
+    "items from the future": ("catalog", _catalog({"age": lambda a: -a - 1}), "ages below 0"),
+    "NaN features": (
+        "catalog",
+        _catalog({"features": lambda f: np.full_like(f, np.nan)}),
+        "non-finite catalog features",
+    ),
+    "infinite features": (
+        "catalog",
+        _catalog({"features": lambda f: np.full_like(f, -np.inf)}),
+        "non-finite catalog features",
+    ),
+    "no catalog": ("catalog", lambda c: None, "catalog returned a NoneType, expected a Catalog"),
+    "an array": ("catalog", lambda c: c.item_ids, "catalog returned an array"),
+    "no item table": ("latent", lambda t: None, "other items than its latent item table"),
+    "sources other than 0/1": (
+        "new_item_sources",
+        lambda s: np.full(3, 7, np.int8),
+        "new item sources other than 0 (human) and 1 (AIGC)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONTENT))
+@pytest.mark.parametrize("events", [False, True])
+def test_a_content_models_step_is_checked_before_anything_reads_it(case, events):
+    """Named: the content model and what is wrong; never blamed on the agent."""
+    method, change, fragment = CONTENT[case]
+
+    class Broken(CreatorEcosystem):
+        pass
+
+    original = getattr(CreatorEcosystem, method)
+    setattr(Broken, method, lambda self, *a: change(original(self, *a)))
+    registry.register("content", "broken-content", Broken)
+    try:
+        content = {"model": "broken-content", "items_per_step": 5, "initial_items": 60}
+        extra = ["output.events=true"] if events else []
+        sc = make_small(("content", content), *extra, steps=3)
+        world = World(sc, 0, 0)
+        with pytest.raises(ModelContractError) as info:
+            for t in range(3):
+                world.step(t)
+    finally:
+        registry._REGISTRY["content"].pop("broken-content")
+    msg = str(info.value)
+    assert msg.startswith("content model 'broken-content'") and fragment in msg

@@ -189,12 +189,8 @@ class LearnerServing:
 
     def step(self, world: World, t: int) -> dict[str, float]:
         """Step ``t`` of ``world`` with serving in the shards and learning in the learner."""
-        from simlab.population import StepContent
-
-        world.content.step(t, world._last_exposure)
-        catalog = world.content.catalog(world.platform.knows_source)
-        content = StepContent(catalog, world.content.latent(), world.content.new_item_sources())
-        world._content = content
+        content = world.step_content(t)
+        catalog = content.catalog
         self._check()
         sent = self._submit(world, t, after_step=False)
         deployed = [at for at in self.submitted if at <= t]
