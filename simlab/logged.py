@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from simlab.batch import Catalog, Observation, Slates
+from simlab.errors import AgentContractError
 from simlab.manifest import LOGGING_POLICIES
 
 __all__ = [
@@ -82,7 +83,7 @@ def logged_context(
     if startup:
         prop = np.full((b, k), 1.0 / max(obs.candidates.shape[1], 1))
     elif kind == "sampled" and b:
-        prop = agent.propensities(obs, slates)
+        prop = _checked(agent.propensities(obs, slates), (b, k), agent)
     if prop is None:
         prop = np.full((b, k), 1.0 if kind == "deterministic" else np.nan)
     rows = catalog.rows(slates.item_ids.ravel())
@@ -95,3 +96,27 @@ def logged_context(
         ),
         propensity=np.asarray(prop, np.float64).reshape(b, k),
     )
+
+
+def _checked(prop: object, shape: tuple[int, int], agent: object) -> np.ndarray | None:
+    """An agent's propensities: None, or ``(B, K)`` probabilities in ``(0, 1]``.
+
+    A transposed array of the right size was reshaped silently, and values outside
+    ``(0, 1]`` or NaN went into the event log, where off-policy estimates weigh by them.
+    """
+    if prop is None:
+        return None
+    who = f"agent {type(agent).__name__}: propensities()"
+    try:
+        p = np.asarray(prop, np.float64)
+    except (TypeError, ValueError):
+        p = None
+    if p is None or p.shape != shape:
+        what = f"shape {p.shape}" if p is not None else f"a {type(prop).__name__}"
+        raise AgentContractError(f"{who} returned {what}, expected a {shape} array or None")
+    bad = ~((p > 0) & (p <= 1 + 1e-9))  # NaN fails both comparisons
+    if bad.any():
+        raise AgentContractError(
+            f"{who} returned {float(p[bad][0])} for a served item, expected probabilities in (0, 1]"
+        )
+    return p

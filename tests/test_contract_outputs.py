@@ -3,8 +3,10 @@
 An agent that returned a bare array, a list or None failed with "'NoneType' object has no
 attribute 'item_ids'"; a re-ranker that returned None, a list, a 1-D or float array, or too
 few rows failed deep inside the platform's cut to K or the Slates constructor, without
-naming the re-ranker. Each is now an ``AgentContractError`` naming the agent (or the
-re-ranker, its position and class) and what was expected.
+naming the re-ranker; a sampled agent's propensities of the wrong shape were reshaped
+silently (a transposed array) and values outside (0, 1] or NaN went into the event log.
+Each is now an ``AgentContractError`` naming the agent (or the re-ranker, its position and
+class) and what was expected.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pytest
 from conftest import make_small
 
 from simlab import registry
-from simlab.agents import PopularityAgent
+from simlab.agents import PopularityAgent, RandomAgent
 from simlab.agents.rerank import Reranker
 from simlab.batch import Slates
 from simlab.errors import AgentContractError
@@ -99,3 +101,44 @@ def test_a_reranker_that_reorders_passes():
             return np.ascontiguousarray(items[:, ::-1])
 
     _run("rerankers", Reverses)
+
+
+BAD_PROPENSITIES = {
+    "transposed": (lambda p: p.T.copy(), "returned shape (3, "),
+    "flat": (lambda p: p.ravel(), "returned shape ("),
+    "one row short": (lambda p: p[1:], "returned shape ("),
+    "scalar": (lambda p: 0.5, "returned shape ()"),
+    "ragged": (lambda p: [[0.5], [0.5, 0.5]], "returned a list"),
+    "zero": (lambda p: np.zeros_like(p), "returned 0.0 for a served item"),
+    "negative": (lambda p: -p, "for a served item, expected probabilities in (0, 1]"),
+    "above one": (lambda p: p + 1.0, "for a served item, expected probabilities in (0, 1]"),
+    "NaN": (lambda p: np.full_like(p, np.nan), "returned nan for a served item"),
+    "infinite": (lambda p: np.full_like(p, np.inf), "returned inf for a served item"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_PROPENSITIES))
+def test_a_sampled_agents_propensities_are_probabilities_of_its_slates(kind):
+    """Logged with the events, where off-policy estimates weigh by them: checked, named."""
+    change, fragment = BAD_PROPENSITIES[kind]
+
+    class Reports(RandomAgent):
+        def propensities(self, obs, slates):
+            return change(super().propensities(obs, slates))
+
+    with pytest.raises(AgentContractError) as info:
+        _run("agents", Reports, "output.events=true", "platform.slate_size=3")
+    msg = str(info.value)
+    assert msg.startswith("agent Reports: propensities() returned ") and fragment in msg
+
+
+@pytest.mark.parametrize("kind", ["array", "list of lists", "None"])
+def test_valid_propensities_are_logged_as_given(kind):
+    """An array, nested lists of the right shape, or None (the policy's default)."""
+    as_kind = {"array": np.asarray, "list of lists": lambda p: p.tolist(), "None": lambda p: None}
+
+    class Reports(RandomAgent):
+        def propensities(self, obs, slates):
+            return as_kind[kind](super().propensities(obs, slates))
+
+    _run("agents", Reports, "output.events=true", "platform.slate_size=3")
