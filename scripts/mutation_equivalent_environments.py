@@ -204,6 +204,34 @@ ENVIRONMENTS: dict[str, list[Equivalent]] = {
             ONE_DIM_LENGTH,
         ),
     ],
+    "environments/platform.py": [
+        *[
+            Equivalent(
+                "width = n if c == 0 or c + most >= n else c + most",
+                f"width = n if c == 0 or {cond} else c + most",
+                "a window wider than the catalog (c + most > n) wraps onto itself, but its "
+                "first n entries are a whole permutation holding at least n - most unconsumed "
+                "items, and only the first `size` <= n - most of them are kept: the same rows",
+            )
+            for cond in ("c ^ most >= n", "c + most == n")
+        ],
+        Equivalent(
+            "self._topics = np.full((hi - lo, 2 * length), PAD, np.int64)",
+            "self._topics = np.full((hi ^ lo, 2 * length), PAD, np.int64)",
+            "for hi >= lo >= 0, hi ^ lo >= hi - lo (hi ^ lo - (hi - lo) = 2 (lo - (hi & lo))): "
+            "only unused rows past the shard's users are added",
+        ),
+        *[
+            Equivalent(
+                "if (dropped != width - size).any():  # rows with more than `size` left: the first",
+                f"if (dropped {op}).any():  # rows with more than `size` left: the first",
+                "width - size is `most` and no user dropped more than `most` consumed items, so "
+                "`<` is `!=`; the condition only picks the trimming path, exact for every row, "
+                "over the reshape that holds when every row dropped `most`",
+            )
+            for op in ("< width - size", "!= width ^ size")
+        ],
+    ],
     "environments/recsim_common.py": [
         Equivalent(
             "if n and self.item_ids[0] == 0 and self.item_ids[-1] == n - 1:  # sorted, unique",
