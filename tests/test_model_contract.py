@@ -96,26 +96,21 @@ def _run(cls) -> None:
         registry._REGISTRY["users"].pop("broken-users")
 
 
-@pytest.mark.parametrize("case", sorted(ARRIVALS))
-def test_arrivals_are_increasing_ids_of_the_models_users(case):
-    """Named: the model, ``arrivals``, what came back and the range expected."""
-    change, fragment = ARRIVALS[case]
-    with pytest.raises(ModelContractError) as info:
-        _run(_users("arrivals", change))
-    msg = str(info.value)
-    assert msg.startswith("users model 'broken-users': arrivals returned ")
-    assert fragment in msg and "user ids in [0, 50), increasing" in msg
+USER_CASES = [("arrivals", c) for c in sorted(ARRIVALS)] + [
+    ("respond", c) for c in sorted(RESPONSES)
+]
 
 
-@pytest.mark.parametrize("case", sorted(RESPONSES))
-def test_responses_are_feedback_on_the_slates_shown(case):
-    """Named: the model, ``respond`` and what is wrong with the feedback."""
-    change, fragment = RESPONSES[case]
+@pytest.mark.parametrize("method, case", USER_CASES, ids=[f"{m}: {c}" for m, c in USER_CASES])
+def test_a_user_models_arrivals_and_responses_are_checked(method, case):
+    """Named: the model, the method and what is wrong (with arrivals, the range expected)."""
+    change, fragment = (ARRIVALS if method == "arrivals" else RESPONSES)[case]
     with pytest.raises(ModelContractError) as info:
-        _run(_users("respond", change))
+        _run(_users(method, change))
     msg = str(info.value)
-    assert msg.startswith("users model 'broken-users': respond returned ")
+    assert msg.startswith(f"users model 'broken-users': {method} returned ")
     assert fragment in msg
+    assert method == "respond" or "user ids in [0, 50), increasing" in msg
 
 
 @pytest.mark.parametrize("method", ["arrivals", "respond"])
