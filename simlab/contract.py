@@ -23,6 +23,7 @@ __all__ = [
     "check_reranked",
     "check_rows",
     "check_arrivals",
+    "check_features",
     "check_feedback",
     "check_content",
 ]
@@ -72,6 +73,23 @@ def check_arrivals(ids: object, lo: int, hi: int, who: str) -> np.ndarray:
         what = f"id {bad[0]}" if bad.size else "ids not increasing (unsorted or repeated)"
         raise ModelContractError(f"{who}: arrivals returned {what}, {want}")
     return ids
+
+
+def check_features(features: object, ids: np.ndarray, who: str) -> np.ndarray:
+    """A user model's ``observable_features``: ``(B, f)`` finite floats, a row per user.
+
+    NaN or infinite features reached every agent as given; a wrong shape was reported as
+    the observation's, not the model's.
+    """
+    ok = isinstance(features, np.ndarray) and features.ndim == 2
+    if not ok or features.dtype.kind != "f" or features.shape[0] != ids.shape[0]:
+        raise ModelContractError(
+            f"{who}: observable_features returned {_kind(features)}, expected a "
+            f"({ids.shape[0]}, f) float array, a row per arriving user"
+        )
+    if not np.isfinite(features).all():
+        raise ModelContractError(f"{who}: observable_features returned non-finite features")
+    return features
 
 
 def check_feedback(fb: object, user_ids: np.ndarray, slates: np.ndarray, who: str) -> Feedback:

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from simlab.batch import PAD, Catalog, Deferred, Feedback, Slates, is_row_broadcast, lookup_sorted
-from simlab.contract import check_arrivals, check_feedback, check_rows
+from simlab.contract import check_arrivals, check_features, check_feedback, check_rows
 from simlab.errors import ScenarioError
 from simlab.keysets import PairSet
 from simlab.metrics.base import StepSnapshot
@@ -209,7 +209,8 @@ class UserShard:
             if t % _PRUNE_EVERY == 0:  # forget items that retired: they cannot come back
                 self.consumed.retain_items(live)
             consumed = live_items_of(self.consumed, ids, live)
-        return Arrivals(ids, self.users.observable_features(ids), hist, consumed)
+        feats = check_features(self.users.observable_features(ids), ids, self.who)
+        return Arrivals(ids, feats, hist, consumed)
 
     def respond(
         self,

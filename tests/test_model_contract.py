@@ -4,8 +4,10 @@ A user model is an extension point like an agent. Unsorted, repeated or negative
 ids ran on silently (users served twice, rows out of order); ids out of range, a float or
 list of ids, a response that was None, a click outside the slate or feedback of other
 users failed deep inside (IndexError, AttributeError); other slates than shown and NaN
-engagement went into the log and metrics as given. Each is now a ``ModelContractError``
-naming the model, the method and what was expected. Likewise a content model's step: an
+engagement went into the log and metrics as given; NaN observable features reached every
+agent, and features of the wrong shape were reported as the observation's. Each is now a
+``ModelContractError`` naming the model, the method and what was expected. Likewise a
+content model's step: an
 unsorted or repeated catalog was blamed on the agent ("item ids not in the live catalog"),
 a catalog of other items than its latent table ran on with the wrong truth per item.
 """
@@ -96,24 +98,32 @@ def _run(cls) -> None:
         registry._REGISTRY["users"].pop("broken-users")
 
 
-USER_CASES = [("arrivals", c) for c in sorted(ARRIVALS)] + [
-    ("respond", c) for c in sorted(RESPONSES)
-]
+FEATURES = {
+    "a row short": (lambda f: f[1:], "returned an array of shape ("),
+    "1-D": (lambda f: f[:, 0], "returned an array of shape ("),
+    "integers": (lambda f: f.astype(np.int64), "dtype int64"),
+    "None": (lambda f: None, "returned a NoneType"),
+    "a list": (lambda f: f.tolist(), "returned a list"),
+    "NaN": (lambda f: np.full_like(f, np.nan), "non-finite features"),
+    "infinite": (lambda f: np.full_like(f, np.inf), "non-finite features"),
+}
+CASES = {"arrivals": ARRIVALS, "respond": RESPONSES, "observable_features": FEATURES}
+USER_CASES = [(m, c) for m, cases in CASES.items() for c in sorted(cases)]
 
 
 @pytest.mark.parametrize("method, case", USER_CASES, ids=[f"{m}: {c}" for m, c in USER_CASES])
 def test_a_user_models_arrivals_and_responses_are_checked(method, case):
     """Named: the model, the method and what is wrong (with arrivals, the range expected)."""
-    change, fragment = (ARRIVALS if method == "arrivals" else RESPONSES)[case]
+    change, fragment = CASES[method][case]
     with pytest.raises(ModelContractError) as info:
         _run(_users(method, change))
     msg = str(info.value)
     assert msg.startswith(f"users model 'broken-users': {method} returned ")
     assert fragment in msg
-    assert method == "respond" or "user ids in [0, 50), increasing" in msg
+    assert method != "arrivals" or "user ids in [0, 50), increasing" in msg
 
 
-@pytest.mark.parametrize("method", ["arrivals", "respond"])
+@pytest.mark.parametrize("method", sorted(CASES))
 def test_a_model_that_keeps_its_contract_runs(method):
     """Passing the values through (a copy) changes nothing."""
     _run(_users(method, lambda r: r if not isinstance(r, np.ndarray) else r.copy()))
