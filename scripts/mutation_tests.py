@@ -23,12 +23,12 @@ EXTRA_TESTS = {
     # (the whole-run ranges and cadence tests last: their worlds take seconds to build)
     "simlab/metrics/creators.py": [
         "tests/metrics/test_creator_ranges.py",
-        "tests/metrics/test_metrics.py",
+        "tests/metrics/test_source_metrics.py",
         "tests/metrics/test_ranges.py",
     ],
     "simlab/metrics/echo.py": [
         "tests/metrics/test_echo_ranges.py",
-        "tests/metrics/test_metrics.py",
+        "tests/metrics/test_echo_metrics.py",
         "tests/metrics/test_pair_defaults.py",
         "tests/metrics/test_homogenization_nn.py",
         "tests/metrics/test_topic_measures.py",
@@ -56,7 +56,7 @@ EXTRA_TESTS = {
     ],
     "simlab/metrics/source.py": [
         "tests/metrics/test_source_references.py",
-        "tests/metrics/test_metrics.py",
+        "tests/metrics/test_source_metrics.py",
         "tests/metrics/test_ranges.py",
     ],
     "environments/users.py": [
