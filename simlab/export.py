@@ -46,7 +46,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from simlab.atomic import replacing
+from simlab.atomic import replacing, write_text
 from simlab.errors import DependencyNotInstalled, RunStoreError
 from simlab.events import read_part
 from simlab.logged import LOGGING_POLICIES
@@ -215,8 +215,7 @@ def _obp(store, events: pd.DataFrame, folder: Path, reward: str) -> list[Path]:
             "pscore": LOGGING_POLICIES[policy]
             + "; a per-slot marginal (the position-based form of the Open Bandit Dataset)",
         }
-        with replacing(sub / "meta.json") as tmp:
-            tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        write_text(sub / "meta.json", json.dumps(meta, indent=2))
         paths += [path, sub / "meta.json"]
     return paths
 

@@ -32,7 +32,7 @@ import difflib
 from collections.abc import Sequence
 from pathlib import Path
 
-from simlab.atomic import replacing
+from simlab.atomic import replacing, write_text
 from simlab.errors import RegistryError, RunStoreError, SimlabError
 from simlab.intervals import (
     DEFAULT_INTERVAL,
@@ -175,8 +175,7 @@ def build_report(
     with replacing(result.csv) as tmp:
         result.summary.to_csv(tmp, index=False)
     result.markdown = out / "report.md"
-    with replacing(result.markdown) as tmp:
-        tmp.write_text(_markdown(result, store), encoding="utf-8")
+    write_text(result.markdown, _markdown(result, store))
     return result
 
 

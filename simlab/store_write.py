@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
-from simlab.atomic import replacing
+from simlab.atomic import write_text
 from simlab.errors import RunStoreError
 from simlab.manifest import JOURNAL, MANIFEST, METRICS, SCENARIO
 from simlab.runlock import is_locked
@@ -37,11 +37,6 @@ MANIFEST_INTERVAL = 0.5
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    with replacing(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
 
 
 def _versions() -> dict[str, str]:
@@ -177,7 +172,7 @@ class RunWriter:
         store.lock.acquire()
         try:
             # the scenario first: a directory with a manifest can always be resumed
-            _atomic_write(path / SCENARIO, scenario_yaml)
+            write_text(path / SCENARIO, scenario_yaml)
             store.save_manifest()
             (path / METRICS).mkdir(exist_ok=True)
             (path / JOURNAL).mkdir(exist_ok=True)
@@ -199,7 +194,7 @@ class RunWriter:
 
     def save_manifest(self) -> None:
         """Rewrite ``manifest.json`` atomically."""
-        _atomic_write(self.path / MANIFEST, json.dumps(self.manifest, indent=2, default=str))
+        write_text(self.path / MANIFEST, json.dumps(self.manifest, indent=2, default=str))
         self._saved_at = time.monotonic()
 
     def trial_status(self, index: int, status: str, steps_done: int | None = None) -> None:

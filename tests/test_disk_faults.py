@@ -221,9 +221,9 @@ def _refused_replace(src, dst):
 
 
 def _write_manifest(folder):
-    from simlab import store_write
+    from simlab.atomic import write_text  # how the run store writes its manifest
 
-    store_write._atomic_write(folder / "manifest.json", "{}")
+    write_text(folder / "manifest.json", "{}")
 
 
 def _write_part(folder):
