@@ -68,7 +68,7 @@ def check_arrivals(ids: object, lo: int, hi: int, who: str) -> np.ndarray:
     want = f"expected a 1-D integer array of user ids in [{lo}, {hi}), increasing"
     if not isinstance(ids, np.ndarray) or ids.ndim != 1 or ids.dtype.kind not in "iu":
         raise ModelContractError(f"{who}: arrivals returned {_kind(ids)}, {want}")
-    if ids.size and (ids[0] < lo or ids[-1] >= hi or (ids[1:] <= ids[:-1]).any()):
+    if ids.size and (ids[0] < lo or ids[-1] >= hi or not _increasing(ids)):
         bad = ids[(ids < lo) | (ids >= hi)]
         what = f"id {bad[0]}" if bad.size else "ids not increasing (unsorted or repeated)"
         raise ModelContractError(f"{who}: arrivals returned {what}, {want}")
@@ -128,7 +128,7 @@ def check_content(content: Any, who: str) -> Any:
         raise ModelContractError(f"{who}: catalog returned {_kind(cat)}, expected a Catalog")
     ids = cat.item_ids
     problem = None
-    if ids.size > 1 and (ids[1:] <= ids[:-1]).any():
+    if not _increasing(ids):
         problem = "catalog item ids not increasing (unsorted or repeated)"
     elif not np.array_equal(getattr(items, "item_ids", None), ids):
         problem = "a catalog of other items than its latent item table (latent())"
@@ -141,6 +141,11 @@ def check_content(content: Any, who: str) -> Any:
     if problem:
         raise ModelContractError(f"{who} returned {problem}")
     return content
+
+
+def _increasing(ids: np.ndarray) -> bool:
+    """Whether the 1-D ``ids`` strictly increase (sorted, no repeats)."""
+    return not (ids[1:] <= ids[:-1]).any()
 
 
 def _kind(value: object) -> str:

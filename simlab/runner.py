@@ -24,7 +24,7 @@ from simlab.errors import (
     disk_failure,
 )
 from simlab.fork import copy_rows, fork_load, fork_plan, parse_fork
-from simlab.scenario import Scenario
+from simlab.scenario import Scenario, expect_scenario
 from simlab.signals import interrupts_as_keyboard
 from simlab.store import RunStore, _now
 from simlab.trials import ProgressCallback, Trial, plan_trials
@@ -122,11 +122,7 @@ def run_scenario(
     """
     from simlab.execution.pool import check_not_bootstrapping
 
-    if not isinstance(scenario, Scenario):
-        raise TypeError(
-            "Expects `scenario` to be a Scenario (simlab.scenario.load_scenario or "
-            f"parse_scenario), actual type: {type(scenario).__name__}"
-        )
+    expect_scenario(scenario)
     _check_progress(progress)
     if fork is not None and not (isinstance(fork, tuple) and len(fork) == 2):
         raise TypeError(

@@ -72,6 +72,7 @@ __all__ = [
     "SweepPoint",
     "load_scenario",
     "parse_scenario",
+    "expect_scenario",
     "read_scenario_data",
     "apply_overrides",
     "parse_set",
@@ -207,6 +208,15 @@ def read_scenario_data(path: str | Path) -> Any:
     if data is None:
         raise ScenarioError(f"{path}: scenario file is empty")
     return data
+
+
+def expect_scenario(value: object) -> None:
+    """Raise ``TypeError`` unless ``value`` is a :class:`Scenario` (an API argument)."""
+    if not isinstance(value, Scenario):
+        raise TypeError(
+            "Expects `scenario` to be a Scenario (simlab.scenario.load_scenario or "
+            f"parse_scenario), actual type: {type(value).__name__}"
+        )
 
 
 def load_scenario(path: str | Path, overrides: Iterable[str | tuple[str, Any]] = ()) -> Scenario:

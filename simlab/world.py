@@ -30,7 +30,7 @@ from simlab.batch import Catalog, Feedback, Observation, Slates
 from simlab.contract import _check_slates, check_content, check_shape
 from simlab.metrics.base import Metric, StepSnapshot
 from simlab.population import StepContent
-from simlab.scenario import Scenario
+from simlab.scenario import Scenario, expect_scenario
 from simlab.world_context import (
     AgentProtocol,
     ContentModel,
@@ -77,11 +77,7 @@ def bind_hooks(agent: Any, world: World) -> None:
 
 def _check_world_args(scenario: object, agent_index: object) -> None:
     """Raise ``TypeError``/``ValueError`` naming a ``World`` argument of the wrong kind."""
-    if not isinstance(scenario, Scenario):
-        raise TypeError(
-            "Expects `scenario` to be a Scenario (simlab.scenario.load_scenario or "
-            f"parse_scenario), actual type: {type(scenario).__name__}"
-        )
+    expect_scenario(scenario)
     n = len(scenario.agents)
     if isinstance(agent_index, bool) or not isinstance(agent_index, (int, np.integer)):
         raise TypeError(
@@ -190,10 +186,10 @@ class World:
         :meth:`restore`, the checkpoint's). Any other ``t`` raises ``ValueError``, since every
         draw and schedule is keyed by the step (:meth:`run` steps in order for you).
         """
-        self._check_next(t)
         if self.replicas is not None:  # slates chosen in the user shards (simlab.serving)
+            self._check_next(t)
             return self.replicas.step(self, t)
-        catalog, active = self.begin(t)
+        catalog, active = self.begin(t)  # (checks t)
         features, history, consumed = self._arrived
         self._arrived = None
         obs = self.platform.observe(t, active, catalog, features, history, consumed)
