@@ -189,12 +189,12 @@ def test_manifest_is_written_before_heavy_imports(tmp_path: Path):
 import sys, json
 import simlab.store_write as store
 seen = []
-real = store._atomic_write
+real = store.write_text  # simlab.atomic.write_text, as the run store calls it
 def spy(path, text):
     if path.name == "manifest.json" and not seen:
         seen.append((json.loads(text)["status"], "torch" in sys.modules, "ray" in sys.modules))
     real(path, text)
-store._atomic_write = spy
+store.write_text = spy
 from simlab.cli import main
 main(["run", {str(_scenario(tmp_path))!r}, "--out", {str(tmp_path)!r}, "--no-progress",
       "--set", "steps=2"])
