@@ -152,7 +152,14 @@ def _run_with_progress(
             progress.advance(task_of[trial.index], steps_done - seen[trial.index])
             seen[trial.index] = steps_done
 
-        return start(on_step)
+        before = dict(seen)
+        try:
+            return start(on_step)
+        except BaseException:
+            if seen == before:  # failed before any step (e.g. the run id is taken): no bars
+                for task in set(task_of.values()):
+                    progress.update(task, visible=False)
+            raise
 
 
 def cmd_run(args: argparse.Namespace, out: Console) -> int:

@@ -140,6 +140,32 @@ def test_existing_run_id_is_refused_not_overwritten(scenario: Path, tmp_path: Pa
     assert (tmp_path / "r" / "manifest.json").read_text() == before
 
 
+@pytest.mark.parametrize("command", ["run", "resume"])
+def test_a_run_that_fails_before_its_first_step_shows_no_progress_lines(
+    scenario: Path, tmp_path: Path, capsys, command: str
+):
+    """A run that fails before its first step shows its error line alone.
+
+    A taken run id (run) or a completed run (resume): no progress line per trial (at 0/3
+    or 3/3) above the error.
+    """
+    assert (
+        _run(capsys, "run", scenario, "--out", tmp_path, "--run-id", "r", "--no-progress")[0] == 0
+    )
+    args = ["run", scenario, "--out", tmp_path, "--run-id", "r"]
+    if command == "resume":
+        args = ["resume", tmp_path / "r"]  # completed: nothing to resume
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as e:
+        code = int(e.code or 0)
+    captured = capsys.readouterr()
+    assert code == 2, captured
+    assert "error: " in captured.err
+    shown = captured.out + captured.err
+    assert "0/3" not in shown and "3/3" not in shown and "trial 1/" not in shown, shown
+
+
 def test_report_out_that_is_a_file(scenario: Path, tmp_path: Path, capsys):
     """``report --out`` naming a file is a clean error."""
     assert (
