@@ -22,7 +22,7 @@ manifest records it per trial.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ from simlab.manifest import LOGGING_POLICIES
 
 __all__ = [
     "LoggedContext",
+    "join_logged",
     "logged_context",
     "logging_policy",
     "scenario_logging_policy",
@@ -47,6 +48,13 @@ class LoggedContext:
     user_features: np.ndarray
     item_features: np.ndarray
     propensity: np.ndarray
+
+
+def join_logged(parts: list[LoggedContext]) -> LoggedContext:
+    """The user shards' logged contexts (consecutive user ranges) joined in user-id order."""
+    return LoggedContext(
+        *(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(LoggedContext))
+    )
 
 
 def logging_policy(agent: Any, rerankers: list[Any]) -> str:

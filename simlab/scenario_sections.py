@@ -306,7 +306,8 @@ class ExecutionSection(StrictModel):
         "`serving = 'replica'` scores its users inside each user shard, on model state "
         "published through the object store once per retrain, and only slates come back) "
         "or `central` (the trial actor serves every user). Falls back to `central` for "
-        "agents that need central state, with re-rankers and with `output.events`.",
+        "agents that need central state, with re-rankers and with no repeat consumption "
+        "whose candidate lists a whole batch shapes.",
     )
     placement: Literal["pack", "spread"] = Field(
         "pack",

@@ -19,10 +19,14 @@ store once per retrain (every step when it learns online), with a version number
 shard loads a new version before it serves, so every replica serves the same model at the
 same step and the metrics equal the local backend's.
 
-Where replicas are not possible (an agent that needs central state, re-rankers, the
-event log, no repeat consumption whose candidate lists a whole batch shapes) the step runs
-as before: :func:`replica_serving` returns ``None`` and says why in
-:func:`replica_blocker`.
+With the event log on (``output.events``), each shard also returns the logged context of
+its users' slates (:func:`simlab.logged.logged_context`: the features the replica saw, the
+served items' features and the replica's propensities), joined in user-id order as the
+central loop would have logged it.
+
+Where replicas are not possible (an agent that needs central state, re-rankers, no repeat
+consumption whose candidate lists a whole batch shapes) the step runs as before:
+:func:`replica_serving` returns ``None`` and says why in :func:`replica_blocker`.
 """
 
 from __future__ import annotations
@@ -94,8 +98,6 @@ def replica_blocker(world: World) -> str | None:
         return f"agent '{world.agent_label}' reads latent truth"
     if reranker_specs(sc, world.agent_index):
         return "re-rankers run on the platform"
-    if sc.output.events:
-        return "the event log keeps the observation's context"
     if sc.platform.exclude_consumed and not _candidates_per_user(sc):
         return (
             "platform.exclude_consumed: a user's candidates are the live items less as many as "
@@ -125,7 +127,8 @@ def replica_serving(world: World) -> ReplicaServing | None:
     if not hasattr(world.population, "serve_respond") or replica_blocker(world) is not None:
         return None
     spec = world.scenario.agents[world.agent_index]
-    serving = ReplicaServing(ServingSpec(spec, world.context, world.scenario.platform))
+    sc = world.scenario
+    serving = ReplicaServing(ServingSpec(spec, world.context, sc.platform, events=sc.output.events))
     attach = getattr(world.population, "learner_serving", None)  # Ray: the learner actor
     return (attach(world, serving) if attach is not None else None) or serving
 
@@ -186,12 +189,15 @@ class ServingSpec:
         platform: the scenario's ``platform`` section (retrieval, start-up, slate size).
         shard_log: whether each shard keeps its users' part of the platform log (the
             learner actor reads it there: :mod:`simlab.execution.ray_learner`).
+        events: whether the shards return the logged context of the slates they serve
+            (``output.events``).
     """
 
     agent: Any
     ctx: Any
     platform: Any
     shard_log: bool = False
+    events: bool = False
 
     @property
     def who(self) -> str:
@@ -221,26 +227,36 @@ class Replica:
 
     def serve(
         self, t: int, arrivals: Arrivals, catalog: Catalog
-    ) -> tuple[Slates, np.ndarray | None, str, dict[str, np.ndarray] | None]:
+    ) -> tuple[Slates, np.ndarray | None, str, dict[str, np.ndarray] | None, Any]:
         """Slates for the shard's arriving users, as the central loop would choose them.
 
         Returns:
-            ``(slates, candidates, who, record)``: ``candidates`` is ``(B, C)`` when they
-            differ per user (the slates must come from them), else None; ``record`` is the
-            agent's :meth:`serving_record` of the observation.
+            ``(slates, candidates, who, record, logged)``: ``candidates`` is ``(B, C)`` when
+            they differ per user (the slates must come from them), else None; ``record`` is
+            the agent's :meth:`serving_record` of the observation; ``logged`` the slates'
+            :class:`~simlab.logged.LoggedContext` with ``spec.events``, else None.
         """
         ids, feats, hist, consumed = arrivals
         obs = self.platform.observe(t, ids, catalog, feats, hist, consumed)
         cands = None if obs.shared_candidates else obs.candidates
         width = self.platform.slate_width(obs.candidates.shape[1])
+        startup = self.platform.in_startup(t)
+        who, record = self.spec.who, None
         if obs.num_users == 0:
-            return Slates(ids, np.zeros((0, width), np.int64)), cands, self.spec.who, None
-        if self.platform.in_startup(t):
+            slates = Slates(ids, np.zeros((0, width), np.int64))
+        elif startup:
             slates = self.platform.startup_slates(obs, width)
-            return slates, cands, "the platform's start-up", self.agent.serving_record(obs)
-        slates = self.agent.act(obs)
-        check_shape(slates, obs, obs.slate_size, self.spec.who)
-        return slates, cands, self.spec.who, self.agent.serving_record(obs)
+            who, record = "the platform's start-up", self.agent.serving_record(obs)
+        else:
+            slates = self.agent.act(obs)
+            check_shape(slates, obs, obs.slate_size, who)
+            record = self.agent.serving_record(obs)
+        logged = None
+        if self.spec.events:  # right after acting, as the central loop logs it
+            from simlab.logged import logged_context
+
+            logged = logged_context(self.agent, [], obs, slates, catalog, startup=startup)
+        return slates, cands, who, record, logged
 
 
 def join_records(parts: list[dict[str, np.ndarray] | None]) -> dict[str, np.ndarray] | None:
@@ -276,10 +292,10 @@ class ReplicaServing:
         if retrained or not self.published or learns_online(world.agent):
             state = world.agent.serving_state()
             self.published = True
-        feedback, parts, counts, record = world.population.serve_respond(
+        feedback, parts, counts, record, logged = world.population.serve_respond(
             t, content, self.spec, state
         )
         if record is not None and feedback.user_ids.size:
             world.agent.record_served(t, record, catalog)
-        world.last_logged = None
+        world.last_logged = logged
         return world.absorb(t, feedback, parts, counts, catalog)

@@ -10,6 +10,7 @@ Every Ray test shares the session's instance (``ray_local``).
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import SMALL_MODELS, make_small
 from test_ray_execution import assert_same_metrics
@@ -93,6 +94,33 @@ def test_replicas_give_the_central_rows_bit_for_bit(ray_local, tmp_path):
         np.testing.assert_array_equal(a, b, err_msg=c)
 
 
+def _events(store) -> pd.DataFrame:
+    ev = pd.read_parquet(store.path / "events")
+    ev["trial"] = ev["trial"].astype(int)
+    return ev.sort_values(["trial", "step", "user_id", "position"]).reset_index(drop=True)
+
+
+def test_replicas_log_the_events_of_local_serving(ray_local, tmp_path):
+    """With ``output.events`` the shards log what the replicas served, as local serving does.
+
+    Every replica agent (sampled, deterministic and unknown propensities), per-user
+    candidates, start-up steps (``1 / C``) and 3 shards: the event tables are equal, the
+    features, propensities and clicks bit for bit, and so are the metric rows' counts.
+    """
+    world = [*WORLD, "output.events=true", "platform.startup_steps=2"]
+    agents = [_agent(a)[0] for a in REPLICA_AGENTS]
+    local = run_scenario(make_small(*world, agents=agents), out_dir=tmp_path / "l")
+    sc = make_small(*world, "execution.backend=ray", "execution.shards=3", agents=agents)
+    store = run_scenario(sc, out_dir=tmp_path / "r")
+    for trial in store.manifest["trials"]:
+        assert trial["placement"]["serving"] == "replicas", trial["placement"]
+    expected = _events(local)
+    assert expected["propensity"].notna().any() and (expected["propensity"] < 1).any()
+    pd.testing.assert_frame_equal(_events(store), expected)
+    cols = local.manifest["metric_columns"]
+    assert_same_metrics(store.read_metrics(), local.read_metrics(), cols)
+
+
 @pytest.mark.parametrize("agent", ["linucb", "linear-ts", "diag-linucb"])
 def test_online_learners_after_a_startup_give_the_local_metrics(ray_local, agent, tmp_path):
     """Start-up steps (no ``act``): the learner keeps the served profiles all the same.
@@ -155,7 +183,7 @@ def test_no_repeats_give_the_local_metrics_on_any_shards(ray_local, candidates, 
             "re-rankers",
         ),
         ([], [{"model": "mf", "rerankers": [{"model": "mmr"}]}], "re-rankers"),
-        (["output.events=true"], [{"model": "linucb"}], "event log"),
+        (["output.events=true"], [{"model": "linucb"}], None),  # the shards log it
         ([], [{"model": "linucb"}], None),
         ([], [{"model": "random"}], None),
         (["platform.exclude_consumed=true"], [{"model": "random"}], "exclude_consumed"),

@@ -96,14 +96,14 @@ class _ShardActor:
         if self.replica.version != version:
             self.replica.load(version, _ray().get(state_refs[0]))
         arrivals = self.shard.arrive(t, live=content.catalog.item_ids)
-        slates, cands, who, record = self.replica.serve(t, arrivals, content.catalog)
+        slates, cands, who, record, logged = self.replica.serve(t, arrivals, content.catalog)
         items = slates.item_ids
         out = self.shard.respond(t, arrivals.user_ids, items, content, cands, who)
         if spec.shard_log:  # the learner reads this shard's users' log from here
             from simlab.batch import Feedback
 
             self._log(spec).record(Feedback(t, arrivals.user_ids, items, out[0], out[1]))
-        return (arrivals.user_ids, compact_rows(items), *out, record)
+        return (arrivals.user_ids, compact_rows(items), *out, record, logged)
 
     def _log(self, spec):
         if self.log is None:

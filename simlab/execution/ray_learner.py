@@ -199,7 +199,7 @@ class LearnerServing:
         if deployed or not self.published or self.online:
             ref = self.actor.serving_state.remote(measuring())
             self.published = True
-        feedback, parts, counts, record = world.population.serve_respond(
+        feedback, parts, counts, record, logged = world.population.serve_respond(
             t, content, self.spec, None, state_ref=ref
         )
         if feedback.user_ids.size:
@@ -210,7 +210,7 @@ class LearnerServing:
             if self.online:
                 self.inflight.append(self.actor.update.remote(feedback))
                 sent += _size(feedback)
-        world.last_logged = None
+        world.last_logged = logged
         row = world.absorb(t, feedback, parts, counts, catalog, learn=False)
         sent += self._submit(world, t + 1, after_step=True)
         if measuring():

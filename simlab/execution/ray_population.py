@@ -18,6 +18,7 @@ import numpy as np
 from simlab.batch import Slates, compact_rows
 from simlab.errors import SimlabError
 from simlab.execution.measure import measuring, serialized_size
+from simlab.logged import join_logged
 from simlab.population import (
     Arrivals,
     StepContent,
@@ -193,8 +194,8 @@ class RayPopulation:
         ``state`` is the agent's new serving state (published once through the object store
         as the next version) or None when the replicas' version is current; ``state_ref``
         instead is a reference to one the learner actor publishes (the bytes go from there
-        to the shards). Returns ``(feedback, partials, exposure, record)`` joined in user-id
-        order.
+        to the shards). Returns ``(feedback, partials, exposure, record, logged)`` joined in
+        user-id order (``logged``: the slates' logged context with ``spec.events``, else None).
         """
         ray = _ray()
         if state is not None:
@@ -227,7 +228,8 @@ class RayPopulation:
             for name, part in o[5].items():
                 partials.setdefault(name, []).append(part)
         feedback = respond_feedback(t, slates, clicked, engagement)
-        return feedback, partials, exposure, join_records([o[6] for o in out])
+        logged = join_logged([o[7] for o in out]) if spec.events else None
+        return feedback, partials, exposure, join_records([o[6] for o in out]), logged
 
     @_lost
     def expected_utility(self, t, user_ids, item_ids, items):
