@@ -1,8 +1,9 @@
 """The metric protocol and the read-only snapshot a metric measures.
 
 A metric is a class with a default ``name``, the ``columns`` it fills (``group/name`` keys),
-the ``ranges`` their values can take, a stored ``history`` and one method,
-:meth:`Metric.measure`, returning one value per column for one step. Values that are
+the ``ranges`` their values can take and one method, :meth:`Metric.measure`, returning one
+value per column for one step (the rows go to the run directory as steps finish; a metric
+keeps only the running state its next rows need, which checkpoints hold). Values that are
 undefined at a step (e.g. a share of zero items) are NaN.
 
 Metrics that read per-user latent state or do per-user work can instead implement the
@@ -183,7 +184,6 @@ class Metric:
 
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
-        self.history: list[dict[str, float]] = []
 
     def measure(self, snap: StepSnapshot) -> dict[str, float]:
         """Return ``{column: value}`` for one step."""
@@ -232,19 +232,15 @@ class Metric:
     def observe(
         self, snap: StepSnapshot, parts: list[dict[str, Any]] | None = None
     ) -> dict[str, float]:
-        """Measure one step, store it in ``history`` and return it.
+        """Measure one step and return its row.
 
         ``parts`` are the user shards' partials when the metric is sharded. A group that is
         not :meth:`due` at the step gives NaN in every column without measuring.
         """
         if not self.due(snap.step):
-            row = dict.fromkeys(self.columns, float("nan"))
-            self.history.append(row)
-            return dict(row)
+            return dict.fromkeys(self.columns, float("nan"))
         raw = self.reduce(parts, snap) if parts is not None else self.measure(snap)
-        row = {c: float(v) for c, v in raw.items()}
-        self.history.append(row)
-        return row
+        return {c: float(v) for c, v in raw.items()}
 
 
 def safe_ratio(num: float, den: float) -> float:
