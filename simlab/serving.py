@@ -241,21 +241,21 @@ class Replica:
         cands = None if obs.shared_candidates else obs.candidates
         width = self.platform.slate_width(obs.candidates.shape[1])
         startup = self.platform.in_startup(t)
-        who, record = self.spec.who, None
+        who = self.spec.who
         if obs.num_users == 0:
             slates = Slates(ids, np.zeros((0, width), np.int64))
         elif startup:
             slates = self.platform.startup_slates(obs, width)
-            who, record = "the platform's start-up", self.agent.serving_record(obs)
+            who = "the platform's start-up"
         else:
             slates = self.agent.act(obs)
             check_shape(slates, obs, obs.slate_size, who)
-            record = self.agent.serving_record(obs)
         logged = None
         if self.spec.events:  # right after acting, as the central loop logs it
             from simlab.logged import logged_context
 
             logged = logged_context(self.agent, [], obs, slates, catalog, startup=startup)
+        record = self.agent.serving_record(obs) if obs.num_users else None
         return slates, cands, who, record, logged
 
 
