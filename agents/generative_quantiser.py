@@ -85,11 +85,11 @@ def fit_residual_kmeans(
     >>> sorted(round(float(c), 2) for c in books[0, :, 0])
     [0.05, 5.05]
     """
-    resid = torch.as_tensor(np.asarray(features, np.float32), device=device).clone()
+    resid = torch.as_tensor(np.require(features, np.float32, "W"), device=device).clone()
     books = []
     for level in range(levels):
         if init is not None:
-            c = torch.as_tensor(np.asarray(init[level], np.float32), device=device)
+            c = torch.as_tensor(np.require(init[level], np.float32, "W"), device=device)
         else:
             gen = numpy_generator(seed, f"agent/generative/kmeans/{level}", step)
             c = _kmeans_pp(resid, size, gen)
@@ -101,9 +101,9 @@ def fit_residual_kmeans(
 
 def encode_residual(features: np.ndarray, codebooks: np.ndarray, device: str = "cpu") -> np.ndarray:
     """``(n, L)`` int64 codes of ``features`` ``(n, d)``: nearest centroid of each residual."""
-    resid = torch.as_tensor(np.asarray(features, np.float32), device=device).clone()
+    resid = torch.as_tensor(np.require(features, np.float32, "W"), device=device).clone()
     codes = []
-    for c in torch.as_tensor(np.asarray(codebooks, np.float32), device=device):
+    for c in torch.as_tensor(np.require(codebooks, np.float32, "W"), device=device):
         a = _nearest(resid, c)
         resid = resid - c[a]
         codes.append(a)

@@ -128,9 +128,9 @@ def train_gru4rec(
     t = {
         k: torch.nn.Parameter(torch.from_numpy(np.array(v, np.float32))) for k, v in params.items()
     }
-    feats = torch.from_numpy(np.asarray(item_features, np.float32))
+    feats = torch.from_numpy(np.require(item_features, np.float32, "W"))  # copied if read-only
     seq_all = torch.from_numpy(sequences)
-    w_all = None if weights is None else torch.from_numpy(np.asarray(weights, np.float32))
+    w_all = None if weights is None else torch.from_numpy(np.require(weights, np.float32, "W"))
     lengths = (seq_all >= 0).sum(1)
     n, num_seqs = feats.shape[0], sequences.shape[0]
     opt = torch.optim.Adam(list(t.values()), lr=cfg.lr)

@@ -193,13 +193,15 @@ def train_bpr(
     t = {
         k: torch.nn.Parameter(torch.from_numpy(np.array(v, np.float32))) for k, v in params.items()
     }
-    feats = torch.from_numpy(np.asarray(item_features, np.float32))
+    # torch takes numpy memory without a copy, but warns on a read-only array (a log built
+    # from a catalog's read-only views): those are copied ("W": writable)
+    feats = torch.from_numpy(np.require(item_features, np.float32, "W"))
     shift = None  # R(f_i) - f_i: what a rewrite changes in each item's features
     if rewrite_features is not None and invariance > 0:
-        shift = torch.from_numpy(np.asarray(rewrite_features, np.float32)) - feats
+        shift = torch.from_numpy(np.require(rewrite_features, np.float32, "W")) - feats
     u_t, p_t = torch.from_numpy(users), torch.from_numpy(pos)
     n_t = torch.from_numpy(neg)
-    w_t = None if weights is None else torch.from_numpy(np.asarray(weights, np.float32))
+    w_t = None if weights is None else torch.from_numpy(np.require(weights, np.float32, "W"))
     # the user table is updated lazily (see LazyAdamRows): a batch touches only its own
     # users' rows, so a retrain costs O(clicks), not O(clicks * users) as a dense Adam step
     # over the whole user table per batch did; the item-side arrays keep a dense Adam

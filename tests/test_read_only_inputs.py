@@ -14,14 +14,18 @@ Metrics likewise: a metric that wrote into its snapshot's latent items or creato
 
 from __future__ import annotations
 
+import dataclasses
 from operator import attrgetter
 
 import numpy as np
 import pytest
-from conftest import make_small
+from conftest import SMALL_MODELS, make_small
 
 from simlab import registry
 from simlab.agents import PopularityAgent
+from simlab.agents.generative_quantiser import encode_residual, fit_residual_kmeans
+from simlab.batch import Log
+from simlab.batch_arrays import read_only_view
 from simlab.metrics import Metric
 from simlab.world import World
 
@@ -204,3 +208,65 @@ def test_a_metric_that_copies_first_changes_nothing(part):
         row, want = world.step(t), twin.step(t)
         assert row.pop("writes/x") == 0.0
         np.testing.assert_equal(row, want)
+
+
+@pytest.fixture
+def torch_inputs(monkeypatch) -> list[str]:
+    """Where a read-only array reaches torch (``from_numpy``/``as_tensor``), as it happens.
+
+    torch warns about one ("The given NumPy array is not writable") only once per process,
+    so the warning cannot tell the cases apart; this records every call site instead.
+    """
+    import traceback
+
+    import torch
+
+    seen: list[str] = []
+
+    def guard(fn):
+        def call(a, *args, **kwargs):
+            if isinstance(a, np.ndarray) and not a.flags.writeable:
+                frame = traceback.extract_stack(limit=2)[0]
+                seen.append(f"{frame.filename}:{frame.lineno}")
+            return fn(a, *args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(torch, "from_numpy", guard(torch.from_numpy))
+    monkeypatch.setattr(torch, "as_tensor", guard(torch.as_tensor))
+    return seen
+
+
+TORCH_AGENTS = ["mf", "gru4rec", "two-tower", "generative", "slate-ts"]
+
+
+@pytest.mark.parametrize("agent", TORCH_AGENTS)
+def test_a_retrain_on_a_read_only_log_hands_torch_no_read_only_array(agent, torch_inputs):
+    """A log whose arrays are read-only views (built from a catalog's, say) retrains quietly.
+
+    mf's and gru4rec's training passed the log's item features to torch as they were, and
+    torch warned "The given NumPy array is not writable"; they copy a read-only array now.
+    """
+    world = World(make_small(agents=[{"model": agent, **SMALL_MODELS.get(agent, {})}]), 0, 0)
+    retrain = world.agent.retrain
+
+    def read_only_retrain(log):
+        fields = dataclasses.fields(Log)
+        return retrain(Log(**{f.name: read_only_view(getattr(log, f.name)) for f in fields}))
+
+    world.agent.retrain = read_only_retrain
+    for t in range(6):
+        world.step(t)
+    assert torch_inputs == []
+
+
+def test_the_quantiser_hands_torch_no_read_only_array(torch_inputs):
+    """Residual k-means and encoding take read-only features and codebooks."""
+    rng = np.random.default_rng(0)
+    feats = read_only_view(rng.normal(size=(40, 4)).astype(np.float32))
+    books = read_only_view(fit_residual_kmeans(feats, 2, 4, iterations=3, seed=0, step=0))
+    again = fit_residual_kmeans(feats, 2, 4, iterations=3, seed=0, step=1, init=books)
+    codes = encode_residual(feats, books)
+    assert torch_inputs == []
+    assert again.shape == books.shape == (2, 4, 4)
+    assert codes.shape == (40, 2) and codes.min() >= 0 and codes.max() < 4

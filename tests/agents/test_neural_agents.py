@@ -350,7 +350,7 @@ def states_by_hand(agent: GRU4RecAgent, obs: Observation) -> np.ndarray:
             if i in window:
                 x = m["V"][np.flatnonzero(window == i)[0]]
             elif i != PAD and i in cat.item_ids:
-                f = torch.from_numpy(cat.features[np.flatnonzero(cat.item_ids == i)[0]])
+                f = torch.from_numpy(np.array(cat.features[np.flatnonzero(cat.item_ids == i)[0]]))
                 x = f @ m["W"]
             else:
                 continue
