@@ -374,7 +374,8 @@ class DiagLinUCBAgent(_EdgeSums, Agent):
     def _served(self, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
         """``(idx, w)`` clusters and weights of the served users (kept for learning)."""
         idx, w = self._keep(obs.user_ids, obs.user_features)
-        self._grow(int(obs.candidates.max()))
+        if obs.candidates.size:  # (no user: no candidate, nothing to grow)
+            self._grow(int(obs.candidates.max()))
         return idx, w
 
     def act(self, obs: Observation) -> Slates:

@@ -90,7 +90,7 @@ class Agent:
     def act(self, obs: Observation) -> Slates:
         """Return ``obs.slate_size`` distinct candidates per served user (``obs`` is read-only).
 
-        Called with at least one user (a step nobody visits gets the empty slate without it).
+        The world calls it with one user or more; shipped agents give ``(0, K)`` for none.
         """
         raise NotImplementedError(f"{type(self).__name__} must implement act()")
 

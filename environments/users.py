@@ -230,7 +230,7 @@ class LogitUserPopulation:
     ) -> np.ndarray:
         """Noise-free utility ``(B, C)`` (privileged: only the oracle uses it)."""
         p = self.params
-        if item_ids.strides[0] != 0:
+        if item_ids.strides[0] != 0 or not item_ids.shape[0]:  # per user (or no user)
             return self._utility(user_ids, items.rows(item_ids), items)
         # shared candidates: a matrix product per block of users (row_blocks), so a block's
         # float64 terms stay in cache; every value is per user, as in one product

@@ -65,6 +65,7 @@ EXTRA_TESTS = {
         "tests/environments/test_environments.py",
         "tests/environments/test_churn_timing.py",
         "tests/test_topic_counts.py",
+        "tests/agents/test_empty_observation.py",
     ],
     "environments/content.py": [
         "tests/environments/test_content_ecosystem.py",
@@ -176,6 +177,7 @@ EXTRA_TESTS = {
         "tests/agents/test_bandit_params.py",
         "tests/agents/test_bandit_order.py",
         "tests/agents/test_bandit_models.py",
+        "tests/agents/test_empty_observation.py",
     ],
     "agents/bandit_math.py": [
         "tests/agents/test_bandits.py",

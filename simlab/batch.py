@@ -128,6 +128,9 @@ class Observation:
                 f"actual: {self.candidates.shape[1]}"
             )
         _read_only_fields(self, ("user_ids", "user_features", "history", "candidates"))
+        if self.shared_candidates and b == 0:
+            # a (0, C) broadcast has no row to share: no user, per-user candidates (empty)
+            object.__setattr__(self, "shared_candidates", False)
 
     @property
     def num_users(self) -> int:
