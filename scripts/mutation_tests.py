@@ -46,6 +46,7 @@ EXTRA_TESTS = {
     ],
     "simlab/metrics/item_fairness_formulas.py": [
         "tests/metrics/test_item_fairness.py",
+        "tests/metrics/test_item_fairness_validation.py",
         "tests/metrics/test_item_fairness_metric.py",
         "tests/metrics/test_ranges.py",
     ],

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import math
-import re
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from test_metrics import make_feedback, make_items, make_snapshot
 
 from simlab.metrics.item_fairness import (
-    ItemFairnessMetric,
     entropy,
     entropy_corrected,
     fsat,
@@ -25,7 +21,6 @@ from simlab.metrics.item_fairness import (
     qf_corrected,
 )
 
-CTX = SimpleNamespace(seed=0, num_users=4)
 CORRECTED = ("jain", "qf", "entropy", "fsat")  # 1 = fairest; gini_corrected is the reverse
 LOG2_3 = math.log2(3)
 
@@ -327,80 +322,6 @@ def test_fsat_below_one_slot_per_item():
     """With S < n the maximin share is 0: raw FSat is 1 and the corrected one is NaN."""
     assert fsat(np.array(C2), 2, 3) == 1.0
     assert math.isnan(fsat_corrected(np.array(C2), 2, 3))
-
-
-# ----------------------------------------------------------------------------- validation
-
-
-def test_counts_must_sum_to_slots():
-    """A mismatch between counts.sum() and k * m names both."""
-    msg = "Expects `counts` to sum to S = k * m = 6 (k=2, m=3), actual sum of counts: 5"
-    with pytest.raises(ValueError, match=re.escape(msg)):
-        jain(np.array([3, 2, 0]), 2, 3)
-
-
-@pytest.mark.parametrize(
-    "counts, k, m, error, msg",
-    [
-        ([[1, 1]], 1, 2, ValueError, "Expects `counts` to be 1-D (num_items,), actual shape"),
-        ([3, -1], 1, 2, ValueError, "Expects `counts` to be non-negative, actual minimum: -1"),
-        ([1.5, 0.5], 1, 2, ValueError, "Expects `counts` to hold whole numbers"),
-        ([1, 1], -1, 2, ValueError, "Expects `k` to be a non-negative int, actual value: -1"),
-        ([1, 1], 1, 2.0, TypeError, "Expects `m` to be an int, actual type: float"),
-    ],
-)
-def test_invalid_input(counts, k, m, error, msg):
-    """Malformed counts or a bad k or m raise with the offending value."""
-    with pytest.raises(error, match=re.escape(msg)):
-        item_fairness(np.array(counts), k, m)
-
-
-@pytest.mark.parametrize(
-    "counts",
-    [np.array([1 + 0j, 1 + 0j]), np.array([1, 1], dtype=object), np.array(["1", "1"])],
-    ids=["complex", "object", "str"],
-)
-def test_counts_that_are_not_real_numbers_are_refused(counts):
-    """Only integer, bool and float counts: a complex, object or string array is refused.
-
-    (Even when it holds whole numbers: ``1 + 0j`` is not a count.)
-    """
-    with pytest.raises(ValueError, match=re.escape("Expects `counts` to hold whole numbers")):
-        item_fairness(counts, 1, 2)
-
-
-def test_whole_float_counts_and_numpy_ints_are_accepted():
-    """Float counts holding whole numbers and numpy integer k, m work like ints."""
-    c = np.array(A1)
-    assert item_fairness(c.astype(float), np.int64(2), np.int32(3)) == item_fairness(c, 2, 3)
-
-
-# ----------------------------------------------------------------------------- metric
-
-
-def test_item_fairness_metric_on_snapshot():
-    """The metric uses all live items' counts, k = slate size and m = served users."""
-    items = make_items([1, 2, 3, 4, 5])
-    # counts over the live items: item 1 -> 4, 2 -> 2, 3 -> 1, 4 -> 1, 5 -> 0 (= B1)
-    fb = make_feedback([0, 1, 2, 3], [[1, 2], [2, 1], [1, 3], [4, 1]], [-1, -1, -1, -1])
-    metric = ItemFairnessMetric(CTX)
-    row = metric.observe(make_snapshot(fb, items))
-    assert set(row) == set(ItemFairnessMetric.columns)
-    assert ItemFairnessMetric.summary == dict.fromkeys(ItemFairnessMetric.columns, "mean")
-    want = item_fairness(np.array(B1), 2, 4)
-    assert row == {c: want[c.removeprefix("fairness/")] for c in ItemFairnessMetric.columns}
-    assert row["fairness/jain_corrected"] == pytest.approx(35 / 99, rel=1e-12)
-    assert row["fairness/gini_corrected"] == pytest.approx(2 / 3, rel=1e-12)
-    assert row["fairness/qf"] == pytest.approx(4 / 5, rel=1e-12)
-
-
-def test_item_fairness_metric_without_users_is_nan():
-    """A step with no served users gives NaN in every column."""
-    items = make_items([1, 2, 3])
-    fb = make_feedback([], np.zeros((0, 2)), [], [])
-    row = ItemFairnessMetric(CTX).observe(make_snapshot(fb, items))
-    assert set(row) == set(ItemFairnessMetric.columns)
-    assert all(math.isnan(v) for v in row.values())
 
 
 # ----------------------------------------------------------------------------- property

@@ -2,7 +2,8 @@
 
 With a single served user the raw measures are defined (Jain's index of ``k`` items shown
 once is ``k / n``) while every corrected one is NaN (its range collapses at ``m = 1``); with
-nobody served every column is NaN. The declared ranges are what the dashboard clips to.
+nobody served every column is NaN. The declared ranges are what the dashboard clips to. And
+the metric on a hand-counted snapshot (moved here from test_item_fairness.py as it was).
 """
 
 from __future__ import annotations
@@ -57,3 +58,28 @@ def test_declared_ranges():
     assert set(ranges) == set(ItemFairnessMetric.columns)
     for col in ItemFairnessMetric.columns:
         assert ranges[col] == ((None, 1.0) if col == "fairness/fsat_corrected" else (0.0, 1.0))
+
+
+def test_item_fairness_metric_on_snapshot():
+    """The metric uses all live items' counts, k = slate size and m = served users."""
+    items = make_items([1, 2, 3, 4, 5])
+    # counts over the live items: item 1 -> 4, 2 -> 2, 3 -> 1, 4 -> 1, 5 -> 0 (= B1)
+    fb = make_feedback([0, 1, 2, 3], [[1, 2], [2, 1], [1, 3], [4, 1]], [-1, -1, -1, -1])
+    metric = ItemFairnessMetric(CTX)
+    row = metric.observe(make_snapshot(fb, items))
+    assert set(row) == set(ItemFairnessMetric.columns)
+    assert ItemFairnessMetric.summary == dict.fromkeys(ItemFairnessMetric.columns, "mean")
+    want = item_fairness(np.array([4, 2, 1, 1, 0]), 2, 4)  # B1 of test_item_fairness.py
+    assert row == {c: want[c.removeprefix("fairness/")] for c in ItemFairnessMetric.columns}
+    assert row["fairness/jain_corrected"] == pytest.approx(35 / 99, rel=1e-12)
+    assert row["fairness/gini_corrected"] == pytest.approx(2 / 3, rel=1e-12)
+    assert row["fairness/qf"] == pytest.approx(4 / 5, rel=1e-12)
+
+
+def test_item_fairness_metric_without_users_is_nan():
+    """A step with no served users gives NaN in every column."""
+    items = make_items([1, 2, 3])
+    fb = make_feedback([], np.zeros((0, 2)), [], [])
+    row = ItemFairnessMetric(CTX).observe(make_snapshot(fb, items))
+    assert set(row) == set(ItemFairnessMetric.columns)
+    assert all(math.isnan(v) for v in row.values())
