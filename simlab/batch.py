@@ -23,7 +23,7 @@ from simlab.batch_arrays import (
     compact_rows,
     is_row_broadcast,
     lookup_sorted,
-    read_only_view,
+    read_only_fields,
     row_blocks,
 )
 from simlab.batch_deferred import Deferred, _DeferredField
@@ -71,7 +71,7 @@ class Catalog:
         _check("Catalog.age", self.age, (n,), "i")
         if self.source is not None:
             _check("Catalog.source", self.source, (n,), "iu")
-        _read_only_fields(self, ("item_ids", "features", "creator", "age", "source"))
+        read_only_fields(self, ("item_ids", "features", "creator", "age", "source"))
 
     @property
     def num_items(self) -> int:
@@ -127,7 +127,7 @@ class Observation:
                 f"Expects at least slate_size={self.slate_size} candidates per user, "
                 f"actual: {self.candidates.shape[1]}"
             )
-        _read_only_fields(self, ("user_ids", "user_features", "history", "candidates"))
+        read_only_fields(self, ("user_ids", "user_features", "history", "candidates"))
         if self.shared_candidates and b == 0:
             # a (0, C) broadcast has no row to share: no user, per-user candidates (empty)
             object.__setattr__(self, "shared_candidates", False)
@@ -191,7 +191,7 @@ class Feedback:
         _check("Feedback.slates", self.slates, (b, None), "i")
         _check("Feedback.clicked_pos", self.clicked_pos, (b,), "i")
         _check("Feedback.engagement", self.engagement, (b,), "f")
-        _read_only_fields(self, ("user_ids", "slates", "clicked_pos", "engagement"))
+        read_only_fields(self, ("user_ids", "slates", "clicked_pos", "engagement"))
 
     @property
     def clicked(self) -> np.ndarray:
@@ -204,17 +204,6 @@ class Feedback:
         items = _clicked_items(self.slates, self.clicked_pos)
         items.setflags(write=False)  # shared by every reader of this feedback
         return items
-
-
-def _read_only_fields(obj: object, names: tuple[str, ...]) -> None:
-    """Hold read-only views of ``obj``'s array fields (a :class:`Deferred` stays as it is).
-
-    The arrays an agent is handed are the world's own (the users' ids, the step's clicks,
-    the catalog): an agent that normalised them in place changed what the users, the log
-    and the metrics then read, silently (see :func:`~simlab.batch_arrays.read_only_view`).
-    """
-    for name in names:
-        obj.__dict__[name] = read_only_view(obj.__dict__.get(name))
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:

@@ -120,6 +120,18 @@ def read_only_view(a):
     return a
 
 
+def read_only_fields(obj: object, names) -> None:
+    """Replace each of ``obj``'s attributes ``names`` by :func:`read_only_view` of it.
+
+    The arrays extension code is handed (an observation's, a metric snapshot's items) are
+    the world's own: an agent or metric that wrote into them changed what the users, the
+    log and the other metrics read next, silently. Anything but a writable array (None, a
+    ``Deferred``) stays as it is.
+    """
+    for name in names:
+        obj.__dict__[name] = read_only_view(obj.__dict__.get(name))
+
+
 def is_row_broadcast(a: np.ndarray) -> bool:
     """Whether ``a`` is a ``(B, C)`` zero-copy broadcast of one row (``B > 1``)."""
     return a.ndim == 2 and a.shape[0] > 1 and a.strides[0] == 0

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from simlab.batch import Catalog, Feedback
-from simlab.batch_arrays import read_only_view
+from simlab.batch_arrays import read_only_fields, read_only_view
 
 __all__ = ["StepSnapshot", "Metric", "safe_ratio"]
 
@@ -152,8 +152,7 @@ def _read_only_table(table: Any) -> Any:
     if table is None or not hasattr(table, "__dict__"):
         return table
     out = copy.copy(table)
-    for name, value in vars(out).items():
-        out.__dict__[name] = read_only_view(value)
+    read_only_fields(out, list(vars(out)))
     return out
 
 
