@@ -207,7 +207,8 @@ def _pair_order(items, rows: np.ndarray, slates: np.ndarray) -> tuple[int, int]:
     user = np.repeat(np.arange(b, dtype=np.int64), k)
     flat = np.ascontiguousarray(slates).ravel()
     pos = np.tile(np.arange(k, dtype=np.int64), b)
-    span = int(max(flat.max(), orig_ids.max())) + 1
+    # every key probed below (shown items, originals, rewrites) lies in [0, span)
+    span = int(max(flat.max(), orig_ids.max(), rw_ids.max())) + 1
     keys = user * span + flat
     order = np.argsort(keys, kind="stable")
     skeys, spos = keys[order], pos[order]

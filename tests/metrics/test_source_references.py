@@ -146,6 +146,28 @@ def random_step(seed: int):
     return ids, source, original, slates, clicked, new
 
 
+def newest_rewrites_step(seed: int):
+    """A world's catalog: old human items, rewrites after them, the newest never shown.
+
+    Human items have low ids (0 among them), rewrites the highest ids, so an unshown
+    rewrite's id can exceed every shown id.
+    """
+    rng = np.random.default_rng(seed)
+    n_h = int(rng.integers(4, 30))
+    humans = np.sort(rng.choice(40, n_h, replace=False))
+    n_r = int(rng.integers(1, 12))
+    rewrites = 40 + np.sort(rng.choice(60, n_r, replace=False))
+    ids = np.concatenate([humans, rewrites])
+    source = np.r_[np.zeros(n_h, int), np.ones(n_r, int)]
+    original = np.r_[np.full(n_h, -1), rng.choice(humans, n_r)]
+    unshown = int(rng.integers(1, n_r + 1))  # the newest rewrites: in no slate
+    pool = ids[: ids.shape[0] - unshown]
+    b, k = int(rng.integers(2, 14)), int(rng.integers(1, min(pool.shape[0], 6) + 1))
+    slates = np.stack([rng.choice(pool, k, replace=False) for _ in range(b)])
+    clicked = rng.integers(-1, k, size=b)
+    return ids, source, original, slates, clicked, np.zeros(0, int)
+
+
 def assert_row(got: dict[str, float], want: dict[str, float]) -> None:
     """Same columns; equal values (NaN equals NaN), to rounding."""
     assert set(got) == set(want) == set(SourceMetric.columns)
@@ -165,6 +187,36 @@ def test_every_column_equals_the_reference(seed):
     got = SourceMetric(CTX).measure(snapshot(items, users, slates, clicked, new))
     ref = reference(ids.tolist(), source.tolist(), original.tolist(), slates.tolist(), clicked, new)
     assert_row(got, ref)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_llm_ratio_of_rewrites_newer_than_every_shown_item(seed):
+    """Rewrites with ids above every shown id (published last, not shown yet) still pair.
+
+    A rewrite's id once wrapped around the slate keys of ``user * span + item`` onto another
+    user's shown item, dropping pairs the original won.
+    """
+    ids, source, original, slates, clicked, new = newest_rewrites_step(seed)
+    assert ids.max() > slates.max()  # the case: an unshown rewrite above every shown id
+    items = items_table(ids, source, original)
+    users = np.arange(slates.shape[0])
+    got = SourceMetric(CTX).measure(snapshot(items, users, slates, clicked, new))
+    ref = reference(ids.tolist(), source.tolist(), original.tolist(), slates.tolist(), clicked, new)
+    assert_row(got, ref)
+
+
+def test_llm_ratio_when_a_rewrite_id_matches_another_users_key():
+    """A hand case: a pair the original wins, and one the rewrite wins.
+
+    Items 1-4 are human, 5 rewrites 2, 9 rewrites 1 (never shown): user 0 shows 1 without 9
+    (the original wins), user 1 shows 3 and 5 (the rewrite alone: AIGC first).
+    """
+    items = items_table([1, 2, 3, 4, 5, 9], [0, 0, 0, 0, 1, 1], [-1, -1, -1, -1, 2, 1])
+    row = SourceMetric(CTX).measure(snapshot(items, [0, 1], [[1, 3], [3, 5]], [-1, -1], []))
+    assert row["source/llm_ratio"] == 1 / 2
+    only_human = items_table([1, 2, 3, 4, 9], [0, 0, 0, 0, 1], [-1, -1, -1, -1, 1])
+    row = SourceMetric(CTX).measure(snapshot(only_human, [0, 1], [[1, 2], [4, 3]], [-1, -1], []))
+    assert row["source/llm_ratio"] == 0.0  # one pair, the original's
 
 
 @pytest.mark.parametrize("seed", range(12))
