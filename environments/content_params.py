@@ -118,7 +118,8 @@ class CreatorEcosystemParams(ParamsModel):
         ge=0,
         le=FEATURE_SCALE_MAX,
         description="Latent quality AIGC items lack next to human ones (a trade-off users "
-        "feel through quality_weight; 0 = none).",
+        "feel through quality_weight; 0 = none). Rewrites (`rewrite_share`) are exempt: they "
+        "keep their original's quality up to `rewrite_noise`.",
     )
 
     @model_validator(mode="after")
