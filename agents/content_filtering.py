@@ -67,6 +67,14 @@ class ContentFilteringAgent(Agent):
         fitted = nnls_gram(attrs.T @ attrs, b[who], support=support)
         self.weights[who] = fitted
 
+    def serving_record(self, obs: Observation) -> dict[str, np.ndarray]:
+        """Nothing per user: :meth:`record_served` books the served catalog."""
+        return {}
+
+    def record_served(self, obs_step: int, record: dict[str, np.ndarray], catalog: Any) -> None:
+        """Book the live items with their publication steps, as :meth:`act` would."""
+        self.book.add(catalog.item_ids, catalog.features, obs_step - catalog.age)
+
     def act(self, obs: Observation) -> Slates:
         """Candidates by ``x_u . a_i``, items newer than the data last."""
         self.book.add_catalog(obs)

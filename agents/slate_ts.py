@@ -104,9 +104,7 @@ class SlateThompsonAgent(Agent):
             description="Prior std of each coordinate of the item offsets delta_i "
             "(v_i = W f_i + delta_i).",
         )
-        bias_prior_std: float = Field(
-            0.5, gt=0, le=100, description="Prior std of the item biases c_i."
-        )
+        bias_prior_std: float = Field(0.5, gt=0, le=100, description="Prior std of biases c_i.")
         user_prior_std: float = Field(
             0.1,
             gt=0,
@@ -120,9 +118,7 @@ class SlateThompsonAgent(Agent):
             description="Gaussian prior precision of the entries of A, W, the no-click logit "
             "and the position offsets.",
         )
-        learn_position_bias: bool = Field(
-            True, description="Learn a logit offset per slate position in the click model."
-        )
+        learn_position_bias: bool = Field(True, description="Learn a logit offset per slate slot.")
         exploration: float = Field(
             0.5,
             ge=0,
@@ -146,7 +142,7 @@ class SlateThompsonAgent(Agent):
         f = params.factors
         n = int(getattr(ctx, "num_users", 0) or 0)
         # per-user tables, indexed by user id (grown when larger ids appear)
-        self._profiles = np.zeros((n, 0), np.float32)  # (num_users, d_u), recorded in act()
+        self._profiles = np.zeros((n, 0), np.float32)  # (num_users, d_u), kept when served
         self._user_mean = np.zeros((n, f), np.float32)  # posterior mean of p_u
         self._user_std = np.zeros((n, f), np.float32)  # posterior std of p_u (if known)
         self._user_known = np.zeros(n, bool)  # whether p_u was ever fitted
@@ -344,10 +340,19 @@ class SlateThompsonAgent(Agent):
                 taken[rows, best] = True
         return pick
 
+    def serving_record(self, obs: Observation) -> dict[str, np.ndarray]:
+        """The served users' ids and profiles (the platform's start-up serves without act)."""
+        return {"user_ids": obs.user_ids, "features": obs.user_features}
+
+    def record_served(self, obs_step: int, record: dict[str, np.ndarray], catalog: Any) -> None:
+        """Keep the served users' profiles (the fit reads them for the log's users)."""
+        ids, feats = record["user_ids"], record["features"]
+        self._grow_users(int(ids.max(initial=0)), feats.shape[1])
+        self._profiles[ids] = feats
+
     def act(self, obs: Observation) -> Slates:
         """Slates by the configured policy; random before the first retrain."""
-        self._grow_users(int(obs.user_ids.max(initial=0)), obs.user_features.shape[1])
-        self._profiles[obs.user_ids] = obs.user_features
+        self.record_served(obs.step, self.serving_record(obs), obs.catalog)
         if self._model is None:
             return Slates(obs.user_ids, random_slates(self._random, obs))
         k, policy = obs.slate_size, self.params.policy

@@ -1,10 +1,12 @@
 """Agents under the platform's start-up: every agent runs, online learners learn from it.
 
 During ``platform.startup_steps`` the platform serves random rankings and the agent's ``act``
-does not run, yet its ``update`` sees the feedback. Online learners whose ``act`` keeps the
-served users' context (``linucb``, ``linear-ts``: profiles; ``diag-linucb``: cluster
-weights) get it through ``serving_record``/``record_served`` instead: their sums after the
-start-up hold exactly the start-up's impressions, with the users' own profiles.
+does not run, yet its ``update`` sees the feedback. Agents whose ``act`` keeps the served
+users' context (``linucb``, ``linear-ts``: profiles; ``diag-linucb``: cluster weights;
+``slate-ts``: profiles; ``content-filtering``: the live catalog) get it through
+``serving_record``/``record_served`` instead: the bandits' sums after the start-up hold
+exactly the start-up's impressions, with the users' own profiles, and every agent ends the
+start-up in the state its ``act`` would have left.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from conftest import SMALL_MODELS, make_small
 from simlab import registry
 from simlab.agents.bandit_math import pair_features
 from simlab.errors import ScenarioError
-from simlab.world import World
+from simlab.world import World, bind_hooks
 
 CHANEY = {  # for agents that need Chaney's users (the social graph)
     "world": {"dim": 6, "num_topics": 6},
@@ -97,3 +99,57 @@ def test_diag_linucb_sums_the_startup_edges(startup, candidates):
     for (item, c), d in want_d.items():
         assert agent._d[item, c] == pytest.approx(d, rel=1e-12)
         assert agent._b[item, c] == pytest.approx(want_b[(item, c)], rel=1e-12, abs=1e-15)
+
+
+def _flat(state: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in state.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+@pytest.mark.parametrize(("startup", "candidates"), [(2, "all"), (3, "new")])
+@pytest.mark.parametrize("agent", registry.names("agents"))
+def test_the_startup_leaves_an_agent_as_its_act_would(agent, startup, candidates):
+    """After the start-up an agent's state is what it would be had its ``act`` seen each step.
+
+    The platform serves the start-up without ``act``; whatever ``act`` keeps for learning
+    (profiles, the live catalog) reaches the agent through ``serving_record``. A twin that
+    acts on every start-up observation and learns the same feedback must end in the same
+    state (slate-ts once lost the start-up's profiles, content filtering its catalog).
+    """
+    world = _world(agent, startup, candidates, steps=startup)
+    twin = type(world.agent)(world.agent.params, world.context)
+    bind_hooks(twin, world)
+    serve = world._serve
+
+    def serve_and_act(obs, catalog):
+        if obs.num_users:
+            twin.act(obs)
+        return serve(obs, catalog)
+
+    world._serve = serve_and_act
+    for t in range(startup):
+        world.step(t)
+        twin.update(world.last_feedback)
+    got, want = _flat(world.agent.state_dict()), _flat(twin.state_dict())
+    assert set(got) == set(want)
+    for key, value in want.items():
+        a, b = np.asarray(got[key]), np.asarray(value)
+        assert a.shape == b.shape, key
+        assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), key
+
+
+def test_slate_ts_fits_the_startup_users_profiles():
+    """The first fit after a start-up maps profiles to user states (``A`` is ``(d_u, f)``)."""
+    world = _world("slate-ts", 3, "all", steps=5)
+    for t in range(5):
+        world.step(t)
+    dim = world.population.users.observable_features(np.arange(2)).shape[1]
+    assert dim > 0
+    assert world.agent._model["A"].shape == (dim, world.agent.params.factors)
+    served = np.unique(world.platform.log().user_ids)
+    assert np.abs(world.agent._profiles[served]).sum(axis=1).min() > 0  # none left at zero
