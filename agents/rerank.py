@@ -62,8 +62,10 @@ class Reranker:
 class PopularityPenaltyReranker(Reranker):
     """Push over-exposed items down: ``score = -rank / L - weight * exposure / max exposure``.
 
-    Exposure is the number of impressions an item got so far. ``weight = 0`` keeps the
-    agent's order; large weights favour the least exposed of the agent's top items.
+    Exposure is the number of impressions an item got so far; ``max exposure`` is the
+    largest over the live catalog, so an item's penalty is its own, whoever else is served
+    that step. ``weight = 0`` keeps the agent's order; large weights favour the least
+    exposed of the agent's top items.
     """
 
     class Params(ParamsModel):
@@ -79,7 +81,7 @@ class PopularityPenaltyReranker(Reranker):
         """Re-order each row by rank minus the exposure penalty."""
         _, length = ranked.shape
         exp = self._exposure.get(0, ranked)  # (B, L)
-        top = exp.max()
+        top = self._exposure.get(0, obs.catalog.item_ids).max(initial=0.0)
         penalty = self.params.weight * exp / top if top > 0 else np.zeros_like(exp)
         score = -np.arange(length) / length - penalty  # (B, L)
         order = np.argsort(-score, axis=1, kind="stable")
