@@ -111,6 +111,35 @@ def test_each_row_is_a_permutation_of_the_input_row(name, cls, params, labels, s
     np.testing.assert_array_equal(np.sort(out, axis=1), np.sort(ranked, axis=1))
 
 
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize(("name", "cls", "params", "labels"), RERANKERS, ids=IDS)
+def test_a_users_row_does_not_depend_on_who_else_is_served(name, cls, params, labels, seed):
+    """Each user's row re-ranked alone equals the user's row of the whole batch."""
+    rng = np.random.default_rng(100 + seed)
+    n, b, length, k = 40, 6, 12, 4
+    feats = rng.normal(size=(n, 4))
+    ranked = np.stack([rng.permutation(n)[:length] for _ in range(b)]).astype(np.int64)
+    history = rng.integers(0, n, size=(b, 5))
+    history[rng.random((b, 5)) < 0.4] = PAD
+    source = rng.integers(0, 2, size=n) if labels else None
+    rr = build(cls, k, seed=seed, **params)
+    rr.update(feedback(rng.integers(0, n, size=(b, k))))
+    obs = make_obs(feats, ranked, history, source, step=seed)
+    whole = rr.rerank(obs, ranked)
+    for row in range(b):
+        one = slice(row, row + 1)
+        alone = Observation(
+            step=obs.step,
+            user_ids=obs.user_ids[one],
+            user_features=obs.user_features[one],
+            history=obs.history[one],
+            candidates=ranked[one],
+            catalog=obs.catalog,
+            slate_size=obs.slate_size,
+        )
+        np.testing.assert_array_equal(rr.rerank(alone, ranked[one])[0], whole[row], err_msg=name)
+
+
 @pytest.mark.parametrize(
     ("cls", "params"),
     [
