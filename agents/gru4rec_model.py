@@ -106,7 +106,7 @@ def train_gru4rec(
     weights: np.ndarray | None,
     seed_key: tuple[int, str, int],
 ) -> dict[str, np.ndarray]:
-    """Fit GRU4Rec with session-parallel batches and a sampled softmax; return the params.
+    """Fit GRU4Rec on batches of whole sequences and a sampled softmax; return the params.
 
     Each batch takes ``cfg.batch_size`` users' click sequences and runs the GRU over them
     once; the state before each click scores that click against ``cfg.num_negatives`` log

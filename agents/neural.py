@@ -254,9 +254,10 @@ class GRU4RecAgent(_HybridItemAgent):
     ``<h_u, v_i> + b_i``, so a new item can be both recommended and read from a history.
     There is no user id embedding: a user is their history.
 
-    Training follows GRU4Rec's session-parallel scheme on the log window: the GRU runs
-    once over each user's clicks in the window (:func:`click_sequences`), and the state
-    before every click is trained to rank that click first (sampled softmax). So the
+    Training simplifies GRU4Rec's session-parallel scheme on the log window (mini-batches
+    of whole sequences, uniform negatives per batch): the GRU runs once over each user's
+    clicks in the window (:func:`click_sequences`), and the state before every click is
+    trained to rank that click first (sampled softmax). So the
     history of a training click is the user's preceding clicks *within the window*; the
     log holds nothing older. Serving reads the platform's history ``obs.history`` (its
     ``max_length`` most recent clicks), which may reach back before the window; the same
