@@ -59,7 +59,7 @@ class ReportResult:
         metrics: the reported metric columns, in order (the derived column included).
         summary: one row per agent (and sweep point): ``agent``, the sweep columns, ``seeds``,
             ``steps``, and per metric ``<metric>`` (mean over seeds of the step summary) and
-            ``<metric> sd`` (sd over seeds, ddof 0 as in ``simlab show``).
+            ``<metric> sd`` (the sample sd over seeds, ddof 1, as in ``simlab show``).
         kinds: per metric, ``"mean"`` (mean over steps) or ``"last"`` (last step).
         sweep_columns: the run's sweep columns.
         privileged: labels of privileged agents (the oracle).

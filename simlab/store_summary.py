@@ -58,7 +58,7 @@ def summarize(df, manifest: dict[str, Any]):
         row["steps"] = int(g["steps"].min())
         for c in metrics:
             row[c] = g[c].mean()
-            row[f"{c} sd"] = g[c].std(ddof=0)
+            row[f"{c} sd"] = g[c].std(ddof=1)  # the sample sd: NaN for one seed
         out.append(row)
     res = pd.DataFrame(out)
     # agents, then sweep points, in the scenario's order (the trials' order)

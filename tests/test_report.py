@@ -59,7 +59,7 @@ def test_derived_oracle_column_is_difference_of_means(run_dir, tmp_path):
     pop, orc = _last_homogenization(df, "pop"), _last_homogenization(df, "oracle")
     row = rep.summary.set_index("agent")
     assert row.loc["pop", DERIVED_HOMOGENIZATION] == pytest.approx(pop.mean() - orc.mean())
-    assert row.loc["pop", f"{DERIVED_HOMOGENIZATION} sd"] == pytest.approx((pop - orc).std())
+    assert row.loc["pop", f"{DERIVED_HOMOGENIZATION} sd"] == pytest.approx((pop - orc).std(ddof=1))
     assert row.loc["oracle", DERIVED_HOMOGENIZATION] == 0.0
     assert row.loc["pop", "seeds"] == 2
     assert pop.mean() != orc.mean()  # the check is not vacuous

@@ -315,7 +315,10 @@ def test_run_summary_leaves_out_each_trials_warm_up(warmups):
     (row,) = summarize(df, manifest).to_dict("records")
     per_trial = [f["m"].to_numpy()[w:].mean() for f, w in zip(frames, warmups, strict=True)]
     assert row["m"] == pytest.approx(np.mean(per_trial), rel=1e-12)
+    assert row["m sd"] == pytest.approx(np.std(per_trial, ddof=1), rel=1e-12)  # sample sd
     assert row["c"] == steps
+    (one,) = summarize(df[df["trial"] == 0], manifest).to_dict("records")
+    assert one["seeds"] == 1 and np.isnan(one["m sd"])  # one seed: no spread to show
 
 
 @pytest.mark.parametrize(
