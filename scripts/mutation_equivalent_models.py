@@ -205,8 +205,8 @@ MODELS: dict[str, list[Equivalent]] = {
         ),
         Equivalent("shown = log.slates != PAD", "shown = log.slates > PAD", PAD_BELOW_IDS),
         Equivalent(
-            "self._grow_users(int(obs.user_ids.max(initial=0)), obs.user_features.shape[1])",
-            "self._grow_users(int(obs.user_ids.max(initial= -1)), obs.user_features.shape[1])",
+            "self._grow_users(int(ids.max(initial=0)), feats.shape[1])",
+            "self._grow_users(int(ids.max(initial= -1)), feats.shape[1])",
             "the two differ only for a batch of no users on a fresh agent: its per-user tables "
             "then hold 0 or 1 row of zeros, a row no user has, so nothing reads it",
         ),

@@ -244,6 +244,7 @@ EXTRA_TESTS = {
         "tests/agents/test_bandit_posteriors.py",
         "tests/agents/test_slate_ts_agent.py",
         "tests/agents/test_slate_ts_tables.py",
+        "tests/agents/test_startup_learning.py::test_slate_ts_fits_the_startup_users_profiles",
     ],
     "agents/slate_ts_model.py": [
         "tests/agents/test_slate_ts_fit.py",
@@ -260,7 +261,10 @@ EXTRA_TESTS = {
     ],
     "agents/generative_decoding.py": ["tests/agents/test_generative_decoding.py"],
     "agents/generative_params.py": ["tests/agents/test_generative_params.py"],
-    "agents/content_filtering.py": ["tests/agents/test_chaney_agents.py"],
+    "agents/content_filtering.py": [
+        "tests/agents/test_chaney_agents.py",
+        "tests/agents/test_startup_learning.py",
+    ],
     "agents/cumulative.py": [
         "tests/agents/test_chaney_agents.py",
         "tests/agents/test_cumulative.py",
