@@ -29,8 +29,28 @@ class Phase(ParamsModel):
         0,
         ge=0,
         description="Steps over which the share moves linearly from the previous phase's "
-        "share to this one's, from the phase's start (0 = a step change).",
+        "share to this one's, from the phase's start (0 = a step change); at most the "
+        "phase's length, and 0 on the first phase.",
     )
+
+
+def _check_ramp(i: int, ph: Phase, start: int | None) -> None:
+    """A ramp needs an earlier share to move from and must end within its phase."""
+    if not ph.ramp:
+        return
+    if i == 0:
+        raise ValueError(
+            f"phases[0].ramp={ph.ramp}: the first phase has no earlier share to ramp from (its "
+            f"share {ph.aigc_share} holds from step 0); set ramp: 0, or put a phase before it "
+            "to ramp from (e.g. {until: 1, aigc_share: 0.0})"
+        )
+    if ph.until is not None and ph.ramp > ph.until - start:
+        raise ValueError(
+            f"phases[{i}].ramp={ph.ramp} is longer than the phase (steps {start} to "
+            f"{ph.until - 1}, {ph.until - start} steps): its share {ph.aigc_share} would never "
+            f"be reached; shorten the ramp to at most {ph.until - start} steps or move "
+            f"phases[{i}].until"
+        )
 
 
 class CreatorEcosystemParams(ParamsModel):
@@ -142,6 +162,7 @@ class CreatorEcosystemParams(ParamsModel):
                     f"phases out of order: phases[{i}].until={ph.until} must be greater "
                     f"than phases[{i - 1}].until={prev}"
                 )
+            _check_ramp(i, ph, prev)
             prev = ph.until
         entry = self.creators_per_step > 0
         if self.num_aigc_creators == 0 and not entry and any(p.aigc_share > 0 for p in self.phases):

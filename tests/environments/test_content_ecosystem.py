@@ -44,9 +44,11 @@ def share_reference(phases: list[dict], t: int) -> float:
 @pytest.mark.parametrize(
     "phases",
     [
-        [{"aigc_share": 0.3, "ramp": 5}],  # a first phase's ramp has nothing to move from
-        [{"until": 3, "aigc_share": 0.2, "ramp": 2}, {"aigc_share": 0.9, "ramp": 4}],
-        [{"until": 2, "aigc_share": 0.0}, {"until": 4, "aigc_share": 1.0, "ramp": 6}],
+        [{"aigc_share": 0.3}],
+        [{"until": 3, "aigc_share": 0.2}, {"aigc_share": 0.9, "ramp": 4}],
+        [{"until": 2, "aigc_share": 0.0}, {"until": 8, "aigc_share": 1.0, "ramp": 6}],
+        [{"until": 2, "aigc_share": 0.0}, {"until": 5, "aigc_share": 1.0, "ramp": 3},
+         {"aigc_share": 0.4, "ramp": 20}],  # fmt: skip
         [
             {"until": 2, "aigc_share": 0.5},
             {"until": 5, "aigc_share": 0.1},

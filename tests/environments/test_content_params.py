@@ -3,7 +3,8 @@
 Classes: each field's default (results depend on them) and the edge of its bound (the last
 accepted and the first refused value); the AIGC schedule's rules — only the last phase may
 omit ``until``, ``until`` strictly increasing (the message names both phases), no schedule
-with ``production: adoption``, AIGC shares only with AIGC creators (or creators entering).
+with ``production: adoption``, AIGC shares only with AIGC creators (or creators entering),
+no ramp on the first phase and none longer than its phase.
 """
 
 from __future__ import annotations
@@ -148,3 +149,56 @@ def test_an_empty_schedule_is_refused():
     """``phases: []`` has no share for any step: refused (at least one phase)."""
     with pytest.raises(ValidationError, match="phases"):
         CreatorEcosystemParams(phases=[])
+
+
+def _ramped(*phases: tuple) -> list[dict]:
+    """Phases from ``(until, ramp)`` pairs, alternating shares 0.1 and 0.6."""
+    return [{"until": u, "aigc_share": (0.1, 0.6)[i % 2], "ramp": r}
+            for i, (u, r) in enumerate(phases)]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "phases",
+    [
+        ((None, 1),),
+        ((None, 40),),
+        ((5, 2), (None, 0)),
+        ((5, 5), (10, 3), (None, 1)),
+    ],
+)
+def test_a_first_phase_ramp_is_refused(phases):
+    """The first phase has no earlier share to ramp from: refused, saying what to do."""
+    with pytest.raises(ValidationError, match=r"phases\[0\]\.ramp=\d+: the first phase") as e:
+        CreatorEcosystemParams(phases=_ramped(*phases))
+    assert "set ramp: 0, or put a phase before it" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("phases", "index", "steps"),
+    [
+        (((10, 0), (14, 8), (None, 4)), 1, 4),  # the share would jump at step 14
+        (((10, 0), (11, 2), (None, 0)), 1, 1),
+        (((3, 0), (8, 2), (20, 13), (None, 1)), 2, 12),
+        (((1, 0), (2, 0), (3, 0), (9, 7)), 3, 6),
+    ],
+)
+def test_a_ramp_longer_than_its_phase_is_refused(phases, index, steps):
+    """A ramp that would not end before its phase does: refused, naming the phase's length."""
+    pattern = rf"phases\[{index}\]\.ramp=\d+ is longer than the phase \(steps .*, {steps} steps\)"
+    with pytest.raises(ValidationError, match=pattern) as e:
+        CreatorEcosystemParams(phases=_ramped(*phases))
+    assert f"at most {steps} steps" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "phases",
+    [
+        ((10, 0), (14, 4), (None, 4)),  # a ramp as long as its phase
+        ((10, 0), (None, 500)),  # the last phase: any ramp
+        ((2, 0), (4, 1), (7, 3), (None, 0)),
+    ],
+)
+def test_ramps_within_their_phases_are_accepted(phases):
+    """Ramps after the first phase, each ending within its phase (or in the last one)."""
+    p = CreatorEcosystemParams(phases=_ramped(*phases))
+    assert [ph.ramp for ph in p.phases] == [r for _, r in phases]
