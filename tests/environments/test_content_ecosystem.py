@@ -47,8 +47,11 @@ def share_reference(phases: list[dict], t: int) -> float:
         [{"aigc_share": 0.3}],
         [{"until": 3, "aigc_share": 0.2}, {"aigc_share": 0.9, "ramp": 4}],
         [{"until": 2, "aigc_share": 0.0}, {"until": 8, "aigc_share": 1.0, "ramp": 6}],
-        [{"until": 2, "aigc_share": 0.0}, {"until": 5, "aigc_share": 1.0, "ramp": 3},
-         {"aigc_share": 0.4, "ramp": 20}],  # fmt: skip
+        [
+            {"until": 2, "aigc_share": 0.0},
+            {"until": 5, "aigc_share": 1.0, "ramp": 3},
+            {"aigc_share": 0.4, "ramp": 20},
+        ],
         [
             {"until": 2, "aigc_share": 0.5},
             {"until": 5, "aigc_share": 0.1},
