@@ -11,8 +11,9 @@ population of one user (:class:`SlateRecEnv`) or ``num_envs * users_per_session`
   (most recent first, zeros pad) and of the ``C`` candidate items;
 * action ``MultiDiscrete([C] * K)``: candidate indices, slot 0 on top. A repeated index is
   replaced by the lowest-index candidate not already in the slate (slots left to right);
-* reward: 1.0 for a click (``reward="click"``) or the click's engagement in ``[0, 1]``
-  (``reward="engagement"``, the default), 0 without a click or a visit;
+* reward: 1.0 for a click (``reward="click"``) or the click's engagement
+  (``reward="engagement"``, the default: in ``[0, 1]`` for the logit and Chaney users, the
+  user model's own scale otherwise, e.g. RecSim's watch time), 0 without a click or a visit;
 * ``terminated`` when the user churns; ``truncated`` after ``max_steps`` steps (default the
   scenario's ``steps``);
 * ``info``: the same keys at reset and step (:mod:`simlab.environments.gym.info`): the
@@ -192,8 +193,9 @@ class SlateRecVectorEnv(_ScenarioEnvMixin, gym.vector.VectorEnv):
     (``terminated``) or reaches ``max_steps`` (``truncated``), only that session ends; at the
     next step its action is ignored, its reward is 0 and it restarts with a fresh user of
     the same world (user ``i + num_envs``, then ``i + 2 num_envs``, ...). When a session has
-    used all its ``users_per_session`` users, every session is truncated at that step and
-    the next step starts all of them in the next world of the seed stream.
+    used all its ``users_per_session`` users, every session is truncated at that step (one
+    restarting at that step too: its episode is that step's observation alone) and the next
+    step starts all of them in the next world of the seed stream.
 
     Args:
         num_envs: number of sessions ``N``.
@@ -275,7 +277,9 @@ class SlateRecVectorEnv(_ScenarioEnvMixin, gym.vector.VectorEnv):
         truncated = (self._steps >= self.max_steps) & ~terminated & ~restarting
         ended = terminated | truncated
         if ended.any() and self.sessions.exhausted(ended):
-            truncated = ~terminated & ~restarting  # the world is spent: all sessions end
+            # the world is spent: every session ends, one restarting now too (its episode
+            # is this step's observation alone), so none runs on into the next world
+            truncated = ~terminated
             self._rollover = True
         self._autoreset = terminated | truncated
         info = stack_vector_info(session_infos(self.sessions, result), restarting)
