@@ -57,7 +57,7 @@ import numpy as np
 from gymnasium import spaces
 
 from simlab.environments.gym.scenarios import is_int, positive_int, step_budget
-from simlab.environments.gym.sessions import episode_seed
+from simlab.environments.gym.sessions import candidate_indices, episode_seed
 from simlab.errors import DependencyNotInstalled, ScenarioError, did_you_mean
 from simlab.rng import check_seed
 from simlab.scenario import Scenario, load_scenario, parse_scenario
@@ -300,14 +300,21 @@ class CreatorsParallelEnv(ParallelEnv):
 
     # ------------------------------------------------------------------ helpers
     def _check_action(self, agent: str, action: Any) -> int:
-        """The topic id of ``action``; raise ``ValueError`` if it is not a valid topic."""
-        topic = int(np.asarray(action).item())
-        if not 0 <= topic < self.num_topics:
+        """The topic id of ``action``; raise ``ValueError`` if it is not a valid topic.
+
+        An integer (a whole-number float, or an array of one such value, is taken as it);
+        fractions, NaN, strings, booleans and arrays of other sizes are refused, as in the
+        slate envs (``step`` reads a missing or ``None`` action as keeping the topic).
+        """
+        try:
+            act = np.asarray(action)
+            act = act.reshape(()) if act.size == 1 else act
+            return int(candidate_indices(act, (), self.num_topics))
+        except (ValueError, TypeError):
             raise ValueError(
-                f"Expects the action of '{agent}' to be a topic in [0, {self.num_topics}), "
-                f"actual value: {action!r}"
-            )
-        return topic
+                f"Expects the action of '{agent}' to be a topic in [0, {self.num_topics}) "
+                f"(an integer), actual value: {action!r}"
+            ) from None
 
     def _credit(self, world: World) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per-agent ``(num_creators,)`` exposure and clicks, and ``(2 T,)`` topic shares."""

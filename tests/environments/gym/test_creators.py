@@ -94,5 +94,5 @@ def test_bad_knobs_raise():
         CreatorsParallelEnv(reward="views")
     env = CreatorsParallelEnv(num_creators=1, max_steps=2)
     env.reset(seed=0)
-    with pytest.raises(ValueError, match=re.escape("a topic in [0, 8), actual value: 9")):
+    with pytest.raises(ValueError, match=re.escape("[0, 8) (an integer), actual value: 9")):
         env.step({"creator_0": 9})

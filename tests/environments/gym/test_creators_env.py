@@ -302,8 +302,44 @@ def test_actions_are_checked_and_accept_numpy_ints():
         _, _, _, _, infos = env.step({"creator_0": action})
         assert infos["creator_0"]["topic"] == int(action)
     for action in (-1, t, t + 5):
-        with pytest.raises(ValueError, match=re.escape(f"topic in [0, {t}), actual value")):
+        with pytest.raises(ValueError, match=re.escape(f"topic in [0, {t}) (an integer), actual")):
             env.step({"creator_0": action})
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        2.7,
+        np.float32(0.9),
+        -0.5,
+        float("nan"),
+        float("inf"),
+        "a",
+        "2",
+        True,
+        [1, 2],
+        np.zeros((2, 2)),
+        np.array([]),
+        object(),
+        1 + 2j,
+    ],  # fmt: skip
+)
+def test_a_non_topic_action_is_refused_naming_the_agent(action):
+    """Fractions, NaN, strings, booleans, several values, objects: a ValueError naming the agent."""
+    env = _env(num_creators=2, max_steps=5)
+    env.reset(seed=0)
+    msg = f"Expects the action of 'creator_1' to be a topic in [0, {env.num_topics})"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        env.step({"creator_0": 1, "creator_1": action})
+
+
+@pytest.mark.parametrize("action", [3.0, np.float64(0.0), np.array([2]), np.uint8(1), [4]])
+def test_whole_number_topics_are_taken_as_integers(action):
+    """A whole-number float or a one-value array is the topic it holds."""
+    env = _env(num_creators=1, max_steps=5)
+    env.reset(seed=0)
+    _, _, _, _, infos = env.step({"creator_0": action})
+    assert infos["creator_0"]["topic"] == int(np.asarray(action).reshape(()))
 
 
 def test_each_agent_publishes_items_per_creator_items_in_its_topic():
