@@ -14,7 +14,7 @@ import numpy as np
 
 from simlab.batch import PAD, lookup_sorted
 
-__all__ = ["PairSet"]
+__all__ = ["PairSet", "live_items_of", "join_csr"]
 
 _SHIFT = np.int64(32)
 _ITEM_MASK = np.int64(0xFFFFFFFF)
@@ -133,3 +133,31 @@ class PairSet:
         out = cls()
         out.add(np.asarray(users, np.int64)[rows], padded[rows, cols])
         return out
+
+
+def live_items_of(
+    pairs: PairSet, user_ids: np.ndarray, live: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(indptr, items)``: each user's items in ``pairs`` that are in ``live`` (sorted ids)."""
+    indptr, items = pairs.items_of(user_ids)
+    keep = lookup_sorted(live, items)[1]
+    if keep.all():
+        return indptr, items
+    counts = np.bincount(
+        np.repeat(np.arange(indptr.shape[0] - 1), np.diff(indptr))[keep],
+        minlength=indptr.shape[0] - 1,
+    )
+    out = np.zeros_like(indptr)
+    np.cumsum(counts, out=out[1:])
+    return out, items[keep]
+
+
+def join_csr(
+    parts: list[tuple[np.ndarray, np.ndarray] | None],
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The CSR lists of consecutive user ranges joined into one (None if the parts are)."""
+    if not parts or parts[0] is None:
+        return None
+    offsets = np.cumsum([0] + [p[0][-1] for p in parts[:-1]])
+    indptr = np.concatenate([[0]] + [p[0][1:] + off for p, off in zip(parts, offsets, strict=True)])
+    return indptr.astype(np.int64), np.concatenate([p[1] for p in parts])

@@ -20,15 +20,17 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from simlab.batch import PAD, Catalog, Deferred, Feedback, Slates, is_row_broadcast, lookup_sorted
+from simlab.batch import PAD, Catalog, Deferred, Feedback, Slates, is_row_broadcast
 from simlab.contract import check_arrivals, check_features, check_feedback, check_rows
 from simlab.errors import ScenarioError
-from simlab.keysets import PairSet
+from simlab.keysets import PairSet, join_csr, live_items_of
 from simlab.metrics.base import StepSnapshot
 from simlab.scenario import Scenario
 
 __all__ = [
     "Arrivals",
+    "join_csr",
+    "live_items_of",
     "StepContent",
     "ShardSpec",
     "UserShard",
@@ -108,34 +110,6 @@ class Arrivals(NamedTuple):
     features: np.ndarray
     history: np.ndarray | Deferred
     consumed: tuple[np.ndarray, np.ndarray] | None
-
-
-def live_items_of(
-    pairs: PairSet, user_ids: np.ndarray, live: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(indptr, items)``: each user's items in ``pairs`` that are in ``live`` (sorted ids)."""
-    indptr, items = pairs.items_of(user_ids)
-    keep = lookup_sorted(live, items)[1]
-    if keep.all():
-        return indptr, items
-    counts = np.bincount(
-        np.repeat(np.arange(indptr.shape[0] - 1), np.diff(indptr))[keep],
-        minlength=indptr.shape[0] - 1,
-    )
-    out = np.zeros_like(indptr)
-    np.cumsum(counts, out=out[1:])
-    return out, items[keep]
-
-
-def join_csr(
-    parts: list[tuple[np.ndarray, np.ndarray] | None],
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """The CSR lists of consecutive user ranges joined into one (None if the parts are)."""
-    if not parts or parts[0] is None:
-        return None
-    offsets = np.cumsum([0] + [p[0][-1] for p in parts[:-1]])
-    indptr = np.concatenate([[0]] + [p[0][1:] + off for p, off in zip(parts, offsets, strict=True)])
-    return indptr.astype(np.int64), np.concatenate([p[1] for p in parts])
 
 
 @dataclass(frozen=True)
