@@ -18,7 +18,9 @@ Two components, chosen from YAML and usable with simlab's other mechanisms:
   of a consumption is its true utility ``V``, so ``engagement/mean`` is the mean utility of
   the consumed items, Chaney's utility measure.
 
-Repeat consumption is ruled out by the platform (``platform.exclude_consumed: true``), and
+Repeat consumption is ruled out by the platform (``platform.exclude_consumed: true``:
+consumed items leave the candidates; with ``platform.consumed_ranked: true`` they stay ranked,
+taking rank positions, and the users pass over them, as T-RECS's replication does), and
 the paper's protocol (whole ranked catalog, start-up steps showing the new items, new items
 interleaved at random positions) by ``platform.slate_size: 0``,
 ``platform.startup_steps``/``startup_candidates: new`` and the ``interleave-new`` re-ranker:
@@ -39,6 +41,7 @@ import numpy as np
 from pydantic import Field
 
 from simlab.batch import Catalog, Feedback, lookup_sorted
+from simlab.errors import ScenarioError
 from simlab.params import FEATURE_SCALE_MAX
 from simlab.rng import Stream, beta_prime_params
 from simlab.scenario import ParamsModel
@@ -185,6 +188,7 @@ class ChaneyUsers:
     """
 
     any_slate_size: ClassVar[bool] = True
+    passes_over_consumed: ClassVar[bool] = True  # respond's passed_over (consumed_ranked)
     """Accepts slates of any length (``platform.slate_size: 0``)."""
     content_needs: ClassVar[str] = "attributes"
     """Needs items with attributes on the simplex (content ``chaney-items``)."""
@@ -312,14 +316,32 @@ class ChaneyUsers:
         return self._features[self._rows(user_ids)]
 
     def respond(
-        self, t: int, user_ids: np.ndarray, slates: np.ndarray, items: ChaneyItemTable
+        self,
+        t: int,
+        user_ids: np.ndarray,
+        slates: np.ndarray,
+        items: ChaneyItemTable,
+        passed_over: np.ndarray | None = None,
     ) -> Feedback:
-        """Each user consumes the item maximising ``rank**attention_exp * P``."""
+        """Each user consumes the item maximising ``rank**attention_exp * P``.
+
+        ``passed_over`` (``(B, K)`` bool, with ``platform.consumed_ranked``) marks items the
+        user consumed before: they keep their ranks but are never chosen (T-RECS's rule).
+        """
         b, k = slates.shape
         cols = self._cache(np.asarray(slates), items)
         rows = self._rows(user_ids)
         weight = np.arange(1, k + 1, dtype=np.float64) ** self.params.attention_exp
-        choice = np.argmax(self._p[rows[:, None], cols] * weight, axis=1)
+        value = self._p[rows[:, None], cols] * weight
+        if passed_over is not None:
+            if k and passed_over.all(axis=1).any():
+                u = int(user_ids[np.flatnonzero(passed_over.all(axis=1))[0]])
+                raise ScenarioError(
+                    f"platform.consumed_ranked: at step {t} user {u} has consumed every item of "
+                    "its list; publish more items (content.items_per_step)"
+                )
+            value[passed_over] = -np.inf
+        choice = np.argmax(value, axis=1)
         engagement = self._v[rows, cols[np.arange(b), choice]]
         return Feedback(t, user_ids, slates, choice.astype(np.int64), engagement.astype(np.float32))
 

@@ -124,6 +124,7 @@ class ShardSpec:
     history_length: int
     metrics: tuple[str, ...]
     exclude_consumed: bool = False
+    consumed_ranked: bool = False
 
     @classmethod
     def of(cls, scenario: Scenario, seed: int) -> ShardSpec:
@@ -135,7 +136,8 @@ class ShardSpec:
         )
         plat = scenario.platform
         metrics = tuple(scenario.metrics)
-        return cls(scenario.users, ctx, plat.history_length, metrics, plat.exclude_consumed)
+        no_repeat = (plat.exclude_consumed, plat.exclude_consumed and plat.consumed_ranked)
+        return cls(scenario.users, ctx, plat.history_length, metrics, *no_repeat)
 
 
 class UserShard:
@@ -158,6 +160,7 @@ class UserShard:
         self.clicks = ClickHistory(lo, hi, spec.history_length)
         # with no repeat consumption: every (user, item) the shard's users clicked
         self.consumed = PairSet() if spec.exclude_consumed else None
+        self.consumed_ranked = spec.consumed_ranked  # kept in the lists, passed over
         self.metrics = {}
         for name in spec.metrics:
             cls = registry.resolve("metrics", name)
@@ -182,7 +185,8 @@ class UserShard:
                 raise ValueError("no repeat consumption needs the live item ids at arrival")
             if t % _PRUNE_EVERY == 0:  # forget items that retired: they cannot come back
                 self.consumed.retain_items(live)
-            consumed = live_items_of(self.consumed, ids, live)
+            if not self.consumed_ranked:  # else the candidates keep them
+                consumed = live_items_of(self.consumed, ids, live)
         feats = check_features(self.users.observable_features(ids), ids, self.who)
         return Arrivals(ids, feats, hist, consumed)
 
@@ -212,7 +216,14 @@ class UserShard:
         """
         rows = check_rows(slates, user_ids, candidates, content.catalog, who)
         history_topics = self.clicks.topics(user_ids)  # before this step's clicks
-        fb = self.users.respond(t, user_ids, slates, content.items)
+        if self.consumed_ranked:  # the users pass over what they consumed
+            shown = slates != PAD
+            seen = np.zeros(slates.shape, bool)
+            users = np.broadcast_to(user_ids[:, None], slates.shape)
+            seen[shown] = self.consumed.contains(users[shown], slates[shown])
+            fb = self.users.respond(t, user_ids, slates, content.items, passed_over=seen)
+        else:
+            fb = self.users.respond(t, user_ids, slates, content.items)
         fb = check_feedback(fb, user_ids, slates, self.who)
         chose = np.flatnonzero(fb.clicked)
         topics = np.full(user_ids.shape[0], -1, np.int64)

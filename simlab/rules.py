@@ -230,6 +230,26 @@ def _users_accept_the_slate(scenario: Any) -> list[str]:
 
 
 @rule
+def _consumed_ranked(scenario: Any) -> list[str]:
+    """Consumed items kept in the ranking need no repeats and users who pass over them."""
+    plat, users = scenario.platform, scenario.users
+    if not plat.consumed_ranked:
+        return []
+    if not plat.exclude_consumed:
+        return [
+            "platform.consumed_ranked: true keeps consumed items ranked under no repeat "
+            "consumption; set platform.exclude_consumed: true (or consumed_ranked: false)"
+        ]
+    if not getattr(users.cls, "passes_over_consumed", False):
+        return [
+            f"platform.consumed_ranked: true needs users who pass over the consumed items of "
+            f"their list; users.model '{users.model}' cannot (use `chaney`, or set "
+            "consumed_ranked: false to remove consumed items from the candidates)"
+        ]
+    return []
+
+
+@rule
 def _rerank_depth_of_every_candidate(scenario: Any) -> list[str]:
     plat = scenario.platform
     if plat.slate_size == 0 and plat.rerank_depth:

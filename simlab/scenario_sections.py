@@ -147,6 +147,14 @@ class PlatformSection(StrictModel):
         description="No repeat consumption: an item a user clicked is never among that "
         "user's candidates again (each user shard keeps its users' consumed items).",
     )
+    consumed_ranked: bool = Field(
+        False,
+        description="With `exclude_consumed`: a user's consumed items stay among the "
+        "candidates, at the ranks the agent gives them, and the user passes over them (never "
+        "chooses one again), as T-RECS's replication of Chaney et al. does; they take rank "
+        "positions. False: they are removed from the candidates. Needs a user model that can "
+        "pass over items (`chaney`).",
+    )
     startup_steps: int = Field(
         0,
         ge=0,

@@ -98,7 +98,8 @@ def replica_blocker(world: World) -> str | None:
         return f"agent '{world.agent_label}' reads latent truth"
     if reranker_specs(sc, world.agent_index):
         return "re-rankers run on the platform"
-    if sc.platform.exclude_consumed and not _candidates_per_user(sc):
+    plat = sc.platform
+    if plat.exclude_consumed and not plat.consumed_ranked and not _candidates_per_user(sc):
         return (
             "platform.exclude_consumed: a user's candidates are the live items less as many as "
             "any served user consumed, so one shard's users do not fix them"

@@ -218,7 +218,8 @@ class DuplicatingAgent:
 def test_chaney_world_on_ray_equals_local(ray_local, shards, tmp_path):
     """Chaney's protocol gives the local metrics on Ray.
 
-    No repeats (consumed items kept by the shards), every candidate ranked, start-up,
+    No repeats (consumed items kept by the shards; removed from the lists, or ranked and
+    passed over by the users: ``consumed_ranked``), every candidate ranked, start-up,
     interleaving, the social graph drawn by a shard, the oracle's utility from the shards
     and nearest-neighbour pairs by the agent's representation and by true preferences.
     """
@@ -230,7 +231,8 @@ def test_chaney_world_on_ray_equals_local(ray_local, shards, tmp_path):
     sc = load_scenario(
         Path(__file__).resolve().parents[1] / "scenarios" / "experiments" / "chaney.yaml",
         ["seeds=1", "steps=14", "users.num_users=40", ("agents", agents),
-         ("variants", {"repeated": {"platform.startup_steps": 4}})],
+         ("variants", {"repeated": {"platform.startup_steps": 4},
+                       "ranked": {"platform.startup_steps": 4, "platform.consumed_ranked": True}})],
     )  # fmt: skip
     local = run_scenario(sc, out_dir=tmp_path / "l").read_metrics()
     ray_sc = sc.model_copy(update={"execution": sc.execution.model_copy(

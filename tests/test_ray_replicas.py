@@ -161,6 +161,30 @@ def test_no_repeats_give_the_local_metrics_on_any_shards(ray_local, candidates, 
         assert_same_metrics(store.read_metrics(), local.read_metrics(), cols)
 
 
+def test_consumed_items_kept_ranked_are_served_by_replicas(ray_local, tmp_path):
+    """With ``consumed_ranked`` the candidates are every live item: replicas serve them.
+
+    The shards' users pass over what they consumed; the rows are local's on 2 and 3 shards.
+    """
+    world = [
+        ("users", {"model": "chaney", "num_users": 30}),
+        ("content", {"model": "chaney-items", "items_per_step": 6}),
+        "platform.slate_size=0",
+        "platform.exclude_consumed=true",
+        "platform.consumed_ranked=true",
+    ]
+    agents = [{"model": "random"}, {"model": "popularity", "cumulative": True}]
+    local = run_scenario(make_small(*world, agents=agents), out_dir=tmp_path / "l")
+    for shards in (2, 3):
+        sc = make_small(*world, "execution.backend=ray", f"execution.shards={shards}",
+                        agents=agents)  # fmt: skip
+        store = run_scenario(sc, out_dir=tmp_path / f"r{shards}")
+        for trial in store.manifest["trials"]:
+            assert trial["placement"]["serving"].startswith("replicas"), trial["placement"]
+        cols = local.manifest["metric_columns"]
+        assert_same_metrics(store.read_metrics(), local.read_metrics(), cols)
+
+
 @pytest.mark.parametrize(
     ("overrides", "agents", "reason"),
     [
