@@ -47,6 +47,7 @@ from .bandit_math import (
 )
 from .bandit_models import _CLICKS, _IMPRESSIONS, _CountingAgent, _EdgeSums, _LinearBandit
 from .base import Agent, random_slates, top_k, uniform_propensities
+from .ties import tie_propensities
 
 __all__ = [
     "EpsilonGreedyAgent",
@@ -103,7 +104,6 @@ class EpsilonGreedyAgent(_CountingAgent):
         cands = obs.candidate_pool
         s = self.estimates(cands) + 1e-9 * self._tiebreak.uniform(cands, obs.step)
         slates = top_k(s, obs.candidates, obs.slate_size, obs.shared_candidates)
-        self._greedy = slates
         explore = self._explore.uniform(obs.user_ids, obs.step) < self.params.epsilon
         if explore.any():
             slates = np.array(slates)
@@ -111,10 +111,14 @@ class EpsilonGreedyAgent(_CountingAgent):
         return Slates(obs.user_ids, slates)
 
     def propensities(self, obs: Observation, slates: Slates) -> np.ndarray:
-        """``(1 - epsilon) * [greedy slot] + epsilon / C`` per slot of the served slates."""
+        """``(1 - epsilon) * P_greedy + epsilon / C`` per slot of the served slates.
+
+        ``P_greedy`` is 1 at the item's rank by estimate, or ``1 / g`` over the ranks of its
+        ``g`` equal estimates (fresh items share the prior: their order is the tie-break's).
+        """
         eps = self.params.epsilon
-        greedy = np.asarray(self._greedy) == slates.item_ids
-        return (1.0 - eps) * greedy + eps * uniform_propensities(obs)
+        est = self.estimates(obs.candidate_pool if obs.shared_candidates else obs.candidates)
+        return (1.0 - eps) * tie_propensities(est, obs, slates) + eps * uniform_propensities(obs)
 
 
 class UCB1Agent(_CountingAgent):
@@ -145,6 +149,14 @@ class UCB1Agent(_CountingAgent):
         safe = np.maximum(n, 1.0)
         idx = clicks / safe + self.params.c * np.sqrt(2.0 * np.log(total) / safe)
         return np.where(n > 0, idx, np.inf)
+
+    logging_policy = "sampled"  # never-shown items (and equal indices) in a random order
+
+    def propensities(self, obs: Observation, slates: Slates) -> np.ndarray:
+        """1 at an item's rank by index, or ``1 / g`` for a group of ``g`` equal indices."""
+        if obs.shared_candidates:
+            return tie_propensities(self.indices(obs.candidate_pool), obs, slates)
+        return tie_propensities(self.indices(obs.candidates), obs, slates)
 
     def act(self, obs: Observation) -> Slates:
         """Top candidates by UCB1 index, never-shown items first."""

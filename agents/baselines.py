@@ -13,6 +13,7 @@ from simlab.scenario import ParamsModel
 
 from .base import Agent, catalog_gather, random_slates, top_k, uniform_propensities
 from .cumulative import rank_known_first
+from .ties import tie_propensities
 
 __all__ = ["RandomAgent", "PopularityAgent", "OracleAgent"]
 
@@ -110,11 +111,24 @@ class PopularityAgent(Agent):
             ids, counts = _add_counts(ids, counts, part_ids, part_counts)
         self._ids, self._counts = ids, counts
 
-    def scores(self, item_ids: np.ndarray, step: int) -> np.ndarray:
-        """Popularity of ``item_ids`` plus a tie-break in [0, 0.5)."""
+    logging_policy = "sampled"  # items of equal counts in a random order (agents.ties)
+
+    def counts(self, item_ids: np.ndarray) -> np.ndarray:
+        """Popularity of ``item_ids`` (0 for items without data)."""
         pos, known = lookup_sorted(self._ids, item_ids)
         counts = np.zeros(item_ids.shape)
         counts[known] = self._counts[pos[known]]
+        return counts
+
+    def propensities(self, obs: Observation, slates: Slates) -> np.ndarray:
+        """``1 / g`` per slot, ``g`` the user's candidates of the item's count (1 / C unfit)."""
+        if obs.shared_candidates:
+            return tie_propensities(self.counts(obs.candidate_pool), obs, slates)
+        return tie_propensities(catalog_gather(self.counts(obs.catalog.item_ids), obs), obs, slates)
+
+    def scores(self, item_ids: np.ndarray, step: int) -> np.ndarray:
+        """Popularity of ``item_ids`` plus a tie-break in [0, 0.5)."""
+        counts = self.counts(item_ids)
         if self.params.signal != "engagement":
             return counts + 0.5 * self._tiebreak.uniform(item_ids, step)
         return counts + 1e-6 * self._tiebreak.uniform(item_ids, step)
@@ -182,6 +196,7 @@ class OracleAgent(Agent):
     """
 
     privileged = True
+    logging_policy = "sampled"  # with known_items: trained, late items in a random order
 
     class Params(ParamsModel):
         """Scenario keys of the oracle."""
@@ -217,6 +232,13 @@ class OracleAgent(Agent):
             ranked = rank_known_first(u, obs, self._horizon, self._tiebreak)
             return Slates(obs.user_ids, ranked)
         return Slates(obs.user_ids, top_k(u, obs.candidates, obs.slate_size, shared=False))
+
+    def propensities(self, obs: Observation, slates: Slates) -> np.ndarray:
+        """1 per slot; with ``known_items: trained``, ``1 / g`` for tied or late items."""
+        if self.params.known_items != "trained":
+            return np.ones(slates.item_ids.shape)
+        u = self._truth.utility(obs.step, obs.user_ids, obs.candidates)
+        return tie_propensities(u, obs, slates, self._horizon)
 
     def state_dict(self) -> dict[str, Any]:
         """The last step of the data."""

@@ -27,6 +27,7 @@ from simlab.scenario import ParamsModel
 from .base import Agent, catalog_gather
 from .cumulative import CumulativeLog, ItemBook, rank_known_first
 from .nnls import nnls_gram
+from .ties import tie_propensities
 
 __all__ = ["ContentFilteringAgent"]
 
@@ -75,17 +76,28 @@ class ContentFilteringAgent(Agent):
         """Book the live items with their publication steps, as :meth:`act` would."""
         self.book.add(catalog.item_ids, catalog.features, obs_step - catalog.age)
 
-    def act(self, obs: Observation) -> Slates:
-        """Candidates by ``x_u . a_i``, items newer than the data last."""
-        self.book.add_catalog(obs)
+    def _scores(self, obs: Observation) -> tuple[np.ndarray, int | None]:
+        """``(B, C)`` scores ``x_u . a_i`` of the candidates and the horizon of the data."""
         feats = obs.catalog.features
         x = self.weights[obs.user_ids]
         if obs.shared_candidates:
             scores = x @ feats[obs.catalog.rows(obs.candidate_pool)].T.astype(np.float64)
         else:  # (B, N) over the live catalog, then each user's candidates
             scores = catalog_gather(x @ feats.T.astype(np.float64), obs)
-        horizon = None if self.params.score_new_items else self.history.horizon
+        return scores, None if self.params.score_new_items else self.history.horizon
+
+    def act(self, obs: Observation) -> Slates:
+        """Candidates by ``x_u . a_i``, items newer than the data last."""
+        self.book.add_catalog(obs)
+        scores, horizon = self._scores(obs)
         return Slates(obs.user_ids, rank_known_first(scores, obs, horizon, self._tiebreak))
+
+    logging_policy = "sampled"  # random wherever a tie reaches the slate (agents.ties)
+
+    def propensities(self, obs: Observation, slates: Slates) -> np.ndarray:
+        """``1 / g`` per slot, ``g`` the candidates tied with the item (1 / C before a fit)."""
+        scores, horizon = self._scores(obs)
+        return tie_propensities(scores, obs, slates, horizon)
 
     def user_representation(self) -> np.ndarray:
         """``(num_users, d)`` the fitted weights ``x_u``."""

@@ -38,6 +38,7 @@ from simlab.scenario import ParamsModel
 
 from .base import Agent, catalog_gather
 from .cumulative import CumulativeLog, rank_known_first
+from .ties import tie_propensities
 
 __all__ = ["ImplicitMFAgent", "als_implicit"]
 
@@ -191,15 +192,26 @@ class ImplicitMFAgent(Agent):
         mean = self.item_factors.mean(axis=0)
         return np.where(found[..., None], self.item_factors[pos], mean)
 
-    def act(self, obs: Observation) -> Slates:
-        """Candidates by ``x_u . y_i``, items newer than the data last."""
+    def _scores(self, obs: Observation) -> tuple[np.ndarray, int | None]:
+        """``(B, C)`` scores ``x_u . y_i`` of the candidates and the horizon of the data."""
         x = self.user_factors[obs.user_ids]
         if obs.shared_candidates:
             scores = x @ self._item_vectors(obs.candidate_pool).T
         else:  # (B, N) over the live catalog, then each user's candidates
             scores = catalog_gather(x @ self._item_vectors(obs.catalog.item_ids).T, obs)
-        horizon = None if self.params.score_new_items else self.history.horizon
+        return scores, None if self.params.score_new_items else self.history.horizon
+
+    def act(self, obs: Observation) -> Slates:
+        """Candidates by ``x_u . y_i``, items newer than the data last."""
+        scores, horizon = self._scores(obs)
         return Slates(obs.user_ids, rank_known_first(scores, obs, horizon, self._tiebreak))
+
+    logging_policy = "sampled"  # random wherever a tie reaches the slate (agents.ties)
+
+    def propensities(self, obs: Observation, slates: Slates) -> np.ndarray:
+        """``1 / g`` per slot, ``g`` the candidates tied with the item (1 / C before a fit)."""
+        scores, horizon = self._scores(obs)
+        return tie_propensities(scores, obs, slates, horizon)
 
     def user_representation(self) -> np.ndarray:
         """``(num_users, f)`` the user factors (zero for users without data)."""

@@ -25,6 +25,7 @@ from simlab.scenario import ParamsModel
 
 from .base import Agent
 from .cumulative import CumulativeLog, rank_known_first
+from .ties import tie_propensities
 
 __all__ = ["SocialFilteringAgent"]
 
@@ -71,15 +72,26 @@ class SocialFilteringAgent(Agent):
         counts = self.history.counts(self.history.users, cols, (num_users, self._item_ids.size))
         self._friend_counts = (self.graph @ counts).tocsr()
 
-    def act(self, obs: Observation) -> Slates:
-        """Candidates by friends' consumption counts, items newer than the data last."""
+    def _scores(self, obs: Observation) -> tuple[np.ndarray, int | None]:
+        """``(B, C)`` friends' consumption counts of the candidates and the data's horizon."""
         scores = np.zeros(obs.candidates.shape)
         if self._friend_counts is not None and self._item_ids.size:
             pos, found = lookup_sorted(self._item_ids, obs.candidates)
             dense = self._friend_counts[obs.user_ids].toarray()  # (B, items with data)
             scores = np.where(found, np.take_along_axis(dense, pos, axis=1), 0.0)
-        horizon = None if self.params.score_new_items else self.history.horizon
+        return scores, None if self.params.score_new_items else self.history.horizon
+
+    def act(self, obs: Observation) -> Slates:
+        """Candidates by friends' consumption counts, items newer than the data last."""
+        scores, horizon = self._scores(obs)
         return Slates(obs.user_ids, rank_known_first(scores, obs, horizon, self._tiebreak))
+
+    logging_policy = "sampled"  # random wherever a tie reaches the slate (agents.ties)
+
+    def propensities(self, obs: Observation, slates: Slates) -> np.ndarray:
+        """``1 / g`` per slot, ``g`` the candidates tied with the item (1 / C before a fit)."""
+        scores, horizon = self._scores(obs)
+        return tie_propensities(scores, obs, slates, horizon)
 
     def user_representation(self) -> Any:
         """``(num_users, num_users)`` the adjacency matrix (scipy.sparse)."""

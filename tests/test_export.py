@@ -33,7 +33,7 @@ def logged_run(tmp_path_factory) -> Path:
         "users.num_users=40",
         "platform.max_candidates=30",
         steps=5,
-        agents=[{"model": "random"}, {"model": "popularity"}],
+        agents=[{"model": "random"}, {"model": "linucb"}],
     )
     return run_scenario(sc, out_dir=tmp_path_factory.mktemp("runs")).path
 

@@ -28,14 +28,16 @@ C = 40
 AGENTS = [  # (agent, what it logs once it serves: a value, "nan", or None for its own)
     ({"model": "random"}, 1 / C),
     ({"model": "epsilon-greedy", "epsilon": 0.3}, None),
-    ({"model": "popularity"}, 1.0),
-    ({"model": "ucb1"}, 1.0),
+    ({"model": "popularity"}, None),  # equal counts in a random order: 1 / g
+    ({"model": "ucb1"}, None),  # unseen items in a random order: 1 / g
+    ({"model": "linucb"}, 1.0),
     ({"model": "thompson"}, "nan"),
     ({"model": "linear-ts"}, "nan"),
     ({"model": "two-tower", **SMALL_MODELS["two-tower"]}, None),
     ({"model": "popularity", "rerankers": [{"model": "mmr", "lam": 0.5}]}, "nan"),
 ]
-IDS = ["random", "eps-greedy", "popularity", "ucb1", "thompson", "linear-ts", "two-tower", "mmr"]
+IDS = ["random", "eps-greedy", "popularity", "ucb1", "linucb", "thompson", "linear-ts",
+       "two-tower", "mmr"]  # fmt: skip
 
 
 def _logged(agent: dict, startup: int, steps: int, *overrides) -> list[np.ndarray]:
@@ -64,14 +66,16 @@ def test_startup_steps_log_one_over_c_then_the_agent_its_own(agent, after, start
             assert np.isnan(prop).all()
         elif after is not None:
             assert (prop == after).all()
-        elif agent["model"] == "epsilon-greedy":  # greedy slot: 1 - eps + eps / C
+        elif agent["model"] == "epsilon-greedy":  # (1 - eps) q + eps / C, q in {0, 1/g}
             eps = agent["epsilon"]
-            assert set(np.round(prop.ravel(), 9)) <= {
-                round(eps / C, 9),
-                round(1 - eps + eps / C, 9),
-            }
-        else:  # two-tower: random slates until its first retrain, then top-K
+            q = (prop.ravel() - eps / C) / (1 - eps)
+            assert (q > -1e-12).all() and (q < 1 + 1e-12).all()
+            g = 1 / q[q > 1e-12]
+            np.testing.assert_allclose(g, np.round(g), rtol=1e-9)
+        elif agent["model"] == "two-tower":  # random until its first retrain, then top-K
             assert set(np.unique(prop)) <= {1 / C, 1.0}
+        else:  # ties in a random order: 1 / g for a group of g (agents.ties)
+            assert ((prop >= 1 / C) & (prop <= 1)).all()
 
 
 @pytest.mark.parametrize("new", [6, 10])
@@ -82,7 +86,8 @@ def test_startup_of_new_items_logs_one_over_their_number(new):
         f"content.items_per_step={new}",
     )  # fmt: skip
     assert (logged[0] == 1 / new).all() and (logged[1] == 1 / new).all()
-    assert (logged[2] == 1.0).all() and (logged[3] == 1.0).all()
+    for prop in logged[2:]:  # the agent's own: equal counts tied (1 / g), the rest 1
+        assert ((prop > 0) & (prop <= 1)).all() and (prop == 1.0).any()
 
 
 @pytest.mark.parametrize("workers", [0, 2])
