@@ -72,6 +72,7 @@ def read_events(run: str | Path, runs_dir: str | Path | None = None) -> tuple[An
     """
     store = open_run(run, runs_dir)
     folder = store.path / EVENTS
+    _check_written(store, folder)
     if not folder.is_dir() or not any(folder.rglob("*.parquet")):
         raise RunStoreError(
             f"{store.path}: no event log to export; run the scenario with "
@@ -98,6 +99,25 @@ def read_events(run: str | Path, runs_dir: str | Path | None = None) -> tuple[An
     )
     order = ["trial", "step", "user_id", "position"]
     return store, events.sort_values(order, kind="stable").reset_index(drop=True)
+
+
+def _check_written(store: Any, folder: Path) -> None:
+    """Refuse a run whose events are not all in Parquet: still running, or stopped unflushed."""
+    status = store.status
+    if status in ("starting", "running"):
+        raise RunStoreError(
+            f"{store.path}: the run is still {status}; export it when it has ended (its latest "
+            "events are not written to Parquet yet)"
+        )
+    journals = sorted(folder.rglob("_journal-*.arrows")) if folder.is_dir() else []
+    if journals:
+        trials = sorted({_trial_of(j) for j in journals})
+        raise RunStoreError(
+            f"{store.path}: the events of trial(s) {', '.join(map(str, trials))} are partly "
+            f"still in their journals (the run is {status}: it stopped before writing them to "
+            f"Parquet); `simlab resume {store.path}` folds them in and completes the run, then "
+            "export it"
+        )
 
 
 def _read_parts(folder: Path) -> pd.DataFrame:
@@ -221,6 +241,14 @@ def _obp(store, events: pd.DataFrame, folder: Path, reward: str) -> list[Path]:
 
 
 def _minari(store, events: pd.DataFrame, folder: Path, reward: str) -> list[Path]:
+    for trial, ev in events.groupby("trial", sort=True):  # every trial, before writing any
+        sizes = ev.groupby(["user_id", "step"]).size()
+        if sizes.min() != sizes.max():
+            raise RunStoreError(
+                f"{store.path}: the slates of trial {trial} hold from {sizes.min()} to "
+                f"{sizes.max()} items (with `platform.slate_size: 0` every candidate is ranked); "
+                "a Minari dataset has one action shape: export this run as parquet or obp"
+            )
     try:
         import minari
         from gymnasium import spaces
@@ -294,11 +322,10 @@ def _episodes(ev: pd.DataFrame, buffer_cls, spaces) -> tuple[list, Any, Any]:
     k = int(ev["position"].max()) + 1
     f = len(ev["user_features"].iloc[0])
     d = len(ev["item_features"].iloc[0])
-    top = int(ev["item_id"].max()) + 1
     obs_space = spaces.Box(-np.inf, np.inf, (f,), np.float32)
-    act_space = spaces.Box(0, top, (k,), np.int64)
+    act_space = spaces.Box(0, int(ev["item_id"].max()), (k,), np.int64)  # bounds inclusive
     buffers = []
-    for n, (_, u) in enumerate(ev.groupby("user_id", sort=True)):
+    for n, (user, u) in enumerate(ev.groupby("user_id", sort=True)):
         visits = u.groupby("step", sort=True)
         steps = np.array(list(visits.groups), np.int64)
         t = steps.size
@@ -308,6 +335,7 @@ def _episodes(ev: pd.DataFrame, buffer_cls, spaces) -> tuple[list, Any, Any]:
         pos = np.where(clicked.any(axis=1), clicked.argmax(axis=1), -1).astype(np.int64)
         # 1-D infos as lists: minari 0.5's Arrow storage cannot read 1-D arrays back
         infos = {
+            "user_id": [int(user)] * (t + 1),
             "step": [-1, *steps.tolist()],
             "propensity": np.concatenate(
                 [np.full((1, k), np.nan), u["propensity"].to_numpy().reshape(t, k)]
