@@ -167,6 +167,7 @@ EXTRA_TESTS = {
         "tests/environments/gym/test_gym_actions.py",
         "tests/environments/gym/test_gym_envs.py",
         "tests/environments/gym/test_gym_info.py",
+        "tests/environments/gym/test_gym_vector_boundaries.py",
     ],
     "environments/gym/tasks.py": [
         "tests/environments/gym/test_gym_task_definitions.py",
@@ -179,6 +180,7 @@ EXTRA_TESTS = {
         "tests/agents/test_bandit_order.py",
         "tests/agents/test_bandit_models.py",
         "tests/agents/test_empty_observation.py",
+        "tests/agents/test_tie_propensities.py",
     ],
     "agents/bandit_math.py": [
         "tests/agents/test_bandits.py",
@@ -194,9 +196,11 @@ EXTRA_TESTS = {
     "agents/baselines.py": [
         "tests/agents/test_agents.py",
         "tests/agents/test_baseline_rankings.py",
+        "tests/agents/test_tie_propensities.py",
     ],
     "agents/base.py": ["tests/agents/test_agents.py", "tests/agents/test_base.py"],
     "agents/rerank.py": ["tests/agents/test_rerank_references.py", "tests/agents/test_rerank.py"],
+    "agents/ties.py": ["tests/agents/test_tie_propensities.py"],
     "agents/rerank_groups.py": [
         "tests/agents/test_rerank_groups_references.py",
         "tests/agents/test_rerank.py",
@@ -264,6 +268,7 @@ EXTRA_TESTS = {
     "agents/content_filtering.py": [
         "tests/agents/test_chaney_agents.py",
         "tests/agents/test_startup_learning.py",
+        "tests/agents/test_tie_propensities.py",
     ],
     "agents/cumulative.py": [
         "tests/agents/test_chaney_agents.py",
@@ -274,12 +279,14 @@ EXTRA_TESTS = {
         "tests/agents/test_chaney_agents.py",
         "tests/agents/test_implicit_mf.py",
         "tests/agents/test_param_bounds.py",
+        "tests/agents/test_tie_propensities.py",
     ],
     "agents/interleave.py": ["tests/agents/test_interleave.py"],
     "agents/nnls.py": ["tests/agents/test_nnls.py", "tests/agents/test_chaney_agents.py"],
     "agents/social_filtering.py": [
         "tests/agents/test_chaney_agents.py",
         "tests/agents/test_social_filtering.py",
+        "tests/agents/test_tie_propensities.py",
     ],
     "agents/isotropy.py": ["tests/agents/test_source_controls.py", "tests/agents/test_isotropy.py"],
     "environments/social_graph.py": [
