@@ -199,8 +199,9 @@ class MeasuresSection(StrictModel):
     pairwise_every: int = Field(
         1,
         gt=0,
-        description="Steps between pairwise measures (echo/homogenization); NaN on the "
-        "steps between.",
+        description="Steps between pairwise measures (echo/homogenization and "
+        "echo/homogenization_nn); NaN on the steps between; the run's last step is always "
+        "measured.",
     )
     pairwise_pairs: int = Field(
         2000,

@@ -218,6 +218,18 @@ class Metric:
         steps = getattr(self.ctx, "steps", None)  # a context without a length: no last step
         return steps is not None and step == int(steps) - 1
 
+    def pairwise_due(self, step: int) -> bool:
+        """Whether a pairwise measure is taken at ``step``.
+
+        After every ``measures.pairwise_every`` steps (``(step + 1) % N == 0``) and at the
+        run's last step, so that a run's final value is always measured.
+        """
+        every = int(getattr(self.ctx, "pairwise_every", None) or 1)
+        if (step + 1) % every == 0:
+            return True
+        steps = getattr(self.ctx, "steps", None)  # a context without a length: no last step
+        return steps is not None and step == int(steps) - 1
+
     @classmethod
     def value_range(cls, column: str) -> tuple[float | None, float | None] | None:
         """The declared ``(low, high)`` range of ``column``, or None when it declares none."""

@@ -100,11 +100,10 @@ class HomogenizationMetric(Metric):
     Pairs (``measures.pairwise_pairs``, default 2,000) are drawn once per trial from the
     ``metrics/homogenization`` stream, so every agent of a seed is measured on the same
     pairs. With ``measures.pairwise_every = N`` the consumptions are gathered every step
-    but folded in and measured every N steps (NaN in between; the summary takes the last
-    measured value). Pairs whose union is still empty count
-    as 0. The sets are kept as a sorted array of ``user << 32 | item`` keys and the
-    intersections are updated incrementally from each step's new consumptions, so a step
-    costs O(new clicks x pairs per user), not O(history).
+    but folded in and measured every N steps and at the run's last step (NaN in between).
+    Pairs whose union is still empty count as 0. The sets are kept as a sorted array of
+    ``user << 32 | item`` keys and the intersections are updated incrementally from each
+    step's new consumptions, so a step costs O(new clicks x pairs per user), not O(history).
     """
 
     name = "homogenization"
@@ -116,7 +115,6 @@ class HomogenizationMetric(Metric):
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
         n = int(ctx.num_users)
-        self.every = int(getattr(ctx, "pairwise_every", 1))
         self._pending: list[np.ndarray] = []
         cap = int(getattr(ctx, "pairwise_pairs", self.max_pairs))
         num_pairs = min(cap, n * (n - 1) // 2) if n > 1 else 0
@@ -152,7 +150,7 @@ class HomogenizationMetric(Metric):
         items = fb.clicked_items[clicked]
         keep = self._tracked[users]
         self._pending.append((users[keep] << 32) | items[keep])
-        if (snap.step + 1) % self.every:
+        if not self.pairwise_due(snap.step):
             return {"echo/homogenization": float("nan")}
         new = np.unique(np.concatenate(self._pending))
         self._pending = []

@@ -21,7 +21,7 @@ T-RECS's replication instead evaluates the ideal run's consumption on the recomm
 own pairs; simlab's worlds are independent trials, so the ideal's value here is on the
 ideal's own pairs (by true preferences).
 
-Cost per measured step (every ``measures.pairwise_every`` steps; NaN between): one
+Cost per measured step (every ``measures.pairwise_every`` steps and the last; NaN between): one
 similarity row per sampled user, O(sample x users x dimension), in blocks.
 """
 
@@ -92,7 +92,6 @@ class NNHomogenizationMetric(Metric):
     def __init__(self, ctx: Any) -> None:
         super().__init__(ctx)
         n = int(ctx.num_users)
-        self.every = int(getattr(ctx, "pairwise_every", 1))
         cap = int(getattr(ctx, "pairwise_pairs", 2000))
         if n <= cap:
             self.anchors = np.arange(n, dtype=np.int64)
@@ -103,12 +102,12 @@ class NNHomogenizationMetric(Metric):
         self._tiebreak = Stream(ctx.seed, "metrics/homogenization_nn")
 
     def measure(self, snap: StepSnapshot) -> dict[str, float]:
-        """Add the step's consumptions; every ``pairwise_every`` steps, the pairs' Jaccard."""
+        """Add the step's consumptions; on measured steps (``pairwise_due``), the Jaccard."""
         fb = snap.feedback
         chose = fb.clicked
         self.sets.add(fb.user_ids[chose], fb.clicked_items[chose])
         nan = float("nan")
-        if not self.anchors.size or snap.num_users < 2 or (snap.step + 1) % self.every:
+        if not self.anchors.size or snap.num_users < 2 or not self.pairwise_due(snap.step):
             return {"echo/homogenization_nn": nan, "echo/nn_by_agent": nan}
         rep = snap.agent_users() if snap.agent_users is not None else None
         by_agent = rep is not None

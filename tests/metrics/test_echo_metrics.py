@@ -211,3 +211,26 @@ def test_pairwise_measures_every_n_steps_match_every_step():
     _, small = series("measures.pairwise_pairs=50")
     homog = next(m for m in small.metrics if m.name == "homogenization")
     assert homog.pair_a.shape == (50,)
+
+
+@pytest.mark.parametrize(("steps", "every"), [(10, 3), (9, 4), (7, 2), (5, 9), (6, 6), (1, 3)])
+@pytest.mark.parametrize("column", ["echo/homogenization", "echo/homogenization_nn"])
+def test_pairwise_measures_are_taken_at_the_runs_last_step(steps, every, column):
+    """Measured after every N steps and at the last step, there equal to the every-step value."""
+    from conftest import make_small
+
+    from simlab.world import World
+
+    def series(*over):
+        sc = make_small(*over, "users.drift_rate=0.1", steps=steps,
+                        metrics=["engagement", "homogenization", "homogenization_nn"])  # fmt: skip
+        world = World(sc, 1, 0)
+        return [world.step(t)[column] for t in range(steps)]
+
+    each, sparse = series(), series(f"measures.pairwise_every={every}")
+    for t in range(steps):
+        if (t + 1) % every and t != steps - 1:
+            assert math.isnan(sparse[t]), t
+        else:
+            assert sparse[t] == pytest.approx(each[t], rel=1e-12), t
+    assert not math.isnan(sparse[-1])
