@@ -8,7 +8,7 @@ vector drawn as a mixture of topic centres. The utility of item ``i`` for user `
 
 where ``e_i`` is the item's latent embedding and ``q_i`` its latent quality. A served user
 picks among the ``K`` slate items and a no-click option by multinomial logit with position
-bias (logit of slot ``k`` is ``U_ui / temperature - position_bias * log2(1 + k)``, the
+bias (logit of slot ``k = 0 .. K-1`` is ``U_ui / temperature - position_bias * log2(1 + k)``, the
 no-click option has ``no_click_utility / temperature``), sampled with Gumbel-max draws keyed
 by (user, step). The engagement of a click is ``sigmoid(U - no_click_utility + noise)``.
 
