@@ -258,13 +258,25 @@ class CreatorsParallelEnv(ParallelEnv):
         """Publish the creators' choices, run one world step and reward exposure or clicks.
 
         Args:
-            actions: topic id per live agent; a missing agent keeps its current topic.
+            actions: topic id per live agent; a missing agent (or ``None``) keeps its current
+                topic. A key that is not a live agent (a typo) raises ``ValueError``.
 
         Returns:
             ``(observations, rewards, terminations, truncations, infos)`` keyed by agent.
         """
         if self.world is None or not self.agents:
             raise RuntimeError("CreatorsParallelEnv.step called before reset or after the end")
+        unknown = (
+            sorted(set(actions) - set(self.agents), key=str)
+            if isinstance(actions, Mapping)
+            else None
+        )
+        if unknown is None or unknown:
+            what = f"unknown agents {unknown}" if unknown else f"a {type(actions).__name__}"
+            raise ValueError(
+                f"Expects actions as a mapping of live agents ({', '.join(self.agents)}) to "
+                f"topics, actual: {what}"
+            )
         world, n = self.world, self.num_creators
         content = world.content
         topics = content.creator_topic[:n].copy()

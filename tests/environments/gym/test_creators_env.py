@@ -400,3 +400,25 @@ def test_spaces_are_per_agent_and_sized_by_topics():
             assert box.low.min() == 0.0 and box.high.max() == 1.0 and disc.n == topics
         a, b = env.possible_agents
         assert env.observation_space(a) is not env.observation_space(b)
+
+
+@pytest.mark.parametrize(
+    ("actions", "fragment"),
+    [
+        ({"creator_0": 1, "creator_9": 2}, "unknown agents ['creator_9']"),
+        ({"creator_0": 1, "creator_1 ": 2}, "unknown agents ['creator_1 ']"),
+        ({"Creator_0": 1}, "unknown agents ['Creator_0']"),
+        ({0: 1}, "unknown agents [0]"),
+        ([1, 2], "actual: a list"),
+        (3, "actual: a int"),
+    ],
+)
+def test_actions_for_no_live_agent_are_refused(actions, fragment):
+    """A typo'd or unknown agent key, or actions not keyed by agent: a ValueError naming it."""
+    env = _env(num_creators=2, max_steps=5)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=re.escape(fragment)) as e:
+        env.step(actions)
+    assert "creator_0, creator_1" in str(e.value)
+    _, _, _, _, infos = env.step({"creator_0": 1})  # the env goes on
+    assert infos["creator_0"]["topic"] == 1
