@@ -44,8 +44,8 @@ def tie_propensities(
     ranked = np.take_along_axis(keys, order, axis=1)
     new = np.ones((b, c), bool)  # where a run of equal keys starts, per row
     new[:, 1:] = ranked[:, 1:] != ranked[:, :-1]
-    run = np.cumsum(new, axis=1) - 1 + (np.arange(b) * c)[:, None]  # run id, unique per row
-    size = np.bincount(run.ravel(), minlength=b * c)[run]  # (B, C) in ranked order
+    run = np.cumsum(new, axis=1) + (np.arange(b) * c)[:, None]  # run id, unique per row
+    size = np.bincount(run.ravel())[run]  # (B, C) in ranked order
     first = np.maximum.accumulate(np.where(new, np.arange(c), 0), axis=1)  # run's first rank
     at = _columns(obs.candidates, slates.item_ids)
     g, s = np.empty((b, c), np.int64), np.empty((b, c), np.int64)

@@ -354,6 +354,13 @@ AGENTS: dict[str, list[Equivalent]] = {
             BOOL_MUL,
         ),
     ],
+    "agents/ties.py": [
+        Equivalent(
+            "return np.where((s <= slot) & (slot < s + g), 1.0 / g, 0.0)",
+            "return np.where((s <= slot) * (slot < s + g), 1.0 / g, 0.0)",
+            BOOL_MUL,
+        ),
+    ],
     "agents/rerank.py": [
         Equivalent(
             "std > 0, (proj - proj.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1), 0",
