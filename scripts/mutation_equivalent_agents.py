@@ -356,6 +356,12 @@ AGENTS: dict[str, list[Equivalent]] = {
     ],
     "agents/ties.py": [
         Equivalent(
+            "pairs = (np.arange(b, dtype=np.int64)[:, None] << 32) | candidates",
+            "pairs = (np.arange(b, dtype=np.int64)[:, None] << 32) ^ candidates",
+            "item ids are below 2**32, so the row number shifted past them shares no bit with "
+            "them: `^` and `|` give the same keys",
+        ),
+        Equivalent(
             "return np.where((s <= slot) & (slot < s + g), 1.0 / g, 0.0)",
             "return np.where((s <= slot) * (slot < s + g), 1.0 / g, 0.0)",
             BOOL_MUL,

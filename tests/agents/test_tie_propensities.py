@@ -65,6 +65,16 @@ def test_tie_propensities_equal_the_loop_reference(seed):
     np.testing.assert_allclose(got, _reference(scores, cands, slates, late), rtol=1e-15)
 
 
+def test_nan_scores_are_ranked_last_in_a_fixed_order():
+    """NaN scores sort last in candidate order (no draw decides): 1 at their ranks."""
+    cands = np.array([[3, 0, 2, 1]], np.int64)
+    scores = np.array([[np.nan, 1.0, np.nan, 1.0]])
+    obs = _obs(cands, np.zeros(4, np.int64), 5, 4)
+    slates = Slates(np.arange(1), np.array([[0, 1, 3, 2]]))  # the tie (0, 1), then the NaNs
+    got = tie_propensities(scores, obs, slates)
+    np.testing.assert_array_equal(got, [[0.5, 0.5, 1.0, 1.0]])
+
+
 CHANEY = [
     ("users", {"model": "chaney", "num_users": 12}),
     ("content", {"model": "chaney-items", "items_per_step": 3, "initial_items": 6}),
