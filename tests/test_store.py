@@ -331,15 +331,16 @@ def test_runs_lists_corrupt_directories(corrupt_runs: Path):
         ({"model": "random"}, "sampled"),
         ({"model": "epsilon-greedy", "epsilon": 0.3}, "sampled"),
         ({"model": "mf", "factors": 4}, "sampled"),
-        ({"model": "popularity"}, "deterministic"),
-        ({"model": "ucb1"}, "deterministic"),
+        ({"model": "popularity"}, "sampled"),  # equal counts in a random order
+        ({"model": "ucb1"}, "sampled"),  # never-shown items in a random order
+        ({"model": "linucb"}, "deterministic"),
         ({"model": "thompson"}, "unknown"),
         (
             {"model": "random", "rerankers": [{"model": "popularity-penalty", "weight": 1.0}]},
             "unknown",
         ),
     ],
-    ids=["random", "eps-greedy", "mf", "popularity", "ucb1", "thompson", "re-ranked"],
+    ids=["random", "eps-greedy", "mf", "popularity", "ucb1", "linucb", "thompson", "re-ranked"],
 )
 def test_events_log_features_and_propensities(tmp_path: Path, agent, kind):
     """The log keeps the context features and the logging policy's slot propensities."""
@@ -355,8 +356,15 @@ def test_events_log_features_and_propensities(tmp_path: Path, agent, kind):
         assert (prop == 1.0).all()
     elif kind == "unknown":
         assert np.isnan(prop).all()
-    elif agent["model"] == "epsilon-greedy":  # greedy slot: 1 - eps + eps / C, else eps / C
-        assert set(np.round(prop, 9)) == {round(eps / c, 9), round(1 - eps + eps / c, 9)}
+    elif agent["model"] == "epsilon-greedy":  # (1 - eps) q + eps / C, q = 0, 1 or 1 / g
+        q = (prop - eps / c) / (1 - eps)
+        assert q.min() > -1e-12 and q.max() < 1 + 1e-12 and (q > 0.5).any()
+        g = 1 / q[q > 1e-12]
+        np.testing.assert_allclose(g, np.round(g), rtol=1e-9)
+    elif agent["model"] in ("popularity", "ucb1"):  # 1 / g for a group of g tied candidates
+        g = 1 / prop
+        np.testing.assert_allclose(g, np.round(g), rtol=1e-9)
+        assert g.max() <= c and (prop == 1 / c).any() and (prop > 1 / c).any()
     elif agent["model"] == "mf":  # random before the first retrain, top-K after
         per_step = ev.groupby("step")["propensity"].agg(["min", "max"])
         assert (per_step["min"] == per_step["max"]).all()
