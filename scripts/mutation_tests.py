@@ -135,6 +135,7 @@ EXTRA_TESTS = {
         "tests/environments/gym/test_creators_env.py",
         "tests/environments/gym/test_gym_arguments.py",
         "tests/environments/gym/test_creators.py",
+        "tests/environments/gym/test_creators_actions.py",
     ],
     "environments/gym/info.py": [
         "tests/environments/gym/test_gym_info_unit.py",
@@ -199,7 +200,11 @@ EXTRA_TESTS = {
         "tests/agents/test_tie_propensities.py",
     ],
     "agents/base.py": ["tests/agents/test_agents.py", "tests/agents/test_base.py"],
-    "agents/rerank.py": ["tests/agents/test_rerank_references.py", "tests/agents/test_rerank.py"],
+    "agents/rerank.py": [
+        "tests/agents/test_rerank_references.py",
+        "tests/agents/test_rerank.py",
+        "tests/agents/test_rerank_penalty.py",
+    ],
     "agents/ties.py": ["tests/agents/test_tie_propensities.py"],
     "agents/rerank_groups.py": [
         "tests/agents/test_rerank_groups_references.py",

@@ -1,7 +1,7 @@
 """The item-level re-rankers of ``simlab.agents.rerank`` against per-row loop references.
 
 Each re-ranker's documented rule is written here as a plain loop over users and list
-positions (exposure penalty, MMR's greedy picks, the exploration floor's keyed draws and
+positions (MMR's greedy picks, the exploration floor's keyed draws and
 swaps, the style projection) and compared with the vectorised output on random inputs, so a
 changed constant, comparison or tie rule fails a test rather than only moving a mean rank.
 """
@@ -175,53 +175,6 @@ def test_item_features_are_the_float64_features_of_the_ranked_items():
 
 
 # ---------------------------------------------------------------------------- item re-rankers
-
-
-@pytest.mark.parametrize("weight", [0.0, 0.3, 2.0])
-@pytest.mark.parametrize("seed", SEEDS)
-def test_popularity_penalty_equals_its_formula(seed, weight):
-    """Sort by ``-j / L - weight * exposure / max exposure`` (stable: rank breaks ties).
-
-    The maximum is over the live catalog, listed or not.
-    """
-    _, feats, ranked, impressions = random_case(seed)
-    rr = build(PopularityPenaltyReranker, 4, weight=weight)
-    np.testing.assert_array_equal(rr.rerank(observation(feats, ranked), ranked), ranked)
-    rr.update(shown(impressions))
-    counts = np.bincount(impressions.ravel(), minlength=feats.shape[0]).astype(float)
-    top = counts.max()
-    length = ranked.shape[1]
-    got = rr.rerank(observation(feats, ranked), ranked)
-    for row, r in zip(got, ranked, strict=True):
-        score = [-j / length - weight * counts[r[j]] / top for j in range(length)]
-        order = sorted(range(length), key=lambda j: (-score[j], j))
-        np.testing.assert_array_equal(row, r[order])
-
-
-@pytest.mark.parametrize("seed", SEEDS)
-def test_popularity_penalty_of_a_user_ignores_who_else_is_served(seed):
-    """Each row re-ranked alone equals its row of the batch (the maximum is the catalog's)."""
-    _, feats, ranked, impressions = random_case(seed)
-    rr = build(PopularityPenaltyReranker, 4, weight=1.5)
-    rr.update(shown(impressions))
-    whole = rr.rerank(observation(feats, ranked), ranked)
-    for b in range(ranked.shape[0]):
-        alone = rr.rerank(observation(feats, ranked[b : b + 1]), ranked[b : b + 1])
-        np.testing.assert_array_equal(alone[0], whole[b])
-
-
-def test_popularity_penalty_scales_by_the_live_catalogs_most_exposed_item():
-    """The most exposed live item sets the scale even unlisted; a retired item's does not."""
-    feats = np.zeros((6, 2))
-    ranked = np.array([[0, 1, 2, 3]], np.int64)
-    rr = build(PopularityPenaltyReranker, 4, weight=1.0)
-    rr.update(shown([[0] * 1 + [4] * 3, [5] * 4, [5] * 4, [5] * 4]))  # 0: 1, 4: 3, 5: 12
-    # items 0-4 live: scale 3 (item 4); item 0's penalty 1/3 > the 1/4 between ranks
-    got = rr.rerank(observation(feats[:5], ranked), ranked)
-    np.testing.assert_array_equal(got, [[1, 0, 2, 3]])  # a listed-only scale (1) gives 1, 2, 3, 0
-    # item 5 live too: scale 12, item 0's penalty 1/12 < 1/4: the agent's order stands
-    got = rr.rerank(observation(feats, ranked), ranked)
-    np.testing.assert_array_equal(got, [[0, 1, 2, 3]])
 
 
 def reference_mmr(feats, ranked_row, k, lam):
