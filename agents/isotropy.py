@@ -14,9 +14,10 @@ What it can and cannot remove: centring cancels the common component of users an
 alike, so the bonus AIGC gets *for every user* goes; the style carried by the users who
 clicked more AIGC than average remains (it is a deviation, not the mean), unless it is one
 of the top principal directions of the catalog -- which it is only when AIGC's style moves
-items further than topics do. The oracle-like debiasers (``style-removal``, which estimates
-the style from source labels, and the invariance term fed the exact rewrite) are upper
-bounds that know the mechanism; this one does not.
+items further than topics do. The label-informed debiasers (``style-removal``, which
+estimates the style from source labels, and the invariance term fed the exact rewrite) use
+knowledge this one does without; they are not upper bounds (an estimated direction leaves
+its error behind: docs/experiments.md, experiment 2).
 
 It needs an agent that scores given features with a transform (``two-tower``:
 ``score(obs, item_ids, features, transform)``); the world binds it. Over other agents it

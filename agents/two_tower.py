@@ -13,8 +13,10 @@ can escalate source bias (Zhou et al., "Source Echo Chamber", SIGIR 2025).
 pretrained text encoder do: one map ``W`` reads clicked and candidate features alike,
 ``e_u = m_u W + p_u P``, ``v_i = f_i W``, and there is no content prior. ``init: identity``
 starts ``W`` as the identity, so the untrained model is content similarity ``<m_u, f_i>``
-(the encoder's own geometry), and ``warm_start: false`` re-initialises every retrain, as
-Zhou et al.'s feedback loop re-initialises its recommender every round.
+(the encoder's own geometry) plus ``p_u P`` with the random profile map ``P`` (std
+``init_scale``; a tiny one leaves the similarity alone), and ``warm_start: false``
+re-initialises every retrain, as Zhou et al.'s feedback loop re-initialises its recommender
+every round.
 
 Every retrain fits BPR on the clicks of the platform's log window. The history of a
 training click is the mean features of the same user's up to ``history_length`` previous
@@ -95,19 +97,23 @@ class TwoTowerAgent(_TwoTowerTraining, RandomUntilTrainedMixin, Agent):
             "random",
             description="Initial feature maps: random (std init_scale), or the identity on "
             "the first min(dim, factors) coordinates -- the model starts as content "
-            "similarity <m_u, f_i> (a pretrained encoder's geometry) and is fine-tuned.",
+            "similarity <m_u, f_i> (a pretrained encoder's geometry) and is fine-tuned; with "
+            "towers: shared the profile map P stays random (std init_scale).",
         )
         source_debias: float = Field(
             0.0,
             ge=0,
             description="Weight of Zhou et al.'s black-box invariance term |s(u,i) - "
-            "s(u,R(i))|, R the content's rewrite function (0 = off).",
+            "s(u,R(i))|, R the content's rewrite function (0 = off); the item-side term "
+            "only, without the paper's user-side term and entropy regulariser.",
         )
         frozen: bool = Field(
             False,
             description="Never retrained: serves its initial maps from the first step (with "
-            "init: identity, content similarity <m_u, f_i>) -- a control that separates "
-            "what retraining adds from what the users' histories do.",
+            "init: identity and towers: shared, <m_u + p_u P, f_i>: content similarity plus "
+            "a fixed random projection P of the user's profile; a tiny init_scale leaves the "
+            "similarity alone) -- a control that separates what retraining adds from what "
+            "the users' histories do.",
         )
         history_frozen_at: int | None = Field(
             None,
