@@ -163,7 +163,8 @@ def test_source_bias_decomposition(tmp_path):
     AIGC bias escalates from the human-dominated to the AIGC-dominated phase; in the last
     phase it is larger than with scores on a fixed history snapshot (the users' history
     loop), than without style (what AIGC looks like to the encoder), than without the
-    encoder's anisotropy, and than under the label-free isotropy debiaser.
+    encoder's anisotropy, and than under the label-free isotropy debiaser; and at a constant
+    50% AIGC share (no supply shift) it still ends above the fixed-history control.
     """
     phases = [
         {"until": 20, "aigc_share": 0.1},
@@ -174,7 +175,9 @@ def test_source_bias_decomposition(tmp_path):
     full = load_scenario(EXPERIMENTS / "source_bias.yaml")
     agents = [a.model_dump(exclude_none=True) for a in full.agents if a.name in keep]
     variants = {
-        k: v for k, v in full.variants.items() if k in ("phases", "no-style", "no-anisotropy")
+        k: v
+        for k, v in full.variants.items()
+        if k in ("phases", "no-style", "no-anisotropy", "share-0.5")
     }
     over = [("seeds", 8), ("users.num_users", 300), ("steps", 60), ("content.phases", phases),
             ("agents", agents), ("variants", variants), ("execution.workers", 2)]  # fmt: skip
@@ -188,3 +191,5 @@ def test_source_bias_decomposition(tmp_path):
     _t_above(r[last] - b["no-style", "retrained", last], "style")
     _t_above(r[last] - b["no-anisotropy", "retrained", last], "anisotropy")
     _t_above(r[last] - b["phases", "isotropy", last], "isotropy debiaser")
+    loop = b["share-0.5", "retrained", last] - b["share-0.5", "retrained-fixed-history", last]
+    _t_above(loop, "the loop at a constant 50% AIGC share (no supply shift)")
