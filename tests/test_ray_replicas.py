@@ -9,6 +9,8 @@ Every Ray test shares the session's instance (``ray_local``).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -149,7 +151,11 @@ def test_no_repeats_give_the_local_metrics_on_any_shards(ray_local, candidates, 
     steps: 20 fits, 195 may not); either way the rows are local's.
     """
     world = [*WORLD, "platform.exclude_consumed=true", f"platform.max_candidates={candidates}"]
-    agents = [{"model": "random"}, {"model": "popularity"}]
+    _local_rows_on_shards(world, [{"model": "random"}, {"model": "popularity"}], serving, tmp_path)
+
+
+def _local_rows_on_shards(world: list, agents: list, serving: str, tmp_path: Path) -> None:
+    """On 2 and 3 Ray shards every trial is served as ``serving`` says, with local's rows."""
     local = run_scenario(make_small(*world, agents=agents), out_dir=tmp_path / "l")
     for shards in (2, 3):
         sc = make_small(*world, "execution.backend=ray", f"execution.shards={shards}",
@@ -174,15 +180,7 @@ def test_consumed_items_kept_ranked_are_served_by_replicas(ray_local, tmp_path):
         "platform.consumed_ranked=true",
     ]
     agents = [{"model": "random"}, {"model": "popularity", "cumulative": True}]
-    local = run_scenario(make_small(*world, agents=agents), out_dir=tmp_path / "l")
-    for shards in (2, 3):
-        sc = make_small(*world, "execution.backend=ray", f"execution.shards={shards}",
-                        agents=agents)  # fmt: skip
-        store = run_scenario(sc, out_dir=tmp_path / f"r{shards}")
-        for trial in store.manifest["trials"]:
-            assert trial["placement"]["serving"].startswith("replicas"), trial["placement"]
-        cols = local.manifest["metric_columns"]
-        assert_same_metrics(store.read_metrics(), local.read_metrics(), cols)
+    _local_rows_on_shards(world, agents, "replicas", tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -10,40 +10,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_small
+from test_no_repeat import _chaney as _no_repeat_world
+from test_no_repeat import _run
 
 from simlab.errors import ScenarioError
 from simlab.keysets import PairSet
 from simlab.population import ShardSpec, UserShard, population_size, shard_bounds
-from simlab.testing import record_acts
 from simlab.world import World
 
 
 def _chaney(*overrides, steps=20):
-    return make_small(
-        ("users", {"model": "chaney", "num_users": 30}),
-        ("content", {"model": "chaney-items", "items_per_step": 6}),
-        "platform.slate_size=0",
-        "platform.exclude_consumed=true",
-        "platform.consumed_ranked=true",
-        "platform.retrain_every=1",
-        "platform.log_window=3",
-        "platform.startup_steps=3",
-        "platform.startup_candidates=new",
-        *overrides,
-        steps=steps,
-        agents=[{"model": "popularity", "cumulative": True}, {"model": "content-filtering"}],
-    )
-
-
-def _run(sc, steps, agent=0):
-    world = World(sc, agent, 0)
-    calls = record_acts(world)
-    feedback = []
-    for t in range(steps):
-        world.step(t)
-        feedback.append(world.last_feedback)
-    return world, calls, feedback
+    """test_no_repeat's Chaney world (random, content filtering) with consumed items ranked."""
+    return _no_repeat_world("platform.consumed_ranked=true", "platform.startup_steps=3",
+                            "platform.startup_candidates=new", *overrides, steps=steps)  # fmt: skip
 
 
 @pytest.mark.parametrize("seed", range(12))
