@@ -39,7 +39,7 @@ from mutation_equivalent_agents import AGENTS
 from mutation_equivalent_environments import ENVIRONMENTS
 from mutation_equivalent_gym import GYM
 from mutation_equivalent_models import MODELS
-from mutation_equivalent_reasons import ONE_DIM_LENGTH, Equivalent, mutants_of
+from mutation_equivalent_reasons import NEVER_NEGATIVE, ONE_DIM_LENGTH, Equivalent, mutants_of
 
 __all__ = ["EQUIVALENT", "Equivalent"]
 
@@ -56,7 +56,30 @@ _TABLE_OR_DIRECT = (
     "bit (tests/metrics/test_topic_fast_paths.py), so either path gives the same sums"
 )
 
+_ONE_END = (
+    "a consumption both users of a pair made in one step is counted once, from one end of the "
+    "pair: the lower id or the higher one alike (the two ends of a pair are distinct users, so "
+    "`<`, `<=` and `>=` between them each pick exactly one end)"
+)
+
 SIMLAB: dict[str, list[Equivalent]] = {
+    "simlab/metrics/echo.py": [
+        Equivalent(
+            "hit = in_old | (in_new & (user_rep < partner))",
+            "hit = in_old | (in_new & (user_rep <= partner))",
+            _ONE_END,
+        ),
+        Equivalent(
+            "hit = in_old | (in_new & (user_rep < partner))",
+            "hit = in_old | (in_new & (user_rep >= partner))",
+            _ONE_END,
+        ),
+        Equivalent(
+            "jac = np.divide(self._inter, union, out=np.zeros(union.shape), where=union > 0)",
+            "jac = np.divide(self._inter, union, out=np.zeros(union.shape), where=union != 0)",
+            NEVER_NEGATIVE,
+        ),
+    ],
     "simlab/metrics/homogenization_nn.py": [
         Equivalent(
             "if n <= cap:",

@@ -370,6 +370,19 @@ AGENTS: dict[str, list[Equivalent]] = {
     "agents/rerank.py": [
         Equivalent(
             "std > 0, (proj - proj.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1), 0",
+            "std > 0, (proj + proj.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1), 0",
+            "the standardised projection is subtracted from a row's scores and only their order "
+            "within the row is used: adding instead of subtracting the row's mean shifts every "
+            "score of the row by the same amount",
+        ),
+        Equivalent(
+            "std > 0, (proj - proj.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1), 0",
+            "std > 0, (proj - proj.mean(axis=1, keepdims=True)) / np.where(std >= 0, std, 1), 0",
+            "where std is 0 the outer `np.where(std > 0, ..., 0)` discards the quotient, so the "
+            "divisor there is never read",
+        ),
+        Equivalent(
+            "std > 0, (proj - proj.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1), 0",
             "std != 0, (proj - proj.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1), 0",
             "a standard deviation is never negative: `!= 0` and `> 0` agree",
         ),
