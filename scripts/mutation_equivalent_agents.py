@@ -10,7 +10,6 @@ from mutation_equivalent_reasons import (
     ADAM_BETA_MOD,
     BOOL_MUL,
     LITERAL_IS,
-    NEVER_NEGATIVE,
     ONE_DIM_LENGTH,
     PAD_BELOW_IDS,
     ROW_BLOCK,
@@ -365,40 +364,6 @@ AGENTS: dict[str, list[Equivalent]] = {
             "return np.where((s <= slot) & (slot < s + g), 1.0 / g, 0.0)",
             "return np.where((s <= slot) * (slot < s + g), 1.0 / g, 0.0)",
             BOOL_MUL,
-        ),
-    ],
-    "agents/rerank.py": [
-        Equivalent(
-            "std > 0, (proj - proj.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1), 0",
-            "std > 0, (proj + proj.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1), 0",
-            "the standardised projection is subtracted from a row's scores and only their order "
-            "within the row is used: adding instead of subtracting the row's mean shifts every "
-            "score of the row by the same amount",
-        ),
-        Equivalent(
-            "std > 0, (proj - proj.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1), 0",
-            "std > 0, (proj - proj.mean(axis=1, keepdims=True)) / np.where(std >= 0, std, 1), 0",
-            "where std is 0 the outer `np.where(std > 0, ..., 0)` discards the quotient, so the "
-            "divisor there is never read",
-        ),
-        Equivalent(
-            "std > 0, (proj - proj.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1), 0",
-            "std != 0, (proj - proj.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1), 0",
-            "a standard deviation is never negative: `!= 0` and `> 0` agree",
-        ),
-        Equivalent(
-            "return (exp > 0) & (num_greater < head_share * n)",
-            "return (exp != 0) & (num_greater < head_share * n)",
-            NEVER_NEGATIVE + " (exp: impression counts)",
-        ),
-        Equivalent(
-            "key = np.where(pick, k + pos / length, key)"
-            "  # after the kept top items, before the rest",
-            "key = np.where(pick, k + pos // length, key)"
-            "  # after the kept top items, before the rest",
-            "pos < length, so pos // length is 0: every picked item gets key k, between the kept "
-            "top items (keys < k) and the rest (keys > k), and the stable sort keeps the picked "
-            "ones in position order, the order pos / length gives them",
         ),
     ],
 }

@@ -1,6 +1,6 @@
 """Equivalent mutants of the agents' model families.
 
-Bandit models, generative, group re-rankers, slate-ts and two-tower. Part of
+Bandit models, generative, the re-rankers, slate-ts and two-tower. Part of
 :mod:`mutation_equivalent` (see its docstring for what an entry is and the recurring
 reasons), which joins the parts into ``EQUIVALENT``; the other agents are in
 :mod:`mutation_equivalent_agents`.
@@ -144,6 +144,40 @@ MODELS: dict[str, list[Equivalent]] = {
             "start = np.maximum.accumulate(np.where(np.r_[True, g[1:] != g[:-1]], idx, 0))",
             "start = np.maximum.accumulate(np.where(np.r_[True, g[1:] > g[:-1]], idx, 0))",
             "g is sorted (the groups in lexsort order): neighbours differ only upwards",
+        ),
+    ],
+    "agents/rerank.py": [
+        Equivalent(
+            "std > 0, (proj - proj.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1), 0",
+            "std > 0, (proj + proj.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1), 0",
+            "the standardised projection is subtracted from a row's scores and only their order "
+            "within the row is used: adding instead of subtracting the row's mean shifts every "
+            "score of the row by the same amount",
+        ),
+        Equivalent(
+            "std > 0, (proj - proj.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1), 0",
+            "std > 0, (proj - proj.mean(axis=1, keepdims=True)) / np.where(std >= 0, std, 1), 0",
+            "where std is 0 the outer `np.where(std > 0, ..., 0)` discards the quotient, so the "
+            "divisor there is never read",
+        ),
+        Equivalent(
+            "std > 0, (proj - proj.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1), 0",
+            "std != 0, (proj - proj.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1), 0",
+            "a standard deviation is never negative: `!= 0` and `> 0` agree",
+        ),
+        Equivalent(
+            "return (exp > 0) & (num_greater < head_share * n)",
+            "return (exp != 0) & (num_greater < head_share * n)",
+            NEVER_NEGATIVE + " (exp: impression counts)",
+        ),
+        Equivalent(
+            "key = np.where(pick, k + pos / length, key)"
+            "  # after the kept top items, before the rest",
+            "key = np.where(pick, k + pos // length, key)"
+            "  # after the kept top items, before the rest",
+            "pos < length, so pos // length is 0: every picked item gets key k, between the kept "
+            "top items (keys < k) and the rest (keys > k), and the stable sort keeps the picked "
+            "ones in position order, the order pos / length gives them",
         ),
     ],
     "agents/rerank_groups.py": [
