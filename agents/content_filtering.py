@@ -27,12 +27,12 @@ from simlab.scenario import ParamsModel
 from .base import Agent, catalog_gather
 from .cumulative import CumulativeLog, ItemBook, rank_known_first
 from .nnls import nnls_gram
-from .ties import tie_propensities
+from .ties import TiedRankingMixin
 
 __all__ = ["ContentFilteringAgent"]
 
 
-class ContentFilteringAgent(Agent):
+class ContentFilteringAgent(TiedRankingMixin, Agent):
     """Per-user NNLS on item attributes over the whole history (see module docstring)."""
 
     class Params(ParamsModel):
@@ -91,13 +91,6 @@ class ContentFilteringAgent(Agent):
         self.book.add_catalog(obs)
         scores, horizon = self._scores(obs)
         return Slates(obs.user_ids, rank_known_first(scores, obs, horizon, self._tiebreak))
-
-    logging_policy = "sampled"  # random wherever a tie reaches the slate (agents.ties)
-
-    def propensities(self, obs: Observation, slates: Slates) -> np.ndarray:
-        """``1 / g`` per slot, ``g`` the candidates tied with the item (1 / C before a fit)."""
-        scores, horizon = self._scores(obs)
-        return tie_propensities(scores, obs, slates, horizon)
 
     def user_representation(self) -> np.ndarray:
         """``(num_users, d)`` the fitted weights ``x_u``."""

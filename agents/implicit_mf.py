@@ -38,7 +38,7 @@ from simlab.scenario import ParamsModel
 
 from .base import Agent, catalog_gather
 from .cumulative import CumulativeLog, rank_known_first
-from .ties import tie_propensities
+from .ties import TiedRankingMixin
 
 __all__ = ["ImplicitMFAgent", "als_implicit"]
 
@@ -113,7 +113,7 @@ _DENSE_LIMIT = 4_000_000
 """Users x items below which the confidence matrix is dense (the products are BLAS calls)."""
 
 
-class ImplicitMFAgent(Agent):
+class ImplicitMFAgent(TiedRankingMixin, Agent):
     """Implicit-feedback matrix factorisation refitted on the whole history (module docs)."""
 
     class Params(ParamsModel):
@@ -205,13 +205,6 @@ class ImplicitMFAgent(Agent):
         """Candidates by ``x_u . y_i``, items newer than the data last."""
         scores, horizon = self._scores(obs)
         return Slates(obs.user_ids, rank_known_first(scores, obs, horizon, self._tiebreak))
-
-    logging_policy = "sampled"  # random wherever a tie reaches the slate (agents.ties)
-
-    def propensities(self, obs: Observation, slates: Slates) -> np.ndarray:
-        """``1 / g`` per slot, ``g`` the candidates tied with the item (1 / C before a fit)."""
-        scores, horizon = self._scores(obs)
-        return tie_propensities(scores, obs, slates, horizon)
 
     def user_representation(self) -> np.ndarray:
         """``(num_users, f)`` the user factors (zero for users without data)."""

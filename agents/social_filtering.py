@@ -25,12 +25,12 @@ from simlab.scenario import ParamsModel
 
 from .base import Agent
 from .cumulative import CumulativeLog, rank_known_first
-from .ties import tie_propensities
+from .ties import TiedRankingMixin
 
 __all__ = ["SocialFilteringAgent"]
 
 
-class SocialFilteringAgent(Agent):
+class SocialFilteringAgent(TiedRankingMixin, Agent):
     """Friends' consumption counts over the whole history (see module docstring)."""
 
     needs_social_graph: ClassVar[bool] = True
@@ -85,13 +85,6 @@ class SocialFilteringAgent(Agent):
         """Candidates by friends' consumption counts, items newer than the data last."""
         scores, horizon = self._scores(obs)
         return Slates(obs.user_ids, rank_known_first(scores, obs, horizon, self._tiebreak))
-
-    logging_policy = "sampled"  # random wherever a tie reaches the slate (agents.ties)
-
-    def propensities(self, obs: Observation, slates: Slates) -> np.ndarray:
-        """``1 / g`` per slot, ``g`` the candidates tied with the item (1 / C before a fit)."""
-        scores, horizon = self._scores(obs)
-        return tie_propensities(scores, obs, slates, horizon)
 
     def user_representation(self) -> Any:
         """``(num_users, num_users)`` the adjacency matrix (scipy.sparse)."""

@@ -10,11 +10,13 @@ random as ``random``'s. :func:`tie_propensities` gives the event log each slot's
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from simlab.batch import Observation, Slates
 
-__all__ = ["tie_propensities"]
+__all__ = ["TiedRankingMixin", "tie_propensities"]
 
 
 def tie_propensities(
@@ -54,6 +56,21 @@ def tie_propensities(
     g, s = np.take_along_axis(g, at, axis=1), np.take_along_axis(s, at, axis=1)
     slot = np.arange(slates.item_ids.shape[1])[None, :]
     return np.where((s <= slot) & (slot < s + g), 1.0 / g, 0.0)
+
+
+class TiedRankingMixin:
+    """Propensities of agents that rank ``_scores(obs)`` with :func:`rank_known_first`.
+
+    Such an agent's ``_scores(obs)`` returns the candidates' ``(B, C)`` scores and the
+    horizon of its data (None: no horizon), what its ``act`` ranks.
+    """
+
+    logging_policy: ClassVar[str] = "sampled"  # random wherever a tie reaches the slate
+
+    def propensities(self, obs: Observation, slates: Slates) -> np.ndarray:
+        """``1 / g`` per slot, ``g`` the candidates tied with the item (1 / C before a fit)."""
+        scores, horizon = self._scores(obs)  # type: ignore[attr-defined]
+        return tie_propensities(scores, obs, slates, horizon)
 
 
 def _columns(candidates: np.ndarray, items: np.ndarray) -> np.ndarray:

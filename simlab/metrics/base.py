@@ -213,10 +213,7 @@ class Metric:
         ``measures.every`` (``ctx.measure_every``) and at the run's last step.
         """
         every = int(getattr(self.ctx, "measure_every", None) or 1)
-        if not (self.cadenced and step % every):
-            return True
-        steps = getattr(self.ctx, "steps", None)  # a context without a length: no last step
-        return steps is not None and step == int(steps) - 1
+        return not (self.cadenced and step % every) or self._last_step(step)
 
     def pairwise_due(self, step: int) -> bool:
         """Whether a pairwise measure is taken at ``step``.
@@ -225,9 +222,11 @@ class Metric:
         run's last step, so that a run's final value is always measured.
         """
         every = int(getattr(self.ctx, "pairwise_every", None) or 1)
-        if (step + 1) % every == 0:
-            return True
-        steps = getattr(self.ctx, "steps", None)  # a context without a length: no last step
+        return (step + 1) % every == 0 or self._last_step(step)
+
+    def _last_step(self, step: int) -> bool:
+        """Whether ``step`` is the run's last (never, for a context without a length)."""
+        steps = getattr(self.ctx, "steps", None)
         return steps is not None and step == int(steps) - 1
 
     @classmethod
