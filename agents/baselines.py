@@ -122,9 +122,7 @@ class PopularityAgent(Agent):
 
     def propensities(self, obs: Observation, slates: Slates) -> np.ndarray:
         """``1 / g`` per slot, ``g`` the user's candidates of the item's count (1 / C unfit)."""
-        if obs.shared_candidates:
-            return tie_propensities(self.counts(obs.candidate_pool), obs, slates)
-        return tie_propensities(catalog_gather(self.counts(obs.catalog.item_ids), obs), obs, slates)
+        return tie_propensities(_of_candidates(self.counts, obs), obs, slates)
 
     def scores(self, item_ids: np.ndarray, step: int) -> np.ndarray:
         """Popularity of ``item_ids`` plus a tie-break in [0, 0.5)."""
@@ -135,10 +133,7 @@ class PopularityAgent(Agent):
 
     def act(self, obs: Observation) -> Slates:
         """Top items by popularity among each user's candidates."""
-        if obs.shared_candidates:
-            s = self.scores(obs.candidate_pool, obs.step)
-        else:  # every live item once, then each user's candidates (the same values)
-            s = catalog_gather(self.scores(obs.catalog.item_ids, obs.step), obs)
+        s = _of_candidates(lambda ids: self.scores(ids, obs.step), obs)
         return Slates(obs.user_ids, top_k(s, obs.candidates, obs.slate_size, obs.shared_candidates))
 
     def state_dict(self) -> dict[str, Any]:
@@ -150,6 +145,17 @@ class PopularityAgent(Agent):
         self._ids = np.asarray(state["ids"], np.int64)
         self._counts = np.asarray(state["counts"], np.float64)
         self._seen = int(state.get("seen", -1))
+
+
+def _of_candidates(values, obs: Observation) -> np.ndarray:
+    """``values(item ids)`` of the candidates: ``(C,)`` shared, else ``(B, C)``.
+
+    Per-user candidates take every live item's value once, then each user's (the same
+    values).
+    """
+    if obs.shared_candidates:
+        return values(obs.candidate_pool)
+    return catalog_gather(values(obs.catalog.item_ids), obs)
 
 
 def _add_counts(ids_a, counts_a, ids_b, counts_b) -> tuple[np.ndarray, np.ndarray]:
