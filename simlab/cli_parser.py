@@ -142,9 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument(
         "--baseline",
-        metavar="AGENT",
-        help="agent the pooled tables' paired differences are taken against (default: the "
-        "first agent)",
+        metavar="AGENT|COLUMN=VALUE",
+        help="what the pooled tables' paired differences are taken against: an agent (default: "
+        "the first agent), or a sweep point such as variant=phases (the same agent there)",
     )
     report.add_argument(
         "--smooth",

@@ -129,6 +129,7 @@ def cmd_report(args: argparse.Namespace, out: Console) -> int:
 def _print_pooled(out: Console, name: str, pooled, sweep: list[str], baseline) -> None:
     """A pooled table (``simlab.windows``) per sweep point: agents x windows, ± 95% t."""
     from simlab.report import format_mean_sd
+    from simlab.windows import PointBaseline
 
     if pooled.empty:
         return
@@ -138,6 +139,9 @@ def _print_pooled(out: Console, name: str, pooled, sweep: list[str], baseline) -
     for key, part in groups:
         key = key if isinstance(key, tuple) else (key,)
         point = ", ".join(f"{c}={v}" for c, v in zip(sweep, key, strict=True))
+        at_base = isinstance(baseline, PointBaseline) and baseline.holds(
+            dict(zip(sweep, key, strict=True))
+        )
         how = "mean ± 95% t over seeds" + (f" (paired diff. to {baseline})" if baseline else "")
         table = Table(title=f"{name}: {how}" + (f"\n{point}" if point else ""))
         table.add_column("agent", no_wrap=True)
@@ -155,7 +159,8 @@ def _print_pooled(out: Console, name: str, pooled, sweep: list[str], baseline) -
                     cells.append("-")
                     continue
                 text = format_mean_sd(r["value"], r["value ±"])
-                if baseline and agent != baseline and "diff" in r:
+                paired = "diff" in r and r.get("diff n", 0) > 0  # (windows unmatched: none)
+                if baseline and agent != baseline and not at_base and paired:
                     text += f" ({format_mean_sd(r['diff'], r['diff ±'])})"
                 if r.get("partial", 0) > 0:  # trials stopped early: pooled over what they ran
                     text += f" [{int(r['partial'])} partial]"

@@ -55,7 +55,7 @@ from simlab.report_result import (
     format_mean_sd,
 )
 from simlab.store import RunStore, open_run, stopped_note, summarize, trial_warmups, warmup_note
-from simlab.windows import window_tables
+from simlab.windows import PointBaseline, window_tables
 
 __all__ = [
     "ReportResult",
@@ -90,8 +90,9 @@ def build_report(
             ``seeds`` (see :mod:`simlab.intervals`).
         smooth: ``off`` (default), ``ema[:WEIGHT]`` or ``rolling[:WINDOW]``: smoothing of each
             trial's curve in the figures (the summary table is never smoothed).
-        baseline: the agent the pooled tables' paired differences are taken against
-            (default: the first agent).
+        baseline: what the pooled tables' paired differences are taken against: an agent
+            (default: the first agent), or ``COLUMN=VALUE`` of a sweep column (e.g.
+            ``variant=phases``): the same agent at that sweep point.
 
     Returns:
         The :class:`ReportResult`.
@@ -116,6 +117,7 @@ def build_report(
     )
     kinds = {c: str(store.manifest.get("metric_summary", {}).get(c, "mean")) for c in columns}
     sweep = [c for c in store.manifest.get("sweep_columns", []) if c in df.columns]
+    base = _baseline(baseline, list(dict.fromkeys(df["agent"])), sweep, store)  # before writing
     oracle = _oracle_label(store)
     derived = [d for d in DERIVED if d.metric in chosen]
     if oracle is not None and derived and oracle in set(df["agent"]):
@@ -158,15 +160,7 @@ def build_report(
     result.stopped_note = stopped_note(df)
     plotted = smooth_frame(df, chosen, smoothing, by=["trial"])
     result.figures = [_plot_metric(plotted, c, result, out, ranges.get(c)) for c in chosen]
-    agents = list(dict.fromkeys(df["agent"]))
-    if baseline is not None and baseline not in agents:
-        close = difflib.get_close_matches(baseline, agents, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise RegistryError(
-            f"--baseline: '{baseline}' is not an agent of this run.{hint} Allowed: "
-            + ", ".join(agents)
-        )
-    result.baseline = baseline or agents[0]
+    result.baseline = base
     result.tables = window_tables(df, store.path, store.manifest, sweep, result.baseline)
     for name, table in result.tables.items():  # each file whole or not at all
         with replacing(out / (name.replace(" ", "_") + ".csv")) as tmp:
@@ -197,6 +191,45 @@ def _check_metrics(metrics: Sequence[str], columns: list[str]) -> list[str]:
         if m not in out:
             out.append(m)
     return out
+
+
+def _baseline(
+    text: str | None, agents: list[str], sweep: list[str], store: RunStore
+) -> str | PointBaseline:
+    """``--baseline`` as an agent or a sweep point; RegistryError naming what is allowed."""
+    if text is None:
+        return agents[0]
+    if text in agents:
+        return text
+    column, sep, value = text.partition("=")
+    if sep and column in sweep:
+        values = list(
+            dict.fromkeys(t.get("params", {}).get(column) for t in store.manifest["trials"])
+        )
+        for v in values:
+            if str(v) == value or _yaml_value(value) == v:
+                return PointBaseline(column, v)
+        raise RegistryError(
+            f"--baseline: '{value}' is not a value of the sweep column '{column}' in this run. "
+            "Allowed: " + ", ".join(str(v) for v in values)
+        )
+    close = difflib.get_close_matches(text, agents, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    points = f", or COLUMN=VALUE of a sweep column ({', '.join(sweep)})" if sweep else ""
+    raise RegistryError(
+        f"--baseline: '{text}' is not an agent of this run{points}.{hint} Allowed agents: "
+        + ", ".join(agents)
+    )
+
+
+def _yaml_value(text: str):
+    """``text`` read as a YAML scalar (``3`` -> 3, ``0.5`` -> 0.5); itself if unreadable."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
 
 
 def _oracle_label(store: RunStore) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from simlab.intervals import INTERVALS
 from simlab.report_result import DERIVED, ReportResult, format_mean_sd
 from simlab.store import RunStore
+from simlab.windows import PointBaseline
 
 __all__: list[str] = []
 
@@ -70,6 +71,27 @@ _PARTIAL = (
 )
 
 
+_HOW = {
+    "source bias by window": "Per trial pooled over the window (summed counts, then the log odds)",
+    "source bias escalation": "Per trial the last window's pooled log odds minus the first "
+    "window's (a trial without rows in both is left out)",
+    "tipping point": "Per trial, the first step after the warm-up at which the AIGC share of "
+    "active creators exceeds 1/2; a trial that never tips counts as the run's length (so the "
+    "mean is a lower bound when not all tipped; `tipped` counts those that did)",
+}
+"""How each pooled table's per-trial value is made (its paragraph in ``report.md``)."""
+
+
+def _versus(baseline) -> str:
+    """What the ``vs`` column subtracts: an agent's value or the same agent's at a point."""
+    if isinstance(baseline, PointBaseline):
+        return (
+            f"the paired difference to the same agent at `{baseline}` (same seed and window; "
+            "windows are matched by name)"
+        )
+    return "the paired difference (same seed)"
+
+
 def _table_lines(result: ReportResult) -> list[str]:
     """Markdown of the pooled tables: value and difference to the baseline, ± 95% t."""
     lines: list[str] = []
@@ -78,20 +100,13 @@ def _table_lines(result: ReportResult) -> list[str]:
         extra = ["tipped"] if "tipped" in table.columns else []
         partial = "partial" in table.columns and bool(table["partial"].gt(0).any())
         extra += ["partial"] if partial else []
-        how = (
-            "Per trial pooled over the window (summed counts, then the log odds)"
-            if "window" in table.columns
-            else "Per trial, the first step after the warm-up at which the AIGC share of "
-            "active creators exceeds 1/2; a trial that never tips counts as the run's "
-            "length (so the mean is a lower bound when not all tipped; `tipped` counts those "
-            "that did)"
-        )
         lines += [
             "",
             f"## {name[0].upper() + name[1:]}",
             "",
-            f"{how}, then mean ± 95% Student-t half-width over seeds; `vs {result.baseline}`: "
-            "the paired difference (same seed)." + (_PARTIAL if partial else ""),
+            f"{_HOW.get(name, _HOW['tipping point'])}, then mean ± 95% Student-t half-width "
+            f"over seeds; `vs {result.baseline}`: {_versus(result.baseline)}."
+            + (_PARTIAL if partial else ""),
             "",
             "| "
             + " | ".join([*keys, "value", _cell(f"vs {result.baseline}"), "seeds", *extra])

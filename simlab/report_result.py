@@ -75,8 +75,9 @@ class ReportResult:
         bands: per metric, what its figure plots: one row per agent (and sweep point) and
             step with ``mean``, ``lo``, ``hi``, ``sd`` and ``n`` (``simlab.intervals.aggregate``).
         tables: measures pooled over windows of the run (:func:`simlab.windows.window_tables`:
-            source bias per phase, tipping point), each also written as a CSV.
-        baseline: the agent the pooled tables' paired differences are taken against.
+            source bias per phase, its escalation, tipping point), each also written as a CSV.
+        baseline: what the pooled tables' paired differences are taken against: an agent,
+            or a sweep point (:class:`simlab.windows.PointBaseline`, the same agent there).
     """
 
     run_path: Path
@@ -97,7 +98,7 @@ class ReportResult:
     stopped_note: str | None = None
     bands: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, Any] = field(default_factory=dict)
-    baseline: str | None = None
+    baseline: Any = None
 
     def row_labels(self) -> list[str]:
         """A label per summary row: the agent, privileged marked, and its sweep values."""

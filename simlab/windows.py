@@ -1,4 +1,4 @@
-"""Measures pooled over windows of a run: source bias per phase, and the tipping point.
+"""Measures pooled over windows of a run: source bias per phase, its escalation, tipping.
 
 Per-step log odds near saturation are heavy-tailed (a step that shows a handful of human
 items reads a huge value), so ``simlab report`` also *pools*: per trial and window it sums
@@ -12,6 +12,16 @@ difference to a baseline agent (the same seed's value subtracted first).
 the end of its ramp to its ``until`` (the last to the end of the run), with the warm-up
 steps (before the first retrained model serves) left out. Content without phases
 (``production: adoption``, Chaney's items) is cut into quarters after the warm-up.
+
+**Escalation**: per trial, the last window's pooled log odds minus the first window's (of
+the same trial, so the seed's own level cancels), then the mean over seeds with its t
+interval and paired difference as above. A trial that has no rows in either window (it
+stopped early) is left out of the cell's seeds; one pooled partially in either is ``partial``.
+
+**Baselines** are an agent (the same seed, sweep point and window of that agent) or a sweep
+point (:class:`PointBaseline`: the same agent, seed and window at the point where a sweep
+column, e.g. ``variant``, has a given value; the windows are matched by name, so points
+whose windows differ get no difference).
 
 **Tipping point** (with ``creators/aigc_share``, the AIGC share of the active creators, which
 production follows under ``production: adoption``): the first step after the warm-up at
@@ -38,8 +48,10 @@ from simlab.store_summary import trial_warmups
 
 __all__ = [
     "Window",
+    "PointBaseline",
     "windows_of",
     "pooled_bias",
+    "escalation",
     "tipping_points",
     "summarise_over_seeds",
     "window_tables",
@@ -63,6 +75,21 @@ class Window:
     name: str
     start: int
     end: int
+
+
+@dataclass(frozen=True)
+class PointBaseline:
+    """The same agent's value at the sweep point where ``column`` equals ``value``."""
+
+    column: str
+    value: Any
+
+    def __str__(self) -> str:
+        return f"{self.column}={self.value}"
+
+    def holds(self, point: dict[str, Any]) -> bool:
+        """Whether the sweep point ``point`` (column -> value) is this baseline's point."""
+        return self.column in point and point[self.column] == self.value
 
 
 def windows_of(scenario: Any) -> list[Window]:
@@ -119,6 +146,28 @@ def pooled_bias(df, windows: Sequence[Window]):
     return pd.concat(rows, ignore_index=True)
 
 
+def escalation(pooled, windows: Sequence[Window]):
+    """Per trial: its last window's pooled value minus its first's (see the module doc).
+
+    ``pooled`` is :func:`pooled_bias` over ``windows``; the rows' ``window`` reads
+    ``"<first> → <last>"``. Empty with fewer than two windows.
+    """
+    import pandas as pd
+
+    if len(windows) < 2:
+        return pd.DataFrame({"trial": [], "window": [], "value": [], "partial": []})
+    first, last = (pooled[pooled["window"] == w.name] for w in (windows[0], windows[-1]))
+    both = first.merge(last, on="trial", how="inner", suffixes=("_a", "_b"))
+    return pd.DataFrame(
+        {
+            "trial": both["trial"].to_numpy(),
+            "window": f"{windows[0].name} → {windows[-1].name}",
+            "value": (both["value_b"] - both["value_a"]).to_numpy(),
+            "partial": (both["partial_a"] | both["partial_b"]).to_numpy(bool),
+        }
+    )
+
+
 def tipping_points(df, steps: int, warmup: dict[int, int]):
     """Per trial: the first step after the warm-up with an AIGC creator share above 1/2.
 
@@ -142,24 +191,34 @@ def tipping_points(df, steps: int, warmup: dict[int, int]):
     )
 
 
-def summarise_over_seeds(per_trial, trials, keys: Sequence[str], baseline: str | None):
+def summarise_over_seeds(
+    per_trial, trials, keys: Sequence[str], baseline: str | PointBaseline | None
+):
     """Mean, 95% t interval and paired difference to ``baseline`` per group of ``keys``.
 
     Args:
         per_trial: rows with ``trial``, ``value`` (and any extra key such as ``window``).
         trials: the run's trials (``trial``, ``agent``, ``seed`` and the sweep columns).
         keys: grouping columns (``agent``, the sweep columns, ``window``).
-        baseline: the agent whose same-seed value is subtracted for ``diff`` (None: none).
+        baseline: the agent, or the sweep point (:class:`PointBaseline`), whose same-seed
+            value is subtracted for ``diff`` (None: none).
     """
     import pandas as pd
 
     merged = per_trial.merge(trials, on="trial")
-    group = [k for k in keys if k != "agent"]
-    if baseline is not None and baseline in set(merged["agent"]):
-        base = merged[merged["agent"] == baseline][[*group, "seed", "value"]]
-        merged = merged.merge(
-            base.rename(columns={"value": "_base"}), on=[*group, "seed"], how="left"
-        )
+    if isinstance(baseline, PointBaseline):
+        if baseline.column in keys:
+            on = [k for k in keys if k != baseline.column] + ["seed"]
+            base = merged[merged[baseline.column] == baseline.value][[*on, "value"]]
+        else:
+            base = None
+    elif baseline is not None and baseline in set(merged["agent"]):
+        on = [*(k for k in keys if k != "agent"), "seed"]
+        base = merged[merged["agent"] == baseline][[*on, "value"]]
+    else:
+        base = None
+    if base is not None:
+        merged = merged.merge(base.rename(columns={"value": "_base"}), on=on, how="left")
         merged["_diff"] = merged["value"] - merged["_base"]
     out = []
     for key, g in merged.groupby(list(keys), sort=False, dropna=False):
@@ -193,12 +252,20 @@ def windows_by_point(run_path: Path, sweep: Sequence[str]) -> dict[tuple, list[W
     return out
 
 
-def window_tables(df, run_path: Path, manifest: dict, sweep: Sequence[str], baseline: str | None):
+def window_tables(
+    df,
+    run_path: Path,
+    manifest: dict,
+    sweep: Sequence[str],
+    baseline: str | PointBaseline | None,
+):
     """The report's pooled tables of a run: ``{name: DataFrame}`` (empty when not measured).
 
     ``source bias by window``: per agent, sweep point and window, the pooled log odds
     (``value``) and its paired difference to ``baseline`` (``diff``), each with a 95% t
-    interval (``±``) over the seeds (``n``). ``tipping point``: per agent and sweep point
+    interval (``±``) over the seeds (``n``). ``source bias escalation``: the same for each
+    trial's last window minus its first (points with at least two windows).
+    ``tipping point``: per agent and sweep point
     with adoption, the mean tipping step (censored at the run's length) and how many tipped.
     """
     import pandas as pd
@@ -215,15 +282,21 @@ def window_tables(df, run_path: Path, manifest: dict, sweep: Sequence[str], base
         int(r["trial"]): tuple(r.get(c) for c in sweep) for r in trials.to_dict("records")
     } if sweep else {}  # fmt: skip
     if all(c in df.columns for c in COUNTS):
-        parts = []
+        parts, rises = [], []
         for point, windows in by_point.items():
             mine = [t for t, p in point_of.items() if p == point] if sweep else None
             part = df if mine is None else df[df["trial"].isin(mine)]
             parts.append(pooled_bias(part, windows))
+            rises.append(escalation(parts[-1], windows))
         pooled = pd.concat(parts, ignore_index=True)
+        rise = pd.concat(rises, ignore_index=True)
         if len(pooled):  # else every step is warm-up: no window to pool
             tables["source bias by window"] = summarise_over_seeds(
                 pooled, trials, [*keys, "window"], baseline
+            )
+        if len(rise):
+            tables["source bias escalation"] = summarise_over_seeds(
+                rise, trials, [*keys, "window"], baseline
             )
     if SHARE in df.columns:
         adoption = _adoption_points(run_path, sweep)

@@ -83,8 +83,20 @@ def test_a_run_whose_trials_stopped_at_different_steps_reports(
     cut = sum(v > 0 for v in want.values())
     tips = pd.read_csv(tmp_path / "r" / "tipping_point.csv")  # stopped before tipping: partial
     assert (tips[tips["agent"] != agent]["partial"] == 0).all()
+    # escalation (last window minus first): a stopped trial counts once it reached the last
+    # window, and is then partial there (it stopped before the run's end)
+    esc = pd.read_csv(tmp_path / "r" / "source_bias_escalation.csv").set_index(keys[:2])
+    cut_esc = 0
+    for variant, last in (("sched", 8), ("adopt", max(starts.values()))):
+        kept = 3 - len(seeds) * (last >= at)
+        assert ((agent, variant) in esc.index) == (kept > 0)
+        if kept:
+            assert esc.loc[(agent, variant), "value n"] == kept
+            assert esc.loc[(agent, variant), "partial"] == len(seeds) * (last < at)
+            cut_esc += last < at
+    assert (esc[esc.index.get_level_values("agent") != agent]["partial"] == 0).all()
     flagged = " ".join(printed.split()).count(" partial]")
-    assert flagged == cut + (tips["partial"] > 0).sum(), printed
+    assert flagged == cut + cut_esc + (tips["partial"] > 0).sum(), printed
     md = (tmp_path / "r" / "report.md").read_text()
     section = md.split("## Source bias by window", 1)[1].split("\n## ", 1)[0]
     assert ("| seeds | partial |" in section) == (cut > 0)
