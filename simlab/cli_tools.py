@@ -106,7 +106,25 @@ def cmd_extras(args: argparse.Namespace, out: Console) -> int:
 
 
 def _cmd_export(args: argparse.Namespace, out: Console) -> int:
-    """``simlab export``: see :mod:`simlab.export`."""
-    from simlab.export import cmd_export
+    """``simlab export RUN --format F``: write the dataset and list what was written.
 
-    return cmd_export(args, out)
+    See :mod:`simlab.export`; its :class:`~simlab.export.PropensityWarning` (trials without
+    propensities) prints as a note after the paths, other warnings pass on as they were.
+    """
+    import warnings
+
+    from simlab.export import PropensityWarning, export_run
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PropensityWarning)
+        paths = export_run(
+            args.run, args.format, out=args.out, runs_dir=args.dir, reward=args.reward
+        )
+    for p in paths:
+        out.print(str(p), markup=False, soft_wrap=True)
+    for w in caught:
+        if issubclass(w.category, PropensityWarning):
+            out.print(f"note: {w.message}", markup=False, soft_wrap=True)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return EXIT_OK

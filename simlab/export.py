@@ -28,7 +28,9 @@ action (the item and its slot), the user's response and the logging policy's pro
 
 Propensities: agents that sample their slates log them (``logging_policy: sampled``);
 deterministic agents log 1.0 (``deterministic``); agents that sample without a closed form,
-and re-ranked slates, log NaN (``unknown``). Every format records which. The platform's
+and re-ranked slates, log NaN (``unknown``). Every format records which, and an export with
+NaN propensities warns (:class:`PropensityWarning`; ``simlab export`` prints it as a note)
+naming those trials: importance-weighted estimators return NaN on them. The platform's
 start-up steps serve uniformly random slates whatever the agent and log 1/C.
 """
 
@@ -49,10 +51,10 @@ import pyarrow.parquet as pq
 from simlab.atomic import replacing, write_text
 from simlab.errors import DependencyNotInstalled, RunStoreError
 from simlab.events import read_part
-from simlab.logged import LOGGING_POLICIES
+from simlab.logged import LOGGING_POLICIES, PropensityWarning, missing_propensities
 from simlab.store import EVENTS, open_run
 
-__all__ = ["FORMATS", "REWARDS", "export_run", "read_events"]
+__all__ = ["FORMATS", "REWARDS", "PropensityWarning", "export_run", "read_events"]
 
 FORMATS = ("parquet", "obp", "minari")
 """Export formats."""
@@ -178,7 +180,11 @@ def export_run(
     folder = Path(out) if out is not None else store.path / "export" / fmt
     folder.mkdir(parents=True, exist_ok=True)
     writer = {"parquet": _parquet, "obp": _obp, "minari": _minari}[fmt]
-    return writer(store, events, folder, reward)
+    paths = writer(store, events, folder, reward)
+    note = missing_propensities(events)
+    if note:
+        warnings.warn(note, PropensityWarning, stacklevel=2)
+    return paths
 
 
 def _parquet(store, events: pd.DataFrame, folder: Path, reward: str) -> list[Path]:
@@ -377,11 +383,3 @@ def add_export_parser(sub: Any) -> None:
     p.add_argument("--out", help="output folder (default: <run>/export/<format>)")
     p.add_argument("--reward", default="engagement", choices=REWARDS, help="the reward")
     p.add_argument("--dir", default="runs", help="folder holding run directories")
-
-
-def cmd_export(args: Any, out: Any) -> int:
-    """``simlab export RUN --format F``: write the dataset and list what was written."""
-    paths = export_run(args.run, args.format, out=args.out, runs_dir=args.dir, reward=args.reward)
-    for p in paths:
-        out.print(str(p), markup=False, soft_wrap=True)
-    return 0

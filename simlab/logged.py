@@ -17,7 +17,8 @@ user/item feature dimensions):
   candidates).
 
 :func:`logging_policy` names which of the three a trial's propensities are; the run's
-manifest records it per trial.
+manifest records it per trial. :func:`missing_propensities` names the trials of an event
+table that logged NaN (an export warns with it, :class:`PropensityWarning`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ __all__ = [
     "logging_policy",
     "scenario_logging_policy",
     "LOGGING_POLICIES",
+    "PropensityWarning",
+    "missing_propensities",
 ]
 
 
@@ -128,3 +131,26 @@ def _checked(prop: object, shape: tuple[int, int], agent: object) -> np.ndarray 
             f"{who} returned {float(p[bad][0])} for a served item, expected probabilities in (0, 1]"
         )
     return p
+
+
+class PropensityWarning(UserWarning):
+    """An exported trial logged no propensities (NaN): importance weighting cannot use it."""
+
+
+def missing_propensities(events: Any) -> str | None:
+    """A note naming the trials whose impressions have NaN propensities, or None.
+
+    ``events`` is an event table (``trial``, ``agent``, ``propensity``), as
+    :mod:`simlab.export` reads it.
+    """
+    nan = events["propensity"].isna()
+    if not nan.any():
+        return None
+    trials = events[nan].groupby("trial", sort=True)["agent"].first()
+    named = ", ".join(f"{t} ({a})" for t, a in trials.items())
+    return (
+        f"trials {named} log no propensities (NaN: logging policy 'unknown', the agent "
+        "samples without a closed form or re-rankers changed its slates): importance-weighted "
+        "estimators (Open Bandit Pipeline's IPW, SNIPW, DR) return NaN on them; the direct "
+        "method needs no propensities"
+    )
