@@ -24,7 +24,8 @@ reimplemented here: the env only reads the world's feedback and the latent item 
 Observation of each creator, a ``Box(0, 1, (3 * num_topics,), float32)``: the platform-wide
 share of last step's impressions per topic, the share of last step's clicks per topic, and a
 one-hot of the creator's current topic. ``info[agent]`` carries ``exposure``, ``clicks``,
-``topic`` and ``metrics`` (the simlab metric row of the step).
+``topic`` and ``metrics`` (the simlab metric row of the step); the reset infos have the same
+keys, with nothing shown yet (0, 0, the starting topic, every metric ``None``).
 
 Seeding: ``reset(seed=s)`` builds the world with trial seed ``s`` (the users, creators and
 initial catalog ``simlab run`` builds for seed ``s``); ``reset()`` without a seed
@@ -251,7 +252,11 @@ class CreatorsParallelEnv(ParallelEnv):
         zeros = np.zeros(2 * self.num_topics, np.float32)
         obs = {a: self._observe(zeros, i) for i, a in enumerate(self.agents)}
         topics = self.world.content.creator_topic
-        infos = {a: {"topic": int(topics[i])} for i, a in enumerate(self.agents)}
+        unmeasured = dict.fromkeys(self.world.metric_columns())  # None: nothing measured yet
+        infos = {
+            a: {"exposure": 0, "clicks": 0, "topic": int(topics[i]), "metrics": dict(unmeasured)}
+            for i, a in enumerate(self.agents)
+        }  # the step infos' keys, as the slate envs' reset infos
         return obs, infos
 
     def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:

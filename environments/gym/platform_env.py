@@ -127,8 +127,14 @@ class PlatformEnv(gym.Env):
         """Serve one slate per user (``U * K`` or ``(U, K)`` candidate indices) for one step."""
         s = self.sessions
         act = np.asarray(action)
-        if act.shape == (s.num_users * s.slate_size,):
-            act = act.reshape(s.num_users, s.slate_size)
+        u, k = s.num_users, s.slate_size
+        if act.shape == (u * k,):
+            act = act.reshape(u, k)
+        elif act.shape != (u, k):  # named in both forms: the action space's is the flat one
+            raise ValueError(
+                f"Expects an action of shape ({u * k},) (the flat action space: {u} users x "
+                f"{k} slots) or ({u}, {k}), actual shape: {act.shape}"
+            )
         result = s.step(act)
         self._last = result
         self._steps += 1

@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 import pytest
-from test_creators_env import _env
+from test_creators_env import SMALL, _env
 
 
 def test_actions_are_checked_and_accept_numpy_ints():
@@ -84,3 +84,22 @@ def test_actions_for_no_live_agent_are_refused(actions, fragment):
     assert "creator_0, creator_1" in str(e.value)
     _, _, _, _, infos = env.step({"creator_0": 1})  # the env goes on
     assert infos["creator_0"]["topic"] == 1
+
+
+@pytest.mark.parametrize("seed", [0, 3, 11])
+@pytest.mark.parametrize("metrics", [None, ["engagement"], ["engagement", "exposure", "source"]])
+def test_reset_infos_have_the_step_infos_keys(seed, metrics):
+    """Reset infos carry what step infos carry: nothing shown, the topic, no metric yet."""
+    env = _env(overrides=[*SMALL, *([] if metrics is None else [("metrics", metrics)])])
+    _, infos = env.reset(seed=seed)
+    topics = env.world.content.creator_topic
+    _, _, _, _, after = env.step({})
+    assert set(infos) == set(after) == set(env.possible_agents)
+    for i, agent in enumerate(env.possible_agents):
+        first, step = infos[agent], after[agent]
+        assert set(first) == set(step) == {"exposure", "clicks", "topic", "metrics"}
+        assert first["exposure"] == first["clicks"] == 0
+        assert first["topic"] == int(topics[i]) == step["topic"]  # no action: topic kept
+        assert list(first["metrics"]) == list(step["metrics"])  # same columns, same order
+        assert all(v is None for v in first["metrics"].values())
+        assert any(v is not None for v in step["metrics"].values())

@@ -234,7 +234,7 @@ def test_reset_observation_is_empty_shares_and_own_topic():
     t = env.num_topics
     for i, agent in enumerate(env.possible_agents):
         topic = int(env.world.content.creator_topic[i])
-        assert infos[agent] == {"topic": topic}
+        assert infos[agent]["topic"] == topic  # (its other keys: test_creators_actions.py)
         want = np.concatenate([np.zeros(2 * t), _one_hot(t, topic)])
         assert obs[agent].dtype == np.float32 and obs[agent].shape == (3 * t,)
         np.testing.assert_array_equal(obs[agent], want)

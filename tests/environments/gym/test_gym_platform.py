@@ -150,7 +150,10 @@ def test_only_flat_or_per_user_actions_are_taken(shape):
     """
     env = PlatformEnv(overrides=TINY)
     env.reset(seed=0)
-    with pytest.raises(ValueError, match=re.escape(f"shape (4, 5), actual shape: {shape}")):
+    both = (
+        f"shape (20,) (the flat action space: 4 users x 5 slots) or (4, 5), actual shape: {shape}"
+    )
+    with pytest.raises(ValueError, match=re.escape(both)):
         env.step(np.zeros(shape, np.int64))
     with pytest.raises(ValueError, match=re.escape("candidate indices in [0, 8)")):
         env.step(np.full(20, 8))
