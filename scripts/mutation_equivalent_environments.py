@@ -57,6 +57,12 @@ ENVIRONMENTS: dict[str, list[Equivalent]] = {
             "`new` holds only ids not cached, so never `self._ids[-1]`: the mutant re-sorts "
             "every time, and a stable sort of ids already in order leaves them as they are",
         ),
+        Equivalent(
+            "self._new_sources = np.zeros(0, np.int8)",
+            "self._new_sources = np.zeros( 1, np.int8)",
+            "the value before the first step is never read: the world reads new_item_sources "
+            "only after content.step (World.step_content), which replaces it",
+        ),
     ],
     "environments/chaney_memo.py": [
         Equivalent(

@@ -301,6 +301,7 @@ EXTRA_TESTS = {
     "environments/chaney.py": [
         "tests/environments/test_chaney.py",
         "tests/environments/test_chaney_draws.py",
+        "tests/environments/test_consumed_ranked.py",
         "tests/test_topic_counts.py",
     ],
     "environments/chaney_memo.py": [

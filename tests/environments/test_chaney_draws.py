@@ -80,7 +80,7 @@ def u_eta(sigma: float, known: float = 0.98) -> np.ndarray:
     return p[v > 1e-12] / v[v > 1e-12]  # where V is not lost to underflow
 
 
-@pytest.mark.parametrize("known", [0.98, 0.7])
+@pytest.mark.parametrize("known", [0.98, 0.7, 0.3])
 @pytest.mark.parametrize("sigma", [0.01, 0.05, 0.3, 0.45])
 def test_utility_spread_is_sigma_capped_at_half_a_betas_largest(sigma, known):
     """V has mean theta . beta and sd min(sigma, sqrt(mu (1 - mu)) / 2), at any sigma.
@@ -98,6 +98,31 @@ def test_utility_spread_is_sigma_capped_at_half_a_betas_largest(sigma, known):
     k_sd = min(sigma, 0.5 * np.sqrt(known * (1 - known)))
     assert abs(eta.mean() - known) < 4 * k_sd / np.sqrt(eta.size) + 1e-6
     assert abs(eta.std() / k_sd - 1) < 0.1
+
+
+@pytest.mark.parametrize("sigma", [0.1, 0.2, 0.45])
+def test_the_cap_follows_the_mean_where_it_binds(sigma):
+    """V's sd is min(sigma, sqrt(m (1 - m)) / 2) at chosen means m, symmetric in m and 1 - m.
+
+    Users all on topic 0 and items with beta_0 = m give the means. (Chaney's own means are
+    near 1/K, where sqrt(m) and sqrt(m (1 - m)) differ by a few percent; these means tell
+    the cap's form apart.)
+    """
+    users, per = 60, 300
+    u = _users(dataclasses.replace(CTX, num_users=users), sigma=sigma)
+    u.theta = np.zeros_like(u.theta)
+    u.theta[:, 0] = 1.0
+    means = [0.2, 0.35, 0.5, 0.65, 0.8]
+    k = u.theta.shape[1]
+    attrs = np.zeros((len(means) * per, k))
+    attrs[:, 0] = np.repeat(means, per)
+    attrs[:, 1:] = ((1 - attrs[:, 0]) / (k - 1))[:, None]
+    v, _ = u._draw(np.arange(attrs.shape[0], dtype=np.int64), attrs)
+    for j, m in enumerate(means):
+        got = v[:, j * per : (j + 1) * per]
+        want = min(sigma, 0.5 * np.sqrt(m * (1 - m)))
+        assert abs(got.mean() - m) < 4 * want / np.sqrt(got.size)
+        assert abs(got.std() / want - 1) < 0.03, (m, got.std(), want)
 
 
 def test_utility_noise_is_independent_across_users_and_items():
