@@ -308,10 +308,10 @@ def lorenz_figure(
 
 
 def projection_figure(points: pd.DataFrame) -> go.Figure:
-    """Scatter of projected user interests, one colour per snapshot step.
+    """Scatter of projected user interests, one colour per snapshot.
 
     Args:
-        points: columns step, user_id, pc1, pc2.
+        points: columns step (the snapshot's steps done), user_id, pc1, pc2.
     """
     fig = go.Figure()
     for i, (step, g) in enumerate(points.groupby("step", sort=True)):
@@ -321,13 +321,13 @@ def projection_figure(points: pd.DataFrame) -> go.Figure:
                 y=g["pc2"],
                 mode="markers",
                 marker={"size": 5, "opacity": 0.6, "color": PALETTE[i % len(PALETTE)]},
-                name=f"step {step}",
+                name=f"after {step} steps",
                 customdata=g["user_id"],
                 hovertemplate="user %{customdata}<br>(%{x:.3f}, %{y:.3f})",
             )
         )
     fig.update_layout(
-        title="User interests, PCA fitted on the earliest chosen step",
+        title="User interests, PCA fitted on the earliest chosen snapshot",
         xaxis_title="PC 1",
         yaxis_title="PC 2",
         margin={"t": 60, "b": 40},

@@ -95,7 +95,7 @@ def metric_chart(
         if ctx.interval == "seeds":
             seeds = rows[["series", "trial", "seed", "step", metric]].dropna(subset=[metric])
             seeds = seeds.rename(columns={metric: "value"})
-        title = run.label if facet else ""
+        title = data.display_names(runs)[run.run_id] if facet else ""
         spans = run.phases() if facet else run.phases(steps)
         panels.append(charts.Panel(title, agg, spans, seeds, run.warmup))
     if not panels:
@@ -125,7 +125,7 @@ def _controls(runs: list[data.LoadedRun]) -> tuple[str, str | None, int]:
     if ss.get("phase-layout") not in ["facet", *ids]:
         ss["phase-layout"] = "facet"
     ss.setdefault("grid-cols", "2")
-    labels = {r.run_id: r.label for r in runs}
+    labels = data.display_names(runs)
     left, middle, right = st.columns([2, 3, 1])
     baseline = left.selectbox(
         "Difference to",
@@ -169,12 +169,27 @@ def page_compare(ctx: Context) -> None:
     key_set = [m for m in DEFAULT_METRICS if m in available]
     key_button.button("Key metrics", key="metrics-key", on_click=_set_metrics, args=(key_set,))
     layout, baseline, ncols = _controls(runs)
-    seeds = {run.label: int(run.metrics["seed"].nunique()) for run in runs}
-    note = intervals.few_seeds_note(seeds, ctx.interval)
+    note = intervals.few_seeds_note(data.seeds_per_series(runs), ctx.interval)
     if note:
         st.warning(note)
+    names = data.display_names(runs)
+    for run in runs:  # what one shading per panel cannot show
+        notes = []
+        if run.phases_differ:
+            notes.append(
+                "its variants or sweep points have different content phases, so none are "
+                "shaded (the Ecosystem page shades each series' own)"
+            )
+        if len(run.warmups) > 1:
+            low, high = run.warmups[0], run.warmups[-1]
+            notes.append(
+                f"its trials' warm-ups differ ({low} to {high} steps): the longest is shaded; "
+                "summaries leave out each trial's own"
+            )
+        if notes:
+            st.caption(f"Run {names[run.run_id]}: " + "; ".join(notes) + ".")
     if baseline:
-        lacking = [r.label for r in runs if baseline not in set(r.metrics["agent"])]
+        lacking = [names[r.run_id] for r in runs if baseline not in set(r.metrics["agent"])]
         st.caption(
             f"Every agent minus {baseline}, paired by seed and step within each run; "
             f"{baseline} itself (0) is not drawn."

@@ -16,7 +16,9 @@ give the Lorenz curve (:func:`lorenz`) and the 2-D projection of user interests
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ import yaml
 
 from simlab import intervals
 from simlab.dashboard import runmeta
-from simlab.errors import RunStoreError
+from simlab.errors import RunStoreError, SimlabError
 from simlab.store import RunStore, open_run
 
 __all__ = [
@@ -38,6 +40,8 @@ __all__ = [
     "LoadedRun",
     "load_run",
     "series_labels",
+    "display_names",
+    "seeds_per_series",
     "missing_columns",
     "metric_frame",
     # exposure and users
@@ -172,10 +176,55 @@ class LoadedRun:
         trials = self.store.manifest.get("trials") or []
         return max((int(t.get("warmup", 0) or 0) for t in trials), default=0)
 
-    def phases(self, steps: int | None = None) -> list[PhaseSpan]:
-        """The content phases of the run's scenario as spans over ``steps`` (default: its own)."""
-        content = self.scenario.get("content") or {}
-        return phase_spans(content.get("phases"), self.steps if steps is None else steps)
+    @property
+    def warmups(self) -> list[int]:
+        """The distinct warm-ups of the run's trials, sorted (variants may differ: Chaney's)."""
+        trials = self.store.manifest.get("trials") or []
+        return sorted({int(t.get("warmup", 0) or 0) for t in trials})
+
+    @cached_property
+    def point_phases(self) -> list[tuple[dict[str, Any], list[dict[str, Any]] | None]]:
+        """``(sweep values, content.phases)`` of each sweep point (None: no schedule).
+
+        Each point's own scenario, its variant's and sweep's changes applied, as ``simlab
+        report`` resolves it; the top-level phases alone when the scenario no longer loads.
+        """
+        top = (self.scenario.get("content") or {}).get("phases")
+        try:
+            from simlab.scenario import load_scenario, sweep_points
+
+            points = sweep_points(load_scenario(self.store.path / "scenario.yaml"))
+        except (SimlabError, OSError, ValueError):
+            return [({}, top)]
+        out = []
+        for point in points:
+            params = point.scenario.content.params
+            phases = getattr(params, "phases", None)
+            scheduled = getattr(params, "production", "schedule") == "schedule"
+            raw = [ph.model_dump() for ph in phases] if phases and scheduled else None
+            out.append((dict(point.values), raw))
+        return out
+
+    @property
+    def phases_differ(self) -> bool:
+        """Whether the run's sweep points (variants) have different content phases."""
+        return len({json.dumps(p, sort_keys=True, default=str) for _, p in self.point_phases}) > 1
+
+    def phases(
+        self, steps: int | None = None, point: dict[str, Any] | None = None
+    ) -> list[PhaseSpan]:
+        """The content phases as spans over ``steps`` (default: the run's own).
+
+        Those of the sweep point whose sweep values are ``point``; without ``point``, those
+        every point shares (none when they differ: :attr:`phases_differ`).
+        """
+        steps = self.steps if steps is None else steps
+        if point is not None:
+            for values, raw in self.point_phases:
+                if all(str(values.get(c)) == str(v) for c, v in point.items()):
+                    return phase_spans(raw, steps)
+            return []
+        return [] if self.phases_differ else phase_spans(self.point_phases[0][1], steps)
 
 
 def load_run(path: str | Path) -> LoadedRun:
@@ -211,6 +260,24 @@ def series_labels(df: pd.DataFrame, sweep_columns: list[str], run_prefix: str = 
     return (run_prefix + labels) if run_prefix else labels
 
 
+def display_names(runs: list[LoadedRun]) -> dict[str, str]:
+    """Run id -> the name its series carry: its label, with the id when two labels collide."""
+    counts = pd.Series([r.label for r in runs]).value_counts()
+    return {r.run_id: r.label if counts[r.label] == 1 else f"{r.label} ({r.run_id})" for r in runs}
+
+
+def seeds_per_series(runs: list[LoadedRun]) -> dict[str, int]:
+    """Seeds with rows per series, named as :func:`metric_frame` names them (few-seeds note)."""
+    names, out = display_names(runs), {}
+    for run in runs:
+        df = run.metrics
+        if not df.empty:
+            prefix = f"{names[run.run_id]}: " if len(runs) > 1 else ""
+            labels = series_labels(df, run.sweep_columns, prefix)
+            out.update(df["seed"].groupby(labels).nunique().astype(int).to_dict())
+    return out
+
+
 def missing_columns(df: pd.DataFrame, wanted: list[str]) -> list[str]:
     """The ``wanted`` columns that ``df`` lacks or holds only NaN in."""
     return [c for c in wanted if c not in df.columns or df[c].isna().all()]
@@ -225,13 +292,13 @@ def metric_frame(
     """The selected runs' rows, ready for ``simlab.intervals.aggregate``.
 
     Every row gets ``run_id`` (its folder), ``series`` (``[run: ]agent[ sweep=value]``, the
-    run named only when several runs are shown) and ``variant`` (the sweep point's rank
-    within its agent, 0 without a sweep). Each trial's curve is smoothed; with a
-    ``baseline`` agent every other agent's values become differences to the baseline's at
-    the same run, seed, sweep point and step, and the baseline's own rows are dropped (a
-    run without the baseline agent contributes nothing).
+    run named by :func:`display_names` when several runs are shown) and ``variant`` (the
+    sweep point's rank within its agent, 0 without a sweep). Each trial's curve is smoothed;
+    with a ``baseline`` agent every other agent's values become differences to the
+    baseline's at the same run, seed, sweep point and step, and the baseline's own rows are
+    dropped (a run without the baseline agent contributes nothing).
     """
-    frames = []
+    frames, names = [], display_names(runs)
     for run in runs:
         df = run.metrics
         cols = [c for c in metrics if c in df.columns]
@@ -243,7 +310,7 @@ def metric_frame(
                 continue
             keys = ["seed", *run.sweep_columns, "step"]
             df = intervals.paired_difference(df, cols, baseline, keys)
-        prefix = f"{run.label}: " if len(runs) > 1 else ""
+        prefix = f"{names[run.run_id]}: " if len(runs) > 1 else ""
         df["series"] = series_labels(df, run.sweep_columns, prefix)
         df["variant"] = 0
         if run.sweep_columns:  # rank of the sweep point within its agent: a shade per point

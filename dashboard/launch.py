@@ -27,7 +27,7 @@ import pandas as pd
 import streamlit as st
 import yaml
 
-import simlab
+from simlab.bundled import bundled_root
 from simlab.dashboard.runmeta import plural
 from simlab.dashboard.views import Context
 from simlab.errors import SimlabError
@@ -73,7 +73,7 @@ def scenario_files() -> list[tuple[str, Path]]:
         ``(name, path)`` pairs, ``name`` relative to its ``scenarios/`` folder (e.g.
         ``experiments/homogenization.yaml``), sorted by name; a file seen twice once.
     """
-    roots = [Path(simlab.__file__).resolve().parent.parent / "scenarios", Path("scenarios")]
+    roots = [bundled_root(), Path("scenarios")]  # the shipped ones, checkout or wheel
     found: dict[Path, str] = {}
     for root in roots:
         for p in sorted(root.rglob("*.yaml")) if root.is_dir() else []:

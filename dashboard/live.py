@@ -28,6 +28,11 @@ RATE_WINDOW_S = 30.0
 """The rate is measured over the observations of the last this many seconds."""
 
 
+LIVE = ("starting", "running")
+"""Statuses of a run still being written: the page re-reads it (``starting``: a ``--from``
+fork copying its parent's rows, or a run setting up its trials)."""
+
+
 def page_live(ctx: Context, refresh_seconds: float) -> None:
     """Pick a run (a running one by default) and re-read it every ``refresh_seconds``."""
     st.header("Live")
@@ -38,7 +43,7 @@ def page_live(ctx: Context, refresh_seconds: float) -> None:
     ss = st.session_state
     ids = [r.run_id for r in readable]
     if ss.get("live-run") not in ids:
-        running = [r.run_id for r in readable if r.status == "running"]
+        running = [r.run_id for r in readable if r.status in LIVE]
         selected = [r.run_id for r in ctx.selected if r.run_id in ids]
         ss["live-run"] = (running or selected or ids)[0]
     names = {r: ctx.labels.get(r, {}).get("name") for r in ids}
@@ -57,11 +62,14 @@ def page_live(ctx: Context, refresh_seconds: float) -> None:
     default = [m for m in ("engagement/ctr",) if m in available] or available[:1]
     ss["live-metrics"] = kept if kept or wanted == [] else default
     metrics = st.multiselect("Metrics", available, key="live-metrics")
-    seeds = len(run.store.manifest.get("seeds", [])) or int(run.metrics["seed"].nunique())
-    note = intervals.few_seeds_note({run.label: seeds}, ctx.interval)
+    running = run.store.status in LIVE
+    # while it runs, the seeds it will have (rows of later seeds do not exist yet); after, the
+    # seeds each series has rows for
+    planned = len(run.store.manifest.get("seeds", []))
+    seeds = {run.label: planned} if running and planned else data.seeds_per_series([run])
+    note = intervals.few_seeds_note(seeds, ctx.interval)
     if note:
         st.warning(note)
-    running = run.store.status == "running"
     if running:
         st.caption(f"Refreshing every {refresh_seconds:g} s while the run is running (sidebar).")
     else:
@@ -111,5 +119,5 @@ def _live_panel(path: Path, metrics: list[str], ctx: Context, was_running: bool)
                 metric_chart([run], frame, metric, ctx, key="live-")
     else:
         st.info("Choose one or more metrics.")
-    if was_running and status != "running":
+    if was_running and status not in LIVE:
         st.rerun()  # the run ended: redraw the page once, without the timer

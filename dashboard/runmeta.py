@@ -184,18 +184,28 @@ def format_cell(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def key_metric_cells(summary: pd.DataFrame, metrics: Sequence[str]) -> dict[str, str]:
+def key_metric_cells(
+    summary: pd.DataFrame, metrics: Sequence[str], sweep: Sequence[str] = ()
+) -> dict[str, str]:
     """Per metric, ``agent value · agent value`` from ``simlab.store.summarize`` rows.
 
-    Sweep points of one agent are averaged; a metric the run lacks gives ``-``.
+    With ``sweep`` columns each sweep point is its own entry (``agent variant=x value``), as
+    ``simlab show`` prints them: points are different worlds, never averaged. A metric the
+    run lacks gives ``-``.
     """
     out = {}
+    sweep = [c for c in sweep if c in summary.columns]
     for m in metrics:
         if summary.empty or m not in summary.columns:
             out[m] = "-"
             continue
-        means = summary.groupby("agent", sort=False)[m].mean()
-        out[m] = " · ".join(f"{a} {v:.3g}" for a, v in means.items() if v == v) or "-"
+        cells = []
+        for _, row in summary.iterrows():
+            v = row[m]
+            if v == v:  # (NaN: the agent never measured it)
+                point = "".join(f" {c.rsplit('.', 1)[-1]}={row[c]}" for c in sweep)
+                cells.append(f"{row['agent']}{point} {v:.3g}")
+        out[m] = " · ".join(cells) or "-"
     return out
 
 

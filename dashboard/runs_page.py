@@ -43,19 +43,31 @@ def _scenario(run: RunSummary) -> dict:
     return sc if isinstance(sc, dict) else {}
 
 
-def _key_metrics(run: RunSummary) -> dict[str, str]:
+def _key_metrics(run: RunSummary, unreadable: dict[str, str]) -> dict[str, str]:
+    """The run's key metric cells; an unreadable run's error goes into ``unreadable``."""
     if run.problem:
         return dict.fromkeys(KEY_METRICS, "")
     try:
         loaded = load(run.path)
         summary = summarize(loaded.metrics, loaded.store.manifest)
-    except Exception:  # an unreadable run shows its error below the table
+    except Exception as e:  # an unreadable run shows its error below the table
+        unreadable[run.run_id] = str(e)
         return dict.fromkeys(KEY_METRICS, "?")
-    return runmeta.key_metric_cells(summary, KEY_METRICS)
+    return runmeta.key_metric_cells(summary, KEY_METRICS, loaded.sweep_columns)
 
 
-def runs_table(runs: Sequence[RunSummary], selected: Sequence[str], labels: dict) -> pd.DataFrame:
-    """The table of ``runs``: one row each, settings columns for what ``selected`` differ in."""
+def runs_table(
+    runs: Sequence[RunSummary],
+    selected: Sequence[str],
+    labels: dict,
+    unreadable: dict[str, str] | None = None,
+) -> pd.DataFrame:
+    """The table of ``runs``: one row each, settings columns for what ``selected`` differ in.
+
+    A run whose rows or scenario cannot be read shows ``?`` cells; its error is put in
+    ``unreadable`` (run id -> message) for the page to show.
+    """
+    unreadable = {} if unreadable is None else unreadable
     scenarios = {r.run_id: _scenario(r) for r in runs}
     chosen = {r: scenarios[r] for r in selected if r in scenarios}
     differing = list(runmeta.differing_settings(chosen))[:MAX_SETTING_COLUMNS]
@@ -85,7 +97,7 @@ def runs_table(runs: Sequence[RunSummary], selected: Sequence[str], labels: dict
             row[f"set: {path}"] = (
                 runmeta.format_cell(flat.get(path, "-")) if scenarios[r.run_id] else ""
             )
-        row.update(_key_metrics(r))
+        row.update(_key_metrics(r, unreadable))
         rows.append(row)
     # what tells runs apart first: settings that differ, then key metrics, then bookkeeping
     columns = ["run", "name", "status", "scenario", "agents", "seeds",
@@ -150,7 +162,8 @@ def page_runs(ctx: Context) -> None:
     visible = _filters(ctx)
     ids = [r.run_id for r in visible]
     _sync_selection(ids)
-    table = runs_table(visible, [r.run_id for r in ctx.selected], ctx.labels)
+    unreadable: dict[str, str] = {}
+    table = runs_table(visible, [r.run_id for r in ctx.selected], ctx.labels, unreadable)
     if not visible:
         st.info("No run matches the search and filters.")
     config = {
@@ -171,11 +184,14 @@ def page_runs(ctx: Context) -> None:
         f"{n_sel} selected under `{ctx.runs_dir}`. Click rows (the left edge) to select runs "
         "for Compare, Ecosystem, Users and Live. With two or more selected, `set:` columns show "
         "the scenario settings (`--set`, sweep) in which they differ; then come key metrics per "
-        "agent (mean over steps, or the last step, then over seeds)."
+        "agent and sweep point or variant (mean over the steps after the warm-up, or the last "
+        "step for cumulative metrics, then over seeds, as `simlab show`)."
     )
     for r in ctx.runs:
         if r.problem:
             st.error(f"Run {r.run_id} is corrupt: {r.problem}")
+    for run_id, problem in unreadable.items():
+        st.error(f"Run {run_id} cannot be read: {problem}")
     _labels_editor(ctx)
 
 

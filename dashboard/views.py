@@ -160,8 +160,10 @@ def page_ecosystem(ctx: Context) -> None:
         st.warning(f"Run {run.run_id} lacks {', '.join(missing)}.")
     if series and len(missing) < len(SHARE_COLUMNS):
         agent = st.selectbox("Agent", series, key="eco-agent")
-        shares = _mean_by_step(df[df["series"] == agent], SHARE_COLUMNS, [])
-        fig = charts.share_figure(shares, spans)
+        mine = df[df["series"] == agent]
+        shares = _mean_by_step(mine, SHARE_COLUMNS, [])
+        point = {c: mine[c].iloc[0] for c in run.sweep_columns} if len(mine) else None
+        fig = charts.share_figure(shares, run.phases(point=point) if point else spans)
         show_figure(fig, shares, f"{run.run_id}-shares", "shares")
     st.subheader("Creators by kind")
     missing = data.missing_columns(df, list(CREATOR_COLUMNS.values()))
@@ -185,10 +187,23 @@ def _trial_agents(run: data.LoadedRun) -> dict[int, str]:
 
 
 def _trial_labels(run: data.LoadedRun) -> dict[int, str]:
-    return {
-        int(t.get("index", i)): f"{t.get('agent', '?')} seed {t.get('seed', '?')}"
-        for i, t in enumerate(run.store.manifest["trials"])
-    }
+    """``agent seed s`` per trial, with its sweep values (variant=...) when the run has any."""
+    out = {}
+    for i, t in enumerate(run.store.manifest["trials"]):
+        params = t.get("params") or {}
+        point = "".join(f" {str(c).rsplit('.', 1)[-1]}={v}" for c, v in params.items())
+        out[int(t.get("index", i))] = f"{t.get('agent', '?')}{point} seed {t.get('seed', '?')}"
+    return out
+
+
+def _after(steps: int) -> str:
+    """A snapshot's label: snapshots are numbered by steps done, after metric step N - 1."""
+    return f"after {steps} step{'s' if steps != 1 else ''}" if steps else "before step 0"
+
+
+def _when(steps: int) -> str:
+    """:func:`_after` with the chart step it follows (charts number steps from 0)."""
+    return _after(steps) + (f" (the end of step {steps - 1} of the charts)" if steps else "")
 
 
 def _lorenz_section(run: data.LoadedRun, ctx: Context) -> None:
@@ -197,13 +212,24 @@ def _lorenz_section(run: data.LoadedRun, ctx: Context) -> None:
     steps_by_trial = {t: snapshots.snapshot_steps(run.store.path, t) for t in labels}
     steps = sorted({s for v in steps_by_trial.values() for s in v})
     if not steps:
-        st.info(f"Run {run.run_id} saved no snapshots (`output.snapshot_every: 0`).")
+        every = (run.scenario.get("output") or {}).get("snapshot_every")
+        why = "none saved yet" if every else "`output.snapshot_every: 0`"
+        st.info(f"Run {run.run_id} has no snapshots ({why}).")
         return
     step = (
-        st.select_slider("Step", steps, value=steps[-1], key="lorenz-step")
+        st.select_slider(
+            "Snapshot",
+            steps,
+            value=steps[-1],
+            key="lorenz-step",
+            format_func=_after,
+            help="Snapshots are taken after a number of steps: after N steps is the state "
+            "at the end of step N - 1 of the charts.",
+        )  # fmt: skip
         if len(steps) > 1
         else steps[0]
     )
+    st.caption(f"Exposure {_when(step)}.")
     curves, rows, colors = [], [], []
     for trial, label in labels.items():
         if step not in steps_by_trial[trial]:
@@ -243,7 +269,9 @@ def page_users(ctx: Context) -> None:
         )
         return
     default = list(dict.fromkeys([steps[0], steps[len(steps) // 2], steps[-1]]))
-    chosen = st.multiselect("Steps", steps, default=default, key="users-steps")
+    chosen = st.multiselect(
+        "Snapshots", steps, default=default, key="users-steps", format_func=_after
+    )
     if not chosen:
         st.info("Choose one or more snapshot steps.")
         return
@@ -261,10 +289,10 @@ def page_users(ctx: Context) -> None:
                                     "pc1": xy[:, 0], "pc2": xy[:, 1]}))  # fmt: skip
     points = pd.concat(frames, ignore_index=True)
     st.caption(
-        f"{len(first)} sampled users; PCA fitted at step {min(snaps)}, "
-        f"spread (mean distance to centre) per step: "
+        f"{len(first)} sampled users; PCA fitted {_when(min(snaps))}; spread (mean distance "
+        "to centre): "
         + ", ".join(
-            f"{s}: {np.hypot(g.pc1 - g.pc1.mean(), g.pc2 - g.pc2.mean()).mean():.3f}"
+            f"{_after(s)}: {np.hypot(g.pc1 - g.pc1.mean(), g.pc2 - g.pc2.mean()).mean():.3f}"
             for s, g in points.groupby("step")
         )
     )

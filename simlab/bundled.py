@@ -18,19 +18,19 @@ from pathlib import Path
 
 from simlab.errors import ScenarioError, did_you_mean
 
-__all__ = ["bundled_names", "scenario_path"]
+__all__ = ["bundled_names", "bundled_root", "scenario_path"]
 
 _PACKAGE = "simlab.scenarios"
 
 
-def _root() -> Path:
+def bundled_root() -> Path:
     """The folder of the bundled scenarios (a real folder: wheels install unzipped)."""
     return Path(str(resources.files(_PACKAGE)))
 
 
 def bundled_names() -> list[str]:
     """Names of the bundled scenarios, sorted (``experiments/...`` included)."""
-    root = _root()
+    root = bundled_root()
     return sorted(p.relative_to(root).with_suffix("").as_posix() for p in root.rglob("*.yaml"))
 
 
@@ -49,7 +49,7 @@ def scenario_path(scenario: str | Path) -> Path:
     if path.is_file():
         return path
     name = path.as_posix().removesuffix(".yaml").removeprefix("scenarios/")
-    candidate = _root() / f"{name}.yaml"
+    candidate = bundled_root() / f"{name}.yaml"
     if candidate.is_file():
         return candidate
     names = bundled_names()

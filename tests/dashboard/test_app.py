@@ -54,8 +54,12 @@ def test_runs_page_lists_every_run(runs_dir, base_run, monkeypatch):
     assert row["exposure/gini"].count("·") == 1
     assert table(at).loc["zz-garbage-manifest", "status"] == "corrupt"
     errors = [e.value for e in at.error]
-    assert len(errors) == 1 and "zz-garbage-manifest" in errors[0]
+    assert len(errors) == 2 and "zz-garbage-manifest" in errors[0]
     assert "corrupt manifest" in errors[0]
+    # a run whose rows cannot be read: '?' cells and its error, naming the run and the part
+    assert table(at).loc["zz-half-written", "engagement/ctr"] == "?"
+    assert errors[1].startswith("Run zz-half-written cannot be read: ")
+    assert "part-" in errors[1] and ".parquet" in errors[1]
     # the newest readable run is selected by default, and shown selected in the table
     assert at.sidebar.multiselect(key="runs-selected").value == [base_run.name]
     ids = table(at).index.tolist()
@@ -268,7 +272,9 @@ def test_ecosystem_shares_creators_and_lorenz(runs_dir, monkeypatch):
         "popularity: AIGC",
     ]
     assert creators["layout"]["title"]["text"].startswith("Active creators (not exited)")
-    assert at.select_slider(key="lorenz-step").options == ["4", "8", "12"]
+    assert at.select_slider(key="lorenz-step").options == [
+        "after 4 steps", "after 8 steps", "after 12 steps"
+    ]  # fmt: skip
     assert at.select_slider(key="lorenz-step").value == 12
     names = trace_names(lorenz)
     assert names[0] == "equality" and len(names) == 5
@@ -319,7 +325,7 @@ def test_ecosystem_without_creator_columns_or_snapshots(runs_dir, base_run, monk
         "Run old-run lacks source/aigc_production_share, source/aigc_click_share.",
         "Run old-run lacks creator counts (creators/active_human, creators/active_aigc).",
     ]
-    assert any("saved no snapshots" in i.value for i in at.info)
+    assert any("has no snapshots (none saved yet)" in i.value for i in at.info)
     (shares,) = figures(at)
     assert trace_names(shares) == ["human", "AIGC"]
 
@@ -329,15 +335,16 @@ def test_users_projects_interests_at_chosen_steps(runs_dir, monkeypatch):
     """The 2-D projection has one scatter per chosen snapshot step of the chosen trial."""
     at = open_app(runs_dir, monkeypatch, "Users")
     steps = at.multiselect(key="users-steps")
-    assert steps.options == ["4", "8", "12"] and steps.value == [4, 8, 12]
+    assert steps.options == ["after 4 steps", "after 8 steps", "after 12 steps"]
+    assert steps.value == [4, 8, 12]
     (fig,) = figures(at)
-    assert trace_names(fig) == ["step 4", "step 8", "step 12"]
+    assert trace_names(fig) == ["after 4 steps", "after 8 steps", "after 12 steps"]
     assert len(values(fig["data"][0]["x"])) == 50  # output.snapshot_users
     at.selectbox(key="users-trial").set_value(3).run()
     steps = at.multiselect(key="users-steps").set_value([12])
     at.run()
     (fig,) = figures(at)
-    assert trace_names(fig) == ["step 12"]
+    assert trace_names(fig) == ["after 12 steps"]
     # fitted on the only chosen step: the projection is centred
     assert abs(sum(values(fig["data"][0]["x"]))) < 1e-6
 

@@ -95,14 +95,16 @@ def test_every_seed_line(runs_dir, base_run, monkeypatch):
 
 
 def test_few_seeds_note_only_below_three(two_runs, base_run, ramp_run, monkeypatch):
-    """A run with 2 seeds gets a visible note naming it; a 3-seed run does not."""
+    """Series with 2 seeds get a visible note naming them; those of a 3-seed run do not."""
     at = compare(two_runs, monkeypatch, ["engagement/ctr"], runs=[base_run.name])
     (note,) = [w.value for w in at.warning]
-    assert "Fewer than 3 seeds" in note and f"{base_run.name} (2 seeds)" in note
+    assert "Fewer than 3 seeds" in note
+    assert "random (2 seeds)" in note and "popularity (2 seeds)" in note
     select_runs(at, [ramp_run.name])
     assert not at.warning
     select_runs(at, [ramp_run.name, base_run.name])
-    assert len(at.warning) == 1 and ramp_run.name not in at.warning[0].value
+    (note,) = [w.value for w in at.warning]
+    assert f"{base_run.name}: random (2 seeds)" in note and ramp_run.name not in note
 
 
 # ---------------------------------------------------------------------- smoothing

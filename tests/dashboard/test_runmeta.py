@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -82,11 +83,27 @@ def test_differing_settings_name_only_what_differs():
 
 def test_key_metric_cells():
     """One cell per metric: agents and their value, '-' for a missing metric."""
-    summary = pd.DataFrame({"agent": ["mf", "mf", "pop"], "m": [0.2, 0.4, 0.123456]})
+    summary = pd.DataFrame({"agent": ["mf", "pop"], "m": [0.3, 0.123456]})
     assert runmeta.key_metric_cells(summary, ["m", "nope"]) == {
         "m": "mf 0.3 · pop 0.123",
         "nope": "-",
     }
+
+
+@pytest.mark.parametrize("sweep", [["variant"], ["platform.slate_size"], ["variant", "seeds_x"]])
+def test_key_metric_cells_keep_sweep_points_apart(sweep):
+    """Each sweep point (variant) is its own entry, named by its values: never averaged."""
+    rng = np.random.default_rng(len(sweep))
+    rows = [{"agent": a, **{c: f"{c[-1]}{k}" for c in sweep}, "m": float(rng.uniform())}
+            for a in ("mf", "pop") for k in range(2)]  # fmt: skip
+    rows[1]["m"] = float("nan")  # a point that never measured it is left out
+    summary = pd.DataFrame(rows)
+    cell = runmeta.key_metric_cells(summary, ["m"], sweep)["m"]
+    entries = cell.split(" · ")
+    assert len(entries) == 3
+    for r in (rows[0], *rows[2:]):
+        point = "".join(f" {c.rsplit('.', 1)[-1]}={r[c]}" for c in sweep)
+        assert f"{r['agent']}{point} {r['m']:.3g}" in entries
 
 
 # ---------------------------------------------------------------------- progress
