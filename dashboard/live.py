@@ -85,7 +85,8 @@ def _live_panel(path: Path, metrics: list[str], ctx: Context, was_running: bool)
         st.error(f"Run {path.name} cannot be read: {e}")
         return
     status = run.store.status
-    progress = runmeta.run_progress(run.metrics, run.store.manifest["trials"], run.steps)
+    live = status in LIVE
+    progress = runmeta.run_progress(run.metrics, run.store.manifest["trials"], run.steps, live)
     now = time.time()
     samples = [
         s
@@ -96,8 +97,9 @@ def _live_panel(path: Path, metrics: list[str], ctx: Context, was_running: bool)
     share = progress.done / progress.total if progress.total else 0.0
     line = (
         f"**{run.label}**: status `{status}`, **{progress.done:,} of {progress.total:,} "
-        f"trial-steps done** ({share:.0%}); trials: {progress.queued} queued, "
-        f"{progress.running} running, {progress.finished} done"
+        f"trial-steps done** ({share:.0%}); trials: {progress.queued} "
+        f"{'queued' if live else 'not started'}, {progress.running} "
+        f"{'running' if live else 'stopped'}, {progress.finished} done"
     )
     if status == "running":
         rate, eta = runmeta.rate_and_eta(

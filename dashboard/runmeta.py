@@ -229,17 +229,22 @@ class Progress:
     per_trial: pd.DataFrame
 
 
-def run_progress(df: pd.DataFrame, trials: list[dict[str, Any]], steps: int) -> Progress:
+def run_progress(
+    df: pd.DataFrame, trials: list[dict[str, Any]], steps: int, live: bool = True
+) -> Progress:
     """Count trial-steps and trial states from the metric rows and the manifest's trials.
 
-    The rows are the truth (the manifest's ``steps_done`` is rewritten only at flushes).
+    The rows are the truth (the manifest's ``steps_done`` is rewritten only at flushes). A
+    run no longer written (``live`` false: interrupted, failed) has trials ``not started``
+    and ``stopped`` where a live one has them ``queued`` and ``running``.
     """
     newest = df.groupby("trial")["step"].max() if len(df) else pd.Series(dtype=float)
     rows = []
+    waiting, partway = ("queued", "running") if live else ("not started", "stopped")
     for i, t in enumerate(trials):
         index = int(t.get("index", i))
         done = int(newest.get(index, -1)) + 1
-        state = "queued" if done == 0 else "done" if done >= steps else "running"
+        state = waiting if done == 0 else "done" if done >= steps else partway
         rows.append({"trial": index, "agent": t.get("agent", "?"), "seed": t.get("seed", -1),
                      "steps done": done, "state": state})  # fmt: skip
     per_trial = pd.DataFrame(rows, columns=["trial", "agent", "seed", "steps done", "state"])
@@ -247,8 +252,8 @@ def run_progress(df: pd.DataFrame, trials: list[dict[str, Any]], steps: int) -> 
     return Progress(
         done=int(per_trial["steps done"].clip(upper=steps).sum()),
         total=steps * len(trials),
-        queued=int(states.get("queued", 0)),
-        running=int(states.get("running", 0)),
+        queued=int(states.get(waiting, 0)),
+        running=int(states.get(partway, 0)),
         finished=int(states.get("done", 0)),
         per_trial=per_trial,
     )

@@ -297,20 +297,23 @@ def aggregate(
 def few_seeds_note(seeds: Mapping[str, int], interval: str = DEFAULT_INTERVAL) -> str | None:
     """A warning naming the series with fewer than :data:`MIN_SEEDS` seeds, or None.
 
-    Args:
-        seeds: seeds per series (or per run).
-        interval: the interval in use (the note says what it means for it).
+    ``seeds``: seeds per series (or per run); ``interval``: the interval in use (the note
+    says what so few seeds mean for it, and that one seed draws no band).
     """
     few = {k: v for k, v in seeds.items() if v < MIN_SEEDS}
     if not few:
         return None
     names = ", ".join(f"{k} ({v} seed{'s' if v != 1 else ''})" for k, v in few.items())
+    n = min(few.values())
     what = {
         "se": "a standard error from so few seeds is itself very uncertain",
         "sd": "a standard deviation from so few seeds is itself very uncertain",
-        "t": "the Student-t interval is very wide (t = 12.7 with 2 seeds)",
+        "t": f"the Student-t interval is very wide (t = {t_quantile(max(n, 2) - 1):.1f} "
+        f"with {max(n, 2)} seeds)",
         "seeds": "each line is a single draw",
     }[interval]
+    if n < 2 and interval != "seeds":  # one seed has no spread: no band is drawn for it
+        what = "one seed has no spread, so no band is drawn for it; " + what
     return (
         f"Fewer than {MIN_SEEDS} seeds: {names}; {what}. Run more seeds "
         "(`--seeds 5`) before reading differences."

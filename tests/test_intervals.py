@@ -112,6 +112,10 @@ def test_few_seeds_note():
     assert "a (2 seeds)" in note and "c (1 seed)" in note and "b (" not in note
     assert "12.7" in note
     assert "single draw" in intervals.few_seeds_note({"a": 2}, "seeds")
+    for kind in ("se", "sd", "t"):  # one seed: no spread, no band (said), two: a band
+        assert "no band is drawn" in intervals.few_seeds_note({"a": 1, "b": 2}, kind)
+        assert "no band" not in intervals.few_seeds_note({"a": 2}, kind)
+    assert "no band" not in intervals.few_seeds_note({"a": 1}, "seeds")
 
 
 # ---------------------------------------------------------------------- smoothing

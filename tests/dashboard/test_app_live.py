@@ -94,7 +94,8 @@ def test_a_finished_run_is_not_refreshed(tmp_path, base_run, monkeypatch):
     assert any("completed: its final state, not refreshed" in c.value for c in at.caption)
     assert not any("Refreshing every" in c.value for c in at.caption)
     line = status_line(at)
-    assert "**48 of 48 trial-steps done** (100%)" in line and "0 queued, 0 running, 4 done" in line
+    assert "**48 of 48 trial-steps done** (100%)" in line
+    assert "0 not started, 0 stopped, 4 done" in line  # no longer written: nothing queued
     assert "trial-steps/s" not in line
 
 

@@ -117,6 +117,10 @@ def test_run_progress_counts_trial_steps_and_states():
     assert p.per_trial["state"].tolist() == ["done", "running", "queued", "queued"]
     empty = runmeta.run_progress(pd.DataFrame({"trial": [], "step": []}), trials, 3)
     assert (empty.done, empty.queued) == (0, 4)
+    # a run no longer written (interrupted): its trials stopped or never started, none queued
+    ended = runmeta.run_progress(df, trials, steps=3, live=False)
+    assert (ended.done, ended.queued, ended.running, ended.finished) == (4, 2, 1, 1)
+    assert ended.per_trial["state"].tolist() == ["done", "stopped", "not started", "not started"]
 
 
 def test_rate_and_eta_from_samples_or_start_time():
