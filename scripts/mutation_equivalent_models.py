@@ -233,6 +233,22 @@ MODELS: dict[str, list[Equivalent]] = {
             "0 pairs per block gives blocks of one user (`max(1, ..)`): a speed choice only",
         ),
         Equivalent(
+            "_NORMALS_BLOCK = 1 << 14",
+            "_NORMALS_BLOCK = 1 % 14",
+            "1 pair per block gives blocks of one user (`max(1, ..)`): a speed choice only",
+        ),
+        Equivalent(
+            "if not (log.slates != PAD).any():  # an empty log, or padding only",
+            "if not (log.slates > PAD).any():  # an empty log, or padding only",
+            PAD_BELOW_IDS,
+        ),
+        Equivalent(
+            "users=users.reshape(-1).astype(np.int64),",
+            "users=users.reshape(- 2).astype(np.int64),",
+            "numpy takes any negative size in reshape as the one inferred dimension (numpy "
+            "2.4: `reshape(-2)` of a 1-D array is itself), so -2 is -1",
+        ),
+        Equivalent(
             "feats = np.zeros((item_ids.shape[0], log.features.shape[1]), np.float32)",
             "feats = np.zeros((item_ids.shape[ -1], log.features.shape[1]), np.float32)",
             "item_ids is 1-D (np.unique of the log's shown items): its last axis is its first",

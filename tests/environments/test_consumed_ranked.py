@@ -46,6 +46,29 @@ def test_users_choose_the_best_weighted_item_they_have_not_consumed(seed):
         assert fb.engagement[u] == np.float32(users._v[u, cols[u, best]])
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_items_of_no_known_utility_are_still_chosen_before_consumed_ones(seed):
+    """Items of no known utility are still chosen before consumed ones.
+
+    P can be 0 (a utility lost to underflow): a user whose items left all read 0 takes the
+    best-ranked of them, never one passed over.
+    """
+    world, _, _ = _run(_chaney(), 4)
+    users = world.population.shard.users
+    rng = np.random.default_rng(seed)
+    live = world._content.catalog.item_ids
+    b, k = 20, int(rng.integers(2, min(live.shape[0], 10) + 1))
+    slates = np.stack([rng.choice(live, k, replace=False) for _ in range(b)])
+    passed = rng.random((b, k)) < 0.5
+    passed[np.arange(b), rng.integers(0, k, b)] = False
+    cols = users._cache(slates, world._content.items)
+    rows = np.repeat(np.arange(b)[:, None], k, axis=1)
+    users._p[rows[~passed], cols[~passed]] = 0.0  # nothing known of what is left
+    fb = users.respond(4, np.arange(b), slates, world._content.items, passed_over=passed)
+    assert not passed[np.arange(b), fb.clicked_pos].any()
+    np.testing.assert_array_equal(fb.clicked_pos, np.argmin(passed, axis=1))  # first left
+
+
 def test_consumed_items_keep_their_ranks_and_are_never_chosen_again():
     """Every live item is in every list (consumed ones included); nobody consumes twice."""
     world, calls, feedback = _run(_chaney(), 20, agent=1)
