@@ -27,6 +27,7 @@ from simlab.fork import copy_rows, fork_load, fork_plan, parse_fork
 from simlab.scenario import Scenario, expect_scenario
 from simlab.signals import interrupts_as_keyboard
 from simlab.store import RunStore, _now
+from simlab.store_write import library_versions
 from simlab.trials import ProgressCallback, Trial, plan_trials
 
 __all__ = [
@@ -141,25 +142,39 @@ def run_scenario(
         sweep_columns=scenario.sweep_columns(),
         run_id=run_id,
         metric_summary=metric_summary(scenario),
+        # in the first manifest: a fork killed at once must resume as the fork it is
+        extra={
+            **_scenario_facts(scenario),
+            **(
+                {"forked_from": {"run": str(plan.source.path.resolve()), "step": plan.step}}
+                if plan is not None
+                else {}
+            ),
+        },  # fmt: skip
     )
 
     def prepare() -> dict[int, Any]:
-        # privileged agents (the oracle) read latent truth: mark them in every output
-        store.manifest["privileged_agents"] = [
-            a.label for a in scenario.agents if getattr(a.cls, "privileged", False)
-        ]
-        store.manifest["execution"] = scenario.execution.model_dump(mode="json")
-        store.manifest["metric_ranges"] = metric_ranges(scenario)
         if plan is None:
             return {}
         starts, copied = fork_load(plan, trials)
-        store.manifest["forked_from"] = {"run": str(plan.source.path.resolve()), "step": plan.step}
         for trial in trials:
             copy_rows(store, trial, copied[trial.info.index])
         return starts
 
     _execute_and_finish(trials, store, progress, prepare)
     return store
+
+
+def _scenario_facts(scenario: Scenario) -> dict[str, Any]:
+    """What a run's manifest records of its scenario besides the trials."""
+    return {
+        # privileged agents (the oracle) read latent truth: marked in every output
+        "privileged_agents": [
+            a.label for a in scenario.agents if getattr(a.cls, "privileged", False)
+        ],
+        "execution": scenario.execution.model_dump(mode="json"),
+        "metric_ranges": metric_ranges(scenario),
+    }
 
 
 def _execute_and_finish(trials, store: RunStore, progress, prepare) -> None:
@@ -263,7 +278,11 @@ def resume_run(
     def prepare() -> dict[int, Any]:
         store.manifest.update(pid=os.getpid(), host=socket.gethostname(), error=None)
         store.manifest.setdefault("resumed", []).append(_now())
+        for key, value in _scenario_facts(scenario).items():  # (a run killed at its start
+            store.manifest.setdefault(key, value)  # has no record of them yet)
         store.manifest["execution"] = scenario.execution.model_dump(mode="json")
+        if not store.manifest.get("versions"):
+            store.manifest["versions"] = library_versions()
         store.save_manifest()
         return starts
 
@@ -302,9 +321,10 @@ def _resume_plan(store: RunStore, overrides: list[str | tuple[str, Any]], trust_
     if [(t.info.agent, t.info.seed) for t in trials] != [(r["agent"], r["seed"]) for r in records]:
         raise RunStoreError(f"{store.path}: manifest trials do not match its scenario.yaml")
     store.clean_temporary()
+    store.make_folders()  # (a run killed as it was created, or a folder lost since)
     store.recover()
     rows = store.read_metrics(strict=False)
-    damaged = step_problems(rows)
+    damaged = store.short_trials(rows) | step_problems(rows)
     for i, (step, what) in damaged.items():
         warnings.warn(
             f"trial {i} ({records[i]['agent']}, seed {records[i]['seed']}) {what}: its rows "
@@ -314,6 +334,8 @@ def _resume_plan(store: RunStore, overrides: list[str | tuple[str, Any]], trust_
         )
     if damaged:
         store.drop_rows({i: step for i, (step, _) in damaged.items()})
+        for i, (step, _) in damaged.items():  # no longer complete: recomputed from `step`
+            records[i].update(status="interrupted", steps_done=step)
         rows = store.read_metrics()
     fork = store.manifest.get("forked_from")
     todo, starts = [], {}
@@ -331,5 +353,8 @@ def _resume_plan(store: RunStore, overrides: list[str | tuple[str, Any]], trust_
             starts[i] = (found[1], scenario)
         elif fork:
             plan = fork_plan(scenario, [trial], (fork["run"], int(fork["step"])), trust_code)
-            starts[i] = fork_load(plan, [trial])[0][i]
+            loaded, copied = fork_load(plan, [trial])
+            starts[i] = loaded[i]
+            if done < plan.step:  # stopped while copying the parent's rows: copy the rest
+                copy_rows(store, trial, copied[i][copied[i]["step"] >= done])
     return scenario, trials, todo, starts

@@ -142,14 +142,28 @@ class RunReader:
         df = df.sort_values(["trial", "step"], kind="stable").reset_index(drop=True)
         self._check_trials(df)
         if strict and self.status not in ("starting", "running"):  # (a live run is mid-write)
-            damaged = step_problems(df)
+            damaged = self.short_trials(df) | step_problems(df)
             if damaged:
                 raise RunStoreError(self._damage_message(damaged))
         return df
 
     def damaged_steps(self) -> dict[int, tuple[int, str]]:
-        """:func:`step_problems` of this run's rows (what ``simlab resume`` recomputes)."""
-        return step_problems(self.read_metrics(strict=False))
+        """:func:`step_problems` and :meth:`short_trials` of the rows (what resume redoes)."""
+        rows = self.read_metrics(strict=False)
+        return self.short_trials(rows) | step_problems(rows)
+
+    def short_trials(self, df) -> dict[int, tuple[int, str]]:
+        """Completed trials with fewer rows than the manifest records: their last part lost.
+
+        ``trial -> (rows, what)``; the steps from ``rows`` on are the ones to recompute.
+        """
+        counts = df["trial"].value_counts() if len(df) else {}
+        out = {}
+        for i, record in enumerate(self.manifest["trials"]):
+            n, want = int(counts.get(i, 0)), int(record.get("steps_done", 0))
+            if record.get("status") == "completed" and n < want:
+                out[i] = (n, f"has rows for {n} of the {want} steps its manifest records")
+        return out
 
     def _check_trials(self, df) -> None:
         """Refuse rows of a trial the manifest does not list, or of another agent or seed."""

@@ -39,7 +39,8 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _versions() -> dict[str, str]:
+def library_versions() -> dict[str, str]:
+    """Versions of simlab and the libraries that shape its numbers, for the manifest."""
     import numpy
     import pandas
     import pydantic
@@ -122,12 +123,15 @@ class RunWriter:
         sweep_columns: Sequence[str] = (),
         run_id: str | None = None,
         metric_summary: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> _W:
         """Create ``<parent>/<run-id>/``, take its lock and write a ``starting`` manifest.
 
         The manifest is written first, before anything heavy is imported or allocated, so a
-        run killed in its first second is still a run directory (``crashed``, resumable).
-        The caller marks it ``running`` and later finishes it.
+        run killed in its first second is still a run directory (``crashed``, resumable):
+        its folders exist by then, and ``extra`` (what resume needs to know, such as a
+        fork's ``forked_from``) is in it. The caller marks it ``running`` and later
+        finishes it; an interrupt before that marks it ``interrupted``.
         """
         if run_id is not None and run_id != "":
             problem = run_id_problem(run_id)
@@ -167,21 +171,29 @@ class RunWriter:
                 }
                 for t in trials
             ],
+            **(extra or {}),
         }
         store = cls(path, manifest)
         store.lock.acquire()
         try:
-            # the scenario first: a directory with a manifest can always be resumed
+            # the scenario and folders first: a directory with a manifest can be resumed
             write_text(path / SCENARIO, scenario_yaml)
+            store.make_folders()
             store.save_manifest()
-            (path / METRICS).mkdir(exist_ok=True)
-            (path / JOURNAL).mkdir(exist_ok=True)
-            manifest["versions"] = _versions()
+            manifest["versions"] = library_versions()
             store.save_manifest()
-        except BaseException:
+        except BaseException as e:
+            if isinstance(e, KeyboardInterrupt) and (path / MANIFEST).is_file():
+                manifest.update(status="interrupted", error="interrupted while starting")
+                store.save_manifest()
             store.lock.release()
             raise
         return store
+
+    def make_folders(self) -> None:
+        """The folders the rows are written into (again: resume after a kill or a loss)."""
+        (self.path / METRICS).mkdir(exist_ok=True)
+        (self.path / JOURNAL).mkdir(exist_ok=True)
 
     def start(self) -> None:
         """Mark the run ``running`` (its trials are about to execute)."""

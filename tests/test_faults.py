@@ -206,7 +206,12 @@ print(json.dumps(seen[0]))
 
 
 def test_a_run_that_dies_while_starting_can_be_resumed(reference, tmp_path, monkeypatch):
-    """A failure right after the manifest (status starting) leaves a resumable run."""
+    """Ctrl-C right after the first manifest: ``interrupted``, resumable, nothing missing.
+
+    The manifest the resumed run ends with records what a run started whole records (the
+    library versions, privileged agents, metric ranges), which the interrupted start had
+    not written yet.
+    """
     import simlab.store_write as store
 
     scenario, ref = reference
@@ -214,15 +219,20 @@ def test_a_run_that_dies_while_starting_can_be_resumed(reference, tmp_path, monk
     def die() -> dict:
         raise KeyboardInterrupt("killed while starting")
 
-    monkeypatch.setattr(store, "_versions", die)
+    monkeypatch.setattr(store, "library_versions", die)
     code = main(["run", str(scenario), "--out", str(tmp_path), "--run-id", "s", "--no-progress"])
     assert code == 130
     monkeypatch.undo()
     run = tmp_path / "s"
-    assert json.loads((run / "manifest.json").read_text())["status"] == "starting"
-    assert open_run(run).status == "crashed"
+    assert json.loads((run / "manifest.json").read_text())["status"] == "interrupted"
+    assert open_run(run).status == "interrupted"
     assert main(["resume", str(run), "--no-progress"]) == 0
     _same_as_reference(run, ref)
+    manifest = json.loads((run / "manifest.json").read_text())
+    whole = json.loads((ref / "manifest.json").read_text())
+    for key in ("privileged_agents", "metric_ranges", "execution"):
+        assert manifest[key] == whole[key], key
+    assert manifest["versions"] and set(manifest["versions"]) == set(whole["versions"])
 
 
 # ---------------------------------------------------------------------- signals

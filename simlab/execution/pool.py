@@ -88,13 +88,35 @@ class _WorkerStore(RunStore):
         self._messages.put(("status", index, status, steps_done))
 
 
+def _die_with(parent_pid: int) -> None:
+    """Exit at once (no flush, as a kill) if the parent is gone; on Linux, with it.
+
+    A killed run's workers must not write on alone: its lock died with the parent, so a
+    ``simlab resume`` may already be writing the same trials. Linux kills the worker when
+    the parent dies (``PR_SET_PDEATHSIG``); elsewhere each step checks the parent's pid.
+    """
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # (no prctl: the per-step check below remains)
+            pass
+    if os.getppid() != parent_pid:  # it died before the request took effect
+        os._exit(1)
+
+
 def _worker(tasks: Any, messages: Any, path: str, manifest: dict) -> None:
     """A worker's loop: run trials from ``tasks`` until a ``None``."""
     from simlab.execution.trial_loop import run_trial
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers
-    store = _WorkerStore(Path(path), manifest, messages)
     parent = multiprocessing.parent_process()
+    parent_pid = os.getppid() if parent is None else parent.pid
+    _die_with(parent_pid)
+    store = _WorkerStore(Path(path), manifest, messages)
     while parent is None or parent.is_alive():  # a killed run's workers do not run on alone
         try:
             task = tasks.get(timeout=1.0)
@@ -106,6 +128,8 @@ def _worker(tasks: Any, messages: Any, path: str, manifest: dict) -> None:
             last = [0.0]
 
             def on_step(info, steps: int, trial=trial, last=last) -> None:
+                if os.getppid() != parent_pid:  # the run was killed: stop now, as it did
+                    os._exit(1)
                 now = time.monotonic()
                 if steps >= trial.scenario.steps or now - last[0] >= _PROGRESS_EVERY:
                     last[0] = now

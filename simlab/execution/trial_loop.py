@@ -16,6 +16,7 @@ from simlab.checkpoint import (
     prune_checkpoints,
     write_checkpoint,
 )
+from simlab.errors import RunStoreError
 from simlab.execution.threads import ThreadLimit
 from simlab.logged import scenario_logging_policy
 from simlab.snapshots import capture_snapshot, due_snapshot, snapshot_steps, write_snapshot
@@ -58,6 +59,11 @@ def _run_world(trial: Trial, world: World, store: RunStore, progress) -> None:
     if sc.output.events:
         kind = scenario_logging_policy(sc, trial.agent_index)
         events = store.events_writer(trial.info, sc.output.flush_seconds, kind)
+    if world.t > writer.steps_done:  # the steps between would never be written
+        raise RunStoreError(
+            f"{store.path}: trial {i} would continue at step {world.t} with rows only up to "
+            f"step {writer.steps_done - 1}; `simlab resume {store.path}` recomputes it"
+        )
     store.trial_status(i, "running", writer.steps_done)
     out = sc.output
     stopped = None  # how the trial ended early: "failed" or "interrupted"
