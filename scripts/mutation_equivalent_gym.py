@@ -36,6 +36,12 @@ GYM: dict[str, list[Equivalent]] = {
             "`==` for `is` on an Enum member: members are singletons and Enum equality is "
             "identity, so the two agree on every value",
         ),
+        Equivalent(
+            "click = self.reward_kind is RewardKind.CLICK",
+            "click = self.reward_kind <= RewardKind.CLICK",
+            "RewardKind is a str Enum of 'click' and 'engagement' (parse admits no other): "
+            "'click' sorts first, so `<=` holds exactly for CLICK",
+        ),
     ],
     "environments/gym/scenarios.py": [
         Equivalent(
@@ -107,6 +113,27 @@ GYM: dict[str, list[Equivalent]] = {
         ),
     ],
     "environments/gym/slate.py": [
+        *mutants_of(
+            "ended = terminated | truncated",
+            (("|", "+"),),
+            "on boolean arrays `+` is `or`",
+        ),
+        Equivalent(
+            "truncated = (self._steps >= self.max_steps) & ~terminated & ~restarting",
+            "truncated = (self._steps >= self.max_steps) * ~terminated & ~restarting",
+            BOOL_MUL,
+        ),
+        Equivalent(
+            "truncated = (self._steps >= self.max_steps) & ~terminated & ~restarting",
+            "truncated = (self._steps >= self.max_steps) & ~terminated * ~restarting",
+            BOOL_MUL,
+        ),
+        Equivalent(
+            "terminated = bool(self.sessions.churned[0])",
+            "terminated = bool(self.sessions.churned[ -1])",
+            "SlateRecEnv's world is one session of one user: `churned` has one entry, its "
+            "first and its last",
+        ),
         *mutants_of(
             "self._autoreset = terminated | truncated",
             (("|", "+"), ("|", "^")),

@@ -186,7 +186,8 @@ def test_max_steps_is_each_episodes_budget(budget):
 
 
 @pytest.mark.parametrize(
-    ("num_envs", "users_per_session", "kept"), [(1, 1, False), (3, 1, True), (1, 3, True)]
+    ("num_envs", "users_per_session", "kept"),
+    [(1, 1, False), (3, 1, True), (1, 3, True), (2, 2, True), (3, 3, True)],
 )
 def test_homogenization_is_dropped_only_for_a_one_user_world(num_envs, users_per_session, kept):
     """Pairs of users need two users: only a world of one drops the pairwise measure."""

@@ -50,6 +50,21 @@ def test_known_render_modes_are_kept(mode):
     assert PlatformEnv(overrides=TINY, render_mode=mode).render_mode == mode
 
 
+@pytest.mark.parametrize("mode", ["ansi", "human"])
+def test_a_render_mode_made_at_run_time_renders_as_its_literal(mode, capsys):
+    """A mode string built at run time (not the interned literal) renders the same way."""
+    made = "".join(list(mode))
+    env = PlatformEnv(overrides=TINY, render_mode=made)
+    env.reset(seed=0)
+    env.step(np.zeros(20, np.int64))
+    text = env.render()
+    printed = capsys.readouterr().out
+    if mode == "human":
+        assert text is None and "simlab/Platform-v0" in printed
+    else:
+        assert "simlab/Platform-v0" in text and printed == ""
+
+
 @pytest.mark.parametrize("name", ["homogenization_weight", "gini_weight"])
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_penalty_weights_must_be_finite(name, bad):
