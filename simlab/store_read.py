@@ -130,9 +130,17 @@ class RunReader:
             if not part.is_file():
                 raise RunStoreError(f"{part}: expected a Parquet file, found a folder")
             try:
-                tables.append(pq.read_table(part, schema=schema))
+                file = pq.ParquetFile(part)
+                lacking = [n for n in schema.names if n not in file.schema_arrow.names]
+                table = None if lacking else file.read(columns=schema.names).cast(schema)
             except Exception as e:  # pyarrow raises several types for a damaged file
                 raise RunStoreError(f"{part}: corrupt metrics part ({e})") from e
+            if table is None:  # (read as nulls, a lost column would pass for unmeasured)
+                raise RunStoreError(
+                    f"{part}: lacks the column(s) {', '.join(lacking)} of the manifest (a "
+                    "metrics part from another run, or an edited manifest?)"
+                )
+            tables.append(table)
         rows = self._journal_rows({p.stem for p in parts})
         if rows:
             tables.append(self._rows_table(rows))

@@ -193,3 +193,27 @@ def test_a_run_being_written_is_read_as_it_is(source, tmp_path):
         lock.release()
     with pytest.raises(RunStoreError, match="has no rows for step 4"):
         open_run(run).read_metrics()  # the writer is gone: a crashed run is checked
+
+
+@pytest.mark.parametrize(
+    ("key", "column"),
+    [("metric_columns", "engagement/not_measured"), ("sweep_columns", "platform.slate_size"),
+     ("metric_columns", "source/made_up")],
+)  # fmt: skip
+def test_a_manifest_column_no_part_holds_is_refused_naming_the_part(
+    source, tmp_path, capsys, key, column
+):
+    """A column of the manifest that the parts lack is not read as all-NaN: refused, named."""
+    run = tmp_path / "r"
+    shutil.copytree(source, run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert column not in manifest[key]
+    manifest[key] = [*manifest[key], column]
+    if key == "sweep_columns":
+        for t in manifest["trials"]:
+            t["params"][column] = 5
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    for command in (["show", str(run)], ["report", str(run), "--out", str(tmp_path / "rep")]):
+        code, err = _run(capsys, *command)
+        assert code == 2, (command, err)
+        assert "part-" in err[0] and f"lacks the column(s) {column}" in err[0], err
