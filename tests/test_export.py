@@ -25,17 +25,18 @@ from simlab.runner import run_scenario
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def make_logged_run(out: Path, agents: list[dict], *overrides: str, **top) -> Path:
+    """A small run of ``agents`` with an event log (``output.events``) under ``out``."""
+    sc = make_small("output.events=true", *overrides, agents=agents, **top)
+    return run_scenario(sc, out_dir=out).path
+
+
 @pytest.fixture(scope="module")
 def logged_run(tmp_path_factory) -> Path:
     """A run with an event log: a sampling agent (random) and a deterministic one."""
-    sc = make_small(
-        "output.events=true",
-        "users.num_users=40",
-        "platform.max_candidates=30",
-        steps=5,
-        agents=[{"model": "random"}, {"model": "linucb"}],
-    )
-    return run_scenario(sc, out_dir=tmp_path_factory.mktemp("runs")).path
+    agents = [{"model": "random"}, {"model": "linucb"}]
+    overrides = ("users.num_users=40", "platform.max_candidates=30")
+    return make_logged_run(tmp_path_factory.mktemp("runs"), agents, *overrides, steps=5)
 
 
 def test_parquet_round_trip(logged_run, tmp_path):

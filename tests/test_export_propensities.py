@@ -15,13 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_small
+from test_export import make_logged_run
 
 from simlab import extras
 from simlab.cli import main
 from simlab.export import FORMATS, PropensityWarning, export_run, read_events
 from simlab.logged import missing_propensities
-from simlab.runner import run_scenario
 
 AGENTS = [
     {"model": "random"},  # sampled: 1/C
@@ -35,16 +34,8 @@ NAN_AGENTS = {"th", "pop-mmr"}
 @pytest.fixture(scope="module")
 def mixed_run(tmp_path_factory) -> Path:
     """Sampled, deterministic and NaN-logging agents, 2 seeds, a start-up step (1/C)."""
-    sc = make_small(
-        "output.events=true",
-        "users.num_users=30",
-        "platform.max_candidates=20",
-        "platform.startup_steps=1",
-        steps=4,
-        seeds=2,
-        agents=AGENTS,
-    )
-    return run_scenario(sc, out_dir=tmp_path_factory.mktemp("runs")).path
+    overrides = ("users.num_users=30", "platform.max_candidates=20", "platform.startup_steps=1")
+    return make_logged_run(tmp_path_factory.mktemp("runs"), AGENTS, *overrides, steps=4, seeds=2)
 
 
 def _nan_trials(run: Path) -> list[int]:
