@@ -150,7 +150,7 @@ def run_scenario(
                 if plan is not None
                 else {}
             ),
-        },  # fmt: skip
+        },
     )
 
     def prepare() -> dict[int, Any]:

@@ -91,7 +91,7 @@ def test_a_pipe_in_a_label_keeps_report_tables_whole(tmp_path):
     store = run_scenario(parse_scenario(data), out_dir=tmp_path / "runs")
     md = build_report(store.path, out_dir=tmp_path / "r").markdown.read_text(encoding="utf-8")
     tables = [block for block in md.split("\n\n") if block.startswith("|")]
-    assert len(tables) == 2  # the summary and the pooled source bias
+    assert len(tables) == 3  # the summary, the pooled source bias and its escalation
     for block in tables:
         widths = {len(re.split(r"(?<!\\)\|", row)) for row in block.splitlines()}
         assert len(widths) == 1, block

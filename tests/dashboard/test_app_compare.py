@@ -248,12 +248,27 @@ def test_difference_across_runs_uses_the_agents_they_share(
 
 
 def test_two_runs_and_a_missing_metric(runs_dir, base_run, monkeypatch):
-    """Two runs give a line per run and agent; a run without a metric gets a warning."""
+    """Two runs give a line per run and agent; a run without a metric gets a warning.
+
+    ``older-run`` has the column, never measured (NaN); the other run lacks it altogether.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from simlab.store import open_run
+
     other = runs_dir / "older-run"
     shutil.copytree(base_run, other)
+    rows = open_run(other).read_metrics().assign(**{"diversity/intra_list": float("nan")})
     manifest = json.loads((other / "manifest.json").read_text())
     manifest["metric_columns"].append("diversity/intra_list")
     (other / "manifest.json").write_text(json.dumps(manifest))
+    schema = open_run(other).schema()
+    for part in (other / "metrics.parquet").glob("*.parquet"):
+        part.unlink()
+    for t, g in rows.groupby("trial"):  # one part per trial, the column in every part
+        table = pa.Table.from_pandas(g, schema=schema, preserve_index=False)
+        pq.write_table(table, other / "metrics.parquet" / f"part-{t:05d}-000000.parquet")
     at = compare(runs_dir, monkeypatch, ["engagement/ctr", "diversity/intra_list"],
                  runs=[base_run.name, "older-run"])  # fmt: skip
     names = [n for n in trace_names(figures(at)[0]) if "interval" not in n]

@@ -136,12 +136,17 @@ def test_two_runs_of_one_name_stay_two_series(tmp_path, base_run, monkeypatch):
 
 
 def test_the_seeds_note_names_the_series_with_few_seeds(tmp_path, ramp_run, monkeypatch):
-    """In a 3-seed run whose popularity trials of seeds 1 and 2 wrote nothing: only it."""
+    """An interrupted 3-seed run whose popularity trials of seeds 1, 2 never started: only it."""
     runs = tmp_path / "runs"
     run = runs / "uneven"
     shutil.copytree(ramp_run, run)
-    trials = json.loads((run / "manifest.json").read_text())["trials"]
-    drop_trials(run, {t["index"] for t in trials if t["agent"] == "popularity" and t["seed"]})
+    manifest = json.loads((run / "manifest.json").read_text())
+    unstarted = {t["index"] for t in manifest["trials"] if t["agent"] == "popularity" and t["seed"]}
+    drop_trials(run, unstarted)
+    manifest["status"] = "interrupted"
+    for i in unstarted:
+        manifest["trials"][i].update(status="pending", steps_done=0)
+    (run / "manifest.json").write_text(json.dumps(manifest))
     at = open_app(runs, monkeypatch, "Compare", {"metrics": "engagement/ctr"})
     (note,) = [w.value for w in at.warning]
     assert "popularity (1 seed)" in note and "oracle" not in note
