@@ -85,6 +85,7 @@ def metric_chart(
         (next((r for r in runs if r.run_id == layout), runs[0]), frame)
     ]  # fmt: skip
     steps = max(run.steps for run in runs)
+    names = data.display_names(runs)
     for run, rows in groups:
         if rows.empty or metric not in rows.columns:
             continue
@@ -95,7 +96,7 @@ def metric_chart(
         if ctx.interval == "seeds":
             seeds = rows[["series", "trial", "seed", "step", metric]].dropna(subset=[metric])
             seeds = seeds.rename(columns={metric: "value"})
-        title = data.display_names(runs)[run.run_id] if facet else ""
+        title = names[run.run_id] if facet else ""
         spans = run.phases() if facet else run.phases(steps)
         panels.append(charts.Panel(title, agg, spans, seeds, run.warmup))
     if not panels:

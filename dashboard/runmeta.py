@@ -184,6 +184,15 @@ def format_cell(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+def point_text(values: Mapping[str, Any]) -> str:
+    """`` variant=x slate_size=5``: a sweep point's values after an agent's name.
+
+    Each sweep column by its last dotted part, as :func:`simlab.dashboard.data.series_labels`
+    names the series.
+    """
+    return "".join(f" {str(c).rsplit('.', 1)[-1]}={v}" for c, v in values.items())
+
+
 def key_metric_cells(
     summary: pd.DataFrame, metrics: Sequence[str], sweep: Sequence[str] = ()
 ) -> dict[str, str]:
@@ -203,7 +212,7 @@ def key_metric_cells(
         for _, row in summary.iterrows():
             v = row[m]
             if v == v:  # (NaN: the agent never measured it)
-                point = "".join(f" {c.rsplit('.', 1)[-1]}={row[c]}" for c in sweep)
+                point = point_text({c: row[c] for c in sweep})
                 cells.append(f"{row['agent']}{point} {v:.3g}")
         out[m] = " · ".join(cells) or "-"
     return out

@@ -19,7 +19,7 @@ import pandas as pd
 import streamlit as st
 
 from simlab import snapshots
-from simlab.dashboard import charts, data
+from simlab.dashboard import charts, data, runmeta
 from simlab.dashboard.style import PALETTE
 from simlab.intervals import DEFAULT_INTERVAL, Smoothing
 from simlab.store import RunSummary
@@ -190,8 +190,7 @@ def _trial_labels(run: data.LoadedRun) -> dict[int, str]:
     """``agent seed s`` per trial, with its sweep values (variant=...) when the run has any."""
     out = {}
     for i, t in enumerate(run.store.manifest["trials"]):
-        params = t.get("params") or {}
-        point = "".join(f" {str(c).rsplit('.', 1)[-1]}={v}" for c, v in params.items())
+        point = runmeta.point_text(t.get("params") or {})
         out[int(t.get("index", i))] = f"{t.get('agent', '?')}{point} seed {t.get('seed', '?')}"
     return out
 
@@ -225,7 +224,7 @@ def _lorenz_section(run: data.LoadedRun, ctx: Context) -> None:
             format_func=_after,
             help="Snapshots are taken after a number of steps: after N steps is the state "
             "at the end of step N - 1 of the charts.",
-        )  # fmt: skip
+        )
         if len(steps) > 1
         else steps[0]
     )

@@ -206,8 +206,9 @@ def _baseline(
         values = list(
             dict.fromkeys(t.get("params", {}).get(column) for t in store.manifest["trials"])
         )
+        read = _yaml_value(value)
         for v in values:
-            if str(v) == value or _yaml_value(value) == v:
+            if str(v) == value or read == v:
                 return PointBaseline(column, v)
         raise RegistryError(
             f"--baseline: '{value}' is not a value of the sweep column '{column}' in this run. "

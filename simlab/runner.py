@@ -311,7 +311,6 @@ def _resume_plan(store: RunStore, overrides: list[str | tuple[str, Any]], trust_
     from simlab.checkpoint import expected_of, newest_checkpoint
     from simlab.events import recover_events
     from simlab.scenario import load_scenario
-    from simlab.store_read import step_problems
     from simlab.validation import foreign_code
 
     with foreign_code(trust_code):
@@ -324,7 +323,7 @@ def _resume_plan(store: RunStore, overrides: list[str | tuple[str, Any]], trust_
     store.make_folders()  # (a run killed as it was created, or a folder lost since)
     store.recover()
     rows = store.read_metrics(strict=False)
-    damaged = store.short_trials(rows) | step_problems(rows)
+    damaged = store.row_problems(rows)
     for i, (step, what) in damaged.items():
         warnings.warn(
             f"trial {i} ({records[i]['agent']}, seed {records[i]['seed']}) {what}: its rows "

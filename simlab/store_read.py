@@ -150,15 +150,18 @@ class RunReader:
         df = df.sort_values(["trial", "step"], kind="stable").reset_index(drop=True)
         self._check_trials(df)
         if strict and self.status not in ("starting", "running"):  # (a live run is mid-write)
-            damaged = self.short_trials(df) | step_problems(df)
+            damaged = self.row_problems(df)
             if damaged:
                 raise RunStoreError(self._damage_message(damaged))
         return df
 
     def damaged_steps(self) -> dict[int, tuple[int, str]]:
-        """:func:`step_problems` and :meth:`short_trials` of the rows (what resume redoes)."""
-        rows = self.read_metrics(strict=False)
-        return self.short_trials(rows) | step_problems(rows)
+        """:meth:`row_problems` of this run's rows (what ``simlab resume`` recomputes)."""
+        return self.row_problems(self.read_metrics(strict=False))
+
+    def row_problems(self, df) -> dict[int, tuple[int, str]]:
+        """:func:`step_problems` of ``df``, and :meth:`short_trials` where it finds none."""
+        return self.short_trials(df) | step_problems(df)
 
     def short_trials(self, df) -> dict[int, tuple[int, str]]:
         """Completed trials with fewer rows than the manifest records: their last part lost.

@@ -142,8 +142,15 @@ def pooled_bias(df, windows: Sequence[Window]):
             )
         )
     if not rows:  # no window (a run within its warm-up)
-        return pd.DataFrame({"trial": [], "window": [], "value": [], "partial": []})
+        return _no_rows()
     return pd.concat(rows, ignore_index=True)
+
+
+def _no_rows():
+    """An empty per-trial table (``trial``, ``window``, ``value``, ``partial``)."""
+    import pandas as pd
+
+    return pd.DataFrame({"trial": [], "window": [], "value": [], "partial": []})
 
 
 def escalation(pooled, windows: Sequence[Window]):
@@ -155,7 +162,7 @@ def escalation(pooled, windows: Sequence[Window]):
     import pandas as pd
 
     if len(windows) < 2:
-        return pd.DataFrame({"trial": [], "window": [], "value": [], "partial": []})
+        return _no_rows()
     first, last = (pooled[pooled["window"] == w.name] for w in (windows[0], windows[-1]))
     both = first.merge(last, on="trial", how="inner", suffixes=("_a", "_b"))
     return pd.DataFrame(
@@ -206,17 +213,14 @@ def summarise_over_seeds(
     import pandas as pd
 
     merged = per_trial.merge(trials, on="trial")
+    base = None  # the baseline's rows: the same agent at a sweep point, or an agent's
     if isinstance(baseline, PointBaseline):
         if baseline.column in keys:
             on = [k for k in keys if k != baseline.column] + ["seed"]
             base = merged[merged[baseline.column] == baseline.value][[*on, "value"]]
-        else:
-            base = None
     elif baseline is not None and baseline in set(merged["agent"]):
         on = [*(k for k in keys if k != "agent"), "seed"]
         base = merged[merged["agent"] == baseline][[*on, "value"]]
-    else:
-        base = None
     if base is not None:
         merged = merged.merge(base.rename(columns={"value": "_base"}), on=on, how="left")
         merged["_diff"] = merged["value"] - merged["_base"]
@@ -264,9 +268,9 @@ def window_tables(
     ``source bias by window``: per agent, sweep point and window, the pooled log odds
     (``value``) and its paired difference to ``baseline`` (``diff``), each with a 95% t
     interval (``±``) over the seeds (``n``). ``source bias escalation``: the same for each
-    trial's last window minus its first (points with at least two windows).
-    ``tipping point``: per agent and sweep point
-    with adoption, the mean tipping step (censored at the run's length) and how many tipped.
+    trial's last window minus its first (points with at least two windows). ``tipping
+    point``: per agent and sweep point with adoption, the mean tipping step (censored at the
+    run's length) and how many tipped.
     """
     import pandas as pd
 
