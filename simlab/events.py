@@ -14,6 +14,13 @@ folds journals into Parquet and drops the rows of steps the metrics do not have 
 step in flight), which the resumed trial writes again: the log ends as an uninterrupted
 run's, with no row lost or written twice. Part numbers continue after those on disk, so a
 resumed trial never overwrites an earlier part.
+
+Each part records the steps it holds, ``first`` to ``last`` (its schema metadata
+``simlab.steps``; steps without impressions count: their part may have no rows), and each
+journal batch its step (its custom metadata). :func:`log_problem` checks that a trial's parts
+hold every step from where its log starts (the manifest's ``events_from``) to its last metric
+row once each, so a lost or repeated part is found (``simlab export`` refuses it, ``simlab
+resume`` recomputes it). Parts of older simlab versions lack the range and are not checked.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ import pyarrow.parquet as pq
 from simlab.errors import RunStoreError
 from simlab.rows import write_parquet
 
-__all__ = ["EVENT_SCHEMA", "EventsWriter", "recover_events", "read_journal"]
+__all__ = ["EVENT_SCHEMA", "EventsWriter", "log_problem", "recover_events", "read_journal"]
 
 EVENT_SCHEMA = pa.schema(
     [
@@ -45,6 +52,8 @@ EVENT_SCHEMA = pa.schema(
 )
 _PART = re.compile(r"^part-(\d+)\.parquet$")
 _JOURNAL = re.compile(r"^_journal-(\d+)\.arrows$")
+_STEPS = b"simlab.steps"
+"""A part's schema metadata key: ``b"<first> <last>"``, the steps it holds."""
 
 
 def _seqs(folder: Path) -> tuple[list[int], list[int]]:
@@ -70,7 +79,9 @@ class EventsWriter:
             raise RunStoreError(f"{folder}: cannot create the event log folder ({e})") from e
         self.flush_seconds = flush_seconds
         self._chunks: list[pa.RecordBatch] = []
+        self._steps: list[int] = []  # the steps of the buffered chunks
         parts, journals = _seqs(folder)
+        self.is_new = not parts and not journals  # no earlier attempt wrote this trial's log
         self._seq = max([-1, *parts, *journals]) + 1  # after the parts of an earlier attempt
         self._last_flush = time.monotonic()
         self._sink: Any = None
@@ -85,9 +96,10 @@ class EventsWriter:
         if self._stream is None:
             self._sink = pa.OSFile(str(self._journal_path()), "wb")
             self._stream = pa.ipc.new_stream(self._sink, batch.schema)
-        self._stream.write_batch(batch)
+        self._stream.write_batch(batch, custom_metadata={"step": str(feedback.step)})
         self._sink.flush()
         self._chunks.append(batch)
+        self._steps.append(int(feedback.step))
         if time.monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
 
@@ -102,10 +114,11 @@ class EventsWriter:
         self._last_flush = time.monotonic()
         if not self._chunks:
             return
-        write_parquet(pa.Table.from_batches(self._chunks), self.folder / self._part_name())
+        table = _with_steps(pa.Table.from_batches(self._chunks), self._steps)
+        write_parquet(table, self.folder / self._part_name())
         self._close_journal()
         self._journal_path().unlink(missing_ok=True)
-        self._chunks = []
+        self._chunks, self._steps = [], []
         self._seq += 1
 
     def _part_name(self) -> str:
@@ -153,9 +166,35 @@ def _is_event_schema(schema: pa.Schema) -> bool:
     return list(schema)[: len(EVENT_SCHEMA)] == list(EVENT_SCHEMA)
 
 
+def _with_steps(table: pa.Table, steps: list[int] | None) -> pa.Table:
+    """``table`` recording that it holds ``steps`` (None: unknown, no range recorded)."""
+    meta = {k: v for k, v in (table.schema.metadata or {}).items() if k != _STEPS}
+    if steps:
+        meta[_STEPS] = f"{min(steps)} {max(steps)}".encode()
+    return table.replace_schema_metadata(meta or None)
+
+
+def part_steps(path: Path) -> tuple[int, int] | None:
+    """``(first, last)`` step a part holds, or None for a part of an older simlab."""
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except Exception as e:  # pyarrow raises several types for a damaged file
+        raise RunStoreError(f"{path}: corrupt event log part ({e})") from e
+    if _STEPS not in meta:
+        return None
+    first, last = (int(v) for v in meta[_STEPS].split())
+    return first, last
+
+
 def read_journal(path: Path) -> pa.Table:
     """The complete record batches of an event journal (a batch cut by a kill is dropped)."""
+    return _journal_steps(path)[0]
+
+
+def _journal_steps(path: Path) -> tuple[pa.Table, list[int] | None]:
+    """:func:`read_journal` and the step of each batch (None: a journal of an older simlab)."""
     batches = []
+    steps: list[int] | None = []
     schema = EVENT_SCHEMA
     try:
         reader = pa.ipc.open_stream(pa.OSFile(str(path), "rb"))
@@ -164,7 +203,12 @@ def read_journal(path: Path) -> pa.Table:
             raise RunStoreError(f"{path}: not an event journal (schema {reader.schema})")
         while True:
             try:
-                batches.append(reader.read_next_batch())
+                batch, meta = reader.read_next_batch_with_custom_metadata()
+                batches.append(batch)
+                if steps is not None and meta is not None and b"step" in meta:
+                    steps.append(int(meta[b"step"]))
+                else:
+                    steps = None
             except StopIteration:
                 break
             except (pa.ArrowInvalid, OSError):
@@ -173,7 +217,7 @@ def read_journal(path: Path) -> pa.Table:
         pass  # cut before its schema was complete: no step in it
     except OSError as e:
         raise RunStoreError(f"{path}: cannot read event journal ({e})") from e
-    return pa.Table.from_batches(batches, schema=schema)
+    return pa.Table.from_batches(batches, schema=schema), steps
 
 
 def read_part(path: Path) -> pa.Table:
@@ -208,7 +252,7 @@ def recover_events(folder: Path, done: int) -> int:
 
     ``done`` is the number of the trial's steps whose metric rows are on disk; rows of
     later steps (the step in flight) are dropped, so the resumed trial writes them once.
-    Returns the number of rows kept from journals.
+    A part left holding no step is removed. Returns the number of rows kept from journals.
     """
     if not folder.exists():
         return 0
@@ -219,17 +263,70 @@ def recover_events(folder: Path, done: int) -> int:
     kept = 0
     for n in parts:
         path = folder / f"part-{n:06d}.parquet"
-        if _max_step(path) >= done:  # a part flushed while the step in flight was buffered
-            table = read_part(path)
-            table = table.filter(pc.less(table.column("step"), done))
-            write_parquet(table, path)
+        held = part_steps(path)
+        last = held[1] if held is not None else _max_step(path)
+        if last < done:
+            continue
+        if held is not None and held[0] >= done:  # every step of it is to be written again
+            path.unlink()
+            continue
+        # a part flushed while the step in flight was buffered
+        table = read_part(path)
+        table = table.filter(pc.less(table.column("step"), done))
+        write_parquet(_with_steps(table, held and [held[0], done - 1]), path)
     # a journal next to its own part was flushed; only its removal was cut by the kill
-    tables = [read_journal(folder / f"_journal-{n:06d}.arrows") for n in journals if n not in parts]
+    tables, steps = [], []
+    for n in journals:
+        if n not in parts:
+            table, held_steps = _journal_steps(folder / f"_journal-{n:06d}.arrows")
+            tables.append(table)
+            steps = None if steps is None or held_steps is None else steps + held_steps
     table = pa.concat_tables(tables) if tables else EVENT_SCHEMA.empty_table()
     table = table.filter(pc.less(table.column("step"), done))
-    if table.num_rows:
-        write_parquet(table, folder / f"part-{seq:06d}.parquet")
+    steps = steps if steps is None else [t for t in steps if t < done]
+    if table.num_rows or steps:
+        write_parquet(_with_steps(table, steps), folder / f"part-{seq:06d}.parquet")
         kept = table.num_rows
     for n in journals:
         (folder / f"_journal-{n:06d}.arrows").unlink(missing_ok=True)
     return kept
+
+
+def _span(first: int, last: int) -> str:
+    return f"step {first}" if first == last else f"steps {first}..{last}"
+
+
+def log_problem(folder: Path, start: int | None, done: int) -> tuple[int, str] | None:
+    """The first step a trial's event log lacks or holds twice, with what is wrong.
+
+    The parts in ``folder`` must hold steps ``start`` (where the trial's log starts; None:
+    the first part's first step) to ``done - 1`` once each. None when they do, or when a part
+    lacks its step range (written by an older simlab: nothing to check against).
+    Journals are not read (fold them in first: :func:`recover_events`).
+    """
+    parts, _ = _seqs(folder)
+    spans = []
+    for n in parts:
+        held = part_steps(folder / f"part-{n:06d}.parquet")
+        if held is None:
+            return None
+        spans.append(held)
+    spans.sort()
+    begin = start if start is not None else spans[0][0] if spans else None
+    if begin is None:
+        return None
+    expect = begin
+    for first, last in spans:
+        if first > expect:
+            return expect, f"has no events for {_span(expect, first - 1)} (a lost part)"
+        if first < expect:
+            return first, f"has the events of step {first} twice (a part written twice)"
+        expect = last + 1
+    if expect < done:
+        return expect, (
+            f"has events up to step {expect - 1} of the {done} steps its metric rows have "
+            "(its last part lost)"
+            if expect > begin
+            else f"has no events for {_span(expect, done - 1)} (its parts lost)"
+        )
+    return None

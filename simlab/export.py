@@ -76,6 +76,7 @@ def read_events(run: str | Path, runs_dir: str | Path | None = None) -> tuple[An
     folder = store.path / EVENTS
     _check_written(store, folder)
     if not folder.is_dir() or not any(folder.rglob("*.parquet")):
+        _check_whole(store)  # (a run whose every part was lost)
         raise RunStoreError(
             f"{store.path}: no event log to export; run the scenario with "
             "`--set output.events=true`"
@@ -94,6 +95,7 @@ def read_events(run: str | Path, runs_dir: str | Path | None = None) -> tuple[An
             f"{store.events_folder(unknown[0])}: events of trial {unknown[0]}, which the run's "
             f"manifest does not have (trials 0..{len(trials) - 1})"
         )
+    _check_whole(store)
     events["agent"] = events["trial"].map(lambda i: trials[i]["agent"])
     events["seed"] = events["trial"].map(lambda i: int(trials[i]["seed"]))
     events["logging_policy"] = events["trial"].map(
@@ -119,6 +121,19 @@ def _check_written(store: Any, folder: Path) -> None:
             f"still in their journals (the run is {status}: it stopped before writing them to "
             f"Parquet); `simlab resume {store.path}` folds them in and completes the run, then "
             "export it"
+        )
+
+
+def _check_whole(store: Any) -> None:
+    """Refuse a run whose event log lacks or repeats a step of its metric rows."""
+    lost = store.event_problems()
+    if lost:
+        i, (step, what) = next(iter(lost.items()))
+        record = store.manifest["trials"][i]
+        raise RunStoreError(
+            f"{store.events_folder(i)}: trial {i} ({record['agent']}, seed {record['seed']}) "
+            f"{what}; `simlab resume {store.path}` drops its rows from step {step} on and "
+            "recomputes them with their events, then export it"
         )
 
 

@@ -63,6 +63,7 @@ class _Trial(_Record):
     steps_done: StrictInt = Field(0, ge=0)
     restarts: StrictInt = Field(0, ge=0)
     warmup: StrictInt = Field(0, ge=0)
+    events_from: StrictInt | None = Field(None, ge=0)  # the step its event log starts at
 
 
 class _Fork(_Record):

@@ -300,16 +300,29 @@ def _locked_reopen(store: RunStore) -> RunStore:
     return fresh
 
 
+def _warn_recompute(record: dict[str, Any], i: int, what: str, step: int) -> None:
+    warnings.warn(
+        f"trial {i} ({record['agent']}, seed {record['seed']}) {what}: its rows from step "
+        f"{step} on are dropped and recomputed",
+        SimlabWarning,
+        stacklevel=3,
+    )
+
+
 def _check_resumable(store: RunStore) -> None:
-    """Refuse a completed run, unless some trial's rows lost or repeat a step (a repair)."""
-    if store.manifest["status"] == "completed" and not store.damaged_steps():
+    """Refuse a completed run, unless some trial's rows or events lose or repeat a step."""
+    if (
+        store.manifest["status"] == "completed"
+        and not store.damaged_steps()
+        and not store.event_problems()
+    ):
         raise RunStoreError(f"{store.path}: the run is already completed; nothing to resume")
 
 
 def _resume_plan(store: RunStore, overrides: list[str | tuple[str, Any]], trust_code: bool):
     """Clean up after the stopped process and find where each unfinished trial continues."""
     from simlab.checkpoint import expected_of, newest_checkpoint
-    from simlab.events import recover_events
+    from simlab.events import log_problem, recover_events
     from simlab.scenario import load_scenario
     from simlab.validation import foreign_code
 
@@ -325,12 +338,7 @@ def _resume_plan(store: RunStore, overrides: list[str | tuple[str, Any]], trust_
     rows = store.read_metrics(strict=False)
     damaged = store.row_problems(rows)
     for i, (step, what) in damaged.items():
-        warnings.warn(
-            f"trial {i} ({records[i]['agent']}, seed {records[i]['seed']}) {what}: its rows "
-            f"from step {step} on are dropped and recomputed",
-            SimlabWarning,
-            stacklevel=2,
-        )
+        _warn_recompute(records[i], i, what, step)
     if damaged:
         store.drop_rows({i: step for i, (step, _) in damaged.items()})
         for i, (step, _) in damaged.items():  # no longer complete: recomputed from `step`
@@ -341,8 +349,15 @@ def _resume_plan(store: RunStore, overrides: list[str | tuple[str, Any]], trust_
     for trial in trials:
         i = trial.info.index
         done = int((rows["trial"] == i).sum())  # steps 0 .. done - 1, once each
-        records[i]["steps_done"] = done
         recover_events(store.events_folder(i), done)
+        lost = log_problem(store.events_folder(i), records[i].get("events_from"), done)
+        if records[i].get("events_from") is not None and lost is not None:
+            _warn_recompute(records[i], i, f"event log {lost[1]}", lost[0])
+            store.drop_rows({i: lost[0]})
+            recover_events(store.events_folder(i), lost[0])
+            done = lost[0]
+            records[i]["status"] = "interrupted"
+        records[i]["steps_done"] = done
         if done >= scenario.steps:
             records[i]["status"] = "completed"
             continue

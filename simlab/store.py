@@ -84,18 +84,28 @@ class RunStore(RunWriter, RunReader):
         return MetricsWriter(self, trial, flush_seconds)
 
     def events_writer(
-        self, trial: TrialInfo, flush_seconds: float, logging_policy: str | None = None
+        self,
+        trial: TrialInfo,
+        flush_seconds: float,
+        logging_policy: str | None = None,
+        start: int = 0,
     ) -> EventsWriter:
-        """A writer for one trial's impression/response events.
+        """A writer for one trial's impression/response events, from step ``start`` on.
 
         ``logging_policy`` (``sampled``, ``deterministic`` or ``unknown``, see
         :mod:`simlab.logged`) is recorded in the trial's manifest entry: it says what the
-        ``propensity`` column holds.
+        ``propensity`` column holds. So is ``events_from``, the step the trial's log starts
+        at (``start`` when the log is new), which :func:`simlab.events.log_problem` checks.
         """
+        record = self.manifest["trials"][trial.index]
+        facts: dict[str, Any] = {}
         if logging_policy is not None:
-            self.manifest["trials"][trial.index]["logging_policy"] = logging_policy
-            self.save_manifest()
-        return EventsWriter(self.events_folder(trial.index), flush_seconds)
+            facts["logging_policy"] = logging_policy
+        writer = EventsWriter(self.events_folder(trial.index), flush_seconds)
+        if "events_from" not in record and writer.is_new:
+            facts["events_from"] = int(start)
+        self.trial_facts(trial.index, facts)
+        return writer
 
     def events_folder(self, trial: int) -> Path:
         """The folder of one trial's event log."""

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from simlab.errors import RunStoreError
-from simlab.manifest import JOURNAL, MANIFEST, METRICS
+from simlab.manifest import EVENTS, JOURNAL, MANIFEST, METRICS
 from simlab.rows import read_journal, write_parquet
 from simlab.runlock import is_locked
 
@@ -158,6 +158,27 @@ class RunReader:
     def damaged_steps(self) -> dict[int, tuple[int, str]]:
         """:meth:`row_problems` of this run's rows (what ``simlab resume`` recomputes)."""
         return self.row_problems(self.read_metrics(strict=False))
+
+    def event_problems(self) -> dict[int, tuple[int, str]]:
+        """Trials whose event log lacks or repeats a step of their metric rows.
+
+        ``trial -> (step, what)``, by :func:`simlab.events.log_problem` over the steps the
+        manifest records (journals are not read: a stopped run's are folded by resume).
+        """
+        from simlab.events import log_problem
+
+        out = {}
+        for i, record in enumerate(self.manifest["trials"]):
+            if record.get("events_from") is None:
+                continue
+            found = log_problem(
+                self.path / EVENTS / f"trial={i}",
+                record["events_from"],
+                int(record.get("steps_done", 0)),
+            )
+            if found is not None:
+                out[i] = found
+        return out
 
     def row_problems(self, df) -> dict[int, tuple[int, str]]:
         """:func:`step_problems` of ``df``, and :meth:`short_trials` where it finds none."""

@@ -223,6 +223,11 @@ class RunWriter:
         if time.monotonic() - self._saved_at >= MANIFEST_INTERVAL:
             self.save_manifest()
 
+    def trial_facts(self, index: int, facts: dict[str, Any]) -> None:
+        """Record facts of a trial in its manifest entry (e.g. its ``logging_policy``), now."""
+        self.manifest["trials"][index].update(facts)
+        self.save_manifest()
+
     def finish(self, status: str, error: str | None = None) -> None:
         """Mark the run ``completed``, ``failed`` or ``interrupted`` and drop its lock."""
         if status not in FINAL_STATUSES:

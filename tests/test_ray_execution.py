@@ -18,6 +18,7 @@ from simlab.errors import AgentContractError
 from simlab.execution.ray import NAMESPACE, ClusterError, actor_name
 from simlab.runner import run_scenario
 from simlab.scenario import load_scenario
+from simlab.store import open_run
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.yaml"
 
@@ -79,6 +80,11 @@ def test_privileged_per_user_candidates_rerankers_and_events_match_local(ray_loc
     ev_l = pd.read_parquet(local.path / "events").sort_values(["step", "user_id", "position"])
     ev_r = pd.read_parquet(on_ray.path / "events").sort_values(["step", "user_id", "position"])
     pd.testing.assert_frame_equal(ev_l.reset_index(drop=True), ev_r.reset_index(drop=True))
+    # the event log's step ranges and start are recorded on Ray too (a lost part is found)
+    assert on_ray.event_problems() == {} and local.event_problems() == {}
+    assert [t["events_from"] for t in on_ray.manifest["trials"]] == [0, 0]
+    (on_ray.path / "events" / "trial=1" / "part-000000.parquet").unlink()
+    assert open_run(on_ray.path).event_problems()[1][0] == 0
 
 
 def _killer(role: str, at: int, run_id: str):

@@ -87,6 +87,11 @@ class _WorkerStore(RunStore):
         """Send the status change to the parent."""
         self._messages.put(("status", index, status, steps_done))
 
+    def trial_facts(self, index: int, facts: dict) -> None:
+        """Send the trial's facts (its logging policy, where its event log starts) home."""
+        self.manifest["trials"][index].update(facts)
+        self._messages.put(("facts", index, facts))
+
 
 def _die_with(parent_pid: int) -> None:
     """Exit at once (no flush, as a kill) if the parent is gone; on Linux, with it.
@@ -223,6 +228,8 @@ def _handle(msg: tuple, store: RunStore, progress, by_index: dict, remaining: se
     kind, index = msg[0], msg[1]
     if kind == "status":
         store.trial_status(index, msg[2], msg[3])
+    elif kind == "facts":
+        store.trial_facts(index, msg[2])
     elif kind == "progress":
         if progress is not None:
             progress(by_index[index].info, msg[2])

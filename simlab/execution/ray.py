@@ -201,7 +201,9 @@ def _drive(ray, trials, store, progress, starts, limit) -> None:
             from simlab.logged import scenario_logging_policy
 
             kind = scenario_logging_policy(sc, trial.agent_index)
-            events = store.events_writer(trial.info, sc.output.flush_seconds, kind)
+            events = store.events_writer(
+                trial.info, sc.output.flush_seconds, kind, writer.steps_done
+            )
         r = _Running(trial, writer, events, _pg_for(sc.execution))
         store.trial_status(trial.info.index, "running", writer.steps_done)
         launch(r, starts.get(trial.info.index))

@@ -58,7 +58,7 @@ def _run_world(trial: Trial, world: World, store: RunStore, progress) -> None:
     events = None
     if sc.output.events:
         kind = scenario_logging_policy(sc, trial.agent_index)
-        events = store.events_writer(trial.info, sc.output.flush_seconds, kind)
+        events = store.events_writer(trial.info, sc.output.flush_seconds, kind, writer.steps_done)
     if world.t > writer.steps_done:  # the steps between would never be written
         raise RunStoreError(
             f"{store.path}: trial {i} would continue at step {world.t} with rows only up to "
