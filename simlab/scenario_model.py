@@ -28,13 +28,37 @@ from simlab.validation import MAX_SEEDS
 __all__ = ["Scenario"]
 
 
-_NOT_SWEPT = ("sweep", "seeds", "name", "output", "execution")
-"""Top-level fields a sweep or a variant may not change."""
+_NOT_SWEPT = ("sweep", "seeds", "name", "output", "execution", "steps")
+"""Top-level fields a sweep or a variant may not change (every trial runs ``steps``)."""
 
 
 def _default_metrics() -> list[str]:
     names = registry.names("metrics")
     return [n for n in names if getattr(registry.resolve("metrics", n), "on_by_default", True)]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _sweep_kind(key: str, value: Any) -> str:
+    """``bool``, ``number`` or ``string``: what a sweep value is (it names a point in the rows)."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"sweep parameter '{key}' lists {value!r}; give a finite number")
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    what = "null (the default)" if value is None else f"a {type(value).__name__} ({_short(value)})"
+    raise ValueError(
+        f"sweep parameter '{key}' lists {what}; sweep values must be numbers, strings or "
+        "booleans, since they name the points in the rows. To compare settings that are "
+        "lists, mappings or defaults, name them as variants, e.g. "
+        f"variants: {{a: {{{key}: ...}}, b: {{{key}: ...}}}}"
+    )
 
 
 class Scenario(StrictModel):
@@ -75,14 +99,18 @@ class Scenario(StrictModel):
         description="Cadence and sample size of the expensive (pairwise) measures.",
     )
     sweep: dict[str, list[Any]] = Field(
-        default_factory=dict, description="Grid: field path -> list of values (cartesian product)."
+        default_factory=dict,
+        description="Grid: field path -> list of values (cartesian product); the values of one "
+        "path are distinct numbers, strings or booleans, one kind per path (they name the points "
+        "in the rows); settings that are lists or mappings are compared as `variants`.",
     )
     variants: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Named variants of the world, each a mapping of field path -> value "
         "(e.g. `repeated: {platform.startup_steps: 10, platform.retrain_every: 1}`; `{}` = the "
         "scenario as written; a `null` value removes a field, so its default applies); every "
-        "variant runs every agent, seed and sweep point, with a `variant` column in the rows.",
+        "variant runs every agent, seed and sweep point, with a `variant` column in the rows. "
+        "Neither a variant nor a sweep changes `steps`, `seeds`, `name`, `output` or `execution`.",
     )
     output: OutputSection = Field(
         default_factory=OutputSection, description="Where and what the run writes."
@@ -141,15 +169,23 @@ class Scenario(StrictModel):
                 raise ValueError(
                     f"sweep parameter '{key}' has an empty list of values; give at least one value"
                 )
-            seen = [repr(x) for x in values]
-            twice = sorted({x for x in seen if seen.count(x) > 1})
+            if key.split(".")[0].split("[")[0] in _NOT_SWEPT + ("variants",):
+                more = " (every trial runs the scenario's steps)" if key == "steps" else ""
+                raise ValueError(f"sweep parameter '{key}' cannot be swept{more}")
+            kinds = {_sweep_kind(key, x) for x in values}
+            if len(kinds) > 1:
+                raise ValueError(
+                    f"sweep parameter '{key}' mixes {' and '.join(sorted(kinds))} values "
+                    f"({_short(values)}); give every value as one kind (e.g. true/false for a "
+                    "switch)"
+                )
+            seen = [float(x) if kinds == {"number"} else x for x in values]
+            twice = [repr(x) for i, x in enumerate(values) if seen[i] in seen[:i]]
             if twice:
                 raise ValueError(
                     f"sweep parameter '{key}' lists {', '.join(twice)[:60]} more than once; "
                     "each value makes one point"
                 )
-            if key.split(".")[0].split("[")[0] in _NOT_SWEPT + ("variants",):
-                raise ValueError(f"sweep parameter '{key}' cannot be swept")
         return v
 
     @field_validator("variants")

@@ -120,7 +120,11 @@ BAD_FILES: dict[str, list[str]] = {
         "sweep.users.num_userz: users.num_userz: unknown field 'num_userz'.",
         "Did you mean 'num_users'?",
     ],
-    "sweep_invalid_value.yaml": ["sweep.steps=0: steps: ", "greater than 0", "got 0"],
+    "sweep_invalid_value.yaml": [
+        "sweep.platform.retrain_every=0: platform.retrain_every: ",
+        "greater than 0",
+        "got 0",
+    ],
     "agent_without_model.yaml": ["agents[2].model: required field is missing"],
     "bad_literal.yaml": [
         "agents[1].signal: ",

@@ -291,9 +291,10 @@ def test_every_problem_is_reported_at_once():
 def test_every_bad_sweep_value_is_reported_with_its_point():
     """Each bad sweep value and each bad combination is named; good ones are not."""
     data = _base()
-    data["sweep"] = {"steps": [0, 5, -1], "users.num_userz": [1, 2]}
+    data["sweep"] = {"platform.retrain_every": [0, 5, -1], "users.num_userz": [1, 2]}
     lines = _errors(data)
-    assert any(x.startswith("sweep.steps=0: steps: ") for x in lines), lines
-    assert any(x.startswith("sweep.steps=-1: steps: ") for x in lines), lines
-    assert not any(x.startswith("sweep.steps=5") for x in lines)
+    bad = "sweep.platform.retrain_every={}: platform.retrain_every: "
+    assert any(x.startswith(bad.format(0)) for x in lines), lines
+    assert any(x.startswith(bad.format(-1)) for x in lines), lines
+    assert not any(x.startswith("sweep.platform.retrain_every=5") for x in lines)
     assert sum(x.startswith("sweep.users.num_userz: ") for x in lines) == 1, lines
