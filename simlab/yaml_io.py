@@ -157,19 +157,32 @@ for _tag in _SURPRISES:
 
 
 def _check_expansion(root) -> None:
-    """Refuse a document whose aliases expand to more than ``MAX_NODES`` values."""
+    """Refuse a document whose aliases expand to more than ``MAX_NODES`` values, or forever.
+
+    A depth-first walk; a node met again while its own children are being walked (still
+    ``open``) contains itself through an alias (``a: &x [*x]``) and is refused.
+    """
     sizes: dict[int, int] = {}
+    open_: set[int] = set()
     stack = [(root, False)]
     while stack:
         node, done = stack.pop()
         if id(node) in sizes:
             continue
+        if not done and id(node) in open_:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                "a recursive alias: this node contains itself (a scenario is a tree)",
+                node.start_mark,
+            )
         children = []
         if isinstance(node, yaml.SequenceNode):
             children = node.value
         elif isinstance(node, yaml.MappingNode):
             children = [n for pair in node.value for n in pair]
         if done:
+            open_.discard(id(node))
             sizes[id(node)] = min(1 + sum(sizes[id(c)] for c in children), MAX_NODES + 1)
             if sizes[id(node)] > MAX_NODES:
                 raise yaml.composer.ComposerError(
@@ -180,6 +193,7 @@ def _check_expansion(root) -> None:
                     node.start_mark,
                 )
             continue
+        open_.add(id(node))
         stack.append((node, True))
         stack.extend((c, False) for c in children if id(c) not in sizes)
 

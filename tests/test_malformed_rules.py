@@ -7,7 +7,10 @@ name the field path, the value and what is allowed, and nothing else may be rais
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -242,6 +245,49 @@ def test_yaml_surprises_and_abuse_are_refused(tmp_path, text, fragment):
     with pytest.raises(ScenarioError) as info:
         load_scenario(path)
     assert fragment in str(info.value), str(info.value)
+
+
+RECURSIVE_CASES = [  # an alias inside the node it names: the document would never end
+    "a: &x [*x]\n",
+    "name: f\nsteps: 2\nagents: &a [{model: random, rerankers: *a}]\n",
+    "a: &m {k: *m}\n",
+    "a: &x [1, [2, [3, *x]]]\n",
+    "a: &x {b: [{c: *x}]}\nd: *x\n",
+]
+
+
+def _load_limited(path: Path) -> subprocess.CompletedProcess:
+    """Load ``path`` in a child process with 2 GiB of address space and a minute to run."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    code = "import sys; from simlab.scenario import load_scenario; load_scenario(sys.argv[1])"
+    return subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True, text=True, timeout=60, preexec_fn=limit,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("text", RECURSIVE_CASES)
+def test_a_recursive_alias_is_a_syntax_error_at_its_place(tmp_path, text):
+    """Refused at once, naming the line (it used to exhaust memory: an OOM kill)."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    done = _load_limited(path)
+    assert done.returncode != 0 and "a recursive alias" in done.stderr, done.stderr[-800:]
+    assert "MemoryError" not in done.stderr
+    assert f"{path}:" in done.stderr
+
+
+def test_shared_aliases_are_not_recursive(tmp_path):
+    """The same anchor used twice, or nested in another alias, is a tree: not refused."""
+    path = tmp_path / "ok.yaml"
+    path.write_text("a: &a [1, 2]\nb: &b [*a, *a]\nc: [*b, *a, {k: *b}]\n")
+    with pytest.raises(ScenarioError) as info:  # (unknown fields: but no alias error)
+        load_scenario(path)
+    assert "recursive" not in str(info.value) and "unknown field 'a'" in str(info.value)
 
 
 CONTROL_CASES = [  # (text, line, column of the bad character)
