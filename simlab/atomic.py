@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["replacing", "write_text"]
+__all__ = ["output_folder", "replacing", "write_text"]
 
 
 @contextlib.contextmanager
@@ -35,3 +35,18 @@ def write_text(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` whole or not at all (see :func:`replacing`)."""
     with replacing(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def output_folder(path: Path, what: str) -> Path:
+    """Create the folder ``path`` (with its parents) for ``what``; a clear error if it cannot.
+
+    Raises:
+        RunStoreError: ``path`` is a file, lies under one, or cannot be created here.
+    """
+    from simlab.errors import RunStoreError
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunStoreError(f"{path}: cannot create the {what} folder ({e})") from e
+    return path

@@ -15,8 +15,7 @@ action (the item and its slot), the user's response and the logging policy's pro
   in the Open Bandit Dataset): ``n_rounds``, ``n_actions``, ``action`` (R,), ``position``
   (R,), ``reward`` (R,), ``pscore`` (R,), ``context`` (R, f), ``action_context`` (A, d),
   plus ``item_id`` (A,) mapping actions to simlab item ids, ``step`` and ``user_id``
-  (R,); and ``meta.json``. ``obp.ope.OffPolicyEvaluation(bandit_feedback=dict(np.load(...)))``
-  takes it.
+  (R,); and ``meta.json``; ``obp.ope.OffPolicyEvaluation`` takes ``dict(np.load(...))``.
 * ``minari``: per trial, a Minari dataset ``simlab/<run>-trial<i>-v0`` in the output folder
   (set ``MINARI_DATASETS_PATH`` to it, then ``minari.load_dataset(id)``): one episode per
   user, a step per visit; observation = the user features ``(f,)``, action = the served
@@ -48,7 +47,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from simlab.atomic import replacing, write_text
+from simlab.atomic import output_folder, replacing, write_text
 from simlab.errors import DependencyNotInstalled, RunStoreError
 from simlab.events import read_part
 from simlab.logged import LOGGING_POLICIES, PropensityWarning, missing_propensities
@@ -192,8 +191,7 @@ def export_run(
         if reward == "engagement"
         else events["clicked"].astype(np.float64)
     )
-    folder = Path(out) if out is not None else store.path / "export" / fmt
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = output_folder(Path(out) if out is not None else store.path / "export" / fmt, "export")
     writer = {"parquet": _parquet, "obp": _obp, "minari": _minari}[fmt]
     paths = writer(store, events, folder, reward)
     note = missing_propensities(events)
@@ -388,13 +386,15 @@ def _episodes(ev: pd.DataFrame, buffer_cls, spaces) -> tuple[list, Any, Any]:
 # ---------------------------------------------------------------------- command line
 def add_export_parser(sub: Any) -> None:
     """Add ``simlab export`` to the CLI's subparsers."""
+    from simlab.cli_parser import path_arg
+
     p = sub.add_parser(
         "export",
         help="write a run's event log as an offline dataset (Minari, Open Bandit Pipeline, "
         "Parquet) with features, actions, rewards and propensities",
     )
-    p.add_argument("run", help="run directory (made with output.events: true), or a run id")
+    p.add_argument("run", type=path_arg, help="run directory (with output.events: true) or id")
     p.add_argument("--format", required=True, choices=FORMATS, help="dataset format")
-    p.add_argument("--out", help="output folder (default: <run>/export/<format>)")
+    p.add_argument("--out", type=path_arg, help="output folder (default: <run>/export/<fmt>)")
     p.add_argument("--reward", default="engagement", choices=REWARDS, help="the reward")
-    p.add_argument("--dir", default="runs", help="folder holding run directories")
+    p.add_argument("--dir", type=path_arg, default="runs", help="folder of run directories")

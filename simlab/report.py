@@ -32,7 +32,7 @@ import difflib
 from collections.abc import Sequence
 from pathlib import Path
 
-from simlab.atomic import replacing, write_text
+from simlab.atomic import output_folder, replacing, write_text
 from simlab.errors import RegistryError, RunStoreError, SimlabError
 from simlab.intervals import (
     DEFAULT_INTERVAL,
@@ -131,11 +131,7 @@ def build_report(
         "sweep_columns": sweep,
         "trials": store.manifest["trials"],  # their warm-ups: the step means start after
     }
-    out = Path(out_dir) if out_dir is not None else store.path / "report"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise RunStoreError(f"{out}: cannot create the report folder ({e})") from e
+    out = output_folder(Path(out_dir) if out_dir is not None else store.path / "report", "report")
     result = ReportResult(
         run_path=store.path,
         out_dir=out,

@@ -179,6 +179,43 @@ def test_report_out_that_is_a_file(scenario: Path, tmp_path: Path, capsys):
     _one_error(code, err, "Did you mean 'engagement/ctr'?")
 
 
+OUTPUT_FOLDERS = [
+    ("a file", lambda tmp: _file(tmp), "File exists"),
+    ("under a file", lambda tmp: _file(tmp, "sub"), "Not a directory"),
+    ("deeper under a file", lambda tmp: _file(tmp, "a", "b"), "Not a directory"),
+    ("proc", lambda tmp: Path("/proc/self/simlab-out"), "No such file or directory"),
+    ("nul", lambda tmp: "bad\x00dir", "a path cannot contain a NUL byte"),
+]
+
+
+@pytest.fixture(scope="module")
+def logged(scenario: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A completed run of ``scenario`` with its event log."""
+    out = tmp_path_factory.mktemp("logged")
+    args = ["run", str(scenario), "--out", str(out), "--run-id", "r", "--no-progress"]
+    assert main([*args, "--set", "output.events=true"]) == 0
+    return out / "r"
+
+
+@pytest.mark.parametrize("command", ["export", "report"])
+@pytest.mark.parametrize(
+    "what, make, fragment", OUTPUT_FOLDERS, ids=[w for w, *_ in OUTPUT_FOLDERS]
+)
+def test_export_and_report_out_that_cannot_be_a_folder(
+    logged, tmp_path, capsys, command, what, make, fragment
+):
+    """``export``/``report --out`` a file, under one, or not creatable: one clean error.
+
+    (export's was a FileExistsError or FileNotFoundError traceback.)
+    """
+    out = make(tmp_path)
+    extra = ["--format", "parquet"] if command == "export" else []
+    code, err = _run(capsys, command, logged, *extra, "--out", out)
+    _one_error(code, err, fragment)
+    if "\x00" not in str(out):
+        assert f"cannot create the {command} folder" in err[0] or "NUL" in err[0], err
+
+
 def test_dashboard_runs_that_is_a_file(tmp_path: Path, capsys):
     """``dashboard --runs`` naming a file is refused before Streamlit starts."""
     pytest.importorskip("streamlit")
