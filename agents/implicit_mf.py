@@ -116,6 +116,8 @@ _DENSE_LIMIT = 4_000_000
 class ImplicitMFAgent(TiedRankingMixin, Agent):
     """Implicit-feedback matrix factorisation refitted on the whole history (module docs)."""
 
+    fixed_params = ("factors",)  # the factor tables' width (a fork cannot change it)
+
     class Params(ParamsModel):
         """Scenario keys of the implicit-mf agent."""
 

@@ -64,8 +64,6 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- shared serving
-
-
 class _HybridItemAgent(RandomUntilTrainedMixin, Agent):
     """Shared by the torch agents: hybrid item vectors, top-K serving and the state dict.
 
@@ -75,6 +73,7 @@ class _HybridItemAgent(RandomUntilTrainedMixin, Agent):
 
     _stream_name: str = "agent/torch/random"
     serving = "replica"  # model arrays, published once per retrain
+    fixed_params = ("factors",)  # the model arrays' width (a fork cannot change it)
 
     def __init__(self, params: ParamsModel, ctx: Any) -> None:
         super().__init__(params, ctx)

@@ -87,6 +87,7 @@ class SlateThompsonAgent(Agent):
     """
 
     logging_policy = "unknown"  # posterior sampling: no closed-form slate probability
+    fixed_params = ("factors",)  # the posterior arrays' width (a fork cannot change it)
 
     class Params(ParamsModel):
         """Scenario keys of the slate-ts agent."""

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMAT",
     "capture",
+    "check_continuable",
     "restore",
     "write_checkpoint",
     "read_checkpoint",
@@ -170,6 +171,7 @@ def restore(world: World, state: dict[str, Any], saved: Scenario) -> None:
             "world: a run cannot continue from a checkpoint with another `world` section "
             f"(checkpoint: {saved.world.model_dump()}, now: {new.world.model_dump()})"
         )
+    check_continuable(saved, new)
     try:
         world.population.load_state_dict(state["users"])
     except (ValueError, KeyError, TypeError) as e:
@@ -196,6 +198,39 @@ def restore(world: World, state: dict[str, Any], saved: Scenario) -> None:
     world.t = int(state["t"])
     exposure = state["last_exposure"]
     world._last_exposure = None if exposure is None else tuple(exposure)
+
+
+def check_continuable(saved: Scenario, new: Scenario) -> None:
+    """Refuse settings a checkpoint taken under ``saved`` cannot continue under (``new``).
+
+    Another user or content model, an agent of another model under the same label, or a
+    change of the parameters that size an agent's learned arrays (its class's
+    ``fixed_params``, e.g. ``("factors",)``) would fail deep inside a later step.
+    """
+    for section in ("users", "content"):  # another model's state means something else
+        was, now = getattr(saved, section).model, getattr(new, section).model
+        if was != now:
+            raise ScenarioError(
+                f"{section}.model: a run cannot continue from a checkpoint with another "
+                f"{section} model (checkpoint: {was}, now: {now}); start a new run instead"
+            )
+    for i, spec in enumerate(new.agents):
+        old = _find_agent(saved, spec.label)
+        if old is None:
+            continue
+        if old.model != spec.model:
+            raise ScenarioError(
+                f"agents[{i}].model: agent '{spec.label}' is another model in the checkpoint "
+                f"({old.model}, now {spec.model}); a fork changes settings, not which agents run"
+            )
+        was, now = old.resolved(), spec.resolved()
+        for name in getattr(spec.cls, "fixed_params", ()):
+            if was.get(name) != now.get(name):
+                raise ScenarioError(
+                    f"agents[{i}].{name}: a run cannot continue from a checkpoint with another "
+                    f"{name} (checkpoint: {was.get(name)!r}, now: {now.get(name)!r}): the "
+                    "agent's learned arrays have the checkpoint's size"
+                )
 
 
 def _agent_index(scenario: Scenario, label: str) -> int | None:

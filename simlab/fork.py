@@ -59,7 +59,7 @@ def fork_plan(
     trust_code: bool = False,
 ) -> ForkPlan:
     """Match every new trial to a source trial with a checkpoint at the fork step (cheap)."""
-    from simlab.checkpoint import checkpoint_steps, read_checkpoint
+    from simlab.checkpoint import check_continuable, checkpoint_steps, read_checkpoint
     from simlab.store import open_run
 
     source = open_run(fork[0], runs_dir=scenario.output.dir)
@@ -69,6 +69,7 @@ def fork_plan(
     if step > scenario.steps:
         raise RunStoreError(f"--from: step {step} is beyond this scenario's {scenario.steps} steps")
     saved = saved_scenario(source.path, trust_code)
+    check_continuable(saved, scenario)  # before the new run directory exists
     by_key = {
         (t["agent"], t["seed"], _key(t.get("params", {}))): t["index"]
         for t in source.manifest["trials"]
