@@ -54,23 +54,42 @@ __all__ = [
 ]
 
 
-def _execution_overrides(args: argparse.Namespace) -> list[tuple[str, object]]:
-    out: list[tuple[str, object]] = []
-    for flag, path in (("backend", "backend"), ("address", "address"), ("shards", "shards")):
-        value = getattr(args, flag, None)
-        if value is not None:
-            out.append((f"execution.{path}", value))
-    return out
+_FLAGS = {"seeds": "seeds", "backend": "execution.backend", "address": "execution.address",
+          "shards": "execution.shards"}  # fmt: skip
+"""The flags that set a scenario field: flag -> the field's path."""
 
 
-def _load(args: argparse.Namespace):
+def _flag_overrides(args: argparse.Namespace) -> list[tuple[str, object]]:
+    """The scenario fields the flags given set (``--seeds``, ``--backend``, ...)."""
+    values = ((path, getattr(args, flag, None)) for flag, path in _FLAGS.items())
+    return [(path, value) for path, value in values if value is not None]
+
+
+def _load(args: argparse.Namespace, path: object = None):
+    """The scenario (``args.scenario`` or ``path``) with ``--set`` and the flags applied.
+
+    An error in a field a flag set names the flag, not the scenario file.
+    """
+    from simlab.errors import ScenarioError
     from simlab.scenario import load_scenario
 
-    overrides = list(args.overrides)
-    if args.seeds is not None:
-        overrides.append(("seeds", args.seeds))
-    overrides += _execution_overrides(args)
-    return load_scenario(args.scenario, overrides)
+    source = path if path is not None else args.scenario
+    flags = _flag_overrides(args)
+    try:
+        scenario = load_scenario(source, [*getattr(args, "overrides", []), *flags])
+    except ScenarioError as e:
+        lines = str(e).split("\n")
+        for flag, field in _FLAGS.items():
+            if (field, getattr(args, flag, None)) in flags:
+                lines = [x.replace(f"{source}: {field}: ", f"--{flag}: ") for x in lines]
+        raise ScenarioError("\n".join(lines)) from None
+    ray_only = [f for f in ("address", "shards") if getattr(args, f, None) is not None]
+    if ray_only and scenario.execution.backend != "ray":
+        raise ScenarioError(
+            f"--{ray_only[0]}: applies to the Ray backend, but {source} runs locally "
+            "(execution.backend: local); add --backend ray"
+        )
+    return scenario
 
 
 # ---------------------------------------------------------------------- commands
@@ -205,14 +224,12 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
 def cmd_resume(args: argparse.Namespace, out: Console) -> int:
     """``simlab resume``."""
     from simlab.runner import plan_trials, resume_run
-    from simlab.scenario import load_scenario
     from simlab.store import open_run
     from simlab.validation import foreign_code
 
     store = open_run(args.run, runs_dir=args.dir)
-    overrides = _execution_overrides(args)
     with foreign_code(args.trust_code):
-        scenario = load_scenario(store.path / "scenario.yaml", overrides)
+        scenario = _load(args, store.path / "scenario.yaml")
     trials = plan_trials(scenario)
     out.print(f"simlab resume [bold]{store.run_id}[/] ({store.status})")
     return _run_and_summarize(
@@ -221,7 +238,7 @@ def cmd_resume(args: argparse.Namespace, out: Console) -> int:
         args.no_progress,
         out,
         lambda on_step: resume_run(
-            store.path, overrides, progress=on_step, trust_code=args.trust_code
+            store.path, _flag_overrides(args), progress=on_step, trust_code=args.trust_code
         ),
         done={t["index"]: int(t.get("steps_done", 0)) for t in store.manifest["trials"]},
     )

@@ -93,11 +93,9 @@ def estimate(scenario: Any) -> Estimate:
     users = int(_param(scenario.users, "num_users", 0) or 0)
     dim, topics = scenario.world.dim, scenario.world.num_topics
     plat = scenario.platform
-    est.add(
-        "users",
-        users * (3 * dim * 8 + topics * 8 + 2 * plat.history_length * 8 + 64),
-        "users.num_users",
-    )
+    est.add("users", users * (3 * dim * 8 + 64), "users.num_users")
+    est.add("user topic shares", users * topics * 8, "world.num_topics")
+    est.add("user histories", users * 2 * plat.history_length * 8, "platform.history_length")
     items = _items(scenario)
     est.add("items", items * (3 * dim * 4 + 64), "content")
     c = scenario.content

@@ -176,13 +176,46 @@ def test_run_with_too_few_items_for_a_slate_is_a_usage_error(tmp_path, capsys):
 
 def test_execution_flags_override_the_scenario(scenario_file: Path):
     """``--backend``, ``--address`` and ``--shards`` land in ``execution``."""
-    from simlab.cli import _execution_overrides
+    from simlab.cli import _load
 
     args = build_parser().parse_args(
         ["run", str(scenario_file), "--backend", "ray", "--address", "auto", "--shards", "3"]
     )
-    sc = load_scenario(scenario_file, _execution_overrides(args))
+    sc = _load(args)
     assert (sc.execution.backend, sc.execution.address, sc.execution.shards) == ("ray", "auto", 3)
+
+
+BAD_FLAGS = [
+    (["--shards", "0"], "error: --shards: Input should be greater than or equal to 1, got 0"),
+    (["--shards", "5000"], "error: --shards: Input should be less than or equal to 4096"),
+    (["--seeds", "0"], "error: --seeds: expects a positive number of seeds"),
+    (["--backend", "ray", "--address", "foo"], "error: --address: expects `auto`"),
+    (["--backend", "ray", "--address", "h:0"], "error: --address: expects `auto`"),
+    # Ray's flags on a scenario that runs locally did nothing, silently
+    (["--shards", "2"], "error: --shards: applies to the Ray backend, but "),
+    (["--address", "auto"], "error: --address: applies to the Ray backend, but "),
+    (["--backend", "local", "--shards", "3"], "error: --shards: applies to the Ray backend"),
+]
+
+
+# validate takes --seeds, not the execution flags
+BAD_FLAG_CASES = [("run", f, m) for f, m in BAD_FLAGS] + [
+    ("validate", f, m) for f, m in BAD_FLAGS if f[0] == "--seeds"
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "flags", "fragment"),
+    BAD_FLAG_CASES,
+    ids=[f"{c} {' '.join(f)}" for c, f, _ in BAD_FLAG_CASES],
+)
+def test_a_bad_flag_is_named_as_the_flag(scenario_file, tmp_path, capsys, command, flags, fragment):
+    """A flag's value is the flag's fault, not the scenario file's; exit 2, one line."""
+    extra = ["--out", str(tmp_path), "--no-progress"] if command == "run" else []
+    code = main([command, str(scenario_file), *flags, *extra])
+    err = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert code == 2 and len(err) == 1 and err[0].startswith(fragment), err
+    assert not list(tmp_path.iterdir())
 
 
 def test_fork_and_resume_from_the_command_line(scenario_file: Path, tmp_path: Path, capsys):

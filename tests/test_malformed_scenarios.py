@@ -207,6 +207,10 @@ HUGE = [
     ("content.num_human_creators=1000000000000", "content: the run needs about"),
     ("content.num_aigc_creators=4611686018427387904", "content: the run needs about"),
     ("content.creators_per_step=100000000000", "content: the run needs about"),
+    # the field that makes the run too big is the one named (not users.num_users)
+    ("world.num_topics=100000000", "world.num_topics: the run needs about"),
+    ("platform.history_length=100000000", "platform.history_length: the run needs about"),
+    ("platform.log_window=100000000", "platform.log_window: the run needs about"),
 ]
 
 
