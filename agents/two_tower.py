@@ -319,7 +319,7 @@ class TwoTowerAgent(_TwoTowerTraining, RandomUntilTrainedMixin, Agent):
         """Restore what :meth:`state_dict` returned."""
         self._num_retrains = int(state["num_retrains"])
         for key in ("known_ids", "known_feats", "profile_store"):
-            setattr(self, f"_{key}", np.asarray(state[key]))
+            setattr(self, f"_{key}", np.array(state[key]))  # its own: written in place
         self._catalogs = {
             int(k): np.asarray(v, np.int64)
             for k, v in zip(state["catalog_steps"], state["catalogs"], strict=True)

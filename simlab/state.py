@@ -38,6 +38,7 @@ __all__ = [
     "read_tree",
     "component_state",
     "load_component_state",
+    "writable",
 ]
 
 _ALLOWED_KINDS = frozenset("biufcUSmM")
@@ -314,3 +315,19 @@ def load_component_state(obj: Any, state: Any) -> None:
             raise ValueError(f"attribute {name!r} is a method, not state")
         else:
             setattr(obj, name, value)
+
+
+def writable(tree: Any) -> Any:
+    """``tree`` with each read-only numpy array replaced by a writable copy.
+
+    A state that reached a Ray actor through the object store holds read-only views; a
+    component may keep the arrays it is given and write into them later (as on a state
+    loaded from a file), so states are made writable before they are loaded there.
+    """
+    if isinstance(tree, np.ndarray):
+        return tree if tree.flags.writeable else tree.copy()
+    if isinstance(tree, dict):
+        return {k: writable(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(writable(v) for v in tree)
+    return tree

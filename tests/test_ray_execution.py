@@ -171,6 +171,28 @@ def test_model_errors_in_actors_keep_their_message(ray_local, tmp_path):
     assert open_run(tmp_path / "broken").status == "failed"
 
 
+def test_a_model_error_on_ray_keeps_the_model_traceback(ray_local, tmp_path):
+    """The model's frames (which the driver does not have) come chained as the cause.
+
+    (The driver's traceback ended in simlab's own frames: no line of the model's code.)
+    """
+    sc = make_small(
+        "execution.backend=ray", "execution.shards=2", "steps=5",
+        agents=[{"model": "random"}, {"model": "test_ray_execution:RaisingAgent"}],
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="boom in act at step 2") as info:
+        run_scenario(sc, out_dir=tmp_path, run_id="raising")
+    cause = info.value.__cause__
+    assert type(cause).__name__ == "RemoteTraceback", repr(cause)
+    text = str(cause)
+    assert "(trial 1: test_ray_execution:RaisingAgent, seed 0)" in text, text
+    assert "in act" in text and "raise ValueError" in text, text
+    from simlab.store import open_run
+
+    trials = open_run(tmp_path / "raising").manifest["trials"]
+    assert [t["status"] for t in trials] == ["completed", "failed"]
+
+
 def test_a_trial_too_big_for_the_cluster_is_a_clear_error(ray_local, tmp_path):
     """More shards than the cluster has CPUs: one line naming the settings to lower."""
     sc = make_small("execution.backend=ray", "execution.shards=9")
@@ -218,6 +240,18 @@ class DuplicatingAgent:
 
     def retrain(self, log) -> None:
         """Nothing to learn."""
+
+
+class RaisingAgent(DuplicatingAgent):
+    """Serves at random for two steps, then raises in ``act`` (a model's own bug)."""
+
+    def act(self, obs):
+        """The first K candidates until step 2."""
+        from simlab.batch import Slates
+
+        if obs.step >= 2:
+            raise ValueError(f"boom in act at step {obs.step}")
+        return Slates(obs.user_ids, obs.candidates[:, : obs.slate_size])
 
 
 @pytest.mark.parametrize("shards", [1, 3])

@@ -11,6 +11,8 @@ two checkpoint forms convert into each other for any shard bounds.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from conftest import make_small
@@ -20,6 +22,8 @@ from test_ray_replicas import SMALL_MODELS, WORLD
 from simlab.batch import PAD, Feedback
 from simlab.checkpoint import checkpoint_steps, read_checkpoint
 from simlab.errors import ScenarioError
+from simlab.execution.ray import ClusterError
+from simlab.execution.ray_population import WorkerLost
 from simlab.log_partition import ShardLog, partitioned_form, whole_form
 from simlab.runner import run_scenario
 from simlab.scenario import parse_scenario
@@ -124,9 +128,13 @@ def test_retrains_reach_the_learner_as_early_as_the_agent_allows(
         assert got[step] == handed, (step, got)
 
 
-@pytest.mark.parametrize("agent", [_agents("mf")[0], {"model": "linucb"}])
+@pytest.mark.parametrize("agent", [*_agents("mf", "two-tower"), {"model": "linucb"}])
 def test_a_killed_learner_is_recovered_from_the_last_checkpoint(ray_local, agent, tmp_path):
-    """Acceptance: kill the learner actor mid-run; the rows equal an uninterrupted run's."""
+    """Acceptance: kill the learner actor mid-run; the rows equal an uninterrupted run's.
+
+    (two-tower failed two steps after the restore: the learner kept the object store's
+    read-only arrays and wrote into them.) The restart's reason is the cause, in plain text.
+    """
     over = ["users.drift_rate=0.05", "output.checkpoint_every=5", "steps=20"]
     reference = run_scenario(make_small(*over, agents=[agent]), out_dir=tmp_path / "ref")
     sc = make_small(*over, "execution.backend=ray", "execution.shards=2", agents=[agent])
@@ -136,9 +144,29 @@ def test_a_killed_learner_is_recovered_from_the_last_checkpoint(ray_local, agent
     trial = store.manifest["trials"][0]
     assert trial["placement"]["learning"] == "learner actor"
     assert trial["restarts"] == 1
+    reason = trial["last_restart"]
+    assert "\x1b" not in reason and re.match(r"[A-Za-z]+(Error|Lost): ", reason), reason
     df = store.read_metrics()
     assert sorted(df["step"]) == list(range(20))
     assert_same_metrics(df, reference.read_metrics(), store.manifest["metric_columns"])
+
+
+def test_a_trial_out_of_restarts_is_failed_with_its_restarts_recorded(ray_local, tmp_path):
+    """``max_restarts`` used up: the run fails naming the cause; the trial is ``failed``.
+
+    (It was recorded ``interrupted``, without its restarts.)
+    """
+    over = ["output.checkpoint_every=5", "steps=20", "execution.max_restarts=0"]
+    sc = make_small(*over, "execution.backend=ray", "execution.shards=2", agents=_agents("mf"))
+    on_step, done = _killer("shard-0", 12, "out-of-restarts")
+    with pytest.raises(ClusterError, match=r"lost an actor 1 times \(execution.max_restarts=0\)"):
+        run_scenario(sc, out_dir=tmp_path, run_id="out-of-restarts", progress=on_step)
+    from simlab.store import open_run
+
+    store = open_run(tmp_path / "out-of-restarts")
+    trial = store.manifest["trials"][0]
+    assert (store.status, trial["status"], trial["restarts"]) == ("failed", "failed", 1)
+    assert "\x1b" not in trial["last_restart"] and "\x1b" not in store.manifest["error"]
 
 
 def test_each_shard_checkpoints_its_users_log_and_any_sharding_continues(ray_local, tmp_path):
@@ -187,6 +215,35 @@ def test_each_shard_checkpoints_its_users_log_and_any_sharding_continues(ray_loc
 
 
 # ---------------------------------------------------------------------- no Ray needed
+def _oom():
+    from ray.exceptions import OutOfMemoryError
+
+    return OutOfMemoryError("Task was killed due to the node running low on memory.")
+
+
+@pytest.mark.parametrize(
+    ("make", "lost"),
+    [
+        (_oom, True),  # Ray's memory monitor killed the process: restore it (docs: Faults)
+        (lambda: WorkerLost("gone"), True),
+        (lambda: ValueError("a model's bug"), False),
+        (lambda: ClusterError("an actor could not start"), False),
+    ],
+)
+def test_what_counts_as_a_lost_actor(make, lost):
+    """An out-of-memory kill is a lost actor (the trial restarts), a model's error is not."""
+    from simlab.execution.ray import _is_lost
+    from simlab.execution.ray_population import _lost
+
+    assert _is_lost(make()) is lost
+
+    def calls_a_killed_shard():
+        raise _oom()
+
+    with pytest.raises(WorkerLost, match="OutOfMemoryError: Task was killed"):
+        _lost(calls_a_killed_shard)()
+
+
 def _step(t: int, users: np.ndarray, width: int, gen) -> Feedback:
     b = users.shape[0]
     return Feedback(

@@ -45,7 +45,14 @@ from simlab.execution.ray_init import (
     local_instance_options,
     trial_demand,
 )
-from simlab.execution.ray_population import _first_line, _ray, _start_failure
+from simlab.execution.ray_population import (
+    RemoteTraceback,
+    _first_line,
+    _plain,
+    _ray,
+    _remote_text,
+    _start_failure,
+)
 from simlab.snapshots import due_snapshot
 
 if TYPE_CHECKING:
@@ -173,7 +180,12 @@ def _drive(ray, trials, store, progress, starts, limit) -> None:
     def recover(r: _Running, reason: str) -> None:
         ex = r.trial.scenario.execution
         r.restarts += 1
-        if r.restarts > ex.max_restarts:
+        record = store.manifest["trials"][r.trial.info.index]
+        record["restarts"] = r.restarts
+        record["last_restart"] = reason
+        if r.restarts > ex.max_restarts:  # the trial fails, and the run with it
+            close(r)
+            store.trial_status(r.trial.info.index, "failed", r.writer.steps_done)
             raise ClusterError(
                 f"trial {r.trial.info.index} ({r.trial.info.agent}, seed {r.trial.info.seed}) "
                 f"lost an actor {r.restarts} times (execution.max_restarts="
@@ -181,9 +193,6 @@ def _drive(ray, trials, store, progress, starts, limit) -> None:
             )
         ray.kill(r.actor, no_restart=True)
         r.incarnation += 1
-        record = store.manifest["trials"][r.trial.info.index]
-        record["restarts"] = r.restarts
-        record["last_restart"] = reason
         store.save_manifest()
         i = r.trial.info.index
         found = newest_checkpoint(
@@ -229,11 +238,12 @@ def _drive(ray, trials, store, progress, starts, limit) -> None:
                 result = ray.get(ready[0])
             except Exception as e:  # noqa: BLE001 - sorted below: lost actor or model error
                 if _is_lost(e):
-                    recover(r, _first_line(e))
+                    recover(r, _loss_reason(e))
                     continue
                 close(r)
                 store.trial_status(r.trial.info.index, "failed", r.writer.steps_done)
-                raise _unwrap(e) from None
+                err = _unwrap(e, r.trial)
+                raise err from err.__cause__  # (the remote traceback, or nothing)
             if r.kind == "start":
                 r.next_step = int(result)
                 r.ref, r.kind = r.actor.placement.remote(), "placement"
@@ -297,22 +307,41 @@ def _after(r: _Running, run_path) -> tuple[Any, str] | None:
 
 
 def _is_lost(e: BaseException) -> bool:
-    """Whether ``e`` says an actor died (not that a model raised, nor that one never started)."""
-    from ray.exceptions import RayActorError, RayTaskError
+    """Whether ``e`` says an actor died (not that a model raised, nor that one never started).
+
+    A process Ray's memory monitor killed (``OutOfMemoryError``) is lost too.
+    """
+    from ray.exceptions import OutOfMemoryError, RayActorError, RayTaskError
 
     if isinstance(e, RayTaskError):
         e = e.cause
     if isinstance(e, RayActorError) and getattr(e, "actor_init_failed", False):
         return False
-    return isinstance(e, (RayActorError, WorkerLost))
+    return isinstance(e, (RayActorError, WorkerLost, OutOfMemoryError))
 
 
-def _unwrap(e: BaseException) -> BaseException:
-    """The model's own exception out of Ray's wrapper (so the CLI shows its message)."""
+def _loss_reason(e: BaseException) -> str:
+    """What died and why, in one line (not the wrapper's header, nor its colour codes)."""
+    from ray.exceptions import RayTaskError
+
+    cause = e.cause if isinstance(e, RayTaskError) and e.cause is not None else e
+    text = _plain(_first_line(cause))
+    return text if text.startswith(type(cause).__name__) else f"{type(cause).__name__}: {text}"
+
+
+def _unwrap(e: BaseException, trial: Trial | None = None) -> BaseException:
+    """The model's own exception out of Ray's wrapper (so the CLI shows its message).
+
+    The remote traceback (the model's frames, which the driver does not have) is chained
+    as the exception's cause, so a traceback printed on the driver ends in the model's code.
+    """
     from ray.exceptions import RayActorError, RayTaskError
 
     if isinstance(e, RayTaskError) and isinstance(e.cause, BaseException):
+        where = f" (trial {trial.info.index}: {trial.info.agent}, seed {trial.info.seed})"
+        remote = RemoteTraceback(f"in a Ray actor{where if trial else ''}:\n{_remote_text(e)}")
         e = e.cause
+        e.__cause__ = remote
     if isinstance(e, RayActorError):  # failed to start: its creation error, in one line
         return ClusterError(f"an actor could not start: {_start_failure(e)}")
     return e

@@ -215,7 +215,10 @@ class _TrialActor:
         self.world = World(scenario, agent_index, seed, population)
         self.events = scenario.output.events
         if restore is not None:
-            _lost(self.world.restore)(*restore)
+            from simlab.state import writable
+
+            state, saved = restore  # (the object store's arrays are read-only views)
+            _lost(self.world.restore)(writable(state), saved)
 
     def start(self) -> int:
         """The step this trial continues at (0, or a restored checkpoint's step)."""

@@ -115,7 +115,9 @@ class _LearnerActor:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self.error is not None:
             raise self.error
-        self.agent.load_state_dict(state)
+        from simlab.state import writable
+
+        self.agent.load_state_dict(writable(state))  # (the object store's arrays: read-only)
 
     def stats(self) -> dict[str, float]:
         """Seconds spent learning and the measured models' bytes (``benchmarks/scaling.py``)."""
@@ -229,7 +231,10 @@ class LearnerServing:
             ray.get(ready)
         except RayTaskError as e:
             if isinstance(e.cause, Exception):
-                raise e.cause from None
+                from simlab.execution.ray_population import RemoteTraceback, _remote_text
+
+                remote = RemoteTraceback(f"in the learner actor:\n{_remote_text(e)}")
+                raise e.cause from remote
             raise
 
     def _submit(self, world: World, boundary: int, after_step: bool) -> int:

@@ -10,6 +10,7 @@ restores the trial from its last checkpoint. The actors themselves are in
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Callable
 
@@ -48,6 +49,20 @@ def _ray():
     return ray
 
 
+class RemoteTraceback(Exception):
+    """The traceback of a model's exception in a Ray actor (its ``__cause__`` on the driver)."""
+
+
+def _plain(text: str) -> str:
+    """``text`` without terminal colour codes (Ray colours its actors' names)."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def _remote_text(e: BaseException) -> str:
+    """A Ray task error's text: the remote traceback (the actor's frames), without colours."""
+    return _plain(str(e))
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
@@ -71,11 +86,11 @@ def _lost(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from ray.exceptions import RayActorError
+        from ray.exceptions import OutOfMemoryError, RayActorError
 
         try:
             return fn(*args, **kwargs)
-        except RayActorError as e:
+        except (RayActorError, OutOfMemoryError) as e:  # (OOM: Ray's memory monitor killed it)
             if getattr(e, "actor_init_failed", False):
                 raise ClusterError(f"an actor could not start: {_start_failure(e)}") from None
             raise WorkerLost(f"{type(e).__name__}: {_first_line(e)}") from None
