@@ -139,6 +139,16 @@ def _import(path: str, kind: str, name: str) -> type:
     return obj
 
 
+_NOUNS = {
+    "users": "a user model (users.model)",
+    "content": "a content model (content.model)",
+    "agents": "an agent (agents[i].model)",
+    "rerankers": "a re-ranker (platform.rerankers, or an agent's rerankers)",
+    "metrics": "a metric group (metrics)",
+}
+"""What a name of each kind is, for an error that finds it under another kind."""
+
+
 def resolve(kind: str, name: str) -> type:
     """Return the class registered as ``name`` in ``kind`` (or imported from ``module:Class``).
 
@@ -152,8 +162,10 @@ def resolve(kind: str, name: str) -> type:
     if entry is None:
         if ":" in name:
             return _import(name, kind, name)
+        elsewhere = [_NOUNS.get(k, k) for k in _REGISTRY if k != kind and name in _REGISTRY[k]]
+        where = f" ('{name}' is {elsewhere[0]})" if elsewhere else ""
         raise RegistryError(
-            f"unknown {kind} model '{name}'.{did_you_mean(name, _REGISTRY[kind])} "
+            f"unknown {kind} model '{name}'{where}.{did_you_mean(name, _REGISTRY[kind])} "
             f"Allowed: {', '.join(names(kind))}, or 'module:Class' for your own class"
         )
     if isinstance(entry, str):

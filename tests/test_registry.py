@@ -149,3 +149,26 @@ def test_resolve_rejects_non_string_name():
     """A non-string name raises RegistryError naming the value."""
     with pytest.raises(RegistryError, match=re.escape("actual value: 3")):
         registry.resolve("agents", 3)
+
+
+_KINDS = ("users", "content", "agents", "rerankers")
+_MISPLACED = [
+    (kind, other, name)
+    for kind in _KINDS
+    for other in _KINDS
+    if other != kind
+    for name in registry.names(other)
+    if name not in registry.names(kind)
+]
+
+
+@pytest.mark.parametrize(("kind", "other", "name"), _MISPLACED)
+def test_a_name_of_another_kind_says_what_it_is(kind, other, name):
+    """A re-ranker given as an agent (and every such mix-up) says where the name belongs."""
+    from simlab.registry import _NOUNS
+
+    with pytest.raises(RegistryError) as info:
+        registry.resolve(kind, name)
+    message = str(info.value)
+    assert f"unknown {kind} model '{name}' ('{name}' is {_NOUNS[other]})" in message, message
+    assert f"Allowed: {', '.join(registry.names(kind))}" in message
