@@ -25,6 +25,11 @@ def _parse_path(path: str) -> list[str | int]:
     """``"agents[2].factors"`` or ``"agents.2.factors"`` -> ``["agents", 2, "factors"]``."""
     if not path or path.startswith(".") or path.endswith(".") or ".." in path:
         raise ScenarioError(f"--set: malformed field path '{path}'")
+    if re.search(r"\[\s*-\s*\d+\s*\]", path):
+        raise ScenarioError(
+            f"--set: field path '{path}': list positions count from 0 (no negative positions: "
+            "write the position, e.g. agents[2] for the third agent)"
+        )
     tokens: list[str | int] = []
     pos = 0
     for m in _TOKEN.finditer(path):

@@ -177,6 +177,14 @@ BAD_OVERRIDES_IN_PROCESS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "unbalanced-bracket": (["--set", "agents[1]]=3"], ["malformed field path 'agents[1]]'"]),
     "empty-path": (["--set", "=3"], ["malformed field path ''"]),
+    "negative-index": (
+        ["--set", "agents[-1].factors=3"],
+        ["field path 'agents[-1].factors': list positions count from 0"],
+    ),
+    "negative-index-spaced": (
+        ["--set", "agents[ -2 ].model=mf"],
+        ["list positions count from 0 (no negative positions"],
+    ),
     "no-equals": (["--set", "users"], ["--set 'users': expected path.to.field=value"]),
     "fails-validation-list-item": (
         ["--set", "agents.1.signal=click"],
