@@ -296,3 +296,16 @@ def _social_graph(scenario: Any) -> list[str]:
     except ValueError as e:
         return [f"users.social_graph: {e}"]
     return []
+
+
+@rule
+def _shards_have_users(scenario: Any) -> list[str]:
+    """Each Ray user shard holds one user at least (an empty shard's CPUs would idle)."""
+    ex = scenario.execution
+    users = getattr(scenario.users.params, "num_users", None)
+    if ex.backend != "ray" or not isinstance(users, int) or ex.shards <= users:
+        return []
+    return [
+        f"execution.shards: {ex.shards} is more than the {users} users (users.num_users); "
+        f"each shard holds one user at least: use at most {users} shards"
+    ]

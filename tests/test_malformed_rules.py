@@ -72,6 +72,14 @@ CROSS = [
         "but content.model 'recsim-corpus' publishes 0 per step, fewer than slate_size 5; use "
         "startup_candidates: all\n",
     ),
+    (
+        ["users.num_users=4", "execution.backend=ray", "execution.shards=6"],
+        "execution.shards: 6 is more than the 4 users (users.num_users); each shard holds one",
+    ),
+    (
+        ["users.num_users=1", "execution.backend=ray", "execution.shards=2"],
+        "execution.shards: 2 is more than the 1 users",
+    ),
 ]
 
 
@@ -90,6 +98,9 @@ def test_cross_field_rules_accept_what_fits():
     startup = ["platform.startup_steps=3", "platform.startup_candidates=new"]
     parse_scenario(_base(), [*startup, "content.items_per_step=5"])  # = slate_size
     parse_scenario(_base(), [*startup[:1], "content.items_per_step=0", "content.lifetime=40"])
+    ray = ["execution.backend=ray", "users.num_users=4"]
+    parse_scenario(_base(), [*ray, "execution.shards=4"])  # one user per shard
+    parse_scenario(_base(), ["users.num_users=4", "execution.shards=6"])  # (local: unused)
 
 
 def test_a_sweep_point_that_breaks_a_rule_is_named():
