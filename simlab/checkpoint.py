@@ -346,6 +346,8 @@ def read_checkpoint(
             data-only, or of another run, trial, agent, seed, sweep point or step.
     """
     path = _folder(run_path, trial) / f"step={step}{SUFFIX}"
+    if path.is_dir():
+        raise RunStoreError(f"corrupt checkpoint: {path} is a folder, not a checkpoint file")
     if not path.is_file():
         raise _missing(run_path, trial, step)
     try:

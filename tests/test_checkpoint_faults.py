@@ -62,12 +62,28 @@ def _crashed_copy(reference, tmp_path: Path, keep_steps: int) -> Path:
     return run
 
 
-def test_truncated_newest_checkpoint_falls_back_with_a_warning(reference, tmp_path, capsys):
-    """A damaged newest checkpoint is skipped for the previous one; the result is unchanged."""
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _to_folder(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+    (path / "x").write_text("x")
+
+
+@pytest.mark.parametrize("damage", [_truncate, _to_folder], ids=["truncated", "a folder"])
+def test_truncated_newest_checkpoint_falls_back_with_a_warning(
+    reference, tmp_path, capsys, damage
+):
+    """A damaged newest checkpoint is skipped for the previous one; the result is unchanged.
+
+    (A checkpoint that is a folder was "no checkpoint at step 12" while the steps it listed
+    held 12; it is damaged like a cut file.)
+    """
     _, ref = reference
     run = _crashed_copy(reference, tmp_path, 14)
-    newest = run / "checkpoints" / "trial=0" / "step=12.ckpt"
-    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    damage(run / "checkpoints" / "trial=0" / "step=12.ckpt")
     assert main(["resume", str(run), "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert "warning: trial 0: corrupt checkpoint" in err
