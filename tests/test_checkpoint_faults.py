@@ -73,9 +73,7 @@ def _to_folder(path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", [_truncate, _to_folder], ids=["truncated", "a folder"])
-def test_truncated_newest_checkpoint_falls_back_with_a_warning(
-    reference, tmp_path, capsys, damage
-):
+def test_truncated_newest_checkpoint_falls_back_with_a_warning(reference, tmp_path, capsys, damage):
     """A damaged newest checkpoint is skipped for the previous one; the result is unchanged.
 
     (A checkpoint that is a folder was "no checkpoint at step 12" while the steps it listed
