@@ -6,6 +6,7 @@ import numpy as np
 
 from simlab.batch import is_row_broadcast, lookup_sorted
 from simlab.metrics.base import Metric, StepSnapshot
+from simlab.metrics.sums import shard_sum
 from simlab.rng import Stream
 
 __all__ = ["DiversityMetric", "InterestDriftMetric", "HomogenizationMetric", "jaccard_pairs"]
@@ -44,7 +45,8 @@ class DiversityMetric(Metric):
         mean_cos = ((s * s).sum(axis=1) - k) / (k * (k - 1))
         if shared:
             mean_cos = np.full(b, mean_cos[0], mean_cos.dtype)
-        return {"cos_sum": float(mean_cos.sum(dtype=np.float64)), "slates": b}
+        # mean cosines lie in [-1, 1]; a shard_sum is the same bits for any sharding
+        return {"cos_sum": shard_sum(mean_cos, 2.0, snap.num_users), "slates": b}
 
     def reduce(self, parts: list[dict[str, float]], snap: StepSnapshot) -> dict[str, float]:
         """``1 - (sum of mean cosines) / slates``; NaN without slates of 2+ items."""
@@ -69,7 +71,9 @@ class InterestDriftMetric(Metric):
         """Sum of ``||x_u(t) - x_u(0)||`` over the shard's users, and their number."""
         diff = snap.interests - snap.initial_interests
         dist = np.sqrt((diff * diff).sum(axis=1))
-        return {"sum": float(dist.sum(dtype=np.float64)), "users": dist.size}
+        # components in [-1, 1]: a distance is at most 2 sqrt(d)
+        bound = 2.0 * np.sqrt(diff.shape[1]) + 1.0
+        return {"sum": shard_sum(dist, bound, snap.num_users), "users": dist.size}
 
     def reduce(self, parts: list[dict[str, float]], snap: StepSnapshot) -> dict[str, float]:
         """Mean ``||x_u(t) - x_u(0)||`` over the population."""

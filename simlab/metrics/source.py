@@ -45,6 +45,7 @@ import numpy as np
 
 from simlab.batch import lookup_sorted
 from simlab.metrics.base import Metric, StepSnapshot, safe_ratio
+from simlab.metrics.sums import shard_sum
 
 __all__ = ["SourceMetric", "log_odds_ratio"]
 
@@ -106,8 +107,9 @@ class SourceMetric(Metric):
         rows = snap.rows()
         src = items.source[rows]
         w = 1.0 / np.log2(np.arange(k) + 2.0)
-        dexp_aigc = float((w * (src == 1)).sum(dtype=np.float64))
-        dexp_human = float((w * (src == 0)).sum(dtype=np.float64))
+        # per user (a row: the same in any shard), then a shard_sum: any sharding, same bits
+        dexp_aigc = shard_sum((w * (src == 1)).sum(axis=1), k + 1.0, snap.num_users)
+        dexp_human = shard_sum((w * (src == 0)).sum(axis=1), k + 1.0, snap.num_users)
         aigc_first, pairs = _pair_order(items, rows, slates)
         # integer per-user AIGC counts: sums are exact, so any sharding gives the same value
         count = (src == 1).sum(axis=1, dtype=np.int64)

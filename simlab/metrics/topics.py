@@ -51,12 +51,17 @@ filter bubble are NaN with no live item, degeneracy without users.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from simlab.batch import is_row_broadcast, lookup_sorted
 from simlab.metrics.base import Metric, StepSnapshot
+from simlab.metrics.sums import shard_sum
+
+_DIFF_BOUND = 4.0
+"""Above any ``|x_u(t) - x_u(0)|`` component: interest components lie in ``[-1, 1]``."""
 
 __all__ = ["TopicMetric", "topic_centres_of", "topic_mix"]
 
@@ -150,17 +155,20 @@ class TopicMetric(Metric):
 
         Returns:
             ``entropy_sum`` / ``entropy_users`` (normalised entropies of all users),
-            ``current_sum`` / ``initial_sum`` (``(d,)`` float64 interest sums) and
-            ``users``, ``kl_sum`` / ``served`` (served users' calibration KL) and
-            ``bubble_hits`` / ``slate_items`` (slate items in the user's top topic).
+            ``drift_sum`` (``(d,)``, the sum of ``x_u(t) - x_u(0)``) and ``users``,
+            ``kl_sum`` / ``served`` (served users' calibration KL) and
+            ``bubble_hits`` / ``slate_items`` (slate items in the user's top topic). The
+            float sums are :func:`~simlab.metrics.sums.shard_sum`'s: the same bits for
+            any split of the users into shards.
         """
         current = np.asarray(snap.interests, np.float64)
         initial = np.asarray(snap.initial_interests, np.float64)
+        users = snap.num_users
         out: dict[str, Any] = {
             "entropy_sum": 0.0,
             "entropy_users": 0,
-            "current_sum": current.sum(axis=0),
-            "initial_sum": initial.sum(axis=0),
+            # interest components lie in [-1, 1] for every shipped user model
+            "drift_sum": shard_sum(current - initial, _DIFF_BOUND, users, axis=0),
             "users": int(current.shape[0]),
             "kl_sum": 0.0,
             "served": 0,
@@ -181,7 +189,7 @@ class TopicMetric(Metric):
         if num_topics >= 2:
             p = np.exp(log_p)
             entropy = -(p * log_p).sum(axis=1) / np.log(num_topics)
-            out["entropy_sum"] = float(entropy.sum())
+            out["entropy_sum"] = shard_sum(entropy, 2.0, snap.num_users)
             out["entropy_users"] = int(entropy.shape[0])
             p_served = p[served]
         out.update(self._slate_sums(snap, present, log_p[served], p_served))
@@ -208,7 +216,13 @@ class TopicMetric(Metric):
         else:
             shown = _row_counts(snap.items.topic[rows[has]], k)
         terms = _steck_terms(clicks, count, shown, n, self.calibration_alpha)
-        return {"steck_sum": float(terms.sum()), "steck_users": int(clicks.shape[0])}
+        per_user = terms.sum(axis=1)  # each user's KL (a row: the same in any shard)
+        steck = shard_sum(per_user, self._kl_bound(), snap.num_users)
+        return {"steck_sum": steck, "steck_users": int(clicks.shape[0])}
+
+    def _kl_bound(self) -> float:
+        """Above any user's smoothed KL, at most ``log(1 / calibration_alpha)``."""
+        return 1.0 - math.log(self.calibration_alpha)
 
     def _served_rows(self, snap: StepSnapshot) -> np.ndarray:
         """``(B,)`` rows of the served users in the shard's interest matrices."""
@@ -250,8 +264,9 @@ class TopicMetric(Metric):
         # q~ >= a p > 0 wherever p > 0; a p that underflows to 0 adds 0 (0 log 0 = 0)
         log_q = np.log(q_smooth, out=np.zeros_like(q_smooth), where=p > 0)
         terms = p * (log_p - log_q)  # log_p is finite: 0 where p is 0
+        kl = shard_sum(terms.sum(axis=1), self._kl_bound(), snap.num_users)
         return {
-            "kl_sum": float(terms.sum()),
+            "kl_sum": kl,
             "served": int(b),
             "bubble_hits": hits,
             "slate_items": int(b * n),
@@ -265,7 +280,7 @@ class TopicMetric(Metric):
             return sum(part[key] for part in parts)
 
         users = total("users")
-        drift = (total("current_sum") - total("initial_sum")) / users if users else None
+        drift = total("drift_sum") / users if users else None
         entropy_users, served, slate_items = (
             total("entropy_users"),
             total("served"),

@@ -12,6 +12,7 @@ topics that only a history holds.
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -19,10 +20,17 @@ import pytest
 from test_topic_measures import make_items, make_snapshot
 
 from simlab.metrics import topics
+from simlab.metrics.sums import shard_sum
 from simlab.metrics.topics import TopicMetric, topic_centres_of
 
 ALPHA = TopicMetric.calibration_alpha
+KL_BOUND = 1.0 - math.log(ALPHA)
 TAU = TopicMetric.temperature
+
+
+def _sum(per_user: np.ndarray, bound: float, snap) -> float:
+    """Per-user values summed as the metric sums them (any sharding, the same bits)."""
+    return shard_sum(per_user, bound, snap.num_users)
 
 
 def plain_partial(snap) -> dict:
@@ -36,7 +44,7 @@ def plain_partial(snap) -> dict:
     p_all = np.exp(log_p)
     if present.size >= 2:
         entropy = -(p_all * log_p).sum(axis=1) / np.log(present.size)
-        out["entropy_sum"] = float(entropy.sum())
+        out["entropy_sum"] = _sum(entropy, 2.0, snap)
     b, n = snap.feedback.slates.shape
     rows = np.ascontiguousarray(snap.rows())
     served = np.asarray(snap.feedback.user_ids, np.int64)
@@ -47,7 +55,7 @@ def plain_partial(snap) -> dict:
     q = q.reshape(b, k).astype(np.float64) / n
     q_smooth = (1.0 - ALPHA) * q + ALPHA * p
     log_q = np.log(q_smooth, out=np.zeros_like(q_smooth), where=p > 0)
-    out["kl_sum"] = float((p * (log_p - log_q)).sum())
+    out["kl_sum"] = _sum((p * (log_p - log_q)).sum(axis=1), KL_BOUND, snap)
     out["bubble_hits"] = int((slot == p.argmax(axis=1)[:, None]).sum())
     hist = snap.history_topics
     k = max(int(hist.max()) + 1, int(snap.items.topic.max()) + 1)
@@ -60,7 +68,7 @@ def plain_partial(snap) -> dict:
     q = np.bincount(flat, minlength=h.size).reshape(h.shape) / n
     q_smooth = (1.0 - ALPHA) * q + ALPHA * h
     ratio = np.divide(h, q_smooth, out=np.ones_like(h), where=h > 0)
-    out["steck_sum"] = float((h * np.log(ratio)).sum())
+    out["steck_sum"] = _sum((h * np.log(ratio)).sum(axis=1), KL_BOUND, snap)
     out["steck_users"] = int(h.shape[0])
     return out
 
