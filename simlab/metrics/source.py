@@ -45,7 +45,6 @@ import numpy as np
 
 from simlab.batch import lookup_sorted
 from simlab.metrics.base import Metric, StepSnapshot, safe_ratio
-from simlab.metrics.sums import shard_sum
 
 __all__ = ["SourceMetric", "log_odds_ratio"]
 
@@ -89,13 +88,13 @@ class SourceMetric(Metric):
     }
 
     def partial(self, snap: StepSnapshot) -> dict[str, float]:
-        """Discounted exposure by source and AIGC-first pairs over the shard's slates."""
+        """Impressions by slot and source, and AIGC-first pairs, over the shard's slates."""
         slates = snap.feedback.slates
         b, k = slates.shape
         if not b:
             return {
-                "dexp_human": 0.0,
-                "dexp_aigc": 0.0,
+                "human_by_slot": np.zeros(k, np.int64),
+                "aigc_by_slot": np.zeros(k, np.int64),
                 "aigc_first": 0,
                 "pairs": 0,
                 "users": 0,
@@ -106,16 +105,14 @@ class SourceMetric(Metric):
         items = snap.items
         rows = snap.rows()
         src = items.source[rows]
-        w = 1.0 / np.log2(np.arange(k) + 2.0)
-        # per user (a row: the same in any shard), then a shard_sum: any sharding, same bits
-        dexp_aigc = shard_sum((w * (src == 1)).sum(axis=1), k + 1.0, snap.num_users)
-        dexp_human = shard_sum((w * (src == 0)).sum(axis=1), k + 1.0, snap.num_users)
+        # impressions by slot and source: integer counts, the same for any sharding (the
+        # reduce weights them by the slot's discount once)
         aigc_first, pairs = _pair_order(items, rows, slates)
         # integer per-user AIGC counts: sums are exact, so any sharding gives the same value
         count = (src == 1).sum(axis=1, dtype=np.int64)
         return {
-            "dexp_human": dexp_human,
-            "dexp_aigc": dexp_aigc,
+            "human_by_slot": np.count_nonzero(src == 0, axis=0),
+            "aigc_by_slot": np.count_nonzero(src == 1, axis=0),
             "aigc_first": aigc_first,
             "pairs": pairs,
             "users": b,
@@ -138,8 +135,8 @@ class SourceMetric(Metric):
         production_share = safe_ratio(new.sum(), new.size)
         live_aigc = int((source == 1).sum())
         live_human = source.size - live_aigc
-        e_h = safe_ratio(sum(p["dexp_human"] for p in parts), live_human)
-        e_a = safe_ratio(sum(p["dexp_aigc"] for p in parts), live_aigc)
+        e_h = safe_ratio(_discounted(parts, "human_by_slot"), live_human)
+        e_a = safe_ratio(_discounted(parts, "aigc_by_slot"), live_aigc)
         both = e_h + e_a
         n = sum(p["users"] for p in parts)
         k = max((p["slots"] for p in parts), default=0)
@@ -190,6 +187,15 @@ def log_odds_ratio(aigc_shown: float, human_shown: float, aigc_ref: float, human
 
 
 _log_odds_ratio = log_odds_ratio
+
+
+def _discounted(parts: list[dict], key: str) -> float:
+    """``sum_k c_k / log2(k + 2)`` of the shards' impressions per slot ``c_k`` (summed first)."""
+    width = max((len(p[key]) for p in parts), default=0)
+    counts = np.zeros(width, np.int64)
+    for p in parts:  # (slates of shards may differ in width: slate_size 0)
+        counts[: len(p[key])] += p[key]
+    return float(counts @ (1.0 / np.log2(np.arange(width) + 2.0)))
 
 
 def _pair_order(items, rows: np.ndarray, slates: np.ndarray) -> tuple[int, int]:

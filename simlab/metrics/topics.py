@@ -31,7 +31,7 @@ user shard sums over its own users, the reduce divides):
 - ``echo/interest_degeneracy``: ``|| mean_{u in U} x_u(t) - mean_{u in U} x_u(0) ||_2``,
   the drift of the population's mean interest vector: Jiang et al.'s (AIES 2019)
   ``||mu_t - mu_0||`` at the population level (the per-user mean distance is
-  ``echo/interest_drift``). Shards send the sums of their current and initial interests.
+  ``echo/interest_drift``). Shards send the sums of ``x_u(t) - x_u(0)``.
 - ``echo/calibration_kl``: Steck's miscalibration (RecSys 2018): mean over served users
   with a click history of ``KL(h_u || q~_u) = sum_k h_u(k) log(h_u(k) / q~_u(k))``
   (natural log), where ``h_u(k)`` is the share of topic ``k`` among the user's last ``H``
@@ -162,13 +162,18 @@ class TopicMetric(Metric):
             any split of the users into shards.
         """
         current = np.asarray(snap.interests, np.float64)
-        initial = np.asarray(snap.initial_interests, np.float64)
         users = snap.num_users
         out: dict[str, Any] = {
             "entropy_sum": 0.0,
             "entropy_users": 0,
             # interest components lie in [-1, 1] for every shipped user model
-            "drift_sum": shard_sum(current - initial, _DIFF_BOUND, users, axis=0),
+            "drift_sum": shard_sum(
+                np.subtract(current, snap.initial_interests, dtype=np.float64),
+                _DIFF_BOUND,
+                users,
+                0,
+                overwrite=True,
+            ),  # fmt: skip
             "users": int(current.shape[0]),
             "kl_sum": 0.0,
             "served": 0,
