@@ -63,6 +63,14 @@ _ONE_END = (
 )
 
 SIMLAB: dict[str, list[Equivalent]] = {
+    "simlab/metrics/sums.py": [
+        Equivalent(
+            "if overwrite and isinstance(values, np.ndarray) and values.dtype == np.float64:",
+            "if overwrite and isinstance(values, np.ndarray) and values.dtype is np.float64:",
+            "a dtype is never the scalar type np.float64, so every input takes the copying "
+            "branch: the same units and sum (the in-place branch only saves an allocation)",
+        ),
+    ],
     "simlab/metrics/echo.py": [
         Equivalent(
             "hit = in_old | (in_new & (user_rep < partner))",

@@ -27,7 +27,7 @@ __all__ = ["shard_sum", "unit_exponent"]
 
 def unit_exponent(bound: float, count: int) -> int:
     """``q``: values rounded to multiples of ``2**-q`` sum exactly, ``count`` of them."""
-    span = max(float(bound), 1e-300) * max(int(count), 1)
+    span = max(float(bound), 2.0**-500) * max(int(count), 1)  # (2**-q stays a normal float)
     return 52 - math.ceil(math.log2(span))
 
 

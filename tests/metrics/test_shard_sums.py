@@ -76,7 +76,28 @@ def test_empty_and_nan():
 
 
 @pytest.mark.parametrize(("bound", "count", "q"), [(1, 1, 52), (2, 1, 51), (4, 10_000, 36),
-                                                  (1, 2**20, 32), (3, 5, 48)])  # fmt: skip
+                                                  (1, 2**20, 32), (3, 5, 48), (0.5, 1, 53),
+                                                  (0.25, 4, 52), (0, 5, 549)])  # fmt: skip
 def test_the_unit_by_hand(bound, count, q):
     """``q = 52 - ceil(log2(bound * count))``: the total stays below 2**53 units."""
     assert unit_exponent(bound, count) == q
+
+
+def test_a_zero_bound_sums_zeros_to_zero():
+    """All values 0 (bound 0): the unit stays a normal float, the sum is 0 (not NaN)."""
+    assert shard_sum(np.zeros(5), 0.0, 5) == 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.longdouble, np.int64, np.int32])
+@pytest.mark.parametrize("axis", [None, 0])
+def test_overwrite_writes_only_into_float64_scratch(dtype, axis):
+    """``overwrite`` may reuse a float64 array; any other input is left as it was."""
+    rng = np.random.default_rng(3)
+    values = rng.uniform(-1, 1, (200, 3)) * (1 if np.dtype(dtype).kind == "f" else 1000)
+    values = values.astype(dtype)
+    keep = values.copy()
+    plain = shard_sum(values, 1000.0, 200, axis=axis)
+    scratch = values.copy()
+    assert np.array_equal(shard_sum(scratch, 1000.0, 200, axis=axis, overwrite=True), plain)
+    if dtype != np.float64:
+        np.testing.assert_array_equal(scratch, keep)  # not written into (another dtype)
