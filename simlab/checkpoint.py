@@ -203,9 +203,8 @@ def restore(world: World, state: dict[str, Any], saved: Scenario) -> None:
 def check_continuable(saved: Scenario, new: Scenario) -> None:
     """Refuse settings a checkpoint taken under ``saved`` cannot continue under (``new``).
 
-    Another user or content model, an agent of another model under the same label, or a
-    change of the parameters that size an agent's learned arrays (its class's
-    ``fixed_params``, e.g. ``("factors",)``) would fail deep inside a later step.
+    Another user or content model, another agent model under a label, or another value of a
+    parameter sizing an agent's learned arrays (its class's ``fixed_params``: ``factors``).
     """
     for section in ("users", "content"):  # another model's state means something else
         was, now = getattr(saved, section).model, getattr(new, section).model
@@ -215,8 +214,7 @@ def check_continuable(saved: Scenario, new: Scenario) -> None:
                 f"{section} model (checkpoint: {was}, now: {now}); start a new run instead"
             )
     for i, spec in enumerate(new.agents):
-        old = _find_agent(saved, spec.label)
-        if old is None:
+        if (old := _find_agent(saved, spec.label)) is None:
             continue
         if old.model != spec.model:
             raise ScenarioError(
@@ -234,10 +232,7 @@ def check_continuable(saved: Scenario, new: Scenario) -> None:
 
 
 def _agent_index(scenario: Scenario, label: str) -> int | None:
-    for i, spec in enumerate(scenario.agents):
-        if spec.label == label:
-            return i
-    return None
+    return next((i for i, spec in enumerate(scenario.agents) if spec.label == label), None)
 
 
 def _find_agent(scenario: Scenario, label: str):

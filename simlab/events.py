@@ -182,7 +182,10 @@ def part_steps(path: Path) -> tuple[int, int] | None:
         raise RunStoreError(f"{path}: corrupt event log part ({e})") from e
     if _STEPS not in meta:
         return None
-    first, last = (int(v) for v in meta[_STEPS].split())
+    try:
+        first, last = (int(v) for v in meta[_STEPS].split())
+    except ValueError:
+        raise RunStoreError(f"{path}: corrupt event log part (steps {meta[_STEPS]!r})") from None
     return first, last
 
 

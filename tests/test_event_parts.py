@@ -276,3 +276,16 @@ def test_workers_record_the_trials_facts_in_the_manifest(tmp_path):
     assert facts[2] == facts[1]
     assert [f[1] for f in facts[2]] == [0] * 4
     assert {f[0] for f in facts[2]} <= set(LOGGING_POLICIES) and facts[2][0][0] == "sampled"
+
+
+@pytest.mark.parametrize("text", [b"x y", b"3", b"", b"1 2 3", b"1.5 2"])
+def test_a_malformed_step_range_is_a_corrupt_part(tmp_path, text):
+    """A part whose recorded range does not read as two steps is named as corrupt."""
+    folder = tmp_path / "trial=0"
+    folder.mkdir()
+    table = pa.table({"step": pa.array([], pa.int64())})
+    pq.write_table(
+        table.replace_schema_metadata({b"simlab.steps": text}), folder / "part-000000.parquet"
+    )
+    with pytest.raises(RunStoreError, match="corrupt event log part"):
+        log_problem(folder, 0, 1)
