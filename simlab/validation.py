@@ -67,10 +67,18 @@ def short(value: Any, limit: int = 60) -> str:
 
 
 def format_path(loc: Sequence[str | int]) -> str:
-    """``("agents", 2, "factors")`` -> ``"agents[2].factors"``."""
+    """``("agents", 2, "factors")`` -> ``"agents[2].factors"``.
+
+    A mapping's key that failed as a key (pydantic's ``"[key]"``) is named as one:
+    ``("sweep", 1, "[key]")`` -> ``"sweep key 1"``; a YAML ``true:`` key is ``true``, not ``[1]``.
+    """
+    if len(loc) >= 2 and loc[-1] == "[key]":
+        return f"{format_path(loc[:-2])} key {loc[-2]!r}"
     out = ""
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, bool):
+            out += ("." if out else "") + str(part).lower()
+        elif isinstance(part, int):
             out += f"[{part}]"
         else:
             out += ("." if out else "") + str(part)

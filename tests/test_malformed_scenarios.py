@@ -188,6 +188,9 @@ SHAPES = [
     ({"name": ["a"]}, "name: "),
     ({"steps": [5]}, "steps: "),
     ({"platform": {"rerankers": {"model": "mmr"}}}, "platform.rerankers: "),
+    # a key that is not a string is named as a key (was `sweep[1].[key]`)
+    ({"sweep": {1: [1, 2]}}, "sweep key 1: Input should be a valid string, got 1"),
+    ({"variants": {2: {}}}, "variants key 2: Input should be a valid string"),
 ]
 
 

@@ -300,6 +300,10 @@ def test_format_path():
     assert format_path(["agents", 2, "factors"]) == "agents[2].factors"
     assert format_path(["platform", "rerankers", 0, "model"]) == "platform.rerankers[0].model"
     assert format_path([]) == "<scenario>"
+    assert format_path(["sweep", 1, "[key]"]) == "sweep key 1"
+    assert format_path(["variants", "a", "[key]"]) == "variants key 'a'"
+    assert format_path(["platform", True]) == "platform.true"
+    assert format_path(["x", False, 3]) == "x.false[3]"
 
 
 def test_sweep_points_cartesian_product():
