@@ -63,6 +63,18 @@ _ONE_END = (
 )
 
 SIMLAB: dict[str, list[Equivalent]] = {
+    "simlab/metrics/source.py": [
+        Equivalent(
+            "out = np.where((ra == 0) | (a + h == 0), np.nan, out)",
+            "out = np.where((ra <= 0) | (a + h == 0), np.nan, out)",
+            NEVER_NEGATIVE,
+        ),
+        Equivalent(
+            '"source/user_polarization": var / spread if spread > 0 else float("nan"),',
+            '"source/user_polarization": var / spread if spread != 0 else float("nan"),',
+            "spread = mean (1 - mean) with mean a share of counts in [0, 1]: " + NEVER_NEGATIVE,
+        ),
+    ],
     "simlab/metrics/sums.py": [
         Equivalent(
             "if overwrite and isinstance(values, np.ndarray) and values.dtype == np.float64:",
@@ -198,8 +210,16 @@ SIMLAB: dict[str, list[Equivalent]] = {
                 ("width + 1", "width & 1"),
                 ("width * (n + 1)", "width ** (n + 1)"),
                 ("<= clicks.size", "is not clicks.size"),
+                ("n + 1", "n << 1"),
+                ("(width + 1) * width", "(width + 1) + width"),
+                ("(width + 1) * width", "(width + 1) ^ width"),
             ),
             _TABLE_OR_DIRECT,
+        ),
+        Equivalent(
+            "return h * np.log(np.divide(h, q_smooth, out=ones, where=h > 0))",
+            "return h * np.log(np.divide(h, q_smooth, out=ones, where=h != 0))",
+            "h is a share of clicks: " + NEVER_NEGATIVE,
         ),
         Equivalent(
             "if a.shape[1] > _NARROW:",

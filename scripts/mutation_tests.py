@@ -34,6 +34,7 @@ EXTRA_TESTS = {
         "tests/metrics/test_topic_measures.py",
         "tests/metrics/test_ranges.py",
         "tests/metrics/test_cadence.py",
+        "tests/test_population.py",
     ],
     "simlab/metrics/fairness.py": [
         "tests/metrics/test_exposure_ranges.py",

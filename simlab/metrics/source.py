@@ -139,7 +139,7 @@ class SourceMetric(Metric):
         e_a = safe_ratio(_discounted(parts, "aigc_by_slot"), live_aigc)
         both = e_h + e_a
         n = sum(p["users"] for p in parts)
-        k = max((p["slots"] for p in parts), default=0)
+        k = max(p["slots"] for p in parts)  # (one part per user shard: never none)
         s1 = sum(p["aigc_sum"] for p in parts)
         s2 = sum(p["aigc_sq"] for p in parts)
         # Var(a_u) with a_u = count_u / K, from exact integer sums: (n s2 - s1^2) / (n K)^2,
@@ -191,7 +191,7 @@ _log_odds_ratio = log_odds_ratio
 
 def _discounted(parts: list[dict], key: str) -> float:
     """``sum_k c_k / log2(k + 2)`` of the shards' impressions per slot ``c_k`` (summed first)."""
-    width = max((len(p[key]) for p in parts), default=0)
+    width = max(len(p[key]) for p in parts)
     counts = np.zeros(width, np.int64)
     for p in parts:  # (slates of shards may differ in width: slate_size 0)
         counts[: len(p[key])] += p[key]

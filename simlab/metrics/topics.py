@@ -226,8 +226,8 @@ class TopicMetric(Metric):
         return {"steck_sum": steck, "steck_users": int(clicks.shape[0])}
 
     def _kl_bound(self) -> float:
-        """Above any user's smoothed KL, at most ``log(1 / calibration_alpha)``."""
-        return 1.0 - math.log(self.calibration_alpha)
+        """``log(1 / calibration_alpha)``: no user's smoothed KL is above it."""
+        return -math.log(self.calibration_alpha)
 
     def _served_rows(self, snap: StepSnapshot) -> np.ndarray:
         """``(B,)`` rows of the served users in the shard's interest matrices."""

@@ -24,7 +24,7 @@ from simlab.metrics.sums import shard_sum
 from simlab.metrics.topics import TopicMetric, topic_centres_of
 
 ALPHA = TopicMetric.calibration_alpha
-KL_BOUND = 1.0 - math.log(ALPHA)
+KL_BOUND = -math.log(ALPHA)  # KL(h || (1 - a) q + a h) <= sum h log(1 / a)
 TAU = TopicMetric.temperature
 
 
