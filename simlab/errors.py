@@ -23,6 +23,7 @@ __all__ = [
     "DependencyNotInstalled",
     "PeerSimulatorError",
     "SimlabWarning",
+    "RemoteTraceback",
     "did_you_mean",
     "DISK_ERRNOS",
     "disk_failure",
@@ -32,6 +33,17 @@ __all__ = [
 
 class SimlabError(Exception):
     """Base class of every error simlab raises on purpose."""
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in another process (a worker, a Ray actor).
+
+    Chained as that exception's ``__cause__`` where it is raised again, so a traceback
+    printed here ends in the frames where it happened.
+    """
+
+    def __str__(self) -> str:
+        return "\n" + self.args[0]
 
 
 class ScenarioError(SimlabError, ValueError):

@@ -322,7 +322,7 @@ def _check_resumable(store: RunStore) -> None:
 def _resume_plan(store: RunStore, overrides: list[str | tuple[str, Any]], trust_code: bool):
     """Clean up after the stopped process and find where each unfinished trial continues."""
     from simlab.checkpoint import expected_of, newest_checkpoint
-    from simlab.events import log_problem, recover_events
+    from simlab.events import recover_events
     from simlab.scenario import load_scenario
     from simlab.validation import foreign_code
 
@@ -350,8 +350,8 @@ def _resume_plan(store: RunStore, overrides: list[str | tuple[str, Any]], trust_
         i = trial.info.index
         done = int((rows["trial"] == i).sum())  # steps 0 .. done - 1, once each
         recover_events(store.events_folder(i), done)
-        lost = log_problem(store.events_folder(i), records[i].get("events_from"), done)
-        if records[i].get("events_from") is not None and lost is not None:
+        lost = store.event_problem(i, done)
+        if lost is not None:
             _warn_recompute(records[i], i, f"event log {lost[1]}", lost[0])
             store.drop_rows({i: lost[0]})
             recover_events(store.events_folder(i), lost[0])

@@ -162,23 +162,27 @@ class RunReader:
     def event_problems(self) -> dict[int, tuple[int, str]]:
         """Trials whose event log lacks or repeats a step of their metric rows.
 
-        ``trial -> (step, what)``, by :func:`simlab.events.log_problem` over the steps the
-        manifest records (journals are not read: a stopped run's are folded by resume).
+        ``trial -> (step, what)`` over the steps the manifest records (journals are not
+        read: a stopped run's are folded by resume).
         """
-        from simlab.events import log_problem
-
         out = {}
         for i, record in enumerate(self.manifest["trials"]):
-            if record.get("events_from") is None:
-                continue
-            found = log_problem(
-                self.path / EVENTS / f"trial={i}",
-                record["events_from"],
-                int(record.get("steps_done", 0)),
-            )
+            found = self.event_problem(i, int(record.get("steps_done", 0)))
             if found is not None:
                 out[i] = found
         return out
+
+    def event_problem(self, trial: int, done: int) -> tuple[int, str] | None:
+        """:func:`simlab.events.log_problem` of a trial's log over steps before ``done``.
+
+        None for a trial with no recorded log start (no event log, or an older simlab's).
+        """
+        from simlab.events import log_problem
+
+        start = self.manifest["trials"][trial].get("events_from")
+        if start is None:
+            return None
+        return log_problem(self.path / EVENTS / f"trial={trial}", start, done)
 
     def row_problems(self, df) -> dict[int, tuple[int, str]]:
         """:func:`step_problems` of ``df``, and :meth:`short_trials` where it finds none."""

@@ -28,7 +28,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from simlab.errors import SimlabError
+from simlab.errors import RemoteTraceback, SimlabError
 from simlab.store import RunStore
 
 if TYPE_CHECKING:
@@ -45,13 +45,6 @@ _GUARD = 'if __name__ == "__main__":'
 
 class WorkerFailure(RuntimeError):
     """A worker process died before finishing its trials (killed, or unable to start)."""
-
-
-class _RemoteTraceback(Exception):
-    """The traceback of an exception raised in a worker process (its ``__cause__``)."""
-
-    def __str__(self) -> str:
-        return "\n" + self.args[0]
 
 
 def check_not_bootstrapping() -> None:
@@ -236,7 +229,7 @@ def _handle(msg: tuple, store: RunStore, progress, by_index: dict, remaining: se
     elif kind == "done":
         remaining.discard(index)
     else:  # "error"
-        raise msg[2] from _RemoteTraceback(msg[3])
+        raise msg[2] from RemoteTraceback(msg[3])
 
 
 def _steps_written(store: RunStore, index: int, procs: list) -> int | None:

@@ -46,12 +46,11 @@ from simlab.execution.ray_init import (
     trial_demand,
 )
 from simlab.execution.ray_population import (
-    RemoteTraceback,
     _first_line,
     _plain,
     _ray,
-    _remote_text,
     _start_failure,
+    remote_cause,
 )
 from simlab.snapshots import due_snapshot
 
@@ -339,7 +338,7 @@ def _unwrap(e: BaseException, trial: Trial | None = None) -> BaseException:
 
     if isinstance(e, RayTaskError) and isinstance(e.cause, BaseException):
         where = f" (trial {trial.info.index}: {trial.info.agent}, seed {trial.info.seed})"
-        remote = RemoteTraceback(f"in a Ray actor{where if trial else ''}:\n{_remote_text(e)}")
+        remote = remote_cause(e, f"a Ray actor{where if trial else ''}")
         e = e.cause
         e.__cause__ = remote
     if isinstance(e, RayActorError):  # failed to start: its creation error, in one line

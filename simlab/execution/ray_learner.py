@@ -231,10 +231,9 @@ class LearnerServing:
             ray.get(ready)
         except RayTaskError as e:
             if isinstance(e.cause, Exception):
-                from simlab.execution.ray_population import RemoteTraceback, _remote_text
+                from simlab.execution.ray_population import remote_cause
 
-                remote = RemoteTraceback(f"in the learner actor:\n{_remote_text(e)}")
-                raise e.cause from remote
+                raise e.cause from remote_cause(e, "the learner actor")
             raise
 
     def _submit(self, world: World, boundary: int, after_step: bool) -> int:

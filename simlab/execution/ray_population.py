@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from simlab.batch import Slates, compact_rows
-from simlab.errors import SimlabError
+from simlab.errors import RemoteTraceback, SimlabError
 from simlab.execution.measure import measuring, serialized_size
 from simlab.logged import join_logged
 from simlab.population import (
@@ -49,18 +49,14 @@ def _ray():
     return ray
 
 
-class RemoteTraceback(Exception):
-    """The traceback of a model's exception in a Ray actor (its ``__cause__`` on the driver)."""
-
-
 def _plain(text: str) -> str:
     """``text`` without terminal colour codes (Ray colours its actors' names)."""
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
 
-def _remote_text(e: BaseException) -> str:
-    """A Ray task error's text: the remote traceback (the actor's frames), without colours."""
-    return _plain(str(e))
+def remote_cause(e: BaseException, where: str) -> RemoteTraceback:
+    """A Ray task error's remote traceback (the actor's frames, without colours), ``where``."""
+    return RemoteTraceback(f"in {where}:\n{_plain(str(e))}")
 
 
 def _first_line(e: BaseException) -> str:
