@@ -91,3 +91,53 @@ def test_a_folder_whose_module_would_shadow_an_imported_one_is_left_out(
         monkeypatch.setitem(sys.modules, name, module)
     monkeypatch.syspath_prepend(str(code))
     assert (str(code.resolve()) in ray_init._code_paths()) is kept
+
+
+class _InterruptedRay(_FakeRay):
+    """``init`` raises ``error`` partway (Ctrl-C, SIGTERM's exit, a failed start)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(fail=False)
+        self.error, self.shutdowns = error, 0
+
+    def is_initialized(self) -> bool:
+        return False
+
+    def init(self, **kwargs) -> None:
+        super().init(**kwargs)
+        raise self.error
+
+    def shutdown(self) -> None:
+        self.shutdowns += 1
+
+
+@pytest.mark.parametrize("address", [None, "10.0.0.1:6379"])
+@pytest.mark.parametrize(
+    ("error", "raised"),
+    [
+        (KeyboardInterrupt(), KeyboardInterrupt),
+        (SystemExit(15), SystemExit),
+        (RuntimeError("node failed"), "ClusterError"),
+        (ConnectionError("refused"), "ClusterError"),
+        (ValueError("bad option"), "ClusterError"),
+        (OSError("no space"), OSError),
+    ],
+)
+def test_an_interrupted_or_failed_start_stops_what_ray_init_started(
+    monkeypatch, address, error, raised
+):
+    """A start that ends in an exception shuts Ray down itself, then raises.
+
+    ``run_trials`` shuts Ray down only when ``init_ray`` returned, so without this a Ctrl-C
+    inside ``ray.init`` left what it had started running.
+    """
+    from simlab.execution.ray_population import ClusterError
+    from simlab.scenario import ExecutionSection
+
+    fake = _InterruptedRay(error)
+    monkeypatch.setattr(ray_init, "_ray", lambda: fake)
+    monkeypatch.setattr(ray_init, "probe_address", lambda *a: None)
+    ex = ExecutionSection(backend="ray", address=address)
+    with pytest.raises(ClusterError if raised == "ClusterError" else raised):
+        ray_init.init_ray(ex)
+    assert len(fake.seen) == 1 and fake.shutdowns == 1

@@ -145,8 +145,14 @@ def init_ray(ex: ExecutionSection) -> bool:
             cpus = max(os.cpu_count() or 1, int(np.ceil(trial_demand(ex)["CPU"])))
             init_local(cpus, ex.object_store_mb, namespace=NAMESPACE)
     except (ConnectionError, RuntimeError, ValueError) as e:
+        ray.shutdown()  # whatever the failed start left running (a no-op when nothing)
         where = f"the Ray cluster at {ex.address!r}" if ex.address else "a local Ray instance"
         raise ClusterError(f"execution.address: cannot connect to {where} ({e})") from None
+    except BaseException:
+        # Ctrl-C or SIGTERM inside ray.init: the processes it had started are stopped here,
+        # since the caller's shutdown runs only when this returned
+        ray.shutdown()
+        raise
     finally:
         # ray.init replaces the SIGTERM handler with one that exits with status 15
         reinstall_signal_handlers()
