@@ -118,6 +118,11 @@ class ImplicitMFAgent(TiedRankingMixin, Agent):
 
     fixed_params = ("factors",)  # the factor tables' width (a fork cannot change it)
 
+    @staticmethod
+    def fixed_value(name: str, value: Any, world: Any) -> Any:
+        """The width ``factors`` means: 0 is the world's dim (so a fork may spell it out)."""
+        return world.dim if name == "factors" and value == 0 else value
+
     class Params(ParamsModel):
         """Scenario keys of the implicit-mf agent."""
 

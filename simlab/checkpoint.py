@@ -166,11 +166,6 @@ def restore(world: World, state: dict[str, Any], saved: Scenario) -> None:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise RunStoreError(f"checkpoint format {found!r} is not supported (expected {FORMAT})")
     new = world.scenario
-    if new.world.model_dump() != saved.world.model_dump():
-        raise ScenarioError(
-            "world: a run cannot continue from a checkpoint with another `world` section "
-            f"(checkpoint: {saved.world.model_dump()}, now: {new.world.model_dump()})"
-        )
     check_continuable(saved, new)
     try:
         world.population.load_state_dict(state["users"])
@@ -203,8 +198,8 @@ def restore(world: World, state: dict[str, Any], saved: Scenario) -> None:
 def check_continuable(saved: Scenario, new: Scenario) -> None:
     """Refuse settings a checkpoint taken under ``saved`` cannot continue under (``new``).
 
-    Another user or content model, another agent model under a label, or another value of a
-    parameter sizing an agent's learned arrays (its class's ``fixed_params``: ``factors``).
+    Another user or content model, ``world`` section, agent model under a label, or another
+    size of an agent's learned arrays (its class's ``fixed_params``: ``factors``).
     """
     for section in ("users", "content"):  # another model's state means something else
         was, now = getattr(saved, section).model, getattr(new, section).model
@@ -213,6 +208,11 @@ def check_continuable(saved: Scenario, new: Scenario) -> None:
                 f"{section}.model: a run cannot continue from a checkpoint with another "
                 f"{section} model (checkpoint: {was}, now: {now}); start a new run instead"
             )
+    if new.world.model_dump() != saved.world.model_dump():
+        raise ScenarioError(
+            "world: a run cannot continue from a checkpoint with another `world` section "
+            f"(checkpoint: {saved.world.model_dump()}, now: {new.world.model_dump()})"
+        )
     for i, spec in enumerate(new.agents):
         if (old := _find_agent(saved, spec.label)) is None:
             continue
@@ -222,8 +222,10 @@ def check_continuable(saved: Scenario, new: Scenario) -> None:
                 f"({old.model}, now {spec.model}); a fork changes settings, not which agents run"
             )
         was, now = old.resolved(), spec.resolved()
+        # a class's `fixed_value` maps a parameter to the size it means (0 = the world's dim)
+        size = getattr(spec.cls, "fixed_value", lambda name, value, world: value)
         for name in getattr(spec.cls, "fixed_params", ()):
-            if was.get(name) != now.get(name):
+            if size(name, was.get(name), new.world) != size(name, now.get(name), new.world):
                 raise ScenarioError(
                     f"agents[{i}].{name}: a run cannot continue from a checkpoint with another "
                     f"{name} (checkpoint: {was.get(name)!r}, now: {now.get(name)!r}): the "

@@ -128,3 +128,40 @@ def test_every_fixed_param_is_a_parameter_of_its_agent(name):
     cls = registry.resolve("agents", name)
     fixed = getattr(cls, "fixed_params", ())
     assert set(fixed) <= set(cls.Params.model_fields), (name, fixed)
+
+
+@pytest.mark.parametrize(("was", "now"), [(0, "dim"), ("dim", 0)])
+def test_a_size_spelt_differently_is_the_same_size(tmp_path, was, now):
+    """implicit-mf's ``factors: 0`` is the world's dim: that value spelt out is the same size.
+
+    Forking to it (or back) continues the checkpoint exactly, every later row equal to the
+    source's.
+    """
+    dim = make_small().world.dim
+
+    def agents(factors):
+        return [{"model": "random"}, {"model": "implicit-mf", "factors": factors}]
+
+    def scenario(factors):
+        spelt = dim if factors == "dim" else factors
+        return make_small(*_CHANEY, "output.checkpoint_every=3", "users.num_users=60",
+                          steps=6, agents=agents(spelt))  # fmt: skip
+
+    source = run_scenario(scenario(was), out_dir=tmp_path, run_id="src")
+    fork = run_scenario(scenario(now), out_dir=tmp_path / "forks", fork=(source.path, 3))
+    assert fork.manifest["status"] == "completed"
+    a, b = (r.read_metrics().drop(columns="run_id") for r in (source, fork))
+    a, b = (x.sort_values(["trial", "step"]).reset_index(drop=True) for x in (a, b))
+    assert a.shape == b.shape and a.equals(b)
+
+
+@pytest.mark.parametrize("changed", ["world.dim=5", "world.num_topics=4", "world.topic_spread=0.5"])
+def test_another_world_section_is_refused_before_anything_is_written(tmp_path, changed):
+    """The world's dimensions size every state: refused naming both sections, no directory."""
+    source = run_scenario(make_small("output.checkpoint_every=3", steps=6), out_dir=tmp_path,
+                          run_id="src").path  # fmt: skip
+    _fork_refused(
+        tmp_path, source, make_small("output.checkpoint_every=3", changed, steps=6),
+        r"world: a run cannot continue from a checkpoint with another `world` section "
+        r"\(checkpoint: \{.*\}, now: \{.*\}\)",
+    )  # fmt: skip
