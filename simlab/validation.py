@@ -128,6 +128,14 @@ def format_errors(
             else:
                 hint = " This component takes no parameters."
             lines.append(f"{path}: unknown field '{short(name)[1:-1]}'.{hint}")
+        elif kind == "invalid_key" or loc[-1:] == ["[key]"]:
+            # loc ends with the key as pydantic coerced it (True reads 1), then "[key]"
+            where = loc[:-2] if loc[-1] == "[key]" else loc[:-1]
+            lines.append(
+                f"{format_path([*prefix, *where])}: a key must be a string, got "
+                f"{short(e.get('input'))} (YAML reads an unquoted true, false, null or number as "
+                "another type: quote the key)"
+            )
         elif kind == "missing":
             lines.append(f"{path}: required field is missing")
         elif kind in ("model_type", "model_attributes_type", "dict_type"):

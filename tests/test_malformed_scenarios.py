@@ -188,9 +188,6 @@ SHAPES = [
     ({"name": ["a"]}, "name: "),
     ({"steps": [5]}, "steps: "),
     ({"platform": {"rerankers": {"model": "mmr"}}}, "platform.rerankers: "),
-    # a key that is not a string is named as a key (was `sweep[1].[key]`)
-    ({"sweep": {1: [1, 2]}}, "sweep key 1: Input should be a valid string, got 1"),
-    ({"variants": {2: {}}}, "variants key 2: Input should be a valid string"),
 ]
 
 
@@ -199,6 +196,40 @@ def test_wrong_container_shapes_are_refused(change, fragment):
     """A list where a mapping belongs (and the reverse) names the field and what it got."""
     data = {**_base(), **change}
     assert any(x.startswith(fragment) for x in _errors(data)), _errors(data)
+
+
+# ---------------------------------------------------------------------- keys that are not strings
+# where a key goes -> (how to put {key: 5} there, the path the error names)
+KEY_PLACES = {
+    "top": (lambda d, bad: {**d, **bad}, "<scenario>"),
+    "world": (lambda d, bad: {**d, "world": {**d.get("world", {}), **bad}}, "world"),
+    "users": (lambda d, bad: {**d, "users": {**d["users"], **bad}}, "users"),
+    "content": (lambda d, bad: {**d, "content": {**d["content"], **bad}}, "content"),
+    "platform": (lambda d, bad: {**d, "platform": {**d.get("platform", {}), **bad}}, "platform"),
+    "measures": (lambda d, bad: {**d, "measures": bad}, "measures"),
+    "output": (lambda d, bad: {**d, "output": bad}, "output"),
+    "execution": (lambda d, bad: {**d, "execution": bad}, "execution"),
+    "agent": (lambda d, bad: {**d, "agents": [{"model": "random", **bad}]}, "agents[0]"),
+    "reranker": (
+        lambda d, bad: {**d, "platform": {"rerankers": [{"model": "mmr", **bad}]}},
+        "platform.rerankers[0]",
+    ),
+    "sweep": (lambda d, bad: {**d, "sweep": {k: [1, 2] for k in bad}}, "sweep"),
+    "variants": (lambda d, bad: {**d, "variants": {k: {} for k in bad}}, "variants"),
+}
+
+
+@pytest.mark.parametrize("key", [True, False, None, 3, 1.5], ids=repr)
+@pytest.mark.parametrize("place", sorted(KEY_PLACES))
+def test_a_key_that_is_not_a_string_is_named_as_a_key(place, key):
+    """A ``true:``, ``null:`` or ``3:`` key is shown as written and the user told to quote it.
+
+    YAML reads those keys as other types; pydantic's location turns ``True`` into ``1``.
+    """
+    put, where = KEY_PLACES[place]
+    errors = _errors(put(_base(), {key: 5}))
+    expected = f"{where}: a key must be a string, got {key!r} (YAML reads an unquoted"
+    assert any(x.startswith(expected) and "quote the key" in x for x in errors), errors
 
 
 # ---------------------------------------------------------------------- sizes that cannot fit
