@@ -39,7 +39,7 @@ from mutation_equivalent_agents import AGENTS
 from mutation_equivalent_environments import ENVIRONMENTS
 from mutation_equivalent_gym import GYM
 from mutation_equivalent_models import MODELS
-from mutation_equivalent_reasons import NEVER_NEGATIVE, ONE_DIM_LENGTH, Equivalent, mutants_of
+from mutation_equivalent_reasons import NEVER_NEGATIVE, ONE_DIM_LENGTH, Equivalent
 
 __all__ = ["EQUIVALENT", "Equivalent"]
 
@@ -47,13 +47,6 @@ BLOCK_SIZE = (
     "the hashing's block size and the size from which it blocks are speed choices only:"
     " every value depends on its id, step and counter alone, so any blocks of at least one"
     " row (the mutants' sizes are floored at one row) give the same arrays"
-)
-
-_STECK_TABLE = "if (width + 1) * width * (n + 1) <= clicks.size:"
-_TABLE_OR_DIRECT = (
-    "whether Steck's terms are looked up in a table of every count triple or computed "
-    "directly is a speed choice only: the same operations on the same values, equal bit for "
-    "bit (tests/metrics/test_topic_fast_paths.py), so either path gives the same sums"
 )
 
 _ONE_END = (
@@ -73,6 +66,13 @@ SIMLAB: dict[str, list[Equivalent]] = {
             '"source/user_polarization": var / spread if spread > 0 else float("nan"),',
             '"source/user_polarization": var / spread if spread != 0 else float("nan"),',
             "spread = mean (1 - mean) with mean a share of counts in [0, 1]: " + NEVER_NEGATIVE,
+        ),
+        Equivalent(
+            "live_pair = original >= 0",
+            "live_pair = original >= -1",
+            "`original` is -1 for an item that is no rewrite: with `>= -1` those enter as pairs "
+            "whose original -1 is never a live item id (ids are >= 0), so the next lookup "
+            "drops them and the same pairs are counted",
         ),
     ],
     "simlab/metrics/sums.py": [
@@ -200,39 +200,25 @@ SIMLAB: dict[str, list[Equivalent]] = {
             "sums = np.empty((present.shape[ -1], latent.shape[1]), np.float64)",
             ONE_DIM_LENGTH + " (the present topics, np.unique of a 1-D array)",
         ),
-        *mutants_of(
-            _STECK_TABLE,
-            (
-                ("width + 1", "width - 1"),
-                ("n + 1", "n - 1"),
-                ("n + 1", "n >> 1"),
-                ("width * (n + 1)", "width << (n + 1)"),
-                ("width + 1", "width & 1"),
-                ("width * (n + 1)", "width ** (n + 1)"),
-                ("<= clicks.size", "is not clicks.size"),
-                ("n + 1", "n << 1"),
-                ("(width + 1) * width", "(width + 1) + width"),
-                ("(width + 1) * width", "(width + 1) ^ width"),
-            ),
-            _TABLE_OR_DIRECT,
-        ),
         Equivalent(
             "return h * np.log(np.divide(h, q_smooth, out=ones, where=h > 0))",
             "return h * np.log(np.divide(h, q_smooth, out=ones, where=h != 0))",
             "h is a share of clicks: " + NEVER_NEGATIVE,
         ),
         Equivalent(
-            "if a.shape[1] > _NARROW:",
-            "if a.shape[1] != _NARROW:",
-            "row maxima column by column or by numpy's row reduction are the same exact "
-            "maxima (a maximum does not round; tests/metrics/test_topic_fast_paths.py): the "
-            "width threshold is a speed choice only",
-        ),
-        Equivalent(
             "c, m, j = np.ogrid[: width + 1, 1 : width + 1, : n + 1]",
             "c, m, j = np.ogrid[: width << 1, 1 : width + 1, : n + 1]",
             "Steck's lookup table grows along the clicks of a topic (2w >= w + 1 for the "
             "largest count w >= 1): only clicks 0..w are looked up, each entry the same",
+        ),
+        *(
+            Equivalent(
+                "c, m, j = np.ogrid[: width + 1, 1 : width + 1, : n + 1]",
+                f"c, m, j = np.ogrid[: width + 1, 1 : {wider}, : n + 1]",
+                "Steck's lookup table grows along the history lengths (2w >= w + 1 for the "
+                "largest count w >= 1): only lengths 1..w are looked up, each entry the same",
+            )
+            for wider in ("width << 1", "width + 2")
         ),
         Equivalent(
             "c, m, j = np.ogrid[: width + 1, 1 : width + 1, : n + 1]",

@@ -35,6 +35,12 @@ EXTRA_TESTS = {
         "tests/metrics/test_ranges.py",
         "tests/metrics/test_cadence.py",
         "tests/test_population.py",
+        "tests/test_sharded_metric_bits.py",
+    ],
+    "simlab/metrics/topics.py": [
+        "tests/metrics",
+        "tests/test_population.py",
+        "tests/test_sharded_metric_bits.py",
     ],
     "simlab/metrics/fairness.py": [
         "tests/metrics/test_exposure_ranges.py",
@@ -60,6 +66,7 @@ EXTRA_TESTS = {
         "tests/metrics/test_source_references.py",
         "tests/metrics/test_source_metrics.py",
         "tests/metrics/test_ranges.py",
+        "tests/test_sharded_metric_bits.py",
     ],
     "environments/users.py": [
         "tests/environments/test_user_dynamics.py",

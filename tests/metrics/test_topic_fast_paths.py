@@ -38,7 +38,10 @@ def plain_partial(snap) -> dict:
     current = np.asarray(snap.interests, np.float64)
     out = {"kl_sum": 0.0, "bubble_hits": 0, "entropy_sum": 0.0, "steck_sum": 0.0}
     present, centres = topic_centres_of(snap.items.topic, snap.items.latent)
-    logits = current @ centres.T * TAU
+    # similarities of interests and centres on the grid 2^-p (exact integer products)
+    p = (52 - math.ceil(math.log2(centres.shape[1]))) // 2
+    grid = np.rint(current * 2.0**p) @ np.rint(centres * 2.0**p).T
+    logits = grid * 2.0 ** (-2 * p) * TAU
     logits -= logits.max(axis=1, keepdims=True)
     log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
     p_all = np.exp(log_p)

@@ -79,6 +79,21 @@ INTERESTS = [[1, 0], [0, 1], [0.6, 0.8]]
 INITIAL = [[1, 0], [1, 0], [1, 0]]
 
 
+@pytest.mark.filterwarnings("error")  # no numpy warning (a division by the width) either
+def test_served_users_with_empty_slates_have_no_slate_measures():
+    """Zero-width slates (nothing left to show): KL and bubble NaN, entropy as without them."""
+    base = make_snapshot(ITEMS, [0, 2], [[10, 11], [12, 13]], INTERESTS, INITIAL)
+    fb = Feedback(0, base.feedback.user_ids, np.zeros((2, 0), np.int64), np.full(2, -1),
+                  np.zeros(2, np.float32))  # fmt: skip
+    snap = StepSnapshot(0, base.num_users, fb, base.catalog, ITEMS, np.zeros(0, np.int8),
+                        base.interests, base.initial_interests, slate_rows=np.zeros((2, 0), int),
+                        history_topics=np.array([[0, -1], [1, 1]]))  # fmt: skip
+    row = TopicMetric(LOCAL).measure(snap)
+    assert math.isnan(row[KL]) and math.isnan(row[BUBBLE])
+    assert math.isnan(row["echo/calibration_kl"])
+    assert row[ENTROPY] == TopicMetric(LOCAL).measure(base)[ENTROPY]
+
+
 def hand_snapshot() -> StepSnapshot:
     """Users 0 and 2 served: user 0 gets [10, 11] (topic 0, 0), user 2 [12, 13] (topics 1, 3)."""
     return make_snapshot(ITEMS, [0, 2], [[10, 11], [12, 13]], INTERESTS, INITIAL)
