@@ -26,6 +26,7 @@ from simlab.scenario import (
     AgentResources,
     ExecutionSection,
     LearnerSection,
+    MeasuresSection,
     OutputSection,
     PlatformSection,
     Scenario,
@@ -129,6 +130,7 @@ def reference() -> str:
     out = ["#### Top level", "", table(Scenario, ""), ""]
     out += ["#### `world`", "", table(WorldSection, "world."), ""]
     out += ["#### `platform`", "", table(PlatformSection, "platform."), ""]
+    out += ["#### `measures`", "", table(MeasuresSection, "measures."), ""]
     out += ["#### `output`", "", table(OutputSection, "output."), ""]
     resources = table(AgentResources, "execution.agent_resources.").split("\n", 2)[2]
     learner = table(LearnerSection, "execution.learner.").split("\n", 2)[2]
@@ -138,6 +140,12 @@ def reference() -> str:
         table(ExecutionSection, "execution.") + "\n" + resources + "\n" + learner,
         "",
     ]
+    # a section model of the schema without a table here would go missing from the page
+    tabled = {WorldSection, PlatformSection, MeasuresSection, OutputSection, ExecutionSection}
+    for name, f in Scenario.model_fields.items():
+        if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel):
+            if f.annotation not in tabled and name not in ("users", "content"):
+                raise SystemExit(f"scenario_reference.py: section `{name}` has no table")
     sections = [
         ("users", "users", "users."),
         ("content", "content", "content."),
