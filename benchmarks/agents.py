@@ -16,9 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from throughput import measure, reference_scenario  # noqa: E402
+from throughput import OTHER_WORLD, measure, reference_scenario  # noqa: E402
 
 from simlab import registry  # noqa: E402
+from simlab.errors import ScenarioError  # noqa: E402
 
 
 def main() -> None:
@@ -26,12 +27,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--users", type=int, default=10_000)
-    ap.add_argument("--agents", nargs="+", default=None, help="default: every registered agent")
+    ap.add_argument(
+        "--agents", nargs="+", default=None, help="default: every agent the world can run"
+    )
     args = ap.parse_args()
-    names = args.agents or registry.names("agents")
+    names = args.agents or [a for a in registry.names("agents") if a not in OTHER_WORLD]
     agents = ["random", *[a for a in names if a != "random"]]
-    sc = reference_scenario(args.users, args.steps, agents)
+    try:
+        sc = reference_scenario(args.users, args.steps, agents)
+    except ScenarioError as e:
+        sys.exit(f"error: --agents: {e}")
     warm = reference_scenario(300, 6, agents)
+    for name in sorted(set(registry.names("agents")) - set(agents)):
+        print(f"{name}: not run ({OTHER_WORLD.get(name, 'not chosen')})")
     for i in range(len(agents)):  # imports and first-call costs outside the timed runs
         measure(warm, i)
     print(f"reference world: {args.users} users, ~1000 items, slate 10, d=32, {args.steps} steps")

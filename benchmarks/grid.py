@@ -36,11 +36,13 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from throughput import OTHER_WORLD  # noqa: E402
+
 USERS = (1_000, 10_000, 100_000)
 CANDIDATES = (100, 1_000, 10_000)
 REDUCED = ((1_000, 10_000), (100, 1_000))
 NEEDS_OTHER_WORLD = {
-    "social-filtering": "needs a user model with a social graph (chaney)",
+    **OTHER_WORLD,
     "generative": "a GPU model (benchmarks/gpu_generative.py)",
 }
 """Shipped agents the reference world cannot run, and why."""

@@ -16,6 +16,9 @@ import time
 from simlab.scenario import parse_scenario
 from simlab.world import World
 
+OTHER_WORLD = {"social-filtering": "needs a user model with a social graph (chaney)"}
+"""Shipped agents the reference world (logit users) cannot run, and why."""
+
 
 def reference_scenario(users: int, steps: int, agents: list[str]):
     """The reference world of the foundation issue."""
