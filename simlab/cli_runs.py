@@ -216,6 +216,6 @@ def _print_summary(store, out: Console) -> None:
             if c in part.columns
         ]  # fmt: skip
         out.print(_metric_table("summary", point, labels, body))
-    for note in (warmup_note(df, store.manifest), stopped_note(df)):
+    for note in (warmup_note(df, store.manifest), stopped_note(df, store.manifest)):
         if note:
             out.print(f"note: {note}", markup=False)

@@ -153,7 +153,7 @@ def build_report(
     seeds = {k: int(n) for k, n in zip(labels, result.summary["seeds"], strict=True)}
     result.note = few_seeds_note(seeds, interval)
     result.warmup_note = warmup_note(df, store.manifest)
-    result.stopped_note = stopped_note(df)
+    result.stopped_note = stopped_note(df, store.manifest)
     plotted = smooth_frame(df, chosen, smoothing, by=["trial"])
     result.figures = [_plot_metric(plotted, c, result, out, ranges.get(c)) for c in chosen]
     result.baseline = base

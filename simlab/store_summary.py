@@ -95,20 +95,32 @@ def warmup_note(df, manifest: dict[str, Any]) -> str | None:
     )
 
 
-def stopped_note(df) -> str | None:
+def stopped_note(df, manifest: dict | None = None) -> str | None:
     """A note on trials whose rows end before the run's longest trial's (a stopped run).
 
     Their step means and pooled windows cover the steps they ran, which differ from the
-    other trials'; ``simlab resume`` runs them to the end.
+    other trials'; ``simlab resume`` runs them to the end. When every trial stopped at the
+    same step, the ``manifest``'s interrupted or failed trials are named instead.
     """
     if df.empty:
         return None
     last = df.groupby("trial")["step"].max()
     end = int(last.max())
     short = last[last < end]
-    if short.empty:
-        return None
     agent = df.drop_duplicates("trial").set_index("trial")["agent"]
+    if short.empty:
+        trials = (manifest or {}).get("trials", [])
+        stopped = last[last.index.isin(
+            [t["index"] for t in trials if t.get("status") in ("interrupted", "failed")]
+        )]  # fmt: skip
+        if stopped.empty:
+            return None
+        names = ", ".join(map(str, dict.fromkeys(agent.loc[stopped.index])))
+        return (
+            f"{len(stopped)} of {len(last)} trials ({names}) stopped (interrupted or failed) "
+            f"at step {end}, before the run's end: their means, windows and tipping points "
+            "cover the steps they ran; `simlab resume` runs them to the end."
+        )
     names = ", ".join(map(str, dict.fromkeys(agent.loc[short.index])))
     lo, hi = int(short.min()), int(short.max())
     return (

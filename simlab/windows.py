@@ -303,23 +303,26 @@ def window_tables(
                 rise, trials, [*keys, "window"], baseline
             )
     if SHARE in df.columns:
-        adoption = _adoption_points(run_path, sweep)
+        adoption, steps = _adoption_points(run_path, sweep)
         if adoption:
             warm = trial_warmups(manifest)
             mine = [t for t, p in point_of.items() if p in adoption] if sweep else None
             part = df if mine is None else df[df["trial"].isin(mine)]
-            tips = tipping_points(part, int(part["step"].max()) + 1, warm)
+            # a trial that stopped before the scenario's last step is partial, even when
+            # every trial stopped at the same step
+            tips = tipping_points(part, steps, warm)
             tables["tipping point"] = summarise_over_seeds(tips, trials, keys, baseline)
     return tables
 
 
-def _adoption_points(run_path: Path, sweep: Sequence[str]) -> set[tuple]:
-    """The sweep points whose content production is ``adoption``."""
+def _adoption_points(run_path: Path, sweep: Sequence[str]) -> tuple[set[tuple], int]:
+    """The sweep points whose content production is ``adoption``, and the run's steps."""
     from simlab.scenario import load_scenario, sweep_points
 
     scenario = load_scenario(Path(run_path) / "scenario.yaml")
-    return {
+    points = {
         tuple(p.values.get(c) for c in sweep)
         for p in sweep_points(scenario)
         if getattr(p.scenario.content.params, "production", None) == "adoption"
     }
+    return points, int(scenario.steps)

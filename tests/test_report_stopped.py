@@ -110,3 +110,33 @@ def test_a_run_whose_trials_stopped_at_different_steps_reports(
     assert main(["show", str(run)]) == 0
     assert note in " ".join(capsys.readouterr().out.split())
     assert "stopped before" not in (tmp_path / "full" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("at", [4, 7, 10, 13])
+def test_a_run_whose_trials_all_stopped_at_one_step_says_so(variant_run, tmp_path, capsys, at):
+    """Every trial interrupted at one step: the note names them, untipped trials are partial.
+
+    No trial is longer than the others, yet the run stopped before its end. (The tipping
+    point was censored at the rows' last step, not the scenario's, so no trial was partial,
+    and the note compared trials only with each other.)
+    """
+    import shutil
+
+    import pandas as pd
+
+    run = tmp_path / "run"
+    shutil.copytree(variant_run, run)
+    _stop_trials(run, set(range(12)), at)
+    assert main(["report", str(run), "--out", str(tmp_path / "r")]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    note = (
+        f"12 of 12 trials (pop, random) stopped (interrupted or failed) at step {at - 1}, "
+        "before the run's end"
+    )
+    assert note in printed, printed[-600:]
+    assert note in " ".join((tmp_path / "r" / "report.md").read_text().split())
+    assert main(["show", str(run)]) == 0
+    assert note in " ".join(capsys.readouterr().out.split())
+    tips = pd.read_csv(tmp_path / "r" / "tipping_point.csv")
+    assert (tips["partial"] == tips["value n"] - tips["tipped"]).all(), tips
+    assert tips["partial"].sum() > 0 or tips["tipped"].sum() == tips["value n"].sum()
