@@ -106,7 +106,7 @@ def topic_mix(interests: np.ndarray, centres: np.ndarray, temperature: float) ->
     so a user's similarities have the same bits however many users one BLAS call is given
     (a user shard's product and the whole population's otherwise differ in the last bits).
     """
-    p = (52 - math.ceil(math.log2(centres.shape[1]))) // 2 if centres.shape[1] else 0
+    p = (52 - math.ceil(math.log2(centres.shape[1]))) // 2  # d >= 1 (world.dim > 0)
     grid = np.array(interests, np.float64)  # a copy (multiply's casting is slower)
     grid *= 2.0**p  # exact: a power of two
     _integers(grid)
