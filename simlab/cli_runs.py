@@ -129,6 +129,7 @@ def cmd_report(args: argparse.Namespace, out: Console) -> int:
 def _print_pooled(out: Console, name: str, pooled, sweep: list[str], baseline) -> None:
     """A pooled table (``simlab.windows``) per sweep point: agents x windows, ± 95% t."""
     from simlab.report import format_mean_sd
+    from simlab.report_result import paired_seeds
     from simlab.windows import PointBaseline
 
     if pooled.empty:
@@ -161,7 +162,7 @@ def _print_pooled(out: Console, name: str, pooled, sweep: list[str], baseline) -
                 text = format_mean_sd(r["value"], r["value ±"])
                 paired = "diff" in r and r.get("diff n", 0) > 0  # (windows unmatched: none)
                 if baseline and agent != baseline and not at_base and paired:
-                    text += f" ({format_mean_sd(r['diff'], r['diff ±'])})"
+                    text += f" ({format_mean_sd(r['diff'], r['diff ±'])}{paired_seeds(r)})"
                 if r.get("partial", 0) > 0:  # trials stopped early: pooled over what they ran
                     text += f" [{int(r['partial'])} partial]"
                 cells.append(text)

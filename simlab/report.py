@@ -130,6 +130,7 @@ def build_report(
         "metric_summary": {c: kinds.get(c, "mean") for c in chosen},
         "sweep_columns": sweep,
         "trials": store.manifest["trials"],  # their warm-ups: the step means start after
+        "metric_sources": {d.name: d.metric for d in derived if d.name in chosen},
     }
     out = output_folder(Path(out_dir) if out_dir is not None else store.path / "report", "report")
     result = ReportResult(
@@ -150,7 +151,7 @@ def build_report(
         if d.kind == "difference" and difference_range(ranges.get(d.metric)):
             ranges[d.name] = difference_range(ranges.get(d.metric))
     labels = result.row_labels()
-    seeds = {k: int(n) for k, n in zip(labels, result.summary["seeds"], strict=True)}
+    seeds = {k: result.fewest_seeds(i) for i, k in enumerate(labels)}  # paired columns too
     result.note = few_seeds_note(seeds, interval)
     result.warmup_note = warmup_note(df, store.manifest)
     result.stopped_note = stopped_note(df, store.manifest)

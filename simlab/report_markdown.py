@@ -6,7 +6,7 @@ Part of :mod:`simlab.report`.
 from __future__ import annotations
 
 from simlab.intervals import INTERVALS
-from simlab.report_result import DERIVED, ReportResult, format_mean_sd
+from simlab.report_result import DERIVED, ReportResult, format_mean_sd, paired_seeds
 from simlab.store import RunStore
 from simlab.windows import PointBaseline
 
@@ -115,6 +115,7 @@ def _table_lines(result: ReportResult) -> list[str]:
         ]
         for _, r in table.iterrows():
             diff = format_mean_sd(r.get("diff", float("nan")), r.get("diff ±", float("nan")))
+            diff += paired_seeds(r) if diff != "-" else ""
             cells = [_cell(r[k]) for k in keys]
             cells += [format_mean_sd(r["value"], r["value ±"]), diff, str(int(r["value n"]))]
             cells += [str(int(r[e])) for e in extra]

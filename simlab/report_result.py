@@ -134,7 +134,26 @@ class ReportResult:
     def cell(self, row_index: int, metric: str) -> str:
         """``mean ±sd`` of one metric in one summary row, as printed."""
         row = self.summary.iloc[row_index]
-        return format_mean_sd(row[metric], row[f"{metric} sd"])
+        text = format_mean_sd(row[metric], row[f"{metric} sd"])
+        n = row.get(f"{metric} n")  # a paired column's seeds, when fewer than the row's
+        if n is not None and n < row["seeds"] and text != "-":
+            text += f" ({int(n)} seeds)"
+        return text
+
+    def fewest_seeds(self, row_index: int) -> int:
+        """The row's seeds, or fewer where a reported paired column has fewer."""
+        row = self.summary.iloc[row_index]
+        counts = [row.get(f"{m} n") for m in self.metrics]
+        return int(min([row["seeds"], *(n for n in counts if n is not None and n > 0)]))
+
+
+def paired_seeds(row: Any) -> str:
+    """``", 4 seeds"`` where a pooled row's paired difference has fewer seeds than its value.
+
+    Its baseline lacks some seeds; the seeds column counts the value's. ``""`` otherwise.
+    """
+    n, m = row.get("diff n", 0), row.get("value n", 0)
+    return f", {int(n)} seeds" if 0 < n < m else ""
 
 
 def format_mean_sd(mean: float, sd: float) -> str:

@@ -23,6 +23,12 @@ def summarize(df, manifest: dict[str, Any]):
     its last value for cumulative measures (``metric_summary`` in the manifest says which).
     Returns a DataFrame with one row per (agent, sweep point) and, per metric, ``<metric>``
     (mean over seeds) and ``<metric> sd`` (standard deviation over seeds).
+
+    A paired column (``metric_sources`` in ``manifest`` maps it to its source metric: a
+    difference to a baseline agent, NaN where the baseline has no row) also gets
+    ``<metric> n``, the seeds it has a value for; a cumulative one is read at the step of
+    its source's last value, so a seed whose baseline stopped earlier drops out instead of
+    contributing an earlier step's difference.
     """
     import pandas as pd
 
@@ -32,6 +38,7 @@ def summarize(df, manifest: dict[str, Any]):
     if df.empty:
         return pd.DataFrame(columns=["agent", *sweep, "seeds", "steps", *metrics])
     warmup = trial_warmups(manifest)
+    sources = manifest.get("metric_sources", {})
     per_trial = []
     for trial, g in df.groupby("trial", sort=True):
         g = g.sort_values("step")
@@ -41,6 +48,10 @@ def summarize(df, manifest: dict[str, Any]):
         after = g["step"] >= warmup.get(int(trial), 0)
         for c in metrics:
             last = kinds.get(c) == "last"
+            if last and c in sources:  # at the step of the source's last value, or none
+                at = g[sources[c]].last_valid_index()
+                row[c] = float("nan") if at is None else g.at[at, c]
+                continue
             col = (g[c] if last else g.loc[after, c]).dropna()
             if col.empty:
                 row[c] = float("nan")
@@ -59,6 +70,8 @@ def summarize(df, manifest: dict[str, Any]):
         for c in metrics:
             row[c] = g[c].mean()
             row[f"{c} sd"] = g[c].std(ddof=1)  # the sample sd: NaN for one seed
+            if c in sources:
+                row[f"{c} n"] = int(g[c].notna().sum())
         out.append(row)
     res = pd.DataFrame(out)
     # agents, then sweep points, in the scenario's order (the trials' order)
