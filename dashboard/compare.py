@@ -111,6 +111,15 @@ def metric_chart(
     show_figure(fig, csv.rename(columns={"mean": metric}), name, f"{key}{metric}")
 
 
+def _paired_seeds(runs: list, metrics: list[str], baseline: str) -> dict[str, int]:
+    """Seeds per series that have a difference to ``baseline`` (its seeds only)."""
+    frame = data.metric_frame(runs, metrics, None, baseline) if metrics else None
+    if frame is None or frame.empty:
+        return data.seeds_per_series(runs)
+    has = frame[[c for c in metrics if c in frame.columns]].notna().any(axis=1)
+    return frame[has].groupby("series")["seed"].nunique().astype(int).to_dict()
+
+
 def _set_metrics(values: list[str]) -> None:
     st.session_state["compare-metrics"] = values
 
@@ -170,7 +179,8 @@ def page_compare(ctx: Context) -> None:
     key_set = [m for m in DEFAULT_METRICS if m in available]
     key_button.button("Key metrics", key="metrics-key", on_click=_set_metrics, args=(key_set,))
     layout, baseline, ncols = _controls(runs)
-    note = intervals.few_seeds_note(data.seeds_per_series(runs), ctx.interval)
+    seeds = _paired_seeds(runs, chosen, baseline) if baseline else data.seeds_per_series(runs)
+    note = intervals.few_seeds_note(seeds, ctx.interval)
     if note:
         st.warning(note)
     names = data.display_names(runs)

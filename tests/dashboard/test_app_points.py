@@ -150,6 +150,14 @@ def test_the_seeds_note_names_the_series_with_few_seeds(tmp_path, ramp_run, monk
     at = open_app(runs, monkeypatch, "Compare", {"metrics": "engagement/ctr"})
     (note,) = [w.value for w in at.warning]
     assert "popularity (1 seed)" in note and "oracle" not in note
+    # differences to popularity exist for its one seed only: every other series says so
+    # (the note counted each agent's own seeds, 3, and drew t bands from 1 pair unwarned)
+    at = open_app(
+        runs, monkeypatch, "Compare", {"metrics": "engagement/ctr", "baseline": "popularity"}
+    )
+    (note,) = [w.value for w in at.warning]
+    others = {t["agent"] for t in manifest["trials"]} - {"popularity"}
+    assert others and all(f"{a} (1 seed)" in note for a in others), note
 
 
 def test_a_snapshot_is_the_state_after_its_steps(tmp_path, base_run, monkeypatch):
