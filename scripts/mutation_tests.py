@@ -37,6 +37,11 @@ EXTRA_TESTS = {
         "tests/test_population.py",
         "tests/test_sharded_metric_bits.py",
     ],
+    "simlab/population.py": [
+        "tests/test_population.py",
+        "tests/test_sharded_metric_bits.py",
+        "tests/test_contract_outputs.py",
+    ],
     "simlab/metrics/topics.py": [
         "tests/metrics",
         "tests/test_population.py",
