@@ -38,6 +38,7 @@ EXTRA_TESTS = {
         "tests/test_sharded_metric_bits.py",
     ],
     "simlab/population.py": [
+        "tests/test_population_parts.py",
         "tests/test_population.py",
         "tests/test_sharded_metric_bits.py",
         "tests/test_contract_outputs.py",
