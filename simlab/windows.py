@@ -245,11 +245,10 @@ def _mean_ci(values, name: str) -> dict[str, float]:
     return {name: float(x.mean()) if n else float("nan"), f"{name} ±": float(half), f"{name} n": n}
 
 
-def windows_by_point(run_path: Path, sweep: Sequence[str]) -> dict[tuple, list[Window]]:
+def windows_by_point(scenario: Any, sweep: Sequence[str]) -> dict[tuple, list[Window]]:
     """Windows per sweep point of a run (key: the point's sweep values, in column order)."""
-    from simlab.scenario import load_scenario, sweep_points
+    from simlab.scenario import sweep_points
 
-    scenario = load_scenario(Path(run_path) / "scenario.yaml")
     out = {}
     for point in sweep_points(scenario):
         out[tuple(point.values.get(c) for c in sweep)] = windows_of(point.scenario)
@@ -274,13 +273,16 @@ def window_tables(
     """
     import pandas as pd
 
+    from simlab.scenario import load_scenario
+
+    scenario = load_scenario(Path(run_path) / "scenario.yaml")  # read once, for both uses
     tables: dict[str, Any] = {}
     trials = pd.DataFrame(
         [{"trial": t["index"], "agent": t["agent"], "seed": t["seed"], **t.get("params", {})}
          for t in manifest["trials"]]
     )  # fmt: skip
     keys = ["agent", *sweep]
-    by_point = windows_by_point(run_path, sweep)
+    by_point = windows_by_point(scenario, sweep)
     # (records, not itertuples: swept fields such as `platform.retrain_every` are no names)
     point_of = {
         int(r["trial"]): tuple(r.get(c) for c in sweep) for r in trials.to_dict("records")
@@ -303,26 +305,24 @@ def window_tables(
                 rise, trials, [*keys, "window"], baseline
             )
     if SHARE in df.columns:
-        adoption, steps = _adoption_points(run_path, sweep)
+        adoption = _adoption_points(scenario, sweep)
         if adoption:
             warm = trial_warmups(manifest)
             mine = [t for t, p in point_of.items() if p in adoption] if sweep else None
             part = df if mine is None else df[df["trial"].isin(mine)]
             # a trial that stopped before the scenario's last step is partial, even when
             # every trial stopped at the same step
-            tips = tipping_points(part, steps, warm)
+            tips = tipping_points(part, scenario.steps, warm)
             tables["tipping point"] = summarise_over_seeds(tips, trials, keys, baseline)
     return tables
 
 
-def _adoption_points(run_path: Path, sweep: Sequence[str]) -> tuple[set[tuple], int]:
-    """The sweep points whose content production is ``adoption``, and the run's steps."""
-    from simlab.scenario import load_scenario, sweep_points
+def _adoption_points(scenario: Any, sweep: Sequence[str]) -> set[tuple]:
+    """The sweep points whose content production is ``adoption``."""
+    from simlab.scenario import sweep_points
 
-    scenario = load_scenario(Path(run_path) / "scenario.yaml")
-    points = {
+    return {
         tuple(p.values.get(c) for c in sweep)
         for p in sweep_points(scenario)
         if getattr(p.scenario.content.params, "production", None) == "adoption"
     }
-    return points, int(scenario.steps)
