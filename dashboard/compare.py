@@ -111,11 +111,8 @@ def metric_chart(
     show_figure(fig, csv.rename(columns={"mean": metric}), name, f"{key}{metric}")
 
 
-def _paired_seeds(runs: list, metrics: list[str], baseline: str) -> dict[str, int]:
-    """Seeds per series that have a difference to ``baseline`` (its seeds only)."""
-    frame = data.metric_frame(runs, metrics, None, baseline) if metrics else None
-    if frame is None or frame.empty:
-        return data.seeds_per_series(runs)
+def _paired_seeds(frame, metrics: list[str]) -> dict[str, int]:
+    """Seeds per series of a frame of differences that have one (its baseline's seeds)."""
     has = frame[[c for c in metrics if c in frame.columns]].notna().any(axis=1)
     return frame[has].groupby("series")["seed"].nunique().astype(int).to_dict()
 
@@ -179,7 +176,10 @@ def page_compare(ctx: Context) -> None:
     key_set = [m for m in DEFAULT_METRICS if m in available]
     key_button.button("Key metrics", key="metrics-key", on_click=_set_metrics, args=(key_set,))
     layout, baseline, ncols = _controls(runs)
-    seeds = _paired_seeds(runs, chosen, baseline) if baseline else data.seeds_per_series(runs)
+    # the plotted rows (differences to the baseline), built once for the note and the charts
+    frame = data.metric_frame(runs, chosen, ctx.smoothing, baseline) if chosen else None
+    paired = baseline and frame is not None and not frame.empty
+    seeds = _paired_seeds(frame, chosen) if paired else data.seeds_per_series(runs)
     note = intervals.few_seeds_note(seeds, ctx.interval)
     if note:
         st.warning(note)
@@ -206,10 +206,9 @@ def page_compare(ctx: Context) -> None:
             f"{baseline} itself (0) is not drawn."
             + (f" Runs without {baseline}: {', '.join(lacking)}." if lacking else "")
         )
-    if not chosen:
+    if frame is None:
         st.info("Choose one or more metrics.")
         return
-    frame = data.metric_frame(runs, chosen, ctx.smoothing, baseline)
     if frame.empty:
         st.info("Nothing to plot for this choice.")
         return
