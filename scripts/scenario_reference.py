@@ -24,13 +24,10 @@ from pydantic_core import PydanticUndefined
 from simlab import registry
 from simlab.scenario import (
     AgentResources,
+    ComponentSpec,
     ExecutionSection,
     LearnerSection,
-    MeasuresSection,
-    OutputSection,
-    PlatformSection,
     Scenario,
-    WorldSection,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,24 +125,20 @@ def table(model: type[BaseModel], prefix: str, skip: tuple[str, ...] = ()) -> st
 def reference() -> str:
     """The whole reference section."""
     out = ["#### Top level", "", table(Scenario, ""), ""]
-    out += ["#### `world`", "", table(WorldSection, "world."), ""]
-    out += ["#### `platform`", "", table(PlatformSection, "platform."), ""]
-    out += ["#### `measures`", "", table(MeasuresSection, "measures."), ""]
-    out += ["#### `output`", "", table(OutputSection, "output."), ""]
     resources = table(AgentResources, "execution.agent_resources.").split("\n", 2)[2]
     learner = table(LearnerSection, "execution.learner.").split("\n", 2)[2]
-    out += [
-        "#### `execution`",
-        "",
-        table(ExecutionSection, "execution.") + "\n" + resources + "\n" + learner,
-        "",
-    ]
-    # a section model of the schema without a table here would go missing from the page
-    tabled = {WorldSection, PlatformSection, MeasuresSection, OutputSection, ExecutionSection}
+    # every section of the schema, in its order (none can go missing from the page); the
+    # component sections (users, content) get a table per model below
     for name, f in Scenario.model_fields.items():
-        if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel):
-            if f.annotation not in tabled and name not in ("users", "content"):
-                raise SystemExit(f"scenario_reference.py: section `{name}` has no table")
+        model = f.annotation
+        if not isinstance(model, type) or not issubclass(model, BaseModel):
+            continue
+        if issubclass(model, ComponentSpec):
+            continue
+        body = table(model, f"{name}.")
+        if model is ExecutionSection:
+            body += "\n" + resources + "\n" + learner
+        out += [f"#### `{name}`", "", body, ""]
     sections = [
         ("users", "users", "users."),
         ("content", "content", "content."),
