@@ -97,12 +97,46 @@ def test_unknown_interval_is_named():
 
 
 def test_t_quantile_table():
-    """Known quantiles of Student's t at 0.975."""
-    assert intervals.t_quantile(1) == pytest.approx(12.7062)
-    assert intervals.t_quantile(10) == pytest.approx(2.2281)
-    assert intervals.t_quantile(40) == pytest.approx(2.021, abs=1e-3)
-    assert intervals.t_quantile(1000) == pytest.approx(1.962, abs=1e-3)
-    assert math.isnan(intervals.t_quantile(0))
+    """Known quantiles of Student's t at 0.975 (printed tables, 4 decimals)."""
+    assert intervals.t_quantile(1) == pytest.approx(12.7062, abs=1e-4)
+    assert intervals.t_quantile(10) == pytest.approx(2.2281, abs=1e-4)
+    assert intervals.t_quantile(40) == pytest.approx(2.0211, abs=1e-4)
+    assert intervals.t_quantile(1000) == pytest.approx(1.9623, abs=1e-4)
+    for df in (0, -1, -30):
+        assert math.isnan(intervals.t_quantile(df))
+
+
+def test_t_quantile_is_the_inverse_of_the_t_distribution_at_every_df():
+    """t(0.975, df) at every df 1..400 and far out: its CDF gives back 0.975."""
+    from scipy import stats
+
+    dfs = [*range(1, 401), 1_000, 10**4, 10**6]
+    got = np.array([intervals.t_quantile(df) for df in dfs])
+    np.testing.assert_allclose(stats.t.cdf(got, dfs), 0.975, rtol=0, atol=1e-12)
+    assert (np.diff(got) < 0).all()  # narrower with every degree of freedom
+    assert got[-1] == pytest.approx(1.959964, abs=1e-5)  # the normal's 97.5% point
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 31, 400])
+def test_t_half_widths_take_n_minus_1_degrees_of_freedom(n):
+    """The ``t`` band of n seeds is t(0.975, n - 1) standard errors, for each n."""
+    half = intervals.half_width(np.array([3.0]), np.array([n]), "t")
+    assert half[0] == pytest.approx(intervals.t_quantile(n - 1) * 3.0 / math.sqrt(n), rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["se", "sd", "t"])
+def test_a_non_finite_spread_or_one_seed_gives_no_band(kind):
+    """No band (0) where the spread is infinite or NaN, or fewer than two seeds have a value."""
+    import warnings
+
+    sd = np.array([np.inf, np.nan, 2.0, 2.0, 2.0, -np.inf])
+    n = np.array([5, 5, 1, 0, 4, 3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        half = intervals.half_width(sd, n, "".join(kind))  # as read from a command line
+    assert half[[0, 1, 2, 3, 5]].tolist() == [0.0] * 5
+    expected = {"se": 1.0, "sd": 2.0, "t": intervals.t_quantile(3)}[kind]
+    assert half[4] == pytest.approx(expected)
 
 
 def test_few_seeds_note():
@@ -116,6 +150,9 @@ def test_few_seeds_note():
         assert "no band is drawn" in intervals.few_seeds_note({"a": 1, "b": 2}, kind)
         assert "no band" not in intervals.few_seeds_note({"a": 2}, kind)
     assert "no band" not in intervals.few_seeds_note({"a": 1}, "seeds")
+    # the kind as read from a command line or a URL: an equal string, not the literal itself
+    read = "".join(["se", "eds"])
+    assert "no band" not in intervals.few_seeds_note({"a": 1}, read)
 
 
 # ---------------------------------------------------------------------- smoothing
@@ -169,6 +206,38 @@ def test_ema_by_hand_debiased_and_nan_skipped():
     assert out[3] == pytest.approx((8 + 0.5 * 4 + 0.25 * 2) / 1.75)
 
 
+@pytest.mark.parametrize("text", ["ema:0.5", "EMA:0.5", " ema:0.50 "])
+def test_a_parsed_ema_smooths_as_its_weight_says(text):
+    """An EMA read from a spec (a URL, ``--smooth``) is the EMA of that weight, by hand."""
+    out = intervals.smooth_values(np.array([2.0, 4.0, 8.0]), Smoothing.parse(text))
+    assert out.tolist() == pytest.approx([2.0, 5.0 / 1.5, 10.5 / 1.75])
+
+
+@pytest.mark.parametrize("w", [0.2, 0.8, 0.95])
+def test_ema_weight_is_the_weight_of_the_past(w):
+    """Weight w over [0, 1, 1]: s_t = w s_(t-1) + (1 - w) x_t, divided by 1 - w^k."""
+    out = intervals.smooth_values(np.array([0.0, 1.0, 1.0]), Smoothing("ema", w))
+    raw = [0.0, 1 - w, w * (1 - w) + (1 - w)]
+    assert out.tolist() == pytest.approx([r / (1 - w**k) for k, r in enumerate(raw, start=1)])
+
+
+@pytest.mark.parametrize(("text", "active"), [("ema:0", False), ("rolling:1", False),
+                                              ("ema:0.1", True), ("rolling:2", True)])  # fmt: skip
+def test_a_smoothing_that_changes_nothing_says_so(text, active):
+    """EMA weight 0 and a rolling window of 1 leave a curve as it is: labelled no smoothing."""
+    smoothing = Smoothing.parse(text)
+    assert smoothing.active is active
+    assert (smoothing.label() == "no smoothing") is not active
+    values = np.array([1.0, 5.0, 2.0])
+    assert (intervals.smooth_values(values, smoothing).tolist() == values.tolist()) is not active
+
+
+@pytest.mark.parametrize("window", [0, 0.5, 1])
+def test_a_rolling_window_of_at_most_one_step_is_no_smoothing(window):
+    """Made directly (not parsed), a window below 2 steps still changes nothing."""
+    assert not Smoothing("rolling", window).active
+
+
 def test_rolling_by_hand():
     """Window 3 over [3, 6, 9, 0, NaN, 3]: trailing means of the values present."""
     out = intervals.smooth_values(
@@ -189,6 +258,10 @@ def test_smooth_frame_smooths_each_trial_on_its_own():
     assert got == pytest.approx([0.0, 1.0, 3.0, 10.0, 15.0, 25.0])
     assert out.index.tolist() == df.index.tolist()  # rows stay where they were
     assert intervals.smooth_frame(df, ["m"], Smoothing()) is df
+    # a curve whose run is missing (NaN key) is still one curve, smoothed as the others
+    runs = df.assign(run=[None, "x", "x", None, "x", None])
+    out = intervals.smooth_frame(runs, ["m"], Smoothing("rolling", 2), by=["run", "trial"])
+    assert out.set_index(["trial", "step"])["m"].sort_index().tolist() == pytest.approx(got)
 
 
 # ---------------------------------------------------------------------- differences
@@ -215,6 +288,8 @@ def test_paired_difference_pairs_by_seed_and_step():
 def test_difference_range():
     """A difference of two values in [lo, hi] lies in [lo - hi, hi - lo]."""
     assert intervals.difference_range((0.0, 1.0)) == (-1.0, 1.0)
+    assert intervals.difference_range((2.0, 5.0)) == (-3.0, 3.0)
+    assert intervals.difference_range((-4.0, -1.0)) == (-3.0, 3.0)
     assert intervals.difference_range((0.0, None)) is None
     assert intervals.difference_range(None) is None
 
@@ -223,9 +298,48 @@ def test_metric_ranges_from_manifest_or_registry():
     """The manifest's ranges win; old manifests fall back on the registered metric classes."""
     stored = {"metric_columns": ["a/x"], "metric_ranges": {"a/x": [0, None], "bad": [2, 1]}}
     assert intervals.metric_ranges(stored) == {"a/x": (0.0, None)}
+    malformed = {
+        "nan low": [float("nan"), 1.0],
+        "nan high": [0.0, float("nan")],
+        "nan both": [float("nan"), float("nan")],
+        "reversed": [1.0, 0.0],
+        "short": [0.0],
+        "long": [0.0, 1.0, 2.0],
+        "text": ["a", 1.0],
+        "a dict": {"lo": 0, "hi": 1},
+        "a number": 1.0,
+        "nested": [[0.0], 1.0],
+    }
+    fine = {"open": [None, None], "above": [None, 2], "equal": [1, 1], "inf": [0, float("inf")]}
+    ranges = intervals.metric_ranges({"metric_ranges": {**malformed, **fine}})
+    assert ranges == {
+        "open": (None, None),
+        "above": (None, 2.0),
+        "equal": (1.0, 1.0),
+        "inf": (0.0, float("inf")),
+    }
     old = {"metric_columns": ["engagement/ctr", "source/bias_log_odds", "users/active"]}
     assert intervals.metric_ranges(old) == {
         "engagement/ctr": (0.0, 1.0),
         "source/bias_log_odds": (None, None),
         "users/active": (0.0, None),
     }
+
+
+def test_series_with_a_missing_key_are_aggregated_as_their_own_series():
+    """Rows whose ``by`` value is missing (runs without a sweep column) are one series."""
+    df = pd.DataFrame(
+        {
+            "variant": ["a", "a", None, None, "a", None],
+            "seed": [0, 1, 0, 1, 0, 0],
+            "step": [0, 0, 0, 0, 1, 1],
+            "m": [1.0, 3.0, 10.0, 20.0, 5.0, 7.0],
+        }
+    )
+    out = intervals.aggregate(df, "m", ["variant"], "sd")
+    assert out["variant"].tolist()[:2] == ["a", "a"] and out["variant"].isna().tolist()[2:] == [
+        True,
+        True,
+    ]
+    assert out["mean"].tolist() == [2.0, 5.0, 15.0, 7.0]
+    assert out["n"].tolist() == [2, 1, 2, 1]
