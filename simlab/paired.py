@@ -31,6 +31,23 @@ class Paired:
     name: str
     kind: Literal["difference", "relative"] = "difference"
 
+    def __post_init__(self) -> None:
+        if self.kind not in _COMBINE:
+            raise ValueError(
+                f"Paired {self.name!r}: unknown kind {self.kind!r}. Allowed: {', '.join(_COMBINE)}"
+            )
+
+
+def _difference(x, base):
+    return x - base
+
+
+def _relative(x, base):
+    return (x - base) / base.where(base != 0)  # NaN where the baseline is 0
+
+
+_COMBINE = {"difference": _difference, "relative": _relative}
+
 
 def add_paired(df, baseline: str, derived: Sequence[Paired], keys: Sequence[str]):
     """``df`` with each derived column: a row's metric against the baseline agent's.
@@ -44,18 +61,17 @@ def add_paired(df, baseline: str, derived: Sequence[Paired], keys: Sequence[str]
     Returns:
         A new DataFrame (rows in ``df``'s order); NaN where the baseline has no row (or a
         relative comparison with a zero baseline).
-    """
-    import numpy as np
 
+    Raises:
+        ValueError: several rows of the baseline share the same keys (a key is missing).
+    """
     keys = list(keys)
     sources = list(dict.fromkeys(d.metric for d in derived))
     ref = df.loc[df["agent"] == baseline, [*keys, *sources]]
+    if ref.duplicated(keys).any():
+        raise ValueError(f"baseline: several rows of '{baseline}' share {', '.join(keys)}")
     ref = ref.rename(columns={m: f"_base {m}" for m in sources})
     merged = df.merge(ref, on=keys, how="left", sort=False)
     for d in derived:
-        base = merged[f"_base {d.metric}"]
-        diff = merged[d.metric] - base
-        if d.kind == "relative":
-            diff = diff / base.where(base != 0, np.nan)
-        merged[d.name] = diff
+        merged[d.name] = _COMBINE[d.kind](merged[d.metric], merged[f"_base {d.metric}"])
     return merged.drop(columns=[f"_base {m}" for m in sources])
