@@ -1,11 +1,12 @@
 """Mutation testing of the core modules with cosmic-ray, one module at a time.
 
-Each module under test (``simlab/metrics/*``, ``simlab/rng.py``, ``environments/*``,
-``agents/*``) is mutated by cosmic-ray (one small change at a time: an operator, a constant,
-a comparison, a removed statement...) and the tests of that module run against every mutant
-(mutants inside type annotations, which are never evaluated, and on lines marked
-``# pragma: no mutate``, such as a fast path that gives the same values as the general
-one, are left out as equivalent);
+Each module under test (``simlab/metrics/*``, ``simlab/rng.py``, the population and the
+statistics of reports (``simlab/population.py``, ``intervals.py``, ``paired.py``,
+``windows.py``), ``environments/*``, ``agents/*``) is mutated by cosmic-ray (one small
+change at a time: an operator, a constant, a comparison, a removed statement...) and the
+tests of that module run against every mutant (mutants inside type annotations, which are
+never evaluated, and on lines marked ``# pragma: no mutate``, such as a fast path that gives
+the same values as the general one, are left out as equivalent);
 a mutant that no test fails "survived", which points at behaviour no test pins. A survivor
 listed in ``scripts/mutation_equivalent.py`` (the exact line before and after, with the reason
 no test can tell them apart) is counted as equivalent instead. The script prints, per module,
@@ -49,7 +50,17 @@ from mutation_equivalent import EQUIVALENT  # scripts/ is on sys.path when run a
 from mutation_tests import EXTRA_TESTS
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGETS = ("simlab/metrics", "simlab/rng.py", "simlab/rng_gamma.py", "environments", "agents")
+TARGETS = (
+    "simlab/metrics",
+    "simlab/rng.py",
+    "simlab/rng_gamma.py",
+    "simlab/population.py",
+    "simlab/intervals.py",
+    "simlab/paired.py",
+    "simlab/windows.py",
+    "environments",
+    "agents",
+)
 EXCLUDED = {
     "environments/recsim_ng": "needs RecSim NG's separate environment (simlab extras recsim-ng)",
 }

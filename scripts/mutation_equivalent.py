@@ -39,7 +39,7 @@ from mutation_equivalent_agents import AGENTS
 from mutation_equivalent_environments import ENVIRONMENTS
 from mutation_equivalent_gym import GYM
 from mutation_equivalent_models import MODELS
-from mutation_equivalent_reasons import NEVER_NEGATIVE, ONE_DIM_LENGTH, Equivalent
+from mutation_equivalent_reasons import NEVER_NEGATIVE, ONE_DIM_LENGTH, STEPS_FROM_ZERO, Equivalent
 
 __all__ = ["EQUIVALENT", "Equivalent"]
 
@@ -185,6 +185,40 @@ SIMLAB: dict[str, list[Equivalent]] = {
             "if u.ndim <= 1:  # one draw: numpy scalars",
             "`u` holds two uniforms per value (its last axis has length 2), so it is never "
             "0-d: `<= 1` and `== 1` pick the same calls",
+        ),
+    ],
+    "simlab/intervals.py": [
+        Equivalent(
+            'out = out.merge(first, on=by, how="left", sort=False)',
+            'out = out.merge(first, on=by, how="left", sort=True)',
+            "the next line sorts the rows by first appearance and step, so the order the merge "
+            "leaves them in is discarded",
+        ),
+        Equivalent(
+            "if not smoothing.active or df.empty or not cols:",
+            "if not smoothing.active or df.empty and not cols:",
+            "an empty frame smoothed is an empty copy of itself (no group to transform), and "
+            "one with no column to smooth a copy of the same values: the early return only "
+            "skips that work",
+        ),
+    ],
+    "simlab/windows.py": [
+        Equivalent(
+            '"partial": steps < w.end - w.start,',
+            '"partial": steps != w.end - w.start,',
+            "`steps` counts a trial's distinct steps inside the window [start, end), so it is "
+            "never more than the window's width: `!=` and `<` agree",
+        ),
+        Equivalent(
+            '"partial": (first.isna() & (ran < steps)).to_numpy(),',
+            '"partial": (first.isna() & (ran != steps)).to_numpy(),',
+            "`ran` is a trial's last step + 1 and a trial runs no step at or past the "
+            "scenario's `steps`, so it is never more than `steps`: `!=` and `<` agree",
+        ),
+        Equivalent(
+            'after = df[df["step"] >= df["trial"].map(warmup).fillna(0)]',
+            'after = df[df["step"] >= df["trial"].map(warmup).fillna( -1)]',
+            STEPS_FROM_ZERO,
         ),
     ],
     "simlab/metrics/base.py": [

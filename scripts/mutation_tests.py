@@ -37,6 +37,13 @@ EXTRA_TESTS = {
         "tests/test_population.py",
         "tests/test_sharded_metric_bits.py",
     ],
+    "simlab/intervals.py": [
+        "tests/test_intervals.py",
+        "tests/test_windows.py",
+        "tests/dashboard/test_runmeta.py",
+    ],
+    "simlab/windows.py": ["tests/test_windows.py", "tests/test_windows_escalation.py"],
+    "simlab/paired.py": ["tests/test_paired.py"],
     "simlab/population.py": [
         "tests/test_population_parts.py",
         "tests/test_population.py",
