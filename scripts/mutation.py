@@ -2,11 +2,11 @@
 
 Each module under test (``simlab/metrics/*``, ``simlab/rng.py``, the population and the
 statistics of reports (``simlab/population.py``, ``intervals.py``, ``paired.py``,
-``windows.py``), ``environments/*``, ``agents/*``) is mutated by cosmic-ray (one small
-change at a time: an operator, a constant, a comparison, a removed statement...) and the
-tests of that module run against every mutant (mutants inside type annotations, which are
-never evaluated, and on lines marked ``# pragma: no mutate``, such as a fast path that gives
-the same values as the general one, are left out as equivalent);
+``windows.py``, ``store_summary.py``), ``environments/*``, ``agents/*``) is mutated by
+cosmic-ray (one small change at a time: an operator, a constant, a comparison, a removed
+statement...) and the tests of that module run against every mutant (mutants inside type
+annotations, which are never evaluated, and on lines marked ``# pragma: no mutate``, such as
+a fast path that gives the same values as the general one, are left out as equivalent);
 a mutant that no test fails "survived", which points at behaviour no test pins. A survivor
 listed in ``scripts/mutation_equivalent.py`` (the exact line before and after, with the reason
 no test can tell them apart) is counted as equivalent instead. The script prints, per module,
@@ -58,6 +58,7 @@ TARGETS = (
     "simlab/intervals.py",
     "simlab/paired.py",
     "simlab/windows.py",
+    "simlab/store_summary.py",
     "environments",
     "agents",
 )

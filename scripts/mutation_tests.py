@@ -44,6 +44,7 @@ EXTRA_TESTS = {
     ],
     "simlab/windows.py": ["tests/test_windows.py", "tests/test_windows_escalation.py"],
     "simlab/paired.py": ["tests/test_paired.py"],
+    "simlab/store_summary.py": ["tests/test_store_summary.py", "tests/test_windows.py"],
     "simlab/population.py": [
         "tests/test_population_parts.py",
         "tests/test_population.py",
