@@ -221,6 +221,24 @@ SIMLAB: dict[str, list[Equivalent]] = {
             STEPS_FROM_ZERO,
         ),
     ],
+    "simlab/store_summary.py": [
+        Equivalent(
+            "for key, g in trials.groupby(keys, sort=False, dropna=False):",
+            "for key, g in trials.groupby(keys, sort=True, dropna=False):",
+            "the rows are sorted by the agents' and sweep points' order of first trial at the "
+            "end (one row per key), so the order of the groups is discarded",
+        ),
+        Equivalent(
+            'row = {"trial": trial, "agent": g["agent"].iloc[0], "seed": g["seed"].iloc[0]}',
+            'row = {"trial": trial, "agent": g["agent"].iloc[ -1], "seed": g["seed"].iloc[0]}',
+            "every row of a trial holds the trial's one agent: its first and last rows agree",
+        ),
+        Equivalent(
+            "row.update({c: g[c].iloc[0] for c in sweep})",
+            "row.update({c: g[c].iloc[ -1] for c in sweep})",
+            "every row of a trial holds the trial's one sweep point: its first and last rows agree",
+        ),
+    ],
     "simlab/metrics/base.py": [
         Equivalent(
             "return cls.partial is not Metric.partial",

@@ -26,8 +26,11 @@ def _rows(curves: dict[int, list[float]], agents: dict[int, str], **extra) -> pd
 
 
 def _manifest(warm: dict[int, int], columns=("m",), **more) -> dict:
+    """A manifest as a run directory holds it: read back from JSON (no literal strings)."""
+    import json
+
     trials = [{"index": t, "warmup": w} for t, w in warm.items()]
-    return {"metric_columns": list(columns), "trials": trials, **more}
+    return json.loads(json.dumps({"metric_columns": list(columns), "trials": trials, **more}))
 
 
 @pytest.mark.parametrize("warm", [(0, 0, 0), (2, 0, 1), (3, 3, 3), (1, 4, 0)])
@@ -49,6 +52,10 @@ def test_a_trial_without_a_warm_up_record_counts_every_step():
     manifest = {"metric_columns": ["m"], "trials": [{"index": 0}]}
     assert summarize(df, manifest)["m"].iloc[0] == 3.0
     assert trial_warmups(manifest) == {0: 0}
+    # a trial the manifest does not list at all: every step too, and no warm-up note
+    unlisted = {"metric_columns": ["m"], "trials": []}
+    assert summarize(df, unlisted)["m"].iloc[0] == 3.0
+    assert warmup_note(df.iloc[:1], unlisted) is None
     assert trial_warmups({"trials": [{"index": "3", "warmup": "2"}]}) == {3: 2}
 
 
@@ -118,6 +125,12 @@ def test_rows_follow_the_agents_then_the_sweep_points_in_trial_order():
     ]
     assert out["m"].tolist() == [0.5, 2.5, 1.5, 3.5]
     assert out["seeds"].tolist() == [1, 1, 1, 1]
+    assert list(out.columns) == ["agent", "variant", "seeds", "steps", "m", "m sd"]
+    # a trial of one row keeps its sweep point
+    one = summarize(
+        df[df["step"] == 0], _manifest(dict.fromkeys(agents, 0), sweep_columns=["variant"])
+    )
+    assert one["variant"].tolist() == ["late", "early", "late", "early"]
 
 
 def test_steps_is_the_shortest_trial_and_unknown_columns_are_ignored():
@@ -159,6 +172,14 @@ def test_the_stopped_note_names_the_short_trials_and_their_steps():
     assert note.startswith("2 of 4 trials (b) stopped before the longest one's last step 9")
     assert "(theirs: 3-6)" in note
     assert stopped_note(_rows({0: [1.0] * 3, 1: [2.0] * 3}, {0: "a", 1: "b"})) is None
+
+
+@pytest.mark.parametrize("end", [3, 299, 1000])
+def test_one_short_trial_or_several_at_one_step_read_that_step(end):
+    """Short trials that all ended at one step print it once, at any step number."""
+    curves = {0: [1.0] * (end + 1), 1: [1.0] * (end + 1), 2: [1.0] * (end + 20)}
+    note = stopped_note(_rows(curves, {0: "a", 1: "a", 2: "b"}))
+    assert f"(theirs: {end})" in note and note.startswith("2 of 3 trials (a) stopped")
 
 
 @pytest.mark.parametrize("status", ["interrupted", "failed"])
