@@ -1,8 +1,9 @@
 """Mutation testing of the core modules with cosmic-ray, one module at a time.
 
-Each module under test (``simlab/metrics/*``, ``simlab/rng.py``, the population and the
-statistics of reports (``simlab/population.py``, ``intervals.py``, ``paired.py``,
-``windows.py``, ``store_summary.py``), ``environments/*``, ``agents/*``) is mutated by
+Each module under test (``simlab/metrics/*``, ``simlab/rng.py``, the scenario's rules
+(``simlab/rules.py``), the population and the statistics of reports
+(``simlab/population.py``, ``intervals.py``, ``paired.py``, ``windows.py``,
+``store_summary.py``), ``environments/*``, ``agents/*``) is mutated by
 cosmic-ray (one small change at a time: an operator, a constant, a comparison, a removed
 statement...) and the tests of that module run against every mutant (mutants inside type
 annotations, which are never evaluated, and on lines marked ``# pragma: no mutate``, such as
@@ -59,6 +60,7 @@ TARGETS = (
     "simlab/paired.py",
     "simlab/windows.py",
     "simlab/store_summary.py",
+    "simlab/rules.py",
     "environments",
     "agents",
 )

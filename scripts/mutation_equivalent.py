@@ -39,7 +39,13 @@ from mutation_equivalent_agents import AGENTS
 from mutation_equivalent_environments import ENVIRONMENTS
 from mutation_equivalent_gym import GYM
 from mutation_equivalent_models import MODELS
-from mutation_equivalent_reasons import NEVER_NEGATIVE, ONE_DIM_LENGTH, STEPS_FROM_ZERO, Equivalent
+from mutation_equivalent_reasons import (
+    LITERAL_IS,
+    NEVER_NEGATIVE,
+    ONE_DIM_LENGTH,
+    STEPS_FROM_ZERO,
+    Equivalent,
+)
 
 __all__ = ["EQUIVALENT", "Equivalent"]
 
@@ -200,6 +206,19 @@ SIMLAB: dict[str, list[Equivalent]] = {
             "an empty frame smoothed is an empty copy of itself (no group to transform), and "
             "one with no column to smooth a copy of the same values: the early return only "
             "skips that work",
+        ),
+    ],
+    "simlab/rules.py": [
+        Equivalent(
+            'if not plat.startup_steps or plat.startup_candidates != "new":',
+            'if not plat.startup_steps or plat.startup_candidates < "new":',
+            "`startup_candidates` is the pydantic Literal 'all' or 'new', and 'all' sorts "
+            "below 'new': `<` and `!=` pick the same value",
+        ),
+        Equivalent(
+            'if getattr(agent.params, "device", None) == "cuda" and not cuda_available():',
+            'if getattr(agent.params, "device", None) is "cuda" and not cuda_available():',
+            LITERAL_IS,
         ),
     ],
     "simlab/windows.py": [

@@ -44,6 +44,12 @@ EXTRA_TESTS = {
     ],
     "simlab/windows.py": ["tests/test_windows.py", "tests/test_windows_escalation.py"],
     "simlab/paired.py": ["tests/test_paired.py"],
+    "simlab/rules.py": [
+        "tests/test_scenario_rules.py",
+        "tests/test_malformed_rules.py",
+        "tests/test_scenario.py",
+        "tests/test_malformed_scenarios.py",
+    ],
     "simlab/store_summary.py": ["tests/test_store_summary.py", "tests/test_windows.py"],
     "simlab/population.py": [
         "tests/test_population_parts.py",

@@ -48,9 +48,11 @@ def min_live_items(content: Any, steps: int) -> int | None:
         initial = (m + 1) * q + min(m + 1, r) if m >= 0 else 0
         return initial + per * min(t + 1, life)
 
-    last = steps - 1
-    kinks = {0, last, life - 2 - r, life - 1 - r, life - 2, life - 1}
-    return min(live(t) for t in kinks if 0 <= t <= last)
+    # Up to step life-1 both terms are concave in t (the initial items retire q, then q + 1,
+    # per step, the oldest first; the new ones grow, then level off), and from it on the
+    # count is constant (every initial item gone, per*life new ones live): the fewest are
+    # at the first or the last step.
+    return min(live(0), live(steps - 1))
 
 
 @rule
@@ -204,7 +206,7 @@ def _rewrites_available(scenario: Any) -> list[str]:
         f"rewrite function, which content.model '{scenario.content.model}' lacks; use "
         "content.model: creators or set source_debias: 0"
         for i, a in enumerate(scenario.agents)
-        if (getattr(a.params, "source_debias", 0) or 0) > 0
+        if getattr(a.params, "source_debias", None)  # a weight >= 0: on when not 0
     ]
 
 
