@@ -245,14 +245,9 @@ def _mean_ci(values, name: str) -> dict[str, float]:
     return {name: float(x.mean()) if n else float("nan"), f"{name} ±": float(half), f"{name} n": n}
 
 
-def windows_by_point(scenario: Any, sweep: Sequence[str]) -> dict[tuple, list[Window]]:
-    """Windows per sweep point of a run (key: the point's sweep values, in column order)."""
-    from simlab.scenario import sweep_points
-
-    out = {}
-    for point in sweep_points(scenario):
-        out[tuple(point.values.get(c) for c in sweep)] = windows_of(point.scenario)
-    return out
+def windows_by_point(points: Sequence[Any], sweep: Sequence[str]) -> dict[tuple, list[Window]]:
+    """Windows per sweep point (``simlab.scenario.sweep_points``; key: its sweep values)."""
+    return {tuple(p.values.get(c) for c in sweep): windows_of(p.scenario) for p in points}
 
 
 def window_tables(
@@ -273,16 +268,17 @@ def window_tables(
     """
     import pandas as pd
 
-    from simlab.scenario import load_scenario
+    from simlab.scenario import load_scenario, sweep_points
 
-    scenario = load_scenario(Path(run_path) / "scenario.yaml")  # read once, for both uses
+    scenario = load_scenario(Path(run_path) / "scenario.yaml")
+    points = sweep_points(scenario)  # each point validated once, for windows and adoption
     tables: dict[str, Any] = {}
     trials = pd.DataFrame(
         [{"trial": t["index"], "agent": t["agent"], "seed": t["seed"], **t.get("params", {})}
          for t in manifest["trials"]]
     )  # fmt: skip
     keys = ["agent", *sweep]
-    by_point = windows_by_point(scenario, sweep)
+    by_point = windows_by_point(points, sweep)
     # (records, not itertuples: swept fields such as `platform.retrain_every` are no names)
     point_of = {
         int(r["trial"]): tuple(r.get(c) for c in sweep) for r in trials.to_dict("records")
@@ -305,7 +301,7 @@ def window_tables(
                 rise, trials, [*keys, "window"], baseline
             )
     if SHARE in df.columns:
-        adoption = _adoption_points(scenario, sweep)
+        adoption = _adoption_points(points, sweep)
         if adoption:
             warm = trial_warmups(manifest)
             mine = [t for t, p in point_of.items() if p in adoption] if sweep else None
@@ -317,12 +313,10 @@ def window_tables(
     return tables
 
 
-def _adoption_points(scenario: Any, sweep: Sequence[str]) -> set[tuple]:
+def _adoption_points(points: Sequence[Any], sweep: Sequence[str]) -> set[tuple]:
     """The sweep points whose content production is ``adoption``."""
-    from simlab.scenario import sweep_points
-
     return {
         tuple(p.values.get(c) for c in sweep)
-        for p in sweep_points(scenario)
+        for p in points
         if getattr(p.scenario.content.params, "production", None) == "adoption"
     }
