@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simlab.paired import baseline_rows
+
 __all__ = [
     "INTERVALS",
     "DEFAULT_INTERVAL",
@@ -329,11 +331,9 @@ def paired_difference(
     """
     keys = list(keys)
     cols = [c for c in columns if c in df.columns]
-    base = df.loc[df[by] == baseline, [*keys, *cols]]
+    base = baseline_rows(df, baseline, keys, cols, by)
     if base.empty:
         raise ValueError(f"baseline: no rows of {by} '{baseline}'")
-    if base.duplicated(keys).any():
-        raise ValueError(f"baseline: several rows of '{baseline}' share {', '.join(keys)}")
     others = df.loc[df[by] != baseline]
     merged = others.merge(base, on=keys, how="left", suffixes=("", "__base"), sort=False)
     for c in cols:

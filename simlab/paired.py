@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Paired", "add_paired"]
+__all__ = ["Paired", "add_paired", "baseline_rows"]
 
 
 @dataclass(frozen=True)
@@ -67,11 +67,22 @@ def add_paired(df, baseline: str, derived: Sequence[Paired], keys: Sequence[str]
     """
     keys = list(keys)
     sources = list(dict.fromkeys(d.metric for d in derived))
-    ref = df.loc[df["agent"] == baseline, [*keys, *sources]]
-    if ref.duplicated(keys).any():
-        raise ValueError(f"baseline: several rows of '{baseline}' share {', '.join(keys)}")
+    ref = baseline_rows(df, baseline, keys, sources)
     ref = ref.rename(columns={m: f"_base {m}" for m in sources})
     merged = df.merge(ref, on=keys, how="left", sort=False)
     for d in derived:
         merged[d.name] = _COMBINE[d.kind](merged[d.metric], merged[f"_base {d.metric}"])
     return merged.drop(columns=[f"_base {m}" for m in sources])
+
+
+def baseline_rows(df, baseline: str, keys: Sequence[str], columns: Sequence[str], by="agent"):
+    """The ``keys`` and ``columns`` of the rows whose ``by`` is ``baseline``.
+
+    Raises:
+        ValueError: several of them share the same keys (pairing on them would multiply rows).
+    """
+    keys = list(keys)
+    ref = df.loc[df[by] == baseline, [*keys, *columns]]
+    if ref.duplicated(keys).any():
+        raise ValueError(f"baseline: several rows of '{baseline}' share {', '.join(keys)}")
+    return ref
