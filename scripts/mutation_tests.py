@@ -42,7 +42,11 @@ EXTRA_TESTS = {
         "tests/test_windows.py",
         "tests/dashboard/test_runmeta.py",
     ],
-    "simlab/windows.py": ["tests/test_windows.py", "tests/test_windows_escalation.py"],
+    "simlab/windows.py": [
+        "tests/test_windows.py",
+        "tests/test_windows_tables.py",
+        "tests/test_windows_escalation.py",
+    ],
     "simlab/paired.py": ["tests/test_paired.py"],
     "simlab/rules.py": [
         "tests/test_scenario_rules.py",
