@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from simlab.params import FEATURE_SCALE_MAX
 from simlab.scenario import ParamsModel
@@ -142,17 +142,16 @@ class CreatorEcosystemParams(ParamsModel):
         "keep their original's quality up to `rewrite_noise`.",
     )
 
-    @model_validator(mode="after")
-    def _check_phases(self) -> CreatorEcosystemParams:
-        default = [Phase(aigc_share=0.0)]
-        if self.production == "adoption" and self.phases != default:
-            raise ValueError(
-                "production: adoption lets creators choose what they produce, so `phases` "
-                "(a schedule of AIGC shares) must be left out (null in a variant)"
-            )
+    @field_validator("phases")
+    @classmethod
+    def _check_schedule(cls, phases: list[Phase]) -> list[Phase]:
+        """Phases in increasing order of ``until``, only the last open-ended, ramps that fit.
+
+        A field validator, so an error is reported at ``content.phases``.
+        """
         prev = None
-        for i, ph in enumerate(self.phases):
-            if ph.until is None and i != len(self.phases) - 1:
+        for i, ph in enumerate(phases):
+            if ph.until is None and i != len(phases) - 1:
                 raise ValueError(
                     f"phases[{i}] has no `until` but is not the last phase; only the last "
                     "phase may omit `until`"
@@ -164,6 +163,16 @@ class CreatorEcosystemParams(ParamsModel):
                 )
             _check_ramp(i, ph, prev)
             prev = ph.until
+        return phases
+
+    @model_validator(mode="after")
+    def _check_phases(self) -> CreatorEcosystemParams:
+        default = [Phase(aigc_share=0.0)]
+        if self.production == "adoption" and self.phases != default:
+            raise ValueError(
+                "production: adoption lets creators choose what they produce, so `phases` "
+                "(a schedule of AIGC shares) must be left out (null in a variant)"
+            )
         entry = self.creators_per_step > 0
         if self.num_aigc_creators == 0 and not entry and any(p.aigc_share > 0 for p in self.phases):
             raise ValueError(

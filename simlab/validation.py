@@ -110,6 +110,13 @@ def _allowed_fields(model: type[BaseModel] | None) -> list[str]:
     return [n for n, f in model.model_fields.items() if not f.exclude]
 
 
+def _is_section(value: Any) -> bool:
+    """Whether ``value`` is a mapping of fields or a non-empty list of such mappings."""
+    if isinstance(value, list):
+        return bool(value) and all(isinstance(v, Mapping) for v in value)
+    return isinstance(value, Mapping)
+
+
 def format_errors(
     err: ValidationError, model: type[BaseModel], prefix: Sequence[str | int] = ()
 ) -> list[str]:
@@ -142,9 +149,9 @@ def format_errors(
             lines.append(f"{path}: expected a mapping of fields, got {short(e.get('input'))}")
         elif kind == "finite_number":
             lines.append(f"{path}: expects a finite number, got {short(e.get('input'))}")
-        elif kind == "value_error" and isinstance(e.get("input"), Mapping):
-            # A check across a whole section: the message names the fields; the section's
-            # full contents would only bury it.
+        elif kind == "value_error" and _is_section(e.get("input")):
+            # A check across a whole section (or a list of them, such as content.phases):
+            # the message names the fields; the section's full contents would only bury it.
             lines.append(f"{path}: {msg}")
         else:
             got = "; got" if ", got" in msg else ", got"  # pydantic's text may say "got" already

@@ -61,11 +61,11 @@ BAD_FILES: dict[str, list[str]] = {
         METRIC_NAMES,
     ],
     "phases_out_of_order.yaml": [
-        "content: phases out of order",
+        "content.phases: phases out of order",
         "phases[1].until=10 must be greater than phases[0].until=20",
     ],
     "phase_without_until_not_last.yaml": [
-        "content: phases[0] has no `until` but is not the last phase",
+        "content.phases: phases[0] has no `until` but is not the last phase",
         "only the last phase may omit `until`",
     ],
     "aigc_share_above_one.yaml": [

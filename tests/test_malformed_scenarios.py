@@ -336,3 +336,36 @@ def test_every_bad_sweep_value_is_reported_with_its_point():
     assert any(x.startswith(bad.format(-1)) for x in lines), lines
     assert not any(x.startswith("sweep.platform.retrain_every=5") for x in lines)
     assert sum(x.startswith("sweep.users.num_userz: ") for x in lines) == 1, lines
+
+
+@pytest.mark.parametrize(
+    ("value", "shows_value"),
+    [
+        ([{"a": 1}, {"a": 2}], False),  # a list of sections: the message names the entries
+        ([{"a": 1}], False),
+        ({"a": 1}, False),  # one section
+        ([1, 2], True),  # a list of plain values: the value is shown
+        ([{"a": 1}, 3], True),
+        ([], True),
+        ("abc", True),
+    ],
+)
+def test_a_check_across_sections_is_not_followed_by_their_contents(value, shows_value):
+    """A value error on a section, or on a list of sections, is reported without its input."""
+    from pydantic import BaseModel, ValidationError, field_validator
+
+    from simlab.validation import format_errors
+
+    class Holder(BaseModel):
+        entries: object
+
+        @field_validator("entries")
+        @classmethod
+        def _refuse(cls, v: object) -> object:
+            raise ValueError("entries[1] is wrong")
+
+    with pytest.raises(ValidationError) as e:
+        Holder(entries=value)
+    (line,) = format_errors(e.value, Holder, ["section"])
+    assert line.startswith("section.entries: entries[1] is wrong")
+    assert (", got" in line) is shows_value, line

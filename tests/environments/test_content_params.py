@@ -202,3 +202,41 @@ def test_ramps_within_their_phases_are_accepted(phases):
     """Ramps after the first phase, each ending within its phase (or in the last one)."""
     p = CreatorEcosystemParams(phases=_ramped(*phases))
     assert [ph.ramp for ph in p.phases] == [r for _, r in phases]
+
+
+@pytest.mark.parametrize(
+    ("phases", "message"),
+    [
+        ([{"until": 10, "aigc_share": 0.0}, {"until": 5, "aigc_share": 0.5}], "out of order"),
+        ([{"until": 8, "aigc_share": 0.0}, {"until": 8, "aigc_share": 0.5}], "out of order"),
+        ([{"aigc_share": 0.0}, {"aigc_share": 0.5}], "phases[0] has no `until`"),
+        ([{"aigc_share": 0.2}, {"until": 4, "aigc_share": 0.5}], "phases[0] has no `until`"),
+        ([{"aigc_share": 0.2, "ramp": 3}], "phases[0].ramp=3: the first phase"),
+        (
+            [{"until": 5, "aigc_share": 0.0}, {"until": 7, "aigc_share": 0.5, "ramp": 3}],
+            "phases[1].ramp=3 is longer than the phase",
+        ),
+    ],
+)
+def test_schedule_errors_are_reported_at_content_phases(phases, message):
+    """A schedule error names ``content.phases`` (not the whole section) and no raw list.
+
+    The message itself names the phase and its values; repeating the list as the "got"
+    value would only bury it.
+    """
+    from simlab.errors import ScenarioError
+    from simlab.scenario import parse_scenario
+
+    data = {
+        "name": "phases",
+        "steps": 20,
+        "users": {"model": "logit", "num_users": 10},
+        "content": {"model": "creators", "initial_items": 30, "phases": phases},
+        "agents": [{"model": "random"}],
+    }
+    with pytest.raises(ScenarioError) as e:
+        parse_scenario(data)
+    lines = [line for line in str(e.value).splitlines() if message in line]
+    assert len(lines) == 1, str(e.value)
+    assert "content.phases: " in lines[0]
+    assert "got [" not in lines[0]
