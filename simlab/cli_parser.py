@@ -141,6 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
         "deviation), t (95%% Student t) or seeds (every seed's line)",
     )
     report.add_argument(
+        "--table-interval",
+        default="sd",
+        metavar="KIND",
+        help="the ± of the table: sd (standard deviation over seeds, default), se (standard "
+        "error) or t (95%% Student t half-width, as the reference experiments' tables)",
+    )
+    report.add_argument(
         "--baseline",
         metavar="AGENT|COLUMN=VALUE",
         help="what the pooled tables' paired differences are taken against: an agent (default: "

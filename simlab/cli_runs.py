@@ -83,10 +83,15 @@ def cmd_report(args: argparse.Namespace, out: Console) -> int:
     """``simlab report``: print the report's table and where its files are."""
     from simlab.intervals import Smoothing, check_interval
     from simlab.report import build_report
+    from simlab.report_result import check_table_interval
 
     problems = []
     try:
         check_interval(args.interval, "--interval")
+    except ValueError as e:
+        problems.append(str(e))
+    try:
+        check_table_interval(args.table_interval, "--table-interval")
     except ValueError as e:
         problems.append(str(e))
     try:
@@ -103,6 +108,7 @@ def cmd_report(args: argparse.Namespace, out: Console) -> int:
         interval=args.interval,
         smooth=smoothing,
         baseline=args.baseline,
+        table_interval=args.table_interval,
     )
     # per sweep point: one column per agent, one row per metric, as in `simlab show`
     for point, rows in rep.groups():
@@ -112,7 +118,7 @@ def cmd_report(args: argparse.Namespace, out: Console) -> int:
             for m in rep.metrics
         ]
         labels = [rep.agent_label(i) for i in rows]
-        out.print(_metric_table("report", point, labels, body))
+        out.print(_metric_table("report", point, labels, body, rep.table_label()))
     for name, pooled in rep.tables.items():
         _print_pooled(out, name, pooled, rep.sweep_columns, rep.baseline)
     if rep.oracle:
@@ -173,9 +179,11 @@ def _print_pooled(out: Console, name: str, pooled, sweep: list[str], baseline) -
 
 
 # ---------------------------------------------------------------------- summary
-def _metric_table(kind: str, point: str, labels: list[str], rows: list) -> Table:
+def _metric_table(
+    kind: str, point: str, labels: list[str], rows: list, spread: str = "mean ± sd over seeds"
+) -> Table:
     """A table of one sweep point: a column per agent, a row per ``(name, cells)``."""
-    title = f"{kind} (mean over steps, or last step*, then mean ± sd over seeds)"
+    title = f"{kind} (mean over steps, or last step*, then {spread})"
     table = Table(title=title + (f"\n{point}" if point else ""))
     table.add_column("metric", no_wrap=True)
     for label in labels:

@@ -52,6 +52,7 @@ from simlab.report_result import (
     DERIVED_HOMOGENIZATION,
     KEY_METRICS,
     ReportResult,
+    check_table_interval,
     format_mean_sd,
 )
 from simlab.store import RunStore, open_run, stopped_note, summarize, trial_warmups, warmup_note
@@ -76,6 +77,7 @@ def build_report(
     interval: str = DEFAULT_INTERVAL,
     smooth: str | Smoothing | None = None,
     baseline: str | None = None,
+    table_interval: str = "sd",
 ) -> ReportResult:
     """Summarise a run and write its table, CSV, markdown and one PNG per key metric.
 
@@ -93,6 +95,8 @@ def build_report(
         baseline: what the pooled tables' paired differences are taken against: an agent
             (default: the first agent), or ``COLUMN=VALUE`` of a sweep column (e.g.
             ``variant=phases``): the same agent at that sweep point.
+        table_interval: the ``±`` of the summary table: ``sd`` over seeds (default), ``se``
+            or ``t`` (the 95% Student-t half-width, as docs/experiments.md's tables).
 
     Returns:
         The :class:`ReportResult`.
@@ -100,10 +104,11 @@ def build_report(
     Raises:
         RunStoreError: the run directory is missing or corrupt, or has no metric rows.
         RegistryError: a requested metric is not a column of the run.
-        SimlabError: an unknown interval or a malformed smoothing.
+        SimlabError: an unknown interval or table interval, or a malformed smoothing.
     """
     try:
         check_interval(interval)
+        check_table_interval(table_interval)
         smoothing = smooth if isinstance(smooth, Smoothing) else Smoothing.parse(smooth, "smooth")
     except ValueError as e:
         raise SimlabError(str(e)) from None
@@ -143,6 +148,7 @@ def build_report(
         privileged=list(store.manifest.get("privileged_agents", [])),
         oracle=oracle,
         interval=interval,
+        table_interval=table_interval,
         smoothing=smoothing,
     )
     df["_warmup"] = df["trial"].map(trial_warmups(store.manifest)).fillna(0)

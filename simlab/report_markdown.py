@@ -19,7 +19,8 @@ def _markdown(result: ReportResult, store: RunStore) -> str:
         f"# Report of run `{store.run_id}`",
         "",
         f"Scenario `{store.manifest.get('scenario')}`, status {store.status}. Each cell: the "
-        "metric's mean over steps (or its last step, marked *), then mean ± sd over seeds. "
+        "metric's mean over steps (or its last step, marked *), then "
+        f"{result.table_label()}. "
         f"Figures: mean over seeds with {INTERVALS[result.interval]}"
         + (f", {result.smoothing.label()}" if result.smoothing.active else "")
         + ", bands clipped to each metric's range.",

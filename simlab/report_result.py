@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simlab.intervals import DEFAULT_INTERVAL, Smoothing
+import numpy as np
+
+from simlab.intervals import DEFAULT_INTERVAL, Smoothing, half_width
 from simlab.paired import Paired
 
 __all__ = [
@@ -20,6 +22,8 @@ __all__ = [
     "DERIVED",
     "DERIVED_HOMOGENIZATION",
     "format_mean_sd",
+    "TABLE_INTERVALS",
+    "check_table_interval",
 ]
 
 KEY_METRICS: tuple[str, ...] = (
@@ -37,6 +41,25 @@ KEY_METRICS: tuple[str, ...] = (
     "source/user_polarization",
 )
 """Metrics reported by default (those the run has)."""
+
+TABLE_INTERVALS: dict[str, str] = {
+    "sd": "sd over seeds",
+    "se": "standard error over seeds",
+    "t": "95% Student-t half-width over seeds",
+}
+"""What the ``±`` of the summary table shows (``simlab report --table-interval``)."""
+
+
+def check_table_interval(kind: str, where: str = "table_interval") -> str:
+    """``kind`` if it is one of :data:`TABLE_INTERVALS`, else ValueError naming ``where``."""
+    if kind not in TABLE_INTERVALS:
+        raise ValueError(
+            f"{where}: unknown table interval {kind!r}. Allowed: {', '.join(TABLE_INTERVALS)} "
+            f"(standard deviation, standard error, Student t; the figures' `seeds` draws "
+            f"lines and has no ± to print)"
+        )
+    return kind
+
 
 DERIVED: tuple[Paired, ...] = (
     Paired("echo/homogenization", "echo/homogenization_vs_oracle"),
@@ -68,6 +91,9 @@ class ReportResult:
         markdown: ``report.md``.
         csv: ``summary.csv``.
         interval: the interval kind of the figures (a key of ``simlab.intervals.INTERVALS``).
+        table_interval: what the table's ``±`` shows (a key of :data:`TABLE_INTERVALS`):
+            the sd over seeds (default), the standard error, or the 95% Student-t half-width,
+            each from the seeds with a value (``<metric> n`` where fewer than the row's).
         smoothing: how each trial's curve was smoothed before the figures' means.
         note: the warning about series with fewer than 3 seeds, or None.
         warmup_note: the note naming agents whose every step is warm-up, or None.
@@ -92,6 +118,7 @@ class ReportResult:
     markdown: Path | None = None
     csv: Path | None = None
     interval: str = DEFAULT_INTERVAL
+    table_interval: str = "sd"
     smoothing: Smoothing = field(default_factory=Smoothing)
     note: str | None = None
     warmup_note: str | None = None
@@ -131,13 +158,23 @@ class ReportResult:
         label = str(self.summary.iloc[row_index]["agent"])
         return label + (" (privileged)" if label in self.privileged else "")
 
+    def table_label(self) -> str:
+        """What a table cell holds, for the tables' titles: ``mean ± <spread>``."""
+        return f"mean ± {TABLE_INTERVALS[self.table_interval]}"
+
     def cell(self, row_index: int, metric: str) -> str:
-        """``mean ±sd`` of one metric in one summary row, as printed."""
+        """``mean ±spread`` of one metric in one summary row, as printed.
+
+        The spread is :attr:`table_interval`'s over the seeds with a value: ``<metric> n``
+        where the summary counts them (fewer than the row's seeds), else the row's seeds.
+        """
         row = self.summary.iloc[row_index]
-        text = format_mean_sd(row[metric], row[f"{metric} sd"])
-        n = row.get(f"{metric} n")  # a paired column's seeds, when fewer than the row's
-        if n is not None and n < row["seeds"] and text != "-":
-            text += f" ({int(n)} seeds)"
+        n = row.get(f"{metric} n")  # the seeds with a value, when fewer than the row's
+        seeds = row["seeds"] if n is None or np.isnan(n) else n
+        spread = float(half_width(row[f"{metric} sd"], seeds, self.table_interval))
+        text = format_mean_sd(row[metric], spread)
+        if seeds < row["seeds"] and text != "-":
+            text += f" ({int(seeds)} seeds)"
         return text
 
     def fewest_seeds(self, row_index: int) -> int:

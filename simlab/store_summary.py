@@ -28,7 +28,8 @@ def summarize(df, manifest: dict[str, Any]):
     difference to a baseline agent, NaN where the baseline has no row) also gets
     ``<metric> n``, the seeds it has a value for; a cumulative one is read at the step of
     its source's last value, so a seed whose baseline stopped earlier drops out instead of
-    contributing an earlier step's difference.
+    contributing an earlier step's difference. Any other metric gets ``<metric> n`` when
+    some row has a seed without a value (its mean and sd are over the seeds with one).
     """
     import pandas as pd
 
@@ -70,10 +71,12 @@ def summarize(df, manifest: dict[str, Any]):
         for c in metrics:
             row[c] = g[c].mean()
             row[f"{c} sd"] = g[c].std(ddof=1)  # the sample sd: NaN for one seed
-            if c in sources:
-                row[f"{c} n"] = int(g[c].notna().sum())
+            row[f"{c} n"] = int(g[c].notna().sum())
         out.append(row)
     res = pd.DataFrame(out)
+    # seed counts only where they say something: paired columns, and seeds without a value
+    full = [c for c in metrics if c not in sources and (res[f"{c} n"] == res["seeds"]).all()]
+    res = res.drop(columns=[f"{c} n" for c in full])
     # agents, then sweep points, in the scenario's order (the trials' order)
     res["_o"] = res["agent"].map(order.index)
     keys = ["_o"]
