@@ -60,6 +60,7 @@ TARGETS = (
     "simlab/paired.py",
     "simlab/windows.py",
     "simlab/store_summary.py",
+    "simlab/report_result.py",
     "simlab/rules.py",
     "environments",
     "agents",

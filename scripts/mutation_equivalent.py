@@ -45,6 +45,7 @@ from mutation_equivalent_reasons import (
     ONE_DIM_LENGTH,
     STEPS_FROM_ZERO,
     Equivalent,
+    mutants_of,
 )
 
 __all__ = ["EQUIVALENT", "Equivalent"]
@@ -256,6 +257,55 @@ SIMLAB: dict[str, list[Equivalent]] = {
             "row.update({c: g[c].iloc[0] for c in sweep})",
             "row.update({c: g[c].iloc[ -1] for c in sweep})",
             "every row of a trial holds the trial's one sweep point: its first and last rows agree",
+        ),
+        Equivalent(
+            'row = {"trial": trial, "agent": g["agent"].iloc[0], "seed": g["seed"].iloc[0]}',
+            'row = {"trial": trial, "agent": g["agent"].iloc[0], "seed": g["seed"].iloc[ -1]}',
+            "every row of a trial holds the trial's one seed: its first and last rows agree",
+        ),
+        *mutants_of(
+            'full = [c for c in metrics if c not in sources and (res[f"{c} n"] == res["seeds"])'
+            ".all()]",
+            (("==", ">="),),
+            "a count of the seeds with a value is never above the row's seeds",
+        ),
+        Equivalent(
+            "row = dict(zip(keys, key, strict=False))",
+            "row = dict(zip(keys, key, strict=True))",
+            "a group's key has one value per grouping column: the lengths always agree",
+        ),
+        Equivalent(
+            "within = [int(t) for t, s in last.items() if s < warmup.get(int(t), 0)]",
+            "within = [int(t) for t, s in last.items() if s < warmup.get(int(t), -1)]",
+            "steps are never negative: below 0 and below -1 are both never",
+        ),
+        *mutants_of(
+            "f\"step {end} (theirs: {lo if lo == hi else f'{lo}-{hi}'}): their means and "
+            'windows "',
+            (("lo == hi", "lo >= hi"),),
+            "lo is the smallest last step and hi the largest: lo > hi never holds",
+        ),
+    ],
+    "simlab/report_result.py": [
+        Equivalent(
+            'if seeds < row["seeds"] and text != "-":',
+            'if seeds != row["seeds"] and text != "-":',
+            "a count of the seeds with a value is never above the row's seeds",
+        ),
+        Equivalent(
+            'return f", {int(n)} seeds" if 0 < n < m else ""',
+            'return f", {int(n)} seeds" if 0 != n < m else ""',
+            "a count of seeds is never negative",
+        ),
+        Equivalent(
+            'n, m = row.get("diff n", 0), row.get("value n", 0)',
+            'n, m = row.get("diff n", 0), row.get("value n", 1)',
+            "without a value count the note needs an integer count `0 < n < m`, none for m 0 or 1",
+        ),
+        Equivalent(
+            'n, m = row.get("diff n", 0), row.get("value n", 0)',
+            'n, m = row.get("diff n", 0), row.get("value n", -1)',
+            "without a value count the note needs `0 < n < m`, false for m 0 or -1 alike",
         ),
     ],
     "simlab/metrics/base.py": [

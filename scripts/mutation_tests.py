@@ -54,7 +54,15 @@ EXTRA_TESTS = {
         "tests/test_scenario.py",
         "tests/test_malformed_scenarios.py",
     ],
-    "simlab/store_summary.py": ["tests/test_store_summary.py", "tests/test_windows.py"],
+    "simlab/store_summary.py": [
+        "tests/test_store_summary.py",
+        "tests/test_report_table_interval.py",
+        "tests/test_windows.py",
+    ],
+    "simlab/report_result.py": [
+        "tests/test_report_result.py",
+        "tests/test_report_table_interval.py",
+    ],
     "simlab/population.py": [
         "tests/test_population_parts.py",
         "tests/test_population.py",

@@ -76,8 +76,12 @@ def test_cumulative_measures_take_their_last_value_warm_up_or_not():
     assert out["m"].iloc[0] == pytest.approx(np.mean([2.0, 4.0, 9.0]))
 
 
-def test_a_paired_column_is_read_where_its_source_ends():
-    """A paired cumulative column is read at its source's last value; no source, no value."""
+@pytest.mark.parametrize("columns", [("m", "d"), ("d", "m")])
+def test_a_paired_column_is_read_where_its_source_ends(columns):
+    """A paired cumulative column is read at its source's last value; no source, no value.
+
+    In either order of the columns: the metrics after a paired one are summarised too.
+    """
     df = pd.DataFrame(
         {
             "trial": [0, 0, 0, 1, 1, 1, 2, 2, 2],
@@ -91,7 +95,7 @@ def test_a_paired_column_is_read_where_its_source_ends():
     )
     manifest = _manifest(
         {0: 0, 1: 0, 2: 0},
-        columns=("m", "d"),
+        columns=columns,
         metric_summary={"m": "last", "d": "last"},
         metric_sources={"d": "m"},
     )
