@@ -61,6 +61,7 @@ TARGETS = (
     "simlab/windows.py",
     "simlab/store_summary.py",
     "simlab/report_result.py",
+    "simlab/export.py",
     "simlab/rules.py",
     "environments",
     "agents",

@@ -59,6 +59,11 @@ EXTRA_TESTS = {
         "tests/test_report_table_interval.py",
         "tests/test_windows.py",
     ],
+    "simlab/export.py": [
+        "tests/test_export.py",
+        "tests/test_export_unwritten.py",
+        "tests/test_export_propensities.py",
+    ],
     "simlab/report_result.py": [
         "tests/test_report_result.py",
         "tests/test_report_table_interval.py",

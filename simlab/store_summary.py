@@ -38,42 +38,17 @@ def summarize(df, manifest: dict[str, Any]):
     sweep = [c for c in manifest.get("sweep_columns", []) if c in df.columns]
     if df.empty:
         return pd.DataFrame(columns=["agent", *sweep, "seeds", "steps", *metrics])
-    warmup = trial_warmups(manifest)
     sources = manifest.get("metric_sources", {})
-    per_trial = []
-    for trial, g in df.groupby("trial", sort=True):
-        g = g.sort_values("step")
-        row = {"trial": trial, "agent": g["agent"].iloc[0], "seed": g["seed"].iloc[0]}
-        row["steps"] = len(g)
-        row.update({c: g[c].iloc[0] for c in sweep})
-        after = g["step"] >= warmup.get(int(trial), 0)
-        for c in metrics:
-            last = kinds.get(c) == "last"
-            if last and c in sources:  # at the step of the source's last value, or none
-                at = g[sources[c]].last_valid_index()
-                row[c] = float("nan") if at is None else g.at[at, c]
-                continue
-            col = (g[c] if last else g.loc[after, c]).dropna()
-            if col.empty:
-                row[c] = float("nan")
-            else:
-                row[c] = col.iloc[-1] if last else col.mean()
-        per_trial.append(row)
-    trials = pd.DataFrame(per_trial)
+    trials = _per_trial(df, metrics, kinds, sweep, trial_warmups(manifest), sources)
     order = list(dict.fromkeys(trials["agent"]))
-    out = []
     keys = ["agent", *sweep]
-    for key, g in trials.groupby(keys, sort=False, dropna=False):
-        key = key if isinstance(key, tuple) else (key,)
-        row = dict(zip(keys, key, strict=False))
-        row["seeds"] = len(g)
-        row["steps"] = int(g["steps"].min())
-        for c in metrics:
-            row[c] = g[c].mean()
-            row[f"{c} sd"] = g[c].std(ddof=1)  # the sample sd: NaN for one seed
-            row[f"{c} n"] = int(g[c].notna().sum())
-        out.append(row)
-    res = pd.DataFrame(out)
+    grouped = trials.groupby(keys, sort=False, dropna=False)
+    res = grouped.size().rename("seeds").to_frame()
+    res["steps"] = grouped["steps"].min().astype(int)
+    values = grouped[metrics]
+    stats = {"": values.mean(), " sd": values.std(ddof=1), " n": values.count()}  # sd: ddof 1
+    cols = {f"{c}{suffix}": frame[c] for c in metrics for suffix, frame in stats.items()}
+    res = pd.concat([res, pd.DataFrame(cols, index=res.index)], axis=1).reset_index()
     # seed counts only where they say something: paired columns, and seeds without a value
     full = [c for c in metrics if c not in sources and (res[f"{c} n"] == res["seeds"]).all()]
     res = res.drop(columns=[f"{c} n" for c in full])
@@ -86,6 +61,36 @@ def summarize(df, manifest: dict[str, Any]):
         keys.append(f"_s{i}")
     res = res.sort_values(keys, kind="stable")
     return res.drop(columns=keys).reset_index(drop=True)
+
+
+def _per_trial(df, metrics, kinds, sweep, warmup, sources):
+    """One row per trial: its agent, seed, sweep values, steps and each metric's step summary.
+
+    A ``mean`` metric: the mean of its values from the trial's warm-up on (NaN left out); a
+    ``last`` one: its last value, or with a source its value at the source's last value.
+    """
+    import pandas as pd
+
+    df = df.sort_values(["trial", "step"], kind="stable")
+    rows = df.drop_duplicates("trial").set_index("trial")  # each trial's first step
+    out = rows[["agent", "seed"]].copy()
+    out["steps"] = df.groupby("trial").size()
+    for c in sweep:
+        out[c] = rows[c]
+    last = [c for c in metrics if kinds.get(c) == "last" and c not in sources]
+    mean = [c for c in metrics if kinds.get(c) != "last"]
+    after = df["step"].to_numpy() >= df["trial"].map(warmup).fillna(0).to_numpy()
+    summary = {}
+    if mean:
+        summary.update(df.loc[after].groupby("trial")[mean].mean().reindex(out.index).items())
+    if last:  # the last value that is not NaN
+        summary.update(df.groupby("trial")[last].last().items())
+    for c in metrics:
+        if kinds.get(c) == "last" and c in sources:  # at the step of the source's last value
+            at = df[df[sources[c]].notna()].groupby("trial").tail(1).set_index("trial")[c]
+            summary[c] = at.reindex(out.index)
+    trials = pd.DataFrame({c: summary[c] for c in metrics}, index=out.index)
+    return pd.concat([out, trials], axis=1).reset_index()
 
 
 def warmup_note(df, manifest: dict[str, Any]) -> str | None:

@@ -195,3 +195,72 @@ def test_trials_that_all_stopped_at_one_step_are_named_from_the_manifest(status)
     assert note.startswith("1 of 2 trials (b) stopped (interrupted or failed) at step 4")
     done = {"trials": [{"index": 0, "status": "done"}, {"index": 1, "status": "done"}]}
     assert stopped_note(df, done) is None
+
+
+def _reference(df: pd.DataFrame, manifest: dict) -> pd.DataFrame:
+    """The summary computed trial by trial and group by group, as the docstring states it."""
+    metrics = [c for c in manifest["metric_columns"] if c in df.columns]
+    kinds, sources = manifest.get("metric_summary", {}), manifest.get("metric_sources", {})
+    sweep = [c for c in manifest.get("sweep_columns", []) if c in df.columns]
+    warmup = trial_warmups(manifest)
+    per_trial = []
+    for trial, g in df.groupby("trial", sort=True):
+        g = g.sort_values("step", kind="stable")
+        row = {"agent": g["agent"].iloc[0], "steps": len(g), **{c: g[c].iloc[0] for c in sweep}}
+        after = g["step"] >= warmup.get(int(trial), 0)
+        for c in metrics:
+            if kinds.get(c) == "last" and c in sources:
+                at = g[sources[c]].last_valid_index()
+                row[c] = np.nan if at is None else g.at[at, c]
+            elif kinds.get(c) == "last":
+                col = g[c].dropna()
+                row[c] = col.iloc[-1] if len(col) else np.nan
+            else:
+                col = g.loc[after, c].dropna()
+                row[c] = col.mean() if len(col) else np.nan
+        per_trial.append(row)
+    trials = pd.DataFrame(per_trial)
+    out = []
+    for key, g in trials.groupby(["agent", *sweep], sort=False, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(["agent", *sweep], key, strict=True))
+        row.update(seeds=len(g), steps=int(g["steps"].min()))
+        for c in metrics:
+            row.update({c: g[c].mean(), f"{c} sd": g[c].std(ddof=1), f"{c} n": g[c].count()})
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_summary_matches_a_trial_by_trial_reference(seed):
+    """Random runs: shuffled rows, NaN values, warm-ups, last and paired columns, sweeps."""
+    rng = np.random.default_rng(seed)
+    trials = rng.choice(np.arange(40), size=int(rng.integers(1, 12)), replace=False)
+    rows = []
+    for t in trials:
+        agent, point = f"a{rng.integers(3)}", [None, "x", "y"][rng.integers(3)]
+        for step in range(int(rng.integers(1, 9))):
+            values = rng.normal(size=4)
+            values[rng.random(4) < 0.3] = np.nan
+            named = dict(zip(["m", "last", "src", "paired"], values, strict=True))
+            rows.append({"trial": t, "agent": agent, "seed": t, "step": step, "point": point,
+                         **named})  # fmt: skip
+    df = pd.DataFrame(rows).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    warm = {int(t): int(rng.integers(0, 6)) for t in trials if rng.random() < 0.8}
+    manifest = _manifest(
+        warm,
+        columns=("m", "last", "paired", "src"),
+        metric_summary={"last": "last", "paired": "last"},
+        metric_sources={"paired": "src"},
+        sweep_columns=["point"] if seed % 2 else [],
+    )
+    out = summarize(df, manifest)
+    ref = _reference(df, manifest)
+    ref = ref.set_index(["agent", *(["point"] if seed % 2 else [])])
+    got = out.set_index(ref.index.names)
+    assert sorted(got.index, key=str) == sorted(ref.index, key=str)
+    for c in got.columns:
+        assert np.allclose(got[c].astype(float), ref.loc[got.index, c].astype(float),
+                           rtol=1e-12, atol=0, equal_nan=True), c  # fmt: skip
+    shown = {c for c in ("m", "last", "src") if (ref[f"{c} n"] < ref["seeds"]).any()}
+    assert {c[:-2] for c in got.columns if c.endswith(" n")} == shown | {"paired"}
