@@ -62,6 +62,7 @@ TARGETS = (
     "simlab/store_summary.py",
     "simlab/report_result.py",
     "simlab/export.py",
+    "dashboard/runmeta.py",
     "simlab/rules.py",
     "environments",
     "agents",

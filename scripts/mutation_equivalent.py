@@ -286,6 +286,30 @@ SIMLAB: dict[str, list[Equivalent]] = {
             "lo is the smallest last step and hi the largest: lo > hi never holds",
         ),
     ],
+    "dashboard/runmeta.py": [
+        Equivalent(
+            "if len(set(cells.values())) > 1:",
+            "if len(set(cells.values())) != 1:",
+            "at least two runs are compared, so a field has at least one distinct cell",
+        ),
+    ],
+    "simlab/export.py": [
+        Equivalent(
+            'for trial, ev in events.groupby("trial", sort=True):',
+            'for trial, ev in events.groupby("trial", sort=False):',
+            "read_events returns the events sorted by trial: the groups come in that order",
+        ),
+        Equivalent(
+            'd = len(ev["item_features"].iloc[0])',
+            'd = len(ev["item_features"].iloc[ -1])',
+            "every impression's item features have the world's dimension: first and last agree",
+        ),
+        Equivalent(
+            'f = len(ev["user_features"].iloc[0])',
+            'f = len(ev["user_features"].iloc[ -1])',
+            "every impression's user features have one length: first and last agree",
+        ),
+    ],
     "simlab/report_result.py": [
         Equivalent(
             'if seeds < row["seeds"] and text != "-":',

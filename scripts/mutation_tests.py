@@ -60,9 +60,14 @@ EXTRA_TESTS = {
         "tests/test_windows.py",
     ],
     "simlab/export.py": [
+        "tests/test_export_layout.py",
         "tests/test_export.py",
         "tests/test_export_unwritten.py",
         "tests/test_export_propensities.py",
+    ],
+    "dashboard/runmeta.py": [
+        "tests/dashboard/test_runmeta.py",
+        "tests/dashboard/test_runmeta_cases.py",
     ],
     "simlab/report_result.py": [
         "tests/test_report_result.py",
