@@ -63,6 +63,8 @@ TARGETS = (
     "simlab/report_result.py",
     "simlab/export.py",
     "dashboard/runmeta.py",
+    "dashboard/data.py",
+    "simlab/store_read.py",
     "simlab/rules.py",
     "environments",
     "agents",

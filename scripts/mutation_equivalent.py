@@ -286,6 +286,28 @@ SIMLAB: dict[str, list[Equivalent]] = {
             "lo is the smallest last step and hi the largest: lo > hi never holds",
         ),
     ],
+    "dashboard/data.py": [
+        Equivalent(
+            "if n == 0 or total <= 0:",
+            "if n < 0 or total <= 0:",
+            "no items means no impressions: the `total <= 0` test returns NaN for n = 0 too",
+        ),
+        Equivalent(
+            "if axes.shape[0] < components:  # fewer samples than axes: pad with zero axes",
+            "if axes.shape[0] <= components:  # fewer samples than axes: pad with zero axes",
+            "with as many axes as asked the padding adds zero rows: the same axes",
+        ),
+        Equivalent(
+            "if aigc_share <= 0:",
+            "if aigc_share == 0:",
+            "AIGC shares are validated to [0, 1]: never below 0",
+        ),
+        Equivalent(
+            "n = c.shape[0]",
+            "n = c.shape[ -1]",
+            "`c` is raveled to one dimension: its first and last sizes are one",
+        ),
+    ],
     "dashboard/runmeta.py": [
         Equivalent(
             "if len(set(cells.values())) > 1:",

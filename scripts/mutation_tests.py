@@ -69,6 +69,15 @@ EXTRA_TESTS = {
         "tests/dashboard/test_runmeta.py",
         "tests/dashboard/test_runmeta_cases.py",
     ],
+    "dashboard/data.py": [
+        "tests/dashboard/test_data.py",
+        "tests/dashboard/test_data_cases.py",
+    ],
+    "simlab/store_read.py": [
+        "tests/test_store.py",
+        "tests/test_corrupt_runs.py",
+        "tests/test_damaged_rows.py",
+    ],
     "simlab/report_result.py": [
         "tests/test_report_result.py",
         "tests/test_report_table_interval.py",
