@@ -55,8 +55,8 @@ def check_table_interval(kind: str, where: str = "table_interval") -> str:
     if kind not in TABLE_INTERVALS:
         raise ValueError(
             f"{where}: unknown table interval {kind!r}. Allowed: {', '.join(TABLE_INTERVALS)} "
-            f"(standard deviation, standard error, Student t; the figures' `seeds` draws "
-            f"lines and has no ± to print)"
+            "(standard deviation, standard error, Student t; the figures' `seeds` draws "
+            "lines and has no ± to print)"
         )
     return kind
 
