@@ -74,6 +74,7 @@ EXTRA_TESTS = {
         "tests/dashboard/test_data_cases.py",
     ],
     "simlab/store_read.py": [
+        "tests/test_store_read.py",
         "tests/test_store.py",
         "tests/test_corrupt_runs.py",
         "tests/test_damaged_rows.py",
