@@ -243,25 +243,10 @@ SIMLAB: dict[str, list[Equivalent]] = {
     ],
     "simlab/store_summary.py": [
         Equivalent(
-            "for key, g in trials.groupby(keys, sort=False, dropna=False):",
-            "for key, g in trials.groupby(keys, sort=True, dropna=False):",
+            "grouped = trials.groupby(keys, sort=False, dropna=False)",
+            "grouped = trials.groupby(keys, sort=True, dropna=False)",
             "the rows are sorted by the agents' and sweep points' order of first trial at the "
             "end (one row per key), so the order of the groups is discarded",
-        ),
-        Equivalent(
-            'row = {"trial": trial, "agent": g["agent"].iloc[0], "seed": g["seed"].iloc[0]}',
-            'row = {"trial": trial, "agent": g["agent"].iloc[ -1], "seed": g["seed"].iloc[0]}',
-            "every row of a trial holds the trial's one agent: its first and last rows agree",
-        ),
-        Equivalent(
-            "row.update({c: g[c].iloc[0] for c in sweep})",
-            "row.update({c: g[c].iloc[ -1] for c in sweep})",
-            "every row of a trial holds the trial's one sweep point: its first and last rows agree",
-        ),
-        Equivalent(
-            'row = {"trial": trial, "agent": g["agent"].iloc[0], "seed": g["seed"].iloc[0]}',
-            'row = {"trial": trial, "agent": g["agent"].iloc[0], "seed": g["seed"].iloc[ -1]}',
-            "every row of a trial holds the trial's one seed: its first and last rows agree",
         ),
         *mutants_of(
             'full = [c for c in metrics if c not in sources and (res[f"{c} n"] == res["seeds"])'
@@ -270,9 +255,9 @@ SIMLAB: dict[str, list[Equivalent]] = {
             "a count of the seeds with a value is never above the row's seeds",
         ),
         Equivalent(
-            "row = dict(zip(keys, key, strict=False))",
-            "row = dict(zip(keys, key, strict=True))",
-            "a group's key has one value per grouping column: the lengths always agree",
+            'after = df["step"].to_numpy() >= df["trial"].map(warmup).fillna(0).to_numpy()',
+            'after = df["step"].to_numpy() >= df["trial"].map(warmup).fillna( -1).to_numpy()',
+            "steps are never negative: at or above 0 and at or above -1 are both always",
         ),
         Equivalent(
             "within = [int(t) for t, s in last.items() if s < warmup.get(int(t), 0)]",
@@ -330,6 +315,13 @@ SIMLAB: dict[str, list[Equivalent]] = {
             'f = len(ev["user_features"].iloc[0])',
             'f = len(ev["user_features"].iloc[ -1])',
             "every impression's user features have one length: first and last agree",
+        ),
+    ],
+    "simlab/store_read.py": [
+        Equivalent(
+            'n, want = int(counts.get(i, 0)), int(record.get("steps_done", 0))',
+            'n, want = int(counts.get(i, 0)), int(record.get("steps_done", -1))',
+            "a count of rows is never negative: below 0 and below -1 are both never",
         ),
     ],
     "simlab/report_result.py": [

@@ -77,8 +77,9 @@ def _per_trial(df, metrics, kinds, sweep, warmup, sources):
     out["steps"] = df.groupby("trial").size()
     for c in sweep:
         out[c] = rows[c]
-    last = [c for c in metrics if kinds.get(c) == "last" and c not in sources]
-    mean = [c for c in metrics if kinds.get(c) != "last"]
+    cumulative = {c for c in metrics if kinds.get(c) == "last"}
+    last = [c for c in metrics if c in cumulative and c not in sources]
+    mean = [c for c in metrics if c not in cumulative]
     after = df["step"].to_numpy() >= df["trial"].map(warmup).fillna(0).to_numpy()
     summary = {}
     if mean:
@@ -86,7 +87,7 @@ def _per_trial(df, metrics, kinds, sweep, warmup, sources):
     if last:  # the last value that is not NaN
         summary.update(df.groupby("trial")[last].last().items())
     for c in metrics:
-        if kinds.get(c) == "last" and c in sources:  # at the step of the source's last value
+        if c in cumulative and c in sources:  # at the step of the source's last value
             at = df[df[sources[c]].notna()].groupby("trial").tail(1).set_index("trial")[c]
             summary[c] = at.reindex(out.index)
     trials = pd.DataFrame({c: summary[c] for c in metrics}, index=out.index)
