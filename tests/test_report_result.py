@@ -55,11 +55,18 @@ def _summary(rows: list[tuple], sweep: list[str]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _result(rows, sweep=(), privileged=()) -> ReportResult:
+def report_of(rows: list[dict], metrics=("m",), **fields) -> ReportResult:
+    """A report result over hand-made summary ``rows`` (no run directory behind it)."""
     return ReportResult(
-        run_path=None, out_dir=None, metrics=["m"], kinds={},
-        summary=_summary(rows, list(sweep)), sweep_columns=list(sweep),
-        privileged=list(privileged),
+        run_path=None, out_dir=None, metrics=list(metrics), kinds={},
+        summary=pd.DataFrame(rows), **fields,
+    )  # fmt: skip
+
+
+def _result(rows, sweep=(), privileged=()) -> ReportResult:
+    return report_of(
+        _summary(rows, list(sweep)).to_dict("records"),
+        sweep_columns=list(sweep), privileged=list(privileged),
     )  # fmt: skip
 
 
@@ -117,19 +124,14 @@ def test_without_sweep_columns_every_row_is_one_unlabelled_group():
 def test_fewest_seeds_reads_every_reported_count(counts, fewest):
     """The row's seeds, or the fewest positive count of a reported column."""
     row = {"agent": "a", "seeds": 5, "steps": 4, "m": 1.0, "m sd": 0.1, "d": 0.0, "d sd": 0.1}
-    rep = ReportResult(
-        run_path=None, out_dir=None, metrics=["m", "d"], kinds={},
-        summary=pd.DataFrame([{**row, **counts}]),
-    )  # fmt: skip
+    rep = report_of([{**row, **counts}], metrics=["m", "d"])
     assert rep.fewest_seeds(0) == fewest
 
 
 def test_fewest_seeds_ignores_counts_of_unreported_columns():
     """A count of a column the report does not show does not lower the row's seeds."""
     row = {"agent": "a", "seeds": 5, "steps": 4, "m": 1.0, "m sd": 0.1, "other n": 1}
-    rep = ReportResult(
-        run_path=None, out_dir=None, metrics=["m"], kinds={}, summary=pd.DataFrame([row])
-    )
+    rep = report_of([row])
     assert rep.fewest_seeds(0) == 5
 
 
@@ -152,9 +154,7 @@ def test_paired_seeds_names_a_count_below_the_values(row, note):
 def test_a_cell_with_no_value_names_no_seeds():
     """A NaN mean prints ``-`` alone, even where its count is below the row's seeds."""
     row = {"agent": "a", "seeds": 5, "steps": 4, "m": math.nan, "m sd": math.nan, "m n": 0}
-    rep = ReportResult(
-        run_path=None, out_dir=None, metrics=["m"], kinds={}, summary=pd.DataFrame([row])
-    )
+    rep = report_of([row])
     assert rep.cell(0, "m") == "-"
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from test_report_result import report_of
 
 from simlab.cli import main
 from simlab.errors import SimlabError
@@ -30,10 +31,7 @@ from simlab.store_summary import summarize
 
 def _result(rows: list[dict], kind: str) -> ReportResult:
     """A report result over a hand-made summary (metric ``m``)."""
-    return ReportResult(
-        run_path=None, out_dir=None, metrics=["m"], summary=pd.DataFrame(rows), kinds={},
-        table_interval=kind,
-    )  # fmt: skip
+    return report_of(rows, table_interval=kind)
 
 
 def _by_hand(sd: float, n: int, kind: str) -> float:
@@ -78,10 +76,7 @@ def test_a_count_column_absent_from_some_rows_falls_back_to_their_seeds():
 
 def test_the_default_is_the_sd_over_seeds():
     """Without a kind the table prints the sd, as before the option existed."""
-    rep = ReportResult(
-        run_path=None, out_dir=None, metrics=["m"], kinds={},
-        summary=pd.DataFrame([{"agent": "a", "seeds": 3, "steps": 2, "m": 1.0, "m sd": 0.5}]),
-    )  # fmt: skip
+    rep = report_of([{"agent": "a", "seeds": 3, "steps": 2, "m": 1.0, "m sd": 0.5}])
     assert rep.table_interval == "sd" and rep.cell(0, "m") == "1 ±0.5"
     assert rep.table_label() == "mean ± sd over seeds"
 
@@ -113,24 +108,12 @@ def test_summaries_count_seeds_only_where_some_lack_a_value():
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """A small real run: two agents, 3 seeds."""
-    from simlab.runner import run_scenario
-    from simlab.scenario import parse_scenario
+    """A small real run: random and popularity, 3 seeds."""
+    from conftest import make_small
 
-    scenario = parse_scenario(
-        {
-            "name": "table-interval",
-            "steps": 6,
-            "seeds": 3,
-            "world": {"dim": 8, "num_topics": 4},
-            "users": {"model": "logit", "num_users": 100},
-            "content": {"model": "creators", "items_per_step": 5, "initial_items": 60},
-            "platform": {"slate_size": 4, "retrain_every": 2},
-            "agents": [{"model": "popularity"}, {"model": "random"}],
-            "execution": {"backend": "local"},
-            "output": {"checkpoint_every": 0},
-        }
-    )
+    from simlab.runner import run_scenario
+
+    scenario = make_small("users.num_users=100", "output.checkpoint_every=0", steps=6, seeds=3)
     return run_scenario(scenario, out_dir=tmp_path_factory.mktemp("runs")).path
 
 
