@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="summary of one run")
     show.add_argument("run", type=path_arg, help="run directory, or a run id under --dir")
     show.add_argument("--dir", type=path_arg, default="runs", help="folder holding run directories")
+    _table_interval_arg(show)
 
     report = sub.add_parser(
         "report", help="table and PNG plots of a run's key metrics over time (intervals over seeds)"
@@ -140,13 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="band over seeds in the plots: se (±1 standard error, default), sd (±1 standard "
         "deviation), t (95%% Student t) or seeds (every seed's line)",
     )
-    report.add_argument(
-        "--table-interval",
-        default="sd",
-        metavar="KIND",
-        help="the ± of the table: sd (standard deviation over seeds, default), se (standard "
-        "error) or t (95%% Student t half-width, as the reference experiments' tables)",
-    )
+    _table_interval_arg(report)
     report.add_argument(
         "--baseline",
         metavar="AGENT|COLUMN=VALUE",
@@ -200,3 +195,14 @@ def _add_execution(p: argparse.ArgumentParser) -> None:
         "--address", help="Ray cluster: auto, ray://host:port or host:port (execution.address)"
     )
     p.add_argument("--shards", type=_int, help="user shards per world (execution.shards)")
+
+
+def _table_interval_arg(p: argparse.ArgumentParser) -> None:
+    """``--table-interval``: the ± of ``simlab show``'s and ``simlab report``'s tables."""
+    p.add_argument(
+        "--table-interval",
+        default="sd",
+        metavar="KIND",
+        help="the ± of the table: sd (standard deviation over seeds, default), se (standard "
+        "error) or t (95%% Student t half-width, as the reference experiments' tables)",
+    )

@@ -50,8 +50,13 @@ def cmd_runs(args: argparse.Namespace, out: Console) -> int:
 
 def cmd_show(args: argparse.Namespace, out: Console) -> int:
     """``simlab show``."""
+    from simlab.report_result import check_table_interval
     from simlab.store import open_run
 
+    try:
+        check_table_interval(args.table_interval, "--table-interval")
+    except ValueError as e:
+        raise SimlabError(str(e)) from None
     store = open_run(args.run, runs_dir=args.dir)
     m = store.manifest
     out.print(f"[bold]{m['run_id']}[/]  status: {store.status}  scenario: {m.get('scenario')}")
@@ -75,7 +80,7 @@ def cmd_show(args: argparse.Namespace, out: Console) -> int:
                 f"(last: {t.get('last_restart', '?')})",
                 markup=False,
             )
-    _print_summary(store, out)
+    _print_summary(store, out, args.table_interval)
     return EXIT_OK
 
 
@@ -193,14 +198,13 @@ def _metric_table(
     return table
 
 
-def _fmt(mean: float, sd: float) -> str:
-    from simlab.report import format_mean_sd
+def _print_summary(store, out: Console, table_interval: str = "sd") -> None:
+    """A table per sweep point: one column per agent, one row per metric, mean ± spread.
 
-    return format_mean_sd(mean, sd)
-
-
-def _print_summary(store, out: Console) -> None:
-    """A table per sweep point: one column per agent, one row per metric, mean ± sd."""
+    The spread is ``table_interval``'s (``simlab.report_result.TABLE_INTERVALS``), over the
+    seeds with a value, as in ``simlab report``'s table.
+    """
+    from simlab.report_result import TABLE_INTERVALS, summary_cell
     from simlab.store import stopped_note, summarize, warmup_note
 
     df = store.read_metrics()
@@ -220,11 +224,12 @@ def _print_summary(store, out: Console) -> None:
         body = [(k, [str(int(v)) for v in part[k]]) for k in ("seeds", "steps")]
         body += [
             (c + ("*" if kinds.get(c) == "last" else ""),
-             [_fmt(r[c], r[f"{c} sd"]) for _, r in part.iterrows()])
+             [summary_cell(r, c, table_interval) for _, r in part.iterrows()])
             for c in store.manifest["metric_columns"]
             if c in part.columns
         ]  # fmt: skip
-        out.print(_metric_table("summary", point, labels, body))
+        spread = f"mean ± {TABLE_INTERVALS[table_interval]}"
+        out.print(_metric_table("summary", point, labels, body, spread))
     for note in (warmup_note(df, store.manifest), stopped_note(df, store.manifest)):
         if note:
             out.print(f"note: {note}", markup=False)

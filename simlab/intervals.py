@@ -26,7 +26,7 @@ and step (common random numbers make the pairing meaningful), before aggregation
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,7 @@ __all__ = [
     "smooth_frame",
     "aggregate",
     "check_interval",
+    "check_kind",
     "paired_difference",
     "difference_range",
     "metric_ranges",
@@ -88,10 +89,22 @@ def _t975(df: np.ndarray) -> np.ndarray:
 
 def check_interval(kind: str, where: str = "interval") -> str:
     """``kind`` if it is one of :data:`INTERVALS`, else ValueError naming ``where``."""
-    if kind not in INTERVALS:
+    return check_kind(
+        kind, INTERVALS, where, "interval",
+        "standard error, standard deviation, Student t, every seed's line",
+    )  # fmt: skip
+
+
+def check_kind(kind: str, allowed: Iterable[str], where: str, noun: str, gloss: str) -> str:
+    """``kind`` if it is among ``allowed``, else a ValueError.
+
+    The message names ``where`` (the field or flag), the ``noun`` (``"interval"``), the value
+    and the allowed kinds, glossed by ``gloss``.
+    """
+    allowed = list(allowed)
+    if kind not in allowed:
         raise ValueError(
-            f"{where}: unknown interval '{kind}'. Allowed: {', '.join(INTERVALS)} "
-            "(standard error, standard deviation, Student t, every seed's line)"
+            f"{where}: unknown {noun} {kind!r}. Allowed: {', '.join(allowed)} ({gloss})"
         )
     return kind
 

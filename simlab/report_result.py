@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from simlab.intervals import DEFAULT_INTERVAL, Smoothing, half_width
+from simlab.intervals import DEFAULT_INTERVAL, Smoothing, check_kind, half_width
 from simlab.paired import Paired
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "format_mean_sd",
     "TABLE_INTERVALS",
     "check_table_interval",
+    "summary_cell",
 ]
 
 KEY_METRICS: tuple[str, ...] = (
@@ -52,13 +53,11 @@ TABLE_INTERVALS: dict[str, str] = {
 
 def check_table_interval(kind: str, where: str = "table_interval") -> str:
     """``kind`` if it is one of :data:`TABLE_INTERVALS`, else ValueError naming ``where``."""
-    if kind not in TABLE_INTERVALS:
-        raise ValueError(
-            f"{where}: unknown table interval {kind!r}. Allowed: {', '.join(TABLE_INTERVALS)} "
-            "(standard deviation, standard error, Student t; the figures' `seeds` draws "
-            "lines and has no ± to print)"
-        )
-    return kind
+    return check_kind(
+        kind, TABLE_INTERVALS, where, "table interval",
+        "standard deviation, standard error, Student t; the figures' `seeds` draws lines and "
+        "has no ± to print",
+    )  # fmt: skip
 
 
 DERIVED: tuple[Paired, ...] = (
@@ -165,23 +164,31 @@ class ReportResult:
     def cell(self, row_index: int, metric: str) -> str:
         """``mean ±spread`` of one metric in one summary row, as printed.
 
-        The spread is :attr:`table_interval`'s over the seeds with a value: ``<metric> n``
-        where the summary counts them (fewer than the row's seeds), else the row's seeds.
+        :func:`summary_cell` with :attr:`table_interval`.
         """
-        row = self.summary.iloc[row_index]
-        n = row.get(f"{metric} n")  # the seeds with a value, when fewer than the row's
-        seeds = row["seeds"] if n is None or np.isnan(n) else n
-        spread = float(half_width(row[f"{metric} sd"], seeds, self.table_interval))
-        text = format_mean_sd(row[metric], spread)
-        if seeds < row["seeds"] and text != "-":
-            text += f" ({int(seeds)} seeds)"
-        return text
+        return summary_cell(self.summary.iloc[row_index], metric, self.table_interval)
 
     def fewest_seeds(self, row_index: int) -> int:
         """The row's seeds, or fewer where a reported paired column has fewer."""
         row = self.summary.iloc[row_index]
         counts = [row.get(f"{m} n") for m in self.metrics]
         return int(min([row["seeds"], *(n for n in counts if n is not None and n > 0)]))
+
+
+def summary_cell(row: Any, metric: str, table_interval: str = "sd") -> str:
+    """``mean ±spread`` of one metric in one row of a run's summary, as the tables print it.
+
+    The spread is ``table_interval``'s (a key of :data:`TABLE_INTERVALS`) over the seeds with
+    a value: ``<metric> n`` where the summary counts them (fewer than the row's seeds, then
+    named in the cell), else the row's ``seeds``.
+    """
+    n = row.get(f"{metric} n")  # the seeds with a value, when fewer than the row's
+    seeds = row["seeds"] if n is None or np.isnan(n) else n
+    spread = float(half_width(row[f"{metric} sd"], seeds, table_interval))
+    text = format_mean_sd(row[metric], spread)
+    if seeds < row["seeds"] and text != "-":
+        text += f" ({int(seeds)} seeds)"
+    return text
 
 
 def paired_seeds(row: Any) -> str:

@@ -1,10 +1,11 @@
-"""``simlab report --table-interval``: what the summary table's ``±`` shows.
+"""``simlab report`` / ``simlab show --table-interval``: what the summary table's ``±`` shows.
 
 Classes: each kind (sd, se, 95% t) against a hand computation over many (sd, seeds) pairs;
 seeds without a value (``<metric> n``) shrink the count the spread is taken over, and are
 named in the cell; the count is recorded only where it says something; unknown kinds are
 refused naming the flag and what is allowed; the table's title and ``report.md`` say which
-spread they print; the default stays the sd.
+spread they print; the default stays the sd; ``simlab show`` prints the same cells as
+``simlab report`` for every kind and refuses the same kinds before reading the run.
 """
 
 from __future__ import annotations
@@ -143,3 +144,49 @@ def test_a_bad_table_interval_is_a_usage_error_and_writes_nothing(run_dir, tmp_p
     with pytest.raises(SimlabError, match="table_interval: unknown table interval 'ci'"):
         build_report(run_dir, out_dir=tmp_path / "b", table_interval="ci")
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("kind", list(TABLE_INTERVALS))
+def test_show_prints_the_cells_report_prints(run_dir, tmp_path, capsys, kind):
+    """`simlab show --table-interval K`: the title and every engagement/ctr cell of report's."""
+    assert main(["show", str(run_dir), "--table-interval", kind]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert f"then mean ± {TABLE_INTERVALS[kind]}" in shown
+    rep = build_report(run_dir, out_dir=tmp_path / "r", table_interval=kind)
+    cells = {rep.cell(i, m) for i in range(len(rep.summary)) for m in ("engagement/ctr",)}
+    assert cells and all(f"│ {c} " in shown or f" {c} │" in shown for c in cells)
+
+
+def test_show_defaults_to_the_sd(run_dir, capsys):
+    """Without the flag `simlab show` prints the sd over seeds, as it always did."""
+    assert main(["show", str(run_dir)]) == 0
+    assert "then mean ± sd over seeds" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("kind", ["seeds", "ci", "SD", ""])
+def test_show_refuses_an_unknown_kind_before_reading_the_run(tmp_path, capsys, kind):
+    """Exit 2 and one `error:` line naming the flag, even for a path that is no run."""
+    assert main(["show", str(tmp_path / "missing"), "--table-interval", kind]) == 2
+    out = capsys.readouterr()
+    err = [line for line in out.err.splitlines() if line]
+    assert len(err) == 1 and err[0].startswith(
+        f"error: --table-interval: unknown table interval {kind!r}. Allowed: sd, se, t"
+    )
+    assert not out.out.strip()
+
+
+@pytest.mark.parametrize(
+    ("allowed", "kind", "ok"),
+    [(("a", "b"), "a", True), (("a", "b"), "b", True), (("a", "b"), "c", False),
+     ({"x": 1}, "x", True), ({"x": 1}, "X", False), ((), "a", False), (["sd"], "sd ", False)],
+)  # fmt: skip
+def test_check_kind_accepts_exactly_the_allowed_kinds(allowed, kind, ok):
+    """The kind back when allowed; else the place, the noun, the value, the list, the gloss."""
+    from simlab.intervals import check_kind
+
+    if ok:
+        assert check_kind(kind, allowed, "f", "thing", "g") == kind
+        return
+    with pytest.raises(ValueError) as e:
+        check_kind(kind, allowed, "f", "thing", "g")
+    assert str(e.value) == f"f: unknown thing {kind!r}. Allowed: {', '.join(allowed)} (g)"
