@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from simlab.paired import baseline_rows
+from simlab.paired import Paired, add_paired
 
 __all__ = [
     "INTERVALS",
@@ -342,17 +342,13 @@ def paired_difference(
     Raises:
         ValueError: ``baseline`` has no rows, or several rows share the same keys.
     """
-    keys = list(keys)
-    cols = [c for c in columns if c in df.columns]
-    base = baseline_rows(df, baseline, keys, cols, by)
-    if base.empty:
+    if not (df[by] == baseline).any():
         raise ValueError(f"baseline: no rows of {by} '{baseline}'")
-    others = df.loc[df[by] != baseline]
-    merged = others.merge(base, on=keys, how="left", suffixes=("", "__base"), sort=False)
-    for c in cols:
-        merged[c] = merged[c] - merged[f"{c}__base"]
-    merged.index = others.index
-    return merged.drop(columns=[f"{c}__base" for c in cols])
+    cols = [c for c in columns if c in df.columns]
+    others = (df[by] != baseline).to_numpy()
+    out = add_paired(df, baseline, [Paired(c, c) for c in cols], keys, by).loc[others]
+    out.index = df.index[others]
+    return out
 
 
 def difference_range(value_range: ValueRange | None) -> ValueRange | None:

@@ -49,14 +49,19 @@ def _relative(x, base):
 _COMBINE = {"difference": _difference, "relative": _relative}
 
 
-def add_paired(df, baseline: str, derived: Sequence[Paired], keys: Sequence[str]):
+def add_paired(
+    df, baseline: str, derived: Sequence[Paired], keys: Sequence[str], by: str = "agent"
+):
     """``df`` with each derived column: a row's metric against the baseline agent's.
 
+    A derived column may have its source's name (it then replaces the source's values).
+
     Args:
-        df: metric rows with ``agent``, the ``keys`` columns and each source metric.
-        baseline: the label of the baseline agent (its own rows get 0).
+        df: metric rows with ``by`` (``agent``), the ``keys`` columns and each source metric.
+        baseline: the ``by`` value of the baseline (its own rows get 0).
         derived: the columns to add.
         keys: columns that pair rows (``seed``, the sweep columns, ``step``).
+        by: the column naming what is compared (an agent, or a run's agent).
 
     Returns:
         A new DataFrame (rows in ``df``'s order); NaN where the baseline has no row (or a
@@ -67,7 +72,7 @@ def add_paired(df, baseline: str, derived: Sequence[Paired], keys: Sequence[str]
     """
     keys = list(keys)
     sources = list(dict.fromkeys(d.metric for d in derived))
-    ref = baseline_rows(df, baseline, keys, sources)
+    ref = baseline_rows(df, baseline, keys, sources, by)
     ref = ref.rename(columns={m: f"_base {m}" for m in sources})
     merged = df.merge(ref, on=keys, how="left", sort=False)
     for d in derived:
