@@ -53,6 +53,18 @@ def make_small(*overrides: tuple[str, Any] | str, **top: Any) -> Scenario:
     return parse_scenario(data, overrides)
 
 
+def scenario_errors(data: Any, *overrides: str) -> list[str]:
+    """The error lines of parsing ``data`` with ``--set`` ``overrides``.
+
+    Fails the test if it parses or raises anything but a ``ScenarioError``.
+    """
+    from simlab.errors import ScenarioError
+
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(data, overrides)
+    return str(info.value).splitlines()
+
+
 def rewrite_rows(run, change) -> None:
     """Replace a run's metric rows by ``change(rows)``, one part per trial (as a flush writes).
 

@@ -12,17 +12,11 @@ from typing import Any
 
 import pytest
 from conftest import SMALL
+from conftest import scenario_errors as _errors
 
 from simlab.errors import ScenarioError
 from simlab.scenario import load_scenario, parse_scenario
 from simlab.validation import foreign_code
-
-
-def _errors(data: Any, *overrides) -> list[str]:
-    """The error lines of parsing ``data``; fails the test if it parses or raises otherwise."""
-    with pytest.raises(ScenarioError) as info:
-        parse_scenario(data, overrides)
-    return str(info.value).splitlines()
 
 
 def _base() -> dict[str, Any]:

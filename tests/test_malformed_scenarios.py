@@ -17,24 +17,17 @@ from typing import Any
 import annotated_types as at
 import pytest
 from conftest import SMALL
+from conftest import scenario_errors as _errors
 from pydantic import BaseModel
 
 from simlab import registry
-from simlab.errors import ScenarioError
 from simlab.params import is_number_annotation
-from simlab.scenario import Scenario, parse_scenario
+from simlab.scenario import Scenario
 from simlab.validation import MAX_SEEDS, MAX_SWEEP_VALUES, MAX_TRIALS
 
 SLOTS = {"users": ["users"], "content": ["content"], "agents": ["agents", 0]}
 SLOTS["rerankers"] = ["platform", "rerankers", 0]
 SKIP_SECTIONS = {"users", "content", "agents", "sweep", "seeds", "metrics"}
-
-
-def _errors(data: Any, *overrides) -> list[str]:
-    """The error lines of parsing ``data``; fails the test if it parses or raises otherwise."""
-    with pytest.raises(ScenarioError) as info:
-        parse_scenario(data, overrides)
-    return str(info.value).splitlines()
 
 
 def _base() -> dict[str, Any]:

@@ -11,21 +11,16 @@ import copy
 import itertools
 
 import pytest
-from conftest import SMALL, make_small
+from conftest import SMALL, make_small, scenario_errors
 
 from simlab import rules
-from simlab.errors import ScenarioError
 from simlab.scenario import parse_scenario
 from simlab.world import World
 
 
 def _errors(*overrides, **top) -> list[str]:
     """The error lines of a small scenario with ``overrides``; fails if it parses."""
-    data = copy.deepcopy(SMALL)
-    data.update(top)
-    with pytest.raises(ScenarioError) as info:
-        parse_scenario(data, overrides)
-    return str(info.value).splitlines()
+    return scenario_errors({**copy.deepcopy(SMALL), **top}, *overrides)
 
 
 def _parses(*overrides, **top) -> None:
