@@ -66,6 +66,8 @@ TARGETS = (
     "dashboard/data.py",
     "simlab/store_read.py",
     "simlab/rules.py",
+    "simlab/keysets.py",
+    "simlab/contract.py",
     "environments",
     "agents",
 )

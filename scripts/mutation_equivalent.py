@@ -317,6 +317,18 @@ SIMLAB: dict[str, list[Equivalent]] = {
             "every impression's user features have one length: first and last agree",
         ),
     ],
+    "simlab/keysets.py": [
+        Equivalent(
+            "out = np.full((counts.shape[0], width), PAD, np.int64)",
+            "out = np.full((counts.shape[ -1], width), PAD, np.int64)",
+            ONE_DIM_LENGTH + " (`counts` is the 1-D diff of indptr)",
+        ),
+        Equivalent(
+            "col = np.arange(items.shape[0]) - np.repeat(indptr[:-1], counts)",
+            "col = np.arange(items.shape[ -1]) - np.repeat(indptr[:-1], counts)",
+            ONE_DIM_LENGTH + " (`items` is the 1-D CSR values)",
+        ),
+    ],
     "simlab/store_read.py": [
         Equivalent(
             'n, want = int(counts.get(i, 0)), int(record.get("steps_done", 0))',

@@ -83,6 +83,18 @@ EXTRA_TESTS = {
         "tests/test_report_result.py",
         "tests/test_report_table_interval.py",
     ],
+    "simlab/keysets.py": [
+        "tests/test_keysets.py",
+        "tests/environments/test_no_repeat.py",
+        "tests/environments/test_consumed_ranked.py",
+        "tests/metrics/test_homogenization_nn.py",
+        "tests/metrics/test_echo_metrics.py",
+        "tests/test_population_parts.py",
+    ],
+    "simlab/contract.py": [
+        "tests/test_contract_outputs.py",
+        "tests/test_population.py",
+    ],
     "simlab/population.py": [
         "tests/test_population_parts.py",
         "tests/test_population.py",

@@ -61,9 +61,10 @@ class PairSet:
 
     def _runs(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(start, stop)`` of each user's run of keys."""
-        users = np.asarray(users, np.int64)
-        lo = np.searchsorted(self.keys, users << _SHIFT, side="left")
-        hi = np.searchsorted(self.keys, (users + 1) << _SHIFT, side="left")
+        first = np.asarray(users, np.int64) << _SHIFT
+        lo = np.searchsorted(self.keys, first, side="left")
+        # past the user's last possible key (the next user's first would overflow at 2**31 - 1)
+        hi = np.searchsorted(self.keys, first | _ITEM_MASK, side="right")
         return lo, hi
 
     def count(self, users: np.ndarray) -> np.ndarray:
