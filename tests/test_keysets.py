@@ -114,8 +114,10 @@ def test_join_csr_of_no_parts_is_none():
 
 @pytest.mark.parametrize("seed", range(8))
 def test_live_items_of_keeps_exactly_the_live_items(seed):
-    """Each user's held items that are live, in CSR form; users with none live (the last
-    one included) get empty rows."""
+    """Each user's held items that are live, in CSR form.
+
+    Users with none live (the last one included) get empty rows.
+    """
     from simlab.keysets import live_items_of
 
     rng = np.random.default_rng(seed)
