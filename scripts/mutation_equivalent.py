@@ -329,6 +329,54 @@ SIMLAB: dict[str, list[Equivalent]] = {
             ONE_DIM_LENGTH + " (`items` is the 1-D CSR values)",
         ),
     ],
+    "simlab/contract.py": [
+        *mutants_of(
+            "if k * _DENSE_RATIO >= n and b * n <= _DENSE_CELLS:",
+            tuple(
+                ("b * n", f"b {op} n")
+                for op in ("%", "**", "//", "/", "+", "-", "<<", ">>", "|", "&", "^")
+            )
+            + tuple((">= n", f"{op} n") for op in ("<=", ">", "<", "==", "!="))
+            + tuple(
+                ("k * _DENSE", f"k {op} _DENSE")
+                for op in ("%", "**", "//", "/", "+", "-", "<<", ">>", "|", "&", "^")
+            )
+            + (
+                ("<= _DENSE_CELLS", "< _DENSE_CELLS"),
+                ("<= _DENSE_CELLS", ">= _DENSE_CELLS"),
+                ("<= _DENSE_CELLS", "> _DENSE_CELLS"),
+                ("<= _DENSE_CELLS", "!= _DENSE_CELLS"),
+                ("<= _DENSE_CELLS", "== _DENSE_CELLS"),
+            ),
+            "which of two exact checks runs (a tally of the users x items cells, or sorted rows): "
+            "a choice of speed and memory, the same answer either way (both tested on long and "
+            "short slates)",
+        ),
+        *mutants_of(
+            "_DENSE_CELLS = 1 << 24",
+            tuple(
+                ("1 << 24", f"1 {op} 24")
+                for op in ("*", "%", "**", "//", "/", "+", "-", ">>", "|", "&", "^")
+            )
+            + (
+                ("1 << 24", "2 << 24"),
+                ("1 << 24", "0 << 24"),
+                ("1 << 24", "1 << 25"),
+                ("1 << 24", "1 << 23"),
+            ),
+            "the largest users x items tally: which of two exact checks runs (speed and memory)",
+        ),
+        *mutants_of(
+            "_DENSE_RATIO = 8",
+            (("= 8", "= 9"), ("= 8", "= 7")),
+            "the slate length from which the tally runs: which of two exact checks (speed)",
+        ),
+        Equivalent(
+            'raise AgentContractError(f"{who} returned {e.args[0]}") from None',
+            'raise AgentContractError(f"{who} returned {e.args[ -1]}") from None',
+            "the catalog's KeyError has one argument, its message: args[0] is args[-1]",
+        ),
+    ],
     "simlab/store_read.py": [
         Equivalent(
             'n, want = int(counts.get(i, 0)), int(record.get("steps_done", 0))',

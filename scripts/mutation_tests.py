@@ -92,7 +92,10 @@ EXTRA_TESTS = {
         "tests/test_population_parts.py",
     ],
     "simlab/contract.py": [
+        "tests/test_contract_rows.py",
+        "tests/test_model_contract.py",
         "tests/test_contract_outputs.py",
+        "tests/test_testing.py",
         "tests/test_population.py",
     ],
     "simlab/population.py": [
