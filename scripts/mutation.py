@@ -68,6 +68,8 @@ TARGETS = (
     "simlab/rules.py",
     "simlab/keysets.py",
     "simlab/contract.py",
+    "simlab/batch.py",
+    "simlab/batch_arrays.py",
     "environments",
     "agents",
 )

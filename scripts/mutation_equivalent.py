@@ -329,6 +329,38 @@ SIMLAB: dict[str, list[Equivalent]] = {
             ONE_DIM_LENGTH + " (`items` is the 1-D CSR values)",
         ),
     ],
+    "simlab/batch_arrays.py": [
+        *mutants_of(
+            "and span <= _TABLE_SPAN * (n + query.size)",
+            tuple(
+                ("_TABLE_SPAN * (", f"_TABLE_SPAN {op} (")
+                for op in ("//", "/", "%", "**", "+", "-", "<<", ">>", "|", "&", "^")
+            )
+            + tuple(("span <= _TABLE", f"span {op} _TABLE") for op in ("<", ">", ">=", "==", "!=")),
+            "which of two exact lookups runs (a table of the span, or the binary search): speed "
+            "and memory only (every path is tested against the binary search)",
+        ),
+        *mutants_of(
+            "query.size >= _TABLE_MIN",
+            tuple((">= _TABLE_MIN", f"{op} _TABLE_MIN") for op in ("<", ">", "<=", "==", "!=")),
+            "which of two exact lookups runs (a table of the span, or the binary search): speed",
+        ),
+        Equivalent(
+            'want = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"',
+            'want = "(" + ", ".join(dims) + ("," if len(dims) <= 1 else "") + ")"',
+            "every checked shape has at least one dimension: `len(dims)` is never 0",
+        ),
+        Equivalent(
+            "return [slice(i * t, (i + 1) * t if i < n - 1 else rows) for i in range(n)]",
+            "return [slice(i * t, (i + 1) * t if i != n - 1 else rows) for i in range(n)]",
+            "`i` runs over range(n): below n - 1 and other than n - 1 agree",
+        ),
+        Equivalent(
+            "return (np.broadcast_to, (self.row, (self.n, self.row.shape[0])))",
+            "return (np.broadcast_to, (self.row, (self.n, self.row.shape[ -1])))",
+            ONE_DIM_LENGTH + " (the one row sent)",
+        ),
+    ],
     "simlab/contract.py": [
         *mutants_of(
             "if k * _DENSE_RATIO >= n and b * n <= _DENSE_CELLS:",

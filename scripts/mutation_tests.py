@@ -91,6 +91,17 @@ EXTRA_TESTS = {
         "tests/metrics/test_echo_metrics.py",
         "tests/test_population_parts.py",
     ],
+    "simlab/batch_arrays.py": [
+        "tests/test_lookup_sorted.py",
+        "tests/test_batch.py",
+        "tests/test_read_only_inputs.py",
+    ],
+    "simlab/batch.py": [
+        "tests/test_batch.py",
+        "tests/test_lookup_sorted.py",
+        "tests/test_read_only_inputs.py",
+        "tests/test_contract_rows.py",
+    ],
     "simlab/contract.py": [
         "tests/test_contract_rows.py",
         "tests/test_model_contract.py",

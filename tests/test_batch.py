@@ -346,3 +346,33 @@ def test_candidate_pool_is_the_shared_row_or_every_row(num_users):
     own = np.stack([rng.permutation(cat.item_ids)[:3] for _ in range(num_users)])
     apart = Observation(candidates=own, **base)
     assert apart.candidate_pool is apart.candidates
+
+
+@pytest.mark.parametrize("rows", [1, 64, 65, 200, 1000, 40_001])
+@pytest.mark.parametrize(("width", "cells"), [(1, 1), (7, 640), (100, 1 << 16), (3, 1 << 20)])
+def test_row_blocks_align_to_64_rows_by_default(rows, width, cells):
+    """Without ``align`` the blocks are those of 64-row alignment (BLAS's bits rely on it)."""
+    blocks = row_blocks(rows, width, cells)
+    assert blocks == row_blocks(rows, width, cells, 64)
+    assert all(b.start % 64 == 0 for b in blocks)
+
+
+@pytest.mark.parametrize(
+    ("make", "broadcast"),
+    [
+        (lambda a: np.broadcast_to(a[0], a.shape), True),
+        (lambda a: a, False),
+        (lambda a: a[::-1], False),  # a negative row stride is no broadcast
+        (lambda a: a[::-2], False),
+        (lambda a: np.broadcast_to(a[0], (1, a.shape[1])), False),  # one row: nothing shared
+        (lambda a: a[0], False),  # 1-D
+        (lambda a: np.broadcast_to(a[0], (4, 2, a.shape[1])), False),  # 3-D
+        (lambda a: np.ascontiguousarray(np.broadcast_to(a[0], a.shape)), False),  # a copy
+    ],
+)
+def test_is_row_broadcast_only_for_zero_row_strides(make, broadcast):
+    """A ``(B > 1, C)`` view with a row stride of 0, and nothing else."""
+    from simlab.batch import is_row_broadcast
+
+    a = np.arange(12, dtype=np.int64).reshape(4, 3)
+    assert is_row_broadcast(make(a)) is broadcast

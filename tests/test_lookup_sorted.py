@@ -92,3 +92,29 @@ def test_other_dtypes_take_the_binary_search(monkeypatch):
         lookup_sorted(ids.astype(np.int64), query), reference(ids, query), strict=True
     ):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 8, 9, 64, 65])
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+@pytest.mark.parametrize("width", [1, 2, 5])
+def test_ids_one_gap_from_consecutive(mode, n, where, width):
+    """Ids consecutive but for one gap (anywhere; odd and even counts) are not consecutive.
+
+    Every id, each missing one and the neighbours get the binary search's answers.
+    """
+    at = {"first": 1, "middle": n // 2, "last": n - 1}[where]
+    ids = np.arange(n, dtype=np.int64) + 7
+    ids[at:] += width
+    query = np.tile(np.arange(ids[0] - 2, ids[-1] + 3), 30)  # >= 256 queries: the table too
+    for got, want in zip(lookup_sorted(ids, query), reference(ids, query), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("lo", [-1, -3, -40, -1000])
+@pytest.mark.parametrize("gap", [1, 2, 3])
+def test_negative_ids(mode, lo, gap):
+    """Ids from below 0 (the span counted from the smallest): hits and misses at both ends."""
+    ids = np.arange(60, dtype=np.int64) * gap + lo
+    query = np.tile(np.arange(ids[0] - 3, ids[-1] + 4), 5)
+    for got, want in zip(lookup_sorted(ids, query), reference(ids, query), strict=True):
+        np.testing.assert_array_equal(got, want)
