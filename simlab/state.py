@@ -69,6 +69,9 @@ def encode(value: Any, arrays: list[np.ndarray], path: str = "state") -> Any:
     Raises:
         StateFormatError: a leaf is not data; the message names its path in the tree.
     """
+    if isinstance(value, np.generic):  # before the plain types: np.float64 is a float
+        node = encode(np.asarray(value), arrays, path)
+        return {"$scalar": node["$array"]}
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, int):
@@ -78,11 +81,9 @@ def encode(value: Any, arrays: list[np.ndarray], path: str = "state") -> Any:
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in _ALLOWED_KINDS:
             raise StateFormatError(f"{path}: arrays of dtype {value.dtype} cannot be saved")
-        arrays.append(np.ascontiguousarray(value))
+        # (np.ascontiguousarray would make a 0-d array, and so a numpy scalar, 1-D)
+        arrays.append(value if value.flags.c_contiguous else np.ascontiguousarray(value))
         return {"$array": len(arrays) - 1}
-    if isinstance(value, np.generic):
-        node = encode(np.asarray(value), arrays, path)
-        return {"$scalar": node["$array"]}
     if _is_torch(value):
         return _encode_tensor(value, arrays, path)
     if isinstance(value, tuple):
