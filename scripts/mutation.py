@@ -70,6 +70,7 @@ TARGETS = (
     "simlab/contract.py",
     "simlab/batch.py",
     "simlab/batch_arrays.py",
+    "simlab/state.py",
     "environments",
     "agents",
 )

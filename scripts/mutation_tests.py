@@ -102,6 +102,11 @@ EXTRA_TESTS = {
         "tests/test_read_only_inputs.py",
         "tests/test_contract_rows.py",
     ],
+    "simlab/state.py": [
+        "tests/test_state_tree.py",
+        "tests/metrics/test_metric_state.py",
+        "tests/test_checkpoint_faults.py",
+    ],
     "simlab/contract.py": [
         "tests/test_contract_rows.py",
         "tests/test_model_contract.py",

@@ -80,8 +80,10 @@ def _round_trip(tree, tmp_path):
 
 @pytest.mark.parametrize("name", sorted(ARRAYS))
 def test_every_array_kind_round_trips(name, tmp_path):
-    """Dtype, shape (0-d included) and values back, and an element as a numpy scalar; a
-    view comes back as an array of its values."""
+    """Dtype, shape (0-d included) and values back, and an element as a numpy scalar.
+
+    A view comes back as an array of its values.
+    """
     a = ARRAYS[name]
     back = _round_trip({"a": a, "scalar": a.reshape(-1)[0] if a.size else None}, tmp_path)
     assert _same(back["a"], a.copy())
