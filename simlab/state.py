@@ -22,6 +22,7 @@ import inspect
 import io
 import json
 import math
+import tokenize
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -184,6 +185,8 @@ _READ_ERRORS = (
     RecursionError,
     RuntimeError,
     NotImplementedError,
+    SyntaxError,  # numpy parsing a damaged ``.npy`` header (ast, then tokenize)
+    tokenize.TokenError,
     zipfile.BadZipFile,
 )
 """What reading a damaged zip, JSON or ``.npy`` member raises."""

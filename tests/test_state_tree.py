@@ -159,6 +159,7 @@ CRAFTED = {
     "three keys": ({"$array": 0, "x": 1, "y": 2}, "not a state node"),
     "empty dict node": ({}, "not a state node"),
     "array index past the file": ({"$array": 3}, "refers to array 3, which the file lacks"),
+    "array index one past the last": ({"$array": 1}, "refers to array 1, which the file lacks"),
     "negative array index": ({"$array": -1}, "refers to array -1"),
     "bool array index": ({"$array": True}, "refers to array True"),
     "string array index": ({"$scalar": "0"}, "refers to array '0'"),
@@ -195,6 +196,8 @@ def test_crafted_nodes_are_refused(name, tmp_path):
         ("not a zip", "not a readable state file (BadZipFile"),
         ("truncated array", "not a readable state file"),
         ("nested too deep", "not a readable state file (RecursionError"),
+        ("damaged npy header", "not a readable state file ("),
+        ("npy header not a dict", "not a readable state file ("),
     ],
 )
 def test_damaged_or_crafted_files_are_refused(kind, message, tmp_path):
@@ -217,10 +220,21 @@ def test_damaged_or_crafted_files_are_refused(kind, message, tmp_path):
             tmp_path, {"$array": 0}, raw_members={"arrays/0.npy": good.getvalue()[:90]}
         ),
         "nested too deep": lambda: _file(tmp_path, "[" * 100_000 + "]" * 100_000),
+        "damaged npy header": lambda: _file(
+            tmp_path, {"$array": 0}, raw_members={"arrays/0.npy": _npy_header(b"{'descr': ")}
+        ),
+        "npy header not a dict": lambda: _file(
+            tmp_path, {"$array": 0}, raw_members={"arrays/0.npy": _npy_header(b"[1, 2]")}
+        ),
     }[kind]()
     with pytest.raises(StateFormatError) as e:
         read_tree(path)
     assert message in str(e.value)
+
+
+def _npy_header(text: bytes) -> bytes:
+    """A ``.npy`` member whose header is ``text`` (and no data)."""
+    return b"\x93NUMPY\x01\x00" + (len(text) + 1).to_bytes(2, "little") + text + b"\n"
 
 
 def _no_tree(tmp_path):
@@ -339,3 +353,30 @@ def test_writable_copies_only_read_only_arrays():
 def test_allowed_kinds_are_exactly_numbers_bools_strings_and_times():
     """The dtype kinds a file may hold: no objects, no void records."""
     assert state._ALLOWED_KINDS == frozenset("biufcUSmM")
+
+
+def test_long_nodes_and_errors_are_cut_to_a_readable_length(tmp_path):
+    """A malformed node is quoted to 80 characters, a reader's error to 200."""
+    node = {"k" * 120: 1, "b": 2, "c": 3}
+    with pytest.raises(StateFormatError) as e:
+        read_tree(_file(tmp_path, {"$dict": [["x", node]]}))
+    assert str(e.value) == f"state.x: not a state node: {str(node)[:80]}"
+    header = _npy_header(b"{" + b" " * 10_050 + b"}")  # numpy's long "too large" error
+    path = _file(tmp_path, {"$array": 0}, raw_members={"arrays/0.npy": header})
+    with pytest.raises(StateFormatError) as e:
+        read_tree(path)
+    text = str(e.value)
+    kind, inner = text.split("not a readable state file (", 1)[1][:-1].split(": ", 1)
+    assert kind == "ValueError"
+    assert len(inner) == 200 and text.endswith(")")
+
+
+def test_a_plain_value_replaces_an_object_attribute():
+    """A value is set as it is, not merged into the object the attribute holds.
+
+    Both a loaded dict that is no nested helper state, and any value over an attribute that
+    holds a non-data object.
+    """
+    c = _Component()
+    load_component_state(c, {"helper": {"a": 1}, "stream": 5})
+    assert c.helper == {"a": 1} and c.stream == 5
