@@ -71,6 +71,8 @@ TARGETS = (
     "simlab/batch.py",
     "simlab/batch_arrays.py",
     "simlab/state.py",
+    "simlab/scenario_overrides.py",
+    "simlab/yaml_io.py",
     "environments",
     "agents",
 )

@@ -329,6 +329,23 @@ SIMLAB: dict[str, list[Equivalent]] = {
             ONE_DIM_LENGTH + " (`items` is the 1-D CSR values)",
         ),
     ],
+    "simlab/batch.py": [
+        Equivalent(
+            "if self.shared_candidates and b == 0:",
+            "if self.shared_candidates and b <= 0:",
+            "`b` is an array's length: never below 0",
+        ),
+        Equivalent(
+            "return int(self.user_ids.shape[0])",
+            "return int(self.user_ids.shape[ -1])",
+            ONE_DIM_LENGTH + " (`user_ids` is checked 1-D when the observation is built)",
+        ),
+        Equivalent(
+            "width = max((f.slates.shape[1] for f in steps), default=0)",
+            "width = max((f.slates.shape[1] for f in steps), default= -1)",
+            "the default applies only to a log of no step, which pads nothing",
+        ),
+    ],
     "simlab/batch_arrays.py": [
         *mutants_of(
             "and span <= _TABLE_SPAN * (n + query.size)",

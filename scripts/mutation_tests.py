@@ -97,10 +97,21 @@ EXTRA_TESTS = {
         "tests/test_read_only_inputs.py",
     ],
     "simlab/batch.py": [
+        "tests/test_batch_cases.py",
         "tests/test_batch.py",
         "tests/test_lookup_sorted.py",
         "tests/test_read_only_inputs.py",
         "tests/test_contract_rows.py",
+    ],
+    "simlab/scenario_overrides.py": [
+        "tests/test_scenario.py",
+        "tests/test_malformed_cli.py",
+        "tests/test_malformed_scenarios.py",
+    ],
+    "simlab/yaml_io.py": [
+        "tests/test_malformed_yaml.py",
+        "tests/test_scenario.py",
+        "tests/test_malformed_cli.py",
     ],
     "simlab/state.py": [
         "tests/test_state_tree.py",
