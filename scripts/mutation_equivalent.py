@@ -329,6 +329,19 @@ SIMLAB: dict[str, list[Equivalent]] = {
             ONE_DIM_LENGTH + " (`items` is the 1-D CSR values)",
         ),
     ],
+    "simlab/scenario_overrides.py": [
+        *mutants_of(
+            "if not -len(node) <= tok < len(node):",
+            (
+                ("-len(node) <=", "~len(node) <="),
+                ("-len(node) <=", "-len(node) !="),
+                ("-len(node) <=", "-len(node) is not"),
+                ("-len(node) <=", "-len(node) <"),
+            ),
+            "list positions are never negative (the path parser refuses them), so only the "
+            "upper bound can fail",
+        ),
+    ],
     "simlab/batch.py": [
         Equivalent(
             "if self.shared_candidates and b == 0:",

@@ -104,6 +104,7 @@ EXTRA_TESTS = {
         "tests/test_contract_rows.py",
     ],
     "simlab/scenario_overrides.py": [
+        "tests/test_scenario_overrides.py",
         "tests/test_scenario.py",
         "tests/test_malformed_cli.py",
         "tests/test_malformed_scenarios.py",

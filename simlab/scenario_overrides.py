@@ -54,8 +54,10 @@ def parse_set(item: str) -> tuple[str, Any]:
         value = load_yaml(text, "value") if text.strip() else ""
     except ScenarioError as e:
         problem = str(e).removeprefix("value").lstrip(":0123456789 ")
+        shown = short(text)  # repr's quotes, or its first quote and "..." when cut
+        shown = shown[1:] if len(shown) < len(repr(text)) else shown[1:-1]
         raise ScenarioError(
-            f"--set {path}: value '{short(text)[1:-1]}' is not valid YAML ({problem}); "
+            f"--set {path}: value '{shown}' is not valid YAML ({problem}); "
             "quote it to pass a string"
         ) from None
     _parse_path(path)
