@@ -358,6 +358,11 @@ SIMLAB: dict[str, list[Equivalent]] = {
             "width = max((f.slates.shape[1] for f in steps), default= -1)",
             "the default applies only to a log of no step, which pads nothing",
         ),
+        Equivalent(
+            "out = np.full(clicked_pos.shape[0], PAD, slates.dtype)",
+            "out = np.full(clicked_pos.shape[ -1], PAD, slates.dtype)",
+            ONE_DIM_LENGTH + " (click positions are checked 1-D with the feedback)",
+        ),
     ],
     "simlab/batch_arrays.py": [
         *mutants_of(

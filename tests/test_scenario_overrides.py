@@ -68,6 +68,7 @@ def test_negative_positions_are_refused_with_the_fix(path):
         ("agents.x", "agents.x: 'agents' is a list; use an index"),
         ("agents[2]", "agents[2]: index out of range; 'agents' has 2 entries"),
         ("agents[2].model", "agents[2]: index out of range; 'agents' has 2 entries"),
+        ("agents[7]", "agents[7]: index out of range; 'agents' has 2 entries"),
         ("users[0]", "users[0]: 'users' is a mapping, not a list"),
         ("steps.x", "steps.x: cannot set inside 'steps', which is int 5"),
         ("agents[0].model.name", "agents[0].model.name: cannot set inside 'agents[0].model', "
