@@ -342,6 +342,15 @@ SIMLAB: dict[str, list[Equivalent]] = {
             "upper bound can fail",
         ),
     ],
+    "simlab/yaml_io.py": [
+        Equivalent(
+            "def construct_mapping(self, node, deep=False):  # noqa: D102 - PyYAML hook",
+            "def construct_mapping(self, node, deep=True):  # noqa: D102 - PyYAML hook",
+            "building a mapping's values at once (deep) or after it (PyYAML's generators) gives "
+            "the same tree; only a self-containing document would differ, and it is refused "
+            "before construction",
+        ),
+    ],
     "simlab/batch.py": [
         Equivalent(
             "if self.shared_candidates and b == 0:",

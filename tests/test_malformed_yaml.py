@@ -31,6 +31,16 @@ YAML_CASES = [
         ),
         "aliases expand to more than",
     ),
+    (  # seven levels of ten (10^7 values) and ten more aliases of the sixth: a count that
+        # a sign error in the sum (alternating signs per level) would cancel
+        "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+        + "".join(
+            f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n"
+            for p, c in zip("abcdef", "bcdefg", strict=True)
+        )
+        + "".join(f"p{i}: *f\n" for i in range(10)),
+        "aliases expand to more than 1,000,000 values",
+    ),
     ("steps: " + "[" * 3000 + "]" * 3000 + "\n", "YAML nested too deeply"),
 ]
 
@@ -131,5 +141,32 @@ def test_oversized_scenario_file_is_refused(tmp_path):
     """A file over the size limit is refused before it is parsed."""
     path = tmp_path / "huge.yaml"
     path.write_bytes(b"# " + b"x" * (11 << 20) + b"\nname: a\n")
-    with pytest.raises(ScenarioError, match="a scenario is at most 10 MiB"):
+    with pytest.raises(ScenarioError) as e:
         load_scenario(path)
+    assert str(e.value) == f"{path}: scenario file is 11.0 MiB; a scenario is at most 10 MiB"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "line"),
+    [("steps: 5\nsteps: 6\n", "steps", 1), ("name: a\n\n\nsteps: 5\nsteps: 6\n", "steps", 4),
+     ("users:\n  model: logit\n  num_users: 3\n  model: chaney\n", "model", 2),
+     ("a: 1\nb: 2\nc: 3\nd: 4\ne: 5\nf: 6\ng: 7\na: 8\n", "a", 1)],
+)  # fmt: skip
+def test_a_duplicate_key_names_the_line_it_was_first_set_on(tmp_path, text, key, line):
+    """Lines count from 1, as editors show them."""
+    path = tmp_path / "dup.yaml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(path)
+    assert f"duplicate key '{key}' (first set on line {line})" in str(e.value)
+
+
+def test_aliases_below_the_limit_are_read():
+    """Five levels of ten (100,000 values): a large tree, but under the limit."""
+    from simlab.yaml_io import load_yaml
+
+    text = "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+        f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcd", "bcde", strict=True)
+    )
+    data = load_yaml(text, "aliases")
+    assert len(data["e"]) == 10 and data["e"][9][9][9][9] == [1] * 10
