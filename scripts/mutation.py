@@ -73,6 +73,7 @@ TARGETS = (
     "simlab/state.py",
     "simlab/scenario_overrides.py",
     "simlab/yaml_io.py",
+    "simlab/runlock.py",
     "environments",
     "agents",
 )

@@ -114,6 +114,10 @@ EXTRA_TESTS = {
         "tests/test_scenario.py",
         "tests/test_malformed_cli.py",
     ],
+    "simlab/runlock.py": [
+        "tests/test_runlock.py",
+        "tests/test_store_read.py",
+    ],
     "simlab/state.py": [
         "tests/test_state_tree.py",
         "tests/metrics/test_metric_state.py",
