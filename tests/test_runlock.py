@@ -125,3 +125,28 @@ def test_a_lock_file_that_cannot_be_created_is_a_clear_error(tmp_path):
         lock.acquire(wait=0)
     assert str(e.value).startswith(f"{tmp_path / 'gone' / LOCK}: cannot create the run's lock")
     assert not lock.held
+
+
+def test_a_short_wait_still_retries(tmp_path):
+    """Under a second of wait, a holder that leaves at once still lets the writer in."""
+    first = RunLock(tmp_path)
+    first.acquire()
+    timer = threading.Timer(0.01, first.release)
+    timer.start()
+    second = RunLock(tmp_path)
+    try:
+        second.acquire(wait=0.95)
+        assert second.held
+    finally:
+        timer.join()
+        second.release()
+
+
+def test_the_lock_file_is_readable_by_all_and_writable_by_its_owner(tmp_path):
+    """Mode 0o644 (less the umask): readers of other users can test it; nobody executes it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    lock = RunLock(tmp_path)
+    lock.acquire(wait=0)
+    lock.release()
+    assert os.stat(tmp_path / LOCK).st_mode & 0o777 == 0o644 & ~umask
