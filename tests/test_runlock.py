@@ -69,21 +69,6 @@ def test_a_holder_that_wrote_nothing_is_named_pid_unknown(tmp_path):
         os.close(fd)
 
 
-def test_a_lock_freed_during_the_wait_is_taken(tmp_path):
-    """The writer retries until its wait ends: a holder that leaves meanwhile lets it in."""
-    first = RunLock(tmp_path)
-    first.acquire()
-    timer = threading.Timer(0.2, first.release)
-    timer.start()
-    second = RunLock(tmp_path)
-    try:
-        second.acquire(wait=10.0)
-        assert second.held and not first.held
-    finally:
-        timer.join()
-        second.release()
-
-
 def test_release_is_idempotent_and_frees_the_lock(tmp_path):
     """Released twice without error; the next writer takes it; acquiring twice is a no-op."""
     lock = RunLock(tmp_path)
@@ -127,16 +112,20 @@ def test_a_lock_file_that_cannot_be_created_is_a_clear_error(tmp_path):
     assert not lock.held
 
 
-def test_a_short_wait_still_retries(tmp_path):
-    """Under a second of wait, a holder that leaves at once still lets the writer in."""
+@pytest.mark.parametrize(("leaves_after", "wait"), [(0.2, 10.0), (0.01, 0.95)])
+def test_a_lock_freed_during_the_wait_is_taken(tmp_path, leaves_after, wait):
+    """The writer retries until its wait ends, under a second of wait too.
+
+    A holder that leaves meanwhile lets it in.
+    """
     first = RunLock(tmp_path)
     first.acquire()
-    timer = threading.Timer(0.01, first.release)
+    timer = threading.Timer(leaves_after, first.release)
     timer.start()
     second = RunLock(tmp_path)
     try:
-        second.acquire(wait=0.95)
-        assert second.held
+        second.acquire(wait=wait)
+        assert second.held and not first.held
     finally:
         timer.join()
         second.release()
